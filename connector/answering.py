@@ -1,0 +1,171 @@
+"""The spine: verified query → policy → match → redact → log → signed answer."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+from connector.enquiries import Entry, EnquiryLog, new_enquiry_id
+from connector.errors import InvalidCriteria, Replay
+from connector.identity import Signer
+from connector.peers.trust import TrustStore
+from connector.policy import InboundDecision, Policy
+from connector.protocol import (
+    Check,
+    CheckResult,
+    Hit,
+    Query,
+    digest,
+    open_envelope,
+    parse_query,
+    sign_answer,
+)
+from connector.ratelimit import RateLimiter
+from connector.records.criteria import Criteria, parse_criteria
+from connector.records.model import make_ref
+from connector.records.store import RecordStore
+from connector.vocabulary import AnswerLevel, Category
+
+log = structlog.get_logger("connector.answering")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Answered:
+    """What the peer API sends back, and what notifications need to know later."""
+
+    token: bytes
+    enquiry: Entry
+    query: Query
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Decided:
+    check: Check
+    decision: InboundDecision
+    result: CheckResult
+
+
+class Answerer:
+    """Answers one query token. Collaborators are passed in; the policy and the trust store
+    are read once per query so a reload never splits a query between two versions."""
+
+    def __init__(self, *, node: str, signer: Signer, store: RecordStore, enquiry_log: EnquiryLog,
+                 policy: Callable[[], Policy], trust: Callable[[], TrustStore],
+                 limiter: RateLimiter, clock: Callable[[], float]) -> None:
+        self.node = node
+        self.signer = signer
+        self.store = store
+        self.log = enquiry_log
+        self.policy = policy
+        self.trust = trust
+        self.limiter = limiter
+        self.clock = clock
+
+    async def answer(self, token: bytes) -> Answered:
+        now = self.clock()
+        trust = self.trust()
+        when = datetime.fromtimestamp(now, UTC)
+        envelope = open_envelope(token, resolve_kid=lambda kid: trust.resolve(kid, when),
+                                 me=self.node, now=now)
+        if self.log.seen(envelope.iss, envelope.jti):
+            raise Replay("this jti was already used by this issuer", jti=envelope.jti)
+        query = parse_query(envelope)
+        parsed = [self._criteria(i, c) for i, c in enumerate(query.checks)]
+        policy = self.policy()
+        decided = [await self._decide(query, check, criteria, policy)
+                   for check, criteria in zip(query.checks, parsed, strict=True)]
+        results = tuple(d.result for d in decided)
+        enquiry_id = new_enquiry_id(now)
+        answer = sign_answer(signer=self.signer, iss=self.node, aud=query.iss,
+                             in_reply_to=query.jti, query_digest=digest(token),
+                             enquiry=enquiry_id, results=results, now=now)
+        entry = Entry(
+            id=enquiry_id, at=now, direction="in", peer=query.iss, iss=query.iss, jti=query.jti,
+            sub=query.sub, agency_kind=query.agency_kind.value, purpose=query.purpose.value,
+            case_ref=query.case, decision=_overall(results),
+            rules=tuple(d.decision.rule or "(default deny)" for d in decided),
+            policy_digest=policy.digest,
+            checks=tuple({"id": c.id, "category": c.category.value, "criteria": dict(c.criteria)}
+                         for c in query.checks),
+            results=tuple(_result_summary(d) for d in decided),
+            hit_refs=tuple(h.ref for r in results for h in r.hits),
+            answer_digest=digest(answer), error=None, query_token=token.decode("ascii"),
+        )
+        # The row is committed before the answer leaves: no answer without its evidence.
+        await self.log.append(entry)
+        log.info("enquiry_answered", enquiry=enquiry_id, peer=query.iss, purpose=query.purpose.value,
+                 decision=entry.decision, rules=list(entry.rules), hits=len(entry.hit_refs))
+        return Answered(token=answer, enquiry=entry, query=query)
+
+    @staticmethod
+    def _criteria(index: int, check: Check) -> Criteria | None:
+        try:
+            return parse_criteria(check.category, check.criteria)
+        except InvalidCriteria as exc:
+            raise InvalidCriteria(exc.detail, field=f"checks.{index}.criteria.{exc.field}",
+                                  check=check.id) from exc
+
+    async def _decide(self, query: Query, check: Check, criteria: Criteria | None,
+                      policy: Policy) -> _Decided:
+        decision = policy.decide_inbound(peer=query.iss, agency_kind=query.agency_kind,
+                                         purpose=query.purpose, category=check.category,
+                                         has_case=query.case is not None)
+        if decision.level is AnswerLevel.NONE:
+            result = CheckResult(check=check.id, status="denied", level=AnswerLevel.NONE,
+                                 reason=decision.reason or "policy")
+            return _Decided(check=check, decision=decision, result=result)
+        if decision.rate is not None and decision.rule is not None:
+            allowed, retry_after = self.limiter.try_acquire((query.iss, decision.rule),
+                                                            decision.rate)
+            if not allowed:
+                result = CheckResult(check=check.id, status="denied", level=AnswerLevel.NONE,
+                                     reason="rate_limited", retry_after=retry_after)
+                return _Decided(check=check, decision=decision, result=result)
+        if criteria is None:
+            result = CheckResult(check=check.id, status="error", level=decision.level,
+                                 reason="category_not_held")
+            return _Decided(check=check, decision=decision, result=result)
+        hits = await self._search(check, criteria, decision)
+        result = CheckResult(check=check.id, status="hit" if hits else "no_hit",
+                             level=decision.level, hits=hits)
+        return _Decided(check=check, decision=decision, result=result)
+
+    async def _search(self, check: Check, criteria: Criteria,
+                      decision: InboundDecision) -> tuple[Hit, ...]:
+        found = await self.store.find_documents(criteria, check.limit)
+        return tuple(
+            Hit(ref=make_ref(self.node, Category.TRAVEL_DOCUMENTS, doc.id), score=1.0,
+                record=_visible(doc.fields(), decision))
+            for doc in found
+        )
+
+
+def _visible(record: dict[str, Any], decision: InboundDecision) -> dict[str, Any]:
+    """Only the fields the level reveals, minus those the rule redacts (`fields` is both)."""
+    return {k: v for k, v in record.items() if k in decision.fields}
+
+
+def _result_summary(d: _Decided) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "check": d.check.id, "category": d.check.category.value, "status": d.result.status,
+        "level": d.result.level.value, "rule": d.decision.rule,
+        "hits": [h.ref for h in d.result.hits],
+    }
+    if d.result.reason:
+        out["reason"] = d.result.reason
+    return out
+
+
+def _overall(results: tuple[CheckResult, ...]) -> Any:
+    statuses = {r.status for r in results}
+    if statuses == {"denied"}:
+        return "denied"
+    if statuses == {"error"}:
+        return "error"
+    if "denied" in statuses or "error" in statuses:
+        return "partial"
+    return "answered"

@@ -1,0 +1,222 @@
+"""Composition root: builds every object from the settings and runs the node's lifecycles."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import ssl
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+import aiohttp
+import structlog
+from aiohttp import web
+
+from connector.answering import Answerer
+from connector.asking import Asker
+from connector.config import Settings
+from connector.enquiries import EnquiryLog
+from connector.errors import ConfigError
+from connector.identity import Signer
+from connector.keyfiles import certificate_fingerprint, read_signing_key
+from connector.live import LiveState
+from connector.peers.client import PeerClient
+from connector.ratelimit import RateLimiter
+from connector.records.store import RecordStore
+from connector.sdnotify import SystemdNotifier
+from connector.server.local_api import make_local_app
+from connector.server.peer_api import ANSWERER, IDENTITY, IdentityToken, make_peer_app
+
+log = structlog.get_logger("connector.app")
+
+RECORDS = web.AppKey("records", RecordStore)
+ENQUIRY_LOG = web.AppKey("enquiry_log", EnquiryLog)
+NODE = web.AppKey("node", "Node")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Node:
+    """What every part of a node is built from: settings, identity, live policy and peers."""
+
+    settings: Settings
+    signer: Signer
+    tls_fingerprint: str
+    live: LiveState
+    clock: Callable[[], float]
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, clock: Callable[[], float] = time.time) -> Node:
+        signer = Signer(read_signing_key(settings.path(settings.key_file)))
+        try:
+            cert = settings.path(settings.tls.cert).read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"cannot read the TLS certificate: {exc}") from exc
+        live = LiveState(policy_dir=settings.path(settings.policy_dir),
+                         peers_file=settings.path(settings.peers_file))
+        return cls(settings=settings, signer=signer, tls_fingerprint=certificate_fingerprint(cert),
+                   live=live, clock=clock)
+
+    def load_live(self) -> None:
+        """At start there is no older version to keep: a broken file stops the node."""
+        report = self.live.reload()
+        if report.problems:
+            raise ConfigError("; ".join(f"{k}: {v}" for k, v in report.problems.items()),
+                              problems=report.problems)
+
+    def ssl_context(self) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        s = self.settings
+        ctx.load_cert_chain(s.path(s.tls.cert), s.path(s.tls.key))
+        return ctx
+
+    def open_records(self) -> RecordStore:
+        return RecordStore.open(self.settings.records_url)
+
+    def open_enquiry_log(self) -> EnquiryLog:
+        return EnquiryLog.open(self.settings.enquiries_url)
+
+    @contextlib.asynccontextmanager
+    async def asker(self) -> AsyncIterator[Asker]:
+        """An Asker with its own client session and log handle, for commands and tests."""
+        enquiry_log = self.open_enquiry_log()
+        try:
+            async with aiohttp.ClientSession() as session:
+                client = PeerClient(session=session, signer=self.signer, node=self.settings.node,
+                                    clock=self.clock, timeout=self.settings.outgoing.timeout)
+                yield Asker(node=self.settings.node, client=client, enquiry_log=enquiry_log,
+                            policy=self.live.current_policy, trust=self.live.current_trust,
+                            clock=self.clock,
+                            query_lifetime=self.settings.outgoing.query_lifetime)
+        finally:
+            enquiry_log.close()
+
+
+# --- one cleanup_ctx generator per resource ---------------------------------------------------
+
+
+async def records_ctx(app: web.Application) -> AsyncIterator[None]:
+    store = app[NODE].open_records()
+    app[RECORDS] = store
+    yield
+    store.close()
+
+
+async def enquiry_log_ctx(app: web.Application) -> AsyncIterator[None]:
+    enquiry_log = app[NODE].open_enquiry_log()
+    app[ENQUIRY_LOG] = enquiry_log
+    yield
+    enquiry_log.close()
+
+
+async def answerer_ctx(app: web.Application) -> AsyncIterator[None]:
+    node = app[NODE]
+    monotonic = time.monotonic
+    app[ANSWERER] = Answerer(
+        node=node.settings.node, signer=node.signer, store=app[RECORDS],
+        enquiry_log=app[ENQUIRY_LOG], policy=node.live.current_policy,
+        trust=node.live.current_trust, limiter=RateLimiter(clock=monotonic), clock=node.clock)
+    app[IDENTITY] = IdentityToken(signer=node.signer, node=node.settings.node,
+                                  tls_fingerprint=node.tls_fingerprint,
+                                  url=node.settings.peer_url, clock=node.clock)
+    yield
+
+
+async def policy_watch_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Policy and peers files are polled, so an edit takes effect without a signal."""
+    node = app[NODE]
+    interval = node.settings.policy_reload_interval
+
+    async def watch() -> None:
+        while True:
+            await asyncio.sleep(interval)
+            node.live.reload_if_changed()
+
+    task = asyncio.create_task(watch()) if interval > 0 else None
+    yield
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def build_peer_app(node: Node) -> web.Application:
+    app = make_peer_app()
+    app[NODE] = node
+    app.cleanup_ctx.extend([records_ctx, enquiry_log_ctx, answerer_ctx, policy_watch_ctx])
+    return app
+
+
+# --- running ---------------------------------------------------------------------------------
+
+
+class Service:
+    """A running node: the peer listener (TLS) and the local listener."""
+
+    def __init__(self, node: Node, *, notifier: SystemdNotifier | None = None,
+                 shutdown_timeout: float = 25.0) -> None:
+        self.node = node
+        self.notifier = notifier or SystemdNotifier.from_env({})
+        self.shutdown_timeout = shutdown_timeout
+        self.peer_app = build_peer_app(node)
+        self.local_app = make_local_app(node.live)
+        self._runners: list[web.AppRunner] = []
+        self.peer_port = 0
+        self.local_port = 0
+
+    async def start(self) -> None:
+        s = self.node.settings
+        peer_runner = web.AppRunner(self.peer_app, shutdown_timeout=self.shutdown_timeout,
+                                    access_log=None)
+        await peer_runner.setup()
+        self._runners.append(peer_runner)
+        await web.TCPSite(peer_runner, s.listen.peer.host, s.listen.peer.port,
+                          ssl_context=self.node.ssl_context(), backlog=1024).start()
+        self.peer_port = int(peer_runner.addresses[0][1])
+        local_runner = web.AppRunner(self.local_app, shutdown_timeout=5.0, access_log=None)
+        await local_runner.setup()
+        self._runners.append(local_runner)
+        await web.TCPSite(local_runner, s.listen.local.host, s.listen.local.port).start()
+        self.local_port = int(local_runner.addresses[0][1])
+        if s.listen.peer.port == 0 and not s.public_url:
+            self.peer_app[IDENTITY].url = f"https://{s.listen.peer.host}:{self.peer_port}"
+        log.info("node_started", node=s.node, peer_port=self.peer_port,
+                 local_port=self.local_port, policy=self.node.live.policy.digest,
+                 peers=sorted(self.node.live.trust.peers))
+
+    def reload(self) -> None:
+        self.notifier.reloading()
+        report = self.node.live.reload()
+        log.info("reloaded", policy_changed=report.policy_changed,
+                 peers_changed=report.peers_changed, problems=report.problems)
+        self.notifier.ready(status="degraded: " + "; ".join(report.problems)
+                            if report.problems else "ready")
+
+    async def stop(self) -> None:
+        """Stop accepting, let in-flight requests finish, then close the databases."""
+        self.node.live.draining = True
+        for runner in reversed(self._runners):
+            await runner.cleanup()
+        self._runners.clear()
+        log.info("node_stopped", node=self.node.settings.node)
+
+
+async def serve(node: Node, *, notifier: SystemdNotifier) -> None:
+    """Run until SIGTERM or SIGINT; SIGHUP reloads policies and peers."""
+    node.load_live()
+    service = Service(node, notifier=notifier)
+    await service.start()
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, service.reload)
+    notifier.ready(status="ready")
+    try:
+        await stop.wait()
+    finally:
+        notifier.stopping()
+        log.info("node_stopping", node=node.settings.node)
+        await service.stop()

@@ -1,0 +1,543 @@
+"""`ncb-connector …`: parses the command line, calls the connector, prints the outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import re
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import orjson
+from rich.console import Console
+from rich.table import Table
+
+from connector.config import CONFIG_ENV, DEFAULT_CONFIG_PATH, Settings, load_settings
+from connector.errors import ConnectorError, OutboundDenied, PeerError
+from connector.logs import configure_logging
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+
+def _fail(message: str, code: int = 2) -> None:
+    err.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    raise SystemExit(code)
+
+
+def handles_errors(fn: F) -> F:
+    """Known failures print one clear line and exit non-zero; never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ConnectorError as exc:
+            _fail(exc.detail)
+        except KeyboardInterrupt:
+            _fail("interrupted", 130)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def config_option(fn: F) -> F:
+    return click.option(
+        "--config", "config_path", type=click.Path(path_type=Path), envvar=CONFIG_ENV,
+        default=DEFAULT_CONFIG_PATH, show_default=True, show_envvar=True,
+        help="The node's connector.yaml.")(fn)
+
+
+def _settings(config_path: Path) -> Settings:
+    settings = load_settings(config_path)
+    configure_logging(fmt=settings.logging.format, level=settings.logging.level)
+    return settings
+
+
+def _json(data: Any) -> None:
+    click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2, default=str).decode())
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="ncb-connector")
+def main() -> None:
+    """A National Central Bureau's connector: answers peers' signed queries under the NCB's
+    policy, logs every enquiry, and asks peers on behalf of national agencies."""
+    configure_logging(fmt="auto", level="warning")
+
+
+# --- init, run, config, keys -------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--node", required=True, help="Node id: ISO 3166-1 alpha-2, e.g. FR or FR-2.")
+@click.option("--dir", "directory", required=True, type=click.Path(path_type=Path))
+@click.option("--host", default="127.0.0.1", show_default=True, help="Peer listener address.")
+@click.option("--peer-port", default=8443, show_default=True, type=int)
+@click.option("--local-port", default=8080, show_default=True, type=int)
+@click.option("--state-dir", type=click.Path(path_type=Path), default=None,
+              help="Where the databases live (e.g. /var/lib/ncb-connector); default: --dir.")
+@handles_errors
+def init(node: str, directory: Path, host: str, peer_port: int, local_port: int,
+         state_dir: Path | None) -> None:
+    """Create a node: config, Ed25519 key, TLS certificate, empty peers, default-deny policy."""
+    from connector.nodeinit import init_node
+
+    paths = init_node(directory, node=node, host=host, peer_port=peer_port,
+                      local_port=local_port, state_dir=state_dir)
+    out.print(f"Node [bold]{node}[/] created in {directory}")
+    out.print(f"  config    {paths.config}\n  key       {paths.key} (mode 0600)\n"
+              f"  tls       {paths.tls_cert}\n  peers     {paths.peers}\n"
+              f"  policies  {paths.policies}/ (default deny)")
+    out.print(f"Next: ncb-connector keys show --config {paths.config}")
+
+
+@main.command()
+@config_option
+@handles_errors
+def run(config_path: Path) -> None:
+    """Serve the peer API and the local API until SIGTERM (SIGHUP reloads)."""
+    from connector.app import Node, serve
+    from connector.sdnotify import SystemdNotifier
+
+    node = Node.from_settings(_settings(config_path))
+    asyncio.run(serve(node, notifier=SystemdNotifier.from_env(os.environ)))
+
+
+@main.group()
+def config() -> None:
+    """The node's configuration."""
+
+
+@config.command("check")
+@config_option
+@handles_errors
+def config_check(config_path: Path) -> None:
+    """Validate connector.yaml, the key files, peers.yaml and the policy directory."""
+    from connector.app import Node
+
+    settings = load_settings(config_path)
+    node = Node.from_settings(settings)
+    node.load_live()
+    node.ssl_context()
+    out.print(f"ok: node {settings.node}, {len(node.live.trust.peers)} peer(s), "
+              f"policy {node.live.policy.digest}")
+
+
+@main.group()
+def keys() -> None:
+    """The node's keys."""
+
+
+@keys.command("show")
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@handles_errors
+def keys_show(config_path: Path, as_json: bool) -> None:
+    """Print the public JWK, its RFC 7638 thumbprint and the TLS certificate fingerprint."""
+    from connector.app import Node
+
+    node = Node.from_settings(load_settings(config_path))
+    jwk = node.signer.public.jwk()
+    if as_json:
+        _json({"node": node.settings.node, "jwk": jwk, "thumbprint": node.signer.kid,
+               "tls_fingerprint": node.tls_fingerprint, "url": node.settings.peer_url})
+        return
+    out.print(f"node             {node.settings.node}")
+    out.print(f"url              {node.settings.peer_url}")
+    out.print(f"jwk              {orjson.dumps(jwk).decode()}")
+    out.print(f"thumbprint       {node.signer.kid}")
+    out.print(f"tls fingerprint  {node.tls_fingerprint}")
+
+
+# --- peers -------------------------------------------------------------------------------------
+
+
+@main.group()
+def peers() -> None:
+    """The trust store (peers.yaml)."""
+
+
+@peers.command("add")
+@click.argument("peer_id")
+@click.option("--url", required=True)
+@click.option("--key", "jwk_text", help="The peer's public JWK (JSON).")
+@click.option("--fetch", is_flag=True, help="Read the key and fingerprint from the peer.")
+@click.option("--tls-fingerprint", help="SHA-256 of the peer's TLS certificate.")
+@click.option("--insecure", is_flag=True, help="Plain HTTP (tests and demos only).")
+@click.option("--yes", is_flag=True, help="Pin what --fetch found without asking.")
+@config_option
+@handles_errors
+def peers_add(peer_id: str, url: str, jwk_text: str | None, fetch: bool,
+              tls_fingerprint: str | None, insecure: bool, yes: bool, config_path: Path) -> None:
+    """Trust a peer: pin its key and TLS fingerprint."""
+    from connector.peers.admin import add_peer
+
+    settings = load_settings(config_path)
+    if bool(jwk_text) == fetch:
+        _fail("give exactly one of --key JWK or --fetch")
+
+    def confirm(summary: str) -> bool:
+        out.print(summary)
+        return yes or click.confirm("Pin this key and fingerprint?", default=False)
+
+    peer = add_peer(settings.path(settings.peers_file), peer_id=peer_id, url=url,
+                    jwk_text=jwk_text, fetch=fetch, tls_fingerprint=tls_fingerprint,
+                    insecure=insecure, confirm=confirm)
+    if peer is None:
+        _fail("not pinned", 1)
+        return
+    out.print(f"peer {peer.id} added: key {peer.keys[0].key.kid}, "
+              f"tls {peer.tls_fingerprint or 'none (insecure)'}")
+    out.print("A running node picks this up within its reload interval or on SIGHUP.")
+
+
+@peers.command("list")
+@config_option
+@click.option("--json", "as_json", is_flag=True)
+@handles_errors
+def peers_list(config_path: Path, as_json: bool) -> None:
+    """List trusted peers."""
+    from connector.peers.trust import load_trust_store
+
+    settings = load_settings(config_path)
+    store = load_trust_store(settings.path(settings.peers_file))
+    rows = [{"id": p.id, "url": p.url, "keys": [k.key.kid for k in p.keys],
+             "tls_fingerprint": p.tls_fingerprint, "insecure": p.insecure}
+            for p in sorted(store.peers.values(), key=lambda p: p.id)]
+    if as_json:
+        _json(rows)
+        return
+    table = Table("id", "url", "key thumbprint(s)", "tls fingerprint")
+    for r in rows:
+        fp = r["tls_fingerprint"]
+        table.add_row(r["id"], r["url"], "\n".join(r["keys"]),
+                      (fp[:23] + "…") if fp else "[yellow]insecure[/]")
+    out.print(table if rows else "no peers")
+
+
+@peers.command("remove")
+@click.argument("peer_id")
+@config_option
+@handles_errors
+def peers_remove(peer_id: str, config_path: Path) -> None:
+    """Stop trusting a peer."""
+    from connector.peers.admin import remove_peer
+
+    settings = load_settings(config_path)
+    if not remove_peer(settings.path(settings.peers_file), peer_id):
+        _fail(f"{peer_id} is not in the trust store", 1)
+    out.print(f"peer {peer_id} removed")
+
+
+# --- records -----------------------------------------------------------------------------------
+
+
+@main.group()
+def records() -> None:
+    """National records behind this node."""
+
+
+@records.command("import")
+@click.argument("file", type=click.Path(path_type=Path, allow_dash=True))
+@click.option("--category", required=True, type=click.Choice(["travel_documents"]))
+@click.option("--format", "fmt", type=click.Choice(["ndjson", "csv"]))
+@config_option
+@handles_errors
+def records_import(file: Path, category: str, fmt: str | None, config_path: Path) -> None:
+    """Upsert records from NDJSON or CSV; bad lines are reported, good lines imported."""
+    from connector.records.importer import guess_format, import_stream
+    from connector.records.store import RecordStore
+    from connector.vocabulary import Category
+
+    settings = _settings(config_path)
+    chosen = fmt or (guess_format(str(file)) if str(file) != "-" else "ndjson")
+    store = RecordStore.open(settings.records_url)
+    started = time.perf_counter()
+    try:
+        with _open_input(file) as stream, _progress(file) as advance:
+            report = import_stream(store, stream, category=Category(category),
+                                   fmt=chosen,  # type: ignore[arg-type]
+                                   progress=advance)
+    finally:
+        store.close()
+    elapsed = time.perf_counter() - started
+    for r in report.errors:
+        err.print(f"{file}:{r.line}: {r.reason}", soft_wrap=True, markup=False)
+    if report.rejected > len(report.errors):
+        err.print(f"… and {report.rejected - len(report.errors)} more rejected lines")
+    out.print(f"{report.inserted} inserted, {report.updated} updated, "
+              f"{report.rejected} rejected ({elapsed:.1f} s)")
+    if report.rejected:
+        raise SystemExit(1)
+
+
+def _open_input(file: Path) -> Any:
+    if str(file) == "-":
+        return open(sys.stdin.fileno(), "rb", closefd=False)  # noqa: SIM115
+    try:
+        return file.open("rb")
+    except OSError as exc:
+        raise click.ClickException(f"cannot read {file}: {exc.strerror}") from exc
+
+
+class _progress:
+    """A progress bar over bytes read, on a terminal only."""
+
+    def __init__(self, file: Path) -> None:
+        self.file = file
+        self._progress: Any = None
+
+    def __enter__(self) -> Callable[[int], None] | None:
+        if not err.is_terminal:
+            return None
+        from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+        total = None
+        if str(self.file) != "-":
+            try:
+                total = self.file.stat().st_size
+            except OSError:
+                total = None
+        self._progress = Progress("[progress.description]{task.description}", BarColumn(),
+                                  DownloadColumn(), TimeRemainingColumn(), console=err,
+                                  transient=True)
+        self._progress.start()
+        task = self._progress.add_task("importing", total=total)
+        return lambda n: self._progress.advance(task, n)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+
+@records.command("stats")
+@config_option
+@handles_errors
+def records_stats(config_path: Path) -> None:
+    """Records held per category."""
+    from connector.records.store import RecordStore
+    from connector.vocabulary import Category
+
+    settings = load_settings(config_path)
+    store = RecordStore.open(settings.records_url)
+    try:
+        for category in Category:
+            out.print(f"{category.value:<20} {store.count(category):>10}")
+    finally:
+        store.close()
+
+
+# --- policy ------------------------------------------------------------------------------------
+
+
+@main.group()
+def policy() -> None:
+    """The access policy (policies/*.yaml)."""
+
+
+@policy.command("check")
+@click.argument("directory", required=False, type=click.Path(path_type=Path))
+@click.option("--strict", is_flag=True, help="Exit 2 when there are warnings.")
+@config_option
+@handles_errors
+def policy_check(directory: Path | None, strict: bool, config_path: Path) -> None:
+    """Validate a policy directory: every error with file, line and rule name."""
+    from connector.policy import check_policy
+
+    if directory is None:
+        settings = load_settings(config_path)
+        directory = settings.path(settings.policy_dir)
+    report = check_policy(directory)
+    for d in report.errors:
+        err.print(str(d), soft_wrap=True, markup=False)
+    for d in report.warnings:
+        err.print(str(d), soft_wrap=True, markup=False)
+    if report.errors:
+        err.print(f"{len(report.errors)} error(s), {len(report.warnings)} warning(s); "
+                  "a running node keeps its current policy")
+        raise SystemExit(1)
+    assert report.policy is not None
+    out.print(f"ok: {len(report.policy.inbound)} inbound, {len(report.policy.outbound)} outbound "
+              f"rule(s), {len(report.warnings)} warning(s), {report.policy.digest}")
+    if strict and report.warnings:
+        raise SystemExit(2)
+
+
+# --- enquiries ---------------------------------------------------------------------------------
+
+
+def parse_since(text: str, *, now: datetime) -> float:
+    """`2h`, `30m`, `7d` back from now, or an ISO 8601 date or time (UTC unless it says)."""
+    m = re.fullmatch(r"(\d+)\s*([smhd])", text.strip())
+    if m:
+        unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[m.group(2)]
+        return (now - timedelta(**{unit: int(m.group(1))})).timestamp()
+    try:
+        when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise click.BadParameter("give 2h, 30m, 7d or an ISO 8601 date/time") from exc
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.timestamp()
+
+
+@main.group()
+def enquiries() -> None:
+    """The enquiry log."""
+
+
+@enquiries.command("list")
+@click.option("--peer")
+@click.option("--since", help="2h, 30m, 7d, or an ISO date/time.")
+@click.option("--direction", type=click.Choice(["in", "out"]))
+@click.option("--limit", type=int, default=None)
+@click.option("--json", "as_json", is_flag=True)
+@config_option
+@handles_errors
+def enquiries_list(peer: str | None, since: str | None, direction: str | None,
+                   limit: int | None, as_json: bool, config_path: Path) -> None:
+    """List enquiries, oldest first."""
+    from connector.enquiries import EnquiryLog
+    from connector.reporting import entry_dict, enquiries_table
+
+    settings = load_settings(config_path)
+    since_ts = parse_since(since, now=datetime.now(UTC)) if since else None
+    log_ = EnquiryLog.open(settings.enquiries_url)
+    try:
+        rows = log_.list(peer=peer, since=since_ts, direction=direction,  # type: ignore[arg-type]
+                         limit=limit)
+    finally:
+        log_.close()
+    if as_json:
+        _json([entry_dict(r) for r in rows])
+        return
+    out.print(enquiries_table(rows) if rows else "no enquiries")
+
+
+@enquiries.command("show")
+@click.argument("enquiry_id")
+@config_option
+@handles_errors
+def enquiries_show(enquiry_id: str, config_path: Path) -> None:
+    """One enquiry in full, with the deciding rules and the policy digest."""
+    from connector.enquiries import EnquiryLog
+    from connector.reporting import entry_dict
+
+    settings = load_settings(config_path)
+    log_ = EnquiryLog.open(settings.enquiries_url)
+    try:
+        row = log_.get(enquiry_id)
+    finally:
+        log_.close()
+    if row is None:
+        _fail(f"no enquiry {enquiry_id}", 1)
+        return
+    _json(entry_dict(row, with_token=True))
+
+
+@enquiries.command("verify")
+@config_option
+@handles_errors
+def enquiries_verify(config_path: Path) -> None:
+    """Check the hash chain; exit 1 and name the first broken row."""
+    from connector.enquiries import EnquiryLog
+
+    settings = load_settings(config_path)
+    log_ = EnquiryLog.open(settings.enquiries_url)
+    try:
+        report = log_.verify()
+    finally:
+        log_.close()
+    if not report.ok:
+        err.print(f"[bold red]BROKEN[/] at row {report.broken_seq}: {report.problem} "
+                  f"({report.rows} row(s) read)")
+        raise SystemExit(1)
+    out.print(f"ok: {report.rows} row(s), chain head {report.head}")
+
+
+# --- asking a peer -----------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--peer", "peer_id", required=True)
+@click.option("--category", required=True, type=click.Choice(["travel_documents"]))
+@click.option("--number")
+@click.option("--country")
+@click.option("--type", "document_type")
+@click.option("--mrz", help="ICAO 9303 MRZ, lines separated by newlines.")
+@click.option("--purpose", default="border_control", show_default=True,
+              type=click.Choice(["border_control", "criminal_investigation",
+                                 "counter_terrorism", "vehicle_check", "art_trafficking",
+                                 "identification"]))
+@click.option("--agency", default="ncb", show_default=True,
+              help="The national agency asking (outbound policy).")
+@click.option("--agency-kind", default="ncb", show_default=True,
+              type=click.Choice(["ncb", "police", "border", "customs", "immigration"]))
+@click.option("--sub", default=None, help="Pseudonymous end user (default: AGENCY/USER).")
+@click.option("--case", "case_ref", default=None)
+@click.option("--json", "as_json", is_flag=True)
+@config_option
+@handles_errors
+def query(peer_id: str, category: str, number: str | None, country: str | None,
+          document_type: str | None, mrz: str | None, purpose: str, agency: str,
+          agency_kind: str, sub: str | None, case_ref: str | None, as_json: bool,
+          config_path: Path) -> None:
+    """Ask one peer; the signed answer is verified and the enquiry logged."""
+    from connector.app import Node
+    from connector.asking import Request
+    from connector.protocol import Check
+    from connector.reporting import answer_table
+    from connector.vocabulary import AgencyKind, Category, Purpose
+
+    if bool(mrz) == bool(number):
+        _fail("give either --number (with --country) or --mrz")
+    criteria: dict[str, str | int | bool] = {"mrz": mrz} if mrz else {"number": number or ""}
+    if country:
+        criteria["country"] = country.upper()
+    if document_type:
+        criteria["document_type"] = document_type
+    node = Node.from_settings(_settings(config_path))
+    node.load_live()
+    request = Request(agency=agency, agency_kind=AgencyKind(agency_kind),
+                      sub=sub or f"{agency}/{os.environ.get('USER', 'cli')}",
+                      purpose=Purpose(purpose), case=case_ref,
+                      checks=(Check(id="1", category=Category(category), criteria=criteria),))
+
+    async def ask() -> Any:
+        async with node.asker() as asker:
+            return await asker.ask(request, peer_id)
+
+    try:
+        exchange = asyncio.run(ask())
+    except (PeerError, OutboundDenied) as exc:
+        _fail(exc.detail, 1)
+        return
+    if as_json:
+        _json(exchange.answer.model_dump(mode="json"))
+        return
+    out.print(answer_table(exchange))
+
+
+# --- demo --------------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--nodes", default=3, show_default=True, type=click.IntRange(3, 60))
+@click.option("--keep", type=click.Path(path_type=Path), default=None,
+              help="Build the nodes here and leave them (default: a temporary directory).")
+@handles_errors
+def demo(nodes: int, keep: Path | None) -> None:
+    """Start a small network on loopback, run cross-border checks, print answers and logs."""
+    from connector.demo import run_demo
+
+    configure_logging(fmt="console", level="warning")
+    code = asyncio.run(run_demo(out, nodes=nodes, keep=keep))
+    raise SystemExit(code)

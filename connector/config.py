@@ -1,0 +1,119 @@
+"""The node's config file (`connector.yaml`) parsed into frozen, validated settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from connector.errors import ConfigError
+
+DEFAULT_CONFIG_PATH = Path("/etc/ncb-connector/connector.yaml")
+CONFIG_ENV = "NCB_CONNECTOR_CONFIG"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Listener(_Model):
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)]
+
+
+class Listeners(_Model):
+    peer: Listener
+    local: Listener
+
+
+class Tls(_Model):
+    cert: Path
+    key: Path
+
+
+class Databases(_Model):
+    records: str = "sqlite:///records.db"
+    enquiries: str = "sqlite:///enquiries.db"
+
+
+class Logging(_Model):
+    format: Literal["auto", "json", "console"] = "auto"
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class Outgoing(_Model):
+    timeout: Annotated[float, Field(gt=0, le=60)] = 5.0
+    query_lifetime: Annotated[int, Field(ge=10, le=120)] = 60
+
+
+class Settings(_Model):
+    """Validated settings; relative paths are resolved against the config file's directory."""
+
+    node: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}(-[A-Z0-9]{1,8})?$")]
+    key_file: Path
+    tls: Tls
+    listen: Listeners
+    public_url: str | None = None
+    databases: Databases = Databases()
+    policy_dir: Path = Path("policies")
+    peers_file: Path = Path("peers.yaml")
+    policy_reload_interval: Annotated[float, Field(ge=0, le=3600)] = 5.0
+    logging: Logging = Logging()
+    outgoing: Outgoing = Outgoing()
+    base_dir: Path = Path(".")
+
+    def path(self, p: Path) -> Path:
+        return p if p.is_absolute() else self.base_dir / p
+
+    def database_url(self, url: str) -> str:
+        """SQLite URLs with a relative path are taken relative to the config directory."""
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/") and url != prefix:
+            return prefix + str(self.base_dir / url[len(prefix):])
+        return url
+
+    @property
+    def records_url(self) -> str:
+        return self.database_url(self.databases.records)
+
+    @property
+    def enquiries_url(self) -> str:
+        return self.database_url(self.databases.enquiries)
+
+    @property
+    def peer_url(self) -> str:
+        if self.public_url:
+            return self.public_url
+        host = self.listen.peer.host
+        host = f"[{host}]" if ":" in host else host
+        return f"https://{host}:{self.listen.peer.port}"
+
+
+def load_settings(path: Path) -> Settings:
+    """Read and validate connector.yaml; every problem becomes one ConfigError naming the keys."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}", file=str(path)) from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        raise ConfigError(f"{where}: YAML syntax error: {getattr(exc, 'problem', exc)}",
+                          file=str(path)) from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping", file=str(path))
+    if "base_dir" in data:
+        raise ConfigError(f"{path}: base_dir: unknown key", file=str(path))
+    try:
+        return Settings.model_validate({**data, "base_dir": path.resolve().parent})
+    except ValidationError as exc:
+        problems = [
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
+            for err in exc.errors(include_url=False)
+        ]
+        raise ConfigError(f"{path}: " + "; ".join(problems), file=str(path),
+                          errors=problems) from exc

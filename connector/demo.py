@@ -1,0 +1,204 @@
+"""`ncb-connector demo`: a small network of nodes on loopback, with sample data and policies."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import tempfile
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+from rich.console import Console
+from rich.panel import Panel
+
+from connector.app import Node, Service
+from connector.asking import Request
+from connector.config import load_settings
+from connector.errors import ConnectorError
+from connector.identity import PublicKey
+from connector.nodeinit import init_node
+from connector.peers.client import Exchange
+from connector.peers.trust import Peer, PinnedKey, TrustStore, save_trust_store
+from connector.protocol import Check
+from connector.records.importer import import_stream
+from connector.records.mrz import check_digit
+from connector.reporting import answer_table, enquiries_table
+from connector.vocabulary import AgencyKind, Category, Purpose
+
+SCHENGEN = ["AT", "BE", "CH", "CZ", "DE", "DK", "EE", "ES", "FI", "FR", "GR", "HR", "HU", "IS",
+            "IT", "LI", "LT", "LU", "LV", "MT", "NL", "NO", "PL", "PT", "SE", "SI", "SK"]
+# The first three are the story; more nodes (demo --nodes N) join as further peers.
+COUNTRIES = ["FR", "DE", "GB", "IT", "ES", "NL", "PL", "PT", "BE", "AT", "SE", "CZ", "GR", "FI",
+             "DK", "IE", "HU", "RO", "BG", "HR", "SK", "SI", "LT", "LV", "EE", "LU", "MT", "CY",
+             "NO", "CH", "IS", "LI", "US", "CA", "BR", "AR", "MX", "JP", "KR", "AU", "NZ", "IN",
+             "ZA", "NG", "KE", "EG", "MA", "TR", "UA", "GE", "AM", "MD", "RS", "BA", "AL", "MK",
+             "ME", "SG", "TH", "PH"]
+
+
+def demo_policy(node: str) -> str:
+    return f"""\
+# Demo policy of {node}. Copy and adapt: see docs/policies.md.
+groups:
+  schengen: [{", ".join(SCHENGEN)}]
+inbound:
+  - name: stolen documents for Schengen border checks
+    from: [group:schengen]
+    purposes: [border_control, criminal_investigation]
+    categories: [travel_documents]
+    answer: full
+    redact: [remarks]
+  - name: stolen documents, status only, for everyone else
+    from: "*"
+    purposes: [criminal_investigation]
+    categories: [travel_documents]
+    answer: summary
+outbound:
+  - name: the NCB may ask anyone about documents
+    agency: ncb
+    categories: [travel_documents]
+    to: "*"
+"""
+
+
+def _mrz_td3(number: str, country3: str, surname: str, given: str) -> str:
+    num = number.ljust(9, "<")
+    birth, expiry, personal = "850312", "300101", "<" * 14
+    line1 = f"P<{country3}{surname}<<{given}".ljust(44, "<")[:44]
+    parts = (f"{num}{check_digit(num)}", f"{birth}{check_digit(birth)}",
+             f"{expiry}{check_digit(expiry)}", f"{personal}{check_digit(personal)}")
+    composite = parts[0] + parts[1] + parts[2] + parts[3]
+    line2 = f"{parts[0]}{country3}{parts[1]}M{parts[2]}{parts[3]}{check_digit(composite)}"
+    return line1 + "\n" + line2
+
+
+def sample_documents(node: str) -> list[dict[str, object]]:
+    """A handful of stolen and lost documents each node holds."""
+    cc = node[:2]
+    return [
+        {"number": f"{cc}1234567", "country": cc, "document_type": "P", "status": "stolen",
+         "reported_on": "2026-03-14", "holder_name": "Jean Exemple", "remarks": "theft at home"},
+        {"number": f"{cc}7654321", "country": cc, "document_type": "I", "status": "lost",
+         "reported_on": "2026-07-02"},
+        {"number": f"{cc}0000042", "country": cc, "document_type": "P", "status": "revoked",
+         "reported_on": "2025-11-20", "holder_name": "Erika Mustermann"},
+    ]
+
+
+@dataclass(slots=True)
+class DemoNode:
+    id: str
+    node: Node
+    service: Service
+
+
+@contextlib.asynccontextmanager
+async def network(root: Path, ids: list[str]) -> AsyncIterator[dict[str, DemoNode]]:
+    """Create, start and cross-trust one node per id; stops them all on exit."""
+    nodes: dict[str, DemoNode] = {}
+    try:
+        for node_id in ids:
+            directory = root / node_id
+            paths = init_node(directory, node=node_id, peer_port=0, local_port=0)
+            (paths.policies / "10-demo.yaml").write_text(demo_policy(node_id), encoding="utf-8")
+            settings = load_settings(paths.config)
+            node = Node.from_settings(settings)
+            node.load_live()
+            data = b"".join(orjson.dumps(r) + b"\n" for r in sample_documents(node_id))
+            store = node.open_records()
+            try:
+                import_stream(store, io.BytesIO(data), category=Category.TRAVEL_DOCUMENTS,
+                              fmt="ndjson")
+            finally:
+                store.close()
+            service = Service(node, shutdown_timeout=2.0)
+            await service.start()
+            nodes[node_id] = DemoNode(id=node_id, node=node, service=service)
+        entries = {
+            n.id: Peer(id=n.id, url=f"https://127.0.0.1:{n.service.peer_port}",
+                       keys=(PinnedKey(key=PublicKey(raw=n.node.signer.public.raw)),),
+                       tls_fingerprint=n.node.tls_fingerprint)
+            for n in nodes.values()
+        }
+        for n in nodes.values():
+            store = TrustStore.of(p for pid, p in entries.items() if pid != n.id)
+            save_trust_store(n.node.live.peers_file, store)
+            n.node.live.reload()
+        yield nodes
+    finally:
+        for n in nodes.values():
+            await n.service.stop()
+
+
+async def _ask(nodes: dict[str, DemoNode], src: str, dst: str, purpose: Purpose,
+               criteria: dict[str, str | int | bool]) -> Exchange:
+    request = Request(agency="ncb", agency_kind=AgencyKind.NCB, sub=f"ncb-{src.lower()}/duty",
+                      purpose=purpose, case=None,
+                      checks=(Check(id="1", category=Category.TRAVEL_DOCUMENTS,
+                                    criteria=criteria),))
+    async with nodes[src].node.asker() as asker:
+        return await asker.ask(request, dst)
+
+
+async def run_demo(console: Console, *, nodes: int = 3, keep: Path | None = None) -> int:
+    ids = COUNTRIES[:nodes]
+    with contextlib.ExitStack() as stack:
+        root = keep or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ncb-demo-")))
+        console.print(Panel.fit(
+            f"Starting {len(ids)} nodes on loopback ({', '.join(ids)}): own Ed25519 keys, "
+            f"self-signed TLS pinned by fingerprint, own record store and enquiry log.\n"
+            f"Working directory: {root}", title="ncb-connector demo"))
+        async with network(root, ids) as net:
+            for n in net.values():
+                console.print(f"  {n.id}  https://127.0.0.1:{n.service.peer_port}  "
+                              f"key {n.node.signer.kid[:16]}…  "
+                              f"tls {n.node.tls_fingerprint[:23]}…")
+            scenarios = [
+                ("FR asks DE about a stolen German passport (hit)", "FR", "DE",
+                 Purpose.BORDER_CONTROL, {"number": "de 123-4567", "country": "DE"}, "hit"),
+                ("FR scans the MRZ of a clean German passport (no hit)", "FR", "DE",
+                 Purpose.BORDER_CONTROL,
+                 {"mrz": _mrz_td3("C01X00T47", "D<<", "MUSTERMANN", "ERIKA")}, "no_hit"),
+                ("GB, outside Schengen, asks DE for a border check (denied by policy)", "GB",
+                 "DE", Purpose.BORDER_CONTROL, {"number": "DE1234567", "country": "DE"},
+                 "denied"),
+                ("GB asks DE in a criminal investigation (summary level)", "GB", "DE",
+                 Purpose.CRIMINAL_INVESTIGATION, {"number": "DE0000042", "country": "DE"},
+                 "hit"),
+                ("DE asks FR about a revoked French passport, letter O typed for zero (hit)", "DE", "FR",
+                 Purpose.BORDER_CONTROL, {"number": "fr-OOOO042", "country": "FR"}, "hit"),
+            ]
+            failures = 0
+            for title, src, dst, purpose, criteria, expected in scenarios:
+                console.rule(f"[bold]{title}")
+                try:
+                    exchange = await _ask(net, src, dst, purpose, criteria)
+                except ConnectorError as exc:
+                    console.print(f"[red]failed:[/] {exc.detail}")
+                    failures += 1
+                    continue
+                console.print(answer_table(exchange))
+                got = exchange.answer.results[0].status
+                if got != expected:
+                    console.print(f"[red]expected {expected}, got {got}[/]")
+                    failures += 1
+            for n in net.values():
+                enquiry_log = n.node.open_enquiry_log()
+                try:
+                    rows = enquiry_log.list()
+                    report = enquiry_log.verify()
+                finally:
+                    enquiry_log.close()
+                console.rule(f"[bold]{n.id}: enquiry log")
+                console.print(enquiries_table(rows) if rows else "  (no enquiries)")
+                status = "[green]chain verified[/]" if report.ok else f"[red]{report.problem}[/]"
+                console.print(f"  {report.rows} row(s), {status}")
+                failures += 0 if report.ok else 1
+        console.rule()
+        console.print("[green]demo complete[/]" if not failures
+                      else f"[red]{failures} scenario(s) failed[/]")
+        return 0 if not failures else 1
+
+
+__all__ = ["network", "run_demo"]

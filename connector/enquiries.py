@@ -1,0 +1,355 @@
+"""The enquiry log: every enquiry in both directions, durable, hash-chained, and the replay guard."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import orjson
+import structlog
+from sqlalchemy import (
+    Column,
+    Connection,
+    Engine,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    event,
+    exists,
+    func,
+    insert,
+    select,
+)
+from sqlalchemy.exc import IntegrityError
+
+from connector.errors import EnquiryLogError, Replay
+
+log = structlog.get_logger("connector.enquiries")
+
+GENESIS = "0" * 64
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+metadata = MetaData()
+
+enquiries = Table(
+    "enquiries",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("id", String(40), nullable=False, unique=True),
+    Column("at", Float, nullable=False),
+    Column("direction", String(3), nullable=False),
+    Column("peer", String(16), nullable=False),
+    Column("iss", String(16), nullable=False),
+    Column("jti", String(128), nullable=False),
+    Column("sub", String(256)),
+    Column("agency_kind", String(16)),
+    Column("purpose", String(32)),
+    Column("case_ref", String(256)),
+    Column("decision", String(16), nullable=False),
+    Column("rules", Text, nullable=False),
+    Column("policy_digest", String(80)),
+    Column("checks", Text, nullable=False),
+    Column("results", Text, nullable=False),
+    Column("hit_refs", Text, nullable=False),
+    Column("answer_digest", String(64)),
+    Column("error", Text),
+    Column("query_token", Text, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Index("uq_enquiries_iss_jti", "iss", "jti", unique=True),
+    Index("ix_enquiries_peer_at", "peer", "at"),
+    Index("ix_enquiries_at", "at"),
+)
+
+Direction = Literal["in", "out"]
+Decision = Literal["answered", "denied", "partial", "error"]
+
+
+def new_enquiry_id(now: float) -> str:
+    """A ULID: 48-bit millisecond time then 80 random bits, Crockford base32, sortable by time."""
+    value = (int(now * 1000) << 80) | int.from_bytes(os.urandom(10), "big")
+    return "".join(_CROCKFORD[(value >> (5 * i)) & 31] for i in reversed(range(26)))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Entry:
+    """One enquiry as logged; `results` holds per check its status, level, rule and hit refs."""
+
+    id: str
+    at: float
+    direction: Direction
+    peer: str
+    iss: str
+    jti: str
+    sub: str | None
+    agency_kind: str | None
+    purpose: str | None
+    case_ref: str | None
+    decision: Decision
+    rules: tuple[str, ...]
+    policy_digest: str | None
+    checks: tuple[dict[str, Any], ...]
+    results: tuple[dict[str, Any], ...]
+    hit_refs: tuple[str, ...]
+    answer_digest: str | None
+    error: str | None
+    query_token: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LoggedEntry:
+    seq: int
+    entry: Entry
+    prev_hash: str
+    hash: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VerifyReport:
+    rows: int
+    ok: bool
+    broken_seq: int | None = None
+    problem: str | None = None
+    head: str = GENESIS
+
+
+def _row_values(seq: int, entry: Entry, prev_hash: str) -> dict[str, Any]:
+    values = asdict(entry)
+    values["rules"] = orjson.dumps(list(entry.rules)).decode()
+    values["checks"] = orjson.dumps(list(entry.checks)).decode()
+    values["results"] = orjson.dumps(list(entry.results)).decode()
+    values["hit_refs"] = orjson.dumps(list(entry.hit_refs)).decode()
+    values["seq"] = seq
+    values["prev_hash"] = prev_hash
+    return values
+
+
+def row_hash(values: dict[str, Any]) -> str:
+    """SHA-256 over the canonical JSON of every column but `hash`, `prev_hash` included."""
+    body = {k: v for k, v in values.items() if k != "hash"}
+    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def _entry_from_row(row: Any) -> LoggedEntry:
+    m = row._mapping
+    entry = Entry(
+        id=m["id"], at=m["at"], direction=m["direction"], peer=m["peer"], iss=m["iss"],
+        jti=m["jti"], sub=m["sub"], agency_kind=m["agency_kind"], purpose=m["purpose"],
+        case_ref=m["case_ref"], decision=m["decision"],
+        rules=tuple(orjson.loads(m["rules"])), policy_digest=m["policy_digest"],
+        checks=tuple(orjson.loads(m["checks"])), results=tuple(orjson.loads(m["results"])),
+        hit_refs=tuple(orjson.loads(m["hit_refs"])), answer_digest=m["answer_digest"],
+        error=m["error"], query_token=m["query_token"],
+    )
+    return LoggedEntry(seq=m["seq"], entry=entry, prev_hash=m["prev_hash"], hash=m["hash"])
+
+
+def _sqlite_setup(dbapi_conn: Any, _record: Any) -> None:
+    # Let SQLAlchemy's begin event issue BEGIN IMMEDIATE: the chain head is read and extended
+    # under the write lock, so several processes can share one log file.
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=FULL")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def make_log_engine(url: str) -> Engine:
+    engine = create_engine(url)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_setup)
+        event.listen(engine, "begin", _sqlite_begin)
+    return engine
+
+
+@dataclass(slots=True)
+class _Pending:
+    entry: Entry
+    done: asyncio.Future[int]
+
+
+@dataclass(slots=True)
+class _Stats:
+    flushes: int = 0
+    rows: int = 0
+    batch_sizes: list[int] = field(default_factory=list)
+
+
+class EnquiryLog:
+    """Appends are group-committed: every caller awaits the commit that holds its row, and rows
+    that arrive while one commit runs go together into the next."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._conn = engine.connect()
+        self._pending: list[_Pending] = []
+        self._pending_keys: set[tuple[str, str]] = set()
+        self._flush_scheduled = False
+        self.stats = _Stats()
+
+    @classmethod
+    def open(cls, url: str) -> EnquiryLog:
+        log_ = cls(make_log_engine(url))
+        with log_._conn.begin():
+            metadata.create_all(log_._conn)
+        return log_
+
+    def close(self) -> None:
+        if self._pending:
+            self._flush()
+        self._conn.close()
+        self.engine.dispose()
+
+    # --- the replay guard --------------------------------------------------------------------
+
+    def seen(self, iss: str, jti: str) -> bool:
+        if (iss, jti) in self._pending_keys:
+            return True
+        with self._conn.begin():
+            return bool(self._conn.execute(select(exists().where(
+                enquiries.c.iss == iss, enquiries.c.jti == jti))).scalar())
+
+    # --- appending ---------------------------------------------------------------------------
+
+    async def append(self, entry: Entry) -> int:
+        """Returns the row's sequence number once it is committed; Replay on a seen (iss, jti)."""
+        key = (entry.iss, entry.jti)
+        if key in self._pending_keys:
+            raise Replay("this jti was already used by this issuer", jti=entry.jti)
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[int] = loop.create_future()
+        self._pending.append(_Pending(entry=entry, done=fut))
+        self._pending_keys.add(key)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            loop.call_soon(self._flush)
+        return await fut
+
+    def append_now(self, entry: Entry) -> int:
+        """Synchronous append for command-line tools (one row, one commit)."""
+        return self._write([entry])[0]
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        batch, self._pending = self._pending, []
+        if not batch:
+            return
+        try:
+            seqs: list[int | BaseException] = list(self._write([p.entry for p in batch]))
+        except IntegrityError:
+            seqs = self._write_one_by_one([p.entry for p in batch])
+        except Exception as exc:  # a failed commit must fail every waiter, not hang it
+            log.error("enquiry_log_commit_failed", error=str(exc), rows=len(batch))
+            seqs = [EnquiryLogError(f"the enquiry log could not be written: {exc}")] * len(batch)
+        for p, seq in zip(batch, seqs, strict=True):
+            self._pending_keys.discard((p.entry.iss, p.entry.jti))
+            if p.done.done():
+                continue
+            if isinstance(seq, BaseException):
+                p.done.set_exception(seq)
+            else:
+                p.done.set_result(seq)
+        self.stats.flushes += 1
+        self.stats.rows += len(batch)
+        if len(self.stats.batch_sizes) < 10_000:
+            self.stats.batch_sizes.append(len(batch))
+
+    def _write_one_by_one(self, entries: Sequence[Entry]) -> list[int | BaseException]:
+        out: list[int | BaseException] = []
+        for e in entries:
+            try:
+                out.append(self._write([e])[0])
+            except IntegrityError:
+                out.append(Replay("this jti was already used by this issuer", jti=e.jti))
+            except Exception as exc:
+                out.append(EnquiryLogError(f"the enquiry log could not be written: {exc}"))
+        return out
+
+    def _write(self, entries: Sequence[Entry]) -> list[int]:
+        with self._conn.begin():
+            head = self._conn.execute(
+                select(enquiries.c.seq, enquiries.c.hash).order_by(enquiries.c.seq.desc())
+                .limit(1)).first()
+            seq, prev = (head.seq, head.hash) if head else (0, GENESIS)
+            rows = []
+            for e in entries:
+                seq += 1
+                values = _row_values(seq, e, prev)
+                values["hash"] = prev = row_hash(values)
+                rows.append(values)
+            self._conn.execute(insert(enquiries), rows)
+        return [r["seq"] for r in rows]
+
+    # --- reading -----------------------------------------------------------------------------
+
+    def list(self, *, peer: str | None = None, since: float | None = None,
+             direction: Direction | None = None, limit: int | None = None,
+             newest_first: bool = False) -> list[LoggedEntry]:
+        q = select(enquiries)
+        if peer is not None:
+            q = q.where(enquiries.c.peer == peer)
+        if since is not None:
+            q = q.where(enquiries.c.at >= since)
+        if direction is not None:
+            q = q.where(enquiries.c.direction == direction)
+        q = q.order_by(enquiries.c.seq.desc() if newest_first else enquiries.c.seq)
+        if limit is not None:
+            q = q.limit(limit)
+        with self._conn.begin():
+            return [_entry_from_row(r) for r in self._conn.execute(q)]
+
+    def get(self, enquiry_id: str) -> LoggedEntry | None:
+        with self._conn.begin():
+            row = self._conn.execute(select(enquiries).where(enquiries.c.id == enquiry_id)).first()
+        return None if row is None else _entry_from_row(row)
+
+    def count(self) -> int:
+        with self._conn.begin():
+            return int(self._conn.execute(select(func.count()).select_from(enquiries)).scalar_one())
+
+    def _iter_rows(self) -> Iterator[dict[str, Any]]:
+        with self._conn.begin():
+            for row in self._conn.execute(select(enquiries).order_by(enquiries.c.seq)):
+                yield {str(k): v for k, v in row._mapping.items()}
+
+    def verify(self) -> VerifyReport:
+        """Walk the chain; the first row whose hash, link or sequence is off is reported."""
+        prev, expected_seq, n = GENESIS, 1, 0
+        for values in self._iter_rows():
+            n += 1
+            seq = values["seq"]
+            if seq != expected_seq:
+                return VerifyReport(rows=n, ok=False, broken_seq=seq,
+                                    problem=f"row {expected_seq} is missing (next is {seq})")
+            if values["prev_hash"] != prev:
+                return VerifyReport(rows=n, ok=False, broken_seq=seq,
+                                    problem="prev_hash does not match the previous row's hash")
+            if row_hash(values) != values["hash"]:
+                return VerifyReport(rows=n, ok=False, broken_seq=seq,
+                                    problem="the row's content does not match its hash")
+            prev, expected_seq = values["hash"], seq + 1
+        return VerifyReport(rows=n, ok=True, head=prev)
+
+
+def utc_iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def now() -> float:
+    return time.time()

@@ -1,0 +1,197 @@
+"""The error tree: every failure the connector reports, each with its HTTP status and short code."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+PROBLEM_BASE = "https://ncb-connector.org/problems/"
+
+
+class ConnectorError(Exception):
+    """Base of every error the connector raises on purpose."""
+
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal"
+    title: ClassVar[str] = "Internal error"
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra
+
+    @property
+    def type_uri(self) -> str:
+        return PROBLEM_BASE + self.code
+
+    def problem(self, instance: str | None = None) -> dict[str, Any]:
+        """The RFC 9457 problem document for this error."""
+        doc: dict[str, Any] = {
+            "type": self.type_uri,
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+            "code": self.code,
+        }
+        if instance is not None:
+            doc["instance"] = instance
+        doc.update(self.extra)
+        return doc
+
+
+# --- configuration and files an admin edits -------------------------------------------
+
+
+class ConfigError(ConnectorError):
+    code = "config_invalid"
+    title = "Configuration is invalid"
+
+
+class PolicyError(ConnectorError):
+    code = "policy_invalid"
+    title = "Policy is invalid"
+
+
+class TrustStoreError(ConnectorError):
+    code = "trust_store_invalid"
+    title = "Trust store is invalid"
+
+
+class ImportFileError(ConnectorError):
+    code = "import_invalid"
+    title = "Import file is invalid"
+    status = 422
+
+
+# --- the peer API, in the order DESIGN §4 checks them ------------------------------------
+
+
+class ProtocolError(ConnectorError):
+    """A message from a peer that we refuse; rendered as an RFC 9457 problem."""
+
+    status = 400
+    code = "bad_request"
+    title = "Bad request"
+
+
+class PayloadTooLarge(ProtocolError):
+    status = 413
+    code = "payload_too_large"
+    title = "Payload too large"
+
+
+class UnsupportedMediaType(ProtocolError):
+    status = 415
+    code = "unsupported_media_type"
+    title = "Unsupported media type"
+
+
+class MalformedToken(ProtocolError):
+    status = 400
+    code = "malformed_token"
+    title = "Not a compact JWS"
+
+
+class UnknownKey(ProtocolError):
+    status = 401
+    code = "unknown_key"
+    title = "Signing key not known for this issuer"
+
+
+class BadSignature(ProtocolError):
+    status = 401
+    code = "bad_signature"
+    title = "Signature does not verify"
+
+
+class WrongType(ProtocolError):
+    status = 400
+    code = "wrong_type"
+    title = "Wrong token type"
+
+
+class WrongAudience(ProtocolError):
+    status = 403
+    code = "wrong_audience"
+    title = "Token is addressed to another node"
+
+
+class StaleToken(ProtocolError):
+    status = 401
+    code = "stale_token"
+    title = "Token outside its validity window"
+
+
+class Replay(ProtocolError):
+    status = 409
+    code = "replay"
+    title = "Token already seen"
+
+
+class InvalidClaims(ProtocolError):
+    status = 422
+    code = "invalid_claims"
+    title = "Claims do not match the schema"
+
+
+class InvalidCriteria(InvalidClaims):
+    """Criteria that parse but are wrong, such as an MRZ with a bad check digit."""
+
+    code = "invalid_criteria"
+    title = "Check criteria are invalid"
+
+    def __init__(self, detail: str, *, field: str, **extra: Any) -> None:
+        super().__init__(detail, field=field, **extra)
+        self.field = field
+
+
+class NotFound(ProtocolError):
+    status = 404
+    code = "not_found"
+    title = "Not found"
+
+
+class Unavailable(ConnectorError):
+    status = 503
+    code = "unavailable"
+    title = "Service unavailable"
+
+
+# --- talking to peers -------------------------------------------------------------------
+
+
+class PeerError(ConnectorError):
+    """A peer failed us: unreachable, wrong answer, bad signature."""
+
+    status = 502
+    code = "peer_error"
+    title = "Peer failed"
+
+
+class PeerUnreachable(PeerError):
+    code = "peer_unreachable"
+    title = "Peer unreachable"
+
+
+class PeerRejected(PeerError):
+    """The peer answered with a problem document."""
+
+    code = "peer_rejected"
+    title = "Peer rejected the query"
+
+
+class BadAnswer(PeerError):
+    """The peer's answer does not verify or is not bound to our query."""
+
+    code = "bad_answer"
+    title = "Peer's answer does not verify"
+
+
+class OutboundDenied(ConnectorError):
+    status = 403
+    code = "outbound_denied"
+    title = "Outbound policy denies this query"
+
+
+class EnquiryLogError(ConnectorError):
+    code = "enquiry_log"
+    title = "Enquiry log failure"

@@ -1,0 +1,188 @@
+"""Ed25519 keys, JWKs and RFC 7638 thumbprints, and compact JWS signing and verification."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import nacl.exceptions
+import nacl.signing
+import orjson
+
+from connector.errors import BadSignature, MalformedToken
+
+ACCEPTED_ALGS = frozenset({"EdDSA", "Ed25519"})  # RFC 8037 and its RFC 9864 fully-specified name
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+_B64URL = re.compile(rb"^[A-Za-z0-9_-]*$")
+
+
+def b64url_decode(text: str | bytes) -> bytes:
+    """Strict: only the base64url alphabet, no padding (RFC 7515 §2)."""
+    raw = text.encode("ascii") if isinstance(text, str) else text
+    if not _B64URL.match(raw) or len(raw) % 4 == 1:
+        raise ValueError("not unpadded base64url")
+    return base64.urlsafe_b64decode(raw + b"=" * (-len(raw) % 4))
+
+
+def jwk_thumbprint(x: str) -> str:
+    """RFC 7638 thumbprint of an Ed25519 OKP key: SHA-256 over the required members, sorted."""
+    canonical = '{"crv":"Ed25519","kty":"OKP","x":"' + x + '"}'
+    return b64url(hashlib.sha256(canonical.encode("ascii")).digest())
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PublicKey:
+    """A peer's (or our own) Ed25519 public key, identified by its thumbprint."""
+
+    raw: bytes
+
+    @property
+    def x(self) -> str:
+        return b64url(self.raw)
+
+    @property
+    def kid(self) -> str:
+        return jwk_thumbprint(self.x)
+
+    def jwk(self) -> dict[str, str]:
+        return {"kty": "OKP", "crv": "Ed25519", "x": self.x, "kid": self.kid}
+
+    @classmethod
+    def from_jwk(cls, jwk: Mapping[str, Any]) -> PublicKey:
+        if jwk.get("kty") != "OKP" or jwk.get("crv") != "Ed25519":
+            raise ValueError("only OKP Ed25519 keys are supported (kty=OKP, crv=Ed25519)")
+        if "d" in jwk:
+            raise ValueError("this JWK holds a private key; give the public part only")
+        x = jwk.get("x")
+        if not isinstance(x, str):
+            raise ValueError("JWK member 'x' is missing")
+        try:
+            raw = b64url_decode(x)
+        except (ValueError, binascii.Error) as exc:
+            raise ValueError("JWK member 'x' is not base64url") from exc
+        if len(raw) != 32:
+            raise ValueError("an Ed25519 public key is 32 bytes")
+        key = cls(raw=raw)
+        if "kid" in jwk and jwk["kid"] != key.kid:
+            raise ValueError("JWK 'kid' is not the RFC 7638 thumbprint of the key")
+        return key
+
+    def verify(self, signing_input: bytes, signature: bytes) -> bool:
+        try:
+            nacl.signing.VerifyKey(self.raw).verify(signing_input, signature)
+        except (nacl.exceptions.BadSignatureError, ValueError):
+            return False
+        return True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SigningKey:
+    """Our node's Ed25519 private key."""
+
+    seed: bytes
+
+    @classmethod
+    def generate(cls) -> SigningKey:
+        return cls(seed=bytes(nacl.signing.SigningKey.generate()))
+
+    @classmethod
+    def from_jwk(cls, jwk: Mapping[str, Any]) -> SigningKey:
+        public = PublicKey.from_jwk({k: v for k, v in jwk.items() if k != "d"})
+        d = jwk.get("d")
+        if not isinstance(d, str):
+            raise ValueError("JWK member 'd' (the private key) is missing")
+        key = cls(seed=b64url_decode(d))
+        if key.public != public:
+            raise ValueError("JWK 'x' does not belong to 'd'")
+        return key
+
+    @property
+    def public(self) -> PublicKey:
+        return PublicKey(raw=bytes(nacl.signing.SigningKey(self.seed).verify_key))
+
+    def private_jwk(self) -> dict[str, str]:
+        return {**self.public.jwk(), "d": b64url(self.seed)}
+
+    def sign(self, data: bytes) -> bytes:
+        return nacl.signing.SigningKey(self.seed).sign(data).signature
+
+
+class Signer:
+    """Signs compact JWS with one key; keeps the pynacl key object to avoid re-deriving it."""
+
+    __slots__ = ("_key", "kid", "public")
+
+    def __init__(self, key: SigningKey) -> None:
+        self._key = nacl.signing.SigningKey(key.seed)
+        self.public = key.public
+        self.kid = self.public.kid
+
+    def sign_compact(self, payload: bytes, *, typ: str | None = None,
+                     header: Mapping[str, Any] | None = None) -> bytes:
+        """Compact JWS over `payload`; the header is `{"alg":"EdDSA","kid":…,"typ":…}` unless given."""
+        if header is None:
+            header = {"alg": "EdDSA", "kid": self.kid, **({"typ": typ} if typ else {})}
+        signing_input = (b64url(orjson.dumps(dict(header))) + "." + b64url(payload)).encode("ascii")
+        signature = self._key.sign(signing_input).signature
+        return signing_input + b"." + b64url(signature).encode("ascii")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ParsedJws:
+    """A compact JWS split and decoded, not yet verified."""
+
+    header: Mapping[str, Any]
+    payload: bytes
+    signing_input: bytes
+    signature: bytes
+
+    @property
+    def kid(self) -> str | None:
+        kid = self.header.get("kid")
+        return kid if isinstance(kid, str) else None
+
+    @property
+    def typ(self) -> str | None:
+        typ = self.header.get("typ")
+        return typ if isinstance(typ, str) else None
+
+    def verify_with(self, key: PublicKey) -> None:
+        if not key.verify(self.signing_input, self.signature):
+            raise BadSignature("the signature does not verify with the pinned key")
+
+
+def parse_compact(token: bytes) -> ParsedJws:
+    """Split a compact JWS (RFC 7515 §7.1) and decode its header; raises MalformedToken."""
+    parts = token.strip().split(b".")
+    if len(parts) != 3:
+        raise MalformedToken("a compact JWS has three dot-separated parts")
+    try:
+        header_bytes = b64url_decode(parts[0])
+        payload = b64url_decode(parts[1])
+        signature = b64url_decode(parts[2])
+    except (ValueError, binascii.Error) as exc:
+        raise MalformedToken("a part of the JWS is not base64url") from exc
+    try:
+        header = orjson.loads(header_bytes)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedToken("the JWS header is not JSON") from exc
+    if not isinstance(header, dict):
+        raise MalformedToken("the JWS header is not a JSON object")
+    if header.get("alg") not in ACCEPTED_ALGS:
+        raise MalformedToken("alg must be EdDSA (RFC 8037) or Ed25519 (RFC 9864)")
+    if "crit" in header:
+        raise MalformedToken("no critical header extensions are understood")
+    if len(signature) != 64:
+        raise MalformedToken("an Ed25519 signature is 64 bytes")
+    return ParsedJws(header=header, payload=payload, signing_input=parts[0] + b"." + parts[1],
+                     signature=signature)

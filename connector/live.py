@@ -1,0 +1,116 @@
+"""The policy and trust store in force: each reload is parsed whole, then swapped, or refused."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+
+from connector.errors import ConnectorError
+from connector.peers.trust import TrustStore, load_trust_store
+from connector.policy import Policy, load_policy
+
+log = structlog.get_logger("connector.live")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReloadReport:
+    policy_changed: bool
+    peers_changed: bool
+    problems: dict[str, str]
+
+
+def _stamp(paths: list[Path]) -> tuple[tuple[str, int, int], ...]:
+    out = []
+    for p in paths:
+        try:
+            st = p.stat()
+        except OSError:
+            continue
+        out.append((str(p), st.st_mtime_ns, st.st_size))
+    return tuple(out)
+
+
+class LiveState:
+    """Holds the current Policy and TrustStore. Readers take one reference per query; a
+    reload replaces the reference only after the new version has loaded without error."""
+
+    def __init__(self, *, policy_dir: Path, peers_file: Path,
+                 load_policy_fn: Callable[[Path], Policy] = load_policy,
+                 load_trust_fn: Callable[[Path], TrustStore] = load_trust_store) -> None:
+        self.policy_dir = policy_dir
+        self.peers_file = peers_file
+        self._load_policy = load_policy_fn
+        self._load_trust = load_trust_fn
+        self.policy: Policy = Policy.deny_all()
+        self.trust: TrustStore = TrustStore.of([])
+        self.problems: dict[str, str] = {}
+        self.draining = False
+        self._policy_stamp: tuple[tuple[str, int, int], ...] = ()
+        self._peers_stamp: tuple[tuple[str, int, int], ...] = ()
+
+    def current_policy(self) -> Policy:
+        return self.policy
+
+    def current_trust(self) -> TrustStore:
+        return self.trust
+
+    def _policy_files(self) -> list[Path]:
+        try:
+            return sorted(self.policy_dir.glob("*.yaml"))
+        except OSError:
+            return []
+
+    def reload(self) -> ReloadReport:
+        policy_changed = self._reload_policy()
+        peers_changed = self._reload_peers()
+        return ReloadReport(policy_changed=policy_changed, peers_changed=peers_changed,
+                            problems=dict(self.problems))
+
+    def reload_if_changed(self) -> ReloadReport | None:
+        """Reload when a policy file or the peers file changed since the last attempt."""
+        if (_stamp([self.policy_dir, *self._policy_files()]) == self._policy_stamp
+                and _stamp([self.peers_file]) == self._peers_stamp):
+            return None
+        return self.reload()
+
+    def _reload_policy(self) -> bool:
+        self._policy_stamp = _stamp([self.policy_dir, *self._policy_files()])
+        try:
+            policy = self._load_policy(self.policy_dir)
+        except ConnectorError as exc:
+            self.problems["policy"] = exc.detail
+            log.error("policy_reload_failed", directory=str(self.policy_dir), error=exc.detail,
+                      diagnostics=exc.extra.get("diagnostics"), kept=self.policy.digest)
+            return False
+        self.problems.pop("policy", None)
+        if policy.digest == self.policy.digest:
+            return False
+        old, self.policy = self.policy.digest, policy
+        log.info("policy_loaded", directory=str(self.policy_dir), digest=policy.digest,
+                 previous=old, inbound_rules=len(policy.inbound))
+        return True
+
+    def _reload_peers(self) -> bool:
+        self._peers_stamp = _stamp([self.peers_file])
+        try:
+            trust = self._load_trust(self.peers_file)
+        except ConnectorError as exc:
+            self.problems["peers"] = exc.detail
+            log.error("peers_reload_failed", file=str(self.peers_file), error=exc.detail,
+                      kept=len(self.trust.peers))
+            return False
+        self.problems.pop("peers", None)
+        if trust == self.trust:
+            return False
+        self.trust = trust
+        log.info("peers_loaded", file=str(self.peers_file), peers=sorted(trust.peers))
+        return True
+
+
+def file_mode_ok(path: Path) -> bool:
+    """A private key readable by group or others is refused."""
+    return (os.stat(path).st_mode & 0o077) == 0

@@ -1,0 +1,1 @@
+"""Peers: the trust store, the outgoing client, fan-out and discovery."""

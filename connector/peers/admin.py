@@ -1,0 +1,79 @@
+"""Changing the trust store on an admin's command: add (with --fetch confirmation), remove."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+import aiohttp
+import orjson
+
+from connector.errors import TrustStoreError
+from connector.identity import PublicKey
+from connector.peers.client import FetchedIdentity, fetch_identity
+from connector.peers.trust import (
+    PinnedKey,
+    Peer,
+    load_trust_store,
+    normalise_fingerprint,
+    save_trust_store,
+)
+from connector.vocabulary import is_node_id
+
+
+async def _fetch(url: str, pin: str | None) -> FetchedIdentity:
+    async with aiohttp.ClientSession() as session:
+        return await fetch_identity(session, url, pin=pin)
+
+
+def add_peer(peers_file: Path, *, peer_id: str, url: str, jwk_text: str | None, fetch: bool,
+             tls_fingerprint: str | None, insecure: bool,
+             confirm: Callable[[str], bool]) -> Peer | None:
+    """Pin a peer. With fetch, the admin sees the key thumbprint and TLS fingerprint first and
+    confirms them (compare them with what the peer's NCB gave you by another channel)."""
+    if not is_node_id(peer_id):
+        raise TrustStoreError(f"{peer_id!r} is not a node id (e.g. DE or DE-2)")
+    if not url.startswith(("https://", "http://")):
+        raise TrustStoreError("--url must start with https:// (or http:// with --insecure)")
+    if url.startswith("http://") and not insecure:
+        raise TrustStoreError("a plain http:// URL needs --insecure")
+    fp = None
+    if tls_fingerprint:
+        try:
+            fp = normalise_fingerprint(tls_fingerprint)
+        except ValueError as exc:
+            raise TrustStoreError(f"--tls-fingerprint: {exc}") from exc
+    if fetch:
+        fetched = asyncio.run(_fetch(url, fp))
+        if fetched.claims.iss != peer_id:
+            raise TrustStoreError(f"{url} says it is {fetched.claims.iss}, not {peer_id}")
+        key = fetched.key
+        fp = fp or fetched.tls_fingerprint
+        summary = (f"peer {peer_id} at {url}\n  key thumbprint   {key.kid}\n"
+                   f"  tls fingerprint  {fp or '(plain http)'}")
+        if not confirm(summary):
+            return None
+    else:
+        assert jwk_text is not None
+        try:
+            key = PublicKey.from_jwk(orjson.loads(jwk_text))
+        except (orjson.JSONDecodeError, ValueError, AttributeError) as exc:
+            raise TrustStoreError(f"--key: {exc}") from exc
+    if url.startswith("https://") and fp is None:
+        raise TrustStoreError("an https peer needs --tls-fingerprint (or --fetch)")
+    store = load_trust_store(peers_file)
+    if peer_id in store.peers:
+        raise TrustStoreError(f"{peer_id} is already trusted; remove it first to re-pin")
+    peer = Peer(id=peer_id, url=url.rstrip("/"), keys=(PinnedKey(key=key),),
+                tls_fingerprint=fp, insecure=insecure)
+    save_trust_store(peers_file, store.with_peer(peer))
+    return peer
+
+
+def remove_peer(peers_file: Path, peer_id: str) -> bool:
+    store = load_trust_store(peers_file)
+    if peer_id not in store.peers:
+        return False
+    save_trust_store(peers_file, store.without(peer_id))
+    return True

@@ -1,0 +1,147 @@
+"""Asking a peer: send a signed query over pinned TLS and verify the signed answer."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import aiohttp
+import orjson
+
+from connector.errors import BadAnswer, PeerRejected, PeerUnreachable
+from connector.identity import PublicKey, Signer
+from connector.keyfiles import der_fingerprint
+from connector.peers.trust import Peer, fingerprint_bytes
+from connector.protocol import (
+    JOSE_MEDIA_TYPE,
+    AnswerClaims,
+    IdentityClaims,
+    Query,
+    open_answer,
+    open_identity,
+    sign_query,
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Exchange:
+    """One query sent and its verified answer, as the outbound enquiry log needs it."""
+
+    peer: str
+    query: Query
+    query_token: bytes
+    answer: AnswerClaims
+    answer_token: bytes
+    elapsed: float
+
+
+def transport_for(peer: Peer) -> aiohttp.Fingerprint | bool:
+    if peer.tls_fingerprint:
+        return aiohttp.Fingerprint(fingerprint_bytes(peer.tls_fingerprint))
+    if peer.insecure:
+        return False
+    raise PeerUnreachable(f"peer {peer.id} has no TLS fingerprint pinned")
+
+
+class PeerClient:
+    """Queries peers over one shared ClientSession (connections are reused)."""
+
+    def __init__(self, *, session: aiohttp.ClientSession, signer: Signer, node: str,
+                 clock: Callable[[], float], timeout: float = 5.0) -> None:
+        self.session = session
+        self.signer = signer
+        self.node = node
+        self.clock = clock
+        self.timeout = timeout
+
+    def sign(self, query: Query) -> bytes:
+        return sign_query(query, self.signer)
+
+    async def ask(self, peer: Peer, query: Query, *, timeout: float | None = None) -> Exchange:
+        return await self.send(peer, query, self.sign(query), timeout=timeout)
+
+    async def send(self, peer: Peer, query: Query, token: bytes, *,
+                   timeout: float | None = None) -> Exchange:
+        now = self.clock()
+        if peer.current_key(datetime.fromtimestamp(now, UTC)) is None:
+            raise BadAnswer(f"no valid key is pinned for {peer.id}")
+        started = asyncio.get_running_loop().time()
+        try:
+            async with self.session.post(
+                f"{peer.url}/v1/query", data=token, ssl=transport_for(peer),
+                headers={"Content-Type": JOSE_MEDIA_TYPE, "Accept": JOSE_MEDIA_TYPE},
+                timeout=aiohttp.ClientTimeout(total=timeout or self.timeout),
+            ) as resp:
+                body = await resp.read()
+                status, ctype = resp.status, resp.content_type
+        except aiohttp.ServerFingerprintMismatch as exc:
+            raise PeerUnreachable(f"{peer.id}: the TLS certificate does not match the pin") \
+                from exc
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise PeerUnreachable(f"{peer.id}: {type(exc).__name__}: {exc}") from exc
+        elapsed = asyncio.get_running_loop().time() - started
+        if status != 200:
+            problem = _problem(body) if ctype == "application/problem+json" else {}
+            raise PeerRejected(f"{peer.id} answered {status}: "
+                               f"{problem.get('detail') or problem.get('title') or ctype}",
+                               peer_status=status, peer_problem=problem)
+        keys = [k.key for k in peer.keys]
+        answer = _open_with_any(body, keys=keys, peer=peer.id, me=self.node, query_token=token,
+                                query=query, now=self.clock())
+        return Exchange(peer=peer.id, query=query, query_token=token, answer=answer,
+                        answer_token=body, elapsed=elapsed)
+
+
+def _open_with_any(body: bytes, *, keys: list[PublicKey], peer: str, me: str,
+                   query_token: bytes, query: Query, now: float) -> AnswerClaims:
+    """Any pinned key of the peer may sign (rotation); the kid names which one."""
+    last: BadAnswer | None = None
+    for key in keys:
+        try:
+            return open_answer(body, key=key, peer=peer, me=me, query_token=query_token,
+                               query=query, now=now)
+        except BadAnswer as exc:
+            last = exc
+    raise last or BadAnswer(f"no key pinned for {peer}")
+
+
+def _problem(body: bytes) -> dict[str, object]:
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FetchedIdentity:
+    claims: IdentityClaims
+    key: PublicKey
+    tls_fingerprint: str | None
+
+
+async def fetch_identity(session: aiohttp.ClientSession, url: str, *,
+                         pin: str | None = None, timeout: float = 5.0) -> FetchedIdentity:
+    """Read a peer's `/v1/identity`. Without a pin the certificate is not checked but its
+    fingerprint is returned, for an admin to compare out of band before trusting it."""
+    tls: aiohttp.Fingerprint | bool = (aiohttp.Fingerprint(fingerprint_bytes(pin)) if pin
+                                       else False)
+    try:
+        async with session.get(f"{url.rstrip('/')}/v1/identity", ssl=tls,
+                               timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
+            fp = None
+            if resp.connection is not None and resp.connection.transport is not None:
+                obj = resp.connection.transport.get_extra_info("ssl_object")
+                if isinstance(obj, ssl.SSLObject):
+                    der = obj.getpeercert(binary_form=True)
+                    fp = der_fingerprint(der) if der else None
+            body = await resp.read()
+            if resp.status != 200:
+                raise PeerRejected(f"{url} answered {resp.status}")
+    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        raise PeerUnreachable(f"{url}: {type(exc).__name__}: {exc}") from exc
+    claims, key = open_identity(body)
+    return FetchedIdentity(claims=claims, key=key, tls_fingerprint=fp)

@@ -1,0 +1,205 @@
+"""The trust store (`peers.yaml`): which peers we know, their pinned keys and TLS fingerprints."""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from connector.errors import TrustStoreError
+from connector.identity import PublicKey
+
+_HEX_FP = re.compile(r"^(sha256:)?([0-9A-Fa-f]{2}(:?[0-9A-Fa-f]{2}){31})$")
+
+
+def normalise_fingerprint(text: str) -> str:
+    """`AB:CD:…` (64 hex digits, colons optional, `sha256:` prefix optional) → `AB:CD:…`."""
+    m = _HEX_FP.match(text.strip())
+    if not m:
+        raise ValueError("a TLS fingerprint is the SHA-256 of the certificate: 64 hex digits")
+    digits = m.group(2).replace(":", "").upper()
+    return ":".join(digits[i:i + 2] for i in range(0, 64, 2))
+
+
+def fingerprint_bytes(fp: str) -> bytes:
+    return bytes.fromhex(fp.replace(":", ""))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PinnedKey:
+    key: PublicKey
+    not_after: datetime | None = None
+
+    def valid_at(self, now: datetime) -> bool:
+        return self.not_after is None or now <= self.not_after
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Peer:
+    id: str
+    url: str
+    keys: tuple[PinnedKey, ...]
+    tls_fingerprint: str | None = None
+    insecure: bool = False
+
+    def current_key(self, now: datetime) -> PinnedKey | None:
+        valid = [k for k in self.keys if k.valid_at(now)]
+        return valid[0] if valid else None
+
+    def key_by_kid(self, kid: str) -> PinnedKey | None:
+        return next((k for k in self.keys if k.key.kid == kid), None)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TrustStore:
+    peers: Mapping[str, Peer]
+    by_kid: Mapping[str, tuple[str, PinnedKey]]
+
+    @classmethod
+    def of(cls, peers: Iterable[Peer]) -> TrustStore:
+        table: dict[str, Peer] = {}
+        kids: dict[str, tuple[str, PinnedKey]] = {}
+        for peer in peers:
+            if peer.id in table:
+                raise TrustStoreError(f"peer {peer.id} is listed twice")
+            table[peer.id] = peer
+            for pinned in peer.keys:
+                owner = kids.get(pinned.key.kid)
+                if owner is not None and owner[0] != peer.id:
+                    raise TrustStoreError(
+                        f"key {pinned.key.kid} is pinned for both {owner[0]} and {peer.id}")
+                kids[pinned.key.kid] = (peer.id, pinned)
+        return cls(peers=table, by_kid=kids)
+
+    def resolve(self, kid: str, now: datetime) -> tuple[str, PublicKey] | None:
+        found = self.by_kid.get(kid)
+        if found is None or not found[1].valid_at(now):
+            return None
+        return found[0], found[1].key
+
+    def get(self, peer_id: str) -> Peer | None:
+        return self.peers.get(peer_id)
+
+    def with_peer(self, peer: Peer) -> TrustStore:
+        return TrustStore.of([*(p for p in self.peers.values() if p.id != peer.id), peer])
+
+    def without(self, peer_id: str) -> TrustStore:
+        return TrustStore.of(p for p in self.peers.values() if p.id != peer_id)
+
+
+# --- the file -------------------------------------------------------------------------------
+
+
+class _KeyEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    jwk: dict[str, Any]
+    not_after: datetime | None = None
+
+
+class _PeerEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}(-[A-Z0-9]{1,8})?$")]
+    url: Annotated[str, StringConstraints(pattern=r"^https?://")]
+    keys: Annotated[list[_KeyEntry], Field(min_length=1)]
+    tls_fingerprint: str | None = None
+    insecure: bool = False
+
+
+class _File(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    peers: list[_PeerEntry] = Field(default_factory=list)
+
+
+def _peer_from_entry(entry: _PeerEntry, where: str) -> Peer:
+    keys = []
+    for i, k in enumerate(entry.keys):
+        try:
+            key = PublicKey.from_jwk(k.jwk)
+        except ValueError as exc:
+            raise TrustStoreError(f"{where}: peer {entry.id}: keys[{i}]: {exc}") from exc
+        not_after = k.not_after
+        if not_after is not None and not_after.tzinfo is None:
+            not_after = not_after.replace(tzinfo=UTC)
+        keys.append(PinnedKey(key=key, not_after=not_after))
+    fp = None
+    if entry.tls_fingerprint is not None:
+        try:
+            fp = normalise_fingerprint(entry.tls_fingerprint)
+        except ValueError as exc:
+            raise TrustStoreError(f"{where}: peer {entry.id}: tls_fingerprint: {exc}") from exc
+    if entry.url.startswith("https://") and fp is None and not entry.insecure:
+        raise TrustStoreError(f"{where}: peer {entry.id}: an https peer needs tls_fingerprint")
+    if entry.url.startswith("http://") and not entry.insecure:
+        raise TrustStoreError(f"{where}: peer {entry.id}: plain http needs insecure: true")
+    return Peer(id=entry.id, url=entry.url.rstrip("/"), keys=tuple(keys), tls_fingerprint=fp,
+                insecure=entry.insecure)
+
+
+def load_trust_store(path: Path) -> TrustStore:
+    """Read peers.yaml; a missing file is an empty trust store, a broken one an error."""
+    if not path.exists():
+        return TrustStore.of([])
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise TrustStoreError(f"{path}: YAML syntax error: {exc}") from exc
+    try:
+        parsed = _File.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+                             for e in exc.errors(include_url=False))
+        raise TrustStoreError(f"{path}: {problems}") from exc
+    return TrustStore.of(_peer_from_entry(e, str(path)) for e in parsed.peers)
+
+
+def dump_trust_store(store: TrustStore) -> str:
+    peers = []
+    for p in sorted(store.peers.values(), key=lambda p: p.id):
+        entry: dict[str, Any] = {"id": p.id, "url": p.url, "keys": []}
+        for k in p.keys:
+            key_entry: dict[str, Any] = {"jwk": {kk: v for kk, v in k.key.jwk().items()}}
+            if k.not_after is not None:
+                key_entry["not_after"] = k.not_after.isoformat()
+            entry["keys"].append(key_entry)
+        if p.tls_fingerprint:
+            entry["tls_fingerprint"] = p.tls_fingerprint
+        if p.insecure:
+            entry["insecure"] = True
+        peers.append(entry)
+    header = "# Trust store: the peers this node answers and asks. Edit with `ncb-connector peers`.\n"
+    return header + yaml.safe_dump({"peers": peers}, sort_keys=False, allow_unicode=True)
+
+
+def save_trust_store(path: Path, store: TrustStore) -> None:
+    """Write atomically so a running node reloading on SIGHUP never sees half a file."""
+    text = dump_trust_store(store)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".peers.", suffix=".yaml")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        # Keep the old file's owner and mode: an admin running this as root must not leave a
+        # file the service user cannot read.
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            os.chmod(tmp, 0o640)
+        else:
+            os.chmod(tmp, st.st_mode & 0o777)
+            if os.geteuid() == 0:
+                os.chown(tmp, st.st_uid, st.st_gid)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def replace_url(peer: Peer, url: str) -> Peer:
+    return replace(peer, url=url)

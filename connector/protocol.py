@@ -1,0 +1,366 @@
+"""Wire protocol v1: query, answer and identity claims; encoding, decoding and the checks in order."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from connector.errors import (
+    BadAnswer,
+    InvalidClaims,
+    MalformedToken,
+    PayloadTooLarge,
+    StaleToken,
+    UnknownKey,
+    WrongAudience,
+    WrongType,
+)
+from connector.identity import ParsedJws, PublicKey, Signer, b64url, parse_compact
+from connector.vocabulary import AgencyKind, AnswerLevel, Category, Purpose
+
+PROTOCOL_VERSION = 1
+MAX_TOKEN_BYTES = 64 * 1024
+MAX_LIFETIME_S = 120
+CLOCK_SKEW_S = 30
+JOSE_MEDIA_TYPE = "application/jose"
+
+TYP_QUERY = "ncb-query+jwt"
+TYP_ANSWER = "ncb-answer+jwt"
+TYP_IDENTITY = "ncb-identity+jwt"
+
+ResolveKid = Callable[[str], "tuple[str, PublicKey] | None"]
+"""Maps a `kid` to (node id of the peer holding it, its key), or None when no peer pins it."""
+
+
+def new_jti() -> str:
+    """128 random bits, base64url."""
+    return b64url(os.urandom(16))
+
+
+def digest(token: bytes) -> str:
+    """base64url SHA-256 of a token's bytes, as carried in `query_digest`."""
+    return b64url(hashlib.sha256(token).digest())
+
+
+# --- claims schemas (untrusted input is parsed here, once) ----------------------------------
+
+NodeId = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}(-[A-Z0-9]{1,8})?$")]
+ShortText = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+CriterionValue = Annotated[str, StringConstraints(max_length=512)] | int | bool
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CheckClaims(_Strict):
+    id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    category: Category
+    criteria: Annotated[dict[Annotated[str, StringConstraints(max_length=64)], CriterionValue],
+                        Field(min_length=1, max_length=16)]
+    limit: Annotated[int, Field(ge=1, le=100)] = 10
+
+
+class QueryClaims(_Strict):
+    iss: NodeId
+    aud: NodeId
+    iat: int
+    exp: int
+    jti: Annotated[str, StringConstraints(min_length=22, max_length=128)]
+    sub: ShortText
+    agency_kind: AgencyKind
+    purpose: Purpose
+    case: ShortText | None = None
+    checks: Annotated[list[CheckClaims], Field(min_length=1, max_length=32)]
+
+
+class HitClaims(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+    ref: str
+    score: float
+    record: dict[str, Any] = Field(default_factory=dict)
+    reasons: list[Any] | None = None
+
+
+class ResultClaims(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+    check: str
+    status: Literal["hit", "no_hit", "denied", "error"]
+    level: AnswerLevel
+    hits: list[HitClaims] = Field(default_factory=list)
+    reason: str | None = None
+    retry_after: float | None = None
+
+
+class AnswerClaims(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+    iss: str
+    aud: str
+    iat: int
+    jti: str
+    in_reply_to: str
+    query_digest: str
+    enquiry: str
+    results: list[ResultClaims]
+
+
+class IdentityClaims(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+    iss: str
+    iat: int
+    exp: int
+    protocol: int
+    keys: list[dict[str, Any]]
+    tls_fingerprint: str | None = None
+    url: str | None = None
+
+
+# --- values the rest of the connector works with ---------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Check:
+    id: str
+    category: Category
+    criteria: Mapping[str, str | int | bool]
+    limit: int = 10
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Query:
+    iss: str
+    aud: str
+    iat: int
+    exp: int
+    jti: str
+    sub: str
+    agency_kind: AgencyKind
+    purpose: Purpose
+    case: str | None
+    checks: tuple[Check, ...]
+
+    def claims(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "iss": self.iss, "aud": self.aud, "iat": self.iat, "exp": self.exp, "jti": self.jti,
+            "sub": self.sub, "agency_kind": self.agency_kind.value, "purpose": self.purpose.value,
+            "checks": [
+                {"id": c.id, "category": c.category.value, "criteria": dict(c.criteria),
+                 "limit": c.limit}
+                for c in self.checks
+            ],
+        }
+        if self.case is not None:
+            out["case"] = self.case
+        return out
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Hit:
+    ref: str
+    score: float
+    record: Mapping[str, Any] = field(default_factory=dict)
+    reasons: tuple[Mapping[str, Any], ...] | None = None
+
+    def claims(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"ref": self.ref, "score": round(self.score, 4),
+                               "record": dict(self.record)}
+        if self.reasons is not None:
+            out["reasons"] = [dict(r) for r in self.reasons]
+        return out
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CheckResult:
+    check: str
+    status: Literal["hit", "no_hit", "denied", "error"]
+    level: AnswerLevel
+    hits: tuple[Hit, ...] = ()
+    reason: str | None = None
+    retry_after: float | None = None
+
+    def claims(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"check": self.check, "status": self.status,
+                               "level": self.level.value, "hits": [h.claims() for h in self.hits]}
+        if self.reason is not None:
+            out["reason"] = self.reason
+        if self.retry_after is not None:
+            out["retry_after"] = round(self.retry_after, 3)
+        return out
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Envelope:
+    """A query token whose signature, type, audience and time window have been checked."""
+
+    token: bytes
+    jws: ParsedJws
+    payload: Mapping[str, Any]
+    iss: str
+    jti: str
+    kid: str
+
+
+# --- receiving a query, in the order DESIGN §4 fixes ------------------------------------------
+
+
+def open_envelope(token: bytes, *, resolve_kid: ResolveKid, me: str, now: float) -> Envelope:
+    """Everything up to (not including) the replay check and the claims schema."""
+    if len(token) > MAX_TOKEN_BYTES:
+        raise PayloadTooLarge(f"a query token is at most {MAX_TOKEN_BYTES} bytes")
+    jws = parse_compact(token)
+    kid = jws.kid
+    if kid is None:
+        raise UnknownKey("the JWS header has no kid")
+    found = resolve_kid(kid)
+    if found is None:
+        raise UnknownKey("no peer in the trust store holds this kid", kid=kid)
+    peer_id, key = found
+    jws.verify_with(key)
+    if jws.typ != TYP_QUERY:
+        raise WrongType(f"typ must be {TYP_QUERY!r}", typ=jws.typ)
+    try:
+        payload = orjson.loads(jws.payload)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedToken("the JWS payload is not JSON") from exc
+    if not isinstance(payload, dict):
+        raise MalformedToken("the JWS payload is not a JSON object")
+    iss = payload.get("iss")
+    if iss != peer_id:
+        raise UnknownKey("the kid is not pinned for this issuer", kid=kid)
+    if payload.get("aud") != me:
+        raise WrongAudience(f"this node is {me}", aud=payload.get("aud"))
+    check_window(payload, now=now)
+    jti = payload.get("jti")
+    if not isinstance(jti, str) or not 22 <= len(jti) <= 128:
+        raise InvalidClaims("jti must be a string of 22 to 128 characters (≥128 random bits)")
+    return Envelope(token=token, jws=jws, payload=payload, iss=peer_id, jti=jti, kid=kid)
+
+
+def check_window(payload: Mapping[str, Any], *, now: float) -> None:
+    iat, exp = payload.get("iat"), payload.get("exp")
+    if not isinstance(iat, int) or not isinstance(exp, int) or isinstance(iat, bool) \
+            or isinstance(exp, bool):
+        raise InvalidClaims("iat and exp must be integers (NumericDate)")
+    if exp <= iat or exp - iat > MAX_LIFETIME_S:
+        raise StaleToken(f"exp must be after iat and at most {MAX_LIFETIME_S} s after it")
+    if iat > now + CLOCK_SKEW_S:
+        raise StaleToken("the token is issued in the future", iat=iat, now=int(now))
+    if exp < now - CLOCK_SKEW_S:
+        raise StaleToken("the token has expired", exp=exp, now=int(now))
+
+
+def _schema_errors(exc: ValidationError) -> list[dict[str, str]]:
+    return [
+        {"field": ".".join(str(p) for p in err["loc"]), "message": err["msg"]}
+        for err in exc.errors(include_url=False, include_input=False)
+    ]
+
+
+def parse_query(envelope: Envelope) -> Query:
+    """The claims schema, last of the checks."""
+    try:
+        claims = QueryClaims.model_validate(envelope.payload)
+    except ValidationError as exc:
+        raise InvalidClaims("the query claims do not match the schema",
+                            errors=_schema_errors(exc)) from exc
+    ids = [c.id for c in claims.checks]
+    if len(set(ids)) != len(ids):
+        raise InvalidClaims("check ids must be unique within a query")
+    return Query(
+        iss=claims.iss, aud=claims.aud, iat=claims.iat, exp=claims.exp, jti=claims.jti,
+        sub=claims.sub, agency_kind=claims.agency_kind, purpose=claims.purpose, case=claims.case,
+        checks=tuple(Check(id=c.id, category=c.category, criteria=c.criteria, limit=c.limit)
+                     for c in claims.checks),
+    )
+
+
+# --- building messages -----------------------------------------------------------------------
+
+
+def sign_query(query: Query, signer: Signer) -> bytes:
+    return signer.sign_compact(orjson.dumps(query.claims()), typ=TYP_QUERY)
+
+
+def make_query(*, iss: str, aud: str, sub: str, agency_kind: AgencyKind, purpose: Purpose,
+               checks: tuple[Check, ...], case: str | None = None, now: float | None = None,
+               lifetime: int = 60, jti: str | None = None) -> Query:
+    iat = int(time.time() if now is None else now)
+    return Query(iss=iss, aud=aud, iat=iat, exp=iat + lifetime, jti=jti or new_jti(), sub=sub,
+                 agency_kind=agency_kind, purpose=purpose, case=case, checks=checks)
+
+
+def sign_answer(*, signer: Signer, iss: str, aud: str, in_reply_to: str, query_digest: str,
+                enquiry: str, results: tuple[CheckResult, ...], now: float) -> bytes:
+    claims = {
+        "iss": iss, "aud": aud, "iat": int(now), "jti": new_jti(), "in_reply_to": in_reply_to,
+        "query_digest": query_digest, "enquiry": enquiry,
+        "results": [r.claims() for r in results],
+    }
+    return signer.sign_compact(orjson.dumps(claims), typ=TYP_ANSWER)
+
+
+def open_answer(token: bytes, *, key: PublicKey, peer: str, me: str, query_token: bytes,
+                query: Query, now: float) -> AnswerClaims:
+    """Verify a peer's answer: signature with the pinned key, typ, iss, aud and the binding."""
+    try:
+        if len(token) > 4 * MAX_TOKEN_BYTES * 16:
+            raise BadAnswer("the answer is too large")
+        jws = parse_compact(token)
+        if jws.kid != key.kid:
+            raise BadAnswer("the answer is signed with a key we do not pin for this peer",
+                            kid=jws.kid)
+        jws.verify_with(key)
+        if jws.typ != TYP_ANSWER:
+            raise BadAnswer(f"typ must be {TYP_ANSWER!r}")
+        answer = AnswerClaims.model_validate_json(jws.payload)
+    except (MalformedToken, ValidationError) as exc:
+        raise BadAnswer(f"the answer is malformed: {exc}") from exc
+    except BadAnswer:
+        raise
+    except Exception as exc:
+        raise BadAnswer(str(exc)) from exc
+    if answer.iss != peer:
+        raise BadAnswer("the answer's iss is not the peer we asked")
+    if answer.aud != me:
+        raise BadAnswer("the answer is addressed to another node")
+    if answer.in_reply_to != query.jti:
+        raise BadAnswer("in_reply_to does not match our query's jti")
+    if answer.query_digest != digest(query_token):
+        raise BadAnswer("query_digest does not match the query we sent")
+    if abs(answer.iat - now) > MAX_LIFETIME_S + CLOCK_SKEW_S:
+        raise BadAnswer("the answer's iat is outside the window")
+    expected = {c.id for c in query.checks}
+    if {r.check for r in answer.results} != expected:
+        raise BadAnswer("the answer's results do not match our checks one for one")
+    return answer
+
+
+def sign_identity(*, signer: Signer, node: str, keys: list[dict[str, Any]],
+                  tls_fingerprint: str | None, url: str | None, now: float) -> bytes:
+    claims = {"iss": node, "iat": int(now), "exp": int(now) + 300, "protocol": PROTOCOL_VERSION,
+              "keys": keys, "tls_fingerprint": tls_fingerprint, "url": url}
+    return signer.sign_compact(orjson.dumps(claims), typ=TYP_IDENTITY)
+
+
+def open_identity(token: bytes) -> tuple[IdentityClaims, PublicKey]:
+    """Check a self-signed identity token: signed by one of the keys it lists, under its kid."""
+    jws = parse_compact(token)
+    if jws.typ != TYP_IDENTITY:
+        raise MalformedToken(f"typ must be {TYP_IDENTITY!r}")
+    try:
+        claims = IdentityClaims.model_validate_json(jws.payload)
+    except ValidationError as exc:
+        raise MalformedToken(f"identity claims are malformed: {exc}") from exc
+    for jwk in claims.keys:
+        key = PublicKey.from_jwk(jwk)
+        if key.kid == jws.kid:
+            jws.verify_with(key)
+            return claims, key
+    raise UnknownKey("the identity token is not signed by a key it lists")

@@ -1,0 +1,1 @@
+"""National records: the category model, the store, importers and matchers."""

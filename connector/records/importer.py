@@ -1,0 +1,143 @@
+"""Import files (NDJSON or CSV) into the record store: bad lines reported, good lines kept."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import IO, Any, Literal
+
+import orjson
+
+from connector.errors import ImportFileError
+from connector.records.model import ROW_PARSERS, RowError, TravelDocument
+from connector.records.store import RecordStore
+from connector.vocabulary import Category
+
+Format = Literal["ndjson", "csv"]
+BATCH = 5000
+MAX_REPORTED = 1000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Rejected:
+    line: int
+    reason: str
+
+
+@dataclass(slots=True, kw_only=True)
+class ImportReport:
+    inserted: int = 0
+    updated: int = 0
+    rejected: int = 0
+    lines: int = 0
+    errors: list[Rejected] = field(default_factory=list)
+
+    def reject(self, line: int, reason: str) -> None:
+        self.rejected += 1
+        if len(self.errors) < MAX_REPORTED:
+            self.errors.append(Rejected(line=line, reason=reason))
+
+
+def guess_format(name: str) -> Format:
+    lowered = name.lower()
+    if lowered.endswith(".csv"):
+        return "csv"
+    if lowered.endswith((".ndjson", ".jsonl", ".json")):
+        return "ndjson"
+    raise ImportFileError(f"cannot tell the format of {name!r}; give --format ndjson|csv")
+
+
+def _ndjson_rows(stream: IO[bytes]) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
+    for lineno, raw in enumerate(stream, start=1):
+        if not raw.strip():
+            continue
+        try:
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            yield lineno, RowError(f"not valid JSON: {exc}")
+            continue
+        if not isinstance(obj, dict):
+            yield lineno, RowError("a line must hold one JSON object")
+            continue
+        yield lineno, obj
+
+
+def _csv_rows(stream: IO[bytes], required: frozenset[str]) -> Iterator[
+        tuple[int, dict[str, Any] | RowError]]:
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="strict", newline="")
+    reader = csv.DictReader(text)
+    try:
+        header = reader.fieldnames
+    except UnicodeDecodeError as exc:
+        raise ImportFileError(f"line 1: not UTF-8 text: {exc.reason}") from exc
+    if not header:
+        raise ImportFileError("the CSV file is empty: line 1 must name the columns")
+    missing = required - set(header)
+    if missing:
+        raise ImportFileError(f"line 1: the CSV header lacks the column(s) "
+                              f"{', '.join(sorted(missing))}", missing=sorted(missing))
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except (csv.Error, UnicodeDecodeError) as exc:
+            yield reader.line_num, RowError(f"unreadable CSV: {exc}")
+            continue
+        if None in row:
+            yield reader.line_num, RowError("more fields than the header names")
+            continue
+        yield reader.line_num, {k: v for k, v in row.items() if v is not None}
+
+
+REQUIRED = {Category.TRAVEL_DOCUMENTS: frozenset({"number", "country", "status"})}
+
+
+def import_stream(store: RecordStore, stream: IO[bytes], *, category: Category, fmt: Format,
+                  progress: Callable[[int], None] | None = None) -> ImportReport:
+    """Upsert every good row in batches; each bad row is reported with its line number."""
+    parse = ROW_PARSERS.get(category)
+    if parse is None:
+        raise ImportFileError(f"importing {category.value} is not supported yet")
+    report = ImportReport()
+    rows = (_ndjson_rows(stream) if fmt == "ndjson"
+            else _csv_rows(stream, REQUIRED[category]))
+    batch: list[TravelDocument] = []
+    last_pos = 0
+
+    def flush() -> None:
+        counts = store.upsert_documents(batch)
+        report.inserted += counts.inserted
+        report.updated += counts.updated
+        batch.clear()
+
+    for lineno, row in rows:
+        report.lines = lineno
+        if isinstance(row, RowError):
+            report.reject(lineno, str(row))
+            continue
+        try:
+            batch.append(parse(row))
+        except RowError as exc:
+            report.reject(lineno, str(exc))
+            continue
+        if len(batch) >= BATCH:
+            flush()
+            if progress is not None:
+                pos = _position(stream)
+                progress(pos - last_pos)
+                last_pos = pos
+    if batch:
+        flush()
+    if progress is not None:
+        progress(max(0, _position(stream) - last_pos))
+    return report
+
+
+def _position(stream: IO[bytes]) -> int:
+    try:
+        return stream.tell()
+    except (OSError, ValueError):
+        return 0

@@ -1,0 +1,59 @@
+"""How enquiries and answers look to a person (tables) and to a script (JSON)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+
+from connector.enquiries import LoggedEntry, utc_iso
+from connector.peers.client import Exchange
+
+_STATUS_STYLE = {"hit": "bold red", "no_hit": "green", "denied": "yellow", "error": "magenta"}
+
+
+def entry_dict(row: LoggedEntry, *, with_token: bool = False) -> dict[str, Any]:
+    e = row.entry
+    out: dict[str, Any] = {
+        "seq": row.seq, "id": e.id, "at": utc_iso(e.at), "direction": e.direction,
+        "peer": e.peer, "sub": e.sub, "agency_kind": e.agency_kind, "purpose": e.purpose,
+        "case": e.case_ref, "decision": e.decision, "rules": list(e.rules),
+        "policy_digest": e.policy_digest, "checks": list(e.checks), "results": list(e.results),
+        "hit_refs": list(e.hit_refs), "answer_digest": e.answer_digest, "error": e.error,
+        "hash": row.hash, "prev_hash": row.prev_hash,
+    }
+    if with_token:
+        out["query_token"] = e.query_token
+    return out
+
+
+def enquiries_table(rows: list[LoggedEntry], title: str | None = None) -> Table:
+    table = Table("#", "time (UTC)", "dir", "peer", "purpose", "checks", "decision", "rule",
+                  "hits", title=title)
+    for r in rows:
+        e = r.entry
+        cats = ", ".join(str(c.get("category")) for c in e.checks)
+        rules = ", ".join(sorted(set(e.rules))) or "-"
+        decision = e.decision if e.error is None else f"error: {e.error[:40]}"
+        style = {"denied": "yellow", "error": "magenta"}.get(e.decision, "")
+        table.add_row(str(r.seq), utc_iso(e.at)[11:23], e.direction, e.peer, e.purpose or "-",
+                      cats, f"[{style}]{decision}[/]" if style else decision, rules,
+                      "\n".join(e.hit_refs) or "-")
+    return table
+
+
+def answer_table(exchange: Exchange) -> Table:
+    a = exchange.answer
+    table = Table("check", "status", "level", "hit", "record",
+                  title=f"{a.iss} answered in {exchange.elapsed * 1000:.0f} ms "
+                        f"(their enquiry {a.enquiry})")
+    for r in a.results:
+        style = _STATUS_STYLE.get(r.status, "")
+        status = f"[{style}]{r.status}[/]"
+        note = r.reason or ""
+        if not r.hits:
+            table.add_row(r.check, status, r.level.value, note or "-", "")
+        for h in r.hits:
+            record = ", ".join(f"{k}={v}" for k, v in h.record.items()) or "(hit only)"
+            table.add_row(r.check, status, r.level.value, h.ref, record)
+    return table

@@ -1,0 +1,60 @@
+"""The peer API: `POST /v1/query` and `GET /v1/identity`, as DESIGN §4 fixes them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from aiohttp import web
+
+from connector.answering import Answerer
+from connector.errors import PayloadTooLarge, UnsupportedMediaType
+from connector.identity import Signer
+from connector.protocol import JOSE_MEDIA_TYPE, MAX_TOKEN_BYTES, sign_identity
+from connector.server.problems import problem_middleware
+
+ANSWERER = web.AppKey("answerer", Answerer)
+IDENTITY = web.AppKey("identity", "IdentityToken")
+
+
+class IdentityToken:
+    """The self-signed identity token, re-signed before it expires rather than per request."""
+
+    REFRESH_S = 60
+
+    def __init__(self, *, signer: Signer, node: str, tls_fingerprint: str | None, url: str | None,
+                 clock: Callable[[], float]) -> None:
+        self._signer, self._node, self._fp, self.url = signer, node, tls_fingerprint, url
+        self._clock = clock
+        self._token = b""
+        self._made = float("-inf")
+
+    def current(self) -> bytes:
+        now = self._clock()
+        if now - self._made > self.REFRESH_S:
+            self._token = sign_identity(signer=self._signer, node=self._node,
+                                        keys=[self._signer.public.jwk()],
+                                        tls_fingerprint=self._fp, url=self.url, now=now)
+            self._made = now
+        return self._token
+
+
+async def handle_query(request: web.Request) -> web.Response:
+    if request.content_length is not None and request.content_length > MAX_TOKEN_BYTES:
+        raise PayloadTooLarge(f"a query token is at most {MAX_TOKEN_BYTES} bytes")
+    if request.content_type != JOSE_MEDIA_TYPE:
+        raise UnsupportedMediaType(f"send the query token as {JOSE_MEDIA_TYPE}")
+    body = await request.read()
+    answered = await request.app[ANSWERER].answer(body)
+    return web.Response(body=answered.token, content_type=JOSE_MEDIA_TYPE)
+
+
+async def handle_identity(request: web.Request) -> web.Response:
+    return web.Response(body=request.app[IDENTITY].current(), content_type=JOSE_MEDIA_TYPE)
+
+
+def make_peer_app() -> web.Application:
+    # One byte over the limit is enough for aiohttp to refuse a body we would refuse anyway.
+    app = web.Application(middlewares=[problem_middleware], client_max_size=MAX_TOKEN_BYTES + 1)
+    app.router.add_post("/v1/query", handle_query)
+    app.router.add_get("/v1/identity", handle_identity)
+    return app

@@ -1,0 +1,56 @@
+"""One middleware renders every error as an RFC 9457 problem document and logs it."""
+
+from __future__ import annotations
+
+import orjson
+import structlog
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from connector.errors import PROBLEM_BASE, ConnectorError, PayloadTooLarge
+
+log = structlog.get_logger("connector.server")
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+
+def problem_response(error: ConnectorError, instance: str) -> web.Response:
+    headers = {}
+    retry_after = error.extra.get("retry_after")
+    if isinstance(retry_after, int | float):
+        headers["Retry-After"] = str(max(1, int(retry_after + 0.999)))
+    return web.Response(status=error.status, body=orjson.dumps(error.problem(instance)),
+                        content_type=PROBLEM_MEDIA_TYPE, headers=headers)
+
+
+def _http_problem(exc: web.HTTPException, instance: str) -> web.Response:
+    """aiohttp's own errors (404, 405, …) keep their status but take our problem format."""
+    doc = {"type": PROBLEM_BASE + f"http_{exc.status}", "title": exc.reason,
+           "status": exc.status, "detail": exc.reason, "code": f"http_{exc.status}",
+           "instance": instance}
+    return web.Response(status=exc.status, body=orjson.dumps(doc),
+                        content_type=PROBLEM_MEDIA_TYPE)
+
+
+@web.middleware
+async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ConnectorError as exc:
+        log.warning("request_rejected", path=request.path, status=exc.status, code=exc.code,
+                    detail=exc.detail, remote=request.remote)
+        return problem_response(exc, request.path)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        if isinstance(exc, web.HTTPRequestEntityTooLarge):
+            error = PayloadTooLarge("the request body is too large")
+            log.warning("request_rejected", path=request.path, status=error.status,
+                        code=error.code, detail=error.detail, remote=request.remote)
+            return problem_response(error, request.path)
+        log.warning("request_rejected", path=request.path, status=exc.status,
+                    code=f"http_{exc.status}", detail=exc.reason, remote=request.remote)
+        return _http_problem(exc, request.path)
+    except Exception:
+        log.exception("request_failed", path=request.path)
+        return problem_response(ConnectorError("an internal error occurred"), request.path)

@@ -1,0 +1,84 @@
+"""The closed vocabularies of the network: categories, agency kinds, purposes, answer levels."""
+
+from __future__ import annotations
+
+import re
+from enum import Enum, StrEnum
+from functools import total_ordering
+
+import pycountry
+
+
+class Category(StrEnum):
+    WANTED_PERSONS = "wanted_persons"
+    TERRORISM_SUSPECTS = "terrorism_suspects"
+    TRAVEL_DOCUMENTS = "travel_documents"
+    VEHICLES = "vehicles"
+    ARTWORKS = "artworks"
+    DNA_PROFILES = "dna_profiles"
+    FINGERPRINTS = "fingerprints"
+
+
+PERSON_CATEGORIES = frozenset({Category.WANTED_PERSONS, Category.TERRORISM_SUSPECTS})
+
+
+class AgencyKind(StrEnum):
+    NCB = "ncb"
+    POLICE = "police"
+    BORDER = "border"
+    CUSTOMS = "customs"
+    IMMIGRATION = "immigration"
+
+
+class Purpose(StrEnum):
+    BORDER_CONTROL = "border_control"
+    CRIMINAL_INVESTIGATION = "criminal_investigation"
+    COUNTER_TERRORISM = "counter_terrorism"
+    VEHICLE_CHECK = "vehicle_check"
+    ART_TRAFFICKING = "art_trafficking"
+    IDENTIFICATION = "identification"
+
+
+@total_ordering
+class AnswerLevel(Enum):
+    """How much of a hit a peer may see; ordered none < hit < summary < full."""
+
+    NONE = "none"
+    HIT = "hit"
+    SUMMARY = "summary"
+    FULL = "full"
+
+    @property
+    def rank(self) -> int:
+        return _LEVEL_RANK[self]
+
+    def __lt__(self, other: object) -> bool:
+        if not isinstance(other, AnswerLevel):
+            return NotImplemented
+        return self.rank < other.rank
+
+
+_LEVEL_RANK = {AnswerLevel.NONE: 0, AnswerLevel.HIT: 1, AnswerLevel.SUMMARY: 2, AnswerLevel.FULL: 3}
+
+NODE_ID_RE = re.compile(r"^[A-Z]{2}(-[A-Z0-9]{1,8})?$")
+
+ALPHA2 = frozenset(c.alpha_2 for c in pycountry.countries)
+_ALPHA3_TO_2 = {c.alpha_3: c.alpha_2 for c in pycountry.countries}
+# ICAO 9303 Part 3 codes that are not ISO 3166-1 alpha-3.
+_ALPHA3_TO_2.update({"D<<": "DE", "GBD": "GB", "GBN": "GB", "GBO": "GB", "GBP": "GB", "GBS": "GB",
+                     "UNO": "UN", "UNA": "UN", "UNK": "XK", "RKS": "XK", "EUE": "EU"})
+
+
+def is_country(code: str) -> bool:
+    """True when code is an ISO 3166-1 alpha-2 country code."""
+    return code in ALPHA2
+
+
+def country_from_alpha3(code: str) -> str | None:
+    """The alpha-2 code for an ICAO 9303 / ISO 3166-1 alpha-3 code, or None when unknown."""
+    return _ALPHA3_TO_2.get(code.upper().ljust(3, "<"))
+
+
+def is_node_id(value: str) -> bool:
+    """True for `FR` or `FR-2`: an alpha-2 country code, optionally with a suffix."""
+    return bool(NODE_ID_RE.match(value)) and value[:2] in ALPHA2
