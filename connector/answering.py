@@ -9,7 +9,7 @@ from typing import Any
 
 import structlog
 
-from connector.enquiries import Entry, EnquiryLog, new_enquiry_id
+from connector.enquiries import EnquiryLog, Entry, new_enquiry_id
 from connector.errors import InvalidCriteria, Replay
 from connector.identity import Signer
 from connector.peers.trust import TrustStore
@@ -97,8 +97,9 @@ class Answerer:
         )
         # The row is committed before the answer leaves: no answer without its evidence.
         await self.log.append(entry)
-        log.info("enquiry_answered", enquiry=enquiry_id, peer=query.iss, purpose=query.purpose.value,
-                 decision=entry.decision, rules=list(entry.rules), hits=len(entry.hit_refs))
+        log.info("enquiry_answered", enquiry=enquiry_id, peer=query.iss,
+                 purpose=query.purpose.value, decision=entry.decision, rules=list(entry.rules),
+                 hits=len(entry.hit_refs))
         return Answered(token=answer, enquiry=entry, query=query)
 
     @staticmethod

@@ -33,7 +33,6 @@ log = structlog.get_logger("connector.app")
 
 RECORDS = web.AppKey("records", RecordStore)
 ENQUIRY_LOG = web.AppKey("enquiry_log", EnquiryLog)
-NODE = web.AppKey("node", "Node")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -92,6 +91,9 @@ class Node:
                             query_lifetime=self.settings.outgoing.query_lifetime)
         finally:
             enquiry_log.close()
+
+
+NODE = web.AppKey("node", Node)
 
 
 # --- one cleanup_ctx generator per resource ---------------------------------------------------

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from connector.enquiries import Decision, Entry, EnquiryLog, new_enquiry_id
+from connector.enquiries import Decision, EnquiryLog, Entry, new_enquiry_id
 from connector.errors import NotFound, OutboundDenied, PeerError
 from connector.peers.client import Exchange, PeerClient
 from connector.peers.trust import TrustStore

@@ -209,18 +209,18 @@ def peers_list(config_path: Path, as_json: bool) -> None:
 
     settings = load_settings(config_path)
     store = load_trust_store(settings.path(settings.peers_file))
-    rows = [{"id": p.id, "url": p.url, "keys": [k.key.kid for k in p.keys],
-             "tls_fingerprint": p.tls_fingerprint, "insecure": p.insecure}
-            for p in sorted(store.peers.values(), key=lambda p: p.id)]
+    peers_sorted = sorted(store.peers.values(), key=lambda p: p.id)
     if as_json:
-        _json(rows)
+        _json([{"id": p.id, "url": p.url, "keys": [k.key.kid for k in p.keys],
+                "tls_fingerprint": p.tls_fingerprint, "insecure": p.insecure}
+               for p in peers_sorted])
         return
     table = Table("id", "url", "key thumbprint(s)", "tls fingerprint")
-    for r in rows:
-        fp = r["tls_fingerprint"]
-        table.add_row(r["id"], r["url"], "\n".join(r["keys"]),
+    for p in peers_sorted:
+        fp = p.tls_fingerprint
+        table.add_row(p.id, p.url, "\n".join(k.key.kid for k in p.keys),
                       (fp[:23] + "…") if fp else "[yellow]insecure[/]")
-    out.print(table if rows else "no peers")
+    out.print(table if peers_sorted else "no peers")
 
 
 @peers.command("remove")
@@ -281,7 +281,7 @@ def records_import(file: Path, category: str, fmt: str | None, config_path: Path
 
 def _open_input(file: Path) -> Any:
     if str(file) == "-":
-        return open(sys.stdin.fileno(), "rb", closefd=False)  # noqa: SIM115
+        return open(sys.stdin.fileno(), "rb", closefd=False)
     try:
         return file.open("rb")
     except OSError as exc:
@@ -406,7 +406,7 @@ def enquiries_list(peer: str | None, since: str | None, direction: str | None,
                    limit: int | None, as_json: bool, config_path: Path) -> None:
     """List enquiries, oldest first."""
     from connector.enquiries import EnquiryLog
-    from connector.reporting import entry_dict, enquiries_table
+    from connector.reporting import enquiries_table, entry_dict
 
     settings = load_settings(config_path)
     since_ts = parse_since(since, now=datetime.now(UTC)) if since else None

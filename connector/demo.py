@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,8 +122,8 @@ async def network(root: Path, ids: list[str]) -> AsyncIterator[dict[str, DemoNod
             for n in nodes.values()
         }
         for n in nodes.values():
-            store = TrustStore.of(p for pid, p in entries.items() if pid != n.id)
-            save_trust_store(n.node.live.peers_file, store)
+            trust = TrustStore.of(p for pid, p in entries.items() if pid != n.id)
+            save_trust_store(n.node.live.peers_file, trust)
             n.node.live.reload()
         yield nodes
     finally:
@@ -132,7 +132,7 @@ async def network(root: Path, ids: list[str]) -> AsyncIterator[dict[str, DemoNod
 
 
 async def _ask(nodes: dict[str, DemoNode], src: str, dst: str, purpose: Purpose,
-               criteria: dict[str, str | int | bool]) -> Exchange:
+               criteria: Mapping[str, str | int | bool]) -> Exchange:
     request = Request(agency="ncb", agency_kind=AgencyKind.NCB, sub=f"ncb-{src.lower()}/duty",
                       purpose=purpose, case=None,
                       checks=(Check(id="1", category=Category.TRAVEL_DOCUMENTS,
@@ -166,7 +166,8 @@ async def run_demo(console: Console, *, nodes: int = 3, keep: Path | None = None
                 ("GB asks DE in a criminal investigation (summary level)", "GB", "DE",
                  Purpose.CRIMINAL_INVESTIGATION, {"number": "DE0000042", "country": "DE"},
                  "hit"),
-                ("DE asks FR about a revoked French passport, letter O typed for zero (hit)", "DE", "FR",
+                ("DE asks FR about a revoked French passport, letter O typed for zero (hit)",
+                 "DE", "FR",
                  Purpose.BORDER_CONTROL, {"number": "fr-OOOO042", "country": "FR"}, "hit"),
             ]
             failures = 0

@@ -1,4 +1,4 @@
-"""The enquiry log: every enquiry in both directions, durable, hash-chained, and the replay guard."""
+"""The enquiry log: every enquiry both ways, durable, hash-chained; also the replay guard."""
 
 from __future__ import annotations
 

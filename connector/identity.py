@@ -129,7 +129,7 @@ class Signer:
 
     def sign_compact(self, payload: bytes, *, typ: str | None = None,
                      header: Mapping[str, Any] | None = None) -> bytes:
-        """Compact JWS over `payload`; the header is `{"alg":"EdDSA","kid":…,"typ":…}` unless given."""
+        """Compact JWS over `payload`; header `{"alg":"EdDSA","kid":…,"typ":…}` unless given."""
         if header is None:
             header = {"alg": "EdDSA", "kid": self.kid, **({"typ": typ} if typ else {})}
         signing_input = (b64url(orjson.dumps(dict(header))) + "." + b64url(payload)).encode("ascii")

@@ -1,4 +1,4 @@
-"""Wire protocol v1: query, answer and identity claims; encoding, decoding and the checks in order."""
+"""Wire protocol v1: query, answer and identity claims; encoding, decoding, checks in order."""
 
 from __future__ import annotations
 

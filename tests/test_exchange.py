@@ -88,7 +88,8 @@ async def test_both_sides_log_the_enquiry(pair: dict[str, DemoNode]) -> None:
     assert out_row.entry.jti == in_row.entry.jti == ex.query.jti
     assert in_row.entry.id == ex.answer.enquiry
     assert out_row.entry.results[0]["peer_enquiry"] == ex.answer.enquiry
-    assert in_row.entry.hit_refs == out_row.entry.hit_refs == ("DE:travel_documents:DE-P-DE1234567",)
+    ref = "DE:travel_documents:DE-P-DE1234567"
+    assert in_row.entry.hit_refs == out_row.entry.hit_refs == (ref,)
     assert in_row.entry.policy_digest is not None
     assert in_row.entry.policy_digest.startswith("sha256:")
     assert in_row.entry.rules == ("stolen documents for Schengen border checks",)

@@ -34,7 +34,7 @@ def test_rfc8037_a5_verification() -> None:
 
 
 def test_tampered_signature_fails() -> None:
-    head, payload, sig = RFC_JWS.split(b".")
+    head, _payload, sig = RFC_JWS.split(b".")
     forged = head + b"." + b64url(b"Example of Ed25519 signinG").encode() + b"." + sig
     key = PublicKey.from_jwk({k: v for k, v in RFC_JWK.items() if k != "d"})
     with pytest.raises(BadSignature):

@@ -60,7 +60,7 @@ async def test_joserfc_query_accepted_and_answer_verified(
         assert resp.status == 200, await resp.text()
         assert resp.content_type == "application/jose"
         answer = (await resp.read()).decode()
-    de_key = OKPKey.import_key(de.node.signer.public.jwk())
+    de_key = OKPKey.import_key(dict[str, str | list[str]](de.node.signer.public.jwk()))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         token = jwt.decode(answer, de_key, algorithms=["EdDSA", "Ed25519"])
@@ -80,7 +80,7 @@ async def test_identity_token_verifies_with_joserfc(pair: dict[str, DemoNode],
             f"https://127.0.0.1:{de.service.peer_port}/v1/identity",
             ssl=aiohttp.Fingerprint(fingerprint_bytes(de.node.tls_fingerprint))) as resp:
         token = (await resp.read()).decode()
-    claims_jwk = OKPKey.import_key(de.node.signer.public.jwk())
+    claims_jwk = OKPKey.import_key(dict[str, str | list[str]](de.node.signer.public.jwk()))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         decoded = jwt.decode(token, claims_jwk, algorithms=["EdDSA"])

@@ -13,8 +13,8 @@ from connector.errors import TrustStoreError
 from connector.identity import PublicKey
 from connector.peers.client import FetchedIdentity, fetch_identity
 from connector.peers.trust import (
-    PinnedKey,
     Peer,
+    PinnedKey,
     load_trust_store,
     normalise_fingerprint,
     save_trust_store,
@@ -50,6 +50,10 @@ def add_peer(peers_file: Path, *, peer_id: str, url: str, jwk_text: str | None, 
             raise TrustStoreError(f"{url} says it is {fetched.claims.iss}, not {peer_id}")
         key = fetched.key
         fp = fp or fetched.tls_fingerprint
+        claimed = fetched.claims.tls_fingerprint
+        if claimed and fp and normalise_fingerprint(claimed) != fp:
+            raise TrustStoreError(f"{url} presents certificate {fp} but its signed identity "
+                                  f"names {claimed}; not pinning")
         summary = (f"peer {peer_id} at {url}\n  key thumbprint   {key.kid}\n"
                    f"  tls fingerprint  {fp or '(plain http)'}")
         if not confirm(summary):

@@ -7,6 +7,7 @@ import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
@@ -123,24 +124,44 @@ class FetchedIdentity:
     tls_fingerprint: str | None
 
 
+async def peer_certificate_fingerprint(url: str, *, timeout: float = 5.0) -> str | None:
+    """The SHA-256 fingerprint of the certificate a peer presents, unverified (for TOFU)."""
+    parts = urlsplit(url)
+    if parts.scheme != "https" or parts.hostname is None:
+        return None
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    try:
+        async with asyncio.timeout(timeout):
+            _, writer = await asyncio.open_connection(parts.hostname, parts.port or 443, ssl=ctx)
+    except (OSError, TimeoutError) as exc:
+        raise PeerUnreachable(f"{url}: {type(exc).__name__}: {exc}") from exc
+    try:
+        obj = writer.get_extra_info("ssl_object")
+        der = obj.getpeercert(binary_form=True) if obj is not None else None
+    finally:
+        writer.close()
+    if not der:
+        raise PeerUnreachable(f"{url} presented no certificate")
+    return der_fingerprint(der)
+
+
 async def fetch_identity(session: aiohttp.ClientSession, url: str, *,
                          pin: str | None = None, timeout: float = 5.0) -> FetchedIdentity:
-    """Read a peer's `/v1/identity`. Without a pin the certificate is not checked but its
-    fingerprint is returned, for an admin to compare out of band before trusting it."""
-    tls: aiohttp.Fingerprint | bool = (aiohttp.Fingerprint(fingerprint_bytes(pin)) if pin
-                                       else False)
+    """Read a peer's `/v1/identity` over TLS pinned to `pin`, or, without one, to the
+    certificate the peer presents now, whose fingerprint is returned for an admin to compare
+    out of band before trusting it."""
+    fp = pin or await peer_certificate_fingerprint(url, timeout=timeout)
+    tls: aiohttp.Fingerprint | bool = aiohttp.Fingerprint(fingerprint_bytes(fp)) if fp else False
     try:
         async with session.get(f"{url.rstrip('/')}/v1/identity", ssl=tls,
                                timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
-            fp = None
-            if resp.connection is not None and resp.connection.transport is not None:
-                obj = resp.connection.transport.get_extra_info("ssl_object")
-                if isinstance(obj, ssl.SSLObject):
-                    der = obj.getpeercert(binary_form=True)
-                    fp = der_fingerprint(der) if der else None
             body = await resp.read()
             if resp.status != 200:
                 raise PeerRejected(f"{url} answered {resp.status}")
+    except aiohttp.ServerFingerprintMismatch as exc:
+        raise PeerUnreachable(f"{url}: the TLS certificate does not match the pin") from exc
     except (aiohttp.ClientError, TimeoutError, OSError) as exc:
         raise PeerUnreachable(f"{url}: {type(exc).__name__}: {exc}") from exc
     claims, key = open_identity(body)

@@ -174,7 +174,7 @@ def dump_trust_store(store: TrustStore) -> str:
         if p.insecure:
             entry["insecure"] = True
         peers.append(entry)
-    header = "# Trust store: the peers this node answers and asks. Edit with `ncb-connector peers`.\n"
+    header = "# Trust store: the peers this node answers and asks. Edit: `ncb-connector peers`.\n"
     return header + yaml.safe_dump({"peers": peers}, sort_keys=False, allow_unicode=True)
 
 

@@ -104,7 +104,7 @@ class RecordStore:
         # Later rows of a batch win, as they would row by row.
         unique = {(d.number_key, d.country): d for d in docs}
         keys = list(unique)
-        existing = set()
+        existing: set[tuple[str, str]] = set()
         for chunk_start in range(0, len(keys), 400):
             chunk = keys[chunk_start:chunk_start + 400]
             q = select(travel_documents.c.number_key, travel_documents.c.country).where(

@@ -13,7 +13,6 @@ from connector.protocol import JOSE_MEDIA_TYPE, MAX_TOKEN_BYTES, sign_identity
 from connector.server.problems import problem_middleware
 
 ANSWERER = web.AppKey("answerer", Answerer)
-IDENTITY = web.AppKey("identity", "IdentityToken")
 
 
 class IdentityToken:
@@ -36,6 +35,9 @@ class IdentityToken:
                                         tls_fingerprint=self._fp, url=self.url, now=now)
             self._made = now
         return self._token
+
+
+IDENTITY = web.AppKey("identity", IdentityToken)
 
 
 async def handle_query(request: web.Request) -> web.Response:

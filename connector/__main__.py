@@ -1,0 +1,7 @@
+"""`python -m connector` is `ncb-connector`."""
+
+from __future__ import annotations
+
+from connector.cli import main
+
+main()

@@ -1,0 +1,305 @@
+"""The command line as an admin uses it: real processes, real files, real signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from connector.keyfiles import certificate_fingerprint
+
+CLI = [sys.executable, "-m", "connector"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def cli(*args: str, config: Path | None = None, input: str | None = None,
+        check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "200"}
+    if config is not None:
+        env["NCB_CONNECTOR_CONFIG"] = str(config)
+    proc = subprocess.run([*CLI, *args], capture_output=True, text=True, env=env, input=input,
+                          timeout=60, check=False)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{args} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def init(tmp: Path, node: str) -> tuple[Path, int, int]:
+    peer, local = free_port(), free_port()
+    cli("init", "--node", node, "--dir", str(tmp / node), "--peer-port", str(peer),
+        "--local-port", str(local))
+    config = tmp / node / "connector.yaml"
+    text = config.read_text().replace("policy_reload_interval: 5", "policy_reload_interval: 0.2")
+    config.write_text(text)
+    return config, peer, local
+
+
+POLICY = """\
+inbound:
+  - name: documents for FR
+    from: [FR]
+    categories: [travel_documents]
+    answer: full
+outbound:
+  - agency: ncb
+    categories: [travel_documents]
+    to: "*"
+"""
+
+
+def readyz(port: int) -> dict[str, object]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as resp:
+        return json.loads(resp.read())  # type: ignore[no-any-return]
+
+
+def wait_ready(port: int, proc: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            stderr = proc.stderr.read() if proc.stderr else ""
+            raise AssertionError(f"node exited {proc.returncode}: {stderr}")
+        try:
+            readyz(port)
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError("node did not become ready")
+
+
+def wait_for(predicate: object, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not reached")
+
+
+@pytest.fixture
+def running_de(tmp_path: Path) -> Iterator[tuple[Path, int, int, subprocess.Popen[str]]]:
+    config, peer, local = init(tmp_path, "DE")
+    (config.parent / "policies" / "10-test.yaml").write_text(POLICY)
+    notify = tmp_path / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(notify))
+    sock.settimeout(20)
+    env = {**os.environ, "NCB_CONNECTOR_CONFIG": str(config), "NOTIFY_SOCKET": str(notify)}
+    proc = subprocess.Popen([*CLI, "run"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert sock.recv(4096).startswith(b"READY=1")
+        wait_ready(local, proc)
+        proc.notify_socket = sock  # type: ignore[attr-defined]
+        yield config, peer, local, proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=10)
+        sock.close()
+
+
+def test_init_writes_a_private_key_and_refuses_to_overwrite(tmp_path: Path) -> None:
+    config, _, _ = init(tmp_path, "FR")
+    key = config.parent / "keys" / "node.jwk"
+    assert key.stat().st_mode & 0o777 == 0o600
+    assert (config.parent / "tls" / "key.pem").stat().st_mode & 0o777 == 0o600
+    assert (config.parent / "policies" / "00-default.yaml").exists()
+    again = cli("init", "--node", "FR", "--dir", str(config.parent), check=False)
+    assert again.returncode != 0
+    assert "refusing to overwrite" in again.stderr
+    assert "Traceback" not in again.stderr
+
+
+def test_init_rejects_a_bad_node_id(tmp_path: Path) -> None:
+    proc = cli("init", "--node", "XX", "--dir", str(tmp_path / "x"), check=False)
+    assert proc.returncode == 2
+    assert "not a node id" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_keys_show(tmp_path: Path) -> None:
+    config, _, _ = init(tmp_path, "FR")
+    shown = json.loads(cli("keys", "show", "--json", config=config).stdout)
+    jwk = json.loads((config.parent / "keys" / "node.jwk").read_text())
+    assert shown["jwk"]["x"] == jwk["x"]
+    assert "d" not in shown["jwk"]
+    assert shown["thumbprint"] == jwk["kid"]
+    assert shown["tls_fingerprint"] == certificate_fingerprint(
+        (config.parent / "tls" / "cert.pem").read_bytes())
+    text = cli("keys", "show", "--config", str(config)).stdout
+    assert shown["thumbprint"] in text
+
+
+def test_missing_config_is_one_clear_line(tmp_path: Path) -> None:
+    proc = cli("peers", "list", "--config", str(tmp_path / "nope.yaml"), check=False)
+    assert proc.returncode == 2
+    assert "cannot read" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_config_with_unknown_key(tmp_path: Path) -> None:
+    config, _, _ = init(tmp_path, "FR")
+    config.write_text(config.read_text() + "colour: blue\n")
+    proc = cli("config", "check", config=config, check=False)
+    assert proc.returncode == 2
+    assert "colour" in proc.stderr
+
+
+def test_import_reports_bad_lines_and_keeps_good_ones(tmp_path: Path) -> None:
+    config, _, _ = init(tmp_path, "DE")
+    csv = tmp_path / "docs.csv"
+    csv.write_text(
+        "number,country,document_type,status,reported_on,holder_name\n"
+        "C01X00T47,DE,P,stolen,2026-01-02,Erika Mustermann\n"
+        "C01X00T48,XX,P,stolen,2026-01-02,\n"
+        "C01X00T49,DE,P,misplaced,2026-01-02,\n"
+        "C01X00T50,DE,P,lost,2026-02-30,\n"
+        "C01X00T51,DE,P,lost,,\n"
+        "C01X00T47,DE,P,revoked,2026-01-03,Erika Mustermann\n")
+    proc = cli("records", "import", str(csv), "--category", "travel_documents", config=config,
+               check=False)
+    assert proc.returncode == 1
+    assert "docs.csv:3: country" in proc.stderr
+    assert "docs.csv:4: status" in proc.stderr
+    assert "docs.csv:5: reported_on" in proc.stderr
+    assert "2 inserted, 0 updated, 3 rejected" in proc.stdout
+    nd = tmp_path / "docs.ndjson"
+    nd.write_text('{"number": "A1", "country": "DE", "status": "lost"}\n{"number": \n'
+                  '[1, 2]\n{"number": "A2", "country": "DE", "status": "lost", "x": 1}\n')
+    proc = cli("records", "import", str(nd), "--category", "travel_documents", config=config,
+               check=False)
+    assert "docs.ndjson:2: not valid JSON" in proc.stderr
+    assert "docs.ndjson:3: a line must hold one JSON object" in proc.stderr
+    assert "docs.ndjson:4: x: Extra inputs are not permitted" in proc.stderr
+    assert "1 inserted, 0 updated, 3 rejected" in proc.stdout
+    stats = cli("records", "stats", config=config).stdout
+    assert "travel_documents              3" in stats
+
+
+def test_import_csv_missing_columns(tmp_path: Path) -> None:
+    config, _, _ = init(tmp_path, "DE")
+    csv = tmp_path / "docs.csv"
+    csv.write_text("number,country\nA1,DE\n")
+    proc = cli("records", "import", str(csv), "--category", "travel_documents", config=config,
+               check=False)
+    assert proc.returncode == 2
+    assert "lacks the column(s) status" in proc.stderr
+
+
+def test_import_from_a_pipe(tmp_path: Path) -> None:
+    config, _, _ = init(tmp_path, "DE")
+    lines = "".join(f'{{"number": "P{i:07d}", "country": "DE", "status": "stolen"}}\n'
+                    for i in range(12_000))
+    proc = cli("records", "import", "-", "--category", "travel_documents", config=config,
+               input=lines)
+    assert "12000 inserted" in proc.stdout
+
+
+def test_policy_check_reports_file_line_and_rule(tmp_path: Path) -> None:
+    config, _, _ = init(tmp_path, "DE")
+    (config.parent / "policies" / "20-bad.yaml").write_text(
+        "inbound:\n  - name: typo rule\n    from: [FR]\n    categories: [travel_document]\n"
+        "    answer: full\n")
+    proc = cli("policy", "check", config=config, check=False)
+    assert proc.returncode == 1
+    assert "20-bad.yaml:4" in proc.stderr
+    assert "typo rule" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_two_nodes_end_to_end(tmp_path: Path,
+                              running_de: tuple[Path, int, int, subprocess.Popen[str]]) -> None:
+    de_config, de_peer, de_local, de_proc = running_de
+    fr_config, _, _ = init(tmp_path, "FR")
+    (fr_config.parent / "policies" / "10-test.yaml").write_text(POLICY)
+    # FR pins DE by fetching its identity; DE pins FR from the JWK FR's admin sent.
+    added = cli("peers", "add", "DE", "--url", f"https://127.0.0.1:{de_peer}", "--fetch",
+                "--yes", config=fr_config)
+    assert "key thumbprint" in added.stdout
+    fr_keys = json.loads(cli("keys", "show", "--json", config=fr_config).stdout)
+    cli("peers", "add", "FR", "--url", "https://127.0.0.1:9", "--key", json.dumps(fr_keys["jwk"]),
+        "--tls-fingerprint", fr_keys["tls_fingerprint"], config=de_config)
+    listed = json.loads(cli("peers", "list", "--json", config=fr_config).stdout)
+    assert [p["id"] for p in listed] == ["DE"]
+    de_keys = json.loads(cli("keys", "show", "--json", config=de_config).stdout)
+    assert listed[0]["keys"] == [de_keys["thumbprint"]]
+    assert listed[0]["tls_fingerprint"] == de_keys["tls_fingerprint"]
+    data = tmp_path / "de.ndjson"
+    data.write_text('{"number": "C01X00T47", "country": "DE", "status": "stolen"}\n')
+    cli("records", "import", str(data), "--category", "travel_documents", config=de_config)
+    de_proc.send_signal(signal.SIGHUP)  # peers.yaml changed: reload now
+    wait_for(lambda: readyz(de_local)["peers"] == 1)
+
+    hit = json.loads(cli("query", "--peer", "DE", "--category", "travel_documents",
+                         "--number", "c01x00t47", "--country", "DE", "--json",
+                         config=fr_config).stdout)
+    assert hit["results"][0]["status"] == "hit"
+    table = cli("query", "--peer", "DE", "--category", "travel_documents", "--number", "Z1",
+                config=fr_config).stdout
+    assert "no_hit" in table
+
+    de_rows = json.loads(cli("enquiries", "list", "--json", config=de_config).stdout)
+    fr_rows = json.loads(cli("enquiries", "list", "--json", "--peer", "DE", "--since", "1h",
+                             config=fr_config).stdout)
+    assert [r["direction"] for r in de_rows] == ["in", "in"]
+    assert [r["direction"] for r in fr_rows] == ["out", "out"]
+    assert de_rows[0]["hit_refs"] == ["DE:travel_documents:DE-P-C01X00T47"]
+    shown = json.loads(cli("enquiries", "show", de_rows[0]["id"], config=de_config).stdout)
+    assert shown["rules"] == ["documents for FR"]
+    assert shown["query_token"].count(".") == 2
+    assert "ok: 2 row(s)" in cli("enquiries", "verify", config=de_config).stdout
+
+    db = de_config.parent / "enquiries.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE enquiries SET hit_refs = '[]' WHERE seq = 1")
+    broken = cli("enquiries", "verify", config=de_config, check=False)
+    assert broken.returncode == 1
+    assert "row 1" in broken.stderr
+
+
+def test_reload_keeps_the_old_policy_when_the_new_one_is_broken(
+        running_de: tuple[Path, int, int, subprocess.Popen[str]]) -> None:
+    config, _, local, proc = running_de
+    good = readyz(local)
+    assert good["status"] == "ready"
+    (config.parent / "policies" / "10-test.yaml").write_text(POLICY + "  - agency: [oops\n")
+    proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: readyz(local)["status"] == "degraded")
+    state = readyz(local)
+    assert state["policy_digest"] == good["policy_digest"]
+    assert "policy" in state["problems"]  # type: ignore[operator]
+    (config.parent / "policies" / "10-test.yaml").write_text(POLICY.replace("FR]", "FR, IT]"))
+    # No signal this time: the periodic check picks the fixed file up.
+    wait_for(lambda: readyz(local)["status"] == "ready")
+    assert readyz(local)["policy_digest"] != good["policy_digest"]
+
+
+def test_sigterm_stops_cleanly_and_tells_systemd(
+        running_de: tuple[Path, int, int, subprocess.Popen[str]]) -> None:
+    _, _, _, proc = running_de
+    proc.send_signal(signal.SIGHUP)
+    sock = proc.notify_socket  # type: ignore[attr-defined]
+    assert sock.recv(4096).startswith(b"RELOADING=1\nMONOTONIC_USEC=")
+    assert sock.recv(4096).startswith(b"READY=1")
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
+    assert sock.recv(4096) == b"STOPPING=1"
+    stderr = proc.stderr.read() if proc.stderr else ""
+    events = [json.loads(line)["event"] for line in stderr.splitlines() if line.startswith("{")]
+    assert "node_started" in events
+    assert events[-1] == "node_stopped"

@@ -1,0 +1,140 @@
+"""The enquiry log: group commit, the hash chain and its verification, the replay guard."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from connector.enquiries import EnquiryLog, Entry, new_enquiry_id
+from connector.errors import Replay
+
+
+def entry(n: int, *, iss: str = "FR", jti: str | None = None) -> Entry:
+    return Entry(
+        id=new_enquiry_id(1_790_000_000 + n), at=1_790_000_000.0 + n, direction="in",
+        peer=iss, iss=iss, jti=jti or f"jti-{n:020d}", sub="border/1", agency_kind="border",
+        purpose="border_control", case_ref=None, decision="answered", rules=("r1",),
+        policy_digest="sha256:00", checks=({"id": "1", "category": "travel_documents",
+                                            "criteria": {"number": f"X{n}"}},),
+        results=({"check": "1", "status": "no_hit"},), hit_refs=(), answer_digest="d",
+        error=None, query_token="a.b.c")
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "enquiries.db"
+
+
+async def test_concurrent_appends_are_group_committed(db: Path) -> None:
+    log = EnquiryLog.open(f"sqlite:///{db}")
+    try:
+        seqs = await asyncio.gather(*(log.append(entry(i)) for i in range(200)))
+        assert sorted(seqs) == list(range(1, 201))
+        assert log.stats.rows == 200
+        assert log.stats.flushes < 200 / 10  # many rows per commit, not one each
+        assert log.verify().ok
+    finally:
+        log.close()
+
+
+async def test_replay_within_a_batch_and_across_commits(db: Path) -> None:
+    log = EnquiryLog.open(f"sqlite:///{db}")
+    try:
+        first = asyncio.ensure_future(log.append(entry(1, jti="same-jti-0000000000000")))
+        await asyncio.sleep(0)  # the first append is pending, not yet committed
+        with pytest.raises(Replay):
+            await log.append(entry(2, jti="same-jti-0000000000000"))
+        await first
+        assert log.seen("FR", "same-jti-0000000000000")
+        assert not log.seen("DE", "same-jti-0000000000000")
+        with pytest.raises(Replay):
+            await log.append(entry(3, jti="same-jti-0000000000000"))
+        # Another issuer may use the same jti: the key is (iss, jti).
+        await log.append(entry(4, iss="DE", jti="same-jti-0000000000000"))
+        assert log.count() == 2
+    finally:
+        log.close()
+
+
+async def test_two_writers_share_one_chain(db: Path) -> None:
+    """The CLI's outbound log and the server's inbound log may write to one file."""
+    a, b = EnquiryLog.open(f"sqlite:///{db}"), EnquiryLog.open(f"sqlite:///{db}")
+    try:
+        for i in range(20):
+            await (a if i % 2 else b).append(entry(i))
+        b.append_now(entry(99))
+        report = a.verify()
+        assert report.ok
+        assert report.rows == 21
+    finally:
+        a.close()
+        b.close()
+
+
+async def _filled(db: Path, n: int = 10) -> None:
+    log = EnquiryLog.open(f"sqlite:///{db}")
+    try:
+        for i in range(n):
+            await log.append(entry(i))
+    finally:
+        log.close()
+
+
+def _verify(db: Path) -> tuple[bool, int | None]:
+    log = EnquiryLog.open(f"sqlite:///{db}")
+    try:
+        report = log.verify()
+    finally:
+        log.close()
+    return report.ok, report.broken_seq
+
+
+@pytest.mark.parametrize(
+    ("sql", "broken"),
+    [
+        ("UPDATE enquiries SET decision = 'denied' WHERE seq = 4", 4),
+        ("UPDATE enquiries SET hit_refs = '[\"FR:travel_documents:X\"]' WHERE seq = 7", 7),
+        ("UPDATE enquiries SET at = at + 1 WHERE seq = 1", 1),
+        ("DELETE FROM enquiries WHERE seq = 5", 6),
+        ("UPDATE enquiries SET seq = seq + 100 WHERE seq = 10", 110),
+    ],
+)
+async def test_verify_catches_edits_made_directly_in_the_database(
+        db: Path, sql: str, broken: int) -> None:
+    await _filled(db)
+    assert _verify(db) == (True, None)
+    with sqlite3.connect(db) as conn:
+        conn.execute(sql)
+    assert _verify(db) == (False, broken)
+
+
+async def test_rehashing_one_row_still_breaks_the_next_link(db: Path) -> None:
+    """An editor who recomputes the edited row's hash breaks the following row's link."""
+    from connector.enquiries import row_hash
+
+    await _filled(db)
+    with sqlite3.connect(db) as conn:
+        conn.row_factory = sqlite3.Row
+        row = dict(conn.execute("SELECT * FROM enquiries WHERE seq = 3").fetchone())
+        row["decision"] = "denied"
+        new_hash = row_hash(row)
+        conn.execute("UPDATE enquiries SET decision = 'denied', hash = ? WHERE seq = 3",
+                     (new_hash,))
+    assert _verify(db) == (False, 4)
+
+
+async def test_failed_commit_fails_every_waiter(db: Path) -> None:
+    log = EnquiryLog.open(f"sqlite:///{db}")
+    try:
+        with sqlite3.connect(db) as conn:
+            conn.execute("DROP TABLE enquiries")
+        from connector.errors import EnquiryLogError
+
+        results = await asyncio.gather(*(log.append(entry(i)) for i in range(3)),
+                                       return_exceptions=True)
+        assert all(isinstance(r, EnquiryLogError) for r in results)
+    finally:
+        log._conn.close()
