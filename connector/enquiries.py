@@ -7,7 +7,7 @@ import hashlib
 import os
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -24,9 +24,9 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     create_engine,
     event,
-    exists,
     func,
     insert,
     select,
@@ -124,8 +124,12 @@ class VerifyReport:
     head: str = GENESIS
 
 
+_ENTRY_FIELDS = tuple(f.name for f in fields(Entry))
+
+
 def _row_values(seq: int, entry: Entry, prev_hash: str) -> dict[str, Any]:
-    values = asdict(entry)
+    # Shallow on purpose: dataclasses.asdict deep-copies and costs more than the commit.
+    values = {name: getattr(entry, name) for name in _ENTRY_FIELDS}
     values["rules"] = orjson.dumps(list(entry.rules)).decode()
     values["checks"] = orjson.dumps(list(entry.checks)).decode()
     values["results"] = orjson.dumps(list(entry.results)).decode()
@@ -155,6 +159,9 @@ def _entry_from_row(row: Any) -> LoggedEntry:
     return LoggedEntry(seq=m["seq"], entry=entry, prev_hash=m["prev_hash"], hash=m["hash"])
 
 
+_SQLITE_SEEN = "SELECT 1 FROM enquiries WHERE iss = ? AND jti = ? LIMIT 1"
+
+
 def _sqlite_setup(dbapi_conn: Any, _record: Any) -> None:
     # Let SQLAlchemy's begin event issue BEGIN IMMEDIATE: the chain head is read and extended
     # under the write lock, so several processes can share one log file.
@@ -167,7 +174,8 @@ def _sqlite_setup(dbapi_conn: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(conn: Connection) -> None:
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # Only writers take the write lock up front; readers must not block other processes.
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.pop("write", False) else "BEGIN")
 
 
 def make_log_engine(url: str) -> Engine:
@@ -202,6 +210,14 @@ class EnquiryLog:
         self._pending_keys: set[tuple[str, str]] = set()
         self._flush_scheduled = False
         self.stats = _Stats()
+        # Built once: constructing a statement costs more than running it.
+        self._seen_stmt = select(enquiries.c.seq).where(
+            enquiries.c.iss == bindparam("iss"), enquiries.c.jti == bindparam("jti")).limit(1)
+        self._raw: Any = None
+        if engine.dialect.name == "sqlite":
+            self._raw = self._conn.connection.dbapi_connection
+        self._head_stmt = select(enquiries.c.seq, enquiries.c.hash).order_by(
+            enquiries.c.seq.desc()).limit(1)
 
     @classmethod
     def open(cls, url: str) -> EnquiryLog:
@@ -221,9 +237,14 @@ class EnquiryLog:
     def seen(self, iss: str, jti: str) -> bool:
         if (iss, jti) in self._pending_keys:
             return True
+        if self._raw is not None:
+            # SQLite in autocommit mode: a read needs no transaction, and BEGIN/COMMIT
+            # around it would cost more than the indexed lookup itself.
+            cur = self._raw.execute(_SQLITE_SEEN, (iss, jti))
+            return cur.fetchone() is not None
         with self._conn.begin():
-            return bool(self._conn.execute(select(exists().where(
-                enquiries.c.iss == iss, enquiries.c.jti == jti))).scalar())
+            return self._conn.execute(self._seen_stmt, {"iss": iss, "jti": jti}).first() \
+                is not None
 
     # --- appending ---------------------------------------------------------------------------
 
@@ -282,10 +303,9 @@ class EnquiryLog:
         return out
 
     def _write(self, entries: Sequence[Entry]) -> list[int]:
+        self._conn.info["write"] = True
         with self._conn.begin():
-            head = self._conn.execute(
-                select(enquiries.c.seq, enquiries.c.hash).order_by(enquiries.c.seq.desc())
-                .limit(1)).first()
+            head = self._conn.execute(self._head_stmt).first()
             seq, prev = (head.seq, head.hash) if head else (0, GENESIS)
             rows = []
             for e in entries:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import date
 from typing import Annotated, Any, Literal
 
@@ -30,9 +30,10 @@ class TravelDocument:
 
     def fields(self) -> dict[str, Any]:
         """The record as a peer may see it at `full` level (internal keys left out)."""
-        out = asdict(self)
-        del out["id"], out["number_key"]
-        out["reported_on"] = self.reported_on.isoformat() if self.reported_on else None
+        out = {"number": self.number, "country": self.country,
+               "document_type": self.document_type, "status": self.status,
+               "reported_on": self.reported_on.isoformat() if self.reported_on else None,
+               "holder_name": self.holder_name, "remarks": self.remarks}
         return {k: v for k, v in out.items() if v is not None}
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from sqlalchemy import (
@@ -12,14 +13,17 @@ from sqlalchemy import (
     Engine,
     Index,
     MetaData,
+    Select,
     String,
     Table,
+    bindparam,
     create_engine,
     delete,
     event,
     func,
     select,
 )
+from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from connector.records.documents import DocumentCriteria
@@ -65,12 +69,34 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
+def _document_from_tuple(row: dict[str, Any]) -> TravelDocument:
+    reported = row["reported_on"]
+    return TravelDocument(
+        id=row["id"], number=row["number"], number_key=row["number_key"],
+        country=row["country"], document_type=row["document_type"], status=row["status"],
+        reported_on=date.fromisoformat(reported) if reported else None,
+        holder_name=row["holder_name"], remarks=row["remarks"],
+    )
+
+
 def _document_from_row(row: Any) -> TravelDocument:
     return TravelDocument(
         id=row.id, number=row.number, number_key=row.number_key, country=row.country,
         document_type=row.document_type, status=row.status, reported_on=row.reported_on,
         holder_name=row.holder_name, remarks=row.remarks,
     )
+
+
+def _document_query(*, by_country: bool, by_type: bool) -> Select[Any]:
+    """Built once per shape: constructing a statement costs more than the indexed lookup."""
+    t = travel_documents
+    q = select(t).where(t.c.number_key == bindparam("key"))
+    if by_country:
+        q = q.where(t.c.country == bindparam("country"))
+    if by_type:
+        # Only the first letter is the document class (P, I, A, C, V) across issuers.
+        q = q.where(func.substr(t.c.document_type, 1, 1) == bindparam("doctype"))
+    return q.limit(bindparam("limit"))
 
 
 class RecordStore:
@@ -80,6 +106,22 @@ class RecordStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._conn = engine.connect()
+        self._document_queries = {(c, d): _document_query(by_country=c, by_type=d)
+                                  for c in (False, True) for d in (False, True)}
+        # SQLite fast path: the same statements compiled once to SQL, run on the driver
+        # connection; SQLAlchemy's per-execute bookkeeping costs more than the lookup.
+        self._raw: Any = None
+        self._sqlite_sql: dict[Select[Any],
+                               tuple[str, tuple[str, ...], dict[str, Any]]] = {}
+        if engine.dialect.name == "sqlite":
+            named = sqlite_dialect(paramstyle="named")
+            self._raw = self._conn.connection.dbapi_connection
+            for stmt in self._document_queries.values():
+                compiled = stmt.compile(dialect=named)
+                # Literal values inside the statement (substr's 1, 1) travel as parameters.
+                self._sqlite_sql[stmt] = (str(compiled),
+                                          tuple(c.name for c in stmt.selected_columns),
+                                          dict(compiled.params))
 
     @classmethod
     def open(cls, url: str) -> RecordStore:
@@ -140,14 +182,15 @@ class RecordStore:
         return self.find_documents_now(criteria, limit)
 
     def find_documents_now(self, criteria: DocumentCriteria, limit: int) -> list[TravelDocument]:
-        t = travel_documents
-        q = select(t).where(t.c.number_key == criteria.number_key)
-        if criteria.country is not None:
-            q = q.where(t.c.country == criteria.country)
-        if criteria.document_type is not None:
-            # Only the first letter is the document class (P, I, A, C, V) across issuers.
-            q = q.where(func.substr(t.c.document_type, 1, 1) == criteria.document_type[:1])
-        return [_document_from_row(r) for r in self._conn.execute(q.limit(limit))]
+        stmt = self._document_queries[(criteria.country is not None,
+                                       criteria.document_type is not None)]
+        params = {"key": criteria.number_key, "country": criteria.country,
+                  "doctype": (criteria.document_type or "")[:1], "limit": limit}
+        if self._raw is not None:
+            sql, columns, fixed = self._sqlite_sql[stmt]
+            rows = self._raw.execute(sql, {**fixed, **params}).fetchall()
+            return [_document_from_tuple(dict(zip(columns, r, strict=True))) for r in rows]
+        return [_document_from_row(r) for r in self._conn.execute(stmt, params)]
 
     def get_document(self, record_id: str) -> TravelDocument | None:
         row = self._conn.execute(select(travel_documents).where(
