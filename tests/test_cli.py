@@ -303,3 +303,34 @@ def test_sigterm_stops_cleanly_and_tells_systemd(
     events = [json.loads(line)["event"] for line in stderr.splitlines() if line.startswith("{")]
     assert "node_started" in events
     assert events[-1] == "node_stopped"
+
+
+def test_policy_explain_matrix_and_diff(tmp_path: Path) -> None:
+    config, _, _ = init(tmp_path, "DE")
+    policies = config.parent / "policies"
+    (policies / "10-test.yaml").write_text(POLICY + "  # end\n")
+    explained = json.loads(cli("policy", "explain", "--from", "FR", "--agency-kind", "border",
+                               "--purpose", "border_control", "--category", "travel_documents",
+                               "--json", config=config).stdout)
+    assert explained["rule"] == "documents for FR"
+    assert explained["level"] == "full"
+    assert "holder_name" in explained["fields"]
+    denied = cli("policy", "explain", "--from", "GB", "--agency-kind", "border", "--purpose",
+                 "border_control", "--category", "travel_documents", config=config).stdout
+    assert "default applies (deny)" in denied
+    assert "skipped 'documents for FR'" in denied
+    csv = cli("policy", "matrix", config=config).stdout.splitlines()
+    assert csv[0].startswith("peer,wanted_persons,")
+    assert "FR,none,none,full,none,none,none,none" in csv
+    assert "*,none,none,none,none,none,none,none" in csv
+    new = tmp_path / "new"
+    new.mkdir()
+    (new / "10-test.yaml").write_text(POLICY.replace("answer: full", "answer: summary")
+                                      .replace("[FR]", "[FR, GB]"))
+    same = cli("policy", "diff", str(policies), str(policies))
+    assert "no query's outcome changes" in same.stdout
+    changed = cli("policy", "diff", str(policies), str(new), "--json", check=False)
+    assert changed.returncode == 1
+    rows = json.loads(changed.stdout)
+    assert {(r["peer"], r["old"]["level"], r["new"]["level"]) for r in rows} == {
+        ("FR", "full", "summary"), ("GB", "none", "summary")}
