@@ -26,6 +26,7 @@ from connector.peers.client import PeerClient
 from connector.ratelimit import RateLimiter
 from connector.records.store import RecordStore
 from connector.sdnotify import SystemdNotifier
+from connector.server.inflight import InFlight
 from connector.server.local_api import make_local_app
 from connector.server.peer_api import ANSWERER, IDENTITY, IdentityToken, make_peer_app
 
@@ -144,8 +145,8 @@ async def policy_watch_ctx(app: web.Application) -> AsyncIterator[None]:
             await task
 
 
-def build_peer_app(node: Node) -> web.Application:
-    app = make_peer_app()
+def build_peer_app(node: Node, inflight: InFlight) -> web.Application:
+    app = make_peer_app(inflight)
     app[NODE] = node
     app.cleanup_ctx.extend([records_ctx, enquiry_log_ctx, answerer_ctx, policy_watch_ctx])
     return app
@@ -162,7 +163,8 @@ class Service:
         self.node = node
         self.notifier = notifier or SystemdNotifier.from_env({})
         self.shutdown_timeout = shutdown_timeout
-        self.peer_app = build_peer_app(node)
+        self.inflight = InFlight()
+        self.peer_app = build_peer_app(node, self.inflight)
         self.local_app = make_local_app(node.live)
         self._runners: list[web.AppRunner] = []
         self.peer_port = 0
@@ -199,6 +201,13 @@ class Service:
     async def stop(self) -> None:
         """Stop accepting, let in-flight requests finish, then close the databases."""
         self.node.live.draining = True
+        if self._runners:
+            peer_runner = self._runners[0]
+            for site in list(peer_runner.sites):
+                await site.stop()
+            in_flight = self.inflight.count
+            drained = await self.inflight.drain(self.shutdown_timeout)
+            log.info("node_drained", requests=in_flight, complete=drained)
         for runner in reversed(self._runners):
             await runner.cleanup()
         self._runners.clear()

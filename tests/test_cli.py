@@ -334,3 +334,48 @@ def test_policy_explain_matrix_and_diff(tmp_path: Path) -> None:
     rows = json.loads(changed.stdout)
     assert {(r["peer"], r["old"]["level"], r["new"]["level"]) for r in rows} == {
         ("FR", "full", "summary"), ("GB", "none", "summary")}
+
+
+def test_sigterm_drains_a_request_in_flight(
+        running_de: tuple[Path, int, int, subprocess.Popen[str]]) -> None:
+    """A query whose body is still arriving when SIGTERM comes is answered, then the node
+    exits; new connections are refused meanwhile."""
+    import ssl
+
+    from connector.identity import Signer, SigningKey
+    from connector.protocol import make_query, sign_query
+    from connector.protocol import Check as WireCheck
+    from connector.vocabulary import AgencyKind, Category, Purpose
+
+    config, peer_port, local, proc = running_de
+    signer = Signer(SigningKey.generate())
+    cli("peers", "add", "FR", "--url", "http://127.0.0.1:9", "--insecure", "--key",
+        json.dumps(signer.public.jwk()), config=config)
+    proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: readyz(local)["peers"] == 1)
+    query = make_query(iss="FR", aud="DE", sub="x/1", agency_kind=AgencyKind.NCB,
+                       purpose=Purpose.BORDER_CONTROL,
+                       checks=(WireCheck(id="1", category=Category.TRAVEL_DOCUMENTS,
+                                         criteria={"number": "A1"}),))
+    token = sign_query(query, signer)
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    raw = socket.create_connection(("127.0.0.1", peer_port), timeout=20)
+    conn = ctx.wrap_socket(raw)
+    conn.sendall(b"POST /v1/query HTTP/1.1\r\nHost: x\r\nContent-Type: application/jose\r\n"
+                 b"Connection: close\r\nContent-Length: " + str(len(token)).encode() +
+                 b"\r\n\r\n" + token[:20])
+    time.sleep(0.3)  # the handler is now waiting for the rest of the body
+    proc.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", peer_port), timeout=2).close()
+    conn.sendall(token[20:])
+    response = b""
+    while chunk := conn.recv(65536):
+        response += chunk
+    conn.close()
+    assert response.startswith(b"HTTP/1.1 200 OK"), response[:200]
+    assert b"application/jose" in response
+    assert proc.wait(timeout=30) == 0

@@ -10,6 +10,7 @@ from connector.answering import Answerer
 from connector.errors import PayloadTooLarge, UnsupportedMediaType
 from connector.identity import Signer
 from connector.protocol import JOSE_MEDIA_TYPE, MAX_TOKEN_BYTES, sign_identity
+from connector.server.inflight import InFlight
 from connector.server.problems import problem_middleware
 
 ANSWERER = web.AppKey("answerer", Answerer)
@@ -54,9 +55,10 @@ async def handle_identity(request: web.Request) -> web.Response:
     return web.Response(body=request.app[IDENTITY].current(), content_type=JOSE_MEDIA_TYPE)
 
 
-def make_peer_app() -> web.Application:
+def make_peer_app(inflight: InFlight) -> web.Application:
     # One byte over the limit is enough for aiohttp to refuse a body we would refuse anyway.
-    app = web.Application(middlewares=[problem_middleware], client_max_size=MAX_TOKEN_BYTES + 1)
+    app = web.Application(middlewares=[inflight.middleware, problem_middleware],
+                          client_max_size=MAX_TOKEN_BYTES + 1)
     app.router.add_post("/v1/query", handle_query)
     app.router.add_get("/v1/identity", handle_identity)
     return app
