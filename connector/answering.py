@@ -119,6 +119,11 @@ class Answerer:
             result = CheckResult(check=check.id, status="denied", level=AnswerLevel.NONE,
                                  reason=decision.reason or "policy")
             return _Decided(check=check, decision=decision, result=result)
+        if criteria is None:
+            # Nothing is revealed, so the level says none and no rate budget is spent.
+            result = CheckResult(check=check.id, status="error", level=AnswerLevel.NONE,
+                                 reason="category_not_held")
+            return _Decided(check=check, decision=decision, result=result)
         if decision.rate is not None and decision.rule is not None:
             allowed, retry_after = self.limiter.try_acquire((query.iss, decision.rule),
                                                             decision.rate)
@@ -126,10 +131,6 @@ class Answerer:
                 result = CheckResult(check=check.id, status="denied", level=AnswerLevel.NONE,
                                      reason="rate_limited", retry_after=retry_after)
                 return _Decided(check=check, decision=decision, result=result)
-        if criteria is None:
-            result = CheckResult(check=check.id, status="error", level=decision.level,
-                                 reason="category_not_held")
-            return _Decided(check=check, decision=decision, result=result)
         hits = await self._search(check, criteria, decision)
         result = CheckResult(check=check.id, status="hit" if hits else "no_hit",
                              level=decision.level, hits=hits)

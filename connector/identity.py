@@ -153,8 +153,12 @@ class ParsedJws:
 
     @property
     def typ(self) -> str | None:
+        """`typ` as RFC 7515 §4.1.9 compares it: case-insensitive, `application/` optional."""
         typ = self.header.get("typ")
-        return typ if isinstance(typ, str) else None
+        if not isinstance(typ, str):
+            return None
+        typ = typ.lower()
+        return typ.removeprefix("application/") if "/" in typ else typ
 
     def verify_with(self, key: PublicKey) -> None:
         if not key.verify(self.signing_input, self.signature):

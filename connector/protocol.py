@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    StringConstraints,
+    ValidationError,
+)
 
 from connector.errors import (
     BadAnswer,
@@ -27,6 +37,7 @@ from connector.vocabulary import AgencyKind, AnswerLevel, Category, Purpose
 
 PROTOCOL_VERSION = 1
 MAX_TOKEN_BYTES = 64 * 1024
+MAX_ANSWER_BYTES = 4 * 1024 * 1024  # 32 checks × 100 hits of full records fit easily
 MAX_LIFETIME_S = 120
 CLOCK_SKEW_S = 30
 JOSE_MEDIA_TYPE = "application/jose"
@@ -34,6 +45,8 @@ JOSE_MEDIA_TYPE = "application/jose"
 TYP_QUERY = "ncb-query+jwt"
 TYP_ANSWER = "ncb-answer+jwt"
 TYP_IDENTITY = "ncb-identity+jwt"
+
+_JTI = re.compile(r"^[A-Za-z0-9_-]{22,128}$")
 
 ResolveKid = Callable[[str], "tuple[str, PublicKey] | None"]
 """Maps a `kid` to (node id of the peer holding it, its key), or None when no peer pins it."""
@@ -53,7 +66,8 @@ def digest(token: bytes) -> str:
 
 NodeId = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}(-[A-Z0-9]{1,8})?$")]
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=256)]
-CriterionValue = Annotated[str, StringConstraints(max_length=512)] | int | bool
+# Strict: "10" is not a number and 1.0 is not an integer on this wire.
+CriterionValue = Annotated[StrictStr, StringConstraints(max_length=512)] | StrictInt | StrictBool
 
 
 class _Strict(BaseModel):
@@ -65,15 +79,15 @@ class CheckClaims(_Strict):
     category: Category
     criteria: Annotated[dict[Annotated[str, StringConstraints(max_length=64)], CriterionValue],
                         Field(min_length=1, max_length=16)]
-    limit: Annotated[int, Field(ge=1, le=100)] = 10
+    limit: Annotated[StrictInt, Field(ge=1, le=100)] = 10
 
 
 class QueryClaims(_Strict):
     iss: NodeId
     aud: NodeId
-    iat: int
-    exp: int
-    jti: Annotated[str, StringConstraints(min_length=22, max_length=128)]
+    iat: StrictInt
+    exp: StrictInt
+    jti: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{22,128}$")]
     sub: ShortText
     agency_kind: AgencyKind
     purpose: Purpose
@@ -238,8 +252,9 @@ def open_envelope(token: bytes, *, resolve_kid: ResolveKid, me: str, now: float)
         raise WrongAudience(f"this node is {me}", aud=payload.get("aud"))
     check_window(payload, now=now)
     jti = payload.get("jti")
-    if not isinstance(jti, str) or not 22 <= len(jti) <= 128:
-        raise InvalidClaims("jti must be a string of 22 to 128 characters (≥128 random bits)")
+    if not isinstance(jti, str) or not _JTI.match(jti):
+        raise InvalidClaims("jti must be 22 to 128 characters of the base64url alphabet "
+                            "(≥128 random bits)")
     return Envelope(token=token, jws=jws, payload=payload, iss=peer_id, jti=jti, kid=kid)
 
 
@@ -310,7 +325,7 @@ def open_answer(token: bytes, *, key: PublicKey, peer: str, me: str, query_token
                 query: Query, now: float) -> AnswerClaims:
     """Verify a peer's answer: signature with the pinned key, typ, iss, aud and the binding."""
     try:
-        if len(token) > 4 * MAX_TOKEN_BYTES * 16:
+        if len(token) > MAX_ANSWER_BYTES:
             raise BadAnswer("the answer is too large")
         jws = parse_compact(token)
         if jws.kid != key.kid:
@@ -336,8 +351,7 @@ def open_answer(token: bytes, *, key: PublicKey, peer: str, me: str, query_token
         raise BadAnswer("query_digest does not match the query we sent")
     if abs(answer.iat - now) > MAX_LIFETIME_S + CLOCK_SKEW_S:
         raise BadAnswer("the answer's iat is outside the window")
-    expected = {c.id for c in query.checks}
-    if {r.check for r in answer.results} != expected:
+    if sorted(r.check for r in answer.results) != sorted(c.id for c in query.checks):
         raise BadAnswer("the answer's results do not match our checks one for one")
     return answer
 
@@ -349,8 +363,9 @@ def sign_identity(*, signer: Signer, node: str, keys: list[dict[str, Any]],
     return signer.sign_compact(orjson.dumps(claims), typ=TYP_IDENTITY)
 
 
-def open_identity(token: bytes) -> tuple[IdentityClaims, PublicKey]:
-    """Check a self-signed identity token: signed by one of the keys it lists, under its kid."""
+def open_identity(token: bytes, *, now: float) -> tuple[IdentityClaims, PublicKey]:
+    """Check a self-signed identity token: signed by one of the keys it lists, under its kid,
+    and current."""
     jws = parse_compact(token)
     if jws.typ != TYP_IDENTITY:
         raise MalformedToken(f"typ must be {TYP_IDENTITY!r}")
@@ -358,8 +373,13 @@ def open_identity(token: bytes) -> tuple[IdentityClaims, PublicKey]:
         claims = IdentityClaims.model_validate_json(jws.payload)
     except ValidationError as exc:
         raise MalformedToken(f"identity claims are malformed: {exc}") from exc
+    if claims.iat > now + CLOCK_SKEW_S or claims.exp < now - CLOCK_SKEW_S:
+        raise StaleToken("the identity token is outside its validity window")
     for jwk in claims.keys:
-        key = PublicKey.from_jwk(jwk)
+        try:
+            key = PublicKey.from_jwk(jwk)
+        except ValueError as exc:
+            raise MalformedToken(f"the identity token lists a bad key: {exc}") from exc
         if key.kid == jws.kid:
             jws.verify_with(key)
             return claims, key

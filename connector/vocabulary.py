@@ -62,11 +62,13 @@ _LEVEL_RANK = {AnswerLevel.NONE: 0, AnswerLevel.HIT: 1, AnswerLevel.SUMMARY: 2, 
 
 NODE_ID_RE = re.compile(r"^[A-Z]{2}(-[A-Z0-9]{1,8})?$")
 
-ALPHA2 = frozenset(c.alpha_2 for c in pycountry.countries)
+# XK (Kosovo) is user-assigned in ISO 3166 but used by ICAO and INTERPOL for documents.
+ALPHA2 = frozenset({*(c.alpha_2 for c in pycountry.countries), "XK"})
 _ALPHA3_TO_2 = {c.alpha_3: c.alpha_2 for c in pycountry.countries}
 # ICAO 9303 Part 3 codes that are not ISO 3166-1 alpha-3.
-_ALPHA3_TO_2.update({"D<<": "DE", "GBD": "GB", "GBN": "GB", "GBO": "GB", "GBP": "GB", "GBS": "GB",
-                     "UNO": "UN", "UNA": "UN", "UNK": "XK", "RKS": "XK", "EUE": "EU"})
+# Organisations (UNO, UNA, EUE, XPO…) issue documents too but have no country: None.
+_ALPHA3_TO_2.update({"D<<": "DE", "GBD": "GB", "GBN": "GB", "GBO": "GB", "GBP": "GB",
+                     "GBS": "GB", "UNK": "XK", "RKS": "XK"})
 
 
 def is_country(code: str) -> bool:

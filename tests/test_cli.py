@@ -343,8 +343,8 @@ def test_sigterm_drains_a_request_in_flight(
     import ssl
 
     from connector.identity import Signer, SigningKey
-    from connector.protocol import make_query, sign_query
     from connector.protocol import Check as WireCheck
+    from connector.protocol import make_query, sign_query
     from connector.vocabulary import AgencyKind, Category, Purpose
 
     config, peer_port, local, proc = running_de
@@ -369,7 +369,7 @@ def test_sigterm_drains_a_request_in_flight(
     time.sleep(0.3)  # the handler is now waiting for the rest of the body
     proc.send_signal(signal.SIGTERM)
     time.sleep(0.5)
-    with pytest.raises(OSError):
+    with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", peer_port), timeout=2).close()
     conn.sendall(token[20:])
     response = b""

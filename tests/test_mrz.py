@@ -452,7 +452,7 @@ def test_names(name: str, primary: str, secondary: str) -> None:
 @pytest.mark.parametrize(
     ("state", "issuing_state", "country"),
     [("UTO", "UTO", None), ("D<<", "D", "DE"), ("FRA", "FRA", "FR"), ("GBD", "GBD", "GB"),
-     ("UNO", "UNO", "UN"), ("XXA", "XXA", None)],
+     ("UNO", "UNO", None), ("XXA", "XXA", None)],
 )
 def test_issuing_country(state: str, issuing_state: str, country: str | None) -> None:
     mrz = parse_mrz(td3(state=state), today=TODAY)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -11,6 +12,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
+import structlog
 
 from connector.errors import BadAnswer, PeerRejected, PeerUnreachable
 from connector.identity import PublicKey, Signer
@@ -18,6 +20,7 @@ from connector.keyfiles import der_fingerprint
 from connector.peers.trust import Peer, fingerprint_bytes
 from connector.protocol import (
     JOSE_MEDIA_TYPE,
+    MAX_ANSWER_BYTES,
     AnswerClaims,
     IdentityClaims,
     Query,
@@ -25,6 +28,8 @@ from connector.protocol import (
     open_identity,
     sign_query,
 )
+
+log = structlog.get_logger("connector.peers")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -42,7 +47,7 @@ class Exchange:
 def transport_for(peer: Peer) -> aiohttp.Fingerprint | bool:
     if peer.tls_fingerprint:
         return aiohttp.Fingerprint(fingerprint_bytes(peer.tls_fingerprint))
-    if peer.insecure:
+    if peer.insecure and peer.url.startswith("http://"):
         return False
     raise PeerUnreachable(f"peer {peer.id} has no TLS fingerprint pinned")
 
@@ -57,6 +62,7 @@ class PeerClient:
         self.node = node
         self.clock = clock
         self.timeout = timeout
+        self._warned_insecure: set[str] = set()
 
     def sign(self, query: Query) -> bytes:
         return sign_query(query, self.signer)
@@ -67,8 +73,13 @@ class PeerClient:
     async def send(self, peer: Peer, query: Query, token: bytes, *,
                    timeout: float | None = None) -> Exchange:
         now = self.clock()
-        if peer.current_key(datetime.fromtimestamp(now, UTC)) is None:
+        when = datetime.fromtimestamp(now, UTC)
+        if peer.current_key(when) is None:
             raise BadAnswer(f"no valid key is pinned for {peer.id}")
+        if peer.insecure and peer.id not in self._warned_insecure:
+            self._warned_insecure.add(peer.id)
+            log.warning("peer_insecure", peer=peer.id, url=peer.url,
+                        detail="plain HTTP: for tests and demos only")
         started = asyncio.get_running_loop().time()
         try:
             async with self.session.post(
@@ -76,7 +87,9 @@ class PeerClient:
                 headers={"Content-Type": JOSE_MEDIA_TYPE, "Accept": JOSE_MEDIA_TYPE},
                 timeout=aiohttp.ClientTimeout(total=timeout or self.timeout),
             ) as resp:
-                body = await resp.read()
+                if (resp.content_length or 0) > MAX_ANSWER_BYTES:
+                    raise BadAnswer(f"{peer.id}: the answer is larger than {MAX_ANSWER_BYTES}")
+                body = await resp.content.read(MAX_ANSWER_BYTES + 1)
                 status, ctype = resp.status, resp.content_type
         except aiohttp.ServerFingerprintMismatch as exc:
             raise PeerUnreachable(f"{peer.id}: the TLS certificate does not match the pin") \
@@ -89,7 +102,7 @@ class PeerClient:
             raise PeerRejected(f"{peer.id} answered {status}: "
                                f"{problem.get('detail') or problem.get('title') or ctype}",
                                peer_status=status, peer_problem=problem)
-        keys = [k.key for k in peer.keys]
+        keys = [k.key for k in peer.keys if k.valid_at(when)]
         answer = _open_with_any(body, keys=keys, peer=peer.id, me=self.node, query_token=token,
                                 query=query, now=self.clock())
         return Exchange(peer=peer.id, query=query, query_token=token, answer=answer,
@@ -164,5 +177,5 @@ async def fetch_identity(session: aiohttp.ClientSession, url: str, *,
         raise PeerUnreachable(f"{url}: the TLS certificate does not match the pin") from exc
     except (aiohttp.ClientError, TimeoutError, OSError) as exc:
         raise PeerUnreachable(f"{url}: {type(exc).__name__}: {exc}") from exc
-    claims, key = open_identity(body)
+    claims, key = open_identity(body, now=time.time())
     return FetchedIdentity(claims=claims, key=key, tls_fingerprint=fp)

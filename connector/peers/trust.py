@@ -135,7 +135,8 @@ def _peer_from_entry(entry: _PeerEntry, where: str) -> Peer:
             fp = normalise_fingerprint(entry.tls_fingerprint)
         except ValueError as exc:
             raise TrustStoreError(f"{where}: peer {entry.id}: tls_fingerprint: {exc}") from exc
-    if entry.url.startswith("https://") and fp is None and not entry.insecure:
+    if entry.url.startswith("https://") and fp is None:
+        # `insecure` means plain HTTP, never TLS without a pin.
         raise TrustStoreError(f"{where}: peer {entry.id}: an https peer needs tls_fingerprint")
     if entry.url.startswith("http://") and not entry.insecure:
         raise TrustStoreError(f"{where}: peer {entry.id}: plain http needs insecure: true")
