@@ -668,5 +668,7 @@ def demo(nodes: int, keep: Path | None) -> None:
     from connector.demo import run_demo
 
     configure_logging(fmt="console", level="warning")
-    code = asyncio.run(run_demo(out, nodes=nodes, keep=keep))
+    # Piped into a file or a pager, 80 columns would fold every ref in two.
+    console = out if out.is_terminal else Console(highlight=False, width=max(out.width, 140))
+    code = asyncio.run(run_demo(console, nodes=nodes, keep=keep))
     raise SystemExit(code)

@@ -30,6 +30,8 @@ def entry_dict(row: LoggedEntry, *, with_token: bool = False) -> dict[str, Any]:
 def enquiries_table(rows: list[LoggedEntry], title: str | None = None) -> Table:
     table = Table("#", "time (UTC)", "dir", "peer", "purpose", "checks", "decision", "rule",
                   "hits", title=title)
+    table.columns[7].overflow = "fold"
+    table.columns[8].min_width = 34  # a ref is read whole or not at all
     for r in rows:
         e = r.entry
         cats = ", ".join(str(c.get("category")) for c in e.checks)
