@@ -1,0 +1,64 @@
+"""The NCB's access policy: YAML files checked into a Policy that decides queries."""
+
+from __future__ import annotations
+
+from connector.policy.analysis import (
+    DecisionChange,
+    Explanation,
+    MatrixRow,
+    SkippedRule,
+    diff,
+    explain,
+    matrix,
+    peer_universe,
+)
+from connector.policy.defaults import DEFAULT_POLICY_FILE, DEFAULT_POLICY_YAML
+from connector.policy.loader import (
+    CheckReport,
+    Diagnostic,
+    PolicySource,
+    check_policy,
+    check_sources,
+    load_policy,
+    read_sources,
+)
+from connector.policy.model import (
+    ANY_OTHER_PEER,
+    InboundDecision,
+    InboundRule,
+    Notify,
+    OutboundDecision,
+    OutboundRule,
+    Policy,
+    Rate,
+    Watch,
+)
+
+__all__ = [
+    "ANY_OTHER_PEER",
+    "DEFAULT_POLICY_FILE",
+    "DEFAULT_POLICY_YAML",
+    "CheckReport",
+    "DecisionChange",
+    "Diagnostic",
+    "Explanation",
+    "InboundDecision",
+    "InboundRule",
+    "MatrixRow",
+    "Notify",
+    "OutboundDecision",
+    "OutboundRule",
+    "Policy",
+    "PolicySource",
+    "Rate",
+    "SkippedRule",
+    "Watch",
+    "check_policy",
+    "check_sources",
+    "diff",
+    "explain",
+    "load_policy",
+    "matrix",
+    "peer_universe",
+    "read_sources",
+]

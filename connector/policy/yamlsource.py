@@ -1,0 +1,203 @@
+"""YAML reading that keeps every node's position, rejects duplicate keys and reads NO as Norway."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+__all__ = ["Position", "Problem", "YamlSyntaxError", "compose", "locate", "position", "to_python"]
+
+_BOOL = "tag:yaml.org,2002:bool"
+_INT = "tag:yaml.org,2002:int"
+_FLOAT = "tag:yaml.org,2002:float"
+_NULL = "tag:yaml.org,2002:null"
+_MERGE = "tag:yaml.org,2002:merge"
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader whose only booleans are true/false (YAML 1.2).
+
+    YAML 1.1 reads `NO` as false, which would turn Norway into a boolean in a list of
+    countries; `yes`/`no`/`on`/`off` therefore stay strings here.
+    """
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != _BOOL]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    _BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Position:
+    """A 1-based line and column in a file."""
+
+    line: int
+    column: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Problem:
+    """Something wrong in the YAML itself, found while converting nodes to values."""
+
+    position: Position
+    message: str
+
+
+class YamlSyntaxError(Exception):
+    """The text is not YAML; carries where the parser gave up."""
+
+    def __init__(self, message: str, position: Position) -> None:
+        super().__init__(message)
+        self.message = message
+        self.position = position
+
+
+def position(node: Node) -> Position:
+    return Position(line=node.start_mark.line + 1, column=node.start_mark.column + 1)
+
+
+def compose(text: str) -> Node | None:
+    """The node tree of a one-document YAML text; None for an empty or comment-only text."""
+    try:
+        root = yaml.compose(text, Loader=_Loader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = (
+            Position(line=mark.line + 1, column=mark.column + 1)
+            if mark is not None
+            else Position(line=1, column=1)
+        )
+        message = exc.problem or exc.context or "not YAML"
+        context = exc.context_mark
+        if exc.problem and exc.context and context is not None:
+            started = f"line {context.line + 1}, column {context.column + 1}"
+            message = f"{exc.context} (from {started}): {exc.problem}"
+        if exc.context == "while scanning an alias":
+            message += '; a bare * starts a YAML alias: write "*" in quotes for every peer'
+
+        raise YamlSyntaxError(f"YAML syntax: {message}", where) from exc
+    except yaml.YAMLError as exc:
+        raise YamlSyntaxError(f"YAML syntax: {exc}", Position(line=1, column=1)) from exc
+    if isinstance(root, ScalarNode) and root.tag == _NULL:
+        return None  # a bare `---` or `~`: an empty document
+    return root
+
+
+def to_python(node: Node) -> tuple[Any, list[Problem]]:
+    """Plain values for a node tree, with every duplicate key and non-string key reported.
+
+    Where a key repeats, the last value is kept (as PyYAML does) so that validation can go on
+    and report further errors; the duplicate itself is always an error.
+    """
+    problems: list[Problem] = []
+    return _convert(node, problems, frozenset()), problems
+
+
+def _convert(node: Node, problems: list[Problem], active: frozenset[int]) -> Any:
+    if id(node) in active:
+        problems.append(Problem(position=position(node), message="recursive YAML alias"))
+        return None
+    if isinstance(node, ScalarNode):
+        return _scalar(node)
+    inner = active | {id(node)}
+    if isinstance(node, SequenceNode):
+        return [_convert(item, problems, inner) for item in node.value]
+    if isinstance(node, MappingNode):
+        result: dict[str, Any] = {}
+        first_seen: dict[str, Node] = {}
+        for key_node, value_node in node.value:
+            if isinstance(key_node, ScalarNode) and key_node.tag == _MERGE:
+                problems.append(
+                    Problem(
+                        position=position(key_node),
+                        message="YAML merge keys (<<) are not supported; write the keys out",
+                    )
+                )
+                continue
+            if not isinstance(key_node, ScalarNode) or key_node.tag == _NULL:
+                problems.append(
+                    Problem(position=position(key_node), message="a key must be a plain string")
+                )
+                continue
+            key = str(key_node.value)
+            if key in first_seen:
+                first = position(first_seen[key])
+                problems.append(
+                    Problem(
+                        position=position(key_node),
+                        message=f"duplicate key {key!r} (first at line {first.line}); "
+                        "YAML would silently keep only the last one",
+                    )
+                )
+            else:
+                first_seen[key] = key_node
+            result[key] = _convert(value_node, problems, inner)
+        return result
+    return None  # pragma: no cover - PyYAML has only the three node kinds
+
+
+def _scalar(node: ScalarNode) -> Any:
+    value = str(node.value)
+    if node.tag == _NULL:
+        return None
+    if node.tag == _BOOL:
+        return value.lower() == "true"
+    if node.tag == _INT:
+        try:
+            return int(value.replace("_", ""), 0)
+        except ValueError:
+            # YAML 1.1 oddities (sexagesimal, leading-zero octal) stay text and fail
+            # validation with the admin's own spelling in the message.
+            return value
+    if node.tag == _FLOAT:
+        try:
+            return float(value.replace("_", ""))
+        except ValueError:
+            return value
+    return value
+
+
+def _pair(node: MappingNode, key: str) -> tuple[Node, Node] | None:
+    # The last occurrence wins, as in to_python.
+    for key_node, value_node in reversed(node.value):
+        if isinstance(key_node, ScalarNode) and key_node.value == key:
+            return key_node, value_node
+    return None
+
+
+def locate(root: Node, loc: Sequence[str | int], *, want_key: bool = False) -> Node:
+    """The node a validation error's location points at, or its nearest existing ancestor.
+
+    With `want_key`, a location ending at a mapping key gives the key's node (where an
+    unknown key is written) rather than its value. Elements that match nothing, such as
+    pydantic's union-member tags or an index into a scalar that validation read as a
+    one-item list, are skipped.
+    """
+    node = root
+    for index, part in enumerate(loc):
+        last = index == len(loc) - 1
+        if isinstance(node, MappingNode) and isinstance(part, str):
+            pair = _pair(node, part)
+            if pair is None:
+                continue
+            key_node, value_node = pair
+            if (last and want_key) or (not last and loc[index + 1] == "[key]"):
+                return key_node
+            node = value_node
+        elif (
+            isinstance(node, SequenceNode)
+            and isinstance(part, int)
+            and not isinstance(part, bool)
+            and 0 <= part < len(node.value)
+        ):
+            node = node.value[part]
+    return node
