@@ -36,6 +36,10 @@ class Tls(_Model):
 class Databases(_Model):
     records: str = "sqlite:///records.db"
     enquiries: str = "sqlite:///enquiries.db"
+    # Group commit of the enquiry log: how long the first row waits for others to join its
+    # commit, and how many rows make a commit go at once.
+    commit_delay_ms: Annotated[float, Field(ge=0, le=50)] = 2.0
+    commit_max_rows: Annotated[int, Field(ge=1, le=10_000)] = 256
 
 
 class Logging(_Model):

@@ -47,6 +47,7 @@ listen:
 databases:
   records: sqlite:///{state}records.db
   enquiries: sqlite:///{state}enquiries.db
+  commit_delay_ms: 2               # group commit: how long a row waits for others to share an fsync
 policy_dir: policies
 peers_file: peers.yaml
 policy_reload_interval: 5          # seconds between checks for edited policy files; 0 = SIGHUP only

@@ -1,0 +1,1 @@
+"""Benchmarks: each module not starting with an underscore is one, run by `python -m bench`."""
