@@ -148,10 +148,40 @@ async def policy_watch_ctx(app: web.Application) -> AsyncIterator[None]:
             await task
 
 
+async def checkpoint_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The log's head goes to the journal every minute and at exit: outside the database, so
+    `enquiries verify --expect` can later prove that no newest rows were removed."""
+    enquiry_log = app[ENQUIRY_LOG]
+    last: list[tuple[int, str]] = [(-1, "")]
+
+    def checkpoint() -> None:
+        head = enquiry_log.head()
+        if head != last[0]:
+            last[0] = head
+            log.info("enquiry_log_checkpoint", seq=head[0], hash=head[1],
+                     expect=f"{head[0]}:{head[1]}")
+
+    async def every_minute() -> None:
+        while True:
+            checkpoint()
+            await asyncio.sleep(CHECKPOINT_INTERVAL_S)
+
+    task = asyncio.create_task(every_minute())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    checkpoint()
+
+
+CHECKPOINT_INTERVAL_S = 60.0
+
+
 def build_peer_app(node: Node, inflight: InFlight) -> web.Application:
     app = make_peer_app(inflight)
     app[NODE] = node
-    app.cleanup_ctx.extend([records_ctx, enquiry_log_ctx, answerer_ctx, policy_watch_ctx])
+    app.cleanup_ctx.extend([records_ctx, enquiry_log_ctx, checkpoint_ctx, answerer_ctx,
+                            policy_watch_ctx])
     return app
 
 

@@ -360,9 +360,20 @@ class EnquiryLog:
             for row in self._conn.execute(select(enquiries).order_by(enquiries.c.seq)):
                 yield {str(k): v for k, v in row._mapping.items()}
 
-    def verify(self) -> VerifyReport:
-        """Walk the chain; the first row whose hash, link or sequence is off is reported."""
+    def head(self) -> tuple[int, str]:
+        """The newest row's sequence number and hash: a checkpoint to verify against later."""
+        with self._conn.begin():
+            row = self._conn.execute(self._head_stmt).first()
+        return (row.seq, row.hash) if row else (0, GENESIS)
+
+    def verify(self, *, expect: tuple[int, str] | None = None) -> VerifyReport:
+        """Walk the chain; the first row whose hash, link or sequence is off is reported.
+
+        The chain alone cannot show that its newest rows were cut off; `expect`, a
+        checkpoint (seq, hash) taken earlier, can: that row must still be there, unchanged.
+        """
         prev, expected_seq, n = GENESIS, 1, 0
+        checkpoint_seen = expect is None or expect == (0, GENESIS)
         for values in self._iter_rows():
             n += 1
             seq = values["seq"]
@@ -375,7 +386,17 @@ class EnquiryLog:
             if row_hash(values) != values["hash"]:
                 return VerifyReport(rows=n, ok=False, broken_seq=seq,
                                     problem="the row's content does not match its hash")
+            if expect is not None and seq == expect[0]:
+                if values["hash"] != expect[1]:
+                    return VerifyReport(rows=n, ok=False, broken_seq=seq,
+                                        problem="the row does not match the checkpoint")
+                checkpoint_seen = True
             prev, expected_seq = values["hash"], seq + 1
+        if not checkpoint_seen:
+            assert expect is not None
+            return VerifyReport(rows=n, ok=False, broken_seq=expect[0],
+                                problem=f"row {expect[0]} of the checkpoint is gone: "
+                                        f"rows were removed from the end of the log")
         return VerifyReport(rows=n, ok=True, head=prev)
 
 

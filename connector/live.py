@@ -11,7 +11,7 @@ import structlog
 
 from connector.errors import ConnectorError
 from connector.peers.trust import TrustStore, load_trust_store
-from connector.policy import Policy, load_policy
+from connector.policy import CheckReport, Policy, check_policy
 
 log = structlog.get_logger("connector.live")
 
@@ -39,16 +39,17 @@ class LiveState:
     reload replaces the reference only after the new version has loaded without error."""
 
     def __init__(self, *, policy_dir: Path, peers_file: Path,
-                 load_policy_fn: Callable[[Path], Policy] = load_policy,
+                 check_policy_fn: Callable[[Path], CheckReport] = check_policy,
                  load_trust_fn: Callable[[Path], TrustStore] = load_trust_store) -> None:
         self.policy_dir = policy_dir
         self.peers_file = peers_file
-        self._load_policy = load_policy_fn
+        self._check_policy = check_policy_fn
         self._load_trust = load_trust_fn
         self.policy: Policy = Policy.deny_all()
         self.trust: TrustStore = TrustStore.of([])
         self.problems: dict[str, str] = {}
         self.draining = False
+        self.loaded = False  # until then `policy` is the deny-all placeholder
         self._policy_stamp: tuple[tuple[str, int, int], ...] = ()
         self._peers_stamp: tuple[tuple[str, int, int], ...] = ()
 
@@ -79,19 +80,26 @@ class LiveState:
 
     def _reload_policy(self) -> bool:
         self._policy_stamp = _stamp([self.policy_dir, *self._policy_files()])
-        try:
-            policy = self._load_policy(self.policy_dir)
-        except ConnectorError as exc:
-            self.problems["policy"] = exc.detail
-            log.error("policy_reload_failed", directory=str(self.policy_dir), error=exc.detail,
-                      diagnostics=exc.extra.get("diagnostics"), kept=self.policy.digest)
+        report = self._check_policy(self.policy_dir)
+        if report.policy is None:
+            first = report.errors[0] if report.errors else "no policy"
+            detail = f"{len(report.errors)} error(s) in the policy; the first: {first}"
+            self.problems["policy"] = detail
+            log.error("policy_reload_failed", directory=str(self.policy_dir), error=detail,
+                      diagnostics=[str(d) for d in report.errors],
+                      kept=self.policy.digest if self.loaded else None)
             return False
+        policy = report.policy
         self.problems.pop("policy", None)
-        if policy.digest == self.policy.digest:
+        if self.loaded and policy.digest == self.policy.digest:
             return False
-        old, self.policy = self.policy.digest, policy
+        old, self.policy = (self.policy.digest if self.loaded else None), policy
+        self.loaded = True
         log.info("policy_loaded", directory=str(self.policy_dir), digest=policy.digest,
-                 previous=old, inbound_rules=len(policy.inbound))
+                 previous=old, inbound_rules=len(policy.inbound),
+                 outbound_rules=len(policy.outbound))
+        for warning in report.warnings:
+            log.warning("policy_warning", diagnostic=str(warning))
         return True
 
     def _reload_peers(self) -> bool:
@@ -101,7 +109,7 @@ class LiveState:
         except ConnectorError as exc:
             self.problems["peers"] = exc.detail
             log.error("peers_reload_failed", file=str(self.peers_file), error=exc.detail,
-                      kept=len(self.trust.peers))
+                      kept=sorted(self.trust.peers))
             return False
         self.problems.pop("peers", None)
         if trust == self.trust:

@@ -138,3 +138,42 @@ async def test_failed_commit_fails_every_waiter(db: Path) -> None:
         assert all(isinstance(r, EnquiryLogError) for r in results)
     finally:
         log._conn.close()
+
+
+@pytest.mark.parametrize(
+    ("sql", "problem"),
+    [
+        ("DELETE FROM enquiries WHERE seq >= 8", "rows were removed from the end"),
+        ("DELETE FROM enquiries", "rows were removed from the end"),
+        ("UPDATE enquiries SET decision = 'denied' WHERE seq = 10", "content"),
+    ],
+)
+async def test_checkpoint_catches_rows_cut_from_the_end(db: Path, sql: str,
+                                                         problem: str) -> None:
+    await _filled(db)
+    log = EnquiryLog.open(f"sqlite:///{db}")
+    try:
+        checkpoint = log.head()
+        assert checkpoint[0] == 10
+        assert log.verify(expect=checkpoint).ok
+        with sqlite3.connect(db) as conn:
+            conn.execute(sql)
+        assert log.verify().ok or "content" in problem  # the chain alone cannot see a cut end
+        report = log.verify(expect=checkpoint)
+        assert not report.ok
+        assert problem in (report.problem or "")
+    finally:
+        log.close()
+
+
+async def test_a_later_checkpoint_still_verifies_an_earlier_one(db: Path) -> None:
+    await _filled(db, 5)
+    log = EnquiryLog.open(f"sqlite:///{db}")
+    try:
+        early = log.head()
+        for i in range(5, 9):
+            await log.append(entry(i))
+        assert log.verify(expect=early).ok
+        assert log.verify(expect=(early[0], "0" * 64)).broken_seq == early[0]
+    finally:
+        log.close()

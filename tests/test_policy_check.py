@@ -356,7 +356,6 @@ def test_duplicate_name_points_at_the_first(tmp_path: Path) -> None:
     ("files", "message"),
     [
         ({}, "no *.yaml file here"),
-        ({"policy.yml": "inbound: []\n"}, "no *.yaml file here"),
         ({"README": "not policy\n"}, "no *.yaml file here"),
     ],
 )
@@ -505,11 +504,6 @@ WARNING_CASES: list[tuple[str, dict[str, str | bytes], list[Expected]]] = [
         },
         [("p.yaml", 6, 5, "outbound[1] customs", "redundant: 'outbound[0] *' (")],
     ),
-    (
-        "a .yml file is ignored, with a warning",
-        {"p.yaml": "inbound: []\n", "q.yml": "inbound: []\n"},
-        [("q.yml", 0, 0, None, "ignored: only files named *.yaml are read")],
-    ),
 ]
 
 
@@ -555,3 +549,13 @@ def test_country_rule_shadows_its_node(tmp_path: Path) -> None:
     )  # fmt: skip
     (warning,) = check_policy(tmp_path).warnings
     assert (warning.rule, warning.line) == ("b", 3)
+
+
+def test_a_yml_file_is_an_error_so_a_rename_never_widens(tmp_path: Path) -> None:
+    (tmp_path / "p.yaml").write_text("inbound: []\n")
+    (tmp_path / "q.yml").write_text("inbound: []\n")
+    report = check_policy(tmp_path)
+    assert report.policy is None
+    (error,) = report.errors
+    assert error.file == str(tmp_path / "q.yml")
+    assert "rename it to .yaml" in error.message

@@ -99,3 +99,21 @@ async def test_rate_limit_holds_under_concurrency_and_is_per_peer(
         assert all(r[0] == "denied" for r in limited), limited
         # The limiter counts in 1/64-window buckets and errs towards waiting longer.
         assert all(r[2] is not None and 0 < r[2] <= 60 * (1 + 1 / 64) for r in limited)
+
+
+async def test_renaming_a_policy_file_to_yml_keeps_the_old_policy(
+        pair: dict[str, DemoNode]) -> None:
+    de = pair["DE"]
+    live = de.node.live
+    demo_file(de).write_text(policy("none").replace("answer: none", "answer: none\n"
+                                                    "    reason: suspended"))
+    live.reload()
+    before = live.policy.digest
+    demo_file(de).rename(demo_file(de).with_suffix(".yml"))
+    assert live.reload_if_changed() is not None
+    assert live.policy.digest == before
+    assert "rename it to .yaml" in live.problems["policy"]
+    async with pair["FR"].node.asker() as asker:
+        ex = await asker.ask(REQUEST, "DE")
+    assert ex.answer.results[0].status == "denied"
+    assert ex.answer.results[0].reason == "suspended"

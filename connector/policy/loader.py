@@ -140,9 +140,12 @@ def read_sources(directory: Path) -> tuple[list[PolicySource], list[Diagnostic]]
         lower = name.lower()
         if not name.endswith(".yaml"):
             if lower.endswith((".yml", ".yaml")):
+                # An error, not a warning: a file renamed to .yml would otherwise drop its
+                # deny rules from a running node without a word, widening access.
                 problem(
-                    "ignored: only files named *.yaml are read; rename it if it is policy",
-                    "warning",
+                    "only files named *.yaml are read: rename it to .yaml, or move it out "
+                    "of the policy directory to take it out of the policy",
+                    "error",
                     str(path),
                 )
             continue
