@@ -204,6 +204,14 @@ class Service:
         self.local_port = 0
 
     async def start(self) -> None:
+        try:
+            await self._start()
+        except OSError as exc:
+            await self.stop()
+            raise ConfigError(f"cannot listen: {exc.strerror or exc}"
+                              f" ({exc.filename or 'check listen: in connector.yaml'})") from exc
+
+    async def _start(self) -> None:
         s = self.node.settings
         peer_runner = web.AppRunner(self.peer_app, shutdown_timeout=self.shutdown_timeout,
                                     access_log=None)

@@ -19,13 +19,14 @@ from rich.console import Console
 from rich.table import Table
 
 from connector.config import CONFIG_ENV, DEFAULT_CONFIG_PATH, Settings, load_settings
-from connector.errors import ConnectorError, OutboundDenied, PeerError
+from connector.errors import ConnectorError, ImportFileError, OutboundDenied, PeerError
 from connector.logs import configure_logging
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+# emoji=False: ":CD:" inside a fingerprint must not become a picture of a disc.
+out = Console(highlight=False, emoji=False)
+err = Console(stderr=True, highlight=False, emoji=False)
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -55,9 +56,12 @@ def config_option(fn: F) -> F:
         help="The node's connector.yaml.")(fn)
 
 
-def _settings(config_path: Path) -> Settings:
+def _settings(config_path: Path, *, service: bool = False) -> Settings:
+    """Settings, with logging as configured for the service, or warnings only for a
+    command an admin types (its outcome is printed; info events would only be noise)."""
     settings = load_settings(config_path)
-    configure_logging(fmt=settings.logging.format, level=settings.logging.level)
+    configure_logging(fmt=settings.logging.format,
+                      level=settings.logging.level if service else "warning")
     return settings
 
 
@@ -80,8 +84,8 @@ def main() -> None:
 @click.option("--node", required=True, help="Node id: ISO 3166-1 alpha-2, e.g. FR or FR-2.")
 @click.option("--dir", "directory", required=True, type=click.Path(path_type=Path))
 @click.option("--host", default="127.0.0.1", show_default=True, help="Peer listener address.")
-@click.option("--peer-port", default=8443, show_default=True, type=int)
-@click.option("--local-port", default=8080, show_default=True, type=int)
+@click.option("--peer-port", default=8443, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--local-port", default=8080, show_default=True, type=click.IntRange(0, 65535))
 @click.option("--state-dir", type=click.Path(path_type=Path), default=None,
               help="Where the databases live (e.g. /var/lib/ncb-connector); default: --dir.")
 @handles_errors
@@ -107,7 +111,7 @@ def run(config_path: Path) -> None:
     from connector.app import Node, serve
     from connector.sdnotify import SystemdNotifier
 
-    node = Node.from_settings(_settings(config_path))
+    node = Node.from_settings(_settings(config_path, service=True))
     asyncio.run(serve(node, notifier=SystemdNotifier.from_env(os.environ)))
 
 
@@ -124,6 +128,7 @@ def config_check(config_path: Path) -> None:
     from connector.app import Node
 
     settings = load_settings(config_path)
+    configure_logging(fmt="auto", level="critical")  # the outcome is printed, not logged
     node = Node.from_settings(settings)
     node.load_live()
     node.ssl_context()
@@ -150,11 +155,11 @@ def keys_show(config_path: Path, as_json: bool) -> None:
         _json({"node": node.settings.node, "jwk": jwk, "thumbprint": node.signer.kid,
                "tls_fingerprint": node.tls_fingerprint, "url": node.settings.peer_url})
         return
-    out.print(f"node             {node.settings.node}")
-    out.print(f"url              {node.settings.peer_url}")
-    out.print(f"jwk              {orjson.dumps(jwk).decode()}")
-    out.print(f"thumbprint       {node.signer.kid}")
-    out.print(f"tls fingerprint  {node.tls_fingerprint}")
+    # Plain lines, never wrapped or styled: these values are read out over the telephone.
+    for label, value in (("node", node.settings.node), ("url", node.settings.peer_url),
+                         ("jwk", orjson.dumps(jwk).decode()), ("thumbprint", node.signer.kid),
+                         ("tls fingerprint", node.tls_fingerprint)):
+        click.echo(f"{label:<17}{value}")
 
 
 # --- peers -------------------------------------------------------------------------------------
@@ -181,11 +186,14 @@ def peers_add(peer_id: str, url: str, jwk_text: str | None, fetch: bool,
     from connector.peers.admin import add_peer
 
     settings = load_settings(config_path)
+    peer_id = peer_id.upper()
+    if peer_id == settings.node:
+        _fail(f"{peer_id} is this node itself")
     if bool(jwk_text) == fetch:
         _fail("give exactly one of --key JWK or --fetch")
 
     def confirm(summary: str) -> bool:
-        out.print(summary)
+        click.echo(summary)
         return yes or click.confirm("Pin this key and fingerprint?", default=False)
 
     peer = add_peer(settings.path(settings.peers_file), peer_id=peer_id, url=url,
@@ -194,8 +202,8 @@ def peers_add(peer_id: str, url: str, jwk_text: str | None, fetch: bool,
     if peer is None:
         _fail("not pinned", 1)
         return
-    out.print(f"peer {peer.id} added: key {peer.keys[0].key.kid}, "
-              f"tls {peer.tls_fingerprint or 'none (insecure)'}")
+    click.echo(f"peer {peer.id} added: key {peer.keys[0].key.kid}, "
+               f"tls {peer.tls_fingerprint or 'none (insecure)'}")
     out.print("A running node picks this up within its reload interval or on SIGHUP.")
 
 
@@ -216,10 +224,12 @@ def peers_list(config_path: Path, as_json: bool) -> None:
                for p in peers_sorted])
         return
     table = Table("id", "url", "key thumbprint(s)", "tls fingerprint")
+    for column in table.columns:
+        column.overflow = "fold"  # never an ellipsis in a value an admin compares
     for p in peers_sorted:
         fp = p.tls_fingerprint
         table.add_row(p.id, p.url, "\n".join(k.key.kid for k in p.keys),
-                      (fp[:23] + "…") if fp else "[yellow]insecure[/]")
+                      fp if fp else "[yellow]insecure (plain http)[/]")
     out.print(table if peers_sorted else "no peers")
 
 
@@ -232,6 +242,7 @@ def peers_remove(peer_id: str, config_path: Path) -> None:
     from connector.peers.admin import remove_peer
 
     settings = load_settings(config_path)
+    peer_id = peer_id.upper()
     if not remove_peer(settings.path(settings.peers_file), peer_id):
         _fail(f"{peer_id} is not in the trust store", 1)
     out.print(f"peer {peer_id} removed")
@@ -285,7 +296,7 @@ def _open_input(file: Path) -> Any:
     try:
         return file.open("rb")
     except OSError as exc:
-        raise click.ClickException(f"cannot read {file}: {exc.strerror}") from exc
+        raise ImportFileError(f"cannot read {file}: {exc.strerror}") from exc
 
 
 class _progress:
@@ -389,6 +400,16 @@ def _load_policy_or_fail(directory: Path) -> Any:
     return report.policy
 
 
+def _peer_id_or_fail(text: str) -> str:
+    from connector.vocabulary import is_node_id
+
+    peer = text.strip().upper()
+    if not is_node_id(peer):
+        hint = " (the United Kingdom is GB)" if peer == "UK" else ""
+        _fail(f"{text!r} is not a node id: an ISO 3166-1 alpha-2 code, e.g. DE or DE-2{hint}")
+    return peer
+
+
 _KINDS = ["ncb", "police", "border", "customs", "immigration"]
 _PURPOSES = ["border_control", "criminal_investigation", "counter_terrorism", "vehicle_check",
              "art_trafficking", "identification"]
@@ -413,7 +434,8 @@ def policy_explain(peer: str, agency_kind: str, purpose: str, category: str, has
     from connector.vocabulary import AgencyKind, Category, Purpose
 
     loaded = _load_policy_or_fail(_policy_dir(directory, config_path))
-    ex = explain(loaded, peer=peer.upper(), agency_kind=AgencyKind(agency_kind),
+    peer = _peer_id_or_fail(peer)
+    ex = explain(loaded, peer=peer, agency_kind=AgencyKind(agency_kind),
                  purpose=Purpose(purpose), category=Category(category), has_case=has_case)
     if as_json:
         _json({"rule": ex.rule, "file": ex.file, "line": ex.line, "level": ex.level.value,
@@ -441,7 +463,8 @@ def policy_matrix(peers: tuple[str, ...], directory: Path | None, fmt: str | Non
     from connector.vocabulary import Category
 
     loaded = _load_policy_or_fail(_policy_dir(directory, config_path))
-    chosen = tuple(p.upper() for p in peers) or peer_universe(loaded)
+    chosen = tuple(p if p == "*" else _peer_id_or_fail(p) for p in peers) or \
+        peer_universe(loaded)
     rows = matrix(loaded, peers=chosen)
     fmt = fmt or ("table" if out.is_terminal else "csv")
     if fmt == "json":
@@ -527,7 +550,7 @@ def enquiries() -> None:
 @click.option("--peer")
 @click.option("--since", help="2h, 30m, 7d, or an ISO date/time.")
 @click.option("--direction", type=click.Choice(["in", "out"]))
-@click.option("--limit", type=int, default=None)
+@click.option("--limit", type=click.IntRange(1), default=None, help="Only the newest N.")
 @click.option("--json", "as_json", is_flag=True)
 @config_option
 @handles_errors
@@ -541,8 +564,11 @@ def enquiries_list(peer: str | None, since: str | None, direction: str | None,
     since_ts = parse_since(since, now=datetime.now(UTC)) if since else None
     log_ = EnquiryLog.open(settings.enquiries_url)
     try:
-        rows = log_.list(peer=peer, since=since_ts, direction=direction,  # type: ignore[arg-type]
-                         limit=limit)
+        rows = log_.list(peer=peer.upper() if peer else None, since=since_ts,
+                         direction=direction,  # type: ignore[arg-type]
+                         limit=limit, newest_first=limit is not None)
+        if limit is not None:
+            rows.reverse()  # the newest N, shown oldest first like the rest
     finally:
         log_.close()
     if as_json:
@@ -634,7 +660,10 @@ def query(peer_id: str, category: str, number: str | None, country: str | None,
           document_type: str | None, mrz: str | None, purpose: str, agency: str,
           agency_kind: str, sub: str | None, case_ref: str | None, as_json: bool,
           config_path: Path) -> None:
-    """Ask one peer; the signed answer is verified and the enquiry logged."""
+    """Ask one peer; the signed answer is verified and the enquiry logged.
+
+    Exit status: 0 answered (hit or no hit), 3 a check was denied or could not be answered,
+    1 the peer could not be asked or its answer did not verify, 2 bad input."""
     from connector.app import Node
     from connector.asking import Request
     from connector.protocol import Check
@@ -657,7 +686,7 @@ def query(peer_id: str, category: str, number: str | None, country: str | None,
 
     async def ask() -> Any:
         async with node.asker() as asker:
-            return await asker.ask(request, peer_id)
+            return await asker.ask(request, peer_id.upper())
 
     try:
         exchange = asyncio.run(ask())
@@ -666,8 +695,10 @@ def query(peer_id: str, category: str, number: str | None, country: str | None,
         return
     if as_json:
         _json(exchange.answer.model_dump(mode="json"))
-        return
-    out.print(answer_table(exchange))
+    else:
+        out.print(answer_table(exchange))
+    if any(r.status in ("denied", "error") for r in exchange.answer.results):
+        raise SystemExit(3)
 
 
 # --- demo --------------------------------------------------------------------------------------
@@ -684,6 +715,7 @@ def demo(nodes: int, keep: Path | None) -> None:
 
     configure_logging(fmt="console", level="warning")
     # Piped into a file or a pager, 80 columns would fold every ref in two.
-    console = out if out.is_terminal else Console(highlight=False, width=max(out.width, 140))
+    console = out if out.is_terminal else Console(highlight=False, emoji=False,
+                                                  width=max(out.width, 160))
     code = asyncio.run(run_demo(console, nodes=nodes, keep=keep))
     raise SystemExit(code)

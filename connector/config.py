@@ -6,7 +6,14 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
 
 from connector.errors import ConfigError
 
@@ -67,6 +74,13 @@ class Settings(_Model):
     logging: Logging = Logging()
     outgoing: Outgoing = Outgoing()
     base_dir: Path = Path(".")
+
+    @model_validator(mode="after")
+    def _distinct_listeners(self) -> Settings:
+        peer, local = self.listen.peer, self.listen.local
+        if peer.port != 0 and (peer.host, peer.port) == (local.host, local.port):
+            raise ValueError("listen.peer and listen.local must not share an address and port")
+        return self
 
     def path(self, p: Path) -> Path:
         return p if p.is_absolute() else self.base_dir / p

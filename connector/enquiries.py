@@ -31,9 +31,9 @@ from sqlalchemy import (
     insert,
     select,
 )
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from connector.errors import EnquiryLogError, Replay
+from connector.errors import ConfigError, EnquiryLogError, Replay
 
 log = structlog.get_logger("connector.enquiries")
 
@@ -146,7 +146,14 @@ def row_hash(values: dict[str, Any]) -> str:
 
 
 def _entry_from_row(row: Any) -> LoggedEntry:
-    m = row._mapping
+    try:
+        return _decode_row(row._mapping)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise EnquiryLogError(f"row {row._mapping.get('seq')} of the enquiry log is damaged "
+                              f"({exc}); run `ncb-connector enquiries verify`") from exc
+
+
+def _decode_row(m: Any) -> LoggedEntry:
     entry = Entry(
         id=m["id"], at=m["at"], direction=m["direction"], peer=m["peer"], iss=m["iss"],
         jti=m["jti"], sub=m["sub"], agency_kind=m["agency_kind"], purpose=m["purpose"],
@@ -225,9 +232,14 @@ class EnquiryLog:
 
     @classmethod
     def open(cls, url: str, *, commit_delay: float = 0.002, max_batch: int = 256) -> EnquiryLog:
-        log_ = cls(make_log_engine(url), commit_delay=commit_delay, max_batch=max_batch)
-        with log_._conn.begin():
-            metadata.create_all(log_._conn)
+        try:
+            log_ = cls(make_log_engine(url), commit_delay=commit_delay, max_batch=max_batch)
+            log_._conn.info["write"] = True
+            with log_._conn.begin():
+                metadata.create_all(log_._conn)
+        except SQLAlchemyError as exc:
+            raise ConfigError(f"cannot open the enquiry log {url}: "
+                              f"{getattr(exc, 'orig', None) or exc}") from exc
         return log_
 
     def close(self) -> None:
@@ -343,8 +355,13 @@ class EnquiryLog:
         q = q.order_by(enquiries.c.seq.desc() if newest_first else enquiries.c.seq)
         if limit is not None:
             q = q.limit(limit)
-        with self._conn.begin():
-            return [_entry_from_row(r) for r in self._conn.execute(q)]
+        try:
+            with self._conn.begin():
+                return [_entry_from_row(r) for r in self._conn.execute(q)]
+        except (SQLAlchemyError, ValueError, TypeError) as exc:
+            # A value of the wrong type in an edited row fails inside the driver.
+            raise EnquiryLogError(f"the enquiry log holds a damaged row ({exc}); run "
+                                  "`ncb-connector enquiries verify`") from exc
 
     def get(self, enquiry_id: str) -> LoggedEntry | None:
         with self._conn.begin():

@@ -81,7 +81,11 @@ def init_node(directory: Path, *, node: str, host: str = "127.0.0.1", peer_port:
     paths.peers.write_text(dump_trust_store(TrustStore.of([])), encoding="utf-8")
     paths.policies.mkdir(exist_ok=True)
     (paths.policies / "00-default.yaml").write_text(DEFAULT_POLICY_YAML, encoding="utf-8")
-    state = "" if state_dir is None else f"{state_dir}/"
+    state = ""
+    if state_dir is not None:
+        state_dir = state_dir.resolve()  # the config resolves relative paths from its own dir
+        state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        state = f"{state_dir}/"
     paths.config.write_text(CONFIG_TEMPLATE.format(node=node, host=host, peer_port=peer_port,
                                                    local_port=local_port, state=state),
                             encoding="utf-8")

@@ -28,33 +28,38 @@ def entry_dict(row: LoggedEntry, *, with_token: bool = False) -> dict[str, Any]:
 
 
 def enquiries_table(rows: list[LoggedEntry], title: str | None = None) -> Table:
-    table = Table("#", "time (UTC)", "dir", "peer", "purpose", "checks", "decision", "rule",
-                  "hits", title=title)
-    table.columns[7].overflow = "fold"
-    table.columns[8].min_width = 34  # a ref is read whole or not at all
+    table = Table("#", "id", "time (UTC)", "dir", "peer", "purpose", "decision", "rule", "hits",
+                  title=title)
+    for column in table.columns:
+        column.overflow = "fold"  # an id or a ref is copied whole, never with an ellipsis
     for r in rows:
         e = r.entry
         cats = ", ".join(str(c.get("category")) for c in e.checks)
         rules = ", ".join(sorted(set(e.rules))) or "-"
         decision = e.decision if e.error is None else f"error: {e.error[:40]}"
         style = {"denied": "yellow", "error": "magenta"}.get(e.decision, "")
-        table.add_row(str(r.seq), utc_iso(e.at)[11:23], e.direction, e.peer, e.purpose or "-",
-                      cats, f"[{style}]{decision}[/]" if style else decision, rules,
+        table.add_row(str(r.seq), e.id, utc_iso(e.at)[:23].replace("T", " "), e.direction,
+                      e.peer, f"{e.purpose or '-'}\n{cats}",
+                      f"[{style}]{decision}[/]" if style else decision, rules,
                       "\n".join(e.hit_refs) or "-")
     return table
 
 
 def answer_table(exchange: Exchange) -> Table:
     a = exchange.answer
-    table = Table("check", "status", "level", "hit", "record",
+    table = Table("check", "status", "level", "ref", "record / reason",
                   title=f"{a.iss} answered in {exchange.elapsed * 1000:.0f} ms "
                         f"(their enquiry {a.enquiry})")
+    for column in table.columns:
+        column.overflow = "fold"
     for r in a.results:
         style = _STATUS_STYLE.get(r.status, "")
         status = f"[{style}]{r.status}[/]"
-        note = r.reason or ""
         if not r.hits:
-            table.add_row(r.check, status, r.level.value, note or "-", "")
+            note = r.reason or ""
+            if r.retry_after is not None:
+                note += f" (retry after {r.retry_after:.0f} s)"
+            table.add_row(r.check, status, r.level.value, "-", note)
         for h in r.hits:
             record = ", ".join(f"{k}={v}" for k, v in h.record.items()) or "(hit only)"
             table.add_row(r.check, status, r.level.value, h.ref, record)

@@ -177,7 +177,7 @@ def test_import_reports_bad_lines_and_keeps_good_ones(tmp_path: Path) -> None:
     assert "docs.csv:3: country" in proc.stderr
     assert "docs.csv:4: status" in proc.stderr
     assert "docs.csv:5: reported_on" in proc.stderr
-    assert "2 inserted, 0 updated, 3 rejected" in proc.stdout
+    assert "2 inserted, 1 updated, 3 rejected" in proc.stdout  # line 7 updates line 2
     nd = tmp_path / "docs.ndjson"
     nd.write_text('{"number": "A1", "country": "DE", "status": "lost"}\n{"number": \n'
                   '[1, 2]\n{"number": "A2", "country": "DE", "status": "lost", "x": 1}\n')
@@ -187,6 +187,17 @@ def test_import_reports_bad_lines_and_keeps_good_ones(tmp_path: Path) -> None:
     assert "docs.ndjson:3: a line must hold one JSON object" in proc.stderr
     assert "docs.ndjson:4: x: Extra inputs are not permitted" in proc.stderr
     assert "1 inserted, 0 updated, 3 rejected" in proc.stdout
+    more = tmp_path / "more.csv"
+    more.write_text("number,country,document_type,status\nB1,FRA,P,lost\nB2,DE,Z,lost\n")
+    proc = cli("records", "import", str(more), "--category", "travel_documents",
+               config=config, check=False)
+    assert "more.csv:2: country: Value error, 'FRA' is not an ISO 3166-1 alpha-2 country " \
+           "code (did you mean FR?)" in proc.stderr
+    assert "more.csv:3: document_type" in proc.stderr
+    missing = cli("records", "import", str(tmp_path / "nope.csv"), "--category",
+                  "travel_documents", config=config, check=False)
+    assert missing.returncode == 2
+    assert missing.stderr.startswith("error: cannot read")
     stats = cli("records", "stats", config=config).stdout
     assert "travel_documents              3" in stats
 
@@ -379,3 +390,45 @@ def test_sigterm_drains_a_request_in_flight(
     assert response.startswith(b"HTTP/1.1 200 OK"), response[:200]
     assert b"application/jose" in response
     assert proc.wait(timeout=30) == 0
+
+
+def test_admin_mistakes_get_one_line_not_a_traceback(
+        tmp_path: Path, running_de: tuple[Path, int, int, subprocess.Popen[str]]) -> None:
+    de_config, _, _, _ = running_de
+    # A second node on the same ports.
+    second = cli("run", config=de_config, check=False)
+    assert second.returncode == 2
+    assert "cannot listen" in second.stderr
+    # A state directory that does not exist yet, given relative to the working directory.
+    state = tmp_path / "state"
+    cli("init", "--node", "LU", "--dir", str(tmp_path / "lu"), "--state-dir", str(state),
+        "--peer-port", str(free_port()), "--local-port", str(free_port()))
+    lu = tmp_path / "lu" / "connector.yaml"
+    assert "travel_documents" in cli("records", "stats", config=lu).stdout
+    assert (state / "records.db").exists()
+    # A damaged enquiry-log row.
+    cli("enquiries", "list", config=lu)
+    with sqlite3.connect(state / "enquiries.db") as conn:
+        conn.execute("INSERT INTO enquiries VALUES (1, 'X', 1.0, 'in', 'FR', 'FR', 'j', NULL, "
+                     "NULL, NULL, NULL, 'answered', 'not json', NULL, '[]', '[]', '[]', NULL, "
+                     "NULL, 't', 'p', 'h')")
+    damaged = cli("enquiries", "list", config=lu, check=False)
+    assert damaged.returncode == 2
+    assert "row 1 of the enquiry log is damaged" in damaged.stderr
+    assert "Traceback" not in damaged.stderr
+    # A peer id that is not one.
+    bad_peer = cli("policy", "explain", "--from", "UK", "--agency-kind", "border", "--purpose",
+                   "border_control", "--category", "travel_documents", config=lu, check=False)
+    assert "the United Kingdom is GB" in bad_peer.stderr
+    # This node as its own peer.
+    own = cli("peers", "add", "LU", "--url", "http://127.0.0.1:9", "--insecure", "--key", "{}",
+              config=lu, check=False)
+    assert "this node itself" in own.stderr
+
+
+def test_keys_show_prints_values_verbatim(tmp_path: Path) -> None:
+    config, _, _ = init(tmp_path, "FR")
+    shown = json.loads(cli("keys", "show", "--json", config=config).stdout)
+    text = cli("keys", "show", config=config).stdout
+    assert f"tls fingerprint  {shown['tls_fingerprint']}\n" in text
+    assert text.isascii()

@@ -94,7 +94,12 @@ class PeerClient:
         except aiohttp.ServerFingerprintMismatch as exc:
             raise PeerUnreachable(f"{peer.id}: the TLS certificate does not match the pin") \
                 from exc
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        except aiohttp.ClientConnectorError as exc:
+            raise PeerUnreachable(f"{peer.id}: cannot connect to {peer.url}: "
+                                  f"{exc.os_error.strerror or exc.os_error}") from exc
+        except TimeoutError as exc:
+            raise PeerUnreachable(f"{peer.id}: no answer within the timeout") from exc
+        except (aiohttp.ClientError, OSError) as exc:
             raise PeerUnreachable(f"{peer.id}: {type(exc).__name__}: {exc}") from exc
         elapsed = asyncio.get_running_loop().time() - started
         if status != 200:

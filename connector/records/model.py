@@ -10,8 +10,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError, field_validator
 
 from connector.errors import InvalidCriteria
-from connector.records.documents import normalise_document_number
-from connector.vocabulary import Category, is_country
+from connector.records.documents import DOCUMENT_TYPES, normalise_document_number
+from connector.vocabulary import Category, country_from_alpha3, is_country
 
 DocumentStatus = Literal["stolen", "lost", "revoked", "invalidated"]
 
@@ -44,9 +44,18 @@ class TravelDocumentRow(BaseModel):
 
     id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,64}$")] | None = None
     number: Annotated[str, StringConstraints(min_length=1, max_length=40)]
-    country: Annotated[str, StringConstraints(min_length=2, max_length=2, to_upper=True)]
+    country: Annotated[str, StringConstraints(max_length=8, to_upper=True)]
     document_type: Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{1,2}$",
                                                     to_upper=True)] = "P"
+
+    @field_validator("document_type")
+    @classmethod
+    def _document_class(cls, v: str) -> str:
+        if v[0] not in DOCUMENT_TYPES:
+            raise ValueError(f"{v!r}: an ICAO document code starts with one of "
+                             f"{', '.join(sorted(DOCUMENT_TYPES))} (P passport, I/A/C identity "
+                             "card, V visa)")
+        return v
     status: DocumentStatus
     reported_on: date | None = None
     holder_name: Annotated[str, StringConstraints(max_length=200)] | None = None
@@ -56,7 +65,9 @@ class TravelDocumentRow(BaseModel):
     @classmethod
     def _country(cls, v: str) -> str:
         if not is_country(v):
-            raise ValueError(f"{v!r} is not an ISO 3166-1 alpha-2 country code")
+            alpha2 = country_from_alpha3(v) if len(v) == 3 else None
+            hint = f" (did you mean {alpha2}?)" if alpha2 else ""
+            raise ValueError(f"{v!r} is not an ISO 3166-1 alpha-2 country code{hint}")
         return v
 
     @field_validator("reported_on")

@@ -25,7 +25,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import SQLAlchemyError
 
+from connector.errors import ConfigError
 from connector.records.documents import DocumentCriteria
 from connector.records.model import TravelDocument
 from connector.vocabulary import Category
@@ -125,8 +127,12 @@ class RecordStore:
 
     @classmethod
     def open(cls, url: str) -> RecordStore:
-        store = cls(make_engine(url))
-        store.create_schema()
+        try:
+            store = cls(make_engine(url))
+            store.create_schema()
+        except SQLAlchemyError as exc:
+            raise ConfigError(f"cannot open the records database {url}: "
+                              f"{getattr(exc, 'orig', None) or exc}") from exc
         return store
 
     def create_schema(self) -> None:
@@ -166,7 +172,9 @@ class RecordStore:
         )
         self._conn.execute(stmt, rows)
         self._conn.commit()
-        return UpsertCount(inserted=len(unique) - len(existing), updated=len(existing))
+        # A number given twice in one batch is an update of the first, as it would be apart.
+        return UpsertCount(inserted=len(unique) - len(existing),
+                           updated=len(existing) + len(docs) - len(unique))
 
     def remove(self, category: Category, record_id: str) -> bool:
         if category is not Category.TRAVEL_DOCUMENTS:
