@@ -9,9 +9,15 @@ from typing import Any
 
 import structlog
 
-from connector.enquiries import EnquiryLog, Entry, new_enquiry_id
+from connector.enquiries import EnquiryLog, Entry, new_enquiry_id, utc_iso
 from connector.errors import InvalidCriteria, Replay
 from connector.identity import Signer
+from connector.notify.notice import (
+    CheckOutcome,
+    Notice,
+    channels_to_notify,
+    enquiry_notice_body,
+)
 from connector.peers.trust import TrustStore
 from connector.policy import InboundDecision, Policy
 from connector.protocol import (
@@ -47,6 +53,7 @@ class _Decided:
     check: Check
     decision: InboundDecision
     result: CheckResult
+    hit_ids: tuple[str, ...] = ()  # matched record ids, known even when not revealed
 
 
 class Answerer:
@@ -95,12 +102,32 @@ class Answerer:
             hit_refs=tuple(h.ref for r in results for h in r.hits),
             answer_digest=digest(answer), error=None, query_token=token.decode("ascii"),
         )
-        # The row is committed before the answer leaves: no answer without its evidence.
-        await self.log.append(entry)
+        notices = self._notices(query, entry, decided, policy, now)
+        # The row (and its notices) is committed before the answer leaves: no answer without
+        # its evidence, no enquiry without its notice.
+        await self.log.append(entry, notices)
         log.info("enquiry_answered", enquiry=enquiry_id, peer=query.iss,
                  purpose=query.purpose.value, decision=entry.decision, rules=list(entry.rules),
                  hits=len(entry.hit_refs))
         return Answered(token=answer, enquiry=entry, query=query)
+
+    def _notices(self, query: Query, entry: Entry, decided: list[_Decided], policy: Policy,
+                 now: float) -> list[Notice]:
+        outcomes = [CheckOutcome(check=d.check.id, category=d.check.category,
+                                 decision=d.decision, status=d.result.status,
+                                 level=d.result.level.value, hit_ids=d.hit_ids,
+                                 refs=tuple(h.ref for h in d.result.hits)) for d in decided]
+        channels = channels_to_notify(peer=query.iss, outcomes=outcomes, policy=policy)
+        return [
+            Notice(id=new_enquiry_id(now), channel=channel, kind="enquiry", enquiry=entry.id,
+                   created_at=now,
+                   body=enquiry_notice_body(
+                       node=self.node, enquiry=entry.id, at=utc_iso(now), peer=query.iss,
+                       sub=query.sub, agency_kind=query.agency_kind.value,
+                       purpose=query.purpose.value, case=query.case, checks=entry.checks,
+                       outcomes=outcomes, reasons=reasons))
+            for channel, reasons in channels.items()
+        ]
 
     @staticmethod
     def _criteria(index: int, check: Check) -> Criteria | None:
@@ -118,7 +145,8 @@ class Answerer:
         if decision.level is AnswerLevel.NONE:
             result = CheckResult(check=check.id, status="denied", level=AnswerLevel.NONE,
                                  reason=decision.reason or "policy")
-            return _Decided(check=check, decision=decision, result=result)
+            return _Decided(check=check, decision=decision, result=result,
+                            hit_ids=await self._watched_hits(check, criteria, policy))
         if criteria is None:
             # Nothing is revealed, so the level says none and no rate budget is spent.
             result = CheckResult(check=check.id, status="error", level=AnswerLevel.NONE,
@@ -130,20 +158,27 @@ class Answerer:
             if not allowed:
                 result = CheckResult(check=check.id, status="denied", level=AnswerLevel.NONE,
                                      reason="rate_limited", retry_after=retry_after)
-                return _Decided(check=check, decision=decision, result=result)
-        hits = await self._search(check, criteria, decision)
-        result = CheckResult(check=check.id, status="hit" if hits else "no_hit",
-                             level=decision.level, hits=hits)
-        return _Decided(check=check, decision=decision, result=result)
-
-    async def _search(self, check: Check, criteria: Criteria,
-                      decision: InboundDecision) -> tuple[Hit, ...]:
+                return _Decided(check=check, decision=decision, result=result,
+                                hit_ids=await self._watched_hits(check, criteria, policy))
         found = await self.store.find_documents(criteria, check.limit)
-        return tuple(
+        hits = tuple(
             Hit(ref=make_ref(self.node, Category.TRAVEL_DOCUMENTS, doc.id), score=1.0,
                 record=_visible(doc.fields(), decision))
             for doc in found
         )
+        result = CheckResult(check=check.id, status="hit" if hits else "no_hit",
+                             level=decision.level, hits=hits)
+        return _Decided(check=check, decision=decision, result=result,
+                        hit_ids=tuple(doc.id for doc in found))
+
+    async def _watched_hits(self, check: Check, criteria: Criteria | None,
+                            policy: Policy) -> tuple[str, ...]:
+        """For a denied check, search anyway when a watch names a record of its category:
+        the NCB asked to hear of any enquiry touching that record. Nothing is revealed."""
+        if criteria is None or not any(w.record_category == check.category
+                                       for w in policy.watches):
+            return ()
+        return tuple(doc.id for doc in await self.store.find_documents(criteria, check.limit))
 
 
 def _visible(record: dict[str, Any], decision: InboundDecision) -> dict[str, Any]:

@@ -5,15 +5,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import os
 import signal
 import ssl
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import aiohttp
 import structlog
 from aiohttp import web
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from connector.answering import Answerer
 from connector.asking import Asker
@@ -23,6 +26,10 @@ from connector.errors import ConfigError
 from connector.identity import Signer
 from connector.keyfiles import certificate_fingerprint, read_signing_key
 from connector.live import LiveState
+from connector.notify.channels import build_senders
+from connector.notify.digest import digest_trigger, make_digest
+from connector.notify.dispatcher import Dispatcher, RetryPolicy
+from connector.notify.outbox import Outbox
 from connector.peers.client import PeerClient
 from connector.ratelimit import RateLimiter
 from connector.records.store import RecordStore
@@ -35,6 +42,7 @@ log = structlog.get_logger("connector.app")
 
 RECORDS = web.AppKey("records", RecordStore)
 ENQUIRY_LOG = web.AppKey("enquiry_log", EnquiryLog)
+DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -55,7 +63,8 @@ class Node:
         except OSError as exc:
             raise ConfigError(f"cannot read the TLS certificate: {exc}") from exc
         live = LiveState(policy_dir=settings.path(settings.policy_dir),
-                         peers_file=settings.path(settings.peers_file))
+                         peers_file=settings.path(settings.peers_file),
+                         channels=frozenset(settings.notifications.channels))
         return cls(settings=settings, signer=signer, tls_fingerprint=certificate_fingerprint(cert),
                    live=live, clock=clock)
 
@@ -177,11 +186,51 @@ async def checkpoint_ctx(app: web.Application) -> AsyncIterator[None]:
 CHECKPOINT_INTERVAL_S = 60.0
 
 
+async def notifications_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The outbox's dispatcher and the digests, as APScheduler jobs; a commit that adds
+    notices wakes the dispatcher at once."""
+    node = app[NODE]
+    n = node.settings.notifications
+    outbox = Outbox.open(node.settings.enquiries_url)
+    async with aiohttp.ClientSession() as session:
+        senders = build_senders(n.channels, signer=node.signer, node=node.settings.node,
+                                session=session, clock=node.clock,
+                                base_dir=node.settings.base_dir, env=os.environ)
+        dispatcher = Dispatcher(outbox=outbox, senders=senders, clock=node.clock,
+                                retry=RetryPolicy(initial_s=n.retry_initial_s,
+                                                  max_s=n.retry_max_s,
+                                                  max_age_s=n.max_age_hours * 3600))
+        app[DISPATCHER] = dispatcher
+        app[ENQUIRY_LOG].on_notices = dispatcher.wake
+        scheduler = AsyncIOScheduler(timezone=UTC)
+        scheduler.add_job(dispatcher.run_once, "interval", seconds=n.poll_interval_s,
+                          id="outbox", max_instances=1, coalesce=True,
+                          next_run_time=datetime.now(UTC))
+        started = node.clock()
+        for name, channel in n.channels.items():
+            if channel.digest:
+                scheduler.add_job(_digest_job, digest_trigger(channel.digest), id=f"digest:{name}",
+                                  args=(app, name, started), max_instances=1, coalesce=True)
+        scheduler.start()
+        yield
+        scheduler.shutdown(wait=False)
+        app[ENQUIRY_LOG].on_notices = None
+    outbox.close()
+
+
+def _digest_job(app: web.Application, channel: str, started: float) -> None:
+    node = app[NODE]
+    notice = make_digest(app[ENQUIRY_LOG], channel=channel, node=node.settings.node,
+                         clock=node.clock, first_since=started)
+    log.info("notification_digest_queued", channel=channel, notice=notice.id,
+             enquiries=notice.body.get("enquiries"))
+
+
 def build_peer_app(node: Node, inflight: InFlight) -> web.Application:
     app = make_peer_app(inflight)
     app[NODE] = node
     app.cleanup_ctx.extend([records_ctx, enquiry_log_ctx, checkpoint_ctx, answerer_ctx,
-                            policy_watch_ctx])
+                            notifications_ctx, policy_watch_ctx])
     return app
 
 

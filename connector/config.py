@@ -59,6 +59,54 @@ class Outgoing(_Model):
     query_lifetime: Annotated[int, Field(ge=10, le=120)] = 60
 
 
+class _ChannelBase(_Model):
+    # A channel may also (or only) get a periodic summary: "daily 07:00", "hourly",
+    # "weekly mon 07:00", or a five-field crontab such as "0 7 * * 1-5" (UTC).
+    digest: str | None = None
+    digest_only: bool = False
+
+
+class WebhookChannel(_ChannelBase):
+    type: Literal["webhook"]
+    url: Annotated[str, StringConstraints(pattern=r"^https?://")]
+    tls_fingerprint: str | None = None  # pin the receiver's certificate (SHA-256), no CA
+    insecure: bool = False  # plain http:// (tests, labs)
+    timeout: Annotated[float, Field(gt=0, le=120)] = 10.0
+
+
+class EmailChannel(_ChannelBase):
+    type: Literal["email"]
+    host: str
+    port: Annotated[int, Field(ge=1, le=65535)] = 587
+    security: Literal["starttls", "tls", "none"] = "starttls"
+    username: str | None = None
+    # Never the password itself in this file: a file readable by the service, or the name
+    # of a systemd credential (LoadCredential=…; read from $CREDENTIALS_DIRECTORY).
+    password_file: Path | None = None
+    password_credential: str | None = None
+    sender: str
+    to: Annotated[list[str], Field(min_length=1)]
+    timeout: Annotated[float, Field(gt=0, le=300)] = 30.0
+
+
+class LogChannel(_ChannelBase):
+    type: Literal["log"]
+
+
+Channel = Annotated[WebhookChannel | EmailChannel | LogChannel, Field(discriminator="type")]
+
+
+class Notifications(_Model):
+    channels: dict[Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")],
+                   Channel] = Field(default_factory=dict)
+    # Delivery is retried with exponential backoff and jitter, from retry_initial_s up to
+    # retry_max_s between attempts, until the notice is max_age_hours old: then it is dead.
+    retry_initial_s: Annotated[float, Field(gt=0, le=3600)] = 5.0
+    retry_max_s: Annotated[float, Field(gt=0, le=86400)] = 900.0
+    max_age_hours: Annotated[float, Field(gt=0, le=24 * 90)] = 72.0
+    poll_interval_s: Annotated[float, Field(gt=0, le=3600)] = 2.0
+
+
 class Settings(_Model):
     """Validated settings; relative paths are resolved against the config file's directory."""
 
@@ -73,6 +121,7 @@ class Settings(_Model):
     policy_reload_interval: Annotated[float, Field(ge=0, le=3600)] = 5.0
     logging: Logging = Logging()
     outgoing: Outgoing = Outgoing()
+    notifications: Notifications = Notifications()
     base_dir: Path = Path(".")
 
     @model_validator(mode="after")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import tempfile
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,14 +94,19 @@ class DemoNode:
 
 
 @contextlib.asynccontextmanager
-async def network(root: Path, ids: list[str]) -> AsyncIterator[dict[str, DemoNode]]:
-    """Create, start and cross-trust one node per id; stops them all on exit."""
+async def network(root: Path, ids: list[str],
+                  configure: Callable[[str, Path], None] | None = None,
+                  ) -> AsyncIterator[dict[str, DemoNode]]:
+    """Create, start and cross-trust one node per id; stops them all on exit. `configure`
+    may edit each node's directory (config, policies) before it starts."""
     nodes: dict[str, DemoNode] = {}
     try:
         for node_id in ids:
             directory = root / node_id
             paths = init_node(directory, node=node_id, peer_port=0, local_port=0)
             (paths.policies / "10-demo.yaml").write_text(demo_policy(node_id), encoding="utf-8")
+            if configure is not None:
+                configure(node_id, directory)
             settings = load_settings(paths.config)
             node = Node.from_settings(settings)
             node.load_live()

@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -26,6 +26,7 @@ from sqlalchemy import (
     Text,
     bindparam,
     create_engine,
+    delete,
     event,
     func,
     insert,
@@ -34,6 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from connector.errors import ConfigError, EnquiryLogError, Replay
+from connector.notify.notice import Notice
 
 log = structlog.get_logger("connector.enquiries")
 
@@ -70,6 +72,35 @@ enquiries = Table(
     Index("uq_enquiries_iss_jti", "iss", "jti", unique=True),
     Index("ix_enquiries_peer_at", "peer", "at"),
     Index("ix_enquiries_at", "at"),
+)
+
+# Notices wait here, in the log's own database: each is committed in the same transaction
+# as the enquiry that caused it, so no crash can leave an enquiry without its notice.
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("channel", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("enquiry", String(40)),
+    Column("created_at", Float, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("state", String(12), nullable=False),  # pending | delivered | dead
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", Float, nullable=False),
+    Column("last_attempt_at", Float),
+    Column("last_error", Text),
+    Column("delivered_at", Float),
+    Index("ix_outbox_due", "state", "next_attempt_at"),
+    Index("ix_outbox_enquiry", "enquiry"),
+)
+
+# Until when each channel's last digest counted, so the next one starts there.
+digests = Table(
+    "digests",
+    metadata,
+    Column("channel", String(64), primary_key=True),
+    Column("until", Float, nullable=False),
 )
 
 Direction = Literal["in", "out"]
@@ -169,6 +200,13 @@ def _decode_row(m: Any) -> LoggedEntry:
 _SQLITE_SEEN = "SELECT 1 FROM enquiries WHERE iss = ? AND jti = ? LIMIT 1"
 
 
+def _notice_row(n: Notice) -> dict[str, Any]:
+    return {"id": n.id, "channel": n.channel, "kind": n.kind, "enquiry": n.enquiry,
+            "created_at": n.created_at, "body": orjson.dumps(n.body).decode(),
+            "state": "pending", "attempts": 0, "next_attempt_at": n.created_at,
+            "last_attempt_at": None, "last_error": None, "delivered_at": None}
+
+
 def _sqlite_setup(dbapi_conn: Any, _record: Any) -> None:
     # Let SQLAlchemy's begin event issue BEGIN IMMEDIATE: the chain head is read and extended
     # under the write lock, so several processes can share one log file.
@@ -196,6 +234,7 @@ def make_log_engine(url: str) -> Engine:
 @dataclass(slots=True)
 class _Pending:
     entry: Entry
+    notices: Sequence[Notice]
     done: asyncio.Future[int]
 
 
@@ -220,6 +259,8 @@ class EnquiryLog:
         self._pending: list[_Pending] = []
         self._pending_keys: set[tuple[str, str]] = set()
         self._flush_handle: asyncio.TimerHandle | asyncio.Handle | None = None
+        # Called after a commit that added notices, so delivery starts without waiting.
+        self.on_notices: Callable[[], None] | None = None
         self.stats = _Stats()
         # Built once: constructing a statement costs more than running it.
         self._seen_stmt = select(enquiries.c.seq).where(
@@ -264,14 +305,15 @@ class EnquiryLog:
 
     # --- appending ---------------------------------------------------------------------------
 
-    async def append(self, entry: Entry) -> int:
-        """Returns the row's sequence number once it is committed; Replay on a seen (iss, jti)."""
+    async def append(self, entry: Entry, notices: Sequence[Notice] = ()) -> int:
+        """Returns the row's sequence number once it and its notices are committed; Replay on
+        a seen (iss, jti)."""
         key = (entry.iss, entry.jti)
         if key in self._pending_keys:
             raise Replay("this jti was already used by this issuer", jti=entry.jti)
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[int] = loop.create_future()
-        self._pending.append(_Pending(entry=entry, done=fut))
+        self._pending.append(_Pending(entry=entry, notices=notices, done=fut))
         self._pending_keys.add(key)
         if len(self._pending) >= self.max_batch:
             if self._flush_handle is not None:
@@ -284,9 +326,23 @@ class EnquiryLog:
                                   if self.commit_delay > 0 else loop.call_soon(self._flush))
         return await fut
 
-    def append_now(self, entry: Entry) -> int:
+    def append_now(self, entry: Entry, notices: Sequence[Notice] = ()) -> int:
         """Synchronous append for command-line tools (one row, one commit)."""
-        return self._write([entry])[0]
+        return self._write([(entry, notices)])[0]
+
+    def add_notices(self, notices: Sequence[Notice], *,
+                    mark_digest: tuple[str, float] | None = None) -> None:
+        """Notices that belong to no enquiry (digests, tests), committed at once; a digest
+        commits where the channel's next digest starts in the same transaction."""
+        self._conn.info["write"] = True
+        with self._conn.begin():
+            self._conn.execute(insert(outbox), [_notice_row(n) for n in notices])
+            if mark_digest is not None:
+                channel, until = mark_digest
+                self._conn.execute(delete(digests).where(digests.c.channel == channel))
+                self._conn.execute(insert(digests).values(channel=channel, until=until))
+        if self.on_notices is not None:
+            self.on_notices()
 
     def _flush(self) -> None:
         if self._flush_handle is not None:
@@ -296,9 +352,10 @@ class EnquiryLog:
         if not batch:
             return
         try:
-            seqs: list[int | BaseException] = list(self._write([p.entry for p in batch]))
+            seqs: list[int | BaseException] = list(
+                self._write([(p.entry, p.notices) for p in batch]))
         except IntegrityError:
-            seqs = self._write_one_by_one([p.entry for p in batch])
+            seqs = self._write_one_by_one([(p.entry, p.notices) for p in batch])
         except Exception as exc:  # a failed commit must fail every waiter, not hang it
             log.error("enquiry_log_commit_failed", error=str(exc), rows=len(batch))
             seqs = [EnquiryLogError(f"the enquiry log could not be written: {exc}")] * len(batch)
@@ -315,29 +372,35 @@ class EnquiryLog:
         if len(self.stats.batch_sizes) < 10_000:
             self.stats.batch_sizes.append(len(batch))
 
-    def _write_one_by_one(self, entries: Sequence[Entry]) -> list[int | BaseException]:
+    def _write_one_by_one(self, items: Sequence[tuple[Entry, Sequence[Notice]]]
+                          ) -> list[int | BaseException]:
         out: list[int | BaseException] = []
-        for e in entries:
+        for e, notices in items:
             try:
-                out.append(self._write([e])[0])
+                out.append(self._write([(e, notices)])[0])
             except IntegrityError:
                 out.append(Replay("this jti was already used by this issuer", jti=e.jti))
             except Exception as exc:
                 out.append(EnquiryLogError(f"the enquiry log could not be written: {exc}"))
         return out
 
-    def _write(self, entries: Sequence[Entry]) -> list[int]:
+    def _write(self, items: Sequence[tuple[Entry, Sequence[Notice]]]) -> list[int]:
         self._conn.info["write"] = True
+        notice_rows = [_notice_row(n) for _, notices in items for n in notices]
         with self._conn.begin():
             head = self._conn.execute(self._head_stmt).first()
             seq, prev = (head.seq, head.hash) if head else (0, GENESIS)
             rows = []
-            for e in entries:
+            for e, _ in items:
                 seq += 1
                 values = _row_values(seq, e, prev)
                 values["hash"] = prev = row_hash(values)
                 rows.append(values)
             self._conn.execute(insert(enquiries), rows)
+            if notice_rows:
+                self._conn.execute(insert(outbox), notice_rows)
+        if notice_rows and self.on_notices is not None:
+            self.on_notices()
         return [r["seq"] for r in rows]
 
     # --- reading -----------------------------------------------------------------------------

@@ -40,10 +40,12 @@ class LiveState:
 
     def __init__(self, *, policy_dir: Path, peers_file: Path,
                  check_policy_fn: Callable[[Path], CheckReport] = check_policy,
+                 channels: frozenset[str] | None = None,
                  load_trust_fn: Callable[[Path], TrustStore] = load_trust_store) -> None:
         self.policy_dir = policy_dir
         self.peers_file = peers_file
         self._check_policy = check_policy_fn
+        self._channels = channels  # None: not checked (no connector.yaml at hand)
         self._load_trust = load_trust_fn
         self.policy: Policy = Policy.deny_all()
         self.trust: TrustStore = TrustStore.of([])
@@ -90,6 +92,16 @@ class LiveState:
                       kept=self.policy.digest if self.loaded else None)
             return False
         policy = report.policy
+        unknown = sorted(policy_channels(policy) - self._channels) if self._channels is not None \
+            else []
+        if unknown:
+            # A notice for a channel that does not exist would never reach anyone.
+            detail = (f"the policy names notification channel(s) {', '.join(unknown)} that "
+                      "connector.yaml does not define under notifications.channels")
+            self.problems["policy"] = detail
+            log.error("policy_reload_failed", directory=str(self.policy_dir), error=detail,
+                      kept=self.policy.digest if self.loaded else None)
+            return False
         self.problems.pop("policy", None)
         if self.loaded and policy.digest == self.policy.digest:
             return False
@@ -117,6 +129,16 @@ class LiveState:
         self.trust = trust
         log.info("peers_loaded", file=str(self.peers_file), peers=sorted(trust.peers))
         return True
+
+
+def policy_channels(policy: Policy) -> frozenset[str]:
+    """Every channel a policy may send a notice to."""
+    named = set(policy.channels)
+    for rule in policy.inbound:
+        named |= set(rule.channels)
+    for watch in policy.watches:
+        named |= set(watch.channels)
+    return frozenset(named)
 
 
 def file_mode_ok(path: Path) -> bool:

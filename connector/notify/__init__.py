@@ -1,0 +1,1 @@
+"""Notifications: which enquiries the NCB is told of, the outbox, the channels that tell it."""

@@ -1,0 +1,71 @@
+"""Periodic digests: a channel's summary of foreign enquiries since its last one."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC
+
+import orjson
+from apscheduler.triggers.cron import CronTrigger
+from sqlalchemy import Connection, select
+
+from connector.enquiries import EnquiryLog, digests, enquiries, new_enquiry_id, utc_iso
+from connector.errors import ConfigError
+from connector.notify.notice import Notice
+
+_DAYS = {"mon", "tue", "wed", "thu", "fri", "sat", "sun"}
+
+
+def digest_trigger(text: str) -> CronTrigger:
+    """"daily 07:00", "hourly", "weekly mon 07:00" or a five-field crontab, in UTC."""
+    t = text.strip().lower()
+    try:
+        if t == "hourly":
+            return CronTrigger(minute=0, timezone=UTC)
+        if m := re.fullmatch(r"daily (\d{1,2}):(\d{2})", t):
+            return CronTrigger(hour=int(m.group(1)), minute=int(m.group(2)), timezone=UTC)
+        if (m := re.fullmatch(r"weekly (\w{3}) (\d{1,2}):(\d{2})", t)) and m.group(1) in _DAYS:
+            return CronTrigger(day_of_week=m.group(1), hour=int(m.group(2)),
+                               minute=int(m.group(3)), timezone=UTC)
+        return CronTrigger.from_crontab(t, timezone=UTC)
+    except ValueError as exc:
+        raise ConfigError(f"digest {text!r}: give 'daily HH:MM', 'hourly', 'weekly mon HH:MM' "
+                          f"or a five-field crontab ({exc})") from exc
+
+
+def digest_body(conn: Connection, *, node: str, since: float, until: float) -> dict[str, object]:
+    """Enquiries received in (since, until]: by peer, by category, hits and denials."""
+    q = (select(enquiries.c.peer, enquiries.c.decision, enquiries.c.checks,
+                enquiries.c.hit_refs)
+         .where(enquiries.c.direction == "in", enquiries.c.at > since, enquiries.c.at <= until))
+    by_peer: Counter[str] = Counter()
+    by_category: Counter[str] = Counter()
+    total = hits = denials = 0
+    with conn.begin():
+        for peer, decision, checks, hit_refs in conn.execute(q):
+            total += 1
+            by_peer[peer] += 1
+            for check in orjson.loads(checks):
+                by_category[str(check.get("category"))] += 1
+            hits += 1 if orjson.loads(hit_refs) else 0
+            denials += 1 if decision == "denied" else 0
+    return {"type": "digest", "node": node, "since": utc_iso(since), "until": utc_iso(until),
+            "enquiries": total, "by_peer": dict(by_peer.most_common()),
+            "by_category": dict(by_category.most_common()), "hits": hits, "denials": denials}
+
+
+def make_digest(log: EnquiryLog, *, channel: str, node: str, clock: Callable[[], float],
+                first_since: float) -> Notice:
+    """Build the channel's next digest and put it in the outbox with its new start."""
+    conn = log._conn  # the log's own connection: the digest and its mark go in one commit
+    until = clock()
+    with conn.begin():
+        row = conn.execute(select(digests.c.until).where(digests.c.channel == channel)).first()
+    since = row.until if row else first_since
+    body = digest_body(conn, node=node, since=since, until=until)
+    notice = Notice(id=new_enquiry_id(until), channel=channel, kind="digest", enquiry=None,
+                    created_at=until, body=body)
+    log.add_notices([notice], mark_digest=(channel, until))
+    return notice
