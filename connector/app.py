@@ -70,6 +70,12 @@ class Node:
 
     def load_live(self) -> None:
         """At start there is no older version to keep: a broken file stops the node."""
+        for name, channel in self.settings.notifications.channels.items():
+            if channel.digest:
+                try:
+                    digest_trigger(channel.digest)
+                except ConfigError as exc:
+                    raise ConfigError(f"notifications.channels.{name}: {exc.detail}") from exc
         report = self.live.reload()
         if report.problems:
             raise ConfigError("; ".join(f"{k}: {v}" for k, v in report.problems.items()),

@@ -16,6 +16,7 @@ from connector.errors import ConfigError
 from connector.notify.notice import Notice
 
 _DAYS = {"mon", "tue", "wed", "thu", "fri", "sat", "sun"}
+_CRON_DAYS = ["sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
 
 def digest_trigger(text: str) -> CronTrigger:
@@ -29,8 +30,16 @@ def digest_trigger(text: str) -> CronTrigger:
         if (m := re.fullmatch(r"weekly (\w{3}) (\d{1,2}):(\d{2})", t)) and m.group(1) in _DAYS:
             return CronTrigger(day_of_week=m.group(1), hour=int(m.group(2)),
                                minute=int(m.group(3)), timezone=UTC)
-        return CronTrigger.from_crontab(t, timezone=UTC)
-    except ValueError as exc:
+        fields = t.split()
+        if len(fields) != 5:
+            raise ValueError("a crontab has five fields")
+        minute, hour, day, month, dow = fields
+        # Cron counts weekdays from Sunday = 0 (or 7); APScheduler from Monday = 0. Names
+        # mean the same to both, so numbers are turned into names.
+        dow = re.sub(r"\d+", lambda m: _CRON_DAYS[int(m.group())], dow)
+        return CronTrigger(minute=minute, hour=hour, day=day, month=month, day_of_week=dow,
+                           timezone=UTC)
+    except (ValueError, IndexError) as exc:
         raise ConfigError(f"digest {text!r}: give 'daily HH:MM', 'hourly', 'weekly mon HH:MM' "
                           f"or a five-field crontab ({exc})") from exc
 
