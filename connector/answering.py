@@ -62,7 +62,8 @@ class Answerer:
 
     def __init__(self, *, node: str, signer: Signer, store: RecordStore, enquiry_log: EnquiryLog,
                  policy: Callable[[], Policy], trust: Callable[[], TrustStore],
-                 limiter: RateLimiter, clock: Callable[[], float]) -> None:
+                 limiter: RateLimiter, clock: Callable[[], float],
+                 digest_only: frozenset[str] = frozenset()) -> None:
         self.node = node
         self.signer = signer
         self.store = store
@@ -71,6 +72,7 @@ class Answerer:
         self.trust = trust
         self.limiter = limiter
         self.clock = clock
+        self.digest_only = digest_only  # channels told only by their periodic digest
 
     async def answer(self, token: bytes) -> Answered:
         now = self.clock()
@@ -126,7 +128,7 @@ class Answerer:
                        sub=query.sub, agency_kind=query.agency_kind.value,
                        purpose=query.purpose.value, case=query.case, checks=entry.checks,
                        outcomes=outcomes, reasons=reasons))
-            for channel, reasons in channels.items()
+            for channel, reasons in channels.items() if channel not in self.digest_only
         ]
 
     @staticmethod

@@ -138,7 +138,9 @@ async def answerer_ctx(app: web.Application) -> AsyncIterator[None]:
     app[ANSWERER] = Answerer(
         node=node.settings.node, signer=node.signer, store=app[RECORDS],
         enquiry_log=app[ENQUIRY_LOG], policy=node.live.current_policy,
-        trust=node.live.current_trust, limiter=RateLimiter(clock=monotonic), clock=node.clock)
+        trust=node.live.current_trust, limiter=RateLimiter(clock=monotonic), clock=node.clock,
+        digest_only=frozenset(name for name, c in node.settings.notifications.channels.items()
+                              if c.digest_only))
     app[IDENTITY] = IdentityToken(signer=node.signer, node=node.settings.node,
                                   tls_fingerprint=node.tls_fingerprint,
                                   url=node.settings.peer_url, clock=node.clock)

@@ -330,3 +330,10 @@ async def test_notices_pending_at_sigkill_are_delivered_after_restart(tmp_path: 
         if node.poll() is None:
             node.kill()
         node.wait(timeout=10)
+
+
+async def test_a_digest_only_channel_gets_no_notice_per_enquiry(tmp_path: Path) -> None:
+    channel = "    duty:\n      type: log\n      digest: hourly\n      digest_only: true\n"
+    async with network(tmp_path, ["FR", "DE"], configure_de(channel, "always")) as net:
+        assert await ask(net, "FR", "DE1234567") == "hit"
+        assert outbox_rows(net["DE"]) == []
