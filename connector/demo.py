@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import tempfile
@@ -19,6 +20,7 @@ from connector.config import load_settings
 from connector.errors import ConnectorError
 from connector.identity import PublicKey
 from connector.nodeinit import init_node
+from connector.notify.outbox import Outbox
 from connector.peers.client import Exchange
 from connector.peers.trust import Peer, PinnedKey, TrustStore, save_trust_store
 from connector.protocol import Check
@@ -146,6 +148,19 @@ async def _ask(nodes: dict[str, DemoNode], src: str, dst: str, purpose: Purpose,
         return await asker.ask(request, dst)
 
 
+def _demo_notifications(node_id: str, directory: Path) -> None:
+    """Each node watches its own stolen passport and is told through a log channel."""
+    config = directory / "connector.yaml"
+    config.write_text(config.read_text(encoding="utf-8") + (
+        "notifications:\n  channels:\n    duty-desk:\n      type: log\n"), encoding="utf-8")
+    cc = node_id[:2]
+    (directory / "policies" / "20-watch.yaml").write_text(
+        "# Tell the duty desk whenever anyone asks about our most wanted passport.\n"
+        f"watch:\n  - name: the stolen {cc} passport\n"
+        f"    record: travel_documents/{cc}-P-{cc}1234567\n    notify: [duty-desk]\n",
+        encoding="utf-8")
+
+
 async def run_demo(console: Console, *, nodes: int = 3, keep: Path | None = None) -> int:
     ids = COUNTRIES[:nodes]
     with contextlib.ExitStack() as stack:
@@ -154,7 +169,7 @@ async def run_demo(console: Console, *, nodes: int = 3, keep: Path | None = None
             f"Starting {len(ids)} nodes on loopback ({', '.join(ids)}): own Ed25519 keys, "
             f"self-signed TLS pinned by fingerprint, own record store and enquiry log.\n"
             f"Working directory: {root}", title="ncb-connector demo"))
-        async with network(root, ids) as net:
+        async with network(root, ids, _demo_notifications) as net:
             for n in net.values():
                 console.print(f"  {n.id}  https://127.0.0.1:{n.service.peer_port}  "
                               f"key {n.node.signer.kid[:16]}…  "
@@ -189,6 +204,22 @@ async def run_demo(console: Console, *, nodes: int = 3, keep: Path | None = None
                 if got != expected:
                     console.print(f"[red]expected {expected}, got {got}[/]")
                     failures += 1
+            await asyncio.sleep(0.2)  # let the dispatchers deliver
+            console.rule("[bold]Notifications: each node watches its own stolen passport")
+            for n in net.values():
+                box = Outbox.open(n.node.settings.enquiries_url)
+                try:
+                    notices = box.list()
+                finally:
+                    box.close()
+                for row in notices:
+                    body = row.notice.body
+                    asker = body.get("asked_by", {}).get("node")
+                    checks = body.get("checks", [])
+                    about = ", ".join(f"{m} (answered: {c.get('status')})"
+                                      for c in checks for m in c.get("matched", []))
+                    console.print(f"  {n.id} → {row.notice.channel} ({row.state}): {asker} asked "
+                                  f"about {about}; why: {', '.join(body.get('why_notified', []))}")
             for n in net.values():
                 enquiry_log = n.node.open_enquiry_log()
                 try:
