@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -16,6 +15,7 @@ from pydantic import (
 )
 
 from connector.errors import ConfigError
+from connector.yamlsource import YamlSyntaxError, compose, locate, position, to_python
 
 DEFAULT_CONFIG_PATH = Path("/etc/ncb-connector/connector.yaml")
 CONFIG_ENV = "NCB_CONNECTOR_CONFIG"
@@ -159,28 +159,35 @@ class Settings(_Model):
 
 
 def load_settings(path: Path) -> Settings:
-    """Read and validate connector.yaml; every problem becomes one ConfigError naming the keys."""
+    """Read and validate connector.yaml; every problem becomes one ConfigError naming the
+    file, line and key, so an admin never meets a traceback or a silently ignored key."""
     try:
         text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}", file=str(path)) from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ConfigError(f"cannot read {path}: {reason}", file=str(path)) from exc
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        raise ConfigError(f"{where}: YAML syntax error: {getattr(exc, 'problem', exc)}",
+        root = compose(text)
+    except YamlSyntaxError as exc:
+        raise ConfigError(f"{path}:{exc.position.line}:{exc.position.column}: {exc.message}",
                           file=str(path)) from exc
+    if root is None:
+        raise ConfigError(f"{path}: the file is empty", file=str(path))
+    data, problems = to_python(root)
+    found = [f"{path}:{p.position.line}:{p.position.column}: {p.message}" for p in problems]
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping", file=str(path))
-    if "base_dir" in data:
-        raise ConfigError(f"{path}: base_dir: unknown key", file=str(path))
+        found.append(f"{path}:1:1: the top level must be a mapping of settings")
+    elif "base_dir" in data:
+        where = position(locate(root, ["base_dir"], want_key=True))
+        found.append(f"{path}:{where.line}:{where.column}: base_dir: unknown key")
+    if found:
+        raise ConfigError("; ".join(found), file=str(path), errors=found)
     try:
         return Settings.model_validate({**data, "base_dir": path.resolve().parent})
     except ValidationError as exc:
-        problems = [
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
-            for err in exc.errors(include_url=False)
-        ]
-        raise ConfigError(f"{path}: " + "; ".join(problems), file=str(path),
-                          errors=problems) from exc
+        for err in exc.errors(include_url=False):
+            loc = [p for p in err["loc"] if isinstance(p, str | int)]
+            where = position(locate(root, loc, want_key=err["type"] == "extra_forbidden"))
+            key = ".".join(str(p) for p in loc) or "(top level)"
+            found.append(f"{path}:{where.line}:{where.column}: {key}: {err['msg']}")
+        raise ConfigError("; ".join(found), file=str(path), errors=found) from exc

@@ -360,3 +360,17 @@ def test_keys_show_prints_values_verbatim(tmp_path: Path) -> None:
     text = cli("keys", "show", config=config).stdout
     assert f"tls fingerprint  {shown['tls_fingerprint']}\n" in text
     assert text.isascii()
+
+
+def test_config_errors_name_file_line_and_key(tmp_path: Path) -> None:
+    config, _, _ = init(tmp_path, "FR")
+    text = config.read_text()
+    config.write_text(text.replace("    port: 8443", "    port: 99999") if "8443" in text
+                      else text.replace("peer:\n    host: 127.0.0.1\n",
+                                        "peer:\n    host: 127.0.0.1\n    colour: 1\n"))
+    config.write_text(config.read_text() + "node: DE\n")
+    proc = cli("config", "check", config=config, check=False)
+    assert proc.returncode == 2
+    assert f"{config}:" in proc.stderr
+    assert "duplicate key 'node'" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -32,14 +32,6 @@ from connector.policy.schema import (
     OutboundModel,
     WatchModel,
 )
-from connector.policy.yamlsource import (
-    Position,
-    YamlSyntaxError,
-    compose,
-    locate,
-    position,
-    to_python,
-)
 from connector.records.categories import CATEGORIES
 from connector.vocabulary import (
     PERSON_CATEGORIES,
@@ -47,6 +39,14 @@ from connector.vocabulary import (
     AnswerLevel,
     Category,
     Purpose,
+)
+from connector.yamlsource import (
+    Position,
+    YamlSyntaxError,
+    compose,
+    locate,
+    position,
+    to_python,
 )
 
 __all__ = [
