@@ -18,7 +18,7 @@ STEPS: tuple[tuple[str, str], ...] = (
     ("enquiry log: replay check (SELECT)", r"EnquiryLog\.seen"),
     ("enquiry log: building the row", r"EnquiryLog\.append|Entry\.|new_enquiry_id"),
     ("logging (structlog)", r"structlog|BoundLogger|PrintLogger|configure_logging"),
-    ("record lookup (SQLAlchemy)", r"RecordStore\.find_documents"),
+    ("record lookup", r"RecordStore\.(search|_lookup)"),
     ("verify: Ed25519 + JWS parse", r"open_envelope|parse_compact|verify_with"),
     ("claims schema (pydantic)", r"parse_query"),
     ("criteria parsing", r"_criteria|parse_criteria|document_criteria"),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -31,10 +31,10 @@ from connector.protocol import (
     sign_answer,
 )
 from connector.ratelimit import RateLimiter
-from connector.records.criteria import Criteria, parse_criteria
-from connector.records.model import make_ref
+from connector.records.criteria import parse_criteria
+from connector.records.kinds.base import make_ref
 from connector.records.store import RecordStore
-from connector.vocabulary import AnswerLevel, Category
+from connector.vocabulary import AnswerLevel
 
 log = structlog.get_logger("connector.answering")
 
@@ -132,14 +132,14 @@ class Answerer:
         ]
 
     @staticmethod
-    def _criteria(index: int, check: Check) -> Criteria | None:
+    def _criteria(index: int, check: Check) -> Any | None:
         try:
             return parse_criteria(check.category, check.criteria)
         except InvalidCriteria as exc:
             raise InvalidCriteria(exc.detail, field=f"checks.{index}.criteria.{exc.field}",
                                   check=check.id) from exc
 
-    async def _decide(self, query: Query, check: Check, criteria: Criteria | None,
+    async def _decide(self, query: Query, check: Check, criteria: Any | None,
                       policy: Policy) -> _Decided:
         decision = policy.decide_inbound(peer=query.iss, agency_kind=query.agency_kind,
                                          purpose=query.purpose, category=check.category,
@@ -162,28 +162,32 @@ class Answerer:
                                      reason="rate_limited", retry_after=retry_after)
                 return _Decided(check=check, decision=decision, result=result,
                                 hit_ids=await self._watched_hits(check, criteria, policy))
-        found = await self.store.find_documents(criteria, check.limit)
+        found = await self.store.search(check.category, criteria, check.limit)
         hits = tuple(
-            Hit(ref=make_ref(self.node, Category.TRAVEL_DOCUMENTS, doc.id), score=1.0,
-                record=_visible(doc.fields(), decision))
-            for doc in found
+            Hit(ref=make_ref(self.node, check.category, m.record.id), score=m.score,
+                record=_visible(m.record.fields, decision),
+                # Why a fuzzy match scored as it did is part of the record's detail: shown
+                # from `summary` on, never at `hit`.
+                reasons=m.reasons if decision.level >= AnswerLevel.SUMMARY else None)
+            for m in found
         )
         result = CheckResult(check=check.id, status="hit" if hits else "no_hit",
                              level=decision.level, hits=hits)
         return _Decided(check=check, decision=decision, result=result,
-                        hit_ids=tuple(doc.id for doc in found))
+                        hit_ids=tuple(m.record.id for m in found))
 
-    async def _watched_hits(self, check: Check, criteria: Criteria | None,
+    async def _watched_hits(self, check: Check, criteria: Any | None,
                             policy: Policy) -> tuple[str, ...]:
         """For a denied check, search anyway when a watch names a record of its category:
         the NCB asked to hear of any enquiry touching that record. Nothing is revealed."""
         if criteria is None or not any(w.record_category == check.category
                                        for w in policy.watches):
             return ()
-        return tuple(doc.id for doc in await self.store.find_documents(criteria, check.limit))
+        found = await self.store.search(check.category, criteria, check.limit)
+        return tuple(m.record.id for m in found)
 
 
-def _visible(record: dict[str, Any], decision: InboundDecision) -> dict[str, Any]:
+def _visible(record: Mapping[str, Any], decision: InboundDecision) -> dict[str, Any]:
     """Only the fields the level reveals, minus those the rule redacts (`fields` is both)."""
     return {k: v for k, v in record.items() if k in decision.fields}
 

@@ -21,8 +21,11 @@ from rich.table import Table
 from connector.config import CONFIG_ENV, DEFAULT_CONFIG_PATH, Settings, load_settings
 from connector.errors import ConnectorError, ImportFileError, OutboundDenied, PeerError
 from connector.logs import configure_logging
+from connector.records.kinds.registry import KINDS
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+_HELD = sorted(c.value for c in KINDS)  # the categories this node stores and searches
 
 # emoji=False: ":CD:" inside a fingerprint must not become a picture of a disc.
 out = Console(highlight=False, emoji=False)
@@ -258,11 +261,15 @@ def records() -> None:
 
 @records.command("import")
 @click.argument("file", type=click.Path(path_type=Path, allow_dash=True))
-@click.option("--category", required=True, type=click.Choice(["travel_documents"]))
+@click.option("--category", required=True, type=click.Choice(_HELD))
 @click.option("--format", "fmt", type=click.Choice(["ndjson", "csv"]))
+@click.option("--replace", is_flag=True,
+              help="Make the category equal to the file: records absent from it are removed "
+                   "(only when no line was rejected).")
 @config_option
 @handles_errors
-def records_import(file: Path, category: str, fmt: str | None, config_path: Path) -> None:
+def records_import(file: Path, category: str, fmt: str | None, replace: bool,
+                   config_path: Path) -> None:
     """Upsert records from NDJSON or CSV; bad lines are reported, good lines imported."""
     from connector.records.importer import guess_format, import_stream
     from connector.records.store import RecordStore
@@ -276,7 +283,7 @@ def records_import(file: Path, category: str, fmt: str | None, config_path: Path
         with _open_input(file) as stream, _progress(file) as advance:
             report = import_stream(store, stream, category=Category(category),
                                    fmt=chosen,  # type: ignore[arg-type]
-                                   progress=advance)
+                                   progress=advance, replace=replace)
     finally:
         store.close()
     elapsed = time.perf_counter() - started
@@ -284,8 +291,11 @@ def records_import(file: Path, category: str, fmt: str | None, config_path: Path
         err.print(f"{file}:{r.line}: {r.reason}", soft_wrap=True, markup=False)
     if report.rejected > len(report.errors):
         err.print(f"… and {report.rejected - len(report.errors)} more rejected lines")
-    out.print(f"{report.inserted} inserted, {report.updated} updated, "
+    out.print(f"{report.inserted} inserted, {report.updated} updated, {report.removed} removed, "
               f"{report.rejected} rejected ({elapsed:.1f} s)")
+    if report.replace_skipped:
+        err.print("--replace: nothing was removed, because lines were rejected; fix them and "
+                  "import again")
     if report.rejected:
         raise SystemExit(1)
 
@@ -327,6 +337,60 @@ class _progress:
     def __exit__(self, *exc: object) -> None:
         if self._progress is not None:
             self._progress.stop()
+
+
+def _parse_ref(ref: str, node: str) -> tuple[Any, str]:
+    from connector.vocabulary import Category
+
+    parts = ref.split(":", 2)
+    if len(parts) == 3 and parts[0] != node:
+        _fail(f"{ref} is a record of {parts[0]}, not of this node ({node})")
+    category, _, record_id = (parts[1], "", parts[2]) if len(parts) == 3 \
+        else ref.partition("/")
+    if category not in _HELD or not record_id:
+        _fail(f"{ref!r}: give NODE:category:id (as in an answer) or category/id")
+    return Category(category), record_id
+
+
+@records.command("show")
+@click.argument("ref")
+@config_option
+@handles_errors
+def records_show(ref: str, config_path: Path) -> None:
+    """One record in full, by its ref (FR:travel_documents:ID) or category/ID."""
+    from connector.records.store import RecordStore
+
+    settings = load_settings(config_path)
+    category, record_id = _parse_ref(ref, settings.node)
+    store = RecordStore.open(settings.records_url)
+    try:
+        record = store.get(category, record_id)
+    finally:
+        store.close()
+    if record is None:
+        _fail(f"no record {category.value}/{record_id}", 1)
+        return
+    _json({"ref": f"{settings.node}:{category.value}:{record.id}", "fields": record.fields})
+
+
+@records.command("remove")
+@click.argument("ref")
+@config_option
+@handles_errors
+def records_remove(ref: str, config_path: Path) -> None:
+    """Remove one record (e.g. a vehicle that was found); it is no longer a hit."""
+    from connector.records.store import RecordStore
+
+    settings = load_settings(config_path)
+    category, record_id = _parse_ref(ref, settings.node)
+    store = RecordStore.open(settings.records_url)
+    try:
+        removed = store.remove(category, record_id)
+    finally:
+        store.close()
+    if not removed:
+        _fail(f"no record {category.value}/{record_id}", 1)
+    out.print(f"removed {category.value}/{record_id}")
 
 
 @records.command("stats")
@@ -752,7 +816,7 @@ def notifications_test(channel: str, config_path: Path) -> None:
 
 @main.command()
 @click.option("--peer", "peer_id", required=True)
-@click.option("--category", required=True, type=click.Choice(["travel_documents"]))
+@click.option("--category", required=True, type=click.Choice(_HELD))
 @click.option("--number")
 @click.option("--country")
 @click.option("--type", "document_type")

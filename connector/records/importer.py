@@ -11,7 +11,7 @@ from typing import IO, Any, Literal
 import orjson
 
 from connector.errors import ImportFileError
-from connector.records.model import ROW_PARSERS, RowError, TravelDocument
+from connector.records.kinds.base import Record, RowError
 from connector.records.store import RecordStore
 from connector.vocabulary import Category
 
@@ -31,6 +31,8 @@ class ImportReport:
     inserted: int = 0
     updated: int = 0
     rejected: int = 0
+    removed: int = 0
+    replace_skipped: bool = False
     lines: int = 0
     errors: list[Rejected] = field(default_factory=list)
 
@@ -92,23 +94,27 @@ def _csv_rows(stream: IO[bytes], required: frozenset[str]) -> Iterator[
         yield reader.line_num, {k: v for k, v in row.items() if v is not None}
 
 
-REQUIRED = {Category.TRAVEL_DOCUMENTS: frozenset({"number", "country", "status"})}
-
-
 def import_stream(store: RecordStore, stream: IO[bytes], *, category: Category, fmt: Format,
-                  progress: Callable[[int], None] | None = None) -> ImportReport:
-    """Upsert every good row in batches; each bad row is reported with its line number."""
-    parse = ROW_PARSERS.get(category)
-    if parse is None:
+                  progress: Callable[[int], None] | None = None,
+                  replace: bool = False) -> ImportReport:
+    """Upsert every good row in batches; each bad row is reported with its line number.
+
+    With `replace`, records of the category absent from the file are removed afterwards,
+    but only when every line was good: a rejected line might be a record that is still
+    wanted, and removing it would lose it without a word.
+    """
+    kind = store.kind(category)
+    if kind is None:
         raise ImportFileError(f"importing {category.value} is not supported yet")
     report = ImportReport()
     rows = (_ndjson_rows(stream) if fmt == "ndjson"
-            else _csv_rows(stream, REQUIRED[category]))
-    batch: list[TravelDocument] = []
+            else _csv_rows(stream, kind.csv_required))
+    batch: list[Record] = []
+    seen: set[str] = set()
     last_pos = 0
 
     def flush() -> None:
-        counts = store.upsert_documents(batch)
+        counts = store.upsert(category, batch)
         report.inserted += counts.inserted
         report.updated += counts.updated
         batch.clear()
@@ -119,10 +125,13 @@ def import_stream(store: RecordStore, stream: IO[bytes], *, category: Category, 
             report.reject(lineno, str(row))
             continue
         try:
-            batch.append(parse(row))
+            record = kind.parse_row(row)
         except RowError as exc:
             report.reject(lineno, str(exc))
             continue
+        batch.append(record)
+        if replace:
+            seen.add(record.id)
         if len(batch) >= BATCH:
             flush()
             if progress is not None:
@@ -131,6 +140,11 @@ def import_stream(store: RecordStore, stream: IO[bytes], *, category: Category, 
                 last_pos = pos
     if batch:
         flush()
+    if replace:
+        if report.rejected:
+            report.replace_skipped = True
+        else:
+            report.removed = store.remove_except(category, seen)
     if progress is not None:
         progress(max(0, _position(stream) - last_pos))
     return report

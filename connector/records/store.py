@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
 from typing import Any
 
+import orjson
 from sqlalchemy import (
     Column,
-    Date,
     Engine,
     Index,
     MetaData,
     Select,
     String,
     Table,
+    Text,
+    and_,
     bindparam,
     create_engine,
     delete,
@@ -28,26 +29,26 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 
 from connector.errors import ConfigError
-from connector.records.documents import DocumentCriteria
-from connector.records.model import TravelDocument
+from connector.records.kinds.base import Kind, Match, Record
+from connector.records.kinds.registry import KINDS
 from connector.vocabulary import Category
 
 metadata = MetaData()
 
-travel_documents = Table(
-    "travel_documents",
-    metadata,
-    Column("id", String(64), primary_key=True),
-    Column("number", String(40), nullable=False),
-    Column("number_key", String(20), nullable=False),
-    Column("country", String(2), nullable=False),
-    Column("document_type", String(2), nullable=False),
-    Column("status", String(16), nullable=False),
-    Column("reported_on", Date),
-    Column("holder_name", String(200)),
-    Column("remarks", String(1000)),
-    Index("uq_travel_documents_key", "number_key", "country", unique=True),
-)
+
+def _table(kind: Kind) -> Table:
+    """id, the kind's key columns, and the record's fields as JSON."""
+    name = kind.category.value
+    columns: list[Any] = [Column("id", String(128), primary_key=True)]
+    columns += [Column(c.name, String(c.length), nullable=c.nullable) for c in kind.key_columns]
+    columns.append(Column("data", Text, nullable=False))
+    columns.append(Index(f"uq_{name}_natural", *kind.natural_key, unique=True))
+    columns += [Index(f"ix_{name}_{'_'.join(cols)}", *cols) for cols in kind.indexes
+                if tuple(cols) != tuple(kind.natural_key[:len(cols)])]
+    return Table(name, metadata, *columns)
+
+
+TABLES: Mapping[Category, Table] = {c: _table(k) for c, k in KINDS.items()}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -71,59 +72,22 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
-def _document_from_tuple(row: dict[str, Any]) -> TravelDocument:
-    reported = row["reported_on"]
-    return TravelDocument(
-        id=row["id"], number=row["number"], number_key=row["number_key"],
-        country=row["country"], document_type=row["document_type"], status=row["status"],
-        reported_on=date.fromisoformat(reported) if reported else None,
-        holder_name=row["holder_name"], remarks=row["remarks"],
-    )
-
-
-def _document_from_row(row: Any) -> TravelDocument:
-    return TravelDocument(
-        id=row.id, number=row.number, number_key=row.number_key, country=row.country,
-        document_type=row.document_type, status=row.status, reported_on=row.reported_on,
-        holder_name=row.holder_name, remarks=row.remarks,
-    )
-
-
-def _document_query(*, by_country: bool, by_type: bool) -> Select[Any]:
-    """Built once per shape: constructing a statement costs more than the indexed lookup."""
-    t = travel_documents
-    q = select(t).where(t.c.number_key == bindparam("key"))
-    if by_country:
-        q = q.where(t.c.country == bindparam("country"))
-    if by_type:
-        # Only the first letter is the document class (P, I, A, C, V) across issuers.
-        q = q.where(func.substr(t.c.document_type, 1, 1) == bindparam("doctype"))
-    return q.limit(bindparam("limit"))
-
-
 class RecordStore:
-    """National records. SQLite queries run in the event loop: an indexed lookup takes
-    microseconds, less than handing it to a thread would cost."""
+    """National records of every kind. SQLite queries run in the event loop: an indexed
+    lookup takes microseconds, less than handing it to a thread would cost."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, kinds: Mapping[Category, Kind] = KINDS) -> None:
         self.engine = engine
+        self.kinds = kinds
         self._conn = engine.connect()
-        self._document_queries = {(c, d): _document_query(by_country=c, by_type=d)
-                                  for c in (False, True) for d in (False, True)}
-        # SQLite fast path: the same statements compiled once to SQL, run on the driver
-        # connection; SQLAlchemy's per-execute bookkeeping costs more than the lookup.
         self._raw: Any = None
-        self._sqlite_sql: dict[Select[Any],
-                               tuple[str, tuple[str, ...], dict[str, Any]]] = {}
         if engine.dialect.name == "sqlite":
-            named = sqlite_dialect(paramstyle="named")
             self._raw = self._conn.connection.dbapi_connection
-            for stmt in self._document_queries.values():
-                compiled = stmt.compile(dialect=named)
-                # Literal values inside the statement (substr's 1, 1) travel as parameters.
-                self._sqlite_sql[stmt] = (str(compiled),
-                                          tuple(c.name for c in stmt.selected_columns),
-                                          dict(compiled.params))
+        self._named = sqlite_dialect(paramstyle="named")
+        # Lookup statements by (category, columns), built and compiled once: constructing a
+        # statement costs more than the indexed lookup it runs.
+        self._lookups: dict[tuple[Category, tuple[str, ...]],
+                            tuple[Select[Any], str, dict[str, Any]]] = {}
 
     @classmethod
     def open(cls, url: str) -> RecordStore:
@@ -143,77 +107,123 @@ class RecordStore:
         self._conn.close()
         self.engine.dispose()
 
+    def kind(self, category: Category) -> Kind | None:
+        return self.kinds.get(category)
+
     # --- writing (imports) -------------------------------------------------------------------
 
-    def upsert_documents(self, docs: Sequence[TravelDocument]) -> UpsertCount:
-        """Insert or update by (number_key, country); one transaction for the batch."""
-        if not docs:
+    def upsert(self, category: Category, records: Sequence[Record]) -> UpsertCount:
+        """Insert or update by the kind's natural key; one transaction for the batch."""
+        if not records:
             return UpsertCount()
+        kind, table = self.kinds[category], TABLES[category]
         # Later rows of a batch win, as they would row by row.
-        unique = {(d.number_key, d.country): d for d in docs}
+        unique = {tuple(r.keys[k] for k in kind.natural_key): r for r in records}
+        first = kind.natural_key[0]
+        existing: set[tuple[Any, ...]] = set()
         keys = list(unique)
-        existing: set[tuple[str, str]] = set()
-        for chunk_start in range(0, len(keys), 400):
-            chunk = keys[chunk_start:chunk_start + 400]
-            q = select(travel_documents.c.number_key, travel_documents.c.country).where(
-                travel_documents.c.number_key.in_([k for k, _ in chunk]))
-            existing.update((r.number_key, r.country) for r in self._conn.execute(q)
-                            if (r.number_key, r.country) in unique)
-        rows = [{
-            "id": d.id, "number": d.number, "number_key": d.number_key, "country": d.country,
-            "document_type": d.document_type, "status": d.status, "reported_on": d.reported_on,
-            "holder_name": d.holder_name, "remarks": d.remarks,
-        } for d in unique.values()]
-        stmt = sqlite_insert(travel_documents)
+        for start in range(0, len(keys), 400):
+            chunk = keys[start:start + 400]
+            q = select(*(table.c[k] for k in kind.natural_key)).where(
+                table.c[first].in_({k[0] for k in chunk}))
+            existing.update(tuple(r) for r in self._conn.execute(q) if tuple(r) in unique)
+        rows = [{"id": r.id, **r.keys, "data": orjson.dumps(dict(r.fields)).decode()}
+                for r in unique.values()]
+        stmt = sqlite_insert(table)
         stmt = stmt.on_conflict_do_update(
-            index_elements=["number_key", "country"],
-            set_={c: stmt.excluded[c] for c in ("number", "document_type", "status",
-                                                 "reported_on", "holder_name", "remarks")},
+            index_elements=list(kind.natural_key),
+            set_={c.name: stmt.excluded[c.name] for c in table.columns
+                  if c.name not in kind.natural_key and c.name != "id"},
         )
         self._conn.execute(stmt, rows)
         self._conn.commit()
-        # A number given twice in one batch is an update of the first, as it would be apart.
+        # A key given twice in one batch is an update of the first, as it would be apart.
         return UpsertCount(inserted=len(unique) - len(existing),
-                           updated=len(existing) + len(docs) - len(unique))
+                           updated=len(existing) + len(records) - len(unique))
 
     def remove(self, category: Category, record_id: str) -> bool:
-        if category is not Category.TRAVEL_DOCUMENTS:
+        table = TABLES.get(category)
+        if table is None:
             return False
-        result = self._conn.execute(delete(travel_documents).where(
-            travel_documents.c.id == record_id))
+        result = self._conn.execute(delete(table).where(table.c.id == record_id))
         self._conn.commit()
         return bool(result.rowcount)
 
+    def remove_except(self, category: Category, keep: set[str]) -> int:
+        """Remove every record of the category whose id is not in `keep` (import --replace)."""
+        table = TABLES[category]
+        gone = [i for (i,) in self._conn.execute(select(table.c.id)) if i not in keep]
+        for start in range(0, len(gone), 500):
+            self._conn.execute(delete(table).where(table.c.id.in_(gone[start:start + 500])))
+        self._conn.commit()
+        return len(gone)
+
     # --- reading (answering) -----------------------------------------------------------------
 
-    async def find_documents(self, criteria: DocumentCriteria, limit: int) -> list[TravelDocument]:
-        return self.find_documents_now(criteria, limit)
+    async def search(self, category: Category, criteria: Any, limit: int) -> list[Match]:
+        return self.search_now(category, criteria, limit)
 
-    def find_documents_now(self, criteria: DocumentCriteria, limit: int) -> list[TravelDocument]:
-        stmt = self._document_queries[(criteria.country is not None,
-                                       criteria.document_type is not None)]
-        params = {"key": criteria.number_key, "country": criteria.country,
-                  "doctype": (criteria.document_type or "")[:1], "limit": limit}
+    def search_now(self, category: Category, criteria: Any, limit: int) -> list[Match]:
+        """Candidates by indexed equality lookups only, scored by the kind, best first."""
+        kind = self.kinds[category]
+        seen: dict[str, Match] = {}
+        for lookup in kind.lookups(criteria):
+            for record in self._lookup(category, kind, lookup, limit):
+                if record.id in seen:
+                    continue
+                match = kind.score(criteria, record)
+                if match is not None:
+                    seen[record.id] = match
+        return sorted(seen.values(), key=lambda m: -m.score)[:limit]
+
+    def _lookup(self, category: Category, kind: Kind, lookup: Mapping[str, str],
+                limit: int) -> list[Record]:
+        shape = tuple(sorted(lookup))
+        stmt, sql, fixed = self._statement(category, shape)
+        params = {**lookup, "limit": limit}
         if self._raw is not None:
-            sql, columns, fixed = self._sqlite_sql[stmt]
             rows = self._raw.execute(sql, {**fixed, **params}).fetchall()
-            return [_document_from_tuple(dict(zip(columns, r, strict=True))) for r in rows]
-        return [_document_from_row(r) for r in self._conn.execute(stmt, params)]
+        else:
+            rows = [tuple(r) for r in self._conn.execute(stmt, params)]
+        names = [c.name for c in stmt.selected_columns]
+        return [_record(category, kind, dict(zip(names, r, strict=True))) for r in rows]
 
-    def get_document(self, record_id: str) -> TravelDocument | None:
-        row = self._conn.execute(select(travel_documents).where(
-            travel_documents.c.id == record_id)).first()
-        return None if row is None else _document_from_row(row)
+    def _statement(self, category: Category, shape: tuple[str, ...]
+                   ) -> tuple[Select[Any], str, dict[str, Any]]:
+        found = self._lookups.get((category, shape))
+        if found is None:
+            table = TABLES[category]
+            stmt = select(table).where(and_(*(table.c[c] == bindparam(c) for c in shape))) \
+                .limit(bindparam("limit"))
+            compiled = stmt.compile(dialect=self._named)
+            # Values the dialect adds itself (SQLite's OFFSET 0) travel as parameters too.
+            found = (stmt, str(compiled), dict(compiled.params))
+            self._lookups[(category, shape)] = found
+        return found
+
+    def get(self, category: Category, record_id: str) -> Record | None:
+        table, kind = TABLES.get(category), self.kinds.get(category)
+        if table is None or kind is None:
+            return None
+        row = self._conn.execute(select(table).where(table.c.id == record_id)).first()
+        return None if row is None else _record(category, kind, dict(row._mapping))
 
     def count(self, category: Category) -> int:
-        if category is not Category.TRAVEL_DOCUMENTS:
+        table = TABLES.get(category)
+        if table is None:
             return 0
-        return int(self._conn.execute(select(func.count()).select_from(travel_documents))
-                   .scalar_one())
+        return int(self._conn.execute(select(func.count()).select_from(table)).scalar_one())
 
     def iter_ids(self, category: Category) -> Iterable[str]:
-        if category is Category.TRAVEL_DOCUMENTS:
-            yield from (r.id for r in self._conn.execute(select(travel_documents.c.id)))
+        table = TABLES.get(category)
+        if table is not None:
+            yield from (r.id for r in self._conn.execute(select(table.c.id)))
 
 
-__all__ = ["RecordStore", "UpsertCount", "make_engine"]
+def _record(category: Category, kind: Kind, row: dict[str, Any]) -> Record:
+    return Record(id=row["id"], category=category,
+                  keys={c.name: row[c.name] for c in kind.key_columns},
+                  fields=orjson.loads(row["data"]))
+
+
+__all__ = ["TABLES", "RecordStore", "UpsertCount", "make_engine"]

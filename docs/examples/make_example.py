@@ -15,7 +15,8 @@ import nacl.signing
 
 from connector.records.categories import CATEGORIES
 from connector.records.documents import document_criteria
-from connector.records.model import make_ref, travel_document_from_row
+from connector.records.kinds.base import make_ref
+from connector.records.kinds.documents import TravelDocuments
 from connector.vocabulary import AnswerLevel, Category
 
 # Everything below is deliberately built with the standard library and PyNaCl only, the way a
@@ -170,7 +171,7 @@ def build() -> Example:
     query = sign(fr, "ncb-query+jwt", query_claims)
     query_digest = b64url(hashlib.sha256(query.token).digest())
 
-    record = travel_document_from_row(DE_RECORD_ROW)
+    record = TravelDocuments().parse_row(DE_RECORD_ROW)
     full = CATEGORIES[Category.TRAVEL_DOCUMENTS].visible_fields(AnswerLevel.FULL)
     answer_claims: dict[str, Any] = {
         "iss": "DE", "aud": "FR", "iat": ANSWER_IAT, "jti": fixed_jti("answer jti"),
@@ -179,7 +180,7 @@ def build() -> Example:
         "results": [
             {"check": "a", "status": "hit", "level": "full", "hits": [
                 {"ref": make_ref("DE", Category.TRAVEL_DOCUMENTS, record.id), "score": 1.0,
-                 "record": {k: v for k, v in record.fields().items() if k in full}}]},
+                 "record": {k: v for k, v in record.fields.items() if k in full}}]},
             {"check": "b", "status": "no_hit", "level": "full", "hits": []},
             {"check": "c", "status": "denied", "level": "none", "hits": [], "reason": "policy"},
         ],
@@ -194,7 +195,7 @@ def build() -> Example:
     identity = sign(de, "ncb-identity+jwt", identity_claims)
     return Example(fr=fr, de=de, query=query, query_digest=query_digest, answer=answer,
                    identity=identity, de_tls_fingerprint=fingerprint, record_id=record.id,
-                   record_fields=record.fields())
+                   record_fields=dict(record.fields))
 
 
 # --- rendering as Markdown --------------------------------------------------------------------

@@ -1,0 +1,76 @@
+"""What every record kind provides: parsing rows and criteria, key columns, indexed lookups."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from connector.vocabulary import Category
+
+
+class RowError(ValueError):
+    """An import row that cannot be imported, with a human-readable reason."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Record:
+    """One national record: its id (stable; part of the ref), its index keys, its fields."""
+
+    id: str
+    category: Category
+    keys: Mapping[str, str | None]
+    fields: Mapping[str, Any]  # everything a peer may see at `full` level
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Match:
+    record: Record
+    score: float = 1.0
+    reasons: tuple[Mapping[str, Any], ...] | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KeyColumn:
+    """An indexed string column of a kind's table."""
+
+    name: str
+    length: int
+    nullable: bool = False
+
+
+Lookup = Mapping[str, str]
+"""Equality on indexed key columns, AND-ed; a kind's lookups for one check are OR-ed."""
+
+
+class Kind(ABC):
+    """A category's record model. Stored rows are the key columns plus the fields as JSON,
+    so the store stays one generic piece and each kind only says what its keys are."""
+
+    category: Category
+    key_columns: tuple[KeyColumn, ...]
+    natural_key: tuple[str, ...]  # key columns that identify a record across imports
+    indexes: tuple[tuple[str, ...], ...]  # key-column sets searched by lookups
+    csv_required: frozenset[str]
+
+    @abstractmethod
+    def parse_row(self, raw: Mapping[str, Any]) -> Record:
+        """A validated record from one import row; RowError says what is wrong."""
+
+    @abstractmethod
+    def parse_criteria(self, raw: Mapping[str, object]) -> Any:
+        """Validated criteria; InvalidCriteria (422) names the field that is wrong."""
+
+    @abstractmethod
+    def lookups(self, criteria: Any) -> Sequence[Lookup]:
+        """The indexed equality lookups that find this check's candidates."""
+
+    def score(self, criteria: Any, record: Record) -> Match | None:
+        """How well a candidate matches; None drops it. Exact-key kinds accept every one."""
+        return Match(record=record)
+
+
+def make_ref(node: str, category: Category, record_id: str) -> str:
+    """`NODE:category:id`: stable, so a peer can follow a hit up."""
+    return f"{node}:{category.value}:{record_id}"

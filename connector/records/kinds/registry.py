@@ -1,0 +1,11 @@
+"""Every record kind the connector holds, by category."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from connector.records.kinds.base import Kind
+from connector.records.kinds.documents import TravelDocuments
+from connector.vocabulary import Category
+
+KINDS: Mapping[Category, Kind] = {k.category: k for k in (TravelDocuments(),)}
