@@ -36,9 +36,11 @@ from connector.vocabulary import Category
 metadata = MetaData()
 
 
-def _table(kind: Kind) -> Table:
-    """id, the kind's key columns, and the record's fields as JSON."""
+def table_for(kind: Kind) -> Table:
+    """id, the kind's key columns, and the record's fields as JSON (defined once per name)."""
     name = kind.category.value
+    if name in metadata.tables:
+        return metadata.tables[name]
     columns: list[Any] = [Column("id", String(128), primary_key=True)]
     columns += [Column(c.name, String(c.length), nullable=c.nullable) for c in kind.key_columns]
     columns.append(Column("data", Text, nullable=False))
@@ -46,9 +48,6 @@ def _table(kind: Kind) -> Table:
     columns += [Index(f"ix_{name}_{'_'.join(cols)}", *cols) for cols in kind.indexes
                 if tuple(cols) != tuple(kind.natural_key[:len(cols)])]
     return Table(name, metadata, *columns)
-
-
-TABLES: Mapping[Category, Table] = {c: _table(k) for c, k in KINDS.items()}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -79,6 +78,7 @@ class RecordStore:
     def __init__(self, engine: Engine, kinds: Mapping[Category, Kind] = KINDS) -> None:
         self.engine = engine
         self.kinds = kinds
+        self.tables = {c: table_for(k) for c, k in kinds.items()}
         self._conn = engine.connect()
         self._raw: Any = None
         if engine.dialect.name == "sqlite":
@@ -100,7 +100,7 @@ class RecordStore:
         return store
 
     def create_schema(self) -> None:
-        metadata.create_all(self._conn)
+        metadata.create_all(self._conn, tables=list(self.tables.values()))
         self._conn.commit()
 
     def close(self) -> None:
@@ -116,7 +116,7 @@ class RecordStore:
         """Insert or update by the kind's natural key; one transaction for the batch."""
         if not records:
             return UpsertCount()
-        kind, table = self.kinds[category], TABLES[category]
+        kind, table = self.kinds[category], self.tables[category]
         # Later rows of a batch win, as they would row by row.
         unique = {tuple(r.keys[k] for k in kind.natural_key): r for r in records}
         first = kind.natural_key[0]
@@ -142,7 +142,7 @@ class RecordStore:
                            updated=len(existing) + len(records) - len(unique))
 
     def remove(self, category: Category, record_id: str) -> bool:
-        table = TABLES.get(category)
+        table = self.tables.get(category)
         if table is None:
             return False
         result = self._conn.execute(delete(table).where(table.c.id == record_id))
@@ -151,7 +151,7 @@ class RecordStore:
 
     def remove_except(self, category: Category, keep: set[str]) -> int:
         """Remove every record of the category whose id is not in `keep` (import --replace)."""
-        table = TABLES[category]
+        table = self.tables[category]
         gone = [i for (i,) in self._conn.execute(select(table.c.id)) if i not in keep]
         for start in range(0, len(gone), 500):
             self._conn.execute(delete(table).where(table.c.id.in_(gone[start:start + 500])))
@@ -192,7 +192,7 @@ class RecordStore:
                    ) -> tuple[Select[Any], str, dict[str, Any]]:
         found = self._lookups.get((category, shape))
         if found is None:
-            table = TABLES[category]
+            table = self.tables[category]
             stmt = select(table).where(and_(*(table.c[c] == bindparam(c) for c in shape))) \
                 .limit(bindparam("limit"))
             compiled = stmt.compile(dialect=self._named)
@@ -202,20 +202,20 @@ class RecordStore:
         return found
 
     def get(self, category: Category, record_id: str) -> Record | None:
-        table, kind = TABLES.get(category), self.kinds.get(category)
+        table, kind = self.tables.get(category), self.kinds.get(category)
         if table is None or kind is None:
             return None
         row = self._conn.execute(select(table).where(table.c.id == record_id)).first()
         return None if row is None else _record(category, kind, dict(row._mapping))
 
     def count(self, category: Category) -> int:
-        table = TABLES.get(category)
+        table = self.tables.get(category)
         if table is None:
             return 0
         return int(self._conn.execute(select(func.count()).select_from(table)).scalar_one())
 
     def iter_ids(self, category: Category) -> Iterable[str]:
-        table = TABLES.get(category)
+        table = self.tables.get(category)
         if table is not None:
             yield from (r.id for r in self._conn.execute(select(table.c.id)))
 
@@ -226,4 +226,4 @@ def _record(category: Category, kind: Kind, row: dict[str, Any]) -> Record:
                   fields=orjson.loads(row["data"]))
 
 
-__all__ = ["TABLES", "RecordStore", "UpsertCount", "make_engine"]
+__all__ = ["RecordStore", "UpsertCount", "make_engine", "table_for"]
