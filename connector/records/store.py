@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
@@ -29,7 +29,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 
 from connector.errors import ConfigError
-from connector.records.kinds.base import Kind, Match, Record
+from connector.records.kinds.base import Kind, Match, Record, TextQuery
 from connector.records.kinds.registry import KINDS
 from connector.vocabulary import Category
 
@@ -101,6 +101,12 @@ class RecordStore:
 
     def create_schema(self) -> None:
         metadata.create_all(self._conn, tables=list(self.tables.values()))
+        for category, kind in self.kinds.items():
+            if kind.text_fields and self._raw is not None:
+                # FTS5 keeps its own copy of the words; the id ties it to the record row.
+                self._conn.exec_driver_sql(
+                    f"CREATE VIRTUAL TABLE IF NOT EXISTS {_fts(category)} USING fts5("
+                    "id UNINDEXED, body, tokenize = 'unicode61 remove_diacritics 2')")
         self._conn.commit()
 
     def close(self) -> None:
@@ -136,6 +142,8 @@ class RecordStore:
                   if c.name not in kind.natural_key and c.name != "id"},
         )
         self._conn.execute(stmt, rows)
+        if kind.text_fields and self._raw is not None:
+            self._index_text(category, kind, list(unique.values()))
         self._conn.commit()
         # A key given twice in one batch is an update of the first, as it would be apart.
         return UpsertCount(inserted=len(unique) - len(existing),
@@ -146,6 +154,7 @@ class RecordStore:
         if table is None:
             return False
         result = self._conn.execute(delete(table).where(table.c.id == record_id))
+        self._unindex_text(category, [record_id])
         self._conn.commit()
         return bool(result.rowcount)
 
@@ -155,6 +164,7 @@ class RecordStore:
         gone = [i for (i,) in self._conn.execute(select(table.c.id)) if i not in keep]
         for start in range(0, len(gone), 500):
             self._conn.execute(delete(table).where(table.c.id.in_(gone[start:start + 500])))
+        self._unindex_text(category, gone)
         self._conn.commit()
         return len(gone)
 
@@ -168,13 +178,52 @@ class RecordStore:
         kind = self.kinds[category]
         seen: dict[str, Match] = {}
         for lookup in kind.lookups(criteria):
-            for record in self._lookup(category, kind, lookup, limit):
+            found: list[tuple[Record, float]] = (
+                self._text_search(category, kind, lookup, limit)
+                if isinstance(lookup, TextQuery)
+                else [(r, 1.0) for r in self._lookup(category, kind, lookup, limit)])
+            for record, relevance in found:
                 if record.id in seen:
                     continue
                 match = kind.score(criteria, record)
                 if match is not None:
-                    seen[record.id] = match
+                    seen[record.id] = replace(match, score=round(match.score * relevance, 4))
         return sorted(seen.values(), key=lambda m: -m.score)[:limit]
+
+    def _index_text(self, category: Category, kind: Kind, records: Sequence[Record]) -> None:
+        self._unindex_text(category, [r.id for r in records])
+        self._raw.executemany(
+            f"INSERT INTO {_fts(category)} (id, body) VALUES (?, ?)",
+            [(r.id, _text_body(kind, r)) for r in records])
+
+    def _unindex_text(self, category: Category, ids: Sequence[str]) -> None:
+        kind = self.kinds.get(category)
+        if kind is None or not kind.text_fields or self._raw is None:
+            return
+        for start in range(0, len(ids), 500):
+            chunk = list(ids[start:start + 500])
+            marks = ",".join("?" * len(chunk))
+            self._raw.execute(f"DELETE FROM {_fts(category)} WHERE id IN ({marks})", chunk)
+
+    def _text_search(self, category: Category, kind: Kind, query: TextQuery,
+                     limit: int) -> list[tuple[Record, float]]:
+        """Ranked by bm25; the rank becomes a score in (0, 1] relative to the best hit."""
+        words = [w for w in query.words if w]
+        if not words or self._raw is None:
+            return []
+        # Each word quoted: what a peer sends is data, never FTS query syntax.
+        match = " ".join('"' + w.replace('"', '""') + '"' for w in words)
+        table = _fts(category)
+        ranked = self._raw.execute(
+            f"SELECT id, bm25({table}) FROM {table} WHERE {table} MATCH ? "
+            f"ORDER BY bm25({table}) LIMIT ?", (match, limit)).fetchall()
+        out = []
+        best = min((r for _, r in ranked), default=-1.0) or -1.0
+        for record_id, rank in ranked:
+            record = self.get(category, record_id)
+            if record is not None:
+                out.append((record, max(0.01, min(1.0, rank / best))))
+        return out
 
     def _lookup(self, category: Category, kind: Kind, lookup: Mapping[str, str],
                 limit: int) -> list[Record]:
@@ -218,6 +267,23 @@ class RecordStore:
         table = self.tables.get(category)
         if table is not None:
             yield from (r.id for r in self._conn.execute(select(table.c.id)))
+
+
+def _fts(category: Category) -> str:
+    return f"{category.value}_text"
+
+
+def _text_body(kind: Kind, record: Record) -> str:
+    parts: list[str] = []
+    for name in kind.text_fields:
+        value = record.fields.get(name)
+        if isinstance(value, str):
+            parts.append(value)
+        elif isinstance(value, list | tuple):
+            parts += [v for v in value if isinstance(v, str)]
+        elif isinstance(value, dict):  # e.g. a title in several languages
+            parts += [v for v in value.values() if isinstance(v, str)]
+    return "\n".join(parts)
 
 
 def _record(category: Category, kind: Kind, row: dict[str, Any]) -> Record:

@@ -40,8 +40,16 @@ class KeyColumn:
     nullable: bool = False
 
 
-Lookup = Mapping[str, str]
-"""Equality on indexed key columns, AND-ed; a kind's lookups for one check are OR-ed."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TextQuery:
+    """Words to find in a kind's `text_fields` (all of them, any order, any field), ranked
+    by relevance through the store's full-text index."""
+
+    words: tuple[str, ...]
+
+
+Lookup = Mapping[str, str] | TextQuery
+"""Equality on indexed key columns, AND-ed, or a text query; a check's lookups are OR-ed."""
 
 
 class Kind(ABC):
@@ -53,6 +61,7 @@ class Kind(ABC):
     natural_key: tuple[str, ...]  # key columns that identify a record across imports
     indexes: tuple[tuple[str, ...], ...]  # key-column sets searched by lookups
     csv_required: frozenset[str]
+    text_fields: tuple[str, ...] = ()  # fields kept in the full-text index, if any
 
     @abstractmethod
     def parse_row(self, raw: Mapping[str, Any]) -> Record:

@@ -1,0 +1,95 @@
+"""The generic record store: upsert by natural key, lookups, full-text search, removal."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from connector.records.kinds.base import KeyColumn, Kind, Lookup, Record, TextQuery
+from connector.records.store import RecordStore, make_engine
+from connector.vocabulary import Category
+
+
+class Notes(Kind):
+    """A made-up kind: a code key and free text, to test the store without a real model."""
+
+    category = Category.ARTWORKS
+    key_columns = (KeyColumn(name="code", length=16),)
+    natural_key = ("code",)
+    indexes = (("code",),)
+    csv_required = frozenset({"code"})
+    text_fields = ("title", "description")
+
+    def parse_row(self, raw: Mapping[str, Any]) -> Record:
+        return Record(id=str(raw["code"]), category=self.category, keys={"code": raw["code"]},
+                      fields=dict(raw))
+
+    def parse_criteria(self, raw: Mapping[str, object]) -> Mapping[str, object]:
+        return raw
+
+    def lookups(self, criteria: Mapping[str, object]) -> Sequence[Lookup]:
+        if "text" in criteria:
+            return (TextQuery(words=tuple(str(criteria["text"]).split())),)
+        return ({"code": str(criteria["code"])},)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[RecordStore]:
+    s = RecordStore(make_engine(f"sqlite:///{tmp_path / 'r.db'}"),
+                    kinds={Category.ARTWORKS: Notes()})
+    s.create_schema()
+    yield s
+    s.close()
+
+
+def rec(code: str, title: str, description: str = "") -> Record:
+    return Notes().parse_row({"code": code, "title": title, "description": description})
+
+
+def test_upsert_counts_and_updates(store: RecordStore) -> None:
+    first = store.upsert(Category.ARTWORKS, [rec("A", "Le Pont"), rec("B", "La Gare")])
+    assert (first.inserted, first.updated) == (2, 0)
+    second = store.upsert(Category.ARTWORKS, [rec("A", "Le Pont d'Argenteuil"),
+                                              rec("C", "Nympheas"), rec("C", "Nymphéas")])
+    assert (second.inserted, second.updated) == (1, 2)
+    assert store.count(Category.ARTWORKS) == 3
+    got = store.get(Category.ARTWORKS, "C")
+    assert got is not None
+    assert got.fields["title"] == "Nymphéas"
+
+
+def test_text_search_ranks_and_follows_updates_and_removal(store: RecordStore) -> None:
+    store.upsert(Category.ARTWORKS, [
+        rec("A", "Le Pont d'Argenteuil", "Claude Monet, oil on canvas"),
+        rec("B", "Impression, soleil levant", "Monet"),
+        rec("C", "Les Nymphéas", "water lilies by Claude Monet"),
+    ])
+    hits = store.search_now(Category.ARTWORKS, {"text": "monet claude"}, 10)
+    assert {m.record.id for m in hits} == {"A", "C"}
+    assert all(0 < m.score <= 1 for m in hits)
+    # Diacritics folded: "nympheas" finds "Nymphéas".
+    assert [m.record.id for m in store.search_now(Category.ARTWORKS,
+                                                  {"text": "nympheas"}, 10)] == ["C"]
+    store.upsert(Category.ARTWORKS, [rec("C", "Untitled", "nothing known")])
+    assert store.search_now(Category.ARTWORKS, {"text": "nympheas"}, 10) == []
+    assert store.remove(Category.ARTWORKS, "A")
+    assert [m.record.id for m in store.search_now(Category.ARTWORKS, {"text": "argenteuil"},
+                                                  10)] == []
+    assert store.remove_except(Category.ARTWORKS, {"B"}) == 1
+    assert [m.record.id for m in store.search_now(Category.ARTWORKS, {"text": "monet"},
+                                                  10)] == ["B"]
+
+
+@pytest.mark.parametrize("text", ['monet" OR "x', "NEAR(monet)", "*", "title:monet", "-monet"])
+def test_text_search_treats_input_as_words_never_syntax(store: RecordStore, text: str) -> None:
+    store.upsert(Category.ARTWORKS, [rec("A", "Monet")])
+    store.search_now(Category.ARTWORKS, {"text": text}, 10)  # no FTS syntax error
+
+
+def test_lookup_by_key(store: RecordStore) -> None:
+    store.upsert(Category.ARTWORKS, [rec("A", "x"), rec("B", "y")])
+    assert [m.record.id for m in store.search_now(Category.ARTWORKS, {"code": "B"}, 5)] == ["B"]
+    assert store.search_now(Category.ARTWORKS, {"code": "Z"}, 5) == []
