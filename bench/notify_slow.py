@@ -643,7 +643,7 @@ def cprofile_title(report: Report) -> str:
 INTRO = f"""{SECTION}
 
 ```sh
-{COMMAND}            # about 3 minutes; updates the block below
+{COMMAND}            # about 2½ minutes; updates the block below
 {COMMAND} --help     # sizes, rounds, --drain, --profile py-spy|cprofile|both|none, --no-docs
 ```
 

@@ -93,3 +93,31 @@ def test_lookup_by_key(store: RecordStore) -> None:
     store.upsert(Category.ARTWORKS, [rec("A", "x"), rec("B", "y")])
     assert [m.record.id for m in store.search_now(Category.ARTWORKS, {"code": "B"}, 5)] == ["B"]
     assert store.search_now(Category.ARTWORKS, {"code": "Z"}, 5) == []
+
+
+def test_biometric_kinds_import_and_refuse_to_guess(tmp_path: Path) -> None:
+    import io
+
+    from connector.errors import InvalidCriteria
+    from connector.records.criteria import parse_criteria
+    from connector.records.importer import import_stream
+    from connector.records.store import RecordStore
+
+    store = RecordStore.open(f"sqlite:///{tmp_path / 'b.db'}")
+    try:
+        data = (b'{"id": "S-1", "loci": {"D8S1179": "13, 14", "TH01": "9.3"}}\n'
+                b'{"id": "S-2", "loci": {"D8S1179": "thirteen"}}\n'
+                b'{"id": "S-3", "loci": {}}\n')
+        report = import_stream(store, io.BytesIO(data), category=Category.DNA_PROFILES,
+                               fmt="ndjson")
+        assert (report.inserted, report.rejected) == (1, 2)
+        assert "is not one or two alleles" in report.errors[0].reason
+        got = store.get(Category.DNA_PROFILES, "S-1")
+        assert got is not None
+        assert got.fields["loci"] == {"D8S1179": "13,14", "TH01": "9.3"}
+        # Held, but no matcher yet: a check is answered error/category_not_held, not guessed.
+        assert parse_criteria(Category.DNA_PROFILES, {"loci": "x"}) is None
+        with pytest.raises(InvalidCriteria):
+            store.kinds[Category.FINGERPRINTS].parse_criteria({})
+    finally:
+        store.close()

@@ -15,4 +15,4 @@ def parse_criteria(category: Category, raw: Mapping[str, object]) -> Any | None:
     Raises InvalidCriteria (422) naming the field when the criteria are wrong.
     """
     kind = KINDS.get(category)
-    return None if kind is None else kind.parse_criteria(raw)
+    return None if kind is None or not kind.searchable else kind.parse_criteria(raw)

@@ -62,6 +62,7 @@ class Kind(ABC):
     indexes: tuple[tuple[str, ...], ...]  # key-column sets searched by lookups
     csv_required: frozenset[str]
     text_fields: tuple[str, ...] = ()  # fields kept in the full-text index, if any
+    searchable: bool = True  # False: held and importable, but no matcher answers checks yet
 
     @abstractmethod
     def parse_row(self, raw: Mapping[str, Any]) -> Record:

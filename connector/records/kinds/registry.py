@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from connector.records.kinds.base import Kind
+from connector.records.kinds.biometrics import DnaProfiles, Fingerprints
 from connector.records.kinds.documents import TravelDocuments
 from connector.vocabulary import Category
 
-KINDS: Mapping[Category, Kind] = {k.category: k for k in (TravelDocuments(),)}
+KINDS: Mapping[Category, Kind] = {
+    k.category: k for k in (TravelDocuments(), DnaProfiles(), Fingerprints())
+}
