@@ -19,7 +19,7 @@ from connector.notify.notice import (
     enquiry_notice_body,
 )
 from connector.peers.trust import TrustStore
-from connector.policy import InboundDecision, Policy
+from connector.policy import InboundDecision, Notify, Policy
 from connector.protocol import (
     Check,
     CheckResult,
@@ -115,6 +115,8 @@ class Answerer:
 
     def _notices(self, query: Query, entry: Entry, decided: list[_Decided], policy: Policy,
                  now: float) -> list[Notice]:
+        if not policy.watches and all(d.decision.notify is Notify.NEVER for d in decided):
+            return []  # the common case, kept cheap: nothing here can notify anyone
         outcomes = [CheckOutcome(check=d.check.id, category=d.check.category,
                                  decision=d.decision, status=d.result.status,
                                  level=d.result.level.value, hit_ids=d.hit_ids,

@@ -200,6 +200,9 @@ async def notifications_ctx(app: web.Application) -> AsyncIterator[None]:
     node = app[NODE]
     n = node.settings.notifications
     outbox = Outbox.open(node.settings.enquiries_url)
+    released = outbox.release_leases(now=node.clock())
+    if released:
+        log.info("notifications_resumed", notices=released)
     async with aiohttp.ClientSession() as session:
         senders = build_senders(n.channels, signer=node.signer, node=node.settings.node,
                                 session=session, clock=node.clock,
@@ -207,7 +210,8 @@ async def notifications_ctx(app: web.Application) -> AsyncIterator[None]:
         dispatcher = Dispatcher(outbox=outbox, senders=senders, clock=node.clock,
                                 retry=RetryPolicy(initial_s=n.retry_initial_s,
                                                   max_s=n.retry_max_s,
-                                                  max_age_s=n.max_age_hours * 3600))
+                                                  max_age_s=n.max_age_hours * 3600),
+                                per_channel=n.per_channel)
         app[DISPATCHER] = dispatcher
         app[ENQUIRY_LOG].on_notices = dispatcher.wake
         scheduler = AsyncIOScheduler(timezone=UTC)
@@ -223,6 +227,7 @@ async def notifications_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
         scheduler.shutdown(wait=False)
         app[ENQUIRY_LOG].on_notices = None
+        await dispatcher.close()  # before the session it sends through is closed
     outbox.close()
 
 

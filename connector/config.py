@@ -105,6 +105,8 @@ class Notifications(_Model):
     retry_max_s: Annotated[float, Field(gt=0, le=86400)] = 900.0
     max_age_hours: Annotated[float, Field(gt=0, le=24 * 90)] = 72.0
     poll_interval_s: Annotated[float, Field(gt=0, le=3600)] = 2.0
+    # Deliveries in flight at once on each channel: a slow receiver holds up only its own.
+    per_channel: Annotated[int, Field(ge=1, le=1024)] = 64
 
 
 class Settings(_Model):

@@ -91,6 +91,7 @@ outbox = Table(
     Column("last_attempt_at", Float),
     Column("last_error", Text),
     Column("delivered_at", Float),
+    Column("leased", Integer, nullable=False, default=0),  # being sent by this process now
     Index("ix_outbox_due", "state", "next_attempt_at"),
     Index("ix_outbox_enquiry", "enquiry"),
 )
@@ -204,7 +205,7 @@ def _notice_row(n: Notice) -> dict[str, Any]:
     return {"id": n.id, "channel": n.channel, "kind": n.kind, "enquiry": n.enquiry,
             "created_at": n.created_at, "body": orjson.dumps(n.body).decode(),
             "state": "pending", "attempts": 0, "next_attempt_at": n.created_at,
-            "last_attempt_at": None, "last_error": None, "delivered_at": None}
+            "last_attempt_at": None, "last_error": None, "delivered_at": None, "leased": 0}
 
 
 def _sqlite_setup(dbapi_conn: Any, _record: Any) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -13,6 +15,8 @@ from connector.notify.channels import Channel, DeliveryError
 from connector.notify.outbox import Outbox, OutboxRow
 
 log = structlog.get_logger("connector.notify")
+
+LEASE_S = 300.0  # longer than any channel's timeout; a crash frees leased notices after it
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -39,69 +43,88 @@ class RunReport:
 
 
 class Dispatcher:
-    """One pass delivers every due notice, several channels at once. The connector runs it
-    as an APScheduler job, and wakes it when a commit adds notices."""
+    """Delivers due notices, up to `per_channel` at once on each channel, so a slow receiver
+    holds up only its own channel. Passes run as an APScheduler job, on each commit that adds
+    notices, and whenever a delivery frees a slot."""
 
     def __init__(self, *, outbox: Outbox, senders: Mapping[str, Channel], retry: RetryPolicy,
                  clock: Callable[[], float], rng: random.Random | None = None,
-                 concurrency: int = 16) -> None:
+                 per_channel: int = 64) -> None:
         self.outbox = outbox
         self.senders = senders
         self.retry = retry
         self.clock = clock
         self.rng = rng or random.Random()
-        self._limit = asyncio.Semaphore(concurrency)
-        self._running = False
-        self._again = False
-        self._tasks: set[asyncio.Task[RunReport]] = set()
+        self.per_channel = per_channel
+        self._busy: Counter[str] = Counter()
+        self._tasks: set[asyncio.Task[object]] = set()
+        self._wake_scheduled = False
+        self._closed = False
 
     def wake(self) -> None:
-        """New notices were committed: deliver now rather than at the next scheduled pass."""
-        if self._running:
-            self._again = True
+        """Run a pass soon; many wakes in one loop iteration make one pass."""
+        if self._wake_scheduled or self._closed:
             return
-        task = asyncio.get_running_loop().create_task(self.run_once())
+        self._wake_scheduled = True
+        asyncio.get_running_loop().call_soon(self._start_pass)
+
+    def _start_pass(self) -> None:
+        self._wake_scheduled = False
+        self._spawn(self.run_once())
+
+    def _spawn(self, coro: object) -> None:
+        task: asyncio.Task[object] = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    @property
-    def running(self) -> bool:
-        return self._running
-
     async def run_once(self) -> RunReport:
-        if self._running:
+        """Take what every channel has room for, deliver it, and report the outcomes."""
+        if self._closed:
             return RunReport(delivered=0, failed=0, dead=0)
-        self._running = True
-        try:
-            outcomes: list[str] = []
-            while True:
-                self._again = False
-                due = self.outbox.due(self.clock())
-                if due:
-                    outcomes += await asyncio.gather(*(self._deliver(row) for row in due))
-                if len(due) < 100 and not self._again:
-                    break
-            return RunReport(delivered=outcomes.count("delivered"),
-                             failed=outcomes.count("failed"), dead=outcomes.count("dead"))
-        finally:
-            self._running = False
+        now = self.clock()
+        started = []
+        for channel in self.outbox.due_channels(now):
+            room = self.per_channel - self._busy[channel]
+            if room <= 0:
+                continue
+            for row in self.outbox.take(channel, now=now, limit=room,
+                                        lease_until=now + LEASE_S):
+                self._busy[channel] += 1
+                started.append(self._deliver(row))
+        outcomes = await asyncio.gather(*started)
+        return RunReport(delivered=outcomes.count("delivered"),
+                         failed=outcomes.count("failed"), dead=outcomes.count("dead"))
+
+    async def close(self) -> None:
+        """Stop delivering: deliveries in flight are cancelled and stay pending, to be sent
+        again after their lease (the receiver may see one twice, with the same key)."""
+        self._closed = True
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     async def _deliver(self, row: OutboxRow) -> str:
         notice = row.notice
         attempts = row.attempts + 1
         sender = self.senders.get(notice.channel)
-        async with self._limit:
-            try:
-                if sender is None:
-                    raise DeliveryError(f"no channel named {notice.channel!r} in "
-                                        "connector.yaml", retryable=False)
-                await sender.send(notice)
-            except DeliveryError as exc:
-                return self._failed(row, attempts, str(exc), exc.retryable)
-            except Exception as exc:  # a sender bug must not stop the other notices
-                log.exception("notification_sender_failed", channel=notice.channel,
-                              notice=notice.id)
-                return self._failed(row, attempts, f"{type(exc).__name__}: {exc}", True)
+        try:
+            if sender is None:
+                raise DeliveryError(f"no channel named {notice.channel!r} in "
+                                    "connector.yaml", retryable=False)
+            await sender.send(notice)
+        except DeliveryError as exc:
+            return self._failed(row, attempts, str(exc), exc.retryable)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a sender bug must not stop the other notices
+            log.exception("notification_sender_failed", channel=notice.channel,
+                          notice=notice.id)
+            return self._failed(row, attempts, f"{type(exc).__name__}: {exc}", True)
+        finally:
+            self._busy[notice.channel] -= 1
+            self.wake()  # a slot is free: take the next due notice of this channel
         now = self.clock()
         self.outbox.delivered(notice.id, now=now, attempts=attempts)
         log.info("notification_delivered", channel=notice.channel, notice=notice.id,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import orjson
-from sqlalchemy import Connection, Engine, func, select, update
+from sqlalchemy import Connection, Engine, event, func, select, update
 
 from connector.enquiries import make_log_engine, metadata, outbox
 from connector.notify.notice import Notice, NoticeKind
@@ -24,6 +24,10 @@ class OutboxRow:
     last_attempt_at: float | None
     last_error: str | None
     delivered_at: float | None
+
+
+def _no_fsync_per_commit(dbapi_conn: Any, _record: Any) -> None:
+    dbapi_conn.execute("PRAGMA synchronous=NORMAL")
 
 
 def _row(r: Any) -> OutboxRow:
@@ -46,7 +50,13 @@ class Outbox:
 
     @classmethod
     def open(cls, url: str) -> Outbox:
-        box = cls(make_log_engine(url))
+        engine = make_log_engine(url)
+        if engine.dialect.name == "sqlite":
+            # A delivery mark lost to a power cut means one more delivery of the same notice
+            # (at-least-once, same idempotency key), so these commits need not wait for an
+            # fsync the way enquiries do; WAL keeps them atomic.
+            event.listen(engine, "connect", _no_fsync_per_commit)
+        box = cls(engine)
         box._conn.info["write"] = True
         with box._conn.begin():
             metadata.create_all(box._conn)
@@ -55,6 +65,37 @@ class Outbox:
     def close(self) -> None:
         self._conn.close()
         self.engine.dispose()
+
+    def take(self, channel: str, *, now: float, limit: int, lease_until: float
+             ) -> list[OutboxRow]:
+        """Due notices of one channel, leased: their next attempt moves to `lease_until`, so
+        another pass does not send them too; a crash lets the lease run out and retries."""
+        q = (select(outbox).where(outbox.c.state == "pending", outbox.c.channel == channel,
+                                  outbox.c.next_attempt_at <= now)
+             .order_by(outbox.c.next_attempt_at).limit(limit))
+        self._conn.info["write"] = True
+        with self._conn.begin():
+            rows = [_row(r) for r in self._conn.execute(q)]
+            if rows:
+                self._conn.execute(update(outbox).where(
+                    outbox.c.id.in_([r.notice.id for r in rows])).values(
+                    next_attempt_at=lease_until, leased=1))
+        return rows
+
+    def release_leases(self, *, now: float) -> int:
+        """At start: notices this node was sending when it stopped are due again at once."""
+        self._conn.info["write"] = True
+        with self._conn.begin():
+            result = self._conn.execute(update(outbox).where(
+                outbox.c.state == "pending", outbox.c.leased == 1).values(
+                leased=0, next_attempt_at=now))
+        return int(result.rowcount)
+
+    def due_channels(self, now: float) -> list[str]:
+        q = (select(outbox.c.channel).where(outbox.c.state == "pending",
+                                            outbox.c.next_attempt_at <= now).distinct())
+        with self._conn.begin():
+            return [c for (c,) in self._conn.execute(q)]
 
     def due(self, now: float, limit: int = 100) -> list[OutboxRow]:
         q = (select(outbox).where(outbox.c.state == "pending", outbox.c.next_attempt_at <= now)
@@ -75,17 +116,17 @@ class Outbox:
 
     def delivered(self, notice_id: str, *, now: float, attempts: int) -> None:
         self._update(notice_id, state="delivered", attempts=attempts, last_attempt_at=now,
-                     delivered_at=now, last_error=None)
+                     delivered_at=now, last_error=None, leased=0)
 
     def failed(self, notice_id: str, *, now: float, attempts: int, error: str,
                retry_at: float | None) -> None:
         """A failed attempt: retried at `retry_at`, or dead when that is None."""
         if retry_at is None:
             self._update(notice_id, state="dead", attempts=attempts, last_attempt_at=now,
-                         last_error=error)
+                         last_error=error, leased=0)
         else:
             self._update(notice_id, attempts=attempts, last_attempt_at=now, last_error=error,
-                         next_attempt_at=retry_at)
+                         next_attempt_at=retry_at, leased=0)
 
     def retry(self, notice_ids: Sequence[str] | None, *, now: float) -> int:
         """Make dead notices (all of them, or these) pending again, due now."""
