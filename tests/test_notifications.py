@@ -315,13 +315,17 @@ async def test_notices_pending_at_sigkill_are_delivered_after_restart(tmp_path: 
         try:
             node = await start()
             await wait_for(lambda: len({h["Idempotency-Key"] for h, _ in receiver.posts}) == 10)
+
+            def states() -> set[str]:
+                box = Outbox.open(f"sqlite:///{config.parent / 'enquiries.db'}")
+                try:
+                    return {r.state for r in box.list()}
+                finally:
+                    box.close()
+
+            await wait_for(lambda: states() == {"delivered"})
         finally:
             await receiver.stop()
-        box = Outbox.open(f"sqlite:///{config.parent / 'enquiries.db'}")
-        try:
-            assert {r.state for r in box.list()} == {"delivered"}
-        finally:
-            box.close()
         listed = json.loads(cli("notifications", "list", "--json", config=config).stdout)
         assert len(listed) == 10
         assert all(n["state"] == "delivered" for n in listed)
