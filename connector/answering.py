@@ -10,7 +10,7 @@ from typing import Any
 import structlog
 
 from connector.enquiries import EnquiryLog, Entry, new_enquiry_id, utc_iso
-from connector.errors import InvalidCriteria, Replay
+from connector.errors import InvalidCriteria, Replay, UnsupportedCriteria
 from connector.identity import Signer
 from connector.notify.notice import (
     CheckOutcome,
@@ -31,12 +31,15 @@ from connector.protocol import (
     sign_answer,
 )
 from connector.ratelimit import RateLimiter
+from connector.records.categories import fields_of
 from connector.records.criteria import parse_criteria
 from connector.records.kinds.base import make_ref
 from connector.records.store import RecordStore
-from connector.vocabulary import AnswerLevel
+from connector.vocabulary import AnswerLevel, Category
 
 log = structlog.get_logger("connector.answering")
+
+UNSUPPORTED = object()  # criteria this node cannot search by: the check is answered `error`
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -137,6 +140,8 @@ class Answerer:
     def _criteria(index: int, check: Check) -> Any | None:
         try:
             return parse_criteria(check.category, check.criteria)
+        except UnsupportedCriteria:
+            return UNSUPPORTED
         except InvalidCriteria as exc:
             raise InvalidCriteria(exc.detail, field=f"checks.{index}.criteria.{exc.field}",
                                   check=check.id) from exc
@@ -151,10 +156,11 @@ class Answerer:
                                  reason=decision.reason or "policy")
             return _Decided(check=check, decision=decision, result=result,
                             hit_ids=await self._watched_hits(check, criteria, policy))
-        if criteria is None:
+        if criteria is None or criteria is UNSUPPORTED:
             # Nothing is revealed, so the level says none and no rate budget is spent.
+            reason = "category_not_held" if criteria is None else "criteria_not_supported"
             result = CheckResult(check=check.id, status="error", level=AnswerLevel.NONE,
-                                 reason="category_not_held")
+                                 reason=reason)
             return _Decided(check=check, decision=decision, result=result)
         if decision.rate is not None and decision.rule is not None:
             allowed, retry_after = self.limiter.try_acquire((query.iss, decision.rule),
@@ -170,7 +176,7 @@ class Answerer:
                 record=_visible(m.record.fields, decision),
                 # Why a fuzzy match scored as it did is part of the record's detail: shown
                 # from `summary` on, never at `hit`.
-                reasons=m.reasons if decision.level >= AnswerLevel.SUMMARY else None)
+                reasons=_visible_reasons(m.reasons, check.category, decision))
             for m in found
         )
         result = CheckResult(check=check.id, status="hit" if hits else "no_hit",
@@ -182,8 +188,9 @@ class Answerer:
                             policy: Policy) -> tuple[str, ...]:
         """For a denied check, search anyway when a watch names a record of its category:
         the NCB asked to hear of any enquiry touching that record. Nothing is revealed."""
-        if criteria is None or not any(w.record_category == check.category
-                                       for w in policy.watches):
+        if criteria is None or criteria is UNSUPPORTED:
+            return ()
+        if not any(w.record_category == check.category for w in policy.watches):
             return ()
         found = await self.store.search(check.category, criteria, check.limit)
         return tuple(m.record.id for m in found)
@@ -192,6 +199,16 @@ class Answerer:
 def _visible(record: Mapping[str, Any], decision: InboundDecision) -> dict[str, Any]:
     """Only the fields the level reveals, minus those the rule redacts (`fields` is both)."""
     return {k: v for k, v in record.items() if k in decision.fields}
+
+
+def _visible_reasons(reasons: tuple[Mapping[str, Any], ...] | None, category: Category,
+                     decision: InboundDecision) -> tuple[Mapping[str, Any], ...] | None:
+    """Reasons are detail: none at `hit` level, and none that name a record field the level
+    (or a redaction) hides, since saying where a word was found tells what the field holds."""
+    if reasons is None or decision.level < AnswerLevel.SUMMARY:
+        return None
+    hidden = fields_of(category) - decision.fields
+    return tuple(r for r in reasons if r.get("field") not in hidden)
 
 
 def _result_summary(d: _Decided) -> dict[str, Any]:

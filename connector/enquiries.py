@@ -93,6 +93,7 @@ outbox = Table(
     Column("delivered_at", Float),
     Column("leased", Integer, nullable=False, default=0),  # being sent by this process now
     Index("ix_outbox_due", "state", "next_attempt_at"),
+    Index("ix_outbox_channel_due", "channel", "state", "next_attempt_at"),
     Index("ix_outbox_enquiry", "enquiry"),
 )
 
@@ -260,8 +261,9 @@ class EnquiryLog:
         self._pending: list[_Pending] = []
         self._pending_keys: set[tuple[str, str]] = set()
         self._flush_handle: asyncio.TimerHandle | asyncio.Handle | None = None
-        # Called after a commit that added notices, so delivery starts without waiting.
-        self.on_notices: Callable[[], None] | None = None
+        # Called after a commit that added notices, with their channels, so delivery starts
+        # without waiting.
+        self.on_notices: Callable[[str], None] | None = None
         self.stats = _Stats()
         # Built once: constructing a statement costs more than running it.
         self._seen_stmt = select(enquiries.c.seq).where(
@@ -343,7 +345,8 @@ class EnquiryLog:
                 self._conn.execute(delete(digests).where(digests.c.channel == channel))
                 self._conn.execute(insert(digests).values(channel=channel, until=until))
         if self.on_notices is not None:
-            self.on_notices()
+            for channel in {n.channel for n in notices}:
+                self.on_notices(channel)
 
     def _flush(self) -> None:
         if self._flush_handle is not None:
@@ -401,7 +404,8 @@ class EnquiryLog:
             if notice_rows:
                 self._conn.execute(insert(outbox), notice_rows)
         if notice_rows and self.on_notices is not None:
-            self.on_notices()
+            for channel in {row["channel"] for row in notice_rows}:
+                self.on_notices(channel)
         return [r["seq"] for r in rows]
 
     # --- reading -----------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import random
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import structlog
@@ -59,37 +59,52 @@ class Dispatcher:
         self._busy: Counter[str] = Counter()
         self._tasks: set[asyncio.Task[object]] = set()
         self._wake_scheduled = False
+        self._wake_all = False
+        self._wake_channels: set[str] = set()
         self._closed = False
 
-    def wake(self) -> None:
-        """Run a pass soon; many wakes in one loop iteration make one pass."""
-        if self._wake_scheduled or self._closed:
+    def wake(self, channel: str | None = None) -> None:
+        """Run a pass soon (for one channel, or all); wakes in one loop iteration merge."""
+        if self._closed:
             return
-        self._wake_scheduled = True
-        asyncio.get_running_loop().call_soon(self._start_pass)
+        if channel is None:
+            self._wake_all = True
+        else:
+            self._wake_channels.add(channel)
+        if not self._wake_scheduled:
+            self._wake_scheduled = True
+            asyncio.get_running_loop().call_soon(self._start_pass)
 
     def _start_pass(self) -> None:
         self._wake_scheduled = False
-        self._spawn(self.run_once())
+        channels = None if self._wake_all else sorted(self._wake_channels)
+        self._wake_all, self._wake_channels = False, set()
+        self._spawn(self.run_once(channels))
 
     def _spawn(self, coro: object) -> None:
         task: asyncio.Task[object] = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def run_once(self) -> RunReport:
-        """Take what every channel has room for, deliver it, and report the outcomes."""
+    async def run_once(self, channels: Sequence[str] | None = None) -> RunReport:
+        """Take what each channel (all, or these) has room for, deliver it, and report the
+        outcomes. Each take is an indexed query for one channel; notices for channels no
+        longer configured are looked for only on full passes."""
         if self._closed:
             return RunReport(delivered=0, failed=0, dead=0)
         now = self.clock()
         started = []
-        for channel in self.outbox.due_channels(now):
+        for channel in (self.senders if channels is None else channels):
             room = self.per_channel - self._busy[channel]
             if room <= 0:
                 continue
             for row in self.outbox.take(channel, now=now, limit=room,
                                         lease_until=now + LEASE_S):
                 self._busy[channel] += 1
+                started.append(self._deliver(row))
+        if channels is None:
+            for row in self.outbox.due_elsewhere(list(self.senders), now=now):
+                self._busy[row.notice.channel] += 1
                 started.append(self._deliver(row))
         outcomes = await asyncio.gather(*started)
         return RunReport(delivered=outcomes.count("delivered"),
@@ -124,7 +139,7 @@ class Dispatcher:
             return self._failed(row, attempts, f"{type(exc).__name__}: {exc}", True)
         finally:
             self._busy[notice.channel] -= 1
-            self.wake()  # a slot is free: take the next due notice of this channel
+            self.wake(notice.channel)  # a slot is free: take this channel's next notice
         now = self.clock()
         self.outbox.delivered(notice.id, now=now, attempts=attempts)
         log.info("notification_delivered", channel=notice.channel, notice=notice.id,

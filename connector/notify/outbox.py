@@ -91,11 +91,14 @@ class Outbox:
                 leased=0, next_attempt_at=now))
         return int(result.rowcount)
 
-    def due_channels(self, now: float) -> list[str]:
-        q = (select(outbox.c.channel).where(outbox.c.state == "pending",
-                                            outbox.c.next_attempt_at <= now).distinct())
+    def due_elsewhere(self, channels: Sequence[str], *, now: float, limit: int = 100
+                      ) -> list[OutboxRow]:
+        """Due notices for channels not in `channels` (removed from connector.yaml since)."""
+        q = (select(outbox).where(outbox.c.state == "pending",
+                                  outbox.c.channel.not_in(list(channels)),
+                                  outbox.c.next_attempt_at <= now).limit(limit))
         with self._conn.begin():
-            return [c for (c,) in self._conn.execute(q)]
+            return [_row(r) for r in self._conn.execute(q)]
 
     def due(self, now: float, limit: int = 100) -> list[OutboxRow]:
         q = (select(outbox).where(outbox.c.state == "pending", outbox.c.next_attempt_at <= now)

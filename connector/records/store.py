@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -33,14 +34,10 @@ from connector.records.kinds.base import Kind, Match, Record, TextQuery
 from connector.records.kinds.registry import KINDS
 from connector.vocabulary import Category
 
-metadata = MetaData()
 
-
-def table_for(kind: Kind) -> Table:
-    """id, the kind's key columns, and the record's fields as JSON (defined once per name)."""
+def table_for(kind: Kind, metadata: MetaData) -> Table:
+    """id, the kind's key columns, and the record's fields as JSON."""
     name = kind.category.value
-    if name in metadata.tables:
-        return metadata.tables[name]
     columns: list[Any] = [Column("id", String(128), primary_key=True)]
     columns += [Column(c.name, String(c.length), nullable=c.nullable) for c in kind.key_columns]
     columns.append(Column("data", Text, nullable=False))
@@ -78,7 +75,10 @@ class RecordStore:
     def __init__(self, engine: Engine, kinds: Mapping[Category, Kind] = KINDS) -> None:
         self.engine = engine
         self.kinds = kinds
-        self.tables = {c: table_for(k) for c, k in kinds.items()}
+        # Tables belong to this store's kinds, not to the module: two stores with different
+        # kinds (a test's made-up one, say) never share a definition.
+        self.metadata = MetaData()
+        self.tables = {c: table_for(k, self.metadata) for c, k in kinds.items()}
         self._conn = engine.connect()
         self._raw: Any = None
         if engine.dialect.name == "sqlite":
@@ -100,7 +100,7 @@ class RecordStore:
         return store
 
     def create_schema(self) -> None:
-        metadata.create_all(self._conn, tables=list(self.tables.values()))
+        self.metadata.create_all(self._conn)
         for category, kind in self.kinds.items():
             if kind.text_fields and self._raw is not None:
                 # FTS5 keeps its own copy of the words; the id ties it to the record row.
@@ -194,7 +194,7 @@ class RecordStore:
         self._unindex_text(category, [r.id for r in records])
         self._raw.executemany(
             f"INSERT INTO {_fts(category)} (id, body) VALUES (?, ?)",
-            [(r.id, _text_body(kind, r)) for r in records])
+            [(r.id, fold(_text_body(kind, r))) for r in records])
 
     def _unindex_text(self, category: Category, ids: Sequence[str]) -> None:
         kind = self.kinds.get(category)
@@ -207,12 +207,14 @@ class RecordStore:
 
     def _text_search(self, category: Category, kind: Kind, query: TextQuery,
                      limit: int) -> list[tuple[Record, float]]:
-        """Ranked by bm25; the rank becomes a score in (0, 1] relative to the best hit."""
-        words = [w for w in query.words if w]
+        """Any of the words, ranked by bm25 (records with more of them, rarer ones, first);
+        the rank becomes a relevance in (0, 1] relative to the best hit. The kind's score
+        then says how much of the query a record really matches."""
+        words = [fold(w) for w in query.words if w.strip()]
         if not words or self._raw is None:
             return []
         # Each word quoted: what a peer sends is data, never FTS query syntax.
-        match = " ".join('"' + w.replace('"', '""') + '"' for w in words)
+        match = " OR ".join('"' + w.replace('"', '""') + '"' for w in words)
         table = _fts(category)
         ranked = self._raw.execute(
             f"SELECT id, bm25({table}) FROM {table} WHERE {table} MATCH ? "
@@ -267,6 +269,13 @@ class RecordStore:
         table = self.tables.get(category)
         if table is not None:
             yield from (r.id for r in self._conn.execute(select(table.c.id)))
+
+
+def fold(text: str) -> str:
+    """Text as the full-text index keeps it: no accents in any script (Greek tonos included,
+    which FTS5's own folding leaves), case folded."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
 
 
 def _fts(category: Category) -> str:
