@@ -821,6 +821,9 @@ def notifications_test(channel: str, config_path: Path) -> None:
 @click.option("--country")
 @click.option("--type", "document_type")
 @click.option("--mrz", help="ICAO 9303 MRZ, lines separated by newlines.")
+@click.option("--criteria", "criteria_json", metavar="JSON",
+              help='Criteria as JSON for any category, e.g. \'{"vin": "1M8GDM9AXKP042788"}\' '
+                   '(see docs/protocol.md §6).')
 @click.option("--purpose", default="border_control", show_default=True,
               type=click.Choice(["border_control", "criminal_investigation",
                                  "counter_terrorism", "vehicle_check", "art_trafficking",
@@ -835,7 +838,8 @@ def notifications_test(channel: str, config_path: Path) -> None:
 @config_option
 @handles_errors
 def query(peer_id: str, category: str, number: str | None, country: str | None,
-          document_type: str | None, mrz: str | None, purpose: str, agency: str,
+          document_type: str | None, mrz: str | None, criteria_json: str | None, purpose: str,
+          agency: str,
           agency_kind: str, sub: str | None, case_ref: str | None, as_json: bool,
           config_path: Path) -> None:
     """Ask one peer; the signed answer is verified and the enquiry logged.
@@ -848,13 +852,28 @@ def query(peer_id: str, category: str, number: str | None, country: str | None,
     from connector.reporting import answer_table
     from connector.vocabulary import AgencyKind, Category, Purpose
 
-    if bool(mrz) == bool(number):
-        _fail("give either --number (with --country) or --mrz")
-    criteria: dict[str, str | int | bool] = {"mrz": mrz} if mrz else {"number": number or ""}
-    if country:
-        criteria["country"] = country.upper()
-    if document_type:
-        criteria["document_type"] = document_type
+    criteria: dict[str, str | int | bool]
+    if criteria_json is not None:
+        if mrz or number:
+            _fail("give --criteria, or --number/--mrz for a travel document, not both")
+        try:
+            parsed = orjson.loads(criteria_json)
+        except orjson.JSONDecodeError as exc:
+            raise click.BadParameter(f"not JSON: {exc}", param_hint="--criteria") from exc
+        if not isinstance(parsed, dict):
+            raise click.BadParameter("a JSON object", param_hint="--criteria")
+        criteria = parsed
+    elif category != "travel_documents":
+        _fail(f"{category}: give --criteria JSON (see docs/protocol.md §6)")
+        return
+    else:
+        if bool(mrz) == bool(number):
+            _fail("give either --number (with --country) or --mrz")
+        criteria = {"mrz": mrz} if mrz else {"number": number or ""}
+        if country:
+            criteria["country"] = country.upper()
+        if document_type:
+            criteria["document_type"] = document_type
     node = Node.from_settings(_settings(config_path))
     node.load_live()
     request = Request(agency=agency, agency_kind=AgencyKind(agency_kind),

@@ -1,0 +1,102 @@
+"""A check for every category, through the peer API between two nodes, under a policy."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from connector.asking import Request
+from connector.demo import DemoNode, network
+from connector.protocol import Check
+from connector.records.importer import import_stream
+from connector.vocabulary import AgencyKind, Category, Purpose
+
+POLICY = """\
+inbound:
+  - name: everything for FR
+    from: [FR]
+    answer: full
+  - name: persons, summary for GB
+    from: [GB]
+    categories: [wanted_persons, artworks]
+    answer: summary
+outbound:
+  - agency: ncb
+    to: "*"
+"""
+
+DATA: dict[Category, list[dict[str, Any]]] = {
+    Category.VEHICLES: [{"vin": "1M8GDM9AXKP042788", "status": "stolen", "make": "Motor Coach",
+                         "plate": "B-XY 123", "plate_country": "DE"}],
+    Category.ARTWORKS: [{"id": "DE-ART-7", "title": {"de": "Die Brücke von Argenteuil",
+                                                      "fr": "Le Pont d'Argenteuil"},
+                         "artist": "Claude Monet", "description": "oil on canvas, 1874"}],
+    Category.WANTED_PERSONS: [{"id": "DE-2025-000123", "last_name": "Щербаков",
+                               "first_name": "Иван", "birth_date": "1980-02",
+                               "nationality": ["RU"], "document_numbers": ["75 1234567"],
+                               "warrant_country": "DE", "charges": ["fraud"]}],
+    Category.TERRORISM_SUSPECTS: [{"id": "DE-TS-9", "last_name": "Doe",
+                                   "organisation": "example"}],
+    Category.DNA_PROFILES: [{"id": "DE-DNA-1", "loci": {"D8S1179": "13,14"}}],
+}
+
+
+def configure(node_id: str, directory: Path) -> None:
+    (directory / "policies" / "10-demo.yaml").write_text(POLICY)
+
+
+def load(net: dict[str, DemoNode]) -> None:
+    store = net["DE"].node.open_records()
+    try:
+        for category, rows in DATA.items():
+            data = b"".join(orjson.dumps(r) + b"\n" for r in rows)
+            report = import_stream(store, io.BytesIO(data), category=category, fmt="ndjson")
+            assert report.rejected == 0, report.errors
+    finally:
+        store.close()
+
+
+async def ask(net: dict[str, DemoNode], src: str,
+              checks: list[tuple[Category, dict[str, Any]]]) -> dict[str, Any]:
+    request = Request(agency="ncb", agency_kind=AgencyKind.NCB, sub="ncb/1",
+                      purpose=Purpose.CRIMINAL_INVESTIGATION, case=None,
+                      checks=tuple(Check(id=str(i), category=c, criteria=crit)
+                                   for i, (c, crit) in enumerate(checks)))
+    async with net[src].node.asker() as asker:
+        ex = await asker.ask(request, "DE")
+    return {r.check: r for r in ex.answer.results}
+
+
+async def test_each_category_through_the_peer_api(tmp_path: Path) -> None:
+    async with network(tmp_path, ["FR", "DE", "GB"], configure) as net:
+        load(net)
+        results = await ask(net, "FR", [
+            (Category.VEHICLES, {"vin": "1m8gdm9axkp042788"}),
+            (Category.VEHICLES, {"plate": "bxy-123", "country": "DE"}),
+            (Category.ARTWORKS, {"text": "brücke argenteuil"}),
+            (Category.WANTED_PERSONS, {"document_number": "751234567"}),
+            (Category.TERRORISM_SUSPECTS, {"ref": "DE-TS-9"}),
+            (Category.WANTED_PERSONS, {"last_name": "Shcherbakov"}),
+            (Category.DNA_PROFILES, {"loci": "D8S1179=13,14"}),
+            (Category.TRAVEL_DOCUMENTS, {"number": "DE1234567", "country": "DE"}),
+        ])
+        assert [results[str(i)].status for i in range(8)] == [
+            "hit", "hit", "hit", "hit", "hit", "error", "error", "hit"]
+        assert results["0"].hits[0].ref == "DE:vehicles:VIN-1M8GDM9AXKP042788"
+        assert results["0"].hits[0].score == 1.0
+        assert results["1"].hits[0].score < 1.0  # a plate alone is a weaker match
+        assert results["2"].hits[0].ref == "DE:artworks:DE-ART-7"
+        assert results["3"].hits[0].record["last_name"] == "Щербаков"
+        assert results["5"].reason == "criteria_not_supported"
+        assert results["6"].reason == "category_not_held"
+        # GB sees persons at summary: no documents, no address, and no reason naming them.
+        gb = await ask(net, "GB", [(Category.WANTED_PERSONS, {"document_number": "751234567"}),
+                                   (Category.VEHICLES, {"vin": "1M8GDM9AXKP042788"})])
+        (person,) = gb["0"].hits
+        assert "document_numbers" not in person.record
+        assert "charges" in person.record
+        assert all(r.get("field") != "document_numbers" for r in person.reasons or [])
+        assert gb["1"].status == "denied"
