@@ -262,15 +262,23 @@ def records() -> None:
 @records.command("import")
 @click.argument("file", type=click.Path(path_type=Path, allow_dash=True))
 @click.option("--category", required=True, type=click.Choice(_HELD))
-@click.option("--format", "fmt", type=click.Choice(["ndjson", "csv"]))
+@click.option("--format", "fmt", type=click.Choice(["ndjson", "csv", "ftm"]))
+@click.option("--status", type=click.Choice(["stolen", "lost", "revoked", "invalidated",
+                                             "embezzled", "missing"]),
+              help="FtM only: the status of every imported travel document or vehicle "
+                   "(FtM has none; default stolen).")
+@click.option("--warrant-country", metavar="CC",
+              help="FtM only, wanted_persons: the country that issued the warrants "
+                   "(default: this node's country).")
 @click.option("--replace", is_flag=True,
               help="Make the category equal to the file: records absent from it are removed "
                    "(only when no line was rejected).")
 @config_option
 @handles_errors
-def records_import(file: Path, category: str, fmt: str | None, replace: bool,
-                   config_path: Path) -> None:
-    """Upsert records from NDJSON or CSV; bad lines are reported, good lines imported."""
+def records_import(file: Path, category: str, fmt: str | None, status: str | None,
+                   warrant_country: str | None, replace: bool, config_path: Path) -> None:
+    """Upsert records from NDJSON, CSV or FollowTheMoney entities; bad lines are reported,
+    good lines imported."""
     from connector.records.importer import guess_format, import_stream
     from connector.records.store import RecordStore
     from connector.vocabulary import Category
@@ -281,9 +289,13 @@ def records_import(file: Path, category: str, fmt: str | None, replace: bool,
     started = time.perf_counter()
     try:
         with _open_input(file) as stream, _progress(file) as advance:
-            report = import_stream(store, stream, category=Category(category),
+            cat = Category(category)
+            ftm_status = status or ("stolen" if cat in (Category.TRAVEL_DOCUMENTS,
+                                                        Category.VEHICLES) else None)
+            report = import_stream(store, stream, category=cat,
                                    fmt=chosen,  # type: ignore[arg-type]
-                                   progress=advance, replace=replace)
+                                   progress=advance, replace=replace, status=ftm_status,
+                                   warrant_country=warrant_country or settings.node[:2])
     finally:
         store.close()
     elapsed = time.perf_counter() - started

@@ -1,4 +1,4 @@
-"""Import files (NDJSON or CSV) into the record store: bad lines reported, good lines kept."""
+"""Import files (NDJSON, CSV, FtM) into the record store: bad lines reported, good lines kept."""
 
 from __future__ import annotations
 
@@ -11,11 +11,12 @@ from typing import IO, Any, Literal
 import orjson
 
 from connector.errors import ImportFileError
+from connector.records.ftm import FTM_SCHEMATA, ftm_to_row
 from connector.records.kinds.base import Record, RowError
 from connector.records.store import RecordStore
 from connector.vocabulary import Category
 
-Format = Literal["ndjson", "csv"]
+Format = Literal["ndjson", "csv", "ftm"]
 BATCH = 5000
 MAX_REPORTED = 1000
 
@@ -46,9 +47,11 @@ def guess_format(name: str) -> Format:
     lowered = name.lower()
     if lowered.endswith(".csv"):
         return "csv"
+    if lowered.endswith((".ftm", ".ftm.json", ".ftm.jsonl", ".ftm.ndjson")):
+        return "ftm"
     if lowered.endswith((".ndjson", ".jsonl", ".json")):
         return "ndjson"
-    raise ImportFileError(f"cannot tell the format of {name!r}; give --format ndjson|csv")
+    raise ImportFileError(f"cannot tell the format of {name!r}; give --format ndjson|csv|ftm")
 
 
 def _ndjson_rows(stream: IO[bytes]) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
@@ -64,6 +67,20 @@ def _ndjson_rows(stream: IO[bytes]) -> Iterator[tuple[int, dict[str, Any] | RowE
             yield lineno, RowError("a line must hold one JSON object")
             continue
         yield lineno, obj
+
+
+def _ftm_rows(stream: IO[bytes], category: Category, status: str | None,
+              warrant_country: str | None) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
+    """FtM exports are NDJSON, one entity a line: each is mapped to the category's row."""
+    for lineno, obj in _ndjson_rows(stream):
+        if isinstance(obj, RowError):
+            yield lineno, obj
+            continue
+        try:
+            yield lineno, ftm_to_row(obj, category=category, status=status,
+                                     warrant_country=warrant_country)
+        except RowError as exc:
+            yield lineno, exc
 
 
 def _csv_rows(stream: IO[bytes], required: frozenset[str]) -> Iterator[
@@ -96,18 +113,26 @@ def _csv_rows(stream: IO[bytes], required: frozenset[str]) -> Iterator[
 
 def import_stream(store: RecordStore, stream: IO[bytes], *, category: Category, fmt: Format,
                   progress: Callable[[int], None] | None = None,
-                  replace: bool = False) -> ImportReport:
+                  replace: bool = False, status: str | None = None,
+                  warrant_country: str | None = None) -> ImportReport:
     """Upsert every good row in batches; each bad row is reported with its line number.
 
     With `replace`, records of the category absent from the file are removed afterwards,
     but only when every line was good: a rejected line might be a record that is still
     wanted, and removing it would lose it without a word.
+
+    `status` and `warrant_country` are for FtM entities only, which carry neither: see
+    `connector.records.ftm.ftm_to_row`.
     """
     kind = store.kind(category)
     if kind is None:
         raise ImportFileError(f"importing {category.value} is not supported yet")
+    if fmt == "ftm" and category not in FTM_SCHEMATA:
+        raise ImportFileError(f"{category.value} cannot be imported from FtM entities; FtM "
+                              f"import covers {', '.join(sorted(FTM_SCHEMATA))}")
     report = ImportReport()
     rows = (_ndjson_rows(stream) if fmt == "ndjson"
+            else _ftm_rows(stream, category, status, warrant_country) if fmt == "ftm"
             else _csv_rows(stream, kind.csv_required))
     batch: list[Record] = []
     seen: set[str] = set()
