@@ -231,7 +231,9 @@ async def notifications_ctx(app: web.Application) -> AsyncIterator[None]:
     outbox.close()
 
 
-def _digest_job(app: web.Application, channel: str, started: float) -> None:
+async def _digest_job(app: web.Application, channel: str, started: float) -> None:
+    # A coroutine, so APScheduler runs it on the event loop, never in a worker thread beside
+    # the loop's own use of the enquiry log's connection.
     node = app[NODE]
     notice = make_digest(app[ENQUIRY_LOG], channel=channel, node=node.settings.node,
                          clock=node.clock, first_since=started)

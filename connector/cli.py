@@ -17,6 +17,7 @@ import click
 import orjson
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy.exc import SQLAlchemyError
 
 from connector.config import CONFIG_ENV, DEFAULT_CONFIG_PATH, Settings, load_settings
 from connector.errors import ConnectorError, ImportFileError, OutboundDenied, PeerError
@@ -46,6 +47,11 @@ def handles_errors(fn: F) -> F:
             return fn(*args, **kwargs)
         except ConnectorError as exc:
             _fail(exc.detail)
+        except SQLAlchemyError as exc:
+            # Busy or damaged databases: say which, without the driver's quoted rows.
+            orig = getattr(exc, "orig", None)
+            _fail(f"database error: {orig or type(exc).__name__} (is another command or the "
+                  "node holding it? a full disk?)")
         except KeyboardInterrupt:
             _fail("interrupted", 130)
 

@@ -92,9 +92,8 @@ outbox = Table(
     Column("last_error", Text),
     Column("delivered_at", Float),
     Column("leased", Integer, nullable=False, default=0),  # being sent by this process now
-    Index("ix_outbox_due", "state", "next_attempt_at"),
+    # The one index the dispatcher needs; every index is paid for by each enquiry's commit.
     Index("ix_outbox_channel_due", "channel", "state", "next_attempt_at"),
-    Index("ix_outbox_enquiry", "enquiry"),
 )
 
 # Until when each channel's last digest counted, so the next one starts there.
@@ -202,6 +201,12 @@ def _decode_row(m: Any) -> LoggedEntry:
 _SQLITE_SEEN = "SELECT 1 FROM enquiries WHERE iss = ? AND jti = ? LIMIT 1"
 
 
+def _error_kind(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None)
+    return f"{type(exc).__name__}: {type(orig).__name__ if orig else ''} " \
+           f"{getattr(orig, 'sqlite_errorname', '')}".strip()
+
+
 def _notice_row(n: Notice) -> dict[str, Any]:
     return {"id": n.id, "channel": n.channel, "kind": n.kind, "enquiry": n.enquiry,
             "created_at": n.created_at, "body": orjson.dumps(n.body).decode(),
@@ -226,7 +231,8 @@ def _sqlite_begin(conn: Connection) -> None:
 
 
 def make_log_engine(url: str) -> Engine:
-    engine = create_engine(url)
+    # hide_parameters: an error message must never carry enquiry data (names, criteria).
+    engine = create_engine(url, hide_parameters=True)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_setup)
         event.listen(engine, "begin", _sqlite_begin)
@@ -361,8 +367,10 @@ class EnquiryLog:
         except IntegrityError:
             seqs = self._write_one_by_one([(p.entry, p.notices) for p in batch])
         except Exception as exc:  # a failed commit must fail every waiter, not hang it
-            log.error("enquiry_log_commit_failed", error=str(exc), rows=len(batch))
-            seqs = [EnquiryLogError(f"the enquiry log could not be written: {exc}")] * len(batch)
+            # The driver's message may quote the batch's rows (other peers' enquiries):
+            # it goes to no peer and into the log only as its kind and code.
+            log.error("enquiry_log_commit_failed", error=_error_kind(exc), rows=len(batch))
+            seqs = [EnquiryLogError("the enquiry log could not be written")] * len(batch)
         for p, seq in zip(batch, seqs, strict=True):
             self._pending_keys.discard((p.entry.iss, p.entry.jti))
             if p.done.done():
@@ -385,7 +393,8 @@ class EnquiryLog:
             except IntegrityError:
                 out.append(Replay("this jti was already used by this issuer", jti=e.jti))
             except Exception as exc:
-                out.append(EnquiryLogError(f"the enquiry log could not be written: {exc}"))
+                log.error("enquiry_log_commit_failed", error=_error_kind(exc), rows=1)
+                out.append(EnquiryLogError("the enquiry log could not be written"))
         return out
 
     def _write(self, items: Sequence[tuple[Entry, Sequence[Notice]]]) -> list[int]:

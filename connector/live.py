@@ -54,6 +54,7 @@ class LiveState:
         self.loaded = False  # until then `policy` is the deny-all placeholder
         self._policy_stamp: tuple[tuple[str, int, int], ...] = ()
         self._peers_stamp: tuple[tuple[str, int, int], ...] = ()
+        self._settling: tuple[object, object] | None = None
 
     def current_policy(self) -> Policy:
         return self.policy
@@ -74,15 +75,26 @@ class LiveState:
                             problems=dict(self.problems))
 
     def reload_if_changed(self) -> ReloadReport | None:
-        """Reload when a policy file or the peers file changed since the last attempt."""
-        if (_stamp([self.policy_dir, *self._policy_files()]) == self._policy_stamp
-                and _stamp([self.peers_file]) == self._peers_stamp):
+        """Reload when a policy file or the peers file changed since the last attempt and
+        has stayed unchanged for one polling interval: an editor rewriting a file in place
+        must not have half a file (which may still parse) loaded."""
+        now = (_stamp([self.policy_dir, *self._policy_files()]), _stamp([self.peers_file]))
+        if now == (self._policy_stamp, self._peers_stamp):
+            return None
+        if now != self._settling:
+            self._settling = now
             return None
         return self.reload()
 
     def _reload_policy(self) -> bool:
-        self._policy_stamp = _stamp([self.policy_dir, *self._policy_files()])
+        before = _stamp([self.policy_dir, *self._policy_files()])
         report = self._check_policy(self.policy_dir)
+        if _stamp([self.policy_dir, *self._policy_files()]) != before:
+            # Written to while we read it: try again on the next round, not half of it now.
+            log.info("policy_reload_deferred", directory=str(self.policy_dir),
+                     reason="files changed while being read")
+            return False
+        self._policy_stamp = before
         if report.policy is None:
             first = report.errors[0] if report.errors else "no policy"
             detail = f"{len(report.errors)} error(s) in the policy; the first: {first}"

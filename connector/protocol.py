@@ -97,7 +97,9 @@ class QueryClaims(_Strict):
 
 class HitClaims(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
-    ref: str
+    # A ref is shown to officers and stored in our log: only the documented shape.
+    ref: Annotated[str, StringConstraints(
+        pattern=r"^[A-Z]{2}(-[A-Z0-9]{1,8})?:[a-z_]{1,32}:[A-Za-z0-9._-]{1,128}$")]
     score: float
     record: dict[str, Any] = Field(default_factory=dict)
     reasons: list[Any] | None = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 
 from connector.enquiries import LoggedEntry, utc_iso
@@ -38,18 +39,19 @@ def enquiries_table(rows: list[LoggedEntry], title: str | None = None) -> Table:
         rules = ", ".join(sorted(set(e.rules))) or "-"
         decision = e.decision if e.error is None else f"error: {e.error[:40]}"
         style = {"denied": "yellow", "error": "magenta"}.get(e.decision, "")
+        decision = escape(decision)
         table.add_row(str(r.seq), e.id, utc_iso(e.at)[:23].replace("T", " "), e.direction,
-                      e.peer, f"{e.purpose or '-'}\n{cats}",
-                      f"[{style}]{decision}[/]" if style else decision, rules,
-                      "\n".join(e.hit_refs) or "-")
+                      e.peer, escape(f"{e.purpose or '-'}\n{cats}"),
+                      f"[{style}]{decision}[/]" if style else decision, escape(rules),
+                      escape("\n".join(e.hit_refs) or "-"))
     return table
 
 
 def answer_table(exchange: Exchange) -> Table:
     a = exchange.answer
     table = Table("check", "status", "level", "ref", "record / reason",
-                  title=f"{a.iss} answered in {exchange.elapsed * 1000:.0f} ms "
-                        f"(their enquiry {a.enquiry})")
+                  title=escape(f"{a.iss} answered in {exchange.elapsed * 1000:.0f} ms "
+                               f"(their enquiry {a.enquiry})"))
     for column in table.columns:
         column.overflow = "fold"
     for r in a.results:
@@ -59,8 +61,9 @@ def answer_table(exchange: Exchange) -> Table:
             note = r.reason or ""
             if r.retry_after is not None:
                 note += f" (retry after {r.retry_after:.0f} s)"
-            table.add_row(r.check, status, r.level.value, "-", note)
+            # Everything a peer wrote is shown as text, never read as markup.
+            table.add_row(escape(r.check), status, r.level.value, "-", escape(note))
         for h in r.hits:
             record = ", ".join(f"{k}={v}" for k, v in h.record.items()) or "(hit only)"
-            table.add_row(r.check, status, r.level.value, h.ref, record)
+            table.add_row(escape(r.check), status, r.level.value, escape(h.ref), escape(record))
     return table

@@ -110,6 +110,7 @@ async def test_renaming_a_policy_file_to_yml_keeps_the_old_policy(
     live.reload()
     before = live.policy.digest
     demo_file(de).rename(demo_file(de).with_suffix(".yml"))
+    assert live.reload_if_changed() is None  # changed: wait one interval for it to settle
     assert live.reload_if_changed() is not None
     assert live.policy.digest == before
     assert "rename it to .yaml" in live.problems["policy"]

@@ -68,11 +68,14 @@ def test_text_search_ranks_and_follows_updates_and_removal(store: RecordStore) -
         rec("C", "Les Nymphéas", "water lilies by Claude Monet"),
     ])
     hits = store.search_now(Category.ARTWORKS, {"text": "monet claude"}, 10)
-    # Any word finds a record; those with more of the words rank first.
-    assert {m.record.id for m in hits[:2]} == {"A", "C"}
-    assert [m.record.id for m in hits[2:]] == ["B"]
+    # Records with all the words, when there are any …
+    assert {m.record.id for m in hits} == {"A", "C"}
     assert all(0 < m.score <= 1 for m in hits)
-    assert hits[2].score < hits[1].score
+    # … else records with any of them, those with more of the words first.
+    loose = store.search_now(Category.ARTWORKS, {"text": "monet claude scream"}, 10)
+    assert {m.record.id for m in loose[:2]} == {"A", "C"}
+    assert [m.record.id for m in loose[2:]] == ["B"]
+    assert loose[2].score < loose[1].score
     # Diacritics folded: "nympheas" finds "Nymphéas".
     assert [m.record.id for m in store.search_now(Category.ARTWORKS,
                                                   {"text": "nympheas"}, 10)] == ["C"]

@@ -16,6 +16,7 @@ from connector.notify.outbox import Outbox, OutboxRow
 
 log = structlog.get_logger("connector.notify")
 
+MARK_DELAY_S = 0.05
 LEASE_S = 300.0  # longer than any channel's timeout; a crash frees leased notices after it
 
 
@@ -62,9 +63,13 @@ class Dispatcher:
         self._wake_all = False
         self._wake_channels: set[str] = set()
         self._closed = False
+        # Delivered marks wait a moment to share one commit; losing them to a crash means a
+        # notice sent twice with its idempotency key, never a notice lost.
+        self._marks: list[tuple[str, float, int]] = []
+        self._marks_flush: asyncio.TimerHandle | None = None
 
-    def wake(self, channel: str | None = None) -> None:
-        """Run a pass soon (for one channel, or all); wakes in one loop iteration merge."""
+    def wake(self, channel: str | None = None, *, delay: float = 0.0) -> None:
+        """Run a pass soon (for one channel, or all); wakes before it starts merge."""
         if self._closed:
             return
         if channel is None:
@@ -73,7 +78,7 @@ class Dispatcher:
             self._wake_channels.add(channel)
         if not self._wake_scheduled:
             self._wake_scheduled = True
-            asyncio.get_running_loop().call_soon(self._start_pass)
+            asyncio.get_running_loop().call_later(delay, self._start_pass)
 
     def _start_pass(self) -> None:
         self._wake_scheduled = False
@@ -119,6 +124,14 @@ class Dispatcher:
         for task in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        self._flush_marks()
+
+    def _flush_marks(self) -> None:
+        if self._marks_flush is not None:
+            self._marks_flush.cancel()
+            self._marks_flush = None
+        marks, self._marks = self._marks, []
+        self.outbox.delivered_many(marks)
 
     async def _deliver(self, row: OutboxRow) -> str:
         notice = row.notice
@@ -139,9 +152,14 @@ class Dispatcher:
             return self._failed(row, attempts, f"{type(exc).__name__}: {exc}", True)
         finally:
             self._busy[notice.channel] -= 1
-            self.wake(notice.channel)  # a slot is free: take this channel's next notice
+            # A slot is free: take this channel's next notice, together with the slots that
+            # free up in the next few milliseconds (one query and commit for all of them).
+            self.wake(notice.channel, delay=MARK_DELAY_S)
         now = self.clock()
-        self.outbox.delivered(notice.id, now=now, attempts=attempts)
+        self._marks.append((notice.id, now, attempts))
+        if self._marks_flush is None:
+            self._marks_flush = asyncio.get_running_loop().call_later(MARK_DELAY_S,
+                                                                      self._flush_marks)
         log.info("notification_delivered", channel=notice.channel, notice=notice.id,
                  enquiry=notice.enquiry, attempts=attempts,
                  after_s=round(now - notice.created_at, 3))

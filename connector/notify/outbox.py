@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import orjson
-from sqlalchemy import Connection, Engine, event, func, select, update
+from sqlalchemy import Connection, Engine, bindparam, event, func, select, update
 
 from connector.enquiries import make_log_engine, metadata, outbox
 from connector.notify.notice import Notice, NoticeKind
@@ -100,26 +100,24 @@ class Outbox:
         with self._conn.begin():
             return [_row(r) for r in self._conn.execute(q)]
 
-    def due(self, now: float, limit: int = 100) -> list[OutboxRow]:
-        q = (select(outbox).where(outbox.c.state == "pending", outbox.c.next_attempt_at <= now)
-             .order_by(outbox.c.next_attempt_at).limit(limit))
-        with self._conn.begin():
-            return [_row(r) for r in self._conn.execute(q)]
-
-    def next_due_at(self) -> float | None:
-        q = select(func.min(outbox.c.next_attempt_at)).where(outbox.c.state == "pending")
-        with self._conn.begin():
-            value = self._conn.execute(q).scalar()
-        return None if value is None else float(value)
-
     def _update(self, notice_id: str, **values: Any) -> None:
         self._conn.info["write"] = True
         with self._conn.begin():
             self._conn.execute(update(outbox).where(outbox.c.id == notice_id).values(**values))
 
     def delivered(self, notice_id: str, *, now: float, attempts: int) -> None:
-        self._update(notice_id, state="delivered", attempts=attempts, last_attempt_at=now,
-                     delivered_at=now, last_error=None, leased=0)
+        self.delivered_many([(notice_id, now, attempts)])
+
+    def delivered_many(self, marks: Sequence[tuple[str, float, int]]) -> None:
+        """Mark many delivered notices in one transaction: (id, when, attempts)."""
+        if not marks:
+            return
+        self._conn.info["write"] = True
+        stmt = update(outbox).where(outbox.c.id == bindparam("notice_id")).values(
+            state="delivered", attempts=bindparam("n"), last_attempt_at=bindparam("at"),
+            delivered_at=bindparam("at"), last_error=None, leased=0)
+        with self._conn.begin():
+            self._conn.execute(stmt, [{"notice_id": i, "at": at, "n": n} for i, at, n in marks])
 
     def failed(self, notice_id: str, *, now: float, attempts: int, error: str,
                retry_at: float | None) -> None:

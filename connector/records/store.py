@@ -62,7 +62,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 
 def make_engine(url: str) -> Engine:
-    engine = create_engine(url)
+    engine = create_engine(url, hide_parameters=True)  # no record data in error messages
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
@@ -214,11 +214,19 @@ class RecordStore:
         if not words or self._raw is None:
             return []
         # Each word quoted: what a peer sends is data, never FTS query syntax.
-        match = " OR ".join('"' + w.replace('"', '""') + '"' for w in words)
+        quoted = ['"' + w.replace('"', '""') + '"' for w in words]
         table = _fts(category)
+        # All the words first: selective, and ranked in full. Only when that finds nothing,
+        # any of them — and then at most TEXT_CANDIDATES postings are ranked (in Python), so
+        # a query of common words cannot hold the event loop for the whole index.
         ranked = self._raw.execute(
             f"SELECT id, bm25({table}) FROM {table} WHERE {table} MATCH ? "
-            f"ORDER BY bm25({table}) LIMIT ?", (match, limit)).fetchall()
+            f"ORDER BY bm25({table}) LIMIT ?", (" ".join(quoted), limit)).fetchall()
+        if not ranked and len(quoted) > 1:
+            candidates = self._raw.execute(
+                f"SELECT id, bm25({table}) FROM {table} WHERE {table} MATCH ? LIMIT ?",
+                (" OR ".join(quoted), TEXT_CANDIDATES)).fetchall()
+            ranked = sorted(candidates, key=lambda r: r[1])[:limit]
         out = []
         best = min((r for _, r in ranked), default=-1.0) or -1.0
         for record_id, rank in ranked:
@@ -269,6 +277,9 @@ class RecordStore:
         table = self.tables.get(category)
         if table is not None:
             yield from (r.id for r in self._conn.execute(select(table.c.id)))
+
+
+TEXT_CANDIDATES = 2000
 
 
 def fold(text: str) -> str:
