@@ -172,7 +172,8 @@ class Answerer:
                                 hit_ids=await self._watched_hits(check, criteria, policy))
         found = await self.store.search(check.category, criteria, check.limit)
         hits = tuple(
-            Hit(ref=make_ref(self.node, check.category, m.record.id), score=m.score,
+            Hit(ref=make_ref(self.node, check.category, m.record.id),
+                score=_visible_score(m.score, m.reasons, check.category, decision),
                 record=_visible(m.record.fields, decision),
                 # Why a fuzzy match scored as it did is part of the record's detail: shown
                 # from `summary` on, never at `hit`.
@@ -199,6 +200,18 @@ class Answerer:
 def _visible(record: Mapping[str, Any], decision: InboundDecision) -> dict[str, Any]:
     """Only the fields the level reveals, minus those the rule redacts (`fields` is both)."""
     return {k: v for k, v in record.items() if k in decision.fields}
+
+
+def _visible_score(score: float, reasons: tuple[Mapping[str, Any], ...] | None,
+                   category: Category, decision: InboundDecision) -> float:
+    """A score lowered by a field the peer may not see would tell that field's value (try
+    birth years one by one until the score changes): then the score says only "a hit"."""
+    if decision.level < AnswerLevel.SUMMARY:
+        return 1.0
+    hidden = fields_of(category) - decision.fields
+    if any(r.get("field") in hidden for r in reasons or ()):
+        return 1.0
+    return score
 
 
 def _visible_reasons(reasons: tuple[Mapping[str, Any], ...] | None, category: Category,

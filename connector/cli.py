@@ -278,11 +278,14 @@ def records() -> None:
                    "(default: this node's country).")
 @click.option("--replace", is_flag=True,
               help="Make the category equal to the file: records absent from it are removed "
-                   "(only when no line was rejected).")
+                   "(only when no line was rejected, and at most half the category unless "
+                   "--yes).")
+@click.option("--yes", is_flag=True, help="With --replace: allow removing more than half.")
 @config_option
 @handles_errors
 def records_import(file: Path, category: str, fmt: str | None, status: str | None,
-                   warrant_country: str | None, replace: bool, config_path: Path) -> None:
+                   warrant_country: str | None, replace: bool, yes: bool,
+                   config_path: Path) -> None:
     """Upsert records from NDJSON, CSV or FollowTheMoney entities; bad lines are reported,
     good lines imported."""
     from connector.records.importer import guess_format, import_stream
@@ -300,7 +303,8 @@ def records_import(file: Path, category: str, fmt: str | None, status: str | Non
                                                         Category.VEHICLES) else None)
             report = import_stream(store, stream, category=cat,
                                    fmt=chosen,  # type: ignore[arg-type]
-                                   progress=advance, replace=replace, status=ftm_status,
+                                   progress=advance, replace=replace,
+                                   max_removal_share=None if yes else 0.5, status=ftm_status,
                                    warrant_country=warrant_country or settings.node[:2])
     finally:
         store.close()
@@ -312,8 +316,7 @@ def records_import(file: Path, category: str, fmt: str | None, status: str | Non
     out.print(f"{report.inserted} inserted, {report.updated} updated, {report.removed} removed, "
               f"{report.rejected} rejected ({elapsed:.1f} s)")
     if report.replace_skipped:
-        err.print("--replace: nothing was removed, because lines were rejected; fix them and "
-                  "import again")
+        err.print(f"--replace: nothing was removed, because {report.replace_skipped}")
     if report.rejected:
         raise SystemExit(1)
 

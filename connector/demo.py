@@ -79,11 +79,15 @@ def sample_documents(node: str) -> list[dict[str, object]]:
     """A handful of stolen and lost documents each node holds."""
     cc = node[:2]
     return [
-        {"number": f"{cc}1234567", "country": cc, "document_type": "P", "status": "stolen",
+        # The NCB's own record references: stable, and saying nothing of the record.
+        {"id": f"{cc}-P-{cc}1234567", "number": f"{cc}1234567", "country": cc,
+         "document_type": "P", "status": "stolen",
          "reported_on": "2026-03-14", "holder_name": "Jean Exemple", "remarks": "theft at home"},
-        {"number": f"{cc}7654321", "country": cc, "document_type": "I", "status": "lost",
+        {"id": f"{cc}-I-{cc}7654321", "number": f"{cc}7654321", "country": cc,
+         "document_type": "I", "status": "lost",
          "reported_on": "2026-07-02"},
-        {"number": f"{cc}0000042", "country": cc, "document_type": "P", "status": "revoked",
+        {"id": f"{cc}-P-{cc}0000042", "number": f"{cc}0000042", "country": cc,
+         "document_type": "P", "status": "revoked",
          "reported_on": "2025-11-20", "holder_name": "Erika Mustermann"},
     ]
 

@@ -85,7 +85,11 @@ async def test_each_category_through_the_peer_api(tmp_path: Path) -> None:
         ])
         assert [results[str(i)].status for i in range(8)] == [
             "hit", "hit", "hit", "hit", "hit", "error", "error", "hit"]
-        assert results["0"].hits[0].ref == "DE:vehicles:VIN-1M8GDM9AXKP042788"
+        # No id was given on import: the ref is opaque, never the VIN a plate check lacks.
+        ref = results["0"].hits[0].ref
+        assert ref.startswith("DE:vehicles:r")
+        assert "1M8GDM9AXKP042788" not in ref.upper()
+        assert results["1"].hits[0].ref == ref
         assert results["0"].hits[0].score == 1.0
         assert results["1"].hits[0].score < 1.0  # a plate alone is a weaker match
         assert results["2"].hits[0].ref == "DE:artworks:DE-ART-7"
@@ -100,3 +104,32 @@ async def test_each_category_through_the_peer_api(tmp_path: Path) -> None:
         assert "charges" in person.record
         assert all(r.get("field") != "document_numbers" for r in person.reasons or [])
         assert gb["1"].status == "denied"
+
+
+async def test_scores_never_tell_a_hidden_field(tmp_path: Path) -> None:
+    """A wrong birth year lowers a person's score; at `hit` level, or with the birth date
+    redacted, the score must not move, or a peer could find the year by trying them all."""
+    policy = POLICY.replace(
+        "  - name: persons, summary for GB\n    from: [GB]\n",
+        "  - name: persons, hit for IT\n    from: [IT]\n    categories: [wanted_persons]\n"
+        "    answer: hit\n"
+        "  - name: persons, summary for GB\n    from: [GB]\n    redact: [birth_date]\n")
+
+    def configure_with(node_id: str, directory: Path) -> None:
+        (directory / "policies" / "10-demo.yaml").write_text(policy)
+
+    async with network(tmp_path, ["FR", "DE", "GB", "IT"], configure_with) as net:
+        load(net)
+        for src in ("GB", "IT"):
+            scores = set()
+            for year in ("1979", "1980", "1981"):
+                res = await ask(net, src, [(Category.WANTED_PERSONS,
+                                            {"document_number": "751234567",
+                                             "birth_date": year})])
+                (hit,) = res["0"].hits
+                scores.add(hit.score)
+                assert all(r.get("field") != "birth_date" for r in hit.reasons or [])
+            assert scores == {1.0}, src
+        full = await ask(net, "FR", [(Category.WANTED_PERSONS,
+                                      {"document_number": "751234567", "birth_date": "1979"})])
+        assert full["0"].hits[0].score < 1.0  # FR sees the birth date: the score may say so

@@ -179,7 +179,8 @@ def test_two_nodes_end_to_end(tmp_path: Path,
     assert listed[0]["keys"] == [de_keys["thumbprint"]]
     assert listed[0]["tls_fingerprint"] == de_keys["tls_fingerprint"]
     data = tmp_path / "de.ndjson"
-    data.write_text('{"number": "C01X00T47", "country": "DE", "status": "stolen"}\n')
+    data.write_text('{"id": "BKA-0815", "number": "C01X00T47", "country": "DE", '
+                    '"status": "stolen"}\n')
     cli("records", "import", str(data), "--category", "travel_documents", config=de_config)
     de_proc.send_signal(signal.SIGHUP)  # peers.yaml changed: reload now
     wait_for(lambda: readyz(de_local)["peers"] == 1)
@@ -197,7 +198,7 @@ def test_two_nodes_end_to_end(tmp_path: Path,
                              config=fr_config).stdout)
     assert [r["direction"] for r in de_rows] == ["in", "in"]
     assert [r["direction"] for r in fr_rows] == ["out", "out"]
-    assert de_rows[0]["hit_refs"] == ["DE:travel_documents:DE-P-C01X00T47"]
+    assert de_rows[0]["hit_refs"] == ["DE:travel_documents:BKA-0815"]
     shown = json.loads(cli("enquiries", "show", de_rows[0]["id"], config=de_config).stdout)
     assert shown["rules"] == ["documents for FR"]
     assert shown["query_token"].count(".") == 2
@@ -379,8 +380,8 @@ def test_config_errors_name_file_line_and_key(tmp_path: Path) -> None:
 def test_records_show_remove_and_replace(tmp_path: Path) -> None:
     config, _, _ = init(tmp_path, "DE")
     first = tmp_path / "a.ndjson"
-    first.write_text("".join(f'{{"number": "A{i}", "country": "DE", "status": "lost"}}\n'
-                             for i in range(5)))
+    first.write_text("".join(f'{{"id": "DE-P-A{i}", "number": "A{i}", "country": "DE", '
+                             f'"status": "lost"}}\n' for i in range(5)))
     cli("records", "import", str(first), "--category", "travel_documents", config=config)
     shown = json.loads(cli("records", "show", "DE:travel_documents:DE-P-A3",
                            config=config).stdout)
@@ -400,7 +401,19 @@ def test_records_show_remove_and_replace(tmp_path: Path) -> None:
     assert "nothing was removed" in partial.stderr
     second.write_text('{"number": "A1", "country": "DE", "status": "stolen"}\n'
                       '{"number": "B9", "country": "DE", "status": "lost"}\n')
+    careful = cli("records", "import", str(second), "--category", "travel_documents",
+                  "--replace", config=config)
+    assert "0 removed" in careful.stdout
+    assert "more than 50% of the category" in careful.stderr
     done = cli("records", "import", str(second), "--category", "travel_documents",
-               "--replace", config=config)
-    assert "1 inserted, 1 updated, 3 removed, 0 rejected" in done.stdout
+               "--replace", "--yes", config=config)
+    assert "0 inserted, 2 updated, 3 removed, 0 rejected" in done.stdout
+    assert "travel_documents              2" in cli("records", "stats", config=config).stdout
+    # A1 came back without an id: matched by its number, it keeps the id it had.
+    assert json.loads(cli("records", "show", "travel_documents/DE-P-A1",
+                          config=config).stdout)["fields"]["status"] == "stolen"
+    # An empty export never empties the category.
+    empty = cli("records", "import", "-", "--category", "travel_documents", "--replace",
+                "--yes", config=config, input="")
+    assert "the file holds no records" in empty.stderr
     assert "travel_documents              2" in cli("records", "stats", config=config).stdout

@@ -33,7 +33,7 @@ class ImportReport:
     updated: int = 0
     rejected: int = 0
     removed: int = 0
-    replace_skipped: bool = False
+    replace_skipped: str | None = None  # why --replace removed nothing
     lines: int = 0
     errors: list[Rejected] = field(default_factory=list)
 
@@ -113,7 +113,8 @@ def _csv_rows(stream: IO[bytes], required: frozenset[str]) -> Iterator[
 
 def import_stream(store: RecordStore, stream: IO[bytes], *, category: Category, fmt: Format,
                   progress: Callable[[int], None] | None = None,
-                  replace: bool = False, status: str | None = None,
+                  replace: bool = False, max_removal_share: float | None = None,
+                  status: str | None = None,
                   warrant_country: str | None = None) -> ImportReport:
     """Upsert every good row in batches; each bad row is reported with its line number.
 
@@ -135,7 +136,7 @@ def import_stream(store: RecordStore, stream: IO[bytes], *, category: Category, 
             else _ftm_rows(stream, category, status, warrant_country) if fmt == "ftm"
             else _csv_rows(stream, kind.csv_required))
     batch: list[Record] = []
-    seen: set[str] = set()
+    seen: set[tuple[Any, ...]] = set()
     last_pos = 0
 
     def flush() -> None:
@@ -156,7 +157,7 @@ def import_stream(store: RecordStore, stream: IO[bytes], *, category: Category, 
             continue
         batch.append(record)
         if replace:
-            seen.add(record.id)
+            seen.add(tuple(record.keys[k] for k in kind.natural_key))
         if len(batch) >= BATCH:
             flush()
             if progress is not None:
@@ -167,9 +168,17 @@ def import_stream(store: RecordStore, stream: IO[bytes], *, category: Category, 
         flush()
     if replace:
         if report.rejected:
-            report.replace_skipped = True
+            report.replace_skipped = "lines were rejected"
+        elif not seen:
+            # An empty export (a failed job, an empty pipe) must not empty the category.
+            report.replace_skipped = "the file holds no records"
         else:
-            report.removed = store.remove_except(category, seen)
+            removed = store.remove_except_keys(category, seen, max_share=max_removal_share)
+            if removed is None:
+                report.replace_skipped = (f"it would remove more than "
+                                          f"{max_removal_share:.0%} of the category")
+            else:
+                report.removed = removed
     if progress is not None:
         progress(max(0, _position(stream) - last_pos))
     return report

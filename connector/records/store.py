@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import hmac
+import secrets
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -79,6 +82,10 @@ class RecordStore:
         # kinds (a test's made-up one, say) never share a definition.
         self.metadata = MetaData()
         self.tables = {c: table_for(k, self.metadata) for c, k in kinds.items()}
+        self._meta = Table("record_meta", self.metadata,
+                           Column("key", String(32), primary_key=True),
+                           Column("value", String(128), nullable=False))
+        self._secret = b""
         self._conn = engine.connect()
         self._raw: Any = None
         if engine.dialect.name == "sqlite":
@@ -101,6 +108,12 @@ class RecordStore:
 
     def create_schema(self) -> None:
         self.metadata.create_all(self._conn)
+        secret = self._conn.execute(select(self._meta.c.value).where(
+            self._meta.c.key == "ref_secret")).scalar()
+        if secret is None:
+            secret = secrets.token_hex(32)
+            self._conn.execute(self._meta.insert().values(key="ref_secret", value=secret))
+        self._secret = bytes.fromhex(secret)
         for category, kind in self.kinds.items():
             if kind.text_fields and self._raw is not None:
                 # FTS5 keeps its own copy of the words; the id ties it to the record row.
@@ -123,6 +136,8 @@ class RecordStore:
         if not records:
             return UpsertCount()
         kind, table = self.kinds[category], self.tables[category]
+        records = [r if r.id_given else replace(r, id=self.opaque_id(category, kind, r))
+                   for r in records]
         # Later rows of a batch win, as they would row by row.
         unique = {tuple(r.keys[k] for k in kind.natural_key): r for r in records}
         first = kind.natural_key[0]
@@ -148,6 +163,32 @@ class RecordStore:
         # A key given twice in one batch is an update of the first, as it would be apart.
         return UpsertCount(inserted=len(unique) - len(existing),
                            updated=len(existing) + len(records) - len(unique))
+
+    def opaque_id(self, category: Category, kind: Kind, record: Record) -> str:
+        """A stable id that tells nothing: a keyed hash of the natural key, with this store's
+        own secret, so nobody can test guesses against it."""
+        return self.opaque_id_for(category, [str(record.keys[k]) for k in kind.natural_key])
+
+    def opaque_id_for(self, category: Category, natural_key: Sequence[str]) -> str:
+        natural = "\x1f".join(natural_key)
+        mac = hmac.new(self._secret, f"{category.value}\x1e{natural}".encode(), "sha256")
+        return "r" + base64.b32encode(mac.digest()[:15]).decode().lower()
+
+    def remove_except_keys(self, category: Category, keep: set[tuple[Any, ...]], *,
+                           max_share: float | None = None) -> int | None:
+        """Remove every record whose natural key is not in `keep` (import --replace); None,
+        removing nothing, when that would be more than `max_share` of the category."""
+        kind, table = self.kinds[category], self.tables[category]
+        cols = [table.c[k] for k in kind.natural_key]
+        rows = list(self._conn.execute(select(table.c.id, *cols)))
+        gone = [row[0] for row in rows if tuple(row[1:]) not in keep]
+        if max_share is not None and gone and len(gone) > max_share * len(rows):
+            return None
+        for start in range(0, len(gone), 500):
+            self._conn.execute(delete(table).where(table.c.id.in_(gone[start:start + 500])))
+        self._unindex_text(category, gone)
+        self._conn.commit()
+        return len(gone)
 
     def remove(self, category: Category, record_id: str) -> bool:
         table = self.tables.get(category)

@@ -43,7 +43,8 @@ MRZ = ("P<D<<MUSTERMANN<<ERIKA<<<<<<<<<<<<<<<<<<<<<<\n"
 
 # DE's national record behind the hit, as DE's NCB imported it.
 DE_RECORD_ROW: dict[str, Any] = {
-    "number": "DE1234567", "country": "DE", "document_type": "P", "status": "stolen",
+    "id": "DE-P-DE1234567", "number": "DE1234567", "country": "DE", "document_type": "P",
+    "status": "stolen",
     "reported_on": "2026-03-14", "holder_name": "Erika Mustermann",
     "remarks": "stolen from a car in Köln",
 }

@@ -22,6 +22,10 @@ class Record:
     category: Category
     keys: Mapping[str, str | None]
     fields: Mapping[str, Any]  # everything a peer may see at `full` level
+    # False when the import gave no id: the store then makes an opaque one, since an id
+    # built from the record (a VIN, a document number) would travel in every ref, at any
+    # answer level, telling a peer what the level hides.
+    id_given: bool = True
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

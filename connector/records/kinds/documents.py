@@ -83,7 +83,7 @@ class TravelDocuments(Kind):
                   "reported_on": row.reported_on.isoformat() if row.reported_on else None,
                   "holder_name": row.holder_name, "remarks": row.remarks}
         return Record(id=row.id or f"{row.country}-{row.document_type}-{key}",
-                      category=self.category,
+                      category=self.category, id_given=row.id is not None,
                       keys={"number_key": key, "country": row.country,
                             "doc_class": row.document_type[0]},
                       fields={k: v for k, v in fields.items() if v is not None})

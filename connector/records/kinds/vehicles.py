@@ -199,6 +199,7 @@ class Vehicles(Kind):
                   "stolen_on": row.stolen_on.isoformat() if row.stolen_on else None,
                   "status": row.status, "owner_name": row.owner_name, "remarks": row.remarks}
         return Record(id=row.id or derived_id, category=self.category,
+                      id_given=row.id is not None,
                       keys={"vehicle_key": natural, "vin": row.vin, "plate_key": plate_key,
                             "plate_country": row.plate_country},
                       fields={k: v for k, v in fields.items() if v is not None})
