@@ -390,8 +390,13 @@ class EnquiryLog:
         for e, notices in items:
             try:
                 out.append(self._write([(e, notices)])[0])
-            except IntegrityError:
-                out.append(Replay("this jti was already used by this issuer", jti=e.jti))
+            except IntegrityError as exc:
+                # Only the (iss, jti) key makes a replay; another conflict is a failure.
+                if self.seen(e.iss, e.jti):
+                    out.append(Replay("this jti was already used by this issuer", jti=e.jti))
+                else:
+                    log.error("enquiry_log_commit_failed", error=_error_kind(exc), rows=1)
+                    out.append(EnquiryLogError("the enquiry log could not be written"))
             except Exception as exc:
                 log.error("enquiry_log_commit_failed", error=_error_kind(exc), rows=1)
                 out.append(EnquiryLogError("the enquiry log could not be written"))

@@ -27,7 +27,10 @@ def configure_logging(*, fmt: Format = "auto", level: str = "info",
             serializer=lambda obj, **_: orjson.dumps(obj, default=str).decode())
         shared.append(structlog.processors.format_exc_info)
     else:
-        renderer = structlog.dev.ConsoleRenderer(colors=stream.isatty())
+        # No local variables in tracebacks: they would print tokens, records and passwords.
+        renderer = structlog.dev.ConsoleRenderer(
+            colors=stream.isatty(),
+            exception_formatter=structlog.dev.RichTracebackFormatter(show_locals=False))
     structlog.configure(
         processors=[*shared, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(

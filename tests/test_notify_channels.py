@@ -327,7 +327,7 @@ async def test_webhook_https_without_pin_verifies_the_ca(tls_receiver: Receiver,
 
 @pytest.mark.parametrize(("status", "retryable"),
                          [(503, True), (500, True), (429, True), (408, True), (400, False),
-                          (404, False), (410, False), (301, False)])
+                          (404, True), (403, True), (410, False), (301, False)])
 async def test_webhook_status_mapping(receiver: Receiver, signer: Signer,
                                       session: aiohttp.ClientSession, status: int,
                                       retryable: bool) -> None:

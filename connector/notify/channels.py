@@ -30,7 +30,9 @@ log = structlog.get_logger("connector.notify")
 NOTICE_TYP = "ncb-notice+jwt"
 JOSE_MEDIA_TYPE = "application/jose"
 USER_AGENT = "ncb-connector"
-RETRYABLE_HTTP = frozenset({408, 425, 429})
+# A receiver under maintenance often answers 401, 403 or 404 for a while: keep trying.
+# Only answers that say the notice itself is unacceptable make it dead at once.
+PERMANENT_HTTP = frozenset({400, 405, 410, 411, 413, 414, 415, 422})
 MAX_RETRY_AFTER = 86400.0
 
 
@@ -175,7 +177,7 @@ class WebhookSender:
         if 200 <= status < 300:
             return
         message = f"webhook answered {status}" + (f" {clean(reason, limit=60)}" if reason else "")
-        if status in RETRYABLE_HTTP or status >= 500:
+        if status >= 400 and status not in PERMANENT_HTTP:
             raise DeliveryError(message, status=status,
                                 retry_after=_retry_after(retry_after, self.clock()))
         if 300 <= status < 400:

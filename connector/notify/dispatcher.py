@@ -139,8 +139,9 @@ class Dispatcher:
         sender = self.senders.get(notice.channel)
         try:
             if sender is None:
+                # Kept until it is too old: the admin may put the channel back.
                 raise DeliveryError(f"no channel named {notice.channel!r} in "
-                                    "connector.yaml", retryable=False)
+                                    "connector.yaml")
             await sender.send(notice)
         except DeliveryError as exc:
             return self._failed(row, attempts, str(exc), exc.retryable)
