@@ -102,6 +102,7 @@ digests = Table(
     metadata,
     Column("channel", String(64), primary_key=True),
     Column("until", Float, nullable=False),
+    Column("seq", Integer, nullable=False),  # the last log row the digest counted
 )
 
 Direction = Literal["in", "out"]
@@ -340,16 +341,17 @@ class EnquiryLog:
         return self._write([(entry, notices)])[0]
 
     def add_notices(self, notices: Sequence[Notice], *,
-                    mark_digest: tuple[str, float] | None = None) -> None:
+                    mark_digest: tuple[str, float, int] | None = None) -> None:
         """Notices that belong to no enquiry (digests, tests), committed at once; a digest
         commits where the channel's next digest starts in the same transaction."""
         self._conn.info["write"] = True
         with self._conn.begin():
             self._conn.execute(insert(outbox), [_notice_row(n) for n in notices])
             if mark_digest is not None:
-                channel, until = mark_digest
+                channel, until, seq = mark_digest
                 self._conn.execute(delete(digests).where(digests.c.channel == channel))
-                self._conn.execute(insert(digests).values(channel=channel, until=until))
+                self._conn.execute(insert(digests).values(channel=channel, until=until,
+                                                          seq=seq))
         if self.on_notices is not None:
             for channel in {n.channel for n in notices}:
                 self.on_notices(channel)

@@ -9,7 +9,7 @@ from datetime import UTC
 
 import orjson
 from apscheduler.triggers.cron import CronTrigger
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 
 from connector.enquiries import EnquiryLog, digests, enquiries, new_enquiry_id, utc_iso
 from connector.errors import ConfigError
@@ -44,11 +44,15 @@ def digest_trigger(text: str) -> CronTrigger:
                           f"or a five-field crontab ({exc})") from exc
 
 
-def digest_body(conn: Connection, *, node: str, since: float, until: float) -> dict[str, object]:
-    """Enquiries received in (since, until]: by peer, by category, hits and denials."""
+def digest_body(conn: Connection, *, node: str, since: float, until: float, after_seq: int,
+                upto_seq: int) -> dict[str, object]:
+    """Enquiries received in log rows (after_seq, upto_seq]: by peer, by category, hits and
+    denials. Rows, not times, mark the span: a row committed a moment after its `at` is
+    counted in exactly one digest."""
     q = (select(enquiries.c.peer, enquiries.c.decision, enquiries.c.checks,
                 enquiries.c.hit_refs)
-         .where(enquiries.c.direction == "in", enquiries.c.at > since, enquiries.c.at <= until))
+         .where(enquiries.c.direction == "in", enquiries.c.seq > after_seq,
+                enquiries.c.seq <= upto_seq))
     by_peer: Counter[str] = Counter()
     by_category: Counter[str] = Counter()
     total = hits = denials = 0
@@ -70,11 +74,20 @@ def make_digest(log: EnquiryLog, *, channel: str, node: str, clock: Callable[[],
     """Build the channel's next digest and put it in the outbox with its new start."""
     conn = log._conn  # the log's own connection: the digest and its mark go in one commit
     until = clock()
+    upto_seq = log.head()[0]
     with conn.begin():
-        row = conn.execute(select(digests.c.until).where(digests.c.channel == channel)).first()
-    since = row.until if row else first_since
-    body = digest_body(conn, node=node, since=since, until=until)
+        row = conn.execute(select(digests.c.until, digests.c.seq)
+                           .where(digests.c.channel == channel)).first()
+        if row is not None:
+            since, after_seq = row.until, row.seq
+        else:
+            since = first_since
+            first = conn.execute(select(func.min(enquiries.c.seq))
+                                 .where(enquiries.c.at > first_since)).scalar()
+            after_seq = (first - 1) if first is not None else upto_seq
+    body = digest_body(conn, node=node, since=since, until=until, after_seq=after_seq,
+                       upto_seq=upto_seq)
     notice = Notice(id=new_enquiry_id(until), channel=channel, kind="digest", enquiry=None,
                     created_at=until, body=body)
-    log.add_notices([notice], mark_digest=(channel, until))
+    log.add_notices([notice], mark_digest=(channel, until, upto_seq))
     return notice
