@@ -126,7 +126,9 @@ class Answerer:
                                  refs=tuple(h.ref for h in d.result.hits)) for d in decided]
         channels = channels_to_notify(peer=query.iss, outcomes=outcomes, policy=policy)
         return [
-            Notice(id=new_enquiry_id(now), channel=channel, kind="enquiry", enquiry=entry.id,
+            # The enquiry's id and the channel make the notice's id (and idempotency key):
+            # unique, stable, and with no second random id to draw per answer.
+            Notice(id=f"{entry.id}.{channel}", channel=channel, kind="enquiry", enquiry=entry.id,
                    created_at=now,
                    body=enquiry_notice_body(
                        node=self.node, enquiry=entry.id, at=utc_iso(now), peer=query.iss,

@@ -79,7 +79,7 @@ enquiries = Table(
 outbox = Table(
     "outbox",
     metadata,
-    Column("id", String(40), primary_key=True),
+    Column("id", String(96), primary_key=True),  # <enquiry id>.<channel>, or a ULID
     Column("channel", String(64), nullable=False),
     Column("kind", String(16), nullable=False),
     Column("enquiry", String(40)),
