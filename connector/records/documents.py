@@ -103,12 +103,22 @@ def _normalise(raw: str, *, field: str) -> str:
         raise InvalidCriteria(
             f"document number is longer than {_MAX_RAW_LENGTH} characters", field=field
         )
+    # The usual case, a plain number, skips the character-by-character pass: it would find
+    # nothing to drop, and costs more than the rest of the check.
+    kept = raw if raw.isascii() and raw.isalnum() else _strip_separators(raw)
+    return _checked_key(kept, field=field)
+
+
+def _strip_separators(raw: str) -> str:
     text = unicodedata.normalize("NFKC", raw)
-    kept = "".join(
+    return "".join(
         ch
         for ch in text
         if not (ch.isspace() or ch in _SEPARATORS or unicodedata.category(ch) == "Pd")
     )
+
+
+def _checked_key(kept: str, *, field: str) -> str:
     if not kept.isascii():
         bad = next(ch for ch in kept if not ch.isascii())
         raise InvalidCriteria(
