@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import os
 import re
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -360,6 +361,17 @@ class _progress:
             self._progress.stop()
 
 
+@contextlib.contextmanager
+def _record_store(settings: Settings) -> Iterator[Any]:
+    from connector.records.store import RecordStore
+
+    store = RecordStore.open(settings.records_url)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
 def _parse_ref(ref: str, node: str) -> tuple[Any, str]:
     from connector.vocabulary import Category
 
@@ -379,15 +391,11 @@ def _parse_ref(ref: str, node: str) -> tuple[Any, str]:
 @handles_errors
 def records_show(ref: str, config_path: Path) -> None:
     """One record in full, by its ref (FR:travel_documents:ID) or category/ID."""
-    from connector.records.store import RecordStore
 
     settings = load_settings(config_path)
     category, record_id = _parse_ref(ref, settings.node)
-    store = RecordStore.open(settings.records_url)
-    try:
+    with _record_store(settings) as store:
         record = store.get(category, record_id)
-    finally:
-        store.close()
     if record is None:
         _fail(f"no record {category.value}/{record_id}", 1)
         return
@@ -400,15 +408,11 @@ def records_show(ref: str, config_path: Path) -> None:
 @handles_errors
 def records_remove(ref: str, config_path: Path) -> None:
     """Remove one record (e.g. a vehicle that was found); it is no longer a hit."""
-    from connector.records.store import RecordStore
 
     settings = load_settings(config_path)
     category, record_id = _parse_ref(ref, settings.node)
-    store = RecordStore.open(settings.records_url)
-    try:
+    with _record_store(settings) as store:
         removed = store.remove(category, record_id)
-    finally:
-        store.close()
     if not removed:
         _fail(f"no record {category.value}/{record_id}", 1)
     out.print(f"removed {category.value}/{record_id}")
@@ -419,16 +423,11 @@ def records_remove(ref: str, config_path: Path) -> None:
 @handles_errors
 def records_stats(config_path: Path) -> None:
     """Records held per category."""
-    from connector.records.store import RecordStore
     from connector.vocabulary import Category
 
-    settings = load_settings(config_path)
-    store = RecordStore.open(settings.records_url)
-    try:
+    with _record_store(load_settings(config_path)) as store:
         for category in Category:
             out.print(f"{category.value:<20} {store.count(category):>10}")
-    finally:
-        store.close()
 
 
 # --- policy ------------------------------------------------------------------------------------

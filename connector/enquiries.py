@@ -36,6 +36,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from connector.errors import ConfigError, EnquiryLogError, Replay
 from connector.notify.notice import Notice
+from connector.sqlitepragmas import on_connect
 
 log = structlog.get_logger("connector.enquiries")
 
@@ -215,17 +216,6 @@ def _notice_row(n: Notice) -> dict[str, Any]:
             "last_attempt_at": None, "last_error": None, "delivered_at": None, "leased": 0}
 
 
-def _sqlite_setup(dbapi_conn: Any, _record: Any) -> None:
-    # Let SQLAlchemy's begin event issue BEGIN IMMEDIATE: the chain head is read and extended
-    # under the write lock, so several processes can share one log file.
-    dbapi_conn.isolation_level = None
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=FULL")
-    cur.execute("PRAGMA busy_timeout=10000")
-    cur.close()
-
-
 def _sqlite_begin(conn: Connection) -> None:
     # Only writers take the write lock up front; readers must not block other processes.
     conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.pop("write", False) else "BEGIN")
@@ -235,7 +225,11 @@ def make_log_engine(url: str) -> Engine:
     # hide_parameters: an error message must never carry enquiry data (names, criteria).
     engine = create_engine(url, hide_parameters=True)
     if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _sqlite_setup)
+        # Our own BEGIN (IMMEDIATE for writers): the chain head is read and extended under
+        # the write lock, so several processes can share one log file. Every commit is
+        # durable before the answer it records leaves.
+        event.listen(engine, "connect",
+                     on_connect(synchronous="FULL", busy_ms=10_000, autocommit=True))
         event.listen(engine, "begin", _sqlite_begin)
     return engine
 

@@ -35,6 +35,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from connector.errors import ConfigError
 from connector.records.kinds.base import Kind, Match, Record, TextQuery
 from connector.records.kinds.registry import KINDS
+from connector.sqlitepragmas import on_connect
 from connector.vocabulary import Category
 
 
@@ -56,18 +57,11 @@ class UpsertCount:
     updated: int = 0
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA busy_timeout=5000")
-    cur.close()
-
-
 def make_engine(url: str) -> Engine:
     engine = create_engine(url, hide_parameters=True)  # no record data in error messages
     if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas)
+        # Records are a copy of the national database, re-importable: no fsync per commit.
+        event.listen(engine, "connect", on_connect(synchronous="NORMAL", busy_ms=5_000))
     return engine
 
 
