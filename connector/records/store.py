@@ -221,8 +221,13 @@ class RecordStore:
                 if record.id in seen:
                     continue
                 match = kind.score(criteria, record)
-                if match is not None:
-                    seen[record.id] = replace(match, score=round(match.score * relevance, 4))
+                if match is None:
+                    continue
+                if relevance != 1.0:  # text matches only: replace() costs more than a lookup
+                    match = replace(match, score=round(match.score * relevance, 4))
+                seen[record.id] = match
+        if len(seen) <= 1:
+            return list(seen.values())
         return sorted(seen.values(), key=lambda m: -m.score)[:limit]
 
     def _index_text(self, category: Category, kind: Kind, records: Sequence[Record]) -> None:
