@@ -171,7 +171,8 @@ class Vehicles(Kind):
                    KeyColumn(name="plate_key", length=12, nullable=True),
                    KeyColumn(name="plate_country", length=2, nullable=True))
     natural_key = ("vehicle_key",)
-    indexes = (("vin",), ("plate_key", "plate_country"), ("plate_key",))
+    # ("plate_key", "plate_country") also serves lookups by plate alone (its prefix).
+    indexes = (("vin",), ("plate_key", "plate_country"))
     csv_required = frozenset({"status"})
 
     def parse_row(self, raw: Mapping[str, Any]) -> Record:
