@@ -45,6 +45,7 @@ import orjson
 
 from bench import _procs
 from bench._records_data import Documents, Plan, Source, Vehicles, write_ndjson
+from bench.peer_api import code_version
 from connector.config import load_settings
 from connector.logs import configure_logging
 from connector.nodeinit import init_node
@@ -598,20 +599,6 @@ def run_bench(root: Path, opts: Options) -> Report:
 def _remove_db(path: Path) -> None:
     for p in path.parent.glob(path.name + "*"):
         p.unlink()
-
-
-def code_version() -> str:
-    try:
-        head = _procs.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], timeout=10,
-                          what="git rev-parse")
-        dirty = _procs.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "connector"],
-                           timeout=10, what="git status")
-    except (OSError, RuntimeError):
-        return "unknown (no git)"
-    if head.returncode != 0:
-        return "unknown (not a git work tree)"
-    return head.stdout.strip() + (" with uncommitted changes in connector/"
-                                  if dirty.stdout.strip() else "")
 
 
 # --- the report ------------------------------------------------------------------------------
