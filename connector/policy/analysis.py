@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from connector.policy.model import (
     ANY_OTHER_PEER,
+    DEFAULT_DENY,
     InboundDecision,
     InboundRule,
     OutboundRule,
@@ -106,6 +107,7 @@ def explain(
 ) -> Explanation:
     """The deciding rule, level, fields received and redacted, and why each earlier rule missed."""
     skipped: list[SkippedRule] = []
+    decider: InboundRule | None = None
     for rule in policy.inbound:
         why = rule.mismatch(
             peer=peer,
@@ -115,17 +117,8 @@ def explain(
             has_case=has_case,
         )
         if why is None:
-            return Explanation(
-                peer=peer,
-                agency_kind=agency_kind,
-                purpose=purpose,
-                category=category,
-                has_case=has_case,
-                decision=rule.decision(category),
-                file=rule.file,
-                line=rule.line,
-                skipped=tuple(skipped),
-            )
+            decider = rule
+            break
         skipped.append(SkippedRule(rule=rule.name, file=rule.file, line=rule.line, why=why))
     return Explanation(
         peer=peer,
@@ -133,15 +126,9 @@ def explain(
         purpose=purpose,
         category=category,
         has_case=has_case,
-        decision=policy.decide_inbound(
-            peer=peer,
-            agency_kind=agency_kind,
-            purpose=purpose,
-            category=category,
-            has_case=has_case,
-        ),
-        file=None,
-        line=None,
+        decision=DEFAULT_DENY if decider is None else decider.decision(category),
+        file=None if decider is None else decider.file,
+        line=None if decider is None else decider.line,
         skipped=tuple(skipped),
     )
 
