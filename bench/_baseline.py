@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 import ssl
 from collections.abc import Sequence
 
 from aiohttp import web
+
+from bench._serve import until_signalled
 
 
 async def handle(request: web.Request) -> web.Response:
@@ -42,14 +43,7 @@ async def serve(*, tls_port: int, plain_port: int, cert: str, key: str) -> None:
     await web.TCPSite(runner, "127.0.0.1", tls_port, ssl_context=tls_context(cert, key),
                       backlog=1024).start()
     await web.TCPSite(runner, "127.0.0.1", plain_port, backlog=1024).start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        await runner.cleanup()
+    await until_signalled(runner)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from aiohttp import web
+
+from bench._serve import until_signalled
 
 
 @dataclass(slots=True)
@@ -77,14 +78,7 @@ async def serve(*, port: int, delay: float) -> None:
     runner = web.AppRunner(make_app(delay), access_log=None, shutdown_timeout=2.0)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port, backlog=1024).start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        await runner.cleanup()
+    await until_signalled(runner)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
