@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import _procs, _stacks, peer_api
+from bench._docs import replace_block
 from bench._loadgen import Result
 from connector.config import load_settings
 
@@ -665,13 +666,8 @@ cProfile instead and lists the answering and notifying functions, A beside B.
 
 def update_docs(text: str, path: Path = DOCS) -> None:
     """Replace the generated block, or append the section; the rest of the file is kept."""
-    old = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    if BEGIN in old and END in old:
-        head, rest = old.split(BEGIN, 1)
-        new = head + text + rest.split(END, 1)[1]
-    else:
-        new = old.rstrip() + "\n\n" + INTRO + "### Latest run\n\n" + text + "\n"
-    path.write_text(new, encoding="utf-8")
+    replace_block(path, text, begin=BEGIN, end=END,
+                  new_section=INTRO + "### Latest run\n\n")
 
 
 # --- entry -----------------------------------------------------------------------------------

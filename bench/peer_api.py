@@ -26,6 +26,7 @@ from typing import Any
 import orjson
 
 from bench import _procs, _stacks
+from bench._docs import replace_block
 from bench._loadgen import Result, Spec, document_number
 from connector.config import load_settings
 from connector.identity import SigningKey
@@ -514,15 +515,8 @@ def logged_ok(report: Report) -> bool:
 
 def update_docs(text: str, path: Path = DOCS) -> None:
     """Replace the generated block, keeping whatever is written around it."""
-    old = path.read_text(encoding="utf-8") if path.exists() else ""
-    if BEGIN in old and END in old:
-        head, rest = old.split(BEGIN, 1)
-        tail = rest.split(END, 1)[1]
-        new = head + text + tail
-    else:
-        new = (old.rstrip() + "\n\n" if old.strip() else
-               "# Benchmarks\n\n## The peer API: signed travel-document checks\n\n") + text + "\n"
-    path.write_text(new, encoding="utf-8")
+    replace_block(path, text, begin=BEGIN, end=END,
+                  new_section="## The peer API: signed travel-document checks\n\n")
 
 
 # --- entry -----------------------------------------------------------------------------------

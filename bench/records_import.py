@@ -44,6 +44,7 @@ from typing import Any
 import orjson
 
 from bench import _procs
+from bench._docs import replace_block
 from bench._records_data import Documents, Plan, Source, Vehicles, write_ndjson
 from bench.peer_api import code_version
 from connector.config import load_settings
@@ -757,13 +758,8 @@ def aims(report: Report) -> list[str]:
 def update_docs(text: str, path: Path = DOCS) -> None:
     """Replace the generated block; without one, append the section with it at the end.
     Nothing else in the file is touched."""
-    old = path.read_text(encoding="utf-8")
-    if BEGIN in old and END in old:
-        head, rest = old.split(BEGIN, 1)
-        new = head + text + rest.split(END, 1)[1]
-    else:
-        new = old.rstrip() + f"\n\n{SECTION}\n\n### Latest run\n\n{text}\n"
-    path.write_text(new, encoding="utf-8")
+    replace_block(path, text, begin=BEGIN, end=END,
+                  new_section=f"{SECTION}\n\n### Latest run\n\n")
 
 
 # --- entry -----------------------------------------------------------------------------------
