@@ -35,7 +35,7 @@ from connector.records.categories import fields_of
 from connector.records.criteria import parse_criteria
 from connector.records.kinds.base import make_ref
 from connector.records.store import RecordStore
-from connector.vocabulary import AnswerLevel, Category
+from connector.vocabulary import AnswerLevel
 
 log = structlog.get_logger("connector.answering")
 
@@ -173,13 +173,14 @@ class Answerer:
                 return _Decided(check=check, decision=decision, result=result,
                                 hit_ids=await self._watched_hits(check, criteria, policy))
         found = await self.store.search(check.category, criteria, check.limit)
+        hidden = fields_of(check.category) - decision.fields
         hits = tuple(
             Hit(ref=make_ref(self.node, check.category, m.record.id),
-                score=_visible_score(m.score, m.reasons, check.category, decision),
+                score=_visible_score(m.score, m.reasons, decision.level, hidden),
                 record=_visible(m.record.fields, decision),
                 # Why a fuzzy match scored as it did is part of the record's detail: shown
                 # from `summary` on, never at `hit`.
-                reasons=_visible_reasons(m.reasons, check.category, decision))
+                reasons=_visible_reasons(m.reasons, decision.level, hidden))
             for m in found
         )
         result = CheckResult(check=check.id, status="hit" if hits else "no_hit",
@@ -205,24 +206,22 @@ def _visible(record: Mapping[str, Any], decision: InboundDecision) -> dict[str, 
 
 
 def _visible_score(score: float, reasons: tuple[Mapping[str, Any], ...] | None,
-                   category: Category, decision: InboundDecision) -> float:
+                   level: AnswerLevel, hidden: frozenset[str]) -> float:
     """A score lowered by a field the peer may not see would tell that field's value (try
     birth years one by one until the score changes): then the score says only "a hit"."""
-    if decision.level < AnswerLevel.SUMMARY:
+    if level < AnswerLevel.SUMMARY:
         return 1.0
-    hidden = fields_of(category) - decision.fields
     if any(r.get("field") in hidden for r in reasons or ()):
         return 1.0
     return score
 
 
-def _visible_reasons(reasons: tuple[Mapping[str, Any], ...] | None, category: Category,
-                     decision: InboundDecision) -> tuple[Mapping[str, Any], ...] | None:
+def _visible_reasons(reasons: tuple[Mapping[str, Any], ...] | None, level: AnswerLevel,
+                     hidden: frozenset[str]) -> tuple[Mapping[str, Any], ...] | None:
     """Reasons are detail: none at `hit` level, and none that name a record field the level
     (or a redaction) hides, since saying where a word was found tells what the field holds."""
-    if reasons is None or decision.level < AnswerLevel.SUMMARY:
+    if reasons is None or level < AnswerLevel.SUMMARY:
         return None
-    hidden = fields_of(category) - decision.fields
     return tuple(r for r in reasons if r.get("field") not in hidden)
 
 

@@ -88,5 +88,9 @@ CATEGORIES: Mapping[Category, CategorySpec] = {
 }
 
 
+_FIELDS: Mapping[Category, frozenset[str]] = {
+    c: frozenset(spec.fields) for c, spec in CATEGORIES.items()}
+
+
 def fields_of(category: Category) -> frozenset[str]:
-    return frozenset(CATEGORIES[category].fields)
+    return _FIELDS[category]
