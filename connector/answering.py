@@ -83,7 +83,7 @@ class Answerer:
         when = datetime.fromtimestamp(now, UTC)
         envelope = open_envelope(token, resolve_kid=lambda kid: trust.resolve(kid, when),
                                  me=self.node, now=now)
-        if self.log.seen(envelope.iss, envelope.jti):
+        if await self.log.seen(envelope.iss, envelope.jti):
             raise Replay("this jti was already used by this issuer", jti=envelope.jti)
         query = parse_query(envelope)
         parsed = [self._criteria(i, c) for i, c in enumerate(query.checks)]

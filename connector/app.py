@@ -88,13 +88,13 @@ class Node:
         ctx.load_cert_chain(s.path(s.tls.cert), s.path(s.tls.key))
         return ctx
 
-    def open_records(self) -> RecordStore:
-        return RecordStore.open(self.settings.records_url)
+    def open_records(self, *, serving: bool = False) -> RecordStore:
+        return RecordStore.open(self.settings.records_url, serving=serving)
 
-    def open_enquiry_log(self) -> EnquiryLog:
+    def open_enquiry_log(self, *, serving: bool = False) -> EnquiryLog:
         db = self.settings.databases
         return EnquiryLog.open(self.settings.enquiries_url, commit_delay=db.commit_delay_ms / 1000,
-                               max_batch=db.commit_max_rows)
+                               max_batch=db.commit_max_rows, serving=serving)
 
     @contextlib.asynccontextmanager
     async def asker(self) -> AsyncIterator[Asker]:
@@ -119,17 +119,17 @@ NODE = web.AppKey("node", Node)
 
 
 async def records_ctx(app: web.Application) -> AsyncIterator[None]:
-    store = app[NODE].open_records()
+    store = app[NODE].open_records(serving=True)
     app[RECORDS] = store
     yield
-    store.close()
+    await store.aclose()
 
 
 async def enquiry_log_ctx(app: web.Application) -> AsyncIterator[None]:
-    enquiry_log = app[NODE].open_enquiry_log()
+    enquiry_log = app[NODE].open_enquiry_log(serving=True)
     app[ENQUIRY_LOG] = enquiry_log
     yield
-    enquiry_log.close()
+    await enquiry_log.aclose()
 
 
 async def answerer_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -11,9 +11,11 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
+from connector.dburl import backend
 from connector.errors import ConfigError
 from connector.yamlsource import YamlSyntaxError, compose, locate, position, to_python
 
@@ -41,12 +43,26 @@ class Tls(_Model):
 
 
 class Databases(_Model):
+    # sqlite:///FILE (relative to the config directory) or postgresql://USER@HOST/DB; the
+    # password, if any, is better left to ~/.pgpass or PGPASSWORD than written here.
     records: str = "sqlite:///records.db"
     enquiries: str = "sqlite:///enquiries.db"
     # Group commit of the enquiry log: how long the first row waits for others to join its
     # commit, and how many rows make a commit go at once.
     commit_delay_ms: Annotated[float, Field(ge=0, le=50)] = 2.0
     commit_max_rows: Annotated[int, Field(ge=1, le=10_000)] = 256
+
+    @field_validator("records", "enquiries")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        try:
+            backend(value)
+        except ValueError as exc:
+            raise ValueError(str(exc)) from None
+        except Exception:  # sqlalchemy's ArgumentError: not a URL at all
+            raise ValueError(f"{value!r} is not a database URL: use sqlite:///FILE or "
+                             "postgresql://USER@HOST/DB") from None
+        return value
 
 
 class Logging(_Model):

@@ -33,7 +33,9 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from connector.dburl import async_url, redacted, sync_url
 from connector.errors import ConfigError, EnquiryLogError, Replay
 from connector.notify.notice import Notice
 from connector.sqlitepragmas import on_connect
@@ -41,6 +43,9 @@ from connector.sqlitepragmas import on_connect
 log = structlog.get_logger("connector.enquiries")
 
 GENESIS = "0" * 64
+# Writers to one PostgreSQL log take this transaction-level lock before reading the chain's
+# head, as SQLite writers take the write lock with BEGIN IMMEDIATE: one chain, no forks.
+_PG_CHAIN_LOCK = 0x4E43_4221
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 metadata = MetaData()
@@ -223,7 +228,7 @@ def _sqlite_begin(conn: Connection) -> None:
 
 def make_log_engine(url: str) -> Engine:
     # hide_parameters: an error message must never carry enquiry data (names, criteria).
-    engine = create_engine(url, hide_parameters=True)
+    engine = create_engine(sync_url(url), hide_parameters=True)
     if engine.dialect.name == "sqlite":
         # Our own BEGIN (IMMEDIATE for writers): the chain head is read and extended under
         # the write lock, so several processes can share one log file. Every commit is
@@ -251,11 +256,14 @@ class _Stats:
 class EnquiryLog:
     """Appends are group-committed: every caller awaits the commit that holds its row. The
     first append opens a short window (`commit_delay`) in which others join the same commit;
-    a full batch (`max_batch`) commits at once. The commit itself runs in the event loop."""
+    a full batch (`max_batch`) commits at once. On SQLite the commit runs in the event loop;
+    on PostgreSQL a serving node commits through asyncpg while the loop goes on."""
 
     def __init__(self, engine: Engine, *, commit_delay: float = 0.002,
-                 max_batch: int = 256) -> None:
+                 max_batch: int = 256, async_engine: AsyncEngine | None = None) -> None:
         self.engine = engine
+        self._async = async_engine
+        self._flushing: set[asyncio.Task[None]] = set()
         self.commit_delay = commit_delay
         self.max_batch = max_batch
         self._conn = engine.connect()
@@ -276,26 +284,54 @@ class EnquiryLog:
             enquiries.c.seq.desc()).limit(1)
 
     @classmethod
-    def open(cls, url: str, *, commit_delay: float = 0.002, max_batch: int = 256) -> EnquiryLog:
+    def open(cls, url: str, *, commit_delay: float = 0.002, max_batch: int = 256,
+             serving: bool = False) -> EnquiryLog:
+        """The log on a schema this version knows (a new database is created). `serving`: a
+        node's, committing through asyncpg on PostgreSQL."""
+        from connector.migrations import Schema, ensure
+
         try:
-            log_ = cls(make_log_engine(url), commit_delay=commit_delay, max_batch=max_batch)
+            engine = make_log_engine(url)
+            aengine = None
+            if serving and engine.dialect.name == "postgresql":
+                aengine = create_async_engine(async_url(url), hide_parameters=True,
+                                              pool_size=4, max_overflow=4)
+            log_ = cls(engine, commit_delay=commit_delay, max_batch=max_batch,
+                       async_engine=aengine)
             log_._conn.info["write"] = True
             with log_._conn.begin():
-                metadata.create_all(log_._conn)
+                ensure(Schema.ENQUIRIES, log_._conn, what=f"enquiry log {redacted(url)}")
         except SQLAlchemyError as exc:
-            raise ConfigError(f"cannot open the enquiry log {url}: "
+            raise ConfigError(f"cannot open the enquiry log {redacted(url)}: "
                               f"{getattr(exc, 'orig', None) or exc}") from exc
         return log_
 
     def close(self) -> None:
-        if self._pending:
+        if self._pending and self._async is None:
             self._flush()
         self._conn.close()
         self.engine.dispose()
 
+    async def aclose(self) -> None:
+        """Commits what is pending, then closes."""
+        if self._pending:
+            self._flush()
+        while self._flushing:
+            await asyncio.gather(*self._flushing, return_exceptions=True)
+        if self._async is not None:
+            await self._async.dispose()
+        self.close()
+
     # --- the replay guard --------------------------------------------------------------------
 
-    def seen(self, iss: str, jti: str) -> bool:
+    async def seen(self, iss: str, jti: str) -> bool:
+        if self._async is None or (iss, jti) in self._pending_keys:
+            return self.seen_now(iss, jti)
+        async with self._async.connect() as conn:
+            row = (await conn.execute(self._seen_stmt, {"iss": iss, "jti": jti})).first()
+        return row is not None
+
+    def seen_now(self, iss: str, jti: str) -> bool:
         if (iss, jti) in self._pending_keys:
             return True
         if self._raw is not None:
@@ -357,6 +393,11 @@ class EnquiryLog:
         batch, self._pending = self._pending, []
         if not batch:
             return
+        if self._async is not None:
+            task = asyncio.get_running_loop().create_task(self._flush_async(batch))
+            self._flushing.add(task)
+            task.add_done_callback(self._flushing.discard)
+            return
         try:
             seqs: list[int | BaseException] = list(
                 self._write([(p.entry, p.notices) for p in batch]))
@@ -367,6 +408,40 @@ class EnquiryLog:
             # it goes to no peer and into the log only as its kind and code.
             log.error("enquiry_log_commit_failed", error=_error_kind(exc), rows=len(batch))
             seqs = [EnquiryLogError("the enquiry log could not be written")] * len(batch)
+        self._settle(batch, seqs)
+
+    async def _flush_async(self, batch: list[_Pending]) -> None:
+        items = [(p.entry, p.notices) for p in batch]
+        seqs: list[int | BaseException]
+        try:
+            seqs = list(await self._write_async(items))
+        except IntegrityError:
+            seqs = []
+            for item in items:
+                try:
+                    seqs.append((await self._write_async([item]))[0])
+                except Exception as exc:
+                    seqs.append(await self._failure(item[0], exc))
+        except Exception as exc:
+            log.error("enquiry_log_commit_failed", error=_error_kind(exc), rows=len(batch))
+            seqs = [EnquiryLogError("the enquiry log could not be written")] * len(batch)
+        self._settle(batch, seqs)
+
+    async def _write_async(self, items: Sequence[tuple[Entry, Sequence[Notice]]]) -> list[int]:
+        assert self._async is not None
+        async with self._async.begin() as conn:
+            seqs = await conn.run_sync(self._append_rows, items)
+        self._announce(items)
+        return seqs
+
+    async def _failure(self, entry: Entry, exc: Exception) -> BaseException:
+        # Only the (iss, jti) key makes a replay; another conflict is a failure.
+        if isinstance(exc, IntegrityError) and await self.seen(entry.iss, entry.jti):
+            return Replay("this jti was already used by this issuer", jti=entry.jti)
+        log.error("enquiry_log_commit_failed", error=_error_kind(exc), rows=1)
+        return EnquiryLogError("the enquiry log could not be written")
+
+    def _settle(self, batch: Sequence[_Pending], seqs: Sequence[int | BaseException]) -> None:
         for p, seq in zip(batch, seqs, strict=True):
             self._pending_keys.discard((p.entry.iss, p.entry.jti))
             if p.done.done():
@@ -388,7 +463,7 @@ class EnquiryLog:
                 out.append(self._write([(e, notices)])[0])
             except IntegrityError as exc:
                 # Only the (iss, jti) key makes a replay; another conflict is a failure.
-                if self.seen(e.iss, e.jti):
+                if self.seen_now(e.iss, e.jti):
                     out.append(Replay("this jti was already used by this issuer", jti=e.jti))
                 else:
                     log.error("enquiry_log_commit_failed", error=_error_kind(exc), rows=1)
@@ -400,23 +475,34 @@ class EnquiryLog:
 
     def _write(self, items: Sequence[tuple[Entry, Sequence[Notice]]]) -> list[int]:
         self._conn.info["write"] = True
-        notice_rows = [_notice_row(n) for _, notices in items for n in notices]
         with self._conn.begin():
-            head = self._conn.execute(self._head_stmt).first()
-            seq, prev = (head.seq, head.hash) if head else (0, GENESIS)
-            rows = []
-            for e, _ in items:
-                seq += 1
-                values = _row_values(seq, e, prev)
-                values["hash"] = prev = row_hash(values)
-                rows.append(values)
-            self._conn.execute(insert(enquiries), rows)
-            if notice_rows:
-                self._conn.execute(insert(outbox), notice_rows)
-        if notice_rows and self.on_notices is not None:
-            for channel in {row["channel"] for row in notice_rows}:
-                self.on_notices(channel)
+            seqs = self._append_rows(self._conn, items)
+        self._announce(items)
+        return seqs
+
+    def _append_rows(self, conn: Connection,
+                     items: Sequence[tuple[Entry, Sequence[Notice]]]) -> list[int]:
+        """Extends the chain inside the caller's transaction."""
+        if conn.dialect.name == "postgresql":
+            conn.execute(select(func.pg_advisory_xact_lock(_PG_CHAIN_LOCK)))
+        head = conn.execute(self._head_stmt).first()
+        seq, prev = (head.seq, head.hash) if head else (0, GENESIS)
+        rows = []
+        for e, _ in items:
+            seq += 1
+            values = _row_values(seq, e, prev)
+            values["hash"] = prev = row_hash(values)
+            rows.append(values)
+        conn.execute(insert(enquiries), rows)
+        notice_rows = [_notice_row(n) for _, notices in items for n in notices]
+        if notice_rows:
+            conn.execute(insert(outbox), notice_rows)
         return [r["seq"] for r in rows]
+
+    def _announce(self, items: Sequence[tuple[Entry, Sequence[Notice]]]) -> None:
+        if self.on_notices is not None:
+            for channel in {n.channel for _, notices in items for n in notices}:
+                self.on_notices(channel)
 
     # --- reading -----------------------------------------------------------------------------
 

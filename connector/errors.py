@@ -46,6 +46,12 @@ class ConfigError(ConnectorError):
     title = "Configuration is invalid"
 
 
+class SchemaError(ConfigError):
+    """A database whose schema this version does not serve: too old, too new, or unknown."""
+
+    code = "schema_mismatch"
+
+
 class PolicyError(ConnectorError):
     code = "policy_invalid"
     title = "Policy is invalid"

@@ -48,8 +48,8 @@ async def test_replay_within_a_batch_and_across_commits(db: Path) -> None:
         with pytest.raises(Replay):
             await log.append(entry(2, jti="same-jti-0000000000000"))
         await first
-        assert log.seen("FR", "same-jti-0000000000000")
-        assert not log.seen("DE", "same-jti-0000000000000")
+        assert log.seen_now("FR", "same-jti-0000000000000")
+        assert not log.seen_now("DE", "same-jti-0000000000000")
         with pytest.raises(Replay):
             await log.append(entry(3, jti="same-jti-0000000000000"))
         # Another issuer may use the same jti: the key is (iss, jti).

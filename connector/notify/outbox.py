@@ -9,7 +9,9 @@ from typing import Any, Literal
 import orjson
 from sqlalchemy import Connection, Engine, bindparam, event, func, select, update
 
-from connector.enquiries import make_log_engine, metadata, outbox
+from connector.dburl import redacted
+from connector.enquiries import make_log_engine, outbox
+from connector.migrations import Schema, ensure
 from connector.notify.notice import Notice, NoticeKind
 
 State = Literal["pending", "delivered", "dead"]
@@ -59,7 +61,7 @@ class Outbox:
         box = cls(engine)
         box._conn.info["write"] = True
         with box._conn.begin():
-            metadata.create_all(box._conn)
+            ensure(Schema.ENQUIRIES, box._conn, what=f"enquiry log {redacted(url)}")
         return box
 
     def close(self) -> None:

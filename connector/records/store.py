@@ -1,11 +1,10 @@
-"""The record store: national records in SQL (SQLite by default), searched by indexed keys only."""
+"""The record store: national records in SQLite or PostgreSQL, searched by indexed keys only."""
 
 from __future__ import annotations
 
 import base64
 import hmac
 import secrets
-import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -13,6 +12,7 @@ from typing import Any
 import orjson
 from sqlalchemy import (
     Column,
+    Connection,
     Engine,
     Index,
     MetaData,
@@ -28,13 +28,17 @@ from sqlalchemy import (
     func,
     select,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from connector.dburl import async_url, redacted, sync_url
 from connector.errors import ConfigError
 from connector.records.kinds.base import Kind, Match, Record, TextQuery
 from connector.records.kinds.registry import KINDS
+from connector.records.textindex import fold, for_dialect
 from connector.sqlitepragmas import on_connect
 from connector.vocabulary import Category
 
@@ -51,6 +55,22 @@ def table_for(kind: Kind, metadata: MetaData) -> Table:
     return Table(name, metadata, *columns)
 
 
+def meta_table(metadata: MetaData) -> Table:
+    """Small settings of the store itself: the secret behind opaque record ids."""
+    return Table("record_meta", metadata,
+                 Column("key", String(32), primary_key=True),
+                 Column("value", String(128), nullable=False))
+
+
+def records_metadata(kinds: Mapping[Category, Kind] = KINDS) -> MetaData:
+    """The tables of these kinds (full-text indexes aside: they differ per backend)."""
+    metadata = MetaData()
+    for kind in kinds.values():
+        table_for(kind, metadata)
+    meta_table(metadata)
+    return metadata
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class UpsertCount:
     inserted: int = 0
@@ -58,7 +78,7 @@ class UpsertCount:
 
 
 def make_engine(url: str) -> Engine:
-    engine = create_engine(url, hide_parameters=True)  # no record data in error messages
+    engine = create_engine(sync_url(url), hide_parameters=True)  # no record data in errors
     if engine.dialect.name == "sqlite":
         # Records are a copy of the national database, re-importable: no fsync per commit.
         event.listen(engine, "connect", on_connect(synchronous="NORMAL", busy_ms=5_000))
@@ -66,21 +86,26 @@ def make_engine(url: str) -> Engine:
 
 
 class RecordStore:
-    """National records of every kind. SQLite queries run in the event loop: an indexed
-    lookup takes microseconds, less than handing it to a thread would cost."""
+    """National records of every kind.
 
-    def __init__(self, engine: Engine, kinds: Mapping[Category, Kind] = KINDS) -> None:
+    SQLite queries run in the event loop: an indexed lookup takes microseconds, less than
+    handing it to a thread would cost. On PostgreSQL a node's searches go through asyncpg
+    (a pool of connections, the same statements); imports and command-line tools use a
+    plain connection (psycopg)."""
+
+    def __init__(self, engine: Engine, kinds: Mapping[Category, Kind] = KINDS, *,
+                 async_engine: AsyncEngine | None = None) -> None:
         self.engine = engine
         self.kinds = kinds
         # Tables belong to this store's kinds, not to the module: two stores with different
         # kinds (a test's made-up one, say) never share a definition.
         self.metadata = MetaData()
         self.tables = {c: table_for(k, self.metadata) for c, k in kinds.items()}
-        self._meta = Table("record_meta", self.metadata,
-                           Column("key", String(32), primary_key=True),
-                           Column("value", String(128), nullable=False))
+        self._meta = meta_table(self.metadata)
         self._secret = b""
         self._conn = engine.connect()
+        self._text = for_dialect(engine.dialect.name)
+        self._async = async_engine
         self._raw: Any = None
         if engine.dialect.name == "sqlite":
             self._raw = self._conn.connection.dbapi_connection
@@ -91,34 +116,55 @@ class RecordStore:
                             tuple[Select[Any], str, dict[str, Any]]] = {}
 
     @classmethod
-    def open(cls, url: str) -> RecordStore:
+    def open(cls, url: str, *, serving: bool = False) -> RecordStore:
+        """The store of the product's kinds, on a schema this version knows (a new database
+        is created). `serving`: a node's, searching through asyncpg on PostgreSQL."""
+        from connector.migrations import Schema, ensure
+
         try:
-            store = cls(make_engine(url))
-            store.create_schema()
+            engine = make_engine(url)
+            aengine = None
+            if serving and engine.dialect.name == "postgresql":
+                aengine = create_async_engine(async_url(url), hide_parameters=True,
+                                              pool_size=8, max_overflow=8)
+            store = cls(engine, async_engine=aengine)
+            with store._conn.begin():
+                ensure(Schema.RECORDS, store._conn, what=f"records database {redacted(url)}")
+            store.load_secret()
         except SQLAlchemyError as exc:
-            raise ConfigError(f"cannot open the records database {url}: "
+            raise ConfigError(f"cannot open the records database {redacted(url)}: "
                               f"{getattr(exc, 'orig', None) or exc}") from exc
         return store
 
     def create_schema(self) -> None:
+        """Tables straight from the kinds, without migrations: for stores of kinds the
+        product does not ship (tests). The product's own schema is made by migrations."""
         self.metadata.create_all(self._conn)
+        for category, kind in self.kinds.items():
+            if kind.text_fields and self._raw is not None:
+                self._conn.exec_driver_sql(
+                    f"CREATE VIRTUAL TABLE IF NOT EXISTS {_fts(category)} USING fts5("
+                    "id UNINDEXED, body, tokenize = 'unicode61 remove_diacritics 2')")
+        self._conn.commit()
+        self.load_secret()
+
+    def load_secret(self) -> None:
         secret = self._conn.execute(select(self._meta.c.value).where(
             self._meta.c.key == "ref_secret")).scalar()
         if secret is None:
             secret = secrets.token_hex(32)
             self._conn.execute(self._meta.insert().values(key="ref_secret", value=secret))
-        self._secret = bytes.fromhex(secret)
-        for category, kind in self.kinds.items():
-            if kind.text_fields and self._raw is not None:
-                # FTS5 keeps its own copy of the words; the id ties it to the record row.
-                self._conn.exec_driver_sql(
-                    f"CREATE VIRTUAL TABLE IF NOT EXISTS {_fts(category)} USING fts5("
-                    "id UNINDEXED, body, tokenize = 'unicode61 remove_diacritics 2')")
         self._conn.commit()
+        self._secret = bytes.fromhex(secret)
 
     def close(self) -> None:
         self._conn.close()
         self.engine.dispose()
+
+    async def aclose(self) -> None:
+        if self._async is not None:
+            await self._async.dispose()
+        self.close()
 
     def bulk_mode(self) -> None:
         """For an import: a page cache large enough to hold the indexes being written, and
@@ -126,6 +172,10 @@ class RecordStore:
         if self._raw is not None:
             self._raw.execute("PRAGMA cache_size=-262144")  # 256 MiB
             self._raw.execute("PRAGMA wal_autocheckpoint=100000")
+        elif self.engine.dialect.name == "postgresql":
+            # Records are re-importable from their source: a lost tail after a crash is
+            # re-imported, so an import's commits need not wait for the WAL flush.
+            self._conn.exec_driver_sql("SET synchronous_commit = off")
 
     def kind(self, category: Category) -> Kind | None:
         return self.kinds.get(category)
@@ -151,15 +201,17 @@ class RecordStore:
             existing.update(tuple(r) for r in self._conn.execute(q) if tuple(r) in unique)
         rows = [{"id": r.id, **r.keys, "data": orjson.dumps(dict(r.fields)).decode()}
                 for r in unique.values()]
-        stmt = sqlite_insert(table)
+        stmt = (pg_insert(table) if self.engine.dialect.name == "postgresql"
+                else sqlite_insert(table))
         stmt = stmt.on_conflict_do_update(
             index_elements=list(kind.natural_key),
             set_={c.name: stmt.excluded[c.name] for c in table.columns
                   if c.name not in kind.natural_key and c.name != "id"},
         )
         self._conn.execute(stmt, rows)
-        if kind.text_fields and self._raw is not None:
-            self._index_text(category, kind, list(unique.values()))
+        if kind.text_fields:
+            self._text.index(self._conn, category.value,
+                             [(r.id, _text_body(kind, r)) for r in unique.values()])
         self._conn.commit()
         # A key given twice in one batch is an update of the first, as it would be apart.
         return UpsertCount(inserted=len(unique) - len(existing),
@@ -184,10 +236,9 @@ class RecordStore:
         rows = list(self._conn.execute(select(table.c.id, *cols)))
         gone = [row[0] for row in rows if tuple(row[1:]) not in keep]
         if max_share is not None and gone and len(gone) > max_share * len(rows):
+            self._conn.rollback()
             return None
-        for start in range(0, len(gone), 500):
-            self._conn.execute(delete(table).where(table.c.id.in_(gone[start:start + 500])))
-        self._unindex_text(category, gone)
+        self._delete(category, gone)
         self._conn.commit()
         return len(gone)
 
@@ -200,30 +251,55 @@ class RecordStore:
         self._conn.commit()
         return bool(result.rowcount)
 
+    def remove_ids(self, category: Category, ids: Sequence[str]) -> int:
+        """Remove these records (a sync's deletions at the source); how many there were."""
+        removed = self._delete(category, ids)
+        self._conn.commit()
+        return removed
+
+    def _delete(self, category: Category, ids: Sequence[str]) -> int:
+        table, removed = self.tables[category], 0
+        for start in range(0, len(ids), 500):
+            result = self._conn.execute(delete(table).where(
+                table.c.id.in_(ids[start:start + 500])))
+            removed += result.rowcount or 0
+        self._unindex_text(category, ids)
+        return removed
+
     def remove_except(self, category: Category, keep: set[str]) -> int:
         """Remove every record of the category whose id is not in `keep` (import --replace)."""
         table = self.tables[category]
         gone = [i for (i,) in self._conn.execute(select(table.c.id)) if i not in keep]
-        for start in range(0, len(gone), 500):
-            self._conn.execute(delete(table).where(table.c.id.in_(gone[start:start + 500])))
-        self._unindex_text(category, gone)
+        self._delete(category, gone)
         self._conn.commit()
         return len(gone)
+
+    def _unindex_text(self, category: Category, ids: Sequence[str]) -> None:
+        kind = self.kinds.get(category)
+        if kind is not None and kind.text_fields and ids:
+            self._text.unindex(self._conn, category.value, ids)
 
     # --- reading (answering) -----------------------------------------------------------------
 
     async def search(self, category: Category, criteria: Any, limit: int) -> list[Match]:
-        return self.search_now(category, criteria, limit)
+        if self._async is None:
+            return self.search_now(category, criteria, limit)
+        async with self._async.connect() as conn:
+            return await conn.run_sync(self._search_on, category, criteria, limit)
 
     def search_now(self, category: Category, criteria: Any, limit: int) -> list[Match]:
         """Candidates by indexed equality lookups only, scored by the kind, best first."""
+        return self._search_on(self._conn, category, criteria, limit)
+
+    def _search_on(self, conn: Connection, category: Category, criteria: Any,
+                   limit: int) -> list[Match]:
         kind = self.kinds[category]
         seen: dict[str, Match] = {}
         for lookup in kind.lookups(criteria):
             found: list[tuple[Record, float]] = (
-                self._text_search(category, kind, lookup, limit)
+                self._text_search(conn, category, kind, lookup, limit)
                 if isinstance(lookup, TextQuery)
-                else [(r, 1.0) for r in self._lookup(category, kind, lookup, limit)])
+                else [(r, 1.0) for r in self._lookup(conn, category, kind, lookup, limit)])
             for record, relevance in found:
                 if record.id in seen:
                     continue
@@ -237,60 +313,30 @@ class RecordStore:
             return list(seen.values())
         return sorted(seen.values(), key=lambda m: -m.score)[:limit]
 
-    def _index_text(self, category: Category, kind: Kind, records: Sequence[Record]) -> None:
-        self._unindex_text(category, [r.id for r in records])
-        self._raw.executemany(
-            f"INSERT INTO {_fts(category)} (id, body) VALUES (?, ?)",
-            [(r.id, fold(_text_body(kind, r))) for r in records])
-
-    def _unindex_text(self, category: Category, ids: Sequence[str]) -> None:
-        kind = self.kinds.get(category)
-        if kind is None or not kind.text_fields or self._raw is None:
-            return
-        for start in range(0, len(ids), 500):
-            chunk = list(ids[start:start + 500])
-            marks = ",".join("?" * len(chunk))
-            self._raw.execute(f"DELETE FROM {_fts(category)} WHERE id IN ({marks})", chunk)
-
-    def _text_search(self, category: Category, kind: Kind, query: TextQuery,
+    def _text_search(self, conn: Connection, category: Category, kind: Kind, query: TextQuery,
                      limit: int) -> list[tuple[Record, float]]:
-        """Any of the words, ranked by bm25 (records with more of them, rarer ones, first);
-        the rank becomes a relevance in (0, 1] relative to the best hit. The kind's score
-        then says how much of the query a record really matches."""
-        words = [fold(w) for w in query.words if w.strip()]
-        if not words or self._raw is None:
+        """Ranked by the index (records with more of the words, rarer ones, first) into a
+        relevance in (0, 1]; the kind's score then says how much of the query a record
+        really matches."""
+        words = [w for w in query.words if fold(w).strip()]
+        if not words:
             return []
-        # Each word quoted: what a peer sends is data, never FTS query syntax.
-        quoted = ['"' + w.replace('"', '""') + '"' for w in words]
-        table = _fts(category)
-        # All the words first: selective, and ranked in full. Only when that finds nothing,
-        # any of them — and then at most TEXT_CANDIDATES postings are ranked (in Python), so
-        # a query of common words cannot hold the event loop for the whole index.
-        ranked = self._raw.execute(
-            f"SELECT id, bm25({table}) FROM {table} WHERE {table} MATCH ? "
-            f"ORDER BY bm25({table}) LIMIT ?", (" ".join(quoted), limit)).fetchall()
-        if not ranked and len(quoted) > 1:
-            candidates = self._raw.execute(
-                f"SELECT id, bm25({table}) FROM {table} WHERE {table} MATCH ? LIMIT ?",
-                (" OR ".join(quoted), TEXT_CANDIDATES)).fetchall()
-            ranked = sorted(candidates, key=lambda r: r[1])[:limit]
         out = []
-        best = min((r for _, r in ranked), default=-1.0) or -1.0
-        for record_id, rank in ranked:
-            record = self.get(category, record_id)
+        for record_id, relevance in self._text.search(conn, category.value, words, limit):
+            record = self._get_on(conn, category, record_id)
             if record is not None:
-                out.append((record, max(0.01, min(1.0, rank / best))))
+                out.append((record, relevance))
         return out
 
-    def _lookup(self, category: Category, kind: Kind, lookup: Mapping[str, str],
-                limit: int) -> list[Record]:
+    def _lookup(self, conn: Connection, category: Category, kind: Kind,
+                lookup: Mapping[str, str], limit: int) -> list[Record]:
         shape = tuple(sorted(lookup))
         stmt, sql, fixed = self._statement(category, shape)
         params = {**lookup, "limit": limit}
-        if self._raw is not None:
+        if conn is self._conn and self._raw is not None:
             rows = self._raw.execute(sql, {**fixed, **params}).fetchall()
         else:
-            rows = [tuple(r) for r in self._conn.execute(stmt, params)]
+            rows = [tuple(r) for r in conn.execute(stmt, params)]
         names = [c.name for c in stmt.selected_columns]
         return [_record(category, kind, dict(zip(names, r, strict=True))) for r in rows]
 
@@ -308,10 +354,13 @@ class RecordStore:
         return found
 
     def get(self, category: Category, record_id: str) -> Record | None:
+        return self._get_on(self._conn, category, record_id)
+
+    def _get_on(self, conn: Connection, category: Category, record_id: str) -> Record | None:
         table, kind = self.tables.get(category), self.kinds.get(category)
         if table is None or kind is None:
             return None
-        row = self._conn.execute(select(table).where(table.c.id == record_id)).first()
+        row = conn.execute(select(table).where(table.c.id == record_id)).first()
         return None if row is None else _record(category, kind, dict(row._mapping))
 
     def count(self, category: Category) -> int:
@@ -324,16 +373,6 @@ class RecordStore:
         table = self.tables.get(category)
         if table is not None:
             yield from (r.id for r in self._conn.execute(select(table.c.id)))
-
-
-TEXT_CANDIDATES = 2000
-
-
-def fold(text: str) -> str:
-    """Text as the full-text index keeps it: no accents in any script (Greek tonos included,
-    which FTS5's own folding leaves), case folded."""
-    decomposed = unicodedata.normalize("NFKD", text)
-    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
 
 
 def _fts(category: Category) -> str:
@@ -359,4 +398,4 @@ def _record(category: Category, kind: Kind, row: dict[str, Any]) -> Record:
                   fields=orjson.loads(row["data"]))
 
 
-__all__ = ["RecordStore", "UpsertCount", "make_engine", "table_for"]
+__all__ = ["RecordStore", "UpsertCount", "fold", "make_engine", "records_metadata", "table_for"]

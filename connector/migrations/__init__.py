@@ -1,0 +1,89 @@
+"""Schema versions of the two databases (records, enquiry log): check, create, upgrade."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, inspect
+
+from connector.errors import SchemaError
+
+HERE = Path(__file__).parent
+
+
+class Schema(enum.Enum):
+    """Each database has its own scripts and its own version table, so both can live in one
+    PostgreSQL database."""
+
+    RECORDS = "records"
+    ENQUIRIES = "enquiries"
+
+    @property
+    def version_table(self) -> str:
+        return f"alembic_version_{self.value}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Status:
+    current: str | None  # the database's revision; None when it has none
+    head: str  # the newest revision this version of the connector knows
+    known: bool  # `current` is one of this version's revisions
+    empty: bool  # no tables at all: a new database
+
+    @property
+    def up_to_date(self) -> bool:
+        return self.current == self.head
+
+
+def _config(schema: Schema, conn: Connection) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(HERE / schema.value))
+    cfg.attributes["connection"] = conn
+    cfg.attributes["version_table"] = schema.version_table
+    return cfg
+
+
+def status(schema: Schema, conn: Connection) -> Status:
+    scripts = ScriptDirectory.from_config(_config(schema, conn))
+    context = MigrationContext.configure(conn, opts={"version_table": schema.version_table})
+    current = context.get_current_revision()
+    head = scripts.get_current_head()
+    assert head is not None
+    known = current is None or any(s.revision == current for s in scripts.walk_revisions())
+    tables = set(inspect(conn).get_table_names()) - {schema.version_table}
+    return Status(current=current, head=head, known=known, empty=current is None and not tables)
+
+
+def upgrade(schema: Schema, conn: Connection) -> None:
+    """To the newest revision, in the caller's transaction."""
+    command.upgrade(_config(schema, conn), "head")
+
+
+def stamp(schema: Schema, conn: Connection, revision: str) -> None:
+    command.stamp(_config(schema, conn), revision)
+
+
+def ensure(schema: Schema, conn: Connection, *, what: str) -> None:
+    """Create a new (empty) database at the newest revision; refuse any other that is not
+    exactly at it. Serving on a schema the code does not know would fail later and worse."""
+    found = status(schema, conn)
+    if found.up_to_date:
+        return
+    if found.empty:
+        upgrade(schema, conn)
+        return
+    if found.current is None:
+        raise SchemaError(f"the {what} has tables but no schema version (made by a version "
+                          "before migrations): run `ncb-connector db upgrade`")
+    if not found.known:
+        raise SchemaError(f"the {what} is at schema revision {found.current}, which this "
+                          f"version does not know (it knows up to {found.head}): a newer "
+                          "version wrote it; run that version")
+    raise SchemaError(f"the {what} is at schema revision {found.current}, this version needs "
+                      f"{found.head}: run `ncb-connector db upgrade`")
