@@ -262,6 +262,71 @@ def peers_remove(peer_id: str, config_path: Path) -> None:
 
 
 @main.group()
+def db() -> None:
+    """Database schemas: which revision each database is at, and upgrading them."""
+
+
+def _databases(settings: Settings) -> list[tuple[Any, str, str]]:
+    from connector.migrations import Schema
+
+    return [(Schema.RECORDS, "records", settings.records_url),
+            (Schema.ENQUIRIES, "enquiry log", settings.enquiries_url)]
+
+
+@db.command("status")
+@config_option
+@handles_errors
+def db_status(config_path: Path) -> None:
+    """Each database's schema revision beside the one this version needs; exits 1 when one
+    is not at it (a node would refuse to start)."""
+    from sqlalchemy import create_engine
+
+    from connector.dburl import redacted, sync_url
+    from connector.migrations import status
+
+    settings = _settings(config_path)
+    behind = False
+    for schema, name, url in _databases(settings):
+        engine = create_engine(sync_url(url))
+        try:
+            with engine.connect() as conn:
+                found = status(schema, conn)
+        finally:
+            engine.dispose()
+        state = ("up to date" if found.up_to_date else "new (created on first use)"
+                 if found.empty else "unknown revision: newer software?" if not found.known
+                 else "needs `ncb-connector db upgrade`")
+        behind = behind or not (found.up_to_date or found.empty)
+        click.echo(f"{name:12} {redacted(url)}\n{'':12} at {found.current or '-'}, "
+                   f"this version needs {found.head}: {state}")
+    if behind:
+        raise SystemExit(1)
+
+
+@db.command("upgrade")
+@config_option
+@handles_errors
+def db_upgrade(config_path: Path) -> None:
+    """Bring both databases to the schema this version needs (stop the node first). A
+    database made before schema versions is adopted when it has all the expected tables."""
+    from sqlalchemy import create_engine
+
+    from connector.dburl import sync_url
+    from connector.migrations import upgrade_existing
+
+    settings = _settings(config_path)
+    for schema, name, url in _databases(settings):
+        engine = create_engine(sync_url(url))
+        try:
+            with engine.begin() as conn:
+                before, after = upgrade_existing(schema, conn)
+        finally:
+            engine.dispose()
+        change = f"already at {after}" if before == after else f"{before or 'new'} → {after}"
+        click.echo(f"{name}: {change}")
+
+
+@main.group()
 def records() -> None:
     """National records behind this node."""
 

@@ -1,15 +1,21 @@
-"""Shared fixtures: real nodes on loopback with real keys, TLS, SQLite files and policies."""
+"""Shared fixtures: real nodes on loopback with real keys, TLS, databases and policies."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import itertools
+import os
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import aiohttp
 import pytest
+from databases import DatabaseUrl
 
+from connector import pgtemp
 from connector.demo import DemoNode, network
 from connector.logs import configure_logging
+
+_numbers = itertools.count()
 
 
 @pytest.fixture(autouse=True)
@@ -35,3 +41,34 @@ async def trio(tmp_path: Path) -> AsyncIterator[dict[str, DemoNode]]:
 async def session() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as s:
         yield s
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[pgtemp.Server]:
+    """A PostgreSQL server of the test run's own, on loopback. Without PostgreSQL on the
+    machine its tests are skipped, unless NCB_TEST_POSTGRES=required (as CI sets it)."""
+    try:
+        with pgtemp.running() as server:
+            yield server
+    except pgtemp.NoPostgres as exc:
+        if os.environ.get("NCB_TEST_POSTGRES") == "required":
+            pytest.fail(str(exc))
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DatabaseUrl]:
+    """Record and enquiry-log tests run on both backends."""
+    if request.param == "sqlite":
+        yield lambda name: f"sqlite:///{tmp_path / name}.db"
+        return
+    server: pgtemp.Server = request.getfixturevalue("pg_server")
+    made: list[str] = []
+
+    def make(name: str) -> str:
+        made.append(f"t{os.getpid()}_{next(_numbers)}_{name}"[:60])
+        return server.create_database(made[-1])
+
+    yield make
+    for database in made:
+        server.drop_database(database)

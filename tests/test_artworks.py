@@ -5,11 +5,11 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator, Mapping
 from datetime import date, timedelta
-from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from databases import DatabaseUrl
 
 from connector.errors import ImportFileError, InvalidCriteria
 from connector.records.categories import fields_of
@@ -87,8 +87,8 @@ def ndjson(rows: list[dict[str, Any]]) -> bytes:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[RecordStore]:
-    s = RecordStore(make_engine(f"sqlite:///{tmp_path / 'art.db'}"), kinds={ART: KIND})
+def store(db_url: DatabaseUrl) -> Iterator[RecordStore]:
+    s = RecordStore(make_engine(db_url("art")), kinds={ART: KIND})
     s.create_schema()
     yield s
     s.close()

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import orjson
+import yaml
+from databases import DatabaseUrl
 
 from connector.asking import Request
 from connector.demo import DemoNode, network
@@ -70,8 +73,22 @@ async def ask(net: dict[str, DemoNode], src: str,
     return {r.check: r for r in ex.answer.results}
 
 
-async def test_each_category_through_the_peer_api(tmp_path: Path) -> None:
-    async with network(tmp_path, ["FR", "DE", "GB"], configure) as net:
+def on_databases(db_url: DatabaseUrl) -> Callable[[str, Path], None]:
+    """`configure`, with each node's records and enquiry log in databases of the backend."""
+
+    def configure_with(node_id: str, directory: Path) -> None:
+        configure(node_id, directory)
+        path = directory / "connector.yaml"
+        config = yaml.safe_load(path.read_text())
+        config["databases"] = {"records": db_url(f"{node_id}_records"),
+                               "enquiries": db_url(f"{node_id}_enquiries")}
+        path.write_text(yaml.safe_dump(config))
+
+    return configure_with
+
+
+async def test_each_category_through_the_peer_api(tmp_path: Path, db_url: DatabaseUrl) -> None:
+    async with network(tmp_path, ["FR", "DE", "GB"], on_databases(db_url)) as net:
         load(net)
         results = await ask(net, "FR", [
             (Category.VEHICLES, {"vin": "1m8gdm9axkp042788"}),

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
-from pathlib import Path
 
 import pytest
+from databases import DatabaseUrl, run_sql
 
 from connector.enquiries import EnquiryLog, Entry, new_enquiry_id
 from connector.errors import Replay
@@ -24,12 +23,18 @@ def entry(n: int, *, iss: str = "FR", jti: str | None = None) -> Entry:
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Path:
-    return tmp_path / "enquiries.db"
+def db(db_url: DatabaseUrl) -> str:
+    """The log's database, on each backend."""
+    return db_url("enquiries")
 
 
-async def test_concurrent_appends_are_group_committed(db: Path) -> None:
-    log = EnquiryLog.open(f"sqlite:///{db}")
+def serving(db: str) -> EnquiryLog:
+    """A log as a node holds it: on PostgreSQL, committing through asyncpg."""
+    return EnquiryLog.open(db, serving=True)
+
+
+async def test_concurrent_appends_are_group_committed(db: str) -> None:
+    log = serving(db)
     try:
         seqs = await asyncio.gather(*(log.append(entry(i)) for i in range(200)))
         assert sorted(seqs) == list(range(1, 201))
@@ -37,11 +42,11 @@ async def test_concurrent_appends_are_group_committed(db: Path) -> None:
         assert log.stats.flushes < 200 / 10  # many rows per commit, not one each
         assert log.verify().ok
     finally:
-        log.close()
+        await log.aclose()
 
 
-async def test_replay_within_a_batch_and_across_commits(db: Path) -> None:
-    log = EnquiryLog.open(f"sqlite:///{db}")
+async def test_replay_within_a_batch_and_across_commits(db: str) -> None:
+    log = serving(db)
     try:
         first = asyncio.ensure_future(log.append(entry(1, jti="same-jti-0000000000000")))
         await asyncio.sleep(0)  # the first append is pending, not yet committed
@@ -56,12 +61,12 @@ async def test_replay_within_a_batch_and_across_commits(db: Path) -> None:
         await log.append(entry(4, iss="DE", jti="same-jti-0000000000000"))
         assert log.count() == 2
     finally:
-        log.close()
+        await log.aclose()
 
 
-async def test_two_writers_share_one_chain(db: Path) -> None:
+async def test_two_writers_share_one_chain(db: str) -> None:
     """The CLI's outbound log and the server's inbound log may write to one file."""
-    a, b = EnquiryLog.open(f"sqlite:///{db}"), EnquiryLog.open(f"sqlite:///{db}")
+    a, b = serving(db), EnquiryLog.open(db)
     try:
         for i in range(20):
             await (a if i % 2 else b).append(entry(i))
@@ -70,21 +75,21 @@ async def test_two_writers_share_one_chain(db: Path) -> None:
         assert report.ok
         assert report.rows == 21
     finally:
-        a.close()
-        b.close()
+        await a.aclose()
+        await b.aclose()
 
 
-async def _filled(db: Path, n: int = 10) -> None:
-    log = EnquiryLog.open(f"sqlite:///{db}")
+async def _filled(db: str, n: int = 10) -> None:
+    log = serving(db)
     try:
         for i in range(n):
             await log.append(entry(i))
     finally:
-        log.close()
+        await log.aclose()
 
 
-def _verify(db: Path) -> tuple[bool, int | None]:
-    log = EnquiryLog.open(f"sqlite:///{db}")
+def _verify(db: str) -> tuple[bool, int | None]:
+    log = EnquiryLog.open(db)
     try:
         report = log.verify()
     finally:
@@ -103,41 +108,37 @@ def _verify(db: Path) -> tuple[bool, int | None]:
     ],
 )
 async def test_verify_catches_edits_made_directly_in_the_database(
-        db: Path, sql: str, broken: int) -> None:
+        db: str, sql: str, broken: int) -> None:
     await _filled(db)
     assert _verify(db) == (True, None)
-    with sqlite3.connect(db) as conn:
-        conn.execute(sql)
+    run_sql(db, sql)
     assert _verify(db) == (False, broken)
 
 
-async def test_rehashing_one_row_still_breaks_the_next_link(db: Path) -> None:
+async def test_rehashing_one_row_still_breaks_the_next_link(db: str) -> None:
     """An editor who recomputes the edited row's hash breaks the following row's link."""
     from connector.enquiries import row_hash
 
     await _filled(db)
-    with sqlite3.connect(db) as conn:
-        conn.row_factory = sqlite3.Row
-        row = dict(conn.execute("SELECT * FROM enquiries WHERE seq = 3").fetchone())
-        row["decision"] = "denied"
-        new_hash = row_hash(row)
-        conn.execute("UPDATE enquiries SET decision = 'denied', hash = ? WHERE seq = 3",
-                     (new_hash,))
+    row = run_sql(db, "SELECT * FROM enquiries WHERE seq = 3")[0]
+    row["decision"] = "denied"
+    run_sql(db, f"UPDATE enquiries SET decision = 'denied', hash = '{row_hash(row)}' "
+                "WHERE seq = 3")
     assert _verify(db) == (False, 4)
 
 
-async def test_failed_commit_fails_every_waiter(db: Path) -> None:
-    log = EnquiryLog.open(f"sqlite:///{db}")
+async def test_failed_commit_fails_every_waiter(db: str) -> None:
+    log = serving(db)
     try:
-        with sqlite3.connect(db) as conn:
-            conn.execute("DROP TABLE enquiries")
+        run_sql(db, "DROP TABLE enquiries CASCADE" if db.startswith("postgresql")
+                else "DROP TABLE enquiries")
         from connector.errors import EnquiryLogError
 
         results = await asyncio.gather(*(log.append(entry(i)) for i in range(3)),
                                        return_exceptions=True)
         assert all(isinstance(r, EnquiryLogError) for r in results)
     finally:
-        log._conn.close()
+        await log.aclose()
 
 
 @pytest.mark.parametrize(
@@ -148,27 +149,26 @@ async def test_failed_commit_fails_every_waiter(db: Path) -> None:
         ("UPDATE enquiries SET decision = 'denied' WHERE seq = 10", "content"),
     ],
 )
-async def test_checkpoint_catches_rows_cut_from_the_end(db: Path, sql: str,
+async def test_checkpoint_catches_rows_cut_from_the_end(db: str, sql: str,
                                                          problem: str) -> None:
     await _filled(db)
-    log = EnquiryLog.open(f"sqlite:///{db}")
+    log = serving(db)
     try:
         checkpoint = log.head()
         assert checkpoint[0] == 10
         assert log.verify(expect=checkpoint).ok
-        with sqlite3.connect(db) as conn:
-            conn.execute(sql)
+        run_sql(db, sql)
         assert log.verify().ok or "content" in problem  # the chain alone cannot see a cut end
         report = log.verify(expect=checkpoint)
         assert not report.ok
         assert problem in (report.problem or "")
     finally:
-        log.close()
+        await log.aclose()
 
 
-async def test_a_later_checkpoint_still_verifies_an_earlier_one(db: Path) -> None:
+async def test_a_later_checkpoint_still_verifies_an_earlier_one(db: str) -> None:
     await _filled(db, 5)
-    log = EnquiryLog.open(f"sqlite:///{db}")
+    log = serving(db)
     try:
         early = log.head()
         for i in range(5, 9):
@@ -176,4 +176,4 @@ async def test_a_later_checkpoint_still_verifies_an_earlier_one(db: Path) -> Non
         assert log.verify(expect=early).ok
         assert log.verify(expect=(early[0], "0" * 64)).broken_seq == early[0]
     finally:
-        log.close()
+        await log.aclose()

@@ -5,11 +5,11 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from databases import DatabaseUrl
 
 from connector.errors import ImportFileError
 from connector.records.ftm import FTM_SCHEMATA, ftm_to_row, record_id
@@ -320,8 +320,8 @@ def test_guess_format_names_ftm_when_it_cannot_tell() -> None:
 # --- importing into a real store ----------------------------------------------------------------
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[RecordStore]:
-    s = RecordStore.open(f"sqlite:///{tmp_path / 'r.db'}")
+def store(db_url: DatabaseUrl) -> Iterator[RecordStore]:
+    s = RecordStore.open(db_url("r"))
     yield s
     s.close()
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator, Mapping
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from databases import DatabaseUrl
 
 from connector.errors import ImportFileError, InvalidCriteria
 from connector.records.categories import CATEGORIES
@@ -56,8 +56,8 @@ SUSPECT = {"id": "GB-TS-0042", "first_name": "Omar", "last_name": "Haddad",
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[RecordStore]:
-    s = RecordStore(make_engine(f"sqlite:///{tmp_path / 'r.db'}"),
+def store(db_url: DatabaseUrl) -> Iterator[RecordStore]:
+    s = RecordStore(make_engine(db_url("r")),
                     kinds={WANTED: WantedPersons(), SUSPECTS: TerrorismSuspects()})
     s.create_schema()
     yield s

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import pytest
+from databases import DatabaseUrl
 
 from connector.records.kinds.base import KeyColumn, Kind, Lookup, Record, TextQuery
 from connector.records.store import RecordStore, make_engine
@@ -37,8 +37,8 @@ class Notes(Kind):
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[RecordStore]:
-    s = RecordStore(make_engine(f"sqlite:///{tmp_path / 'r.db'}"),
+def store(db_url: DatabaseUrl) -> Iterator[RecordStore]:
+    s = RecordStore(make_engine(db_url("r")),
                     kinds={Category.ARTWORKS: Notes()})
     s.create_schema()
     yield s
@@ -105,7 +105,7 @@ def test_lookup_by_key(store: RecordStore) -> None:
     assert store.search_now(Category.ARTWORKS, {"code": "Z"}, 5) == []
 
 
-def test_biometric_kinds_import_and_refuse_to_guess(tmp_path: Path) -> None:
+def test_biometric_kinds_import_and_refuse_to_guess(db_url: DatabaseUrl) -> None:
     import io
 
     from connector.errors import InvalidCriteria
@@ -113,7 +113,7 @@ def test_biometric_kinds_import_and_refuse_to_guess(tmp_path: Path) -> None:
     from connector.records.importer import import_stream
     from connector.records.store import RecordStore
 
-    store = RecordStore.open(f"sqlite:///{tmp_path / 'b.db'}")
+    store = RecordStore.open(db_url("b"))
     try:
         data = (b'{"id": "S-1", "loci": {"D8S1179": "13, 14", "TH01": "9.3"}}\n'
                 b'{"id": "S-2", "loci": {"D8S1179": "thirteen"}}\n'

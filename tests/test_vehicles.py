@@ -7,11 +7,11 @@ import random
 import re
 from collections.abc import Iterator, Mapping
 from datetime import date, timedelta
-from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from databases import DatabaseUrl
 
 from connector.errors import ImportFileError, InvalidCriteria
 from connector.records.categories import CATEGORIES
@@ -204,8 +204,8 @@ def test_normalise_plate_refuses(raw: str, message: str) -> None:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[RecordStore]:
-    s = RecordStore(make_engine(f"sqlite:///{tmp_path / 'r.db'}"), kinds={V: Vehicles()})
+def store(db_url: DatabaseUrl) -> Iterator[RecordStore]:
+    s = RecordStore(make_engine(db_url("r")), kinds={V: Vehicles()})
     s.create_schema()
     yield s
     s.close()

@@ -29,6 +29,15 @@ class Schema(enum.Enum):
         return f"alembic_version_{self.value}"
 
 
+BASELINES = {Schema.RECORDS: "r0001", Schema.ENQUIRIES: "e0001"}
+# What a database made before migrations holds; `db upgrade` adopts one that has them all.
+_BASELINE_TABLES = {
+    Schema.RECORDS: {"travel_documents", "vehicles", "artworks", "wanted_persons",
+                     "terrorism_suspects", "dna_profiles", "fingerprints", "record_meta"},
+    Schema.ENQUIRIES: {"enquiries", "outbox", "digests"},
+}
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Status:
     current: str | None  # the database's revision; None when it has none
@@ -65,8 +74,22 @@ def upgrade(schema: Schema, conn: Connection) -> None:
     command.upgrade(_config(schema, conn), "head")
 
 
-def stamp(schema: Schema, conn: Connection, revision: str) -> None:
-    command.stamp(_config(schema, conn), revision)
+def upgrade_existing(schema: Schema, conn: Connection) -> tuple[str | None, str]:
+    """`ncb-connector db upgrade`: to the newest revision, adopting a database made before
+    migrations when it has the baseline's tables. (revision before, revision after)."""
+    found = status(schema, conn)
+    if not found.known:
+        raise SchemaError(f"schema revision {found.current} is newer than this version "
+                          f"knows (up to {found.head}); nothing changed")
+    if found.current is None and not found.empty:
+        present = set(inspect(conn).get_table_names())
+        missing = _BASELINE_TABLES[schema] - present
+        if missing:
+            raise SchemaError(f"the database has tables but no schema version, and lacks "
+                              f"{', '.join(sorted(missing))}: it is not one of ours")
+        command.stamp(_config(schema, conn), BASELINES[schema])
+    upgrade(schema, conn)
+    return found.current, found.head
 
 
 def ensure(schema: Schema, conn: Connection, *, what: str) -> None:

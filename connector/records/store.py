@@ -141,10 +141,8 @@ class RecordStore:
         product does not ship (tests). The product's own schema is made by migrations."""
         self.metadata.create_all(self._conn)
         for category, kind in self.kinds.items():
-            if kind.text_fields and self._raw is not None:
-                self._conn.exec_driver_sql(
-                    f"CREATE VIRTUAL TABLE IF NOT EXISTS {_fts(category)} USING fts5("
-                    "id UNINDEXED, body, tokenize = 'unicode61 remove_diacritics 2')")
+            if kind.text_fields:
+                self._text.create(self._conn, category.value)
         self._conn.commit()
         self.load_secret()
 
@@ -373,10 +371,6 @@ class RecordStore:
         table = self.tables.get(category)
         if table is not None:
             yield from (r.id for r in self._conn.execute(select(table.c.id)))
-
-
-def _fts(category: Category) -> str:
-    return f"{category.value}_text"
 
 
 def _text_body(kind: Kind, record: Record) -> str:

@@ -24,6 +24,9 @@ def table_name(category: str) -> str:
 
 
 class TextIndex(Protocol):
+    def create(self, conn: Connection, category: str) -> None:
+        """The index's table, for kinds outside the migrated schema (tests)."""
+
     def index(self, conn: Connection, category: str, rows: Sequence[tuple[str, str]]) -> None:
         """(record id, body) pairs, replacing what the ids had."""
 
@@ -45,6 +48,11 @@ def _chunks(ids: Sequence[str], size: int = 500) -> list[list[str]]:
 class SqliteText:
     """FTS5, ranked by bm25 (negative; the smaller the better). Run on the driver's own
     connection: FTS5 statements are not worth building through SQLAlchemy."""
+
+    def create(self, conn: Connection, category: str) -> None:
+        conn.exec_driver_sql(
+            f"CREATE VIRTUAL TABLE IF NOT EXISTS {table_name(category)} USING fts5("
+            "id UNINDEXED, body, tokenize = 'unicode61 remove_diacritics 2')")
 
     def index(self, conn: Connection, category: str, rows: Sequence[tuple[str, str]]) -> None:
         self.unindex(conn, category, [i for i, _ in rows])
@@ -81,6 +89,13 @@ class SqliteText:
 class PostgresText:
     """A tsvector per record under the `simple` configuration (no stemming: titles come in
     every language, and the words are folded by us), GIN-indexed, ranked by ts_rank_cd."""
+
+    def create(self, conn: Connection, category: str) -> None:
+        table = table_name(category)
+        conn.exec_driver_sql(f"CREATE TABLE IF NOT EXISTS {table} "
+                             "(id VARCHAR(128) PRIMARY KEY, body TSVECTOR NOT NULL)")
+        conn.exec_driver_sql(f"CREATE INDEX IF NOT EXISTS ix_{table}_body ON {table} "
+                             "USING GIN (body)")
 
     def index(self, conn: Connection, category: str, rows: Sequence[tuple[str, str]]) -> None:
         conn.execute(text(

@@ -1,0 +1,99 @@
+"""Schema migrations: what they build is what the code expects, and unknown schemas are refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from databases import DatabaseUrl, run_sql
+from processes import cli, init
+from sqlalchemy import MetaData, create_engine
+
+from connector.dburl import sync_url
+from connector.enquiries import EnquiryLog
+from connector.enquiries import metadata as log_metadata
+from connector.errors import SchemaError
+from connector.migrations import Schema
+from connector.records.store import RecordStore, records_metadata
+
+
+def _differences(url: str, metadata: MetaData, version_table: str) -> list[object]:
+    engine = create_engine(sync_url(url))
+    try:
+        with engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts={"version_table": version_table})
+            diffs = compare_metadata(context, metadata)
+    finally:
+        engine.dispose()
+    # The full-text tables are the backend's own (FTS5, tsvector), made by the migration.
+    return [d for d in diffs if not (isinstance(d, tuple) and d[0] == "remove_table"
+                                     and d[1].name.endswith("_text"))
+            and "_text_" not in repr(d)]
+
+
+def test_migrations_build_exactly_the_tables_the_code_uses(db_url: DatabaseUrl) -> None:
+    """A kind or log column changed without a migration fails here."""
+    records, log_url = db_url("records"), db_url("enquiries")
+    RecordStore.open(records).close()
+    EnquiryLog.open(log_url).close()
+    assert _differences(records, records_metadata(), Schema.RECORDS.version_table) == []
+    assert _differences(log_url, log_metadata, Schema.ENQUIRIES.version_table) == []
+
+
+def test_a_schema_revision_this_version_does_not_know_is_refused(db_url: DatabaseUrl) -> None:
+    url = db_url("records")
+    RecordStore.open(url).close()
+    run_sql(url, "UPDATE alembic_version_records SET version_num = 'r9999'")
+    with pytest.raises(SchemaError, match="r9999, which this version does not know"):
+        RecordStore.open(url)
+
+
+def test_tables_without_a_version_are_refused_until_db_upgrade_adopts_them(
+        db_url: DatabaseUrl) -> None:
+    url = db_url("enquiries")
+    engine = create_engine(sync_url(url))
+    log_metadata.create_all(engine)  # as a version before migrations left it
+    engine.dispose()
+    with pytest.raises(SchemaError, match="db upgrade"):
+        EnquiryLog.open(url)
+
+    from connector.migrations import upgrade_existing
+
+    engine = create_engine(sync_url(url))
+    with engine.begin() as conn:
+        assert upgrade_existing(Schema.ENQUIRIES, conn) == (None, "e0001")
+    engine.dispose()
+    EnquiryLog.open(url).close()
+
+
+def test_db_status_and_upgrade_from_the_command_line(tmp_path: Path) -> None:
+    config, _, _ = init(tmp_path, "FR")
+    status = cli("db", "status", config=config)
+    assert "new (created on first use)" in status.stdout
+    assert cli("db", "upgrade", config=config).stdout.splitlines() == [
+        "records: new → r0001", "enquiry log: new → e0001"]
+    assert cli("db", "upgrade", config=config).stdout.splitlines() == [
+        "records: already at r0001", "enquiry log: already at e0001"]
+    run_sql(f"sqlite:///{tmp_path / 'FR' / 'records.db'}",
+            "UPDATE alembic_version_records SET version_num = 'r9999'")
+    status = cli("db", "status", config=config, check=False)
+    assert status.returncode == 1
+    assert "unknown revision" in status.stdout
+    # The node refuses to serve on it, saying why, with no traceback.
+    run = cli("run", config=config, check=False)
+    assert run.returncode == 2
+    assert "r9999" in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def test_database_urls_are_checked_in_the_config(tmp_path: Path) -> None:
+    config, _, _ = init(tmp_path, "FR")
+    data = yaml.safe_load(config.read_text())
+    data["databases"] = {"records": "mysql://localhost/records"}
+    config.write_text(yaml.safe_dump(data))
+    result = cli("config", "check", config=config, check=False)
+    assert result.returncode == 2
+    assert "unsupported database 'mysql'" in result.stderr
