@@ -1,8 +1,16 @@
 #!/usr/bin/env bash
 # Installs what the tests need, then runs lint, type checks and the whole test suite.
+# The suite starts its own PostgreSQL server on loopback; this only makes sure the server
+# programs are on the machine (Debian's postgresql package).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null && ! command -v initdb >/dev/null; then
+    echo "== installing PostgreSQL (Debian package postgresql)"
+    sudo_=""; [ "$(id -u)" -ne 0 ] && sudo_="sudo"
+    $sudo_ apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+fi
 python3 -m pip install --quiet --disable-pip-version-check -e '.[test]'
 echo "== ruff"; python3 -m ruff check connector tests bench docs/examples
 echo "== mypy"; python3 -m mypy
-echo "== pytest"; python3 -m pytest -q "$@"
+echo "== pytest"; NCB_TEST_POSTGRES=required python3 -m pytest -q "$@"
