@@ -37,6 +37,8 @@ from connector.sdnotify import SystemdNotifier
 from connector.server.inflight import InFlight
 from connector.server.local_api import make_local_app
 from connector.server.peer_api import ANSWERER, IDENTITY, IdentityToken, make_peer_app
+from connector.sources.model import Source, load_sources
+from connector.sources.sync import sync
 
 log = structlog.get_logger("connector.app")
 
@@ -241,11 +243,44 @@ async def _digest_job(app: web.Application, channel: str, started: float) -> Non
              enquiries=notice.body.get("enquiries"))
 
 
+async def sources_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Each source of sources.yaml synced on its own interval, as an APScheduler job. A sync
+    runs in a worker thread with its own store connection: reading a national database
+    takes seconds, and the loop keeps answering meanwhile."""
+    node = app[NODE]
+    sources = load_sources(node.settings.path(node.settings.sources_file)).sources
+    if not sources:
+        yield
+        return
+    scheduler = AsyncIOScheduler(timezone=UTC)
+    for source in sources:
+        scheduler.add_job(_sync_job, "interval", seconds=source.interval_s,
+                          id=f"source:{source.name}", args=(node, source), max_instances=1,
+                          coalesce=True, next_run_time=datetime.now(UTC))
+    scheduler.start()
+    yield
+    scheduler.shutdown(wait=False)
+
+
+async def _sync_job(node: Node, source: Source) -> None:
+    def run() -> None:
+        store = RecordStore.open(node.settings.records_url)
+        try:
+            sync(source, store, clock=node.clock)
+        finally:
+            store.close()
+
+    try:
+        await asyncio.to_thread(run)
+    except ConfigError as exc:  # the source's message names it; never a traceback
+        log.error("source_sync_failed", source=source.name, error=str(exc))
+
+
 def build_peer_app(node: Node, inflight: InFlight) -> web.Application:
     app = make_peer_app(inflight)
     app[NODE] = node
     app.cleanup_ctx.extend([records_ctx, enquiry_log_ctx, checkpoint_ctx, answerer_ctx,
-                            notifications_ctx, policy_watch_ctx])
+                            notifications_ctx, policy_watch_ctx, sources_ctx])
     return app
 
 

@@ -134,16 +134,19 @@ def config() -> None:
 @config_option
 @handles_errors
 def config_check(config_path: Path) -> None:
-    """Validate connector.yaml, the key files, peers.yaml and the policy directory."""
+    """Validate connector.yaml, the key files, peers.yaml, sources.yaml and the policy
+    directory."""
     from connector.app import Node
+    from connector.sources.model import load_sources
 
     settings = load_settings(config_path)
     configure_logging(fmt="auto", level="critical")  # the outcome is printed, not logged
     node = Node.from_settings(settings)
     node.load_live()
     node.ssl_context()
+    sources = load_sources(settings.path(settings.sources_file)).sources
     out.print(f"ok: node {settings.node}, {len(node.live.trust.peers)} peer(s), "
-              f"policy {node.live.policy.digest}")
+              f"{len(sources)} source(s), policy {node.live.policy.digest}")
 
 
 @main.group()
@@ -496,6 +499,51 @@ def records_stats(config_path: Path) -> None:
 
 
 # --- policy ------------------------------------------------------------------------------------
+
+
+@records.command("sync")
+@click.option("--source", "names", multiple=True, help="Only this source (repeatable).")
+@click.option("--allow-removal", is_flag=True,
+              help="Apply removals even when more than the source's max_removal_share of "
+                   "its records would go.")
+@config_option
+@handles_errors
+def records_sync(names: tuple[str, ...], allow_removal: bool, config_path: Path) -> None:
+    """Pull what changed in the national databases of sources.yaml (read only); exits 1
+    when a row was rejected or removals were refused."""
+    from connector.records.store import RecordStore
+    from connector.sources.model import load_sources
+    from connector.sources.sync import sync
+
+    settings = _settings(config_path)
+    sources = load_sources(settings.path(settings.sources_file)).sources
+    unknown = set(names) - {s.name for s in sources}
+    if unknown:
+        _fail(f"no source {', '.join(sorted(unknown))} in {settings.sources_file}")
+    if not sources:
+        _fail(f"no sources in {settings.path(settings.sources_file)}")
+    store = RecordStore.open(settings.records_url)
+    failed = False
+    try:
+        for source in sources:
+            if names and source.name not in names:
+                continue
+            report = sync(source, store, clock=time.time, allow_removal=allow_removal)
+            click.echo(f"{source.name} → {report.category}: read {report.read}, "
+                       f"inserted {report.inserted}, updated {report.updated}, "
+                       f"unchanged {report.unchanged}, removed {report.removed}, "
+                       f"rejected {report.rejected}")
+            for key, reason in report.errors[:20]:
+                click.echo(f"  rejected {key.replace(chr(31), '/')}: {reason}", err=True)
+            if report.rejected > 20:
+                click.echo(f"  … and {report.rejected - 20} more", err=True)
+            if report.refused:
+                click.echo(f"  {report.refused}", err=True)
+            failed = failed or bool(report.rejected or report.refused)
+    finally:
+        store.close()
+    if failed:
+        raise SystemExit(1)
 
 
 @main.group()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -136,6 +136,8 @@ class Settings(_Model):
     databases: Databases = Databases()
     policy_dir: Path = Path("policies")
     peers_file: Path = Path("peers.yaml")
+    # Live links to national databases (docs/records.md); no file, no links.
+    sources_file: Path = Path("sources.yaml")
     policy_reload_interval: Annotated[float, Field(ge=0, le=3600)] = 5.0
     logging: Logging = Logging()
     outgoing: Outgoing = Outgoing()
@@ -179,6 +181,16 @@ class Settings(_Model):
 def load_settings(path: Path) -> Settings:
     """Read and validate connector.yaml; every problem becomes one ConfigError naming the
     file, line and key, so an admin never meets a traceback or a silently ignored key."""
+    return load_yaml_model(path, Settings, extra={"base_dir": path.resolve().parent})
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def load_yaml_model(path: Path, model: type[M], *, extra: dict[str, Any] | None = None) -> M:
+    """A YAML file an admin edits, validated by `model`; every problem is reported as
+    file:line:column: key: message in one ConfigError. `extra` keys are supplied by us,
+    never taken from the file."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -194,14 +206,16 @@ def load_settings(path: Path) -> Settings:
     data, problems = to_python(root)
     found = [f"{path}:{p.position.line}:{p.position.column}: {p.message}" for p in problems]
     if not isinstance(data, dict):
-        found.append(f"{path}:1:1: the top level must be a mapping of settings")
-    elif "base_dir" in data:
-        where = position(locate(root, ["base_dir"], want_key=True))
-        found.append(f"{path}:{where.line}:{where.column}: base_dir: unknown key")
+        found.append(f"{path}:1:1: the top level must be a mapping")
+    else:
+        for key in extra or {}:
+            if key in data:
+                where = position(locate(root, [key], want_key=True))
+                found.append(f"{path}:{where.line}:{where.column}: {key}: unknown key")
     if found:
         raise ConfigError("; ".join(found), file=str(path), errors=found)
     try:
-        return Settings.model_validate({**data, "base_dir": path.resolve().parent})
+        return model.model_validate({**data, **(extra or {})})
     except ValidationError as exc:
         for err in exc.errors(include_url=False):
             loc = [p for p in err["loc"] if isinstance(p, str | int)]

@@ -39,6 +39,7 @@ from connector.errors import ConfigError
 from connector.records.kinds.base import Kind, Match, Record, TextQuery
 from connector.records.kinds.registry import KINDS
 from connector.records.textindex import fold, for_dialect
+from connector.sources.provenance import Provenance, provenance_tables
 from connector.sqlitepragmas import on_connect
 from connector.vocabulary import Category
 
@@ -68,6 +69,7 @@ def records_metadata(kinds: Mapping[Category, Kind] = KINDS) -> MetaData:
     for kind in kinds.values():
         table_for(kind, metadata)
     meta_table(metadata)
+    provenance_tables(metadata)
     return metadata
 
 
@@ -102,6 +104,7 @@ class RecordStore:
         self.metadata = MetaData()
         self.tables = {c: table_for(k, self.metadata) for c, k in kinds.items()}
         self._meta = meta_table(self.metadata)
+        provenance_tables(self.metadata)
         self._secret = b""
         self._conn = engine.connect()
         self._text = for_dialect(engine.dialect.name)
@@ -174,6 +177,13 @@ class RecordStore:
             # Records are re-importable from their source: a lost tail after a crash is
             # re-imported, so an import's commits need not wait for the WAL flush.
             self._conn.exec_driver_sql("SET synchronous_commit = off")
+
+    def provenance(self) -> Provenance:
+        """Where records from national databases came from, on this store's connection."""
+        return Provenance(self._conn, self.metadata)
+
+    def commit(self) -> None:
+        self._conn.commit()
 
     def kind(self, category: Category) -> Kind | None:
         return self.kinds.get(category)

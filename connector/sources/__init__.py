@@ -1,0 +1,1 @@
+"""Live links to national databases: sources.yaml and the incremental sync."""
