@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -209,7 +209,7 @@ def _apply(source: Source, store: RecordStore, rows: list[Mapping[str, Any]],
             report.reject(key, str(exc))
             continue
         if not record.id_given:
-            record = replace(record, id=store.opaque_id(source.category, kind, record))
+            record = store.with_opaque_id(source.category, kind, record)
         if before is not None and before.record_id != record.id:
             replaced.append(before.record_id)  # its natural key changed at the source
         records.append(record)
