@@ -149,6 +149,33 @@ def test_import_from_a_pipe(tmp_path: Path) -> None:
     assert "12000 inserted" in proc.stdout
 
 
+def test_a_2_gb_line_through_a_pipe_is_reported_and_the_good_lines_go_in(
+        tmp_path: Path) -> None:
+    """2 GiB without a line break between two good lines: the importer reads it in bounded
+    pieces, names the line, imports the others — and never holds it in memory."""
+    import resource
+
+    config, _, _ = init(tmp_path, "DE")
+    out_path, err_path = tmp_path / "out", tmp_path / "err"
+    with out_path.open("wb") as out, err_path.open("wb") as err:
+        proc = subprocess.Popen(
+            [*CLI, "records", "import", "-", "--category", "travel_documents"],
+            stdin=subprocess.PIPE, stdout=out, stderr=err,
+            env={**os.environ, "NCB_CONNECTOR_CONFIG": str(config), "COLUMNS": "200"})
+        assert proc.stdin is not None
+        block = b"x" * (1 << 20)
+        proc.stdin.write(b'{"number": "P0000001", "country": "DE", "status": "stolen"}\n')
+        for _ in range(2048):  # 2 GiB, bounded
+            proc.stdin.write(block)
+        proc.stdin.write(b'\n{"number": "P0000002", "country": "DE", "status": "stolen"}\n')
+        proc.stdin.close()
+        assert proc.wait(timeout=300) == 1, err_path.read_text()
+    assert "2 inserted" in out_path.read_text()
+    assert "-:2: the line is 2,147,483,649 bytes long" in err_path.read_text()
+    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    assert peak_kib < 400 * 1024, f"the importer peaked at {peak_kib / 1024:.0f} MiB"
+
+
 def test_policy_check_reports_file_line_and_rule(tmp_path: Path) -> None:
     config, _, _ = init(tmp_path, "DE")
     (config.parent / "policies" / "20-bad.yaml").write_text(

@@ -56,8 +56,35 @@ def guess_format(name: str) -> Format:
     raise ImportFileError(f"cannot tell the format of {name!r}; give --format ndjson|csv|ftm")
 
 
+MAX_LINE = 1 << 20
+"""Bytes in one import line: no record comes near it, and a file without line breaks (a
+binary, a 2 GB blob through a pipe) must not be read into memory whole."""
+
+
+def _lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes | RowError]]:
+    """Lines, each at most MAX_LINE bytes; a longer one is skipped to its end and reported."""
+    lineno = 0
+    while True:
+        raw = stream.readline(MAX_LINE + 1)
+        if not raw:
+            return
+        lineno += 1
+        if len(raw) > MAX_LINE and not raw.endswith(b"\n"):
+            skipped = len(raw)
+            while raw and not raw.endswith(b"\n"):
+                raw = stream.readline(MAX_LINE)
+                skipped += len(raw)
+            yield lineno, RowError(f"the line is {skipped:,} bytes long, more than a record "
+                                   f"can be ({MAX_LINE:,}); skipped")
+            continue
+        yield lineno, raw
+
+
 def _ndjson_rows(stream: IO[bytes]) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
-    for lineno, raw in enumerate(stream, start=1):
+    for lineno, raw in _lines(stream):
+        if isinstance(raw, RowError):
+            yield lineno, raw
+            continue
         if not raw.strip():
             continue
         try:
