@@ -1,7 +1,7 @@
 """Records at scale: import rate and exact-lookup latency for travel documents and vehicles.
 
 Generates `--rows` travel documents and `--rows` vehicles from a seed (default 1,000,000
-each), writes them as NDJSON, and times, on SQLite (no PostgreSQL backend exists yet):
+each), writes them as NDJSON, and times, on SQLite (`bench.records_pg` does PostgreSQL):
 
 1. the real command, `ncb-connector records import FILE --category …`, in its own process
    against a fresh node made by `init_node`: records/s end to end;
@@ -642,8 +642,8 @@ def render(report: Report) -> str:
         f"- code: commit {report.code}" + (
             f" at the start; {report.code_end} at the end (connector/ changed during the run)"
             if report.code_end and report.code_end != report.code else ""),
-        "- database: SQLite only (WAL, `synchronous=NORMAL`, as `RecordStore` sets it); no "
-        "PostgreSQL backend exists yet, so none was measured",
+        "- database: SQLite (WAL, `synchronous=NORMAL`, as `RecordStore` sets it); PostgreSQL "
+        "is measured by `python -m bench.records_pg`, in its own section",
         f"- data: seed {o.seed}; " + "; ".join(
             f"{c.plan.rows:,} {c.category.value} ({c.file_bytes / 1e6:,.0f} MB of NDJSON, "
             f"{c.file_bytes / c.plan.rows:.0f} bytes a row, generated in {c.generate_s:.0f} s)"
