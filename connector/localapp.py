@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import aiohttp
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from connector.agencies import AgencyDirectory
+from connector.agencycheck import Prepared, prepare
+from connector.asking import Request
 from connector.enquiries import EnquiryLog
-from connector.fanout import FanOut
+from connector.fanout import FanOut, PeerOutcome
 from connector.peers.breaker import Breakers
 from connector.peers.client import PeerClient
 from connector.peers.discovery import Discovered, discovery_ctx
@@ -109,3 +111,30 @@ def build_local_app(node: Node, *, records: Callable[[], RecordStore],
         app.cleanup_ctx.append(discovery_ctx(node, discovered, peer_port))
     return app
 
+
+
+async def search_once(node: Node, request: Request, *, peers: Sequence[str] | Literal["*"],
+                      deadline_s: float,
+                      on_update: Callable[[Prepared, Mapping[str, PeerOutcome]], None],
+                      ) -> tuple[Prepared, dict[str, PeerOutcome]]:
+    """One agency check from a command line, outside the running node: its own session,
+    breakers and database handles, the same policy, log and verification."""
+    enquiry_log = node.open_enquiry_log()
+    store = node.open_records()
+    try:
+        async with peer_session() as session:
+            fanout = make_fanout(node, session, enquiry_log, Breakers())
+            prepared = await prepare(node=node.settings.node, request=request, peers=peers,
+                                     policy=node.live.current_policy(),
+                                     trust=node.live.current_trust(), store=store)
+            outcomes: dict[str, PeerOutcome] = {}
+            on_update(prepared, outcomes)
+            async for o in fanout.run(request, prepared.plans, trust=prepared.trust,
+                                      policy_digest=prepared.policy_digest,
+                                      deadline_s=deadline_s):
+                outcomes[o.peer] = o
+                on_update(prepared, outcomes)
+            return prepared, outcomes
+    finally:
+        store.close()
+        enquiry_log.close()

@@ -24,11 +24,11 @@ from pydantic import (
 )
 
 from connector.agencies import Agency, AgencyDirectory
+from connector.agencycheck import Prepared, prepare
 from connector.asking import Request
-from connector.enquiries import new_enquiry_id
-from connector.errors import InvalidRequest, OutboundDenied
-from connector.fanout import CheckOutcome, FanOut, PeerOutcome, PeerPlan, plan
-from connector.national import NationalResult, search_national, validate_checks
+from connector.errors import InvalidRequest
+from connector.fanout import CheckOutcome, FanOut, PeerOutcome
+from connector.national import NationalResult
 from connector.peers.trust import TrustStore
 from connector.policy import Policy
 from connector.protocol import Check, CriterionValue, NodeId, ShortText
@@ -111,19 +111,14 @@ LOCAL_CHECKS = web.AppKey("local_checks", LocalChecks)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Prepared:
-    id: str
+class Accepted:
     agency: Agency
-    request: Request
-    plans: tuple[PeerPlan, ...]
-    national: tuple[NationalResult, ...]
+    check: Prepared
     deadline_ms: int
-    policy_digest: str
-    trust: TrustStore
     started: float
 
 
-async def _prepare(request: web.Request) -> Prepared:
+async def _prepare(request: web.Request) -> Accepted:
     deps = request.app[LOCAL_CHECKS]
     started = time.monotonic()
     agency = deps.agencies.authenticate(request.headers.get("Authorization"))
@@ -140,44 +135,20 @@ async def _prepare(request: web.Request) -> Prepared:
               for c in body.checks]
     if body.subject is not None:
         checks.extend(subject_checks(Subject(**body.subject.model_dump())))
-    ids = [c.id for c in checks]
-    if len(set(ids)) != len(ids):
-        raise InvalidRequest("check ids must be unique (a subject adds document, "
-                             "wanted_person, terrorism_suspect and vehicle)")
-    if not checks:
-        raise InvalidRequest("the subject gives nothing to check")
-    if len(checks) > 32:
-        raise InvalidRequest("at most 32 checks per request")
-    parsed = validate_checks(checks)
-    policy, trust = deps.policy(), deps.trust()
-    if body.peers == "*":
-        peers = sorted(trust.peers)
-    else:
-        unknown = sorted(set(body.peers) - set(trust.peers))
-        if unknown:
-            raise InvalidRequest(f"not in the trust store: {', '.join(unknown)}",
-                                 peers=unknown)
-        peers = list(dict.fromkeys(body.peers))
     sub = body.sub if body.sub.startswith(f"{agency.id}/") else f"{agency.id}/{body.sub}"
     ask = Request(agency=agency.id, agency_kind=agency.kind, sub=sub[:256],
                   purpose=body.purpose, case=body.case, checks=tuple(checks))
-    plans = plan(policy, ask, peers)
-    if plans and not any(p.allowed for p in plans):
-        raise OutboundDenied(
-            f"the outbound policy lets {agency.id} ask none of these peers about "
-            f"{', '.join(sorted({c.category.value for c in checks}))} for {body.purpose.value}",
-            agency=agency.id)
-    national = await search_national(deps.store(), deps.node, checks, parsed)
-    return Prepared(id=new_enquiry_id(time.time()), agency=agency, request=ask,
-                    plans=plans, national=national,
-                    deadline_ms=body.deadline_ms or deps.default_deadline_ms,
-                    policy_digest=policy.digest, trust=trust, started=started)
+    prepared = await prepare(node=deps.node, request=ask, peers=body.peers,
+                             policy=deps.policy(), trust=deps.trust(), store=deps.store())
+    return Accepted(agency=agency, check=prepared,
+                    deadline_ms=body.deadline_ms or deps.default_deadline_ms, started=started)
 
 
-def _outcomes(request: web.Request, p: Prepared) -> AsyncIterator[PeerOutcome]:
-    deps = request.app[LOCAL_CHECKS]
-    return deps.fanout().run(p.request, p.plans, trust=p.trust,
-                             policy_digest=p.policy_digest, deadline_s=p.deadline_ms / 1000)
+def _outcomes(request: web.Request, a: Accepted) -> AsyncIterator[PeerOutcome]:
+    p = a.check
+    return request.app[LOCAL_CHECKS].fanout().run(
+        p.request, p.plans, trust=p.trust, policy_digest=p.policy_digest,
+        deadline_s=a.deadline_ms / 1000)
 
 
 # --- rendering ------------------------------------------------------------------------------
@@ -204,26 +175,28 @@ def _national_json(r: NationalResult) -> dict[str, Any]:
     return out
 
 
-def _elapsed_ms(p: Prepared) -> float:
-    return round((time.monotonic() - p.started) * 1000, 1)
+def _elapsed_ms(a: Accepted) -> float:
+    return round((time.monotonic() - a.started) * 1000, 1)
 
 
-def _log_done(p: Prepared, outcomes: list[PeerOutcome]) -> None:
+def _log_done(a: Accepted, outcomes: list[PeerOutcome]) -> None:
+    p = a.check
     counts: dict[str, int] = {}
     for o in outcomes:
         counts[o.status] = counts.get(o.status, 0) + 1
-    log.info("agency_check", id=p.id, agency=p.agency.id, purpose=p.request.purpose.value,
+    log.info("agency_check", id=p.id, agency=a.agency.id, purpose=p.request.purpose.value,
              checks=len(p.request.checks), peers=len(p.plans), outcomes=counts,
              hits=sum(1 for o in outcomes for c in o.checks if c.status == "hit"),
-             elapsed_ms=_elapsed_ms(p))
+             elapsed_ms=_elapsed_ms(a))
 
 
 async def post_checks(request: web.Request) -> web.Response:
-    p = await _prepare(request)
-    outcomes = [o async for o in _outcomes(request, p)]
+    a = await _prepare(request)
+    p = a.check
+    outcomes = [o async for o in _outcomes(request, a)]
     order = {plan.peer: i for i, plan in enumerate(p.plans)}
     outcomes.sort(key=lambda o: order[o.peer])
-    _log_done(p, outcomes)
+    _log_done(a, outcomes)
     checks = []
     for i, check in enumerate(p.request.checks):
         checks.append({
@@ -231,16 +204,17 @@ async def post_checks(request: web.Request) -> web.Response:
             "national": _national_json(p.national[i]),
             "peers": [{"peer": o.peer, **_check_json(o.checks[i])} for o in outcomes],
         })
-    doc = {"id": p.id, "agency": p.agency.id, "purpose": p.request.purpose.value,
-           "case": p.request.case, "deadline_ms": p.deadline_ms,
+    doc = {"id": p.id, "agency": a.agency.id, "purpose": p.request.purpose.value,
+           "case": p.request.case, "deadline_ms": a.deadline_ms,
            "complete": all(o.status != "timeout" for o in outcomes),
-           "elapsed_ms": _elapsed_ms(p), "checks": checks,
+           "elapsed_ms": _elapsed_ms(a), "checks": checks,
            "peers": [_peer_json(o) for o in outcomes]}
     return web.Response(body=orjson.dumps(doc), content_type="application/json")
 
 
 async def post_checks_stream(request: web.Request) -> web.StreamResponse:
-    p = await _prepare(request)
+    a = await _prepare(request)
+    p = a.check
     sse = SSE in request.headers.get("Accept", "")
     response = web.StreamResponse(headers={"Content-Type": SSE if sse else NDJSON,
                                            "Cache-Control": "no-store"})
@@ -254,23 +228,23 @@ async def post_checks_stream(request: web.Request) -> web.StreamResponse:
             await response.write(orjson.dumps({"event": event, **data}) + b"\n")
 
     await send("accepted", {
-        "id": p.id, "agency": p.agency.id, "purpose": p.request.purpose.value,
-        "deadline_ms": p.deadline_ms, "peers": [plan.peer for plan in p.plans],
+        "id": p.id, "agency": a.agency.id, "purpose": p.request.purpose.value,
+        "deadline_ms": a.deadline_ms, "peers": [plan.peer for plan in p.plans],
         "checks": [{"id": c.id, "category": c.category.value, "criteria": dict(c.criteria)}
                    for c in p.request.checks]})
     await send("national", {"results": [{"check": c.id, **_national_json(r)}
                                         for c, r in zip(p.request.checks, p.national,
                                                         strict=True)]})
     outcomes = []
-    async for o in _outcomes(request, p):
+    async for o in _outcomes(request, a):
         outcomes.append(o)
         await send("peer", {**_peer_json(o),
                             "results": [{"check": c.id, **_check_json(oc)}
                                         for c, oc in zip(p.request.checks, o.checks,
                                                          strict=True)]})
-    _log_done(p, outcomes)
+    _log_done(a, outcomes)
     await send("done", {"complete": all(o.status != "timeout" for o in outcomes),
-                        "elapsed_ms": _elapsed_ms(p)})
+                        "elapsed_ms": _elapsed_ms(a)})
     await response.write_eof()
     return response
 
