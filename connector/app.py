@@ -26,6 +26,7 @@ from connector.errors import ConfigError
 from connector.identity import Signer
 from connector.keyfiles import certificate_fingerprint, read_signing_key
 from connector.live import LiveState
+from connector.localapp import build_local_app
 from connector.notify.channels import build_senders
 from connector.notify.digest import digest_trigger, make_digest
 from connector.notify.dispatcher import Dispatcher, RetryPolicy
@@ -35,7 +36,6 @@ from connector.ratelimit import RateLimiter
 from connector.records.store import RecordStore
 from connector.sdnotify import SystemdNotifier
 from connector.server.inflight import InFlight
-from connector.server.local_api import make_local_app
 from connector.server.peer_api import ANSWERER, IDENTITY, IdentityToken, make_peer_app
 from connector.sources.model import Source, load_sources
 from connector.sources.sync import sync
@@ -297,7 +297,9 @@ class Service:
         self.shutdown_timeout = shutdown_timeout
         self.inflight = InFlight()
         self.peer_app = build_peer_app(node, self.inflight)
-        self.local_app = make_local_app(node.live)
+        self.local_app = build_local_app(node, records=lambda: self.peer_app[RECORDS],
+                                         enquiry_log=lambda: self.peer_app[ENQUIRY_LOG],
+                                         peer_port=lambda: self.peer_port)
         self._runners: list[web.AppRunner] = []
         self.peer_port = 0
         self.local_port = 0

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import click
 import orjson
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -259,6 +260,192 @@ def peers_remove(peer_id: str, config_path: Path) -> None:
     if not remove_peer(settings.path(settings.peers_file), peer_id):
         _fail(f"{peer_id} is not in the trust store", 1)
     out.print(f"peer {peer_id} removed")
+
+
+@peers.command("status")
+@config_option
+@click.option("--json", "as_json", is_flag=True)
+@handles_errors
+def peers_status(config_path: Path, as_json: bool) -> None:
+    """Each peer's last health check by the running node: up or down, latency, key, TLS."""
+    from connector.enquiries import utc_iso
+    from connector.peers.health import load_health
+
+    settings = load_settings(config_path)
+    written_at, rows = load_health(settings.state_path(settings.federation.health_file))
+    if as_json:
+        _json({"written_at": utc_iso(written_at) if written_at else None,
+               "peers": [_health_dict(r) for r in rows]})
+        return
+    if written_at is None:
+        _fail("no health checks yet: is the node running? (it checks every "
+              f"{settings.federation.health_interval_s:g} s)", 1)
+        return
+    table = Table("peer", "state", "latency", "key", "tls", "key expires", "last up",
+                  "breaker", "problem",
+                  title=f"peer health as of {utc_iso(written_at)[:19].replace('T', ' ')} UTC")
+    for column in table.columns:
+        column.overflow = "fold"
+
+    def yes_no(v: bool | None) -> str:
+        return "-" if v is None else ("[green]ok[/]" if v else "[red]MISMATCH[/]")
+
+    for r in rows:
+        expires = utc_iso(r.key_expires_at)[:10] if r.key_expires_at else "-"
+        if r.key_expiring:
+            expires = f"[yellow]{expires} soon[/]"
+        table.add_row(r.peer, "[green]up[/]" if r.up else "[red]down[/]",
+                      "-" if r.latency_ms is None else f"{r.latency_ms:.0f} ms",
+                      yes_no(r.key_ok), yes_no(r.tls_ok), expires,
+                      utc_iso(r.last_up_at)[:19].replace("T", " ") if r.last_up_at else "-",
+                      r.breaker, escape(r.error or ""))
+    out.print(table if rows else "no peers")
+    if any(not r.up for r in rows):
+        raise SystemExit(1)
+
+
+def _health_dict(r: Any) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    from connector.enquiries import utc_iso
+
+    d = asdict(r)
+    for key in ("checked_at", "last_up_at", "key_expires_at"):
+        if d[key] is not None:
+            d[key] = utc_iso(d[key])
+    return d
+
+
+@peers.command("discovered")
+@config_option
+@click.option("--json", "as_json", is_flag=True)
+@handles_errors
+def peers_discovered(config_path: Path, as_json: bool) -> None:
+    """Nodes the running node found on the LAN (discovery.mdns): none is trusted by that."""
+    from dataclasses import asdict
+
+    from connector.enquiries import utc_iso
+    from connector.peers.discovery import load_discovered, standing
+    from connector.peers.trust import load_trust_store
+
+    settings = load_settings(config_path)
+    trust = load_trust_store(settings.path(settings.peers_file))
+    seen = load_discovered(settings.state_path(settings.discovery.discovered_file))
+    rows = [(s, standing(trust, s.node, s.kid)) for s in seen]
+    if as_json:
+        _json([{**asdict(s), "standing": st, "seen_at": utc_iso(s.seen_at)} for s, st in rows])
+        return
+    if not settings.discovery.mdns:
+        err.print("discovery is off (discovery.mdns in connector.yaml)")
+    table = Table("node", "address", "key thumbprint", "protocol", "seen (UTC)", "standing")
+    for column in table.columns:
+        column.overflow = "fold"
+    label = {"known": "[green]trusted peer: address followed[/]",
+             "key_mismatch": "[red]known id, unpinned key: ignored[/]",
+             "unknown": "[yellow]not trusted[/]"}
+    for s, st in rows:
+        table.add_row(s.node, f"{s.host}:{s.port}", s.kid, s.protocol,
+                      utc_iso(s.seen_at)[:19].replace("T", " "), label[st])
+    out.print(table if rows else "nothing discovered")
+    if any(st == "unknown" for _, st in rows):
+        out.print("To trust one, confirm its key with its NCB, then: "
+                  "ncb-connector peers add ID --url https://HOST:PORT --fetch")
+
+
+# --- agencies ----------------------------------------------------------------------------------
+
+
+@main.group()
+def agencies() -> None:
+    """National agencies that ask peers through this node (the local API), and their tokens."""
+
+
+def _agencies_file(config_path: Path) -> Path:
+    settings = load_settings(config_path)
+    return settings.state_path(settings.federation.agencies_file)
+
+
+@agencies.command("add")
+@click.argument("agency_id")
+@click.option("--kind", required=True,
+              type=click.Choice(["border", "customs", "immigration", "police", "ncb"]),
+              help="Sent to peers as the query's agency_kind.")
+@config_option
+@handles_errors
+def agencies_add(agency_id: str, kind: str, config_path: Path) -> None:
+    """Register an agency and print its API token, once (only its hash is kept)."""
+    from connector.agencies import add_agency
+    from connector.vocabulary import AgencyKind
+
+    agency, token = add_agency(_agencies_file(config_path), agency_id, AgencyKind(kind),
+                               now=time.time())
+    err.print(f"agency {agency.id} ({agency.kind.value}) added. Its token follows; it is "
+              "shown only now. Outbound rules name the agency as "
+              f"'agency: {agency.id}'.")
+    click.echo(token)
+
+
+@agencies.command("rotate")
+@click.argument("agency_id")
+@config_option
+@handles_errors
+def agencies_rotate(agency_id: str, config_path: Path) -> None:
+    """Give an agency a new token; the old one stops working at once."""
+    from connector.agencies import rotate_agency
+
+    agency, token = rotate_agency(_agencies_file(config_path), agency_id, now=time.time())
+    err.print(f"agency {agency.id}: new token (the old one no longer works):")
+    click.echo(token)
+
+
+@agencies.command("disable")
+@click.argument("agency_id")
+@config_option
+@handles_errors
+def agencies_disable(agency_id: str, config_path: Path) -> None:
+    """Refuse an agency's token from its next request on (a running node re-reads the file)."""
+    from connector.agencies import set_agency_enabled
+
+    set_agency_enabled(_agencies_file(config_path), agency_id, False, now=time.time())
+    out.print(f"agency {agency_id} disabled")
+
+
+@agencies.command("enable")
+@click.argument("agency_id")
+@config_option
+@handles_errors
+def agencies_enable(agency_id: str, config_path: Path) -> None:
+    """Accept a disabled agency's token again."""
+    from connector.agencies import set_agency_enabled
+
+    set_agency_enabled(_agencies_file(config_path), agency_id, True, now=time.time())
+    out.print(f"agency {agency_id} enabled")
+
+
+@agencies.command("list")
+@config_option
+@click.option("--json", "as_json", is_flag=True)
+@handles_errors
+def agencies_list(config_path: Path, as_json: bool) -> None:
+    """Agencies, their kinds and state (tokens are never shown again)."""
+    from connector.agencies import load_agencies
+    from connector.enquiries import utc_iso
+
+    rows = sorted(load_agencies(_agencies_file(config_path)).values(), key=lambda a: a.id)
+
+    def when(ts: float | None) -> str | None:
+        return utc_iso(ts)[:19].replace("T", " ") if ts else None
+
+    if as_json:
+        _json([{"id": a.id, "kind": a.kind.value, "enabled": a.enabled,
+                "created_at": when(a.created_at), "rotated_at": when(a.rotated_at),
+                "disabled_at": when(a.disabled_at)} for a in rows])
+        return
+    table = Table("agency", "kind", "state", "created (UTC)", "token rotated")
+    for a in rows:
+        table.add_row(a.id, a.kind.value, "enabled" if a.enabled else "[red]disabled[/]",
+                      when(a.created_at) or "-", when(a.rotated_at) or "-")
+    out.print(table if rows else "no agencies")
 
 
 # --- records -----------------------------------------------------------------------------------
@@ -1031,11 +1218,118 @@ def query(peer_id: str, category: str, number: str | None, country: str | None,
         raise SystemExit(3)
 
 
+@main.command()
+@click.option("--mrz", help="ICAO 9303 MRZ, lines separated by newlines.")
+@click.option("--number", help="Travel document number.")
+@click.option("--country", help="The document's issuing country (alpha-2).")
+@click.option("--type", "document_type", help="Document type (P, I, …).")
+@click.option("--first-name")
+@click.option("--last-name")
+@click.option("--birth-date", help="YYYY, YYYY-MM or YYYY-MM-DD.")
+@click.option("--nationality", help="Alpha-2.")
+@click.option("--plate", help="Vehicle registration plate.")
+@click.option("--plate-country", help="The plate's country (alpha-2).")
+@click.option("--vin", help="Vehicle identification number.")
+@click.option("--peer", "peer_ids", multiple=True, help="Ask only these peers (repeatable).")
+@click.option("--purpose", default="border_control", show_default=True,
+              type=click.Choice(["border_control", "criminal_investigation",
+                                 "counter_terrorism", "vehicle_check", "art_trafficking",
+                                 "identification"]))
+@click.option("--agency", default="ncb", show_default=True,
+              help="The national agency asking (outbound policy).")
+@click.option("--agency-kind", default="ncb", show_default=True,
+              type=click.Choice(["ncb", "police", "border", "customs", "immigration"]))
+@click.option("--sub", default=None, help="Pseudonymous end user (default: AGENCY/USER).")
+@click.option("--case", "case_ref", default=None)
+@click.option("--deadline-ms", type=click.IntRange(50, 30_000), default=None,
+              help="Default: federation.deadline_ms.")
+@click.option("--json", "as_json", is_flag=True)
+@config_option
+@handles_errors
+def search(mrz: str | None, number: str | None, country: str | None,
+           document_type: str | None, first_name: str | None, last_name: str | None,
+           birth_date: str | None, nationality: str | None, plate: str | None,
+           plate_country: str | None, vin: str | None, peer_ids: tuple[str, ...],
+           purpose: str, agency: str, agency_kind: str, sub: str | None,
+           case_ref: str | None, deadline_ms: int | None, as_json: bool,
+           config_path: Path) -> None:
+    """Check a subject (document, person, vehicle) against the national records and every
+    allowed peer at once; a table fills in as peers answer.
+
+    Exit status: 0 done, 3 a hit somewhere, 1 nothing could be asked, 2 bad input."""
+    from rich.live import Live
+
+    from connector.app import Node
+    from connector.asking import Request
+    from connector.localapp import search_once
+    from connector.reporting import fanout_table
+    from connector.subject import Subject, subject_checks
+    from connector.vocabulary import AgencyKind, Purpose
+
+    subject = Subject(mrz=mrz, document_number=number, document_country=country,
+                      document_type=document_type, first_name=first_name,
+                      last_name=last_name, birth_date=birth_date, nationality=nationality,
+                      plate=plate, plate_country=plate_country, vin=vin)
+    checks = subject_checks(subject)
+    if not checks:
+        _fail("give something to check: --mrz, --number, --last-name, --plate or --vin")
+    settings = _settings(config_path)
+    node = Node.from_settings(settings)
+    node.load_live()
+    request = Request(agency=agency, agency_kind=AgencyKind(agency_kind),
+                      sub=sub or f"{agency}/{os.environ.get('USER', 'cli')}",
+                      purpose=Purpose(purpose), case=case_ref, checks=checks)
+    ids = [c.id for c in checks]
+    live = Live(console=out, refresh_per_second=12, transient=False) \
+        if out.is_terminal and not as_json else None
+
+    def update(prepared: Any, outcomes: Any) -> None:
+        if live is not None:
+            live.update(fanout_table(ids, [p.peer for p in prepared.plans], outcomes,
+                                     prepared.national))
+
+    started = time.monotonic()
+    try:
+        with live if live is not None else contextlib.nullcontext():
+            prepared, outcomes = asyncio.run(search_once(
+                node, request, peers=[p.upper() for p in peer_ids] or "*",
+                deadline_s=(deadline_ms or settings.federation.deadline_ms) / 1000,
+                on_update=update))
+    except OutboundDenied as exc:
+        _fail(exc.detail, 1)
+        return
+    elapsed = time.monotonic() - started
+    peers_order = [p.peer for p in prepared.plans]
+    if as_json:
+        from connector.server.local_checks import _check_json, _national_json, _peer_json
+
+        _json({"checks": [{"id": c.id, "category": c.category.value,
+                           "criteria": dict(c.criteria),
+                           "national": _national_json(prepared.national[i]),
+                           "peers": [{"peer": p, **_check_json(outcomes[p].checks[i])}
+                                     for p in peers_order]}
+                          for i, c in enumerate(checks)],
+               "peers": [_peer_json(outcomes[p]) for p in peers_order]})
+    elif live is None:
+        out.print(fanout_table(ids, peers_order, outcomes, prepared.national))
+    if not as_json:
+        counts: dict[str, int] = {}
+        for o in outcomes.values():
+            counts[o.status] = counts.get(o.status, 0) + 1
+        out.print(f"{len(peers_order)} peer(s) in {elapsed * 1000:.0f} ms: "
+                  + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+    hit = any(c.status == "hit" for o in outcomes.values() for c in o.checks) or any(
+        r.status == "hit" for r in prepared.national)
+    if hit:
+        raise SystemExit(3)
+
+
 # --- demo --------------------------------------------------------------------------------------
 
 
 @main.command()
-@click.option("--nodes", default=3, show_default=True, type=click.IntRange(3, 60))
+@click.option("--nodes", default=3, show_default=True, type=click.IntRange(3, 196),
+              help="How many nodes; beyond 3, one agency check fans out to all of them.")
 @click.option("--keep", type=click.Path(path_type=Path), default=None,
               help="Build the nodes here and leave them (default: a temporary directory).")
 @handles_errors

@@ -125,6 +125,33 @@ class Notifications(_Model):
     per_channel: Annotated[int, Field(ge=1, le=1024)] = 64
 
 
+class Federation(_Model):
+    """Agencies asking peers through this node (the local API), and watching the peers."""
+
+    # An agency's check returns when every peer has answered or this much time has passed;
+    # each peer also gets at most `outgoing.timeout`. A request may ask for less or more.
+    deadline_ms: Annotated[int, Field(ge=50, le=30_000)] = 1500
+    # Relative paths below are in the state directory: beside the enquiry log's SQLite file
+    # (the config directory when the log is not SQLite).
+    agencies_file: Path = Path("agencies.json")
+    health_file: Path = Path("peer-health.json")
+    health_interval_s: Annotated[float, Field(gt=0, le=86_400)] = 30.0
+    key_expiry_warning_days: Annotated[int, Field(ge=0, le=365)] = 14
+    # A peer failing this many queries in a row is skipped for a cooldown that doubles (up to
+    # 60 s) while probes keep failing.
+    breaker_threshold: Annotated[int, Field(ge=1, le=1000)] = 3
+    breaker_cooldown_s: Annotated[float, Field(gt=0, le=3600)] = 5.0
+
+
+class Discovery(_Model):
+    """Opt-in LAN discovery (mDNS / DNS-SD): announce this node, notice others, trust none."""
+
+    mdns: bool = False
+    # Addresses to announce and browse on; empty: every interface.
+    interfaces: list[str] = Field(default_factory=list)
+    discovered_file: Path = Path("discovered-peers.json")
+
+
 class Settings(_Model):
     """Validated settings; relative paths are resolved against the config file's directory."""
 
@@ -142,6 +169,8 @@ class Settings(_Model):
     logging: Logging = Logging()
     outgoing: Outgoing = Outgoing()
     notifications: Notifications = Notifications()
+    federation: Federation = Federation()
+    discovery: Discovery = Discovery()
     base_dir: Path = Path(".")
 
     @model_validator(mode="after")
@@ -160,6 +189,17 @@ class Settings(_Model):
         if url.startswith(prefix) and not url.startswith(prefix + "/") and url != prefix:
             return prefix + str(self.base_dir / url[len(prefix):])
         return url
+
+    def state_path(self, p: Path) -> Path:
+        """A file the node writes: relative paths go beside the enquiry log's SQLite file,
+        the one directory the service may write under systemd."""
+        if p.is_absolute():
+            return p
+        prefix = "sqlite:///"
+        url = self.enquiries_url
+        if url.startswith(prefix) and url != prefix:
+            return Path(url[len(prefix):]).parent / p
+        return self.base_dir / p
 
     @property
     def records_url(self) -> str:

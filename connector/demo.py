@@ -10,23 +10,27 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
 import orjson
+import pycountry
 from rich.console import Console
 from rich.panel import Panel
 
+from connector.agencies import add_agency
 from connector.app import Node, Service
 from connector.asking import Request
 from connector.config import load_settings
 from connector.errors import ConnectorError
+from connector.fanout import CheckOutcome, PeerOutcome
 from connector.identity import PublicKey
 from connector.nodeinit import init_node
 from connector.notify.outbox import Outbox
 from connector.peers.client import Exchange
 from connector.peers.trust import Peer, PinnedKey, TrustStore, save_trust_store
-from connector.protocol import Check
+from connector.protocol import Check, HitClaims
 from connector.records.importer import import_stream
 from connector.records.mrz import check_digit
-from connector.reporting import answer_table, enquiries_table
+from connector.reporting import answer_table, enquiries_table, fanout_table
 from connector.vocabulary import AgencyKind, Category, Purpose
 
 SCHENGEN = ["AT", "BE", "CH", "CZ", "DE", "DK", "EE", "ES", "FI", "FR", "GR", "HR", "HU", "IS",
@@ -37,6 +41,8 @@ COUNTRIES = ["FR", "DE", "GB", "IT", "ES", "NL", "PL", "PT", "BE", "AT", "SE", "
              "NO", "CH", "IS", "LI", "US", "CA", "BR", "AR", "MX", "JP", "KR", "AU", "NZ", "IN",
              "ZA", "NG", "KE", "EG", "MA", "TR", "UA", "GE", "AM", "MD", "RS", "BA", "AL", "MK",
              "ME", "SG", "TH", "PH"]
+# demo --nodes N beyond these: every other ISO 3166-1 country, in code order (196 at most).
+COUNTRIES += sorted(c.alpha_2 for c in pycountry.countries if c.alpha_2 not in COUNTRIES)
 
 
 def demo_policy(node: str) -> str:
@@ -208,6 +214,8 @@ async def run_demo(console: Console, *, nodes: int = 3, keep: Path | None = None
                 if got != expected:
                     console.print(f"[red]expected {expected}, got {got}[/]")
                     failures += 1
+            if len(net) > 3:
+                failures += await _fanout_scenario(console, net)
             await asyncio.sleep(0.2)  # let the dispatchers deliver
             console.rule("[bold]Notifications: each node watches its own stolen passport")
             for n in net.values():
@@ -240,6 +248,45 @@ async def run_demo(console: Console, *, nodes: int = 3, keep: Path | None = None
         console.print("[green]demo complete[/]" if not failures
                       else f"[red]{failures} scenario(s) failed[/]")
         return 0 if not failures else 1
+
+
+async def _fanout_scenario(console: Console, net: dict[str, DemoNode]) -> int:
+    """FR's NCB desk checks one passport against every other node at once, through FR's
+    local API with an agency token, as a border post's software would."""
+    fr = net["FR"]
+    s = fr.node.settings
+    _, token = add_agency(s.state_path(s.federation.agencies_file), "ncb", AgencyKind.NCB,
+                          now=fr.node.clock())
+    peers = [n for n in net if n != "FR"]
+    console.rule(f"[bold]FR's NCB checks a German passport number against all {len(peers)} "
+                 "peers at once")
+    body = {"purpose": "border_control", "sub": "desk-1", "deadline_ms": 3000,
+            "checks": [{"id": "doc", "category": "travel_documents",
+                        "criteria": {"number": "DE1234567", "country": "DE"}}]}
+    url = f"http://127.0.0.1:{fr.service.local_port}/local/v1/checks"
+    async with aiohttp.ClientSession() as session:
+        for attempt in ("first (new connections)", "second (connections reused)"):
+            async with session.post(url, json=body,
+                                    headers={"Authorization": f"Bearer {token}"}) as resp:
+                doc = await resp.json()
+            if resp.status != 200:
+                console.print(f"[red]failed:[/] {doc.get('detail')}")
+                return 1
+            console.print(f"  {attempt}: {len(peers)} peers answered in "
+                          f"{doc['elapsed_ms']:.0f} ms")
+    outcomes = {p["peer"]: PeerOutcome(
+        peer=p["peer"], status=p["status"], elapsed_ms=p["elapsed_ms"], detail=p["detail"],
+        enquiry=p["enquiry"],
+        checks=(CheckOutcome(check="doc", status=c["status"], level=c.get("level"),
+                             hits=tuple(HitClaims.model_validate(h) for h in c["hits"]),
+                             reason=c.get("reason")),))
+        for p, c in zip(doc["peers"], doc["checks"][0]["peers"], strict=True)}
+    shown = ["DE", *[p for p in peers if p != "DE"][:9]]
+    console.print(fanout_table(["doc"], shown, outcomes,
+                               title=f"first {len(shown)} of {len(peers)} peers"))
+    statuses = [c["status"] for c in doc["checks"][0]["peers"]]
+    console.print("  " + ", ".join(f"{statuses.count(x)} {x}" for x in sorted(set(statuses))))
+    return 0 if statuses.count("hit") == 1 and doc["complete"] else 1
 
 
 __all__ = ["network", "run_demo"]

@@ -186,6 +186,13 @@ class PeerUnreachable(PeerError):
     title = "Peer unreachable"
 
 
+class PeerTimeout(PeerUnreachable):
+    """No answer within the time the fan-out could give this peer."""
+
+    code = "peer_timeout"
+    title = "Peer did not answer in time"
+
+
 class PeerRejected(PeerError):
     """The peer answered with a problem document."""
 
@@ -204,6 +211,25 @@ class OutboundDenied(ConnectorError):
     status = 403
     code = "outbound_denied"
     title = "Outbound policy denies this query"
+
+
+# --- the local (agency) API -------------------------------------------------------------
+
+
+class Unauthorized(ConnectorError):
+    """No bearer token, an unknown one, or one whose agency is disabled."""
+
+    status = 401
+    code = "unauthorized"
+    title = "A valid agency token is required"
+
+
+class InvalidRequest(ConnectorError):
+    """An agency's request body that does not match the local API's schema."""
+
+    status = 422
+    code = "invalid_request"
+    title = "The request does not match the schema"
 
 
 class EnquiryLogError(ConnectorError):

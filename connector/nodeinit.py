@@ -40,7 +40,7 @@ listen:
   peer:                            # the peer API (TLS): POST /v1/query, GET /v1/identity
     host: {host}
     port: {peer_port}
-  local:                           # /livez, /readyz; agencies' API later
+  local:                           # /livez, /readyz, the agencies' API
     host: 127.0.0.1
     port: {local_port}
 # public_url: https://ncb.example.org:8443   # what /v1/identity advertises

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rich.markup import escape
 from rich.table import Table
 
 from connector.enquiries import LoggedEntry, utc_iso
+from connector.fanout import PeerOutcome
+from connector.national import NationalResult
 from connector.peers.client import Exchange
 
 _STATUS_STYLE = {"hit": "bold red", "no_hit": "green", "denied": "yellow", "error": "magenta"}
@@ -66,4 +69,36 @@ def answer_table(exchange: Exchange) -> Table:
         for h in r.hits:
             record = ", ".join(f"{k}={v}" for k, v in h.record.items()) or "(hit only)"
             table.add_row(escape(r.check), status, r.level.value, escape(h.ref), escape(record))
+    return table
+
+
+_OUTCOME_STYLE = {**_STATUS_STYLE, "unreachable": "dim", "timeout": "dim yellow",
+                  "answered": "green", "waiting": "dim"}
+
+
+def fanout_table(check_ids: list[str], peers: list[str], outcomes: Mapping[str, PeerOutcome],
+                 national: Sequence[NationalResult] = (), title: str | None = None) -> Table:
+    """A row per peer, a column per check; rows fill in as peers answer."""
+    table = Table("peer", *check_ids, "ms", "answer / why", title=title)
+    for column in table.columns:
+        column.overflow = "fold"
+
+    def cell(status: str, hits: int = 0) -> str:
+        style = _OUTCOME_STYLE.get(status, "")
+        text = f"{status} ({hits})" if hits else status
+        return f"[{style}]{text}[/]" if style else text
+
+    if national:
+        table.add_row("[bold]national[/]", *(cell(r.status, len(r.hits)) for r in national),
+                      "", escape(", ".join(h.ref for r in national for h in r.hits)))
+    for peer in peers:
+        o = outcomes.get(peer)
+        if o is None:
+            table.add_row(peer, *(cell("waiting") for _ in check_ids), "", "")
+            continue
+        refs = ", ".join(h.ref for c in o.checks for h in c.hits)
+        note = refs or (o.detail or "") if o.status != "answered" else refs or (
+            f"enquiry {o.enquiry}" if o.enquiry else "")
+        table.add_row(peer, *(cell(c.status, len(c.hits)) for c in o.checks),
+                      "" if o.elapsed_ms is None else f"{o.elapsed_ms:.0f}", escape(note))
     return table

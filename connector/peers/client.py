@@ -14,7 +14,7 @@ import aiohttp
 import orjson
 import structlog
 
-from connector.errors import BadAnswer, PeerRejected, PeerUnreachable
+from connector.errors import BadAnswer, PeerRejected, PeerTimeout, PeerUnreachable
 from connector.identity import PublicKey, Signer
 from connector.keyfiles import der_fingerprint
 from connector.peers.trust import Peer, fingerprint_bytes
@@ -98,7 +98,7 @@ class PeerClient:
             raise PeerUnreachable(f"{peer.id}: cannot connect to {peer.url}: "
                                   f"{exc.os_error.strerror or exc.os_error}") from exc
         except TimeoutError as exc:
-            raise PeerUnreachable(f"{peer.id}: no answer within the timeout") from exc
+            raise PeerTimeout(f"{peer.id}: no answer within the timeout") from exc
         except (aiohttp.ClientError, OSError) as exc:
             raise PeerUnreachable(f"{peer.id}: {type(exc).__name__}: {exc}") from exc
         elapsed = asyncio.get_running_loop().time() - started

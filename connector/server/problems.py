@@ -7,7 +7,7 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from connector.errors import PROBLEM_BASE, ConnectorError, PayloadTooLarge
+from connector.errors import PROBLEM_BASE, ConnectorError, PayloadTooLarge, Unauthorized
 
 log = structlog.get_logger("connector.server")
 
@@ -19,6 +19,8 @@ def problem_response(error: ConnectorError, instance: str) -> web.Response:
     retry_after = error.extra.get("retry_after")
     if isinstance(retry_after, int | float):
         headers["Retry-After"] = str(max(1, int(retry_after + 0.999)))
+    if isinstance(error, Unauthorized):
+        headers["WWW-Authenticate"] = 'Bearer realm="ncb-connector"'  # RFC 6750 §3
     return web.Response(status=error.status, body=orjson.dumps(error.problem(instance)),
                         content_type=PROBLEM_MEDIA_TYPE, headers=headers)
 

@@ -1,0 +1,218 @@
+"""Fan-out: one agency's checks sent to every allowed peer at once, each within one deadline."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import structlog
+
+from connector.asking import Request, outbound_entry
+from connector.enquiries import EnquiryLog
+from connector.errors import (
+    BadAnswer,
+    ConnectorError,
+    PeerError,
+    PeerRejected,
+    PeerTimeout,
+    PeerUnreachable,
+)
+from connector.peers.breaker import Breakers
+from connector.peers.client import Exchange, PeerClient
+from connector.peers.trust import TrustStore
+from connector.policy import Policy
+from connector.protocol import Check, HitClaims, digest, make_query
+
+log = structlog.get_logger("connector.fanout")
+
+CheckStatus = Literal["hit", "no_hit", "denied", "unreachable", "timeout", "error"]
+PeerStatus = Literal["answered", "denied", "unreachable", "timeout", "error"]
+Failure = Literal["denied", "unreachable", "timeout", "error"]
+
+# How long past the deadline the fan-out waits for a peer's task to write its log row before it
+# reports the peer as timed out anyway (a task never outlives its own timeout by more).
+LOG_GRACE_S = 1.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CheckOutcome:
+    """One check as one peer answered it, or why it has no answer."""
+
+    check: str
+    status: CheckStatus
+    level: str | None = None
+    hits: tuple[HitClaims, ...] = ()
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PeerOutcome:
+    """What one peer contributed: a verified answer, a local denial, or a failure."""
+
+    peer: str
+    status: PeerStatus
+    checks: tuple[CheckOutcome, ...]
+    elapsed_ms: float | None = None
+    detail: str | None = None
+    enquiry: str | None = None  # the peer's enquiry id, to quote when following a hit up
+    answer_digest: str | None = None  # SHA-256 of the signed answer, as our log row keeps it
+    log_id: str | None = None  # our outbound enquiry-log row
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PeerPlan:
+    """What the outbound policy lets an agency ask one peer."""
+
+    peer: str
+    allowed: tuple[Check, ...]
+    rules: tuple[str, ...]
+    denied: tuple[str, ...]
+
+
+def plan(policy: Policy, request: Request, peers: Sequence[str]) -> tuple[PeerPlan, ...]:
+    """Per peer, the checks the outbound policy allows (with the deciding rules) and denies."""
+    plans = []
+    for peer in peers:
+        allowed: list[Check] = []
+        rules: list[str] = []
+        denied: list[str] = []
+        for check in request.checks:
+            decision = policy.decide_outbound(agency=request.agency, peer=peer,
+                                              category=check.category, purpose=request.purpose)
+            if decision.allowed:
+                allowed.append(check)
+                rules.append(decision.rule or "")
+            else:
+                denied.append(check.id)
+        plans.append(PeerPlan(peer=peer, allowed=tuple(allowed), rules=tuple(rules),
+                              denied=tuple(denied)))
+    return tuple(plans)
+
+
+class FanOut:
+    """Sends one query per peer over the shared client: each query signed once for its peer,
+    each answer verified against that peer's pinned key and bound to that query, each
+    exchange logged (one row per peer asked), each peer given what is left of the deadline."""
+
+    def __init__(self, *, node: str, client: PeerClient, enquiry_log: EnquiryLog,
+                 breakers: Breakers, clock: Callable[[], float],
+                 monotonic: Callable[[], float], peer_timeout: float,
+                 query_lifetime: int = 60) -> None:
+        self.node = node
+        self.client = client
+        self.log = enquiry_log
+        self.breakers = breakers
+        self.clock = clock
+        self.monotonic = monotonic
+        self.peer_timeout = peer_timeout
+        self.query_lifetime = query_lifetime
+        self._tasks: set[asyncio.Task[PeerOutcome]] = set()
+
+    async def run(self, request: Request, plans: Sequence[PeerPlan], *, trust: TrustStore,
+                  policy_digest: str, deadline_s: float) -> AsyncIterator[PeerOutcome]:
+        """Each peer's outcome as it arrives; every peer has one by `deadline_s` (plus the
+        time to commit its log row)."""
+        deadline_at = self.monotonic() + deadline_s
+        pending: dict[asyncio.Task[PeerOutcome], PeerPlan] = {}
+        for p in plans:
+            task = asyncio.create_task(self._one(request, p, trust, policy_digest, deadline_at))
+            # Tasks are never cancelled: a query sent must get its log row even when the agency
+            # has gone away, and each task ends by its own timeout anyway.
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            pending[task] = p
+        while pending:
+            wait = deadline_at + LOG_GRACE_S - self.monotonic()
+            done, _ = await asyncio.wait(pending, timeout=max(0.0, wait),
+                                         return_when=asyncio.FIRST_COMPLETED)
+            if not done:
+                for p in pending.values():
+                    yield _all(p, request, "timeout", "no outcome within the deadline")
+                return
+            for task in done:
+                p = pending.pop(task)
+                yield task.result()
+
+    async def _one(self, request: Request, p: PeerPlan, trust: TrustStore, policy_digest: str,
+                   deadline_at: float) -> PeerOutcome:
+        if not p.allowed:
+            return _all(p, request, "denied", "outbound_policy")
+        peer = trust.get(p.peer)
+        if peer is None:
+            return _all(p, request, "error", "not in the trust store")
+        if not self.breakers.allow(p.peer, self.monotonic()):
+            return _all(p, request, "unreachable", "circuit_open")
+        remaining = deadline_at - self.monotonic()
+        if remaining <= 0:
+            return _all(p, request, "timeout", "the deadline had passed")
+        query = make_query(iss=self.node, aud=p.peer, sub=request.sub,
+                           agency_kind=request.agency_kind, purpose=request.purpose,
+                           checks=p.allowed, case=request.case, now=self.clock(),
+                           lifetime=self.query_lifetime)
+        token = self.client.sign(query)
+        started = self.monotonic()
+        exchange: Exchange | None = None
+        error: PeerError | None = None
+        try:
+            exchange = await self.client.send(peer, query, token,
+                                              timeout=min(self.peer_timeout, remaining))
+        except PeerError as exc:
+            error = exc
+        self._count(p.peer, error)
+        elapsed_ms = round((self.monotonic() - started) * 1000, 1)
+        entry = outbound_entry(node=self.node, now=self.clock(), query=query, token=token,
+                               rules=p.rules, policy_digest=policy_digest, exchange=exchange,
+                               error=error)
+        try:
+            await self.log.append(entry)
+        except ConnectorError as exc:
+            # No answer reaches an agency without its row: report the peer as an error.
+            log.error("fanout_log_failed", peer=p.peer, detail=exc.detail)
+            return _all(p, request, "error", "the enquiry could not be logged")
+        if exchange is None:
+            assert error is not None
+            status: Failure = ("timeout" if isinstance(error, PeerTimeout) else
+                                  "unreachable" if isinstance(error, PeerUnreachable) else
+                                  "error")
+            out = _all(p, request, status, f"{error.code}: {error.detail}")
+            return PeerOutcome(peer=p.peer, status=status, checks=out.checks,
+                               elapsed_ms=elapsed_ms, detail=error.detail, log_id=entry.id)
+        answered = {r.check: r for r in exchange.answer.results}
+        checks = []
+        for check in request.checks:
+            r = answered.get(check.id)
+            if r is None:
+                checks.append(CheckOutcome(check=check.id, status="denied",
+                                           reason="outbound_policy"))
+            else:
+                checks.append(CheckOutcome(check=r.check, status=r.status, level=r.level.value,
+                                           hits=tuple(r.hits), reason=r.reason))
+        statuses = {c.status for c in checks}
+        return PeerOutcome(peer=p.peer, status="denied" if statuses == {"denied"} else "answered",
+                           checks=tuple(checks), elapsed_ms=elapsed_ms,
+                           enquiry=exchange.answer.enquiry,
+                           answer_digest=digest(exchange.answer_token), log_id=entry.id)
+
+    def _count(self, peer: str, error: PeerError | None) -> None:
+        """Only a peer that cannot be reached, or fails on its side, trips its breaker."""
+        if error is None or isinstance(error, BadAnswer) or (
+                isinstance(error, PeerRejected) and error.extra.get("peer_status", 500) < 500):
+            self.breakers.success(peer)
+        else:
+            self.breakers.failure(peer, self.monotonic())
+
+    async def drain(self) -> None:
+        """Let queries in flight finish and write their rows (at shutdown)."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=self.peer_timeout + LOG_GRACE_S)
+
+
+def _all(p: PeerPlan, request: Request, status: Failure, reason: str) -> PeerOutcome:
+    """Every check of a peer with one status: the allowed ones `status`, the rest denied."""
+    allowed = {c.id for c in p.allowed}
+    checks = tuple(CheckOutcome(check=c.id, status=status if c.id in allowed else "denied",
+                                reason=reason if c.id in allowed else "outbound_policy")
+                   for c in request.checks)
+    return PeerOutcome(peer=p.peer, status=status, checks=checks, detail=reason)
