@@ -90,6 +90,13 @@ def copy_floor(pg: PgCategory, url: str) -> None:
             for start in range(0, len(data), 1 << 20):
                 inp.write(data[start:start + (1 << 20)])
         pg.copy = out_t[0]
+        # Both tables must hold every row, as another connection sees them: a count that
+        # falls short means rows were never committed, and every rate here would lie.
+        for name in (table, f"{table}_floor"):
+            found = conn.execute(f"SELECT count(*) FROM {name}").fetchone()
+            if found is None or found[0] != pg.cat.plan.rows:
+                raise RuntimeError(f"{name} holds {found[0] if found else 0:,} rows, "
+                                   f"not {pg.cat.plan.rows:,}")
         size = conn.execute(f"SELECT pg_total_relation_size('{table}')").fetchone()
         pg.table_mb = (size[0] if size else 0) / 1e6
         conn.execute(f"DROP TABLE {table}_floor")

@@ -131,3 +131,27 @@ def test_biometric_kinds_import_and_refuse_to_guess(db_url: DatabaseUrl) -> None
             store.kinds[Category.FINGERPRINTS].parse_criteria({})
     finally:
         store.close()
+
+
+async def test_every_batch_is_committed_and_found_by_a_serving_node(db_url: DatabaseUrl) -> None:
+    """Batches written by an import must be visible to another connection — a node's — at
+    once, whichever path the backend writes them by."""
+    from connector.records.kinds.registry import KINDS
+
+    url = db_url("batches")
+    kind = KINDS[Category.TRAVEL_DOCUMENTS]
+    writer = RecordStore.open(url)
+    try:
+        for batch in range(3):
+            writer.upsert(Category.TRAVEL_DOCUMENTS, [
+                kind.parse_row({"number": f"B{batch}X{i:05d}", "country": "DE",
+                                "status": "stolen"}) for i in range(50)])
+            reader = RecordStore.open(url, serving=True)
+            try:
+                assert reader.count(Category.TRAVEL_DOCUMENTS) == 50 * (batch + 1)
+                criteria = kind.parse_criteria({"number": f"B{batch}X00049", "country": "DE"})
+                assert len(await reader.search(Category.TRAVEL_DOCUMENTS, criteria, 10)) == 1
+            finally:
+                await reader.aclose()
+    finally:
+        writer.close()

@@ -234,6 +234,10 @@ class RecordStore:
         statement inserted)."""
         name, names = table.name, [c.name for c in table.columns]
         stage = f"stage_{name}"
+        if not self._conn.in_transaction():
+            # The driver's cursor is used directly: without this, SQLAlchemy would not know
+            # a transaction is open, and its commit() would commit nothing.
+            self._conn.begin()
         cur = self._conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS {stage} "
                     f"(LIKE {name} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
