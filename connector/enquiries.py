@@ -239,6 +239,19 @@ def make_log_engine(url: str) -> Engine:
     return engine
 
 
+def ensure_log_schema(conn: Connection, *, what: str) -> None:
+    """The schema check in a read transaction — a command that only reads the log must not
+    queue behind the node's writers — and the write lock only to create a new log."""
+    from connector.migrations import Schema, ensure, status
+
+    with conn.begin():
+        if status(Schema.ENQUIRIES, conn).up_to_date:
+            return
+    conn.info["write"] = True
+    with conn.begin():
+        ensure(Schema.ENQUIRIES, conn, what=what)
+
+
 @dataclass(slots=True)
 class _Pending:
     entry: Entry
@@ -288,8 +301,6 @@ class EnquiryLog:
              serving: bool = False) -> EnquiryLog:
         """The log on a schema this version knows (a new database is created). `serving`: a
         node's, committing through asyncpg on PostgreSQL."""
-        from connector.migrations import Schema, ensure
-
         try:
             engine = make_log_engine(url)
             aengine = None
@@ -298,9 +309,7 @@ class EnquiryLog:
                                               pool_size=4, max_overflow=4)
             log_ = cls(engine, commit_delay=commit_delay, max_batch=max_batch,
                        async_engine=aengine)
-            log_._conn.info["write"] = True
-            with log_._conn.begin():
-                ensure(Schema.ENQUIRIES, log_._conn, what=f"enquiry log {redacted(url)}")
+            ensure_log_schema(log_._conn, what=f"enquiry log {redacted(url)}")
         except SQLAlchemyError as exc:
             raise ConfigError(f"cannot open the enquiry log {redacted(url)}: "
                               f"{getattr(exc, 'orig', None) or exc}") from exc

@@ -10,8 +10,7 @@ import orjson
 from sqlalchemy import Connection, Engine, bindparam, event, func, select, update
 
 from connector.dburl import redacted
-from connector.enquiries import make_log_engine, outbox
-from connector.migrations import Schema, ensure
+from connector.enquiries import ensure_log_schema, make_log_engine, outbox
 from connector.notify.notice import Notice, NoticeKind
 
 State = Literal["pending", "delivered", "dead"]
@@ -59,9 +58,7 @@ class Outbox:
             # fsync the way enquiries do; WAL keeps them atomic.
             event.listen(engine, "connect", _no_fsync_per_commit)
         box = cls(engine)
-        box._conn.info["write"] = True
-        with box._conn.begin():
-            ensure(Schema.ENQUIRIES, box._conn, what=f"enquiry log {redacted(url)}")
+        ensure_log_schema(box._conn, what=f"enquiry log {redacted(url)}")
         return box
 
     def close(self) -> None:
