@@ -15,6 +15,7 @@ from pydantic import (
 )
 
 from connector.errors import ConfigError
+from connector.vocabulary import Category
 from connector.yamlsource import YamlSyntaxError, compose, locate, position, to_python
 
 DEFAULT_CONFIG_PATH = Path("/etc/ncb-connector/connector.yaml")
@@ -109,6 +110,21 @@ class Notifications(_Model):
     per_channel: Annotated[int, Field(ge=1, le=1024)] = 64
 
 
+DEFAULT_HIT_THRESHOLD = 0.85
+"""Where a ranked candidate (a person found by name) becomes a hit; see docs/records.md and
+docs/benchmarks.md for what it costs in missed persons and false hits."""
+
+
+class Matching(_Model):
+    # Per category: the score from which a candidate of a ranked search (a person by name)
+    # is a hit. Below it the candidate is not reported at any level.
+    hit_threshold: dict[Category, Annotated[float, Field(ge=0, le=1)]] = Field(
+        default_factory=dict)
+
+    def threshold(self, category: Category) -> float:
+        return self.hit_threshold.get(category, DEFAULT_HIT_THRESHOLD)
+
+
 class Settings(_Model):
     """Validated settings; relative paths are resolved against the config file's directory."""
 
@@ -124,6 +140,7 @@ class Settings(_Model):
     logging: Logging = Logging()
     outgoing: Outgoing = Outgoing()
     notifications: Notifications = Notifications()
+    matching: Matching = Matching()
     base_dir: Path = Path(".")
 
     @model_validator(mode="after")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import hmac
 import secrets
 import unicodedata
@@ -12,6 +13,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import (
+    BigInteger,
     Column,
     Engine,
     Index,
@@ -33,7 +35,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 
 from connector.errors import ConfigError
-from connector.records.kinds.base import Kind, Match, Record, TextQuery
+from connector.records.kinds.base import KeyQuery, Kind, Match, Record, TextQuery
 from connector.records.kinds.registry import KINDS
 from connector.sqlitepragmas import on_connect
 from connector.vocabulary import Category
@@ -49,6 +51,23 @@ def table_for(kind: Kind, metadata: MetaData) -> Table:
     columns += [Index(f"ix_{name}_{'_'.join(cols)}", *cols) for cols in kind.indexes
                 if tuple(cols) != tuple(kind.natural_key[:len(cols)])]
     return Table(name, metadata, *columns)
+
+
+def keys_table_for(kind: Kind, metadata: MetaData) -> Table:
+    """A keyed kind's search keys: one row per (key, record), the key as a 64-bit hash so
+    the index stays small whatever the keys look like."""
+    name = f"{kind.category.value}_keys"
+    return Table(name, metadata,
+                 Column("key", BigInteger, nullable=False),
+                 Column("record_id", String(128), nullable=False),
+                 Index(f"ix_{name}_key", "key"),
+                 Index(f"ix_{name}_record", "record_id"))
+
+
+def key_hash(key: str) -> int:
+    """A search key as a signed 64-bit integer (BIGINT on every database)."""
+    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big",
+                          signed=True)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -76,6 +95,8 @@ class RecordStore:
         # kinds (a test's made-up one, say) never share a definition.
         self.metadata = MetaData()
         self.tables = {c: table_for(k, self.metadata) for c, k in kinds.items()}
+        self.key_tables = {c: keys_table_for(k, self.metadata) for c, k in kinds.items()
+                           if k.keyed}
         self._meta = Table("record_meta", self.metadata,
                            Column("key", String(32), primary_key=True),
                            Column("value", String(128), nullable=False))
@@ -89,6 +110,7 @@ class RecordStore:
         # statement costs more than the indexed lookup it runs.
         self._lookups: dict[tuple[Category, tuple[str, ...]],
                             tuple[Select[Any], str, dict[str, Any]]] = {}
+        self._key_lookups: dict[Category, tuple[Select[Any], str, dict[str, Any]]] = {}
 
     @classmethod
     def open(cls, url: str) -> RecordStore:
@@ -160,6 +182,7 @@ class RecordStore:
         self._conn.execute(stmt, rows)
         if kind.text_fields and self._raw is not None:
             self._index_text(category, kind, list(unique.values()))
+        self._index_keys(category, kind, list(unique.values()))
         self._conn.commit()
         # A key given twice in one batch is an update of the first, as it would be apart.
         return UpsertCount(inserted=len(unique) - len(existing),
@@ -188,6 +211,7 @@ class RecordStore:
         for start in range(0, len(gone), 500):
             self._conn.execute(delete(table).where(table.c.id.in_(gone[start:start + 500])))
         self._unindex_text(category, gone)
+        self._unindex_keys(category, gone)
         self._conn.commit()
         return len(gone)
 
@@ -197,6 +221,7 @@ class RecordStore:
             return False
         result = self._conn.execute(delete(table).where(table.c.id == record_id))
         self._unindex_text(category, [record_id])
+        self._unindex_keys(category, [record_id])
         self._conn.commit()
         return bool(result.rowcount)
 
@@ -207,8 +232,29 @@ class RecordStore:
         for start in range(0, len(gone), 500):
             self._conn.execute(delete(table).where(table.c.id.in_(gone[start:start + 500])))
         self._unindex_text(category, gone)
+        self._unindex_keys(category, gone)
         self._conn.commit()
         return len(gone)
+
+    def _index_keys(self, category: Category, kind: Kind, records: Sequence[Record]) -> None:
+        """A record's keys are replaced whole on every upsert: what a name no longer says
+        must no longer find it."""
+        table = self.key_tables.get(category)
+        if table is None:
+            return
+        self._unindex_keys(category, [r.id for r in records])
+        rows = [{"key": key_hash(k), "record_id": r.id}
+                for r in records for k in dict.fromkeys(kind.search_keys(r))]
+        if rows:
+            self._conn.execute(table.insert(), rows)
+
+    def _unindex_keys(self, category: Category, ids: Sequence[str]) -> None:
+        table = self.key_tables.get(category)
+        if table is None:
+            return
+        for start in range(0, len(ids), 500):
+            self._conn.execute(delete(table).where(
+                table.c.record_id.in_(list(ids[start:start + 500]))))
 
     # --- reading (answering) -----------------------------------------------------------------
 
@@ -220,10 +266,13 @@ class RecordStore:
         kind = self.kinds[category]
         seen: dict[str, Match] = {}
         for lookup in kind.lookups(criteria):
-            found: list[tuple[Record, float]] = (
-                self._text_search(category, kind, lookup, limit)
-                if isinstance(lookup, TextQuery)
-                else [(r, 1.0) for r in self._lookup(category, kind, lookup, limit)])
+            found: list[tuple[Record, float]]
+            if isinstance(lookup, TextQuery):
+                found = self._text_search(category, kind, lookup, limit)
+            elif isinstance(lookup, KeyQuery):
+                found = [(r, 1.0) for r in self._key_search(category, kind, lookup)]
+            else:
+                found = [(r, 1.0) for r in self._lookup(category, kind, lookup, limit)]
             for record, relevance in found:
                 if record.id in seen:
                     continue
@@ -281,6 +330,57 @@ class RecordStore:
             if record is not None:
                 out.append((record, max(0.01, min(1.0, rank / best))))
         return out
+
+    def _key_search(self, category: Category, kind: Kind, query: KeyQuery) -> list[Record]:
+        """The records sharing the most (rarity-weighted) keys with the query. Each key reads
+        at most per_key + 1 index entries, so a frequent surname costs no more than a rare
+        one; it is only counted when nothing rarer found a record."""
+        table = self.key_tables.get(category)
+        if table is None or not query.keys:
+            return []
+        stmt, sql, fixed = self._key_statement(category)
+        weights: dict[str, float] = {}
+        common: list[list[str]] = []
+        for key in query.keys:
+            params = {"key": key_hash(key), "limit": query.per_key + 1}
+            if self._raw is not None:
+                ids = [r[0] for r in self._raw.execute(sql, {**fixed, **params})]
+            else:
+                ids = [r[0] for r in self._conn.execute(stmt, params)]
+            if len(ids) > query.per_key:
+                common.append(ids[:query.per_key])
+                continue
+            for record_id in ids:
+                weights[record_id] = weights.get(record_id, 0.0) + 1.0 / len(ids)
+        if not weights:
+            for ids in common:
+                for record_id in ids:
+                    weights[record_id] = weights.get(record_id, 0.0) + 1.0 / query.per_key
+        chosen = sorted(weights, key=lambda i: -weights[i])[:query.candidates]
+        return self.get_many(category, chosen)
+
+    def _key_statement(self, category: Category) -> tuple[Select[Any], str, dict[str, Any]]:
+        found = self._key_lookups.get(category)
+        if found is None:
+            table = self.key_tables[category]
+            stmt = select(table.c.record_id).where(table.c.key == bindparam("key")) \
+                .limit(bindparam("limit"))
+            compiled = stmt.compile(dialect=self._named)
+            found = (stmt, str(compiled), dict(compiled.params))
+            self._key_lookups[category] = found
+        return found
+
+    def get_many(self, category: Category, ids: Sequence[str]) -> list[Record]:
+        """Records by id, in the order asked (ids not held are left out)."""
+        table, kind = self.tables[category], self.kinds[category]
+        found: dict[str, Record] = {}
+        for start in range(0, len(ids), 500):
+            rows = self._conn.execute(select(table).where(
+                table.c.id.in_(list(ids[start:start + 500]))))
+            for row in rows:
+                record = _record(category, kind, dict(row._mapping))
+                found[record.id] = record
+        return [found[i] for i in ids if i in found]
 
     def _lookup(self, category: Category, kind: Kind, lookup: Mapping[str, str],
                 limit: int) -> list[Record]:
@@ -359,4 +459,5 @@ def _record(category: Category, kind: Kind, row: dict[str, Any]) -> Record:
                   fields=orjson.loads(row["data"]))
 
 
-__all__ = ["RecordStore", "UpsertCount", "make_engine", "table_for"]
+__all__ = ["RecordStore", "UpsertCount", "key_hash", "keys_table_for", "make_engine",
+           "table_for"]
