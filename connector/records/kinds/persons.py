@@ -277,7 +277,7 @@ class _NameCriteria(BaseModel):
             return tokens(self.name)
         written = [n for n in (self.first_name, self.middle_name, self.last_name) if n]
         if written:
-            return tokens(" ".join(written))
+            return tuple(t for n in written for t in tokens(n, whole=False))
         return tokens(self.name_original_script or "")
 
 

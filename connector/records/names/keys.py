@@ -83,14 +83,29 @@ def key_parts(tokens: Sequence[str]) -> list[str]:
     return out
 
 
+DELETION_FROM = 4
+"""Skeletons this long or longer are also keyed with each one letter left out (`d`): a typo
+in a long name part (Tomczak / Tnmczak) then still shares a key with it, where the rest
+of the name may be too common (Karol) to find it alone."""
+
+
+def deletions(skel: str) -> list[str]:
+    """The skeleton itself and, when long enough, each way of leaving one letter out: two
+    skeletons one edit apart always share one of these (symmetric deletion)."""
+    if len(skel) < DELETION_FROM:
+        return [skel]
+    return list(dict.fromkeys([skel, *(skel[:i] + skel[i + 1:] for i in range(len(skel)))]))
+
+
 def name_keys(tokens: Sequence[str]) -> list[str]:
     """A name's index keys, most selective first: each pair of its parts in either order
     (`p`), each pair with the second part cut to two letters (`q`: one misspelt part still
-    finds it), and each part alone (`s`)."""
+    finds it), each long part with a letter left out (`d`), and each part alone (`s`)."""
     parts = key_parts(tokens)
     pairs = [tuple(sorted(pair)) for pair in combinations(parts, 2)]
     keys = [f"p:{a}|{b}" for a, b in pairs]
     keys += [f"q:{a}|{b[:2]}" for x, y in pairs for a, b in ((x, y), (y, x))]
+    keys += [f"d:{d}" for part in parts if len(part) >= DELETION_FROM for d in deletions(part)]
     keys += [f"s:{part}" for part in parts]
     return [k[:MAX_KEY] for k in dict.fromkeys(keys)]
 
@@ -111,4 +126,4 @@ def query_keys(tokens: Sequence[str]) -> list[str]:
         joined = [*tokens[:i], tokens[i] + tokens[i + 1], *tokens[i + 2:]]
         out.update(dict.fromkeys(name_keys(joined)))
     # Rare before common: pairs, then cut pairs, then single parts.
-    return sorted(out, key=lambda k: "pqs".index(k[0]))
+    return sorted(out, key=lambda k: "pqds".index(k[0]))

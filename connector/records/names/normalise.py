@@ -65,14 +65,15 @@ class Name:
     fields: tuple[str, ...]
 
 
-def to_latin(text: str) -> str:
+def to_latin(text: str, *, whole: bool = True) -> str:
     """Lower-case ASCII: Cyrillic and Greek as ICAO passports print them, Han and Hangul
-    a syllable per character, everything else through anyascii."""
+    a syllable per character, everything else through anyascii. `whole`: the text is a
+    whole name, so a run of Han or Hangul is a family name and a given name."""
     text = unicodedata.normalize("NFC", text).casefold()
     text = _ARABIC_ARTICLE.sub(r"\1", text)
     if any("\u0600" <= c <= "\u06ff" for c in text):
         text = _ARABIC_LONG_VOWEL.sub(lambda m: _ARABIC_VOWELS[m[0]], text)
-    text = _HAN_OR_HANGUL.sub(_han_or_hangul, text)
+    text = _HAN_OR_HANGUL.sub(_han_or_hangul if whole else _syllables, text)
     if any("\u0370" <= c <= "\u03ff" or "\u1f00" <= c <= "\u1fff" for c in text):
         text = _greek(text)
     out: list[str] = []
@@ -89,6 +90,10 @@ def _han_or_hangul(found: re.Match[str]) -> str:
     return " " + syllables[0] + " " + "".join(syllables[1:]) + " "
 
 
+def _syllables(found: re.Match[str]) -> str:
+    return " " + "".join(anyascii(c).lower() for c in found[0]) + " "
+
+
 def _greek(text: str) -> str:
     # Accents and diaeresis go first, so that "ού" is still the digraph "ου".
     bare = "".join(c for c in unicodedata.normalize("NFD", text) if not unicodedata.combining(c))
@@ -103,10 +108,11 @@ def _greek(text: str) -> str:
     return " ".join(words)
 
 
-def tokens(text: str) -> tuple[str, ...]:
+def tokens(text: str, *, whole: bool = True) -> tuple[str, ...]:
     """The name parts of `text`: Latin letters and digits, split at spaces, hyphens and
-    punctuation; apostrophes (O'Brien, Arabic ʿayn and hamza) joined rather than split."""
-    latin = to_latin(text).replace("'", "").replace("`", "")
+    punctuation; apostrophes (O'Brien, Arabic ʿayn and hamza) joined rather than split.
+    `whole` as for `to_latin`; a first or last name field alone is not whole."""
+    latin = to_latin(text, whole=whole).replace("'", "").replace("`", "")
     out: list[str] = []
     for token in _SPLIT.split(latin):
         if not token:
@@ -137,7 +143,7 @@ def names_of(values: Mapping[str, Any]) -> tuple[Name, ...]:
     for key in ("first_name", "middle_name", "last_name"):
         value = values.get(key)
         if isinstance(value, str):
-            main += [(t, key) for t in tokens(value)]
+            main += [(t, key) for t in tokens(value, whole=False)]
     if main:
         out.append(Name(tokens=tuple(t for t, _ in main), fields=tuple(f for _, f in main)))
     aliases = values.get("aliases")

@@ -15,6 +15,8 @@ from connector.records.names.normalise import PARTICLES, Name
 SIMILAR_FLOOR = 0.7
 """Below this a pair of name parts is not a match at all: unrelated names of five letters
 share about half their letters."""
+PHONETIC_BASE = 0.7
+"""A same-skeleton pair's similarity starts here and rises with its shared letters."""
 EXTRA_PART_WEIGHT = 0.15
 """What a recorded name part the check does not mention costs: a dropped middle name is the
 commonest difference between two writings of one name, so it costs little."""
@@ -64,9 +66,12 @@ def part_similarity(query: str, recorded: str) -> tuple[float, str]:
     if canonical(query) == canonical(recorded):
         return 0.95, "variant"
     text = Indel.normalized_similarity(query, recorded)
-    if skeleton(query) == skeleton(recorded):
-        # Same sounds: a transliteration or a vowel-less script, surer the closer the letters.
-        return max(0.88, min(0.95, 0.8 + 0.2 * text)), "phonetic"
+    skel = skeleton(query)
+    if skel == skeleton(recorded):
+        # Same sounds: a transliteration or a vowel-less script, surer the closer the letters
+        # and the more consonants agree (two say little: Lan / Lin, Weng / Wang).
+        base, weight = (PHONETIC_BASE, 0.25) if len(skel) >= 3 else (0.55, 0.35)
+        return min(0.95, base + weight * text), "phonetic"
     sounds = Indel.normalized_similarity(skeleton(query), skeleton(recorded))
     similarity = max(text, 0.95 * sounds) if text >= 0.6 else text
     return (similarity, "similar") if similarity >= SIMILAR_FLOOR else (0.0, "none")
