@@ -23,7 +23,8 @@ LOCALES = (
     ("ru_RU", "RU", "cyrillic", 8), ("uk_UA", "UA", "cyrillic", 6), ("bg_BG", "BG", "cyrillic", 3),
     ("el_GR", "GR", "greek", 4), ("ar_AA", "SY", "arabic", 8), ("fa_IR", "IR", "arabic", 3),
     ("he_IL", "IL", "hebrew", 2), ("zh_CN", "CN", "han", 5), ("ko_KR", "KR", "hangul", 2),
-    ("hy_AM", "AM", "armenian", 1), ("ka_GE", "GE", "georgian", 2), ("hi_IN", "IN", "devanagari", 2),
+    ("hy_AM", "AM", "armenian", 1), ("ka_GE", "GE", "georgian", 2),
+    ("hi_IN", "IN", "devanagari", 2),
 )
 
 # Other ways Cyrillic is romanised than ICAO's: BGN/PCGN, French, German, scholarly.

@@ -14,7 +14,6 @@ import argparse
 import hashlib
 import platform
 import random
-import statistics
 import sys
 import tempfile
 import time
@@ -128,7 +127,8 @@ def run(store: RecordStore, queries: Sequence[Query]) -> list[Outcome]:
         criteria = parse_criteria(CATEGORY, query.criteria)
         found = store.search_now(CATEGORY, criteria, 10)
         ms = (time.perf_counter_ns() - started) / 1e6
-        assert kind is not None and kind.ranked(criteria)
+        assert kind is not None
+        assert kind.ranked(criteria)
         out.append(Outcome(query=query, ranked=[(m.record.id, m.score) for m in found], ms=ms))
     return out
 
@@ -167,7 +167,7 @@ def render(r: Report) -> str:
         f" SQLAlchemy {sqlalchemy.__version__}, rapidfuzz {rapidfuzz.__version__}, anyascii "
         f"{_version(anyascii)}; one process, one core",
         f"- population: {o.persons:,} persons, seed {o.seed}, "
-        + ("built in {:.0f} s".format(r.build_s) if r.built else "read from the cache")
+        + (f"built in {r.build_s:.0f} s" if r.built else "read from the cache")
         + f"; database {r.db_mb:,.0f} MB with {r.key_rows:,} name-key rows "
         f"({r.key_rows / o.persons:.1f} a person)",
         f"- queries: {len(r.stored):,} variants of stored persons, {len(r.absent):,} of persons "
@@ -231,7 +231,7 @@ def parse(argv: Sequence[str]) -> Options:
     p.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "ncb-bench",
                    help="directory of the cached store (default: the temporary directory)")
     a, _ = p.parse_known_args(list(argv))
-    if not 1_000 <= a.persons or not 10 <= a.queries <= a.persons:
+    if not a.persons >= 1_000 or not 10 <= a.queries <= a.persons:
         p.error("--persons at least 1000, --queries in [10, --persons]")
     return Options(persons=a.persons, queries=a.queries, seed=a.seed, threshold=a.threshold,
                    write_docs=a.write_docs, cache=a.cache)

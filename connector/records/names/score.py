@@ -18,8 +18,10 @@ share about half their letters."""
 PHONETIC_BASE = 0.7
 """A same-skeleton pair's similarity starts here and rises with its shared letters."""
 EXTRA_PART_WEIGHT = 0.15
-"""What a recorded name part the check does not mention costs: a dropped middle name is the
-commonest difference between two writings of one name, so it costs little."""
+"""What a recorded name part the check does not mention costs."""
+EXTRA_MIDDLE_WEIGHT = 0.05
+"""A dropped middle name (or patronymic) is the commonest difference between two writings
+of one name, so it costs least."""
 INITIAL_WEIGHT = 0.5
 """An initial says less than a name: it counts half."""
 DATE_WEIGHT = 0.2
@@ -97,7 +99,8 @@ def compare_names(query: Sequence[str], recorded: Name) -> NameScore:
     parts = tuple(used_q.get(i) or PartMatch(part=t, matched=None, field="name", how="none",
                                             similarity=0.0) for i, t in enumerate(q))
     weights = [INITIAL_WEIGHT if len(p.part) == 1 else 1.0 for p in parts]
-    extra = sum(EXTRA_PART_WEIGHT for j in range(len(kept)) if j not in used_r)
+    extra = sum(EXTRA_MIDDLE_WEIGHT if kept[j][1] == "middle_name" else EXTRA_PART_WEIGHT
+                for j in range(len(kept)) if j not in used_r)
     score = sum(w * p.similarity for w, p in zip(weights, parts, strict=True)) \
         / (sum(weights) + extra)
     if len(q) != len(kept) and len(kept) <= 4:
@@ -125,12 +128,15 @@ def _joined(query: Sequence[str], kept: Sequence[tuple[str, str]]) -> NameScore 
 
 def best_name(query: Sequence[str], names: Sequence[Name]) -> NameScore:
     """The recorded name (main, an alias, the original script) that agrees best."""
-    best = NameScore(score=0.0, parts=())
+    best: NameScore | None = None
     for name in names:
         found = compare_names(query, name)
-        if found.score > best.score:
+        if best is None or found.score > best.score:
             best = found
-    return best
+    # No recorded name at all: every part of the check is unmatched.
+    return best or NameScore(score=0.0, parts=tuple(
+        PartMatch(part=t, matched=None, field="name", how="none", similarity=0.0)
+        for t in query))
 
 
 def compare_birth_dates(given: str, recorded: str, tolerance: int) -> str:
