@@ -9,6 +9,7 @@ from typing import Any
 
 import structlog
 
+from connector.config import Matching
 from connector.enquiries import EnquiryLog, Entry, new_enquiry_id, utc_iso
 from connector.errors import InvalidCriteria, Replay, UnsupportedCriteria
 from connector.identity import Signer
@@ -33,12 +34,13 @@ from connector.protocol import (
 from connector.ratelimit import RateLimiter
 from connector.records.categories import fields_of
 from connector.records.criteria import parse_criteria
-from connector.records.kinds.base import make_ref
+from connector.records.kinds.base import Kind, Match, make_ref
 from connector.records.store import RecordStore
-from connector.vocabulary import AnswerLevel
+from connector.vocabulary import AnswerLevel, Category
 
 log = structlog.get_logger("connector.answering")
 
+_DEFAULT_MATCHING = Matching()
 UNSUPPORTED = object()  # criteria this node cannot search by: the check is answered `error`
 
 
@@ -66,7 +68,8 @@ class Answerer:
     def __init__(self, *, node: str, signer: Signer, store: RecordStore, enquiry_log: EnquiryLog,
                  policy: Callable[[], Policy], trust: Callable[[], TrustStore],
                  limiter: RateLimiter, clock: Callable[[], float],
-                 digest_only: frozenset[str] = frozenset()) -> None:
+                 digest_only: frozenset[str] = frozenset(),
+                 hit_threshold: Callable[[Category], float] = _DEFAULT_MATCHING.threshold) -> None:
         self.node = node
         self.signer = signer
         self.store = store
@@ -76,6 +79,7 @@ class Answerer:
         self.limiter = limiter
         self.clock = clock
         self.digest_only = digest_only  # channels told only by their periodic digest
+        self.hit_threshold = hit_threshold  # for ranked checks (persons by name)
 
     async def answer(self, token: bytes) -> Answered:
         now = self.clock()
@@ -172,7 +176,7 @@ class Answerer:
                                      reason="rate_limited", retry_after=retry_after)
                 return _Decided(check=check, decision=decision, result=result,
                                 hit_ids=await self._watched_hits(check, criteria, policy))
-        found = await self.store.search(check.category, criteria, check.limit)
+        found = await self._search(check, criteria)
         hidden = fields_of(check.category) - decision.fields
         hits = tuple(
             Hit(ref=make_ref(self.node, check.category, m.record.id),
@@ -196,8 +200,24 @@ class Answerer:
             return ()
         if not any(w.record_category == check.category for w in policy.watches):
             return ()
-        found = await self.store.search(check.category, criteria, check.limit)
+        found = await self._search(check, criteria)
         return tuple(m.record.id for m in found)
+
+    async def _search(self, check: Check, criteria: Any) -> list[Match]:
+        """The store's matches; for a ranked check only those at or above the category's
+        hit threshold, so that every answer level (`hit` included) says the same thing."""
+        found = await self.store.search(check.category, criteria, check.limit)
+        return passing(self.store.kind(check.category), criteria, found,
+                       self.hit_threshold(check.category))
+
+
+def passing(kind: Kind | None, criteria: Any, found: list[Match],
+            threshold: float) -> list[Match]:
+    """The matches that are hits: all of an exact lookup's, a ranked search's from the
+    threshold on."""
+    if kind is None or not kind.ranked(criteria):
+        return found
+    return [m for m in found if m.score >= threshold]
 
 
 def _visible(record: Mapping[str, Any], decision: InboundDecision) -> dict[str, Any]:

@@ -142,7 +142,8 @@ async def answerer_ctx(app: web.Application) -> AsyncIterator[None]:
         enquiry_log=app[ENQUIRY_LOG], policy=node.live.current_policy,
         trust=node.live.current_trust, limiter=RateLimiter(clock=monotonic), clock=node.clock,
         digest_only=frozenset(name for name, c in node.settings.notifications.channels.items()
-                              if c.digest_only))
+                              if c.digest_only),
+        hit_threshold=node.settings.matching.threshold)
     app[IDENTITY] = IdentityToken(signer=node.signer, node=node.settings.node,
                                   tls_fingerprint=node.tls_fingerprint,
                                   url=node.settings.peer_url, clock=node.clock)

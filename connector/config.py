@@ -17,6 +17,7 @@ from pydantic import (
 
 from connector.dburl import backend
 from connector.errors import ConfigError
+from connector.vocabulary import Category
 from connector.yamlsource import YamlSyntaxError, compose, locate, position, to_python
 
 DEFAULT_CONFIG_PATH = Path("/etc/ncb-connector/connector.yaml")
@@ -152,6 +153,21 @@ class Discovery(_Model):
     discovered_file: Path = Path("discovered-peers.json")
 
 
+DEFAULT_HIT_THRESHOLD = 0.85
+"""Where a ranked candidate (a person found by name) becomes a hit; see docs/records.md and
+docs/benchmarks.md for what it costs in missed persons and false hits."""
+
+
+class Matching(_Model):
+    # Per category: the score from which a candidate of a ranked search (a person by name)
+    # is a hit. Below it the candidate is not reported at any level.
+    hit_threshold: dict[Category, Annotated[float, Field(ge=0, le=1)]] = Field(
+        default_factory=dict)
+
+    def threshold(self, category: Category) -> float:
+        return self.hit_threshold.get(category, DEFAULT_HIT_THRESHOLD)
+
+
 class Settings(_Model):
     """Validated settings; relative paths are resolved against the config file's directory."""
 
@@ -171,6 +187,7 @@ class Settings(_Model):
     notifications: Notifications = Notifications()
     federation: Federation = Federation()
     discovery: Discovery = Discovery()
+    matching: Matching = Matching()
     base_dir: Path = Path(".")
 
     @model_validator(mode="after")

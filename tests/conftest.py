@@ -1,5 +1,9 @@
 """Shared fixtures: real nodes on loopback with real keys, TLS, databases and policies."""
 
+# hypothesis is imported here, before any test runs: imported late (by its plugin's summary
+# at the end of a run), its assertion rewriting hit CPython 3.11.7's "AST constructor
+# recursion depth mismatch" after the name-matching tests.
+
 from __future__ import annotations
 
 import itertools
@@ -8,6 +12,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import aiohttp
+import hypothesis  # noqa: F401
 import pytest
 from databases import DatabaseUrl
 

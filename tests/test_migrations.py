@@ -74,9 +74,9 @@ def test_db_status_and_upgrade_from_the_command_line(tmp_path: Path) -> None:
     status = cli("db", "status", config=config)
     assert "new (created on first use)" in status.stdout
     assert cli("db", "upgrade", config=config).stdout.splitlines() == [
-        "records: new → r0002", "enquiry log: new → e0001"]
+        "records: new → r0003", "enquiry log: new → e0001"]
     assert cli("db", "upgrade", config=config).stdout.splitlines() == [
-        "records: already at r0002", "enquiry log: already at e0001"]
+        "records: already at r0003", "enquiry log: already at e0001"]
     run_sql(f"sqlite:///{tmp_path / 'FR' / 'records.db'}",
             "UPDATE alembic_version_records SET version_num = 'r9999'")
     status = cli("db", "status", config=config, check=False)

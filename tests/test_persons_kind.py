@@ -277,8 +277,6 @@ def test_exact_match_by_ref_and_by_both(store: RecordStore) -> None:
         ({"birth_date": "1979", "nationality": "DE"}, 0.6,
          ({"field": "birth_date", "match": "differs"},
           {"field": "nationality", "match": "differs"})),
-        # Names and sex ride along but do not weigh in (name matching is a later issue).
-        ({"last_name": "Somebody Else", "first_name": "X", "sex": "male"}, 1.0, ()),
     ],
 )
 def test_birth_date_and_nationality_weigh_on_the_score(
@@ -291,6 +289,20 @@ def test_birth_date_and_nationality_weigh_on_the_score(
     assert match.reasons == ({"field": "document_number", "match": "exact"}, *reasons)
 
 
+def test_a_name_with_a_document_number_is_a_name_search_the_number_decides(
+        store: RecordStore) -> None:
+    """The number is an identifier: the record it names is found, and scores high, however
+    little its names agree; the reasons say which parts did not."""
+    ndjson(store, [LATIN])
+    parsed = WantedPersons().parse_criteria({"document_number": "19 AB 12345",
+                                             "last_name": "Somebody Else", "sex": "male"})
+    (match,) = store.search_now(WANTED, parsed, 10)
+    assert match.score == 0.97
+    assert match.reasons is not None
+    assert {"field": "document_numbers", "match": "exact"} in match.reasons
+    assert {r["match"] for r in match.reasons if r["field"] == "name"} == {"none"}
+
+
 def test_a_record_without_birth_date_is_not_contradicted(store: RecordStore) -> None:
     ndjson(store, [{k: v for k, v in LATIN.items() if k not in {"birth_date", "nationality"}}])
     parsed = WantedPersons().parse_criteria({"ref": LATIN["id"], "birth_date": "1950",
@@ -300,27 +312,36 @@ def test_a_record_without_birth_date_is_not_contradicted(store: RecordStore) -> 
 
 
 @pytest.mark.parametrize(
-    "criteria",
+    ("criteria", "tokens"),
     [
-        {"name": "Петров"},
-        {"last_name": "Petrov", "first_name": "Ivan"},
-        {"birth_date": "1975"},
-        {"last_name": "Petrov", "birth_date": "1975", "nationality": "RU"},
+        ({"name": "Петров"}, ("petrov",)),
+        ({"last_name": "Petrov", "first_name": "Ivan"}, ("ivan", "petrov")),
+        ({"last_name": "Petrov", "birth_date": "1975", "nationality": "RU"}, ("petrov",)),
     ],
 )
-def test_name_only_criteria_are_refused(criteria: Mapping[str, object]) -> None:
+def test_name_criteria_make_a_name_search(criteria: Mapping[str, object],
+                                          tokens: tuple[str, ...]) -> None:
     for kind in (WantedPersons(), TerrorismSuspects()):
-        with pytest.raises(InvalidCriteria, match="name search is not available") as exc:
-            kind.parse_criteria(criteria)
-        assert exc.value.field == "name"
+        parsed = kind.parse_criteria(criteria)
+        assert parsed.tokens == tokens
+        assert kind.ranked(parsed)
+
+
+def test_a_description_without_a_name_is_refused() -> None:
+    with pytest.raises(InvalidCriteria, match="needs a name") as exc:
+        WantedPersons().parse_criteria({"birth_date": "1975"})
+    assert exc.value.field == "name"
 
 
 @pytest.mark.parametrize(
     ("criteria", "field"),
     [
-        ({}, "document_number"),
-        ({"ref": None, "document_number": None}, "document_number"),
-        ({"ref": None, "last_name": "Petrov"}, "name"),
+        ({}, "name"),
+        ({"ref": None, "document_number": None}, "name"),
+        ({"ref": None, "last_name": "--"}, "last_name"),
+        ({"name": "Petrov", "birth_date_tolerance": 11}, "birth_date_tolerance"),
+        ({"name": "Petrov", "sex": "yes"}, "sex"),
+        ({"name": 12}, "name"),
         ({"number": "X1"}, "number"),
         ({"document_number": "X1", "mrz": "P<"}, "mrz"),
         ({"document_number": ""}, "document_number"),
@@ -355,7 +376,7 @@ def test_criteria_parse() -> None:
         {"document_number": "c01x-oo t47", "last_name": "X", "birth_date": "1980-02",
          "nationality": ["fr", "DE", "FR"]}) == PersonCriteria(
         document_key="C01X00T47", document_number="c01x-oo t47", ref=None,
-        birth_date="1980-02", nationality=("FR", "DE"))
+        birth_date="1980-02", nationality=("FR", "DE"), tokens=("x",))
 
 
 def test_update_and_removal(store: RecordStore) -> None:

@@ -19,7 +19,7 @@ from joserfc import jws, jwt
 from joserfc.jwk import OKPKey
 
 from connector import errors, protocol
-from connector.errors import ConnectorError, InvalidCriteria, ProtocolError, UnsupportedCriteria
+from connector.errors import ConnectorError, InvalidCriteria, ProtocolError
 from connector.identity import PublicKey, Signer, SigningKey, b64url
 from connector.protocol import (
     CheckResult,
@@ -159,9 +159,10 @@ def test_query_is_accepted() -> None:
     assert (a.number_key, a.country, a.document_type) == ("DE1234567", "DE", "P")
     assert b is not None
     assert (b.number_key, b.country, b.from_mrz) == ("C01X00T47", "DE", True)
-    # wanted_persons by name: well-formed, but not searchable here yet; answered `error`.
-    with pytest.raises(UnsupportedCriteria):
-        parse_criteria(query.checks[2].category, query.checks[2].criteria)
+    # wanted_persons by name: a name search.
+    c = parse_criteria(query.checks[2].category, query.checks[2].criteria)
+    assert c is not None
+    assert (c.tokens, c.birth_date) == (("erika", "mustermann"), "1964-08-12")
 
 
 @pytest.mark.parametrize("now", [IAT - 30, IAT, IAT + 60 + 30])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import hmac
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
@@ -12,6 +13,7 @@ from typing import Any
 import asyncpg
 import orjson
 from sqlalchemy import (
+    BigInteger,
     Column,
     Connection,
     Engine,
@@ -37,7 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from connector.dburl import async_url, redacted, sync_url
 from connector.errors import ConfigError
-from connector.records.kinds.base import Kind, Match, Record, TextQuery
+from connector.records.kinds.base import KeyQuery, Kind, Match, Record, TextQuery
 from connector.records.kinds.registry import KINDS
 from connector.records.textindex import fold, for_dialect
 from connector.sources.provenance import Provenance, provenance_tables
@@ -57,6 +59,23 @@ def table_for(kind: Kind, metadata: MetaData) -> Table:
     return Table(name, metadata, *columns)
 
 
+def keys_table_for(kind: Kind, metadata: MetaData) -> Table:
+    """A keyed kind's search keys: one row per (key, record), the key as a 64-bit hash so
+    the index stays small whatever the keys look like."""
+    name = f"{kind.category.value}_keys"
+    return Table(name, metadata,
+                 Column("key", BigInteger, nullable=False),
+                 Column("record_id", String(128), nullable=False),
+                 Index(f"ix_{name}_key", "key"),
+                 Index(f"ix_{name}_record", "record_id"))
+
+
+def key_hash(key: str) -> int:
+    """A search key as a signed 64-bit integer (BIGINT on every database)."""
+    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big",
+                          signed=True)
+
+
 def meta_table(metadata: MetaData) -> Table:
     """Small settings of the store itself: the secret behind opaque record ids."""
     return Table("record_meta", metadata,
@@ -69,6 +88,8 @@ def records_metadata(kinds: Mapping[Category, Kind] = KINDS) -> MetaData:
     metadata = MetaData()
     for kind in kinds.values():
         table_for(kind, metadata)
+        if kind.keyed:
+            keys_table_for(kind, metadata)
     meta_table(metadata)
     provenance_tables(metadata)
     return metadata
@@ -104,6 +125,8 @@ class RecordStore:
         # kinds (a test's made-up one, say) never share a definition.
         self.metadata = MetaData()
         self.tables = {c: table_for(k, self.metadata) for c, k in kinds.items()}
+        self.key_tables = {c: keys_table_for(k, self.metadata) for c, k in kinds.items()
+                           if k.keyed}
         self._meta = meta_table(self.metadata)
         provenance_tables(self.metadata)
         self._secret = b""
@@ -113,6 +136,7 @@ class RecordStore:
         self._pool: asyncpg.Pool | None = None
         self._pool_lock = asyncio.Lock()
         self._pg_sql: dict[tuple[Category, tuple[str, ...]], str] = {}
+        self._key_lookups: dict[Category, tuple[Select[Any], str, dict[str, Any]]] = {}
         self._raw: Any = None
         if engine.dialect.name == "sqlite":
             self._raw = self._conn.connection.dbapi_connection
@@ -222,6 +246,7 @@ class RecordStore:
         if kind.text_fields:
             self._text.index(self._conn, category.value,
                              [(r.id, _text_body(kind, r)) for r in unique.values()])
+        self._index_keys(category, kind, list(unique.values()))
         self._conn.commit()
         # A key given twice in one batch is an update of the first, as it would be apart.
         return UpsertCount(inserted=len(unique) - existing,
@@ -302,6 +327,7 @@ class RecordStore:
             return False
         result = self._conn.execute(delete(table).where(table.c.id == record_id))
         self._unindex_text(category, [record_id])
+        self._unindex_keys(category, [record_id])
         self._conn.commit()
         return bool(result.rowcount)
 
@@ -318,6 +344,7 @@ class RecordStore:
                 table.c.id.in_(ids[start:start + 500])))
             removed += result.rowcount or 0
         self._unindex_text(category, ids)
+        self._unindex_keys(category, ids)
         return removed
 
     def remove_except(self, category: Category, keep: set[str]) -> int:
@@ -327,6 +354,33 @@ class RecordStore:
         self._delete(category, gone)
         self._conn.commit()
         return len(gone)
+
+    def _index_keys(self, category: Category, kind: Kind, records: Sequence[Record]) -> None:
+        """A record's keys are replaced whole on every upsert: what a name no longer says
+        must no longer find it."""
+        table = self.key_tables.get(category)
+        if table is None:
+            return
+        self._unindex_keys(category, [r.id for r in records])
+        rows = [(key_hash(k), r.id) for r in records for k in dict.fromkeys(kind.search_keys(r))]
+        if not rows:
+            return
+        if self.engine.dialect.name == "postgresql":
+            # A dozen keys a person: COPY, as for the records themselves.
+            cur = self._conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            with cur.copy(f"COPY {table.name} (key, record_id) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            self._conn.execute(table.insert(), [{"key": k, "record_id": i} for k, i in rows])
+
+    def _unindex_keys(self, category: Category, ids: Sequence[str]) -> None:
+        table = self.key_tables.get(category)
+        if table is None:
+            return
+        for start in range(0, len(ids), 500):
+            self._conn.execute(delete(table).where(
+                table.c.record_id.in_(list(ids[start:start + 500]))))
 
     def _unindex_text(self, category: Category, ids: Sequence[str]) -> None:
         kind = self.kinds.get(category)
@@ -345,6 +399,10 @@ class RecordStore:
                 async with self._async.connect() as conn:
                     found.append(await conn.run_sync(self._text_search, category, kind,
                                                      lookup, limit))
+            elif isinstance(lookup, KeyQuery):
+                async with self._async.connect() as conn:
+                    records = await conn.run_sync(self._key_search, category, kind, lookup)
+                found.append([(r, 1.0) for r in records])
             else:
                 found.append([(r, 1.0) for r in await self._pg_lookup(category, kind, lookup,
                                                                       limit)])
@@ -378,11 +436,72 @@ class RecordStore:
     def _search_on(self, conn: Connection, category: Category, criteria: Any,
                    limit: int) -> list[Match]:
         kind = self.kinds[category]
-        found = [self._text_search(conn, category, kind, lookup, limit)
-                 if isinstance(lookup, TextQuery)
-                 else [(r, 1.0) for r in self._lookup(conn, category, kind, lookup, limit)]
-                 for lookup in kind.lookups(criteria)]
+        found: list[list[tuple[Record, float]]] = []
+        for lookup in kind.lookups(criteria):
+            if isinstance(lookup, TextQuery):
+                found.append(self._text_search(conn, category, kind, lookup, limit))
+            elif isinstance(lookup, KeyQuery):
+                found.append([(r, 1.0) for r in self._key_search(conn, category, kind, lookup)])
+            else:
+                found.append([(r, 1.0) for r in self._lookup(conn, category, kind, lookup,
+                                                              limit)])
         return _ranked(kind, criteria, found, limit)
+
+    def _key_search(self, conn: Connection, category: Category, kind: Kind,
+                    query: KeyQuery) -> list[Record]:
+        """The records sharing the most (rarity-weighted) keys with the query. Each key reads
+        at most per_key + 1 index entries, so a frequent surname costs no more than a rare
+        one; it is only counted when nothing rarer found a record."""
+        table = self.key_tables.get(category)
+        if table is None or not query.keys:
+            return []
+        stmt, sql, fixed = self._key_statement(category)
+        raw = conn is self._conn and self._raw is not None
+        weights: dict[str, float] = {}
+        common: list[list[str]] = []
+        for key in query.keys:
+            params = {"key": key_hash(key), "limit": query.per_key + 1}
+            if raw:
+                ids = [r[0] for r in self._raw.execute(sql, {**fixed, **params})]
+            else:
+                ids = [r[0] for r in conn.execute(stmt, params)]
+            if len(ids) > query.per_key:
+                common.append(ids[:query.per_key])
+                continue
+            for record_id in ids:
+                weights[record_id] = weights.get(record_id, 0.0) + 1.0 / len(ids)
+        if not weights:
+            for ids in common:
+                for record_id in ids:
+                    weights[record_id] = weights.get(record_id, 0.0) + 1.0 / query.per_key
+        chosen = sorted(weights, key=lambda i: -weights[i])[:query.candidates]
+        return self._get_many_on(conn, category, chosen)
+
+    def _key_statement(self, category: Category) -> tuple[Select[Any], str, dict[str, Any]]:
+        found = self._key_lookups.get(category)
+        if found is None:
+            table = self.key_tables[category]
+            stmt = select(table.c.record_id).where(table.c.key == bindparam("key")) \
+                .limit(bindparam("limit"))
+            compiled = stmt.compile(dialect=self._named)
+            found = (stmt, str(compiled), dict(compiled.params))
+            self._key_lookups[category] = found
+        return found
+
+    def get_many(self, category: Category, ids: Sequence[str]) -> list[Record]:
+        """Records by id, in the order asked (ids not held are left out)."""
+        return self._get_many_on(self._conn, category, ids)
+
+    def _get_many_on(self, conn: Connection, category: Category, ids: Sequence[str]
+                     ) -> list[Record]:
+        table, kind = self.tables[category], self.kinds[category]
+        found: dict[str, Record] = {}
+        for start in range(0, len(ids), 500):
+            rows = conn.execute(select(table).where(table.c.id.in_(list(ids[start:start + 500]))))
+            for row in rows:
+                record = _record(category, kind, dict(row._mapping))
+                found[record.id] = record
+        return [found[i] for i in ids if i in found]
 
     def _text_search(self, conn: Connection, category: Category, kind: Kind, query: TextQuery,
                      limit: int) -> list[tuple[Record, float]]:
@@ -499,4 +618,5 @@ def _record(category: Category, kind: Kind, row: dict[str, Any]) -> Record:
                   fields=orjson.loads(row["data"]))
 
 
-__all__ = ["RecordStore", "UpsertCount", "fold", "make_engine", "records_metadata", "table_for"]
+__all__ = ["RecordStore", "UpsertCount", "fold", "key_hash", "keys_table_for", "make_engine",
+           "records_metadata", "table_for"]

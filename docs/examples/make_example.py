@@ -244,7 +244,7 @@ def _criteria_lines(ex: Example) -> list[str]:
                        + (" (read from a TD3 MRZ whose check digits verify)"
                           if parsed.from_mrz else ""))
         else:
-            derived = "nothing yet: v1 fixes no criteria for this category (§6.3)"
+            derived = "a name search (§6.3)"
         out.append(f"| `{check['id']}` | `{sent}` | {derived} |")
     return [*out, ""]
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,8 +52,21 @@ class TextQuery:
     words: tuple[str, ...]
 
 
-Lookup = Mapping[str, str] | TextQuery
-"""Equality on indexed key columns, AND-ed, or a text query; a check's lookups are OR-ed."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KeyQuery:
+    """Search keys (see `Kind.search_keys`) whose records are a check's candidates, rarest
+    first. A key held by more than `per_key` records says little and is used only when no
+    rarer one finds anything; at most `candidates` records, those sharing the most rare
+    keys, are scored."""
+
+    keys: tuple[str, ...]
+    per_key: int = 200
+    candidates: int = 150
+
+
+Lookup = Mapping[str, str] | TextQuery | KeyQuery
+"""Equality on indexed key columns, AND-ed, a text query, or search keys; a check's lookups
+are OR-ed."""
 
 
 class Kind(ABC):
@@ -67,6 +80,7 @@ class Kind(ABC):
     csv_required: frozenset[str]
     text_fields: tuple[str, ...] = ()  # fields kept in the full-text index, if any
     searchable: bool = True  # False: held and importable, but no matcher answers checks yet
+    keyed: bool = False  # True: the store keeps `search_keys` of each record in a side table
 
     @abstractmethod
     def parse_row(self, raw: Mapping[str, Any]) -> Record:
@@ -83,6 +97,15 @@ class Kind(ABC):
     def score(self, criteria: Any, record: Record) -> Match | None:
         """How well a candidate matches; None drops it. Exact-key kinds accept every one."""
         return Match(record=record)
+
+    def search_keys(self, record: Record) -> Iterable[str]:
+        """The keys a `KeyQuery` finds this record by (only when `keyed`)."""
+        return ()
+
+    def ranked(self, criteria: Any) -> bool:
+        """True when this check's candidates are ranked by similarity rather than found by an
+        identifier, so that the category's hit threshold decides which are hits."""
+        return False
 
 
 def make_ref(node: str, category: Category, record_id: str) -> str:

@@ -1,4 +1,4 @@
-"""Wanted persons and terrorism suspects, found by record reference or document number."""
+"""Wanted persons and terrorism suspects, found by name, record reference or document number."""
 
 from __future__ import annotations
 
@@ -11,15 +11,27 @@ from typing import Annotated, Any, ClassVar, Literal, Self
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Field,
     StringConstraints,
     ValidationError,
     field_validator,
     model_validator,
 )
 
-from connector.errors import InvalidCriteria, UnsupportedCriteria
+from connector.errors import InvalidCriteria
 from connector.records.documents import MAX_KEY_LENGTH, normalise_document_number
-from connector.records.kinds.base import KeyColumn, Kind, Lookup, Match, Record, RowError
+from connector.records.kinds.base import (
+    KeyColumn,
+    KeyQuery,
+    Kind,
+    Lookup,
+    Match,
+    Record,
+    RowError,
+)
+from connector.records.names.keys import query_keys, record_keys
+from connector.records.names.normalise import names_of, tokens
+from connector.records.names.score import PersonQuery, score_person
 from connector.records.rows import describe_validation, empty_is_none
 from connector.vocabulary import Category, country_from_alpha3, is_country
 
@@ -211,10 +223,14 @@ class TerrorismSuspectRow(PersonRow):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PersonCriteria:
-    """What a person check looks for: a document-number key, a record id, or both (AND).
+    """What a person check looks for: a record id, a document-number key, a name, or a
+    name and a document number.
 
-    `birth_date` (partial) and `nationality` never find anything: they only lower the score
-    of a record that contradicts them.
+    With a `ref`, or a document number and no name, the check is an exact lookup, and
+    `birth_date` and `nationality` only lower the score of a record that contradicts them.
+    With a name (`tokens`) it is a name search: candidates by name keys (and the document
+    number, if given), each scored with its reasons, hits decided by the category's
+    threshold.
     """
 
     document_key: str | None
@@ -222,41 +238,82 @@ class PersonCriteria:
     ref: str | None
     birth_date: str | None
     nationality: tuple[str, ...]
+    tokens: tuple[str, ...] = ()
+    birth_date_tolerance: int = 0
+    sex: str | None = None
+
+    @property
+    def by_name(self) -> bool:
+        return bool(self.tokens) and self.ref is None
 
 
 _IDENTIFIERS = frozenset({"document_number", "ref"})
-_DESCRIPTIONS = frozenset({"name", "first_name", "last_name", "middle_name",
-                           "name_original_script", "birth_date", "nationality", "sex"})
+_NAMES = ("name", "first_name", "middle_name", "last_name", "name_original_script")
+_DESCRIPTIONS = frozenset({*_NAMES, "birth_date", "birth_date_tolerance", "nationality", "sex"})
+MAX_TOLERANCE = 10
+
+
+class _NameCriteria(BaseModel):
+    """The descriptive members of a person check, validated (pydantic) at the boundary."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True, strict=True)
+
+    name: Name | None = None
+    first_name: Name | None = None
+    middle_name: Name | None = None
+    last_name: Name | None = None
+    name_original_script: Name | None = None
+    birth_date_tolerance: Annotated[int, Field(ge=0, le=MAX_TOLERANCE)] = 0
+    sex: Sex | None = None
+
+    @field_validator("sex", mode="before")
+    @classmethod
+    def _sex(cls, v: Any) -> Any:
+        return _SEX.get(v.strip().lower(), v.strip().lower()) if isinstance(v, str) else v
+
+    def name_tokens(self) -> tuple[str, ...]:
+        """`name` if given, else first, middle and last name, else the original script."""
+        if self.name:
+            return tokens(self.name)
+        written = [n for n in (self.first_name, self.middle_name, self.last_name) if n]
+        if written:
+            return tuple(t for n in written for t in tokens(n, whole=False))
+        return tokens(self.name_original_script or "")
+
+
+def _name_criteria(raw: Mapping[str, object]) -> _NameCriteria:
+    try:
+        return _NameCriteria.model_validate({k: v for k, v in raw.items() if v is not None})
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        field = str(first["loc"][0]) if first["loc"] else "name"
+        raise InvalidCriteria(f"{field}: {first['msg']}", field=field) from None
 
 
 def person_criteria(raw: Mapping[str, object]) -> PersonCriteria:
-    """Validate {"document_number": ...} and/or {"ref": ...}, optionally with a description.
-
-    A description alone (name, birth date, nationality, sex) is refused: finding persons by
-    name comes with the person-matching issue. Given with an identifier, names and sex are
-    ignored and birth_date and nationality only weigh on the score.
+    """Validate a person check: a `name` (free text) or `first_name` / `middle_name` /
+    `last_name` / `name_original_script`, a `document_number`, a `ref`, or several; with
+    optional `birth_date` (year, year-month or full), `birth_date_tolerance` (years),
+    `nationality` and `sex`.
     """
     unknown = sorted(str(key) for key in raw if key not in _IDENTIFIERS | _DESCRIPTIONS)
     if unknown:
         raise InvalidCriteria(
-            f"unknown person criterion {unknown[0]!r}: expected document_number or ref, "
-            "optionally with name, first_name, last_name, middle_name, name_original_script, "
-            "birth_date, nationality and sex",
+            f"unknown person criterion {unknown[0]!r}: expected name, first_name, last_name, "
+            "middle_name, name_original_script, document_number or ref, optionally with "
+            "birth_date, birth_date_tolerance, nationality and sex",
             field=unknown[0],
         )
+    described = _name_criteria(raw)
+    name_tokens = described.name_tokens()
     # A null identifier is no identifier: an empty lookup would return the whole category.
-    if all(raw.get(key) is None for key in _IDENTIFIERS):
-        if any(raw.get(key) is not None for key in _DESCRIPTIONS):
-            raise UnsupportedCriteria(
-                "name search is not available on this node yet: a person check needs a "
-                "document_number or a ref (the national record reference)",
-                field="name",
-            )
-        raise InvalidCriteria("a person check needs a document_number or a ref",
-                              field="document_number")
-    for key in sorted(_DESCRIPTIONS - {"birth_date", "nationality"}):
-        if raw.get(key) is not None and not isinstance(raw[key], str):
-            raise InvalidCriteria(f"{key} must be a string", field=key)
+    if all(raw.get(key) is None for key in _IDENTIFIERS) and not name_tokens:
+        named = next((k for k in _NAMES if raw.get(k) is not None), None)
+        if named is not None:
+            raise InvalidCriteria(f"{named} holds no letter or digit to search by",
+                                  field=named)
+        raise InvalidCriteria("a person check needs a name, a document_number or a ref",
+                              field="name")
     document_number = _string(raw, "document_number")
     document_key = None
     if document_number is not None:
@@ -273,7 +330,10 @@ def person_criteria(raw: Mapping[str, object]) -> PersonCriteria:
         )
     return PersonCriteria(document_key=document_key, document_number=document_number, ref=ref,
                           birth_date=_birth_date(raw.get("birth_date")),
-                          nationality=_nationalities(raw.get("nationality")))
+                          nationality=_nationalities(raw.get("nationality")),
+                          tokens=name_tokens,
+                          birth_date_tolerance=described.birth_date_tolerance,
+                          sex=described.sex)
 
 
 def _string(raw: Mapping[str, object], key: str) -> str | None:
@@ -355,7 +415,20 @@ class PersonKind(Kind):
     def parse_criteria(self, raw: Mapping[str, object]) -> PersonCriteria:
         return person_criteria(raw)
 
+    keyed = True
+
+    def search_keys(self, record: Record) -> list[str]:
+        return record_keys(n.tokens for n in names_of(record.fields))
+
+    def ranked(self, criteria: PersonCriteria) -> bool:
+        return criteria.by_name
+
     def lookups(self, criteria: PersonCriteria) -> Sequence[Lookup]:
+        if criteria.by_name:
+            found: list[Lookup] = [KeyQuery(keys=tuple(query_keys(criteria.tokens)))]
+            if criteria.document_key is not None:
+                found += [{column: criteria.document_key} for column in DOC_COLUMNS]
+            return found
         if criteria.ref is None and criteria.document_key is None:
             return ()  # never an empty lookup: it would match every record
         ref: dict[str, str] = {} if criteria.ref is None else {"ref_key": criteria.ref}
@@ -364,6 +437,15 @@ class PersonKind(Kind):
         return tuple({**ref, column: criteria.document_key} for column in DOC_COLUMNS)
 
     def score(self, criteria: PersonCriteria, record: Record) -> Match | None:
+        if criteria.by_name:
+            query = PersonQuery(tokens=criteria.tokens, birth_date=criteria.birth_date,
+                                birth_tolerance=criteria.birth_date_tolerance,
+                                nationality=criteria.nationality, sex=criteria.sex,
+                                document_keys=(criteria.document_key,)
+                                if criteria.document_key else ())
+            held = [k for c in DOC_COLUMNS if (k := record.keys.get(c))]
+            score, why = score_person(query, names_of(record.fields), record.fields, held)
+            return Match(record=record, score=score, reasons=why)
         reasons: list[Mapping[str, Any]] = []
         if criteria.document_key is not None:
             reasons.append({"field": "document_number", "match": "exact"})
@@ -389,7 +471,7 @@ class PersonKind(Kind):
 
 class WantedPersons(PersonKind):
     """`wanted_persons`: a person and the warrant or notice (issuing country, charges,
-    warrant reference, notice type). Found by document number or record reference.
+    warrant reference, notice type). Found by name, document number or record reference.
 
     A CSV file must name the columns id, last_name and warrant_country (a row may leave
     last_name empty when first_name or name_original_script carries the name).
@@ -402,7 +484,7 @@ class WantedPersons(PersonKind):
 
 class TerrorismSuspects(PersonKind):
     """`terrorism_suspects`: a person, the organisation and the listing that names them.
-    Found by document number or record reference.
+    Found by name, document number or record reference.
 
     A CSV file must name the columns id and last_name (a row may leave last_name empty when
     first_name or name_original_script carries the name).

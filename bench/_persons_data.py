@@ -1,0 +1,241 @@
+"""A synthetic population of persons from many locales and scripts, and realistic query variants."""
+
+from __future__ import annotations
+
+import importlib
+import random
+import unicodedata
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from anyascii import anyascii
+
+from connector.records.names.normalise import to_latin
+
+# (Faker locale, nationality, script family, weight). Weights roughly follow who appears
+# in European wanted-person and watch lists; every script the connector claims is present.
+LOCALES = (
+    ("en_US", "US", "latin", 6), ("de_DE", "DE", "latin", 7), ("fr_FR", "FR", "latin", 7),
+    ("es_ES", "ES", "latin", 6), ("it_IT", "IT", "latin", 6), ("pl_PL", "PL", "latin", 5),
+    ("tr_TR", "TR", "latin", 6), ("cs_CZ", "CZ", "latin", 3), ("hu_HU", "HU", "latin", 3),
+    ("ro_RO", "RO", "latin", 4), ("pt_BR", "BR", "latin", 4),
+    ("ru_RU", "RU", "cyrillic", 8), ("uk_UA", "UA", "cyrillic", 6), ("bg_BG", "BG", "cyrillic", 3),
+    ("el_GR", "GR", "greek", 4), ("ar_AA", "SY", "arabic", 8), ("fa_IR", "IR", "arabic", 3),
+    ("he_IL", "IL", "hebrew", 2), ("zh_CN", "CN", "han", 5), ("ko_KR", "KR", "hangul", 2),
+    ("hy_AM", "AM", "armenian", 1), ("ka_GE", "GE", "georgian", 2),
+    ("hi_IN", "IN", "devanagari", 2),
+)
+
+# Other ways Cyrillic is romanised than ICAO's: BGN/PCGN, French, German, scholarly.
+_CYRILLIC_SYSTEMS: tuple[dict[str, str], ...] = (
+    {"х": "kh", "ц": "ts", "ч": "ch", "ш": "sh", "щ": "shch", "ж": "zh", "й": "y", "ю": "yu",
+     "я": "ya", "е": "e", "ы": "y", "э": "e", "ь": "", "ъ": ""},
+    {"х": "kh", "ц": "ts", "ч": "tch", "ш": "ch", "щ": "chtch", "ж": "j", "й": "i", "ю": "iou",
+     "я": "ia", "у": "ou", "е": "e", "ы": "y", "ь": "", "ъ": ""},
+    {"х": "ch", "ц": "z", "ч": "tsch", "ш": "sch", "щ": "schtsch", "ж": "sch", "й": "j",
+     "ю": "ju", "я": "ja", "в": "w", "з": "s", "е": "e", "ы": "y", "ь": "", "ъ": ""},
+    {"х": "ch", "ц": "c", "ч": "č", "ш": "š", "щ": "šč", "ж": "ž", "й": "j", "ю": "ju",
+     "я": "ja", "е": "e", "ы": "y", "ь": "", "ъ": ""},
+)
+_GREEK_ALTERNATIVE = (("ou", "u"), ("ch", "kh"), ("y", "i"), ("th", "t"))
+_GERMAN_UMLAUTS = {"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss", "Ä": "Ae", "Ö": "Oe", "Ü": "Ue"}
+
+
+def _names(provider: Any, *attrs: str) -> list[str]:
+    for attr in attrs:
+        value = getattr(provider, attr, None)
+        if value:
+            return [str(v) for v in (value.keys() if isinstance(value, dict) else value)]
+    return []
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Pools:
+    locale: str
+    nationality: str
+    script: str
+    male: list[str]
+    female: list[str]
+    last_male: list[str]
+    last_female: list[str]
+
+
+def load_pools() -> list[tuple[Pools, int]]:
+    out = []
+    for locale, country, script, weight in LOCALES:
+        p = importlib.import_module(f"faker.providers.person.{locale}").Provider
+        male = _names(p, "first_names_male", "first_names")
+        female = _names(p, "first_names_female", "first_names")
+        last_male = _names(p, "last_names_male", "male_last_names", "last_names")
+        last_female = _names(p, "last_names_female", "unisex_last_names", "last_names")
+        # Faker's name lists hold a few placeholder-like or multi-word entries; keep names.
+        pools = Pools(locale=locale, nationality=country, script=script,
+                      male=[n for n in male if n.strip()], female=[n for n in female if n.strip()],
+                      last_male=[n for n in last_male if n.strip()],
+                      last_female=[n for n in last_female if n.strip()])
+        out.append((pools, weight))
+    return out
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Person:
+    id: str
+    script: str
+    native: tuple[str, str | None, str]  # given, middle, family, in the locale's script
+    row: dict[str, Any]
+
+
+def _given(rng: random.Random, pools: Pools, sex: str) -> str:
+    names = pools.male if sex == "male" else pools.female
+    if pools.script in ("han", "hangul"):
+        # A given name is one or two syllables drawn apart: Faker's list alone would give
+        # a billion people a few hundred names.
+        chars = [c for n in rng.sample(names, 2) for c in n]
+        return "".join(rng.sample(chars, min(len(chars), rng.choice((1, 2, 2)))))
+    return rng.choice(names)
+
+
+def make_person(rng: random.Random, pools: Pools, number: int) -> Person:
+    sex = rng.choice(("male", "female"))
+    given = _given(rng, pools, sex)
+    middle = None
+    if rng.random() < 0.3 and pools.script not in ("han", "hangul"):
+        middle = _given(rng, pools, sex)
+        if middle == given:
+            middle = None
+    family = rng.choice(pools.last_male if sex == "male" else pools.last_female)
+    year = rng.randint(1945, 2006)
+    birth = f"{year}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
+    row: dict[str, Any] = {"id": f"P{number:08d}", "sex": sex, "nationality": [pools.nationality],
+                           "warrant_country": "DE",
+                           "birth_date": birth if rng.random() < 0.9 else str(year)}
+    if pools.script == "latin":
+        row.update(first_name=given, last_name=family)
+        if middle:
+            row["middle_name"] = middle
+    elif rng.random() < 0.5:
+        # Held as the issuing country wrote it: the original script in the name fields.
+        row.update(first_name=given, last_name=family)
+        if middle:
+            row["middle_name"] = middle
+    else:
+        # Held romanised, with the original script beside it.
+        row.update(first_name=to_latin(given).title(), last_name=to_latin(family).title())
+        if middle:
+            row["middle_name"] = to_latin(middle).title()
+        row["name_original_script"] = " ".join(p for p in (family, given, middle) if p)
+    if rng.random() < 0.3:
+        row["document_numbers"] = [f"{pools.nationality}{rng.randint(10**7, 10**8 - 1)}"]
+    return Person(id=row["id"], script=pools.script, native=(given, middle, family), row=row)
+
+
+def population(seed: int, count: int, start: int = 0) -> Iterator[Person]:
+    rng = random.Random(seed)
+    pools = load_pools()
+    choices = [p for p, _ in pools]
+    weights = [w for _, w in pools]
+    for number in range(start, start + count):
+        (chosen,) = rng.choices(choices, weights)
+        yield make_person(rng, chosen, number)
+
+
+# --- query variants ------------------------------------------------------------------------
+
+
+def _romanise(rng: random.Random, text: str, script: str) -> str:
+    """Another country's romanisation of a name than the one on record."""
+    if script == "cyrillic":
+        table = rng.choice(_CYRILLIC_SYSTEMS)
+        return to_latin("".join(table.get(c, c) for c in text.lower())).title()
+    if script == "greek":
+        latin = to_latin(text)
+        for a, b in rng.sample(_GREEK_ALTERNATIVE, 2):
+            latin = latin.replace(a, b)
+        return latin.title()
+    if script in ("arabic", "hebrew"):
+        # Abjads write no short vowels: every romanisation supplies its own.
+        latin = to_latin(text).replace("'", "").replace("`", "")
+        out = []
+        for i, c in enumerate(latin):
+            out.append(c)
+            following = latin[i + 1] if i + 1 < len(latin) else ""
+            if c not in "aeiou" and following and following not in "aeiou" \
+                    and rng.random() < 0.6:
+                out.append(rng.choice("aaeiou"))
+        return "".join(out).title()
+    if script in ("han", "hangul"):
+        syllables = [anyascii(c).lower() for c in text]
+        return rng.choice(("", "-", " ")).join(syllables).title() if len(syllables) > 1 \
+            else "".join(syllables).title()
+    if script == "latin":
+        if any(c in _GERMAN_UMLAUTS for c in text) and rng.random() < 0.5:
+            return "".join(_GERMAN_UMLAUTS.get(c, c) for c in text)
+        return "".join(c for c in unicodedata.normalize("NFKD", text)
+                       if not unicodedata.combining(c))
+    return anyascii(text).title()
+
+
+def _misspell(rng: random.Random, word: str) -> str:
+    if len(word) < 4:
+        return word
+    i = rng.randrange(1, len(word) - 1)
+    letters = "aeioulnrstmkdh"
+    match rng.randrange(4):
+        case 0:
+            return word[:i] + rng.choice(letters) + word[i + 1:]
+        case 1:
+            return word[:i] + word[i + 1:]
+        case 2:
+            return word[:i] + rng.choice(letters) + word[i:]
+        case _:
+            return word[:i - 1] + word[i] + word[i - 1] + word[i + 1:]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Query:
+    target: str | None
+    criteria: dict[str, Any]
+    variants: tuple[str, ...]
+
+
+def variant_query(rng: random.Random, person: Person, target: str | None) -> Query:
+    """A check as another country would send it for this person: its own romanisation,
+    sometimes a typo, the order swapped, the middle name dropped, the birth year only."""
+    given, middle, family = person.native
+    variants: list[str] = []
+    parts = [given, middle, family]
+    if person.script != "latin" or rng.random() < 0.5:
+        held_latin = "name_original_script" in person.row
+        if person.script != "latin" and held_latin and rng.random() < 0.3:
+            variants.append("original_script")  # held romanised, asked in the script
+        else:
+            parts = [_romanise(rng, p, person.script) if p else None for p in parts]
+            variants.append("transliteration")
+    if middle and rng.random() < 0.6:
+        parts[1] = None
+        variants.append("middle_dropped")
+    words = [p for p in parts if p]
+    if rng.random() < 0.35:
+        j = rng.randrange(len(words))
+        words[j] = _misspell(rng, words[j])
+        variants.append("misspelling")
+    if rng.random() < 0.4:
+        words = [words[-1], *words[:-1]]
+        variants.append("swapped")
+    criteria: dict[str, Any] = {"name": " ".join(words)}
+    birth = str(person.row["birth_date"])
+    roll = rng.random()
+    if roll < 0.45:
+        criteria["birth_date"] = birth[:4]
+        variants.append("year_only")
+    elif roll < 0.9:
+        criteria["birth_date"] = birth
+    if rng.random() < 0.3:
+        criteria["nationality"] = person.row["nationality"][0]
+    return Query(target=target, criteria=criteria, variants=tuple(variants))
+
+
+def labelled_queries(seed: int, people: Sequence[Person]) -> list[Query]:
+    rng = random.Random(seed * 7919 + 1)
+    return [variant_query(rng, p, p.id) for p in people]

@@ -1,0 +1,1 @@
+"""Matching persons by name across scripts and spellings: normalise, key, score (all pure)."""

@@ -1,0 +1,129 @@
+"""Phonetic skeletons of name parts, and the index keys of a name that find its candidates."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
+from itertools import combinations
+
+from connector.records.names.normalise import meaningful
+
+# Spellings of one name that no sound rule joins: a transliteration's vowels and a
+# language's form of the same name. The first of each group stands for all of them.
+_VARIANT_GROUPS = (
+    "muhammad mohammed mohammad mohamed mohamad muhammed muhamed mohamud mouhamed mamadou "
+    "mamadu mehmet mehmed muhamad mohammod mahomed",
+    "husayn hussein hussain husein hossein husain huseyin hosein husseyn",
+    "yusuf yousef youssef yusif yousuf jusuf yousif youcef",
+    "abdullah abdallah abdulla abdellah abdulah",
+    "ibrahim ebrahim ibragim brahim ibrahima",
+    "usama osama oussama ousama",
+    "umar omar omer",
+    "mustafa mustapha moustafa mostafa",
+    "aleksandr alexander aleksander alexandr oleksandr alexandre aleksandar alexandros "
+    "alessandro alejandro",
+    "sergei sergey serhiy sergej serguei serhii sergii",
+    "dmitri dmitry dmitrii dmytro dimitri",
+    "yuri yuriy iouri jurij iurii yurii",
+    "aleksei alexei alexey aleksey oleksii oleksiy",
+    "mikhail michail mykhailo mikhael",
+    "georgios giorgos yiorgos yorgos",
+)
+VARIANTS = {variant: group.split()[0] for group in _VARIANT_GROUPS for variant in group.split()}
+
+# Longest first: "shch" must not be read as "sh" + "ch".
+_SOUNDS = (
+    ("schtsch", "S"), ("shtch", "S"), ("chtch", "S"), ("shch", "S"), ("stsch", "S"),
+    ("tsch", "S"), ("tch", "S"), ("sch", "S"), ("sh", "S"), ("ch", "S"), ("zh", "S"),
+    ("kh", "k"), ("gh", "g"), ("ph", "f"), ("th", "t"), ("dh", "d"), ("ts", "S"),
+    ("tz", "S"), ("cz", "S"), ("sz", "S"), ("dz", "S"), ("ks", "S"), ("cs", "S"),
+    ("ck", "k"), ("qu", "k"),
+)
+_SOUND_RE = re.compile("|".join(re.escape(a) for a, _ in _SOUNDS))
+_SOUND = dict(_SOUNDS)
+# Letters that sound alike across transliterations share a class: sibilants, v/w/f, d/t,
+# c/k/q; vowels and the glides y, j (Yusuf, Jusuf, Iouri) carry no weight.
+_LETTER = str.maketrans({"s": "S", "z": "S", "x": "S", "v": "f", "w": "f", "d": "t",
+                         "q": "k", "a": None, "e": None, "i": None, "o": None, "u": None,
+                         "y": None, "j": None})
+_SOFT_C = re.compile(r"c(?=[eiy])")
+_MAX_SKELETON = 24
+MAX_KEY = 56
+
+
+def canonical(token: str) -> str:
+    """The variant group's first spelling, or the token itself."""
+    return VARIANTS.get(token, token)
+
+
+@lru_cache(maxsize=65536)
+def skeleton(token: str) -> str:
+    """The consonants of a name part by sound class, doubled letters once: Muhammad,
+    Mohamed and محمد are all `mhmt`; Shcherbakov, Ščerbakov and Chtcherbakov `Srbkf`."""
+    word = canonical(token)
+    word = _SOUND_RE.sub(lambda m: _SOUND[m[0]], word)
+    word = _SOFT_C.sub("S", word).replace("c", "k")
+    if len(word) > 1 and word.endswith("h"):
+        word = word[:-1]  # Fatimah / فاطمة (ftmh) / Fatima
+    word = word.translate(_LETTER)
+    out: list[str] = []
+    for char in word:
+        if not out or out[-1] != char:
+            out.append(char)
+    return ("".join(out) or token)[:_MAX_SKELETON]
+
+
+def key_parts(tokens: Sequence[str]) -> list[str]:
+    """The skeletons that key a name: particles and initials never do, each once."""
+    out: list[str] = []
+    for token in meaningful(tokens):
+        if len(token) > 1 and (skel := skeleton(token)) not in out:
+            out.append(skel)
+    return out
+
+
+DELETION_FROM = 4
+"""Skeletons this long or longer are also keyed with each one letter left out (`d`): a typo
+in a long name part (Tomczak / Tnmczak) then still shares a key with it, where the rest
+of the name may be too common (Karol) to find it alone."""
+
+
+def deletions(skel: str) -> list[str]:
+    """The skeleton itself and, when long enough, each way of leaving one letter out: two
+    skeletons one edit apart always share one of these (symmetric deletion)."""
+    if len(skel) < DELETION_FROM:
+        return [skel]
+    return list(dict.fromkeys([skel, *(skel[:i] + skel[i + 1:] for i in range(len(skel)))]))
+
+
+def name_keys(tokens: Sequence[str]) -> list[str]:
+    """A name's index keys, most selective first: each pair of its parts in either order
+    (`p`), each pair with the second part cut to two letters (`q`: one misspelt part still
+    finds it), each long part with a letter left out (`d`), and each part alone (`s`)."""
+    parts = key_parts(tokens)
+    pairs = [tuple(sorted(pair)) for pair in combinations(parts, 2)]
+    keys = [f"p:{a}|{b}" for a, b in pairs]
+    keys += [f"q:{a}|{b[:2]}" for x, y in pairs for a, b in ((x, y), (y, x))]
+    keys += [f"d:{d}" for part in parts if len(part) >= DELETION_FROM for d in deletions(part)]
+    keys += [f"s:{part}" for part in parts]
+    return [k[:MAX_KEY] for k in dict.fromkeys(keys)]
+
+
+def record_keys(names: Iterable[Sequence[str]]) -> list[str]:
+    """The keys of every written form of a person's name, each once."""
+    out: dict[str, None] = {}
+    for tokens in names:
+        out.update(dict.fromkeys(name_keys(tokens)))
+    return list(out)
+
+
+def query_keys(tokens: Sequence[str]) -> list[str]:
+    """The keys a check looks up: those of its name, then those of its name with two
+    adjacent parts joined (Xiao Ming / Xiaoming, Abdul Rahman / Abdulrahman)."""
+    out = dict.fromkeys(name_keys(tokens))
+    for i in range(len(tokens) - 1):
+        joined = [*tokens[:i], tokens[i] + tokens[i + 1], *tokens[i + 2:]]
+        out.update(dict.fromkeys(name_keys(joined)))
+    # Rare before common: pairs, then cut pairs, then single parts.
+    return sorted(out, key=lambda k: "pqds".index(k[0]))

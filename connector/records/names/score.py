@@ -1,0 +1,205 @@
+"""How well a person's recorded names, birth date and nationality agree with a check, and why."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from itertools import permutations
+from typing import Any
+
+from rapidfuzz.distance import Indel
+
+from connector.records.names.keys import canonical, skeleton
+from connector.records.names.normalise import PARTICLES, Name
+
+SIMILAR_FLOOR = 0.7
+"""Below this a pair of name parts is not a match at all: unrelated names of five letters
+share about half their letters."""
+PHONETIC_BASE = 0.7
+"""A same-skeleton pair's similarity starts here and rises with its shared letters."""
+EXTRA_PART_WEIGHT = 0.15
+"""What a recorded name part the check does not mention costs."""
+EXTRA_MIDDLE_WEIGHT = 0.05
+"""A dropped middle name (or patronymic) is the commonest difference between two writings
+of one name, so it costs least."""
+INITIAL_WEIGHT = 0.5
+"""An initial says less than a name: it counts half."""
+DATE_WEIGHT = 0.2
+"""The share of the score a birth date given on both sides decides."""
+DATE_AGREEMENT = {"exact": 1.0, "compatible_month": 0.95, "compatible_year": 0.9,
+                  "same_year": 0.2, "within_tolerance": 0.2}
+DATE_DIFFERS_FACTOR = 0.55
+NATIONALITY_DIFFERS_FACTOR = 0.9
+SEX_DIFFERS_FACTOR = 0.9
+DOCUMENT_SCORE = 0.97
+"""A document number the record holds, whatever the names say: the number is an identifier."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PartMatch:
+    """How one name part of the check matched (or did not) a part of a recorded name."""
+
+    part: str
+    matched: str | None
+    field: str
+    how: str  # exact, variant, phonetic, similar, initial, joined, none
+    similarity: float
+
+    def reason(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"field": self.field, "part": self.part, "match": self.how}
+        if self.matched is not None:
+            out["matched"] = self.matched
+            out["similarity"] = round(self.similarity, 3)
+        return out
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NameScore:
+    score: float
+    parts: tuple[PartMatch, ...]
+
+
+def part_similarity(query: str, recorded: str) -> tuple[float, str]:
+    """The similarity of two name parts in [0, 1] and what kind of match it is."""
+    if query == recorded:
+        return 1.0, "exact"
+    if len(query) == 1 or len(recorded) == 1:
+        return (1.0, "initial") if query[0] == recorded[0] else (0.0, "none")
+    if canonical(query) == canonical(recorded):
+        return 0.95, "variant"
+    text = Indel.normalized_similarity(query, recorded)
+    skel = skeleton(query)
+    if skel == skeleton(recorded):
+        # Same sounds: a transliteration or a vowel-less script, surer the closer the letters
+        # and the more consonants agree (two say little: Lan / Lin, Weng / Wang).
+        base, weight = (PHONETIC_BASE, 0.25) if len(skel) >= 3 else (0.55, 0.35)
+        return min(0.95, base + weight * text), "phonetic"
+    sounds = Indel.normalized_similarity(skeleton(query), skeleton(recorded))
+    similarity = max(text, 0.95 * sounds) if text >= 0.6 else text
+    return (similarity, "similar") if similarity >= SIMILAR_FLOOR else (0.0, "none")
+
+
+def compare_names(query: Sequence[str], recorded: Name) -> NameScore:
+    """The check's name parts each paired with the recorded part they best match (each
+    recorded part used once, so order never matters); parts the record has and the check
+    does not cost EXTRA_PART_WEIGHT each."""
+    q = [t for t in query if t not in PARTICLES] or list(query)
+    kept = [(t, f) for t, f in zip(recorded.tokens, recorded.fields, strict=True)
+            if t not in PARTICLES] or list(zip(recorded.tokens, recorded.fields, strict=True))
+    pairs = sorted(((*part_similarity(a, b[0]), i, j) for i, a in enumerate(q)
+                    for j, b in enumerate(kept)), key=lambda p: -p[0])
+    used_q: dict[int, PartMatch] = {}
+    used_r: set[int] = set()
+    for similarity, how, i, j in pairs:
+        if similarity <= 0 or i in used_q or j in used_r:
+            continue
+        used_q[i] = PartMatch(part=q[i], matched=kept[j][0], field=kept[j][1], how=how,
+                              similarity=similarity)
+        used_r.add(j)
+    parts = tuple(used_q.get(i) or PartMatch(part=t, matched=None, field="name", how="none",
+                                            similarity=0.0) for i, t in enumerate(q))
+    weights = [INITIAL_WEIGHT if len(p.part) == 1 else 1.0 for p in parts]
+    extra = sum(EXTRA_MIDDLE_WEIGHT if kept[j][1] == "middle_name" else EXTRA_PART_WEIGHT
+                for j in range(len(kept)) if j not in used_r)
+    score = sum(w * p.similarity for w, p in zip(weights, parts, strict=True)) \
+        / (sum(weights) + extra)
+    if len(q) != len(kept) and len(kept) <= 4:
+        joined = _joined(q, kept)
+        if joined is not None and joined.score > score:
+            return joined
+    return NameScore(score=score, parts=parts)
+
+
+def _joined(query: Sequence[str], kept: Sequence[tuple[str, str]]) -> NameScore | None:
+    """Names written with parts split or joined differently (Xiao Ming / Xiaoming): the
+    parts run together, in the recorded order that fits best."""
+    whole = "".join(query)
+    best, order = 0.0, None
+    for perm in permutations(kept):
+        similarity = Indel.normalized_similarity(whole, "".join(t for t, _ in perm))
+        if similarity > best:
+            best, order = similarity, perm
+    if order is None or best < 0.9:
+        return None
+    part = PartMatch(part=" ".join(query), matched=" ".join(t for t, _ in order),
+                     field=order[0][1], how="joined", similarity=best)
+    return NameScore(score=best * 0.97, parts=(part,))
+
+
+def best_name(query: Sequence[str], names: Sequence[Name]) -> NameScore:
+    """The recorded name (main, an alias, the original script) that agrees best."""
+    best: NameScore | None = None
+    for name in names:
+        found = compare_names(query, name)
+        if best is None or found.score > best.score:
+            best = found
+    # No recorded name at all: every part of the check is unmatched.
+    return best or NameScore(score=0.0, parts=tuple(
+        PartMatch(part=t, matched=None, field="name", how="none", similarity=0.0)
+        for t in query))
+
+
+def compare_birth_dates(given: str, recorded: str, tolerance: int) -> str:
+    """exact; compatible_month / compatible_year (equal as far as the less precise goes);
+    same_year (day or month differ); within_tolerance (years apart, no more than allowed);
+    differs."""
+    if given == recorded:
+        return "exact" if len(given) == 10 else f"compatible_{_precision(given)}"
+    shared = min(len(given), len(recorded))
+    if given[:shared] == recorded[:shared]:
+        return "compatible_month" if shared == 7 else "compatible_year"
+    if given[:4] == recorded[:4]:
+        return "same_year"
+    if abs(int(given[:4]) - int(recorded[:4])) <= tolerance:
+        return "within_tolerance"
+    return "differs"
+
+
+def _precision(date: str) -> str:
+    return {4: "year", 7: "month"}.get(len(date), "day")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PersonQuery:
+    """What a name search compares: the name parts and the optional other facts."""
+
+    tokens: tuple[str, ...]
+    birth_date: str | None = None
+    birth_tolerance: int = 0
+    nationality: tuple[str, ...] = ()
+    sex: str | None = None
+    document_keys: tuple[str, ...] = ()
+
+
+def score_person(query: PersonQuery, names: Sequence[Name], fields: Mapping[str, Any],
+                 document_keys: Sequence[str]) -> tuple[float, tuple[dict[str, Any], ...]]:
+    """A score in [0, 1] and its reasons: the name's agreement, moved by the birth date
+    (a share of the score), lowered by a nationality or sex that differ, raised to
+    DOCUMENT_SCORE by a document number the record holds."""
+    name = best_name(query.tokens, names)
+    score = name.score
+    reasons: list[dict[str, Any]] = [p.reason() for p in name.parts]
+    recorded_birth = fields.get("birth_date")
+    if query.birth_date is not None and isinstance(recorded_birth, str):
+        verdict = compare_birth_dates(query.birth_date, recorded_birth, query.birth_tolerance)
+        if verdict == "differs":
+            score *= DATE_DIFFERS_FACTOR
+        else:
+            score = (1 - DATE_WEIGHT) * score + DATE_WEIGHT * DATE_AGREEMENT[verdict]
+        reasons.append({"field": "birth_date", "match": verdict})
+    recorded_nationality = fields.get("nationality")
+    if query.nationality and isinstance(recorded_nationality, list) and recorded_nationality:
+        given, held = set(query.nationality), set(recorded_nationality)
+        verdict = "exact" if given == held else "compatible" if given & held else "differs"
+        if verdict == "differs":
+            score *= NATIONALITY_DIFFERS_FACTOR
+        reasons.append({"field": "nationality", "match": verdict})
+    recorded_sex = fields.get("sex")
+    if query.sex in ("male", "female") and recorded_sex in ("male", "female"):
+        same = query.sex == recorded_sex
+        score *= 1.0 if same else SEX_DIFFERS_FACTOR
+        reasons.append({"field": "sex", "match": "exact" if same else "differs"})
+    if query.document_keys and set(query.document_keys) & set(document_keys):
+        score = max(score, DOCUMENT_SCORE)
+        reasons.append({"field": "document_numbers", "match": "exact"})
+    return round(min(1.0, score), 4), tuple(reasons)

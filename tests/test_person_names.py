@@ -1,0 +1,196 @@
+"""Table-driven cases of the name normaliser, keys and scorer across scripts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from connector.records.names.keys import query_keys, record_keys, skeleton
+from connector.records.names.normalise import names_of, tokens
+from connector.records.names.score import (
+    PersonQuery,
+    best_name,
+    compare_birth_dates,
+    part_similarity,
+    score_person,
+)
+
+
+@pytest.mark.parametrize(
+    ("written", "expected"),
+    [
+        # Latin with diacritics
+        ("Müller", ("muller",)),
+        ("Łukasz Zięcik", ("lukasz", "ziecik")),
+        ("José María García-Pérez", ("jose", "maria", "garcia", "perez")),
+        ("Ørsted O'Brien", ("orsted", "obrien")),
+        ("Eryıldız Şahin", ("eryildiz", "sahin")),
+        # Cyrillic: ICAO 9303
+        ("Щербаков Иван", ("shcherbakov", "ivan")),
+        ("Юлия Хорошко", ("iuliia", "khoroshko")),
+        ("Олександр Шевченко", ("oleksandr", "shevchenko")),
+        # Greek: ELOT 743
+        ("Παπαδόπουλος", ("papadopoulos",)),
+        ("Ζαφείρης Μπαλτατζή", ("zafeiris", "baltatzi")),
+        ("Ευάγγελος", ("evangelos",)),
+        # Arabic: article off, long vowels as vowels, abd- split
+        ("محمد", ("mhmd",)),
+        ("محمود", ("mhmud",)),
+        ("عبد الرحمن", ("abd", "rhmn")),
+        ("Abdulrahman al-Saud", ("abd", "rahman", "al", "saud")),
+        # Chinese and Korean: family syllable, then the given name
+        ("王小明", ("wang", "xiaoming")),
+        ("홍성민", ("hong", "seongmin")),
+    ],
+)
+def test_tokens(written: str, expected: tuple[str, ...]) -> None:
+    assert tokens(written) == expected
+
+
+def test_a_name_field_alone_is_not_split() -> None:
+    (name, original) = names_of({"first_name": "小明", "last_name": "王",
+                                 "name_original_script": "王小明"})
+    assert name.tokens == ("xiaoming", "wang")
+    assert name.fields == ("first_name", "last_name")
+    assert original.tokens == ("wang", "xiaoming")
+
+
+@pytest.mark.parametrize(
+    "spellings",
+    [
+        ("Shcherbakov", "Щербаков", "Ščerbakov", "Chtcherbakov", "Schtscherbakow"),
+        ("Muhammad", "Mohammed", "Mohamed", "محمد", "Mehmet"),
+        ("Müller", "Mueller", "Muller"),
+        ("Shevchenko", "Шевченко", "Chevtchenko", "Schewtschenko"),
+        ("Papadopoulos", "Παπαδόπουλος", "Papadopulos"),
+        ("Fatima", "Fatimah", "فاطمة"),
+        ("Yusuf", "Youssef", "Jusuf", "يوسف"),
+        ("Aleksandr", "Alexander", "Олександр"),
+    ],
+)
+def test_spellings_share_a_skeleton(spellings: tuple[str, ...]) -> None:
+    skeletons = {skeleton(tokens(s)[0]) for s in spellings}
+    assert len(skeletons) == 1, skeletons
+
+
+def test_keys_are_order_independent_and_skip_particles_and_initials() -> None:
+    def keys(name: str) -> set[str]:
+        return set(record_keys([tokens(name)]))
+
+    assert keys("Ivan Shcherbakov") == keys("Shcherbakov Ivan")
+    assert keys("Hassan al Bashir") == keys("Hassan Bashir")
+    assert keys("J. Smith") == keys("Smith")
+    # A typo in a long part still shares a one-letter-out key with the right spelling.
+    assert set(query_keys(tokens("Karol Tnmczak"))) & set(record_keys([tokens("Tomczak")]))
+
+
+@pytest.mark.parametrize(
+    ("query", "recorded", "how", "at_least"),
+    [
+        ("muller", "muller", "exact", 1.0),
+        ("mueller", "muller", "phonetic", 0.9),
+        ("chtcherbakov", "shcherbakov", "phonetic", 0.85),
+        ("muhammad", "mohammed", "variant", 0.95),
+        ("mohamed", "muhmd", "phonetic", 0.85),
+        ("papadopulos", "papadopoulos", "phonetic", 0.9),
+        ("shcherbakob", "shcherbakov", "similar", 0.9),
+        ("j", "james", "initial", 1.0),
+    ],
+)
+def test_part_similarity(query: str, recorded: str, how: str, at_least: float) -> None:
+    similarity, found = part_similarity(query, recorded)
+    assert found == how
+    assert similarity >= at_least
+
+
+@pytest.mark.parametrize(
+    ("query", "recorded"),
+    [("ivan", "petrov"), ("lan", "lin"), ("maria", "mario"), ("x", "ivan")],
+)
+def test_different_parts_are_weak_or_no_match(query: str, recorded: str) -> None:
+    assert part_similarity(query, recorded)[0] < 0.9
+
+
+PERSONS: dict[str, dict[str, Any]] = {
+    "latin": {"first_name": "Zoé", "last_name": "Lefèvre", "birth_date": "1980-02-29",
+              "nationality": ["FR"], "sex": "female"},
+    "cyrillic": {"first_name": "Иван", "middle_name": "Сергеевич", "last_name": "Щербаков",
+                 "birth_date": "1975-06", "nationality": ["RU"], "sex": "male"},
+    "greek": {"first_name": "Ευάγγελος", "last_name": "Παπαδόπουλος", "birth_date": "1969"},
+    "arabic": {"name_original_script": "محمد عبد الرحمن", "first_name": "Mohamed",
+               "last_name": "Abdelrahman", "birth_date": "1990-05-01"},
+    "chinese": {"first_name": "小明", "last_name": "王", "birth_date": "1985-11-02"},
+}
+
+
+@pytest.mark.parametrize(
+    ("person", "query", "low", "high", "reason"),
+    [
+        ("latin", PersonQuery(tokens=tokens("Zoe Lefevre"), birth_date="1980"), 0.9, 1.0,
+         {"field": "last_name", "part": "lefevre", "match": "exact", "matched": "lefevre",
+          "similarity": 1.0}),
+        ("latin", PersonQuery(tokens=tokens("Lefevre Zoe"), birth_date="1981-02-28"),
+         0.4, 0.6, {"field": "birth_date", "match": "differs"}),
+        ("latin", PersonQuery(tokens=tokens("Zoe Lefevre"), birth_date="1981",
+                              birth_tolerance=1), 0.75, 0.85,
+         {"field": "birth_date", "match": "within_tolerance"}),
+        ("cyrillic", PersonQuery(tokens=tokens("Chtcherbakov Ivan"), birth_date="1975"),
+         0.88, 1.0, {"field": "last_name", "part": "chtcherbakov", "match": "phonetic",
+                     "matched": "shcherbakov", "similarity": 0.917}),
+        ("cyrillic", PersonQuery(tokens=tokens("I. Shcherbakov"), sex="female"), 0.7, 0.9,
+         {"field": "sex", "match": "differs"}),
+        ("greek", PersonQuery(tokens=tokens("Evangelos Papadopulos"), nationality=("GR",)),
+         0.85, 1.0, {"field": "first_name", "part": "evangelos", "match": "exact",
+                     "matched": "evangelos", "similarity": 1.0}),
+        ("arabic", PersonQuery(tokens=tokens("Muhammad Abdul Rahman"), birth_date="1990"),
+         0.9, 1.0, {"field": "first_name", "part": "muhammad", "match": "variant",
+                    "matched": "mohamed", "similarity": 0.95}),
+        ("arabic", PersonQuery(tokens=tokens("محمد عبد الرحمن")), 0.95, 1.0,
+         {"field": "name_original_script", "part": "mhmd", "match": "exact",
+          "matched": "mhmd", "similarity": 1.0}),
+        ("chinese", PersonQuery(tokens=tokens("Wang Xiao-Ming"), birth_date="1985-11-02"),
+         0.95, 1.0, {"field": "last_name", "part": "wang xiao ming", "match": "joined",
+                     "matched": "wang xiaoming", "similarity": 1.0}),
+        ("chinese", PersonQuery(tokens=tokens("王小明")), 0.9, 1.0,
+         {"field": "last_name", "part": "wang", "match": "exact", "matched": "wang",
+          "similarity": 1.0}),
+        ("chinese", PersonQuery(tokens=tokens("Li Wei")), 0.0, 0.3,
+         {"field": "name", "part": "li", "match": "none"}),
+    ],
+)
+def test_score_person(person: str, query: PersonQuery, low: float, high: float,
+                      reason: dict[str, object]) -> None:
+    fields = PERSONS[person]
+    score, reasons = score_person(query, names_of(fields), fields, ())
+    assert low <= score <= high, (score, reasons)
+    assert reason in reasons, reasons
+
+
+def test_a_held_document_number_decides() -> None:
+    fields = PERSONS["latin"]
+    query = PersonQuery(tokens=tokens("Somebody"), document_keys=("19AB12345",))
+    score, reasons = score_person(query, names_of(fields), fields, ("19AB12345",))
+    assert score == 0.97
+    assert {"field": "document_numbers", "match": "exact"} in reasons
+
+
+def test_order_does_not_matter() -> None:
+    names = names_of(PERSONS["cyrillic"])
+    assert best_name(tokens("Ivan Shcherbakov"), names).score == \
+        best_name(tokens("Shcherbakov Ivan"), names).score
+
+
+@pytest.mark.parametrize(
+    ("given", "recorded", "tolerance", "verdict"),
+    [
+        ("1980-02-29", "1980-02-29", 0, "exact"),
+        ("1980", "1980-02-29", 0, "compatible_year"),
+        ("1980-02", "1980-02-29", 0, "compatible_month"),
+        ("1980-03-01", "1980-02-29", 0, "same_year"),
+        ("1981", "1980-02-29", 1, "within_tolerance"),
+        ("1982", "1980-02-29", 1, "differs"),
+    ],
+)
+def test_birth_dates(given: str, recorded: str, tolerance: int, verdict: str) -> None:
+    assert compare_birth_dates(given, recorded, tolerance) == verdict
