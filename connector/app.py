@@ -37,6 +37,7 @@ from connector.records.store import RecordStore
 from connector.sdnotify import SystemdNotifier
 from connector.server.inflight import InFlight
 from connector.server.peer_api import ANSWERER, IDENTITY, IdentityToken, make_peer_app
+from connector.server.rejectlog import RejectionLog
 from connector.sources.model import Source, load_sources
 from connector.sources.sync import sync
 
@@ -278,7 +279,7 @@ async def _sync_job(node: Node, source: Source) -> None:
 
 
 def build_peer_app(node: Node, inflight: InFlight) -> web.Application:
-    app = make_peer_app(inflight)
+    app = make_peer_app(inflight, RejectionLog(clock=time.monotonic))
     app[NODE] = node
     app.cleanup_ctx.extend([records_ctx, enquiry_log_ctx, checkpoint_ctx, answerer_ctx,
                             notifications_ctx, policy_watch_ctx, sources_ctx])

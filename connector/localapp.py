@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal
@@ -24,6 +25,7 @@ from connector.peers.trust import TrustStore
 from connector.records.store import RecordStore
 from connector.server.local_api import make_local_app
 from connector.server.local_checks import LocalChecks, add_routes
+from connector.server.rejectlog import RejectionLog
 
 if TYPE_CHECKING:
     from connector.app import Node
@@ -61,7 +63,7 @@ def build_local_app(node: Node, *, records: Callable[[], RecordStore],
     connection each, one group commit for both directions); they exist once its runner is set
     up, which the Service does first."""
     s = node.settings
-    app = make_local_app(node.live)
+    app = make_local_app(node.live, RejectionLog(clock=time.monotonic))
     app[BREAKERS] = Breakers(threshold=s.federation.breaker_threshold,
                              cooldown=s.federation.breaker_cooldown_s)
     trust: Callable[[], TrustStore] = node.live.current_trust

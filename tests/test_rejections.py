@@ -237,3 +237,39 @@ async def test_unknown_path_is_a_problem_too(pair: dict[str, DemoNode],
             as resp:
         assert resp.status == 404
         assert resp.content_type == PROBLEM
+
+
+async def test_rejections_are_logged_up_to_a_budget_per_remote(
+        pair: dict[str, DemoNode], session: aiohttp.ClientSession) -> None:
+    """Unauthenticated garbage cannot grow the logs without bound: 30 lines a minute per
+    address, then one line that counts the rest, by code."""
+    with structlog.testing.capture_logs() as logs:
+        for _ in range(100):  # bounded
+            status, _, _ = await post(session, pair["DE"], b"not a token")
+            assert status == 400
+        await pair["DE"].service.stop()
+    rejected = [e for e in logs if e["event"] == "request_rejected"]
+    summary = [e for e in logs if e["event"] == "request_rejected_suppressed"]
+    assert len(rejected) == 30
+    assert len(summary) == 1
+    assert summary[0]["rejected"] == 70
+    assert summary[0]["codes"] == {"malformed_token": 70}
+    assert summary[0]["remote"] == "127.0.0.1"
+
+
+def test_each_remote_has_its_own_budget_and_windows_end() -> None:
+    from connector.server.rejectlog import RejectionLog
+
+    now = [0.0]
+    rejections = RejectionLog(clock=lambda: now[0], per_window=2, window_s=60)
+    with structlog.testing.capture_logs() as logs:
+        for remote in ("192.0.2.1", "192.0.2.1", "192.0.2.1", "198.51.100.7"):
+            rejections.rejected(remote=remote, path="/v1/query", status=401,
+                                code="bad_signature", detail="x")
+        now[0] = 61.0  # the first window is over: its count is told, a new budget starts
+        rejections.rejected(remote="192.0.2.1", path="/v1/query", status=401,
+                            code="bad_signature", detail="x")
+    assert [(e["event"], e.get("remote")) for e in logs] == [
+        ("request_rejected", "192.0.2.1"), ("request_rejected", "192.0.2.1"),
+        ("request_rejected", "198.51.100.7"),
+        ("request_rejected_suppressed", "192.0.2.1"), ("request_rejected", "192.0.2.1")]

@@ -5,7 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from connector.live import LiveState
-from connector.server.problems import problem_middleware
+from connector.server.problems import flush_rejections, problem_middleware
+from connector.server.rejectlog import RejectionLog
 
 LIVE = web.AppKey("live", LiveState)
 
@@ -26,8 +27,9 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response(body, status=503 if live.draining else 200)
 
 
-def make_local_app(live: LiveState) -> web.Application:
-    app = web.Application(middlewares=[problem_middleware])
+def make_local_app(live: LiveState, rejections: RejectionLog) -> web.Application:
+    app = web.Application(middlewares=[problem_middleware(rejections)])
+    app.on_cleanup.append(flush_rejections(rejections))
     app[LIVE] = live
     app.router.add_get("/livez", livez)
     app.router.add_get("/readyz", readyz)

@@ -11,7 +11,8 @@ from connector.errors import PayloadTooLarge, UnsupportedMediaType
 from connector.identity import Signer
 from connector.protocol import JOSE_MEDIA_TYPE, MAX_TOKEN_BYTES, sign_identity
 from connector.server.inflight import InFlight
-from connector.server.problems import problem_middleware
+from connector.server.problems import flush_rejections, problem_middleware
+from connector.server.rejectlog import RejectionLog
 
 ANSWERER = web.AppKey("answerer", Answerer)
 
@@ -55,10 +56,11 @@ async def handle_identity(request: web.Request) -> web.Response:
     return web.Response(body=request.app[IDENTITY].current(), content_type=JOSE_MEDIA_TYPE)
 
 
-def make_peer_app(inflight: InFlight) -> web.Application:
+def make_peer_app(inflight: InFlight, rejections: RejectionLog) -> web.Application:
     # One byte over the limit is enough for aiohttp to refuse a body we would refuse anyway.
-    app = web.Application(middlewares=[inflight.middleware, problem_middleware],
+    app = web.Application(middlewares=[inflight.middleware, problem_middleware(rejections)],
                           client_max_size=MAX_TOKEN_BYTES + 1)
+    app.on_cleanup.append(flush_rejections(rejections))
     app.router.add_post("/v1/query", handle_query)
     app.router.add_get("/v1/identity", handle_identity)
     return app

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import orjson
 import structlog
 from aiohttp import web
-from aiohttp.typedefs import Handler
+from aiohttp.typedefs import Handler, Middleware
 
 from connector.errors import PROBLEM_BASE, ConnectorError, PayloadTooLarge, Unauthorized
+from connector.server.rejectlog import RejectionLog
 
 log = structlog.get_logger("connector.server")
 
@@ -34,25 +37,39 @@ def _http_problem(exc: web.HTTPException, instance: str) -> web.Response:
                         content_type=PROBLEM_MEDIA_TYPE)
 
 
-@web.middleware
-async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except ConnectorError as exc:
-        log.warning("request_rejected", path=request.path, status=exc.status, code=exc.code,
-                    detail=exc.detail, remote=request.remote)
-        return problem_response(exc, request.path)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        if isinstance(exc, web.HTTPRequestEntityTooLarge):
-            error = PayloadTooLarge("the request body is too large")
-            log.warning("request_rejected", path=request.path, status=error.status,
-                        code=error.code, detail=error.detail, remote=request.remote)
-            return problem_response(error, request.path)
-        log.warning("request_rejected", path=request.path, status=exc.status,
-                    code=f"http_{exc.status}", detail=exc.reason, remote=request.remote)
-        return _http_problem(exc, request.path)
-    except Exception:
-        log.exception("request_failed", path=request.path)
-        return problem_response(ConnectorError("an internal error occurred"), request.path)
+def problem_middleware(rejections: RejectionLog) -> Middleware:
+    """The middleware; rejections are logged through `rejections`, which bounds them."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except ConnectorError as exc:
+            rejections.rejected(remote=request.remote, path=request.path, status=exc.status,
+                                code=exc.code, detail=exc.detail)
+            return problem_response(exc, request.path)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            if isinstance(exc, web.HTTPRequestEntityTooLarge):
+                error = PayloadTooLarge("the request body is too large")
+                rejections.rejected(remote=request.remote, path=request.path,
+                                    status=error.status, code=error.code, detail=error.detail)
+                return problem_response(error, request.path)
+            rejections.rejected(remote=request.remote, path=request.path, status=exc.status,
+                                code=f"http_{exc.status}", detail=exc.reason)
+            return _http_problem(exc, request.path)
+        except Exception:
+            log.exception("request_failed", path=request.path)
+            return problem_response(ConnectorError("an internal error occurred"), request.path)
+
+    return middleware
+
+
+def flush_rejections(rejections: RejectionLog) -> Callable[[web.Application], Awaitable[None]]:
+    """An on_cleanup handler: the suppressed counts still open are logged at shutdown."""
+
+    async def flush(_app: web.Application) -> None:
+        rejections.flush()
+
+    return flush
