@@ -218,6 +218,14 @@ def peers_add(peer_id: str, url: str, jwk_text: str | None, fetch: bool,
         return
     click.echo(f"peer {peer.id} added: key {peer.keys[0].key.kid}, "
                f"tls {peer.tls_fingerprint or 'none (insecure)'}")
+    from connector.policy import check_policy
+    from connector.policy.analysis import rules_by_country
+
+    report = check_policy(settings.path(settings.policy_dir))
+    inherited = rules_by_country(report.policy, peer.id) if report.policy else []
+    if inherited:
+        click.echo(f"note: {peer.id} is a node of {peer.id[:2]}; these rules name "
+                   f"{peer.id[:2]} and so apply to it too: {', '.join(inherited)}")
     out.print("A running node picks this up within its reload interval or on SIGHUP.")
 
 

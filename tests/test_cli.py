@@ -176,6 +176,22 @@ def test_a_2_gb_line_through_a_pipe_is_reported_and_the_good_lines_go_in(
     assert peak_kib < 400 * 1024, f"the importer peaked at {peak_kib / 1024:.0f} MiB"
 
 
+def test_adding_a_second_node_of_a_country_says_which_rules_it_inherits(
+        tmp_path: Path) -> None:
+    from connector.identity import Signer, SigningKey
+
+    config, _, _ = init(tmp_path, "DE")
+    (config.parent / "policies" / "10-test.yaml").write_text(POLICY)  # `documents for FR`
+    key = json.dumps(Signer(SigningKey.generate()).public.jwk())
+    added = cli("peers", "add", "FR-2", "--url", "http://127.0.0.1:9", "--insecure", "--key",
+                key, config=config).stdout
+    assert "FR-2 is a node of FR; these rules name FR and so apply to it too: " \
+           "inbound 'documents for FR'" in added
+    added = cli("peers", "add", "FR", "--url", "http://127.0.0.1:9", "--insecure", "--key",
+                json.dumps(Signer(SigningKey.generate()).public.jwk()), config=config).stdout
+    assert "note:" not in added
+
+
 def test_policy_check_reports_file_line_and_rule(tmp_path: Path) -> None:
     config, _, _ = init(tmp_path, "DE")
     (config.parent / "policies" / "20-bad.yaml").write_text(

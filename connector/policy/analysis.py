@@ -342,3 +342,17 @@ def redundant_outbound(rules: Sequence[OutboundRule]) -> dict[int, int]:
                 found[j] = i
                 break
     return found
+
+
+def rules_by_country(policy: Policy, peer: str) -> list[str]:
+    """The rules that apply to a suffixed node (`FR-2`) only because they name its country
+    (`FR`): adding a second node of a country gives it what the first one had, which an
+    admin should be told rather than find out."""
+    if not (len(peer) > 3 and peer[2] == "-"):
+        return []
+    country = peer[:2]
+    found = [f"inbound {r.name!r}" for r in policy.inbound
+             if r.peers is not None and country in r.peers and peer not in r.peers]
+    found += [f"outbound {r.name!r}" for r in policy.outbound
+              if r.peers is not None and country in r.peers and peer not in r.peers]
+    return found
