@@ -20,6 +20,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from connector.answering import Answerer
 from connector.asking import Asker
+from connector.checkpoints import sign_checkpoint
 from connector.config import Settings
 from connector.enquiries import EnquiryLog
 from connector.errors import ConfigError
@@ -172,7 +173,7 @@ async def policy_watch_ctx(app: web.Application) -> AsyncIterator[None]:
 async def checkpoint_ctx(app: web.Application) -> AsyncIterator[None]:
     """The log's head goes to the journal every minute and at exit: outside the database, so
     `enquiries verify --expect` can later prove that no newest rows were removed."""
-    enquiry_log = app[ENQUIRY_LOG]
+    enquiry_log, node = app[ENQUIRY_LOG], app[NODE]
     last: list[tuple[int, str]] = [(-1, "")]
 
     def checkpoint() -> None:
@@ -180,7 +181,9 @@ async def checkpoint_ctx(app: web.Application) -> AsyncIterator[None]:
         if head != last[0]:
             last[0] = head
             log.info("enquiry_log_checkpoint", seq=head[0], hash=head[1],
-                     expect=f"{head[0]}:{head[1]}")
+                     expect=f"{head[0]}:{head[1]}",
+                     signed=sign_checkpoint(node.signer, node=node.settings.node, seq=head[0],
+                                            head=head[1], at=node.clock()))
 
     async def every_minute() -> None:
         while True:

@@ -990,28 +990,24 @@ def enquiries_show(enquiry_id: str, config_path: Path) -> None:
     _json(entry_dict(row, with_token=True))
 
 
-def _checkpoint(text: str | None) -> tuple[int, str] | None:
-    if text is None:
-        return None
-    m = re.fullmatch(r"(\d+):([0-9a-f]{64})", text.strip())
-    if not m:
-        raise click.BadParameter("give SEQ:HASH as printed by verify or logged as "
-                                 "enquiry_log_checkpoint", param_hint="--expect")
-    return int(m.group(1)), m.group(2)
-
-
 @enquiries.command("verify")
-@click.option("--expect", "expect", metavar="SEQ:HASH",
-              help="A checkpoint taken earlier (printed by verify, logged by the node as "
-                   "enquiry_log_checkpoint): also proves no newer rows were cut off before it.")
+@click.option("--expect", "expect", metavar="CHECKPOINT",
+              help="A checkpoint taken earlier — SEQ:HASH, or the signed token the node logs "
+                   "as enquiry_log_checkpoint (`signed`) and verify prints: also proves no "
+                   "newer rows were cut off before it.")
 @config_option
 @handles_errors
 def enquiries_verify(expect: str | None, config_path: Path) -> None:
     """Check the hash chain; exit 1 and name the first broken row."""
+    from connector.checkpoints import read_checkpoint, sign_checkpoint
     from connector.enquiries import EnquiryLog
+    from connector.identity import Signer
+    from connector.keyfiles import read_signing_key
 
     settings = load_settings(config_path)
-    checkpoint = _checkpoint(expect)
+    signer = Signer(read_signing_key(settings.path(settings.key_file)))
+    checkpoint = None if expect is None else read_checkpoint(
+        expect, key=signer.public, node=settings.node)
     log_ = EnquiryLog.open(settings.enquiries_url)
     try:
         report = log_.verify(expect=checkpoint)
@@ -1022,7 +1018,10 @@ def enquiries_verify(expect: str | None, config_path: Path) -> None:
                   f"({report.rows} row(s) read)")
         raise SystemExit(1)
     out.print(f"ok: {report.rows} row(s), chain head {report.head}")
-    out.print(f"checkpoint: {report.rows}:{report.head}  (keep it; verify --expect it later)")
+    token = sign_checkpoint(signer, node=settings.node, seq=report.rows, head=report.head,
+                            at=time.time())
+    out.print("checkpoint (keep it off this host; verify --expect it later):")
+    click.echo(token)
 
 
 # --- notifications -----------------------------------------------------------------------------

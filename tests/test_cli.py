@@ -460,3 +460,40 @@ def test_records_show_remove_and_replace(tmp_path: Path) -> None:
                 "--yes", config=config, input="")
     assert "the file holds no records" in empty.stderr
     assert "travel_documents              2" in cli("records", "stats", config=config).stdout
+
+
+@pytest.mark.filterwarnings("ignore::joserfc.errors.SecurityWarning")  # EdDSA's RFC 9864 name
+def test_signed_checkpoints_catch_rows_cut_from_the_end(tmp_path: Path) -> None:
+    """`verify` prints a checkpoint signed with the node's key (any JOSE library checks it);
+    given back with --expect, it proves the rows up to it are all still there."""
+    from joserfc import jws
+    from joserfc.jwk import OKPKey
+    from test_enquiries import entry
+
+    from connector.enquiries import EnquiryLog
+
+    config, _, _ = init(tmp_path, "DE")
+    db = tmp_path / "DE" / "enquiries.db"
+    log = EnquiryLog.open(f"sqlite:///{db}")
+    for i in range(5):
+        log.append_now(entry(i))
+    log.close()
+    token = cli("enquiries", "verify", config=config).stdout.strip().splitlines()[-1]
+    jwk = json.loads(cli("keys", "show", "--json", config=config).stdout)["jwk"]
+    checked = jws.deserialize_compact(token, OKPKey.import_key(jwk), algorithms=["EdDSA"])
+    claims = json.loads(checked.payload)
+    assert (claims["iss"], claims["seq"], len(claims["hash"])) == ("DE", 5, 64)
+    assert cli("enquiries", "verify", "--expect", token, config=config).returncode == 0
+
+    with sqlite3.connect(db) as conn:
+        conn.execute("DELETE FROM enquiries WHERE seq >= 4")
+    cut = cli("enquiries", "verify", "--expect", token, config=config, check=False)
+    assert cut.returncode == 1
+    assert "rows were removed from the end" in cut.stdout + cut.stderr
+    # A checkpoint the node never signed is refused, not believed.
+    head, payload, sig = token.split(".")
+    forged = cli("enquiries", "verify", "--expect", f"{head}.{payload[:-4]}AAAA.{sig}",
+                 config=config, check=False)
+    assert forged.returncode == 2
+    assert "the checkpoint does not hold" in forged.stderr
+
