@@ -9,7 +9,7 @@ from typing import Any
 
 import structlog
 
-from connector.config import Matching
+from connector.config import Matching, RefChecks
 from connector.enquiries import EnquiryLog, Entry, new_enquiry_id, utc_iso
 from connector.errors import InvalidCriteria, Replay, UnsupportedCriteria
 from connector.identity import Signer
@@ -69,7 +69,8 @@ class Answerer:
                  policy: Callable[[], Policy], trust: Callable[[], TrustStore],
                  limiter: RateLimiter, clock: Callable[[], float],
                  digest_only: frozenset[str] = frozenset(),
-                 hit_threshold: Callable[[Category], float] = _DEFAULT_MATCHING.threshold) -> None:
+                 hit_threshold: Callable[[Category], float] = _DEFAULT_MATCHING.threshold,
+                 ref_checks: RefChecks = "disclosed") -> None:
         self.node = node
         self.signer = signer
         self.store = store
@@ -80,6 +81,7 @@ class Answerer:
         self.clock = clock
         self.digest_only = digest_only  # channels told only by their periodic digest
         self.hit_threshold = hit_threshold  # for ranked checks (persons by name)
+        self.ref_checks = ref_checks
 
     async def answer(self, token: bytes) -> Answered:
         now = self.clock()
@@ -168,6 +170,13 @@ class Answerer:
             result = CheckResult(check=check.id, status="error", level=AnswerLevel.NONE,
                                  reason=reason)
             return _Decided(check=check, decision=decision, result=result)
+        if not await self._ref_given(query.iss, check, criteria):
+            # Follow-ups name a record this node gave the peer; any other reference is a
+            # guess (national numbers run in sequence), answered the same whether the
+            # record exists or not.
+            result = CheckResult(check=check.id, status="error", level=AnswerLevel.NONE,
+                                 reason="ref_not_disclosed")
+            return _Decided(check=check, decision=decision, result=result)
         if decision.rate is not None and decision.rule is not None:
             allowed, retry_after = self.limiter.try_acquire((query.iss, decision.rule),
                                                             decision.rate)
@@ -191,6 +200,14 @@ class Answerer:
                              level=decision.level, hits=hits)
         return _Decided(check=check, decision=decision, result=result,
                         hit_ids=tuple(m.record.id for m in found))
+
+    async def _ref_given(self, peer: str, check: Check, criteria: Any) -> bool:
+        kind = self.store.kind(check.category)
+        record_id = kind.reference(criteria) if kind is not None else None
+        if record_id is None or self.ref_checks == "any":
+            return True
+        ref = make_ref(self.node, check.category, record_id)
+        return ref in await self.log.disclosed(peer, [ref])
 
     async def _watched_hits(self, check: Check, criteria: Any | None,
                             policy: Policy) -> tuple[str, ...]:

@@ -145,7 +145,8 @@ async def answerer_ctx(app: web.Application) -> AsyncIterator[None]:
         trust=node.live.current_trust, limiter=RateLimiter(clock=monotonic), clock=node.clock,
         digest_only=frozenset(name for name, c in node.settings.notifications.channels.items()
                               if c.digest_only),
-        hit_threshold=node.settings.matching.threshold)
+        hit_threshold=node.settings.matching.threshold,
+        ref_checks=node.settings.matching.ref_checks)
     app[IDENTITY] = IdentityToken(signer=node.signer, node=node.settings.node,
                                   tls_fingerprint=node.tls_fingerprint,
                                   url=node.settings.peer_url, clock=node.clock)

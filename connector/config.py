@@ -158,11 +158,18 @@ DEFAULT_HIT_THRESHOLD = 0.85
 docs/benchmarks.md for what it costs in missed persons and false hits."""
 
 
+RefChecks = Literal["disclosed", "any"]
+
+
 class Matching(_Model):
     # Per category: the score from which a candidate of a ranked search (a person by name)
     # is a hit. Below it the candidate is not reported at any level.
     hit_threshold: dict[Category, Annotated[float, Field(ge=0, le=1)]] = Field(
         default_factory=dict)
+    # A check naming a record by its reference (a follow-up of a hit) is answered only when
+    # this node gave that peer the reference ("disclosed"), or always ("any": national
+    # references are public in your country, e.g. printed on published notices).
+    ref_checks: RefChecks = "disclosed"
 
     def threshold(self, category: Category) -> float:
         return self.hit_threshold.get(category, DEFAULT_HIT_THRESHOLD)

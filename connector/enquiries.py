@@ -32,6 +32,8 @@ from sqlalchemy import (
     insert,
     select,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -109,6 +111,16 @@ digests = Table(
     Column("channel", String(64), primary_key=True),
     Column("until", Float, nullable=False),
     Column("seq", Integer, nullable=False),  # the last log row the digest counted
+)
+
+# The record references each peer was given in an answer: a check by reference is answered
+# for those only (connector.yaml `matching.ref_checks`), so refs cannot be enumerated.
+disclosed_refs = Table(
+    "disclosed_refs",
+    metadata,
+    Column("peer", String(16), primary_key=True),
+    Column("ref", String(200), primary_key=True),
+    Column("first_at", Float, nullable=False),
 )
 
 Direction = Literal["in", "out"]
@@ -340,6 +352,16 @@ class EnquiryLog:
             row = (await conn.execute(self._seen_stmt, {"iss": iss, "jti": jti})).first()
         return row is not None
 
+    async def disclosed(self, peer: str, refs: Sequence[str]) -> set[str]:
+        """Which of these refs this peer has been given in an answer."""
+        q = select(disclosed_refs.c.ref).where(disclosed_refs.c.peer == peer,
+                                               disclosed_refs.c.ref.in_(list(refs)))
+        if self._async is not None:
+            async with self._async.connect() as conn:
+                return {r for (r,) in await conn.execute(q)}
+        with self._conn.begin():
+            return {r for (r,) in self._conn.execute(q)}
+
     def seen_now(self, iss: str, jti: str) -> bool:
         if (iss, jti) in self._pending_keys:
             return True
@@ -506,6 +528,13 @@ class EnquiryLog:
         notice_rows = [_notice_row(n) for _, notices in items for n in notices]
         if notice_rows:
             conn.execute(insert(outbox), notice_rows)
+        given = {(e.peer, ref): e.at for e, _ in items if e.direction == "in"
+                 for ref in e.hit_refs}
+        if given:
+            stmt = (pg_insert(disclosed_refs) if conn.dialect.name == "postgresql"
+                    else sqlite_insert(disclosed_refs)).on_conflict_do_nothing()
+            conn.execute(stmt, [{"peer": p, "ref": r, "first_at": at}
+                                for (p, r), at in given.items()])
         return [r["seq"] for r in rows]
 
     def _announce(self, items: Sequence[tuple[Entry, Sequence[Notice]]]) -> None:

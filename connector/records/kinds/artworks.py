@@ -285,6 +285,9 @@ class Artworks(Kind):
     def parse_criteria(self, raw: Mapping[str, object]) -> ArtworkCriteria:
         return artwork_criteria(raw)
 
+    def reference(self, criteria: ArtworkCriteria) -> str | None:
+        return criteria.ref
+
     def lookups(self, criteria: ArtworkCriteria) -> Sequence[Lookup]:
         found: list[Lookup] = []
         if criteria.ref is not None:

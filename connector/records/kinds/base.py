@@ -94,6 +94,10 @@ class Kind(ABC):
     def lookups(self, criteria: Any) -> Sequence[Lookup]:
         """The indexed equality lookups that find this check's candidates."""
 
+    def reference(self, criteria: Any) -> str | None:
+        """The record id a check names directly (a follow-up by `ref`), if any."""
+        return None
+
     def score(self, criteria: Any, record: Record) -> Match | None:
         """How well a candidate matches; None drops it. Exact-key kinds accept every one."""
         return Match(record=record)

@@ -423,6 +423,9 @@ class PersonKind(Kind):
     def ranked(self, criteria: PersonCriteria) -> bool:
         return criteria.by_name
 
+    def reference(self, criteria: PersonCriteria) -> str | None:
+        return criteria.ref
+
     def lookups(self, criteria: PersonCriteria) -> Sequence[Lookup]:
         if criteria.by_name:
             found: list[Lookup] = [KeyQuery(keys=tuple(query_keys(criteria.tokens)))]
