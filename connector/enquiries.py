@@ -7,6 +7,7 @@ import hashlib
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -281,14 +282,23 @@ class _Stats:
 class EnquiryLog:
     """Appends are group-committed: every caller awaits the commit that holds its row. The
     first append opens a short window (`commit_delay`) in which others join the same commit;
-    a full batch (`max_batch`) commits at once. On SQLite the commit runs in the event loop;
-    on PostgreSQL a serving node commits through asyncpg while the loop goes on."""
+    a full batch (`max_batch`) commits at once.
+
+    A serving node's commits do not hold the event loop: on PostgreSQL they go through
+    asyncpg, on SQLite through one writer thread with its own connection (sqlite3 releases
+    the GIL while it writes and fsyncs, so answers go on being computed meanwhile). While a
+    commit runs, rows gather for the next one. Command-line tools commit in place."""
 
     def __init__(self, engine: Engine, *, commit_delay: float = 0.002,
-                 max_batch: int = 256, async_engine: AsyncEngine | None = None) -> None:
+                 max_batch: int = 256, async_engine: AsyncEngine | None = None,
+                 writer_thread: bool = False) -> None:
         self.engine = engine
         self._async = async_engine
         self._flushing: set[asyncio.Task[None]] = set()
+        self._writer = (ThreadPoolExecutor(max_workers=1, thread_name_prefix="enquiry-log")
+                        if writer_thread and async_engine is None else None)
+        self._writer_conn: Connection | None = None  # made, used and closed in that thread
+        self._committing = False
         self.commit_delay = commit_delay
         self.max_batch = max_batch
         self._conn = engine.connect()
@@ -320,7 +330,8 @@ class EnquiryLog:
                 aengine = create_async_engine(async_url(url), hide_parameters=True,
                                               pool_size=4, max_overflow=4)
             log_ = cls(engine, commit_delay=commit_delay, max_batch=max_batch,
-                       async_engine=aengine)
+                       async_engine=aengine,
+                       writer_thread=serving and engine.dialect.name == "sqlite")
             ensure_log_schema(log_._conn, what=f"enquiry log {redacted(url)}")
         except SQLAlchemyError as exc:
             raise ConfigError(f"cannot open the enquiry log {redacted(url)}: "
@@ -328,8 +339,12 @@ class EnquiryLog:
         return log_
 
     def close(self) -> None:
-        if self._pending and self._async is None:
+        if self._pending and self._async is None and self._writer is None:
             self._flush()
+        if self._writer is not None:
+            if self._writer_conn is not None:
+                self._writer.submit(self._writer_conn.close).result()
+            self._writer.shutdown(wait=True)
         self._conn.close()
         self.engine.dispose()
 
@@ -421,25 +436,57 @@ class EnquiryLog:
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush_handle = None
+        if self._committing:
+            return  # the commit running now flushes again when it is done
         batch, self._pending = self._pending, []
         if not batch:
             return
-        if self._async is not None:
-            task = asyncio.get_running_loop().create_task(self._flush_async(batch))
+        if self._async is not None or self._writer is not None:
+            flush = self._flush_async if self._async is not None else self._flush_threaded
+            task = asyncio.get_running_loop().create_task(flush(batch))
             self._flushing.add(task)
             task.add_done_callback(self._flushing.discard)
             return
+        items = [(p.entry, p.notices) for p in batch]
+        seqs = self._commit_batch(self._conn, items)
+        self._settle(batch, seqs)
+        self._announce(items)
+
+    def _commit_batch(self, conn: Connection, items: Sequence[tuple[Entry, Sequence[Notice]]]
+                      ) -> list[int | BaseException]:
+        """One commit for the batch (row by row after a conflict); never raises: a failed
+        commit must fail every waiter, not hang it."""
         try:
-            seqs: list[int | BaseException] = list(
-                self._write([(p.entry, p.notices) for p in batch]))
+            return list(self._write_on(conn, items))
         except IntegrityError:
-            seqs = self._write_one_by_one([(p.entry, p.notices) for p in batch])
-        except Exception as exc:  # a failed commit must fail every waiter, not hang it
+            return self._write_one_by_one(conn, items)
+        except Exception as exc:
             # The driver's message may quote the batch's rows (other peers' enquiries):
             # it goes to no peer and into the log only as its kind and code.
+            log.error("enquiry_log_commit_failed", error=_error_kind(exc), rows=len(items))
+            return [EnquiryLogError("the enquiry log could not be written")] * len(items)
+
+    async def _flush_threaded(self, batch: list[_Pending]) -> None:
+        items = [(p.entry, p.notices) for p in batch]
+        self._committing = True
+        try:
+            seqs = await asyncio.get_running_loop().run_in_executor(
+                self._writer, self._commit_in_thread, items)
+        except Exception as exc:
             log.error("enquiry_log_commit_failed", error=_error_kind(exc), rows=len(batch))
             seqs = [EnquiryLogError("the enquiry log could not be written")] * len(batch)
+        finally:
+            self._committing = False
         self._settle(batch, seqs)
+        self._announce(items)
+        if self._pending and self._flush_handle is None:
+            self._flush()  # what gathered while this commit ran
+
+    def _commit_in_thread(self, items: Sequence[tuple[Entry, Sequence[Notice]]]
+                          ) -> list[int | BaseException]:
+        if self._writer_conn is None:
+            self._writer_conn = self.engine.connect()
+        return self._commit_batch(self._writer_conn, items)
 
     async def _flush_async(self, batch: list[_Pending]) -> None:
         items = [(p.entry, p.notices) for p in batch]
@@ -486,15 +533,16 @@ class EnquiryLog:
         if len(self.stats.batch_sizes) < 10_000:
             self.stats.batch_sizes.append(len(batch))
 
-    def _write_one_by_one(self, items: Sequence[tuple[Entry, Sequence[Notice]]]
+    def _write_one_by_one(self, conn: Connection,
+                          items: Sequence[tuple[Entry, Sequence[Notice]]]
                           ) -> list[int | BaseException]:
         out: list[int | BaseException] = []
         for e, notices in items:
             try:
-                out.append(self._write([(e, notices)])[0])
+                out.append(self._write_on(conn, [(e, notices)])[0])
             except IntegrityError as exc:
                 # Only the (iss, jti) key makes a replay; another conflict is a failure.
-                if self.seen_now(e.iss, e.jti):
+                if self._seen_on(conn, e.iss, e.jti):
                     out.append(Replay("this jti was already used by this issuer", jti=e.jti))
                 else:
                     log.error("enquiry_log_commit_failed", error=_error_kind(exc), rows=1)
@@ -505,11 +553,19 @@ class EnquiryLog:
         return out
 
     def _write(self, items: Sequence[tuple[Entry, Sequence[Notice]]]) -> list[int]:
-        self._conn.info["write"] = True
-        with self._conn.begin():
-            seqs = self._append_rows(self._conn, items)
+        seqs = self._write_on(self._conn, items)
         self._announce(items)
         return seqs
+
+    def _write_on(self, conn: Connection, items: Sequence[tuple[Entry, Sequence[Notice]]]
+                  ) -> list[int]:
+        conn.info["write"] = True
+        with conn.begin():
+            return self._append_rows(conn, items)
+
+    def _seen_on(self, conn: Connection, iss: str, jti: str) -> bool:
+        with conn.begin():
+            return conn.execute(self._seen_stmt, {"iss": iss, "jti": jti}).first() is not None
 
     def _append_rows(self, conn: Connection,
                      items: Sequence[tuple[Entry, Sequence[Notice]]]) -> list[int]:
