@@ -213,3 +213,86 @@ async def test_the_node_syncs_on_its_own_schedule(tmp_path: Path, national: Any)
                 break
             await asyncio.sleep(0.1)
         assert await statuses(net, "C01X00T47") == ["hit"]
+
+
+# --- sync() itself, against a small SQLite "national database" ------------------------------
+
+
+def _national(tmp_path: Path, rows: list[tuple[object, ...]]) -> str:
+    import sqlite3
+
+    path = tmp_path / "national.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS docs (k, nr TEXT, land TEXT, lage TEXT)")
+        conn.execute("DELETE FROM docs")
+        conn.executemany("INSERT INTO docs VALUES (?, ?, ?, ?)", rows)
+    return f"sqlite:///{path}"
+
+
+def _source(url: str, **over: Any) -> Any:
+    from connector.sources.model import Source
+
+    return Source.model_validate({
+        "name": "docs", "url": url, "category": "travel_documents", "table": "docs",
+        "key": "k", "columns": {"id": "k", "number": "nr", "country": "land", "status": "lage"},
+        **over})
+
+
+def _store(tmp_path: Path) -> Any:
+    from connector.records.store import RecordStore
+
+    return RecordStore.open(f"sqlite:///{tmp_path / 'records.db'}")
+
+
+def test_a_replaced_table_is_refused_not_swapped_in(tmp_path: Path) -> None:
+    """Every held row gone and as many new ones: the share is of what was held before."""
+    import time
+
+    from connector.sources.sync import sync
+
+    store = _store(tmp_path)
+    url = _national(tmp_path, [(f"A{i}", f"A000000{i}", "DE", "stolen") for i in range(4)])
+    assert sync(_source(url), store, clock=time.time).inserted == 4
+    _national(tmp_path, [(f"B{i}", f"B000000{i}", "DE", "stolen") for i in range(4)])
+    report = sync(_source(url), store, clock=time.time)
+    assert report.refused is not None
+    assert "4 of 4 records would be removed" in report.refused
+    assert report.removed == 0
+    assert store.count(Category.TRAVEL_DOCUMENTS) == 8  # the new rows in, none taken out
+    store.close()
+
+
+def test_two_source_rows_for_one_document_keep_the_record_and_say_so(tmp_path: Path) -> None:
+    import time
+
+    from connector.sources.sync import sync
+
+    store = _store(tmp_path)
+    url = _national(tmp_path, [(1, "D0000001", "DE", "lost"), (2, "D0000001", "DE", "stolen")])
+    report = sync(_source(url), store, clock=time.time)  # integer keys become text ids
+    assert (report.inserted, report.rejected) == (1, 1)
+    assert report.errors == [("2", "the same travel document as source row 1")]
+    _national(tmp_path, [(1, "D0000001", "DE", "lost")])  # the duplicate is deleted
+    report = sync(_source(url), store, clock=time.time)
+    assert report.removed == 0
+    record = store.get(Category.TRAVEL_DOCUMENTS, "1")
+    assert record is not None
+    assert record.fields["status"] == "lost"
+    store.close()
+
+
+def test_sources_yaml_names_unknown_and_missing_fields(tmp_path: Path) -> None:
+    from connector.errors import ConfigError
+    from connector.sources.model import load_sources
+
+    path = tmp_path / "sources.yaml"
+    path.write_text(SOURCES.format(url="sqlite:///x.db").replace("number: dok_nummer",
+                                                                 "numbr: dok_nummer"))
+    with pytest.raises(ConfigError) as caught:
+        load_sources(path)
+    assert "sources.yaml:" in str(caught.value)
+    assert "numbr: not a field of travel_documents" in str(caught.value)
+    path.write_text(SOURCES.format(url="sqlite:///x.db").replace("      status: lage\n"
+                                                                 "      reported_on", "      reported_on"))
+    with pytest.raises(ConfigError, match="travel_documents needs status"):
+        load_sources(path)

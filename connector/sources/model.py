@@ -11,12 +11,14 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from connector.config import load_yaml_model
 from connector.dburl import redacted
+from connector.records.kinds.registry import KINDS
 from connector.vocabulary import Category
 
 _DURATION = re.compile(r"(\d+)\s*(s|m|h)")
@@ -24,6 +26,12 @@ _UNITS = {"s": 1, "m": 60, "h": 3600}
 
 Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")]
 """A table or column name as the source spells it: never SQL, only a name."""
+
+
+def _seconds(duration: str) -> int:
+    found = _DURATION.fullmatch(duration.strip())
+    assert found is not None
+    return int(found[1]) * _UNITS[found[2]]
 
 
 class _Model(BaseModel):
@@ -44,6 +52,9 @@ class Source(_Model):
     columns: dict[str, Identifier] = Field(min_length=1)  # our field: their column
     constants: dict[str, str | int | bool] = {}  # our field: a fixed value
     every: str = "5m"
+    # With `changed` holding a time: rows stamped up to this much before the newest stamp
+    # seen are read again, since a transaction that commits late carries its start time.
+    overlap: str = "10m"
     # A sync that would remove more than this share of the source's records stops and says
     # so: an emptied view or a wrong table must not wipe a category.
     max_removal_share: Annotated[float, Field(gt=0, le=1)] = 0.5
@@ -53,26 +64,44 @@ class Source(_Model):
     def _one_or_more(cls, value: object) -> object:
         return [value] if isinstance(value, str) else value
 
-    @field_validator("every")
+    @field_validator("every", "overlap")
     @classmethod
-    def _duration(cls, value: str) -> str:
+    def _duration(cls, value: str, info: ValidationInfo) -> str:
         found = _DURATION.fullmatch(value.strip())
-        if found is None or int(found[1]) == 0:
+        if found is None or (int(found[1]) == 0 and info.field_name == "every"):
             raise ValueError(f"{value!r} is not a duration: write e.g. 30s, 5m or 1h")
         return value
 
     @model_validator(mode="after")
-    def _fields_once(self) -> Source:
+    def _fields_known(self) -> Source:
+        """The mapping is checked here, not row by row at the first sync: a misspelt field
+        would reject every row, and a missing required one too."""
         both = set(self.columns) & set(self.constants)
         if both:
             raise ValueError(f"{', '.join(sorted(both))}: given as a column and as a constant")
+        kind = KINDS.get(self.category)
+        if kind is None:
+            raise ValueError(f"{self.category.value} cannot be imported")
+        given = set(self.columns) | set(self.constants)
+        unknown = sorted(f for f in given if not kind.accepts_field(f))
+        if unknown:
+            row = getattr(kind, "row_model", None)
+            known = f" (its fields: {', '.join(row.model_fields)})" if row is not None else ""
+            raise ValueError(f"{', '.join(unknown)}: not a field of {self.category.value}"
+                             f"{known}")
+        missing = sorted(kind.csv_required - given)
+        if missing:
+            raise ValueError(f"{self.category.value} needs {', '.join(missing)}: map a column "
+                             "to it, or give it under constants")
         return self
 
     @property
     def interval_s(self) -> int:
-        found = _DURATION.fullmatch(self.every.strip())
-        assert found is not None
-        return int(found[1]) * _UNITS[found[2]]
+        return _seconds(self.every)
+
+    @property
+    def overlap_s(self) -> int:
+        return _seconds(self.overlap)
 
     @property
     def where(self) -> str:

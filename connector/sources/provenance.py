@@ -16,6 +16,9 @@ def provenance_tables(metadata: MetaData) -> tuple[Table, Table]:
                  Column("source_key", String(512), primary_key=True),
                  Column("category", String(32), nullable=False),
                  Column("record_id", String(128), nullable=False),
+                 # The record's natural key (document and country, VIN…): two rows of one
+                 # source must not claim the same record.
+                 Column("natural_key", String(300), nullable=False),
                  Column("digest", String(64), nullable=False))
     state = Table("source_state", metadata,
                   Column("source", String(64), primary_key=True),
@@ -27,6 +30,7 @@ def provenance_tables(metadata: MetaData) -> tuple[Table, Table]:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Held:
     record_id: str
+    natural_key: str
     digest: str
 
 
@@ -40,9 +44,10 @@ class Provenance:
         self.state = metadata.tables["source_state"]
 
     def held(self, source: str) -> dict[str, Held]:
-        q = select(self.rows.c.source_key, self.rows.c.record_id, self.rows.c.digest).where(
-            self.rows.c.source == source)
-        return {k: Held(record_id=r, digest=d) for k, r, d in self.conn.execute(q)}
+        q = select(self.rows.c.source_key, self.rows.c.record_id, self.rows.c.natural_key,
+                   self.rows.c.digest).where(self.rows.c.source == source)
+        return {k: Held(record_id=r, natural_key=n, digest=d)
+                for k, r, n, d in self.conn.execute(q)}
 
     def put(self, source: str, category: str, entries: Mapping[str, Held]) -> None:
         if not entries:
@@ -53,10 +58,11 @@ class Provenance:
         stmt = insert.on_conflict_do_update(
             index_elements=["source", "source_key"],
             set_={"record_id": insert.excluded.record_id, "digest": insert.excluded.digest,
+                  "natural_key": insert.excluded.natural_key,
                   "category": insert.excluded.category})
         self.conn.execute(stmt, [{"source": source, "source_key": k, "category": category,
-                                  "record_id": h.record_id, "digest": h.digest}
-                                 for k, h in entries.items()])
+                                  "record_id": h.record_id, "natural_key": h.natural_key,
+                                  "digest": h.digest} for k, h in entries.items()])
 
     def forget(self, source: str, keys: Iterable[str]) -> None:
         keys = list(keys)

@@ -87,12 +87,15 @@ def _text(value: Any) -> str:
     return plain if isinstance(plain, str) else orjson.dumps(plain).decode()
 
 
-def _read_only(conn: Connection) -> None:
-    # Belt and braces: we only ever SELECT, and the source's own session refuses writes too.
+def _snapshot(conn: Connection) -> None:
+    """One read-only snapshot for the whole sync: the keys and the rows are read as of the
+    same moment, so a row committed in between is neither imported and then taken for gone,
+    nor skipped. Belt and braces: we only ever SELECT, and the session refuses writes."""
     if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+        conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
     elif conn.dialect.name == "sqlite":
         conn.exec_driver_sql("PRAGMA query_only = ON")
+        conn.exec_driver_sql("BEGIN")  # a WAL read transaction is a snapshot
 
 
 def sync(source: Source, store: RecordStore, *, clock: Callable[[], float],
@@ -100,10 +103,11 @@ def sync(source: Source, store: RecordStore, *, clock: Callable[[], float],
     """Bring the store's records from this source up to date with it: new and changed rows
     upserted, rows gone from the source removed (a found vehicle is no longer a hit).
 
-    With a `changed` column only rows changed since the last sync are read (from the newest
-    timestamp seen, inclusive: a row committed later with the same timestamp is not missed);
-    without one every row is read and compared with the digest of what was imported. The
-    source's keys are read in full each time either way: deletions leave no timestamp.
+    The source's keys are read in full each time (deletions leave no timestamp), then the
+    rows: with a `changed` column only those stamped from the newest timestamp seen last
+    time, less `overlap` (a transaction that commits late carries an earlier stamp); without
+    one, every row, compared with the digest of what was imported from it. Both reads share
+    one snapshot of the source.
     """
     kind = store.kind(source.category)
     if kind is None:
@@ -115,20 +119,30 @@ def sync(source: Source, store: RecordStore, *, clock: Callable[[], float],
     engine = create_engine(sync_url(source.url), hide_parameters=True)
     try:
         with engine.connect() as conn:
-            _read_only(conn)
+            _snapshot(conn)
             table = _reflect(conn, source)
             present: set[str] = set()
             for rows in _chunks(conn, select(*(table.c[k] for k in source.key)), BATCH):
                 present.update(source_key(r, source.key) for r in rows)
+            gone = {k: h for k, h in held.items() if k not in present}
+            if gone and not allow_removal and len(gone) > source.max_removal_share * len(held):
+                report.refused = (
+                    f"{len(gone)} of {len(held)} records would be removed, more than "
+                    f"max_removal_share ({source.max_removal_share:g}); nothing was removed "
+                    "(run `records sync --allow-removal` if that is right)")
+                log.error("source_removal_refused", source=source.name, gone=len(gone),
+                          held=len(held))
+                gone = {}
             wanted = select(*{table.c[c] for c in
                               [*source.key, *source.columns.values(),
                                *([source.changed] if source.changed else [])]})
             newest: Any = None
             if source.changed and cursor is not None:
                 newest = _cursor_value(table.c[source.changed], cursor)
-                wanted = wanted.where(table.c[source.changed] >= newest)
+                wanted = wanted.where(table.c[source.changed] >= _less_overlap(newest, source))
+            owners = {h.natural_key: k for k, h in held.items() if k in present}
             for rows in _chunks(conn, wanted, BATCH):
-                _apply(source, store, rows, held, report)
+                _apply(source, store, rows, held, owners, report)
                 if source.changed:
                     stamps = [r[source.changed] for r in rows if r[source.changed] is not None]
                     if stamps and (newest is None or max(stamps) > newest):
@@ -142,13 +156,19 @@ def sync(source: Source, store: RecordStore, *, clock: Callable[[], float],
                           f"{getattr(exc, 'orig', None) or exc}".strip()) from exc
     finally:
         engine.dispose()
-    _remove_gone(source, store, held, present, report, allow_removal=allow_removal)
+    _remove_gone(source, store, held, gone, report)
     prov.mark(source.name, None if newest is None else _text(newest), clock())
     store.commit()
     log.info("source_synced", source=source.name, category=report.category, read=report.read,
              inserted=report.inserted, updated=report.updated, removed=report.removed,
              rejected=report.rejected, refused=report.refused)
     return report
+
+
+def _less_overlap(newest: Any, source: Source) -> Any:
+    if isinstance(newest, dt.datetime | dt.date) and source.overlap_s:
+        return newest - dt.timedelta(seconds=source.overlap_s)
+    return newest
 
 
 def _reflect(conn: Connection, source: Source) -> Table:
@@ -189,7 +209,7 @@ def _chunks(conn: Connection, query: Any, size: int) -> Iterator[list[Mapping[st
 
 
 def _apply(source: Source, store: RecordStore, rows: list[Mapping[str, Any]],
-           held: dict[str, Held], report: SyncReport) -> None:
+           held: dict[str, Held], owners: dict[str, str], report: SyncReport) -> None:
     kind = store.kinds[source.category]
     records: list[Record] = []
     noted: dict[str, Held] = {}
@@ -210,10 +230,22 @@ def _apply(source: Source, store: RecordStore, rows: list[Mapping[str, Any]],
             continue
         if not record.id_given:
             record = store.with_opaque_id(source.category, kind, record)
+        natural = "\x1f".join(str(record.keys[k]) for k in kind.natural_key)
+        owner = owners.get(natural)
+        if owner is not None and owner != key:
+            # Two rows of the source describe one record (one document, one VIN): keeping
+            # both would let the removal of either take the record the other still holds.
+            report.reject(key, f"the same {kind.category.value.replace('_', ' ')[:-1]} as "
+                               f"source row {owner.replace(chr(31), '/')}")
+            continue
         if before is not None and before.record_id != record.id:
             replaced.append(before.record_id)  # its natural key changed at the source
+            if owners.get(before.natural_key) == key:
+                del owners[before.natural_key]
+        owners[natural] = key
         records.append(record)
-        noted[key] = held[key] = Held(record_id=record.id, digest=row_digest)
+        noted[key] = held[key] = Held(record_id=record.id, natural_key=natural,
+                                      digest=row_digest)
     if replaced:
         report.removed += store.remove_ids(source.category, replaced)
     if records:
@@ -224,20 +256,12 @@ def _apply(source: Source, store: RecordStore, rows: list[Mapping[str, Any]],
     store.commit()  # ... and this where it came from, right after
 
 
-def _remove_gone(source: Source, store: RecordStore, held: dict[str, Held], present: set[str],
-                 report: SyncReport, *, allow_removal: bool) -> None:
-    gone = {k: h for k, h in held.items() if k not in present}
+def _remove_gone(source: Source, store: RecordStore, held: dict[str, Held],
+                 gone: Mapping[str, Held], report: SyncReport) -> None:
     if not gone:
         return
-    if not allow_removal and len(gone) > source.max_removal_share * len(held):
-        report.refused = (f"{len(gone)} of {len(held)} records would be removed, more than "
-                          f"max_removal_share ({source.max_removal_share:g}); nothing was "
-                          "removed (run `records sync --allow-removal` if that is right)")
-        log.error("source_removal_refused", source=source.name, gone=len(gone),
-                  held=len(held))
-        return
-    ids = sorted({h.record_id for h in gone.values()}
-                 - {h.record_id for k, h in held.items() if k in present})
+    still = {h.record_id for k, h in held.items() if k not in gone}
+    ids = sorted({h.record_id for h in gone.values()} - still)
     report.removed += store.remove_ids(source.category, ids)
     store.provenance().forget(source.name, gone)
     for k in gone:

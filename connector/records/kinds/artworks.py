@@ -90,7 +90,8 @@ class ArtworkRow(BaseModel):
     differing from all of them, is kept under `und` (language not given).
     """
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True,
+                              coerce_numbers_to_str=True)
 
     id: Annotated[str, StringConstraints(pattern=_REF.pattern)]
     title: str | dict[str, str]
@@ -263,6 +264,7 @@ def _tokens(value: Any) -> set[str]:
 
 
 class Artworks(Kind):
+    row_model = ArtworkRow
     category = Category.ARTWORKS
     key_columns = (KeyColumn(name="ref_key", length=64),
                    KeyColumn(name="artist_key", length=MAX_ARTIST_LENGTH, nullable=True))
@@ -284,6 +286,9 @@ class Artworks(Kind):
 
     def parse_criteria(self, raw: Mapping[str, object]) -> ArtworkCriteria:
         return artwork_criteria(raw)
+
+    def accepts_field(self, name: str) -> bool:
+        return super().accepts_field(name) or _TITLE_COLUMN.fullmatch(name) is not None
 
     def reference(self, criteria: ArtworkCriteria) -> str | None:
         return criteria.ref

@@ -94,6 +94,11 @@ class Kind(ABC):
     def lookups(self, criteria: Any) -> Sequence[Lookup]:
         """The indexed equality lookups that find this check's candidates."""
 
+    def accepts_field(self, name: str) -> bool:
+        """Whether an import row may carry this field (sources.yaml is checked against it)."""
+        fields = getattr(self, "row_model", None)
+        return fields is None or name in fields.model_fields
+
     def reference(self, criteria: Any) -> str | None:
         """The record id a check names directly (a follow-up by `ref`), if any."""
         return None

@@ -27,7 +27,8 @@ _ALLELE = re.compile(r"^\d{1,2}(\.\d)?$|^[XY]$")
 class DnaProfileRow(BaseModel):
     """A short-tandem-repeat profile: locus → the two alleles, e.g. {"D8S1179": "13,14"}."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True,
+                              coerce_numbers_to_str=True)
 
     id: RecordId
     profile_type: Literal["person", "stain", "missing_person", "unknown_body"] = "stain"
@@ -54,7 +55,8 @@ class DnaProfileRow(BaseModel):
 class FingerprintRow(BaseModel):
     """One finger's minutiae template, as the national AFIS exports it (base64)."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True,
+                              coerce_numbers_to_str=True)
 
     id: RecordId
     finger: Annotated[int, Field(ge=0, le=10)] = 0  # ANSI/NIST finger position; 0 unknown

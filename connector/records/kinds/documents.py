@@ -25,7 +25,8 @@ DocumentStatus = Literal["stolen", "lost", "revoked", "invalidated"]
 class TravelDocumentRow(BaseModel):
     """One import row of `travel_documents` (NDJSON object or CSV line)."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True,
+                              coerce_numbers_to_str=True)
 
     id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,64}$")] | None = None
     number: Annotated[str, StringConstraints(min_length=1, max_length=40)]
@@ -61,6 +62,7 @@ class TravelDocumentRow(BaseModel):
 
 
 class TravelDocuments(Kind):
+    row_model = TravelDocumentRow
     category = Category.TRAVEL_DOCUMENTS
     key_columns = (KeyColumn(name="number_key", length=20),
                    KeyColumn(name="country", length=2),

@@ -109,7 +109,8 @@ class PersonRow(BaseModel):
     `|`-separated cells in CSV. Field names are those of `connector.records.categories`.
     """
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True,
+                              coerce_numbers_to_str=True)
 
     id: str
     first_name: Name | None = None

@@ -39,7 +39,8 @@ class VehicleRow(BaseModel):
     A vehicle is known by its VIN, or by its plate with the plate's country, or by both.
     """
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True,
+                              coerce_numbers_to_str=True)
 
     id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,64}$")] | None = None
     vin: Annotated[str, StringConstraints(max_length=64)] | None = None
@@ -165,6 +166,7 @@ class Vehicles(Kind):
     """One natural key across imports: the VIN when known (a vehicle keeps it for life), else
     the plate with its country. A plate-only record that later gains a VIN is a new key."""
 
+    row_model = VehicleRow
     category = Category.VEHICLES
     key_columns = (KeyColumn(name="vehicle_key", length=24),
                    KeyColumn(name="vin", length=17, nullable=True),

@@ -18,6 +18,7 @@ def upgrade() -> None:
         sa.Column("source_key", sa.String(length=512), nullable=False),
         sa.Column("category", sa.String(length=32), nullable=False),
         sa.Column("record_id", sa.String(length=128), nullable=False),
+        sa.Column("natural_key", sa.String(length=300), nullable=False),
         sa.Column("digest", sa.String(length=64), nullable=False),
         sa.PrimaryKeyConstraint("source", "source_key"),
     )
