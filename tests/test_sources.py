@@ -292,7 +292,8 @@ def test_sources_yaml_names_unknown_and_missing_fields(tmp_path: Path) -> None:
         load_sources(path)
     assert "sources.yaml:" in str(caught.value)
     assert "numbr: not a field of travel_documents" in str(caught.value)
-    path.write_text(SOURCES.format(url="sqlite:///x.db").replace("      status: lage\n"
-                                                                 "      reported_on", "      reported_on"))
+    without_status = SOURCES.format(url="sqlite:///x.db").replace(
+        "      status: lage\n      reported_on", "      reported_on")
+    path.write_text(without_status)
     with pytest.raises(ConfigError, match="travel_documents needs status"):
         load_sources(path)
