@@ -522,6 +522,22 @@ def db_upgrade(config_path: Path) -> None:
             engine.dispose()
         change = f"already at {after}" if before == after else f"{before or 'new'} → {after}"
         click.echo(f"{name}: {change}")
+    _key_unkeyed_records(settings)
+
+
+def _key_unkeyed_records(settings: Settings) -> None:
+    """Records held before their kind had search keys (name search for persons) get them
+    now: an upgrade must not leave them findable by reference only."""
+    from connector.records.store import RecordStore
+
+    store = RecordStore.open(settings.records_url)
+    try:
+        for category in store.key_tables:
+            if store.count(category) and not store.key_count(category):
+                n = store.rebuild_keys(category)
+                click.echo(f"{category.value}: search keys made for {n} record(s)")
+    finally:
+        store.close()
 
 
 @main.group()
@@ -694,6 +710,32 @@ def records_stats(config_path: Path) -> None:
 
 
 # --- policy ------------------------------------------------------------------------------------
+
+
+@records.command("reindex")
+@click.option("--category", "categories", multiple=True,
+              type=click.Choice(["wanted_persons", "terrorism_suspects"]),
+              help="Only this category (repeatable); default: every category with keys.")
+@config_option
+@handles_errors
+def records_reindex(categories: tuple[str, ...], config_path: Path) -> None:
+    """Make every record's search keys anew from its fields (after an upgrade that changed
+    name matching). The records themselves are not touched."""
+    from connector.records.store import RecordStore
+    from connector.vocabulary import Category
+
+    settings = _settings(config_path)
+    store = RecordStore.open(settings.records_url)
+    try:
+        for category in store.key_tables:
+            if categories and category.value not in categories:
+                continue
+            started = time.perf_counter()
+            n = store.rebuild_keys(Category(category))
+            click.echo(f"{category.value}: search keys made for {n} record(s) "
+                       f"({time.perf_counter() - started:.1f} s)")
+    finally:
+        store.close()
 
 
 @records.command("sync")

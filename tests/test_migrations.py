@@ -99,3 +99,34 @@ def test_database_urls_are_checked_in_the_config(tmp_path: Path) -> None:
     result = cli("config", "check", config=config, check=False)
     assert result.returncode == 2
     assert "unsupported database 'mysql'" in result.stderr
+
+
+def test_db_upgrade_gives_persons_held_before_name_search_their_keys(tmp_path: Path) -> None:
+    import io
+
+    from connector.records.criteria import parse_criteria
+    from connector.records.importer import import_stream
+    from connector.vocabulary import Category
+
+    config, _, _ = init(tmp_path, "DE")
+    url = f"sqlite:///{tmp_path / 'DE' / 'records.db'}"
+    store = RecordStore.open(url)
+    import_stream(store, io.BytesIO(b'{"id": "DE-1", "first_name": "Erika", "last_name": '
+                                    b'"Mustermann", "warrant_country": "DE"}\n'),
+                  category=Category.WANTED_PERSONS, fmt="ndjson")
+    store.close()
+    # As revision r0002 left it: persons, and no key tables.
+    run_sql(url, "DROP TABLE wanted_persons_keys")
+    run_sql(url, "DROP TABLE terrorism_suspects_keys")
+    run_sql(url, "UPDATE alembic_version_records SET version_num = 'r0002'")
+    out = cli("db", "upgrade", config=config).stdout
+    assert "records: r0002 → r0003" in out
+    assert "wanted_persons: search keys made for 1 record(s)" in out
+    store = RecordStore.open(url)
+    try:
+        criteria = parse_criteria(Category.WANTED_PERSONS, {"name": "Erika Mustermann"})
+        assert [m.record.id for m in store.search_now(Category.WANTED_PERSONS, criteria, 5)] \
+            == ["DE-1"]
+    finally:
+        store.close()
+    assert "search keys made for 1" in cli("records", "reindex", config=config).stdout

@@ -374,6 +374,36 @@ class RecordStore:
         else:
             self._conn.execute(table.insert(), [{"key": k, "record_id": i} for k, i in rows])
 
+    def rebuild_keys(self, category: Category, *, batch: int = 5_000) -> int:
+        """Every record's search keys made anew from its fields (after an upgrade that
+        changed how keys are made, or added them); how many records were keyed."""
+        table, keys = self.tables[category], self.key_tables.get(category)
+        if keys is None:
+            return 0
+        kind = self.kinds[category]
+        self._conn.execute(delete(keys))
+        done, last = 0, ""
+        while True:
+            rows = self._conn.execute(select(table).where(table.c.id > last)
+                                      .order_by(table.c.id).limit(batch)).all()
+            if not rows:
+                break
+            records = [_record(category, kind, dict(r._mapping)) for r in rows]
+            pairs = [{"key": key_hash(k), "record_id": r.id}
+                     for r in records for k in dict.fromkeys(kind.search_keys(r))]
+            if pairs:
+                self._conn.execute(keys.insert(), pairs)
+            done += len(records)
+            last = records[-1].id
+        self._conn.commit()
+        return done
+
+    def key_count(self, category: Category) -> int:
+        keys = self.key_tables.get(category)
+        if keys is None:
+            return 0
+        return int(self._conn.execute(select(func.count()).select_from(keys)).scalar_one())
+
     def _unindex_keys(self, category: Category, ids: Sequence[str]) -> None:
         table = self.key_tables.get(category)
         if table is None:
