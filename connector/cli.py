@@ -52,8 +52,10 @@ def handles_errors(fn: F) -> F:
         except SQLAlchemyError as exc:
             # Busy or damaged databases: say which, without the driver's quoted rows.
             orig = getattr(exc, "orig", None)
-            _fail(f"database error: {orig or type(exc).__name__} (is another command or the "
-                  "node holding it? a full disk?)")
+            text = str(orig or type(exc).__name__)
+            hint = (" (is another command or the node holding it?)" if "locked" in text
+                    or "busy" in text.lower() else "")
+            _fail(f"database error: {text}{hint}")
         except KeyboardInterrupt:
             _fail("interrupted", 130)
 
@@ -477,15 +479,13 @@ def _databases(settings: Settings) -> list[tuple[Any, str, str]]:
 def db_status(config_path: Path) -> None:
     """Each database's schema revision beside the one this version needs; exits 1 when one
     is not at it (a node would refuse to start)."""
-    from sqlalchemy import create_engine
-
-    from connector.dburl import redacted, sync_url
-    from connector.migrations import status
+    from connector.dburl import redacted
+    from connector.migrations import migration_engine, status
 
     settings = _settings(config_path)
     behind = False
     for schema, name, url in _databases(settings):
-        engine = create_engine(sync_url(url))
+        engine = migration_engine(url)
         try:
             with engine.connect() as conn:
                 found = status(schema, conn)
@@ -507,14 +507,11 @@ def db_status(config_path: Path) -> None:
 def db_upgrade(config_path: Path) -> None:
     """Bring both databases to the schema this version needs (stop the node first). A
     database made before schema versions is adopted when it has all the expected tables."""
-    from sqlalchemy import create_engine
-
-    from connector.dburl import sync_url
-    from connector.migrations import upgrade_existing
+    from connector.migrations import migration_engine, upgrade_existing
 
     settings = _settings(config_path)
     for schema, name, url in _databases(settings):
-        engine = create_engine(sync_url(url))
+        engine = migration_engine(url)
         try:
             with engine.begin() as conn:
                 before, after = upgrade_existing(schema, conn)

@@ -130,3 +130,34 @@ def test_db_upgrade_gives_persons_held_before_name_search_their_keys(tmp_path: P
     finally:
         store.close()
     assert "search keys made for 1" in cli("records", "reindex", config=config).stdout
+
+
+def test_a_failed_upgrade_leaves_the_database_as_it_was(db_url: DatabaseUrl) -> None:
+    """Each upgrade is one transaction, DDL included (SQLite's driver would commit each
+    CREATE on its own): after a failure nothing is half made, and the retry works."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from connector.migrations import migration_engine, upgrade_existing
+
+    url = db_url("records")
+    RecordStore.open(url).close()
+    # Back to r0001, with a stray table in the way of r0002.
+    for table in ("wanted_persons_keys", "terrorism_suspects_keys", "source_rows",
+                  "source_state"):
+        run_sql(url, f"DROP TABLE {table}")
+    run_sql(url, "UPDATE alembic_version_records SET version_num = 'r0001'")
+    run_sql(url, "CREATE TABLE source_state (x INTEGER)")
+    engine = migration_engine(url)
+    try:
+        with pytest.raises(SQLAlchemyError), engine.begin() as conn:
+            upgrade_existing(Schema.RECORDS, conn)
+        with engine.connect() as conn:
+            from sqlalchemy import inspect
+
+            assert "source_rows" not in inspect(conn).get_table_names()
+        run_sql(url, "DROP TABLE source_state")
+        with engine.begin() as conn:
+            assert upgrade_existing(Schema.RECORDS, conn) == ("r0001", "r0003")
+    finally:
+        engine.dispose()
+    RecordStore.open(url).close()

@@ -5,13 +5,15 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, inspect
+from sqlalchemy import Connection, Engine, create_engine, event, inspect
 
+from connector.dburl import sync_url
 from connector.errors import SchemaError
 
 HERE = Path(__file__).parent
@@ -48,6 +50,22 @@ class Status:
     @property
     def up_to_date(self) -> bool:
         return self.current == self.head
+
+
+def migration_engine(url: str) -> Engine:
+    """An engine whose transactions hold DDL too. SQLite's driver commits before each
+    CREATE or ALTER on its own; here a migration is one transaction (under the write lock),
+    so a failed one leaves the database as it was and can be run again."""
+    engine = create_engine(sync_url(url))
+    if engine.dialect.name == "sqlite":
+        @event.listens_for(engine, "connect")
+        def _no_implicit_transactions(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn: Connection) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+    return engine
 
 
 def _config(schema: Schema, conn: Connection) -> Config:
