@@ -791,19 +791,31 @@ def policy() -> None:
 @config_option
 @handles_errors
 def policy_check(directory: Path | None, strict: bool, config_path: Path) -> None:
-    """Validate a policy directory: every error with file, line and rule name."""
+    """Validate a policy directory: every error with file, line and rule name (with the
+    config, also that every notification channel it names is defined)."""
+    from connector.live import policy_channels
     from connector.policy import check_policy
 
+    channels: set[str] | None = None
     if directory is None:
         settings = load_settings(config_path)
         directory = settings.path(settings.policy_dir)
+        channels = set(settings.notifications.channels)
     report = check_policy(directory)
     for d in report.errors:
         err.print(str(d), soft_wrap=True, markup=False)
     for d in report.warnings:
         err.print(str(d), soft_wrap=True, markup=False)
-    if report.errors:
-        err.print(f"{len(report.errors)} error(s), {len(report.warnings)} warning(s); "
+    unknown = sorted(policy_channels(report.policy) - channels) \
+        if report.policy is not None and channels is not None else []
+    if unknown:
+        # The node refuses such a policy: notices for them would reach nobody.
+        err.print(f"{directory}: the policy names notification channel(s) "
+                  f"{', '.join(unknown)} that connector.yaml does not define under "
+                  "notifications.channels", soft_wrap=True, markup=False)
+    if report.errors or unknown:
+        errors = len(report.errors) + (1 if unknown else 0)
+        err.print(f"{errors} error(s), {len(report.warnings)} warning(s); "
                   "a running node keeps its current policy")
         raise SystemExit(1)
     assert report.policy is not None
@@ -1180,6 +1192,18 @@ def notifications_test(channel: str, config_path: Path) -> None:
 # --- asking a peer -----------------------------------------------------------------------------
 
 
+def _pseudonym(agency: str, node: Any) -> str:
+    """`sub` must never be a person's name (protocol §6), and logins often are: a keyed hash
+    of the login (the node's own key), stable, so the NCB can tell who asked from its log
+    (`ncb-connector` run by that login gives the same value)."""
+    import hashlib
+    import hmac
+
+    login = os.environ.get("USER") or os.environ.get("LOGNAME") or "cli"
+    mac = hmac.new(node.signer.kid.encode(), login.encode(), hashlib.sha256).hexdigest()
+    return f"{agency}/u-{mac[:12]}"
+
+
 @main.command()
 @click.option("--peer", "peer_id", required=True)
 @click.option("--category", required=True, type=click.Choice(_HELD))
@@ -1198,7 +1222,9 @@ def notifications_test(channel: str, config_path: Path) -> None:
               help="The national agency asking (outbound policy).")
 @click.option("--agency-kind", default="ncb", show_default=True,
               type=click.Choice(["ncb", "police", "border", "customs", "immigration"]))
-@click.option("--sub", default=None, help="Pseudonymous end user (default: AGENCY/USER).")
+@click.option("--sub", default=None,
+              help="Pseudonymous end user, sent to peers (default: AGENCY/ and a keyed hash "
+                   "of your login, which this node can map back and peers cannot).")
 @click.option("--case", "case_ref", default=None)
 @click.option("--json", "as_json", is_flag=True)
 @config_option
@@ -1240,10 +1266,19 @@ def query(peer_id: str, category: str, number: str | None, country: str | None,
             criteria["country"] = country.upper()
         if document_type:
             criteria["document_type"] = document_type
+    from connector.errors import InvalidCriteria, UnsupportedCriteria
+    from connector.records.criteria import parse_criteria
+
+    try:  # bad input is ours to refuse, not a peer's
+        parse_criteria(Category(category), criteria)
+    except UnsupportedCriteria:
+        pass  # this node cannot search by them; a peer may
+    except InvalidCriteria as exc:
+        _fail(f"{exc.extra.get('field') or 'criteria'}: {exc.detail}")
     node = Node.from_settings(_settings(config_path))
     node.load_live()
     request = Request(agency=agency, agency_kind=AgencyKind(agency_kind),
-                      sub=sub or f"{agency}/{os.environ.get('USER', 'cli')}",
+                      sub=sub or _pseudonym(agency, node),
                       purpose=Purpose(purpose), case=case_ref,
                       checks=(Check(id="1", category=Category(category), criteria=criteria),))
 
@@ -1285,7 +1320,9 @@ def query(peer_id: str, category: str, number: str | None, country: str | None,
               help="The national agency asking (outbound policy).")
 @click.option("--agency-kind", default="ncb", show_default=True,
               type=click.Choice(["ncb", "police", "border", "customs", "immigration"]))
-@click.option("--sub", default=None, help="Pseudonymous end user (default: AGENCY/USER).")
+@click.option("--sub", default=None,
+              help="Pseudonymous end user, sent to peers (default: AGENCY/ and a keyed hash "
+                   "of your login, which this node can map back and peers cannot).")
 @click.option("--case", "case_ref", default=None)
 @click.option("--deadline-ms", type=click.IntRange(50, 30_000), default=None,
               help="Default: federation.deadline_ms.")
@@ -1323,7 +1360,7 @@ def search(mrz: str | None, number: str | None, country: str | None,
     node = Node.from_settings(settings)
     node.load_live()
     request = Request(agency=agency, agency_kind=AgencyKind(agency_kind),
-                      sub=sub or f"{agency}/{os.environ.get('USER', 'cli')}",
+                      sub=sub or _pseudonym(agency, node),
                       purpose=Purpose(purpose), case=case_ref, checks=checks)
     ids = [c.id for c in checks]
     live = Live(console=out, refresh_per_second=12, transient=False) \

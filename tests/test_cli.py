@@ -497,3 +497,34 @@ def test_signed_checkpoints_catch_rows_cut_from_the_end(tmp_path: Path) -> None:
     assert forged.returncode == 2
     assert "the checkpoint does not hold" in forged.stderr
 
+
+
+def test_policy_check_refuses_channels_connector_yaml_does_not_define(tmp_path: Path) -> None:
+    """What the node would refuse to load, `policy check` refuses too."""
+    config, _, _ = init(tmp_path, "DE")
+    (config.parent / "policies" / "10-test.yaml").write_text(
+        POLICY.replace("    answer: full\n", "    answer: full\n    notify: always\n"
+                                             "    channels: [duty-officer]\n", 1))
+    checked = cli("policy", "check", config=config, check=False)
+    assert checked.returncode == 1
+    assert "notification channel(s) duty-officer that connector.yaml does not define" \
+        in checked.stderr
+
+
+def test_query_refuses_bad_criteria_itself_and_sends_no_login(tmp_path: Path) -> None:
+    config, _, _ = init(tmp_path, "FR")
+    bad = cli("query", "--peer", "DE", "--category", "vehicles", "--criteria",
+              '{"vin": "1M8GDM9A1KP042788"}', config=config, check=False)
+    assert bad.returncode == 2
+    assert "vin: VIN check digit is wrong" in bad.stderr
+    from connector.app import Node
+    from connector.config import load_settings
+
+    os.environ.setdefault("USER", "erika.mustermann")
+    node = Node.from_settings(load_settings(config))
+    from connector.cli import _pseudonym
+
+    sub = _pseudonym("border", node)
+    assert sub.startswith("border/u-")
+    assert os.environ["USER"] not in sub
+    assert sub == _pseudonym("border", node)  # stable: the NCB can tell who asked
