@@ -168,17 +168,19 @@ def read_sources(directory: Path) -> tuple[list[PolicySource], list[Diagnostic]]
 def check_policy(directory: Path) -> CheckReport:
     """Check every `*.yaml` file of `directory` as one policy; never raises for bad content."""
     sources, problems = read_sources(directory)
-    if any(p.severity == "error" for p in problems):
-        return CheckReport(
-            errors=tuple(p for p in problems if p.severity == "error"),
-            warnings=tuple(p for p in problems if p.severity == "warning"),
-            policy=None,
-        )
-    report = check_sources(sources)
+    # The files that could be read are checked even when another could not (a `.yml`): an
+    # admin fixing one error at a time should see them all in one run.
+    report = check_sources(sources) if sources else None
+    errors = [p for p in problems if p.severity == "error"]
+    if report is not None:
+        errors += report.errors
+    warnings = [p for p in problems if p.severity == "warning"]
+    if report is not None:
+        warnings += report.warnings
     return CheckReport(
-        errors=report.errors,
-        warnings=_in_order((*problems, *report.warnings)),
-        policy=report.policy,
+        errors=_in_order(errors),
+        warnings=_in_order(warnings),
+        policy=report.policy if report is not None and not errors else None,
     )
 
 
