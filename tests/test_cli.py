@@ -119,7 +119,7 @@ def test_import_reports_bad_lines_and_keeps_good_ones(tmp_path: Path) -> None:
     more.write_text("number,country,document_type,status\nB1,FRA,P,lost\nB2,DE,Z,lost\n")
     proc = cli("records", "import", str(more), "--category", "travel_documents",
                config=config, check=False)
-    assert "more.csv:2: country: Value error, 'FRA' is not an ISO 3166-1 alpha-2 country " \
+    assert "more.csv:2: country: 'FRA' is not an ISO 3166-1 alpha-2 country " \
            "code (did you mean FR?)" in proc.stderr
     assert "more.csv:3: document_type" in proc.stderr
     missing = cli("records", "import", str(tmp_path / "nope.csv"), "--category",

@@ -9,10 +9,18 @@ from pydantic import ValidationError
 
 
 def describe_validation(exc: ValidationError) -> str:
+    """`field: reason; …`, in the admin's words: our own validators' messages without
+    pydantic's "Value error, " in front of them."""
     return "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or 'row'}: {e['msg']}"
+        f"{'.'.join(str(p) for p in e['loc']) or 'row'}: {_message(e)}"
         for e in exc.errors(include_url=False)
     )
+
+
+def _message(error: Any) -> str:
+    if error["type"] == "value_error":
+        return str(error["msg"]).removeprefix("Value error, ")
+    return str(error["msg"])
 
 
 def empty_is_none(v: Any) -> Any:
