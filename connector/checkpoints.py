@@ -31,6 +31,9 @@ def read_checkpoint(text: str, *, key: PublicKey, node: str) -> tuple[int, str]:
     plain = _PLAIN.fullmatch(text)
     if plain is not None:
         return int(plain[1]), plain[2]
+    if ":" in text and "." not in text:
+        raise CheckpointInvalid("SEQ:HASH wants the row number, a colon and the 64 hex "
+                                "digits of that row's hash, as verify printed them")
     try:
         jws = parse_compact(text.encode("ascii"))
         jws.verify_with(key)

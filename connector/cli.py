@@ -583,6 +583,14 @@ def records_import(file: Path, category: str, fmt: str | None, status: str | Non
                                    progress=advance, replace=replace,
                                    max_removal_share=None if yes else 0.5, status=ftm_status,
                                    warrant_country=warrant_country or settings.node[:2])
+    except ImportFileError as exc:
+        # Which file, as for a bad line: `file:line: reason`.
+        detail = exc.detail if exc.detail.startswith(f"cannot read {file}") else (
+            f"{file}:{exc.detail.removeprefix('line ')}" if exc.detail.startswith("line ")
+            else f"{file}: {exc.detail}")
+        if chosen == "csv" and "lacks the column" in detail:
+            detail += " (columns are separated by commas)"
+        _fail(detail)
     finally:
         store.close()
     elapsed = time.perf_counter() - started
@@ -1069,6 +1077,8 @@ def enquiries_verify(expect: str | None, config_path: Path) -> None:
                   f"({report.rows} row(s) read)")
         raise SystemExit(1)
     out.print(f"ok: {report.rows} row(s), chain head {report.head}")
+    if checkpoint is not None:
+        out.print(f"the checkpoint holds: row {checkpoint[0]} is there, unchanged")
     token = sign_checkpoint(signer, node=settings.node, seq=report.rows, head=report.head,
                             at=time.time())
     out.print("checkpoint (keep it off this host; verify --expect it later):")

@@ -137,7 +137,7 @@ def test_import_csv_missing_columns(tmp_path: Path) -> None:
     proc = cli("records", "import", str(csv), "--category", "travel_documents", config=config,
                check=False)
     assert proc.returncode == 2
-    assert "lacks the column(s) status" in proc.stderr
+    assert f"{csv}:1: the CSV header lacks the column(s) status" in proc.stderr
 
 
 def test_import_from_a_pipe(tmp_path: Path) -> None:
