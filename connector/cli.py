@@ -31,8 +31,16 @@ F = TypeVar("F", bound=Callable[..., Any])
 _HELD = sorted(c.value for c in KINDS)  # the categories this node stores and searches
 
 # emoji=False: ":CD:" inside a fingerprint must not become a picture of a disc.
-out = Console(highlight=False, emoji=False)
-err = Console(stderr=True, highlight=False, emoji=False)
+def _console(*, stderr: bool) -> Console:
+    stream = sys.stderr if stderr else sys.stdout
+    # Piped output is for grep and scripts: a table's row stays on one line, not wrapped
+    # at the 80 columns rich assumes without a terminal.
+    width = None if stream.isatty() or os.environ.get("COLUMNS") else 400
+    return Console(stderr=stderr, highlight=False, emoji=False, width=width)
+
+
+out = _console(stderr=False)
+err = _console(stderr=True)
 
 
 def _fail(message: str, code: int = 2) -> None:
