@@ -354,9 +354,11 @@ def time_store(store: RecordStore, category: Category, ps: Sequence[Probe], lat:
                          f"found {len(found)}")
 
 
-def raw_statements(kind: Kind, table: str, ps: Sequence[Probe]) -> list[RawLookup]:
+def raw_statements(kind: Kind, table: str, ps: Sequence[Probe],
+                   mark: Callable[[int], str] = lambda _: "?") -> list[RawLookup]:
     """Each probe as the SQL and parameters of its lookups (the kind's own lookups), built
-    before timing: the baseline is the indexed SELECTs alone."""
+    before timing: the baseline is the indexed SELECTs alone. `mark` makes the n-th
+    parameter's placeholder (`?` for sqlite3, `$1`… for asyncpg)."""
     columns = ", ".join(["id", *(c.name for c in kind.key_columns), "data"])
     out = []
     for p in ps:
@@ -364,7 +366,7 @@ def raw_statements(kind: Kind, table: str, ps: Sequence[Probe]) -> list[RawLooku
         for lookup in kind.lookups(p.criteria):
             assert isinstance(lookup, dict)
             names = sorted(lookup)
-            where = " AND ".join(f"{n} = ?" for n in names)
+            where = " AND ".join(f"{n} = {mark(i)}" for i, n in enumerate(names))
             stmts.append((f"SELECT {columns} FROM {table} WHERE {where} LIMIT {LIMIT}",
                           tuple(lookup[n] for n in names)))
         out.append((tuple(stmts), p.hit))

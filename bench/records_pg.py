@@ -44,13 +44,13 @@ from bench.records_import import (
     machine_facts,
     percentile,
     probes,
+    raw_statements,
     timed,
     workdir,
 )
 from connector import pgtemp
 from connector.logs import configure_logging
 from connector.nodeinit import init_node
-from connector.records.kinds.base import Kind
 from connector.records.store import RecordStore
 from connector.vocabulary import Category
 
@@ -102,26 +102,10 @@ def copy_floor(pg: PgCategory, url: str) -> None:
         conn.execute(f"DROP TABLE {table}_floor")
 
 
-def raw_lookups(kind: Kind, table: str, ps: Sequence[Probe]
-                ) -> list[tuple[list[tuple[str, list[str]]], bool]]:
-    columns = ", ".join(["id", *(c.name for c in kind.key_columns), "data"])
-    out = []
-    for p in ps:
-        stmts = []
-        for lookup in kind.lookups(p.criteria):
-            assert isinstance(lookup, dict)
-            names = sorted(lookup)
-            where = " AND ".join(f"{n} = ${i + 1}" for i, n in enumerate(names))
-            stmts.append((f"SELECT {columns} FROM {table} WHERE {where} LIMIT {LIMIT}",
-                          [lookup[n] for n in names]))
-        out.append((stmts, p.hit))
-    return out
-
-
 async def measure_lookups(pg: PgCategory, store: RecordStore, conn: asyncpg.Connection,
                           ps: Sequence[Probe], rounds: int) -> None:
     kind = store.kinds[pg.cat.category]
-    raw = raw_lookups(kind, pg.cat.category.value, ps)
+    raw = raw_statements(kind, pg.cat.category.value, ps, mark=lambda i: f"${i + 1}")
     prepared = {sql: await conn.prepare(sql) for stmts, _ in raw for sql, _ in stmts}
     clock = time.perf_counter_ns
     for _ in range(rounds):
