@@ -220,6 +220,8 @@ async def notifications_ctx(app: web.Application) -> AsyncIterator[None]:
         scheduler = AsyncIOScheduler(timezone=UTC)
         scheduler.add_job(dispatcher.run_once, "interval", seconds=n.poll_interval_s,
                           id="outbox", max_instances=1, coalesce=True,
+                          # Held up by a busy loop, a run runs late (once), not skipped.
+                          misfire_grace_time=None,
                           next_run_time=datetime.now(UTC))
         started = node.clock()
         for name, channel in n.channels.items():
