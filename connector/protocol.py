@@ -52,9 +52,13 @@ ResolveKid = Callable[[str], "tuple[str, PublicKey] | None"]
 """Maps a `kid` to (node id of the peer holding it, its key), or None when no peer pins it."""
 
 
-def new_jti() -> str:
-    """128 random bits, base64url."""
-    return b64url(os.urandom(16))
+def new_jti(now: float | None = None) -> str:
+    """The issuing millisecond (48 bits) then 128 random bits, base64url (30 characters).
+    The random part alone makes it unique; the time in front keeps the (iss, jti) index of
+    the enquiry logs that record it growing in one place, where random ids would dirty one
+    index page per row at every commit."""
+    ms = int((time.time() if now is None else now) * 1000)
+    return b64url(ms.to_bytes(6, "big") + os.urandom(16))
 
 
 def digest(token: bytes) -> str:
@@ -326,7 +330,7 @@ def make_query(*, iss: str, aud: str, sub: str, agency_kind: AgencyKind, purpose
                checks: tuple[Check, ...], case: str | None = None, now: float | None = None,
                lifetime: int = 60, jti: str | None = None) -> Query:
     iat = int(time.time() if now is None else now)
-    return Query(iss=iss, aud=aud, iat=iat, exp=iat + lifetime, jti=jti or new_jti(), sub=sub,
+    return Query(iss=iss, aud=aud, iat=iat, exp=iat + lifetime, jti=jti or new_jti(now), sub=sub,
                  agency_kind=agency_kind, purpose=purpose, case=case, checks=checks)
 
 
