@@ -141,14 +141,17 @@ class FanOut:
             task.add_done_callback(done.put_nowait)
             pending[task] = p
         while pending:
-            wait = deadline_at + LOG_GRACE_S - self.monotonic()
-            try:
-                async with asyncio.timeout(max(0.0, wait)):
-                    task = await done.get()
-            except TimeoutError:
-                for p in pending.values():
-                    yield _all(p, request, "timeout", "no outcome within the deadline")
-                return
+            if not done.empty():  # answers come in bursts: a timer only for a real wait
+                task = done.get_nowait()
+            else:
+                wait = deadline_at + LOG_GRACE_S - self.monotonic()
+                try:
+                    async with asyncio.timeout(max(0.0, wait)):
+                        task = await done.get()
+                except TimeoutError:
+                    for p in pending.values():
+                        yield _all(p, request, "timeout", "no outcome within the deadline")
+                    return
             pending.pop(task)
             yield task.result()
 
