@@ -307,7 +307,7 @@ async def test_a_dead_peer_trips_its_breaker(fed: Fed) -> None:
 
 
 
-STAGGER_S = 0.012
+STAGGER_S = 0.003
 
 
 @contextlib.asynccontextmanager
@@ -375,7 +375,8 @@ async def test_a_fan_out_shares_a_few_commits(tmp_path: Path,
                 p["elapsed_ms"] for p in doc["peers"])
             flushes = enquiry_log.stats.flushes - before[0]
             assert enquiry_log.stats.rows - before[1] == 8
-            # The answers came over ~85 ms; the rows went in at most two commits.
+            # The answers came one every 3 ms, slower than the log's own 2 ms window; the
+            # fan-out's rows still shared commits.
             assert elapsed > 5 * STAGGER_S * 1000
-            assert flushes <= 2, enquiry_log.stats.batch_sizes[-flushes:]
+            assert flushes <= 3, enquiry_log.stats.batch_sizes[-flushes:]
             assert {p["log_id"] for p in doc["peers"]} == {e.id for e in fed.out_rows()}
