@@ -281,8 +281,12 @@ def render(r: Result, when: str) -> str:
         lines = "\n".join(f"| {name} | {share:.0%} | {share * r.node_cpu_per_peer_us:.0f} µs |"
                           for name, share in r.profile)
         spy = f"""
-Where the node's CPU goes (py-spy over further rounds, not part of the timing; each share
-applied to the measured CPU per peer):
+Where the node's time goes: py-spy over {r.profile_rounds} further rounds (not part of the timing),
+sampling the node's thread whenever it is not idle in the event loop's poll — on the CPU,
+or blocked in a system call such as the enquiry log's fsync, which py-spy cannot tell
+apart. "Per peer" applies each share to the measured CPU per peer, so it is exact for the
+CPU-bound steps and only an order of magnitude for the commit, most of which is waiting
+for the disk:
 
 | step | share | per peer |
 |---|---:|---:|
