@@ -89,8 +89,9 @@ class Asker:
 
 def outbound_entry(*, node: str, now: float, query: Query, token: bytes, rules: tuple[str, ...],
                    policy_digest: str, exchange: Exchange | None,
-                   error: PeerError | None = None) -> Entry:
-    """The enquiry-log row of one query sent to one peer, answered or not."""
+                   error: PeerError | None = None, answer_digest: str | None = None) -> Entry:
+    """The enquiry-log row of one query sent to one peer, answered or not (`answer_digest`:
+    the answer token's, when the caller has it already)."""
     results: tuple[dict[str, object], ...] = ()
     hit_refs: tuple[str, ...] = ()
     decision: Decision = "error"
@@ -112,7 +113,7 @@ def outbound_entry(*, node: str, now: float, query: Query, token: bytes, rules: 
         checks=tuple({"id": c.id, "category": c.category.value, "criteria": dict(c.criteria)}
                      for c in query.checks),
         results=results, hit_refs=hit_refs,
-        answer_digest=digest(exchange.answer_token) if exchange else None,
+        answer_digest=(answer_digest or digest(exchange.answer_token)) if exchange else None,
         error=None if error is None else f"{error.code}: {error.detail}",
         query_token=token.decode("ascii"),
     )

@@ -23,7 +23,7 @@ from connector.peers.breaker import Breakers
 from connector.peers.client import Exchange, PeerClient
 from connector.peers.trust import TrustStore
 from connector.policy import Policy
-from connector.protocol import Check, HitClaims, digest, make_query
+from connector.protocol import Check, EncodedChecks, HitClaims, digest, make_query
 
 log = structlog.get_logger("connector.fanout")
 
@@ -34,6 +34,11 @@ Failure = Literal["denied", "unreachable", "timeout", "error"]
 # How long past the deadline the fan-out waits for a peer's task to write its log row before it
 # reports the peer as timed out anyway (a task never outlives its own timeout by more).
 LOG_GRACE_S = 1.0
+# How long a fan-out's row may wait for the rows of other peers to share its commit; the last
+# peer's row commits at once. Each commit stops the event loop for an fsync, so fewer is
+# better, but the commit that holds the last rows is on the response's path: at 50 ms most
+# fan-outs ended with one commit of all 196 rows, and a slow fsync of that one set the tail.
+COMMIT_WINDOW_S = 0.015
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -99,7 +104,7 @@ class FanOut:
     def __init__(self, *, node: str, client: PeerClient, enquiry_log: EnquiryLog,
                  breakers: Breakers, clock: Callable[[], float],
                  monotonic: Callable[[], float], peer_timeout: float,
-                 query_lifetime: int = 60) -> None:
+                 query_lifetime: int = 60, commit_window: float = COMMIT_WINDOW_S) -> None:
         self.node = node
         self.client = client
         self.log = enquiry_log
@@ -108,6 +113,7 @@ class FanOut:
         self.monotonic = monotonic
         self.peer_timeout = peer_timeout
         self.query_lifetime = query_lifetime
+        self.commit_window = commit_window
         self._tasks: set[asyncio.Task[PeerOutcome]] = set()
 
     async def run(self, request: Request, plans: Sequence[PeerPlan], *, trust: TrustStore,
@@ -115,29 +121,55 @@ class FanOut:
         """Each peer's outcome as it arrives; every peer has one by `deadline_s` (plus the
         time to commit its log row)."""
         deadline_at = self.monotonic() + deadline_s
+        # Peers mostly get the same checks: each distinct set is encoded once.
+        encoded: dict[tuple[str, ...], EncodedChecks] = {}
+        for p in plans:
+            key = tuple(c.id for c in p.allowed)
+            if p.allowed and key not in encoded:
+                encoded[key] = EncodedChecks.of(p.allowed)
+        unlogged = {p.peer for p in plans}
+        done: asyncio.Queue[asyncio.Task[PeerOutcome]] = asyncio.Queue()
         pending: dict[asyncio.Task[PeerOutcome], PeerPlan] = {}
         for p in plans:
-            task = asyncio.create_task(self._one(request, p, trust, policy_digest, deadline_at))
+            checks = encoded.get(tuple(c.id for c in p.allowed))
+            task = asyncio.create_task(self._one(request, p, checks, trust, policy_digest,
+                                                 deadline_at, unlogged))
             # Tasks are never cancelled: a query sent must get its log row even when the agency
             # has gone away, and each task ends by its own timeout anyway.
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+            # A queue, not asyncio.wait: waiting again on every pending task after each answer
+            # would cost a fan-out to n peers n² callbacks.
+            task.add_done_callback(done.put_nowait)
             pending[task] = p
         while pending:
-            wait = deadline_at + LOG_GRACE_S - self.monotonic()
-            done, _ = await asyncio.wait(pending, timeout=max(0.0, wait),
-                                         return_when=asyncio.FIRST_COMPLETED)
-            if not done:
-                for p in pending.values():
-                    yield _all(p, request, "timeout", "no outcome within the deadline")
-                return
-            for task in done:
-                p = pending.pop(task)
-                yield task.result()
+            if not done.empty():  # answers come in bursts: a timer only for a real wait
+                task = done.get_nowait()
+            else:
+                wait = deadline_at + LOG_GRACE_S - self.monotonic()
+                try:
+                    async with asyncio.timeout(max(0.0, wait)):
+                        task = await done.get()
+                except TimeoutError:
+                    for p in pending.values():
+                        yield _all(p, request, "timeout", "no outcome within the deadline")
+                    return
+            pending.pop(task)
+            yield task.result()
 
-    async def _one(self, request: Request, p: PeerPlan, trust: TrustStore, policy_digest: str,
-                   deadline_at: float) -> PeerOutcome:
-        if not p.allowed:
+    async def _one(self, request: Request, p: PeerPlan, checks: EncodedChecks | None,
+                   trust: TrustStore, policy_digest: str, deadline_at: float,
+                   unlogged: set[str]) -> PeerOutcome:
+        try:
+            return await self._ask(request, p, checks, trust, policy_digest, deadline_at,
+                                   unlogged)
+        finally:
+            unlogged.discard(p.peer)
+
+    async def _ask(self, request: Request, p: PeerPlan, checks: EncodedChecks | None,
+                   trust: TrustStore, policy_digest: str, deadline_at: float,
+                   unlogged: set[str]) -> PeerOutcome:
+        if not p.allowed or checks is None:
             return _all(p, request, "denied", "outbound_policy")
         peer = trust.get(p.peer)
         if peer is None:
@@ -149,9 +181,9 @@ class FanOut:
             return _all(p, request, "timeout", "the deadline had passed")
         query = make_query(iss=self.node, aud=p.peer, sub=request.sub,
                            agency_kind=request.agency_kind, purpose=request.purpose,
-                           checks=p.allowed, case=request.case, now=self.clock(),
+                           checks=checks.checks, case=request.case, now=self.clock(),
                            lifetime=self.query_lifetime)
-        token = self.client.sign(query)
+        token = self.client.sign(query, checks)
         started = self.monotonic()
         exchange: Exchange | None = None
         error: PeerError | None = None
@@ -162,11 +194,14 @@ class FanOut:
             error = exc
         self._count(p.peer, error)
         elapsed_ms = round((self.monotonic() - started) * 1000, 1)
+        answer_digest = digest(exchange.answer_token) if exchange is not None else None
         entry = outbound_entry(node=self.node, now=self.clock(), query=query, token=token,
                                rules=p.rules, policy_digest=policy_digest, exchange=exchange,
-                               error=error)
+                               error=error, answer_digest=answer_digest)
+        unlogged.discard(p.peer)
         try:
-            await self.log.append(entry)
+            # The last peer of the fan-out to be logged commits at once, with whoever joined.
+            await self.log.append(entry, within=0.0 if not unlogged else self.commit_window)
         except ConnectorError as exc:
             # No answer reaches an agency without its row: report the peer as an error.
             log.error("fanout_log_failed", peer=p.peer, detail=exc.detail)
@@ -180,20 +215,21 @@ class FanOut:
             return PeerOutcome(peer=p.peer, status=status, checks=out.checks,
                                elapsed_ms=elapsed_ms, detail=error.detail, log_id=entry.id)
         answered = {r.check: r for r in exchange.answer.results}
-        checks = []
+        outcomes = []
         for check in request.checks:
             r = answered.get(check.id)
             if r is None:
-                checks.append(CheckOutcome(check=check.id, status="denied",
-                                           reason="outbound_policy"))
+                outcomes.append(CheckOutcome(check=check.id, status="denied",
+                                             reason="outbound_policy"))
             else:
-                checks.append(CheckOutcome(check=r.check, status=r.status, level=r.level.value,
-                                           hits=tuple(r.hits), reason=r.reason))
-        statuses = {c.status for c in checks}
+                outcomes.append(CheckOutcome(check=r.check, status=r.status,
+                                             level=r.level.value, hits=tuple(r.hits),
+                                             reason=r.reason))
+        statuses = {c.status for c in outcomes}
         return PeerOutcome(peer=p.peer, status="denied" if statuses == {"denied"} else "answered",
-                           checks=tuple(checks), elapsed_ms=elapsed_ms,
-                           enquiry=exchange.answer.enquiry,
-                           answer_digest=digest(exchange.answer_token), log_id=entry.id)
+                           checks=tuple(outcomes), elapsed_ms=elapsed_ms,
+                           enquiry=exchange.answer.enquiry, answer_digest=answer_digest,
+                           log_id=entry.id)
 
     def _count(self, peer: str, error: PeerError | None) -> None:
         """Only a peer that cannot be reached, or fails on its side, trips its breaker."""

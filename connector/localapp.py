@@ -102,6 +102,8 @@ def build_local_app(node: Node, *, records: Callable[[], RecordStore],
         # has something to show and the connections to every peer are warm before a check.
         scheduler.add_job(monitor.run_once, "interval", seconds=s.federation.health_interval_s,
                           id="peer-health", max_instances=1, coalesce=True,
+                          # Held up by a busy loop, a run runs late (once), not skipped.
+                          misfire_grace_time=None,
                           next_run_time=datetime.now(UTC))
         scheduler.start()
         yield

@@ -45,6 +45,45 @@ async def test_concurrent_appends_are_group_committed(db: str) -> None:
         await log.aclose()
 
 
+async def test_rows_wait_their_window_and_the_last_one_commits_them_all(db: str) -> None:
+    """A fan-out's rows may wait for one another; a row that may not wait commits at once,
+    taking every row queued before it into the same commit."""
+    log = serving(db)
+    try:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        waiting = [asyncio.ensure_future(log.append(entry(i), within=30.0)) for i in range(20)]
+        await asyncio.sleep(0.05)
+        assert not any(f.done() for f in waiting)  # nothing made them commit yet
+        assert log.stats.flushes == 0
+        last = await log.append(entry(20), within=0.0)
+        assert sorted(await asyncio.gather(*waiting)) == list(range(1, 21))
+        assert last == 21
+        assert log.stats.flushes == 1
+        assert loop.time() - started < 5.0
+        # A row with the default window still commits soon after, not 30 s later.
+        assert await asyncio.wait_for(log.append(entry(21)), timeout=5.0) == 22
+        assert log.verify().ok
+    finally:
+        await log.aclose()
+
+
+def test_enquiry_ids_are_ulids() -> None:
+    """48 bits of milliseconds then 80 random bits, in Crockford's base32: sortable by time."""
+    alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+    ids = [new_enquiry_id(1_790_000_000.0 + n / 1000) for n in range(200)]
+    for n, ulid in enumerate(ids):
+        assert len(ulid) == 26
+        assert set(ulid) <= set(alphabet)
+        value = 0
+        for ch in ulid:
+            value = value * 32 + alphabet.index(ch)
+        assert value >> 128 == 0
+        assert value >> 80 == int((1_790_000_000.0 + n / 1000) * 1000)
+    assert ids == sorted(ids)
+    assert len(set(ids)) == len(ids)
+
+
 async def test_replay_within_a_batch_and_across_commits(db: str) -> None:
     log = serving(db)
     try:

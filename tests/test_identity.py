@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import base64
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from connector.errors import BadSignature, MalformedToken
-from connector.identity import PublicKey, Signer, SigningKey, b64url, parse_compact
+from connector.identity import (
+    PublicKey,
+    Signer,
+    SigningKey,
+    b64url,
+    b64url_bytes,
+    b64url_decode,
+    parse_compact,
+)
 
 # RFC 8037 Appendix A.1
 RFC_JWK = {"kty": "OKP", "crv": "Ed25519", "d": "nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A",
@@ -89,3 +101,34 @@ def test_private_jwk_round_trip() -> None:
     key = SigningKey.generate()
     assert SigningKey.from_jwk(key.private_jwk()) == key
     assert PublicKey.from_jwk(key.public.jwk()) == key.public
+
+
+@given(st.binary(max_size=200))
+def test_b64url_round_trip_matches_the_standard_library(data: bytes) -> None:
+    encoded = base64.urlsafe_b64encode(data).rstrip(b"=")
+    assert b64url_bytes(data) == encoded
+    assert b64url(data) == encoded.decode()
+    assert b64url_decode(encoded) == data
+
+
+@pytest.mark.parametrize("text", [b"AAA=", b"AA==", b"A+B/", b"AB C", b"AB\nC", b"A", b"AAAAA",
+                                  "AAÄA".encode(), b"AA.A"])
+def test_b64url_decode_is_strict(text: bytes) -> None:
+    with pytest.raises(ValueError, match="base64url"):
+        b64url_decode(text)
+
+
+def test_a_key_is_its_bytes() -> None:
+    """The thumbprint is derived, so keys compare and hash by their bytes alone."""
+    raw = SigningKey.generate().public.raw
+    assert PublicKey(raw=raw) == PublicKey(raw=raw)
+    assert len({PublicKey(raw=raw), PublicKey(raw=raw)}) == 1
+    assert PublicKey(raw=raw).kid == PublicKey.from_jwk(PublicKey(raw=raw).jwk()).kid
+
+
+def test_a_wrong_length_signature_or_key_does_not_verify() -> None:
+    signer = Signer(SigningKey.generate())
+    token = parse_compact(signer.sign_compact(b"{}", typ="x"))
+    assert signer.public.verify(token.signing_input, token.signature)
+    assert not signer.public.verify(token.signing_input, token.signature[:63])
+    assert not PublicKey(raw=signer.public.raw[:31]).verify(token.signing_input, token.signature)

@@ -20,7 +20,7 @@ from joserfc.jwk import OKPKey
 
 from connector import errors, protocol
 from connector.errors import ConnectorError, InvalidCriteria, ProtocolError
-from connector.identity import PublicKey, Signer, SigningKey, b64url
+from connector.identity import PublicKey, Signer, SigningKey, b64url, b64url_decode
 from connector.protocol import (
     CheckResult,
     Envelope,
@@ -313,3 +313,18 @@ def test_every_documented_problem_code_exists() -> None:
     known = _codes(ConnectorError)
     for _status, code in documented:
         assert code in known, code
+
+
+def test_jti_is_the_millisecond_then_128_random_bits() -> None:
+    """As protocol.md §5.1 says this implementation sends it: 30 base64url characters, the
+    first 6 bytes the issuing millisecond, and no two alike."""
+    now = 1_790_000_000.123
+    jtis = {protocol.new_jti(now) for _ in range(1000)}
+    assert len(jtis) == 1000
+    for jti in jtis:
+        assert re.fullmatch(r"[A-Za-z0-9_-]{30}", jti)
+        raw = b64url_decode(jti)
+        assert len(raw) == 22
+        assert int.from_bytes(raw[:6], "big") == 1_790_000_000_123
+    # A receiver's (iss, jti) index sees ids of one moment side by side.
+    assert len({jti[:6] for jti in jtis}) == 1

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import enum
+import threading
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
+from alembic.runtime.environment import EnvironmentContext
+from alembic.runtime.migration import MigrationContext, RevisionStep
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event, inspect
 
@@ -17,6 +20,9 @@ from connector.dburl import sync_url
 from connector.errors import SchemaError
 
 HERE = Path(__file__).parent
+# Alembic's `context` and `op` are process-wide: one migration at a time in a process, even
+# when nodes are set up from several threads (the demo).
+_LOCK = threading.RLock()
 
 
 class Schema(enum.Enum):
@@ -76,8 +82,20 @@ def _config(schema: Schema, conn: Connection) -> Config:
     return cfg
 
 
+@cache
+def _scripts(schema: Schema) -> ScriptDirectory:
+    """Each schema's scripts, read once a process: reading them costs more than creating a
+    small database, and a demo or a test creates hundreds."""
+    return ScriptDirectory(str(HERE / schema.value))
+
+
 def status(schema: Schema, conn: Connection) -> Status:
-    scripts = ScriptDirectory.from_config(_config(schema, conn))
+    with _LOCK:
+        return _status(schema, conn)
+
+
+def _status(schema: Schema, conn: Connection) -> Status:
+    scripts = _scripts(schema)
     context = MigrationContext.configure(conn, opts={"version_table": schema.version_table})
     current = context.get_current_revision()
     head = scripts.get_current_head()
@@ -88,8 +106,18 @@ def status(schema: Schema, conn: Connection) -> Status:
 
 
 def upgrade(schema: Schema, conn: Connection) -> None:
-    """To the newest revision, in the caller's transaction."""
-    command.upgrade(_config(schema, conn), "head")
+    """To the newest revision, in the caller's transaction: what `alembic upgrade head` does,
+    with the scripts read once and the environment (env_common.run) called directly."""
+    from connector.migrations.env_common import run
+
+    scripts = _scripts(schema)
+
+    def steps(rev: str, _context: MigrationContext) -> list[RevisionStep]:
+        return scripts._upgrade_revs("head", rev)
+
+    with _LOCK, EnvironmentContext(_config(schema, conn), scripts, fn=steps,
+                                   destination_rev="head"):
+        run()
 
 
 def upgrade_existing(schema: Schema, conn: Connection) -> tuple[str | None, str]:
@@ -105,7 +133,8 @@ def upgrade_existing(schema: Schema, conn: Connection) -> tuple[str | None, str]
         if missing:
             raise SchemaError(f"the database has tables but no schema version, and lacks "
                               f"{', '.join(sorted(missing))}: it is not one of ours")
-        command.stamp(_config(schema, conn), BASELINES[schema])
+        with _LOCK:
+            command.stamp(_config(schema, conn), BASELINES[schema])
     upgrade(schema, conn)
     return found.current, found.head
 

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import orjson
 import structlog
+from yarl import URL
 
 from connector.errors import BadAnswer, PeerRejected, PeerTimeout, PeerUnreachable
 from connector.identity import PublicKey, Signer
@@ -22,9 +23,10 @@ from connector.protocol import (
     JOSE_MEDIA_TYPE,
     MAX_ANSWER_BYTES,
     AnswerClaims,
+    EncodedChecks,
     IdentityClaims,
     Query,
-    open_answer,
+    open_answer_pinned,
     open_identity,
     sign_query,
 )
@@ -52,6 +54,18 @@ def transport_for(peer: Peer) -> aiohttp.Fingerprint | bool:
     raise PeerUnreachable(f"peer {peer.id} has no TLS fingerprint pinned")
 
 
+_QUERY_HEADERS = {"Content-Type": JOSE_MEDIA_TYPE, "Accept": JOSE_MEDIA_TYPE}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Route:
+    """Where and how a query to one peer goes, derived once per trust-store entry."""
+
+    peer: Peer
+    url: URL
+    ssl: aiohttp.Fingerprint | bool
+
+
 class PeerClient:
     """Queries peers over one shared ClientSession (connections are reused)."""
 
@@ -62,29 +76,38 @@ class PeerClient:
         self.node = node
         self.clock = clock
         self.timeout = timeout
-        self._warned_insecure: set[str] = set()
+        self._routes: dict[str, _Route] = {}
 
-    def sign(self, query: Query) -> bytes:
-        return sign_query(query, self.signer)
+    def sign(self, query: Query, checks: EncodedChecks | None = None) -> bytes:
+        return sign_query(query, self.signer, checks)
 
     async def ask(self, peer: Peer, query: Query, *, timeout: float | None = None) -> Exchange:
         return await self.send(peer, query, self.sign(query), timeout=timeout)
 
+    def _route(self, peer: Peer) -> _Route:
+        route = self._routes.get(peer.id)
+        # A reloaded trust store holds new Peer objects: the route follows the entry in force.
+        if route is None or route.peer is not peer:
+            route = _Route(peer=peer, url=URL(f"{peer.url}/v1/query"), ssl=transport_for(peer))
+            if peer.insecure and peer.id not in self._routes:
+                log.warning("peer_insecure", peer=peer.id, url=peer.url,
+                            detail="plain HTTP: for tests and demos only")
+            self._routes[peer.id] = route
+        return route
+
     async def send(self, peer: Peer, query: Query, token: bytes, *,
                    timeout: float | None = None) -> Exchange:
-        now = self.clock()
-        when = datetime.fromtimestamp(now, UTC)
-        if peer.current_key(when) is None:
+        when = datetime.fromtimestamp(self.clock(), UTC)
+        # Any key pinned for the peer and valid now may sign its answer (rotation).
+        keys = [k.key for k in peer.keys if k.valid_at(when)]
+        if not keys:
             raise BadAnswer(f"no valid key is pinned for {peer.id}")
-        if peer.insecure and peer.id not in self._warned_insecure:
-            self._warned_insecure.add(peer.id)
-            log.warning("peer_insecure", peer=peer.id, url=peer.url,
-                        detail="plain HTTP: for tests and demos only")
-        started = asyncio.get_running_loop().time()
+        route = self._route(peer)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         try:
             async with self.session.post(
-                f"{peer.url}/v1/query", data=token, ssl=transport_for(peer),
-                headers={"Content-Type": JOSE_MEDIA_TYPE, "Accept": JOSE_MEDIA_TYPE},
+                route.url, data=token, ssl=route.ssl, headers=_QUERY_HEADERS,
                 timeout=aiohttp.ClientTimeout(total=timeout or self.timeout),
             ) as resp:
                 if (resp.content_length or 0) > MAX_ANSWER_BYTES:
@@ -101,30 +124,16 @@ class PeerClient:
             raise PeerTimeout(f"{peer.id}: no answer within the timeout") from exc
         except (aiohttp.ClientError, OSError) as exc:
             raise PeerUnreachable(f"{peer.id}: {type(exc).__name__}: {exc}") from exc
-        elapsed = asyncio.get_running_loop().time() - started
+        elapsed = loop.time() - started
         if status != 200:
             problem = _problem(body) if ctype == "application/problem+json" else {}
             raise PeerRejected(f"{peer.id} answered {status}: "
                                f"{problem.get('detail') or problem.get('title') or ctype}",
                                peer_status=status, peer_problem=problem)
-        keys = [k.key for k in peer.keys if k.valid_at(when)]
-        answer = _open_with_any(body, keys=keys, peer=peer.id, me=self.node, query_token=token,
-                                query=query, now=self.clock())
+        answer = open_answer_pinned(body, keys=keys, peer=peer.id, me=self.node,
+                                    query_token=token, query=query, now=self.clock())
         return Exchange(peer=peer.id, query=query, query_token=token, answer=answer,
                         answer_token=body, elapsed=elapsed)
-
-
-def _open_with_any(body: bytes, *, keys: list[PublicKey], peer: str, me: str,
-                   query_token: bytes, query: Query, now: float) -> AnswerClaims:
-    """Any pinned key of the peer may sign (rotation); the kid names which one."""
-    last: BadAnswer | None = None
-    for key in keys:
-        try:
-            return open_answer(body, key=key, peer=peer, me=me, query_token=query_token,
-                               query=query, now=now)
-        except BadAnswer as exc:
-            last = exc
-    raise last or BadAnswer(f"no key pinned for {peer}")
 
 
 def _problem(body: bytes) -> dict[str, object]:
