@@ -108,7 +108,13 @@ def test_a_misspelt_or_split_part_still_shares_a_pair_key(asked: str, recorded: 
         ("muhammad", "mohammed", "variant", 0.95),
         ("mohamed", "muhmd", "phonetic", 0.85),
         ("papadopulos", "papadopoulos", "phonetic", 0.9),
-        ("shcherbakob", "shcherbakov", "similar", 0.9),
+        ("shcherbakob", "shcherbakov", "typo", 0.9),
+        ("nciolas", "nicolas", "typo", 0.9),
+        ("sahmaran", "shmran", "phonetic", 0.85),      # vowels an Arabic record lacks
+        ("petuchowa", "petukhova", "phonetic", 0.85),  # German ch for Х
+        ("anjela", "anzhela", "phonetic", 0.85),       # French j for Ж
+        ("olcalan", "ocalan", "typo", 0.9),
+        ("bednarczyk", "bednarek", "similar", 0.6),
         ("j", "james", "initial", 1.0),
     ],
 )
@@ -120,7 +126,9 @@ def test_part_similarity(query: str, recorded: str, how: str, at_least: float) -
 
 @pytest.mark.parametrize(
     ("query", "recorded"),
-    [("ivan", "petrov"), ("lan", "lin"), ("maria", "mario"), ("x", "ivan")],
+    [("ivan", "petrov"), ("lan", "lin"), ("maria", "mario"), ("x", "ivan"),
+     ("veda", "vera"), ("bednarczyk", "bednarek"), ("angelina", "galina"),
+     ("todorovska", "petrovska"), ("gromova", "abramova")],
 )
 def test_different_parts_are_weak_or_no_match(query: str, recorded: str) -> None:
     assert part_similarity(query, recorded)[0] < 0.9
@@ -169,6 +177,23 @@ PERSONS: dict[str, dict[str, Any]] = {
         ("chinese", PersonQuery(tokens=tokens("王小明")), 0.9, 1.0,
          {"field": "last_name", "part": "wang", "match": "exact", "matched": "wang",
           "similarity": 1.0}),
+        # A typo in one part: the record is still a hit, and the reason says so.
+        ("latin", PersonQuery(tokens=tokens("Zoe Lefebvre"), birth_date="1980"), 0.9, 1.0,
+         {"field": "last_name", "part": "lefebvre", "match": "typo", "matched": "lefevre",
+          "similarity": 0.925}),
+        ("chinese", PersonQuery(tokens=tokens("Wang Xiaoning")), 0.9, 1.0,
+         {"field": "first_name", "part": "xiaoning", "match": "typo", "matched": "xiaoming",
+          "similarity": 0.925}),
+        # A namesake whose full birth date contradicts the record's is well below 0.85.
+        ("latin", PersonQuery(tokens=tokens("Zoe Lefevre"), birth_date="1980-07-14"),
+         0.6, 0.75, {"field": "birth_date", "match": "same_year"}),
+        ("cyrillic", PersonQuery(tokens=tokens("Ivan Shcherbakov"), birth_date="1962-03-01"),
+         0.4, 0.55, {"field": "birth_date", "match": "differs"}),
+        # Another name that shares letters with the recorded one is not carried by the
+        # surname it shares.
+        ("greek", PersonQuery(tokens=tokens("Evangelia Papadopoulos"), birth_date="1969"),
+         0.6, 0.84, {"field": "first_name", "part": "evangelia", "match": "similar",
+                     "matched": "evangelos", "similarity": 0.633}),
         ("chinese", PersonQuery(tokens=tokens("Li Wei")), 0.0, 0.3,
          {"field": "name", "part": "li", "match": "none"}),
     ],

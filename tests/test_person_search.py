@@ -84,7 +84,10 @@ def test_found_across_scripts(store: RecordStore, criteria: dict[str, Any],
 @pytest.mark.parametrize(
     "criteria",
     [{"name": "Petrov"}, {"name": "Shcherbakov Ivan", "birth_date": "1960"},
-     {"name": "Li Wei"}],
+     {"name": "Li Wei"},
+     # A namesake: the name agrees, the full birth date does not.
+     {"name": "Ivan Shcherbakov", "birth_date": "1980-03-11"},
+     {"name": "Hans Müller", "birth_date": "1957-05-05"}],
 )
 def test_below_the_threshold_is_no_hit(store: RecordStore, criteria: dict[str, Any]) -> None:
     assert search(store, criteria) == []

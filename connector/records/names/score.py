@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from itertools import permutations
 from typing import Any
 
-from rapidfuzz.distance import Indel
+from rapidfuzz.distance import OSA, Indel
 
 from connector.records.names.keys import canonical, skeleton
 from connector.records.names.normalise import PARTICLES, Name
@@ -15,9 +15,24 @@ from connector.records.names.normalise import PARTICLES, Name
 SIMILAR_FLOOR = 0.7
 """Below this a pair of name parts is not a match at all: unrelated names of five letters
 share about half their letters."""
+SIMILAR_FACTOR = 0.75
+"""Parts two or more edits apart that are not one name's spellings (Bednarek / Bednarczyk,
+Galina / Angelina) are mostly different names: their letters' similarity counts this much,
+so that one exact part does not carry a second that is another name."""
+NEAR_FACTOR = 0.9
+NEAR_TEXT = 0.8
+"""Parts whose sounds are one consonant apart and whose letters mostly agree (Alektseew /
+Alekseev) are more often one name spelt twice over: their similarity counts NEAR_FACTOR."""
+ABJAD = 0.88
+"""A romanised part with the recorded part's consonants, vowels supplied (Sahmaran / Shmran)."""
+TYPO_LENGTH = 0.6
+"""A part one edit (a letter replaced, added, left out, or two swapped) from the recorded
+one scores 1 - TYPO_LENGTH / its length: a typo says more in a long name than in a short
+one, where one letter makes another name (Vera / Veda)."""
+
 PHONETIC_BASE = 0.7
 """A same-skeleton pair's similarity starts here and rises with its shared letters."""
-EXTRA_PART_WEIGHT = 0.15
+EXTRA_PART_WEIGHT = 0.3
 """What a recorded name part the check does not mention costs."""
 EXTRA_MIDDLE_WEIGHT = 0.05
 """A dropped middle name (or patronymic) is the commonest difference between two writings
@@ -27,8 +42,11 @@ INITIAL_WEIGHT = 0.5
 DATE_WEIGHT = 0.2
 """The share of the score a birth date given on both sides decides."""
 DATE_AGREEMENT = {"exact": 1.0, "compatible_month": 0.95, "compatible_year": 0.9,
-                  "same_year": 0.2, "within_tolerance": 0.2}
-DATE_DIFFERS_FACTOR = 0.55
+                  "within_tolerance": 0.2}
+DATE_CONTRADICTS = {"same_year": 0.7, "differs": 0.5}
+"""A birth date that contradicts the record (the same year but another month or day, or
+years apart beyond the tolerance) multiplies the score: two full dates that disagree are
+two people, however alike the names."""
 NATIONALITY_DIFFERS_FACTOR = 0.9
 SEX_DIFFERS_FACTOR = 0.9
 DOCUMENT_SCORE = 0.97
@@ -42,7 +60,7 @@ class PartMatch:
     part: str
     matched: str | None
     field: str
-    how: str  # exact, variant, phonetic, similar, initial, joined, none
+    how: str  # exact, variant, phonetic, typo, similar, initial, joined, none
     similarity: float
 
     def reason(self) -> dict[str, Any]:
@@ -68,15 +86,43 @@ def part_similarity(query: str, recorded: str) -> tuple[float, str]:
     if canonical(query) == canonical(recorded):
         return 0.95, "variant"
     text = Indel.normalized_similarity(query, recorded)
-    skel = skeleton(query)
-    if skel == skeleton(recorded):
+    typo = min(len(query), len(recorded)) >= 3 and OSA.distance(query, recorded) == 1
+    typo_score = 1 - TYPO_LENGTH / max(len(query), len(recorded)) if typo else 0.0
+    skel, other = skeleton(query), skeleton(recorded)
+    if skel == other or _alternative(query) == other or skel == _alternative(recorded):
         # Same sounds: a transliteration or a vowel-less script, surer the closer the letters
         # and the more consonants agree (two say little: Lan / Lin, Weng / Wang).
-        base, weight = (PHONETIC_BASE, 0.25) if len(skel) >= 3 else (0.55, 0.35)
-        return min(0.95, base + weight * text), "phonetic"
-    sounds = Indel.normalized_similarity(skeleton(query), skeleton(recorded))
+        base, weight = (PHONETIC_BASE, 0.25) if len(other) >= 3 else (0.55, 0.35)
+        return min(0.95, max(typo_score, base + weight * text)), "phonetic"
+    if typo:
+        return typo_score, "typo"
+    bare, bare_recorded = _consonants(query), _consonants(recorded)
+    vowelless = min(len(query) - len(bare), len(recorded) - len(bare_recorded)) <= 1
+    if vowelless and len(bare_recorded) >= 3 and (bare == bare_recorded or (
+            len(bare_recorded) >= 4 and OSA.distance(bare, bare_recorded) == 1)):
+        # Arabic and Hebrew write few vowels, and every romanisation supplies its own:
+        # Sahmaran / Shmran, Tuhabet / Thabt are the same consonants. Only where one side
+        # has (almost) no vowels: Gromova / Abramova are not one name.
+        return (ABJAD if bare == bare_recorded else ABJAD - 0.1), "phonetic"
+    sounds = Indel.normalized_similarity(skel, other)
     similarity = max(text, 0.95 * sounds) if text >= 0.6 else text
-    return (similarity, "similar") if similarity >= SIMILAR_FLOOR else (0.0, "none")
+    if similarity < SIMILAR_FLOOR:
+        return 0.0, "none"
+    near = OSA.distance(skel, other) <= 1 and text >= NEAR_TEXT
+    return (NEAR_FACTOR if near else SIMILAR_FACTOR) * similarity, "similar"
+
+
+_VOWELS = str.maketrans("", "", "aeiou")
+
+
+def _consonants(token: str) -> str:
+    return token.translate(_VOWELS)
+
+
+def _alternative(token: str) -> str:
+    """The skeleton of the other reading of ch and j: German and Polish ch is the kh of
+    Х (Petuchowa / Petukhova), French j the zh of Ж (Jadan / Zhadan)."""
+    return skeleton(token.replace("ch", "kh").replace("j", "zh"))
 
 
 def compare_names(query: Sequence[str], recorded: Name) -> NameScore:
@@ -182,8 +228,8 @@ def score_person(query: PersonQuery, names: Sequence[Name], fields: Mapping[str,
     recorded_birth = fields.get("birth_date")
     if query.birth_date is not None and isinstance(recorded_birth, str):
         verdict = compare_birth_dates(query.birth_date, recorded_birth, query.birth_tolerance)
-        if verdict == "differs":
-            score *= DATE_DIFFERS_FACTOR
+        if verdict in DATE_CONTRADICTS:
+            score *= DATE_CONTRADICTS[verdict]
         else:
             score = (1 - DATE_WEIGHT) * score + DATE_WEIGHT * DATE_AGREEMENT[verdict]
         reasons.append({"field": "birth_date", "match": verdict})
