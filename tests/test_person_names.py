@@ -109,11 +109,11 @@ def test_a_misspelt_or_split_part_still_shares_a_pair_key(asked: str, recorded: 
         ("mohamed", "muhmd", "phonetic", 0.85),
         ("papadopulos", "papadopoulos", "phonetic", 0.9),
         ("shcherbakob", "shcherbakov", "typo", 0.9),
-        ("nciolas", "nicolas", "typo", 0.9),
+        ("nciolas", "nicolas", "typo", 0.88),
         ("sahmaran", "shmran", "phonetic", 0.85),      # vowels an Arabic record lacks
         ("petuchowa", "petukhova", "phonetic", 0.85),  # German ch for Х
         ("anjela", "anzhela", "phonetic", 0.85),       # French j for Ж
-        ("olcalan", "ocalan", "typo", 0.9),
+        ("olcalan", "ocalan", "typo", 0.88),
         ("bednarczyk", "bednarek", "similar", 0.6),
         ("j", "james", "initial", 1.0),
     ],
@@ -159,7 +159,7 @@ PERSONS: dict[str, dict[str, Any]] = {
          {"field": "birth_date", "match": "within_tolerance"}),
         ("cyrillic", PersonQuery(tokens=tokens("Chtcherbakov Ivan"), birth_date="1975"),
          0.88, 1.0, {"field": "last_name", "part": "chtcherbakov", "match": "phonetic",
-                     "matched": "shcherbakov", "similarity": 0.917}),
+                     "matched": "shcherbakov", "similarity": 0.898}),
         ("cyrillic", PersonQuery(tokens=tokens("I. Shcherbakov"), sex="female"), 0.7, 0.9,
          {"field": "sex", "match": "differs"}),
         ("greek", PersonQuery(tokens=tokens("Evangelos Papadopulos"), nationality=("GR",)),
@@ -180,10 +180,10 @@ PERSONS: dict[str, dict[str, Any]] = {
         # A typo in one part: the record is still a hit, and the reason says so.
         ("latin", PersonQuery(tokens=tokens("Zoe Lefebvre"), birth_date="1980"), 0.9, 1.0,
          {"field": "last_name", "part": "lefebvre", "match": "typo", "matched": "lefevre",
-          "similarity": 0.925}),
+          "similarity": 0.906}),
         ("chinese", PersonQuery(tokens=tokens("Wang Xiaoning")), 0.9, 1.0,
          {"field": "first_name", "part": "xiaoning", "match": "typo", "matched": "xiaoming",
-          "similarity": 0.925}),
+          "similarity": 0.906}),
         # A namesake whose full birth date contradicts the record's is well below 0.85.
         ("latin", PersonQuery(tokens=tokens("Zoe Lefevre"), birth_date="1980-07-14"),
          0.6, 0.75, {"field": "birth_date", "match": "same_year"}),

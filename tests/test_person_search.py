@@ -182,7 +182,7 @@ async def test_person_check_between_two_nodes(tmp_path: Path) -> None:
         assert "middle_name" not in hit.record
         reasons = list(hit.reasons or [])
         assert {"field": "last_name", "part": "chtcherbakov", "match": "phonetic",
-                "matched": "shcherbakov", "similarity": 0.917} in reasons
+                "matched": "shcherbakov", "similarity": 0.898} in reasons
         assert {"field": "birth_date", "match": "compatible_year"} in reasons
         assert {"field": "nationality", "match": "exact"} in reasons
         # The middle name is not shown at summary: no reason may name it.

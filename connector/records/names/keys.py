@@ -97,13 +97,17 @@ def deletions(skel: str) -> list[str]:
 
 
 def name_keys(tokens: Sequence[str], *, typos: bool = True) -> list[str]:
-    """A name's index keys, most selective first. `t`: one part's skeleton, or that
+    """A name's index keys, most selective first. `e`: two parts as spelt, order-free —
+    short names (Im Sang-ho, Eriş İnönü) have skeletons of a consonant or two that
+    thousands share, their letters far fewer. `t`: one part's skeleton, or that
     skeleton with one letter left out (`typos`), with another part's whole skeleton — so
     one misspelt part still meets its name through the other part, however common that
     one is. `q`: a part with the first two letters of another (a part spelt further off,
     a romanisation's tail). `s`: each part alone."""
     parts = key_parts(tokens)
-    keys = [f"t:{d}|{b}" for a, b in permutations(parts, 2)
+    spelt = sorted(dict.fromkeys(t for t in meaningful(tokens) if len(t) > 1))
+    keys = [f"e:{a}|{b}" for i, a in enumerate(spelt) for b in spelt[i + 1:]]
+    keys += [f"t:{d}|{b}" for a, b in permutations(parts, 2)
             for d in (deletions(a) if typos else [a])]
     keys += [f"q:{a}|{b[:2]}" for a, b in permutations(parts, 2)]
     keys += [f"s:{part}" for part in parts]
@@ -138,5 +142,5 @@ def query_keys(tokens: Sequence[str]) -> list[str]:
     parts = key_parts(tokens)
     if len(parts) == 1:
         out.update(dict.fromkeys(f"s:{d}" for d in deletions(parts[0])[1:]))
-    # Rare before common: pairs, then cut pairs, then single parts.
-    return sorted(out, key=lambda k: "tqs".index(k[0]))
+    # Rare before common: pairs as spelt, pairs by sound, then cut pairs, then single parts.
+    return sorted(out, key=lambda k: "etqs".index(k[0]))

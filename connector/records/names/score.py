@@ -25,14 +25,16 @@ NEAR_TEXT = 0.8
 Alekseev) are more often one name spelt twice over: their similarity counts NEAR_FACTOR."""
 ABJAD = 0.88
 """A romanised part with the recorded part's consonants, vowels supplied (Sahmaran / Shmran)."""
-TYPO_LENGTH = 0.6
+TYPO_LENGTH = 0.75
 """A part one edit (a letter replaced, added, left out, or two swapped) from the recorded
 one scores 1 - TYPO_LENGTH / its length: a typo says more in a long name than in a short
 one, where one letter makes another name (Vera / Veda)."""
 
-PHONETIC_BASE = 0.7
-"""A same-skeleton pair's similarity starts here and rises with its shared letters."""
-EXTRA_PART_WEIGHT = 0.3
+PHONETIC = (0.55, 0.4)
+PHONETIC_SHORT = (0.45, 0.45)
+"""A same-skeleton pair's similarity: base + weight × its letters' similarity (skeletons
+of three consonants or more, and of fewer)."""
+EXTRA_PART_WEIGHT = 0.15
 """What a recorded name part the check does not mention costs."""
 EXTRA_MIDDLE_WEIGHT = 0.05
 """A dropped middle name (or patronymic) is the commonest difference between two writings
@@ -41,12 +43,16 @@ INITIAL_WEIGHT = 0.5
 """An initial says less than a name: it counts half."""
 DATE_WEIGHT = 0.2
 """The share of the score a birth date given on both sides decides."""
-DATE_AGREEMENT = {"exact": 1.0, "compatible_month": 0.95, "compatible_year": 0.9,
+DATE_AGREEMENT = {"exact": 1.0, "compatible_month": 0.95, "compatible_year": 0.85,
                   "within_tolerance": 0.2}
 DATE_CONTRADICTS = {"same_year": 0.7, "differs": 0.5}
 """A birth date that contradicts the record (the same year but another month or day, or
 years apart beyond the tolerance) multiplies the score: two full dates that disagree are
 two people, however alike the names."""
+NO_DATE_SPELLING = 0.5
+"""With no birth date to compare, the name alone decides, and at a million persons some
+other person's name is always one spelling away: what the parts' spelling lacks counts
+half again (Malika Urbain / Malik Urbain). A name spelt the same loses nothing."""
 NATIONALITY_DIFFERS_FACTOR = 0.9
 SEX_DIFFERS_FACTOR = 0.9
 DOCUMENT_SCORE = 0.97
@@ -75,6 +81,7 @@ class PartMatch:
 class NameScore:
     score: float
     parts: tuple[PartMatch, ...]
+    spelling: float = 1.0  # the mean similarity of the check's parts, parts left out aside
 
 
 def part_similarity(query: str, recorded: str) -> tuple[float, str]:
@@ -89,21 +96,25 @@ def part_similarity(query: str, recorded: str) -> tuple[float, str]:
     typo = min(len(query), len(recorded)) >= 3 and OSA.distance(query, recorded) == 1
     typo_score = 1 - TYPO_LENGTH / max(len(query), len(recorded)) if typo else 0.0
     skel, other = skeleton(query), skeleton(recorded)
-    if skel == other or _alternative(query) == other or skel == _alternative(recorded):
-        # Same sounds: a transliteration or a vowel-less script, surer the closer the letters
-        # and the more consonants agree (two say little: Lan / Lin, Weng / Wang).
-        base, weight = (PHONETIC_BASE, 0.25) if len(other) >= 3 else (0.55, 0.35)
-        return min(0.95, max(typo_score, base + weight * text)), "phonetic"
-    if typo:
-        return typo_score, "typo"
     bare, bare_recorded = _consonants(query), _consonants(recorded)
     vowelless = min(len(query) - len(bare), len(recorded) - len(bare_recorded)) <= 1
+    abjad = 0.0
     if vowelless and len(bare_recorded) >= 3 and (bare == bare_recorded or (
             len(bare_recorded) >= 4 and OSA.distance(bare, bare_recorded) == 1)):
         # Arabic and Hebrew write few vowels, and every romanisation supplies its own:
         # Sahmaran / Shmran, Tuhabet / Thabt are the same consonants. Only where one side
         # has (almost) no vowels: Gromova / Abramova are not one name.
-        return (ABJAD if bare == bare_recorded else ABJAD - 0.1), "phonetic"
+        abjad = ABJAD if bare == bare_recorded else ABJAD - 0.1
+    if skel == other or _alternative(query) == other or skel == _alternative(recorded):
+        # Same sounds: a transliteration, surer the closer the letters and the more
+        # consonants agree (two say little: Lan / Lin, Weng / Wang); letters far apart with
+        # the same sounds are as often two names (Surina / Isern, Aerts / Rose).
+        base, weight = PHONETIC if len(other) >= 3 else PHONETIC_SHORT
+        return min(0.95, max(typo_score, abjad, base + weight * text)), "phonetic"
+    if typo:
+        return typo_score, "typo"
+    if abjad:
+        return abjad, "phonetic"
     sounds = Indel.normalized_similarity(skel, other)
     similarity = max(text, 0.95 * sounds) if text >= 0.6 else text
     if similarity < SIMILAR_FLOOR:
@@ -147,13 +158,13 @@ def compare_names(query: Sequence[str], recorded: Name) -> NameScore:
     weights = [INITIAL_WEIGHT if len(p.part) == 1 else 1.0 for p in parts]
     extra = sum(EXTRA_MIDDLE_WEIGHT if kept[j][1] == "middle_name" else EXTRA_PART_WEIGHT
                 for j in range(len(kept)) if j not in used_r)
-    score = sum(w * p.similarity for w, p in zip(weights, parts, strict=True)) \
-        / (sum(weights) + extra)
+    agreement = sum(w * p.similarity for w, p in zip(weights, parts, strict=True))
+    score = agreement / (sum(weights) + extra)
     if len(q) != len(kept) and len(kept) <= 4:
         joined = _joined(q, kept)
         if joined is not None and joined.score > score:
             return joined
-    return NameScore(score=score, parts=parts)
+    return NameScore(score=score, parts=parts, spelling=agreement / sum(weights))
 
 
 def _joined(query: Sequence[str], kept: Sequence[tuple[str, str]]) -> NameScore | None:
@@ -169,7 +180,7 @@ def _joined(query: Sequence[str], kept: Sequence[tuple[str, str]]) -> NameScore 
         return None
     part = PartMatch(part=" ".join(query), matched=" ".join(t for t, _ in order),
                      field=order[0][1], how="joined", similarity=best)
-    return NameScore(score=best * 0.97, parts=(part,))
+    return NameScore(score=best * 0.97, parts=(part,), spelling=best)
 
 
 def best_name(query: Sequence[str], names: Sequence[Name]) -> NameScore:
@@ -233,6 +244,8 @@ def score_person(query: PersonQuery, names: Sequence[Name], fields: Mapping[str,
         else:
             score = (1 - DATE_WEIGHT) * score + DATE_WEIGHT * DATE_AGREEMENT[verdict]
         reasons.append({"field": "birth_date", "match": verdict})
+    else:
+        score = max(0.0, score - NO_DATE_SPELLING * (1 - name.spelling))
     recorded_nationality = fields.get("nationality")
     if query.nationality and isinstance(recorded_nationality, list) and recorded_nationality:
         given, held = set(query.nationality), set(recorded_nationality)
