@@ -23,7 +23,7 @@ NEAR_FACTOR = 0.9
 NEAR_TEXT = 0.8
 """Parts whose sounds are one consonant apart and whose letters mostly agree (Alektseew /
 Alekseev) are more often one name spelt twice over: their similarity counts NEAR_FACTOR."""
-ABJAD = 0.88
+ABJAD = 0.93
 """A romanised part with the recorded part's consonants, vowels supplied (Sahmaran / Shmran)."""
 TYPO_LENGTH = 0.75
 """A part one edit (a letter replaced, added, left out, or two swapped) from the recorded
