@@ -194,6 +194,11 @@ PERSONS: dict[str, dict[str, Any]] = {
         ("greek", PersonQuery(tokens=tokens("Evangelia Papadopoulos"), birth_date="1969"),
          0.6, 0.84, {"field": "first_name", "part": "evangelia", "match": "similar",
                      "matched": "evangelos", "similarity": 0.633}),
+        # Another person who shares a given name: the check meets the middle name, not the
+        # first.
+        ("cyrillic", PersonQuery(tokens=tokens("Sergeevich Shcherbakov")), 0.6, 0.84,
+         {"field": "middle_name", "part": "sergeevich", "match": "exact",
+          "matched": "sergeevich", "similarity": 1.0}),
         ("chinese", PersonQuery(tokens=tokens("Li Wei")), 0.0, 0.3,
          {"field": "name", "part": "li", "match": "none"}),
     ],

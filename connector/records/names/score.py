@@ -36,6 +36,9 @@ PHONETIC_SHORT = (0.45, 0.45)
 of three consonants or more, and of fewer)."""
 EXTRA_PART_WEIGHT = 0.15
 """What a recorded name part the check does not mention costs."""
+OTHER_PERSON_WEIGHT = 0.5
+"""What a record's family name costs when a check of two parts or more meets none of it, or
+its first name when the check meets its middle name instead (see `_left_out`)."""
 EXTRA_MIDDLE_WEIGHT = 0.05
 """A dropped middle name (or patronymic) is the commonest difference between two writings
 of one name, so it costs least."""
@@ -156,7 +159,7 @@ def compare_names(query: Sequence[str], recorded: Name) -> NameScore:
     parts = tuple(used_q.get(i) or PartMatch(part=t, matched=None, field="name", how="none",
                                             similarity=0.0) for i, t in enumerate(q))
     weights = [INITIAL_WEIGHT if len(p.part) == 1 else 1.0 for p in parts]
-    extra = sum(EXTRA_MIDDLE_WEIGHT if kept[j][1] == "middle_name" else EXTRA_PART_WEIGHT
+    extra = sum(_left_out(kept[j][1], kept, used_r, len(q))
                 for j in range(len(kept)) if j not in used_r)
     agreement = sum(w * p.similarity for w, p in zip(weights, parts, strict=True))
     score = agreement / (sum(weights) + extra)
@@ -167,13 +170,33 @@ def compare_names(query: Sequence[str], recorded: Name) -> NameScore:
     return NameScore(score=score, parts=parts, spelling=agreement / sum(weights))
 
 
+def _left_out(field: str, kept: Sequence[tuple[str, str]], used: set[int], asked: int
+              ) -> float:
+    """What a recorded part the check does not match costs: little for a middle name, more
+    for a given or family name — and much more when the check named two parts or more and
+    met none of the record's family name, or met its middle name but none of its first:
+    the check then names another person who shares given names (Fabia Spinelli is not
+    Alessandra Fabia Spinelli, Ja Yun not Jeon Yun-ja)."""
+    if field == "middle_name":
+        return EXTRA_MIDDLE_WEIGHT
+    met = {kept[j][1] for j in used}
+    if asked >= 2 and field == "last_name" and "last_name" not in met:
+        return OTHER_PERSON_WEIGHT
+    if field == "first_name" and "first_name" not in met and "middle_name" in met:
+        return OTHER_PERSON_WEIGHT
+    return EXTRA_PART_WEIGHT
+
+
 def _joined(query: Sequence[str], kept: Sequence[tuple[str, str]]) -> NameScore | None:
     """Names written with parts split or joined differently (Xiao Ming / Xiaoming): the
     parts run together, in the recorded order that fits best."""
     whole = "".join(query)
     best, order = 0.0, None
     for perm in permutations(kept):
-        similarity = Indel.normalized_similarity(whole, "".join(t for t, _ in perm))
+        written = "".join(t for t, _ in perm)
+        if abs(len(written) - len(whole)) > 2:
+            continue  # a part left out, not parts split differently
+        similarity = Indel.normalized_similarity(whole, written)
         if similarity > best:
             best, order = similarity, perm
     if order is None or best < 0.9:
