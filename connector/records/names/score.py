@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from itertools import permutations
 from typing import Any
 
@@ -87,6 +88,7 @@ class NameScore:
     spelling: float = 1.0  # the mean similarity of the check's parts, parts left out aside
 
 
+@lru_cache(maxsize=1 << 17)
 def part_similarity(query: str, recorded: str) -> tuple[float, str]:
     """The similarity of two name parts in [0, 1] and what kind of match it is."""
     if query == recorded:
