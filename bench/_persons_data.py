@@ -13,19 +13,35 @@ from anyascii import anyascii
 
 from connector.records.names.normalise import to_latin
 
-# (Faker locale, nationality, script family, weight). Weights roughly follow who appears
-# in European wanted-person and watch lists; every script the connector claims is present.
-LOCALES = (
-    ("en_US", "US", "latin", 6), ("de_DE", "DE", "latin", 7), ("fr_FR", "FR", "latin", 7),
-    ("es_ES", "ES", "latin", 6), ("it_IT", "IT", "latin", 6), ("pl_PL", "PL", "latin", 5),
-    ("tr_TR", "TR", "latin", 6), ("cs_CZ", "CZ", "latin", 3), ("hu_HU", "HU", "latin", 3),
-    ("ro_RO", "RO", "latin", 4), ("pt_BR", "BR", "latin", 4),
-    ("ru_RU", "RU", "cyrillic", 8), ("uk_UA", "UA", "cyrillic", 6), ("bg_BG", "BG", "cyrillic", 3),
-    ("el_GR", "GR", "greek", 4), ("ar_AA", "SY", "arabic", 8), ("fa_IR", "IR", "arabic", 3),
-    ("he_IL", "IL", "hebrew", 2), ("zh_CN", "CN", "han", 5), ("ko_KR", "KR", "hangul", 2),
-    ("hy_AM", "AM", "armenian", 1), ("ka_GE", "GE", "georgian", 2),
-    ("hi_IN", "IN", "devanagari", 2),
+# (Faker locale, nationality, script family, weight, further Faker locales of the same
+# language whose name lists are added to the pools). Weights roughly follow who appears in
+# European wanted-person and watch lists; every script the connector claims is present.
+LOCALES: tuple[tuple[str, str, str, int, tuple[str, ...]], ...] = (
+    ("en_US", "US", "latin", 4, ("en_NZ",)), ("en_GB", "GB", "latin", 3, ("en_IE",)),
+    ("de_DE", "DE", "latin", 6, ("de_AT", "de_CH")), ("fr_FR", "FR", "latin", 6, ("fr_BE",)),
+    ("fr_CA", "CA", "latin", 1, ("fr_CH",)), ("nl_NL", "NL", "latin", 3, ("nl_BE",)),
+    ("es_ES", "ES", "latin", 5, ("es_CL",)), ("es_MX", "MX", "latin", 2, ("es_CO", "es_AR")),
+    ("it_IT", "IT", "latin", 5, ()), ("pt_BR", "BR", "latin", 3, ("pt_PT",)),
+    ("pl_PL", "PL", "latin", 5, ()), ("cs_CZ", "CZ", "latin", 2, ()),
+    ("sk_SK", "SK", "latin", 2, ()), ("hu_HU", "HU", "latin", 2, ()),
+    ("ro_RO", "RO", "latin", 4, ()), ("hr_HR", "HR", "latin", 2, ("sl_SI",)),
+    ("sv_SE", "SE", "latin", 2, ("no_NO", "da_DK")), ("fi_FI", "FI", "latin", 1, ("et_EE",)),
+    ("lt_LT", "LT", "latin", 1, ("lv_LV",)), ("tr_TR", "TR", "latin", 6, ()),
+    ("az_AZ", "AZ", "latin", 1, ("uz_UZ",)), ("id_ID", "ID", "latin", 1, ()),
+    ("yo_NG", "NG", "latin", 1, ("ha_NG",)),
+    ("ru_RU", "RU", "cyrillic", 7, ()), ("uk_UA", "UA", "cyrillic", 5, ()),
+    ("bg_BG", "BG", "cyrillic", 2, ()), ("mk_MK", "MK", "cyrillic", 1, ()),
+    ("el_GR", "GR", "greek", 4, ()), ("ar_AA", "SY", "arabic", 6, ("ar_PS",)),
+    ("ar_SA", "SA", "arabic", 2, ("ar_DZ",)), ("fa_IR", "IR", "arabic", 3, ()),
+    ("he_IL", "IL", "hebrew", 2, ()), ("zh_CN", "CN", "han", 5, ("zh_TW",)),
+    ("ko_KR", "KR", "hangul", 2, ()), ("hy_AM", "AM", "armenian", 1, ()),
+    ("ka_GE", "GE", "georgian", 2, ()), ("hi_IN", "IN", "devanagari", 2, ("mr_IN",)),
+    ("ne_NP", "NP", "devanagari", 1, ()), ("bn_BD", "BD", "bengali", 1, ()),
+    ("ta_IN", "LK", "tamil", 1, ()), ("th_TH", "TH", "thai", 1, ()),
 )
+# Romanian family names are largely patronymic (Ionescu, Petrescu, Constantinescu); Faker
+# lists 44, so the pool also takes each male given name's -escu form.
+_PATRONYMIC = {"ro_RO": "escu"}
 
 # Other ways Cyrillic is romanised than ICAO's: BGN/PCGN, French, German, scholarly.
 _CYRILLIC_SYSTEMS: tuple[dict[str, str], ...] = (
@@ -61,19 +77,42 @@ class Pools:
     last_female: list[str]
 
 
+def _provider(locale: str) -> Any:
+    return importlib.import_module(f"faker.providers.person.{locale}").Provider
+
+
+def _pooled(providers: Sequence[Any], *attrs: str) -> list[str]:
+    """One list from several providers' lists, each name once, blanks dropped."""
+    out: dict[str, None] = {}
+    for p in providers:
+        out.update(dict.fromkeys(n for n in _names(p, *attrs) if n.strip()))
+    return list(out)
+
+
+def _patronymics(given: Sequence[str], suffix: str) -> list[str]:
+    out = []
+    for name in given:
+        stem = name[:-1] if name[-1:] in "aeiuăy" else name
+        if len(stem) >= 3 and " " not in stem:
+            out.append(stem + suffix)
+    return out
+
+
 def load_pools() -> list[tuple[Pools, int]]:
     out = []
-    for locale, country, script, weight in LOCALES:
-        p = importlib.import_module(f"faker.providers.person.{locale}").Provider
-        male = _names(p, "first_names_male", "first_names")
-        female = _names(p, "first_names_female", "first_names")
-        last_male = _names(p, "last_names_male", "male_last_names", "last_names")
-        last_female = _names(p, "last_names_female", "unisex_last_names", "last_names")
-        # Faker's name lists hold a few placeholder-like or multi-word entries; keep names.
-        pools = Pools(locale=locale, nationality=country, script=script,
-                      male=[n for n in male if n.strip()], female=[n for n in female if n.strip()],
-                      last_male=[n for n in last_male if n.strip()],
-                      last_female=[n for n in last_female if n.strip()])
+    for locale, country, script, weight, more in LOCALES:
+        providers = [_provider(loc) for loc in (locale, *more)]
+        male = _pooled(providers, "first_names_male", "first_names")
+        female = _pooled(providers, "first_names_female", "first_names")
+        last_male = _pooled(providers, "last_names_male", "male_last_names", "last_names")
+        last_female = _pooled(providers, "last_names_female", "unisex_last_names",
+                              "last_names")
+        if locale in _PATRONYMIC:
+            derived = _patronymics(male, _PATRONYMIC[locale])
+            last_male += [n for n in derived if n not in last_male]
+            last_female += [n for n in derived if n not in last_female]
+        pools = Pools(locale=locale, nationality=country, script=script, male=male,
+                      female=female, last_male=last_male, last_female=last_female)
         out.append((pools, weight))
     return out
 

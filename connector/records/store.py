@@ -39,7 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from connector.dburl import async_url, redacted, sync_url
 from connector.errors import ConfigError
-from connector.records.kinds.base import KeyQuery, Kind, Match, Record, TextQuery
+from connector.records.kinds.base import KeyClass, KeyQuery, Kind, Match, Record, TextQuery
 from connector.records.kinds.registry import KINDS
 from connector.records.textindex import fold, for_dialect
 from connector.sources.provenance import Provenance, provenance_tables
@@ -479,31 +479,35 @@ class RecordStore:
 
     def _key_search(self, conn: Connection, category: Category, kind: Kind,
                     query: KeyQuery) -> list[Record]:
-        """The records sharing the most (rarity-weighted) keys with the query. Each key reads
-        at most per_key + 1 index entries, so a frequent surname costs no more than a rare
-        one; it is only counted when nothing rarer found a record."""
+        """The records with the most weight from the keys they share with the query: a key
+        held by n records gives each its class's weight / n. Each key reads at most its
+        class's per_key + 1 index entries, so a frequent surname costs no more than a rare
+        one; a key held by more is counted only when nothing rarer found a record."""
         table = self.key_tables.get(category)
         if table is None or not query.keys:
             return []
         stmt, sql, fixed = self._key_statement(category)
         raw = conn is self._conn and self._raw is not None
+        classes = dict(query.classes)
+        default = KeyClass(per_key=query.per_key)
         weights: dict[str, float] = {}
-        common: list[list[str]] = []
+        common: list[tuple[list[str], float]] = []
         for key in query.keys:
-            params = {"key": key_hash(key), "limit": query.per_key + 1}
+            cls = classes.get(key.partition(":")[0], default)
+            params = {"key": key_hash(key), "limit": cls.per_key + 1}
             if raw:
                 ids = [r[0] for r in self._raw.execute(sql, {**fixed, **params})]
             else:
                 ids = [r[0] for r in conn.execute(stmt, params)]
-            if len(ids) > query.per_key:
-                common.append(ids[:query.per_key])
+            if len(ids) > cls.per_key:
+                common.append((ids[:cls.per_key], cls.weight / cls.per_key))
                 continue
             for record_id in ids:
-                weights[record_id] = weights.get(record_id, 0.0) + 1.0 / len(ids)
+                weights[record_id] = weights.get(record_id, 0.0) + cls.weight / len(ids)
         if not weights:
-            for ids in common:
+            for ids, weight in common:
                 for record_id in ids:
-                    weights[record_id] = weights.get(record_id, 0.0) + 1.0 / query.per_key
+                    weights[record_id] = weights.get(record_id, 0.0) + weight
         chosen = sorted(weights, key=lambda i: -weights[i])[:query.candidates]
         return self._get_many_on(conn, category, chosen)
 

@@ -53,15 +53,28 @@ class TextQuery:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class KeyClass:
+    """What one class of search key (the text before its first `:`) is worth: `weight` is
+    what a record gains by sharing one such key held by that record alone (a key held by n
+    records gives each weight / n), and a key held by more than `per_key` records is read
+    no further."""
+
+    weight: float = 1.0
+    per_key: int = 200
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class KeyQuery:
     """Search keys (see `Kind.search_keys`) whose records are a check's candidates, rarest
-    first. A key held by more than `per_key` records says little and is used only when no
-    rarer one finds anything; at most `candidates` records, those sharing the most rare
-    keys, are scored."""
+    first. A key held by more than its class's `per_key` records (`per_key` for a key of
+    no class in `classes`) says little and is used only when no rarer one finds anything;
+    at most `candidates` records, those with the most weight from the keys they share, are
+    scored."""
 
     keys: tuple[str, ...]
     per_key: int = 200
     candidates: int = 150
+    classes: tuple[tuple[str, KeyClass], ...] = ()
 
 
 Lookup = Mapping[str, str] | TextQuery | KeyQuery

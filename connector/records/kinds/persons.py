@@ -21,6 +21,7 @@ from pydantic import (
 from connector.errors import InvalidCriteria
 from connector.records.documents import MAX_KEY_LENGTH, normalise_document_number
 from connector.records.kinds.base import (
+    KeyClass,
     KeyColumn,
     KeyQuery,
     Kind,
@@ -43,6 +44,16 @@ DOC_COLUMNS = ("doc1", "doc2", "doc3", "doc4")
 """Key columns holding a person's first four distinct document-number keys."""
 CONTRADICTED_SCORE = 0.6
 """The score of an identifier match whose birth date or nationality disagrees with the check."""
+
+KEY_CLASSES = (("e", KeyClass(weight=1.0, per_key=300)), ("t", KeyClass(weight=1.0, per_key=300)),
+               ("q", KeyClass(weight=0.4, per_key=200)), ("s", KeyClass(weight=0.2, per_key=150)))
+"""Name keys by what they say: a pair of parts (as spelt, or by sound with one perhaps
+misspelt) says most and may be shared by a few hundred namesakes before it is ignored; a
+part with two letters of another says less; a single part least, and one held by more than
+150 records only when nothing else finds anyone."""
+CANDIDATES = 100
+"""Records scored per name check: those the keys weigh most. Enough for the namesakes of a
+common name, few enough that scoring stays within a few milliseconds."""
 
 _REF_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _PARTIAL_DATE_RE = re.compile(r"(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
@@ -429,7 +440,8 @@ class PersonKind(Kind):
 
     def lookups(self, criteria: PersonCriteria) -> Sequence[Lookup]:
         if criteria.by_name:
-            found: list[Lookup] = [KeyQuery(keys=tuple(query_keys(criteria.tokens)))]
+            found: list[Lookup] = [KeyQuery(keys=tuple(query_keys(criteria.tokens)),
+                                            classes=KEY_CLASSES, candidates=CANDIDATES)]
             if criteria.document_key is not None:
                 found += [{column: criteria.document_key} for column in DOC_COLUMNS]
             return found

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
-from itertools import combinations
+from itertools import permutations
 
 from connector.records.names.normalise import meaningful
 
@@ -83,10 +83,9 @@ def key_parts(tokens: Sequence[str]) -> list[str]:
     return out
 
 
-DELETION_FROM = 4
-"""Skeletons this long or longer are also keyed with each one letter left out (`d`): a typo
-in a long name part (Tomczak / Tnmczak) then still shares a key with it, where the rest
-of the name may be too common (Karol) to find it alone."""
+DELETION_FROM = 2
+"""Skeletons this long or longer are also keyed with each one letter left out: a typo in a
+name part (Tomczak / Tnmczak, Nicolas / Nciolas) then still shares a key with it."""
 
 
 def deletions(skel: str) -> list[str]:
@@ -97,33 +96,51 @@ def deletions(skel: str) -> list[str]:
     return list(dict.fromkeys([skel, *(skel[:i] + skel[i + 1:] for i in range(len(skel)))]))
 
 
-def name_keys(tokens: Sequence[str]) -> list[str]:
-    """A name's index keys, most selective first: each pair of its parts in either order
-    (`p`), each pair with the second part cut to two letters (`q`: one misspelt part still
-    finds it), each long part with a letter left out (`d`), and each part alone (`s`)."""
+def name_keys(tokens: Sequence[str], *, typos: bool = True) -> list[str]:
+    """A name's index keys, most selective first. `e`: two parts as spelt, order-free —
+    short names (Im Sang-ho, Eriş İnönü) have skeletons of a consonant or two that
+    thousands share, their letters far fewer. `t`: one part's skeleton, or that
+    skeleton with one letter left out (`typos`), with another part's whole skeleton — so
+    one misspelt part still meets its name through the other part, however common that
+    one is. `q`: a part with the first two letters of another (a part spelt further off,
+    a romanisation's tail). `s`: each part alone."""
     parts = key_parts(tokens)
-    pairs = [tuple(sorted(pair)) for pair in combinations(parts, 2)]
-    keys = [f"p:{a}|{b}" for a, b in pairs]
-    keys += [f"q:{a}|{b[:2]}" for x, y in pairs for a, b in ((x, y), (y, x))]
-    keys += [f"d:{d}" for part in parts if len(part) >= DELETION_FROM for d in deletions(part)]
+    spelt = sorted(dict.fromkeys(t for t in meaningful(tokens) if len(t) > 1))
+    keys = [f"e:{a}|{b}" for i, a in enumerate(spelt) for b in spelt[i + 1:]]
+    keys += [f"t:{d}|{b}" for a, b in permutations(parts, 2)
+            for d in (deletions(a) if typos else [a])]
+    keys += [f"q:{a}|{b[:2]}" for a, b in permutations(parts, 2)]
     keys += [f"s:{part}" for part in parts]
     return [k[:MAX_KEY] for k in dict.fromkeys(keys)]
 
 
+def _joined(tokens: Sequence[str]) -> list[list[str]]:
+    """The name with two adjacent parts run together, each way (Xiao Ming / Xiaoming)."""
+    return [[*tokens[:i], tokens[i] + tokens[i + 1], *tokens[i + 2:]]
+            for i in range(len(tokens) - 1)]
+
+
 def record_keys(names: Iterable[Sequence[str]]) -> list[str]:
-    """The keys of every written form of a person's name, each once."""
+    """The keys of every written form of a person's name, each once; also of each form with
+    two adjacent parts joined, without typo keys (a typo and a different split at once is
+    left to the other keys)."""
     out: dict[str, None] = {}
     for tokens in names:
         out.update(dict.fromkeys(name_keys(tokens)))
+        for joined in _joined(meaningful(tokens)):
+            out.update(dict.fromkeys(name_keys(joined, typos=False)))
     return list(out)
 
 
 def query_keys(tokens: Sequence[str]) -> list[str]:
     """The keys a check looks up: those of its name, then those of its name with two
-    adjacent parts joined (Xiao Ming / Xiaoming, Abdul Rahman / Abdulrahman)."""
+    adjacent parts joined. A single part also looks up its skeleton with a letter left
+    out, which meets a record's name written with one letter fewer."""
     out = dict.fromkeys(name_keys(tokens))
-    for i in range(len(tokens) - 1):
-        joined = [*tokens[:i], tokens[i] + tokens[i + 1], *tokens[i + 2:]]
-        out.update(dict.fromkeys(name_keys(joined)))
-    # Rare before common: pairs, then cut pairs, then single parts.
-    return sorted(out, key=lambda k: "pqds".index(k[0]))
+    for joined in _joined(meaningful(tokens)):
+        out.update(dict.fromkeys(name_keys(joined, typos=False)))
+    parts = key_parts(tokens)
+    if len(parts) == 1:
+        out.update(dict.fromkeys(f"s:{d}" for d in deletions(parts[0])[1:]))
+    # Rare before common: pairs as spelt, pairs by sound, then cut pairs, then single parts.
+    return sorted(out, key=lambda k: "etqs".index(k[0]))

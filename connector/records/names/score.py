@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from itertools import permutations
 from typing import Any
 
-from rapidfuzz.distance import Indel
+from rapidfuzz.distance import OSA, Indel
 
 from connector.records.names.keys import canonical, skeleton
 from connector.records.names.normalise import PARTICLES, Name
@@ -15,10 +16,30 @@ from connector.records.names.normalise import PARTICLES, Name
 SIMILAR_FLOOR = 0.7
 """Below this a pair of name parts is not a match at all: unrelated names of five letters
 share about half their letters."""
-PHONETIC_BASE = 0.7
-"""A same-skeleton pair's similarity starts here and rises with its shared letters."""
+SIMILAR_FACTOR = 0.75
+"""Parts two or more edits apart that are not one name's spellings (Bednarek / Bednarczyk,
+Galina / Angelina) are mostly different names: their letters' similarity counts this much,
+so that one exact part does not carry a second that is another name."""
+NEAR_FACTOR = 0.9
+NEAR_TEXT = 0.8
+"""Parts whose sounds are one consonant apart and whose letters mostly agree (Alektseew /
+Alekseev) are more often one name spelt twice over: their similarity counts NEAR_FACTOR."""
+ABJAD = 0.93
+"""A romanised part with the recorded part's consonants, vowels supplied (Sahmaran / Shmran)."""
+TYPO_LENGTH = 0.75
+"""A part one edit (a letter replaced, added, left out, or two swapped) from the recorded
+one scores 1 - TYPO_LENGTH / its length: a typo says more in a long name than in a short
+one, where one letter makes another name (Vera / Veda)."""
+
+PHONETIC = (0.55, 0.4)
+PHONETIC_SHORT = (0.45, 0.45)
+"""A same-skeleton pair's similarity: base + weight × its letters' similarity (skeletons
+of three consonants or more, and of fewer)."""
 EXTRA_PART_WEIGHT = 0.15
 """What a recorded name part the check does not mention costs."""
+OTHER_PERSON_WEIGHT = 0.5
+"""What a record's family name costs when a check of two parts or more meets none of it, or
+its first name when the check meets its middle name instead (see `_left_out`)."""
 EXTRA_MIDDLE_WEIGHT = 0.05
 """A dropped middle name (or patronymic) is the commonest difference between two writings
 of one name, so it costs least."""
@@ -26,9 +47,16 @@ INITIAL_WEIGHT = 0.5
 """An initial says less than a name: it counts half."""
 DATE_WEIGHT = 0.2
 """The share of the score a birth date given on both sides decides."""
-DATE_AGREEMENT = {"exact": 1.0, "compatible_month": 0.95, "compatible_year": 0.9,
-                  "same_year": 0.2, "within_tolerance": 0.2}
-DATE_DIFFERS_FACTOR = 0.55
+DATE_AGREEMENT = {"exact": 1.0, "compatible_month": 0.95, "compatible_year": 0.85,
+                  "within_tolerance": 0.2}
+DATE_CONTRADICTS = {"same_year": 0.7, "differs": 0.5}
+"""A birth date that contradicts the record (the same year but another month or day, or
+years apart beyond the tolerance) multiplies the score: two full dates that disagree are
+two people, however alike the names."""
+NO_DATE_SPELLING = 0.5
+"""With no birth date to compare, the name alone decides, and at a million persons some
+other person's name is always one spelling away: what the parts' spelling lacks counts
+half again (Malika Urbain / Malik Urbain). A name spelt the same loses nothing."""
 NATIONALITY_DIFFERS_FACTOR = 0.9
 SEX_DIFFERS_FACTOR = 0.9
 DOCUMENT_SCORE = 0.97
@@ -42,7 +70,7 @@ class PartMatch:
     part: str
     matched: str | None
     field: str
-    how: str  # exact, variant, phonetic, similar, initial, joined, none
+    how: str  # exact, variant, phonetic, typo, similar, initial, joined, none
     similarity: float
 
     def reason(self) -> dict[str, Any]:
@@ -57,8 +85,10 @@ class PartMatch:
 class NameScore:
     score: float
     parts: tuple[PartMatch, ...]
+    spelling: float = 1.0  # the mean similarity of the check's parts, parts left out aside
 
 
+@lru_cache(maxsize=1 << 17)
 def part_similarity(query: str, recorded: str) -> tuple[float, str]:
     """The similarity of two name parts in [0, 1] and what kind of match it is."""
     if query == recorded:
@@ -68,15 +98,47 @@ def part_similarity(query: str, recorded: str) -> tuple[float, str]:
     if canonical(query) == canonical(recorded):
         return 0.95, "variant"
     text = Indel.normalized_similarity(query, recorded)
-    skel = skeleton(query)
-    if skel == skeleton(recorded):
-        # Same sounds: a transliteration or a vowel-less script, surer the closer the letters
-        # and the more consonants agree (two say little: Lan / Lin, Weng / Wang).
-        base, weight = (PHONETIC_BASE, 0.25) if len(skel) >= 3 else (0.55, 0.35)
-        return min(0.95, base + weight * text), "phonetic"
-    sounds = Indel.normalized_similarity(skeleton(query), skeleton(recorded))
+    typo = min(len(query), len(recorded)) >= 3 and OSA.distance(query, recorded) == 1
+    typo_score = 1 - TYPO_LENGTH / max(len(query), len(recorded)) if typo else 0.0
+    skel, other = skeleton(query), skeleton(recorded)
+    bare, bare_recorded = _consonants(query), _consonants(recorded)
+    vowelless = min(len(query) - len(bare), len(recorded) - len(bare_recorded)) <= 1
+    abjad = 0.0
+    if vowelless and len(bare_recorded) >= 3 and (bare == bare_recorded or (
+            len(bare_recorded) >= 4 and OSA.distance(bare, bare_recorded) == 1)):
+        # Arabic and Hebrew write few vowels, and every romanisation supplies its own:
+        # Sahmaran / Shmran, Tuhabet / Thabt are the same consonants. Only where one side
+        # has (almost) no vowels: Gromova / Abramova are not one name.
+        abjad = ABJAD if bare == bare_recorded else ABJAD - 0.1
+    if skel == other or _alternative(query) == other or skel == _alternative(recorded):
+        # Same sounds: a transliteration, surer the closer the letters and the more
+        # consonants agree (two say little: Lan / Lin, Weng / Wang); letters far apart with
+        # the same sounds are as often two names (Surina / Isern, Aerts / Rose).
+        base, weight = PHONETIC if len(other) >= 3 else PHONETIC_SHORT
+        return min(0.95, max(typo_score, abjad, base + weight * text)), "phonetic"
+    if typo:
+        return typo_score, "typo"
+    if abjad:
+        return abjad, "phonetic"
+    sounds = Indel.normalized_similarity(skel, other)
     similarity = max(text, 0.95 * sounds) if text >= 0.6 else text
-    return (similarity, "similar") if similarity >= SIMILAR_FLOOR else (0.0, "none")
+    if similarity < SIMILAR_FLOOR:
+        return 0.0, "none"
+    near = OSA.distance(skel, other) <= 1 and text >= NEAR_TEXT
+    return (NEAR_FACTOR if near else SIMILAR_FACTOR) * similarity, "similar"
+
+
+_VOWELS = str.maketrans("", "", "aeiou")
+
+
+def _consonants(token: str) -> str:
+    return token.translate(_VOWELS)
+
+
+def _alternative(token: str) -> str:
+    """The skeleton of the other reading of ch and j: German and Polish ch is the kh of
+    Х (Petuchowa / Petukhova), French j the zh of Ж (Jadan / Zhadan)."""
+    return skeleton(token.replace("ch", "kh").replace("j", "zh"))
 
 
 def compare_names(query: Sequence[str], recorded: Name) -> NameScore:
@@ -99,15 +161,32 @@ def compare_names(query: Sequence[str], recorded: Name) -> NameScore:
     parts = tuple(used_q.get(i) or PartMatch(part=t, matched=None, field="name", how="none",
                                             similarity=0.0) for i, t in enumerate(q))
     weights = [INITIAL_WEIGHT if len(p.part) == 1 else 1.0 for p in parts]
-    extra = sum(EXTRA_MIDDLE_WEIGHT if kept[j][1] == "middle_name" else EXTRA_PART_WEIGHT
+    extra = sum(_left_out(kept[j][1], kept, used_r, len(q))
                 for j in range(len(kept)) if j not in used_r)
-    score = sum(w * p.similarity for w, p in zip(weights, parts, strict=True)) \
-        / (sum(weights) + extra)
+    agreement = sum(w * p.similarity for w, p in zip(weights, parts, strict=True))
+    score = agreement / (sum(weights) + extra)
     if len(q) != len(kept) and len(kept) <= 4:
         joined = _joined(q, kept)
         if joined is not None and joined.score > score:
             return joined
-    return NameScore(score=score, parts=parts)
+    return NameScore(score=score, parts=parts, spelling=agreement / sum(weights))
+
+
+def _left_out(field: str, kept: Sequence[tuple[str, str]], used: set[int], asked: int
+              ) -> float:
+    """What a recorded part the check does not match costs: little for a middle name, more
+    for a given or family name — and much more when the check named two parts or more and
+    met none of the record's family name, or met its middle name but none of its first:
+    the check then names another person who shares given names (Fabia Spinelli is not
+    Alessandra Fabia Spinelli, Ja Yun not Jeon Yun-ja)."""
+    if field == "middle_name":
+        return EXTRA_MIDDLE_WEIGHT
+    met = {kept[j][1] for j in used}
+    if asked >= 2 and field == "last_name" and "last_name" not in met:
+        return OTHER_PERSON_WEIGHT
+    if field == "first_name" and "first_name" not in met and "middle_name" in met:
+        return OTHER_PERSON_WEIGHT
+    return EXTRA_PART_WEIGHT
 
 
 def _joined(query: Sequence[str], kept: Sequence[tuple[str, str]]) -> NameScore | None:
@@ -116,14 +195,17 @@ def _joined(query: Sequence[str], kept: Sequence[tuple[str, str]]) -> NameScore 
     whole = "".join(query)
     best, order = 0.0, None
     for perm in permutations(kept):
-        similarity = Indel.normalized_similarity(whole, "".join(t for t, _ in perm))
+        written = "".join(t for t, _ in perm)
+        if abs(len(written) - len(whole)) > 2:
+            continue  # a part left out, not parts split differently
+        similarity = Indel.normalized_similarity(whole, written)
         if similarity > best:
             best, order = similarity, perm
     if order is None or best < 0.9:
         return None
     part = PartMatch(part=" ".join(query), matched=" ".join(t for t, _ in order),
                      field=order[0][1], how="joined", similarity=best)
-    return NameScore(score=best * 0.97, parts=(part,))
+    return NameScore(score=best * 0.97, parts=(part,), spelling=best)
 
 
 def best_name(query: Sequence[str], names: Sequence[Name]) -> NameScore:
@@ -182,11 +264,13 @@ def score_person(query: PersonQuery, names: Sequence[Name], fields: Mapping[str,
     recorded_birth = fields.get("birth_date")
     if query.birth_date is not None and isinstance(recorded_birth, str):
         verdict = compare_birth_dates(query.birth_date, recorded_birth, query.birth_tolerance)
-        if verdict == "differs":
-            score *= DATE_DIFFERS_FACTOR
+        if verdict in DATE_CONTRADICTS:
+            score *= DATE_CONTRADICTS[verdict]
         else:
             score = (1 - DATE_WEIGHT) * score + DATE_WEIGHT * DATE_AGREEMENT[verdict]
         reasons.append({"field": "birth_date", "match": verdict})
+    else:
+        score = max(0.0, score - NO_DATE_SPELLING * (1 - name.spelling))
     recorded_nationality = fields.get("nationality")
     if query.nationality and isinstance(recorded_nationality, list) and recorded_nationality:
         given, held = set(query.nationality), set(recorded_nationality)
