@@ -124,6 +124,10 @@ NODE = web.AppKey("node", Node)
 
 async def records_ctx(app: web.Application) -> AsyncIterator[None]:
     store = app[NODE].open_records(serving=True)
+    outdated = store.keys_outdated()
+    if outdated:
+        log.warning("search_keys_outdated", categories=[c.value for c in outdated],
+                    hint="run `ncb-connector db upgrade` (or `records reindex`)")
     app[RECORDS] = store
     yield
     await store.aclose()

@@ -491,7 +491,7 @@ def db_status(config_path: Path) -> None:
     from connector.migrations import migration_engine, status
 
     settings = _settings(config_path)
-    behind = False
+    behind, current = False, True
     for schema, name, url in _databases(settings):
         engine = migration_engine(url)
         try:
@@ -503,8 +503,20 @@ def db_status(config_path: Path) -> None:
                  if found.empty else "unknown revision: newer software?" if not found.known
                  else "needs `ncb-connector db upgrade`")
         behind = behind or not (found.up_to_date or found.empty)
+        current = current and found.up_to_date
         click.echo(f"{name:12} {redacted(url)}\n{'':12} at {found.current or '-'}, "
                    f"this version needs {found.head}: {state}")
+    if current:  # the records' search keys: only of a database that exists and is current
+        from connector.records.store import RecordStore
+
+        store = RecordStore.open(settings.records_url)
+        try:
+            for category in store.keys_outdated():
+                behind = True
+                click.echo(f"{category.value}: search keys made by another version: run "
+                           "`ncb-connector db upgrade` (or `records reindex`)")
+        finally:
+            store.close()
     if behind:
         raise SystemExit(1)
 
@@ -531,16 +543,15 @@ def db_upgrade(config_path: Path) -> None:
 
 
 def _key_unkeyed_records(settings: Settings) -> None:
-    """Records held before their kind had search keys (name search for persons) get them
-    now: an upgrade must not leave them findable by reference only."""
+    """Records whose search keys another version made, or none, get them made now: an
+    upgrade must not leave persons findable by reference only, or by the old keys."""
     from connector.records.store import RecordStore
 
     store = RecordStore.open(settings.records_url)
     try:
-        for category in store.key_tables:
-            if store.count(category) and not store.key_count(category):
-                n = store.rebuild_keys(category)
-                click.echo(f"{category.value}: search keys made for {n} record(s)")
+        for category in store.keys_outdated():
+            n = store.rebuild_keys(category)
+            click.echo(f"{category.value}: search keys made for {n} record(s)")
     finally:
         store.close()
 

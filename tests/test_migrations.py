@@ -161,3 +161,27 @@ def test_a_failed_upgrade_leaves_the_database_as_it_was(db_url: DatabaseUrl) -> 
     finally:
         engine.dispose()
     RecordStore.open(url).close()
+
+
+def test_keys_made_by_another_version_are_reported_and_made_anew(tmp_path: Path) -> None:
+    import io
+
+    from connector.records.importer import import_stream
+    from connector.vocabulary import Category
+
+    config, _, _ = init(tmp_path, "DE")
+    cli("db", "upgrade", config=config)
+    url = f"sqlite:///{tmp_path / 'DE' / 'records.db'}"
+    store = RecordStore.open(url)
+    import_stream(store, io.BytesIO(b'{"id": "DE-1", "first_name": "Erika", "last_name": '
+                                    b'"Mustermann", "warrant_country": "DE"}\n'),
+                  category=Category.WANTED_PERSONS, fmt="ndjson")
+    assert store.keys_outdated() == []
+    store.close()
+    run_sql(url, "UPDATE record_meta SET value = '1' WHERE key = 'keys:wanted_persons'")
+    status = cli("db", "status", config=config, check=False)
+    assert status.returncode == 1
+    assert "wanted_persons: search keys made by another version" in status.stdout
+    assert "wanted_persons: search keys made for 1 record(s)" in cli(
+        "db", "upgrade", config=config).stdout
+    assert cli("db", "status", config=config).returncode == 0

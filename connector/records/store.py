@@ -185,6 +185,28 @@ class RecordStore:
             self._conn.execute(self._meta.insert().values(key="ref_secret", value=secret))
         self._conn.commit()
         self._secret = bytes.fromhex(secret)
+        for category in self.key_tables:
+            # An empty category is keyed by this version from its first record on.
+            if self._keys_version(category) is None and not self.count(category):
+                self._set_keys_version(category)
+        self._conn.commit()
+
+    def _keys_version(self, category: Category) -> str | None:
+        return self._conn.execute(select(self._meta.c.value).where(
+            self._meta.c.key == f"keys:{category.value}")).scalar()
+
+    def _set_keys_version(self, category: Category) -> None:
+        self._conn.execute(delete(self._meta).where(
+            self._meta.c.key == f"keys:{category.value}"))
+        self._conn.execute(self._meta.insert().values(
+            key=f"keys:{category.value}", value=self.kinds[category].keys_version or "-"))
+
+    def keys_outdated(self) -> list[Category]:
+        """Keyed categories whose search keys another version made (or none made): name
+        search finds far fewer there until `db upgrade` or `records reindex`."""
+        return [c for c in self.key_tables
+                if self._keys_version(c) != (self.kinds[c].keys_version or "-")
+                or (self.count(c) and not self.key_count(c))]
 
     def close(self) -> None:
         self._conn.close()
@@ -395,6 +417,7 @@ class RecordStore:
                 self._conn.execute(keys.insert(), pairs)
             done += len(records)
             last = records[-1].id
+        self._set_keys_version(category)
         self._conn.commit()
         return done
 

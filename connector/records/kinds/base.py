@@ -94,6 +94,9 @@ class Kind(ABC):
     text_fields: tuple[str, ...] = ()  # fields kept in the full-text index, if any
     searchable: bool = True  # False: held and importable, but no matcher answers checks yet
     keyed: bool = False  # True: the store keeps `search_keys` of each record in a side table
+    # Changes whenever `search_keys` makes different keys: a store whose keys were made by
+    # another version must make them anew (`db upgrade`, `records reindex`).
+    keys_version: str = ""
 
     @abstractmethod
     def parse_row(self, raw: Mapping[str, Any]) -> Record:

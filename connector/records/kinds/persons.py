@@ -428,6 +428,7 @@ class PersonKind(Kind):
         return person_criteria(raw)
 
     keyed = True
+    keys_version = "2"  # 2: typo keys per part, exact pairs for short names, joined parts
 
     def search_keys(self, record: Record) -> list[str]:
         return record_keys(n.tokens for n in names_of(record.fields))
