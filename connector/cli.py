@@ -35,7 +35,7 @@ def _console(*, stderr: bool) -> Console:
     stream = sys.stderr if stderr else sys.stdout
     # Piped output is for grep and scripts: a table's row stays on one line, not wrapped
     # at the 80 columns rich assumes without a terminal.
-    width = None if stream.isatty() or os.environ.get("COLUMNS") else 400
+    width = None if stream.isatty() or os.environ.get("COLUMNS") else 240
     return Console(stderr=stderr, highlight=False, emoji=False, width=width)
 
 
