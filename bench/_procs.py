@@ -10,10 +10,11 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -178,3 +179,15 @@ def run(argv: Sequence[str], *, timeout: float, what: str,
     except subprocess.TimeoutExpired as exc:
         raise RuntimeError(f"{what} took longer than {timeout:.0f} s") from exc
     return done
+
+
+@contextlib.contextmanager
+def workdir(keep: Path | None, *, prefix: str = "ncb-bench-") -> Iterator[Path]:
+    """Where a benchmark run works: `keep` (new, kept afterwards), else a temporary
+    directory removed at the end."""
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=False)
+        yield keep.resolve()
+        return
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        yield Path(tmp)

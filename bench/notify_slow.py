@@ -716,7 +716,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _procs.install_cleanup()
     started = time.monotonic()
     try:
-        with peer_api.workdir(opts.keep) as root:
+        with _procs.workdir(opts.keep) as root:
             report = run_bench(root, opts)
     finally:
         _procs.stop_all()

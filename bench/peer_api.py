@@ -13,9 +13,8 @@ import signal
 import sqlite3
 import statistics
 import sys
-import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import version
@@ -556,22 +555,12 @@ def parse(argv: Sequence[str]) -> Options:
                    write_docs=not a.no_docs, keep=a.keep)
 
 
-@contextlib.contextmanager
-def workdir(keep: Path | None) -> Iterator[Path]:
-    if keep is not None:
-        keep.mkdir(parents=True, exist_ok=False)
-        yield keep.resolve()
-        return
-    with tempfile.TemporaryDirectory(prefix="ncb-bench-") as tmp:
-        yield Path(tmp)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     opts = parse(sys.argv[1:] if argv is None else argv)
     _procs.install_cleanup()
     started = time.monotonic()
     try:
-        with workdir(opts.keep) as root:
+        with _procs.workdir(opts.keep) as root:
             report = run_bench(root, opts)
     finally:
         _procs.stop_all()

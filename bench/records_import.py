@@ -32,7 +32,6 @@ import resource
 import shutil
 import sqlite3
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -797,23 +796,13 @@ def parse(argv: Sequence[str]) -> Options:
                    keep=a.keep)
 
 
-@contextlib.contextmanager
-def workdir(keep: Path | None) -> Iterator[Path]:
-    if keep is not None:
-        keep.mkdir(parents=True, exist_ok=False)
-        yield keep.resolve()
-        return
-    with tempfile.TemporaryDirectory(prefix="ncb-bench-records-") as tmp:
-        yield Path(tmp)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     opts = parse(sys.argv[1:] if argv is None else argv)
     configure_logging(fmt="json", level="error")
     _procs.install_cleanup()
     started = time.monotonic()
     try:
-        with workdir(opts.keep) as root:
+        with _procs.workdir(opts.keep, prefix="ncb-bench-records-") as root:
             report = run_bench(root, opts)
     finally:
         _procs.stop_all()

@@ -46,7 +46,6 @@ from bench.records_import import (
     probes,
     raw_statements,
     timed,
-    workdir,
 )
 from connector import pgtemp
 from connector.logs import configure_logging
@@ -223,7 +222,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     configure_logging(fmt="json", level="warning")
     started, t0 = datetime.now(UTC), time.perf_counter()
-    with workdir(args.keep) as root:
+    with _procs.workdir(args.keep, prefix="ncb-bench-records-") as root:
         report, server = run(root, args.rows, args.lookups, args.seed, args.rounds)
     text = render(report, args.rows, args.lookups, args.rounds, server, started,
                   time.perf_counter() - t0)
