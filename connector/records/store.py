@@ -469,7 +469,9 @@ class RecordStore:
                                                      lookup, limit))
             elif isinstance(lookup, KeyQuery):
                 async with self._async.connect() as conn:
-                    records = await conn.run_sync(self._key_search, category, kind, lookup)
+                    records, held = await conn.run_sync(self._key_search, category, kind,
+                                                        lookup)
+                criteria = kind.informed(criteria, held)
                 found.append([(r, 1.0) for r in records])
             else:
                 found.append([(r, 1.0) for r in await self._pg_lookup(category, kind, lookup,
@@ -509,26 +511,30 @@ class RecordStore:
             if isinstance(lookup, TextQuery):
                 found.append(self._text_search(conn, category, kind, lookup, limit))
             elif isinstance(lookup, KeyQuery):
-                found.append([(r, 1.0) for r in self._key_search(conn, category, kind, lookup)])
+                records, held = self._key_search(conn, category, kind, lookup)
+                criteria = kind.informed(criteria, held)
+                found.append([(r, 1.0) for r in records])
             else:
                 found.append([(r, 1.0) for r in self._lookup(conn, category, kind, lookup,
                                                               limit)])
         return _ranked(kind, criteria, found, limit)
 
     def _key_search(self, conn: Connection, category: Category, kind: Kind,
-                    query: KeyQuery) -> list[Record]:
+                    query: KeyQuery) -> tuple[list[Record], dict[str, int]]:
         """The records with the most weight from the keys they share with the query: a key
         held by n records gives each its class's weight / n. Each key reads at most its
         class's per_key + 1 index entries, so a frequent surname costs no more than a rare
-        one; a key held by more is counted only when nothing rarer found a record."""
+        one; a key held by more is counted only when nothing rarer found a record. Also
+        how many records hold each key, so counted (for `Kind.informed`)."""
         table = self.key_tables.get(category)
         if table is None or not query.keys:
-            return []
+            return [], {}
         stmt, sql, fixed = self._key_statement(category)
         raw = conn is self._conn and self._raw is not None
         classes = dict(query.classes)
         default = KeyClass(per_key=query.per_key)
         weights: dict[str, float] = {}
+        held: dict[str, int] = {}
         common: list[tuple[list[str], float]] = []
         for key in query.keys:
             cls = classes.get(key.partition(":")[0], default)
@@ -537,6 +543,9 @@ class RecordStore:
                 ids = [r[0] for r in self._raw.execute(sql, {**fixed, **params})]
             else:
                 ids = [r[0] for r in conn.execute(stmt, params)]
+            held[key] = len(ids)
+            if not cls.weight:
+                continue
             if len(ids) > cls.per_key:
                 common.append((ids[:cls.per_key], cls.weight / cls.per_key))
                 continue
@@ -547,7 +556,7 @@ class RecordStore:
                 for record_id in ids:
                     weights[record_id] = weights.get(record_id, 0.0) + weight
         chosen = sorted(weights, key=lambda i: -weights[i])[:query.candidates]
-        return self._get_many_on(conn, category, chosen)
+        return self._get_many_on(conn, category, chosen), held
 
     def _key_statement(self, category: Category) -> tuple[Select[Any], str, dict[str, Any]]:
         found = self._key_lookups.get(category)

@@ -61,6 +61,7 @@ class KeyClass:
 
     weight: float = 1.0
     per_key: int = 200
+    # weight 0: the key finds no candidate; its holders are only counted (`Kind.informed`).
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -126,6 +127,12 @@ class Kind(ABC):
     def search_keys(self, record: Record) -> Iterable[str]:
         """The keys a `KeyQuery` finds this record by (only when `keyed`)."""
         return ()
+
+    def informed(self, criteria: Any, held: Mapping[str, int]) -> Any:
+        """The criteria with what the store found of a `KeyQuery`'s keys: how many records
+        hold each (counted to at most its class's `per_key` + 1). For a kind whose scoring
+        weighs how common a name is; unchanged by default."""
+        return criteria
 
     def ranked(self, criteria: Any) -> bool:
         """True when this check's candidates are ranked by similarity rather than found by an

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Annotated, Any, ClassVar, Literal, Self
 
@@ -30,7 +30,7 @@ from connector.records.kinds.base import (
     Record,
     RowError,
 )
-from connector.records.names.keys import query_keys, record_keys
+from connector.records.names.keys import MAX_KEY, query_keys, record_keys
 from connector.records.names.normalise import names_of, tokens
 from connector.records.names.score import PersonQuery, score_person
 from connector.records.rows import describe_validation, empty_is_none
@@ -45,8 +45,13 @@ DOC_COLUMNS = ("doc1", "doc2", "doc3", "doc4")
 CONTRADICTED_SCORE = 0.6
 """The score of an identifier match whose birth date or nationality disagrees with the check."""
 
-KEY_CLASSES = (("e", KeyClass(weight=1.0, per_key=300)), ("t", KeyClass(weight=1.0, per_key=300)),
-               ("q", KeyClass(weight=0.4, per_key=200)), ("s", KeyClass(weight=0.2, per_key=150)))
+KNOWN_FROM = 10
+"""A part of a check's name held as a name by this many persons or more is a name of its own:
+a near match to another name counts less (`names.score.KNOWN_FACTOR`)."""
+KEY_CLASSES = (("e", KeyClass(weight=1.0, per_key=300)), ("d", KeyClass(weight=1.0, per_key=300)),
+               ("t", KeyClass(weight=1.0, per_key=300)), ("q", KeyClass(weight=0.4, per_key=200)),
+               ("s", KeyClass(weight=0.2, per_key=150)),
+               ("n", KeyClass(weight=0.0, per_key=KNOWN_FROM)))
 """Name keys by what they say: a pair of parts (as spelt, or by sound with one perhaps
 misspelt) says most and may be shared by a few hundred namesakes before it is ignored; a
 part with two letters of another says less; a single part least, and one held by more than
@@ -253,6 +258,7 @@ class PersonCriteria:
     tokens: tuple[str, ...] = ()
     birth_date_tolerance: int = 0
     sex: str | None = None
+    known: frozenset[str] = frozenset()  # name parts the category holds in their own right
 
     @property
     def by_name(self) -> bool:
@@ -428,13 +434,19 @@ class PersonKind(Kind):
         return person_criteria(raw)
 
     keyed = True
-    keys_version = "2"  # 2: typo keys per part, exact pairs for short names, joined parts
+    keys_version = "3"  # 2: typo keys per part, exact pairs for short names, joined parts;
+    # 3: parts as spelt a letter off with another by sound, parts counted, particles joined
 
     def search_keys(self, record: Record) -> list[str]:
         return record_keys(n.tokens for n in names_of(record.fields))
 
     def ranked(self, criteria: PersonCriteria) -> bool:
         return criteria.by_name
+
+    def informed(self, criteria: PersonCriteria, held: Mapping[str, int]) -> PersonCriteria:
+        known = frozenset(t for t in criteria.tokens
+                          if held.get(f"n:{t}"[:MAX_KEY], 0) >= KNOWN_FROM)
+        return replace(criteria, known=known) if known else criteria
 
     def reference(self, criteria: PersonCriteria) -> str | None:
         return criteria.ref
@@ -459,7 +471,7 @@ class PersonKind(Kind):
                                 birth_tolerance=criteria.birth_date_tolerance,
                                 nationality=criteria.nationality, sex=criteria.sex,
                                 document_keys=(criteria.document_key,)
-                                if criteria.document_key else ())
+                                if criteria.document_key else (), known=criteria.known)
             held = [k for c in DOC_COLUMNS if (k := record.keys.get(c))]
             score, why = score_person(query, names_of(record.fields), record.fields, held)
             return Match(record=record, score=score, reasons=why)

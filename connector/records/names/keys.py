@@ -74,6 +74,32 @@ def skeleton(token: str) -> str:
     return ("".join(out) or token)[:_MAX_SKELETON]
 
 
+# As _LETTER, but vowels stay, as classes: the glides y, j read as i (Iurii, Yuriy, Jurij).
+_VOWELLED = str.maketrans({"s": "S", "z": "S", "x": "S", "v": "f", "w": "f", "d": "t",
+                           "q": "k", "y": "i", "j": "i"})
+_DIPHTHONGS = (("ou", "u"), ("oo", "u"), ("ee", "i"))
+
+
+@lru_cache(maxsize=65536)
+def sounds(token: str) -> str:
+    """A name part by sound class with its vowels: what a transliteration keeps of a name
+    and a skeleton throws away, so that a transliteration with a typo on top (Kanitwez /
+    Kanivets, Sasonmow / Sazonov) stays one letter from the name."""
+    word = canonical(token)
+    for written, sound in _DIPHTHONGS:
+        word = word.replace(written, sound)
+    word = _SOUND_RE.sub(lambda m: _SOUND[m[0]], word)
+    word = _SOFT_C.sub("S", word).replace("c", "k")
+    if len(word) > 1 and word.endswith("h"):
+        word = word[:-1]
+    word = word.translate(_VOWELLED)
+    out: list[str] = []
+    for char in word:
+        if not out or out[-1] != char:
+            out.append(char)
+    return "".join(out)
+
+
 def key_parts(tokens: Sequence[str]) -> list[str]:
     """The skeletons that key a name: particles and initials never do, each once."""
     out: list[str] = []
@@ -96,6 +122,16 @@ def deletions(skel: str) -> list[str]:
     return list(dict.fromkeys([skel, *(skel[:i] + skel[i + 1:] for i in range(len(skel)))]))
 
 
+LETTER_DELETION_FROM = 4
+
+
+def letter_deletions(part: str) -> list[str]:
+    """A name part as spelt and, when long enough, each way of leaving one letter out."""
+    if len(part) < LETTER_DELETION_FROM:
+        return [part]
+    return list(dict.fromkeys([part, *(part[:i] + part[i + 1:] for i in range(len(part)))]))
+
+
 def name_keys(tokens: Sequence[str], *, typos: bool = True) -> list[str]:
     """A name's index keys, most selective first. `e`: two parts as spelt, order-free —
     short names (Im Sang-ho, Eriş İnönü) have skeletons of a consonant or two that
@@ -109,15 +145,25 @@ def name_keys(tokens: Sequence[str], *, typos: bool = True) -> list[str]:
     keys = [f"e:{a}|{b}" for i, a in enumerate(spelt) for b in spelt[i + 1:]]
     keys += [f"t:{d}|{b}" for a, b in permutations(parts, 2)
             for d in (deletions(a) if typos else [a])]
+    keys += [f"d:{d}|{skeleton(b)}" for a, b in permutations(spelt, 2)
+             for d in (letter_deletions(a) if typos else [a])]
     keys += [f"q:{a}|{b[:2]}" for a, b in permutations(parts, 2)]
     keys += [f"s:{part}" for part in parts]
     return [k[:MAX_KEY] for k in dict.fromkeys(keys)]
 
 
 def _joined(tokens: Sequence[str]) -> list[list[str]]:
-    """The name with two adjacent parts run together, each way (Xiao Ming / Xiaoming)."""
+    """The name with two adjacent parts run together, each way (Xiao Ming / Xiaoming);
+    particles too, since a syllable of one language is a particle of another (Zhi Bin /
+    Zhibin, bin as in Hassan bin Ali)."""
     return [[*tokens[:i], tokens[i] + tokens[i + 1], *tokens[i + 2:]]
             for i in range(len(tokens) - 1)]
+
+
+def held_keys(tokens: Sequence[str]) -> list[str]:
+    """`n:` and each part as spelt: not to find anyone by, but to count how many persons
+    hold a part of a check's name as a name of their own (see score.KNOWN_FACTOR)."""
+    return [f"n:{t}"[:MAX_KEY] for t in dict.fromkeys(meaningful(tokens)) if len(t) > 1]
 
 
 def record_keys(names: Iterable[Sequence[str]]) -> list[str]:
@@ -127,7 +173,8 @@ def record_keys(names: Iterable[Sequence[str]]) -> list[str]:
     out: dict[str, None] = {}
     for tokens in names:
         out.update(dict.fromkeys(name_keys(tokens)))
-        for joined in _joined(meaningful(tokens)):
+        out.update(dict.fromkeys(held_keys(tokens)))
+        for joined in _joined(tokens):
             out.update(dict.fromkeys(name_keys(joined, typos=False)))
     return list(out)
 
@@ -137,10 +184,12 @@ def query_keys(tokens: Sequence[str]) -> list[str]:
     adjacent parts joined. A single part also looks up its skeleton with a letter left
     out, which meets a record's name written with one letter fewer."""
     out = dict.fromkeys(name_keys(tokens))
-    for joined in _joined(meaningful(tokens)):
+    for joined in _joined(tokens):
         out.update(dict.fromkeys(name_keys(joined, typos=False)))
     parts = key_parts(tokens)
     if len(parts) == 1:
         out.update(dict.fromkeys(f"s:{d}" for d in deletions(parts[0])[1:]))
-    # Rare before common: pairs as spelt, pairs by sound, then cut pairs, then single parts.
-    return sorted(out, key=lambda k: "etqs".index(k[0]))
+    out.update(dict.fromkeys(held_keys(tokens)))
+    # Rare before common: pairs as spelt, a part spelt (or a letter off) with another by
+    # sound, pairs by sound, then cut pairs, then single parts; the counted parts last.
+    return sorted(out, key=lambda k: "edtqsn".index(k[0]))
