@@ -49,12 +49,14 @@ _ABD = re.compile(r"^abd(?:ul|el|al|ol|oul|ur|ar|er|ir|us|ush|un|ulla)?(?=[a-z]{
 _ABD_FORMS = frozenset({"abd", "abdul", "abdel", "abdal", "abdol", "abdoul", "abdu", "bd"})
 
 PARTICLES = frozenset({
-    "al", "el", "ul", "ad", "ar", "as", "at", "an", "az", "ash", "bin", "ben", "ibn", "bint",
-    "de", "del", "della", "der", "di", "da", "do", "dos", "das", "du", "van", "von", "den",
-    "la", "le", "lo", "y", "e", "zu", "ter", "ten", "mac", "st",
+    "al", "el", "ul", "ad", "ar", "as", "at", "az", "ash", "bin", "ben", "ibn", "bint",
+    "de", "del", "della", "der", "di", "da", "dos", "van", "von", "den", "y", "e", "zu",
+    "ter", "ten", "mac", "st",
 })
 """Name parts that join or qualify (al-, van, bin, y): written, dropped and attached
-differently everywhere, so they are neither keys nor weighed as a name part."""
+differently everywhere, so they are neither keys nor weighed as a name part. Not those that
+are as often a family name of their own: Das (Bengali), Le, Do (Vietnamese), An (Korean),
+Du, Lo (Chinese), La."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -73,6 +75,9 @@ def to_latin(text: str, *, whole: bool = True) -> str:
     text = _ARABIC_ARTICLE.sub(r"\1", text)
     if any("\u0600" <= c <= "\u06ff" for c in text):
         text = _ARABIC_LONG_VOWEL.sub(lambda m: _ARABIC_VOWELS[m[0]], text)
+    # A whole name in one run is split into family and given name; written in several runs
+    # (구 영순), it is split already, and each run is one part.
+    whole = whole and len(_HAN_OR_HANGUL.findall(text)) == 1
     text = _HAN_OR_HANGUL.sub(_han_or_hangul if whole else _syllables, text)
     if any("\u0370" <= c <= "\u03ff" or "\u1f00" <= c <= "\u1fff" for c in text):
         text = _greek(text)
@@ -140,17 +145,23 @@ def names_of(values: Mapping[str, Any]) -> tuple[Name, ...]:
     middle and last name together; each alias; the name in its original script."""
     out: list[Name] = []
     main: list[tuple[str, str]] = []
+    original = values.get("name_original_script")
+    # A Chinese or Korean given name is one name, whose syllables a romanisation may write
+    # apart (Xiong Lin for 雄林): one part, or a check of "Lin Rong" would meet Xiong Lin Rong.
+    syllabic = isinstance(original, str) and _HAN_OR_HANGUL.search(original) is not None
     for key in ("first_name", "middle_name", "last_name"):
         value = values.get(key)
         if isinstance(value, str):
-            main += [(t, key) for t in tokens(value, whole=False)]
+            parts = tokens(value, whole=False)
+            if syllabic and key == "first_name" and parts:
+                parts = ("".join(parts),)
+            main += [(t, key) for t in parts]
     if main:
         out.append(Name(tokens=tuple(t for t, _ in main), fields=tuple(f for _, f in main)))
     aliases = values.get("aliases")
     for alias in aliases if isinstance(aliases, list) else ():
         if isinstance(alias, str) and (parts := tokens(alias)):
             out.append(Name(tokens=parts, fields=("aliases",) * len(parts)))
-    original = values.get("name_original_script")
     if isinstance(original, str) and (parts := tokens(original)):
         out.append(Name(tokens=parts, fields=("name_original_script",) * len(parts)))
     return tuple(out)
