@@ -10,7 +10,7 @@ from typing import Any
 
 from rapidfuzz.distance import OSA, Indel
 
-from connector.records.names.keys import canonical, skeleton
+from connector.records.names.keys import canonical, skeleton, sounds
 from connector.records.names.normalise import PARTICLES, Name
 
 SIMILAR_FLOOR = 0.7
@@ -26,10 +26,22 @@ NEAR_TEXT = 0.8
 Alekseev) are more often one name spelt twice over: their similarity counts NEAR_FACTOR."""
 ABJAD = 0.93
 """A romanised part with the recorded part's consonants, vowels supplied (Sahmaran / Shmran)."""
+ABJAD_SHORT = 0.85
+"""The same for a part of two consonants, one side written without any vowel (Dan / Dn)."""
 TYPO_LENGTH = 0.75
 """A part one edit (a letter replaced, added, left out, or two swapped) from the recorded
 one scores 1 - TYPO_LENGTH / its length: a typo says more in a long name than in a short
 one, where one letter makes another name (Vera / Veda)."""
+
+SAME_SOUNDS = 0.93
+SAME_SOUNDS_FROM = 6
+SAME_SOUNDS_SAME_START = 4
+"""Two parts that read the same by sound, vowels included (see `sounds`), are one name in
+two transliterations from four letters on (Darja / Daria, Zoja / Zoia) — from six when they
+begin with different letters: Yeong / Jeong and Chen / Zhen are other names."""
+TRANSLITERATED_TYPO = 0.97
+"""A part one letter from the recorded one once both are read by sound (see `sounds`)
+scores this much of what a plain typo would."""
 
 PHONETIC = (0.55, 0.4)
 PHONETIC_SHORT = (0.45, 0.45)
@@ -57,6 +69,10 @@ NO_DATE_SPELLING = 0.5
 """With no birth date to compare, the name alone decides, and at a million persons some
 other person's name is always one spelling away: what the parts' spelling lacks counts
 half again (Malika Urbain / Malik Urbain). A name spelt the same loses nothing."""
+KNOWN_FACTOR = 0.85
+"""A part of the check that is itself a name the category holds several times over (Malika,
+Parks, Selena) is more likely that name than a misspelling of a neighbour (Malik, Park,
+Elena): a match that is not exact (nor a listed variant) counts this much."""
 NATIONALITY_DIFFERS_FACTOR = 0.9
 SEX_DIFFERS_FACTOR = 0.9
 DOCUMENT_SCORE = 0.97
@@ -70,7 +86,8 @@ class PartMatch:
     part: str
     matched: str | None
     field: str
-    how: str  # exact, variant, phonetic, typo, similar, initial, joined, none
+    how: str  # exact, variant, transliteration, phonetic, consonants, typo,
+    # transliteration_typo, similar, initial, joined, none
     similarity: float
 
     def reason(self) -> dict[str, Any]:
@@ -104,28 +121,62 @@ def part_similarity(query: str, recorded: str) -> tuple[float, str]:
     bare, bare_recorded = _consonants(query), _consonants(recorded)
     vowelless = min(len(query) - len(bare), len(recorded) - len(bare_recorded)) <= 1
     abjad = 0.0
-    if vowelless and len(bare_recorded) >= 3 and (bare == bare_recorded or (
-            len(bare_recorded) >= 4 and OSA.distance(bare, bare_recorded) == 1)):
+    unvoiced = min(len(query) - len(bare), len(recorded) - len(bare_recorded)) == 0
+    if unvoiced and len(bare) == len(bare_recorded) == 2 and bare == bare_recorded:
+        # Two consonants, one side without a vowel (Dan / דן, Liv / לב): less sure.
+        abjad = ABJAD_SHORT
+    elif vowelless and len(bare_recorded) >= 3 and (bare == bare_recorded or (
+            unvoiced and len(bare_recorded) >= 4 and OSA.distance(bare, bare_recorded) == 1)):
         # Arabic and Hebrew write few vowels, and every romanisation supplies its own:
         # Sahmaran / Shmran, Tuhabet / Thabt are the same consonants. Only where one side
-        # has (almost) no vowels: Gromova / Abramova are not one name.
+        # has (almost) no vowels: Gromova / Abramova are not one name. Consonants a letter
+        # apart only where one side has no vowel at all: Mandy / Wendy are two names.
         abjad = ABJAD if bare == bare_recorded else ABJAD - 0.1
+    heard, heard_recorded = _readings(query), _readings(recorded)
+    if heard & heard_recorded and min(len(query), len(recorded)) >= (
+            SAME_SOUNDS_FROM if query[0] != recorded[0] else SAME_SOUNDS_SAME_START):
+        # The same letters by sound, vowels included: one name in two transliterations
+        # (Ljudmila / Liudmila, Michaljuk / Mikhaliuk). Not a syllable or two: Shi / Zhi,
+        # Fu / Wu, Yeong / Jeong are other names.
+        return max(SAME_SOUNDS, min(0.95, PHONETIC[0] + PHONETIC[1] * text)), "transliteration"
     if skel == other or _alternative(query) == other or skel == _alternative(recorded):
-        # Same sounds: a transliteration, surer the closer the letters and the more
-        # consonants agree (two say little: Lan / Lin, Weng / Wang); letters far apart with
-        # the same sounds are as often two names (Surina / Isern, Aerts / Rose).
+        # The same consonants by sound with other vowels: surer the closer the letters and
+        # the more consonants agree (two say little: Lan / Lin, Weng / Wang); letters far
+        # apart with the same sounds are as often two names (Surina / Isern, Malika /
+        # Malik).
         base, weight = PHONETIC if len(other) >= 3 else PHONETIC_SHORT
-        return min(0.95, max(typo_score, abjad, base + weight * text)), "phonetic"
+        found = min(0.95, base + weight * text)
+        if abjad > max(found, typo_score):
+            return abjad, "consonants"
+        return (typo_score, "typo") if typo_score > found else (found, "phonetic")
     if typo:
         return typo_score, "typo"
     if abjad:
-        return abjad, "phonetic"
+        return abjad, "consonants"
+    if min(len(query), len(recorded)) >= 4 and any(
+            OSA.distance(a, b) <= 1 for a in heard for b in heard_recorded):
+        # One letter from the name once both are read by sound: a transliteration and a
+        # typo at once (Kanitwez / Kanivets, Sasonmow / Sazonov).
+        return TRANSLITERATED_TYPO * (1 - TYPO_LENGTH / max(len(query), len(recorded))), \
+            "transliteration_typo"
     sounds = Indel.normalized_similarity(skel, other)
     similarity = max(text, 0.95 * sounds) if text >= 0.6 else text
     if similarity < SIMILAR_FLOOR:
         return 0.0, "none"
     near = OSA.distance(skel, other) <= 1 and text >= NEAR_TEXT
     return (NEAR_FACTOR if near else SIMILAR_FACTOR) * similarity, "similar"
+
+
+# Matches that a name of its own, spelt as the check spells it, would also produce: a
+# transliteration, a listed variant or a vowel-less record's consonants would not.
+_SPELLING_OF_ANOTHER = frozenset({"phonetic", "typo", "transliteration_typo", "similar"})
+
+
+def _known(found: tuple[float, str], known: bool) -> tuple[float, str]:
+    similarity, how = found
+    if known and how in _SPELLING_OF_ANOTHER:
+        return similarity * KNOWN_FACTOR, how
+    return found
 
 
 _VOWELS = str.maketrans("", "", "aeiou")
@@ -135,21 +186,29 @@ def _consonants(token: str) -> str:
     return token.translate(_VOWELS)
 
 
+def _readings(token: str) -> set[str]:
+    """The part by sound, also with German and Polish ch read as kh and French j as zh."""
+    return {sounds(token), sounds(token.replace("ch", "kh")), sounds(token.replace("j", "zh"))}
+
+
 def _alternative(token: str) -> str:
     """The skeleton of the other reading of ch and j: German and Polish ch is the kh of
     Х (Petuchowa / Petukhova), French j the zh of Ж (Jadan / Zhadan)."""
     return skeleton(token.replace("ch", "kh").replace("j", "zh"))
 
 
-def compare_names(query: Sequence[str], recorded: Name) -> NameScore:
+def compare_names(query: Sequence[str], recorded: Name,
+                  known: frozenset[str] = frozenset()) -> NameScore:
     """The check's name parts each paired with the recorded part they best match (each
     recorded part used once, so order never matters); parts the record has and the check
-    does not cost EXTRA_PART_WEIGHT each."""
+    does not cost EXTRA_PART_WEIGHT each. `known`: parts of the check that are names held
+    in their own right (see KNOWN_FACTOR)."""
     q = [t for t in query if t not in PARTICLES] or list(query)
     kept = [(t, f) for t, f in zip(recorded.tokens, recorded.fields, strict=True)
             if t not in PARTICLES] or list(zip(recorded.tokens, recorded.fields, strict=True))
-    pairs = sorted(((*part_similarity(a, b[0]), i, j) for i, a in enumerate(q)
-                    for j, b in enumerate(kept)), key=lambda p: -p[0])
+    pairs = sorted(((*_known(part_similarity(a, b[0]), a in known), i, j)
+                    for i, a in enumerate(q) for j, b in enumerate(kept)),
+                   key=lambda p: -p[0])
     used_q: dict[int, PartMatch] = {}
     used_r: set[int] = set()
     for similarity, how, i, j in pairs:
@@ -165,8 +224,9 @@ def compare_names(query: Sequence[str], recorded: Name) -> NameScore:
                 for j in range(len(kept)) if j not in used_r)
     agreement = sum(w * p.similarity for w, p in zip(weights, parts, strict=True))
     score = agreement / (sum(weights) + extra)
-    if len(q) != len(kept) and len(kept) <= 4:
-        joined = _joined(q, kept)
+    everything = list(zip(recorded.tokens, recorded.fields, strict=True))
+    if len(query) != len(everything) and len(everything) <= 4:
+        joined = _joined(query, everything)
         if joined is not None and joined.score > score:
             return joined
     return NameScore(score=score, parts=parts, spelling=agreement / sum(weights))
@@ -208,11 +268,12 @@ def _joined(query: Sequence[str], kept: Sequence[tuple[str, str]]) -> NameScore 
     return NameScore(score=best * 0.97, parts=(part,), spelling=best)
 
 
-def best_name(query: Sequence[str], names: Sequence[Name]) -> NameScore:
+def best_name(query: Sequence[str], names: Sequence[Name],
+              known: frozenset[str] = frozenset()) -> NameScore:
     """The recorded name (main, an alias, the original script) that agrees best."""
     best: NameScore | None = None
     for name in names:
-        found = compare_names(query, name)
+        found = compare_names(query, name, known)
         if best is None or found.score > best.score:
             best = found
     # No recorded name at all: every part of the check is unmatched.
@@ -251,6 +312,7 @@ class PersonQuery:
     nationality: tuple[str, ...] = ()
     sex: str | None = None
     document_keys: tuple[str, ...] = ()
+    known: frozenset[str] = frozenset()
 
 
 def score_person(query: PersonQuery, names: Sequence[Name], fields: Mapping[str, Any],
@@ -258,7 +320,7 @@ def score_person(query: PersonQuery, names: Sequence[Name], fields: Mapping[str,
     """A score in [0, 1] and its reasons: the name's agreement, moved by the birth date
     (a share of the score), lowered by a nationality or sex that differ, raised to
     DOCUMENT_SCORE by a document number the record holds."""
-    name = best_name(query.tokens, names)
+    name = best_name(query.tokens, names, query.known)
     score = name.score
     reasons: list[dict[str, Any]] = [p.reason() for p in name.parts]
     recorded_birth = fields.get("birth_date")
