@@ -114,12 +114,17 @@ DELETION_FROM = 2
 name part (Tomczak / Tnmczak, Nicolas / Nciolas) then still shares a key with it."""
 
 
+def _one_letter_off(text: str, shortest: int) -> list[str]:
+    """`text` and, from `shortest` letters on, each way of leaving one letter out: two
+    strings one edit apart always share one of these (symmetric deletion)."""
+    if len(text) < shortest:
+        return [text]
+    return list(dict.fromkeys([text, *(text[:i] + text[i + 1:] for i in range(len(text)))]))
+
+
 def deletions(skel: str) -> list[str]:
-    """The skeleton itself and, when long enough, each way of leaving one letter out: two
-    skeletons one edit apart always share one of these (symmetric deletion)."""
-    if len(skel) < DELETION_FROM:
-        return [skel]
-    return list(dict.fromkeys([skel, *(skel[:i] + skel[i + 1:] for i in range(len(skel)))]))
+    """The skeleton itself and, when long enough, each way of leaving one letter out."""
+    return _one_letter_off(skel, DELETION_FROM)
 
 
 LETTER_DELETION_FROM = 4
@@ -127,9 +132,7 @@ LETTER_DELETION_FROM = 4
 
 def letter_deletions(part: str) -> list[str]:
     """A name part as spelt and, when long enough, each way of leaving one letter out."""
-    if len(part) < LETTER_DELETION_FROM:
-        return [part]
-    return list(dict.fromkeys([part, *(part[:i] + part[i + 1:] for i in range(len(part)))]))
+    return _one_letter_off(part, LETTER_DELETION_FROM)
 
 
 def name_keys(tokens: Sequence[str], *, typos: bool = True) -> list[str]:

@@ -119,9 +119,9 @@ def part_similarity(query: str, recorded: str) -> tuple[float, str]:
     typo_score = 1 - TYPO_LENGTH / max(len(query), len(recorded)) if typo else 0.0
     skel, other = skeleton(query), skeleton(recorded)
     bare, bare_recorded = _consonants(query), _consonants(recorded)
-    vowelless = min(len(query) - len(bare), len(recorded) - len(bare_recorded)) <= 1
+    fewest_vowels = min(len(query) - len(bare), len(recorded) - len(bare_recorded))
+    vowelless, unvoiced = fewest_vowels <= 1, fewest_vowels == 0
     abjad = 0.0
-    unvoiced = min(len(query) - len(bare), len(recorded) - len(bare_recorded)) == 0
     if unvoiced and len(bare) == len(bare_recorded) == 2 and bare == bare_recorded:
         # Two consonants, one side without a vowel (Dan / דן, Liv / לב): less sure.
         abjad = ABJAD_SHORT
