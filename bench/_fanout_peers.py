@@ -19,7 +19,7 @@ import orjson
 from aiohttp import web
 
 from bench._serve import until_signalled
-from connector.identity import PublicKey, Signer, SigningKey
+from connector.crypto.jws import PublicKey, Signer, SigningKey
 from connector.protocol import (
     JOSE_MEDIA_TYPE,
     CheckResult,

@@ -1,4 +1,4 @@
-"""A node run in-process (connector.app.Service), so its enquiry-log stats can be read."""
+"""A node run in-process (connector.node.service.Service), so its enquiry-log stats can be read."""
 
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ from pathlib import Path
 
 import orjson
 
-from connector.app import ENQUIRY_LOG, Node, Service
-from connector.config import load_settings
 from connector.logs import configure_logging
+from connector.node.service import ENQUIRY_LOG, Node, Service
+from connector.settings.config import load_settings
 
 
 async def serve(config: Path, stats_out: Path, profile: cProfile.Profile | None) -> None:
-    """As `ncb-connector run` does (connector.app.serve), less systemd and SIGHUP."""
+    """As `ncb-connector run` does (connector.node.service.serve), less systemd and SIGHUP."""
     settings = load_settings(config)
     configure_logging(fmt=settings.logging.format, level=settings.logging.level)
     node = Node.from_settings(settings)

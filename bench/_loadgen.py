@@ -18,8 +18,8 @@ import aiohttp
 import orjson
 
 from bench._procs import cpu_seconds_of, machine_busy_seconds
-from connector.identity import PublicKey, Signer
-from connector.keyfiles import read_signing_key
+from connector.crypto.jws import PublicKey, Signer
+from connector.crypto.keyfiles import read_signing_key
 from connector.peers.trust import fingerprint_bytes
 from connector.protocol import (
     JOSE_MEDIA_TYPE,

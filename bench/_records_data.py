@@ -1,7 +1,7 @@
 """Reproducible national records for benchmarks: travel documents and vehicles, from a seed.
 
 Numbers, VINs and plates look like real ones (per-country formats, ISO 3779 VINs with the
-check digit computed by `connector.records.vin.vin_check_digit`) and are unique by
+check digit computed by `connector.records.identifiers.vin.vin_check_digit`) and are unique by
 construction: the k-th number of a format is an affine permutation of k over the format's
 whole space, so numbers never collide and a number from beyond the rows written is certainly
 absent, which gives misses that are known to miss without a set of every key in memory.
@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from connector.records.vin import vin_check_digit
+from connector.records.identifiers.vin import vin_check_digit
 
 LETTERS = "ABCDEFGHIJKLMNPQRSTUVWXYZ"  # no O: a document key reads O as 0
 DIGITS = "0123456789"

@@ -35,13 +35,13 @@ import orjson
 
 from bench import _procs, _stacks
 from bench._docs import replace_block
-from connector.agencies import add_agency
-from connector.config import load_settings
+from connector.crypto.jws import SigningKey
+from connector.crypto.keyfiles import read_signing_key
 from connector.demo import COUNTRIES
-from connector.identity import SigningKey
-from connector.keyfiles import read_signing_key
-from connector.nodeinit import init_node
+from connector.node.init import init_node
+from connector.outbound.agencies import add_agency
 from connector.peers.trust import Peer, PinnedKey, TrustStore, save_trust_store
+from connector.settings.config import load_settings
 from connector.vocabulary import AgencyKind
 
 REPO = Path(__file__).resolve().parent.parent

@@ -25,7 +25,7 @@ from typing import Any
 from bench import _procs, _stacks, peer_api
 from bench._docs import replace_block
 from bench._loadgen import Result
-from connector.config import load_settings
+from connector.settings.config import load_settings
 
 REPO = Path(__file__).resolve().parent.parent
 DOCS = REPO / "docs" / "benchmarks.md"
@@ -83,15 +83,15 @@ NOTIFY_PATTERNS: tuple[tuple[str, str], ...] = (
 # answering and notifying run, as (file suffix, function name).
 PROFILED: tuple[tuple[str, str], ...] = (
     ("connector/server/peer_api.py", "handle_query"),
-    ("connector/answering.py", "answer"),
-    ("connector/answering.py", "_notices"),
+    ("connector/inbound/answering.py", "answer"),
+    ("connector/inbound/answering.py", "_notices"),
     ("connector/notify/notice.py", "channels_to_notify"),
     ("connector/notify/notice.py", "enquiry_notice_body"),
-    ("connector/enquiries.py", "new_enquiry_id"),
-    ("connector/enquiries.py", "utc_iso"),
-    ("connector/enquiries.py", "_flush"),
-    ("connector/enquiries.py", "_write"),
-    ("connector/enquiries.py", "_notice_row"),
+    ("connector/enquiries/log.py", "new_enquiry_id"),
+    ("connector/enquiries/log.py", "utc_iso"),
+    ("connector/enquiries/log.py", "_flush"),
+    ("connector/enquiries/log.py", "_write"),
+    ("connector/enquiries/log.py", "_notice_row"),
     ("connector/notify/dispatcher.py", "wake"),
     ("connector/notify/dispatcher.py", "run_once"),
     ("connector/notify/dispatcher.py", "_deliver"),
@@ -373,7 +373,8 @@ def profile(a: Config, b: Config, opts: Options, report: Report, root: Path) -> 
 
 
 def profile_inproc(a: Config, b: Config, opts: Options, report: Report, root: Path) -> None:
-    """A's then B's node in-process (connector.app.Service, bench/_inproc.py) under cProfile."""
+    """A's then B's node in-process (connector.node.service.Service, bench/_inproc.py),
+    under cProfile."""
     popts = peer_options(opts)
     for cfg in (a, b):
         for other in (a, b):
@@ -634,7 +635,8 @@ def render(report: Report) -> str:
 
 
 def cprofile_title(report: Report) -> str:
-    return (f"cProfile of the node in-process (`connector.app.Service`, bench/_inproc.py), "
+    return (f"cProfile of the node in-process (`connector.node.service.Service`, "
+            f"bench/_inproc.py), "
             f"{report.options.profile_requests:,} requests each plus warm-up; cumulative wall "
             "time a 200 answer (so an fsync that blocks the event loop counts; cProfile's own "
             "overhead inflates every figure; a coroutine counts only its own steps, and each step "
@@ -658,7 +660,7 @@ during the load. Rounds alternate A and B; each run starts a fresh `ncb-connecto
 Afterwards B's node is left idle for up to 60 s to see how far the outbox drains, then the
 outbox is read straight from SQLite: one notice per answered query, and how many were
 delivered. Under `--profile auto` (the default) py-spy samples both nodes when B falls below
-0.9 × A; `--profile cprofile` runs each node in-process (`connector.app.Service`) under
+0.9 × A; `--profile cprofile` runs each node in-process (`connector.node.service.Service`) under
 cProfile instead and lists the answering and notifying functions, A beside B.
 
 """

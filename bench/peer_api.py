@@ -27,17 +27,17 @@ import orjson
 from bench import _procs, _stacks
 from bench._docs import replace_block
 from bench._loadgen import Result, Spec, document_number
-from connector.config import load_settings
-from connector.identity import SigningKey
-from connector.keyfiles import (
+from connector.crypto.jws import SigningKey
+from connector.crypto.keyfiles import (
     certificate_fingerprint,
     make_tls_certificate,
     read_signing_key,
     write_private,
     write_signing_key,
 )
-from connector.nodeinit import Layout, init_node
+from connector.node.init import Layout, init_node
 from connector.peers.trust import Peer, PinnedKey, load_trust_store, save_trust_store
+from connector.settings.config import load_settings
 
 REPO = Path(__file__).resolve().parent.parent
 DOCS = REPO / "docs" / "benchmarks.md"

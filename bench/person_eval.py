@@ -30,13 +30,13 @@ from sqlalchemy import select
 
 from bench._docs import replace_block
 from bench._persons_data import LOCALES, Person, Query, labelled_queries, population, variant_query
-from connector.config import DEFAULT_HIT_THRESHOLD
 from connector.logs import configure_logging
 from connector.records.criteria import parse_criteria
 from connector.records.kinds.persons import WantedPersons
 from connector.records.names.keys import MAX_KEY, key_parts
 from connector.records.names.normalise import tokens
 from connector.records.store import RecordStore, key_hash
+from connector.settings.config import DEFAULT_HIT_THRESHOLD
 from connector.vocabulary import Category
 
 REPO = Path(__file__).resolve().parent.parent

@@ -46,13 +46,13 @@ from bench import _procs
 from bench._docs import replace_block
 from bench._records_data import Documents, Plan, Source, Vehicles, write_ndjson
 from bench.peer_api import code_version
-from connector.config import load_settings
 from connector.logs import configure_logging
-from connector.nodeinit import init_node
+from connector.node.init import init_node
 from connector.records.importer import import_stream
 from connector.records.kinds.base import Kind
 from connector.records.kinds.registry import KINDS
 from connector.records.store import RecordStore
+from connector.settings.config import load_settings
 from connector.vocabulary import Category
 
 REPO = Path(__file__).resolve().parent.parent

@@ -47,10 +47,10 @@ from bench.records_import import (
     raw_statements,
     timed,
 )
-from connector import pgtemp
 from connector.logs import configure_logging
-from connector.nodeinit import init_node
+from connector.node.init import init_node
 from connector.records.store import RecordStore
+from connector.storage import pgtemp
 from connector.vocabulary import Category
 
 REPO = Path(__file__).resolve().parent.parent
@@ -178,7 +178,7 @@ def render(report: list[PgCategory], rows: int, n: int, rounds: int, server: str
     lines = [BEGIN, "",
              f"Run {started:%Y-%m-%d %H:%M} UTC, {took / 60:.1f} min, code {code_version()}, "
              f"`{COMMAND} --rows {rows} --lookups {n} --rounds {rounds}`; {server} started by "
-             "the bench on loopback with fsync on (`connector/pgtemp.py`, durable), "
+             "the bench on loopback with fsync on (`connector/storage/pgtemp.py`, durable), "
              "shared_buffers 256 MB.", ""]
     lines += machine_facts()
     lines += ["", "| category | `records import` end to end | COPY, same rows and indexes "

@@ -16,21 +16,21 @@ import pycountry
 from rich.console import Console
 from rich.panel import Panel
 
-from connector.agencies import add_agency
-from connector.app import Node, Service
-from connector.asking import Request
-from connector.config import load_settings
+from connector.cli.render import answer_table, enquiries_table, fanout_table
+from connector.crypto.jws import PublicKey
 from connector.errors import ConnectorError
-from connector.fanout import CheckOutcome, PeerOutcome
-from connector.identity import PublicKey
-from connector.nodeinit import init_node
+from connector.node.init import init_node
+from connector.node.service import Node, Service
 from connector.notify.outbox import Outbox
+from connector.outbound.agencies import add_agency
+from connector.outbound.asking import Request
+from connector.outbound.fanout import CheckOutcome, PeerOutcome
 from connector.peers.client import Exchange
 from connector.peers.trust import Peer, PinnedKey, TrustStore, save_trust_store
 from connector.protocol import Check, HitClaims
+from connector.records.identifiers.mrz import check_digit
 from connector.records.importer import import_stream
-from connector.records.mrz import check_digit
-from connector.reporting import answer_table, enquiries_table, fanout_table
+from connector.settings.config import load_settings
 from connector.vocabulary import AgencyKind, Category, Purpose
 
 SCHENGEN = ["AT", "BE", "CH", "CZ", "DE", "DK", "EE", "ES", "FI", "FR", "GR", "HR", "HU", "IS",

@@ -22,6 +22,7 @@ from pydantic import (
     ValidationError,
 )
 
+from connector.crypto.jws import ParsedJws, PublicKey, Signer, b64url, parse_compact
 from connector.errors import (
     BadAnswer,
     InvalidClaims,
@@ -32,7 +33,6 @@ from connector.errors import (
     WrongAudience,
     WrongType,
 )
-from connector.identity import ParsedJws, PublicKey, Signer, b64url, parse_compact
 from connector.vocabulary import AgencyKind, AnswerLevel, Category, Purpose
 
 PROTOCOL_VERSION = 1

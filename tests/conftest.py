@@ -14,11 +14,11 @@ from pathlib import Path
 import aiohttp
 import hypothesis  # noqa: F401
 import pytest
-from databases import DatabaseUrl
+from support.databases import DatabaseUrl
 
-from connector import pgtemp
 from connector.demo import DemoNode, network
 from connector.logs import configure_logging
+from connector.storage import pgtemp
 
 _numbers = itertools.count()
 

@@ -18,12 +18,12 @@ import aiosmtplib
 import orjson
 import structlog
 
-from connector.config import EmailChannel, LogChannel, WebhookChannel
+from connector.crypto.jws import Signer
 from connector.errors import ConfigError
-from connector.identity import Signer
 from connector.notify.notice import Notice
 from connector.notify.render import clean, notice_text
 from connector.peers.trust import fingerprint_bytes
+from connector.settings.config import EmailChannel, LogChannel, WebhookChannel
 
 log = structlog.get_logger("connector.notify")
 

@@ -11,7 +11,7 @@ import orjson
 from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import Connection, func, select
 
-from connector.enquiries import EnquiryLog, digests, enquiries, new_enquiry_id, utc_iso
+from connector.enquiries.log import EnquiryLog, digests, enquiries, new_enquiry_id, utc_iso
 from connector.errors import ConfigError
 from connector.notify.notice import Notice
 

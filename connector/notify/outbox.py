@@ -9,9 +9,9 @@ from typing import Any, Literal
 import orjson
 from sqlalchemy import Connection, Engine, bindparam, event, func, select, update
 
-from connector.dburl import redacted
-from connector.enquiries import ensure_log_schema, make_log_engine, outbox
+from connector.enquiries.log import ensure_log_schema, make_log_engine, outbox
 from connector.notify.notice import Notice, NoticeKind
+from connector.storage.urls import redacted
 
 State = Literal["pending", "delivered", "dead"]
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import aiohttp
 import orjson
 
+from connector.crypto.jws import PublicKey
 from connector.errors import TrustStoreError
-from connector.identity import PublicKey
 from connector.peers.client import FetchedIdentity, fetch_identity
 from connector.peers.trust import (
     Peer,

@@ -15,9 +15,9 @@ import orjson
 import structlog
 from yarl import URL
 
+from connector.crypto.jws import PublicKey, Signer
+from connector.crypto.keyfiles import der_fingerprint
 from connector.errors import BadAnswer, PeerRejected, PeerTimeout, PeerUnreachable
-from connector.identity import PublicKey, Signer
-from connector.keyfiles import der_fingerprint
 from connector.peers.trust import Peer, fingerprint_bytes
 from connector.protocol import (
     JOSE_MEDIA_TYPE,

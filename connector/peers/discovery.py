@@ -23,7 +23,7 @@ from connector.protocol import PROTOCOL_VERSION
 from connector.vocabulary import is_node_id
 
 if TYPE_CHECKING:
-    from connector.app import Node
+    from connector.node.service import Node
 
 log = structlog.get_logger("connector.discovery")
 

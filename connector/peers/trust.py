@@ -14,8 +14,8 @@ from typing import Annotated, Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
+from connector.crypto.jws import PublicKey
 from connector.errors import TrustStoreError
-from connector.identity import PublicKey
 
 # libyaml's safe loader and dumper when PyYAML has them: the same documents, ten times
 # faster, which a node reloading a trust store of ~200 peers (or a demo writing fifty) feels.

@@ -33,20 +33,20 @@ from connector.policy.schema import (
     WatchModel,
 )
 from connector.records.categories import CATEGORIES
-from connector.vocabulary import (
-    PERSON_CATEGORIES,
-    AgencyKind,
-    AnswerLevel,
-    Category,
-    Purpose,
-)
-from connector.yamlsource import (
+from connector.settings.yamlfile import (
     Position,
     YamlSyntaxError,
     compose,
     locate,
     position,
     to_python,
+)
+from connector.vocabulary import (
+    PERSON_CATEGORIES,
+    AgencyKind,
+    AnswerLevel,
+    Category,
+    Purpose,
 )
 
 __all__ = [

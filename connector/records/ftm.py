@@ -8,8 +8,8 @@ import unicodedata
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from connector.records.identifiers.vin import normalise_vin
 from connector.records.kinds.base import RowError
-from connector.records.vin import normalise_vin
 from connector.vocabulary import Category
 
 # What the mapping knows about FtM (checked against followthemoney 4.11's schema files):

@@ -35,13 +35,13 @@ from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from connector.dburl import async_url, redacted, sync_url
 from connector.errors import ConfigError
 from connector.records.kinds.base import KeyClass, KeyQuery, Kind, Match, Record, TextQuery
 from connector.records.kinds.registry import KINDS
+from connector.records.provenance import Provenance, provenance_tables
 from connector.records.textindex import fold, for_dialect
-from connector.sources.provenance import Provenance, provenance_tables
-from connector.sqlitepragmas import on_connect
+from connector.storage.sqlite import on_connect
+from connector.storage.urls import async_url, redacted, sync_url
 from connector.vocabulary import Category
 
 
@@ -149,7 +149,7 @@ class RecordStore:
     def open(cls, url: str, *, serving: bool = False) -> RecordStore:
         """The store of the product's kinds, on a schema this version knows (a new database
         is created). `serving`: a node's, searching through asyncpg on PostgreSQL."""
-        from connector.migrations import Schema, ensure
+        from connector.storage.migrations import Schema, ensure
 
         try:
             engine = make_engine(url)

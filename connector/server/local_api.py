@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from connector.live import LiveState
+from connector.node.live import LiveState
 from connector.server.problems import flush_rejections, problem_middleware
 from connector.server.rejectlog import RejectionLog
 

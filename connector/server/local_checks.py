@@ -23,17 +23,17 @@ from pydantic import (
     model_validator,
 )
 
-from connector.agencies import Agency, AgencyDirectory
-from connector.agencycheck import Prepared, prepare
-from connector.asking import Request
 from connector.errors import InvalidRequest
-from connector.fanout import CheckOutcome, FanOut, PeerOutcome
-from connector.national import NationalResult
+from connector.outbound.agencies import Agency, AgencyDirectory
+from connector.outbound.asking import Request
+from connector.outbound.fanout import CheckOutcome, FanOut, PeerOutcome
+from connector.outbound.national import NationalResult
+from connector.outbound.prepare import Prepared, prepare
+from connector.outbound.subject import Subject, subject_checks
 from connector.peers.trust import TrustStore
 from connector.policy import Policy
 from connector.protocol import Check, CriterionValue, NodeId, ShortText
 from connector.records.store import RecordStore
-from connector.subject import Subject, subject_checks
 from connector.vocabulary import Category, Purpose
 
 log = structlog.get_logger("connector.local")

@@ -6,9 +6,9 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from connector.answering import Answerer
+from connector.crypto.jws import Signer
 from connector.errors import PayloadTooLarge, UnsupportedMediaType
-from connector.identity import Signer
+from connector.inbound.answering import Answerer
 from connector.protocol import JOSE_MEDIA_TYPE, MAX_TOKEN_BYTES, sign_identity
 from connector.server.inflight import InFlight
 from connector.server.problems import flush_rejections, problem_middleware

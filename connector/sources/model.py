@@ -16,9 +16,9 @@ from pydantic import (
     model_validator,
 )
 
-from connector.config import load_yaml_model
-from connector.dburl import redacted
 from connector.records.kinds.registry import KINDS
+from connector.settings.config import load_yaml_model
+from connector.storage.urls import redacted
 from connector.vocabulary import Category
 
 _DURATION = re.compile(r"(\d+)\s*(s|m|h)")

@@ -14,12 +14,12 @@ import structlog
 from sqlalchemy import Connection, MetaData, Table, create_engine, select
 from sqlalchemy.exc import NoSuchTableError, SQLAlchemyError
 
-from connector.dburl import sync_url
 from connector.errors import ConfigError
 from connector.records.kinds.base import Record, RowError
+from connector.records.provenance import Held
 from connector.records.store import RecordStore
 from connector.sources.model import Source
-from connector.sources.provenance import Held
+from connector.storage.urls import sync_url
 
 log = structlog.get_logger("connector.sources")
 

@@ -14,15 +14,16 @@ from typing import Any
 import nacl.signing
 
 from connector.records.categories import CATEGORIES
-from connector.records.documents import document_criteria
+from connector.records.identifiers.documents import document_criteria
 from connector.records.kinds.base import make_ref
 from connector.records.kinds.documents import TravelDocuments
 from connector.vocabulary import AnswerLevel, Category
 
 # Everything below is deliberately built with the standard library and PyNaCl only, the way a
-# foreign implementer would build it; tests/test_protocol_doc.py checks that the connector's own
-# code produces the same bytes and accepts the tokens. The connector is imported only for facts
-# about records (the record id and `ref`, what each answer level reveals, the parsed criteria).
+# foreign implementer would build it; tests/protocol/test_protocol_doc.py checks that the
+# connector's own code produces the same bytes and accepts the tokens. The connector is imported
+# only for facts about records (the record id and `ref`, what each answer level reveals, the
+# parsed criteria).
 
 BEGIN = "<!-- BEGIN GENERATED EXAMPLE (python docs/examples/make_example.py --write) -->"
 END = "<!-- END GENERATED EXAMPLE -->"

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError, field_validator
 
 from connector.errors import InvalidCriteria
-from connector.records.documents import (
+from connector.records.identifiers.documents import (
     DOCUMENT_TYPES,
     DocumentCriteria,
     document_criteria,

@@ -19,7 +19,7 @@ from pydantic import (
 )
 
 from connector.errors import InvalidCriteria
-from connector.records.documents import MAX_KEY_LENGTH, normalise_document_number
+from connector.records.identifiers.documents import MAX_KEY_LENGTH, normalise_document_number
 from connector.records.kinds.base import (
     KeyClass,
     KeyColumn,

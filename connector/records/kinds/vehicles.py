@@ -17,9 +17,9 @@ from pydantic import (
 )
 
 from connector.errors import InvalidCriteria
+from connector.records.identifiers.vin import normalise_plate, validate_vin
 from connector.records.kinds.base import KeyColumn, Kind, Lookup, Match, Record, RowError
 from connector.records.rows import describe_validation, empty_is_none, not_in_future
-from connector.records.vin import normalise_plate, validate_vin
 from connector.vocabulary import Category, country_from_alpha3, is_country
 
 VehicleStatus = Literal["stolen", "embezzled", "missing"]

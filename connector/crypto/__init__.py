@@ -1,0 +1,1 @@
+"""Keys and signatures: Ed25519, JWK, compact JWS, key and certificate files."""

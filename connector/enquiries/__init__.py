@@ -1,0 +1,1 @@
+"""The tamper-evident enquiry log: rows, hash chain, group commit, checkpoints."""

@@ -1,0 +1,1 @@
+"""Answering peers: a verified query decided by policy, matched, logged and signed."""

@@ -1,0 +1,158 @@
+"""The policy and trust store in force: each reload is parsed whole, then swapped, or refused."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+
+from connector.errors import ConnectorError
+from connector.peers.trust import TrustStore, load_trust_store
+from connector.policy import CheckReport, Policy, check_policy
+
+log = structlog.get_logger("connector.node.live")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReloadReport:
+    policy_changed: bool
+    peers_changed: bool
+    problems: dict[str, str]
+
+
+def _stamp(paths: list[Path]) -> tuple[tuple[str, int, int], ...]:
+    out = []
+    for p in paths:
+        try:
+            st = p.stat()
+        except OSError:
+            continue
+        out.append((str(p), st.st_mtime_ns, st.st_size))
+    return tuple(out)
+
+
+class LiveState:
+    """Holds the current Policy and TrustStore. Readers take one reference per query; a
+    reload replaces the reference only after the new version has loaded without error."""
+
+    def __init__(self, *, policy_dir: Path, peers_file: Path,
+                 check_policy_fn: Callable[[Path], CheckReport] = check_policy,
+                 channels: frozenset[str] | None = None,
+                 load_trust_fn: Callable[[Path], TrustStore] = load_trust_store) -> None:
+        self.policy_dir = policy_dir
+        self.peers_file = peers_file
+        self._check_policy = check_policy_fn
+        self._channels = channels  # None: not checked (no connector.yaml at hand)
+        self._load_trust = load_trust_fn
+        self.policy: Policy = Policy.deny_all()
+        self.trust: TrustStore = TrustStore.of([])
+        self.problems: dict[str, str] = {}
+        self.draining = False
+        self.loaded = False  # until then `policy` is the deny-all placeholder
+        self._policy_stamp: tuple[tuple[str, int, int], ...] = ()
+        self._peers_stamp: tuple[tuple[str, int, int], ...] = ()
+        self._settling: tuple[object, object] | None = None
+
+    def current_policy(self) -> Policy:
+        return self.policy
+
+    def current_trust(self) -> TrustStore:
+        return self.trust
+
+    def _policy_files(self) -> list[Path]:
+        try:
+            return sorted(self.policy_dir.glob("*.yaml"))
+        except OSError:
+            return []
+
+    def reload(self) -> ReloadReport:
+        policy_changed = self._reload_policy()
+        peers_changed = self._reload_peers()
+        return ReloadReport(policy_changed=policy_changed, peers_changed=peers_changed,
+                            problems=dict(self.problems))
+
+    def reload_if_changed(self) -> ReloadReport | None:
+        """Reload when a policy file or the peers file changed since the last attempt and
+        has stayed unchanged for one polling interval: an editor rewriting a file in place
+        must not have half a file (which may still parse) loaded."""
+        now = (_stamp([self.policy_dir, *self._policy_files()]), _stamp([self.peers_file]))
+        if now == (self._policy_stamp, self._peers_stamp):
+            return None
+        if now != self._settling:
+            self._settling = now
+            return None
+        return self.reload()
+
+    def _reload_policy(self) -> bool:
+        before = _stamp([self.policy_dir, *self._policy_files()])
+        report = self._check_policy(self.policy_dir)
+        if _stamp([self.policy_dir, *self._policy_files()]) != before:
+            # Written to while we read it: try again on the next round, not half of it now.
+            log.info("policy_reload_deferred", directory=str(self.policy_dir),
+                     reason="files changed while being read")
+            return False
+        self._policy_stamp = before
+        if report.policy is None:
+            first = report.errors[0] if report.errors else "no policy"
+            detail = f"{len(report.errors)} error(s) in the policy; the first: {first}"
+            self.problems["policy"] = detail
+            log.error("policy_reload_failed", directory=str(self.policy_dir), error=detail,
+                      diagnostics=[str(d) for d in report.errors],
+                      kept=self.policy.digest if self.loaded else None)
+            return False
+        policy = report.policy
+        unknown = sorted(policy_channels(policy) - self._channels) if self._channels is not None \
+            else []
+        if unknown:
+            # A notice for a channel that does not exist would never reach anyone.
+            detail = (f"the policy names notification channel(s) {', '.join(unknown)} that "
+                      "connector.yaml does not define under notifications.channels")
+            self.problems["policy"] = detail
+            log.error("policy_reload_failed", directory=str(self.policy_dir), error=detail,
+                      kept=self.policy.digest if self.loaded else None)
+            return False
+        self.problems.pop("policy", None)
+        if self.loaded and policy.digest == self.policy.digest:
+            return False
+        old, self.policy = (self.policy.digest if self.loaded else None), policy
+        self.loaded = True
+        log.info("policy_loaded", directory=str(self.policy_dir), digest=policy.digest,
+                 previous=old, inbound_rules=len(policy.inbound),
+                 outbound_rules=len(policy.outbound))
+        for warning in report.warnings:
+            log.warning("policy_warning", diagnostic=str(warning))
+        return True
+
+    def _reload_peers(self) -> bool:
+        self._peers_stamp = _stamp([self.peers_file])
+        try:
+            trust = self._load_trust(self.peers_file)
+        except ConnectorError as exc:
+            self.problems["peers"] = exc.detail
+            log.error("peers_reload_failed", file=str(self.peers_file), error=exc.detail,
+                      kept=sorted(self.trust.peers))
+            return False
+        self.problems.pop("peers", None)
+        if trust == self.trust:
+            return False
+        self.trust = trust
+        log.info("peers_loaded", file=str(self.peers_file), peers=sorted(trust.peers))
+        return True
+
+
+def policy_channels(policy: Policy) -> frozenset[str]:
+    """Every channel a policy may send a notice to."""
+    named = set(policy.channels)
+    for rule in policy.inbound:
+        named |= set(rule.channels)
+    for watch in policy.watches:
+        named |= set(watch.channels)
+    return frozenset(named)
+
+
+def file_mode_ok(path: Path) -> bool:
+    """A private key readable by group or others is refused."""
+    return (os.stat(path).st_mode & 0o077) == 0

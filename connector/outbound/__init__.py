@@ -1,0 +1,1 @@
+"""Asking peers: outbound policy, signed queries, verified answers, the fan-out."""

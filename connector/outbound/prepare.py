@@ -1,0 +1,61 @@
+"""An agency's check made ready to fan out: criteria checked, peers chosen, national searched."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from connector.enquiries.log import new_enquiry_id
+from connector.errors import InvalidRequest, OutboundDenied
+from connector.outbound.asking import Request
+from connector.outbound.fanout import PeerPlan, plan
+from connector.outbound.national import NationalResult, search_national, validate_checks
+from connector.peers.trust import TrustStore
+from connector.policy import Policy
+from connector.records.store import RecordStore
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Prepared:
+    """One policy and trust-store version decide the whole check."""
+
+    id: str
+    request: Request
+    plans: tuple[PeerPlan, ...]
+    national: tuple[NationalResult, ...]
+    policy_digest: str
+    trust: TrustStore
+
+
+async def prepare(*, node: str, request: Request, peers: Sequence[str] | Literal["*"],
+                  policy: Policy, trust: TrustStore, store: RecordStore) -> Prepared:
+    """Refuses (before anything is sent) check ids used twice, criteria that are wrong,
+    peers not in the trust store, and a check the outbound policy sends to no peer at all."""
+    ids = [c.id for c in request.checks]
+    if len(set(ids)) != len(ids):
+        raise InvalidRequest("check ids must be unique (a subject adds document, "
+                             "wanted_person, terrorism_suspect and vehicle)")
+    if not request.checks:
+        raise InvalidRequest("nothing to check")
+    if len(request.checks) > 32:
+        raise InvalidRequest("at most 32 checks per request")
+    parsed = validate_checks(request.checks)
+    if peers == "*":
+        chosen = sorted(trust.peers)
+    else:
+        unknown = sorted(set(peers) - set(trust.peers))
+        if unknown:
+            raise InvalidRequest(f"not in the trust store: {', '.join(unknown)}",
+                                 peers=unknown)
+        chosen = list(dict.fromkeys(peers))
+    plans = plan(policy, request, chosen)
+    if plans and not any(p.allowed for p in plans):
+        cats = ", ".join(sorted({c.category.value for c in request.checks}))
+        raise OutboundDenied(
+            f"the outbound policy lets {request.agency} ask none of these peers about "
+            f"{cats} for {request.purpose.value}", agency=request.agency)
+    national = await search_national(store, node, request.checks, parsed)
+    return Prepared(id=new_enquiry_id(time.time()), request=request, plans=plans,
+                    national=national, policy_digest=policy.digest, trust=trust)

@@ -1,0 +1,1 @@
+"""What admins edit: connector.yaml and the one reader of admin-edited YAML."""

@@ -1,0 +1,289 @@
+"""The node's config file (`connector.yaml`) parsed into frozen, validated settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from connector.errors import ConfigError
+from connector.settings.yamlfile import YamlSyntaxError, compose, locate, position, to_python
+from connector.storage.urls import backend
+from connector.vocabulary import Category
+
+DEFAULT_CONFIG_PATH = Path("/etc/ncb-connector/connector.yaml")
+CONFIG_ENV = "NCB_CONNECTOR_CONFIG"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Listener(_Model):
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)]
+
+
+class Listeners(_Model):
+    peer: Listener
+    local: Listener
+
+
+class Tls(_Model):
+    cert: Path
+    key: Path
+
+
+class Databases(_Model):
+    # sqlite:///FILE (relative to the config directory) or postgresql://USER@HOST/DB; the
+    # password, if any, is better left to ~/.pgpass or PGPASSWORD than written here.
+    records: str = "sqlite:///records.db"
+    enquiries: str = "sqlite:///enquiries.db"
+    # Group commit of the enquiry log: how long the first row waits for others to join its
+    # commit, and how many rows make a commit go at once.
+    commit_delay_ms: Annotated[float, Field(ge=0, le=50)] = 2.0
+    commit_max_rows: Annotated[int, Field(ge=1, le=10_000)] = 256
+
+    @field_validator("records", "enquiries")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        try:
+            backend(value)
+        except ValueError as exc:
+            raise ValueError(str(exc)) from None
+        except Exception:  # sqlalchemy's ArgumentError: not a URL at all
+            raise ValueError(f"{value!r} is not a database URL: use sqlite:///FILE or "
+                             "postgresql://USER@HOST/DB") from None
+        return value
+
+
+class Logging(_Model):
+    format: Literal["auto", "json", "console"] = "auto"
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class Outgoing(_Model):
+    timeout: Annotated[float, Field(gt=0, le=60)] = 5.0
+    query_lifetime: Annotated[int, Field(ge=10, le=120)] = 60
+
+
+class _ChannelBase(_Model):
+    # A channel may also (or only) get a periodic summary: "daily 07:00", "hourly",
+    # "weekly mon 07:00", or a five-field crontab such as "0 7 * * 1-5" (UTC).
+    digest: str | None = None
+    digest_only: bool = False
+
+
+class WebhookChannel(_ChannelBase):
+    type: Literal["webhook"]
+    url: Annotated[str, StringConstraints(pattern=r"^https?://")]
+    tls_fingerprint: str | None = None  # pin the receiver's certificate (SHA-256), no CA
+    insecure: bool = False  # plain http:// (tests, labs)
+    timeout: Annotated[float, Field(gt=0, le=120)] = 10.0
+
+
+class EmailChannel(_ChannelBase):
+    type: Literal["email"]
+    host: str
+    port: Annotated[int, Field(ge=1, le=65535)] = 587
+    security: Literal["starttls", "tls", "none"] = "starttls"
+    username: str | None = None
+    # Never the password itself in this file: a file readable by the service, or the name
+    # of a systemd credential (LoadCredential=…; read from $CREDENTIALS_DIRECTORY).
+    password_file: Path | None = None
+    password_credential: str | None = None
+    sender: str
+    to: Annotated[list[str], Field(min_length=1)]
+    timeout: Annotated[float, Field(gt=0, le=300)] = 30.0
+
+
+class LogChannel(_ChannelBase):
+    type: Literal["log"]
+
+
+Channel = Annotated[WebhookChannel | EmailChannel | LogChannel, Field(discriminator="type")]
+
+
+class Notifications(_Model):
+    channels: dict[Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")],
+                   Channel] = Field(default_factory=dict)
+    # Delivery is retried with exponential backoff and jitter, from retry_initial_s up to
+    # retry_max_s between attempts, until the notice is max_age_hours old: then it is dead.
+    retry_initial_s: Annotated[float, Field(gt=0, le=3600)] = 5.0
+    retry_max_s: Annotated[float, Field(gt=0, le=86400)] = 900.0
+    max_age_hours: Annotated[float, Field(gt=0, le=24 * 90)] = 72.0
+    poll_interval_s: Annotated[float, Field(gt=0, le=3600)] = 2.0
+    # Deliveries in flight at once on each channel: a slow receiver holds up only its own.
+    per_channel: Annotated[int, Field(ge=1, le=1024)] = 64
+
+
+class Federation(_Model):
+    """Agencies asking peers through this node (the local API), and watching the peers."""
+
+    # An agency's check returns when every peer has answered or this much time has passed;
+    # each peer also gets at most `outgoing.timeout`. A request may ask for less or more.
+    deadline_ms: Annotated[int, Field(ge=50, le=30_000)] = 1500
+    # Relative paths below are in the state directory: beside the enquiry log's SQLite file
+    # (the config directory when the log is not SQLite).
+    agencies_file: Path = Path("agencies.json")
+    health_file: Path = Path("peer-health.json")
+    health_interval_s: Annotated[float, Field(gt=0, le=86_400)] = 30.0
+    key_expiry_warning_days: Annotated[int, Field(ge=0, le=365)] = 14
+    # A peer failing this many queries in a row is skipped for a cooldown that doubles (up to
+    # 60 s) while probes keep failing.
+    breaker_threshold: Annotated[int, Field(ge=1, le=1000)] = 3
+    breaker_cooldown_s: Annotated[float, Field(gt=0, le=3600)] = 5.0
+
+
+class Discovery(_Model):
+    """Opt-in LAN discovery (mDNS / DNS-SD): announce this node, notice others, trust none."""
+
+    mdns: bool = False
+    # Addresses to announce and browse on; empty: every interface.
+    interfaces: list[str] = Field(default_factory=list)
+    discovered_file: Path = Path("discovered-peers.json")
+
+
+DEFAULT_HIT_THRESHOLD = 0.85
+"""Where a ranked candidate (a person found by name) becomes a hit; see docs/records.md and
+docs/benchmarks.md for what it costs in missed persons and false hits."""
+
+
+RefChecks = Literal["disclosed", "any"]
+
+
+class Matching(_Model):
+    # Per category: the score from which a candidate of a ranked search (a person by name)
+    # is a hit. Below it the candidate is not reported at any level.
+    hit_threshold: dict[Category, Annotated[float, Field(ge=0, le=1)]] = Field(
+        default_factory=dict)
+    # A check naming a record by its reference (a follow-up of a hit) is answered only when
+    # this node gave that peer the reference ("disclosed"), or always ("any": national
+    # references are public in your country, e.g. printed on published notices).
+    ref_checks: RefChecks = "disclosed"
+
+    def threshold(self, category: Category) -> float:
+        return self.hit_threshold.get(category, DEFAULT_HIT_THRESHOLD)
+
+
+class Settings(_Model):
+    """Validated settings; relative paths are resolved against the config file's directory."""
+
+    node: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}(-[A-Z0-9]{1,8})?$")]
+    key_file: Path
+    tls: Tls
+    listen: Listeners
+    public_url: str | None = None
+    databases: Databases = Databases()
+    policy_dir: Path = Path("policies")
+    peers_file: Path = Path("peers.yaml")
+    # Live links to national databases (docs/records.md); no file, no links.
+    sources_file: Path = Path("sources.yaml")
+    policy_reload_interval: Annotated[float, Field(ge=0, le=3600)] = 5.0
+    logging: Logging = Logging()
+    outgoing: Outgoing = Outgoing()
+    notifications: Notifications = Notifications()
+    federation: Federation = Federation()
+    discovery: Discovery = Discovery()
+    matching: Matching = Matching()
+    base_dir: Path = Path(".")
+
+    @model_validator(mode="after")
+    def _distinct_listeners(self) -> Settings:
+        peer, local = self.listen.peer, self.listen.local
+        if peer.port != 0 and (peer.host, peer.port) == (local.host, local.port):
+            raise ValueError("listen.peer and listen.local must not share an address and port")
+        return self
+
+    def path(self, p: Path) -> Path:
+        return p if p.is_absolute() else self.base_dir / p
+
+    def database_url(self, url: str) -> str:
+        """SQLite URLs with a relative path are taken relative to the config directory."""
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/") and url != prefix:
+            return prefix + str(self.base_dir / url[len(prefix):])
+        return url
+
+    def state_path(self, p: Path) -> Path:
+        """A file the node writes: relative paths go beside the enquiry log's SQLite file,
+        the one directory the service may write under systemd."""
+        if p.is_absolute():
+            return p
+        prefix = "sqlite:///"
+        url = self.enquiries_url
+        if url.startswith(prefix) and url != prefix:
+            return Path(url[len(prefix):]).parent / p
+        return self.base_dir / p
+
+    @property
+    def records_url(self) -> str:
+        return self.database_url(self.databases.records)
+
+    @property
+    def enquiries_url(self) -> str:
+        return self.database_url(self.databases.enquiries)
+
+    @property
+    def peer_url(self) -> str:
+        if self.public_url:
+            return self.public_url
+        host = self.listen.peer.host
+        host = f"[{host}]" if ":" in host else host
+        return f"https://{host}:{self.listen.peer.port}"
+
+
+def load_settings(path: Path) -> Settings:
+    """Read and validate connector.yaml; every problem becomes one ConfigError naming the
+    file, line and key, so an admin never meets a traceback or a silently ignored key."""
+    return load_yaml_model(path, Settings, extra={"base_dir": path.resolve().parent})
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def load_yaml_model(path: Path, model: type[M], *, extra: dict[str, Any] | None = None) -> M:
+    """A YAML file an admin edits, validated by `model`; every problem is reported as
+    file:line:column: key: message in one ConfigError. `extra` keys are supplied by us,
+    never taken from the file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ConfigError(f"cannot read {path}: {reason}", file=str(path)) from exc
+    try:
+        root = compose(text)
+    except YamlSyntaxError as exc:
+        raise ConfigError(f"{path}:{exc.position.line}:{exc.position.column}: {exc.message}",
+                          file=str(path)) from exc
+    if root is None:
+        raise ConfigError(f"{path}: the file is empty", file=str(path))
+    data, problems = to_python(root)
+    found = [f"{path}:{p.position.line}:{p.position.column}: {p.message}" for p in problems]
+    if not isinstance(data, dict):
+        found.append(f"{path}:1:1: the top level must be a mapping")
+    else:
+        for key in extra or {}:
+            if key in data:
+                where = position(locate(root, [key], want_key=True))
+                found.append(f"{path}:{where.line}:{where.column}: {key}: unknown key")
+    if found:
+        raise ConfigError("; ".join(found), file=str(path), errors=found)
+    try:
+        return model.model_validate({**data, **(extra or {})})
+    except ValidationError as exc:
+        for err in exc.errors(include_url=False):
+            loc = [p for p in err["loc"] if isinstance(p, str | int)]
+            where = position(locate(root, loc, want_key=err["type"] == "extra_forbidden"))
+            key = ".".join(str(p) for p in loc) or "(top level)"
+            found.append(f"{path}:{where.line}:{where.column}: {key}: {err['msg']}")
+        raise ConfigError("; ".join(found), file=str(path), errors=found) from exc

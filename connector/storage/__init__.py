@@ -1,0 +1,1 @@
+"""Databases: URLs per driver, SQLite pragmas, schema migrations, a throwaway PostgreSQL."""
