@@ -40,8 +40,9 @@ def tls_context(cert: str, key: str) -> ssl.SSLContext:
 async def serve(*, tls_port: int, plain_port: int, cert: str, key: str) -> None:
     runner = web.AppRunner(make_app(), access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", tls_port, ssl_context=tls_context(cert, key),
-                      backlog=1024).start()
+    await web.TCPSite(
+        runner, "127.0.0.1", tls_port, ssl_context=tls_context(cert, key), backlog=1024
+    ).start()
     await web.TCPSite(runner, "127.0.0.1", plain_port, backlog=1024).start()
     await until_signalled(runner)
 

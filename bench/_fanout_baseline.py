@@ -19,16 +19,26 @@ from bench._serve import until_signalled
 
 URLS = web.AppKey("urls", list)
 SESSION = web.AppKey("session", aiohttp.ClientSession)
-BODY = orjson.dumps({"checks": [{"id": "doc", "category": "travel_documents",
-                                 "criteria": {"number": "DE1234567", "country": "DE"}}]})
+BODY = orjson.dumps(
+    {
+        "checks": [
+            {
+                "id": "doc",
+                "category": "travel_documents",
+                "criteria": {"number": "DE1234567", "country": "DE"},
+            }
+        ]
+    }
+)
 
 
 async def fanout(request: web.Request) -> web.Response:
     session = request.app[SESSION]
 
     async def one(url: str) -> int:
-        async with session.post(url, data=BODY,
-                                headers={"Content-Type": "application/json"}) as resp:
+        async with session.post(
+            url, data=BODY, headers={"Content-Type": "application/json"}
+        ) as resp:
             await resp.read()
             return resp.status
 
@@ -41,8 +51,9 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def session_ctx(app: web.Application) -> AsyncIterator[None]:
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(
-            limit=0, keepalive_timeout=60)) as session:
+    async with aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=60)
+    ) as session:
         app[SESSION] = session
         yield
 

@@ -55,36 +55,61 @@ async def query(request: web.Request) -> web.Response:
     client_id, client_key = request.app[CLIENT]
     now = time.time()
     envelope = open_envelope(
-        token, resolve_kid=lambda kid: (client_id, client_key) if kid == client_key.kid
-        else None, me=peer.id, now=now)
+        token,
+        resolve_kid=lambda kid: (client_id, client_key) if kid == client_key.kid else None,
+        me=peer.id,
+        now=now,
+    )
     q = parse_query(envelope)
-    results = tuple(CheckResult(check=c.id, status="no_hit", level=AnswerLevel.FULL)
-                    for c in q.checks)
-    answer = sign_answer(signer=peer.signer, iss=peer.id, aud=q.iss, in_reply_to=q.jti,
-                         query_digest=digest(token), enquiry="01BENCH0000000000000000000",
-                         results=results, now=now)
+    results = tuple(
+        CheckResult(check=c.id, status="no_hit", level=AnswerLevel.FULL) for c in q.checks
+    )
+    answer = sign_answer(
+        signer=peer.signer,
+        iss=peer.id,
+        aud=q.iss,
+        in_reply_to=q.jti,
+        query_digest=digest(token),
+        enquiry="01BENCH0000000000000000000",
+        results=results,
+        now=now,
+    )
     return web.Response(body=answer, content_type=JOSE_MEDIA_TYPE)
 
 
 async def plain(request: web.Request) -> web.Response:
     body = orjson.loads(await request.read())
-    out = {"peer": _peer(request).id, "results": [{"check": c["id"], "status": "no_hit"}
-                                                  for c in body["checks"]]}
+    out = {
+        "peer": _peer(request).id,
+        "results": [{"check": c["id"], "status": "no_hit"} for c in body["checks"]],
+    }
     return web.Response(body=orjson.dumps(out), content_type="application/json")
 
 
 async def identity(request: web.Request) -> web.Response:
     peer = _peer(request)
-    token = sign_identity(signer=peer.signer, node=peer.id, keys=[peer.signer.public.jwk()],
-                          tls_fingerprint=None, url=peer.url, now=time.time())
+    token = sign_identity(
+        signer=peer.signer,
+        node=peer.id,
+        keys=[peer.signer.public.jwk()],
+        tls_fingerprint=None,
+        url=peer.url,
+        now=time.time(),
+    )
     return web.Response(body=token, content_type=JOSE_MEDIA_TYPE)
 
 
 async def serve(entries: list[dict[str, Any]], client: str, client_jwk: dict[str, str]) -> None:
     app = web.Application()
     app[CLIENT] = (client, PublicKey.from_jwk(client_jwk))
-    app[PEERS] = {e["port"]: PeerSide(id=e["id"], signer=Signer(SigningKey.from_jwk(e["jwk"])),
-                                      url=f"http://127.0.0.1:{e['port']}") for e in entries}
+    app[PEERS] = {
+        e["port"]: PeerSide(
+            id=e["id"],
+            signer=Signer(SigningKey.from_jwk(e["jwk"])),
+            url=f"http://127.0.0.1:{e['port']}",
+        )
+        for e in entries
+    }
     app.router.add_post("/v1/query", query)
     app.router.add_post("/plain", plain)
     app.router.add_get("/v1/identity", identity)

@@ -38,8 +38,12 @@ async def serve(config: Path, stats_out: Path, profile: cProfile.Profile | None)
             profile.disable()
         await service.stop()
         stats = enquiry_log.stats
-        _write(stats_out, orjson.dumps({
-            "flushes": stats.flushes, "rows": stats.rows, "batch_sizes": stats.batch_sizes}))
+        _write(
+            stats_out,
+            orjson.dumps(
+                {"flushes": stats.flushes, "rows": stats.rows, "batch_sizes": stats.batch_sizes}
+            ),
+        )
 
 
 def _write(path: Path, data: bytes) -> None:

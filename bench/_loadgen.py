@@ -94,8 +94,9 @@ def _checks(spec: Spec, rng: random.Random) -> Check:
         number = document_number(rng.randrange(spec.records))
     else:
         number = document_number(spec.records + rng.randrange(10 * spec.records))
-    return Check(id="1", category=Category.TRAVEL_DOCUMENTS,
-                 criteria={"number": number, "country": "DE"})
+    return Check(
+        id="1", category=Category.TRAVEL_DOCUMENTS, criteria={"number": number, "country": "DE"}
+    )
 
 
 def sign_tokens(spec: Spec, count: int) -> list[tuple[Query, bytes]]:
@@ -105,9 +106,16 @@ def sign_tokens(spec: Spec, count: int) -> list[tuple[Query, bytes]]:
     now = time.time()
     out = []
     for _ in range(count):
-        q = make_query(iss=spec.iss, aud=spec.aud, sub="border-police/4711",
-                       agency_kind=AgencyKind.BORDER, purpose=Purpose.BORDER_CONTROL,
-                       checks=(_checks(spec, rng),), now=now, lifetime=MAX_LIFETIME_S)
+        q = make_query(
+            iss=spec.iss,
+            aud=spec.aud,
+            sub="border-police/4711",
+            agency_kind=AgencyKind.BORDER,
+            purpose=Purpose.BORDER_CONTROL,
+            checks=(_checks(spec, rng),),
+            now=now,
+            lifetime=MAX_LIFETIME_S,
+        )
         out.append((q, sign_query(q, signer)))
     return out
 
@@ -125,9 +133,16 @@ def _payload(token: bytes) -> Any:
     return orjson.loads(base64.urlsafe_b64decode(part + b"=" * (-len(part) % 4)))
 
 
-async def _drive(session: aiohttp.ClientSession, spec: Spec, tokens: Sequence[bytes],
-                 deadline: float, latencies: list[float], statuses: Counter[int],
-                 bodies: list[bytes | None], errors: list[str]) -> None:
+async def _drive(
+    session: aiohttp.ClientSession,
+    spec: Spec,
+    tokens: Sequence[bytes],
+    deadline: float,
+    latencies: list[float],
+    statuses: Counter[int],
+    bodies: list[bytes | None],
+    errors: list[str],
+) -> None:
     headers = {"Content-Type": JOSE_MEDIA_TYPE}
     next_index = 0
     perf = time.perf_counter
@@ -160,12 +175,14 @@ async def measure(spec: Spec) -> Result:
     started_signing = time.perf_counter()
     signed = sign_tokens(spec, spec.warmup + spec.requests)
     sign_s = time.perf_counter() - started_signing
-    warm_tokens = [t for _, t in signed[:spec.warmup]]
-    timed = signed[spec.warmup:]
+    warm_tokens = [t for _, t in signed[: spec.warmup]]
+    timed = signed[spec.warmup :]
     timed_tokens = [t for _, t in timed]
     ssl_arg: aiohttp.Fingerprint | bool = (
         aiohttp.Fingerprint(fingerprint_bytes(spec.tls_fingerprint))
-        if spec.tls_fingerprint else False)
+        if spec.tls_fingerprint
+        else False
+    )
     conn = aiohttp.TCPConnector(limit=spec.concurrency, ssl=ssl_arg)
     timeout = aiohttp.ClientTimeout(total=30)
     async with aiohttp.ClientSession(connector=conn, timeout=timeout) as session:
@@ -173,8 +190,16 @@ async def measure(spec: Spec) -> Result:
         warm_status: Counter[int] = Counter()
         warm_errors: list[str] = []
         warm_bodies: list[bytes | None] = [None] * len(warm_tokens)
-        await _drive(session, spec, warm_tokens, time.monotonic() + 30, warm_lat, warm_status,
-                     warm_bodies, warm_errors)
+        await _drive(
+            session,
+            spec,
+            warm_tokens,
+            time.monotonic() + 30,
+            warm_lat,
+            warm_status,
+            warm_bodies,
+            warm_errors,
+        )
         latencies: list[float] = []
         statuses: Counter[int] = Counter()
         bodies: list[bytes | None] = [None] * len(timed_tokens)
@@ -188,21 +213,32 @@ async def measure(spec: Spec) -> Result:
         elapsed = time.perf_counter() - t0
         client_cpu = time.process_time() - cpu0
         machine_cpu = machine_busy_seconds() - machine0
-        server_cpu = (cpu_seconds_of(spec.server_pid) - server_cpu0
-                      if spec.server_pid and server_cpu0 is not None else None)
+        server_cpu = (
+            cpu_seconds_of(spec.server_pid) - server_cpu0
+            if spec.server_pid and server_cpu0 is not None
+            else None
+        )
     done = len(latencies)
     ordered = sorted(latencies)
     result = Result(
-        name=spec.name, requests=done, ok=statuses[200],
+        name=spec.name,
+        requests=done,
+        ok=statuses[200],
         statuses={str(k): v for k, v in sorted(statuses.items())},
         first_error=errors[0] if errors else (warm_errors[0] if warm_errors else None),
-        elapsed_s=elapsed, per_s=done / elapsed if elapsed > 0 else 0.0,
-        p50_ms=percentile(ordered, 50) * 1e3, p90_ms=percentile(ordered, 90) * 1e3,
-        p99_ms=percentile(ordered, 99) * 1e3, max_ms=(ordered[-1] if ordered else math.nan) * 1e3,
+        elapsed_s=elapsed,
+        per_s=done / elapsed if elapsed > 0 else 0.0,
+        p50_ms=percentile(ordered, 50) * 1e3,
+        p90_ms=percentile(ordered, 90) * 1e3,
+        p99_ms=percentile(ordered, 99) * 1e3,
+        max_ms=(ordered[-1] if ordered else math.nan) * 1e3,
         mean_ms=(sum(ordered) / done if done else math.nan) * 1e3,
-        client_cpu_s=client_cpu, server_cpu_s=server_cpu, machine_cpu_s=machine_cpu,
+        client_cpu_s=client_cpu,
+        server_cpu_s=server_cpu,
+        machine_cpu_s=machine_cpu,
         sign_s=sign_s,
-        warmup_ok=warm_status[200], capped=done < len(timed_tokens),
+        warmup_ok=warm_status[200],
+        capped=done < len(timed_tokens),
     )
     if spec.answer_key is not None:
         _check_answers(spec, result, timed, bodies)
@@ -210,8 +246,9 @@ async def measure(spec: Spec) -> Result:
     return result
 
 
-def _check_answers(spec: Spec, result: Result, timed: Sequence[tuple[Query, bytes]],
-                   bodies: Sequence[bytes | None]) -> None:
+def _check_answers(
+    spec: Spec, result: Result, timed: Sequence[tuple[Query, bytes]], bodies: Sequence[bytes | None]
+) -> None:
     """Count answer statuses; verify a sample fully (signature, aud, in_reply_to, digest)."""
     assert spec.answer_key is not None
     key = PublicKey.from_jwk(spec.answer_key)
@@ -230,8 +267,15 @@ def _check_answers(spec: Spec, result: Result, timed: Sequence[tuple[Query, byte
             continue
         if result.verified + len(result.verify_failures) < spec.verify_sample:
             try:
-                open_answer(body, key=key, peer=spec.aud, me=spec.iss, query_token=token,
-                            query=query, now=now)
+                open_answer(
+                    body,
+                    key=key,
+                    peer=spec.aud,
+                    me=spec.iss,
+                    query_token=token,
+                    query=query,
+                    now=now,
+                )
                 result.verified += 1
             except Exception as exc:
                 result.verify_failures.append(str(exc))

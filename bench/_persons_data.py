@@ -17,27 +17,47 @@ from connector.records.names.normalise import to_latin
 # language whose name lists are added to the pools). Weights roughly follow who appears in
 # European wanted-person and watch lists; every script the connector claims is present.
 LOCALES: tuple[tuple[str, str, str, int, tuple[str, ...]], ...] = (
-    ("en_US", "US", "latin", 4, ("en_NZ",)), ("en_GB", "GB", "latin", 3, ("en_IE",)),
-    ("de_DE", "DE", "latin", 6, ("de_AT", "de_CH")), ("fr_FR", "FR", "latin", 6, ("fr_BE",)),
-    ("fr_CA", "CA", "latin", 1, ("fr_CH",)), ("nl_NL", "NL", "latin", 3, ("nl_BE",)),
-    ("es_ES", "ES", "latin", 5, ("es_CL",)), ("es_MX", "MX", "latin", 2, ("es_CO", "es_AR")),
-    ("it_IT", "IT", "latin", 5, ()), ("pt_BR", "BR", "latin", 3, ("pt_PT",)),
-    ("pl_PL", "PL", "latin", 5, ()), ("cs_CZ", "CZ", "latin", 2, ()),
-    ("sk_SK", "SK", "latin", 2, ()), ("hu_HU", "HU", "latin", 2, ()),
-    ("ro_RO", "RO", "latin", 4, ()), ("hr_HR", "HR", "latin", 2, ("sl_SI",)),
-    ("sv_SE", "SE", "latin", 2, ("no_NO", "da_DK")), ("fi_FI", "FI", "latin", 1, ("et_EE",)),
-    ("lt_LT", "LT", "latin", 1, ("lv_LV",)), ("tr_TR", "TR", "latin", 6, ()),
-    ("az_AZ", "AZ", "latin", 1, ("uz_UZ",)), ("id_ID", "ID", "latin", 1, ()),
+    ("en_US", "US", "latin", 4, ("en_NZ",)),
+    ("en_GB", "GB", "latin", 3, ("en_IE",)),
+    ("de_DE", "DE", "latin", 6, ("de_AT", "de_CH")),
+    ("fr_FR", "FR", "latin", 6, ("fr_BE",)),
+    ("fr_CA", "CA", "latin", 1, ("fr_CH",)),
+    ("nl_NL", "NL", "latin", 3, ("nl_BE",)),
+    ("es_ES", "ES", "latin", 5, ("es_CL",)),
+    ("es_MX", "MX", "latin", 2, ("es_CO", "es_AR")),
+    ("it_IT", "IT", "latin", 5, ()),
+    ("pt_BR", "BR", "latin", 3, ("pt_PT",)),
+    ("pl_PL", "PL", "latin", 5, ()),
+    ("cs_CZ", "CZ", "latin", 2, ()),
+    ("sk_SK", "SK", "latin", 2, ()),
+    ("hu_HU", "HU", "latin", 2, ()),
+    ("ro_RO", "RO", "latin", 4, ()),
+    ("hr_HR", "HR", "latin", 2, ("sl_SI",)),
+    ("sv_SE", "SE", "latin", 2, ("no_NO", "da_DK")),
+    ("fi_FI", "FI", "latin", 1, ("et_EE",)),
+    ("lt_LT", "LT", "latin", 1, ("lv_LV",)),
+    ("tr_TR", "TR", "latin", 6, ()),
+    ("az_AZ", "AZ", "latin", 1, ("uz_UZ",)),
+    ("id_ID", "ID", "latin", 1, ()),
     ("yo_NG", "NG", "latin", 1, ("ha_NG",)),
-    ("ru_RU", "RU", "cyrillic", 7, ()), ("uk_UA", "UA", "cyrillic", 5, ()),
-    ("bg_BG", "BG", "cyrillic", 2, ()), ("mk_MK", "MK", "cyrillic", 1, ()),
-    ("el_GR", "GR", "greek", 4, ()), ("ar_AA", "SY", "arabic", 6, ("ar_PS",)),
-    ("ar_SA", "SA", "arabic", 2, ("ar_DZ",)), ("fa_IR", "IR", "arabic", 3, ()),
-    ("he_IL", "IL", "hebrew", 2, ()), ("zh_CN", "CN", "han", 5, ("zh_TW",)),
-    ("ko_KR", "KR", "hangul", 2, ()), ("hy_AM", "AM", "armenian", 1, ()),
-    ("ka_GE", "GE", "georgian", 2, ()), ("hi_IN", "IN", "devanagari", 2, ("mr_IN",)),
-    ("ne_NP", "NP", "devanagari", 1, ()), ("bn_BD", "BD", "bengali", 1, ()),
-    ("ta_IN", "LK", "tamil", 1, ()), ("th_TH", "TH", "thai", 1, ()),
+    ("ru_RU", "RU", "cyrillic", 7, ()),
+    ("uk_UA", "UA", "cyrillic", 5, ()),
+    ("bg_BG", "BG", "cyrillic", 2, ()),
+    ("mk_MK", "MK", "cyrillic", 1, ()),
+    ("el_GR", "GR", "greek", 4, ()),
+    ("ar_AA", "SY", "arabic", 6, ("ar_PS",)),
+    ("ar_SA", "SA", "arabic", 2, ("ar_DZ",)),
+    ("fa_IR", "IR", "arabic", 3, ()),
+    ("he_IL", "IL", "hebrew", 2, ()),
+    ("zh_CN", "CN", "han", 5, ("zh_TW",)),
+    ("ko_KR", "KR", "hangul", 2, ()),
+    ("hy_AM", "AM", "armenian", 1, ()),
+    ("ka_GE", "GE", "georgian", 2, ()),
+    ("hi_IN", "IN", "devanagari", 2, ("mr_IN",)),
+    ("ne_NP", "NP", "devanagari", 1, ()),
+    ("bn_BD", "BD", "bengali", 1, ()),
+    ("ta_IN", "LK", "tamil", 1, ()),
+    ("th_TH", "TH", "thai", 1, ()),
 )
 # Romanian family names are largely patronymic (Ionescu, Petrescu, Constantinescu); Faker
 # lists 44, so the pool also takes each male given name's -escu form.
@@ -45,14 +65,70 @@ _PATRONYMIC = {"ro_RO": "escu"}
 
 # Other ways Cyrillic is romanised than ICAO's: BGN/PCGN, French, German, scholarly.
 _CYRILLIC_SYSTEMS: tuple[dict[str, str], ...] = (
-    {"х": "kh", "ц": "ts", "ч": "ch", "ш": "sh", "щ": "shch", "ж": "zh", "й": "y", "ю": "yu",
-     "я": "ya", "е": "e", "ы": "y", "э": "e", "ь": "", "ъ": ""},
-    {"х": "kh", "ц": "ts", "ч": "tch", "ш": "ch", "щ": "chtch", "ж": "j", "й": "i", "ю": "iou",
-     "я": "ia", "у": "ou", "е": "e", "ы": "y", "ь": "", "ъ": ""},
-    {"х": "ch", "ц": "z", "ч": "tsch", "ш": "sch", "щ": "schtsch", "ж": "sch", "й": "j",
-     "ю": "ju", "я": "ja", "в": "w", "з": "s", "е": "e", "ы": "y", "ь": "", "ъ": ""},
-    {"х": "ch", "ц": "c", "ч": "č", "ш": "š", "щ": "šč", "ж": "ž", "й": "j", "ю": "ju",
-     "я": "ja", "е": "e", "ы": "y", "ь": "", "ъ": ""},
+    {
+        "х": "kh",
+        "ц": "ts",
+        "ч": "ch",
+        "ш": "sh",
+        "щ": "shch",
+        "ж": "zh",
+        "й": "y",
+        "ю": "yu",
+        "я": "ya",
+        "е": "e",
+        "ы": "y",
+        "э": "e",
+        "ь": "",
+        "ъ": "",
+    },
+    {
+        "х": "kh",
+        "ц": "ts",
+        "ч": "tch",
+        "ш": "ch",
+        "щ": "chtch",
+        "ж": "j",
+        "й": "i",
+        "ю": "iou",
+        "я": "ia",
+        "у": "ou",
+        "е": "e",
+        "ы": "y",
+        "ь": "",
+        "ъ": "",
+    },
+    {
+        "х": "ch",
+        "ц": "z",
+        "ч": "tsch",
+        "ш": "sch",
+        "щ": "schtsch",
+        "ж": "sch",
+        "й": "j",
+        "ю": "ju",
+        "я": "ja",
+        "в": "w",
+        "з": "s",
+        "е": "e",
+        "ы": "y",
+        "ь": "",
+        "ъ": "",
+    },
+    {
+        "х": "ch",
+        "ц": "c",
+        "ч": "č",
+        "ш": "š",
+        "щ": "šč",
+        "ж": "ž",
+        "й": "j",
+        "ю": "ju",
+        "я": "ja",
+        "е": "e",
+        "ы": "y",
+        "ь": "",
+        "ъ": "",
+    },
 )
 _GREEK_ALTERNATIVE = (("ou", "u"), ("ch", "kh"), ("y", "i"), ("th", "t"))
 _GERMAN_UMLAUTS = {"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss", "Ä": "Ae", "Ö": "Oe", "Ü": "Ue"}
@@ -105,14 +181,20 @@ def load_pools() -> list[tuple[Pools, int]]:
         male = _pooled(providers, "first_names_male", "first_names")
         female = _pooled(providers, "first_names_female", "first_names")
         last_male = _pooled(providers, "last_names_male", "male_last_names", "last_names")
-        last_female = _pooled(providers, "last_names_female", "unisex_last_names",
-                              "last_names")
+        last_female = _pooled(providers, "last_names_female", "unisex_last_names", "last_names")
         if locale in _PATRONYMIC:
             derived = _patronymics(male, _PATRONYMIC[locale])
             last_male += [n for n in derived if n not in last_male]
             last_female += [n for n in derived if n not in last_female]
-        pools = Pools(locale=locale, nationality=country, script=script, male=male,
-                      female=female, last_male=last_male, last_female=last_female)
+        pools = Pools(
+            locale=locale,
+            nationality=country,
+            script=script,
+            male=male,
+            female=female,
+            last_male=last_male,
+            last_female=last_female,
+        )
         out.append((pools, weight))
     return out
 
@@ -146,9 +228,13 @@ def make_person(rng: random.Random, pools: Pools, number: int) -> Person:
     family = rng.choice(pools.last_male if sex == "male" else pools.last_female)
     year = rng.randint(1945, 2006)
     birth = f"{year}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
-    row: dict[str, Any] = {"id": f"P{number:08d}", "sex": sex, "nationality": [pools.nationality],
-                           "warrant_country": "DE",
-                           "birth_date": birth if rng.random() < 0.9 else str(year)}
+    row: dict[str, Any] = {
+        "id": f"P{number:08d}",
+        "sex": sex,
+        "nationality": [pools.nationality],
+        "warrant_country": "DE",
+        "birth_date": birth if rng.random() < 0.9 else str(year),
+    }
     if pools.script == "latin":
         row.update(first_name=given, last_name=family)
         if middle:
@@ -199,19 +285,22 @@ def _romanise(rng: random.Random, text: str, script: str) -> str:
         for i, c in enumerate(latin):
             out.append(c)
             following = latin[i + 1] if i + 1 < len(latin) else ""
-            if c not in "aeiou" and following and following not in "aeiou" \
-                    and rng.random() < 0.6:
+            if c not in "aeiou" and following and following not in "aeiou" and rng.random() < 0.6:
                 out.append(rng.choice("aaeiou"))
         return "".join(out).title()
     if script in ("han", "hangul"):
         syllables = [anyascii(c).lower() for c in text]
-        return rng.choice(("", "-", " ")).join(syllables).title() if len(syllables) > 1 \
+        return (
+            rng.choice(("", "-", " ")).join(syllables).title()
+            if len(syllables) > 1
             else "".join(syllables).title()
+        )
     if script == "latin":
         if any(c in _GERMAN_UMLAUTS for c in text) and rng.random() < 0.5:
             return "".join(_GERMAN_UMLAUTS.get(c, c) for c in text)
-        return "".join(c for c in unicodedata.normalize("NFKD", text)
-                       if not unicodedata.combining(c))
+        return "".join(
+            c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c)
+        )
     return anyascii(text).title()
 
 
@@ -222,13 +311,13 @@ def _misspell(rng: random.Random, word: str) -> str:
     letters = "aeioulnrstmkdh"
     match rng.randrange(4):
         case 0:
-            return word[:i] + rng.choice(letters) + word[i + 1:]
+            return word[:i] + rng.choice(letters) + word[i + 1 :]
         case 1:
-            return word[:i] + word[i + 1:]
+            return word[:i] + word[i + 1 :]
         case 2:
             return word[:i] + rng.choice(letters) + word[i:]
         case _:
-            return word[:i - 1] + word[i] + word[i - 1] + word[i + 1:]
+            return word[: i - 1] + word[i] + word[i - 1] + word[i + 1 :]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

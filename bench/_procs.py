@@ -95,8 +95,7 @@ class Child:
         return self.proc.returncode
 
 
-def stop_process(proc: subprocess.Popen[bytes], timeout: float,
-                 sig: int = signal.SIGTERM) -> None:
+def stop_process(proc: subprocess.Popen[bytes], timeout: float, sig: int = signal.SIGTERM) -> None:
     if proc.poll() is not None:
         return
     with contextlib.suppress(ProcessLookupError):
@@ -133,15 +132,28 @@ def install_cleanup() -> None:
         signal.signal(sig, _on_signal)
 
 
-def start(name: str, argv: Sequence[str], *, log_path: Path, cwd: Path | None = None,
-          env: dict[str, str] | None = None, stdout: int | IO[bytes] | None = None) -> Child:
+def start(
+    name: str,
+    argv: Sequence[str],
+    *,
+    log_path: Path,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    stdout: int | IO[bytes] | None = None,
+) -> Child:
     """Start a child with stderr (and stdout unless given) appended to `log_path`."""
     install_cleanup()
     log_fh = log_path.open("ab")
     try:
         proc = subprocess.Popen(
-            list(argv), stdin=subprocess.DEVNULL, stdout=log_fh if stdout is None else stdout,
-            stderr=log_fh, cwd=cwd, env=env, preexec_fn=_die_with_parent)
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=log_fh if stdout is None else stdout,
+            stderr=log_fh,
+            cwd=cwd,
+            env=env,
+            preexec_fn=_die_with_parent,
+        )
     finally:
         log_fh.close()
     _CHILDREN.append(proc)
@@ -154,8 +166,10 @@ def wait_http(child: Child, url: str, *, timeout: float = 30.0) -> None:
     last = "no answer"
     while time.monotonic() < deadline:
         if not child.alive():
-            raise RuntimeError(f"{child.name} exited with {child.proc.returncode} before it was "
-                               f"ready:\n{child.tail()}")
+            raise RuntimeError(
+                f"{child.name} exited with {child.proc.returncode} before it was "
+                f"ready:\n{child.tail()}"
+            )
         try:
             with urllib.request.urlopen(url, timeout=2) as resp:
                 if resp.status == 200:
@@ -164,18 +178,26 @@ def wait_http(child: Child, url: str, *, timeout: float = 30.0) -> None:
         except (urllib.error.URLError, OSError) as exc:
             last = str(exc)
         time.sleep(0.05)
-    raise RuntimeError(f"{child.name} was not ready at {url} within {timeout:.0f} s ({last}):\n"
-                       f"{child.tail()}")
+    raise RuntimeError(
+        f"{child.name} was not ready at {url} within {timeout:.0f} s ({last}):\n{child.tail()}"
+    )
 
 
-def run(argv: Sequence[str], *, timeout: float, what: str,
-        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    argv: Sequence[str], *, timeout: float, what: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """A short command to completion, output captured; a timeout or failure is an error."""
     install_cleanup()
     try:
-        done = subprocess.run(list(argv), capture_output=True, text=True,
-                              timeout=timeout, check=False, env=env,
-                              preexec_fn=_die_with_parent)
+        done = subprocess.run(
+            list(argv),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            env=env,
+            preexec_fn=_die_with_parent,
+        )
     except subprocess.TimeoutExpired as exc:
         raise RuntimeError(f"{what} took longer than {timeout:.0f} s") from exc
     return done

@@ -60,8 +60,13 @@ class Format:
         return "".join(reversed(digits))
 
 
-_NAMED = {"L": tuple(LETTERS), "D": tuple(DIGITS), "N": tuple(NONZERO), "V": tuple(VIN_CHARS),
-          "X": tuple(LETTERS + DIGITS)}
+_NAMED = {
+    "L": tuple(LETTERS),
+    "D": tuple(DIGITS),
+    "N": tuple(NONZERO),
+    "V": tuple(VIN_CHARS),
+    "X": tuple(LETTERS + DIGITS),
+}
 
 
 def fmt(*parts: str | Sequence[str]) -> list[Segment]:
@@ -71,8 +76,7 @@ def fmt(*parts: str | Sequence[str]) -> list[Segment]:
     out: list[Segment] = []
     for part in parts:
         if isinstance(part, str):
-            out += [_NAMED[ch] for ch in part] if part and set(part) <= _NAMED.keys() \
-                else [part]
+            out += [_NAMED[ch] for ch in part] if part and set(part) <= _NAMED.keys() else [part]
         else:
             out.append(tuple(part))
     return out
@@ -81,38 +85,49 @@ def fmt(*parts: str | Sequence[str]) -> list[Segment]:
 # Passport and identity-card numbers in the shape each issuer uses (weights: share of rows).
 DOCUMENT_FORMATS: dict[str, tuple[int, list[Segment]]] = {
     "DE": (18, fmt(tuple("CFGHJK"), *([tuple("CFGHJKLMNPRTVWXYZ0123456789")] * 8))),  # C01X00T47
-    "FR": (15, fmt("DD", "LL", "DDDDD")),        # 18AB12345
-    "IT": (12, fmt("LL", "DDDDDDD")),            # YA1234567
-    "ES": (10, fmt("LLL", "DDDDDD")),            # PAA123456
-    "GB": (10, fmt("N", "DDDDDDDD")),            # 123456789
-    "US": (8, fmt(list("ACDEF"), "DDDDDDDD")),   # A12345678 (next generation)
-    "NL": (6, fmt("LL", "XXXXXX", "D")),         # NW1K2L3M4
-    "PL": (6, fmt("LL", "DDDDDDD")),             # EA1234567
-    "SE": (4, fmt("DDDDDDDD")),                  # 12345678
-    "CH": (3, fmt("L", "DDDDDDD")),              # X1234567
-    "AT": (3, fmt("L", "DDDDDDD")),              # P1234567
-    "BE": (3, fmt("LL", "DDDDDD")),              # EM123456
-    "PT": (2, fmt("L", "DDDDDD")),               # C123456
+    "FR": (15, fmt("DD", "LL", "DDDDD")),  # 18AB12345
+    "IT": (12, fmt("LL", "DDDDDDD")),  # YA1234567
+    "ES": (10, fmt("LLL", "DDDDDD")),  # PAA123456
+    "GB": (10, fmt("N", "DDDDDDDD")),  # 123456789
+    "US": (8, fmt(list("ACDEF"), "DDDDDDDD")),  # A12345678 (next generation)
+    "NL": (6, fmt("LL", "XXXXXX", "D")),  # NW1K2L3M4
+    "PL": (6, fmt("LL", "DDDDDDD")),  # EA1234567
+    "SE": (4, fmt("DDDDDDDD")),  # 12345678
+    "CH": (3, fmt("L", "DDDDDDD")),  # X1234567
+    "AT": (3, fmt("L", "DDDDDDD")),  # P1234567
+    "BE": (3, fmt("LL", "DDDDDD")),  # EM123456
+    "PT": (2, fmt("L", "DDDDDD")),  # C123456
 }
 
 # Registration plates as written in each country (separators included; the key drops them).
 _FR = tuple("ABCDEFGHJKLMNPRSTVWXYZ")  # no I, O, U
-_ES = tuple("BCDFGHJKLMNPRSTVWXYZ")    # consonants only
+_ES = tuple("BCDFGHJKLMNPRSTVWXYZ")  # consonants only
 PLATE_FORMATS: dict[str, tuple[int, list[Segment]]] = {
-    "DE": (20, fmt(["B", "M", "HH", "K", "F", "S", "D", "HB", "DO", "MA", "KA", "N", "L", "DD",
-                    "H", "E"], "-", "LL", " ", "N", "DDD")),  # HH-AB 1234
+    "DE": (
+        20,
+        fmt(
+            ["B", "M", "HH", "K", "F", "S", "D", "HB", "DO", "MA", "KA", "N", "L", "DD", "H", "E"],
+            "-",
+            "LL",
+            " ",
+            "N",
+            "DDD",
+        ),
+    ),  # HH-AB 1234
     "FR": (14, fmt(_FR, _FR, "-", "DDD", "-", _FR, _FR)),  # AB-123-CD
-    "IT": (12, fmt("LL", " ", "DDD", "LL")),     # AB 123CD
+    "IT": (12, fmt("LL", " ", "DDD", "LL")),  # AB 123CD
     "ES": (10, fmt("DDDD", " ", _ES, _ES, _ES)),  # 1234 BCD
-    "GB": (10, fmt("LL", "DD", " ", "LLL")),     # AB12 CDE
+    "GB": (10, fmt("LL", "DD", " ", "LLL")),  # AB12 CDE
     "NL": (7, fmt("LL", "-", "DDD", "-", "L")),  # AB-123-C
     "PL": (7, fmt(["WA", "WB", "KR", "PO", "GD", "WR", "LU", "SZ"], " ", "N", "DDDD")),
-    "SE": (5, fmt("LLL", " ", "DDD")),           # ABC 123
+    "SE": (5, fmt("LLL", " ", "DDD")),  # ABC 123
     "BE": (5, fmt("N", "-", "LLL", "-", "DDD")),  # 1-ABC-234
     "AT": (4, fmt(["W", "G", "L", "S", "K", "I"], "-", "N", "DDDD", "L")),  # W-12345A
-    "CH": (3, fmt(["ZH", "BE", "GE", "VD", "AG", "SG", "TI", "LU", "BS", "ZG"], " ", "N",
-                  "DDDDD")),                     # ZH 123456
-    "US": (3, fmt("N", "LLL", "DDD")),           # 7ABC123 (California)
+    "CH": (
+        3,
+        fmt(["ZH", "BE", "GE", "VD", "AG", "SG", "TI", "LU", "BS", "ZG"], " ", "N", "DDDDD"),
+    ),  # ZH 123456
+    "US": (3, fmt("N", "LLL", "DDD")),  # 7ABC123 (California)
 }
 
 MAKERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
@@ -129,28 +144,88 @@ MAKERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("SAL", "Land Rover", ("Range Rover Evoque", "Discovery")),
     ("JTD", "Toyota", ("Yaris", "Corolla", "RAV4")),
     ("KMH", "Hyundai", ("i30", "Tucson")),
-    ("1HG", "Honda", ("Civic", "Accord")),     # North America: the check digit is mandatory
+    ("1HG", "Honda", ("Civic", "Accord")),  # North America: the check digit is mandatory
     ("5YJ", "Tesla", ("Model 3", "Model Y")),
     ("WP0", "Porsche", ("911", "Cayenne")),
 )
 COLOURS = ("black", "white", "silver", "grey", "blue", "red", "green", "brown", "yellow")
-GIVEN = ("Anna", "Lukas", "Marie", "Jean", "Giulia", "Marco", "Lucía", "Javier", "Oliver",
-         "Emma", "Sven", "Ingrid", "Piotr", "Zofia", "Sophie", "Thomas", "Élodie", "Jan",
-         "María", "James", "Fatima", "Mehmet", "Olga", "Nikos")
-FAMILY = ("Müller", "Schmidt", "Martin", "Bernard", "Rossi", "Russo", "García", "Fernández",
-          "Smith", "Jones", "de Vries", "Jansen", "Nowak", "Kowalski", "Andersson", "Johansson",
-          "Peeters", "Gruber", "Meier", "Silva", "Yılmaz", "Papadopoulos", "Ivanova", "Dubois")
-DOC_REMARKS = ("reported at a border crossing", "theft from a vehicle", "pickpocketing, "
-               "public transport", "declared lost abroad", "replaced by a new document")
-VEH_REMARKS = ("keys stolen in a burglary", "not returned after rental", "stolen from a "
-               "parking garage", "last seen near a port", "leasing contract unpaid")
+GIVEN = (
+    "Anna",
+    "Lukas",
+    "Marie",
+    "Jean",
+    "Giulia",
+    "Marco",
+    "Lucía",
+    "Javier",
+    "Oliver",
+    "Emma",
+    "Sven",
+    "Ingrid",
+    "Piotr",
+    "Zofia",
+    "Sophie",
+    "Thomas",
+    "Élodie",
+    "Jan",
+    "María",
+    "James",
+    "Fatima",
+    "Mehmet",
+    "Olga",
+    "Nikos",
+)
+FAMILY = (
+    "Müller",
+    "Schmidt",
+    "Martin",
+    "Bernard",
+    "Rossi",
+    "Russo",
+    "García",
+    "Fernández",
+    "Smith",
+    "Jones",
+    "de Vries",
+    "Jansen",
+    "Nowak",
+    "Kowalski",
+    "Andersson",
+    "Johansson",
+    "Peeters",
+    "Gruber",
+    "Meier",
+    "Silva",
+    "Yılmaz",
+    "Papadopoulos",
+    "Ivanova",
+    "Dubois",
+)
+DOC_REMARKS = (
+    "reported at a border crossing",
+    "theft from a vehicle",
+    "pickpocketing, public transport",
+    "declared lost abroad",
+    "replaced by a new document",
+)
+VEH_REMARKS = (
+    "keys stolen in a burglary",
+    "not returned after rental",
+    "stolen from a parking garage",
+    "last seen near a port",
+    "leasing contract unpaid",
+)
 
 
-def _weighted(table: dict[str, tuple[int, list[Segment]]], rng: random.Random
-              ) -> tuple[list[str], list[int], dict[str, Format]]:
+def _weighted(
+    table: dict[str, tuple[int, list[Segment]]], rng: random.Random
+) -> tuple[list[str], list[int], dict[str, Format]]:
     countries = list(table)
-    return (countries, [table[c][0] for c in countries],
-            {c: Format(table[c][1], rng) for c in countries})
+    return (
+        countries,
+        [table[c][0] for c in countries],
+        {c: Format(table[c][1], rng) for c in countries},
+    )
 
 
 def _day(rng: random.Random, earliest: date) -> str:
@@ -185,10 +260,10 @@ class Documents:
         self.used[country] = k + 1
         doc_type = rng.choices(("P", "I", "PD"), (85, 12, 3))[0]
         row: dict[str, Any] = {
-            "number": self.formats[country].number(k), "country": country,
+            "number": self.formats[country].number(k),
+            "country": country,
             "document_type": doc_type,
-            "status": rng.choices(("stolen", "lost", "revoked", "invalidated"),
-                                  (45, 50, 3, 2))[0],
+            "status": rng.choices(("stolen", "lost", "revoked", "invalidated"), (45, 50, 3, 2))[0],
             "reported_on": _day(rng, date(2012, 1, 1)),
         }
         if rng.random() < 0.7:
@@ -206,8 +281,9 @@ class Documents:
         for _ in range(n):
             country = rng.choices(self.countries, self.weights)[0]
             f = self.formats[country]
-            out.append({"number": f.number(rng.randrange(self.used[country], f.space)),
-                        "country": country})
+            out.append(
+                {"number": f.number(rng.randrange(self.used[country], f.space)), "country": country}
+            )
         return out
 
 
@@ -247,9 +323,14 @@ class Vehicles:
             self.used[country] = k + 1
             row["plate"] = self.formats[country].number(k)
             row["plate_country"] = country
-        row.update(make=make, model=rng.choice(models), colour=rng.choice(COLOURS), year=year,
-                   stolen_on=_day(rng, date(max(year, 2015), 1, 1)),
-                   status=rng.choices(("stolen", "embezzled", "missing"), (80, 12, 8))[0])
+        row.update(
+            make=make,
+            model=rng.choice(models),
+            colour=rng.choice(COLOURS),
+            year=year,
+            stolen_on=_day(rng, date(max(year, 2015), 1, 1)),
+            status=rng.choices(("stolen", "embezzled", "missing"), (80, 12, 8))[0],
+        )
         if rng.random() < 0.5:
             row["owner_name"] = f"{rng.choice(FAMILY).upper()} {rng.choice(GIVEN)}"
         if rng.random() < 0.1:
@@ -272,13 +353,18 @@ class Vehicles:
         for i in range(n):
             if i % 2 == 0:
                 k = rng.randrange(self.vins_used, self.serials.space)
-                out.append({"vin": self.vin(k, rng, rng.randrange(2000, 2025),
-                                            rng.choice(MAKERS)[0])})
+                out.append(
+                    {"vin": self.vin(k, rng, rng.randrange(2000, 2025), rng.choice(MAKERS)[0])}
+                )
             else:
                 country = rng.choices(self.countries, self.weights)[0]
                 f = self.formats[country]
-                out.append({"plate": f.number(rng.randrange(self.used[country], f.space)),
-                            "country": country})
+                out.append(
+                    {
+                        "plate": f.number(rng.randrange(self.used[country], f.space)),
+                        "country": country,
+                    }
+                )
         return out
 
 
@@ -287,8 +373,9 @@ Source = Documents | Vehicles
 
 def write_ndjson(source: Source, path: Path, rows: int, sample: int) -> Plan:
     """`rows` rows as NDJSON; the criteria of `sample` rows picked at random are kept."""
-    picked = set(random.Random(f"sample/{source.category}/{rows}").sample(
-        range(rows), min(sample, rows)))
+    picked = set(
+        random.Random(f"sample/{source.category}/{rows}").sample(range(rows), min(sample, rows))
+    )
     plan = Plan(rows=rows)
     dumps = orjson.dumps
     with path.open("wb", buffering=1 << 20) as fh:

@@ -54,10 +54,17 @@ async def hook(request: web.Request) -> web.Response:
 async def stats_view(request: web.Request) -> web.Response:
     s = request.app[STATS]
     span = (s.last_at - s.first_at) if s.first_at is not None and s.last_at is not None else 0.0
-    return web.json_response({"received": s.received, "answered": s.answered,
-                              "distinct_keys": len(s.keys), "in_flight": s.in_flight,
-                              "max_in_flight": s.max_in_flight, "body_bytes": s.body_bytes,
-                              "span_s": span})
+    return web.json_response(
+        {
+            "received": s.received,
+            "answered": s.answered,
+            "distinct_keys": len(s.keys),
+            "in_flight": s.in_flight,
+            "max_in_flight": s.max_in_flight,
+            "body_bytes": s.body_bytes,
+            "span_s": span,
+        }
+    )
 
 
 async def readyz(request: web.Request) -> web.Response:

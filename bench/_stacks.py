@@ -82,12 +82,19 @@ def summarise(stacks: Iterable[tuple[list[Frame], int]], top: int = 20) -> Summa
             incl[name] += n
         labels = [f"{f.func} {f.file}" for f in frames]
         buckets[_bucket(labels, steps, libraries)] += n
-    return Summary(samples=total, self_time=own.most_common(top),
-                   inclusive=incl.most_common(top), buckets=buckets.most_common())
+    return Summary(
+        samples=total,
+        self_time=own.most_common(top),
+        inclusive=incl.most_common(top),
+        buckets=buckets.most_common(),
+    )
 
 
-def _bucket(labels: list[str], steps: list[tuple[str, re.Pattern[str]]],
-            libraries: list[tuple[str, re.Pattern[str]]]) -> str:
+def _bucket(
+    labels: list[str],
+    steps: list[tuple[str, re.Pattern[str]]],
+    libraries: list[tuple[str, re.Pattern[str]]],
+) -> str:
     for name, rx in steps:
         if any(rx.search(t) for t in labels):
             return name
@@ -108,9 +115,13 @@ def render(summary: Summary, *, per_request_us: float | None = None) -> list[str
 
     head = "| | share of samples" + (" | µs a request |" if per_request_us else " |")
     rule = "|---|---:" + ("|---:|" if per_request_us else "|")
-    lines = ["Where the node's CPU goes (a sample counts for the connector step on its stack, "
-             "else for the library of its innermost frame):", "",
-             head, rule]
+    lines = [
+        "Where the node's CPU goes (a sample counts for the connector step on its stack, "
+        "else for the library of its innermost frame):",
+        "",
+        head,
+        rule,
+    ]
     lines += [row(name, n) for name, n in summary.buckets]
     lines += ["", "Functions by self time:", "", "| function | self |", "|---|---:|"]
     lines += [f"| `{name}` | {n / total:.1%} |" for name, n in summary.self_time]

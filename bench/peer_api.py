@@ -129,9 +129,18 @@ def _console_script(name: str) -> str:
 def write_records(path: Path, count: int) -> None:
     with path.open("wb") as fh:
         for i in range(count):
-            fh.write(orjson.dumps({"number": document_number(i), "country": NODE,
-                                   "document_type": "P", "status": "stolen",
-                                   "reported_on": "2026-01-02"}) + b"\n")
+            fh.write(
+                orjson.dumps(
+                    {
+                        "number": document_number(i),
+                        "country": NODE,
+                        "document_type": "P",
+                        "status": "stolen",
+                        "reported_on": "2026-01-02",
+                    }
+                )
+                + b"\n"
+            )
 
 
 def set_up(root: Path, opts: Options, report: Report) -> Bed:
@@ -140,9 +149,20 @@ def set_up(root: Path, opts: Options, report: Report) -> Bed:
     (layout.policies / "10-bench.yaml").write_text(POLICY, encoding="utf-8")
     data = root / "records.ndjson"
     write_records(data, opts.records)
-    done = _procs.run([_console_script("ncb-connector"), "records", "import", str(data),
-                       "--category", "travel_documents", "--config", str(layout.config)],
-                      timeout=180, what="records import")
+    done = _procs.run(
+        [
+            _console_script("ncb-connector"),
+            "records",
+            "import",
+            str(data),
+            "--category",
+            "travel_documents",
+            "--config",
+            str(layout.config),
+        ],
+        timeout=180,
+        what="records import",
+    )
     if done.returncode != 0:
         raise RuntimeError(f"records import failed ({done.returncode}):\n{done.stderr}")
     report.import_line = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
@@ -150,47 +170,78 @@ def set_up(root: Path, opts: Options, report: Report) -> Bed:
     client_key = root / "client-FR.jwk"
     write_signing_key(client_key, client)
     trust = load_trust_store(layout.peers).with_peer(
-        Peer(id=CLIENT, url="http://127.0.0.1:9", insecure=True,
-             keys=(PinnedKey(key=client.public),)))
+        Peer(
+            id=CLIENT, url="http://127.0.0.1:9", insecure=True, keys=(PinnedKey(key=client.public),)
+        )
+    )
     save_trust_store(layout.peers, trust)
     # The baseline serves a certificate made the same way as the node's (ECDSA P-256).
     cert_pem, key_pem = make_tls_certificate("baseline", ["127.0.0.1"])
     baseline_cert, baseline_key = root / "baseline-cert.pem", root / "baseline-key.pem"
     baseline_cert.write_bytes(cert_pem)
     write_private(baseline_key, key_pem)
-    return Bed(root=root, layout=layout, peer_port=peer_port, local_port=local_port,
-               client_key=client_key, node_jwk=read_signing_key(layout.key).public.jwk(),
-               fingerprint=certificate_fingerprint(layout.tls_cert.read_bytes()),
-               baseline_cert=baseline_cert, baseline_key=baseline_key)
+    return Bed(
+        root=root,
+        layout=layout,
+        peer_port=peer_port,
+        local_port=local_port,
+        client_key=client_key,
+        node_jwk=read_signing_key(layout.key).public.jwk(),
+        fingerprint=certificate_fingerprint(layout.tls_cert.read_bytes()),
+        baseline_cert=baseline_cert,
+        baseline_key=baseline_key,
+    )
 
 
 # --- running ---------------------------------------------------------------------------------
 
 
-def start_node(bed: Bed, *, in_process: bool, profile_out: Path | None = None,
-               stats_out: Path | None = None) -> _procs.Child:
+def start_node(
+    bed: Bed, *, in_process: bool, profile_out: Path | None = None, stats_out: Path | None = None
+) -> _procs.Child:
     if in_process:
         assert stats_out is not None
-        argv = [sys.executable, "-m", "bench._inproc", "--config", str(bed.layout.config),
-                "--stats-out", str(stats_out)]
+        argv = [
+            sys.executable,
+            "-m",
+            "bench._inproc",
+            "--config",
+            str(bed.layout.config),
+            "--stats-out",
+            str(stats_out),
+        ]
         if profile_out is not None:
             argv += ["--profile-out", str(profile_out)]
         name = "node (in-process Service)"
     else:
         argv = [_console_script("ncb-connector"), "run", "--config", str(bed.layout.config)]
         name = "node (ncb-connector run)"
-    child = _procs.start(name, argv, log_path=bed.root / "node.log", cwd=bed.root,
-                         env=_procs.python_env(REPO))
+    child = _procs.start(
+        name, argv, log_path=bed.root / "node.log", cwd=bed.root, env=_procs.python_env(REPO)
+    )
     _procs.wait_http(child, f"http://127.0.0.1:{bed.local_port}/readyz")
     return child
 
 
 def start_baseline(bed: Bed, tls_port: int, plain_port: int) -> _procs.Child:
-    child = _procs.start("baseline", [sys.executable, "-m", "bench._baseline",
-                                      "--tls-port", str(tls_port), "--plain-port", str(plain_port),
-                                      "--cert", str(bed.baseline_cert),
-                                      "--key", str(bed.baseline_key)],
-                         log_path=bed.root / "baseline.log", env=_procs.python_env(REPO))
+    child = _procs.start(
+        "baseline",
+        [
+            sys.executable,
+            "-m",
+            "bench._baseline",
+            "--tls-port",
+            str(tls_port),
+            "--plain-port",
+            str(plain_port),
+            "--cert",
+            str(bed.baseline_cert),
+            "--key",
+            str(bed.baseline_key),
+        ],
+        log_path=bed.root / "baseline.log",
+        env=_procs.python_env(REPO),
+    )
     _procs.wait_http(child, f"http://127.0.0.1:{plain_port}/readyz")
     return child
 
@@ -198,41 +249,81 @@ def start_baseline(bed: Bed, tls_port: int, plain_port: int) -> _procs.Child:
 _seq = 0
 
 
-def load(bed: Bed, opts: Options, *, name: str, url: str, fingerprint: str | None,
-         server: _procs.Child, verify: bool, requests: int | None = None,
-         spy: Path | None = None, time_cap: float | None = None) -> Result:
+def load(
+    bed: Bed,
+    opts: Options,
+    *,
+    name: str,
+    url: str,
+    fingerprint: str | None,
+    server: _procs.Child,
+    verify: bool,
+    requests: int | None = None,
+    spy: Path | None = None,
+    time_cap: float | None = None,
+) -> Result:
     """One measurement by a load generator in its own process; `spy` samples the server."""
     global _seq
     _seq += 1
-    spec = Spec(name=name, url=url, tls_fingerprint=fingerprint, key_file=str(bed.client_key),
-                iss=CLIENT, aud=NODE, records=opts.records, hit_ratio=0.5,
-                requests=opts.requests if requests is None else requests, warmup=opts.warmup,
-                concurrency=opts.concurrency,
-                time_cap=opts.time_cap if time_cap is None else time_cap, seed=_seq,
-                server_pid=server.pid, answer_key=bed.node_jwk if verify else None)
+    spec = Spec(
+        name=name,
+        url=url,
+        tls_fingerprint=fingerprint,
+        key_file=str(bed.client_key),
+        iss=CLIENT,
+        aud=NODE,
+        records=opts.records,
+        hit_ratio=0.5,
+        requests=opts.requests if requests is None else requests,
+        warmup=opts.warmup,
+        concurrency=opts.concurrency,
+        time_cap=opts.time_cap if time_cap is None else time_cap,
+        seed=_seq,
+        server_pid=server.pid,
+        answer_key=bed.node_jwk if verify else None,
+    )
     spec_path, out_path = bed.root / f"spec-{_seq}.json", bed.root / f"result-{_seq}.json"
     spec_path.write_bytes(orjson.dumps(asdict(spec)))
     sampler = None
     if spy is not None:
-        sampler = _procs.start("py-spy", [_console_script("py-spy"), "record", "--pid",
-                                          str(server.pid), "--rate", "200", "--format", "raw",
-                                          "--output", str(spy)],
-                               log_path=bed.root / "py-spy.log")
+        sampler = _procs.start(
+            "py-spy",
+            [
+                _console_script("py-spy"),
+                "record",
+                "--pid",
+                str(server.pid),
+                "--rate",
+                "200",
+                "--format",
+                "raw",
+                "--output",
+                str(spy),
+            ],
+            log_path=bed.root / "py-spy.log",
+        )
         time.sleep(1.0)  # let it attach before the load starts
-    done = _procs.run([sys.executable, "-m", "bench._loadgen", str(spec_path), str(out_path)],
-                      timeout=opts.time_cap + 120, what=f"load generator for {name}",
-                      env=_procs.python_env(REPO))
+    done = _procs.run(
+        [sys.executable, "-m", "bench._loadgen", str(spec_path), str(out_path)],
+        timeout=opts.time_cap + 120,
+        what=f"load generator for {name}",
+        env=_procs.python_env(REPO),
+    )
     if sampler is not None:
         sampler.stop(timeout=30, sig=signal.SIGINT)
     if done.returncode != 0:
-        raise RuntimeError(f"load generator for {name} failed ({done.returncode}):\n"
-                           f"{done.stderr[-3000:]}")
+        raise RuntimeError(
+            f"load generator for {name} failed ({done.returncode}):\n{done.stderr[-3000:]}"
+        )
     if not server.alive():
         raise RuntimeError(f"{server.name} died during the run:\n{server.tail()}")
     result = Result(**orjson.loads(out_path.read_bytes()))
-    print(f"  {name:<34} {result.per_s:8.0f}/s  p50 {result.p50_ms:6.1f} ms  "
-          f"p99 {result.p99_ms:6.1f} ms  ok {result.ok}/{result.requests}"
-          + (f"  first error: {result.first_error}" if result.first_error else ""), flush=True)
+    print(
+        f"  {name:<34} {result.per_s:8.0f}/s  p50 {result.p50_ms:6.1f} ms  "
+        f"p99 {result.p99_ms:6.1f} ms  ok {result.ok}/{result.requests}"
+        + (f"  first error: {result.first_error}" if result.first_error else ""),
+        flush=True,
+    )
     return result
 
 
@@ -245,9 +336,13 @@ def logged_ids(bed: Bed) -> set[str]:
 
 
 def run_bench(root: Path, opts: Options) -> Report:
-    report = Report(started=datetime.now(UTC), options=opts,
-                    load_before=" ".join(Path("/proc/loadavg").read_text().split()[:3])
-                    if Path("/proc/loadavg").exists() else "")
+    report = Report(
+        started=datetime.now(UTC),
+        options=opts,
+        load_before=" ".join(Path("/proc/loadavg").read_text().split()[:3])
+        if Path("/proc/loadavg").exists()
+        else "",
+    )
     report.code = code_version()
     t0 = time.monotonic()
     print(f"setting up a node with {opts.records:,} travel documents in {root} …", flush=True)
@@ -260,50 +355,100 @@ def run_bench(root: Path, opts: Options) -> Report:
     node_url = f"https://127.0.0.1:{bed.peer_port}/v1/query"
     for r in range(1, opts.rounds + 1):
         if r > 1 and time.monotonic() - t0 > opts.budget * 0.5:
-            report.notes.append(f"rounds {r}–{opts.rounds} skipped: past half the "
-                                f"{opts.budget:.0f} s budget")
+            report.notes.append(
+                f"rounds {r}–{opts.rounds} skipped: past half the {opts.budget:.0f} s budget"
+            )
             break
-        print(f"round {r}/{opts.rounds}: {opts.requests:,} requests each after "
-              f"{opts.warmup:,} warm-up, {opts.concurrency} connections", flush=True)
-        report.node.append(load(bed, opts, name=f"node ncb-connector run (TLS) r{r}",
-                                url=node_url, fingerprint=bed.fingerprint, server=node,
-                                verify=True))
-        report.tls.append(load(bed, opts, name=f"baseline aiohttp (TLS) r{r}",
-                               url=f"https://127.0.0.1:{tls_port}/v1/query",
-                               fingerprint=certificate_fingerprint(bed.baseline_cert.read_bytes()),
-                               server=baseline, verify=False))
-        report.plain.append(load(bed, opts, name=f"baseline aiohttp (plain) r{r}",
-                                 url=f"http://127.0.0.1:{plain_port}/v1/query", fingerprint=None,
-                                 server=baseline, verify=False))
+        print(
+            f"round {r}/{opts.rounds}: {opts.requests:,} requests each after "
+            f"{opts.warmup:,} warm-up, {opts.concurrency} connections",
+            flush=True,
+        )
+        report.node.append(
+            load(
+                bed,
+                opts,
+                name=f"node ncb-connector run (TLS) r{r}",
+                url=node_url,
+                fingerprint=bed.fingerprint,
+                server=node,
+                verify=True,
+            )
+        )
+        report.tls.append(
+            load(
+                bed,
+                opts,
+                name=f"baseline aiohttp (TLS) r{r}",
+                url=f"https://127.0.0.1:{tls_port}/v1/query",
+                fingerprint=certificate_fingerprint(bed.baseline_cert.read_bytes()),
+                server=baseline,
+                verify=False,
+            )
+        )
+        report.plain.append(
+            load(
+                bed,
+                opts,
+                name=f"baseline aiohttp (plain) r{r}",
+                url=f"http://127.0.0.1:{plain_port}/v1/query",
+                fingerprint=None,
+                server=baseline,
+                verify=False,
+            )
+        )
     baseline.stop()
     side_cap = max(5.0, opts.time_cap / 2)
     if want_py_spy(opts, report) and time.monotonic() - t0 > opts.budget * 0.75:
         report.notes.append(f"py-spy pass skipped: past 3/4 of the {opts.budget:.0f} s budget")
     elif want_py_spy(opts, report):
-        print(f"profile pass: py-spy samples `ncb-connector run` over "
-              f"{opts.profile_requests:,} requests", flush=True)
+        print(
+            f"profile pass: py-spy samples `ncb-connector run` over "
+            f"{opts.profile_requests:,} requests",
+            flush=True,
+        )
         raw = root / "node-py-spy.txt"
-        report.spy = load(bed, opts, name="node under py-spy (not a measurement)", url=node_url,
-                          fingerprint=bed.fingerprint, server=node, verify=True,
-                          requests=opts.profile_requests, spy=raw, time_cap=side_cap)
+        report.spy = load(
+            bed,
+            opts,
+            name="node under py-spy (not a measurement)",
+            url=node_url,
+            fingerprint=bed.fingerprint,
+            server=node,
+            verify=True,
+            requests=opts.profile_requests,
+            spy=raw,
+            time_cap=side_cap,
+        )
         spied = report.spy
         if raw.exists() and spied.requests and spied.server_cpu_s:
             cpu_us = spied.server_cpu_s / spied.requests * 1e6
-            report.spy_lines = _stacks.render(_stacks.summarise(_stacks.read_raw(raw)),
-                                              per_request_us=cpu_us)
+            report.spy_lines = _stacks.render(
+                _stacks.summarise(_stacks.read_raw(raw)), per_request_us=cpu_us
+            )
     report.node_exit = node.stop()
     if opts.commit_requests > 0:
         stats_out, prof_out = root / "commit-stats.json", root / "node.prof"
         cprof = opts.profile == "cprofile"
         mode = "under cProfile" if cprof else "to read the enquiry-log stats"
-        print(f"group-commit pass: the node in-process {mode}, {opts.commit_requests:,} requests",
-              flush=True)
-        inproc = start_node(bed, in_process=True, stats_out=stats_out,
-                            profile_out=prof_out if cprof else None)
-        report.commit = load(bed, opts, name="node in-process" + (" (cProfile)" if cprof
-                                                                  else ""),
-                             url=node_url, fingerprint=bed.fingerprint, server=inproc, verify=True,
-                             requests=opts.commit_requests, time_cap=side_cap)
+        print(
+            f"group-commit pass: the node in-process {mode}, {opts.commit_requests:,} requests",
+            flush=True,
+        )
+        inproc = start_node(
+            bed, in_process=True, stats_out=stats_out, profile_out=prof_out if cprof else None
+        )
+        report.commit = load(
+            bed,
+            opts,
+            name="node in-process" + (" (cProfile)" if cprof else ""),
+            url=node_url,
+            fingerprint=bed.fingerprint,
+            server=inproc,
+            verify=True,
+            requests=opts.commit_requests,
+            time_cap=side_cap,
+        )
         inproc.stop(timeout=60)
         report.commit_stats = orjson.loads(stats_out.read_bytes())
         if cprof:
@@ -315,8 +460,17 @@ def run_bench(root: Path, opts: Options) -> Report:
     answered = [i for r in measured for i in r.enquiry_ids]
     report.answer_ids = len(answered)
     report.answer_ids_missing = len(set(answered) - in_log)
-    done = _procs.run([_console_script("ncb-connector"), "enquiries", "verify", "--config",
-                       str(bed.layout.config)], timeout=120, what="enquiries verify")
+    done = _procs.run(
+        [
+            _console_script("ncb-connector"),
+            "enquiries",
+            "verify",
+            "--config",
+            str(bed.layout.config),
+        ],
+        timeout=120,
+        what="enquiries verify",
+    )
     report.verify_ok = done.returncode == 0
     # The first line says ok or where it broke; the signed checkpoint after it is not news.
     lines = (done.stdout + done.stderr).strip().splitlines()
@@ -352,8 +506,11 @@ def best(results: Sequence[Result]) -> Result:
 
 
 def _us_per_req(r: Result) -> str:
-    return "–" if r.server_cpu_s is None or not r.requests else \
-        f"{r.server_cpu_s / r.requests * 1e6:.0f}"
+    return (
+        "–"
+        if r.server_cpu_s is None or not r.requests
+        else f"{r.server_cpu_s / r.requests * 1e6:.0f}"
+    )
 
 
 def _busy(cpu: float | None, elapsed: float) -> str:
@@ -361,15 +518,18 @@ def _busy(cpu: float | None, elapsed: float) -> str:
 
 
 def results_table(rows: Sequence[Result]) -> list[str]:
-    lines = ["| run | requests/s | p50 ms | p99 ms | max ms | OK / sent | server CPU µs/req "
-             "| server busy | client busy | others busy |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| run | requests/s | p50 ms | p99 ms | max ms | OK / sent | server CPU µs/req "
+        "| server busy | client busy | others busy |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in rows:
         lines.append(
             f"| {r.name} | {r.per_s:,.0f} | {r.p50_ms:.1f} | {r.p99_ms:.1f} | {r.max_ms:.0f} "
             f"| {r.ok:,} / {r.requests:,}{' (time cap)' if r.capped else ''} "
             f"| {_us_per_req(r)} | {_busy(r.server_cpu_s, r.elapsed_s)} "
-            f"| {_busy(r.client_cpu_s, r.elapsed_s)} | {_others(r)} |")
+            f"| {_busy(r.client_cpu_s, r.elapsed_s)} | {_others(r)} |"
+        )
     return lines
 
 
@@ -387,16 +547,23 @@ def _ratio(a: float, b: float) -> str:
 def code_version() -> str:
     """The commit measured, and whether the work tree differed from it."""
     try:
-        head = _procs.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], timeout=10,
-                          what="git rev-parse")
-        dirty = _procs.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "connector"],
-                           timeout=10, what="git status")
+        head = _procs.run(
+            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+            timeout=10,
+            what="git rev-parse",
+        )
+        dirty = _procs.run(
+            ["git", "-C", str(REPO), "status", "--porcelain", "--", "connector"],
+            timeout=10,
+            what="git status",
+        )
     except (OSError, RuntimeError):
         return "unknown (no git)"
     if head.returncode != 0:
         return "unknown (not a git work tree)"
-    return head.stdout.strip() + (" with uncommitted changes in connector/"
-                                  if dirty.stdout.strip() else "")
+    return head.stdout.strip() + (
+        " with uncommitted changes in connector/" if dirty.stdout.strip() else ""
+    )
 
 
 def machine_facts() -> list[str]:
@@ -441,8 +608,14 @@ def render(report: Report) -> str:
         "Every run (busy = CPU time ÷ wall time of the timed window, 100 % = one core; "
         "others = the rest of the machine meanwhile):",
         "",
-        *results_table([*report.node, *report.tls, *report.plain,
-                        *(r for r in (report.spy, report.commit) if r is not None)]),
+        *results_table(
+            [
+                *report.node,
+                *report.tls,
+                *report.plain,
+                *(r for r in (report.spy, report.commit) if r is not None),
+            ]
+        ),
         "",
         "Best round of each (highest throughput), and the node as a ratio of the baseline:",
         "",
@@ -473,17 +646,21 @@ def commit_lines(report: Report) -> list[str]:
     out = []
     node = report.node[0] if report.node else None
     if node is not None and node.answers:
-        out.append("- answers of round 1 by status: "
-                   + ", ".join(f"{k} {v:,}" for k, v in node.answers.items())
-                   + f"; {node.verified} answers verified in full (signature, aud, "
-                   f"in_reply_to, query_digest), {len(node.verify_failures)} failed")
-    out.append(f"- enquiry log: {report.logged_rows:,} inbound rows for {report.answered_200:,} "
-               f"answers with status 200 (warm-up included); of the {report.answer_ids:,} "
-               f"`enquiry` ids the answers carry, {report.answer_ids_missing:,} are missing "
-               f"from the log — {'every answer is logged' if logged_ok(report) else '**MISMATCH**'}"
-               "; "
-               f"`ncb-connector enquiries verify`: {report.verify_line}"
-               + ("" if report.verify_ok else " **(failed)**"))
+        out.append(
+            "- answers of round 1 by status: "
+            + ", ".join(f"{k} {v:,}" for k, v in node.answers.items())
+            + f"; {node.verified} answers verified in full (signature, aud, "
+            f"in_reply_to, query_digest), {len(node.verify_failures)} failed"
+        )
+    out.append(
+        f"- enquiry log: {report.logged_rows:,} inbound rows for {report.answered_200:,} "
+        f"answers with status 200 (warm-up included); of the {report.answer_ids:,} "
+        f"`enquiry` ids the answers carry, {report.answer_ids_missing:,} are missing "
+        f"from the log — {'every answer is logged' if logged_ok(report) else '**MISMATCH**'}"
+        "; "
+        f"`ncb-connector enquiries verify`: {report.verify_line}"
+        + ("" if report.verify_ok else " **(failed)**")
+    )
     out += [f"- {note}" for note in report.notes]
     if report.node_exit is not None:
         out.append(f"- `ncb-connector run` exit code after SIGTERM: {report.node_exit}")
@@ -491,11 +668,16 @@ def commit_lines(report: Report) -> list[str]:
     if s and s.get("flushes"):
         sizes = s.get("batch_sizes") or [0]
         c = report.commit
-        rate = f", {s['flushes'] / c.elapsed_s:,.0f} commits/s in the timed window" \
-            if c and c.elapsed_s else ""
-        out.append(f"- group commit (node in-process, `EnquiryLog.stats`): {s['rows']:,} rows in "
-                   f"{s['flushes']:,} commits, {s['rows'] / s['flushes']:.1f} rows a commit on "
-                   f"average (median {statistics.median(sizes):.0f}, max {max(sizes)}){rate}")
+        rate = (
+            f", {s['flushes'] / c.elapsed_s:,.0f} commits/s in the timed window"
+            if c and c.elapsed_s
+            else ""
+        )
+        out.append(
+            f"- group commit (node in-process, `EnquiryLog.stats`): {s['rows']:,} rows in "
+            f"{s['flushes']:,} commits, {s['rows'] / s['flushes']:.1f} rows a commit on "
+            f"average (median {statistics.median(sizes):.0f}, max {max(sizes)}){rate}"
+        )
     return out
 
 
@@ -503,20 +685,31 @@ def profile_lines(report: Report) -> list[str]:
     if not report.spy_lines:
         return []
     n = report.spy.requests if report.spy else 0
-    return [f"Profile of `ncb-connector run` by py-spy ({n:,} requests, 200 samples/s, idle "
-            "time left out; µs ≈ share × the node's CPU time a check in that pass):", "",
-            *report.spy_lines, ""]
+    return [
+        f"Profile of `ncb-connector run` by py-spy ({n:,} requests, 200 samples/s, idle "
+        "time left out; µs ≈ share × the node's CPU time a check in that pass):",
+        "",
+        *report.spy_lines,
+        "",
+    ]
 
 
 def logged_ok(report: Report) -> bool:
-    return (report.logged_rows == report.answered_200 == report.answer_ids
-            and report.answer_ids_missing == 0)
+    return (
+        report.logged_rows == report.answered_200 == report.answer_ids
+        and report.answer_ids_missing == 0
+    )
 
 
 def update_docs(text: str, path: Path = DOCS) -> None:
     """Replace the generated block, keeping whatever is written around it."""
-    replace_block(path, text, begin=BEGIN, end=END,
-                  new_section="## The peer API: signed travel-document checks\n\n")
+    replace_block(
+        path,
+        text,
+        begin=BEGIN,
+        end=END,
+        new_section="## The peer API: signed travel-document checks\n\n",
+    )
 
 
 # --- entry -----------------------------------------------------------------------------------
@@ -529,17 +722,30 @@ def parse(argv: Sequence[str]) -> Options:
     p.add_argument("--warmup", type=int, default=1_000, help="untimed requests before each run")
     p.add_argument("--concurrency", type=int, default=64, help="connections and workers")
     p.add_argument("--time-cap", type=float, default=30.0, help="seconds per timed run, ≤ 100")
-    p.add_argument("--budget", type=float, default=150.0,
-                   help="seconds: later rounds and the profile pass are skipped past parts of it")
+    p.add_argument(
+        "--budget",
+        type=float,
+        default=150.0,
+        help="seconds: later rounds and the profile pass are skipped past parts of it",
+    )
     p.add_argument("--rounds", type=int, default=3, help="node/baseline rounds, interleaved")
-    p.add_argument("--commit-requests", type=int, default=5_000,
-                   help="requests of the in-process pass that reads group-commit stats; 0 skips")
-    p.add_argument("--profile", choices=["auto", "py-spy", "cprofile", "none"], default="auto",
-                   help="py-spy: sample `ncb-connector run` in an extra pass; cprofile: run the "
-                   "in-process pass under cProfile; auto (default): py-spy when it is installed "
-                   "and the node misses the target")
-    p.add_argument("--profile-requests", type=int, default=10_000,
-                   help="requests of the py-spy pass")
+    p.add_argument(
+        "--commit-requests",
+        type=int,
+        default=5_000,
+        help="requests of the in-process pass that reads group-commit stats; 0 skips",
+    )
+    p.add_argument(
+        "--profile",
+        choices=["auto", "py-spy", "cprofile", "none"],
+        default="auto",
+        help="py-spy: sample `ncb-connector run` in an extra pass; cprofile: run the "
+        "in-process pass under cProfile; auto (default): py-spy when it is installed "
+        "and the node misses the target",
+    )
+    p.add_argument(
+        "--profile-requests", type=int, default=10_000, help="requests of the py-spy pass"
+    )
     p.add_argument("--no-docs", action="store_true", help=f"do not update {DOCS.relative_to(REPO)}")
     p.add_argument("--keep", type=Path, help="work in this (new) directory and keep it")
     a = p.parse_args(list(argv))
@@ -547,12 +753,20 @@ def parse(argv: Sequence[str]) -> Options:
         p.error("--time-cap must be in (0, 100]: pre-signed tokens live 150 s")
     if a.rounds < 1 or a.requests < 1 or a.concurrency < 1 or a.records < 1:
         p.error("--rounds, --requests, --concurrency and --records must be positive")
-    return Options(records=a.records, requests=a.requests, warmup=a.warmup,
-                   concurrency=a.concurrency, time_cap=a.time_cap, budget=a.budget,
-                   rounds=a.rounds,
-                   commit_requests=a.commit_requests, profile=a.profile,
-                   profile_requests=a.profile_requests,
-                   write_docs=not a.no_docs, keep=a.keep)
+    return Options(
+        records=a.records,
+        requests=a.requests,
+        warmup=a.warmup,
+        concurrency=a.concurrency,
+        time_cap=a.time_cap,
+        budget=a.budget,
+        rounds=a.rounds,
+        commit_requests=a.commit_requests,
+        profile=a.profile,
+        profile_requests=a.profile_requests,
+        write_docs=not a.no_docs,
+        keep=a.keep,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -574,8 +788,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         update_docs(text)
         print(f"\nwritten to {DOCS}")
     print(f"total {time.monotonic() - started:.0f} s")
-    ok = report.verify_ok and logged_ok(report) \
+    ok = (
+        report.verify_ok
+        and logged_ok(report)
         and all(r.ok == r.requests for r in [*report.node, *report.tls, *report.plain])
+    )
     return 0 if ok else 1
 
 

@@ -49,9 +49,13 @@ CATEGORY = Category.WANTED_PERSONS
 BATCH = 5_000
 SWEEP = (0.75, 0.8, 0.82, 0.85, 0.88, 0.9)
 AIM_RECALL_10, AIM_FALSE_HITS, AIM_P95_MS = 0.97, 0.01, 50.0
-_KEYED_CODE = ("connector/records/names/normalise.py", "connector/records/names/keys.py",
-               "connector/records/kinds/persons.py", "connector/records/store.py",
-               "bench/_persons_data.py")
+_KEYED_CODE = (
+    "connector/records/names/normalise.py",
+    "connector/records/names/keys.py",
+    "connector/records/kinds/persons.py",
+    "connector/records/store.py",
+    "bench/_persons_data.py",
+)
 ABSENT_SEED = 10_007
 
 
@@ -126,8 +130,10 @@ def sample(opts: Options) -> list[Person]:
 def _given_family(first: object, last: object) -> tuple[str, str]:
     """A name's given and family name as letters only, so that a record held romanised and
     one held in its script (小明 / Xiao Ming) compare equal."""
+
     def letters(value: object) -> str:
         return "".join(tokens(value, whole=False)) if isinstance(value, str) else ""
+
     return letters(first), letters(last)
 
 
@@ -143,12 +149,14 @@ def held_namesake(store: RecordStore, person: Person, query: Query) -> bool:
     table = store.key_tables[CATEGORY]
     ids: set[str] = set()
     for key in keys:
-        ids.update(store._conn.execute(select(table.c.record_id).where(
-            table.c.key == key_hash(key[:MAX_KEY]))).scalars())
+        ids.update(
+            store._conn.execute(
+                select(table.c.record_id).where(table.c.key == key_hash(key[:MAX_KEY]))
+            ).scalars()
+        )
     asked = query.criteria.get("birth_date")
     for record in store.get_many(CATEGORY, sorted(ids)):
-        if _given_family(record.fields.get("first_name"),
-                         record.fields.get("last_name")) != wanted:
+        if _given_family(record.fields.get("first_name"), record.fields.get("last_name")) != wanted:
             continue
         held = record.fields.get("birth_date")
         if asked is None or held is None:
@@ -193,9 +201,14 @@ def run(store: RecordStore, queries: Sequence[Query]) -> list[Outcome]:
 
 
 def recall(outcomes: Sequence[Outcome], threshold: float, k: int) -> float:
-    hit = sum(1 for o in outcomes
-              if any(i == o.query.target and s >= threshold
-                     for i, s in [x for x in o.ranked if x[1] >= threshold][:k]))
+    hit = sum(
+        1
+        for o in outcomes
+        if any(
+            i == o.query.target and s >= threshold
+            for i, s in [x for x in o.ranked if x[1] >= threshold][:k]
+        )
+    )
     return hit / len(outcomes)
 
 
@@ -218,7 +231,8 @@ def render(r: Report) -> str:
     ok = r10 >= AIM_RECALL_10 and fh <= AIM_FALSE_HITS and p95 <= AIM_P95_MS
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
-        BEGIN, "",
+        BEGIN,
+        "",
         f"Command: `{COMMAND} --persons {o.persons} --queries {o.queries} --seed {o.seed}` — "
         f"run {now}.",
         "",
@@ -252,10 +266,17 @@ def render(r: Report) -> str:
         "|---:|---:|---:|---:|",
     ]
     for s in SWEEP:
-        lines.append(f"| {s} | {recall(r.stored, s, 1):.3f} | {recall(r.stored, s, 10):.3f} | "
-                     f"{false_hits(r.absent, s):.2%} |")
-    lines += ["", "Recall by variant applied (a query may carry several):", "",
-              "| variant | queries | recall@1 | recall@10 |", "|---|---:|---:|---:|"]
+        lines.append(
+            f"| {s} | {recall(r.stored, s, 1):.3f} | {recall(r.stored, s, 10):.3f} | "
+            f"{false_hits(r.absent, s):.2%} |"
+        )
+    lines += [
+        "",
+        "Recall by variant applied (a query may carry several):",
+        "",
+        "| variant | queries | recall@1 | recall@10 |",
+        "|---|---:|---:|---:|",
+    ]
     by_variant: Counter[str] = Counter()
     first_by_variant: Counter[str] = Counter()
     found_by_variant: Counter[str] = Counter()
@@ -266,39 +287,60 @@ def render(r: Report) -> str:
             first_by_variant[v] += first
             found_by_variant[v] += found
     for v, n in sorted(by_variant.items()):
-        lines.append(f"| {v} | {n:,} | {first_by_variant[v] / n:.3f} | "
-                     f"{found_by_variant[v] / n:.3f} |")
+        lines.append(
+            f"| {v} | {n:,} | {first_by_variant[v] / n:.3f} | {found_by_variant[v] / n:.3f} |"
+        )
     lines += ["", END]
     return "\n".join(lines)
 
 
 def _sqlite() -> str:
     import sqlite3
+
     return sqlite3.sqlite_version
 
 
 def _version(module: object) -> str:
     from importlib.metadata import version
+
     return version(getattr(module, "__name__", "anyascii"))
 
 
 def parse(argv: Sequence[str]) -> Options:
-    p = argparse.ArgumentParser(prog=COMMAND, description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog=COMMAND, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--persons", type=int, default=1_000_000, help="population (default 1M)")
-    p.add_argument("--queries", type=int, default=2_000,
-                   help="labelled queries, and as many of persons never stored (default 2,000)")
+    p.add_argument(
+        "--queries",
+        type=int,
+        default=2_000,
+        help="labelled queries, and as many of persons never stored (default 2,000)",
+    )
     p.add_argument("--seed", type=int, default=6, help="the population's seed (default 6)")
     p.add_argument("--threshold", type=float, default=DEFAULT_HIT_THRESHOLD)
-    p.add_argument("--write-docs", action="store_true",
-                   help=f"replace the generated block in {DOCS.relative_to(REPO)}")
-    p.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "ncb-bench",
-                   help="directory of the cached store (default: the temporary directory)")
+    p.add_argument(
+        "--write-docs",
+        action="store_true",
+        help=f"replace the generated block in {DOCS.relative_to(REPO)}",
+    )
+    p.add_argument(
+        "--cache",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "ncb-bench",
+        help="directory of the cached store (default: the temporary directory)",
+    )
     a, _ = p.parse_known_args(list(argv))
     if not a.persons >= 1_000 or not 10 <= a.queries <= a.persons:
         p.error("--persons at least 1000, --queries in [10, --persons]")
-    return Options(persons=a.persons, queries=a.queries, seed=a.seed, threshold=a.threshold,
-                   write_docs=a.write_docs, cache=a.cache)
+    return Options(
+        persons=a.persons,
+        queries=a.queries,
+        seed=a.seed,
+        threshold=a.threshold,
+        write_docs=a.write_docs,
+        cache=a.cache,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -325,8 +367,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     store = RecordStore.open(f"sqlite:///{path}")
     try:
         unlabelled, report.namesakes = absent_queries(store, opts)
-        report.key_rows = int(store._conn.exec_driver_sql(
-            f"SELECT count(*) FROM {CATEGORY.value}_keys").scalar_one())
+        report.key_rows = int(
+            store._conn.exec_driver_sql(f"SELECT count(*) FROM {CATEGORY.value}_keys").scalar_one()
+        )
         run(store, labelled[: max(1, len(labelled) // 20)])  # warm-up, untimed
         report.stored = run(store, labelled)
         report.absent = run(store, unlabelled)

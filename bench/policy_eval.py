@@ -41,10 +41,16 @@ def big_policy(rules: int = 200) -> str:
             f"    categories: [{CATEGORIES[i % len(CATEGORIES)].value}]",
             f"    answer: {['hit', 'summary', 'full'][i % 3]}",
         ]
-    lines += ["  - name: the world, documents only", "    from: [group:world]",
-              "    categories: [travel_documents]", "    answer: summary",
-              "outbound:", "  - agency: ncb", "    to: \"*\"",
-              "    categories: [travel_documents]"]
+    lines += [
+        "  - name: the world, documents only",
+        "    from: [group:world]",
+        "    categories: [travel_documents]",
+        "    answer: summary",
+        "outbound:",
+        "  - agency: ncb",
+        '    to: "*"',
+        "    categories: [travel_documents]",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -57,15 +63,17 @@ def time_decisions(policy_dir: Path) -> tuple[float, float, int, float]:
     queries = list(itertools.product(COUNTRIES, KINDS, PURPOSES, CATEGORIES))[:60_000]
     started = time.perf_counter()
     for peer, kind, purpose, category in queries:
-        policy.decide_inbound(peer=peer, agency_kind=kind, purpose=purpose, category=category,
-                              has_case=False)
+        policy.decide_inbound(
+            peer=peer, agency_kind=kind, purpose=purpose, category=category, has_case=False
+        )
     uncached = (time.perf_counter() - started) / len(queries) * 1e6
     hot = queries[:5_000]
     started = time.perf_counter()
     for _ in range(10):
         for peer, kind, purpose, category in hot:
-            policy.decide_inbound(peer=peer, agency_kind=kind, purpose=purpose,
-                                  category=category, has_case=False)
+            policy.decide_inbound(
+                peer=peer, agency_kind=kind, purpose=purpose, category=category, has_case=False
+            )
     cached = (time.perf_counter() - started) / (10 * len(hot)) * 1e6
     return uncached, cached, len(queries), load_ms
 
@@ -81,12 +89,26 @@ async def time_answers(policy_text: str, n: int) -> tuple[float, int]:
             assert not de.live.problems, de.live.problems
             answerer = net["DE"].service.peer_app[ANSWERER]
             signer = net["FR"].node.signer
-            tokens = [sign_query(make_query(
-                iss="FR", aud="DE", sub="bench/1", agency_kind=KINDS[i % len(KINDS)],
-                purpose=PURPOSES[i % len(PURPOSES)],
-                checks=(Check(id="1", category=Category.TRAVEL_DOCUMENTS,
-                              criteria={"number": f"DE{i:07d}", "country": "DE"}),)), signer)
-                for i in range(n)]
+            tokens = [
+                sign_query(
+                    make_query(
+                        iss="FR",
+                        aud="DE",
+                        sub="bench/1",
+                        agency_kind=KINDS[i % len(KINDS)],
+                        purpose=PURPOSES[i % len(PURPOSES)],
+                        checks=(
+                            Check(
+                                id="1",
+                                category=Category.TRAVEL_DOCUMENTS,
+                                criteria={"number": f"DE{i:07d}", "country": "DE"},
+                            ),
+                        ),
+                    ),
+                    signer,
+                )
+                for i in range(n)
+            ]
             sem = asyncio.Semaphore(64)
 
             async def one(token: bytes) -> None:
@@ -115,15 +137,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     load_ms = statistics.median(r[3] for r in rounds)
     answer_us, n = asyncio.run(time_answers(text, args.answers))
     rules = len(load_policy_from_text(text).inbound)
-    print(f"policy: {rules} inbound rules, a group of {len(COUNTRIES)} countries; "
-          f"load + check {load_ms:.0f} ms")
-    print(f"decision, uncached (every query distinct): {uncached:.1f} µs "
-          f"= {1e6 / uncached:,.0f} decisions/s")
-    print(f"decision, cached (repeated queries):      {cached:.2f} µs "
-          f"= {1e6 / cached:,.0f} decisions/s")
+    print(
+        f"policy: {rules} inbound rules, a group of {len(COUNTRIES)} countries; "
+        f"load + check {load_ms:.0f} ms"
+    )
+    print(
+        f"decision, uncached (every query distinct): {uncached:.1f} µs "
+        f"= {1e6 / uncached:,.0f} decisions/s"
+    )
+    print(
+        f"decision, cached (repeated queries):      {cached:.2f} µs "
+        f"= {1e6 / cached:,.0f} decisions/s"
+    )
     print(f"one answered query in process with this policy: {answer_us:.0f} µs ({n} queries)")
-    print(f"an uncached decision is {uncached / answer_us:.1%} of a query's cost, "
-          f"a cached one {cached / answer_us:.2%}")
+    print(
+        f"an uncached decision is {uncached / answer_us:.1%} of a query's cost, "
+        f"a cached one {cached / answer_us:.2%}"
+    )
     return 0 if uncached / answer_us < 0.05 else 1
 
 

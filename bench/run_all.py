@@ -16,8 +16,11 @@ SKIP = frozenset({"run_all"})
 
 def benchmark_modules() -> list[str]:
     """Public modules of the bench package; helpers start with an underscore."""
-    return sorted(f"bench.{m.name}" for m in pkgutil.iter_modules(bench.__path__)
-                  if not m.name.startswith("_") and m.name not in SKIP)
+    return sorted(
+        f"bench.{m.name}"
+        for m in pkgutil.iter_modules(bench.__path__)
+        if not m.name.startswith("_") and m.name not in SKIP
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -81,8 +81,10 @@ class _Strict(BaseModel):
 class CheckClaims(_Strict):
     id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     category: Category
-    criteria: Annotated[dict[Annotated[str, StringConstraints(max_length=64)], CriterionValue],
-                        Field(min_length=1, max_length=16)]
+    criteria: Annotated[
+        dict[Annotated[str, StringConstraints(max_length=64)], CriterionValue],
+        Field(min_length=1, max_length=16),
+    ]
     limit: Annotated[StrictInt, Field(ge=1, le=100)] = 10
 
 
@@ -102,8 +104,12 @@ class QueryClaims(_Strict):
 class HitClaims(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
     # A ref is shown to officers and stored in our log: only the documented shape.
-    ref: Annotated[str, StringConstraints(
-        pattern=r"^[A-Z]{2}(-[A-Z0-9]{1,8})?:[a-z_]{1,32}:[A-Za-z0-9._-]{1,128}$")]
+    ref: Annotated[
+        str,
+        StringConstraints(
+            pattern=r"^[A-Z]{2}(-[A-Z0-9]{1,8})?:[a-z_]{1,32}:[A-Za-z0-9._-]{1,128}$"
+        ),
+    ]
     score: float
     record: dict[str, Any] = Field(default_factory=dict)
     reasons: list[Any] | None = None
@@ -171,8 +177,14 @@ class Query:
         if checks is not None and checks.checks is not self.checks:
             raise ValueError("the encoded checks are not this query's checks")
         out: dict[str, Any] = {
-            "iss": self.iss, "aud": self.aud, "iat": self.iat, "exp": self.exp, "jti": self.jti,
-            "sub": self.sub, "agency_kind": self.agency_kind.value, "purpose": self.purpose.value,
+            "iss": self.iss,
+            "aud": self.aud,
+            "iat": self.iat,
+            "exp": self.exp,
+            "jti": self.jti,
+            "sub": self.sub,
+            "agency_kind": self.agency_kind.value,
+            "purpose": self.purpose.value,
             "checks": checks_claims(self.checks) if checks is None else checks.json,
         }
         if self.case is not None:
@@ -181,8 +193,10 @@ class Query:
 
 
 def checks_claims(checks: tuple[Check, ...]) -> list[dict[str, Any]]:
-    return [{"id": c.id, "category": c.category.value, "criteria": dict(c.criteria),
-             "limit": c.limit} for c in checks]
+    return [
+        {"id": c.id, "category": c.category.value, "criteria": dict(c.criteria), "limit": c.limit}
+        for c in checks
+    ]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -206,8 +220,11 @@ class Hit:
     reasons: tuple[Mapping[str, Any], ...] | None = None
 
     def claims(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"ref": self.ref, "score": round(self.score, 4),
-                               "record": dict(self.record)}
+        out: dict[str, Any] = {
+            "ref": self.ref,
+            "score": round(self.score, 4),
+            "record": dict(self.record),
+        }
         if self.reasons is not None:
             out["reasons"] = [dict(r) for r in self.reasons]
         return out
@@ -223,8 +240,12 @@ class CheckResult:
     retry_after: float | None = None
 
     def claims(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"check": self.check, "status": self.status,
-                               "level": self.level.value, "hits": [h.claims() for h in self.hits]}
+        out: dict[str, Any] = {
+            "check": self.check,
+            "status": self.status,
+            "level": self.level.value,
+            "hits": [h.claims() for h in self.hits],
+        }
         if self.reason is not None:
             out["reason"] = self.reason
         if self.retry_after is not None:
@@ -276,15 +297,20 @@ def open_envelope(token: bytes, *, resolve_kid: ResolveKid, me: str, now: float)
     check_window(payload, now=now)
     jti = payload.get("jti")
     if not isinstance(jti, str) or not _JTI.match(jti):
-        raise InvalidClaims("jti must be 22 to 128 characters of the base64url alphabet "
-                            "(≥128 random bits)")
+        raise InvalidClaims(
+            "jti must be 22 to 128 characters of the base64url alphabet (≥128 random bits)"
+        )
     return Envelope(token=token, jws=jws, payload=payload, iss=peer_id, jti=jti, kid=kid)
 
 
 def check_window(payload: Mapping[str, Any], *, now: float) -> None:
     iat, exp = payload.get("iat"), payload.get("exp")
-    if not isinstance(iat, int) or not isinstance(exp, int) or isinstance(iat, bool) \
-            or isinstance(exp, bool):
+    if (
+        not isinstance(iat, int)
+        or not isinstance(exp, int)
+        or isinstance(iat, bool)
+        or isinstance(exp, bool)
+    ):
         raise InvalidClaims("iat and exp must be integers (NumericDate)")
     if exp <= iat or exp - iat > MAX_LIFETIME_S:
         raise StaleToken(f"exp must be after iat and at most {MAX_LIFETIME_S} s after it")
@@ -306,16 +332,26 @@ def parse_query(envelope: Envelope) -> Query:
     try:
         claims = QueryClaims.model_validate(envelope.payload)
     except ValidationError as exc:
-        raise InvalidClaims("the query claims do not match the schema",
-                            errors=_schema_errors(exc)) from exc
+        raise InvalidClaims(
+            "the query claims do not match the schema", errors=_schema_errors(exc)
+        ) from exc
     ids = [c.id for c in claims.checks]
     if len(set(ids)) != len(ids):
         raise InvalidClaims("check ids must be unique within a query")
     return Query(
-        iss=claims.iss, aud=claims.aud, iat=claims.iat, exp=claims.exp, jti=claims.jti,
-        sub=claims.sub, agency_kind=claims.agency_kind, purpose=claims.purpose, case=claims.case,
-        checks=tuple(Check(id=c.id, category=c.category, criteria=c.criteria, limit=c.limit)
-                     for c in claims.checks),
+        iss=claims.iss,
+        aud=claims.aud,
+        iat=claims.iat,
+        exp=claims.exp,
+        jti=claims.jti,
+        sub=claims.sub,
+        agency_kind=claims.agency_kind,
+        purpose=claims.purpose,
+        case=claims.case,
+        checks=tuple(
+            Check(id=c.id, category=c.category, criteria=c.criteria, limit=c.limit)
+            for c in claims.checks
+        ),
     )
 
 
@@ -326,33 +362,84 @@ def sign_query(query: Query, signer: Signer, checks: EncodedChecks | None = None
     return signer.sign_compact(orjson.dumps(query.claims(checks)), typ=TYP_QUERY)
 
 
-def make_query(*, iss: str, aud: str, sub: str, agency_kind: AgencyKind, purpose: Purpose,
-               checks: tuple[Check, ...], case: str | None = None, now: float | None = None,
-               lifetime: int = 60, jti: str | None = None) -> Query:
+def make_query(
+    *,
+    iss: str,
+    aud: str,
+    sub: str,
+    agency_kind: AgencyKind,
+    purpose: Purpose,
+    checks: tuple[Check, ...],
+    case: str | None = None,
+    now: float | None = None,
+    lifetime: int = 60,
+    jti: str | None = None,
+) -> Query:
     iat = int(time.time() if now is None else now)
-    return Query(iss=iss, aud=aud, iat=iat, exp=iat + lifetime, jti=jti or new_jti(now), sub=sub,
-                 agency_kind=agency_kind, purpose=purpose, case=case, checks=checks)
+    return Query(
+        iss=iss,
+        aud=aud,
+        iat=iat,
+        exp=iat + lifetime,
+        jti=jti or new_jti(now),
+        sub=sub,
+        agency_kind=agency_kind,
+        purpose=purpose,
+        case=case,
+        checks=checks,
+    )
 
 
-def sign_answer(*, signer: Signer, iss: str, aud: str, in_reply_to: str, query_digest: str,
-                enquiry: str, results: tuple[CheckResult, ...], now: float) -> bytes:
+def sign_answer(
+    *,
+    signer: Signer,
+    iss: str,
+    aud: str,
+    in_reply_to: str,
+    query_digest: str,
+    enquiry: str,
+    results: tuple[CheckResult, ...],
+    now: float,
+) -> bytes:
     claims = {
-        "iss": iss, "aud": aud, "iat": int(now), "jti": new_jti(), "in_reply_to": in_reply_to,
-        "query_digest": query_digest, "enquiry": enquiry,
+        "iss": iss,
+        "aud": aud,
+        "iat": int(now),
+        "jti": new_jti(),
+        "in_reply_to": in_reply_to,
+        "query_digest": query_digest,
+        "enquiry": enquiry,
         "results": [r.claims() for r in results],
     }
     return signer.sign_compact(orjson.dumps(claims), typ=TYP_ANSWER)
 
 
-def open_answer(token: bytes, *, key: PublicKey, peer: str, me: str, query_token: bytes,
-                query: Query, now: float) -> AnswerClaims:
+def open_answer(
+    token: bytes,
+    *,
+    key: PublicKey,
+    peer: str,
+    me: str,
+    query_token: bytes,
+    query: Query,
+    now: float,
+) -> AnswerClaims:
     """Verify a peer's answer: signature with the pinned key, typ, iss, aud and the binding."""
-    return open_answer_pinned(token, keys=(key,), peer=peer, me=me, query_token=query_token,
-                              query=query, now=now)
+    return open_answer_pinned(
+        token, keys=(key,), peer=peer, me=me, query_token=query_token, query=query, now=now
+    )
 
 
-def open_answer_pinned(token: bytes, *, keys: Sequence[PublicKey], peer: str, me: str,
-                       query_token: bytes, query: Query, now: float) -> AnswerClaims:
+def open_answer_pinned(
+    token: bytes,
+    *,
+    keys: Sequence[PublicKey],
+    peer: str,
+    me: str,
+    query_token: bytes,
+    query: Query,
+    now: float,
+) -> AnswerClaims:
     """Verify a peer's answer signed by one of the keys pinned for it (rotation: the kid names
     which): signature, typ, then the claims, parsed once, iss, aud and the binding."""
     try:
@@ -361,8 +448,9 @@ def open_answer_pinned(token: bytes, *, keys: Sequence[PublicKey], peer: str, me
         jws = parse_compact(token)
         key = next((k for k in keys if k.kid == jws.kid), None)
         if key is None:
-            raise BadAnswer("the answer is signed with a key we do not pin for this peer",
-                            kid=jws.kid)
+            raise BadAnswer(
+                "the answer is signed with a key we do not pin for this peer", kid=jws.kid
+            )
         jws.verify_with(key)
         if jws.typ != TYP_ANSWER:
             raise BadAnswer(f"typ must be {TYP_ANSWER!r}")
@@ -388,10 +476,24 @@ def open_answer_pinned(token: bytes, *, keys: Sequence[PublicKey], peer: str, me
     return answer
 
 
-def sign_identity(*, signer: Signer, node: str, keys: list[dict[str, Any]],
-                  tls_fingerprint: str | None, url: str | None, now: float) -> bytes:
-    claims = {"iss": node, "iat": int(now), "exp": int(now) + 300, "protocol": PROTOCOL_VERSION,
-              "keys": keys, "tls_fingerprint": tls_fingerprint, "url": url}
+def sign_identity(
+    *,
+    signer: Signer,
+    node: str,
+    keys: list[dict[str, Any]],
+    tls_fingerprint: str | None,
+    url: str | None,
+    now: float,
+) -> bytes:
+    claims = {
+        "iss": node,
+        "iat": int(now),
+        "exp": int(now) + 300,
+        "protocol": PROTOCOL_VERSION,
+        "keys": keys,
+        "tls_fingerprint": tls_fingerprint,
+        "url": url,
+    }
     return signer.sign_compact(orjson.dumps(claims), typ=TYP_IDENTITY)
 
 

@@ -67,8 +67,18 @@ ALPHA2 = frozenset({*(c.alpha_2 for c in pycountry.countries), "XK"})
 _ALPHA3_TO_2 = {c.alpha_3: c.alpha_2 for c in pycountry.countries}
 # ICAO 9303 Part 3 codes that are not ISO 3166-1 alpha-3.
 # Organisations (UNO, UNA, EUE, XPO…) issue documents too but have no country: None.
-_ALPHA3_TO_2.update({"D<<": "DE", "GBD": "GB", "GBN": "GB", "GBO": "GB", "GBP": "GB",
-                     "GBS": "GB", "UNK": "XK", "RKS": "XK"})
+_ALPHA3_TO_2.update(
+    {
+        "D<<": "DE",
+        "GBD": "GB",
+        "GBN": "GB",
+        "GBO": "GB",
+        "GBP": "GB",
+        "GBS": "GB",
+        "UNK": "XK",
+        "RKS": "XK",
+    }
+)
 
 
 def is_country(code: str) -> bool:

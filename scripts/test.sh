@@ -12,5 +12,6 @@ if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null && ! command -v in
 fi
 python3 -m pip install --quiet --disable-pip-version-check -e '.[test]'
 echo "== ruff"; python3 -m ruff check connector tests bench docs/examples
+python3 -m ruff format --check connector tests bench docs/examples
 echo "== mypy"; python3 -m mypy
 echo "== pytest"; NCB_TEST_POSTGRES=required python3 -m pytest -q "$@"

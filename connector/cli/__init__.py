@@ -30,6 +30,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 _HELD = sorted(c.value for c in KINDS)  # the categories this node stores and searches
 
+
 # emoji=False: ":CD:" inside a fingerprint must not become a picture of a disc.
 def _console(*, stderr: bool) -> Console:
     stream = sys.stderr if stderr else sys.stdout
@@ -61,8 +62,11 @@ def handles_errors(fn: F) -> F:
             # Busy or damaged databases: say which, without the driver's quoted rows.
             orig = getattr(exc, "orig", None)
             text = str(orig or type(exc).__name__)
-            hint = (" (is another command or the node holding it?)" if "locked" in text
-                    or "busy" in text.lower() else "")
+            hint = (
+                " (is another command or the node holding it?)"
+                if "locked" in text or "busy" in text.lower()
+                else ""
+            )
             _fail(f"database error: {text}{hint}")
         except KeyboardInterrupt:
             _fail("interrupted", 130)
@@ -72,17 +76,24 @@ def handles_errors(fn: F) -> F:
 
 def config_option(fn: F) -> F:
     return click.option(
-        "--config", "config_path", type=click.Path(path_type=Path), envvar=CONFIG_ENV,
-        default=DEFAULT_CONFIG_PATH, show_default=True, show_envvar=True,
-        help="The node's connector.yaml.")(fn)
+        "--config",
+        "config_path",
+        type=click.Path(path_type=Path),
+        envvar=CONFIG_ENV,
+        default=DEFAULT_CONFIG_PATH,
+        show_default=True,
+        show_envvar=True,
+        help="The node's connector.yaml.",
+    )(fn)
 
 
 def _settings(config_path: Path, *, service: bool = False) -> Settings:
     """Settings, with logging as configured for the service, or warnings only for a
     command an admin types (its outcome is printed; info events would only be noise)."""
     settings = load_settings(config_path)
-    configure_logging(fmt=settings.logging.format,
-                      level=settings.logging.level if service else "warning")
+    configure_logging(
+        fmt=settings.logging.format, level=settings.logging.level if service else "warning"
+    )
     return settings
 
 
@@ -107,20 +118,33 @@ def main() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Peer listener address.")
 @click.option("--peer-port", default=8443, show_default=True, type=click.IntRange(0, 65535))
 @click.option("--local-port", default=8080, show_default=True, type=click.IntRange(0, 65535))
-@click.option("--state-dir", type=click.Path(path_type=Path), default=None,
-              help="Where the databases live (e.g. /var/lib/ncb-connector); default: --dir.")
+@click.option(
+    "--state-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Where the databases live (e.g. /var/lib/ncb-connector); default: --dir.",
+)
 @handles_errors
-def init(node: str, directory: Path, host: str, peer_port: int, local_port: int,
-         state_dir: Path | None) -> None:
+def init(
+    node: str, directory: Path, host: str, peer_port: int, local_port: int, state_dir: Path | None
+) -> None:
     """Create a node: config, Ed25519 key, TLS certificate, empty peers, default-deny policy."""
     from connector.node.init import init_node
 
-    paths = init_node(directory, node=node, host=host, peer_port=peer_port,
-                      local_port=local_port, state_dir=state_dir)
+    paths = init_node(
+        directory,
+        node=node,
+        host=host,
+        peer_port=peer_port,
+        local_port=local_port,
+        state_dir=state_dir,
+    )
     out.print(f"Node [bold]{node}[/] created in {directory}")
-    out.print(f"  config    {paths.config}\n  key       {paths.key} (mode 0600)\n"
-              f"  tls       {paths.tls_cert}\n  peers     {paths.peers}\n"
-              f"  policies  {paths.policies}/ (default deny)")
+    out.print(
+        f"  config    {paths.config}\n  key       {paths.key} (mode 0600)\n"
+        f"  tls       {paths.tls_cert}\n  peers     {paths.peers}\n"
+        f"  policies  {paths.policies}/ (default deny)"
+    )
     out.print(f"Next: ncb-connector keys show --config {paths.config}")
 
 
@@ -156,8 +180,10 @@ def config_check(config_path: Path) -> None:
     node.load_live()
     node.ssl_context()
     sources = load_sources(settings.path(settings.sources_file)).sources
-    out.print(f"ok: node {settings.node}, {len(node.live.trust.peers)} peer(s), "
-              f"{len(sources)} source(s), policy {node.live.policy.digest}")
+    out.print(
+        f"ok: node {settings.node}, {len(node.live.trust.peers)} peer(s), "
+        f"{len(sources)} source(s), policy {node.live.policy.digest}"
+    )
 
 
 @main.group()
@@ -176,13 +202,24 @@ def keys_show(config_path: Path, as_json: bool) -> None:
     node = Node.from_settings(load_settings(config_path))
     jwk = node.signer.public.jwk()
     if as_json:
-        _json({"node": node.settings.node, "jwk": jwk, "thumbprint": node.signer.kid,
-               "tls_fingerprint": node.tls_fingerprint, "url": node.settings.peer_url})
+        _json(
+            {
+                "node": node.settings.node,
+                "jwk": jwk,
+                "thumbprint": node.signer.kid,
+                "tls_fingerprint": node.tls_fingerprint,
+                "url": node.settings.peer_url,
+            }
+        )
         return
     # Plain lines, never wrapped or styled: these values are read out over the telephone.
-    for label, value in (("node", node.settings.node), ("url", node.settings.peer_url),
-                         ("jwk", orjson.dumps(jwk).decode()), ("thumbprint", node.signer.kid),
-                         ("tls fingerprint", node.tls_fingerprint)):
+    for label, value in (
+        ("node", node.settings.node),
+        ("url", node.settings.peer_url),
+        ("jwk", orjson.dumps(jwk).decode()),
+        ("thumbprint", node.signer.kid),
+        ("tls fingerprint", node.tls_fingerprint),
+    ):
         click.echo(f"{label:<17}{value}")
 
 
@@ -204,8 +241,16 @@ def peers() -> None:
 @click.option("--yes", is_flag=True, help="Pin what --fetch found without asking.")
 @config_option
 @handles_errors
-def peers_add(peer_id: str, url: str, jwk_text: str | None, fetch: bool,
-              tls_fingerprint: str | None, insecure: bool, yes: bool, config_path: Path) -> None:
+def peers_add(
+    peer_id: str,
+    url: str,
+    jwk_text: str | None,
+    fetch: bool,
+    tls_fingerprint: str | None,
+    insecure: bool,
+    yes: bool,
+    config_path: Path,
+) -> None:
     """Trust a peer: pin its key and TLS fingerprint."""
     from connector.peers.admin import add_peer
 
@@ -220,22 +265,33 @@ def peers_add(peer_id: str, url: str, jwk_text: str | None, fetch: bool,
         click.echo(summary)
         return yes or click.confirm("Pin this key and fingerprint?", default=False)
 
-    peer = add_peer(settings.path(settings.peers_file), peer_id=peer_id, url=url,
-                    jwk_text=jwk_text, fetch=fetch, tls_fingerprint=tls_fingerprint,
-                    insecure=insecure, confirm=confirm)
+    peer = add_peer(
+        settings.path(settings.peers_file),
+        peer_id=peer_id,
+        url=url,
+        jwk_text=jwk_text,
+        fetch=fetch,
+        tls_fingerprint=tls_fingerprint,
+        insecure=insecure,
+        confirm=confirm,
+    )
     if peer is None:
         _fail("not pinned", 1)
         return
-    click.echo(f"peer {peer.id} added: key {peer.keys[0].key.kid}, "
-               f"tls {peer.tls_fingerprint or 'none (insecure)'}")
+    click.echo(
+        f"peer {peer.id} added: key {peer.keys[0].key.kid}, "
+        f"tls {peer.tls_fingerprint or 'none (insecure)'}"
+    )
     from connector.policy import check_policy
     from connector.policy.analysis import rules_by_country
 
     report = check_policy(settings.path(settings.policy_dir))
     inherited = rules_by_country(report.policy, peer.id) if report.policy else []
     if inherited:
-        click.echo(f"note: {peer.id} is a node of {peer.id[:2]}; these rules name "
-                   f"{peer.id[:2]} and so apply to it too: {', '.join(inherited)}")
+        click.echo(
+            f"note: {peer.id} is a node of {peer.id[:2]}; these rules name "
+            f"{peer.id[:2]} and so apply to it too: {', '.join(inherited)}"
+        )
     out.print("A running node picks this up within its reload interval or on SIGHUP.")
 
 
@@ -251,17 +307,30 @@ def peers_list(config_path: Path, as_json: bool) -> None:
     store = load_trust_store(settings.path(settings.peers_file))
     peers_sorted = sorted(store.peers.values(), key=lambda p: p.id)
     if as_json:
-        _json([{"id": p.id, "url": p.url, "keys": [k.key.kid for k in p.keys],
-                "tls_fingerprint": p.tls_fingerprint, "insecure": p.insecure}
-               for p in peers_sorted])
+        _json(
+            [
+                {
+                    "id": p.id,
+                    "url": p.url,
+                    "keys": [k.key.kid for k in p.keys],
+                    "tls_fingerprint": p.tls_fingerprint,
+                    "insecure": p.insecure,
+                }
+                for p in peers_sorted
+            ]
+        )
         return
     table = Table("id", "url", "key thumbprint(s)", "tls fingerprint")
     for column in table.columns:
         column.overflow = "fold"  # never an ellipsis in a value an admin compares
     for p in peers_sorted:
         fp = p.tls_fingerprint
-        table.add_row(p.id, p.url, "\n".join(k.key.kid for k in p.keys),
-                      fp if fp else "[yellow]insecure (plain http)[/]")
+        table.add_row(
+            p.id,
+            p.url,
+            "\n".join(k.key.kid for k in p.keys),
+            fp if fp else "[yellow]insecure (plain http)[/]",
+        )
     out.print(table if peers_sorted else "no peers")
 
 
@@ -292,16 +361,32 @@ def peers_status(config_path: Path, as_json: bool) -> None:
     settings = load_settings(config_path)
     written_at, rows = load_health(settings.state_path(settings.federation.health_file))
     if as_json:
-        _json({"written_at": utc_iso(written_at) if written_at else None,
-               "peers": [_health_dict(r) for r in rows]})
+        _json(
+            {
+                "written_at": utc_iso(written_at) if written_at else None,
+                "peers": [_health_dict(r) for r in rows],
+            }
+        )
         return
     if written_at is None:
-        _fail("no health checks yet: is the node running? (it checks every "
-              f"{settings.federation.health_interval_s:g} s)", 1)
+        _fail(
+            "no health checks yet: is the node running? (it checks every "
+            f"{settings.federation.health_interval_s:g} s)",
+            1,
+        )
         return
-    table = Table("peer", "state", "latency", "key", "tls", "key expires", "last up",
-                  "breaker", "problem",
-                  title=f"peer health as of {utc_iso(written_at)[:19].replace('T', ' ')} UTC")
+    table = Table(
+        "peer",
+        "state",
+        "latency",
+        "key",
+        "tls",
+        "key expires",
+        "last up",
+        "breaker",
+        "problem",
+        title=f"peer health as of {utc_iso(written_at)[:19].replace('T', ' ')} UTC",
+    )
     for column in table.columns:
         column.overflow = "fold"
 
@@ -312,11 +397,17 @@ def peers_status(config_path: Path, as_json: bool) -> None:
         expires = utc_iso(r.key_expires_at)[:10] if r.key_expires_at else "-"
         if r.key_expiring:
             expires = f"[yellow]{expires} soon[/]"
-        table.add_row(r.peer, "[green]up[/]" if r.up else "[red]down[/]",
-                      "-" if r.latency_ms is None else f"{r.latency_ms:.0f} ms",
-                      yes_no(r.key_ok), yes_no(r.tls_ok), expires,
-                      utc_iso(r.last_up_at)[:19].replace("T", " ") if r.last_up_at else "-",
-                      r.breaker, escape(r.error or ""))
+        table.add_row(
+            r.peer,
+            "[green]up[/]" if r.up else "[red]down[/]",
+            "-" if r.latency_ms is None else f"{r.latency_ms:.0f} ms",
+            yes_no(r.key_ok),
+            yes_no(r.tls_ok),
+            expires,
+            utc_iso(r.last_up_at)[:19].replace("T", " ") if r.last_up_at else "-",
+            r.breaker,
+            escape(r.error or ""),
+        )
     out.print(table if rows else "no peers")
     if any(not r.up for r in rows):
         raise SystemExit(1)
@@ -358,16 +449,26 @@ def peers_discovered(config_path: Path, as_json: bool) -> None:
     table = Table("node", "address", "key thumbprint", "protocol", "seen (UTC)", "standing")
     for column in table.columns:
         column.overflow = "fold"
-    label = {"known": "[green]trusted peer: address followed[/]",
-             "key_mismatch": "[red]known id, unpinned key: ignored[/]",
-             "unknown": "[yellow]not trusted[/]"}
+    label = {
+        "known": "[green]trusted peer: address followed[/]",
+        "key_mismatch": "[red]known id, unpinned key: ignored[/]",
+        "unknown": "[yellow]not trusted[/]",
+    }
     for s, st in rows:
-        table.add_row(s.node, f"{s.host}:{s.port}", s.kid, s.protocol,
-                      utc_iso(s.seen_at)[:19].replace("T", " "), label[st])
+        table.add_row(
+            s.node,
+            f"{s.host}:{s.port}",
+            s.kid,
+            s.protocol,
+            utc_iso(s.seen_at)[:19].replace("T", " "),
+            label[st],
+        )
     out.print(table if rows else "nothing discovered")
     if any(st == "unknown" for _, st in rows):
-        out.print("To trust one, confirm its key with its NCB, then: "
-                  "ncb-connector peers add ID --url https://HOST:PORT --fetch")
+        out.print(
+            "To trust one, confirm its key with its NCB, then: "
+            "ncb-connector peers add ID --url https://HOST:PORT --fetch"
+        )
 
 
 # --- agencies ----------------------------------------------------------------------------------
@@ -385,9 +486,12 @@ def _agencies_file(config_path: Path) -> Path:
 
 @agencies.command("add")
 @click.argument("agency_id")
-@click.option("--kind", required=True,
-              type=click.Choice(["border", "customs", "immigration", "police", "ncb"]),
-              help="Sent to peers as the query's agency_kind.")
+@click.option(
+    "--kind",
+    required=True,
+    type=click.Choice(["border", "customs", "immigration", "police", "ncb"]),
+    help="Sent to peers as the query's agency_kind.",
+)
 @config_option
 @handles_errors
 def agencies_add(agency_id: str, kind: str, config_path: Path) -> None:
@@ -395,11 +499,14 @@ def agencies_add(agency_id: str, kind: str, config_path: Path) -> None:
     from connector.outbound.agencies import add_agency
     from connector.vocabulary import AgencyKind
 
-    agency, token = add_agency(_agencies_file(config_path), agency_id, AgencyKind(kind),
-                               now=time.time())
-    err.print(f"agency {agency.id} ({agency.kind.value}) added. Its token follows; it is "
-              "shown only now. Outbound rules name the agency as "
-              f"'agency: {agency.id}'.")
+    agency, token = add_agency(
+        _agencies_file(config_path), agency_id, AgencyKind(kind), now=time.time()
+    )
+    err.print(
+        f"agency {agency.id} ({agency.kind.value}) added. Its token follows; it is "
+        "shown only now. Outbound rules name the agency as "
+        f"'agency: {agency.id}'."
+    )
     click.echo(token)
 
 
@@ -455,14 +562,29 @@ def agencies_list(config_path: Path, as_json: bool) -> None:
         return utc_iso(ts)[:19].replace("T", " ") if ts else None
 
     if as_json:
-        _json([{"id": a.id, "kind": a.kind.value, "enabled": a.enabled,
-                "created_at": when(a.created_at), "rotated_at": when(a.rotated_at),
-                "disabled_at": when(a.disabled_at)} for a in rows])
+        _json(
+            [
+                {
+                    "id": a.id,
+                    "kind": a.kind.value,
+                    "enabled": a.enabled,
+                    "created_at": when(a.created_at),
+                    "rotated_at": when(a.rotated_at),
+                    "disabled_at": when(a.disabled_at),
+                }
+                for a in rows
+            ]
+        )
         return
     table = Table("agency", "kind", "state", "created (UTC)", "token rotated")
     for a in rows:
-        table.add_row(a.id, a.kind.value, "enabled" if a.enabled else "[red]disabled[/]",
-                      when(a.created_at) or "-", when(a.rotated_at) or "-")
+        table.add_row(
+            a.id,
+            a.kind.value,
+            "enabled" if a.enabled else "[red]disabled[/]",
+            when(a.created_at) or "-",
+            when(a.rotated_at) or "-",
+        )
     out.print(table if rows else "no agencies")
 
 
@@ -477,8 +599,10 @@ def db() -> None:
 def _databases(settings: Settings) -> list[tuple[Any, str, str]]:
     from connector.storage.migrations import Schema
 
-    return [(Schema.RECORDS, "records", settings.records_url),
-            (Schema.ENQUIRIES, "enquiry log", settings.enquiries_url)]
+    return [
+        (Schema.RECORDS, "records", settings.records_url),
+        (Schema.ENQUIRIES, "enquiry log", settings.enquiries_url),
+    ]
 
 
 @db.command("status")
@@ -499,13 +623,21 @@ def db_status(config_path: Path) -> None:
                 found = status(schema, conn)
         finally:
             engine.dispose()
-        state = ("up to date" if found.up_to_date else "new (created on first use)"
-                 if found.empty else "unknown revision: newer software?" if not found.known
-                 else "needs `ncb-connector db upgrade`")
+        state = (
+            "up to date"
+            if found.up_to_date
+            else "new (created on first use)"
+            if found.empty
+            else "unknown revision: newer software?"
+            if not found.known
+            else "needs `ncb-connector db upgrade`"
+        )
         behind = behind or not (found.up_to_date or found.empty)
         current = current and found.up_to_date
-        click.echo(f"{name:12} {redacted(url)}\n{'':12} at {found.current or '-'}, "
-                   f"this version needs {found.head}: {state}")
+        click.echo(
+            f"{name:12} {redacted(url)}\n{'':12} at {found.current or '-'}, "
+            f"this version needs {found.head}: {state}"
+        )
     if current:  # the records' search keys: only of a database that exists and is current
         from connector.records.store import RecordStore
 
@@ -513,8 +645,10 @@ def db_status(config_path: Path) -> None:
         try:
             for category in store.keys_outdated():
                 behind = True
-                click.echo(f"{category.value}: search keys made by another version: run "
-                           "`ncb-connector db upgrade` (or `records reindex`)")
+                click.echo(
+                    f"{category.value}: search keys made by another version: run "
+                    "`ncb-connector db upgrade` (or `records reindex`)"
+                )
         finally:
             store.close()
     if behind:
@@ -565,23 +699,38 @@ def records() -> None:
 @click.argument("file", type=click.Path(path_type=Path, allow_dash=True))
 @click.option("--category", required=True, type=click.Choice(_HELD))
 @click.option("--format", "fmt", type=click.Choice(["ndjson", "csv", "ftm"]))
-@click.option("--status", type=click.Choice(["stolen", "lost", "revoked", "invalidated",
-                                             "embezzled", "missing"]),
-              help="FtM only: the status of every imported travel document or vehicle "
-                   "(FtM has none; default stolen).")
-@click.option("--warrant-country", metavar="CC",
-              help="FtM only, wanted_persons: the country that issued the warrants "
-                   "(default: this node's country).")
-@click.option("--replace", is_flag=True,
-              help="Make the category equal to the file: records absent from it are removed "
-                   "(only when no line was rejected, and at most half the category unless "
-                   "--yes).")
+@click.option(
+    "--status",
+    type=click.Choice(["stolen", "lost", "revoked", "invalidated", "embezzled", "missing"]),
+    help="FtM only: the status of every imported travel document or vehicle "
+    "(FtM has none; default stolen).",
+)
+@click.option(
+    "--warrant-country",
+    metavar="CC",
+    help="FtM only, wanted_persons: the country that issued the warrants "
+    "(default: this node's country).",
+)
+@click.option(
+    "--replace",
+    is_flag=True,
+    help="Make the category equal to the file: records absent from it are removed "
+    "(only when no line was rejected, and at most half the category unless "
+    "--yes).",
+)
 @click.option("--yes", is_flag=True, help="With --replace: allow removing more than half.")
 @config_option
 @handles_errors
-def records_import(file: Path, category: str, fmt: str | None, status: str | None,
-                   warrant_country: str | None, replace: bool, yes: bool,
-                   config_path: Path) -> None:
+def records_import(
+    file: Path,
+    category: str,
+    fmt: str | None,
+    status: str | None,
+    warrant_country: str | None,
+    replace: bool,
+    yes: bool,
+    config_path: Path,
+) -> None:
     """Upsert records from NDJSON, CSV or FollowTheMoney entities; bad lines are reported,
     good lines imported."""
     from connector.records.importer import guess_format, import_stream
@@ -595,18 +744,31 @@ def records_import(file: Path, category: str, fmt: str | None, status: str | Non
     try:
         with _open_input(file) as stream, _progress(file) as advance:
             cat = Category(category)
-            ftm_status = status or ("stolen" if cat in (Category.TRAVEL_DOCUMENTS,
-                                                        Category.VEHICLES) else None)
-            report = import_stream(store, stream, category=cat,
-                                   fmt=chosen,  # type: ignore[arg-type]
-                                   progress=advance, replace=replace,
-                                   max_removal_share=None if yes else 0.5, status=ftm_status,
-                                   warrant_country=warrant_country or settings.node[:2])
+            ftm_status = status or (
+                "stolen" if cat in (Category.TRAVEL_DOCUMENTS, Category.VEHICLES) else None
+            )
+            report = import_stream(
+                store,
+                stream,
+                category=cat,
+                fmt=chosen,  # type: ignore[arg-type]
+                progress=advance,
+                replace=replace,
+                max_removal_share=None if yes else 0.5,
+                status=ftm_status,
+                warrant_country=warrant_country or settings.node[:2],
+            )
     except ImportFileError as exc:
         # Which file, as for a bad line: `file:line: reason`.
-        detail = exc.detail if exc.detail.startswith(f"cannot read {file}") else (
-            f"{file}:{exc.detail.removeprefix('line ')}" if exc.detail.startswith("line ")
-            else f"{file}: {exc.detail}")
+        detail = (
+            exc.detail
+            if exc.detail.startswith(f"cannot read {file}")
+            else (
+                f"{file}:{exc.detail.removeprefix('line ')}"
+                if exc.detail.startswith("line ")
+                else f"{file}: {exc.detail}"
+            )
+        )
         if chosen == "csv" and "lacks the column" in detail:
             detail += " (columns are separated by commas)"
         _fail(detail)
@@ -617,8 +779,10 @@ def records_import(file: Path, category: str, fmt: str | None, status: str | Non
         err.print(f"{file}:{r.line}: {r.reason}", soft_wrap=True, markup=False)
     if report.rejected > len(report.errors):
         err.print(f"… and {report.rejected - len(report.errors)} more rejected lines")
-    out.print(f"{report.inserted} inserted, {report.updated} updated, {report.removed} removed, "
-              f"{report.rejected} rejected ({elapsed:.1f} s)")
+    out.print(
+        f"{report.inserted} inserted, {report.updated} updated, {report.removed} removed, "
+        f"{report.rejected} rejected ({elapsed:.1f} s)"
+    )
     if report.replace_skipped:
         err.print(f"--replace: nothing was removed, because {report.replace_skipped}")
     if report.rejected:
@@ -652,9 +816,14 @@ class _progress:
                 total = self.file.stat().st_size
             except OSError:
                 total = None
-        self._progress = Progress("[progress.description]{task.description}", BarColumn(),
-                                  DownloadColumn(), TimeRemainingColumn(), console=err,
-                                  transient=True)
+        self._progress = Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            DownloadColumn(),
+            TimeRemainingColumn(),
+            console=err,
+            transient=True,
+        )
         self._progress.start()
         task = self._progress.add_task("importing", total=total)
         return lambda n: self._progress.advance(task, n)
@@ -681,8 +850,7 @@ def _parse_ref(ref: str, node: str) -> tuple[Any, str]:
     parts = ref.split(":", 2)
     if len(parts) == 3 and parts[0] != node:
         _fail(f"{ref} is a record of {parts[0]}, not of this node ({node})")
-    category, _, record_id = (parts[1], "", parts[2]) if len(parts) == 3 \
-        else ref.partition("/")
+    category, _, record_id = (parts[1], "", parts[2]) if len(parts) == 3 else ref.partition("/")
     if category not in _HELD or not record_id:
         _fail(f"{ref!r}: give NODE:category:id (as in an answer) or category/id")
     return Category(category), record_id
@@ -737,9 +905,13 @@ def records_stats(config_path: Path) -> None:
 
 
 @records.command("reindex")
-@click.option("--category", "categories", multiple=True,
-              type=click.Choice(["wanted_persons", "terrorism_suspects"]),
-              help="Only this category (repeatable); default: every category with keys.")
+@click.option(
+    "--category",
+    "categories",
+    multiple=True,
+    type=click.Choice(["wanted_persons", "terrorism_suspects"]),
+    help="Only this category (repeatable); default: every category with keys.",
+)
 @config_option
 @handles_errors
 def records_reindex(categories: tuple[str, ...], config_path: Path) -> None:
@@ -756,17 +928,22 @@ def records_reindex(categories: tuple[str, ...], config_path: Path) -> None:
                 continue
             started = time.perf_counter()
             n = store.rebuild_keys(Category(category))
-            click.echo(f"{category.value}: search keys made for {n} record(s) "
-                       f"({time.perf_counter() - started:.1f} s)")
+            click.echo(
+                f"{category.value}: search keys made for {n} record(s) "
+                f"({time.perf_counter() - started:.1f} s)"
+            )
     finally:
         store.close()
 
 
 @records.command("sync")
 @click.option("--source", "names", multiple=True, help="Only this source (repeatable).")
-@click.option("--allow-removal", is_flag=True,
-              help="Apply removals even when more than the source's max_removal_share of "
-                   "its records would go.")
+@click.option(
+    "--allow-removal",
+    is_flag=True,
+    help="Apply removals even when more than the source's max_removal_share of "
+    "its records would go.",
+)
 @config_option
 @handles_errors
 def records_sync(names: tuple[str, ...], allow_removal: bool, config_path: Path) -> None:
@@ -790,10 +967,12 @@ def records_sync(names: tuple[str, ...], allow_removal: bool, config_path: Path)
             if names and source.name not in names:
                 continue
             report = sync(source, store, clock=time.time, allow_removal=allow_removal)
-            click.echo(f"{source.name} → {report.category}: read {report.read}, "
-                       f"inserted {report.inserted}, updated {report.updated}, "
-                       f"unchanged {report.unchanged}, removed {report.removed}, "
-                       f"rejected {report.rejected}")
+            click.echo(
+                f"{source.name} → {report.category}: read {report.read}, "
+                f"inserted {report.inserted}, updated {report.updated}, "
+                f"unchanged {report.unchanged}, removed {report.removed}, "
+                f"rejected {report.rejected}"
+            )
             for key, reason in report.errors[:20]:
                 click.echo(f"  rejected {key.replace(chr(31), '/')}: {reason}", err=True)
             if report.rejected > 20:
@@ -833,21 +1012,32 @@ def policy_check(directory: Path | None, strict: bool, config_path: Path) -> Non
         err.print(str(d), soft_wrap=True, markup=False)
     for d in report.warnings:
         err.print(str(d), soft_wrap=True, markup=False)
-    unknown = sorted(policy_channels(report.policy) - channels) \
-        if report.policy is not None and channels is not None else []
+    unknown = (
+        sorted(policy_channels(report.policy) - channels)
+        if report.policy is not None and channels is not None
+        else []
+    )
     if unknown:
         # The node refuses such a policy: notices for them would reach nobody.
-        err.print(f"{directory}: the policy names notification channel(s) "
-                  f"{', '.join(unknown)} that connector.yaml does not define under "
-                  "notifications.channels", soft_wrap=True, markup=False)
+        err.print(
+            f"{directory}: the policy names notification channel(s) "
+            f"{', '.join(unknown)} that connector.yaml does not define under "
+            "notifications.channels",
+            soft_wrap=True,
+            markup=False,
+        )
     if report.errors or unknown:
         errors = len(report.errors) + (1 if unknown else 0)
-        err.print(f"{errors} error(s), {len(report.warnings)} warning(s); "
-                  "a running node keeps its current policy")
+        err.print(
+            f"{errors} error(s), {len(report.warnings)} warning(s); "
+            "a running node keeps its current policy"
+        )
         raise SystemExit(1)
     assert report.policy is not None
-    out.print(f"ok: {len(report.policy.inbound)} inbound, {len(report.policy.outbound)} outbound "
-              f"rule(s), {len(report.warnings)} warning(s), {report.policy.digest}")
+    out.print(
+        f"ok: {len(report.policy.inbound)} inbound, {len(report.policy.outbound)} outbound "
+        f"rule(s), {len(report.warnings)} warning(s), {report.policy.digest}"
+    )
     if strict and report.warnings:
         raise SystemExit(2)
 
@@ -881,10 +1071,23 @@ def _peer_id_or_fail(text: str) -> str:
 
 
 _KINDS = ["ncb", "police", "border", "customs", "immigration"]
-_PURPOSES = ["border_control", "criminal_investigation", "counter_terrorism", "vehicle_check",
-             "art_trafficking", "identification"]
-_CATEGORIES = ["wanted_persons", "terrorism_suspects", "travel_documents", "vehicles",
-               "artworks", "dna_profiles", "fingerprints"]
+_PURPOSES = [
+    "border_control",
+    "criminal_investigation",
+    "counter_terrorism",
+    "vehicle_check",
+    "art_trafficking",
+    "identification",
+]
+_CATEGORIES = [
+    "wanted_persons",
+    "terrorism_suspects",
+    "travel_documents",
+    "vehicles",
+    "artworks",
+    "dna_profiles",
+    "fingerprints",
+]
 
 
 @policy.command("explain")
@@ -897,50 +1100,93 @@ _CATEGORIES = ["wanted_persons", "terrorism_suspects", "travel_documents", "vehi
 @click.option("--json", "as_json", is_flag=True)
 @config_option
 @handles_errors
-def policy_explain(peer: str, agency_kind: str, purpose: str, category: str, has_case: bool,
-                   directory: Path | None, as_json: bool, config_path: Path) -> None:
+def policy_explain(
+    peer: str,
+    agency_kind: str,
+    purpose: str,
+    category: str,
+    has_case: bool,
+    directory: Path | None,
+    as_json: bool,
+    config_path: Path,
+) -> None:
     """Which rule decides a query, the level, the fields a peer receives and those redacted."""
     from connector.policy import explain
     from connector.vocabulary import AgencyKind, Category, Purpose
 
     loaded = _load_policy_or_fail(_policy_dir(directory, config_path))
     peer = _peer_id_or_fail(peer)
-    ex = explain(loaded, peer=peer, agency_kind=AgencyKind(agency_kind),
-                 purpose=Purpose(purpose), category=Category(category), has_case=has_case)
+    ex = explain(
+        loaded,
+        peer=peer,
+        agency_kind=AgencyKind(agency_kind),
+        purpose=Purpose(purpose),
+        category=Category(category),
+        has_case=has_case,
+    )
     if as_json:
-        _json({"rule": ex.rule, "file": ex.file, "line": ex.line, "level": ex.level.value,
-               "fields": sorted(ex.fields), "redacted": sorted(ex.redacted),
-               "reason": ex.decision.reason,
-               "skipped": [{"rule": s.rule, "file": s.file, "line": s.line, "why": s.why}
-                           for s in ex.skipped]})
+        _json(
+            {
+                "rule": ex.rule,
+                "file": ex.file,
+                "line": ex.line,
+                "level": ex.level.value,
+                "fields": sorted(ex.fields),
+                "redacted": sorted(ex.redacted),
+                "reason": ex.decision.reason,
+                "skipped": [
+                    {"rule": s.rule, "file": s.file, "line": s.line, "why": s.why}
+                    for s in ex.skipped
+                ],
+            }
+        )
         return
     for line in ex.lines():
         out.print(line, markup=False, soft_wrap=True)
 
 
 @policy.command("matrix")
-@click.option("--from", "peers", multiple=True, help="Peers to show (default: every peer the "
-              "policy names, and * for any other).")
+@click.option(
+    "--from",
+    "peers",
+    multiple=True,
+    help="Peers to show (default: every peer the policy names, and * for any other).",
+)
 @click.option("--dir", "directory", type=click.Path(path_type=Path), default=None)
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default=None,
-              help="Default: a table on a terminal, CSV otherwise.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json"]),
+    default=None,
+    help="Default: a table on a terminal, CSV otherwise.",
+)
 @config_option
 @handles_errors
-def policy_matrix(peers: tuple[str, ...], directory: Path | None, fmt: str | None,
-                  config_path: Path) -> None:
+def policy_matrix(
+    peers: tuple[str, ...], directory: Path | None, fmt: str | None, config_path: Path
+) -> None:
     """Who sees what: peers × categories → the most each can get (* = depends on the query)."""
     from connector.policy import matrix, peer_universe
     from connector.vocabulary import Category
 
     loaded = _load_policy_or_fail(_policy_dir(directory, config_path))
-    chosen = tuple(p if p == "*" else _peer_id_or_fail(p) for p in peers) or \
-        peer_universe(loaded)
+    chosen = tuple(p if p == "*" else _peer_id_or_fail(p) for p in peers) or peer_universe(loaded)
     rows = matrix(loaded, peers=chosen)
     fmt = fmt or ("table" if out.is_terminal else "csv")
     if fmt == "json":
-        _json([{"peer": r.peer, "category": r.category.value, "level": r.level.value,
-                "rule": r.rule, "fields": sorted(r.fields), "conditional": r.conditional}
-               for r in rows])
+        _json(
+            [
+                {
+                    "peer": r.peer,
+                    "category": r.category.value,
+                    "level": r.level.value,
+                    "rule": r.rule,
+                    "fields": sorted(r.fields),
+                    "conditional": r.conditional,
+                }
+                for r in rows
+            ]
+        )
         return
     cells = {(r.peer, r.category): r.level.value + ("*" if r.conditional else "") for r in rows}
     if fmt == "csv":
@@ -951,8 +1197,11 @@ def policy_matrix(peers: tuple[str, ...], directory: Path | None, fmt: str | Non
         for peer in chosen:
             writer.writerow([peer, *(cells[(peer, c)] for c in Category)])
         return
-    table = Table("peer", *(c.value for c in Category),
-                  caption="* the level depends on agency kind, purpose or a case reference")
+    table = Table(
+        "peer",
+        *(c.value for c in Category),
+        caption="* the level depends on agency kind, purpose or a case reference",
+    )
     for peer in chosen:
         table.add_row(peer, *(cells[(peer, c)] for c in Category))
     out.print(table)
@@ -970,24 +1219,45 @@ def policy_diff(old_dir: Path, new_dir: Path, as_json: bool) -> None:
     old, new = _load_policy_or_fail(old_dir), _load_policy_or_fail(new_dir)
     changes = diff(old, new, peers=peer_universe(old, new))
     if as_json:
-        _json([{"peer": c.peer, "category": c.category.value,
-                "agency_kind": c.agency_kind.value, "purpose": c.purpose.value,
-                "case": c.has_case, "changed": list(c.changed),
-                "old": {"level": c.old.level.value, "rule": c.old.rule,
-                        "fields": sorted(c.old.fields)},
-                "new": {"level": c.new.level.value, "rule": c.new.rule,
-                        "fields": sorted(c.new.fields)}} for c in changes])
+        _json(
+            [
+                {
+                    "peer": c.peer,
+                    "category": c.category.value,
+                    "agency_kind": c.agency_kind.value,
+                    "purpose": c.purpose.value,
+                    "case": c.has_case,
+                    "changed": list(c.changed),
+                    "old": {
+                        "level": c.old.level.value,
+                        "rule": c.old.rule,
+                        "fields": sorted(c.old.fields),
+                    },
+                    "new": {
+                        "level": c.new.level.value,
+                        "rule": c.new.rule,
+                        "fields": sorted(c.new.fields),
+                    },
+                }
+                for c in changes
+            ]
+        )
         raise SystemExit(1 if changes else 0)
     if not changes:
         out.print("no query's outcome changes")
         return
     table = Table("peer", "category", "agency kind", "purpose", "case", "old", "new", "changed")
     for c in changes:
-        table.add_row(c.peer, c.category.value, c.agency_kind.value, c.purpose.value,
-                      "yes" if c.has_case else "no",
-                      f"{c.old.level.value} ({c.old.rule or 'default deny'})",
-                      f"{c.new.level.value} ({c.new.rule or 'default deny'})",
-                      ", ".join(c.changed))
+        table.add_row(
+            c.peer,
+            c.category.value,
+            c.agency_kind.value,
+            c.purpose.value,
+            "yes" if c.has_case else "no",
+            f"{c.old.level.value} ({c.old.rule or 'default deny'})",
+            f"{c.new.level.value} ({c.new.rule or 'default deny'})",
+            ", ".join(c.changed),
+        )
     out.print(table)
     out.print(f"{len(changes)} outcome(s) change")
     raise SystemExit(1)
@@ -1024,8 +1294,14 @@ def enquiries() -> None:
 @click.option("--json", "as_json", is_flag=True)
 @config_option
 @handles_errors
-def enquiries_list(peer: str | None, since: str | None, direction: str | None,
-                   limit: int | None, as_json: bool, config_path: Path) -> None:
+def enquiries_list(
+    peer: str | None,
+    since: str | None,
+    direction: str | None,
+    limit: int | None,
+    as_json: bool,
+    config_path: Path,
+) -> None:
     """List enquiries, oldest first."""
     from connector.cli.render import enquiries_table, entry_dict
     from connector.enquiries.log import EnquiryLog
@@ -1034,9 +1310,13 @@ def enquiries_list(peer: str | None, since: str | None, direction: str | None,
     since_ts = parse_since(since, now=datetime.now(UTC)) if since else None
     log_ = EnquiryLog.open(settings.enquiries_url)
     try:
-        rows = log_.list(peer=peer.upper() if peer else None, since=since_ts,
-                         direction=direction,  # type: ignore[arg-type]
-                         limit=limit, newest_first=limit is not None)
+        rows = log_.list(
+            peer=peer.upper() if peer else None,
+            since=since_ts,
+            direction=direction,  # type: ignore[arg-type]
+            limit=limit,
+            newest_first=limit is not None,
+        )
         if limit is not None:
             rows.reverse()  # the newest N, shown oldest first like the rest
     finally:
@@ -1069,10 +1349,14 @@ def enquiries_show(enquiry_id: str, config_path: Path) -> None:
 
 
 @enquiries.command("verify")
-@click.option("--expect", "expect", metavar="CHECKPOINT",
-              help="A checkpoint taken earlier — SEQ:HASH, or the signed token the node logs "
-                   "as enquiry_log_checkpoint (`signed`) and verify prints: also proves no "
-                   "newer rows were cut off before it.")
+@click.option(
+    "--expect",
+    "expect",
+    metavar="CHECKPOINT",
+    help="A checkpoint taken earlier — SEQ:HASH, or the signed token the node logs "
+    "as enquiry_log_checkpoint (`signed`) and verify prints: also proves no "
+    "newer rows were cut off before it.",
+)
 @config_option
 @handles_errors
 def enquiries_verify(expect: str | None, config_path: Path) -> None:
@@ -1084,22 +1368,26 @@ def enquiries_verify(expect: str | None, config_path: Path) -> None:
 
     settings = load_settings(config_path)
     signer = Signer(read_signing_key(settings.path(settings.key_file)))
-    checkpoint = None if expect is None else read_checkpoint(
-        expect, key=signer.public, node=settings.node)
+    checkpoint = (
+        None if expect is None else read_checkpoint(expect, key=signer.public, node=settings.node)
+    )
     log_ = EnquiryLog.open(settings.enquiries_url)
     try:
         report = log_.verify(expect=checkpoint)
     finally:
         log_.close()
     if not report.ok:
-        err.print(f"[bold red]BROKEN[/] at row {report.broken_seq}: {report.problem} "
-                  f"({report.rows} row(s) read)")
+        err.print(
+            f"[bold red]BROKEN[/] at row {report.broken_seq}: {report.problem} "
+            f"({report.rows} row(s) read)"
+        )
         raise SystemExit(1)
     out.print(f"ok: {report.rows} row(s), chain head {report.head}")
     if checkpoint is not None:
         out.print(f"the checkpoint holds: row {checkpoint[0]} is there, unchanged")
-    token = sign_checkpoint(signer, node=settings.node, seq=report.rows, head=report.head,
-                            at=time.time())
+    token = sign_checkpoint(
+        signer, node=settings.node, seq=report.rows, head=report.head, at=time.time()
+    )
     out.print("checkpoint (keep it off this host; verify --expect it later):")
     click.echo(token)
 
@@ -1116,8 +1404,9 @@ def notifications() -> None:
 @click.option("--pending", "state", flag_value="pending", help="Only those not yet delivered.")
 @click.option("--dead", "state", flag_value="dead", help="Only those given up on.")
 @click.option("--delivered", "state", flag_value="delivered")
-@click.option("--limit", type=click.IntRange(1), default=200, show_default=True,
-              help="The newest N.")
+@click.option(
+    "--limit", type=click.IntRange(1), default=200, show_default=True, help="The newest N."
+)
 @click.option("--json", "as_json", is_flag=True)
 @config_option
 @handles_errors
@@ -1134,26 +1423,53 @@ def notifications_list(state: str | None, limit: int, as_json: bool, config_path
     finally:
         box.close()
     if as_json:
-        _json([{"id": r.notice.id, "channel": r.notice.channel, "kind": r.notice.kind,
-                "enquiry": r.notice.enquiry, "created_at": utc_iso(r.notice.created_at),
-                "state": r.state, "attempts": r.attempts,
-                "next_attempt_at": utc_iso(r.next_attempt_at) if r.state == "pending" else None,
-                "last_attempt_at": utc_iso(r.last_attempt_at) if r.last_attempt_at else None,
-                "delivered_at": utc_iso(r.delivered_at) if r.delivered_at else None,
-                "last_error": r.last_error, "body": r.notice.body} for r in rows])
+        _json(
+            [
+                {
+                    "id": r.notice.id,
+                    "channel": r.notice.channel,
+                    "kind": r.notice.kind,
+                    "enquiry": r.notice.enquiry,
+                    "created_at": utc_iso(r.notice.created_at),
+                    "state": r.state,
+                    "attempts": r.attempts,
+                    "next_attempt_at": utc_iso(r.next_attempt_at) if r.state == "pending" else None,
+                    "last_attempt_at": utc_iso(r.last_attempt_at) if r.last_attempt_at else None,
+                    "delivered_at": utc_iso(r.delivered_at) if r.delivered_at else None,
+                    "last_error": r.last_error,
+                    "body": r.notice.body,
+                }
+                for r in rows
+            ]
+        )
         return
-    table = Table("id", "created (UTC)", "channel", "kind", "enquiry", "state", "attempts",
-                  "next / last error")
+    table = Table(
+        "id",
+        "created (UTC)",
+        "channel",
+        "kind",
+        "enquiry",
+        "state",
+        "attempts",
+        "next / last error",
+    )
     for column in table.columns:
         column.overflow = "fold"
     for r in rows:
         style = {"dead": "red", "pending": "yellow"}.get(r.state, "green")
-        detail = (f"next {utc_iso(r.next_attempt_at)[11:19]}" if r.state == "pending" else "")
+        detail = f"next {utc_iso(r.next_attempt_at)[11:19]}" if r.state == "pending" else ""
         if r.last_error:
             detail = f"{detail} {r.last_error}".strip()
-        table.add_row(r.notice.id, utc_iso(r.notice.created_at)[:19].replace("T", " "),
-                      r.notice.channel, r.notice.kind, r.notice.enquiry or "-",
-                      f"[{style}]{r.state}[/]", str(r.attempts), detail)
+        table.add_row(
+            r.notice.id,
+            utc_iso(r.notice.created_at)[:19].replace("T", " "),
+            r.notice.channel,
+            r.notice.kind,
+            r.notice.enquiry or "-",
+            f"[{style}]{r.state}[/]",
+            str(r.attempts),
+            detail,
+        )
     out.print(table if rows else "no notices")
     out.print(", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "the outbox is empty")
 
@@ -1199,16 +1515,26 @@ def notifications_test(channel: str, config_path: Path) -> None:
         _fail(f"no channel {channel!r} in connector.yaml (channels: {known})")
     node = Node.from_settings(settings)
     now = time.time()
-    notice = Notice(id=new_enquiry_id(now), channel=channel, kind="test", enquiry=None,
-                    created_at=now, body={"type": "test", "node": settings.node,
-                                          "message": "test notice from ncb-connector"})
+    notice = Notice(
+        id=new_enquiry_id(now),
+        channel=channel,
+        kind="test",
+        enquiry=None,
+        created_at=now,
+        body={"type": "test", "node": settings.node, "message": "test notice from ncb-connector"},
+    )
 
     async def send() -> None:
         async with aiohttp.ClientSession() as session:
-            senders = build_senders({channel: settings.notifications.channels[channel]},
-                                    signer=node.signer, node=settings.node, session=session,
-                                    clock=time.time, base_dir=settings.base_dir,
-                                    env=os.environ)
+            senders = build_senders(
+                {channel: settings.notifications.channels[channel]},
+                signer=node.signer,
+                node=settings.node,
+                session=session,
+                clock=time.time,
+                base_dir=settings.base_dir,
+                env=os.environ,
+            )
             await senders[channel].send(notice)
 
     try:
@@ -1240,29 +1566,66 @@ def _pseudonym(agency: str, node: Any) -> str:
 @click.option("--country")
 @click.option("--type", "document_type")
 @click.option("--mrz", help="ICAO 9303 MRZ, lines separated by newlines.")
-@click.option("--criteria", "criteria_json", metavar="JSON",
-              help='Criteria as JSON for any category, e.g. \'{"vin": "1M8GDM9AXKP042788"}\' '
-                   '(see docs/protocol.md §6).')
-@click.option("--purpose", default="border_control", show_default=True,
-              type=click.Choice(["border_control", "criminal_investigation",
-                                 "counter_terrorism", "vehicle_check", "art_trafficking",
-                                 "identification"]))
-@click.option("--agency", default="ncb", show_default=True,
-              help="The national agency asking (outbound policy).")
-@click.option("--agency-kind", default="ncb", show_default=True,
-              type=click.Choice(["ncb", "police", "border", "customs", "immigration"]))
-@click.option("--sub", default=None,
-              help="Pseudonymous end user, sent to peers (default: AGENCY/ and a keyed hash "
-                   "of your login, which this node can map back and peers cannot).")
+@click.option(
+    "--criteria",
+    "criteria_json",
+    metavar="JSON",
+    help='Criteria as JSON for any category, e.g. \'{"vin": "1M8GDM9AXKP042788"}\' '
+    "(see docs/protocol.md §6).",
+)
+@click.option(
+    "--purpose",
+    default="border_control",
+    show_default=True,
+    type=click.Choice(
+        [
+            "border_control",
+            "criminal_investigation",
+            "counter_terrorism",
+            "vehicle_check",
+            "art_trafficking",
+            "identification",
+        ]
+    ),
+)
+@click.option(
+    "--agency",
+    default="ncb",
+    show_default=True,
+    help="The national agency asking (outbound policy).",
+)
+@click.option(
+    "--agency-kind",
+    default="ncb",
+    show_default=True,
+    type=click.Choice(["ncb", "police", "border", "customs", "immigration"]),
+)
+@click.option(
+    "--sub",
+    default=None,
+    help="Pseudonymous end user, sent to peers (default: AGENCY/ and a keyed hash "
+    "of your login, which this node can map back and peers cannot).",
+)
 @click.option("--case", "case_ref", default=None)
 @click.option("--json", "as_json", is_flag=True)
 @config_option
 @handles_errors
-def query(peer_id: str, category: str, number: str | None, country: str | None,
-          document_type: str | None, mrz: str | None, criteria_json: str | None, purpose: str,
-          agency: str,
-          agency_kind: str, sub: str | None, case_ref: str | None, as_json: bool,
-          config_path: Path) -> None:
+def query(
+    peer_id: str,
+    category: str,
+    number: str | None,
+    country: str | None,
+    document_type: str | None,
+    mrz: str | None,
+    criteria_json: str | None,
+    purpose: str,
+    agency: str,
+    agency_kind: str,
+    sub: str | None,
+    case_ref: str | None,
+    as_json: bool,
+    config_path: Path,
+) -> None:
     """Ask one peer; the signed answer is verified and the enquiry logged.
 
     Exit status: 0 answered (hit or no hit), 3 a check was denied or could not be answered,
@@ -1306,10 +1669,14 @@ def query(peer_id: str, category: str, number: str | None, country: str | None,
         _fail(f"{exc.extra.get('field') or 'criteria'}: {exc.detail}")
     node = Node.from_settings(_settings(config_path))
     node.load_live()
-    request = Request(agency=agency, agency_kind=AgencyKind(agency_kind),
-                      sub=sub or _pseudonym(agency, node),
-                      purpose=Purpose(purpose), case=case_ref,
-                      checks=(Check(id="1", category=Category(category), criteria=criteria),))
+    request = Request(
+        agency=agency,
+        agency_kind=AgencyKind(agency_kind),
+        sub=sub or _pseudonym(agency, node),
+        purpose=Purpose(purpose),
+        case=case_ref,
+        checks=(Check(id="1", category=Category(category), criteria=criteria),),
+    )
 
     async def ask() -> Any:
         async with node.asker() as asker:
@@ -1341,30 +1708,71 @@ def query(peer_id: str, category: str, number: str | None, country: str | None,
 @click.option("--plate-country", help="The plate's country (alpha-2).")
 @click.option("--vin", help="Vehicle identification number.")
 @click.option("--peer", "peer_ids", multiple=True, help="Ask only these peers (repeatable).")
-@click.option("--purpose", default="border_control", show_default=True,
-              type=click.Choice(["border_control", "criminal_investigation",
-                                 "counter_terrorism", "vehicle_check", "art_trafficking",
-                                 "identification"]))
-@click.option("--agency", default="ncb", show_default=True,
-              help="The national agency asking (outbound policy).")
-@click.option("--agency-kind", default="ncb", show_default=True,
-              type=click.Choice(["ncb", "police", "border", "customs", "immigration"]))
-@click.option("--sub", default=None,
-              help="Pseudonymous end user, sent to peers (default: AGENCY/ and a keyed hash "
-                   "of your login, which this node can map back and peers cannot).")
+@click.option(
+    "--purpose",
+    default="border_control",
+    show_default=True,
+    type=click.Choice(
+        [
+            "border_control",
+            "criminal_investigation",
+            "counter_terrorism",
+            "vehicle_check",
+            "art_trafficking",
+            "identification",
+        ]
+    ),
+)
+@click.option(
+    "--agency",
+    default="ncb",
+    show_default=True,
+    help="The national agency asking (outbound policy).",
+)
+@click.option(
+    "--agency-kind",
+    default="ncb",
+    show_default=True,
+    type=click.Choice(["ncb", "police", "border", "customs", "immigration"]),
+)
+@click.option(
+    "--sub",
+    default=None,
+    help="Pseudonymous end user, sent to peers (default: AGENCY/ and a keyed hash "
+    "of your login, which this node can map back and peers cannot).",
+)
 @click.option("--case", "case_ref", default=None)
-@click.option("--deadline-ms", type=click.IntRange(50, 30_000), default=None,
-              help="Default: federation.deadline_ms.")
+@click.option(
+    "--deadline-ms",
+    type=click.IntRange(50, 30_000),
+    default=None,
+    help="Default: federation.deadline_ms.",
+)
 @click.option("--json", "as_json", is_flag=True)
 @config_option
 @handles_errors
-def search(mrz: str | None, number: str | None, country: str | None,
-           document_type: str | None, first_name: str | None, last_name: str | None,
-           birth_date: str | None, nationality: str | None, plate: str | None,
-           plate_country: str | None, vin: str | None, peer_ids: tuple[str, ...],
-           purpose: str, agency: str, agency_kind: str, sub: str | None,
-           case_ref: str | None, deadline_ms: int | None, as_json: bool,
-           config_path: Path) -> None:
+def search(
+    mrz: str | None,
+    number: str | None,
+    country: str | None,
+    document_type: str | None,
+    first_name: str | None,
+    last_name: str | None,
+    birth_date: str | None,
+    nationality: str | None,
+    plate: str | None,
+    plate_country: str | None,
+    vin: str | None,
+    peer_ids: tuple[str, ...],
+    purpose: str,
+    agency: str,
+    agency_kind: str,
+    sub: str | None,
+    case_ref: str | None,
+    deadline_ms: int | None,
+    as_json: bool,
+    config_path: Path,
+) -> None:
     """Check a subject (document, person, vehicle) against the national records and every
     allowed peer at once; a table fills in as peers answer.
 
@@ -1378,35 +1786,58 @@ def search(mrz: str | None, number: str | None, country: str | None,
     from connector.outbound.subject import Subject, subject_checks
     from connector.vocabulary import AgencyKind, Purpose
 
-    subject = Subject(mrz=mrz, document_number=number, document_country=country,
-                      document_type=document_type, first_name=first_name,
-                      last_name=last_name, birth_date=birth_date, nationality=nationality,
-                      plate=plate, plate_country=plate_country, vin=vin)
+    subject = Subject(
+        mrz=mrz,
+        document_number=number,
+        document_country=country,
+        document_type=document_type,
+        first_name=first_name,
+        last_name=last_name,
+        birth_date=birth_date,
+        nationality=nationality,
+        plate=plate,
+        plate_country=plate_country,
+        vin=vin,
+    )
     checks = subject_checks(subject)
     if not checks:
         _fail("give something to check: --mrz, --number, --last-name, --plate or --vin")
     settings = _settings(config_path)
     node = Node.from_settings(settings)
     node.load_live()
-    request = Request(agency=agency, agency_kind=AgencyKind(agency_kind),
-                      sub=sub or _pseudonym(agency, node),
-                      purpose=Purpose(purpose), case=case_ref, checks=checks)
+    request = Request(
+        agency=agency,
+        agency_kind=AgencyKind(agency_kind),
+        sub=sub or _pseudonym(agency, node),
+        purpose=Purpose(purpose),
+        case=case_ref,
+        checks=checks,
+    )
     ids = [c.id for c in checks]
-    live = Live(console=out, refresh_per_second=12, transient=False) \
-        if out.is_terminal and not as_json else None
+    live = (
+        Live(console=out, refresh_per_second=12, transient=False)
+        if out.is_terminal and not as_json
+        else None
+    )
 
     def update(prepared: Any, outcomes: Any) -> None:
         if live is not None:
-            live.update(fanout_table(ids, [p.peer for p in prepared.plans], outcomes,
-                                     prepared.national))
+            live.update(
+                fanout_table(ids, [p.peer for p in prepared.plans], outcomes, prepared.national)
+            )
 
     started = time.monotonic()
     try:
         with live if live is not None else contextlib.nullcontext():
-            prepared, outcomes = asyncio.run(search_once(
-                node, request, peers=[p.upper() for p in peer_ids] or "*",
-                deadline_s=(deadline_ms or settings.federation.deadline_ms) / 1000,
-                on_update=update))
+            prepared, outcomes = asyncio.run(
+                search_once(
+                    node,
+                    request,
+                    peers=[p.upper() for p in peer_ids] or "*",
+                    deadline_s=(deadline_ms or settings.federation.deadline_ms) / 1000,
+                    on_update=update,
+                )
+            )
     except OutboundDenied as exc:
         _fail(exc.detail, 1)
         return
@@ -1415,23 +1846,36 @@ def search(mrz: str | None, number: str | None, country: str | None,
     if as_json:
         from connector.server.local_checks import _check_json, _national_json, _peer_json
 
-        _json({"checks": [{"id": c.id, "category": c.category.value,
-                           "criteria": dict(c.criteria),
-                           "national": _national_json(prepared.national[i]),
-                           "peers": [{"peer": p, **_check_json(outcomes[p].checks[i])}
-                                     for p in peers_order]}
-                          for i, c in enumerate(checks)],
-               "peers": [_peer_json(outcomes[p]) for p in peers_order]})
+        _json(
+            {
+                "checks": [
+                    {
+                        "id": c.id,
+                        "category": c.category.value,
+                        "criteria": dict(c.criteria),
+                        "national": _national_json(prepared.national[i]),
+                        "peers": [
+                            {"peer": p, **_check_json(outcomes[p].checks[i])} for p in peers_order
+                        ],
+                    }
+                    for i, c in enumerate(checks)
+                ],
+                "peers": [_peer_json(outcomes[p]) for p in peers_order],
+            }
+        )
     elif live is None:
         out.print(fanout_table(ids, peers_order, outcomes, prepared.national))
     if not as_json:
         counts: dict[str, int] = {}
         for o in outcomes.values():
             counts[o.status] = counts.get(o.status, 0) + 1
-        out.print(f"{len(peers_order)} peer(s) in {elapsed * 1000:.0f} ms: "
-                  + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+        out.print(
+            f"{len(peers_order)} peer(s) in {elapsed * 1000:.0f} ms: "
+            + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+        )
     hit = any(c.status == "hit" for o in outcomes.values() for c in o.checks) or any(
-        r.status == "hit" for r in prepared.national)
+        r.status == "hit" for r in prepared.national
+    )
     if hit:
         raise SystemExit(3)
 
@@ -1440,10 +1884,19 @@ def search(mrz: str | None, number: str | None, country: str | None,
 
 
 @main.command()
-@click.option("--nodes", default=3, show_default=True, type=click.IntRange(3, 196),
-              help="How many nodes; beyond 3, one agency check fans out to all of them.")
-@click.option("--keep", type=click.Path(path_type=Path), default=None,
-              help="Build the nodes here and leave them (default: a temporary directory).")
+@click.option(
+    "--nodes",
+    default=3,
+    show_default=True,
+    type=click.IntRange(3, 196),
+    help="How many nodes; beyond 3, one agency check fans out to all of them.",
+)
+@click.option(
+    "--keep",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Build the nodes here and leave them (default: a temporary directory).",
+)
 @handles_errors
 def demo(nodes: int, keep: Path | None) -> None:
     """Start a small network on loopback, run cross-border checks, print answers and logs."""
@@ -1451,7 +1904,8 @@ def demo(nodes: int, keep: Path | None) -> None:
 
     configure_logging(fmt="console", level="warning")
     # Piped into a file or a pager, 80 columns would fold every ref in two.
-    console = out if out.is_terminal else Console(highlight=False, emoji=False,
-                                                  width=max(out.width, 160))
+    console = (
+        out if out.is_terminal else Console(highlight=False, emoji=False, width=max(out.width, 160))
+    )
     code = asyncio.run(run_demo(console, nodes=nodes, keep=keep))
     raise SystemExit(code)

@@ -19,12 +19,25 @@ _STATUS_STYLE = {"hit": "bold red", "no_hit": "green", "denied": "yellow", "erro
 def entry_dict(row: LoggedEntry, *, with_token: bool = False) -> dict[str, Any]:
     e = row.entry
     out: dict[str, Any] = {
-        "seq": row.seq, "id": e.id, "at": utc_iso(e.at), "direction": e.direction,
-        "peer": e.peer, "sub": e.sub, "agency_kind": e.agency_kind, "purpose": e.purpose,
-        "case": e.case_ref, "decision": e.decision, "rules": list(e.rules),
-        "policy_digest": e.policy_digest, "checks": list(e.checks), "results": list(e.results),
-        "hit_refs": list(e.hit_refs), "answer_digest": e.answer_digest, "error": e.error,
-        "hash": row.hash, "prev_hash": row.prev_hash,
+        "seq": row.seq,
+        "id": e.id,
+        "at": utc_iso(e.at),
+        "direction": e.direction,
+        "peer": e.peer,
+        "sub": e.sub,
+        "agency_kind": e.agency_kind,
+        "purpose": e.purpose,
+        "case": e.case_ref,
+        "decision": e.decision,
+        "rules": list(e.rules),
+        "policy_digest": e.policy_digest,
+        "checks": list(e.checks),
+        "results": list(e.results),
+        "hit_refs": list(e.hit_refs),
+        "answer_digest": e.answer_digest,
+        "error": e.error,
+        "hash": row.hash,
+        "prev_hash": row.prev_hash,
     }
     if with_token:
         out["query_token"] = e.query_token
@@ -32,8 +45,9 @@ def entry_dict(row: LoggedEntry, *, with_token: bool = False) -> dict[str, Any]:
 
 
 def enquiries_table(rows: list[LoggedEntry], title: str | None = None) -> Table:
-    table = Table("#", "id", "time (UTC)", "dir", "peer", "purpose", "decision", "rule", "hits",
-                  title=title)
+    table = Table(
+        "#", "id", "time (UTC)", "dir", "peer", "purpose", "decision", "rule", "hits", title=title
+    )
     for column in table.columns:
         column.overflow = "fold"  # an id or a ref is copied whole, never with an ellipsis
     for r in rows:
@@ -43,18 +57,32 @@ def enquiries_table(rows: list[LoggedEntry], title: str | None = None) -> Table:
         decision = e.decision if e.error is None else f"error: {e.error[:40]}"
         style = {"denied": "yellow", "error": "magenta"}.get(e.decision, "")
         decision = escape(decision)
-        table.add_row(str(r.seq), e.id, utc_iso(e.at)[:23].replace("T", " "), e.direction,
-                      e.peer, escape(f"{e.purpose or '-'}\n{cats}"),
-                      f"[{style}]{decision}[/]" if style else decision, escape(rules),
-                      escape("\n".join(e.hit_refs) or "-"))
+        table.add_row(
+            str(r.seq),
+            e.id,
+            utc_iso(e.at)[:23].replace("T", " "),
+            e.direction,
+            e.peer,
+            escape(f"{e.purpose or '-'}\n{cats}"),
+            f"[{style}]{decision}[/]" if style else decision,
+            escape(rules),
+            escape("\n".join(e.hit_refs) or "-"),
+        )
     return table
 
 
 def answer_table(exchange: Exchange) -> Table:
     a = exchange.answer
-    table = Table("check", "status", "level", "ref", "record / reason",
-                  title=escape(f"{a.iss} answered in {exchange.elapsed * 1000:.0f} ms "
-                               f"(their enquiry {a.enquiry})"))
+    table = Table(
+        "check",
+        "status",
+        "level",
+        "ref",
+        "record / reason",
+        title=escape(
+            f"{a.iss} answered in {exchange.elapsed * 1000:.0f} ms (their enquiry {a.enquiry})"
+        ),
+    )
     for column in table.columns:
         column.overflow = "fold"
     for r in a.results:
@@ -72,12 +100,22 @@ def answer_table(exchange: Exchange) -> Table:
     return table
 
 
-_OUTCOME_STYLE = {**_STATUS_STYLE, "unreachable": "dim", "timeout": "dim yellow",
-                  "answered": "green", "waiting": "dim"}
+_OUTCOME_STYLE = {
+    **_STATUS_STYLE,
+    "unreachable": "dim",
+    "timeout": "dim yellow",
+    "answered": "green",
+    "waiting": "dim",
+}
 
 
-def fanout_table(check_ids: list[str], peers: list[str], outcomes: Mapping[str, PeerOutcome],
-                 national: Sequence[NationalResult] = (), title: str | None = None) -> Table:
+def fanout_table(
+    check_ids: list[str],
+    peers: list[str],
+    outcomes: Mapping[str, PeerOutcome],
+    national: Sequence[NationalResult] = (),
+    title: str | None = None,
+) -> Table:
     """A row per peer, a column per check; rows fill in as peers answer."""
     table = Table("peer", *check_ids, "ms", "answer / why", title=title)
     for column in table.columns:
@@ -89,16 +127,27 @@ def fanout_table(check_ids: list[str], peers: list[str], outcomes: Mapping[str, 
         return f"[{style}]{text}[/]" if style else text
 
     if national:
-        table.add_row("[bold]national[/]", *(cell(r.status, len(r.hits)) for r in national),
-                      "", escape(", ".join(h.ref for r in national for h in r.hits)))
+        table.add_row(
+            "[bold]national[/]",
+            *(cell(r.status, len(r.hits)) for r in national),
+            "",
+            escape(", ".join(h.ref for r in national for h in r.hits)),
+        )
     for peer in peers:
         o = outcomes.get(peer)
         if o is None:
             table.add_row(peer, *(cell("waiting") for _ in check_ids), "", "")
             continue
         refs = ", ".join(h.ref for c in o.checks for h in c.hits)
-        note = refs or (o.detail or "") if o.status != "answered" else refs or (
-            f"enquiry {o.enquiry}" if o.enquiry else "")
-        table.add_row(peer, *(cell(c.status, len(c.hits)) for c in o.checks),
-                      "" if o.elapsed_ms is None else f"{o.elapsed_ms:.0f}", escape(note))
+        note = (
+            refs or (o.detail or "")
+            if o.status != "answered"
+            else refs or (f"enquiry {o.enquiry}" if o.enquiry else "")
+        )
+        table.add_row(
+            peer,
+            *(cell(c.status, len(c.hits)) for c in o.checks),
+            "" if o.elapsed_ms is None else f"{o.elapsed_ms:.0f}",
+            escape(note),
+        )
     return table

@@ -148,8 +148,9 @@ class Signer:
             encoded = self._headers[typ] = b64url_bytes(orjson.dumps(header))
         return encoded
 
-    def sign_compact(self, payload: bytes, *, typ: str | None = None,
-                     header: Mapping[str, Any] | None = None) -> bytes:
+    def sign_compact(
+        self, payload: bytes, *, typ: str | None = None, header: Mapping[str, Any] | None = None
+    ) -> bytes:
         """Compact JWS over `payload`; header `{"alg":"EdDSA","kid":…,"typ":…}` unless given."""
         encoded = self._header(typ) if header is None else b64url_bytes(orjson.dumps(dict(header)))
         signing_input = encoded + b"." + b64url_bytes(payload)
@@ -209,5 +210,9 @@ def parse_compact(token: bytes) -> ParsedJws:
         raise MalformedToken("no critical header extensions are understood")
     if len(signature) != 64:
         raise MalformedToken("an Ed25519 signature is 64 bytes")
-    return ParsedJws(header=header, payload=payload, signing_input=parts[0] + b"." + parts[1],
-                     signature=signature)
+    return ParsedJws(
+        header=header,
+        payload=payload,
+        signing_input=parts[0] + b"." + parts[1],
+        signature=signature,
+    )

@@ -59,7 +59,9 @@ def make_tls_certificate(node: str, hosts: list[str], *, days: int = 825) -> tup
     now = dt.datetime.now(dt.UTC)
     cert = (
         x509.CertificateBuilder()
-        .subject_name(name).issuer_name(name).public_key(key.public_key())
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=days))
@@ -68,8 +70,9 @@ def make_tls_certificate(node: str, hosts: list[str], *, days: int = 825) -> tup
         .sign(key, hashes.SHA256())
     )
     cert_pem = cert.public_bytes(serialization.Encoding.PEM)
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     return cert_pem, key_pem
 
 
@@ -80,4 +83,4 @@ def certificate_fingerprint(cert_pem: bytes) -> str:
 
 def der_fingerprint(der: bytes) -> str:
     digest = hashlib.sha256(der).hexdigest().upper()
-    return ":".join(digest[i:i + 2] for i in range(0, 64, 2))
+    return ":".join(digest[i : i + 2] for i in range(0, 64, 2))

@@ -32,8 +32,10 @@ def read_checkpoint(text: str, *, key: PublicKey, node: str) -> tuple[int, str]:
     if plain is not None:
         return int(plain[1]), plain[2]
     if ":" in text and "." not in text:
-        raise CheckpointInvalid("SEQ:HASH wants the row number, a colon and the 64 hex "
-                                "digits of that row's hash, as verify printed them")
+        raise CheckpointInvalid(
+            "SEQ:HASH wants the row number, a colon and the 64 hex "
+            "digits of that row's hash, as verify printed them"
+        )
     try:
         jws = parse_compact(text.encode("ascii"))
         jws.verify_with(key)
@@ -46,7 +48,10 @@ def read_checkpoint(text: str, *, key: PublicKey, node: str) -> tuple[int, str]:
     if claims.get("iss") != node:
         raise CheckpointInvalid(f"the checkpoint is {claims.get('iss')!r}'s, not {node}'s")
     seq, head = claims.get("seq"), claims.get("hash")
-    if not isinstance(seq, int) or not isinstance(head, str) or not re.fullmatch(
-            r"[0-9a-f]{64}", head):
+    if (
+        not isinstance(seq, int)
+        or not isinstance(head, str)
+        or not re.fullmatch(r"[0-9a-f]{64}", head)
+    ):
         raise CheckpointInvalid("the checkpoint lacks seq or hash")
     return seq, head

@@ -204,39 +204,68 @@ def _entry_from_row(row: Any) -> LoggedEntry:
     try:
         return _decode_row(row._mapping)
     except (ValueError, TypeError, KeyError) as exc:
-        raise EnquiryLogError(f"row {row._mapping.get('seq')} of the enquiry log is damaged "
-                              f"({exc}); run `ncb-connector enquiries verify`") from exc
+        raise EnquiryLogError(
+            f"row {row._mapping.get('seq')} of the enquiry log is damaged "
+            f"({exc}); run `ncb-connector enquiries verify`"
+        ) from exc
 
 
 def _decode_row(m: Any) -> LoggedEntry:
     entry = Entry(
-        id=m["id"], at=m["at"], direction=m["direction"], peer=m["peer"], iss=m["iss"],
-        jti=m["jti"], sub=m["sub"], agency_kind=m["agency_kind"], purpose=m["purpose"],
-        case_ref=m["case_ref"], decision=m["decision"],
-        rules=tuple(orjson.loads(m["rules"])), policy_digest=m["policy_digest"],
-        checks=tuple(orjson.loads(m["checks"])), results=tuple(orjson.loads(m["results"])),
-        hit_refs=tuple(orjson.loads(m["hit_refs"])), answer_digest=m["answer_digest"],
-        error=m["error"], query_token=m["query_token"],
+        id=m["id"],
+        at=m["at"],
+        direction=m["direction"],
+        peer=m["peer"],
+        iss=m["iss"],
+        jti=m["jti"],
+        sub=m["sub"],
+        agency_kind=m["agency_kind"],
+        purpose=m["purpose"],
+        case_ref=m["case_ref"],
+        decision=m["decision"],
+        rules=tuple(orjson.loads(m["rules"])),
+        policy_digest=m["policy_digest"],
+        checks=tuple(orjson.loads(m["checks"])),
+        results=tuple(orjson.loads(m["results"])),
+        hit_refs=tuple(orjson.loads(m["hit_refs"])),
+        answer_digest=m["answer_digest"],
+        error=m["error"],
+        query_token=m["query_token"],
     )
     return LoggedEntry(seq=m["seq"], entry=entry, prev_hash=m["prev_hash"], hash=m["hash"])
 
 
 _SQLITE_SEEN = "SELECT 1 FROM enquiries WHERE iss = ? AND jti = ? LIMIT 1"
-_SQLITE_INSERT = (f"INSERT INTO enquiries ({', '.join(c.name for c in enquiries.columns)}) "
-                  f"VALUES ({', '.join(':' + c.name for c in enquiries.columns)})")
+_SQLITE_INSERT = (
+    f"INSERT INTO enquiries ({', '.join(c.name for c in enquiries.columns)}) "
+    f"VALUES ({', '.join(':' + c.name for c in enquiries.columns)})"
+)
 
 
 def _error_kind(exc: BaseException) -> str:
     orig = getattr(exc, "orig", None)
-    return f"{type(exc).__name__}: {type(orig).__name__ if orig else ''} " \
-           f"{getattr(orig, 'sqlite_errorname', '')}".strip()
+    return (
+        f"{type(exc).__name__}: {type(orig).__name__ if orig else ''} "
+        f"{getattr(orig, 'sqlite_errorname', '')}".strip()
+    )
 
 
 def _notice_row(n: Notice) -> dict[str, Any]:
-    return {"id": n.id, "channel": n.channel, "kind": n.kind, "enquiry": n.enquiry,
-            "created_at": n.created_at, "body": orjson.dumps(n.body).decode(),
-            "state": "pending", "attempts": 0, "next_attempt_at": n.created_at,
-            "last_attempt_at": None, "last_error": None, "delivered_at": None, "leased": 0}
+    return {
+        "id": n.id,
+        "channel": n.channel,
+        "kind": n.kind,
+        "enquiry": n.enquiry,
+        "created_at": n.created_at,
+        "body": orjson.dumps(n.body).decode(),
+        "state": "pending",
+        "attempts": 0,
+        "next_attempt_at": n.created_at,
+        "last_attempt_at": None,
+        "last_error": None,
+        "delivered_at": None,
+        "leased": 0,
+    }
 
 
 def _sqlite_begin(conn: Connection) -> None:
@@ -251,8 +280,9 @@ def make_log_engine(url: str) -> Engine:
         # Our own BEGIN (IMMEDIATE for writers): the chain head is read and extended under
         # the write lock, so several processes can share one log file. Every commit is
         # durable before the answer it records leaves.
-        event.listen(engine, "connect",
-                     on_connect(synchronous="FULL", busy_ms=10_000, autocommit=True))
+        event.listen(
+            engine, "connect", on_connect(synchronous="FULL", busy_ms=10_000, autocommit=True)
+        )
         event.listen(engine, "begin", _sqlite_begin)
     return engine
 
@@ -294,14 +324,23 @@ class EnquiryLog:
     the GIL while it writes and fsyncs, so answers go on being computed meanwhile). While a
     commit runs, rows gather for the next one. Command-line tools commit in place."""
 
-    def __init__(self, engine: Engine, *, commit_delay: float = 0.002,
-                 max_batch: int = 256, async_engine: AsyncEngine | None = None,
-                 writer_thread: bool = False) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        commit_delay: float = 0.002,
+        max_batch: int = 256,
+        async_engine: AsyncEngine | None = None,
+        writer_thread: bool = False,
+    ) -> None:
         self.engine = engine
         self._async = async_engine
         self._flushing: set[asyncio.Task[None]] = set()
-        self._writer = (ThreadPoolExecutor(max_workers=1, thread_name_prefix="enquiry-log")
-                        if writer_thread and async_engine is None else None)
+        self._writer = (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="enquiry-log")
+            if writer_thread and async_engine is None
+            else None
+        )
         self._writer_conn: Connection | None = None  # made, used and closed in that thread
         self._committing = False
         self.commit_delay = commit_delay
@@ -316,32 +355,43 @@ class EnquiryLog:
         self.on_notices: Callable[[str], None] | None = None
         self.stats = _Stats()
         # Built once: constructing a statement costs more than running it.
-        self._seen_stmt = select(enquiries.c.seq).where(
-            enquiries.c.iss == bindparam("iss"), enquiries.c.jti == bindparam("jti")).limit(1)
+        self._seen_stmt = (
+            select(enquiries.c.seq)
+            .where(enquiries.c.iss == bindparam("iss"), enquiries.c.jti == bindparam("jti"))
+            .limit(1)
+        )
         self._raw: Any = None
         if engine.dialect.name == "sqlite":
             self._raw = self._conn.connection.dbapi_connection
-        self._head_stmt = select(enquiries.c.seq, enquiries.c.hash).order_by(
-            enquiries.c.seq.desc()).limit(1)
+        self._head_stmt = (
+            select(enquiries.c.seq, enquiries.c.hash).order_by(enquiries.c.seq.desc()).limit(1)
+        )
 
     @classmethod
-    def open(cls, url: str, *, commit_delay: float = 0.002, max_batch: int = 256,
-             serving: bool = False) -> EnquiryLog:
+    def open(
+        cls, url: str, *, commit_delay: float = 0.002, max_batch: int = 256, serving: bool = False
+    ) -> EnquiryLog:
         """The log on a schema this version knows (a new database is created). `serving`: a
         node's, committing through asyncpg on PostgreSQL."""
         try:
             engine = make_log_engine(url)
             aengine = None
             if serving and engine.dialect.name == "postgresql":
-                aengine = create_async_engine(async_url(url), hide_parameters=True,
-                                              pool_size=4, max_overflow=4)
-            log_ = cls(engine, commit_delay=commit_delay, max_batch=max_batch,
-                       async_engine=aengine,
-                       writer_thread=serving and engine.dialect.name == "sqlite")
+                aengine = create_async_engine(
+                    async_url(url), hide_parameters=True, pool_size=4, max_overflow=4
+                )
+            log_ = cls(
+                engine,
+                commit_delay=commit_delay,
+                max_batch=max_batch,
+                async_engine=aengine,
+                writer_thread=serving and engine.dialect.name == "sqlite",
+            )
             ensure_log_schema(log_._conn, what=f"enquiry log {redacted(url)}")
         except SQLAlchemyError as exc:
-            raise ConfigError(f"cannot open the enquiry log {redacted(url)}: "
-                              f"{getattr(exc, 'orig', None) or exc}") from exc
+            raise ConfigError(
+                f"cannot open the enquiry log {redacted(url)}: {getattr(exc, 'orig', None) or exc}"
+            ) from exc
         return log_
 
     def close(self) -> None:
@@ -375,8 +425,9 @@ class EnquiryLog:
 
     async def disclosed(self, peer: str, refs: Sequence[str]) -> set[str]:
         """Which of these refs this peer has been given in an answer."""
-        q = select(disclosed_refs.c.ref).where(disclosed_refs.c.peer == peer,
-                                               disclosed_refs.c.ref.in_(list(refs)))
+        q = select(disclosed_refs.c.ref).where(
+            disclosed_refs.c.peer == peer, disclosed_refs.c.ref.in_(list(refs))
+        )
         if self._async is not None:
             async with self._async.connect() as conn:
                 return {r for (r,) in await conn.execute(q)}
@@ -392,13 +443,13 @@ class EnquiryLog:
             cur = self._raw.execute(_SQLITE_SEEN, (iss, jti))
             return cur.fetchone() is not None
         with self._conn.begin():
-            return self._conn.execute(self._seen_stmt, {"iss": iss, "jti": jti}).first() \
-                is not None
+            return self._conn.execute(self._seen_stmt, {"iss": iss, "jti": jti}).first() is not None
 
     # --- appending ---------------------------------------------------------------------------
 
-    async def append(self, entry: Entry, notices: Sequence[Notice] = (), *,
-                     within: float | None = None) -> int:
+    async def append(
+        self, entry: Entry, notices: Sequence[Notice] = (), *, within: float | None = None
+    ) -> int:
         """Returns the row's sequence number once it and its notices are committed; Replay on
         a seen (iss, jti). `within`: how long the row may wait for others to join its commit
         (default `commit_delay`); the earliest wish of the rows waiting decides."""
@@ -420,16 +471,18 @@ class EnquiryLog:
         if self._flush_handle is not None:
             self._flush_handle.cancel()
         self._flush_due = due
-        self._flush_handle = (loop.call_later(delay, self._flush) if delay > 0
-                              else loop.call_soon(self._flush))
+        self._flush_handle = (
+            loop.call_later(delay, self._flush) if delay > 0 else loop.call_soon(self._flush)
+        )
         return await fut
 
     def append_now(self, entry: Entry, notices: Sequence[Notice] = ()) -> int:
         """Synchronous append for command-line tools (one row, one commit)."""
         return self._write([(entry, notices)])[0]
 
-    def add_notices(self, notices: Sequence[Notice], *,
-                    mark_digest: tuple[str, float, int] | None = None) -> None:
+    def add_notices(
+        self, notices: Sequence[Notice], *, mark_digest: tuple[str, float, int] | None = None
+    ) -> None:
         """Notices that belong to no enquiry (digests, tests), committed at once; a digest
         commits where the channel's next digest starts in the same transaction."""
         self._conn.info["write"] = True
@@ -438,8 +491,7 @@ class EnquiryLog:
             if mark_digest is not None:
                 channel, until, seq = mark_digest
                 self._conn.execute(delete(digests).where(digests.c.channel == channel))
-                self._conn.execute(insert(digests).values(channel=channel, until=until,
-                                                          seq=seq))
+                self._conn.execute(insert(digests).values(channel=channel, until=until, seq=seq))
         if self.on_notices is not None:
             for channel in {n.channel for n in notices}:
                 self.on_notices(channel)
@@ -464,8 +516,9 @@ class EnquiryLog:
         self._settle(batch, seqs)
         self._announce(items)
 
-    def _commit_batch(self, conn: Connection, items: Sequence[tuple[Entry, Sequence[Notice]]]
-                      ) -> list[int | BaseException]:
+    def _commit_batch(
+        self, conn: Connection, items: Sequence[tuple[Entry, Sequence[Notice]]]
+    ) -> list[int | BaseException]:
         """One commit for the batch (row by row after a conflict); never raises: a failed
         commit must fail every waiter, not hang it."""
         try:
@@ -483,7 +536,8 @@ class EnquiryLog:
         self._committing = True
         try:
             seqs = await asyncio.get_running_loop().run_in_executor(
-                self._writer, self._commit_in_thread, items)
+                self._writer, self._commit_in_thread, items
+            )
         except Exception as exc:
             log.error("enquiry_log_commit_failed", error=_error_kind(exc), rows=len(batch))
             seqs = [EnquiryLogError("the enquiry log could not be written")] * len(batch)
@@ -494,8 +548,9 @@ class EnquiryLog:
         if self._pending and self._flush_handle is None:
             self._flush()  # what gathered while this commit ran
 
-    def _commit_in_thread(self, items: Sequence[tuple[Entry, Sequence[Notice]]]
-                          ) -> list[int | BaseException]:
+    def _commit_in_thread(
+        self, items: Sequence[tuple[Entry, Sequence[Notice]]]
+    ) -> list[int | BaseException]:
         if self._writer_conn is None:
             self._writer_conn = self.engine.connect()
         return self._commit_batch(self._writer_conn, items)
@@ -545,9 +600,9 @@ class EnquiryLog:
         if len(self.stats.batch_sizes) < 10_000:
             self.stats.batch_sizes.append(len(batch))
 
-    def _write_one_by_one(self, conn: Connection,
-                          items: Sequence[tuple[Entry, Sequence[Notice]]]
-                          ) -> list[int | BaseException]:
+    def _write_one_by_one(
+        self, conn: Connection, items: Sequence[tuple[Entry, Sequence[Notice]]]
+    ) -> list[int | BaseException]:
         out: list[int | BaseException] = []
         for e, notices in items:
             try:
@@ -569,8 +624,9 @@ class EnquiryLog:
         self._announce(items)
         return seqs
 
-    def _write_on(self, conn: Connection, items: Sequence[tuple[Entry, Sequence[Notice]]]
-                  ) -> list[int]:
+    def _write_on(
+        self, conn: Connection, items: Sequence[tuple[Entry, Sequence[Notice]]]
+    ) -> list[int]:
         conn.info["write"] = True
         with conn.begin():
             return self._append_rows(conn, items)
@@ -579,8 +635,9 @@ class EnquiryLog:
         with conn.begin():
             return conn.execute(self._seen_stmt, {"iss": iss, "jti": jti}).first() is not None
 
-    def _append_rows(self, conn: Connection,
-                     items: Sequence[tuple[Entry, Sequence[Notice]]]) -> list[int]:
+    def _append_rows(
+        self, conn: Connection, items: Sequence[tuple[Entry, Sequence[Notice]]]
+    ) -> list[int]:
         """Extends the chain inside the caller's transaction."""
         if conn.dialect.name == "postgresql":
             conn.execute(select(func.pg_advisory_xact_lock(_PG_CHAIN_LOCK)))
@@ -601,13 +658,16 @@ class EnquiryLog:
         notice_rows = [_notice_row(n) for _, notices in items for n in notices]
         if notice_rows:
             conn.execute(insert(outbox), notice_rows)
-        given = {(e.peer, ref): e.at for e, _ in items if e.direction == "in"
-                 for ref in e.hit_refs}
+        given = {(e.peer, ref): e.at for e, _ in items if e.direction == "in" for ref in e.hit_refs}
         if given:
-            stmt = (pg_insert(disclosed_refs) if conn.dialect.name == "postgresql"
-                    else sqlite_insert(disclosed_refs)).on_conflict_do_nothing()
-            conn.execute(stmt, [{"peer": p, "ref": r, "first_at": at}
-                                for (p, r), at in given.items()])
+            stmt = (
+                pg_insert(disclosed_refs)
+                if conn.dialect.name == "postgresql"
+                else sqlite_insert(disclosed_refs)
+            ).on_conflict_do_nothing()
+            conn.execute(
+                stmt, [{"peer": p, "ref": r, "first_at": at} for (p, r), at in given.items()]
+            )
         return [r["seq"] for r in rows]
 
     def _announce(self, items: Sequence[tuple[Entry, Sequence[Notice]]]) -> None:
@@ -617,9 +677,15 @@ class EnquiryLog:
 
     # --- reading -----------------------------------------------------------------------------
 
-    def list(self, *, peer: str | None = None, since: float | None = None,
-             direction: Direction | None = None, limit: int | None = None,
-             newest_first: bool = False) -> list[LoggedEntry]:
+    def list(
+        self,
+        *,
+        peer: str | None = None,
+        since: float | None = None,
+        direction: Direction | None = None,
+        limit: int | None = None,
+        newest_first: bool = False,
+    ) -> list[LoggedEntry]:
         q = select(enquiries)
         if peer is not None:
             q = q.where(enquiries.c.peer == peer)
@@ -635,8 +701,9 @@ class EnquiryLog:
                 return [_entry_from_row(r) for r in self._conn.execute(q)]
         except (SQLAlchemyError, ValueError, TypeError) as exc:
             # A value of the wrong type in an edited row fails inside the driver.
-            raise EnquiryLogError(f"the enquiry log holds a damaged row ({exc}); run "
-                                  "`ncb-connector enquiries verify`") from exc
+            raise EnquiryLogError(
+                f"the enquiry log holds a damaged row ({exc}); run `ncb-connector enquiries verify`"
+            ) from exc
 
     def get(self, enquiry_id: str) -> LoggedEntry | None:
         with self._conn.begin():
@@ -670,25 +737,45 @@ class EnquiryLog:
             n += 1
             seq = values["seq"]
             if seq != expected_seq:
-                return VerifyReport(rows=n, ok=False, broken_seq=seq,
-                                    problem=f"row {expected_seq} is missing (next is {seq})")
+                return VerifyReport(
+                    rows=n,
+                    ok=False,
+                    broken_seq=seq,
+                    problem=f"row {expected_seq} is missing (next is {seq})",
+                )
             if values["prev_hash"] != prev:
-                return VerifyReport(rows=n, ok=False, broken_seq=seq,
-                                    problem="prev_hash does not match the previous row's hash")
+                return VerifyReport(
+                    rows=n,
+                    ok=False,
+                    broken_seq=seq,
+                    problem="prev_hash does not match the previous row's hash",
+                )
             if row_hash(values) != values["hash"]:
-                return VerifyReport(rows=n, ok=False, broken_seq=seq,
-                                    problem="the row's content does not match its hash")
+                return VerifyReport(
+                    rows=n,
+                    ok=False,
+                    broken_seq=seq,
+                    problem="the row's content does not match its hash",
+                )
             if expect is not None and seq == expect[0]:
                 if values["hash"] != expect[1]:
-                    return VerifyReport(rows=n, ok=False, broken_seq=seq,
-                                        problem="the row does not match the checkpoint")
+                    return VerifyReport(
+                        rows=n,
+                        ok=False,
+                        broken_seq=seq,
+                        problem="the row does not match the checkpoint",
+                    )
                 checkpoint_seen = True
             prev, expected_seq = values["hash"], seq + 1
         if not checkpoint_seen:
             assert expect is not None
-            return VerifyReport(rows=n, ok=False, broken_seq=expect[0],
-                                problem=f"row {expect[0]} of the checkpoint is gone: "
-                                        f"rows were removed from the end of the log")
+            return VerifyReport(
+                rows=n,
+                ok=False,
+                broken_seq=expect[0],
+                problem=f"row {expect[0]} of the checkpoint is gone: "
+                f"rows were removed from the end of the log",
+            )
         return VerifyReport(rows=n, ok=True, head=prev)
 
 

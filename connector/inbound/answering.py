@@ -65,12 +65,21 @@ class Answerer:
     """Answers one query token. Collaborators are passed in; the policy and the trust store
     are read once per query so a reload never splits a query between two versions."""
 
-    def __init__(self, *, node: str, signer: Signer, store: RecordStore, enquiry_log: EnquiryLog,
-                 policy: Callable[[], Policy], trust: Callable[[], TrustStore],
-                 limiter: RateLimiter, clock: Callable[[], float],
-                 digest_only: frozenset[str] = frozenset(),
-                 hit_threshold: Callable[[Category], float] = _DEFAULT_MATCHING.threshold,
-                 ref_checks: RefChecks = "disclosed") -> None:
+    def __init__(
+        self,
+        *,
+        node: str,
+        signer: Signer,
+        store: RecordStore,
+        enquiry_log: EnquiryLog,
+        policy: Callable[[], Policy],
+        trust: Callable[[], TrustStore],
+        limiter: RateLimiter,
+        clock: Callable[[], float],
+        digest_only: frozenset[str] = frozenset(),
+        hit_threshold: Callable[[Category], float] = _DEFAULT_MATCHING.threshold,
+        ref_checks: RefChecks = "disclosed",
+    ) -> None:
         self.node = node
         self.signer = signer
         self.store = store
@@ -87,61 +96,112 @@ class Answerer:
         now = self.clock()
         trust = self.trust()
         when = datetime.fromtimestamp(now, UTC)
-        envelope = open_envelope(token, resolve_kid=lambda kid: trust.resolve(kid, when),
-                                 me=self.node, now=now)
+        envelope = open_envelope(
+            token, resolve_kid=lambda kid: trust.resolve(kid, when), me=self.node, now=now
+        )
         if await self.log.seen(envelope.iss, envelope.jti):
             raise Replay("this jti was already used by this issuer", jti=envelope.jti)
         query = parse_query(envelope)
         parsed = [self._criteria(i, c) for i, c in enumerate(query.checks)]
         policy = self.policy()
-        decided = [await self._decide(query, check, criteria, policy)
-                   for check, criteria in zip(query.checks, parsed, strict=True)]
+        decided = [
+            await self._decide(query, check, criteria, policy)
+            for check, criteria in zip(query.checks, parsed, strict=True)
+        ]
         results = tuple(d.result for d in decided)
         enquiry_id = new_enquiry_id(now)
-        answer = sign_answer(signer=self.signer, iss=self.node, aud=query.iss,
-                             in_reply_to=query.jti, query_digest=digest(token),
-                             enquiry=enquiry_id, results=results, now=now)
+        answer = sign_answer(
+            signer=self.signer,
+            iss=self.node,
+            aud=query.iss,
+            in_reply_to=query.jti,
+            query_digest=digest(token),
+            enquiry=enquiry_id,
+            results=results,
+            now=now,
+        )
         entry = Entry(
-            id=enquiry_id, at=now, direction="in", peer=query.iss, iss=query.iss, jti=query.jti,
-            sub=query.sub, agency_kind=query.agency_kind.value, purpose=query.purpose.value,
-            case_ref=query.case, decision=_overall(results),
+            id=enquiry_id,
+            at=now,
+            direction="in",
+            peer=query.iss,
+            iss=query.iss,
+            jti=query.jti,
+            sub=query.sub,
+            agency_kind=query.agency_kind.value,
+            purpose=query.purpose.value,
+            case_ref=query.case,
+            decision=_overall(results),
             rules=tuple(d.decision.rule or "(default deny)" for d in decided),
             policy_digest=policy.digest,
-            checks=tuple({"id": c.id, "category": c.category.value, "criteria": dict(c.criteria)}
-                         for c in query.checks),
+            checks=tuple(
+                {"id": c.id, "category": c.category.value, "criteria": dict(c.criteria)}
+                for c in query.checks
+            ),
             results=tuple(_result_summary(d) for d in decided),
             hit_refs=tuple(h.ref for r in results for h in r.hits),
-            answer_digest=digest(answer), error=None, query_token=token.decode("ascii"),
+            answer_digest=digest(answer),
+            error=None,
+            query_token=token.decode("ascii"),
         )
         notices = self._notices(query, entry, decided, policy, now)
         # The row (and its notices) is committed before the answer leaves: no answer without
         # its evidence, no enquiry without its notice.
         await self.log.append(entry, notices)
-        log.info("enquiry_answered", enquiry=enquiry_id, peer=query.iss,
-                 purpose=query.purpose.value, decision=entry.decision, rules=list(entry.rules),
-                 hits=len(entry.hit_refs))
+        log.info(
+            "enquiry_answered",
+            enquiry=enquiry_id,
+            peer=query.iss,
+            purpose=query.purpose.value,
+            decision=entry.decision,
+            rules=list(entry.rules),
+            hits=len(entry.hit_refs),
+        )
         return Answered(token=answer, enquiry=entry, query=query)
 
-    def _notices(self, query: Query, entry: Entry, decided: list[_Decided], policy: Policy,
-                 now: float) -> list[Notice]:
+    def _notices(
+        self, query: Query, entry: Entry, decided: list[_Decided], policy: Policy, now: float
+    ) -> list[Notice]:
         if not policy.watches and all(d.decision.notify is Notify.NEVER for d in decided):
             return []  # the common case, kept cheap: nothing here can notify anyone
-        outcomes = [CheckOutcome(check=d.check.id, category=d.check.category,
-                                 decision=d.decision, status=d.result.status,
-                                 level=d.result.level.value, hit_ids=d.hit_ids,
-                                 refs=tuple(h.ref for h in d.result.hits)) for d in decided]
+        outcomes = [
+            CheckOutcome(
+                check=d.check.id,
+                category=d.check.category,
+                decision=d.decision,
+                status=d.result.status,
+                level=d.result.level.value,
+                hit_ids=d.hit_ids,
+                refs=tuple(h.ref for h in d.result.hits),
+            )
+            for d in decided
+        ]
         channels = channels_to_notify(peer=query.iss, outcomes=outcomes, policy=policy)
         return [
             # The enquiry's id and the channel make the notice's id (and idempotency key):
             # unique, stable, and with no second random id to draw per answer.
-            Notice(id=f"{entry.id}.{channel}", channel=channel, kind="enquiry", enquiry=entry.id,
-                   created_at=now,
-                   body=enquiry_notice_body(
-                       node=self.node, enquiry=entry.id, at=utc_iso(now), peer=query.iss,
-                       sub=query.sub, agency_kind=query.agency_kind.value,
-                       purpose=query.purpose.value, case=query.case, checks=entry.checks,
-                       outcomes=outcomes, reasons=reasons))
-            for channel, reasons in channels.items() if channel not in self.digest_only
+            Notice(
+                id=f"{entry.id}.{channel}",
+                channel=channel,
+                kind="enquiry",
+                enquiry=entry.id,
+                created_at=now,
+                body=enquiry_notice_body(
+                    node=self.node,
+                    enquiry=entry.id,
+                    at=utc_iso(now),
+                    peer=query.iss,
+                    sub=query.sub,
+                    agency_kind=query.agency_kind.value,
+                    purpose=query.purpose.value,
+                    case=query.case,
+                    checks=entry.checks,
+                    outcomes=outcomes,
+                    reasons=reasons,
+                ),
+            )
+            for channel, reasons in channels.items()
+            if channel not in self.digest_only
         ]
 
     @staticmethod
@@ -151,55 +211,85 @@ class Answerer:
         except UnsupportedCriteria:
             return UNSUPPORTED
         except InvalidCriteria as exc:
-            raise InvalidCriteria(exc.detail, field=f"checks.{index}.criteria.{exc.field}",
-                                  check=check.id) from exc
+            raise InvalidCriteria(
+                exc.detail, field=f"checks.{index}.criteria.{exc.field}", check=check.id
+            ) from exc
 
-    async def _decide(self, query: Query, check: Check, criteria: Any | None,
-                      policy: Policy) -> _Decided:
-        decision = policy.decide_inbound(peer=query.iss, agency_kind=query.agency_kind,
-                                         purpose=query.purpose, category=check.category,
-                                         has_case=query.case is not None)
+    async def _decide(
+        self, query: Query, check: Check, criteria: Any | None, policy: Policy
+    ) -> _Decided:
+        decision = policy.decide_inbound(
+            peer=query.iss,
+            agency_kind=query.agency_kind,
+            purpose=query.purpose,
+            category=check.category,
+            has_case=query.case is not None,
+        )
         if decision.level is AnswerLevel.NONE:
-            result = CheckResult(check=check.id, status="denied", level=AnswerLevel.NONE,
-                                 reason=decision.reason or "policy")
-            return _Decided(check=check, decision=decision, result=result,
-                            hit_ids=await self._watched_hits(check, criteria, policy))
+            result = CheckResult(
+                check=check.id,
+                status="denied",
+                level=AnswerLevel.NONE,
+                reason=decision.reason or "policy",
+            )
+            return _Decided(
+                check=check,
+                decision=decision,
+                result=result,
+                hit_ids=await self._watched_hits(check, criteria, policy),
+            )
         if criteria is None or criteria is UNSUPPORTED:
             # Nothing is revealed, so the level says none and no rate budget is spent.
             reason = "category_not_held" if criteria is None else "criteria_not_supported"
-            result = CheckResult(check=check.id, status="error", level=AnswerLevel.NONE,
-                                 reason=reason)
+            result = CheckResult(
+                check=check.id, status="error", level=AnswerLevel.NONE, reason=reason
+            )
             return _Decided(check=check, decision=decision, result=result)
         if not await self._ref_given(query.iss, check, criteria):
             # Follow-ups name a record this node gave the peer; any other reference is a
             # guess (national numbers run in sequence), answered the same whether the
             # record exists or not.
-            result = CheckResult(check=check.id, status="error", level=AnswerLevel.NONE,
-                                 reason="ref_not_disclosed")
+            result = CheckResult(
+                check=check.id, status="error", level=AnswerLevel.NONE, reason="ref_not_disclosed"
+            )
             return _Decided(check=check, decision=decision, result=result)
         if decision.rate is not None and decision.rule is not None:
-            allowed, retry_after = self.limiter.try_acquire((query.iss, decision.rule),
-                                                            decision.rate)
+            allowed, retry_after = self.limiter.try_acquire(
+                (query.iss, decision.rule), decision.rate
+            )
             if not allowed:
-                result = CheckResult(check=check.id, status="denied", level=AnswerLevel.NONE,
-                                     reason="rate_limited", retry_after=retry_after)
-                return _Decided(check=check, decision=decision, result=result,
-                                hit_ids=await self._watched_hits(check, criteria, policy))
+                result = CheckResult(
+                    check=check.id,
+                    status="denied",
+                    level=AnswerLevel.NONE,
+                    reason="rate_limited",
+                    retry_after=retry_after,
+                )
+                return _Decided(
+                    check=check,
+                    decision=decision,
+                    result=result,
+                    hit_ids=await self._watched_hits(check, criteria, policy),
+                )
         found = await self._search(check, criteria)
         hidden = fields_of(check.category) - decision.fields
         hits = tuple(
-            Hit(ref=make_ref(self.node, check.category, m.record.id),
+            Hit(
+                ref=make_ref(self.node, check.category, m.record.id),
                 score=_visible_score(m.score, m.reasons, decision.level, hidden),
                 record=_visible(m.record.fields, decision),
                 # Why a fuzzy match scored as it did is part of the record's detail: shown
                 # from `summary` on, never at `hit`.
-                reasons=_visible_reasons(m.reasons, decision.level, hidden))
+                reasons=_visible_reasons(m.reasons, decision.level, hidden),
+            )
             for m in found
         )
-        result = CheckResult(check=check.id, status="hit" if hits else "no_hit",
-                             level=decision.level, hits=hits)
-        return _Decided(check=check, decision=decision, result=result,
-                        hit_ids=tuple(m.record.id for m in found))
+        result = CheckResult(
+            check=check.id, status="hit" if hits else "no_hit", level=decision.level, hits=hits
+        )
+        return _Decided(
+            check=check, decision=decision, result=result, hit_ids=tuple(m.record.id for m in found)
+        )
 
     async def _ref_given(self, peer: str, check: Check, criteria: Any) -> bool:
         kind = self.store.kind(check.category)
@@ -209,8 +299,9 @@ class Answerer:
         ref = make_ref(self.node, check.category, record_id)
         return ref in await self.log.disclosed(peer, [ref])
 
-    async def _watched_hits(self, check: Check, criteria: Any | None,
-                            policy: Policy) -> tuple[str, ...]:
+    async def _watched_hits(
+        self, check: Check, criteria: Any | None, policy: Policy
+    ) -> tuple[str, ...]:
         """For a denied check, search anyway when a watch names a record of its category:
         the NCB asked to hear of any enquiry touching that record. Nothing is revealed."""
         if criteria is None or criteria is UNSUPPORTED:
@@ -224,12 +315,12 @@ class Answerer:
         """The store's matches; for a ranked check only those at or above the category's
         hit threshold, so that every answer level (`hit` included) says the same thing."""
         found = await self.store.search(check.category, criteria, check.limit)
-        return passing(self.store.kind(check.category), criteria, found,
-                       self.hit_threshold(check.category))
+        return passing(
+            self.store.kind(check.category), criteria, found, self.hit_threshold(check.category)
+        )
 
 
-def passing(kind: Kind | None, criteria: Any, found: list[Match],
-            threshold: float) -> list[Match]:
+def passing(kind: Kind | None, criteria: Any, found: list[Match], threshold: float) -> list[Match]:
     """The matches that are hits: all of an exact lookup's, a ranked search's from the
     threshold on."""
     if kind is None or not kind.ranked(criteria):
@@ -242,8 +333,12 @@ def _visible(record: Mapping[str, Any], decision: InboundDecision) -> dict[str, 
     return {k: v for k, v in record.items() if k in decision.fields}
 
 
-def _visible_score(score: float, reasons: tuple[Mapping[str, Any], ...] | None,
-                   level: AnswerLevel, hidden: frozenset[str]) -> float:
+def _visible_score(
+    score: float,
+    reasons: tuple[Mapping[str, Any], ...] | None,
+    level: AnswerLevel,
+    hidden: frozenset[str],
+) -> float:
     """A score lowered by a field the peer may not see would tell that field's value (try
     birth years one by one until the score changes): then the score says only "a hit"."""
     if level < AnswerLevel.SUMMARY:
@@ -253,8 +348,9 @@ def _visible_score(score: float, reasons: tuple[Mapping[str, Any], ...] | None,
     return score
 
 
-def _visible_reasons(reasons: tuple[Mapping[str, Any], ...] | None, level: AnswerLevel,
-                     hidden: frozenset[str]) -> tuple[Mapping[str, Any], ...] | None:
+def _visible_reasons(
+    reasons: tuple[Mapping[str, Any], ...] | None, level: AnswerLevel, hidden: frozenset[str]
+) -> tuple[Mapping[str, Any], ...] | None:
     """Reasons are detail: none at `hit` level, and none that name a record field the level
     (or a redaction) hides, since saying where a word was found tells what the field holds."""
     if reasons is None or level < AnswerLevel.SUMMARY:
@@ -264,8 +360,11 @@ def _visible_reasons(reasons: tuple[Mapping[str, Any], ...] | None, level: Answe
 
 def _result_summary(d: _Decided) -> dict[str, Any]:
     out: dict[str, Any] = {
-        "check": d.check.id, "category": d.check.category.value, "status": d.result.status,
-        "level": d.result.level.value, "rule": d.decision.rule,
+        "check": d.check.id,
+        "category": d.check.category.value,
+        "status": d.result.status,
+        "level": d.result.level.value,
+        "rule": d.decision.rule,
         "hits": [h.ref for h in d.result.hits],
     }
     if d.result.reason:

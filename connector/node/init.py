@@ -24,9 +24,14 @@ class Layout:
 
 
 def layout(directory: Path) -> Layout:
-    return Layout(config=directory / "connector.yaml", key=directory / "keys" / "node.jwk",
-                  tls_cert=directory / "tls" / "cert.pem", tls_key=directory / "tls" / "key.pem",
-                  peers=directory / "peers.yaml", policies=directory / "policies")
+    return Layout(
+        config=directory / "connector.yaml",
+        key=directory / "keys" / "node.jwk",
+        tls_cert=directory / "tls" / "cert.pem",
+        tls_key=directory / "tls" / "key.pem",
+        peers=directory / "peers.yaml",
+        policies=directory / "policies",
+    )
 
 
 CONFIG_TEMPLATE = """\
@@ -60,16 +65,24 @@ outgoing:
 """
 
 
-def init_node(directory: Path, *, node: str, host: str = "127.0.0.1", peer_port: int = 8443,
-              local_port: int = 8080, state_dir: Path | None = None) -> Layout:
+def init_node(
+    directory: Path,
+    *,
+    node: str,
+    host: str = "127.0.0.1",
+    peer_port: int = 8443,
+    local_port: int = 8080,
+    state_dir: Path | None = None,
+) -> Layout:
     """Write a complete node; refuses to touch a directory that already holds one."""
     if not is_node_id(node):
         raise ConfigError(f"{node!r} is not a node id (ISO 3166-1 alpha-2, e.g. FR or FR-2)")
     paths = layout(directory)
     existing = [p for p in (paths.config, paths.key, paths.peers) if p.exists()]
     if existing:
-        raise ConfigError(f"{directory} already holds a node ({existing[0].name}); "
-                          "refusing to overwrite it")
+        raise ConfigError(
+            f"{directory} already holds a node ({existing[0].name}); refusing to overwrite it"
+        )
     directory.mkdir(parents=True, exist_ok=True)
     paths.key.parent.mkdir(mode=0o700, exist_ok=True)
     paths.tls_cert.parent.mkdir(mode=0o700, exist_ok=True)
@@ -86,7 +99,10 @@ def init_node(directory: Path, *, node: str, host: str = "127.0.0.1", peer_port:
         state_dir = state_dir.resolve()  # the config resolves relative paths from its own dir
         state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         state = f"{state_dir}/"
-    paths.config.write_text(CONFIG_TEMPLATE.format(node=node, host=host, peer_port=peer_port,
-                                                   local_port=local_port, state=state),
-                            encoding="utf-8")
+    paths.config.write_text(
+        CONFIG_TEMPLATE.format(
+            node=node, host=host, peer_port=peer_port, local_port=local_port, state=state
+        ),
+        encoding="utf-8",
+    )
     return paths

@@ -38,10 +38,15 @@ class LiveState:
     """Holds the current Policy and TrustStore. Readers take one reference per query; a
     reload replaces the reference only after the new version has loaded without error."""
 
-    def __init__(self, *, policy_dir: Path, peers_file: Path,
-                 check_policy_fn: Callable[[Path], CheckReport] = check_policy,
-                 channels: frozenset[str] | None = None,
-                 load_trust_fn: Callable[[Path], TrustStore] = load_trust_store) -> None:
+    def __init__(
+        self,
+        *,
+        policy_dir: Path,
+        peers_file: Path,
+        check_policy_fn: Callable[[Path], CheckReport] = check_policy,
+        channels: frozenset[str] | None = None,
+        load_trust_fn: Callable[[Path], TrustStore] = load_trust_store,
+    ) -> None:
         self.policy_dir = policy_dir
         self.peers_file = peers_file
         self._check_policy = check_policy_fn
@@ -71,8 +76,9 @@ class LiveState:
     def reload(self) -> ReloadReport:
         policy_changed = self._reload_policy()
         peers_changed = self._reload_peers()
-        return ReloadReport(policy_changed=policy_changed, peers_changed=peers_changed,
-                            problems=dict(self.problems))
+        return ReloadReport(
+            policy_changed=policy_changed, peers_changed=peers_changed, problems=dict(self.problems)
+        )
 
     def reload_if_changed(self) -> ReloadReport | None:
         """Reload when a policy file or the peers file changed since the last attempt and
@@ -91,37 +97,56 @@ class LiveState:
         report = self._check_policy(self.policy_dir)
         if _stamp([self.policy_dir, *self._policy_files()]) != before:
             # Written to while we read it: try again on the next round, not half of it now.
-            log.info("policy_reload_deferred", directory=str(self.policy_dir),
-                     reason="files changed while being read")
+            log.info(
+                "policy_reload_deferred",
+                directory=str(self.policy_dir),
+                reason="files changed while being read",
+            )
             return False
         self._policy_stamp = before
         if report.policy is None:
             first = report.errors[0] if report.errors else "no policy"
             detail = f"{len(report.errors)} error(s) in the policy; the first: {first}"
             self.problems["policy"] = detail
-            log.error("policy_reload_failed", directory=str(self.policy_dir), error=detail,
-                      diagnostics=[str(d) for d in report.errors],
-                      kept=self.policy.digest if self.loaded else None)
+            log.error(
+                "policy_reload_failed",
+                directory=str(self.policy_dir),
+                error=detail,
+                diagnostics=[str(d) for d in report.errors],
+                kept=self.policy.digest if self.loaded else None,
+            )
             return False
         policy = report.policy
-        unknown = sorted(policy_channels(policy) - self._channels) if self._channels is not None \
-            else []
+        unknown = (
+            sorted(policy_channels(policy) - self._channels) if self._channels is not None else []
+        )
         if unknown:
             # A notice for a channel that does not exist would never reach anyone.
-            detail = (f"the policy names notification channel(s) {', '.join(unknown)} that "
-                      "connector.yaml does not define under notifications.channels")
+            detail = (
+                f"the policy names notification channel(s) {', '.join(unknown)} that "
+                "connector.yaml does not define under notifications.channels"
+            )
             self.problems["policy"] = detail
-            log.error("policy_reload_failed", directory=str(self.policy_dir), error=detail,
-                      kept=self.policy.digest if self.loaded else None)
+            log.error(
+                "policy_reload_failed",
+                directory=str(self.policy_dir),
+                error=detail,
+                kept=self.policy.digest if self.loaded else None,
+            )
             return False
         self.problems.pop("policy", None)
         if self.loaded and policy.digest == self.policy.digest:
             return False
         old, self.policy = (self.policy.digest if self.loaded else None), policy
         self.loaded = True
-        log.info("policy_loaded", directory=str(self.policy_dir), digest=policy.digest,
-                 previous=old, inbound_rules=len(policy.inbound),
-                 outbound_rules=len(policy.outbound))
+        log.info(
+            "policy_loaded",
+            directory=str(self.policy_dir),
+            digest=policy.digest,
+            previous=old,
+            inbound_rules=len(policy.inbound),
+            outbound_rules=len(policy.outbound),
+        )
         for warning in report.warnings:
             log.warning("policy_warning", diagnostic=str(warning))
         return True
@@ -132,8 +157,12 @@ class LiveState:
             trust = self._load_trust(self.peers_file)
         except ConnectorError as exc:
             self.problems["peers"] = exc.detail
-            log.error("peers_reload_failed", file=str(self.peers_file), error=exc.detail,
-                      kept=sorted(self.trust.peers))
+            log.error(
+                "peers_reload_failed",
+                file=str(self.peers_file),
+                error=exc.detail,
+                kept=sorted(self.trust.peers),
+            )
             return False
         self.problems.pop("peers", None)
         if trust == self.trust:

@@ -66,11 +66,18 @@ class Node:
             cert = settings.path(settings.tls.cert).read_bytes()
         except OSError as exc:
             raise ConfigError(f"cannot read the TLS certificate: {exc}") from exc
-        live = LiveState(policy_dir=settings.path(settings.policy_dir),
-                         peers_file=settings.path(settings.peers_file),
-                         channels=frozenset(settings.notifications.channels))
-        return cls(settings=settings, signer=signer, tls_fingerprint=certificate_fingerprint(cert),
-                   live=live, clock=clock)
+        live = LiveState(
+            policy_dir=settings.path(settings.policy_dir),
+            peers_file=settings.path(settings.peers_file),
+            channels=frozenset(settings.notifications.channels),
+        )
+        return cls(
+            settings=settings,
+            signer=signer,
+            tls_fingerprint=certificate_fingerprint(cert),
+            live=live,
+            clock=clock,
+        )
 
     def load_live(self) -> None:
         """At start there is no older version to keep: a broken file stops the node."""
@@ -82,8 +89,9 @@ class Node:
                     raise ConfigError(f"notifications.channels.{name}: {exc.detail}") from exc
         report = self.live.reload()
         if report.problems:
-            raise ConfigError("; ".join(f"{k}: {v}" for k, v in report.problems.items()),
-                              problems=report.problems)
+            raise ConfigError(
+                "; ".join(f"{k}: {v}" for k, v in report.problems.items()), problems=report.problems
+            )
 
     def ssl_context(self) -> ssl.SSLContext:
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -97,8 +105,12 @@ class Node:
 
     def open_enquiry_log(self, *, serving: bool = False) -> EnquiryLog:
         db = self.settings.databases
-        return EnquiryLog.open(self.settings.enquiries_url, commit_delay=db.commit_delay_ms / 1000,
-                               max_batch=db.commit_max_rows, serving=serving)
+        return EnquiryLog.open(
+            self.settings.enquiries_url,
+            commit_delay=db.commit_delay_ms / 1000,
+            max_batch=db.commit_max_rows,
+            serving=serving,
+        )
 
     @contextlib.asynccontextmanager
     async def asker(self) -> AsyncIterator[Asker]:
@@ -106,12 +118,22 @@ class Node:
         enquiry_log = self.open_enquiry_log()
         try:
             async with aiohttp.ClientSession() as session:
-                client = PeerClient(session=session, signer=self.signer, node=self.settings.node,
-                                    clock=self.clock, timeout=self.settings.outgoing.timeout)
-                yield Asker(node=self.settings.node, client=client, enquiry_log=enquiry_log,
-                            policy=self.live.current_policy, trust=self.live.current_trust,
-                            clock=self.clock,
-                            query_lifetime=self.settings.outgoing.query_lifetime)
+                client = PeerClient(
+                    session=session,
+                    signer=self.signer,
+                    node=self.settings.node,
+                    clock=self.clock,
+                    timeout=self.settings.outgoing.timeout,
+                )
+                yield Asker(
+                    node=self.settings.node,
+                    client=client,
+                    enquiry_log=enquiry_log,
+                    policy=self.live.current_policy,
+                    trust=self.live.current_trust,
+                    clock=self.clock,
+                    query_lifetime=self.settings.outgoing.query_lifetime,
+                )
         finally:
             enquiry_log.close()
 
@@ -126,8 +148,11 @@ async def records_ctx(app: web.Application) -> AsyncIterator[None]:
     store = app[NODE].open_records(serving=True)
     outdated = store.keys_outdated()
     if outdated:
-        log.warning("search_keys_outdated", categories=[c.value for c in outdated],
-                    hint="run `ncb-connector db upgrade` (or `records reindex`)")
+        log.warning(
+            "search_keys_outdated",
+            categories=[c.value for c in outdated],
+            hint="run `ncb-connector db upgrade` (or `records reindex`)",
+        )
     app[RECORDS] = store
     yield
     await store.aclose()
@@ -144,16 +169,27 @@ async def answerer_ctx(app: web.Application) -> AsyncIterator[None]:
     node = app[NODE]
     monotonic = time.monotonic
     app[ANSWERER] = Answerer(
-        node=node.settings.node, signer=node.signer, store=app[RECORDS],
-        enquiry_log=app[ENQUIRY_LOG], policy=node.live.current_policy,
-        trust=node.live.current_trust, limiter=RateLimiter(clock=monotonic), clock=node.clock,
-        digest_only=frozenset(name for name, c in node.settings.notifications.channels.items()
-                              if c.digest_only),
+        node=node.settings.node,
+        signer=node.signer,
+        store=app[RECORDS],
+        enquiry_log=app[ENQUIRY_LOG],
+        policy=node.live.current_policy,
+        trust=node.live.current_trust,
+        limiter=RateLimiter(clock=monotonic),
+        clock=node.clock,
+        digest_only=frozenset(
+            name for name, c in node.settings.notifications.channels.items() if c.digest_only
+        ),
         hit_threshold=node.settings.matching.threshold,
-        ref_checks=node.settings.matching.ref_checks)
-    app[IDENTITY] = IdentityToken(signer=node.signer, node=node.settings.node,
-                                  tls_fingerprint=node.tls_fingerprint,
-                                  url=node.settings.peer_url, clock=node.clock)
+        ref_checks=node.settings.matching.ref_checks,
+    )
+    app[IDENTITY] = IdentityToken(
+        signer=node.signer,
+        node=node.settings.node,
+        tls_fingerprint=node.tls_fingerprint,
+        url=node.settings.peer_url,
+        clock=node.clock,
+    )
     yield
 
 
@@ -185,10 +221,15 @@ async def checkpoint_ctx(app: web.Application) -> AsyncIterator[None]:
         head = enquiry_log.head()
         if head != last[0]:
             last[0] = head
-            log.info("enquiry_log_checkpoint", seq=head[0], hash=head[1],
-                     expect=f"{head[0]}:{head[1]}",
-                     signed=sign_checkpoint(node.signer, node=node.settings.node, seq=head[0],
-                                            head=head[1], at=node.clock()))
+            log.info(
+                "enquiry_log_checkpoint",
+                seq=head[0],
+                hash=head[1],
+                expect=f"{head[0]}:{head[1]}",
+                signed=sign_checkpoint(
+                    node.signer, node=node.settings.node, seq=head[0], head=head[1], at=node.clock()
+                ),
+            )
 
     async def every_minute() -> None:
         while True:
@@ -216,27 +257,49 @@ async def notifications_ctx(app: web.Application) -> AsyncIterator[None]:
     if released:
         log.info("notifications_resumed", notices=released)
     async with aiohttp.ClientSession() as session:
-        senders = build_senders(n.channels, signer=node.signer, node=node.settings.node,
-                                session=session, clock=node.clock,
-                                base_dir=node.settings.base_dir, env=os.environ)
-        dispatcher = Dispatcher(outbox=outbox, senders=senders, clock=node.clock,
-                                retry=RetryPolicy(initial_s=n.retry_initial_s,
-                                                  max_s=n.retry_max_s,
-                                                  max_age_s=n.max_age_hours * 3600),
-                                per_channel=n.per_channel)
+        senders = build_senders(
+            n.channels,
+            signer=node.signer,
+            node=node.settings.node,
+            session=session,
+            clock=node.clock,
+            base_dir=node.settings.base_dir,
+            env=os.environ,
+        )
+        dispatcher = Dispatcher(
+            outbox=outbox,
+            senders=senders,
+            clock=node.clock,
+            retry=RetryPolicy(
+                initial_s=n.retry_initial_s, max_s=n.retry_max_s, max_age_s=n.max_age_hours * 3600
+            ),
+            per_channel=n.per_channel,
+        )
         app[DISPATCHER] = dispatcher
         app[ENQUIRY_LOG].on_notices = dispatcher.wake
         scheduler = AsyncIOScheduler(timezone=UTC)
-        scheduler.add_job(dispatcher.run_once, "interval", seconds=n.poll_interval_s,
-                          id="outbox", max_instances=1, coalesce=True,
-                          # Held up by a busy loop, a run runs late (once), not skipped.
-                          misfire_grace_time=None,
-                          next_run_time=datetime.now(UTC))
+        scheduler.add_job(
+            dispatcher.run_once,
+            "interval",
+            seconds=n.poll_interval_s,
+            id="outbox",
+            max_instances=1,
+            coalesce=True,
+            # Held up by a busy loop, a run runs late (once), not skipped.
+            misfire_grace_time=None,
+            next_run_time=datetime.now(UTC),
+        )
         started = node.clock()
         for name, channel in n.channels.items():
             if channel.digest:
-                scheduler.add_job(_digest_job, digest_trigger(channel.digest), id=f"digest:{name}",
-                                  args=(app, name, started), max_instances=1, coalesce=True)
+                scheduler.add_job(
+                    _digest_job,
+                    digest_trigger(channel.digest),
+                    id=f"digest:{name}",
+                    args=(app, name, started),
+                    max_instances=1,
+                    coalesce=True,
+                )
         scheduler.start()
         yield
         scheduler.shutdown(wait=False)
@@ -249,10 +312,19 @@ async def _digest_job(app: web.Application, channel: str, started: float) -> Non
     # A coroutine, so APScheduler runs it on the event loop, never in a worker thread beside
     # the loop's own use of the enquiry log's connection.
     node = app[NODE]
-    notice = make_digest(app[ENQUIRY_LOG], channel=channel, node=node.settings.node,
-                         clock=node.clock, first_since=started)
-    log.info("notification_digest_queued", channel=channel, notice=notice.id,
-             enquiries=notice.body.get("enquiries"))
+    notice = make_digest(
+        app[ENQUIRY_LOG],
+        channel=channel,
+        node=node.settings.node,
+        clock=node.clock,
+        first_since=started,
+    )
+    log.info(
+        "notification_digest_queued",
+        channel=channel,
+        notice=notice.id,
+        enquiries=notice.body.get("enquiries"),
+    )
 
 
 async def sources_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -266,9 +338,16 @@ async def sources_ctx(app: web.Application) -> AsyncIterator[None]:
         return
     scheduler = AsyncIOScheduler(timezone=UTC)
     for source in sources:
-        scheduler.add_job(_sync_job, "interval", seconds=source.interval_s,
-                          id=f"source:{source.name}", args=(node, source), max_instances=1,
-                          coalesce=True, next_run_time=datetime.now(UTC))
+        scheduler.add_job(
+            _sync_job,
+            "interval",
+            seconds=source.interval_s,
+            id=f"source:{source.name}",
+            args=(node, source),
+            max_instances=1,
+            coalesce=True,
+            next_run_time=datetime.now(UTC),
+        )
     scheduler.start()
     yield
     scheduler.shutdown(wait=False)
@@ -291,8 +370,17 @@ async def _sync_job(node: Node, source: Source) -> None:
 def build_peer_app(node: Node, inflight: InFlight) -> web.Application:
     app = make_peer_app(inflight, RejectionLog(clock=time.monotonic))
     app[NODE] = node
-    app.cleanup_ctx.extend([records_ctx, enquiry_log_ctx, checkpoint_ctx, answerer_ctx,
-                            notifications_ctx, policy_watch_ctx, sources_ctx])
+    app.cleanup_ctx.extend(
+        [
+            records_ctx,
+            enquiry_log_ctx,
+            checkpoint_ctx,
+            answerer_ctx,
+            notifications_ctx,
+            policy_watch_ctx,
+            sources_ctx,
+        ]
+    )
     return app
 
 
@@ -302,16 +390,20 @@ def build_peer_app(node: Node, inflight: InFlight) -> web.Application:
 class Service:
     """A running node: the peer listener (TLS) and the local listener."""
 
-    def __init__(self, node: Node, *, notifier: SystemdNotifier | None = None,
-                 shutdown_timeout: float = 25.0) -> None:
+    def __init__(
+        self, node: Node, *, notifier: SystemdNotifier | None = None, shutdown_timeout: float = 25.0
+    ) -> None:
         self.node = node
         self.notifier = notifier or SystemdNotifier.from_env({})
         self.shutdown_timeout = shutdown_timeout
         self.inflight = InFlight()
         self.peer_app = build_peer_app(node, self.inflight)
-        self.local_app = build_local_app(node, records=lambda: self.peer_app[RECORDS],
-                                         enquiry_log=lambda: self.peer_app[ENQUIRY_LOG],
-                                         peer_port=lambda: self.peer_port)
+        self.local_app = build_local_app(
+            node,
+            records=lambda: self.peer_app[RECORDS],
+            enquiry_log=lambda: self.peer_app[ENQUIRY_LOG],
+            peer_port=lambda: self.peer_port,
+        )
         self._runners: list[web.AppRunner] = []
         self.peer_port = 0
         self.local_port = 0
@@ -321,17 +413,25 @@ class Service:
             await self._start()
         except OSError as exc:
             await self.stop()
-            raise ConfigError(f"cannot listen: {exc.strerror or exc}"
-                              f" ({exc.filename or 'check listen: in connector.yaml'})") from exc
+            raise ConfigError(
+                f"cannot listen: {exc.strerror or exc}"
+                f" ({exc.filename or 'check listen: in connector.yaml'})"
+            ) from exc
 
     async def _start(self) -> None:
         s = self.node.settings
-        peer_runner = web.AppRunner(self.peer_app, shutdown_timeout=self.shutdown_timeout,
-                                    access_log=None)
+        peer_runner = web.AppRunner(
+            self.peer_app, shutdown_timeout=self.shutdown_timeout, access_log=None
+        )
         await peer_runner.setup()
         self._runners.append(peer_runner)
-        await web.TCPSite(peer_runner, s.listen.peer.host, s.listen.peer.port,
-                          ssl_context=self.node.ssl_context(), backlog=1024).start()
+        await web.TCPSite(
+            peer_runner,
+            s.listen.peer.host,
+            s.listen.peer.port,
+            ssl_context=self.node.ssl_context(),
+            backlog=1024,
+        ).start()
         self.peer_port = int(peer_runner.addresses[0][1])
         local_runner = web.AppRunner(self.local_app, shutdown_timeout=5.0, access_log=None)
         await local_runner.setup()
@@ -340,17 +440,27 @@ class Service:
         self.local_port = int(local_runner.addresses[0][1])
         if s.listen.peer.port == 0 and not s.public_url:
             self.peer_app[IDENTITY].url = f"https://{s.listen.peer.host}:{self.peer_port}"
-        log.info("node_started", node=s.node, peer_port=self.peer_port,
-                 local_port=self.local_port, policy=self.node.live.policy.digest,
-                 peers=sorted(self.node.live.trust.peers))
+        log.info(
+            "node_started",
+            node=s.node,
+            peer_port=self.peer_port,
+            local_port=self.local_port,
+            policy=self.node.live.policy.digest,
+            peers=sorted(self.node.live.trust.peers),
+        )
 
     def reload(self) -> None:
         self.notifier.reloading()
         report = self.node.live.reload()
-        log.info("reloaded", policy_changed=report.policy_changed,
-                 peers_changed=report.peers_changed, problems=report.problems)
-        self.notifier.ready(status="degraded: " + "; ".join(report.problems)
-                            if report.problems else "ready")
+        log.info(
+            "reloaded",
+            policy_changed=report.policy_changed,
+            peers_changed=report.peers_changed,
+            problems=report.problems,
+        )
+        self.notifier.ready(
+            status="degraded: " + "; ".join(report.problems) if report.problems else "ready"
+        )
 
     async def stop(self) -> None:
         """Stop accepting, let in-flight requests finish, then close the databases."""

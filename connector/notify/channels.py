@@ -40,8 +40,14 @@ class DeliveryError(Exception):
     """A notice was not delivered. `retryable` says whether trying again later may help;
     `retry_after` is the receiver's own hint in seconds (HTTP Retry-After), if it gave one."""
 
-    def __init__(self, message: str, *, retryable: bool = True, status: int | None = None,
-                 retry_after: float | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool = True,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.retryable = retryable
@@ -70,8 +76,9 @@ def _json_default(obj: Any) -> Any:
 
 
 def notice_json(body: Mapping[str, Any], *, indent: bool = False) -> bytes:
-    return orjson.dumps(dict(body), default=_json_default,
-                        option=orjson.OPT_INDENT_2 if indent else 0)
+    return orjson.dumps(
+        dict(body), default=_json_default, option=orjson.OPT_INDENT_2 if indent else 0
+    )
 
 
 def _origin(url: str) -> str:
@@ -85,8 +92,14 @@ def _origin(url: str) -> str:
 
 def notice_claims(notice: Notice, *, node: str, now: float) -> dict[str, Any]:
     """The JWT claims set a webhook receives (signed, typ ncb-notice+jwt)."""
-    return {"iss": node, "iat": int(now), "jti": notice.id, "kind": notice.kind,
-            "enquiry": notice.enquiry, "notice": notice.body}
+    return {
+        "iss": node,
+        "iat": int(now),
+        "jti": notice.id,
+        "kind": notice.kind,
+        "enquiry": notice.enquiry,
+        "notice": notice.body,
+    }
 
 
 def _retry_after(value: str | None, now: float) -> float | None:
@@ -110,13 +123,23 @@ class WebhookSender:
 
     __slots__ = ("_tls", "_warned", "clock", "config", "name", "node", "session", "signer")
 
-    def __init__(self, name: str, *, config: WebhookChannel, signer: Signer, node: str,
-                 session: aiohttp.ClientSession, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        config: WebhookChannel,
+        signer: Signer,
+        node: str,
+        session: aiohttp.ClientSession,
+        clock: Callable[[], float],
+    ) -> None:
         scheme = urlsplit(config.url).scheme.lower()
         where = f"notifications.channels.{name}"
         if scheme == "http" and not config.insecure:
-            raise ConfigError(f"{where}: a plain http:// url needs insecure: true "
-                              "(tests and labs only); use https://")
+            raise ConfigError(
+                f"{where}: a plain http:// url needs insecure: true "
+                "(tests and labs only); use https://"
+            )
         if scheme == "http" and config.tls_fingerprint:
             raise ConfigError(f"{where}: tls_fingerprint needs an https:// url")
         self._tls: aiohttp.Fingerprint | bool = True  # https without a pin: CA verification
@@ -124,8 +147,10 @@ class WebhookSender:
             try:
                 self._tls = aiohttp.Fingerprint(fingerprint_bytes(config.tls_fingerprint))
             except ValueError as exc:
-                raise ConfigError(f"{where}: tls_fingerprint is not a SHA-256 fingerprint "
-                                  "(64 hex digits, colons allowed)") from exc
+                raise ConfigError(
+                    f"{where}: tls_fingerprint is not a SHA-256 fingerprint "
+                    "(64 hex digits, colons allowed)"
+                ) from exc
         self.name = name
         self.config = config
         self.signer = signer
@@ -143,43 +168,58 @@ class WebhookSender:
         url = self.config.url
         if not self._warned:
             self._warned = True
-            log.warning("notify_webhook_insecure", channel=self.name, url=_origin(url),
-                        detail="plain HTTP: for tests and labs only")
-        headers = {"Content-Type": JOSE_MEDIA_TYPE, "Idempotency-Key": notice.id,
-                   "User-Agent": USER_AGENT}
+            log.warning(
+                "notify_webhook_insecure",
+                channel=self.name,
+                url=_origin(url),
+                detail="plain HTTP: for tests and labs only",
+            )
+        headers = {
+            "Content-Type": JOSE_MEDIA_TYPE,
+            "Idempotency-Key": notice.id,
+            "User-Agent": USER_AGENT,
+        }
         try:
             async with self.session.post(
-                    url, data=self.token(notice), headers=headers, ssl=self._tls,
-                    allow_redirects=False,
-                    timeout=aiohttp.ClientTimeout(total=self.config.timeout)) as resp:
+                url,
+                data=self.token(notice),
+                headers=headers,
+                ssl=self._tls,
+                allow_redirects=False,
+                timeout=aiohttp.ClientTimeout(total=self.config.timeout),
+            ) as resp:
                 status, reason = resp.status, resp.reason or ""
                 retry_after = resp.headers.get("Retry-After")
         except aiohttp.ServerFingerprintMismatch as exc:
-            raise DeliveryError(f"the TLS certificate of {_origin(url)} does not match "
-                                "the pinned fingerprint") from exc
+            raise DeliveryError(
+                f"the TLS certificate of {_origin(url)} does not match the pinned fingerprint"
+            ) from exc
         except aiohttp.ClientConnectorCertificateError as exc:
             why = getattr(exc.certificate_error, "verify_message", None) or "not verified"
-            raise DeliveryError(f"the TLS certificate of {_origin(url)} is not trusted: "
-                                f"{clean(why)}") from exc
+            raise DeliveryError(
+                f"the TLS certificate of {_origin(url)} is not trusted: {clean(why)}"
+            ) from exc
         except aiohttp.ClientConnectorError as exc:
             err = exc.os_error
-            reason_text = (os.strerror(err.errno) if err.errno else err.strerror) \
-                or type(err).__name__
+            reason_text = (os.strerror(err.errno) if err.errno else err.strerror) or type(
+                err
+            ).__name__
             raise DeliveryError(f"cannot connect to {_origin(url)}: {reason_text}") from exc
         except TimeoutError as exc:
-            raise DeliveryError(f"no answer from {_origin(url)} within "
-                                f"{self.config.timeout:g} s") from exc
+            raise DeliveryError(
+                f"no answer from {_origin(url)} within {self.config.timeout:g} s"
+            ) from exc
         except aiohttp.ServerDisconnectedError as exc:
             raise DeliveryError(f"{_origin(url)} closed the connection") from exc
         except (aiohttp.ClientError, OSError) as exc:
-            raise DeliveryError(f"{_origin(url)}: {type(exc).__name__}: {clean(exc)}") \
-                from exc
+            raise DeliveryError(f"{_origin(url)}: {type(exc).__name__}: {clean(exc)}") from exc
         if 200 <= status < 300:
             return
         message = f"webhook answered {status}" + (f" {clean(reason, limit=60)}" if reason else "")
         if status >= 400 and status not in PERMANENT_HTTP:
-            raise DeliveryError(message, status=status,
-                                retry_after=_retry_after(retry_after, self.clock()))
+            raise DeliveryError(
+                message, status=status, retry_after=_retry_after(retry_after, self.clock())
+            )
         if 300 <= status < 400:
             message += " (redirects are not followed: configure the final url)"
         raise DeliveryError(message, retryable=False, status=status)
@@ -188,8 +228,7 @@ class WebhookSender:
 # --- e-mail ---------------------------------------------------------------------------
 
 
-def read_password(config: EmailChannel, *, base_dir: Path,
-                  env: Mapping[str, str]) -> str | None:
+def read_password(config: EmailChannel, *, base_dir: Path, env: Mapping[str, str]) -> str | None:
     """The SMTP password from `password_file` (relative to base_dir) or from the systemd
     credential `password_credential` ($CREDENTIALS_DIRECTORY/<name>); None if neither is set."""
     if config.password_file is not None and config.password_credential is not None:
@@ -204,9 +243,11 @@ def read_password(config: EmailChannel, *, base_dir: Path,
             raise ConfigError(f"password_credential {cred!r} is not a credential name")
         directory = env.get("CREDENTIALS_DIRECTORY")
         if not directory:
-            raise ConfigError(f"password_credential {cred}: $CREDENTIALS_DIRECTORY is not set; "
-                              f"add LoadCredential={cred}:/path/to/file (or "
-                              "SetCredentialEncrypted=) to the service unit")
+            raise ConfigError(
+                f"password_credential {cred}: $CREDENTIALS_DIRECTORY is not set; "
+                f"add LoadCredential={cred}:/path/to/file (or "
+                "SetCredentialEncrypted=) to the service unit"
+            )
         path = Path(directory) / cred
         what = f"password_credential {cred} ({path})"
     else:
@@ -237,8 +278,7 @@ def message_id(notice: Notice, node: str) -> str:
     return f"<{left}@{right}.ncb-connector.invalid>"
 
 
-def email_message(notice: Notice, *, node: str, sender: str,
-                  to: list[str]) -> EmailMessage:
+def email_message(notice: Notice, *, node: str, sender: str, to: list[str]) -> EmailMessage:
     """multipart/mixed: the readable text, then the notice body as notice.json."""
     subject, text = notice_text(notice)
     msg = EmailMessage()
@@ -253,15 +293,22 @@ def email_message(notice: Notice, *, node: str, sender: str,
         msg["X-NCB-Enquiry"] = clean(notice.enquiry)
     msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation replies
     msg.set_content(text)
-    msg.add_attachment(notice_json(notice.body, indent=True), maintype="application",
-                       subtype="json", filename="notice.json")
+    msg.add_attachment(
+        notice_json(notice.body, indent=True),
+        maintype="application",
+        subtype="json",
+        filename="notice.json",
+    )
     return msg
 
 
 def _smtp_error(exc: aiosmtplib.SMTPResponseException, what: str) -> DeliveryError:
     text = clean(exc.message, limit=120)
-    return DeliveryError(f"SMTP server refused {what}: {exc.code} {text}",
-                         retryable=not 500 <= exc.code < 600, status=exc.code)
+    return DeliveryError(
+        f"SMTP server refused {what}: {exc.code} {text}",
+        retryable=not 500 <= exc.code < 600,
+        status=exc.code,
+    )
 
 
 class EmailSender:
@@ -269,11 +316,20 @@ class EmailSender:
 
     __slots__ = ("_warned", "config", "name", "node", "password", "tls_context")
 
-    def __init__(self, name: str, *, config: EmailChannel, node: str, password: str | None,
-                 tls_context: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        config: EmailChannel,
+        node: str,
+        password: str | None,
+        tls_context: ssl.SSLContext | None = None,
+    ) -> None:
         if config.username is not None and password is None:
-            raise ConfigError(f"notifications.channels.{name}: username is set but no "
-                              "password_file or password_credential")
+            raise ConfigError(
+                f"notifications.channels.{name}: username is set but no "
+                "password_file or password_credential"
+            )
         self.name = name
         self.config = config
         self.node = node
@@ -283,29 +339,42 @@ class EmailSender:
         self._warned = config.security != "none" or config.username is None
 
     def message(self, notice: Notice) -> EmailMessage:
-        return email_message(notice, node=self.node, sender=self.config.sender,
-                             to=list(self.config.to))
+        return email_message(
+            notice, node=self.node, sender=self.config.sender, to=list(self.config.to)
+        )
 
     async def send(self, notice: Notice) -> None:
         c = self.config
         if not self._warned:
             self._warned = True
-            log.warning("notify_email_login_without_tls", channel=self.name, host=c.host,
-                        detail="the SMTP password crosses the network in clear")
+            log.warning(
+                "notify_email_login_without_tls",
+                channel=self.name,
+                host=c.host,
+                detail="the SMTP password crosses the network in clear",
+            )
         where = f"{c.host}:{c.port}"
         try:
             refused, _ = await aiosmtplib.send(
-                self.message(notice), hostname=c.host, port=c.port,
-                username=c.username, password=self.password if c.username else None,
-                use_tls=c.security == "tls", start_tls=c.security == "starttls",
-                tls_context=self.tls_context, timeout=c.timeout)
+                self.message(notice),
+                hostname=c.host,
+                port=c.port,
+                username=c.username,
+                password=self.password if c.username else None,
+                use_tls=c.security == "tls",
+                start_tls=c.security == "starttls",
+                tls_context=self.tls_context,
+                timeout=c.timeout,
+            )
         except aiosmtplib.SMTPRecipientsRefused as exc:
             codes = [r.code for r in exc.recipients]
             first = exc.recipients[0] if exc.recipients else None
             detail = f": {first.code} {clean(first.message, limit=120)}" if first else ""
-            raise DeliveryError(f"SMTP server refused every recipient{detail}",
-                                retryable=any(not 500 <= code < 600 for code in codes),
-                                status=first.code if first else None) from exc
+            raise DeliveryError(
+                f"SMTP server refused every recipient{detail}",
+                retryable=any(not 500 <= code < 600 for code in codes),
+                status=first.code if first else None,
+            ) from exc
         except aiosmtplib.SMTPAuthenticationError as exc:
             raise _smtp_error(exc, "the login") from exc
         except aiosmtplib.SMTPSenderRefused as exc:
@@ -313,11 +382,13 @@ class EmailSender:
         except aiosmtplib.SMTPResponseException as exc:
             raise _smtp_error(exc, "the message") from exc
         except aiosmtplib.SMTPTimeoutError as exc:
-            raise DeliveryError(f"no answer from SMTP server {where} within "
-                                f"{c.timeout:g} s") from exc
+            raise DeliveryError(
+                f"no answer from SMTP server {where} within {c.timeout:g} s"
+            ) from exc
         except aiosmtplib.SMTPNotSupported as exc:
-            raise DeliveryError(f"SMTP server {where}: {clean(exc.message, limit=120)}",
-                                retryable=False) from exc
+            raise DeliveryError(
+                f"SMTP server {where}: {clean(exc.message, limit=120)}", retryable=False
+            ) from exc
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             cause = exc if isinstance(exc, OSError) and exc.errno else exc.__cause__
             if isinstance(cause, OSError) and cause.errno:
@@ -326,17 +397,23 @@ class EmailSender:
                 text = exc.message
             else:
                 text = str(exc) or type(exc).__name__
-            raise DeliveryError(f"cannot deliver to SMTP server {where}: "
-                                f"{clean(text, limit=160)}") from exc
+            raise DeliveryError(
+                f"cannot deliver to SMTP server {where}: {clean(text, limit=160)}"
+            ) from exc
         deferred = {rcpt: r for rcpt, r in refused.items() if not 500 <= r.code < 600}
         if deferred:
             rcpt, r = next(iter(deferred.items()))
-            raise DeliveryError(f"SMTP server deferred {clean(rcpt)}: {r.code} "
-                                f"{clean(r.message, limit=120)}", status=r.code)
+            raise DeliveryError(
+                f"SMTP server deferred {clean(rcpt)}: {r.code} {clean(r.message, limit=120)}",
+                status=r.code,
+            )
         if refused:
-            log.warning("notify_email_recipients_refused", channel=self.name,
-                        notice=notice.id, refused={k: f"{v.code} {clean(v.message)}"
-                                                   for k, v in refused.items()})
+            log.warning(
+                "notify_email_recipients_refused",
+                channel=self.name,
+                notice=notice.id,
+                refused={k: f"{v.code} {clean(v.message)}" for k, v in refused.items()},
+            )
 
 
 # --- log ------------------------------------------------------------------------------
@@ -357,24 +434,44 @@ class LogSender:
             asked_by = asked_by if isinstance(asked_by, Mapping) else {}
             checks = body.get("checks")
             brief = [
-                {"id": c.get("id"), "category": c.get("category"), "status": c.get("status"),
-                 "level": c.get("answered_level"), "rule": c.get("rule"),
-                 "matched": list(c.get("matched") or [])}
+                {
+                    "id": c.get("id"),
+                    "category": c.get("category"),
+                    "status": c.get("status"),
+                    "level": c.get("answered_level"),
+                    "rule": c.get("rule"),
+                    "matched": list(c.get("matched") or []),
+                }
                 for c in (checks if isinstance(checks, list | tuple) else [])
                 if isinstance(c, Mapping)
             ]
-            log.info("foreign_enquiry", channel=self.name, notice=notice.id,
-                     enquiry=notice.enquiry or body.get("enquiry"), at=body.get("at"),
-                     peer=asked_by.get("node"), agency_kind=asked_by.get("agency_kind"),
-                     sub=asked_by.get("sub"), purpose=asked_by.get("purpose"),
-                     case=asked_by.get("case"), checks=brief,
-                     why=list(body.get("why_notified") or []))
+            log.info(
+                "foreign_enquiry",
+                channel=self.name,
+                notice=notice.id,
+                enquiry=notice.enquiry or body.get("enquiry"),
+                at=body.get("at"),
+                peer=asked_by.get("node"),
+                agency_kind=asked_by.get("agency_kind"),
+                sub=asked_by.get("sub"),
+                purpose=asked_by.get("purpose"),
+                case=asked_by.get("case"),
+                checks=brief,
+                why=list(body.get("why_notified") or []),
+            )
         elif notice.kind == "digest":
-            log.info("notification_digest", channel=self.name, notice=notice.id,
-                     since=body.get("since"), until=body.get("until"),
-                     enquiries=body.get("enquiries"), hits=body.get("hits"),
-                     denials=body.get("denials"), by_peer=dict(body.get("by_peer") or {}),
-                     by_category=dict(body.get("by_category") or {}))
+            log.info(
+                "notification_digest",
+                channel=self.name,
+                notice=notice.id,
+                since=body.get("since"),
+                until=body.get("until"),
+                enquiries=body.get("enquiries"),
+                hits=body.get("hits"),
+                denials=body.get("denials"),
+                by_peer=dict(body.get("by_peer") or {}),
+                by_category=dict(body.get("by_category") or {}),
+            )
         else:
             log.info("notification_test", channel=self.name, notice=notice.id)
 
@@ -382,16 +479,23 @@ class LogSender:
 # --- composition ----------------------------------------------------------------------
 
 
-def build_senders(channels: Mapping[str, WebhookChannel | EmailChannel | LogChannel], *,
-                  signer: Signer, node: str, session: aiohttp.ClientSession,
-                  clock: Callable[[], float], base_dir: Path,
-                  env: Mapping[str, str]) -> dict[str, Channel]:
+def build_senders(
+    channels: Mapping[str, WebhookChannel | EmailChannel | LogChannel],
+    *,
+    signer: Signer,
+    node: str,
+    session: aiohttp.ClientSession,
+    clock: Callable[[], float],
+    base_dir: Path,
+    env: Mapping[str, str],
+) -> dict[str, Channel]:
     """One sender per configured channel; a ConfigError names the channel at fault."""
     senders: dict[str, Channel] = {}
     for name, config in channels.items():
         if isinstance(config, WebhookChannel):
-            senders[name] = WebhookSender(name, config=config, signer=signer, node=node,
-                                          session=session, clock=clock)
+            senders[name] = WebhookSender(
+                name, config=config, signer=signer, node=node, session=session, clock=clock
+            )
         elif isinstance(config, EmailChannel):
             try:
                 password = read_password(config, base_dir=base_dir, env=env)
@@ -401,4 +505,3 @@ def build_senders(channels: Mapping[str, WebhookChannel | EmailChannel | LogChan
         else:
             senders[name] = LogSender(name)
     return senders
-

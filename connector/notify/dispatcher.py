@@ -26,8 +26,9 @@ class RetryPolicy:
     max_s: float = 900.0
     max_age_s: float = 72 * 3600.0
 
-    def next_attempt(self, *, attempts: int, created_at: float, now: float,
-                     rng: random.Random) -> float | None:
+    def next_attempt(
+        self, *, attempts: int, created_at: float, now: float, rng: random.Random
+    ) -> float | None:
         """When to try again after `attempts` failures, or None once the notice is too old.
         Exponential, capped, with full jitter in the upper half so receivers that come back
         are not hit by every node at the same instant."""
@@ -48,9 +49,16 @@ class Dispatcher:
     holds up only its own channel. Passes run as an APScheduler job, on each commit that adds
     notices, and whenever a delivery frees a slot."""
 
-    def __init__(self, *, outbox: Outbox, senders: Mapping[str, Channel], retry: RetryPolicy,
-                 clock: Callable[[], float], rng: random.Random | None = None,
-                 per_channel: int = 64) -> None:
+    def __init__(
+        self,
+        *,
+        outbox: Outbox,
+        senders: Mapping[str, Channel],
+        retry: RetryPolicy,
+        clock: Callable[[], float],
+        rng: random.Random | None = None,
+        per_channel: int = 64,
+    ) -> None:
         self.outbox = outbox
         self.senders = senders
         self.retry = retry
@@ -99,12 +107,11 @@ class Dispatcher:
             return RunReport(delivered=0, failed=0, dead=0)
         now = self.clock()
         started = []
-        for channel in (self.senders if channels is None else channels):
+        for channel in self.senders if channels is None else channels:
             room = self.per_channel - self._busy[channel]
             if room <= 0:
                 continue
-            for row in self.outbox.take(channel, now=now, limit=room,
-                                        lease_until=now + LEASE_S):
+            for row in self.outbox.take(channel, now=now, limit=room, lease_until=now + LEASE_S):
                 self._busy[channel] += 1
                 started.append(self._deliver(row))
         if channels is None:
@@ -112,8 +119,11 @@ class Dispatcher:
                 self._busy[row.notice.channel] += 1
                 started.append(self._deliver(row))
         outcomes = await asyncio.gather(*started)
-        return RunReport(delivered=outcomes.count("delivered"),
-                         failed=outcomes.count("failed"), dead=outcomes.count("dead"))
+        return RunReport(
+            delivered=outcomes.count("delivered"),
+            failed=outcomes.count("failed"),
+            dead=outcomes.count("dead"),
+        )
 
     async def close(self) -> None:
         """Stop delivering: deliveries in flight are cancelled and stay pending, to be sent
@@ -140,16 +150,14 @@ class Dispatcher:
         try:
             if sender is None:
                 # Kept until it is too old: the admin may put the channel back.
-                raise DeliveryError(f"no channel named {notice.channel!r} in "
-                                    "connector.yaml")
+                raise DeliveryError(f"no channel named {notice.channel!r} in connector.yaml")
             await sender.send(notice)
         except DeliveryError as exc:
             return self._failed(row, attempts, str(exc), exc.retryable)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a sender bug must not stop the other notices
-            log.exception("notification_sender_failed", channel=notice.channel,
-                          notice=notice.id)
+            log.exception("notification_sender_failed", channel=notice.channel, notice=notice.id)
             return self._failed(row, attempts, f"{type(exc).__name__}: {exc}", True)
         finally:
             self._busy[notice.channel] -= 1
@@ -159,23 +167,47 @@ class Dispatcher:
         now = self.clock()
         self._marks.append((notice.id, now, attempts))
         if self._marks_flush is None:
-            self._marks_flush = asyncio.get_running_loop().call_later(MARK_DELAY_S,
-                                                                      self._flush_marks)
-        log.info("notification_delivered", channel=notice.channel, notice=notice.id,
-                 enquiry=notice.enquiry, attempts=attempts,
-                 after_s=round(now - notice.created_at, 3))
+            self._marks_flush = asyncio.get_running_loop().call_later(
+                MARK_DELAY_S, self._flush_marks
+            )
+        log.info(
+            "notification_delivered",
+            channel=notice.channel,
+            notice=notice.id,
+            enquiry=notice.enquiry,
+            attempts=attempts,
+            after_s=round(now - notice.created_at, 3),
+        )
         return "delivered"
 
     def _failed(self, row: OutboxRow, attempts: int, error: str, retryable: bool) -> str:
         now = self.clock()
-        retry_at = (self.retry.next_attempt(attempts=attempts, created_at=row.notice.created_at,
-                                            now=now, rng=self.rng) if retryable else None)
-        self.outbox.failed(row.notice.id, now=now, attempts=attempts, error=error,
-                           retry_at=retry_at)
+        retry_at = (
+            self.retry.next_attempt(
+                attempts=attempts, created_at=row.notice.created_at, now=now, rng=self.rng
+            )
+            if retryable
+            else None
+        )
+        self.outbox.failed(
+            row.notice.id, now=now, attempts=attempts, error=error, retry_at=retry_at
+        )
         if retry_at is None:
-            log.error("notification_dead", channel=row.notice.channel, notice=row.notice.id,
-                      enquiry=row.notice.enquiry, attempts=attempts, error=error)
+            log.error(
+                "notification_dead",
+                channel=row.notice.channel,
+                notice=row.notice.id,
+                enquiry=row.notice.enquiry,
+                attempts=attempts,
+                error=error,
+            )
             return "dead"
-        log.warning("notification_failed", channel=row.notice.channel, notice=row.notice.id,
-                    attempts=attempts, error=error, retry_in_s=round(retry_at - now, 1))
+        log.warning(
+            "notification_failed",
+            channel=row.notice.channel,
+            notice=row.notice.id,
+            attempts=attempts,
+            error=error,
+            retry_in_s=round(retry_at - now, 1),
+        )
         return "failed"

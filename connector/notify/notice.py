@@ -43,8 +43,9 @@ class Trigger:
     reasons: tuple[str, ...] = field(default_factory=tuple)
 
 
-def channels_to_notify(*, peer: str, outcomes: Sequence[CheckOutcome],
-                       policy: Policy) -> dict[str, list[str]]:
+def channels_to_notify(
+    *, peer: str, outcomes: Sequence[CheckOutcome], policy: Policy
+) -> dict[str, list[str]]:
     """Channel name → why it is told (rule and watch names). Watches fire whatever the rule
     decided, so an NCB watching a record hears of a denied enquiry about it too."""
     out: dict[str, list[str]] = {}
@@ -65,10 +66,20 @@ def channels_to_notify(*, peer: str, outcomes: Sequence[CheckOutcome],
     return out
 
 
-def enquiry_notice_body(*, node: str, enquiry: str, at: str, peer: str, sub: str,
-                        agency_kind: str, purpose: str, case: str | None,
-                        checks: Sequence[Mapping[str, Any]], outcomes: Sequence[CheckOutcome],
-                        reasons: Sequence[str]) -> dict[str, Any]:
+def enquiry_notice_body(
+    *,
+    node: str,
+    enquiry: str,
+    at: str,
+    peer: str,
+    sub: str,
+    agency_kind: str,
+    purpose: str,
+    case: str | None,
+    checks: Sequence[Mapping[str, Any]],
+    outcomes: Sequence[CheckOutcome],
+    reasons: Sequence[str],
+) -> dict[str, Any]:
     """The notice document: who asked, about what, what matched, what was answered."""
     by_id = {o.check: o for o in outcomes}
     return {
@@ -76,12 +87,20 @@ def enquiry_notice_body(*, node: str, enquiry: str, at: str, peer: str, sub: str
         "node": node,
         "enquiry": enquiry,
         "at": at,
-        "asked_by": {"node": peer, "agency_kind": agency_kind, "sub": sub, "purpose": purpose,
-                     "case": case},
+        "asked_by": {
+            "node": peer,
+            "agency_kind": agency_kind,
+            "sub": sub,
+            "purpose": purpose,
+            "case": case,
+        },
         "checks": [
             {
-                "id": c["id"], "category": c["category"], "criteria": c["criteria"],
-                "status": by_id[c["id"]].status, "answered_level": by_id[c["id"]].level,
+                "id": c["id"],
+                "category": c["category"],
+                "criteria": c["criteria"],
+                "status": by_id[c["id"]].status,
+                "answered_level": by_id[c["id"]].level,
                 "rule": by_id[c["id"]].decision.rule,
                 "matched": [f"{node}:{c['category']}:{i}" for i in by_id[c["id"]].hit_ids],
             }

@@ -34,11 +34,23 @@ def _no_fsync_per_commit(dbapi_conn: Any, _record: Any) -> None:
 def _row(r: Any) -> OutboxRow:
     m = r._mapping
     kind: NoticeKind = m["kind"]
-    notice = Notice(id=m["id"], channel=m["channel"], kind=kind, enquiry=m["enquiry"],
-                    created_at=m["created_at"], body=orjson.loads(m["body"]))
-    return OutboxRow(notice=notice, state=m["state"], attempts=m["attempts"],
-                     next_attempt_at=m["next_attempt_at"], last_attempt_at=m["last_attempt_at"],
-                     last_error=m["last_error"], delivered_at=m["delivered_at"])
+    notice = Notice(
+        id=m["id"],
+        channel=m["channel"],
+        kind=kind,
+        enquiry=m["enquiry"],
+        created_at=m["created_at"],
+        body=orjson.loads(m["body"]),
+    )
+    return OutboxRow(
+        notice=notice,
+        state=m["state"],
+        attempts=m["attempts"],
+        next_attempt_at=m["next_attempt_at"],
+        last_attempt_at=m["last_attempt_at"],
+        last_error=m["last_error"],
+        delivered_at=m["delivered_at"],
+    )
 
 
 class Outbox:
@@ -65,37 +77,54 @@ class Outbox:
         self._conn.close()
         self.engine.dispose()
 
-    def take(self, channel: str, *, now: float, limit: int, lease_until: float
-             ) -> list[OutboxRow]:
+    def take(self, channel: str, *, now: float, limit: int, lease_until: float) -> list[OutboxRow]:
         """Due notices of one channel, leased: their next attempt moves to `lease_until`, so
         another pass does not send them too; a crash lets the lease run out and retries."""
-        q = (select(outbox).where(outbox.c.state == "pending", outbox.c.channel == channel,
-                                  outbox.c.next_attempt_at <= now)
-             .order_by(outbox.c.next_attempt_at).limit(limit))
+        q = (
+            select(outbox)
+            .where(
+                outbox.c.state == "pending",
+                outbox.c.channel == channel,
+                outbox.c.next_attempt_at <= now,
+            )
+            .order_by(outbox.c.next_attempt_at)
+            .limit(limit)
+        )
         self._conn.info["write"] = True
         with self._conn.begin():
             rows = [_row(r) for r in self._conn.execute(q)]
             if rows:
-                self._conn.execute(update(outbox).where(
-                    outbox.c.id.in_([r.notice.id for r in rows])).values(
-                    next_attempt_at=lease_until, leased=1))
+                self._conn.execute(
+                    update(outbox)
+                    .where(outbox.c.id.in_([r.notice.id for r in rows]))
+                    .values(next_attempt_at=lease_until, leased=1)
+                )
         return rows
 
     def release_leases(self, *, now: float) -> int:
         """At start: notices this node was sending when it stopped are due again at once."""
         self._conn.info["write"] = True
         with self._conn.begin():
-            result = self._conn.execute(update(outbox).where(
-                outbox.c.state == "pending", outbox.c.leased == 1).values(
-                leased=0, next_attempt_at=now))
+            result = self._conn.execute(
+                update(outbox)
+                .where(outbox.c.state == "pending", outbox.c.leased == 1)
+                .values(leased=0, next_attempt_at=now)
+            )
         return int(result.rowcount)
 
-    def due_elsewhere(self, channels: Sequence[str], *, now: float, limit: int = 100
-                      ) -> list[OutboxRow]:
+    def due_elsewhere(
+        self, channels: Sequence[str], *, now: float, limit: int = 100
+    ) -> list[OutboxRow]:
         """Due notices for channels not in `channels` (removed from connector.yaml since)."""
-        q = (select(outbox).where(outbox.c.state == "pending",
-                                  outbox.c.channel.not_in(list(channels)),
-                                  outbox.c.next_attempt_at <= now).limit(limit))
+        q = (
+            select(outbox)
+            .where(
+                outbox.c.state == "pending",
+                outbox.c.channel.not_in(list(channels)),
+                outbox.c.next_attempt_at <= now,
+            )
+            .limit(limit)
+        )
         with self._conn.begin():
             return [_row(r) for r in self._conn.execute(q)]
 
@@ -112,29 +141,52 @@ class Outbox:
         if not marks:
             return
         self._conn.info["write"] = True
-        stmt = update(outbox).where(outbox.c.id == bindparam("notice_id")).values(
-            state="delivered", attempts=bindparam("n"), last_attempt_at=bindparam("at"),
-            delivered_at=bindparam("at"), last_error=None, leased=0)
+        stmt = (
+            update(outbox)
+            .where(outbox.c.id == bindparam("notice_id"))
+            .values(
+                state="delivered",
+                attempts=bindparam("n"),
+                last_attempt_at=bindparam("at"),
+                delivered_at=bindparam("at"),
+                last_error=None,
+                leased=0,
+            )
+        )
         with self._conn.begin():
             self._conn.execute(stmt, [{"notice_id": i, "at": at, "n": n} for i, at, n in marks])
 
-    def failed(self, notice_id: str, *, now: float, attempts: int, error: str,
-               retry_at: float | None) -> None:
+    def failed(
+        self, notice_id: str, *, now: float, attempts: int, error: str, retry_at: float | None
+    ) -> None:
         """A failed attempt: retried at `retry_at`, or dead when that is None."""
         if retry_at is None:
-            self._update(notice_id, state="dead", attempts=attempts, last_attempt_at=now,
-                         last_error=error, leased=0)
+            self._update(
+                notice_id,
+                state="dead",
+                attempts=attempts,
+                last_attempt_at=now,
+                last_error=error,
+                leased=0,
+            )
         else:
-            self._update(notice_id, attempts=attempts, last_attempt_at=now, last_error=error,
-                         next_attempt_at=retry_at, leased=0)
+            self._update(
+                notice_id,
+                attempts=attempts,
+                last_attempt_at=now,
+                last_error=error,
+                next_attempt_at=retry_at,
+                leased=0,
+            )
 
     def retry(self, notice_ids: Sequence[str] | None, *, now: float) -> int:
         """Make dead notices (all of them, or these) pending again, due now."""
         self._conn.info["write"] = True
         q = update(outbox).where(outbox.c.state == "dead")
         if notice_ids is not None:
-            q = update(outbox).where(outbox.c.id.in_(list(notice_ids)),
-                                     outbox.c.state != "delivered")
+            q = update(outbox).where(
+                outbox.c.id.in_(list(notice_ids)), outbox.c.state != "delivered"
+            )
         with self._conn.begin():
             result = self._conn.execute(q.values(state="pending", next_attempt_at=now))
         return int(result.rowcount)

@@ -44,7 +44,7 @@ def clean(value: object, *, limit: int = MAX_VALUE) -> str:
         text = str(value)
     text = _CONTROL.sub(" ", text).strip()
     if len(text) > limit:
-        text = text[:limit - 3] + "..."
+        text = text[: limit - 3] + "..."
     return text or "-"
 
 
@@ -120,39 +120,50 @@ def _enquiry(notice: Notice) -> tuple[str, str]:
     about = ", ".join(categories) or "nothing"
     label, refs = _outcome(checks)
     if refs:
-        label = f"{label} {_refs_text(refs)}" if label == "HIT" else \
-            f"{label}, matched {_refs_text(refs)}"
+        label = (
+            f"{label} {_refs_text(refs)}"
+            if label == "HIT"
+            else f"{label}, matched {_refs_text(refs)}"
+        )
     subject = f"{_prefix(node)} {peer} asked about {about}: {label}"
 
     lines = [f"{peer} asked {clean(node)} about {about}. Outcome: {label}.", ""]
-    lines += _labelled([
-        ("Enquiry", _get(body, "enquiry") or notice.enquiry),
-        ("At", _when(_get(body, "at"))),
-        ("Asked by", peer),
-        ("Agency kind", _get(asked_by, "agency_kind")),
-        ("User", _get(asked_by, "sub")),
-        ("Purpose", _get(asked_by, "purpose")),
-        ("Case", _get(asked_by, "case")),
-    ])
+    lines += _labelled(
+        [
+            ("Enquiry", _get(body, "enquiry") or notice.enquiry),
+            ("At", _when(_get(body, "at"))),
+            ("Asked by", peer),
+            ("Agency kind", _get(asked_by, "agency_kind")),
+            ("User", _get(asked_by, "sub")),
+            ("Purpose", _get(asked_by, "purpose")),
+            ("Case", _get(asked_by, "case")),
+        ]
+    )
     for n, c in enumerate(checks, 1):
         status = str(_get(c, "status"))
-        lines += ["", f"Check {n} of {len(checks)} (id {clean(_get(c, 'id'))}): "
-                      f"{clean(_get(c, 'category'))}"]
+        lines += [
+            "",
+            f"Check {n} of {len(checks)} (id {clean(_get(c, 'id'))}): {clean(_get(c, 'category'))}",
+        ]
         criteria = _mapping(_get(c, "criteria"))
         if criteria:
             lines.append("  Criteria:")
             width = max(len(clean(k)) for k in criteria) + 1
-            lines += [f"    {(clean(k) + ':').ljust(width)} {clean(v)}"
-                      for k, v in criteria.items()]
+            lines += [
+                f"    {(clean(k) + ':').ljust(width)} {clean(v)}" for k, v in criteria.items()
+            ]
         else:
             lines.append("  Criteria: -")
         matched = [clean(r) for r in _list(_get(c, "matched"))]
-        lines += _labelled([
-            ("Outcome", _STATUS_WORDS.get(status, clean(status))),
-            ("Answered level", _get(c, "answered_level")),
-            ("Deciding rule", _get(c, "rule") or "(none: default deny)"),
-            ("Matched", ", ".join(matched) if matched else "-"),
-        ], indent="  ")
+        lines += _labelled(
+            [
+                ("Outcome", _STATUS_WORDS.get(status, clean(status))),
+                ("Answered level", _get(c, "answered_level")),
+                ("Deciding rule", _get(c, "rule") or "(none: default deny)"),
+                ("Matched", ", ".join(matched) if matched else "-"),
+            ],
+            indent="  ",
+        )
         if matched and status != "hit":
             lines.append("  Note: matching records exist, but the answer did not reveal them.")
     why = [clean(w) for w in _list(_get(body, "why_notified"))]
@@ -163,8 +174,10 @@ def _enquiry(notice: Notice) -> tuple[str, str]:
 
 
 def _counts(title: str, counts: Mapping[str, Any]) -> list[str]:
-    rows = sorted(((clean(k), v) for k, v in counts.items()),
-                  key=lambda kv: (-(kv[1] if isinstance(kv[1], int) else 0), kv[0]))
+    rows = sorted(
+        ((clean(k), v) for k, v in counts.items()),
+        key=lambda kv: (-(kv[1] if isinstance(kv[1], int) else 0), kv[0]),
+    )
     if not rows:
         return [f"{title}: none"]
     width = max(len(k) for k, _ in rows)
@@ -176,9 +189,11 @@ def _digest(notice: Notice) -> tuple[str, str]:
     node = _get(body, "node")
     enquiries, hits, denials = (_get(body, k) or 0 for k in ("enquiries", "hits", "denials"))
     since, until = _when(_get(body, "since")), _when(_get(body, "until"))
-    subject = (f"{_prefix(node)} digest: {_plural(enquiries, 'enquiry', 'enquiries')}, "
-               f"{_plural(hits, 'hit', 'hits')}, {_plural(denials, 'denial', 'denials')} "
-               f"since {since}")
+    subject = (
+        f"{_prefix(node)} digest: {_plural(enquiries, 'enquiry', 'enquiries')}, "
+        f"{_plural(hits, 'hit', 'hits')}, {_plural(denials, 'denial', 'denials')} "
+        f"since {since}"
+    )
     lines = [f"Foreign enquiries to {clean(node)} from {since} until {until}.", ""]
     lines += _labelled([("Enquiries", enquiries), ("Hits", hits), ("Denials", denials)])
     lines += ["", *_counts("By peer", _mapping(_get(body, "by_peer")))]
@@ -190,7 +205,9 @@ def _digest(notice: Notice) -> tuple[str, str]:
 def _test(notice: Notice) -> tuple[str, str]:
     node = _get(notice.body, "node")
     subject = f"{_prefix(node)} test notice on channel {clean(notice.channel)}"
-    text = (f"Test notice {clean(notice.id)} from {clean(node)} on channel "
-            f"{clean(notice.channel)}, created {_when(notice.created_at)}: "
-            f"this channel works.\n")
+    text = (
+        f"Test notice {clean(notice.id)} from {clean(node)} on channel "
+        f"{clean(notice.channel)}, created {_when(notice.created_at)}: "
+        f"this channel works.\n"
+    )
     return subject, text

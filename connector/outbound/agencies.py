@@ -55,8 +55,10 @@ def token_hash(token: str) -> str:
 
 def check_agency_id(agency_id: str) -> str:
     if not AGENCY_ID.match(agency_id):
-        raise ConfigError(f"agency id {agency_id!r}: use 1 to 64 letters, digits, '.', '_' "
-                          "or '-', starting with a letter or digit")
+        raise ConfigError(
+            f"agency id {agency_id!r}: use 1 to 64 letters, digits, '.', '_' "
+            "or '-', starting with a letter or digit"
+        )
     return agency_id
 
 
@@ -123,19 +125,32 @@ def load_agencies(path: Path) -> dict[str, Agency]:
     for e in parsed.agencies:
         if e.id in out:
             raise ConfigError(f"{path}: agency {e.id} is listed twice")
-        out[e.id] = Agency(id=e.id, kind=e.kind, token_sha256=e.token_sha256,
-                           created_at=_ts(e.created_at) or 0.0, rotated_at=_ts(e.rotated_at),
-                           disabled_at=_ts(e.disabled_at))
+        out[e.id] = Agency(
+            id=e.id,
+            kind=e.kind,
+            token_sha256=e.token_sha256,
+            created_at=_ts(e.created_at) or 0.0,
+            rotated_at=_ts(e.rotated_at),
+            disabled_at=_ts(e.disabled_at),
+        )
     return out
 
 
 def save_agencies(path: Path, agencies: Mapping[str, Agency]) -> None:
     """Write atomically (a running node re-reads the file at its next request)."""
-    doc = {"agencies": [
-        {"id": a.id, "kind": a.kind.value, "token_sha256": a.token_sha256,
-         "created_at": _iso(a.created_at), "rotated_at": _iso(a.rotated_at),
-         "disabled_at": _iso(a.disabled_at)}
-        for a in sorted(agencies.values(), key=lambda a: a.id)]}
+    doc = {
+        "agencies": [
+            {
+                "id": a.id,
+                "kind": a.kind.value,
+                "token_sha256": a.token_sha256,
+                "created_at": _iso(a.created_at),
+                "rotated_at": _iso(a.rotated_at),
+                "disabled_at": _iso(a.disabled_at),
+            }
+            for a in sorted(agencies.values(), key=lambda a: a.id)
+        ]
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".agencies.", suffix=".json")
     try:

@@ -31,9 +31,17 @@ class Request:
 
 
 class Asker:
-    def __init__(self, *, node: str, client: PeerClient, enquiry_log: EnquiryLog,
-                 policy: Callable[[], Policy], trust: Callable[[], TrustStore],
-                 clock: Callable[[], float], query_lifetime: int = 60) -> None:
+    def __init__(
+        self,
+        *,
+        node: str,
+        client: PeerClient,
+        enquiry_log: EnquiryLog,
+        policy: Callable[[], Policy],
+        trust: Callable[[], TrustStore],
+        clock: Callable[[], float],
+        query_lifetime: int = 60,
+    ) -> None:
         self.node = node
         self.client = client
         self.log = enquiry_log
@@ -47,13 +55,20 @@ class Asker:
         policy = self.policy()
         rules = []
         for check in request.checks:
-            decision = policy.decide_outbound(agency=request.agency, peer=peer_id,
-                                              category=check.category, purpose=request.purpose)
+            decision = policy.decide_outbound(
+                agency=request.agency,
+                peer=peer_id,
+                category=check.category,
+                purpose=request.purpose,
+            )
             if not decision.allowed:
                 raise OutboundDenied(
                     f"the outbound policy does not let {request.agency} ask {peer_id} about "
                     f"{check.category.value} for {request.purpose.value}",
-                    agency=request.agency, peer=peer_id, category=check.category.value)
+                    agency=request.agency,
+                    peer=peer_id,
+                    category=check.category.value,
+                )
             rules.append(decision.rule or "")
         return tuple(rules)
 
@@ -62,10 +77,17 @@ class Asker:
         if peer is None:
             raise NotFound(f"{peer_id} is not in the trust store", peer=peer_id)
         rules = self.authorise(request, peer_id)
-        query = make_query(iss=self.node, aud=peer_id, sub=request.sub,
-                           agency_kind=request.agency_kind, purpose=request.purpose,
-                           checks=request.checks, case=request.case, now=self.clock(),
-                           lifetime=self.query_lifetime)
+        query = make_query(
+            iss=self.node,
+            aud=peer_id,
+            sub=request.sub,
+            agency_kind=request.agency_kind,
+            purpose=request.purpose,
+            checks=request.checks,
+            case=request.case,
+            now=self.clock(),
+            lifetime=self.query_lifetime,
+        )
         token = self.client.sign(query)
         try:
             exchange = await self.client.send(peer, query, token)
@@ -73,23 +95,49 @@ class Asker:
             await self.log.append(self._entry(query, token, rules, None, error=exc))
             raise
         await self.log.append(self._entry(query, token, rules, exchange))
-        log.info("enquiry_sent", peer=peer_id, agency=request.agency,
-                 purpose=request.purpose.value, enquiry=exchange.answer.enquiry,
-                 statuses=[r.status for r in exchange.answer.results],
-                 elapsed_ms=round(exchange.elapsed * 1000, 1))
+        log.info(
+            "enquiry_sent",
+            peer=peer_id,
+            agency=request.agency,
+            purpose=request.purpose.value,
+            enquiry=exchange.answer.enquiry,
+            statuses=[r.status for r in exchange.answer.results],
+            elapsed_ms=round(exchange.elapsed * 1000, 1),
+        )
         return exchange
 
-    def _entry(self, query: Query, token: bytes, rules: tuple[str, ...],
-               exchange: Exchange | None,
-               error: PeerError | None = None) -> Entry:
-        return outbound_entry(node=self.node, now=self.clock(), query=query, token=token,
-                              rules=rules, policy_digest=self.policy().digest,
-                              exchange=exchange, error=error)
+    def _entry(
+        self,
+        query: Query,
+        token: bytes,
+        rules: tuple[str, ...],
+        exchange: Exchange | None,
+        error: PeerError | None = None,
+    ) -> Entry:
+        return outbound_entry(
+            node=self.node,
+            now=self.clock(),
+            query=query,
+            token=token,
+            rules=rules,
+            policy_digest=self.policy().digest,
+            exchange=exchange,
+            error=error,
+        )
 
 
-def outbound_entry(*, node: str, now: float, query: Query, token: bytes, rules: tuple[str, ...],
-                   policy_digest: str, exchange: Exchange | None,
-                   error: PeerError | None = None, answer_digest: str | None = None) -> Entry:
+def outbound_entry(
+    *,
+    node: str,
+    now: float,
+    query: Query,
+    token: bytes,
+    rules: tuple[str, ...],
+    policy_digest: str,
+    exchange: Exchange | None,
+    error: PeerError | None = None,
+    answer_digest: str | None = None,
+) -> Entry:
     """The enquiry-log row of one query sent to one peer, answered or not (`answer_digest`:
     the answer token's, when the caller has it already)."""
     results: tuple[dict[str, object], ...] = ()
@@ -97,22 +145,44 @@ def outbound_entry(*, node: str, now: float, query: Query, token: bytes, rules: 
     decision: Decision = "error"
     if exchange is not None:
         results = tuple(
-            {"check": r.check, "status": r.status, "level": r.level.value,
-             "hits": [h.ref for h in r.hits], "peer_enquiry": exchange.answer.enquiry}
-            for r in exchange.answer.results)
+            {
+                "check": r.check,
+                "status": r.status,
+                "level": r.level.value,
+                "hits": [h.ref for h in r.hits],
+                "peer_enquiry": exchange.answer.enquiry,
+            }
+            for r in exchange.answer.results
+        )
         hit_refs = tuple(h.ref for r in exchange.answer.results for h in r.hits)
         statuses = {r.status for r in exchange.answer.results}
-        decision = ("denied" if statuses == {"denied"} else
-                    "partial" if statuses & {"denied", "error"} else "answered")
+        decision = (
+            "denied"
+            if statuses == {"denied"}
+            else "partial"
+            if statuses & {"denied", "error"}
+            else "answered"
+        )
     return Entry(
-        id=new_enquiry_id(now), at=now, direction="out", peer=query.aud, iss=node,
-        jti=query.jti, sub=query.sub, agency_kind=query.agency_kind.value,
-        purpose=query.purpose.value, case_ref=query.case,
+        id=new_enquiry_id(now),
+        at=now,
+        direction="out",
+        peer=query.aud,
+        iss=node,
+        jti=query.jti,
+        sub=query.sub,
+        agency_kind=query.agency_kind.value,
+        purpose=query.purpose.value,
+        case_ref=query.case,
         decision=decision,
-        rules=rules, policy_digest=policy_digest,
-        checks=tuple({"id": c.id, "category": c.category.value, "criteria": dict(c.criteria)}
-                     for c in query.checks),
-        results=results, hit_refs=hit_refs,
+        rules=rules,
+        policy_digest=policy_digest,
+        checks=tuple(
+            {"id": c.id, "category": c.category.value, "criteria": dict(c.criteria)}
+            for c in query.checks
+        ),
+        results=results,
+        hit_refs=hit_refs,
         answer_digest=(answer_digest or digest(exchange.answer_token)) if exchange else None,
         error=None if error is None else f"{error.code}: {error.detail}",
         query_token=token.decode("ascii"),

@@ -84,15 +84,17 @@ def plan(policy: Policy, request: Request, peers: Sequence[str]) -> tuple[PeerPl
         rules: list[str] = []
         denied: list[str] = []
         for check in request.checks:
-            decision = policy.decide_outbound(agency=request.agency, peer=peer,
-                                              category=check.category, purpose=request.purpose)
+            decision = policy.decide_outbound(
+                agency=request.agency, peer=peer, category=check.category, purpose=request.purpose
+            )
             if decision.allowed:
                 allowed.append(check)
                 rules.append(decision.rule or "")
             else:
                 denied.append(check.id)
-        plans.append(PeerPlan(peer=peer, allowed=tuple(allowed), rules=tuple(rules),
-                              denied=tuple(denied)))
+        plans.append(
+            PeerPlan(peer=peer, allowed=tuple(allowed), rules=tuple(rules), denied=tuple(denied))
+        )
     return tuple(plans)
 
 
@@ -101,10 +103,19 @@ class FanOut:
     each answer verified against that peer's pinned key and bound to that query, each
     exchange logged (one row per peer asked), each peer given what is left of the deadline."""
 
-    def __init__(self, *, node: str, client: PeerClient, enquiry_log: EnquiryLog,
-                 breakers: Breakers, clock: Callable[[], float],
-                 monotonic: Callable[[], float], peer_timeout: float,
-                 query_lifetime: int = 60, commit_window: float = COMMIT_WINDOW_S) -> None:
+    def __init__(
+        self,
+        *,
+        node: str,
+        client: PeerClient,
+        enquiry_log: EnquiryLog,
+        breakers: Breakers,
+        clock: Callable[[], float],
+        monotonic: Callable[[], float],
+        peer_timeout: float,
+        query_lifetime: int = 60,
+        commit_window: float = COMMIT_WINDOW_S,
+    ) -> None:
         self.node = node
         self.client = client
         self.log = enquiry_log
@@ -116,8 +127,15 @@ class FanOut:
         self.commit_window = commit_window
         self._tasks: set[asyncio.Task[PeerOutcome]] = set()
 
-    async def run(self, request: Request, plans: Sequence[PeerPlan], *, trust: TrustStore,
-                  policy_digest: str, deadline_s: float) -> AsyncIterator[PeerOutcome]:
+    async def run(
+        self,
+        request: Request,
+        plans: Sequence[PeerPlan],
+        *,
+        trust: TrustStore,
+        policy_digest: str,
+        deadline_s: float,
+    ) -> AsyncIterator[PeerOutcome]:
         """Each peer's outcome as it arrives; every peer has one by `deadline_s` (plus the
         time to commit its log row)."""
         deadline_at = self.monotonic() + deadline_s
@@ -132,8 +150,9 @@ class FanOut:
         pending: dict[asyncio.Task[PeerOutcome], PeerPlan] = {}
         for p in plans:
             checks = encoded.get(tuple(c.id for c in p.allowed))
-            task = asyncio.create_task(self._one(request, p, checks, trust, policy_digest,
-                                                 deadline_at, unlogged))
+            task = asyncio.create_task(
+                self._one(request, p, checks, trust, policy_digest, deadline_at, unlogged)
+            )
             # Tasks are never cancelled: a query sent must get its log row even when the agency
             # has gone away, and each task ends by its own timeout anyway.
             self._tasks.add(task)
@@ -157,18 +176,31 @@ class FanOut:
             pending.pop(task)
             yield task.result()
 
-    async def _one(self, request: Request, p: PeerPlan, checks: EncodedChecks | None,
-                   trust: TrustStore, policy_digest: str, deadline_at: float,
-                   unlogged: set[str]) -> PeerOutcome:
+    async def _one(
+        self,
+        request: Request,
+        p: PeerPlan,
+        checks: EncodedChecks | None,
+        trust: TrustStore,
+        policy_digest: str,
+        deadline_at: float,
+        unlogged: set[str],
+    ) -> PeerOutcome:
         try:
-            return await self._ask(request, p, checks, trust, policy_digest, deadline_at,
-                                   unlogged)
+            return await self._ask(request, p, checks, trust, policy_digest, deadline_at, unlogged)
         finally:
             unlogged.discard(p.peer)
 
-    async def _ask(self, request: Request, p: PeerPlan, checks: EncodedChecks | None,
-                   trust: TrustStore, policy_digest: str, deadline_at: float,
-                   unlogged: set[str]) -> PeerOutcome:
+    async def _ask(
+        self,
+        request: Request,
+        p: PeerPlan,
+        checks: EncodedChecks | None,
+        trust: TrustStore,
+        policy_digest: str,
+        deadline_at: float,
+        unlogged: set[str],
+    ) -> PeerOutcome:
         if not p.allowed or checks is None:
             return _all(p, request, "denied", "outbound_policy")
         peer = trust.get(p.peer)
@@ -179,25 +211,41 @@ class FanOut:
         remaining = deadline_at - self.monotonic()
         if remaining <= 0:
             return _all(p, request, "timeout", "the deadline had passed")
-        query = make_query(iss=self.node, aud=p.peer, sub=request.sub,
-                           agency_kind=request.agency_kind, purpose=request.purpose,
-                           checks=checks.checks, case=request.case, now=self.clock(),
-                           lifetime=self.query_lifetime)
+        query = make_query(
+            iss=self.node,
+            aud=p.peer,
+            sub=request.sub,
+            agency_kind=request.agency_kind,
+            purpose=request.purpose,
+            checks=checks.checks,
+            case=request.case,
+            now=self.clock(),
+            lifetime=self.query_lifetime,
+        )
         token = self.client.sign(query, checks)
         started = self.monotonic()
         exchange: Exchange | None = None
         error: PeerError | None = None
         try:
-            exchange = await self.client.send(peer, query, token,
-                                              timeout=min(self.peer_timeout, remaining))
+            exchange = await self.client.send(
+                peer, query, token, timeout=min(self.peer_timeout, remaining)
+            )
         except PeerError as exc:
             error = exc
         self._count(p.peer, error)
         elapsed_ms = round((self.monotonic() - started) * 1000, 1)
         answer_digest = digest(exchange.answer_token) if exchange is not None else None
-        entry = outbound_entry(node=self.node, now=self.clock(), query=query, token=token,
-                               rules=p.rules, policy_digest=policy_digest, exchange=exchange,
-                               error=error, answer_digest=answer_digest)
+        entry = outbound_entry(
+            node=self.node,
+            now=self.clock(),
+            query=query,
+            token=token,
+            rules=p.rules,
+            policy_digest=policy_digest,
+            exchange=exchange,
+            error=error,
+            answer_digest=answer_digest,
+        )
         unlogged.discard(p.peer)
         try:
             # The last peer of the fan-out to be logged commits at once, with whoever joined.
@@ -208,33 +256,58 @@ class FanOut:
             return _all(p, request, "error", "the enquiry could not be logged")
         if exchange is None:
             assert error is not None
-            status: Failure = ("timeout" if isinstance(error, PeerTimeout) else
-                                  "unreachable" if isinstance(error, PeerUnreachable) else
-                                  "error")
+            status: Failure = (
+                "timeout"
+                if isinstance(error, PeerTimeout)
+                else "unreachable"
+                if isinstance(error, PeerUnreachable)
+                else "error"
+            )
             out = _all(p, request, status, f"{error.code}: {error.detail}")
-            return PeerOutcome(peer=p.peer, status=status, checks=out.checks,
-                               elapsed_ms=elapsed_ms, detail=error.detail, log_id=entry.id)
+            return PeerOutcome(
+                peer=p.peer,
+                status=status,
+                checks=out.checks,
+                elapsed_ms=elapsed_ms,
+                detail=error.detail,
+                log_id=entry.id,
+            )
         answered = {r.check: r for r in exchange.answer.results}
         outcomes = []
         for check in request.checks:
             r = answered.get(check.id)
             if r is None:
-                outcomes.append(CheckOutcome(check=check.id, status="denied",
-                                             reason="outbound_policy"))
+                outcomes.append(
+                    CheckOutcome(check=check.id, status="denied", reason="outbound_policy")
+                )
             else:
-                outcomes.append(CheckOutcome(check=r.check, status=r.status,
-                                             level=r.level.value, hits=tuple(r.hits),
-                                             reason=r.reason))
+                outcomes.append(
+                    CheckOutcome(
+                        check=r.check,
+                        status=r.status,
+                        level=r.level.value,
+                        hits=tuple(r.hits),
+                        reason=r.reason,
+                    )
+                )
         statuses = {c.status for c in outcomes}
-        return PeerOutcome(peer=p.peer, status="denied" if statuses == {"denied"} else "answered",
-                           checks=tuple(outcomes), elapsed_ms=elapsed_ms,
-                           enquiry=exchange.answer.enquiry, answer_digest=answer_digest,
-                           log_id=entry.id)
+        return PeerOutcome(
+            peer=p.peer,
+            status="denied" if statuses == {"denied"} else "answered",
+            checks=tuple(outcomes),
+            elapsed_ms=elapsed_ms,
+            enquiry=exchange.answer.enquiry,
+            answer_digest=answer_digest,
+            log_id=entry.id,
+        )
 
     def _count(self, peer: str, error: PeerError | None) -> None:
         """Only a peer that cannot be reached, or fails on its side, trips its breaker."""
-        if error is None or isinstance(error, BadAnswer) or (
-                isinstance(error, PeerRejected) and error.extra.get("peer_status", 500) < 500):
+        if (
+            error is None
+            or isinstance(error, BadAnswer)
+            or (isinstance(error, PeerRejected) and error.extra.get("peer_status", 500) < 500)
+        ):
             self.breakers.success(peer)
         else:
             self.breakers.failure(peer, self.monotonic())
@@ -248,7 +321,12 @@ class FanOut:
 def _all(p: PeerPlan, request: Request, status: Failure, reason: str) -> PeerOutcome:
     """Every check of a peer with one status: the allowed ones `status`, the rest denied."""
     allowed = {c.id for c in p.allowed}
-    checks = tuple(CheckOutcome(check=c.id, status=status if c.id in allowed else "denied",
-                                reason=reason if c.id in allowed else "outbound_policy")
-                   for c in request.checks)
+    checks = tuple(
+        CheckOutcome(
+            check=c.id,
+            status=status if c.id in allowed else "denied",
+            reason=reason if c.id in allowed else "outbound_policy",
+        )
+        for c in request.checks
+    )
     return PeerOutcome(peer=p.peer, status=status, checks=checks, detail=reason)

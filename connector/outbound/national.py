@@ -37,23 +37,35 @@ def validate_checks(checks: Sequence[Check]) -> list[Any]:
             # A peer may search by what we cannot (names, once its version can): still sent.
             parsed.append(_UNSUPPORTED)
         except InvalidCriteria as exc:
-            raise InvalidCriteria(exc.detail, field=f"checks.{i}.criteria.{exc.field}",
-                                  check=check.id) from exc
+            raise InvalidCriteria(
+                exc.detail, field=f"checks.{i}.criteria.{exc.field}", check=check.id
+            ) from exc
     return parsed
 
 
-async def search_national(store: RecordStore, node: str, checks: Sequence[Check],
-                          parsed: Sequence[Any]) -> tuple[NationalResult, ...]:
+async def search_national(
+    store: RecordStore, node: str, checks: Sequence[Check], parsed: Sequence[Any]
+) -> tuple[NationalResult, ...]:
     out = []
     for check, criteria in zip(checks, parsed, strict=True):
         if criteria is None or criteria is _UNSUPPORTED:
-            out.append(NationalResult(check=check.id, status="error",
-                                      reason="category_not_held" if criteria is None
-                                      else "criteria_not_supported"))
+            out.append(
+                NationalResult(
+                    check=check.id,
+                    status="error",
+                    reason="category_not_held" if criteria is None else "criteria_not_supported",
+                )
+            )
             continue
         found = await store.search(check.category, criteria, check.limit)
-        hits = tuple(Hit(ref=make_ref(node, check.category, m.record.id), score=m.score,
-                         record=m.record.fields, reasons=m.reasons) for m in found)
-        out.append(NationalResult(check=check.id, status="hit" if hits else "no_hit",
-                                  hits=hits))
+        hits = tuple(
+            Hit(
+                ref=make_ref(node, check.category, m.record.id),
+                score=m.score,
+                record=m.record.fields,
+                reasons=m.reasons,
+            )
+            for m in found
+        )
+        out.append(NationalResult(check=check.id, status="hit" if hits else "no_hit", hits=hits))
     return tuple(out)

@@ -29,14 +29,23 @@ class Prepared:
     trust: TrustStore
 
 
-async def prepare(*, node: str, request: Request, peers: Sequence[str] | Literal["*"],
-                  policy: Policy, trust: TrustStore, store: RecordStore) -> Prepared:
+async def prepare(
+    *,
+    node: str,
+    request: Request,
+    peers: Sequence[str] | Literal["*"],
+    policy: Policy,
+    trust: TrustStore,
+    store: RecordStore,
+) -> Prepared:
     """Refuses (before anything is sent) check ids used twice, criteria that are wrong,
     peers not in the trust store, and a check the outbound policy sends to no peer at all."""
     ids = [c.id for c in request.checks]
     if len(set(ids)) != len(ids):
-        raise InvalidRequest("check ids must be unique (a subject adds document, "
-                             "wanted_person, terrorism_suspect and vehicle)")
+        raise InvalidRequest(
+            "check ids must be unique (a subject adds document, "
+            "wanted_person, terrorism_suspect and vehicle)"
+        )
     if not request.checks:
         raise InvalidRequest("nothing to check")
     if len(request.checks) > 32:
@@ -47,15 +56,22 @@ async def prepare(*, node: str, request: Request, peers: Sequence[str] | Literal
     else:
         unknown = sorted(set(peers) - set(trust.peers))
         if unknown:
-            raise InvalidRequest(f"not in the trust store: {', '.join(unknown)}",
-                                 peers=unknown)
+            raise InvalidRequest(f"not in the trust store: {', '.join(unknown)}", peers=unknown)
         chosen = list(dict.fromkeys(peers))
     plans = plan(policy, request, chosen)
     if plans and not any(p.allowed for p in plans):
         cats = ", ".join(sorted({c.category.value for c in request.checks}))
         raise OutboundDenied(
             f"the outbound policy lets {request.agency} ask none of these peers about "
-            f"{cats} for {request.purpose.value}", agency=request.agency)
+            f"{cats} for {request.purpose.value}",
+            agency=request.agency,
+        )
     national = await search_national(store, node, request.checks, parsed)
-    return Prepared(id=new_enquiry_id(time.time()), request=request, plans=plans,
-                    national=national, policy_digest=policy.digest, trust=trust)
+    return Prepared(
+        id=new_enquiry_id(time.time()),
+        request=request,
+        plans=plans,
+        national=national,
+        policy_digest=policy.digest,
+        trust=trust,
+    )

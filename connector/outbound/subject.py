@@ -45,8 +45,9 @@ def subject_checks(subject: Subject) -> tuple[Check, ...]:
         first = first or mrz.secondary_identifier or None
         if birth is None and mrz.birth_date_parsed is not None:
             birth = mrz.birth_date_parsed.isoformat()
-        checks.append(Check(id=DOCUMENT, category=Category.TRAVEL_DOCUMENTS,
-                            criteria={"mrz": subject.mrz}))
+        checks.append(
+            Check(id=DOCUMENT, category=Category.TRAVEL_DOCUMENTS, criteria={"mrz": subject.mrz})
+        )
     elif number is not None:
         doc: dict[str, str | int | bool] = {"number": number}
         if subject.document_country:
@@ -55,16 +56,23 @@ def subject_checks(subject: Subject) -> tuple[Check, ...]:
             doc["document_type"] = subject.document_type
         checks.append(Check(id=DOCUMENT, category=Category.TRAVEL_DOCUMENTS, criteria=doc))
     person: dict[str, str | int | bool] = {
-        k: v for k, v in (("document_number", number), ("first_name", first),
-                          ("last_name", last), ("birth_date", birth),
-                          ("nationality", subject.nationality)) if v}
+        k: v
+        for k, v in (
+            ("document_number", number),
+            ("first_name", first),
+            ("last_name", last),
+            ("birth_date", birth),
+            ("nationality", subject.nationality),
+        )
+        if v
+    }
     # A birth date or nationality alone describes nobody: they only weigh on a match.
     if person.keys() & {"document_number", "first_name", "last_name"}:
         checks.append(Check(id=WANTED, category=Category.WANTED_PERSONS, criteria=person))
-        checks.append(Check(id=TERRORISM, category=Category.TERRORISM_SUSPECTS,
-                            criteria=person))
+        checks.append(Check(id=TERRORISM, category=Category.TERRORISM_SUSPECTS, criteria=person))
     vehicle: dict[str, str | int | bool] = {
-        k: v for k, v in (("vin", subject.vin), ("plate", subject.plate)) if v}
+        k: v for k, v in (("vin", subject.vin), ("plate", subject.plate)) if v
+    }
     if vehicle:
         if subject.plate and subject.plate_country:
             vehicle["country"] = subject.plate_country

@@ -27,9 +27,17 @@ async def _fetch(url: str, pin: str | None) -> FetchedIdentity:
         return await fetch_identity(session, url, pin=pin)
 
 
-def add_peer(peers_file: Path, *, peer_id: str, url: str, jwk_text: str | None, fetch: bool,
-             tls_fingerprint: str | None, insecure: bool,
-             confirm: Callable[[str], bool]) -> Peer | None:
+def add_peer(
+    peers_file: Path,
+    *,
+    peer_id: str,
+    url: str,
+    jwk_text: str | None,
+    fetch: bool,
+    tls_fingerprint: str | None,
+    insecure: bool,
+    confirm: Callable[[str], bool],
+) -> Peer | None:
     """Pin a peer. With fetch, the admin sees the key thumbprint and TLS fingerprint first and
     confirms them (compare them with what the peer's NCB gave you by another channel)."""
     if not is_node_id(peer_id):
@@ -52,10 +60,14 @@ def add_peer(peers_file: Path, *, peer_id: str, url: str, jwk_text: str | None, 
         fp = fp or fetched.tls_fingerprint
         claimed = fetched.claims.tls_fingerprint
         if claimed and fp and normalise_fingerprint(claimed) != fp:
-            raise TrustStoreError(f"{url} presents certificate {fp} but its signed identity "
-                                  f"names {claimed}; not pinning")
-        summary = (f"peer {peer_id} at {url}\n  key thumbprint   {key.kid}\n"
-                   f"  tls fingerprint  {fp or '(plain http)'}")
+            raise TrustStoreError(
+                f"{url} presents certificate {fp} but its signed identity "
+                f"names {claimed}; not pinning"
+            )
+        summary = (
+            f"peer {peer_id} at {url}\n  key thumbprint   {key.kid}\n"
+            f"  tls fingerprint  {fp or '(plain http)'}"
+        )
         if not confirm(summary):
             return None
     else:
@@ -69,8 +81,13 @@ def add_peer(peers_file: Path, *, peer_id: str, url: str, jwk_text: str | None, 
     store = load_trust_store(peers_file)
     if peer_id in store.peers:
         raise TrustStoreError(f"{peer_id} is already trusted; remove it first to re-pin")
-    peer = Peer(id=peer_id, url=url.rstrip("/"), keys=(PinnedKey(key=key),),
-                tls_fingerprint=fp, insecure=insecure)
+    peer = Peer(
+        id=peer_id,
+        url=url.rstrip("/"),
+        keys=(PinnedKey(key=key),),
+        tls_fingerprint=fp,
+        insecure=insecure,
+    )
     save_trust_store(peers_file, store.with_peer(peer))
     return peer
 

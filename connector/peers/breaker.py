@@ -22,8 +22,9 @@ class Breakers:
     query (or a health check) may probe it; success closes the breaker, failure reopens it
     with the cooldown doubled, up to `max_cooldown`. Time is passed in."""
 
-    def __init__(self, *, threshold: int = 3, cooldown: float = 5.0,
-                 max_cooldown: float = 60.0) -> None:
+    def __init__(
+        self, *, threshold: int = 3, cooldown: float = 5.0, max_cooldown: float = 60.0
+    ) -> None:
         self.threshold = threshold
         self.base_cooldown = cooldown
         self.max_cooldown = max_cooldown

@@ -69,8 +69,15 @@ class _Route:
 class PeerClient:
     """Queries peers over one shared ClientSession (connections are reused)."""
 
-    def __init__(self, *, session: aiohttp.ClientSession, signer: Signer, node: str,
-                 clock: Callable[[], float], timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        *,
+        session: aiohttp.ClientSession,
+        signer: Signer,
+        node: str,
+        clock: Callable[[], float],
+        timeout: float = 5.0,
+    ) -> None:
         self.session = session
         self.signer = signer
         self.node = node
@@ -90,13 +97,18 @@ class PeerClient:
         if route is None or route.peer is not peer:
             route = _Route(peer=peer, url=URL(f"{peer.url}/v1/query"), ssl=transport_for(peer))
             if peer.insecure and peer.id not in self._routes:
-                log.warning("peer_insecure", peer=peer.id, url=peer.url,
-                            detail="plain HTTP: for tests and demos only")
+                log.warning(
+                    "peer_insecure",
+                    peer=peer.id,
+                    url=peer.url,
+                    detail="plain HTTP: for tests and demos only",
+                )
             self._routes[peer.id] = route
         return route
 
-    async def send(self, peer: Peer, query: Query, token: bytes, *,
-                   timeout: float | None = None) -> Exchange:
+    async def send(
+        self, peer: Peer, query: Query, token: bytes, *, timeout: float | None = None
+    ) -> Exchange:
         when = datetime.fromtimestamp(self.clock(), UTC)
         # Any key pinned for the peer and valid now may sign its answer (rotation).
         keys = [k.key for k in peer.keys if k.valid_at(when)]
@@ -107,7 +119,10 @@ class PeerClient:
         started = loop.time()
         try:
             async with self.session.post(
-                route.url, data=token, ssl=route.ssl, headers=_QUERY_HEADERS,
+                route.url,
+                data=token,
+                ssl=route.ssl,
+                headers=_QUERY_HEADERS,
                 timeout=aiohttp.ClientTimeout(total=timeout or self.timeout),
             ) as resp:
                 if (resp.content_length or 0) > MAX_ANSWER_BYTES:
@@ -115,11 +130,11 @@ class PeerClient:
                 body = await resp.content.read(MAX_ANSWER_BYTES + 1)
                 status, ctype = resp.status, resp.content_type
         except aiohttp.ServerFingerprintMismatch as exc:
-            raise PeerUnreachable(f"{peer.id}: the TLS certificate does not match the pin") \
-                from exc
+            raise PeerUnreachable(f"{peer.id}: the TLS certificate does not match the pin") from exc
         except aiohttp.ClientConnectorError as exc:
-            raise PeerUnreachable(f"{peer.id}: cannot connect to {peer.url}: "
-                                  f"{exc.os_error.strerror or exc.os_error}") from exc
+            raise PeerUnreachable(
+                f"{peer.id}: cannot connect to {peer.url}: {exc.os_error.strerror or exc.os_error}"
+            ) from exc
         except TimeoutError as exc:
             raise PeerTimeout(f"{peer.id}: no answer within the timeout") from exc
         except (aiohttp.ClientError, OSError) as exc:
@@ -127,13 +142,29 @@ class PeerClient:
         elapsed = loop.time() - started
         if status != 200:
             problem = _problem(body) if ctype == "application/problem+json" else {}
-            raise PeerRejected(f"{peer.id} answered {status}: "
-                               f"{problem.get('detail') or problem.get('title') or ctype}",
-                               peer_status=status, peer_problem=problem)
-        answer = open_answer_pinned(body, keys=keys, peer=peer.id, me=self.node,
-                                    query_token=token, query=query, now=self.clock())
-        return Exchange(peer=peer.id, query=query, query_token=token, answer=answer,
-                        answer_token=body, elapsed=elapsed)
+            raise PeerRejected(
+                f"{peer.id} answered {status}: "
+                f"{problem.get('detail') or problem.get('title') or ctype}",
+                peer_status=status,
+                peer_problem=problem,
+            )
+        answer = open_answer_pinned(
+            body,
+            keys=keys,
+            peer=peer.id,
+            me=self.node,
+            query_token=token,
+            query=query,
+            now=self.clock(),
+        )
+        return Exchange(
+            peer=peer.id,
+            query=query,
+            query_token=token,
+            answer=answer,
+            answer_token=body,
+            elapsed=elapsed,
+        )
 
 
 def _problem(body: bytes) -> dict[str, object]:
@@ -174,16 +205,18 @@ async def peer_certificate_fingerprint(url: str, *, timeout: float = 5.0) -> str
     return der_fingerprint(der)
 
 
-async def fetch_identity(session: aiohttp.ClientSession, url: str, *,
-                         pin: str | None = None, timeout: float = 5.0) -> FetchedIdentity:
+async def fetch_identity(
+    session: aiohttp.ClientSession, url: str, *, pin: str | None = None, timeout: float = 5.0
+) -> FetchedIdentity:
     """Read a peer's `/v1/identity` over TLS pinned to `pin`, or, without one, to the
     certificate the peer presents now, whose fingerprint is returned for an admin to compare
     out of band before trusting it."""
     fp = pin or await peer_certificate_fingerprint(url, timeout=timeout)
     tls: aiohttp.Fingerprint | bool = aiohttp.Fingerprint(fingerprint_bytes(fp)) if fp else False
     try:
-        async with session.get(f"{url.rstrip('/')}/v1/identity", ssl=tls,
-                               timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
+        async with session.get(
+            f"{url.rstrip('/')}/v1/identity", ssl=tls, timeout=aiohttp.ClientTimeout(total=timeout)
+        ) as resp:
             body = await resp.read()
             if resp.status != 200:
                 raise PeerRejected(f"{url} answered {resp.status}")

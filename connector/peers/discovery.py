@@ -87,14 +87,30 @@ class Discovered:
             self.version += 1
             peer = trust.get(s.node)
             if s.standing == "known" and peer is not None:
-                log.info("peer_address_discovered", peer=s.node, host=s.host, port=s.port,
-                         pinned_url=peer.url)
+                log.info(
+                    "peer_address_discovered",
+                    peer=s.node,
+                    host=s.host,
+                    port=s.port,
+                    pinned_url=peer.url,
+                )
             elif s.standing == "key_mismatch":
-                log.warning("discovered_key_mismatch", peer=s.node, kid=s.kid, host=s.host,
-                            detail="announces a key not pinned in peers.yaml; not used")
+                log.warning(
+                    "discovered_key_mismatch",
+                    peer=s.node,
+                    kid=s.kid,
+                    host=s.host,
+                    detail="announces a key not pinned in peers.yaml; not used",
+                )
             else:
-                log.info("node_discovered", node=s.node, kid=s.kid, host=s.host, port=s.port,
-                         detail="not trusted until an admin adds it")
+                log.info(
+                    "node_discovered",
+                    node=s.node,
+                    kid=s.kid,
+                    host=s.host,
+                    port=s.port,
+                    detail="not trusted until an admin adds it",
+                )
         self.save()
         return s
 
@@ -112,9 +128,11 @@ class Discovered:
         return current
 
     def save(self) -> None:
-        doc = {"node": self.node, "written_at": self.clock(),
-               "discovered": [asdict(s) for s in sorted(self.seen.values(),
-                                                          key=lambda s: s.node)]}
+        doc = {
+            "node": self.node,
+            "written_at": self.clock(),
+            "discovered": [asdict(s) for s in sorted(self.seen.values(), key=lambda s: s.node)],
+        }
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".discovered.", suffix=".json")
         try:
@@ -144,32 +162,43 @@ def _announce_addresses(host: str, interfaces: list[str]) -> list[str]:
 
 def sighting_from(info: AsyncServiceInfo, now: float) -> Sighting | None:
     """A sighting from a resolved service, or None when its TXT record is not ours."""
-    props = {k.decode(errors="replace"): (v or b"").decode(errors="replace")
-             for k, v in info.properties.items()}
+    props = {
+        k.decode(errors="replace"): (v or b"").decode(errors="replace")
+        for k, v in info.properties.items()
+    }
     node, kid, proto = props.get("node", ""), props.get("kid", ""), props.get("proto", "")
     addresses = info.parsed_addresses()
     if not is_node_id(node) or not kid or not addresses or not info.port:
         return None
-    return Sighting(node=node, kid=kid, protocol=proto, host=addresses[0], port=info.port,
-                    seen_at=now)
+    return Sighting(
+        node=node, kid=kid, protocol=proto, host=addresses[0], port=info.port, seen_at=now
+    )
 
 
-def discovery_ctx(node: Node, discovered: Discovered, peer_port: Callable[[], int]
-                  ) -> Callable[[web.Application], AsyncIterator[None]]:
+def discovery_ctx(
+    node: Node, discovered: Discovered, peer_port: Callable[[], int]
+) -> Callable[[web.Application], AsyncIterator[None]]:
     s = node.settings
     interfaces = list(s.discovery.interfaces)
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         v6 = any(":" in a for a in interfaces)
-        aiozc = AsyncZeroconf(interfaces=interfaces or None,  # type: ignore[arg-type]
-                              ip_version=IPVersion.All if v6 else IPVersion.V4Only)
-        addresses = [ipaddress.ip_address(a).packed
-                     for a in _announce_addresses(s.listen.peer.host, interfaces)]
+        aiozc = AsyncZeroconf(
+            interfaces=interfaces or None,  # type: ignore[arg-type]
+            ip_version=IPVersion.All if v6 else IPVersion.V4Only,
+        )
+        addresses = [
+            ipaddress.ip_address(a).packed
+            for a in _announce_addresses(s.listen.peer.host, interfaces)
+        ]
         info = AsyncServiceInfo(
-            SERVICE_TYPE, f"{s.node}.{SERVICE_TYPE}", addresses=addresses, port=peer_port(),
-            properties={"node": s.node, "kid": node.signer.kid,
-                        "proto": str(PROTOCOL_VERSION)},
-            server=f"ncb-{s.node.lower()}.local.")
+            SERVICE_TYPE,
+            f"{s.node}.{SERVICE_TYPE}",
+            addresses=addresses,
+            port=peer_port(),
+            properties={"node": s.node, "kid": node.signer.kid, "proto": str(PROTOCOL_VERSION)},
+            server=f"ncb-{s.node.lower()}.local.",
+        )
         tasks: set[asyncio.Task[None]] = set()
 
         async def resolve(zc: Zeroconf, service_type: str, name: str) -> None:
@@ -180,8 +209,9 @@ def discovery_ctx(node: Node, discovered: Discovered, peer_port: Callable[[], in
             if sighting is not None and sighting.node != s.node:
                 discovered.see(sighting, node.live.current_trust())
 
-        def on_change(zeroconf: Zeroconf, service_type: str, name: str,
-                      state_change: ServiceStateChange) -> None:
+        def on_change(
+            zeroconf: Zeroconf, service_type: str, name: str, state_change: ServiceStateChange
+        ) -> None:
             if state_change in (ServiceStateChange.Added, ServiceStateChange.Updated):
                 task = asyncio.ensure_future(resolve(zeroconf, service_type, name))
                 tasks.add(task)
@@ -189,8 +219,9 @@ def discovery_ctx(node: Node, discovered: Discovered, peer_port: Callable[[], in
 
         await (await aiozc.async_register_service(info))
         browser = AsyncServiceBrowser(aiozc.zeroconf, SERVICE_TYPE, handlers=[on_change])
-        log.info("discovery_started", service=info.name, port=info.port,
-                 interfaces=interfaces or "all")
+        log.info(
+            "discovery_started", service=info.name, port=info.port, interfaces=interfaces or "all"
+        )
         yield
         await browser.async_cancel()
         for task in list(tasks):

@@ -44,9 +44,9 @@ class PeerHealth:
     error: str | None = None
 
 
-def key_findings(peer: Peer, *, signing_kid: str, iss: str, tls_claim: str | None,
-                 now: float, warn_days: int) -> tuple[bool, bool | None, float | None, bool,
-                                                      str | None]:
+def key_findings(
+    peer: Peer, *, signing_kid: str, iss: str, tls_claim: str | None, now: float, warn_days: int
+) -> tuple[bool, bool | None, float | None, bool, str | None]:
     """(key ok, TLS claim ok, key expiry, expiring soon, problem) from a verified identity."""
     when = datetime.fromtimestamp(now, UTC)
     pinned = peer.key_by_kid(signing_kid)
@@ -68,44 +68,91 @@ def key_findings(peer: Peer, *, signing_kid: str, iss: str, tls_claim: str | Non
     return key_ok, tls_ok, expires, expiring, problem
 
 
-async def check_peer(session: aiohttp.ClientSession, peer: Peer, *, now: float, timeout: float,
-                     warn_days: int, monotonic: Callable[[], float]) -> PeerHealth:
+async def check_peer(
+    session: aiohttp.ClientSession,
+    peer: Peer,
+    *,
+    now: float,
+    timeout: float,
+    warn_days: int,
+    monotonic: Callable[[], float],
+) -> PeerHealth:
     """GET the peer's /v1/identity over the pinned transport and compare it with the pins."""
     started = monotonic()
     try:
-        async with session.get(f"{peer.url}/v1/identity", ssl=transport_for(peer),
-                               headers={"Accept": JOSE_MEDIA_TYPE},
-                               timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
+        async with session.get(
+            f"{peer.url}/v1/identity",
+            ssl=transport_for(peer),
+            headers={"Accept": JOSE_MEDIA_TYPE},
+            timeout=aiohttp.ClientTimeout(total=timeout),
+        ) as resp:
             body = await resp.content.read(MAX_IDENTITY_BYTES)
             status = resp.status
     except aiohttp.ServerFingerprintMismatch:
-        return PeerHealth(peer=peer.id, url=peer.url, up=False, checked_at=now, tls_ok=False,
-                          error="the TLS certificate does not match the pin")
+        return PeerHealth(
+            peer=peer.id,
+            url=peer.url,
+            up=False,
+            checked_at=now,
+            tls_ok=False,
+            error="the TLS certificate does not match the pin",
+        )
     except (aiohttp.ClientError, TimeoutError, OSError, ConnectorError) as exc:
-        return PeerHealth(peer=peer.id, url=peer.url, up=False, checked_at=now,
-                          error=f"{type(exc).__name__}: {exc}".strip(": "))
+        return PeerHealth(
+            peer=peer.id,
+            url=peer.url,
+            up=False,
+            checked_at=now,
+            error=f"{type(exc).__name__}: {exc}".strip(": "),
+        )
     latency = round((monotonic() - started) * 1000, 1)
     if status != 200:
-        return PeerHealth(peer=peer.id, url=peer.url, up=False, checked_at=now,
-                          latency_ms=latency, error=f"HTTP {status}")
+        return PeerHealth(
+            peer=peer.id,
+            url=peer.url,
+            up=False,
+            checked_at=now,
+            latency_ms=latency,
+            error=f"HTTP {status}",
+        )
     try:
         claims, key = open_identity(body, now=now)
     except ConnectorError as exc:
-        return PeerHealth(peer=peer.id, url=peer.url, up=False, checked_at=now,
-                          latency_ms=latency, key_ok=False, error=exc.detail)
+        return PeerHealth(
+            peer=peer.id,
+            url=peer.url,
+            up=False,
+            checked_at=now,
+            latency_ms=latency,
+            key_ok=False,
+            error=exc.detail,
+        )
     key_ok, tls_ok, expires, expiring, problem = key_findings(
-        peer, signing_kid=key.kid, iss=claims.iss, tls_claim=claims.tls_fingerprint, now=now,
-        warn_days=warn_days)
-    return PeerHealth(peer=peer.id, url=peer.url, up=bool(key_ok and tls_ok is not False),
-                      checked_at=now, latency_ms=latency, key_ok=key_ok, tls_ok=tls_ok,
-                      key_expires_at=expires, key_expiring=expiring, error=problem)
+        peer,
+        signing_kid=key.kid,
+        iss=claims.iss,
+        tls_claim=claims.tls_fingerprint,
+        now=now,
+        warn_days=warn_days,
+    )
+    return PeerHealth(
+        peer=peer.id,
+        url=peer.url,
+        up=bool(key_ok and tls_ok is not False),
+        checked_at=now,
+        latency_ms=latency,
+        key_ok=key_ok,
+        tls_ok=tls_ok,
+        key_expires_at=expires,
+        key_expiring=expiring,
+        error=problem,
+    )
 
 
 # --- the state file, read by `peers status` in another process --------------------------------
 
 
-def save_health(path: Path, rows: Sequence[PeerHealth], *, written_at: float,
-                node: str) -> None:
+def save_health(path: Path, rows: Sequence[PeerHealth], *, written_at: float, node: str) -> None:
     doc = {"node": node, "written_at": written_at, "peers": [asdict(r) for r in rows]}
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".peer-health.", suffix=".json")
@@ -124,8 +171,7 @@ def load_health(path: Path) -> tuple[float | None, list[PeerHealth]]:
     except (OSError, orjson.JSONDecodeError):
         return None, []
     fields = set(PeerHealth.__dataclass_fields__)
-    rows = [PeerHealth(**{k: v for k, v in r.items() if k in fields})
-            for r in doc.get("peers", [])]
+    rows = [PeerHealth(**{k: v for k, v in r.items() if k in fields}) for r in doc.get("peers", [])]
     return doc.get("written_at"), rows
 
 
@@ -133,10 +179,20 @@ class HealthMonitor:
     """Runs the checks (an APScheduler job), keeps up/down history, feeds the breakers: a
     peer found back up may be asked again at once instead of after its cooldown."""
 
-    def __init__(self, *, session: aiohttp.ClientSession, trust: Callable[[], TrustStore],
-                 breakers: Breakers, path: Path, node: str, clock: Callable[[], float],
-                 monotonic: Callable[[], float], timeout: float, warn_days: int,
-                 concurrency: int = 64) -> None:
+    def __init__(
+        self,
+        *,
+        session: aiohttp.ClientSession,
+        trust: Callable[[], TrustStore],
+        breakers: Breakers,
+        path: Path,
+        node: str,
+        clock: Callable[[], float],
+        monotonic: Callable[[], float],
+        timeout: float,
+        warn_days: int,
+        concurrency: int = 64,
+    ) -> None:
         self.session = session
         self.trust = trust
         self.breakers = breakers
@@ -158,22 +214,41 @@ class HealthMonitor:
 
     async def _one(self, peer: Peer) -> PeerHealth:
         async with self._gate:
-            row = await check_peer(self.session, peer, now=self.clock(), timeout=self.timeout,
-                                   warn_days=self.warn_days, monotonic=self.monotonic)
+            row = await check_peer(
+                self.session,
+                peer,
+                now=self.clock(),
+                timeout=self.timeout,
+                warn_days=self.warn_days,
+                monotonic=self.monotonic,
+            )
         before = self.last.get(peer.id)
         if row.up:
             self.breakers.success(peer.id)
         else:
             self.breakers.failure(peer.id, self.monotonic())
         last_up = row.checked_at if row.up else (before.last_up_at if before else None)
-        row = PeerHealth(**{**asdict(row), "last_up_at": last_up,
-                            "breaker": self.breakers.state(peer.id, self.monotonic())})
+        row = PeerHealth(
+            **{
+                **asdict(row),
+                "last_up_at": last_up,
+                "breaker": self.breakers.state(peer.id, self.monotonic()),
+            }
+        )
         if before is None or before.up != row.up:
             emit = log.info if row.up else log.warning
-            emit("peer_up" if row.up else "peer_down", peer=peer.id, url=peer.url,
-                 error=row.error, latency_ms=row.latency_ms)
+            emit(
+                "peer_up" if row.up else "peer_down",
+                peer=peer.id,
+                url=peer.url,
+                error=row.error,
+                latency_ms=row.latency_ms,
+            )
         if row.key_expiring and (before is None or not before.key_expiring):
-            log.warning("peer_key_expiring", peer=peer.id,
-                        not_after=datetime.fromtimestamp(row.key_expires_at or 0, UTC)
-                        .isoformat(), days=self.warn_days)
+            log.warning(
+                "peer_key_expiring",
+                peer=peer.id,
+                not_after=datetime.fromtimestamp(row.key_expires_at or 0, UTC).isoformat(),
+                days=self.warn_days,
+            )
         return row

@@ -31,7 +31,7 @@ def normalise_fingerprint(text: str) -> str:
     if not m:
         raise ValueError("a TLS fingerprint is the SHA-256 of the certificate: 64 hex digits")
     digits = m.group(2).replace(":", "").upper()
-    return ":".join(digits[i:i + 2] for i in range(0, 64, 2))
+    return ":".join(digits[i : i + 2] for i in range(0, 64, 2))
 
 
 def fingerprint_bytes(fp: str) -> bytes:
@@ -80,7 +80,8 @@ class TrustStore:
                 owner = kids.get(pinned.key.kid)
                 if owner is not None and owner[0] != peer.id:
                     raise TrustStoreError(
-                        f"key {pinned.key.kid} is pinned for both {owner[0]} and {peer.id}")
+                        f"key {pinned.key.kid} is pinned for both {owner[0]} and {peer.id}"
+                    )
                 kids[pinned.key.kid] = (peer.id, pinned)
         return cls(peers=table, by_kid=kids)
 
@@ -145,8 +146,13 @@ def _peer_from_entry(entry: _PeerEntry, where: str) -> Peer:
         raise TrustStoreError(f"{where}: peer {entry.id}: an https peer needs tls_fingerprint")
     if entry.url.startswith("http://") and not entry.insecure:
         raise TrustStoreError(f"{where}: peer {entry.id}: plain http needs insecure: true")
-    return Peer(id=entry.id, url=entry.url.rstrip("/"), keys=tuple(keys), tls_fingerprint=fp,
-                insecure=entry.insecure)
+    return Peer(
+        id=entry.id,
+        url=entry.url.rstrip("/"),
+        keys=tuple(keys),
+        tls_fingerprint=fp,
+        insecure=entry.insecure,
+    )
 
 
 def load_trust_store(path: Path) -> TrustStore:
@@ -160,8 +166,10 @@ def load_trust_store(path: Path) -> TrustStore:
     try:
         parsed = _File.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
-                             for e in exc.errors(include_url=False))
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+            for e in exc.errors(include_url=False)
+        )
         raise TrustStoreError(f"{path}: {problems}") from exc
     return TrustStore.of(_peer_from_entry(e, str(path)) for e in parsed.peers)
 
@@ -181,8 +189,7 @@ def dump_trust_store(store: TrustStore) -> str:
             entry["insecure"] = True
         peers.append(entry)
     header = "# Trust store: the peers this node answers and asks. Edit: `ncb-connector peers`.\n"
-    return header + yaml.dump({"peers": peers}, Dumper=_Dumper, sort_keys=False,
-                              allow_unicode=True)
+    return header + yaml.dump({"peers": peers}, Dumper=_Dumper, sort_keys=False, allow_unicode=True)
 
 
 def save_trust_store(path: Path, store: TrustStore) -> None:

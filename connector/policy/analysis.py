@@ -351,8 +351,14 @@ def rules_by_country(policy: Policy, peer: str) -> list[str]:
     if not (len(peer) > 3 and peer[2] == "-"):
         return []
     country = peer[:2]
-    found = [f"inbound {r.name!r}" for r in policy.inbound
-             if r.peers is not None and country in r.peers and peer not in r.peers]
-    found += [f"outbound {r.name!r}" for r in policy.outbound
-              if r.peers is not None and country in r.peers and peer not in r.peers]
+    found = [
+        f"inbound {r.name!r}"
+        for r in policy.inbound
+        if r.peers is not None and country in r.peers and peer not in r.peers
+    ]
+    found += [
+        f"outbound {r.name!r}"
+        for r in policy.outbound
+        if r.peers is not None and country in r.peers and peer not in r.peers
+    ]
     return found

@@ -34,9 +34,20 @@ def _spec(category: Category, fields: tuple[str, ...], summary: tuple[str, ...])
 
 
 _PERSON_FIELDS = (
-    "first_name", "last_name", "middle_name", "aliases", "name_original_script",
-    "birth_date", "birth_place", "nationality", "sex", "document_numbers",
-    "address", "phone", "distinguishing_marks", "photo_ref",
+    "first_name",
+    "last_name",
+    "middle_name",
+    "aliases",
+    "name_original_script",
+    "birth_date",
+    "birth_place",
+    "nationality",
+    "sex",
+    "document_numbers",
+    "address",
+    "phone",
+    "distinguishing_marks",
+    "photo_ref",
 )
 
 CATEGORIES: Mapping[Category, CategorySpec] = {
@@ -44,34 +55,88 @@ CATEGORIES: Mapping[Category, CategorySpec] = {
     for spec in (
         _spec(
             Category.TRAVEL_DOCUMENTS,
-            ("number", "country", "document_type", "status", "reported_on", "holder_name",
-             "remarks"),
+            (
+                "number",
+                "country",
+                "document_type",
+                "status",
+                "reported_on",
+                "holder_name",
+                "remarks",
+            ),
             ("number", "country", "document_type", "status", "reported_on"),
         ),
         _spec(
             Category.WANTED_PERSONS,
-            (*_PERSON_FIELDS, "warrant_country", "warrant_reference", "charges", "notice_type",
-             "dangerous", "contact"),
-            ("first_name", "last_name", "birth_date", "nationality", "sex", "warrant_country",
-             "charges", "notice_type", "dangerous", "contact"),
+            (
+                *_PERSON_FIELDS,
+                "warrant_country",
+                "warrant_reference",
+                "charges",
+                "notice_type",
+                "dangerous",
+                "contact",
+            ),
+            (
+                "first_name",
+                "last_name",
+                "birth_date",
+                "nationality",
+                "sex",
+                "warrant_country",
+                "charges",
+                "notice_type",
+                "dangerous",
+                "contact",
+            ),
         ),
         _spec(
             Category.TERRORISM_SUSPECTS,
             (*_PERSON_FIELDS, "organisation", "listing_reference", "dangerous", "contact"),
-            ("first_name", "last_name", "birth_date", "nationality", "sex", "dangerous",
-             "contact"),
+            ("first_name", "last_name", "birth_date", "nationality", "sex", "dangerous", "contact"),
         ),
         _spec(
             Category.VEHICLES,
-            ("vin", "plate", "plate_country", "make", "model", "colour", "year", "stolen_on",
-             "status", "owner_name", "remarks"),
-            ("vin", "plate", "plate_country", "make", "model", "colour", "year", "stolen_on",
-             "status"),
+            (
+                "vin",
+                "plate",
+                "plate_country",
+                "make",
+                "model",
+                "colour",
+                "year",
+                "stolen_on",
+                "status",
+                "owner_name",
+                "remarks",
+            ),
+            (
+                "vin",
+                "plate",
+                "plate_country",
+                "make",
+                "model",
+                "colour",
+                "year",
+                "stolen_on",
+                "status",
+            ),
         ),
         _spec(
             Category.ARTWORKS,
-            ("title", "artist", "object_type", "materials", "dimensions", "period",
-             "description", "stolen_on", "stolen_from", "image_ref", "contact"),
+            (
+                "title",
+                "artist",
+                "object_type",
+                "materials",
+                "dimensions",
+                "period",
+                "description",
+                "stolen_on",
+                "stolen_from",
+                "image_ref",
+                "contact",
+            ),
             ("title", "artist", "object_type", "period", "stolen_on", "contact"),
         ),
         _spec(
@@ -89,7 +154,8 @@ CATEGORIES: Mapping[Category, CategorySpec] = {
 
 
 _FIELDS: Mapping[Category, frozenset[str]] = {
-    c: frozenset(spec.fields) for c, spec in CATEGORIES.items()}
+    c: frozenset(spec.fields) for c, spec in CATEGORIES.items()
+}
 
 
 def fields_of(category: Category) -> frozenset[str]:

@@ -57,11 +57,16 @@ def record_id(entity_id: str) -> str:
     if len(clean) <= MAX_ID_LENGTH:
         return clean
     digest = hashlib.sha256(entity_id.encode()).hexdigest()[:_ID_HASH_LENGTH]
-    return f"{clean[:MAX_ID_LENGTH - _ID_HASH_LENGTH - 1]}-{digest}"
+    return f"{clean[: MAX_ID_LENGTH - _ID_HASH_LENGTH - 1]}-{digest}"
 
 
-def ftm_to_row(entity: Mapping[str, Any], *, category: Category, status: str | None = None,
-               warrant_country: str | None = None) -> dict[str, Any]:
+def ftm_to_row(
+    entity: Mapping[str, Any],
+    *,
+    category: Category,
+    status: str | None = None,
+    warrant_country: str | None = None,
+) -> dict[str, Any]:
     """The import row of `category` for one FtM entity, ready for the kind's `parse_row`.
 
     `status` is the record status of travel documents and vehicles (FtM has none; required
@@ -72,16 +77,19 @@ def ftm_to_row(entity: Mapping[str, Any], *, category: Category, status: str | N
     """
     expected = FTM_SCHEMATA.get(category)
     if expected is None:
-        raise RowError(f"{category.value} cannot be imported from FtM entities: FtM covers "
-                       f"{_covered()}")
+        raise RowError(
+            f"{category.value} cannot be imported from FtM entities: FtM covers {_covered()}"
+        )
     schema = entity.get("schema")
     if not isinstance(schema, str) or not schema:
-        raise RowError("schema: an FtM entity names its schema, e.g. \"schema\": \"Person\"")
+        raise RowError('schema: an FtM entity names its schema, e.g. "schema": "Person"')
     if schema != expected:
         fits = sorted(c.value for c, s in FTM_SCHEMATA.items() if s == schema)
         hint = f" (a {schema} goes to {' or '.join(fits)})" if fits else ""
-        raise RowError(f"schema: {schema} does not fit {category.value}, which imports "
-                       f"{expected} entities{hint}")
+        raise RowError(
+            f"schema: {schema} does not fit {category.value}, which imports "
+            f"{expected} entities{hint}"
+        )
     props = _Properties(entity.get("properties"))
     entity_id = entity.get("id")
     if entity_id is not None and not isinstance(entity_id, str):
@@ -93,13 +101,17 @@ def ftm_to_row(entity: Mapping[str, Any], *, category: Category, status: str | N
         row = _vehicle(props, _required_status(status))
     else:
         if row_id is None:
-            raise RowError("id: the entity has no id, and a person record needs one as its "
-                           "national record reference")
+            raise RowError(
+                "id: the entity has no id, and a person record needs one as its "
+                "national record reference"
+            )
         row = _person(props)
         if category is Category.WANTED_PERSONS:
             if not warrant_country:
-                raise RowError("warrant_country: FtM has no warrant, so the warrant country "
-                               "must be given for the whole import")
+                raise RowError(
+                    "warrant_country: FtM has no warrant, so the warrant country "
+                    "must be given for the whole import"
+                )
             row["warrant_country"] = warrant_country.strip().upper()
     if row_id is not None:
         row["id"] = row_id
@@ -144,8 +156,10 @@ class _Properties:
 
 def _required_status(status: str | None) -> str:
     if not status:
-        raise RowError("status: FtM has no theft status, so the status must be given for the "
-                       "whole import (e.g. stolen)")
+        raise RowError(
+            "status: FtM has no theft status, so the status must be given for the "
+            "whole import (e.g. stolen)"
+        )
     return status.strip().lower()
 
 
@@ -168,8 +182,13 @@ def _passport(props: _Properties, status: str) -> dict[str, Any]:
     code = kind.upper() if kind is not None and _ICAO_CODE.fullmatch(kind) else "P"
     # givenName and surname are deprecated (the holder is a linked Person) but still found.
     holder = " ".join(n for n in (props.first("givenName"), props.first("surname")) if n)
-    return {"number": number, "country": _country(props.first("country")),
-            "document_type": code, "status": status, "holder_name": holder or None}
+    return {
+        "number": number,
+        "country": _country(props.first("country")),
+        "document_type": code,
+        "status": status,
+        "holder_name": holder or None,
+    }
 
 
 def _vehicle(props: _Properties, status: str) -> dict[str, Any]:
@@ -183,10 +202,14 @@ def _vehicle(props: _Properties, status: str) -> dict[str, Any]:
         if found is None:
             raise RowError(f"buildDate: {build[:20]!r} is not a date")
         year = int(found[1])
-    return {"vin": props.first("vin") or (vins[0] if vins else None),
-            "plate": plates[0] if plates else None,
-            "plate_country": _country(props.first("country")),
-            "model": props.first("model"), "year": year, "status": status}
+    return {
+        "vin": props.first("vin") or (vins[0] if vins else None),
+        "plate": plates[0] if plates else None,
+        "plate_country": _country(props.first("country")),
+        "model": props.first("model"),
+        "year": year,
+        "status": status,
+    }
 
 
 def _is_vin(value: str) -> bool:
@@ -208,17 +231,25 @@ def _person(props: _Properties) -> dict[str, Any]:
         original = names[0]
     if original is None and first is None and last is None:
         raise RowError("name: the Person has no name, firstName or lastName")
-    structured = {" ".join(p for p in parts if p).casefold()
-                  for parts in ((first, middle, last), (first, last), (last, first))}
+    structured = {
+        " ".join(p for p in parts if p).casefold()
+        for parts in ((first, middle, last), (first, last), (last, first))
+    }
     aliases = [n for n in names if n != original and n.casefold() not in structured]
-    return {"first_name": first, "last_name": last, "middle_name": middle,
-            "aliases": aliases, "name_original_script": original,
-            "birth_date": _date(props.first("birthDate")),
-            "birth_place": props.first("birthPlace"),
-            "nationality": _countries(props.all("nationality", "citizenship")),
-            "sex": _sex(props.first("gender")),
-            "document_numbers": props.all("passportNumber", "idNumber"),
-            "address": props.first("address"), "phone": props.first("phone")}
+    return {
+        "first_name": first,
+        "last_name": last,
+        "middle_name": middle,
+        "aliases": aliases,
+        "name_original_script": original,
+        "birth_date": _date(props.first("birthDate")),
+        "birth_place": props.first("birthPlace"),
+        "nationality": _countries(props.all("nationality", "citizenship")),
+        "sex": _sex(props.first("gender")),
+        "document_numbers": props.all("passportNumber", "idNumber"),
+        "address": props.first("address"),
+        "phone": props.first("phone"),
+    }
 
 
 def _countries(codes: Iterable[str]) -> list[str]:
@@ -235,8 +266,7 @@ def _sex(gender: str | None) -> str | None:
 
 
 def _non_latin(name: str) -> bool:
-    return any(ch.isalpha() and not unicodedata.name(ch, "").startswith("LATIN")
-               for ch in name)
+    return any(ch.isalpha() and not unicodedata.name(ch, "").startswith("LATIN") for ch in name)
 
 
 def _covered() -> str:

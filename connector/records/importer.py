@@ -74,8 +74,13 @@ def _lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes | RowError]]:
             while raw and not raw.endswith(b"\n"):
                 raw = stream.readline(MAX_LINE)
                 skipped += len(raw)
-            yield lineno, RowError(f"the line is {skipped:,} bytes long, more than a record "
-                                   f"can be ({MAX_LINE:,}); skipped")
+            yield (
+                lineno,
+                RowError(
+                    f"the line is {skipped:,} bytes long, more than a record "
+                    f"can be ({MAX_LINE:,}); skipped"
+                ),
+            )
             continue
         yield lineno, raw
 
@@ -98,22 +103,26 @@ def _ndjson_rows(stream: IO[bytes]) -> Iterator[tuple[int, dict[str, Any] | RowE
         yield lineno, obj
 
 
-def _ftm_rows(stream: IO[bytes], category: Category, status: str | None,
-              warrant_country: str | None) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
+def _ftm_rows(
+    stream: IO[bytes], category: Category, status: str | None, warrant_country: str | None
+) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
     """FtM exports are NDJSON, one entity a line: each is mapped to the category's row."""
     for lineno, obj in _ndjson_rows(stream):
         if isinstance(obj, RowError):
             yield lineno, obj
             continue
         try:
-            yield lineno, ftm_to_row(obj, category=category, status=status,
-                                     warrant_country=warrant_country)
+            yield (
+                lineno,
+                ftm_to_row(obj, category=category, status=status, warrant_country=warrant_country),
+            )
         except RowError as exc:
             yield lineno, exc
 
 
-def _csv_rows(stream: IO[bytes], required: frozenset[str]) -> Iterator[
-        tuple[int, dict[str, Any] | RowError]]:
+def _csv_rows(
+    stream: IO[bytes], required: frozenset[str]
+) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="strict", newline="")
     reader = csv.DictReader(text)
     try:
@@ -124,8 +133,10 @@ def _csv_rows(stream: IO[bytes], required: frozenset[str]) -> Iterator[
         raise ImportFileError("the CSV file is empty: line 1 must name the columns")
     missing = required - set(header)
     if missing:
-        raise ImportFileError(f"line 1: the CSV header lacks the column(s) "
-                              f"{', '.join(sorted(missing))}", missing=sorted(missing))
+        raise ImportFileError(
+            f"line 1: the CSV header lacks the column(s) {', '.join(sorted(missing))}",
+            missing=sorted(missing),
+        )
     while True:
         try:
             row = next(reader)
@@ -140,11 +151,18 @@ def _csv_rows(stream: IO[bytes], required: frozenset[str]) -> Iterator[
         yield reader.line_num, {k: v for k, v in row.items() if v is not None}
 
 
-def import_stream(store: RecordStore, stream: IO[bytes], *, category: Category, fmt: Format,
-                  progress: Callable[[int], None] | None = None,
-                  replace: bool = False, max_removal_share: float | None = None,
-                  status: str | None = None,
-                  warrant_country: str | None = None) -> ImportReport:
+def import_stream(
+    store: RecordStore,
+    stream: IO[bytes],
+    *,
+    category: Category,
+    fmt: Format,
+    progress: Callable[[int], None] | None = None,
+    replace: bool = False,
+    max_removal_share: float | None = None,
+    status: str | None = None,
+    warrant_country: str | None = None,
+) -> ImportReport:
     """Upsert every good row in batches; each bad row is reported with its line number.
 
     With `replace`, records of the category absent from the file are removed afterwards,
@@ -159,12 +177,18 @@ def import_stream(store: RecordStore, stream: IO[bytes], *, category: Category, 
         raise ImportFileError(f"importing {category.value} is not supported yet")
     store.bulk_mode()
     if fmt == "ftm" and category not in FTM_SCHEMATA:
-        raise ImportFileError(f"{category.value} cannot be imported from FtM entities; FtM "
-                              f"import covers {', '.join(sorted(FTM_SCHEMATA))}")
+        raise ImportFileError(
+            f"{category.value} cannot be imported from FtM entities; FtM "
+            f"import covers {', '.join(sorted(FTM_SCHEMATA))}"
+        )
     report = ImportReport()
-    rows = (_ndjson_rows(stream) if fmt == "ndjson"
-            else _ftm_rows(stream, category, status, warrant_country) if fmt == "ftm"
-            else _csv_rows(stream, kind.csv_required))
+    rows = (
+        _ndjson_rows(stream)
+        if fmt == "ndjson"
+        else _ftm_rows(stream, category, status, warrant_country)
+        if fmt == "ftm"
+        else _csv_rows(stream, kind.csv_required)
+    )
     batch: list[Record] = []
     seen: set[tuple[Any, ...]] = set()
     last_pos = 0
@@ -205,8 +229,9 @@ def import_stream(store: RecordStore, stream: IO[bytes], *, category: Category, 
         else:
             removed = store.remove_except_keys(category, seen, max_share=max_removal_share)
             if removed is None:
-                report.replace_skipped = (f"it would remove more than "
-                                          f"{max_removal_share:.0%} of the category")
+                report.replace_skipped = (
+                    f"it would remove more than {max_removal_share:.0%} of the category"
+                )
             else:
                 report.removed = removed
     if progress is not None:

@@ -52,8 +52,11 @@ def table_for(kind: Kind, metadata: MetaData) -> Table:
     columns += [Column(c.name, String(c.length), nullable=c.nullable) for c in kind.key_columns]
     columns.append(Column("data", Text, nullable=False))
     columns.append(Index(f"uq_{name}_natural", *kind.natural_key, unique=True))
-    columns += [Index(f"ix_{name}_{'_'.join(cols)}", *cols) for cols in kind.indexes
-                if tuple(cols) != tuple(kind.natural_key[:len(cols)])]
+    columns += [
+        Index(f"ix_{name}_{'_'.join(cols)}", *cols)
+        for cols in kind.indexes
+        if tuple(cols) != tuple(kind.natural_key[: len(cols)])
+    ]
     return Table(name, metadata, *columns)
 
 
@@ -61,24 +64,29 @@ def keys_table_for(kind: Kind, metadata: MetaData) -> Table:
     """A keyed kind's search keys: one row per (key, record), the key as a 64-bit hash so
     the index stays small whatever the keys look like."""
     name = f"{kind.category.value}_keys"
-    return Table(name, metadata,
-                 Column("key", BigInteger, nullable=False),
-                 Column("record_id", String(128), nullable=False),
-                 Index(f"ix_{name}_key", "key"),
-                 Index(f"ix_{name}_record", "record_id"))
+    return Table(
+        name,
+        metadata,
+        Column("key", BigInteger, nullable=False),
+        Column("record_id", String(128), nullable=False),
+        Index(f"ix_{name}_key", "key"),
+        Index(f"ix_{name}_record", "record_id"),
+    )
 
 
 def key_hash(key: str) -> int:
     """A search key as a signed 64-bit integer (BIGINT on every database)."""
-    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big",
-                          signed=True)
+    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big", signed=True)
 
 
 def meta_table(metadata: MetaData) -> Table:
     """Small settings of the store itself: the secret behind opaque record ids."""
-    return Table("record_meta", metadata,
-                 Column("key", String(32), primary_key=True),
-                 Column("value", String(128), nullable=False))
+    return Table(
+        "record_meta",
+        metadata,
+        Column("key", String(32), primary_key=True),
+        Column("value", String(128), nullable=False),
+    )
 
 
 def records_metadata(kinds: Mapping[Category, Kind] = KINDS) -> MetaData:
@@ -115,16 +123,20 @@ class RecordStore:
     (a pool of connections, the same statements); imports and command-line tools use a
     plain connection (psycopg)."""
 
-    def __init__(self, engine: Engine, kinds: Mapping[Category, Kind] = KINDS, *,
-                 async_engine: AsyncEngine | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        kinds: Mapping[Category, Kind] = KINDS,
+        *,
+        async_engine: AsyncEngine | None = None,
+    ) -> None:
         self.engine = engine
         self.kinds = kinds
         # Tables belong to this store's kinds, not to the module: two stores with different
         # kinds (a test's made-up one, say) never share a definition.
         self.metadata = MetaData()
         self.tables = {c: table_for(k, self.metadata) for c, k in kinds.items()}
-        self.key_tables = {c: keys_table_for(k, self.metadata) for c, k in kinds.items()
-                           if k.keyed}
+        self.key_tables = {c: keys_table_for(k, self.metadata) for c, k in kinds.items() if k.keyed}
         self._meta = meta_table(self.metadata)
         provenance_tables(self.metadata)
         self._secret = b""
@@ -142,8 +154,9 @@ class RecordStore:
         self._named = sqlite_dialect(paramstyle="named")
         # Lookup statements by (category, columns), built and compiled once: constructing a
         # statement costs more than the indexed lookup it runs.
-        self._lookups: dict[tuple[Category, tuple[str, ...]],
-                            tuple[Select[Any], str, dict[str, Any]]] = {}
+        self._lookups: dict[
+            tuple[Category, tuple[str, ...]], tuple[Select[Any], str, dict[str, Any]]
+        ] = {}
 
     @classmethod
     def open(cls, url: str, *, serving: bool = False) -> RecordStore:
@@ -155,15 +168,18 @@ class RecordStore:
             engine = make_engine(url)
             aengine = None
             if serving and engine.dialect.name == "postgresql":
-                aengine = create_async_engine(async_url(url), hide_parameters=True,
-                                              pool_size=8, max_overflow=8)
+                aengine = create_async_engine(
+                    async_url(url), hide_parameters=True, pool_size=8, max_overflow=8
+                )
             store = cls(engine, async_engine=aengine)
             with store._conn.begin():
                 ensure(Schema.RECORDS, store._conn, what=f"records database {redacted(url)}")
             store.load_secret()
         except SQLAlchemyError as exc:
-            raise ConfigError(f"cannot open the records database {redacted(url)}: "
-                              f"{getattr(exc, 'orig', None) or exc}") from exc
+            raise ConfigError(
+                f"cannot open the records database {redacted(url)}: "
+                f"{getattr(exc, 'orig', None) or exc}"
+            ) from exc
         return store
 
     def create_schema(self) -> None:
@@ -177,8 +193,9 @@ class RecordStore:
         self.load_secret()
 
     def load_secret(self) -> None:
-        secret = self._conn.execute(select(self._meta.c.value).where(
-            self._meta.c.key == "ref_secret")).scalar()
+        secret = self._conn.execute(
+            select(self._meta.c.value).where(self._meta.c.key == "ref_secret")
+        ).scalar()
         if secret is None:
             secret = secrets.token_hex(32)
             self._conn.execute(self._meta.insert().values(key="ref_secret", value=secret))
@@ -191,21 +208,27 @@ class RecordStore:
         self._conn.commit()
 
     def _keys_version(self, category: Category) -> str | None:
-        return self._conn.execute(select(self._meta.c.value).where(
-            self._meta.c.key == f"keys:{category.value}")).scalar()
+        return self._conn.execute(
+            select(self._meta.c.value).where(self._meta.c.key == f"keys:{category.value}")
+        ).scalar()
 
     def _set_keys_version(self, category: Category) -> None:
-        self._conn.execute(delete(self._meta).where(
-            self._meta.c.key == f"keys:{category.value}"))
-        self._conn.execute(self._meta.insert().values(
-            key=f"keys:{category.value}", value=self.kinds[category].keys_version or "-"))
+        self._conn.execute(delete(self._meta).where(self._meta.c.key == f"keys:{category.value}"))
+        self._conn.execute(
+            self._meta.insert().values(
+                key=f"keys:{category.value}", value=self.kinds[category].keys_version or "-"
+            )
+        )
 
     def keys_outdated(self) -> list[Category]:
         """Keyed categories whose search keys another version made (or none made): name
         search finds far fewer there until `db upgrade` or `records reindex`."""
-        return [c for c in self.key_tables
-                if self._keys_version(c) != (self.kinds[c].keys_version or "-")
-                or (self.count(c) and not self.key_count(c))]
+        return [
+            c
+            for c in self.key_tables
+            if self._keys_version(c) != (self.kinds[c].keys_version or "-")
+            or (self.count(c) and not self.key_count(c))
+        ]
 
     def close(self) -> None:
         self._conn.close()
@@ -246,27 +269,35 @@ class RecordStore:
         if not records:
             return UpsertCount()
         kind, table = self.kinds[category], self.tables[category]
-        records = [r if r.id_given else self.with_opaque_id(category, kind, r)
-                   for r in records]
+        records = [r if r.id_given else self.with_opaque_id(category, kind, r) for r in records]
         # Later rows of a batch win, as they would row by row.
         unique = {tuple(r.keys[k] for k in kind.natural_key): r for r in records}
-        rows = [{"id": r.id, **r.keys, "data": orjson.dumps(dict(r.fields)).decode()}
-                for r in unique.values()]
+        rows = [
+            {"id": r.id, **r.keys, "data": orjson.dumps(dict(r.fields)).decode()}
+            for r in unique.values()
+        ]
         if self.engine.dialect.name == "postgresql":
             existing = self._copy_upsert(kind, table, rows)
         else:
             existing = self._sqlite_upsert(kind, table, unique, rows)
         if kind.text_fields:
-            self._text.index(self._conn, category.value,
-                             [(r.id, _text_body(kind, r)) for r in unique.values()])
+            self._text.index(
+                self._conn, category.value, [(r.id, _text_body(kind, r)) for r in unique.values()]
+            )
         self._index_keys(category, kind, list(unique.values()))
         self._conn.commit()
         # A key given twice in one batch is an update of the first, as it would be apart.
-        return UpsertCount(inserted=len(unique) - existing,
-                           updated=existing + len(records) - len(unique))
+        return UpsertCount(
+            inserted=len(unique) - existing, updated=existing + len(records) - len(unique)
+        )
 
-    def _sqlite_upsert(self, kind: Kind, table: Table, unique: Mapping[tuple[Any, ...], Record],
-                       rows: Sequence[Mapping[str, Any]]) -> int:
+    def _sqlite_upsert(
+        self,
+        kind: Kind,
+        table: Table,
+        unique: Mapping[tuple[Any, ...], Record],
+        rows: Sequence[Mapping[str, Any]],
+    ) -> int:
         """SQLite: the statements as the driver takes them, built once per kind, the rows as
         tuples: SQLAlchemy's executemany processes every parameter of every row again, which
         cost an import as much as SQLite's own work. Returns how many rows were updates."""
@@ -274,11 +305,15 @@ class RecordStore:
         if found is None:
             names = [c.name for c in table.columns]
             natural = list(kind.natural_key)
-            updates = ", ".join(f"{n} = excluded.{n}" for n in names
-                                if n not in natural and n != "id")
-            found = (names, f"INSERT INTO {table.name} ({', '.join(names)}) VALUES "
-                            f"({', '.join('?' * len(names))}) ON CONFLICT "
-                            f"({', '.join(natural)}) DO UPDATE SET {updates}")
+            updates = ", ".join(
+                f"{n} = excluded.{n}" for n in names if n not in natural and n != "id"
+            )
+            found = (
+                names,
+                f"INSERT INTO {table.name} ({', '.join(names)}) VALUES "
+                f"({', '.join('?' * len(names))}) ON CONFLICT "
+                f"({', '.join(natural)}) DO UPDATE SET {updates}",
+            )
             self._upserts[table.name] = found
         names, sql = found
         if not self._conn.in_transaction():
@@ -289,16 +324,21 @@ class RecordStore:
         self._raw.executemany(sql, [tuple(row[n] for n in names) for row in rows])
         return existing
 
-    def _existing_raw(self, kind: Kind, table: Table,
-                      unique: Mapping[tuple[Any, ...], Record]) -> int:
+    def _existing_raw(
+        self, kind: Kind, table: Table, unique: Mapping[tuple[Any, ...], Record]
+    ) -> int:
         first, natural = kind.natural_key[0], ", ".join(kind.natural_key)
         keys, existing = list(unique), 0
         for start in range(0, len(keys), 400):
-            chunk = list({k[0] for k in keys[start:start + 400]})
+            chunk = list({k[0] for k in keys[start : start + 400]})
             marks = ", ".join("?" * len(chunk))
-            existing += sum(1 for r in self._raw.execute(
-                f"SELECT {natural} FROM {table.name} WHERE {first} IN ({marks})", chunk)
-                if tuple(r) in unique)
+            existing += sum(
+                1
+                for r in self._raw.execute(
+                    f"SELECT {natural} FROM {table.name} WHERE {first} IN ({marks})", chunk
+                )
+                if tuple(r) in unique
+            )
         return existing
 
     def _copy_upsert(self, kind: Kind, table: Table, rows: Sequence[Mapping[str, Any]]) -> int:
@@ -313,25 +353,35 @@ class RecordStore:
             # a transaction is open, and its commit() would commit nothing.
             self._conn.begin()
         cur = self._conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS {stage} "
-                    f"(LIKE {name} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
+        cur.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS {stage} "
+            f"(LIKE {name} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+        )
         with cur.copy(f"COPY {stage} ({', '.join(names)}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row([row[n] for n in names])
-        updates = ", ".join(f"{n} = excluded.{n}" for n in names
-                            if n not in kind.natural_key and n != "id")
-        cur.execute(f"INSERT INTO {name} ({', '.join(names)}) "
-                    f"SELECT {', '.join(names)} FROM {stage} "
-                    f"ON CONFLICT ({', '.join(kind.natural_key)}) DO UPDATE SET {updates} "
-                    "RETURNING (xmax = 0)")
+        updates = ", ".join(
+            f"{n} = excluded.{n}" for n in names if n not in kind.natural_key and n != "id"
+        )
+        cur.execute(
+            f"INSERT INTO {name} ({', '.join(names)}) "
+            f"SELECT {', '.join(names)} FROM {stage} "
+            f"ON CONFLICT ({', '.join(kind.natural_key)}) DO UPDATE SET {updates} "
+            "RETURNING (xmax = 0)"
+        )
         existing = sum(1 for (inserted,) in cur.fetchall() if not inserted)
         cur.execute(f"TRUNCATE {stage}")
         return existing
 
     def with_opaque_id(self, category: Category, kind: Kind, record: Record) -> Record:
         # Built directly: dataclasses.replace costs more than the keyed hash.
-        return Record(id=self.opaque_id(category, kind, record), category=record.category,
-                      keys=record.keys, fields=record.fields, id_given=False)
+        return Record(
+            id=self.opaque_id(category, kind, record),
+            category=record.category,
+            keys=record.keys,
+            fields=record.fields,
+            id_given=False,
+        )
 
     def opaque_id(self, category: Category, kind: Kind, record: Record) -> str:
         """A stable id that tells nothing: a keyed hash of the natural key, with this store's
@@ -343,8 +393,9 @@ class RecordStore:
         mac = hmac.new(self._secret, f"{category.value}\x1e{natural}".encode(), "sha256")
         return "r" + _b32(mac.digest()[:15])
 
-    def remove_except_keys(self, category: Category, keep: set[tuple[Any, ...]], *,
-                           max_share: float | None = None) -> int | None:
+    def remove_except_keys(
+        self, category: Category, keep: set[tuple[Any, ...]], *, max_share: float | None = None
+    ) -> int | None:
         """Remove every record whose natural key is not in `keep` (import --replace); None,
         removing nothing, when that would be more than `max_share` of the category."""
         kind, table = self.kinds[category], self.tables[category]
@@ -377,8 +428,9 @@ class RecordStore:
     def _delete(self, category: Category, ids: Sequence[str]) -> int:
         table, removed = self.tables[category], 0
         for start in range(0, len(ids), 500):
-            result = self._conn.execute(delete(table).where(
-                table.c.id.in_(ids[start:start + 500])))
+            result = self._conn.execute(
+                delete(table).where(table.c.id.in_(ids[start : start + 500]))
+            )
             removed += result.rowcount or 0
         self._unindex_text(category, ids)
         self._unindex_keys(category, ids)
@@ -421,13 +473,17 @@ class RecordStore:
         self._conn.execute(delete(keys))
         done, last = 0, ""
         while True:
-            rows = self._conn.execute(select(table).where(table.c.id > last)
-                                      .order_by(table.c.id).limit(batch)).all()
+            rows = self._conn.execute(
+                select(table).where(table.c.id > last).order_by(table.c.id).limit(batch)
+            ).all()
             if not rows:
                 break
             records = [_record(category, kind, dict(r._mapping)) for r in rows]
-            pairs = [{"key": key_hash(k), "record_id": r.id}
-                     for r in records for k in dict.fromkeys(kind.search_keys(r))]
+            pairs = [
+                {"key": key_hash(k), "record_id": r.id}
+                for r in records
+                for k in dict.fromkeys(kind.search_keys(r))
+            ]
             if pairs:
                 self._conn.execute(keys.insert(), pairs)
             done += len(records)
@@ -447,8 +503,9 @@ class RecordStore:
         if table is None:
             return
         for start in range(0, len(ids), 500):
-            self._conn.execute(delete(table).where(
-                table.c.record_id.in_(list(ids[start:start + 500]))))
+            self._conn.execute(
+                delete(table).where(table.c.record_id.in_(list(ids[start : start + 500])))
+            )
 
     def _unindex_text(self, category: Category, ids: Sequence[str]) -> None:
         kind = self.kinds.get(category)
@@ -465,21 +522,23 @@ class RecordStore:
         for lookup in kind.lookups(criteria):
             if isinstance(lookup, TextQuery):
                 async with self._async.connect() as conn:
-                    found.append(await conn.run_sync(self._text_search, category, kind,
-                                                     lookup, limit))
+                    found.append(
+                        await conn.run_sync(self._text_search, category, kind, lookup, limit)
+                    )
             elif isinstance(lookup, KeyQuery):
                 async with self._async.connect() as conn:
-                    records, held = await conn.run_sync(self._key_search, category, kind,
-                                                        lookup)
+                    records, held = await conn.run_sync(self._key_search, category, kind, lookup)
                 criteria = kind.informed(criteria, held)
                 found.append([(r, 1.0) for r in records])
             else:
-                found.append([(r, 1.0) for r in await self._pg_lookup(category, kind, lookup,
-                                                                      limit)])
+                found.append(
+                    [(r, 1.0) for r in await self._pg_lookup(category, kind, lookup, limit)]
+                )
         return _ranked(kind, criteria, found, limit)
 
-    async def _pg_lookup(self, category: Category, kind: Kind, lookup: Mapping[str, str],
-                         limit: int) -> list[Record]:
+    async def _pg_lookup(
+        self, category: Category, kind: Kind, lookup: Mapping[str, str], limit: int
+    ) -> list[Record]:
         """An indexed lookup straight on asyncpg: through SQLAlchemy's greenlet bridge the
         same SELECT costs several times as much."""
         if self._pool is None:
@@ -488,14 +547,16 @@ class RecordStore:
                     assert self._async is not None
                     url = self._async.url.set(drivername="postgresql")
                     self._pool = await asyncpg.create_pool(
-                        url.render_as_string(hide_password=False), min_size=1, max_size=8)
+                        url.render_as_string(hide_password=False), min_size=1, max_size=8
+                    )
         shape = tuple(sorted(lookup))
         sql = self._pg_sql.get((category, shape))
         if sql is None:
             columns = ", ".join(c.name for c in self.tables[category].columns)
             where = " AND ".join(f"{c} = ${n}" for n, c in enumerate(shape, 1))
             sql = self._pg_sql[(category, shape)] = (
-                f"SELECT {columns} FROM {category.value} WHERE {where} LIMIT ${len(shape) + 1}")
+                f"SELECT {columns} FROM {category.value} WHERE {where} LIMIT ${len(shape) + 1}"
+            )
         rows = await self._pool.fetch(sql, *(lookup[c] for c in shape), limit)
         return [_record(category, kind, dict(r)) for r in rows]
 
@@ -503,8 +564,9 @@ class RecordStore:
         """Candidates by indexed equality lookups only, scored by the kind, best first."""
         return self._search_on(self._conn, category, criteria, limit)
 
-    def _search_on(self, conn: Connection, category: Category, criteria: Any,
-                   limit: int) -> list[Match]:
+    def _search_on(
+        self, conn: Connection, category: Category, criteria: Any, limit: int
+    ) -> list[Match]:
         kind = self.kinds[category]
         found: list[list[tuple[Record, float]]] = []
         for lookup in kind.lookups(criteria):
@@ -515,12 +577,12 @@ class RecordStore:
                 criteria = kind.informed(criteria, held)
                 found.append([(r, 1.0) for r in records])
             else:
-                found.append([(r, 1.0) for r in self._lookup(conn, category, kind, lookup,
-                                                              limit)])
+                found.append([(r, 1.0) for r in self._lookup(conn, category, kind, lookup, limit)])
         return _ranked(kind, criteria, found, limit)
 
-    def _key_search(self, conn: Connection, category: Category, kind: Kind,
-                    query: KeyQuery) -> tuple[list[Record], dict[str, int]]:
+    def _key_search(
+        self, conn: Connection, category: Category, kind: Kind, query: KeyQuery
+    ) -> tuple[list[Record], dict[str, int]]:
         """The records with the most weight from the keys they share with the query: a key
         held by n records gives each its class's weight / n. Each key reads at most its
         class's per_key + 1 index entries, so a frequent surname costs no more than a rare
@@ -547,7 +609,7 @@ class RecordStore:
             if not cls.weight:
                 continue
             if len(ids) > cls.per_key:
-                common.append((ids[:cls.per_key], cls.weight / cls.per_key))
+                common.append((ids[: cls.per_key], cls.weight / cls.per_key))
                 continue
             for record_id in ids:
                 weights[record_id] = weights.get(record_id, 0.0) + cls.weight / len(ids)
@@ -555,15 +617,18 @@ class RecordStore:
             for ids, weight in common:
                 for record_id in ids:
                     weights[record_id] = weights.get(record_id, 0.0) + weight
-        chosen = sorted(weights, key=lambda i: -weights[i])[:query.candidates]
+        chosen = sorted(weights, key=lambda i: -weights[i])[: query.candidates]
         return self._get_many_on(conn, category, chosen), held
 
     def _key_statement(self, category: Category) -> tuple[Select[Any], str, dict[str, Any]]:
         found = self._key_lookups.get(category)
         if found is None:
             table = self.key_tables[category]
-            stmt = select(table.c.record_id).where(table.c.key == bindparam("key")) \
+            stmt = (
+                select(table.c.record_id)
+                .where(table.c.key == bindparam("key"))
                 .limit(bindparam("limit"))
+            )
             compiled = stmt.compile(dialect=self._named)
             found = (stmt, str(compiled), dict(compiled.params))
             self._key_lookups[category] = found
@@ -573,19 +638,21 @@ class RecordStore:
         """Records by id, in the order asked (ids not held are left out)."""
         return self._get_many_on(self._conn, category, ids)
 
-    def _get_many_on(self, conn: Connection, category: Category, ids: Sequence[str]
-                     ) -> list[Record]:
+    def _get_many_on(
+        self, conn: Connection, category: Category, ids: Sequence[str]
+    ) -> list[Record]:
         table, kind = self.tables[category], self.kinds[category]
         found: dict[str, Record] = {}
         for start in range(0, len(ids), 500):
-            rows = conn.execute(select(table).where(table.c.id.in_(list(ids[start:start + 500]))))
+            rows = conn.execute(select(table).where(table.c.id.in_(list(ids[start : start + 500]))))
             for row in rows:
                 record = _record(category, kind, dict(row._mapping))
                 found[record.id] = record
         return [found[i] for i in ids if i in found]
 
-    def _text_search(self, conn: Connection, category: Category, kind: Kind, query: TextQuery,
-                     limit: int) -> list[tuple[Record, float]]:
+    def _text_search(
+        self, conn: Connection, category: Category, kind: Kind, query: TextQuery, limit: int
+    ) -> list[tuple[Record, float]]:
         """Ranked by the index (records with more of the words, rarer ones, first) into a
         relevance in (0, 1]; the kind's score then says how much of the query a record
         really matches."""
@@ -599,8 +666,14 @@ class RecordStore:
                 out.append((record, relevance))
         return out
 
-    def _lookup(self, conn: Connection, category: Category, kind: Kind,
-                lookup: Mapping[str, str], limit: int) -> list[Record]:
+    def _lookup(
+        self,
+        conn: Connection,
+        category: Category,
+        kind: Kind,
+        lookup: Mapping[str, str],
+        limit: int,
+    ) -> list[Record]:
         shape = tuple(sorted(lookup))
         stmt, sql, fixed = self._statement(category, shape)
         params = {**lookup, "limit": limit}
@@ -611,13 +684,17 @@ class RecordStore:
         names = [c.name for c in stmt.selected_columns]
         return [_record(category, kind, dict(zip(names, r, strict=True))) for r in rows]
 
-    def _statement(self, category: Category, shape: tuple[str, ...]
-                   ) -> tuple[Select[Any], str, dict[str, Any]]:
+    def _statement(
+        self, category: Category, shape: tuple[str, ...]
+    ) -> tuple[Select[Any], str, dict[str, Any]]:
         found = self._lookups.get((category, shape))
         if found is None:
             table = self.tables[category]
-            stmt = select(table).where(and_(*(table.c[c] == bindparam(c) for c in shape))) \
+            stmt = (
+                select(table)
+                .where(and_(*(table.c[c] == bindparam(c) for c in shape)))
                 .limit(bindparam("limit"))
+            )
             compiled = stmt.compile(dialect=self._named)
             # Values the dialect adds itself (SQLite's OFFSET 0) travel as parameters too.
             found = (stmt, str(compiled), dict(compiled.params))
@@ -646,8 +723,9 @@ class RecordStore:
             yield from (r.id for r in self._conn.execute(select(table.c.id)))
 
 
-def _ranked(kind: Kind, criteria: Any, found: Sequence[Sequence[tuple[Record, float]]],
-            limit: int) -> list[Match]:
+def _ranked(
+    kind: Kind, criteria: Any, found: Sequence[Sequence[tuple[Record, float]]], limit: int
+) -> list[Match]:
     """Each candidate once (its first lookup wins), scored by the kind, best first."""
     seen: dict[str, Match] = {}
     for candidates in found:
@@ -674,9 +752,13 @@ def _b32(data: bytes) -> str:
     the standard library's is pure Python and costs more than the hash it encodes."""
     out: list[str] = []
     for start in range(0, len(data), 5):
-        n = int.from_bytes(data[start:start + 5], "big")
-        out += (_B32_PAIRS[n >> 30], _B32_PAIRS[(n >> 20) & 1023],
-                _B32_PAIRS[(n >> 10) & 1023], _B32_PAIRS[n & 1023])
+        n = int.from_bytes(data[start : start + 5], "big")
+        out += (
+            _B32_PAIRS[n >> 30],
+            _B32_PAIRS[(n >> 20) & 1023],
+            _B32_PAIRS[(n >> 10) & 1023],
+            _B32_PAIRS[n & 1023],
+        )
     return "".join(out)
 
 
@@ -694,10 +776,21 @@ def _text_body(kind: Kind, record: Record) -> str:
 
 
 def _record(category: Category, kind: Kind, row: dict[str, Any]) -> Record:
-    return Record(id=row["id"], category=category,
-                  keys={c.name: row[c.name] for c in kind.key_columns},
-                  fields=orjson.loads(row["data"]))
+    return Record(
+        id=row["id"],
+        category=category,
+        keys={c.name: row[c.name] for c in kind.key_columns},
+        fields=orjson.loads(row["data"]),
+    )
 
 
-__all__ = ["RecordStore", "UpsertCount", "fold", "key_hash", "keys_table_for", "make_engine",
-           "records_metadata", "table_for"]
+__all__ = [
+    "RecordStore",
+    "UpsertCount",
+    "fold",
+    "key_hash",
+    "keys_table_for",
+    "make_engine",
+    "records_metadata",
+    "table_for",
+]

@@ -32,8 +32,9 @@ class TextIndex(Protocol):
 
     def unindex(self, conn: Connection, category: str, ids: Sequence[str]) -> None: ...
 
-    def search(self, conn: Connection, category: str, words: Sequence[str],
-               limit: int) -> list[tuple[str, float]]:
+    def search(
+        self, conn: Connection, category: str, words: Sequence[str], limit: int
+    ) -> list[tuple[str, float]]:
         """Record ids and a relevance in (0, 1] relative to the best one, best first."""
 
 
@@ -42,7 +43,7 @@ def for_dialect(name: str) -> TextIndex:
 
 
 def _chunks(ids: Sequence[str], size: int = 500) -> list[list[str]]:
-    return [list(ids[i:i + size]) for i in range(0, len(ids), size)]
+    return [list(ids[i : i + size]) for i in range(0, len(ids), size)]
 
 
 class SqliteText:
@@ -52,13 +53,16 @@ class SqliteText:
     def create(self, conn: Connection, category: str) -> None:
         conn.exec_driver_sql(
             f"CREATE VIRTUAL TABLE IF NOT EXISTS {table_name(category)} USING fts5("
-            "id UNINDEXED, body, tokenize = 'unicode61 remove_diacritics 2')")
+            "id UNINDEXED, body, tokenize = 'unicode61 remove_diacritics 2')"
+        )
 
     def index(self, conn: Connection, category: str, rows: Sequence[tuple[str, str]]) -> None:
         self.unindex(conn, category, [i for i, _ in rows])
         raw = _raw(conn)
-        raw.executemany(f"INSERT INTO {table_name(category)} (id, body) VALUES (?, ?)",
-                        [(i, fold(body)) for i, body in rows])
+        raw.executemany(
+            f"INSERT INTO {table_name(category)} (id, body) VALUES (?, ?)",
+            [(i, fold(body)) for i, body in rows],
+        )
 
     def unindex(self, conn: Connection, category: str, ids: Sequence[str]) -> None:
         raw = _raw(conn)
@@ -66,8 +70,9 @@ class SqliteText:
             marks = ",".join("?" * len(chunk))
             raw.execute(f"DELETE FROM {table_name(category)} WHERE id IN ({marks})", chunk)
 
-    def search(self, conn: Connection, category: str, words: Sequence[str],
-               limit: int) -> list[tuple[str, float]]:
+    def search(
+        self, conn: Connection, category: str, words: Sequence[str], limit: int
+    ) -> list[tuple[str, float]]:
         # Each word quoted: what a peer sends is data, never FTS query syntax.
         quoted = ['"' + fold(w).replace('"', '""') + '"' for w in words]
         table, raw = table_name(category), _raw(conn)
@@ -76,11 +81,14 @@ class SqliteText:
         # a query of common words cannot hold the event loop for the whole index.
         ranked = raw.execute(
             f"SELECT id, bm25({table}) FROM {table} WHERE {table} MATCH ? "
-            f"ORDER BY bm25({table}) LIMIT ?", (" ".join(quoted), limit)).fetchall()
+            f"ORDER BY bm25({table}) LIMIT ?",
+            (" ".join(quoted), limit),
+        ).fetchall()
         if not ranked and len(quoted) > 1:
             candidates = raw.execute(
                 f"SELECT id, bm25({table}) FROM {table} WHERE {table} MATCH ? LIMIT ?",
-                (" OR ".join(quoted), TEXT_CANDIDATES)).fetchall()
+                (" OR ".join(quoted), TEXT_CANDIDATES),
+            ).fetchall()
             ranked = sorted(candidates, key=lambda r: r[1])[:limit]
         best = min((r for _, r in ranked), default=-1.0) or -1.0
         return [(i, max(0.01, min(1.0, rank / best))) for i, rank in ranked]
@@ -92,25 +100,33 @@ class PostgresText:
 
     def create(self, conn: Connection, category: str) -> None:
         table = table_name(category)
-        conn.exec_driver_sql(f"CREATE TABLE IF NOT EXISTS {table} "
-                             "(id VARCHAR(128) PRIMARY KEY, body TSVECTOR NOT NULL)")
-        conn.exec_driver_sql(f"CREATE INDEX IF NOT EXISTS ix_{table}_body ON {table} "
-                             "USING GIN (body)")
+        conn.exec_driver_sql(
+            f"CREATE TABLE IF NOT EXISTS {table} "
+            "(id VARCHAR(128) PRIMARY KEY, body TSVECTOR NOT NULL)"
+        )
+        conn.exec_driver_sql(
+            f"CREATE INDEX IF NOT EXISTS ix_{table}_body ON {table} USING GIN (body)"
+        )
 
     def index(self, conn: Connection, category: str, rows: Sequence[tuple[str, str]]) -> None:
-        conn.execute(text(
-            f"INSERT INTO {table_name(category)} (id, body) "
-            "VALUES (:id, to_tsvector('simple', :body)) "
-            "ON CONFLICT (id) DO UPDATE SET body = excluded.body"),
-            [{"id": i, "body": fold(body)} for i, body in rows])
+        conn.execute(
+            text(
+                f"INSERT INTO {table_name(category)} (id, body) "
+                "VALUES (:id, to_tsvector('simple', :body)) "
+                "ON CONFLICT (id) DO UPDATE SET body = excluded.body"
+            ),
+            [{"id": i, "body": fold(body)} for i, body in rows],
+        )
 
     def unindex(self, conn: Connection, category: str, ids: Sequence[str]) -> None:
         for chunk in _chunks(ids):
-            conn.execute(text(f"DELETE FROM {table_name(category)} WHERE id = ANY(:ids)"),
-                         {"ids": chunk})
+            conn.execute(
+                text(f"DELETE FROM {table_name(category)} WHERE id = ANY(:ids)"), {"ids": chunk}
+            )
 
-    def search(self, conn: Connection, category: str, words: Sequence[str],
-               limit: int) -> list[tuple[str, float]]:
+    def search(
+        self, conn: Connection, category: str, words: Sequence[str], limit: int
+    ) -> list[tuple[str, float]]:
         params: dict[str, Any] = {f"w{n}": fold(w) for n, w in enumerate(words)}
         # plainto_tsquery takes each word as plain text: no query syntax gets through.
         parts = [f"plainto_tsquery('simple', :w{n})" for n in range(len(words))]
@@ -122,16 +138,20 @@ class PostgresText:
         return [(i, max(0.01, min(1.0, rank / best))) for i, rank in ranked]
 
     @staticmethod
-    def _ranked(conn: Connection, table: str, query: str, params: dict[str, Any],
-                limit: int) -> list[tuple[str, float]]:
+    def _ranked(
+        conn: Connection, table: str, query: str, params: dict[str, Any], limit: int
+    ) -> list[tuple[str, float]]:
         # At most TEXT_CANDIDATES postings are ranked: ts_rank_cd reads each row's vector,
         # and a query of common words must not read them all.
-        rows = conn.execute(text(
-            f"WITH q AS (SELECT {query} AS q), "
-            f"c AS (SELECT t.id, t.body FROM {table} t, q WHERE t.body @@ q.q LIMIT :cand) "
-            "SELECT c.id, ts_rank_cd(c.body, q.q) AS rank FROM c, q "
-            "ORDER BY rank DESC LIMIT :limit"),
-            {**params, "cand": TEXT_CANDIDATES, "limit": limit}).all()
+        rows = conn.execute(
+            text(
+                f"WITH q AS (SELECT {query} AS q), "
+                f"c AS (SELECT t.id, t.body FROM {table} t, q WHERE t.body @@ q.q LIMIT :cand) "
+                "SELECT c.id, ts_rank_cd(c.body, q.q) AS rank FROM c, q "
+                "ORDER BY rank DESC LIMIT :limit"
+            ),
+            {**params, "cand": TEXT_CANDIDATES, "limit": limit},
+        ).all()
         return [(str(r[0]), float(r[1])) for r in rows]
 
 

@@ -56,8 +56,10 @@ Text = Annotated[str, StringConstraints(min_length=1, max_length=512)]
 class CheckIn(_Strict):
     id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     category: Category
-    criteria: Annotated[dict[Annotated[str, StringConstraints(max_length=64)], CriterionValue],
-                        Field(min_length=1, max_length=16)]
+    criteria: Annotated[
+        dict[Annotated[str, StringConstraints(max_length=64)], CriterionValue],
+        Field(min_length=1, max_length=16),
+    ]
     limit: Annotated[StrictInt, Field(ge=1, le=100)] = 10
 
 
@@ -128,27 +130,56 @@ async def _prepare(request: web.Request) -> Accepted:
     try:
         body = ChecksIn.model_validate_json(raw)
     except ValidationError as exc:
-        raise InvalidRequest("the request does not match the schema", errors=[
-            {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
-            for e in exc.errors(include_url=False, include_input=False)]) from exc
-    checks = [Check(id=c.id, category=c.category, criteria=c.criteria, limit=c.limit)
-              for c in body.checks]
+        raise InvalidRequest(
+            "the request does not match the schema",
+            errors=[
+                {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
+                for e in exc.errors(include_url=False, include_input=False)
+            ],
+        ) from exc
+    checks = [
+        Check(id=c.id, category=c.category, criteria=c.criteria, limit=c.limit) for c in body.checks
+    ]
     if body.subject is not None:
         checks.extend(subject_checks(Subject(**body.subject.model_dump())))
     sub = body.sub if body.sub.startswith(f"{agency.id}/") else f"{agency.id}/{body.sub}"
-    ask = Request(agency=agency.id, agency_kind=agency.kind, sub=sub[:256],
-                  purpose=body.purpose, case=body.case, checks=tuple(checks))
-    prepared = await prepare(node=deps.node, request=ask, peers=body.peers,
-                             policy=deps.policy(), trust=deps.trust(), store=deps.store())
-    return Accepted(agency=agency, check=prepared,
-                    deadline_ms=body.deadline_ms or deps.default_deadline_ms, started=started)
+    ask = Request(
+        agency=agency.id,
+        agency_kind=agency.kind,
+        sub=sub[:256],
+        purpose=body.purpose,
+        case=body.case,
+        checks=tuple(checks),
+    )
+    prepared = await prepare(
+        node=deps.node,
+        request=ask,
+        peers=body.peers,
+        policy=deps.policy(),
+        trust=deps.trust(),
+        store=deps.store(),
+    )
+    return Accepted(
+        agency=agency,
+        check=prepared,
+        deadline_ms=body.deadline_ms or deps.default_deadline_ms,
+        started=started,
+    )
 
 
 def _outcomes(request: web.Request, a: Accepted) -> AsyncIterator[PeerOutcome]:
     p = a.check
-    return request.app[LOCAL_CHECKS].fanout().run(
-        p.request, p.plans, trust=p.trust, policy_digest=p.policy_digest,
-        deadline_s=a.deadline_ms / 1000)
+    return (
+        request.app[LOCAL_CHECKS]
+        .fanout()
+        .run(
+            p.request,
+            p.plans,
+            trust=p.trust,
+            policy_digest=p.policy_digest,
+            deadline_s=a.deadline_ms / 1000,
+        )
+    )
 
 
 # --- rendering ------------------------------------------------------------------------------
@@ -164,8 +195,15 @@ def _check_json(c: CheckOutcome) -> dict[str, Any]:
 
 
 def _peer_json(o: PeerOutcome) -> dict[str, Any]:
-    return {"peer": o.peer, "status": o.status, "elapsed_ms": o.elapsed_ms, "detail": o.detail,
-            "enquiry": o.enquiry, "answer_digest": o.answer_digest, "log_id": o.log_id}
+    return {
+        "peer": o.peer,
+        "status": o.status,
+        "elapsed_ms": o.elapsed_ms,
+        "detail": o.detail,
+        "enquiry": o.enquiry,
+        "answer_digest": o.answer_digest,
+        "log_id": o.log_id,
+    }
 
 
 def _national_json(r: NationalResult) -> dict[str, Any]:
@@ -184,10 +222,17 @@ def _log_done(a: Accepted, outcomes: list[PeerOutcome]) -> None:
     counts: dict[str, int] = {}
     for o in outcomes:
         counts[o.status] = counts.get(o.status, 0) + 1
-    log.info("agency_check", id=p.id, agency=a.agency.id, purpose=p.request.purpose.value,
-             checks=len(p.request.checks), peers=len(p.plans), outcomes=counts,
-             hits=sum(1 for o in outcomes for c in o.checks if c.status == "hit"),
-             elapsed_ms=_elapsed_ms(a))
+    log.info(
+        "agency_check",
+        id=p.id,
+        agency=a.agency.id,
+        purpose=p.request.purpose.value,
+        checks=len(p.request.checks),
+        peers=len(p.plans),
+        outcomes=counts,
+        hits=sum(1 for o in outcomes for c in o.checks if c.status == "hit"),
+        elapsed_ms=_elapsed_ms(a),
+    )
 
 
 async def post_checks(request: web.Request) -> web.Response:
@@ -199,16 +244,26 @@ async def post_checks(request: web.Request) -> web.Response:
     _log_done(a, outcomes)
     checks = []
     for i, check in enumerate(p.request.checks):
-        checks.append({
-            "id": check.id, "category": check.category.value, "criteria": dict(check.criteria),
-            "national": _national_json(p.national[i]),
-            "peers": [{"peer": o.peer, **_check_json(o.checks[i])} for o in outcomes],
-        })
-    doc = {"id": p.id, "agency": a.agency.id, "purpose": p.request.purpose.value,
-           "case": p.request.case, "deadline_ms": a.deadline_ms,
-           "complete": all(o.status != "timeout" for o in outcomes),
-           "elapsed_ms": _elapsed_ms(a), "checks": checks,
-           "peers": [_peer_json(o) for o in outcomes]}
+        checks.append(
+            {
+                "id": check.id,
+                "category": check.category.value,
+                "criteria": dict(check.criteria),
+                "national": _national_json(p.national[i]),
+                "peers": [{"peer": o.peer, **_check_json(o.checks[i])} for o in outcomes],
+            }
+        )
+    doc = {
+        "id": p.id,
+        "agency": a.agency.id,
+        "purpose": p.request.purpose.value,
+        "case": p.request.case,
+        "deadline_ms": a.deadline_ms,
+        "complete": all(o.status != "timeout" for o in outcomes),
+        "elapsed_ms": _elapsed_ms(a),
+        "checks": checks,
+        "peers": [_peer_json(o) for o in outcomes],
+    }
     return web.Response(body=orjson.dumps(doc), content_type="application/json")
 
 
@@ -216,43 +271,71 @@ async def post_checks_stream(request: web.Request) -> web.StreamResponse:
     a = await _prepare(request)
     p = a.check
     sse = SSE in request.headers.get("Accept", "")
-    response = web.StreamResponse(headers={"Content-Type": SSE if sse else NDJSON,
-                                           "Cache-Control": "no-store"})
+    response = web.StreamResponse(
+        headers={"Content-Type": SSE if sse else NDJSON, "Cache-Control": "no-store"}
+    )
     await response.prepare(request)
 
     async def send(event: str, data: dict[str, Any]) -> None:
         if sse:
-            await response.write(b"event: " + event.encode() + b"\ndata: "
-                                 + orjson.dumps(data) + b"\n\n")
+            await response.write(
+                b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+            )
         else:
             await response.write(orjson.dumps({"event": event, **data}) + b"\n")
 
-    await send("accepted", {
-        "id": p.id, "agency": a.agency.id, "purpose": p.request.purpose.value,
-        "deadline_ms": a.deadline_ms, "peers": [plan.peer for plan in p.plans],
-        "checks": [{"id": c.id, "category": c.category.value, "criteria": dict(c.criteria)}
-                   for c in p.request.checks]})
-    await send("national", {"results": [{"check": c.id, **_national_json(r)}
-                                        for c, r in zip(p.request.checks, p.national,
-                                                        strict=True)]})
+    await send(
+        "accepted",
+        {
+            "id": p.id,
+            "agency": a.agency.id,
+            "purpose": p.request.purpose.value,
+            "deadline_ms": a.deadline_ms,
+            "peers": [plan.peer for plan in p.plans],
+            "checks": [
+                {"id": c.id, "category": c.category.value, "criteria": dict(c.criteria)}
+                for c in p.request.checks
+            ],
+        },
+    )
+    await send(
+        "national",
+        {
+            "results": [
+                {"check": c.id, **_national_json(r)}
+                for c, r in zip(p.request.checks, p.national, strict=True)
+            ]
+        },
+    )
     outcomes = []
     async for o in _outcomes(request, a):
         outcomes.append(o)
-        await send("peer", {**_peer_json(o),
-                            "results": [{"check": c.id, **_check_json(oc)}
-                                        for c, oc in zip(p.request.checks, o.checks,
-                                                         strict=True)]})
+        await send(
+            "peer",
+            {
+                **_peer_json(o),
+                "results": [
+                    {"check": c.id, **_check_json(oc)}
+                    for c, oc in zip(p.request.checks, o.checks, strict=True)
+                ],
+            },
+        )
     _log_done(a, outcomes)
-    await send("done", {"complete": all(o.status != "timeout" for o in outcomes),
-                        "elapsed_ms": _elapsed_ms(a)})
+    await send(
+        "done",
+        {"complete": all(o.status != "timeout" for o in outcomes), "elapsed_ms": _elapsed_ms(a)},
+    )
     await response.write_eof()
     return response
 
 
 @cache
 def openapi_document() -> bytes:
-    text = resources.files("connector").joinpath("data/local-api.openapi.yaml").read_text(
-        encoding="utf-8")
+    text = (
+        resources.files("connector")
+        .joinpath("data/local-api.openapi.yaml")
+        .read_text(encoding="utf-8")
+    )
     return orjson.dumps(yaml.safe_load(text))
 
 

@@ -22,8 +22,15 @@ class IdentityToken:
 
     REFRESH_S = 60
 
-    def __init__(self, *, signer: Signer, node: str, tls_fingerprint: str | None, url: str | None,
-                 clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        *,
+        signer: Signer,
+        node: str,
+        tls_fingerprint: str | None,
+        url: str | None,
+        clock: Callable[[], float],
+    ) -> None:
         self._signer, self._node, self._fp, self.url = signer, node, tls_fingerprint, url
         self._clock = clock
         self._token = b""
@@ -32,9 +39,14 @@ class IdentityToken:
     def current(self) -> bytes:
         now = self._clock()
         if now - self._made > self.REFRESH_S:
-            self._token = sign_identity(signer=self._signer, node=self._node,
-                                        keys=[self._signer.public.jwk()],
-                                        tls_fingerprint=self._fp, url=self.url, now=now)
+            self._token = sign_identity(
+                signer=self._signer,
+                node=self._node,
+                keys=[self._signer.public.jwk()],
+                tls_fingerprint=self._fp,
+                url=self.url,
+                now=now,
+            )
             self._made = now
         return self._token
 
@@ -58,8 +70,10 @@ async def handle_identity(request: web.Request) -> web.Response:
 
 def make_peer_app(inflight: InFlight, rejections: RejectionLog) -> web.Application:
     # One byte over the limit is enough for aiohttp to refuse a body we would refuse anyway.
-    app = web.Application(middlewares=[inflight.middleware, problem_middleware(rejections)],
-                          client_max_size=MAX_TOKEN_BYTES + 1)
+    app = web.Application(
+        middlewares=[inflight.middleware, problem_middleware(rejections)],
+        client_max_size=MAX_TOKEN_BYTES + 1,
+    )
     app.on_cleanup.append(flush_rejections(rejections))
     app.router.add_post("/v1/query", handle_query)
     app.router.add_get("/v1/identity", handle_identity)

@@ -24,17 +24,25 @@ def problem_response(error: ConnectorError, instance: str) -> web.Response:
         headers["Retry-After"] = str(max(1, int(retry_after + 0.999)))
     if isinstance(error, Unauthorized):
         headers["WWW-Authenticate"] = 'Bearer realm="ncb-connector"'  # RFC 6750 §3
-    return web.Response(status=error.status, body=orjson.dumps(error.problem(instance)),
-                        content_type=PROBLEM_MEDIA_TYPE, headers=headers)
+    return web.Response(
+        status=error.status,
+        body=orjson.dumps(error.problem(instance)),
+        content_type=PROBLEM_MEDIA_TYPE,
+        headers=headers,
+    )
 
 
 def _http_problem(exc: web.HTTPException, instance: str) -> web.Response:
     """aiohttp's own errors (404, 405, …) keep their status but take our problem format."""
-    doc = {"type": PROBLEM_BASE + f"http_{exc.status}", "title": exc.reason,
-           "status": exc.status, "detail": exc.reason, "code": f"http_{exc.status}",
-           "instance": instance}
-    return web.Response(status=exc.status, body=orjson.dumps(doc),
-                        content_type=PROBLEM_MEDIA_TYPE)
+    doc = {
+        "type": PROBLEM_BASE + f"http_{exc.status}",
+        "title": exc.reason,
+        "status": exc.status,
+        "detail": exc.reason,
+        "code": f"http_{exc.status}",
+        "instance": instance,
+    }
+    return web.Response(status=exc.status, body=orjson.dumps(doc), content_type=PROBLEM_MEDIA_TYPE)
 
 
 def problem_middleware(rejections: RejectionLog) -> Middleware:
@@ -45,19 +53,34 @@ def problem_middleware(rejections: RejectionLog) -> Middleware:
         try:
             return await handler(request)
         except ConnectorError as exc:
-            rejections.rejected(remote=request.remote, path=request.path, status=exc.status,
-                                code=exc.code, detail=exc.detail)
+            rejections.rejected(
+                remote=request.remote,
+                path=request.path,
+                status=exc.status,
+                code=exc.code,
+                detail=exc.detail,
+            )
             return problem_response(exc, request.path)
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
             if isinstance(exc, web.HTTPRequestEntityTooLarge):
                 error = PayloadTooLarge("the request body is too large")
-                rejections.rejected(remote=request.remote, path=request.path,
-                                    status=error.status, code=error.code, detail=error.detail)
+                rejections.rejected(
+                    remote=request.remote,
+                    path=request.path,
+                    status=error.status,
+                    code=error.code,
+                    detail=error.detail,
+                )
                 return problem_response(error, request.path)
-            rejections.rejected(remote=request.remote, path=request.path, status=exc.status,
-                                code=f"http_{exc.status}", detail=exc.reason)
+            rejections.rejected(
+                remote=request.remote,
+                path=request.path,
+                status=exc.status,
+                code=f"http_{exc.status}",
+                detail=exc.reason,
+            )
             return _http_problem(exc, request.path)
         except Exception:
             log.exception("request_failed", path=request.path)

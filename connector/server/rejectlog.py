@@ -24,16 +24,23 @@ class RejectionLog:
     per `window_s`; what is beyond is counted and summarised in one line
     (`request_rejected_suppressed`, with counts by code) when its window ends."""
 
-    def __init__(self, *, clock: Callable[[], float], per_window: int = 30,
-                 window_s: float = 60.0, max_remotes: int = 10_000) -> None:
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float],
+        per_window: int = 30,
+        window_s: float = 60.0,
+        max_remotes: int = 10_000,
+    ) -> None:
         self.clock = clock
         self.per_window = per_window
         self.window_s = window_s
         self.max_remotes = max_remotes
         self._budgets: OrderedDict[str, _Budget] = OrderedDict()
 
-    def rejected(self, *, remote: str | None, path: str, status: int, code: str,
-                 detail: str) -> None:
+    def rejected(
+        self, *, remote: str | None, path: str, status: int, code: str, detail: str
+    ) -> None:
         now, key = self.clock(), remote or "-"
         budget = self._budgets.get(key)
         if budget is None or now - budget.window_start >= self.window_s:
@@ -47,8 +54,14 @@ class RejectionLog:
                 self._summarise(old_key, old)
         if budget.logged < self.per_window:
             budget.logged += 1
-            log.warning("request_rejected", path=path, status=status, code=code,
-                        detail=detail, remote=remote)
+            log.warning(
+                "request_rejected",
+                path=path,
+                status=status,
+                code=code,
+                detail=detail,
+                remote=remote,
+            )
         else:
             budget.suppressed[code] += 1
 
@@ -60,7 +73,11 @@ class RejectionLog:
 
     def _summarise(self, remote: str, budget: _Budget) -> None:
         if budget.suppressed:
-            log.warning("request_rejected_suppressed", remote=remote,
-                        rejected=sum(budget.suppressed.values()),
-                        codes=dict(budget.suppressed), window_s=self.window_s)
+            log.warning(
+                "request_rejected_suppressed",
+                remote=remote,
+                rejected=sum(budget.suppressed.values()),
+                codes=dict(budget.suppressed),
+                window_s=self.window_s,
+            )
             budget.suppressed.clear()

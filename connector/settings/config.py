@@ -61,8 +61,9 @@ class Databases(_Model):
         except ValueError as exc:
             raise ValueError(str(exc)) from None
         except Exception:  # sqlalchemy's ArgumentError: not a URL at all
-            raise ValueError(f"{value!r} is not a database URL: use sqlite:///FILE or "
-                             "postgresql://USER@HOST/DB") from None
+            raise ValueError(
+                f"{value!r} is not a database URL: use sqlite:///FILE or postgresql://USER@HOST/DB"
+            ) from None
         return value
 
 
@@ -114,8 +115,9 @@ Channel = Annotated[WebhookChannel | EmailChannel | LogChannel, Field(discrimina
 
 
 class Notifications(_Model):
-    channels: dict[Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")],
-                   Channel] = Field(default_factory=dict)
+    channels: dict[
+        Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")], Channel
+    ] = Field(default_factory=dict)
     # Delivery is retried with exponential backoff and jitter, from retry_initial_s up to
     # retry_max_s between attempts, until the notice is max_age_hours old: then it is dead.
     retry_initial_s: Annotated[float, Field(gt=0, le=3600)] = 5.0
@@ -164,8 +166,7 @@ RefChecks = Literal["disclosed", "any"]
 class Matching(_Model):
     # Per category: the score from which a candidate of a ranked search (a person by name)
     # is a hit. Below it the candidate is not reported at any level.
-    hit_threshold: dict[Category, Annotated[float, Field(ge=0, le=1)]] = Field(
-        default_factory=dict)
+    hit_threshold: dict[Category, Annotated[float, Field(ge=0, le=1)]] = Field(default_factory=dict)
     # A check naming a record by its reference (a follow-up of a hit) is answered only when
     # this node gave that peer the reference ("disclosed"), or always ("any": national
     # references are public in your country, e.g. printed on published notices).
@@ -211,7 +212,7 @@ class Settings(_Model):
         """SQLite URLs with a relative path are taken relative to the config directory."""
         prefix = "sqlite:///"
         if url.startswith(prefix) and not url.startswith(prefix + "/") and url != prefix:
-            return prefix + str(self.base_dir / url[len(prefix):])
+            return prefix + str(self.base_dir / url[len(prefix) :])
         return url
 
     def state_path(self, p: Path) -> Path:
@@ -222,7 +223,7 @@ class Settings(_Model):
         prefix = "sqlite:///"
         url = self.enquiries_url
         if url.startswith(prefix) and url != prefix:
-            return Path(url[len(prefix):]).parent / p
+            return Path(url[len(prefix) :]).parent / p
         return self.base_dir / p
 
     @property
@@ -263,8 +264,9 @@ def load_yaml_model(path: Path, model: type[M], *, extra: dict[str, Any] | None 
     try:
         root = compose(text)
     except YamlSyntaxError as exc:
-        raise ConfigError(f"{path}:{exc.position.line}:{exc.position.column}: {exc.message}",
-                          file=str(path)) from exc
+        raise ConfigError(
+            f"{path}:{exc.position.line}:{exc.position.column}: {exc.message}", file=str(path)
+        ) from exc
     if root is None:
         raise ConfigError(f"{path}: the file is empty", file=str(path))
     data, problems = to_python(root)

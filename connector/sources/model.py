@@ -87,12 +87,13 @@ class Source(_Model):
         if unknown:
             row = getattr(kind, "row_model", None)
             known = f" (its fields: {', '.join(row.model_fields)})" if row is not None else ""
-            raise ValueError(f"{', '.join(unknown)}: not a field of {self.category.value}"
-                             f"{known}")
+            raise ValueError(f"{', '.join(unknown)}: not a field of {self.category.value}{known}")
         missing = sorted(kind.csv_required - given)
         if missing:
-            raise ValueError(f"{self.category.value} needs {', '.join(missing)}: map a column "
-                             "to it, or give it under constants")
+            raise ValueError(
+                f"{self.category.value} needs {', '.join(missing)}: map a column "
+                "to it, or give it under constants"
+            )
         return self
 
     @property

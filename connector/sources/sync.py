@@ -73,8 +73,11 @@ def digest(row: Mapping[str, Any]) -> str:
 def _plain(value: Any) -> Any:
     """Database values as an NDJSON import would carry them."""
     if isinstance(value, dt.datetime | dt.date):
-        return value.isoformat()[:10] if isinstance(value, dt.date) and not isinstance(
-            value, dt.datetime) else value.isoformat()
+        return (
+            value.isoformat()[:10]
+            if isinstance(value, dt.date) and not isinstance(value, dt.datetime)
+            else value.isoformat()
+        )
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, bytes | memoryview):
@@ -98,8 +101,9 @@ def _snapshot(conn: Connection) -> None:
         conn.exec_driver_sql("BEGIN")  # a WAL read transaction is a snapshot
 
 
-def sync(source: Source, store: RecordStore, *, clock: Callable[[], float],
-         allow_removal: bool = False) -> SyncReport:
+def sync(
+    source: Source, store: RecordStore, *, clock: Callable[[], float], allow_removal: bool = False
+) -> SyncReport:
     """Bring the store's records from this source up to date with it: new and changed rows
     upserted, rows gone from the source removed (a found vehicle is no longer a hit).
 
@@ -129,13 +133,22 @@ def sync(source: Source, store: RecordStore, *, clock: Callable[[], float],
                 report.refused = (
                     f"{len(gone)} of {len(held)} records would be removed, more than "
                     f"max_removal_share ({source.max_removal_share:g}); nothing was removed "
-                    "(run `records sync --allow-removal` if that is right)")
-                log.error("source_removal_refused", source=source.name, gone=len(gone),
-                          held=len(held))
+                    "(run `records sync --allow-removal` if that is right)"
+                )
+                log.error(
+                    "source_removal_refused", source=source.name, gone=len(gone), held=len(held)
+                )
                 gone = {}
-            wanted = select(*{table.c[c] for c in
-                              [*source.key, *source.columns.values(),
-                               *([source.changed] if source.changed else [])]})
+            wanted = select(
+                *{
+                    table.c[c]
+                    for c in [
+                        *source.key,
+                        *source.columns.values(),
+                        *([source.changed] if source.changed else []),
+                    ]
+                }
+            )
             newest: Any = None
             if source.changed and cursor is not None:
                 newest = _cursor_value(table.c[source.changed], cursor)
@@ -152,16 +165,25 @@ def sync(source: Source, store: RecordStore, *, clock: Callable[[], float],
         raise
     except SQLAlchemyError as exc:
         store.commit()
-        raise SourceError(f"source {source.name} ({source.where}): "
-                          f"{getattr(exc, 'orig', None) or exc}".strip()) from exc
+        raise SourceError(
+            f"source {source.name} ({source.where}): {getattr(exc, 'orig', None) or exc}".strip()
+        ) from exc
     finally:
         engine.dispose()
     _remove_gone(source, store, held, gone, report)
     prov.mark(source.name, None if newest is None else _text(newest), clock())
     store.commit()
-    log.info("source_synced", source=source.name, category=report.category, read=report.read,
-             inserted=report.inserted, updated=report.updated, removed=report.removed,
-             rejected=report.rejected, refused=report.refused)
+    log.info(
+        "source_synced",
+        source=source.name,
+        category=report.category,
+        read=report.read,
+        inserted=report.inserted,
+        updated=report.updated,
+        removed=report.removed,
+        rejected=report.rejected,
+        refused=report.refused,
+    )
     return report
 
 
@@ -176,12 +198,13 @@ def _reflect(conn: Connection, source: Source) -> Table:
         table = Table(source.table, MetaData(), schema=source.db_schema, autoload_with=conn)
     except NoSuchTableError:
         raise SourceError(f"source {source.name}: no table {source.where}") from None
-    named = [*source.key, *source.columns.values(), *([source.changed] if source.changed
-                                                       else [])]
+    named = [*source.key, *source.columns.values(), *([source.changed] if source.changed else [])]
     missing = sorted({c for c in named if c not in table.c})
     if missing:
-        raise SourceError(f"source {source.name}: {source.where} has no column "
-                          f"{', '.join(missing)} (it has {', '.join(table.c.keys())})")
+        raise SourceError(
+            f"source {source.name}: {source.where} has no column "
+            f"{', '.join(missing)} (it has {', '.join(table.c.keys())})"
+        )
     return table
 
 
@@ -208,8 +231,14 @@ def _chunks(conn: Connection, query: Any, size: int) -> Iterator[list[Mapping[st
         yield [dict(r) for r in part]
 
 
-def _apply(source: Source, store: RecordStore, rows: list[Mapping[str, Any]],
-           held: dict[str, Held], owners: dict[str, str], report: SyncReport) -> None:
+def _apply(
+    source: Source,
+    store: RecordStore,
+    rows: list[Mapping[str, Any]],
+    held: dict[str, Held],
+    owners: dict[str, str],
+    report: SyncReport,
+) -> None:
     kind = store.kinds[source.category]
     records: list[Record] = []
     noted: dict[str, Held] = {}
@@ -235,8 +264,11 @@ def _apply(source: Source, store: RecordStore, rows: list[Mapping[str, Any]],
         if owner is not None and owner != key:
             # Two rows of the source describe one record (one document, one VIN): keeping
             # both would let the removal of either take the record the other still holds.
-            report.reject(key, f"the same {kind.category.value.replace('_', ' ')[:-1]} as "
-                               f"source row {owner.replace(chr(31), '/')}")
+            report.reject(
+                key,
+                f"the same {kind.category.value.replace('_', ' ')[:-1]} as "
+                f"source row {owner.replace(chr(31), '/')}",
+            )
             continue
         if before is not None and before.record_id != record.id:
             replaced.append(before.record_id)  # its natural key changed at the source
@@ -244,8 +276,7 @@ def _apply(source: Source, store: RecordStore, rows: list[Mapping[str, Any]],
                 del owners[before.natural_key]
         owners[natural] = key
         records.append(record)
-        noted[key] = held[key] = Held(record_id=record.id, natural_key=natural,
-                                      digest=row_digest)
+        noted[key] = held[key] = Held(record_id=record.id, natural_key=natural, digest=row_digest)
     if replaced:
         report.removed += store.remove_ids(source.category, replaced)
     if records:
@@ -256,8 +287,13 @@ def _apply(source: Source, store: RecordStore, rows: list[Mapping[str, Any]],
     store.commit()  # ... and this where it came from, right after
 
 
-def _remove_gone(source: Source, store: RecordStore, held: dict[str, Held],
-                 gone: Mapping[str, Held], report: SyncReport) -> None:
+def _remove_gone(
+    source: Source,
+    store: RecordStore,
+    held: dict[str, Held],
+    gone: Mapping[str, Held],
+    report: SyncReport,
+) -> None:
     if not gone:
         return
     still = {h.record_id for k, h in held.items() if k not in gone}

@@ -22,14 +22,17 @@ class NoPostgres(RuntimeError):
 
 def server_bindir() -> Path:
     """Where initdb and pg_ctl are: the newest Debian-packaged version, else the PATH."""
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
-                   key=lambda p: int(Path(p).parts[-3]) if Path(p).parts[-3].isdigit() else 0)
+    found = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/initdb"),
+        key=lambda p: int(Path(p).parts[-3]) if Path(p).parts[-3].isdigit() else 0,
+    )
     if found:
         return Path(found[-1]).parent
     initdb = shutil.which("initdb")
     if initdb is None:
-        raise NoPostgres("no PostgreSQL server (initdb) on this machine; "
-                         "install Debian's postgresql package")
+        raise NoPostgres(
+            "no PostgreSQL server (initdb) on this machine; install Debian's postgresql package"
+        )
     return Path(initdb).parent
 
 
@@ -70,21 +73,56 @@ def running(*, durable: bool = False) -> Iterator[Server]:
     try:
         if as_user is not None:
             shutil.chown(root, as_user)
-        subprocess.run([str(bindir / "initdb"), "-D", str(data), "-U", "postgres",
-                        "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"],
-                       check=True, capture_output=True, user=as_user)
+        subprocess.run(
+            [
+                str(bindir / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+                "--no-sync",
+            ],
+            check=True,
+            capture_output=True,
+            user=as_user,
+        )
         port = _free_port()
-        options = (f"-p {port} -k {root} -c listen_addresses=127.0.0.1 "
-                   f"-c max_connections=200 -c shared_buffers=256MB")
+        options = (
+            f"-p {port} -k {root} -c listen_addresses=127.0.0.1 "
+            f"-c max_connections=200 -c shared_buffers=256MB"
+        )
         if not durable:
             options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-        subprocess.run([str(bindir / "pg_ctl"), "-D", str(data), "-o", options,
-                        "-l", str(root / "server.log"), "-w", "-t", "60", "start"],
-                       check=True, capture_output=True, user=as_user)
+        subprocess.run(
+            [
+                str(bindir / "pg_ctl"),
+                "-D",
+                str(data),
+                "-o",
+                options,
+                "-l",
+                str(root / "server.log"),
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ],
+            check=True,
+            capture_output=True,
+            user=as_user,
+        )
         try:
             yield Server(port=port)
         finally:
-            subprocess.run([str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate",
-                            "-w", "stop"], check=False, capture_output=True, user=as_user)
+            subprocess.run(
+                [str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
+                check=False,
+                capture_output=True,
+                user=as_user,
+            )
     finally:
         shutil.rmtree(root, ignore_errors=True)

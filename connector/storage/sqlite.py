@@ -6,8 +6,9 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 
-def on_connect(*, synchronous: Literal["FULL", "NORMAL"], busy_ms: int,
-               autocommit: bool = False) -> Callable[[Any, Any], None]:
+def on_connect(
+    *, synchronous: Literal["FULL", "NORMAL"], busy_ms: int, autocommit: bool = False
+) -> Callable[[Any, Any], None]:
     """A SQLAlchemy `connect` listener. `autocommit` leaves transactions to our own BEGIN
     (the enquiry log takes the write lock up front), reads then need none."""
 

@@ -13,8 +13,9 @@ def backend(url: str) -> str:
     if name == "postgres":
         name = "postgresql"
     if name not in SCHEMES:
-        raise ValueError(f"unsupported database {name!r}: use sqlite:///FILE or "
-                         "postgresql://USER@HOST/DB")
+        raise ValueError(
+            f"unsupported database {name!r}: use sqlite:///FILE or postgresql://USER@HOST/DB"
+        )
     return name
 
 

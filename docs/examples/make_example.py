@@ -39,14 +39,17 @@ QUERY_LIFETIME = 60
 ANSWER_IAT = IAT + 1
 DE_URL = "https://de.ncb.example:8443"
 
-MRZ = ("P<D<<MUSTERMANN<<ERIKA<<<<<<<<<<<<<<<<<<<<<<\n"
-       "C01X00T478D<<6408125F2702283<<<<<<<<<<<<<<<4")
+MRZ = "P<D<<MUSTERMANN<<ERIKA<<<<<<<<<<<<<<<<<<<<<<\nC01X00T478D<<6408125F2702283<<<<<<<<<<<<<<<4"
 
 # DE's national record behind the hit, as DE's NCB imported it.
 DE_RECORD_ROW: dict[str, Any] = {
-    "id": "DE-P-DE1234567", "number": "DE1234567", "country": "DE", "document_type": "P",
+    "id": "DE-P-DE1234567",
+    "number": "DE1234567",
+    "country": "DE",
+    "document_type": "P",
     "status": "stolen",
-    "reported_on": "2026-03-14", "holder_name": "Erika Mustermann",
+    "reported_on": "2026-03-14",
+    "holder_name": "Erika Mustermann",
     "remarks": "stolen from a car in Köln",
 }
 
@@ -124,9 +127,15 @@ def sign(node: Node, typ: str, claims: dict[str, Any]) -> Signed:
     signing_input = (b64url(header_json) + "." + b64url(payload_json)).encode("ascii")
     signature = nacl.signing.SigningKey(node.seed).sign(signing_input).signature
     token = signing_input + b"." + b64url(signature).encode("ascii")
-    return Signed(header=header, claims=claims, header_json=header_json,
-                  payload_json=payload_json, signing_input=signing_input, signature=signature,
-                  token=token)
+    return Signed(
+        header=header,
+        claims=claims,
+        header_json=header_json,
+        payload_json=payload_json,
+        signing_input=signing_input,
+        signature=signature,
+        token=token,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +154,7 @@ class Example:
 def _tls_fingerprint_stand_in() -> str:
     """Not a real certificate: the SHA-256 of a label, in the `AB:CD:…` form a pin takes."""
     digest = hashlib.sha256(b"ncb-connector example: DE's DER certificate").hexdigest().upper()
-    return ":".join(digest[i:i + 2] for i in range(0, 64, 2))
+    return ":".join(digest[i : i + 2] for i in range(0, 64, 2))
 
 
 def build() -> Example:
@@ -155,18 +164,32 @@ def build() -> Example:
         raise SystemExit("the RFC 8037 A.1 key does not give the published x")
 
     query_claims: dict[str, Any] = {
-        "iss": "FR", "aud": "DE", "iat": IAT, "exp": IAT + QUERY_LIFETIME,
+        "iss": "FR",
+        "aud": "DE",
+        "iat": IAT,
+        "exp": IAT + QUERY_LIFETIME,
         "jti": fixed_jti("query jti"),
-        "sub": "border-police/4711", "agency_kind": "border", "purpose": "border_control",
+        "sub": "border-police/4711",
+        "agency_kind": "border",
+        "purpose": "border_control",
         "checks": [
-            {"id": "a", "category": "travel_documents",
-             "criteria": {"number": "de 123-4567", "country": "DE", "document_type": "P"},
-             "limit": 10},
+            {
+                "id": "a",
+                "category": "travel_documents",
+                "criteria": {"number": "de 123-4567", "country": "DE", "document_type": "P"},
+                "limit": 10,
+            },
             {"id": "b", "category": "travel_documents", "criteria": {"mrz": MRZ}, "limit": 10},
-            {"id": "c", "category": "wanted_persons",
-             "criteria": {"last_name": "MUSTERMANN", "first_name": "ERIKA",
-                          "birth_date": "1964-08-12"},
-             "limit": 10},
+            {
+                "id": "c",
+                "category": "wanted_persons",
+                "criteria": {
+                    "last_name": "MUSTERMANN",
+                    "first_name": "ERIKA",
+                    "birth_date": "1964-08-12",
+                },
+                "limit": 10,
+            },
         ],
         "case": "PAF-CDG-2026-000815",
     }
@@ -176,13 +199,26 @@ def build() -> Example:
     record = TravelDocuments().parse_row(DE_RECORD_ROW)
     full = CATEGORIES[Category.TRAVEL_DOCUMENTS].visible_fields(AnswerLevel.FULL)
     answer_claims: dict[str, Any] = {
-        "iss": "DE", "aud": "FR", "iat": ANSWER_IAT, "jti": fixed_jti("answer jti"),
-        "in_reply_to": query_claims["jti"], "query_digest": query_digest,
+        "iss": "DE",
+        "aud": "FR",
+        "iat": ANSWER_IAT,
+        "jti": fixed_jti("answer jti"),
+        "in_reply_to": query_claims["jti"],
+        "query_digest": query_digest,
         "enquiry": fixed_ulid(ANSWER_IAT * 1000, "enquiry"),
         "results": [
-            {"check": "a", "status": "hit", "level": "full", "hits": [
-                {"ref": make_ref("DE", Category.TRAVEL_DOCUMENTS, record.id), "score": 1.0,
-                 "record": {k: v for k, v in record.fields.items() if k in full}}]},
+            {
+                "check": "a",
+                "status": "hit",
+                "level": "full",
+                "hits": [
+                    {
+                        "ref": make_ref("DE", Category.TRAVEL_DOCUMENTS, record.id),
+                        "score": 1.0,
+                        "record": {k: v for k, v in record.fields.items() if k in full},
+                    }
+                ],
+            },
             {"check": "b", "status": "no_hit", "level": "full", "hits": []},
             {"check": "c", "status": "denied", "level": "none", "hits": [], "reason": "policy"},
         ],
@@ -191,13 +227,26 @@ def build() -> Example:
 
     fingerprint = _tls_fingerprint_stand_in()
     identity_claims: dict[str, Any] = {
-        "iss": "DE", "iat": IAT, "exp": IAT + 300, "protocol": 1, "keys": [de.public_jwk()],
-        "tls_fingerprint": fingerprint, "url": DE_URL,
+        "iss": "DE",
+        "iat": IAT,
+        "exp": IAT + 300,
+        "protocol": 1,
+        "keys": [de.public_jwk()],
+        "tls_fingerprint": fingerprint,
+        "url": DE_URL,
     }
     identity = sign(de, "ncb-identity+jwt", identity_claims)
-    return Example(fr=fr, de=de, query=query, query_digest=query_digest, answer=answer,
-                   identity=identity, de_tls_fingerprint=fingerprint, record_id=record.id,
-                   record_fields=dict(record.fields))
+    return Example(
+        fr=fr,
+        de=de,
+        query=query,
+        query_digest=query_digest,
+        answer=answer,
+        identity=identity,
+        de_tls_fingerprint=fingerprint,
+        record_id=record.id,
+        record_fields=dict(record.fields),
+    )
 
 
 # --- rendering as Markdown --------------------------------------------------------------------
@@ -210,16 +259,24 @@ def _block(lang: str, text: str) -> list[str]:
 def _steps(signed: Signed) -> list[str]:
     head, payload, sig = signed.token.decode("ascii").split(".")
     return [
-        "Protected header, exactly as serialised (UTF-8):", "",
+        "Protected header, exactly as serialised (UTF-8):",
+        "",
         *_block("json", signed.header_json.decode("utf-8")),
-        "Claims set (the JWS payload), exactly as serialised (UTF-8):", "",
+        "Claims set (the JWS payload), exactly as serialised (UTF-8):",
+        "",
         *_block("json", signed.payload_json.decode("utf-8")),
-        "BASE64URL(header):", "", *_block("text", head),
-        "BASE64URL(payload):", "", *_block("text", payload),
+        "BASE64URL(header):",
+        "",
+        *_block("text", head),
+        "BASE64URL(payload):",
+        "",
+        *_block("text", payload),
         "Signing input, `BASE64URL(header) || '.' || BASE64URL(payload)`, ASCII, "
-        f"{len(signed.signing_input)} bytes:", "",
+        f"{len(signed.signing_input)} bytes:",
+        "",
         *_block("text", signed.signing_input.decode("ascii")),
-        "Ed25519 signature (64 bytes) as hex, then BASE64URL(signature):", "",
+        "Ed25519 signature (64 bytes) as hex, then BASE64URL(signature):",
+        "",
         *_block("text", signed.signature.hex() + "\n" + sig),
     ]
 
@@ -240,10 +297,11 @@ def _criteria_lines(ex: Example) -> list[str]:
         sent = compact_json(check["criteria"]).decode("utf-8").replace("|", "\\|")
         if check["category"] == "travel_documents":
             parsed = document_criteria(check["criteria"])
-            derived = (f"number key `{parsed.number_key}`, country `{parsed.country}`, "
-                       f"document type `{parsed.document_type}`"
-                       + (" (read from a TD3 MRZ whose check digits verify)"
-                          if parsed.from_mrz else ""))
+            derived = (
+                f"number key `{parsed.number_key}`, country `{parsed.country}`, "
+                f"document type `{parsed.document_type}`"
+                + (" (read from a TD3 MRZ whose check digits verify)" if parsed.from_mrz else "")
+            )
         else:
             derived = "a name search (§6.3)"
         out.append(f"| `{check['id']}` | `{sent}` | {derived} |")
@@ -262,11 +320,14 @@ def render(ex: Example) -> str:
     ]
     for node, d in ((ex.fr, FR_D), (ex.de, b64url(DE_SEED))):
         lines += [
-            f"**{node.name}** private JWK (`d` is the 32-byte seed):", "",
+            f"**{node.name}** private JWK (`d` is the 32-byte seed):",
+            "",
             *_block("json", compact_json({**node.public_jwk(), "d": d}).decode()),
-            f"RFC 7638 thumbprint input of {node.name}'s key (ASCII, no whitespace):", "",
+            f"RFC 7638 thumbprint input of {node.name}'s key (ASCII, no whitespace):",
+            "",
             *_block("json", node.thumbprint_input),
-            f"{node.name}'s `kid` = BASE64URL(SHA-256(thumbprint input)) = `{node.kid}`", "",
+            f"{node.name}'s `kid` = BASE64URL(SHA-256(thumbprint input)) = `{node.kid}`",
+            "",
         ]
     lines += [
         "### 12.2 The query FR sends to DE",
@@ -291,9 +352,13 @@ def render(ex: Example) -> str:
         "",
         "SHA-256 over the exact bytes of the query token above (the HTTP request body):",
         "",
-        *_block("text", "SHA-256 (hex)       = "
-                + hashlib.sha256(ex.query.token).hexdigest()
-                + "\nquery_digest        = " + ex.query_digest),
+        *_block(
+            "text",
+            "SHA-256 (hex)       = "
+            + hashlib.sha256(ex.query.token).hexdigest()
+            + "\nquery_digest        = "
+            + ex.query_digest,
+        ),
         "### 12.4 The answer DE returns",
         "",
         "DE's policy gives FR `full` for `travel_documents` and nothing for `wanted_persons`; "
@@ -338,8 +403,11 @@ def splice(document: str, generated: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--write", action="store_true",
-                        help=f"replace the generated section of {DOC} instead of printing it")
+    parser.add_argument(
+        "--write",
+        action="store_true",
+        help=f"replace the generated section of {DOC} instead of printing it",
+    )
     args = parser.parse_args(argv)
     generated = render(build())
     if args.write:

@@ -27,8 +27,9 @@ def running_de(tmp_path: Path) -> Iterator[tuple[Path, int, int, subprocess.Pope
     sock.bind(str(notify))
     sock.settimeout(60)  # a loaded CI machine starts Python slowly
     env = {**os.environ, "NCB_CONNECTOR_CONFIG": str(config), "NOTIFY_SOCKET": str(notify)}
-    proc = subprocess.Popen([*CLI, "run"], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [*CLI, "run"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         assert sock.recv(4096).startswith(b"READY=1")
         wait_ready(local, proc)
@@ -68,7 +69,8 @@ def test_keys_show(tmp_path: Path) -> None:
     assert "d" not in shown["jwk"]
     assert shown["thumbprint"] == jwk["kid"]
     assert shown["tls_fingerprint"] == certificate_fingerprint(
-        (config.parent / "tls" / "cert.pem").read_bytes())
+        (config.parent / "tls" / "cert.pem").read_bytes()
+    )
     text = cli("keys", "show", "--config", str(config)).stdout
     assert shown["thumbprint"] in text
 
@@ -98,32 +100,47 @@ def test_import_reports_bad_lines_and_keeps_good_ones(tmp_path: Path) -> None:
         "C01X00T49,DE,P,misplaced,2026-01-02,\n"
         "C01X00T50,DE,P,lost,2026-02-30,\n"
         "C01X00T51,DE,P,lost,,\n"
-        "C01X00T47,DE,P,revoked,2026-01-03,Erika Mustermann\n")
-    proc = cli("records", "import", str(csv), "--category", "travel_documents", config=config,
-               check=False)
+        "C01X00T47,DE,P,revoked,2026-01-03,Erika Mustermann\n"
+    )
+    proc = cli(
+        "records", "import", str(csv), "--category", "travel_documents", config=config, check=False
+    )
     assert proc.returncode == 1
     assert "docs.csv:3: country" in proc.stderr
     assert "docs.csv:4: status" in proc.stderr
     assert "docs.csv:5: reported_on" in proc.stderr
     assert "2 inserted, 1 updated, 0 removed, 3 rejected" in proc.stdout  # line 7 updates 2
     nd = tmp_path / "docs.ndjson"
-    nd.write_text('{"number": "A1", "country": "DE", "status": "lost"}\n{"number": \n'
-                  '[1, 2]\n{"number": "A2", "country": "DE", "status": "lost", "x": 1}\n')
-    proc = cli("records", "import", str(nd), "--category", "travel_documents", config=config,
-               check=False)
+    nd.write_text(
+        '{"number": "A1", "country": "DE", "status": "lost"}\n{"number": \n'
+        '[1, 2]\n{"number": "A2", "country": "DE", "status": "lost", "x": 1}\n'
+    )
+    proc = cli(
+        "records", "import", str(nd), "--category", "travel_documents", config=config, check=False
+    )
     assert "docs.ndjson:2: not valid JSON" in proc.stderr
     assert "docs.ndjson:3: a line must hold one JSON object" in proc.stderr
     assert "docs.ndjson:4: x: Extra inputs are not permitted" in proc.stderr
     assert "1 inserted, 0 updated, 0 removed, 3 rejected" in proc.stdout
     more = tmp_path / "more.csv"
     more.write_text("number,country,document_type,status\nB1,FRA,P,lost\nB2,DE,Z,lost\n")
-    proc = cli("records", "import", str(more), "--category", "travel_documents",
-               config=config, check=False)
-    assert "more.csv:2: country: 'FRA' is not an ISO 3166-1 alpha-2 country " \
-           "code (did you mean FR?)" in proc.stderr
+    proc = cli(
+        "records", "import", str(more), "--category", "travel_documents", config=config, check=False
+    )
+    assert (
+        "more.csv:2: country: 'FRA' is not an ISO 3166-1 alpha-2 country "
+        "code (did you mean FR?)" in proc.stderr
+    )
     assert "more.csv:3: document_type" in proc.stderr
-    missing = cli("records", "import", str(tmp_path / "nope.csv"), "--category",
-                  "travel_documents", config=config, check=False)
+    missing = cli(
+        "records",
+        "import",
+        str(tmp_path / "nope.csv"),
+        "--category",
+        "travel_documents",
+        config=config,
+        check=False,
+    )
     assert missing.returncode == 2
     assert missing.stderr.startswith("error: cannot read")
     stats = cli("records", "stats", config=config).stdout
@@ -134,23 +151,25 @@ def test_import_csv_missing_columns(tmp_path: Path) -> None:
     config, _, _ = init(tmp_path, "DE")
     csv = tmp_path / "docs.csv"
     csv.write_text("number,country\nA1,DE\n")
-    proc = cli("records", "import", str(csv), "--category", "travel_documents", config=config,
-               check=False)
+    proc = cli(
+        "records", "import", str(csv), "--category", "travel_documents", config=config, check=False
+    )
     assert proc.returncode == 2
     assert f"{csv}:1: the CSV header lacks the column(s) status" in proc.stderr
 
 
 def test_import_from_a_pipe(tmp_path: Path) -> None:
     config, _, _ = init(tmp_path, "DE")
-    lines = "".join(f'{{"number": "P{i:07d}", "country": "DE", "status": "stolen"}}\n'
-                    for i in range(12_000))
-    proc = cli("records", "import", "-", "--category", "travel_documents", config=config,
-               input=lines)
+    lines = "".join(
+        f'{{"number": "P{i:07d}", "country": "DE", "status": "stolen"}}\n' for i in range(12_000)
+    )
+    proc = cli(
+        "records", "import", "-", "--category", "travel_documents", config=config, input=lines
+    )
     assert "12000 inserted" in proc.stdout
 
 
-def test_a_2_gb_line_through_a_pipe_is_reported_and_the_good_lines_go_in(
-        tmp_path: Path) -> None:
+def test_a_2_gb_line_through_a_pipe_is_reported_and_the_good_lines_go_in(tmp_path: Path) -> None:
     """2 GiB without a line break between two good lines: the importer reads it in bounded
     pieces, names the line, imports the others — and never holds it in memory."""
     import resource
@@ -160,8 +179,11 @@ def test_a_2_gb_line_through_a_pipe_is_reported_and_the_good_lines_go_in(
     with out_path.open("wb") as out, err_path.open("wb") as err:
         proc = subprocess.Popen(
             [*CLI, "records", "import", "-", "--category", "travel_documents"],
-            stdin=subprocess.PIPE, stdout=out, stderr=err,
-            env={**os.environ, "NCB_CONNECTOR_CONFIG": str(config), "COLUMNS": "200"})
+            stdin=subprocess.PIPE,
+            stdout=out,
+            stderr=err,
+            env={**os.environ, "NCB_CONNECTOR_CONFIG": str(config), "COLUMNS": "200"},
+        )
         assert proc.stdin is not None
         block = b"x" * (1 << 20)
         proc.stdin.write(b'{"number": "P0000001", "country": "DE", "status": "stolen"}\n')
@@ -176,19 +198,38 @@ def test_a_2_gb_line_through_a_pipe_is_reported_and_the_good_lines_go_in(
     assert peak_kib < 400 * 1024, f"the importer peaked at {peak_kib / 1024:.0f} MiB"
 
 
-def test_adding_a_second_node_of_a_country_says_which_rules_it_inherits(
-        tmp_path: Path) -> None:
+def test_adding_a_second_node_of_a_country_says_which_rules_it_inherits(tmp_path: Path) -> None:
     from connector.crypto.jws import Signer, SigningKey
 
     config, _, _ = init(tmp_path, "DE")
     (config.parent / "policies" / "10-test.yaml").write_text(POLICY)  # `documents for FR`
     key = json.dumps(Signer(SigningKey.generate()).public.jwk())
-    added = cli("peers", "add", "FR-2", "--url", "http://127.0.0.1:9", "--insecure", "--key",
-                key, config=config).stdout
-    assert "FR-2 is a node of FR; these rules name FR and so apply to it too: " \
-           "inbound 'documents for FR'" in added
-    added = cli("peers", "add", "FR", "--url", "http://127.0.0.1:9", "--insecure", "--key",
-                json.dumps(Signer(SigningKey.generate()).public.jwk()), config=config).stdout
+    added = cli(
+        "peers",
+        "add",
+        "FR-2",
+        "--url",
+        "http://127.0.0.1:9",
+        "--insecure",
+        "--key",
+        key,
+        config=config,
+    ).stdout
+    assert (
+        "FR-2 is a node of FR; these rules name FR and so apply to it too: "
+        "inbound 'documents for FR'" in added
+    )
+    added = cli(
+        "peers",
+        "add",
+        "FR",
+        "--url",
+        "http://127.0.0.1:9",
+        "--insecure",
+        "--key",
+        json.dumps(Signer(SigningKey.generate()).public.jwk()),
+        config=config,
+    ).stdout
     assert "note:" not in added
 
 
@@ -196,7 +237,8 @@ def test_policy_check_reports_file_line_and_rule(tmp_path: Path) -> None:
     config, _, _ = init(tmp_path, "DE")
     (config.parent / "policies" / "20-bad.yaml").write_text(
         "inbound:\n  - name: typo rule\n    from: [FR]\n    categories: [travel_document]\n"
-        "    answer: full\n")
+        "    answer: full\n"
+    )
     proc = cli("policy", "check", config=config, check=False)
     assert proc.returncode == 1
     assert "20-bad.yaml:4" in proc.stderr
@@ -204,41 +246,82 @@ def test_policy_check_reports_file_line_and_rule(tmp_path: Path) -> None:
     assert "Traceback" not in proc.stderr
 
 
-def test_two_nodes_end_to_end(tmp_path: Path,
-                              running_de: tuple[Path, int, int, subprocess.Popen[str]]) -> None:
+def test_two_nodes_end_to_end(
+    tmp_path: Path, running_de: tuple[Path, int, int, subprocess.Popen[str]]
+) -> None:
     de_config, de_peer, de_local, de_proc = running_de
     fr_config, _, _ = init(tmp_path, "FR")
     (fr_config.parent / "policies" / "10-test.yaml").write_text(POLICY)
     # FR pins DE by fetching its identity; DE pins FR from the JWK FR's admin sent.
-    added = cli("peers", "add", "DE", "--url", f"https://127.0.0.1:{de_peer}", "--fetch",
-                "--yes", config=fr_config)
+    added = cli(
+        "peers",
+        "add",
+        "DE",
+        "--url",
+        f"https://127.0.0.1:{de_peer}",
+        "--fetch",
+        "--yes",
+        config=fr_config,
+    )
     assert "key thumbprint" in added.stdout
     fr_keys = json.loads(cli("keys", "show", "--json", config=fr_config).stdout)
-    cli("peers", "add", "FR", "--url", "https://127.0.0.1:9", "--key", json.dumps(fr_keys["jwk"]),
-        "--tls-fingerprint", fr_keys["tls_fingerprint"], config=de_config)
+    cli(
+        "peers",
+        "add",
+        "FR",
+        "--url",
+        "https://127.0.0.1:9",
+        "--key",
+        json.dumps(fr_keys["jwk"]),
+        "--tls-fingerprint",
+        fr_keys["tls_fingerprint"],
+        config=de_config,
+    )
     listed = json.loads(cli("peers", "list", "--json", config=fr_config).stdout)
     assert [p["id"] for p in listed] == ["DE"]
     de_keys = json.loads(cli("keys", "show", "--json", config=de_config).stdout)
     assert listed[0]["keys"] == [de_keys["thumbprint"]]
     assert listed[0]["tls_fingerprint"] == de_keys["tls_fingerprint"]
     data = tmp_path / "de.ndjson"
-    data.write_text('{"id": "BKA-0815", "number": "C01X00T47", "country": "DE", '
-                    '"status": "stolen"}\n')
+    data.write_text(
+        '{"id": "BKA-0815", "number": "C01X00T47", "country": "DE", "status": "stolen"}\n'
+    )
     cli("records", "import", str(data), "--category", "travel_documents", config=de_config)
     de_proc.send_signal(signal.SIGHUP)  # peers.yaml changed: reload now
     wait_for(lambda: readyz(de_local)["peers"] == 1)
 
-    hit = json.loads(cli("query", "--peer", "DE", "--category", "travel_documents",
-                         "--number", "c01x00t47", "--country", "DE", "--json",
-                         config=fr_config).stdout)
+    hit = json.loads(
+        cli(
+            "query",
+            "--peer",
+            "DE",
+            "--category",
+            "travel_documents",
+            "--number",
+            "c01x00t47",
+            "--country",
+            "DE",
+            "--json",
+            config=fr_config,
+        ).stdout
+    )
     assert hit["results"][0]["status"] == "hit"
-    table = cli("query", "--peer", "DE", "--category", "travel_documents", "--number", "Z1",
-                config=fr_config).stdout
+    table = cli(
+        "query",
+        "--peer",
+        "DE",
+        "--category",
+        "travel_documents",
+        "--number",
+        "Z1",
+        config=fr_config,
+    ).stdout
     assert "no_hit" in table
 
     de_rows = json.loads(cli("enquiries", "list", "--json", config=de_config).stdout)
-    fr_rows = json.loads(cli("enquiries", "list", "--json", "--peer", "DE", "--since", "1h",
-                             config=fr_config).stdout)
+    fr_rows = json.loads(
+        cli("enquiries", "list", "--json", "--peer", "DE", "--since", "1h", config=fr_config).stdout
+    )
     assert [r["direction"] for r in de_rows] == ["in", "in"]
     assert [r["direction"] for r in fr_rows] == ["out", "out"]
     assert de_rows[0]["hit_refs"] == ["DE:travel_documents:BKA-0815"]
@@ -256,7 +339,8 @@ def test_two_nodes_end_to_end(tmp_path: Path,
 
 
 def test_reload_keeps_the_old_policy_when_the_new_one_is_broken(
-        running_de: tuple[Path, int, int, subprocess.Popen[str]]) -> None:
+    running_de: tuple[Path, int, int, subprocess.Popen[str]],
+) -> None:
     config, _, local, proc = running_de
     good = readyz(local)
     assert good["status"] == "ready"
@@ -273,7 +357,8 @@ def test_reload_keeps_the_old_policy_when_the_new_one_is_broken(
 
 
 def test_sigterm_stops_cleanly_and_tells_systemd(
-        running_de: tuple[Path, int, int, subprocess.Popen[str]]) -> None:
+    running_de: tuple[Path, int, int, subprocess.Popen[str]],
+) -> None:
     _, _, _, proc = running_de
     proc.send_signal(signal.SIGHUP)
     sock = proc.notify_socket  # type: ignore[attr-defined]
@@ -292,14 +377,38 @@ def test_policy_explain_matrix_and_diff(tmp_path: Path) -> None:
     config, _, _ = init(tmp_path, "DE")
     policies = config.parent / "policies"
     (policies / "10-test.yaml").write_text(POLICY + "  # end\n")
-    explained = json.loads(cli("policy", "explain", "--from", "FR", "--agency-kind", "border",
-                               "--purpose", "border_control", "--category", "travel_documents",
-                               "--json", config=config).stdout)
+    explained = json.loads(
+        cli(
+            "policy",
+            "explain",
+            "--from",
+            "FR",
+            "--agency-kind",
+            "border",
+            "--purpose",
+            "border_control",
+            "--category",
+            "travel_documents",
+            "--json",
+            config=config,
+        ).stdout
+    )
     assert explained["rule"] == "documents for FR"
     assert explained["level"] == "full"
     assert "holder_name" in explained["fields"]
-    denied = cli("policy", "explain", "--from", "GB", "--agency-kind", "border", "--purpose",
-                 "border_control", "--category", "travel_documents", config=config).stdout
+    denied = cli(
+        "policy",
+        "explain",
+        "--from",
+        "GB",
+        "--agency-kind",
+        "border",
+        "--purpose",
+        "border_control",
+        "--category",
+        "travel_documents",
+        config=config,
+    ).stdout
     assert "default applies (deny)" in denied
     assert "skipped 'documents for FR'" in denied
     csv = cli("policy", "matrix", config=config).stdout.splitlines()
@@ -308,19 +417,23 @@ def test_policy_explain_matrix_and_diff(tmp_path: Path) -> None:
     assert "*,none,none,none,none,none,none,none" in csv
     new = tmp_path / "new"
     new.mkdir()
-    (new / "10-test.yaml").write_text(POLICY.replace("answer: full", "answer: summary")
-                                      .replace("[FR]", "[FR, GB]"))
+    (new / "10-test.yaml").write_text(
+        POLICY.replace("answer: full", "answer: summary").replace("[FR]", "[FR, GB]")
+    )
     same = cli("policy", "diff", str(policies), str(policies))
     assert "no query's outcome changes" in same.stdout
     changed = cli("policy", "diff", str(policies), str(new), "--json", check=False)
     assert changed.returncode == 1
     rows = json.loads(changed.stdout)
     assert {(r["peer"], r["old"]["level"], r["new"]["level"]) for r in rows} == {
-        ("FR", "full", "summary"), ("GB", "none", "summary")}
+        ("FR", "full", "summary"),
+        ("GB", "none", "summary"),
+    }
 
 
 def test_sigterm_drains_a_request_in_flight(
-        running_de: tuple[Path, int, int, subprocess.Popen[str]]) -> None:
+    running_de: tuple[Path, int, int, subprocess.Popen[str]],
+) -> None:
     """A query whose body is still arriving when SIGTERM comes is answered, then the node
     exits; new connections are refused meanwhile."""
     import ssl
@@ -332,23 +445,40 @@ def test_sigterm_drains_a_request_in_flight(
 
     config, peer_port, local, proc = running_de
     signer = Signer(SigningKey.generate())
-    cli("peers", "add", "FR", "--url", "http://127.0.0.1:9", "--insecure", "--key",
-        json.dumps(signer.public.jwk()), config=config)
+    cli(
+        "peers",
+        "add",
+        "FR",
+        "--url",
+        "http://127.0.0.1:9",
+        "--insecure",
+        "--key",
+        json.dumps(signer.public.jwk()),
+        config=config,
+    )
     proc.send_signal(signal.SIGHUP)
     wait_for(lambda: readyz(local)["peers"] == 1)
-    query = make_query(iss="FR", aud="DE", sub="x/1", agency_kind=AgencyKind.NCB,
-                       purpose=Purpose.BORDER_CONTROL,
-                       checks=(WireCheck(id="1", category=Category.TRAVEL_DOCUMENTS,
-                                         criteria={"number": "A1"}),))
+    query = make_query(
+        iss="FR",
+        aud="DE",
+        sub="x/1",
+        agency_kind=AgencyKind.NCB,
+        purpose=Purpose.BORDER_CONTROL,
+        checks=(WireCheck(id="1", category=Category.TRAVEL_DOCUMENTS, criteria={"number": "A1"}),),
+    )
     token = sign_query(query, signer)
     ctx = ssl.create_default_context()
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
     raw = socket.create_connection(("127.0.0.1", peer_port), timeout=20)
     conn = ctx.wrap_socket(raw)
-    conn.sendall(b"POST /v1/query HTTP/1.1\r\nHost: x\r\nContent-Type: application/jose\r\n"
-                 b"Connection: close\r\nContent-Length: " + str(len(token)).encode() +
-                 b"\r\n\r\n" + token[:20])
+    conn.sendall(
+        b"POST /v1/query HTTP/1.1\r\nHost: x\r\nContent-Type: application/jose\r\n"
+        b"Connection: close\r\nContent-Length: "
+        + str(len(token)).encode()
+        + b"\r\n\r\n"
+        + token[:20]
+    )
     time.sleep(0.3)  # the handler is now waiting for the rest of the body
     proc.send_signal(signal.SIGTERM)
     time.sleep(0.5)
@@ -365,7 +495,8 @@ def test_sigterm_drains_a_request_in_flight(
 
 
 def test_admin_mistakes_get_one_line_not_a_traceback(
-        tmp_path: Path, running_de: tuple[Path, int, int, subprocess.Popen[str]]) -> None:
+    tmp_path: Path, running_de: tuple[Path, int, int, subprocess.Popen[str]]
+) -> None:
     de_config, _, _, _ = running_de
     # A second node on the same ports.
     second = cli("run", config=de_config, check=False)
@@ -373,28 +504,63 @@ def test_admin_mistakes_get_one_line_not_a_traceback(
     assert "cannot listen" in second.stderr
     # A state directory that does not exist yet, given relative to the working directory.
     state = tmp_path / "state"
-    cli("init", "--node", "LU", "--dir", str(tmp_path / "lu"), "--state-dir", str(state),
-        "--peer-port", str(free_port()), "--local-port", str(free_port()))
+    cli(
+        "init",
+        "--node",
+        "LU",
+        "--dir",
+        str(tmp_path / "lu"),
+        "--state-dir",
+        str(state),
+        "--peer-port",
+        str(free_port()),
+        "--local-port",
+        str(free_port()),
+    )
     lu = tmp_path / "lu" / "connector.yaml"
     assert "travel_documents" in cli("records", "stats", config=lu).stdout
     assert (state / "records.db").exists()
     # A damaged enquiry-log row.
     cli("enquiries", "list", config=lu)
     with sqlite3.connect(state / "enquiries.db") as conn:
-        conn.execute("INSERT INTO enquiries VALUES (1, 'X', 1.0, 'in', 'FR', 'FR', 'j', NULL, "
-                     "NULL, NULL, NULL, 'answered', 'not json', NULL, '[]', '[]', '[]', NULL, "
-                     "NULL, 't', 'p', 'h')")
+        conn.execute(
+            "INSERT INTO enquiries VALUES (1, 'X', 1.0, 'in', 'FR', 'FR', 'j', NULL, "
+            "NULL, NULL, NULL, 'answered', 'not json', NULL, '[]', '[]', '[]', NULL, "
+            "NULL, 't', 'p', 'h')"
+        )
     damaged = cli("enquiries", "list", config=lu, check=False)
     assert damaged.returncode == 2
     assert "row 1 of the enquiry log is damaged" in damaged.stderr
     assert "Traceback" not in damaged.stderr
     # A peer id that is not one.
-    bad_peer = cli("policy", "explain", "--from", "UK", "--agency-kind", "border", "--purpose",
-                   "border_control", "--category", "travel_documents", config=lu, check=False)
+    bad_peer = cli(
+        "policy",
+        "explain",
+        "--from",
+        "UK",
+        "--agency-kind",
+        "border",
+        "--purpose",
+        "border_control",
+        "--category",
+        "travel_documents",
+        config=lu,
+        check=False,
+    )
     assert "the United Kingdom is GB" in bad_peer.stderr
     # This node as its own peer.
-    own = cli("peers", "add", "LU", "--url", "http://127.0.0.1:9", "--insecure", "--key", "{}",
-              config=lu, check=False)
+    own = cli(
+        "peers",
+        "add",
+        "LU",
+        "--url",
+        "http://127.0.0.1:9",
+        "--insecure",
+        "--key",
+        "{}",
+        config=lu,
+        check=False,
+    )
     assert "this node itself" in own.stderr
 
 
@@ -409,9 +575,13 @@ def test_keys_show_prints_values_verbatim(tmp_path: Path) -> None:
 def test_config_errors_name_file_line_and_key(tmp_path: Path) -> None:
     config, _, _ = init(tmp_path, "FR")
     text = config.read_text()
-    config.write_text(text.replace("    port: 8443", "    port: 99999") if "8443" in text
-                      else text.replace("peer:\n    host: 127.0.0.1\n",
-                                        "peer:\n    host: 127.0.0.1\n    colour: 1\n"))
+    config.write_text(
+        text.replace("    port: 8443", "    port: 99999")
+        if "8443" in text
+        else text.replace(
+            "peer:\n    host: 127.0.0.1\n", "peer:\n    host: 127.0.0.1\n    colour: 1\n"
+        )
+    )
     config.write_text(config.read_text() + "node: DE\n")
     proc = cli("config", "check", config=config, check=False)
     assert proc.returncode == 2
@@ -423,14 +593,19 @@ def test_config_errors_name_file_line_and_key(tmp_path: Path) -> None:
 def test_records_show_remove_and_replace(tmp_path: Path) -> None:
     config, _, _ = init(tmp_path, "DE")
     first = tmp_path / "a.ndjson"
-    first.write_text("".join(f'{{"id": "DE-P-A{i}", "number": "A{i}", "country": "DE", '
-                             f'"status": "lost"}}\n' for i in range(5)))
+    first.write_text(
+        "".join(
+            f'{{"id": "DE-P-A{i}", "number": "A{i}", "country": "DE", "status": "lost"}}\n'
+            for i in range(5)
+        )
+    )
     cli("records", "import", str(first), "--category", "travel_documents", config=config)
-    shown = json.loads(cli("records", "show", "DE:travel_documents:DE-P-A3",
-                           config=config).stdout)
+    shown = json.loads(cli("records", "show", "DE:travel_documents:DE-P-A3", config=config).stdout)
     assert shown["fields"]["number"] == "A3"
-    assert "removed travel_documents/DE-P-A3" in cli(
-        "records", "remove", "travel_documents/DE-P-A3", config=config).stdout
+    assert (
+        "removed travel_documents/DE-P-A3"
+        in cli("records", "remove", "travel_documents/DE-P-A3", config=config).stdout
+    )
     gone = cli("records", "show", "travel_documents/DE-P-A3", config=config, check=False)
     assert gone.returncode == 1
     foreign = cli("records", "show", "FR:travel_documents:X", config=config, check=False)
@@ -438,26 +613,64 @@ def test_records_show_remove_and_replace(tmp_path: Path) -> None:
     # --replace with a bad line removes nothing; with a clean file it makes the set equal.
     second = tmp_path / "b.ndjson"
     second.write_text('{"number": "A1", "country": "DE", "status": "stolen"}\n{"oops": 1}\n')
-    partial = cli("records", "import", str(second), "--category", "travel_documents",
-                  "--replace", config=config, check=False)
+    partial = cli(
+        "records",
+        "import",
+        str(second),
+        "--category",
+        "travel_documents",
+        "--replace",
+        config=config,
+        check=False,
+    )
     assert "0 removed" in partial.stdout
     assert "nothing was removed" in partial.stderr
-    second.write_text('{"number": "A1", "country": "DE", "status": "stolen"}\n'
-                      '{"number": "B9", "country": "DE", "status": "lost"}\n')
-    careful = cli("records", "import", str(second), "--category", "travel_documents",
-                  "--replace", config=config)
+    second.write_text(
+        '{"number": "A1", "country": "DE", "status": "stolen"}\n'
+        '{"number": "B9", "country": "DE", "status": "lost"}\n'
+    )
+    careful = cli(
+        "records",
+        "import",
+        str(second),
+        "--category",
+        "travel_documents",
+        "--replace",
+        config=config,
+    )
     assert "0 removed" in careful.stdout
     assert "more than 50% of the category" in careful.stderr
-    done = cli("records", "import", str(second), "--category", "travel_documents",
-               "--replace", "--yes", config=config)
+    done = cli(
+        "records",
+        "import",
+        str(second),
+        "--category",
+        "travel_documents",
+        "--replace",
+        "--yes",
+        config=config,
+    )
     assert "0 inserted, 2 updated, 3 removed, 0 rejected" in done.stdout
     assert "travel_documents              2" in cli("records", "stats", config=config).stdout
     # A1 came back without an id: matched by its number, it keeps the id it had.
-    assert json.loads(cli("records", "show", "travel_documents/DE-P-A1",
-                          config=config).stdout)["fields"]["status"] == "stolen"
+    assert (
+        json.loads(cli("records", "show", "travel_documents/DE-P-A1", config=config).stdout)[
+            "fields"
+        ]["status"]
+        == "stolen"
+    )
     # An empty export never empties the category.
-    empty = cli("records", "import", "-", "--category", "travel_documents", "--replace",
-                "--yes", config=config, input="")
+    empty = cli(
+        "records",
+        "import",
+        "-",
+        "--category",
+        "travel_documents",
+        "--replace",
+        "--yes",
+        config=config,
+        input="",
+    )
     assert "the file holds no records" in empty.stderr
     assert "travel_documents              2" in cli("records", "stats", config=config).stdout
 
@@ -492,29 +705,48 @@ def test_signed_checkpoints_catch_rows_cut_from_the_end(tmp_path: Path) -> None:
     assert "rows were removed from the end" in cut.stdout + cut.stderr
     # A checkpoint the node never signed is refused, not believed.
     head, payload, sig = token.split(".")
-    forged = cli("enquiries", "verify", "--expect", f"{head}.{payload[:-4]}AAAA.{sig}",
-                 config=config, check=False)
+    forged = cli(
+        "enquiries",
+        "verify",
+        "--expect",
+        f"{head}.{payload[:-4]}AAAA.{sig}",
+        config=config,
+        check=False,
+    )
     assert forged.returncode == 2
     assert "the checkpoint does not hold" in forged.stderr
-
 
 
 def test_policy_check_refuses_channels_connector_yaml_does_not_define(tmp_path: Path) -> None:
     """What the node would refuse to load, `policy check` refuses too."""
     config, _, _ = init(tmp_path, "DE")
     (config.parent / "policies" / "10-test.yaml").write_text(
-        POLICY.replace("    answer: full\n", "    answer: full\n    notify: always\n"
-                                             "    channels: [duty-officer]\n", 1))
+        POLICY.replace(
+            "    answer: full\n",
+            "    answer: full\n    notify: always\n    channels: [duty-officer]\n",
+            1,
+        )
+    )
     checked = cli("policy", "check", config=config, check=False)
     assert checked.returncode == 1
-    assert "notification channel(s) duty-officer that connector.yaml does not define" \
-        in checked.stderr
+    assert (
+        "notification channel(s) duty-officer that connector.yaml does not define" in checked.stderr
+    )
 
 
 def test_query_refuses_bad_criteria_itself_and_sends_no_login(tmp_path: Path) -> None:
     config, _, _ = init(tmp_path, "FR")
-    bad = cli("query", "--peer", "DE", "--category", "vehicles", "--criteria",
-              '{"vin": "1M8GDM9A1KP042788"}', config=config, check=False)
+    bad = cli(
+        "query",
+        "--peer",
+        "DE",
+        "--category",
+        "vehicles",
+        "--criteria",
+        '{"vin": "1M8GDM9A1KP042788"}',
+        config=config,
+        check=False,
+    )
     assert bad.returncode == 2
     assert "vin: VIN check digit is wrong" in bad.stderr
     from connector.node.service import Node

@@ -20,11 +20,17 @@ from connector.crypto.jws import (
 from connector.errors import BadSignature, MalformedToken
 
 # RFC 8037 Appendix A.1
-RFC_JWK = {"kty": "OKP", "crv": "Ed25519", "d": "nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A",
-           "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}
+RFC_JWK = {
+    "kty": "OKP",
+    "crv": "Ed25519",
+    "d": "nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A",
+    "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo",
+}
 # RFC 8037 Appendix A.4
-RFC_JWS = (b"eyJhbGciOiJFZERTQSJ9.RXhhbXBsZSBvZiBFZDI1NTE5IHNpZ25pbmc."
-           b"hgyY0il_MGCjP0JzlnLWG1PPOt7-09PGcvMg3AIbQR6dWbhijcNR4ki4iylGjg5BhVsPt9g7sVvpAr_MuM0KAg")
+RFC_JWS = (
+    b"eyJhbGciOiJFZERTQSJ9.RXhhbXBsZSBvZiBFZDI1NTE5IHNpZ25pbmc."
+    b"hgyY0il_MGCjP0JzlnLWG1PPOt7-09PGcvMg3AIbQR6dWbhijcNR4ki4iylGjg5BhVsPt9g7sVvpAr_MuM0KAg"
+)
 
 
 def test_rfc8037_a3_thumbprint() -> None:
@@ -62,11 +68,14 @@ def test_tampered_signature_fails() -> None:
         (b64url(b"[1]").encode() + b".e30." + b64url(bytes(64)).encode(), "JSON object"),
         (b64url(b'{"alg":"none"}').encode() + b".e30." + b64url(bytes(64)).encode(), "alg"),
         (b64url(b'{"alg":"HS256"}').encode() + b".e30." + b64url(bytes(64)).encode(), "alg"),
-        (b64url(b'{"alg":"EdDSA","crit":["x"]}').encode() + b".e30." + b64url(bytes(64)).encode(),
-         "critical"),
+        (
+            b64url(b'{"alg":"EdDSA","crit":["x"]}').encode()
+            + b".e30."
+            + b64url(bytes(64)).encode(),
+            "critical",
+        ),
         (b64url(b'{"alg":"EdDSA"}').encode() + b".e30." + b64url(bytes(10)).encode(), "64 bytes"),
-        (b64url(b'{"alg":"EdDSA"}').encode() + b".e30=." + b64url(bytes(64)).encode(),
-         "base64url"),
+        (b64url(b'{"alg":"EdDSA"}').encode() + b".e30=." + b64url(bytes(64)).encode(), "base64url"),
     ],
 )
 def test_malformed_tokens(token: bytes, message: str) -> None:
@@ -87,8 +96,12 @@ def test_alg_ed25519_accepted() -> None:
         {"kty": "OKP", "crv": "X25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"},
         {"kty": "OKP", "crv": "Ed25519", "x": "AAAA"},
         {"kty": "OKP", "crv": "Ed25519"},
-        {"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo",
-         "kid": "wrong"},
+        {
+            "kty": "OKP",
+            "crv": "Ed25519",
+            "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo",
+            "kid": "wrong",
+        },
         RFC_JWK,
     ],
 )
@@ -111,8 +124,9 @@ def test_b64url_round_trip_matches_the_standard_library(data: bytes) -> None:
     assert b64url_decode(encoded) == data
 
 
-@pytest.mark.parametrize("text", [b"AAA=", b"AA==", b"A+B/", b"AB C", b"AB\nC", b"A", b"AAAAA",
-                                  "AAÄA".encode(), b"AA.A"])
+@pytest.mark.parametrize(
+    "text", [b"AAA=", b"AA==", b"A+B/", b"AB C", b"AB\nC", b"A", b"AAAAA", "AAÄA".encode(), b"AA.A"]
+)
 def test_b64url_decode_is_strict(text: bytes) -> None:
     with pytest.raises(ValueError, match="base64url"):
         b64url_decode(text)

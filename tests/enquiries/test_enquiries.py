@@ -137,7 +137,8 @@ def _verify(db: str) -> tuple[bool, int | None]:
     ],
 )
 async def test_verify_catches_edits_made_directly_in_the_database(
-        db: str, sql: str, broken: int) -> None:
+    db: str, sql: str, broken: int
+) -> None:
     await _filled(db)
     assert _verify(db) == (True, None)
     run_sql(db, sql)
@@ -151,20 +152,24 @@ async def test_rehashing_one_row_still_breaks_the_next_link(db: str) -> None:
     await _filled(db)
     row = run_sql(db, "SELECT * FROM enquiries WHERE seq = 3")[0]
     row["decision"] = "denied"
-    run_sql(db, f"UPDATE enquiries SET decision = 'denied', hash = '{row_hash(row)}' "
-                "WHERE seq = 3")
+    run_sql(db, f"UPDATE enquiries SET decision = 'denied', hash = '{row_hash(row)}' WHERE seq = 3")
     assert _verify(db) == (False, 4)
 
 
 async def test_failed_commit_fails_every_waiter(db: str) -> None:
     log = serving(db)
     try:
-        run_sql(db, "DROP TABLE enquiries CASCADE" if db.startswith("postgresql")
-                else "DROP TABLE enquiries")
+        run_sql(
+            db,
+            "DROP TABLE enquiries CASCADE"
+            if db.startswith("postgresql")
+            else "DROP TABLE enquiries",
+        )
         from connector.errors import EnquiryLogError
 
-        results = await asyncio.gather(*(log.append(entry(i)) for i in range(3)),
-                                       return_exceptions=True)
+        results = await asyncio.gather(
+            *(log.append(entry(i)) for i in range(3)), return_exceptions=True
+        )
         assert all(isinstance(r, EnquiryLogError) for r in results)
     finally:
         await log.aclose()
@@ -178,8 +183,7 @@ async def test_failed_commit_fails_every_waiter(db: str) -> None:
         ("UPDATE enquiries SET decision = 'denied' WHERE seq = 10", "content"),
     ],
 )
-async def test_checkpoint_catches_rows_cut_from_the_end(db: str, sql: str,
-                                                         problem: str) -> None:
+async def test_checkpoint_catches_rows_cut_from_the_end(db: str, sql: str, problem: str) -> None:
     await _filled(db)
     log = serving(db)
     try:

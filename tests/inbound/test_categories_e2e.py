@@ -14,18 +14,30 @@ from connector.vocabulary import Category
 async def test_each_category_through_the_peer_api(tmp_path: Path, db_url: DatabaseUrl) -> None:
     async with network(tmp_path, ["FR", "DE", "GB"], on_databases(db_url)) as net:
         load(net)
-        results = await ask(net, "FR", [
-            (Category.VEHICLES, {"vin": "1m8gdm9axkp042788"}),
-            (Category.VEHICLES, {"plate": "bxy-123", "country": "DE"}),
-            (Category.ARTWORKS, {"text": "brücke argenteuil"}),
-            (Category.WANTED_PERSONS, {"document_number": "751234567"}),
-            (Category.TERRORISM_SUSPECTS, {"last_name": "Doe"}),
-            (Category.WANTED_PERSONS, {"last_name": "Shcherbakov"}),
-            (Category.DNA_PROFILES, {"loci": "D8S1179=13,14"}),
-            (Category.TRAVEL_DOCUMENTS, {"number": "DE1234567", "country": "DE"}),
-        ])
+        results = await ask(
+            net,
+            "FR",
+            [
+                (Category.VEHICLES, {"vin": "1m8gdm9axkp042788"}),
+                (Category.VEHICLES, {"plate": "bxy-123", "country": "DE"}),
+                (Category.ARTWORKS, {"text": "brücke argenteuil"}),
+                (Category.WANTED_PERSONS, {"document_number": "751234567"}),
+                (Category.TERRORISM_SUSPECTS, {"last_name": "Doe"}),
+                (Category.WANTED_PERSONS, {"last_name": "Shcherbakov"}),
+                (Category.DNA_PROFILES, {"loci": "D8S1179=13,14"}),
+                (Category.TRAVEL_DOCUMENTS, {"number": "DE1234567", "country": "DE"}),
+            ],
+        )
         assert [results[str(i)].status for i in range(8)] == [
-            "hit", "hit", "hit", "hit", "hit", "hit", "error", "hit"]
+            "hit",
+            "hit",
+            "hit",
+            "hit",
+            "hit",
+            "hit",
+            "error",
+            "hit",
+        ]
         # No id was given on import: the ref is opaque, never the VIN a plate check lacks.
         ref = results["0"].hits[0].ref
         assert ref.startswith("DE:vehicles:r")
@@ -42,12 +54,22 @@ async def test_each_category_through_the_peer_api(tmp_path: Path, db_url: Databa
         assert again["0"].status == "hit"
         # By name, from another script: the reasons say how the part matched.
         assert results["5"].hits[0].reasons[0] == {
-            "field": "last_name", "part": "shcherbakov", "match": "exact",
-            "matched": "shcherbakov", "similarity": 1.0}
+            "field": "last_name",
+            "part": "shcherbakov",
+            "match": "exact",
+            "matched": "shcherbakov",
+            "similarity": 1.0,
+        }
         assert results["6"].reason == "category_not_held"
         # GB sees persons at summary: no documents, no address, and no reason naming them.
-        gb = await ask(net, "GB", [(Category.WANTED_PERSONS, {"document_number": "751234567"}),
-                                   (Category.VEHICLES, {"vin": "1M8GDM9AXKP042788"})])
+        gb = await ask(
+            net,
+            "GB",
+            [
+                (Category.WANTED_PERSONS, {"document_number": "751234567"}),
+                (Category.VEHICLES, {"vin": "1M8GDM9AXKP042788"}),
+            ],
+        )
         (person,) = gb["0"].hits
         assert "document_numbers" not in person.record
         assert "charges" in person.record
@@ -62,7 +84,8 @@ async def test_scores_never_tell_a_hidden_field(tmp_path: Path) -> None:
         "  - name: persons, summary for GB\n    from: [GB]\n",
         "  - name: persons, hit for IT\n    from: [IT]\n    categories: [wanted_persons]\n"
         "    answer: hit\n"
-        "  - name: persons, summary for GB\n    from: [GB]\n    redact: [birth_date]\n")
+        "  - name: persons, summary for GB\n    from: [GB]\n    redact: [birth_date]\n",
+    )
 
     def configure_with(node_id: str, directory: Path) -> None:
         (directory / "policies" / "10-demo.yaml").write_text(policy)
@@ -72,13 +95,23 @@ async def test_scores_never_tell_a_hidden_field(tmp_path: Path) -> None:
         for src in ("GB", "IT"):
             scores = set()
             for year in ("1979", "1980", "1981"):
-                res = await ask(net, src, [(Category.WANTED_PERSONS,
-                                            {"document_number": "751234567",
-                                             "birth_date": year})])
+                res = await ask(
+                    net,
+                    src,
+                    [
+                        (
+                            Category.WANTED_PERSONS,
+                            {"document_number": "751234567", "birth_date": year},
+                        )
+                    ],
+                )
                 (hit,) = res["0"].hits
                 scores.add(hit.score)
                 assert all(r.get("field") != "birth_date" for r in hit.reasons or [])
             assert scores == {1.0}, src
-        full = await ask(net, "FR", [(Category.WANTED_PERSONS,
-                                      {"document_number": "751234567", "birth_date": "1979"})])
+        full = await ask(
+            net,
+            "FR",
+            [(Category.WANTED_PERSONS, {"document_number": "751234567", "birth_date": "1979"})],
+        )
         assert full["0"].hits[0].score < 1.0  # FR sees the birth date: the score may say so

@@ -21,8 +21,9 @@ async def test_a_ref_is_followed_up_only_by_the_peer_it_was_given_to(tmp_path: P
         import_rows(net, PERSON, [extra])
 
         # A guess at a sequential national number: refused, whether or not it exists.
-        guess = await ask(net, "FR", [(PERSON, {"ref": "DE-2025-000124"}),
-                                      (PERSON, {"ref": "DE-2025-999999"})])
+        guess = await ask(
+            net, "FR", [(PERSON, {"ref": "DE-2025-000124"}), (PERSON, {"ref": "DE-2025-999999"})]
+        )
         assert [guess[i].status for i in "01"] == ["error", "error"]
         assert {guess[i].reason for i in "01"} == {"ref_not_disclosed"}
 

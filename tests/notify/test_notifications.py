@@ -90,17 +90,31 @@ def configure_de(channels: str, notify: str = "never") -> Callable[[str, Path], 
         if node_id != "DE":
             return
         config = directory / "connector.yaml"
-        config.write_text(config.read_text() + "notifications:\n"
-                          "  retry_initial_s: 0.05\n  retry_max_s: 0.2\n"
-                          "  poll_interval_s: 0.1\n  channels:\n" + channels)
+        config.write_text(
+            config.read_text() + "notifications:\n"
+            "  retry_initial_s: 0.05\n  retry_max_s: 0.2\n"
+            "  poll_interval_s: 0.1\n  channels:\n" + channels
+        )
         (directory / "policies" / "10-demo.yaml").write_text(POLICY.format(notify=notify))
+
     return configure
 
 
 def request(number: str, purpose: Purpose = Purpose.BORDER_CONTROL) -> Request:
-    return Request(agency="ncb", agency_kind=AgencyKind.NCB, sub="ncb/1", purpose=purpose,
-                   case="CASE-9", checks=(Check(id="1", category=Category.TRAVEL_DOCUMENTS,
-                                                criteria={"number": number, "country": "DE"}),))
+    return Request(
+        agency="ncb",
+        agency_kind=AgencyKind.NCB,
+        sub="ncb/1",
+        purpose=purpose,
+        case="CASE-9",
+        checks=(
+            Check(
+                id="1",
+                category=Category.TRAVEL_DOCUMENTS,
+                criteria={"number": number, "country": "DE"},
+            ),
+        ),
+    )
 
 
 async def ask(net: dict[str, DemoNode], src: str, number: str) -> str:
@@ -124,8 +138,10 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 
 def webhook(port: int) -> str:
-    return (f"    duty:\n      type: webhook\n      url: http://127.0.0.1:{port}/hook\n"
-            "      insecure: true\n      timeout: 2\n")
+    return (
+        f"    duty:\n      type: webhook\n      url: http://127.0.0.1:{port}/hook\n"
+        "      insecure: true\n      timeout: 2\n"
+    )
 
 
 def outbox_rows(node: DemoNode) -> list[Any]:
@@ -137,9 +153,11 @@ def outbox_rows(node: DemoNode) -> list[Any]:
 
 
 async def test_a_flaky_receiver_gets_the_notice_after_three_failures(
-        tmp_path: Path, receiver: Receiver) -> None:
-    async with network(tmp_path, ["FR", "DE"],
-                       configure_de(webhook(receiver.port), notify="always")) as net:
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    async with network(
+        tmp_path, ["FR", "DE"], configure_de(webhook(receiver.port), notify="always")
+    ) as net:
         assert await ask(net, "FR", "DE9999999") == "no_hit"
         await wait_for(lambda: len(receiver.posts) == 4)
         await wait_for(lambda: outbox_rows(net["DE"])[0].state == "delivered")
@@ -149,8 +167,13 @@ async def test_a_flaky_receiver_gets_the_notice_after_three_failures(
         claims = receiver.verified(net["DE"].node.signer.public.jwk())
         assert len({c["jti"] for c in claims}) == 1  # one notice, retried: same idempotency key
         notice = claims[-1]["notice"]
-        assert notice["asked_by"] == {"node": "FR", "agency_kind": "ncb", "sub": "ncb/1",
-                                      "purpose": "border_control", "case": "CASE-9"}
+        assert notice["asked_by"] == {
+            "node": "FR",
+            "agency_kind": "ncb",
+            "sub": "ncb/1",
+            "purpose": "border_control",
+            "case": "CASE-9",
+        }
         assert notice["checks"][0]["status"] == "no_hit"
         assert notice["checks"][0]["criteria"] == {"number": "DE9999999", "country": "DE"}
         assert notice["why_notified"] == ["rule: documents for Schengen"]
@@ -162,8 +185,7 @@ async def test_a_flaky_receiver_gets_the_notice_after_three_failures(
         assert notice["enquiry"] == enquiry.entry.id == row.notice.enquiry
 
 
-async def test_a_watch_fires_even_when_the_rule_says_never_and_when_denied(
-        tmp_path: Path) -> None:
+async def test_a_watch_fires_even_when_the_rule_says_never_and_when_denied(tmp_path: Path) -> None:
     r = Receiver()
     await r.start()
     try:
@@ -178,12 +200,10 @@ async def test_a_watch_fires_even_when_the_rule_says_never_and_when_denied(
             assert len(claims) == 2
             by_peer = {c["notice"]["asked_by"]["node"]: c["notice"] for c in claims}
             assert by_peer["FR"]["why_notified"] == ["watch: the stolen passport"]
-            assert by_peer["FR"]["checks"][0]["matched"] == [
-                "DE:travel_documents:DE-P-DE1234567"]
+            assert by_peer["FR"]["checks"][0]["matched"] == ["DE:travel_documents:DE-P-DE1234567"]
             # The denied enquiry is notified, with the record it touched, though GB saw nothing.
             assert by_peer["GB"]["checks"][0]["status"] == "denied"
-            assert by_peer["GB"]["checks"][0]["matched"] == [
-                "DE:travel_documents:DE-P-DE1234567"]
+            assert by_peer["GB"]["checks"][0]["matched"] == ["DE:travel_documents:DE-P-DE1234567"]
     finally:
         await r.stop()
 
@@ -205,9 +225,11 @@ async def test_email_channel_delivers_text_and_json(tmp_path: Path) -> None:
     controller = Controller(mailbox, hostname="127.0.0.1", port=port)
     controller.start()
     try:
-        channel = (f"    duty:\n      type: email\n      host: 127.0.0.1\n      port: {port}\n"
-                   "      security: none\n      sender: connector@ncb.example\n"
-                   "      to: [duty@ncb.example]\n")
+        channel = (
+            f"    duty:\n      type: email\n      host: 127.0.0.1\n      port: {port}\n"
+            "      security: none\n      sender: connector@ncb.example\n"
+            "      to: [duty@ncb.example]\n"
+        )
         async with network(tmp_path, ["FR", "DE"], configure_de(channel, "always")) as net:
             assert await ask(net, "FR", "DE1234567") == "hit"
             await wait_for(lambda: len(mailbox.messages) >= 1)
@@ -264,21 +286,37 @@ async def test_notices_pending_at_sigkill_are_delivered_after_restart(tmp_path: 
 
     config, peer_port, local = init(tmp_path, "DE")
     hook_port = free_port()
-    config.write_text(config.read_text() + "notifications:\n  retry_initial_s: 0.05\n"
-                      "  retry_max_s: 0.2\n  poll_interval_s: 0.1\n  channels:\n"
-                      + webhook(hook_port))
+    config.write_text(
+        config.read_text() + "notifications:\n  retry_initial_s: 0.05\n"
+        "  retry_max_s: 0.2\n  poll_interval_s: 0.1\n  channels:\n" + webhook(hook_port)
+    )
     (config.parent / "policies" / "10-test.yaml").write_text(POLICY.format(notify="always"))
     fr = Signer(SigningKey.generate())
-    cli("peers", "add", "FR", "--url", "http://127.0.0.1:9", "--insecure", "--key",
-        json.dumps(fr.public.jwk()), config=config)
-    fp = aiohttp.Fingerprint(fingerprint_bytes(certificate_fingerprint(
-        (config.parent / "tls" / "cert.pem").read_bytes())))
+    cli(
+        "peers",
+        "add",
+        "FR",
+        "--url",
+        "http://127.0.0.1:9",
+        "--insecure",
+        "--key",
+        json.dumps(fr.public.jwk()),
+        config=config,
+    )
+    fp = aiohttp.Fingerprint(
+        fingerprint_bytes(
+            certificate_fingerprint((config.parent / "tls" / "cert.pem").read_bytes())
+        )
+    )
     env = {**os.environ, "NCB_CONNECTOR_CONFIG": str(config)}
 
     async def start() -> subprocess.Popen[bytes]:
-        proc = subprocess.Popen([*CLI, "run"], env=env,  # noqa: ASYNC220 - returns at once
-                                stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(  # noqa: ASYNC220 - returns at once
+            [*CLI, "run"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         async with asyncio.timeout(20):
             while True:
                 try:
@@ -291,13 +329,24 @@ async def test_notices_pending_at_sigkill_are_delivered_after_restart(tmp_path: 
     try:
         async with aiohttp.ClientSession() as session:
             for i in range(10):
-                query = make_query(iss="FR", aud="DE", sub="x/1", agency_kind=AgencyKind.NCB,
-                                   purpose=Purpose.BORDER_CONTROL,
-                                   checks=(Check(id="1", category=Category.TRAVEL_DOCUMENTS,
-                                                 criteria={"number": f"Q{i}"}),))
-                async with session.post(f"https://127.0.0.1:{peer_port}/v1/query", ssl=fp,
-                                        data=sign_query(query, fr),
-                                        headers={"Content-Type": "application/jose"}) as resp:
+                query = make_query(
+                    iss="FR",
+                    aud="DE",
+                    sub="x/1",
+                    agency_kind=AgencyKind.NCB,
+                    purpose=Purpose.BORDER_CONTROL,
+                    checks=(
+                        Check(
+                            id="1", category=Category.TRAVEL_DOCUMENTS, criteria={"number": f"Q{i}"}
+                        ),
+                    ),
+                )
+                async with session.post(
+                    f"https://127.0.0.1:{peer_port}/v1/query",
+                    ssl=fp,
+                    data=sign_query(query, fr),
+                    headers={"Content-Type": "application/jose"},
+                ) as resp:
                     assert resp.status == 200
         node.send_signal(signal.SIGKILL)
         node.wait(timeout=10)

@@ -58,40 +58,91 @@ def clock() -> float:
 
 
 def enquiry_body(*, case: str | None = "BKA-2025-77") -> dict[str, Any]:
-    rule = dataclasses.replace(DEFAULT_DENY, rule="wanted persons for Schengen border checks",
-                               level=AnswerLevel.SUMMARY, notify=Notify.ON_HIT)
+    rule = dataclasses.replace(
+        DEFAULT_DENY,
+        rule="wanted persons for Schengen border checks",
+        level=AnswerLevel.SUMMARY,
+        notify=Notify.ON_HIT,
+    )
     return enquiry_notice_body(
-        node="FR", enquiry=ENQUIRY_ID, at="2025-06-15T14:02:11Z", peer="DE",
-        sub="bpol/4711", agency_kind="border", purpose="border_control", case=case,
-        checks=[{"id": "a", "category": "wanted_persons",
-                 "criteria": {"last_name": "Müller", "first_name": "Jean",
-                              "birth_date": "1980-02-29"}},
-                {"id": "b", "category": "travel_documents",
-                 "criteria": {"number": "18FR12345", "country": "FR"}}],
-        outcomes=[CheckOutcome(check="a", category=Category.WANTED_PERSONS, decision=rule,
-                               status="hit", level="summary", hit_ids=("FR-2025-000123",),
-                               refs=("FR:wanted_persons:FR-2025-000123",)),
-                  CheckOutcome(check="b", category=Category.TRAVEL_DOCUMENTS,
-                               decision=DEFAULT_DENY, status="denied", level="none",
-                               hit_ids=(), refs=())],
-        reasons=["rule: wanted persons for Schengen border checks",
-                 "watch: wanted_persons/FR-2025-000123"])
+        node="FR",
+        enquiry=ENQUIRY_ID,
+        at="2025-06-15T14:02:11Z",
+        peer="DE",
+        sub="bpol/4711",
+        agency_kind="border",
+        purpose="border_control",
+        case=case,
+        checks=[
+            {
+                "id": "a",
+                "category": "wanted_persons",
+                "criteria": {
+                    "last_name": "Müller",
+                    "first_name": "Jean",
+                    "birth_date": "1980-02-29",
+                },
+            },
+            {
+                "id": "b",
+                "category": "travel_documents",
+                "criteria": {"number": "18FR12345", "country": "FR"},
+            },
+        ],
+        outcomes=[
+            CheckOutcome(
+                check="a",
+                category=Category.WANTED_PERSONS,
+                decision=rule,
+                status="hit",
+                level="summary",
+                hit_ids=("FR-2025-000123",),
+                refs=("FR:wanted_persons:FR-2025-000123",),
+            ),
+            CheckOutcome(
+                check="b",
+                category=Category.TRAVEL_DOCUMENTS,
+                decision=DEFAULT_DENY,
+                status="denied",
+                level="none",
+                hit_ids=(),
+                refs=(),
+            ),
+        ],
+        reasons=[
+            "rule: wanted persons for Schengen border checks",
+            "watch: wanted_persons/FR-2025-000123",
+        ],
+    )
 
 
-def make_notice(kind: str = "enquiry", *, id: str = NOTICE_ID,
-                body: dict[str, Any] | None = None) -> Notice:
+def make_notice(
+    kind: str = "enquiry", *, id: str = NOTICE_ID, body: dict[str, Any] | None = None
+) -> Notice:
     if body is None:
         body = {
             "enquiry": enquiry_body(),
-            "digest": {"type": "digest", "node": "FR", "since": "2025-06-14T07:00:00Z",
-                       "until": "2025-06-15T07:00:00Z", "enquiries": 12,
-                       "by_peer": {"DE": 7, "NL": 5},
-                       "by_category": {"wanted_persons": 9, "travel_documents": 3},
-                       "hits": 2, "denials": 1},
+            "digest": {
+                "type": "digest",
+                "node": "FR",
+                "since": "2025-06-14T07:00:00Z",
+                "until": "2025-06-15T07:00:00Z",
+                "enquiries": 12,
+                "by_peer": {"DE": 7, "NL": 5},
+                "by_category": {"wanted_persons": 9, "travel_documents": 3},
+                "hits": 2,
+                "denials": 1,
+            },
             "test": {"type": "test", "node": "FR"},
         }[kind]
-    return Notice(id=id, channel="duty", kind=kind,  # type: ignore[arg-type]
-                  enquiry=ENQUIRY_ID if kind == "enquiry" else None, created_at=NOW, body=body)
+    return Notice(
+        id=id,
+        channel="duty",
+        kind=kind,  # type: ignore[arg-type]
+        enquiry=ENQUIRY_ID if kind == "enquiry" else None,
+        created_at=NOW,
+        body=body,
+    )
 
 
 @pytest.fixture
@@ -127,8 +178,12 @@ def make_tls(directory: Path, name: str = "receiver") -> Tls:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / f"{name}.crt").write_bytes(cert)
     (directory / f"{name}.key").write_bytes(key)
-    return Tls(cert=directory / f"{name}.crt", key=directory / f"{name}.key", pem=cert,
-               fingerprint=certificate_fingerprint(cert))
+    return Tls(
+        cert=directory / f"{name}.crt",
+        key=directory / f"{name}.key",
+        pem=cert,
+        fingerprint=certificate_fingerprint(cert),
+    )
 
 
 @pytest.fixture
@@ -141,17 +196,27 @@ def tls(tmp_path: Path) -> Tls:
 
 def test_enquiry_text_reads_like_a_report() -> None:
     subject, text = notice_text(make_notice())
-    assert subject == ("[ncb-connector FR] DE asked about wanted_persons, travel_documents: "
-                       "HIT FR:wanted_persons:FR-2025-000123")
-    for line in ("Enquiry:     " + ENQUIRY_ID, "Asked by:    DE", "Agency kind: border",
-                 "User:        bpol/4711", "Purpose:     border_control",
-                 "Case:        BKA-2025-77", "Check 1 of 2 (id a): wanted_persons",
-                 "    last_name:  Müller", "  Outcome:        HIT",
-                 "  Answered level: summary",
-                 "  Deciding rule:  wanted persons for Schengen border checks",
-                 "  Matched:        FR:wanted_persons:FR-2025-000123",
-                 "  Outcome:        DENIED", "  Deciding rule:  (none: default deny)",
-                 "  - watch: wanted_persons/FR-2025-000123"):
+    assert subject == (
+        "[ncb-connector FR] DE asked about wanted_persons, travel_documents: "
+        "HIT FR:wanted_persons:FR-2025-000123"
+    )
+    for line in (
+        "Enquiry:     " + ENQUIRY_ID,
+        "Asked by:    DE",
+        "Agency kind: border",
+        "User:        bpol/4711",
+        "Purpose:     border_control",
+        "Case:        BKA-2025-77",
+        "Check 1 of 2 (id a): wanted_persons",
+        "    last_name:  Müller",
+        "  Outcome:        HIT",
+        "  Answered level: summary",
+        "  Deciding rule:  wanted persons for Schengen border checks",
+        "  Matched:        FR:wanted_persons:FR-2025-000123",
+        "  Outcome:        DENIED",
+        "  Deciding rule:  (none: default deny)",
+        "  - watch: wanted_persons/FR-2025-000123",
+    ):
         assert line in text.splitlines(), (line, text)
     assert "<" not in text
 
@@ -159,8 +224,10 @@ def test_enquiry_text_reads_like_a_report() -> None:
 def test_single_check_subject_and_denied_match() -> None:
     body = enquiry_body()
     body["checks"] = body["checks"][:1]
-    assert notice_text(make_notice(body=body))[0] == \
-        "[ncb-connector FR] DE asked about wanted_persons: HIT FR:wanted_persons:FR-2025-000123"
+    assert (
+        notice_text(make_notice(body=body))[0]
+        == "[ncb-connector FR] DE asked about wanted_persons: HIT FR:wanted_persons:FR-2025-000123"
+    )
     body["checks"][0] = {**body["checks"][0], "status": "denied", "answered_level": "none"}
     subject, text = notice_text(make_notice(body=body))
     assert subject.endswith("wanted_persons: DENIED, matched FR:wanted_persons:FR-2025-000123")
@@ -178,8 +245,9 @@ def test_foreign_values_cannot_forge_lines() -> None:
 
 def test_digest_and_test_text() -> None:
     subject, text = notice_text(make_notice("digest"))
-    assert subject == ("[ncb-connector FR] digest: 12 enquiries, 2 hits, 1 denial "
-                       "since 2025-06-14T07:00:00Z")
+    assert subject == (
+        "[ncb-connector FR] digest: 12 enquiries, 2 hits, 1 denial since 2025-06-14T07:00:00Z"
+    )
     lines = text.splitlines()
     assert "Enquiries: 12" in lines
     assert lines.index("By peer:") < lines.index("  DE       7") < lines.index("  NL       5")
@@ -226,8 +294,13 @@ class Receiver:
             self.problems.append(f"content type: {request.content_type}")
         if request.headers.get("Idempotency-Key") != decoded.claims.get("jti"):
             self.problems.append("Idempotency-Key is not the jti")
-        self.received.append({"header": decoded.header, "claims": decoded.claims,
-                              "idempotency_key": request.headers.get("Idempotency-Key")})
+        self.received.append(
+            {
+                "header": decoded.header,
+                "claims": decoded.claims,
+                "idempotency_key": request.headers.get("Idempotency-Key"),
+            }
+        )
         if self.delay:
             await asyncio.sleep(self.delay)
         status = self.statuses.pop(0) if self.statuses else 200
@@ -235,8 +308,10 @@ class Receiver:
         return web.Response(status=status, headers=headers)
 
 
-async def start_receiver(key: OKPKey, ssl_context: ssl.SSLContext | None = None,
-                         ) -> tuple[Receiver, web.AppRunner]:
+async def start_receiver(
+    key: OKPKey,
+    ssl_context: ssl.SSLContext | None = None,
+) -> tuple[Receiver, web.AppRunner]:
     receiver = Receiver(key=key)
     app = web.Application()
     app.router.add_post("/hooks/ncb", receiver.handle)
@@ -264,73 +339,108 @@ async def receiver(signer: Signer) -> AsyncIterator[Receiver]:
 
 @pytest.fixture
 async def tls_receiver(signer: Signer, tls: Tls) -> AsyncIterator[Receiver]:
-    rx, runner = await start_receiver(joserfc_key(signer),
-                                      tls.server_context())
+    rx, runner = await start_receiver(joserfc_key(signer), tls.server_context())
     yield rx
     await runner.cleanup()
 
 
-def webhook(url: str, signer: Signer, session: aiohttp.ClientSession, **config: Any,
-            ) -> WebhookSender:
-    return WebhookSender("hook", config=WebhookChannel(type="webhook", url=url, **config),
-                         signer=signer, node="FR", session=session, clock=clock)
+def webhook(
+    url: str,
+    signer: Signer,
+    session: aiohttp.ClientSession,
+    **config: Any,
+) -> WebhookSender:
+    return WebhookSender(
+        "hook",
+        config=WebhookChannel(type="webhook", url=url, **config),
+        signer=signer,
+        node="FR",
+        session=session,
+        clock=clock,
+    )
 
 
-async def test_webhook_delivers_a_signed_notice(receiver: Receiver, signer: Signer,
-                                                session: aiohttp.ClientSession) -> None:
+async def test_webhook_delivers_a_signed_notice(
+    receiver: Receiver, signer: Signer, session: aiohttp.ClientSession
+) -> None:
     notice = make_notice()
     with capture_logs() as logs:
         await webhook(receiver.url, signer, session, insecure=True).send(notice)
     assert receiver.problems == []
     [got] = receiver.received
     assert got["header"] == {"alg": "EdDSA", "kid": signer.kid, "typ": "ncb-notice+jwt"}
-    assert got["claims"] == {"iss": "FR", "iat": int(NOW), "jti": NOTICE_ID, "kind": "enquiry",
-                             "enquiry": ENQUIRY_ID, "notice": enquiry_body()}
+    assert got["claims"] == {
+        "iss": "FR",
+        "iat": int(NOW),
+        "jti": NOTICE_ID,
+        "kind": "enquiry",
+        "enquiry": ENQUIRY_ID,
+        "notice": enquiry_body(),
+    }
     assert got["idempotency_key"] == NOTICE_ID
     assert [e["event"] for e in logs] == ["notify_webhook_insecure"]
     assert "secret" not in logs[0]["url"]
 
 
-async def test_webhook_over_pinned_tls(tls_receiver: Receiver, signer: Signer, tls: Tls,
-                                       session: aiohttp.ClientSession) -> None:
+async def test_webhook_over_pinned_tls(
+    tls_receiver: Receiver, signer: Signer, tls: Tls, session: aiohttp.ClientSession
+) -> None:
     for kind in ("enquiry", "digest", "test"):
-        await webhook(tls_receiver.url, signer, session,
-                      tls_fingerprint=tls.fingerprint).send(make_notice(kind, id=f"n-{kind}"))
+        await webhook(tls_receiver.url, signer, session, tls_fingerprint=tls.fingerprint).send(
+            make_notice(kind, id=f"n-{kind}")
+        )
     assert tls_receiver.problems == []
     assert [r["claims"]["kind"] for r in tls_receiver.received] == ["enquiry", "digest", "test"]
-    assert [r["idempotency_key"] for r in tls_receiver.received] == \
-        ["n-enquiry", "n-digest", "n-test"]
+    assert [r["idempotency_key"] for r in tls_receiver.received] == [
+        "n-enquiry",
+        "n-digest",
+        "n-test",
+    ]
 
 
-async def test_webhook_wrong_pin_is_retryable(tls_receiver: Receiver, signer: Signer,
-                                              tmp_path: Path,
-                                              session: aiohttp.ClientSession) -> None:
+async def test_webhook_wrong_pin_is_retryable(
+    tls_receiver: Receiver, signer: Signer, tmp_path: Path, session: aiohttp.ClientSession
+) -> None:
     other = make_tls(tmp_path / "other")
     with pytest.raises(DeliveryError) as caught:
-        await webhook(tls_receiver.url, signer, session,
-                      tls_fingerprint=other.fingerprint).send(make_notice())
+        await webhook(tls_receiver.url, signer, session, tls_fingerprint=other.fingerprint).send(
+            make_notice()
+        )
     assert caught.value.retryable
-    assert str(caught.value) == ("the TLS certificate of https://127.0.0.1:"
-                                 f"{tls_receiver.url.split(':')[2].split('/')[0]} does not "
-                                 "match the pinned fingerprint")
+    assert str(caught.value) == (
+        "the TLS certificate of https://127.0.0.1:"
+        f"{tls_receiver.url.split(':')[2].split('/')[0]} does not "
+        "match the pinned fingerprint"
+    )
     assert tls_receiver.received == []
 
 
-async def test_webhook_https_without_pin_verifies_the_ca(tls_receiver: Receiver,
-                                                         signer: Signer,
-                                                         session: aiohttp.ClientSession) -> None:
+async def test_webhook_https_without_pin_verifies_the_ca(
+    tls_receiver: Receiver, signer: Signer, session: aiohttp.ClientSession
+) -> None:
     with pytest.raises(DeliveryError, match="is not trusted") as caught:
         await webhook(tls_receiver.url, signer, session).send(make_notice())
     assert caught.value.retryable
     assert tls_receiver.received == []
 
 
-@pytest.mark.parametrize(("status", "retryable"),
-                         [(503, True), (500, True), (429, True), (408, True), (400, False),
-                          (404, True), (403, True), (410, False), (301, False)])
-async def test_webhook_status_mapping(receiver: Receiver, signer: Signer,
-                                      session: aiohttp.ClientSession, status: int,
-                                      retryable: bool) -> None:
+@pytest.mark.parametrize(
+    ("status", "retryable"),
+    [
+        (503, True),
+        (500, True),
+        (429, True),
+        (408, True),
+        (400, False),
+        (404, True),
+        (403, True),
+        (410, False),
+        (301, False),
+    ],
+)
+async def test_webhook_status_mapping(
+    receiver: Receiver, signer: Signer, session: aiohttp.ClientSession, status: int, retryable: bool
+) -> None:
     receiver.statuses.append(status)
     sender = webhook(receiver.url, signer, session, insecure=True)
     with pytest.raises(DeliveryError) as caught:
@@ -343,18 +453,19 @@ async def test_webhook_status_mapping(receiver: Receiver, signer: Signer,
     assert [r["idempotency_key"] for r in receiver.received] == [NOTICE_ID, NOTICE_ID]
 
 
-async def test_webhook_unreachable_and_slow(receiver: Receiver, signer: Signer,
-                                            session: aiohttp.ClientSession) -> None:
+async def test_webhook_unreachable_and_slow(
+    receiver: Receiver, signer: Signer, session: aiohttp.ClientSession
+) -> None:
     port = free_port()
     with pytest.raises(DeliveryError) as caught:
-        await webhook(f"http://127.0.0.1:{port}/x", signer, session,
-                      insecure=True).send(make_notice())
+        await webhook(f"http://127.0.0.1:{port}/x", signer, session, insecure=True).send(
+            make_notice()
+        )
     assert caught.value.retryable
     assert str(caught.value) == f"cannot connect to http://127.0.0.1:{port}: Connection refused"
     receiver.delay = 1.0
     with pytest.raises(DeliveryError) as caught:
-        await webhook(receiver.url, signer, session, insecure=True,
-                      timeout=0.2).send(make_notice())
+        await webhook(receiver.url, signer, session, insecure=True, timeout=0.2).send(make_notice())
     assert caught.value.retryable
     assert str(caught.value).endswith("within 0.2 s")
 
@@ -395,10 +506,13 @@ class LoopbackController(Controller):
         super()._trigger_server()  # type: ignore[no-untyped-call]
 
 
-def authenticator(server: SMTP, session: Session, envelope: Envelope, mechanism: str,
-                  auth_data: Any) -> AuthResult:
-    ok = isinstance(auth_data, LoginPassword) and \
-        (auth_data.login, auth_data.password) == (b"ncb-fr", b"s3cret pass")
+def authenticator(
+    server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
+) -> AuthResult:
+    ok = isinstance(auth_data, LoginPassword) and (auth_data.login, auth_data.password) == (
+        b"ncb-fr",
+        b"s3cret pass",
+    )
     return AuthResult(success=ok, handled=False)  # handled=False: aiosmtpd answers 535
 
 
@@ -424,10 +538,15 @@ def smtp() -> Iterator[Smtp]:
 
 
 def mail(port: int, **config: Any) -> EmailChannel:
-    base: dict[str, Any] = {"type": "email", "host": "127.0.0.1", "port": port,
-                            "security": "none", "sender": "connector@ncb.fr.example",
-                            "to": ["duty@ncb.fr.example", "ops@ncb.fr.example"],
-                            "timeout": 5}
+    base: dict[str, Any] = {
+        "type": "email",
+        "host": "127.0.0.1",
+        "port": port,
+        "security": "none",
+        "sender": "connector@ncb.fr.example",
+        "to": ["duty@ncb.fr.example", "ops@ncb.fr.example"],
+        "timeout": 5,
+    }
     return EmailChannel(**(base | config))
 
 
@@ -467,14 +586,16 @@ async def test_email_duplicates_share_a_message_id(smtp: Smtp) -> None:
 
 
 async def test_email_login(smtp: Smtp) -> None:
-    good = EmailSender("mail", config=mail(smtp.port, username="ncb-fr"), node="FR",
-                       password="s3cret pass")
+    good = EmailSender(
+        "mail", config=mail(smtp.port, username="ncb-fr"), node="FR", password="s3cret pass"
+    )
     with capture_logs() as logs:
         await good.send(make_notice())
     assert len(smtp.inbox.messages) == 1
     assert [e["event"] for e in logs] == ["notify_email_login_without_tls"]
-    bad = EmailSender("mail", config=mail(smtp.port, username="ncb-fr"), node="FR",
-                      password="wrong")
+    bad = EmailSender(
+        "mail", config=mail(smtp.port, username="ncb-fr"), node="FR", password="wrong"
+    )
     with pytest.raises(DeliveryError) as caught:
         await bad.send(make_notice())
     assert not caught.value.retryable
@@ -505,8 +626,9 @@ async def test_email_server_down_is_retryable() -> None:
     with pytest.raises(DeliveryError) as caught:
         await sender.send(make_notice())
     assert caught.value.retryable
-    assert str(caught.value) == (f"cannot deliver to SMTP server 127.0.0.1:{port}: "
-                                 "Connection refused")
+    assert str(caught.value) == (
+        f"cannot deliver to SMTP server 127.0.0.1:{port}: Connection refused"
+    )
 
 
 def test_email_username_needs_a_password() -> None:
@@ -515,24 +637,36 @@ def test_email_username_needs_a_password() -> None:
 
 
 async def test_email_starttls_with_login(tls: Tls) -> None:
-    for server in run_smtp(tls_context=tls.server_context(), require_starttls=True,
-                           authenticator=authenticator):
+    for server in run_smtp(
+        tls_context=tls.server_context(), require_starttls=True, authenticator=authenticator
+    ):
         config = mail(server.port, security="starttls", username="ncb-fr")
-        await EmailSender("mail", config=config, node="FR", password="s3cret pass",
-                          tls_context=tls.client_context()).send(make_notice())
+        await EmailSender(
+            "mail",
+            config=config,
+            node="FR",
+            password="s3cret pass",
+            tls_context=tls.client_context(),
+        ).send(make_notice())
         assert len(server.inbox.messages) == 1
         # the system CAs do not know this self-signed certificate: refused, retry later
         with pytest.raises(DeliveryError) as caught:
-            await EmailSender("mail", config=config, node="FR",
-                              password="s3cret pass").send(make_notice())
+            await EmailSender("mail", config=config, node="FR", password="s3cret pass").send(
+                make_notice()
+            )
         assert caught.value.retryable
         assert len(server.inbox.messages) == 1
 
 
 async def test_email_implicit_tls(tls: Tls) -> None:
     for server in run_smtp(ssl_context=tls.server_context()):
-        await EmailSender("mail", config=mail(server.port, security="tls"), node="FR",
-                          password=None, tls_context=tls.client_context()).send(make_notice())
+        await EmailSender(
+            "mail",
+            config=mail(server.port, security="tls"),
+            node="FR",
+            password=None,
+            tls_context=tls.client_context(),
+        ).send(make_notice())
         assert len(server.inbox.messages) == 1
 
 
@@ -581,40 +715,59 @@ async def test_log_sender() -> None:
         for kind in ("enquiry", "digest", "test"):
             await sender.send(make_notice(kind))
         await sender.send(make_notice(body={}))
-    assert [e["event"] for e in logs] == ["foreign_enquiry", "notification_digest",
-                                          "notification_test", "foreign_enquiry"]
+    assert [e["event"] for e in logs] == [
+        "foreign_enquiry",
+        "notification_digest",
+        "notification_test",
+        "foreign_enquiry",
+    ]
     first = logs[0]
     assert first["channel"] == "log"
     assert first["notice"] == NOTICE_ID
     assert first["enquiry"] == ENQUIRY_ID
     assert first["peer"] == "DE"
-    assert first["checks"][0] == {"id": "a", "category": "wanted_persons", "status": "hit",
-                                  "level": "summary",
-                                  "rule": "wanted persons for Schengen border checks",
-                                  "matched": ["FR:wanted_persons:FR-2025-000123"]}
+    assert first["checks"][0] == {
+        "id": "a",
+        "category": "wanted_persons",
+        "status": "hit",
+        "level": "summary",
+        "rule": "wanted persons for Schengen border checks",
+        "matched": ["FR:wanted_persons:FR-2025-000123"],
+    }
     assert first["why"][1] == "watch: wanted_persons/FR-2025-000123"
     assert logs[1]["by_peer"] == {"DE": 7, "NL": 5}
     assert logs[1]["hits"] == 2
 
 
-async def test_build_senders(tmp_path: Path, signer: Signer,
-                             session: aiohttp.ClientSession) -> None:
+async def test_build_senders(
+    tmp_path: Path, signer: Signer, session: aiohttp.ClientSession
+) -> None:
     (tmp_path / "pw").write_text("pw\n")
     channels: dict[str, WebhookChannel | EmailChannel | LogChannel] = {
         "hook": WebhookChannel(type="webhook", url="https://soc.example/hook"),
         "duty": mail(25, username="u", password_file=Path("pw")),
         "log": LogChannel(type="log"),
     }
-    senders = build_senders(channels, signer=signer, node="FR", session=session, clock=clock,
-                            base_dir=tmp_path, env={})
-    assert {n: type(s).__name__ for n, s in senders.items()} == \
-        {"hook": "WebhookSender", "duty": "EmailSender", "log": "LogSender"}
+    senders = build_senders(
+        channels, signer=signer, node="FR", session=session, clock=clock, base_dir=tmp_path, env={}
+    )
+    assert {n: type(s).__name__ for n, s in senders.items()} == {
+        "hook": "WebhookSender",
+        "duty": "EmailSender",
+        "log": "LogSender",
+    }
     assert all(n == s.name for n, s in senders.items())
     duty = senders["duty"]
     assert isinstance(duty, EmailSender)
     assert duty.password == "pw"
     channels["duty"] = mail(25, username="u", password_credential="smtp")
     with pytest.raises(ConfigError, match=r"^notifications\.channels\.duty: password_credential"):
-        build_senders(channels, signer=signer, node="FR", session=session, clock=clock,
-                      base_dir=tmp_path, env={})
-
+        build_senders(
+            channels,
+            signer=signer,
+            node="FR",
+            session=session,
+            clock=clock,
+            base_dir=tmp_path,
+            env={},
+        )

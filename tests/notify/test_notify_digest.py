@@ -19,14 +19,26 @@ from connector.notify.outbox import Outbox
 @pytest.mark.parametrize(
     ("text", "after", "expected"),
     [
-        ("daily 07:00", datetime(2026, 11, 28, 8, 0, tzinfo=UTC),
-         datetime(2026, 11, 29, 7, 0, tzinfo=UTC)),
-        ("hourly", datetime(2026, 11, 28, 8, 30, tzinfo=UTC),
-         datetime(2026, 11, 28, 9, 0, tzinfo=UTC)),
-        ("weekly mon 06:30", datetime(2026, 11, 28, 8, 0, tzinfo=UTC),
-         datetime(2026, 11, 30, 6, 30, tzinfo=UTC)),
-        ("0 7 * * 1-5", datetime(2026, 11, 28, 8, 0, tzinfo=UTC),
-         datetime(2026, 11, 30, 7, 0, tzinfo=UTC)),
+        (
+            "daily 07:00",
+            datetime(2026, 11, 28, 8, 0, tzinfo=UTC),
+            datetime(2026, 11, 29, 7, 0, tzinfo=UTC),
+        ),
+        (
+            "hourly",
+            datetime(2026, 11, 28, 8, 30, tzinfo=UTC),
+            datetime(2026, 11, 28, 9, 0, tzinfo=UTC),
+        ),
+        (
+            "weekly mon 06:30",
+            datetime(2026, 11, 28, 8, 0, tzinfo=UTC),
+            datetime(2026, 11, 30, 6, 30, tzinfo=UTC),
+        ),
+        (
+            "0 7 * * 1-5",
+            datetime(2026, 11, 28, 8, 0, tzinfo=UTC),
+            datetime(2026, 11, 30, 7, 0, tzinfo=UTC),
+        ),
     ],
 )
 def test_digest_schedules(text: str, after: datetime, expected: datetime) -> None:
@@ -40,36 +52,50 @@ def test_bad_digest_schedules_are_config_errors(text: str) -> None:
 
 
 def _entry(n: int, *, peer: str, decision: str, hits: tuple[str, ...], category: str) -> Entry:
-    return Entry(id=new_enquiry_id(1000.0 + n), at=1000.0 + n, direction="in", peer=peer,
-                 iss=peer, jti=f"jti-{n:020d}", sub="s", agency_kind="border",
-                 purpose="border_control", case_ref=None,
-                 decision=decision,  # type: ignore[arg-type]
-                 rules=("r",), policy_digest="d",
-                 checks=({"id": "1", "category": category, "criteria": {}},), results=(),
-                 hit_refs=hits, answer_digest="a", error=None, query_token="t")
+    return Entry(
+        id=new_enquiry_id(1000.0 + n),
+        at=1000.0 + n,
+        direction="in",
+        peer=peer,
+        iss=peer,
+        jti=f"jti-{n:020d}",
+        sub="s",
+        agency_kind="border",
+        purpose="border_control",
+        case_ref=None,
+        decision=decision,  # type: ignore[arg-type]
+        rules=("r",),
+        policy_digest="d",
+        checks=({"id": "1", "category": category, "criteria": {}},),
+        results=(),
+        hit_refs=hits,
+        answer_digest="a",
+        error=None,
+        query_token="t",
+    )
 
 
 async def test_digest_counts_since_the_last_one(tmp_path: Path) -> None:
     log = EnquiryLog.open(f"sqlite:///{tmp_path / 'e.db'}")
     now = [1100.0]
     try:
-        await log.append(_entry(1, peer="DE", decision="answered", hits=("FR:x:1",),
-                                category="travel_documents"))
-        await log.append(_entry(2, peer="DE", decision="denied", hits=(),
-                                category="wanted_persons"))
-        await log.append(_entry(3, peer="IT", decision="answered", hits=(),
-                                category="travel_documents"))
-        first = make_digest(log, channel="duty", node="FR", clock=lambda: now[0],
-                            first_since=0.0)
+        await log.append(
+            _entry(1, peer="DE", decision="answered", hits=("FR:x:1",), category="travel_documents")
+        )
+        await log.append(
+            _entry(2, peer="DE", decision="denied", hits=(), category="wanted_persons")
+        )
+        await log.append(
+            _entry(3, peer="IT", decision="answered", hits=(), category="travel_documents")
+        )
+        first = make_digest(log, channel="duty", node="FR", clock=lambda: now[0], first_since=0.0)
         assert first.body["enquiries"] == 3
         assert first.body["by_peer"] == {"DE": 2, "IT": 1}
         assert first.body["by_category"] == {"travel_documents": 2, "wanted_persons": 1}
         assert (first.body["hits"], first.body["denials"]) == (1, 1)
-        await log.append(_entry(150, peer="ES", decision="answered", hits=(),
-                                category="vehicles"))
+        await log.append(_entry(150, peer="ES", decision="answered", hits=(), category="vehicles"))
         now[0] = 1200.0
-        second = make_digest(log, channel="duty", node="FR", clock=lambda: now[0],
-                             first_since=0.0)
+        second = make_digest(log, channel="duty", node="FR", clock=lambda: now[0], first_since=0.0)
         assert second.body["enquiries"] == 1
         assert second.body["by_peer"] == {"ES": 1}
     finally:
@@ -102,18 +128,18 @@ def test_too_old_is_dead() -> None:
     import random
 
     policy = RetryPolicy(initial_s=5.0, max_s=900.0, max_age_s=60.0)
-    assert policy.next_attempt(attempts=1, created_at=0.0, now=59.0,
-                               rng=random.Random(1)) is None
+    assert policy.next_attempt(attempts=1, created_at=0.0, now=59.0, rng=random.Random(1)) is None
 
 
 def test_notifications_commands(tmp_path: Path) -> None:
     config, _, _ = init(tmp_path, "FR")
-    config.write_text(config.read_text() + "notifications:\n  channels:\n"
-                      "    journal:\n      type: log\n      digest: daily 07:00\n"
-                      "    hook:\n      type: webhook\n      url: http://127.0.0.1:9/x\n"
-                      "      insecure: true\n      timeout: 1\n")
-    assert "delivered test notice" in cli("notifications", "test", "journal",
-                                          config=config).stdout
+    config.write_text(
+        config.read_text() + "notifications:\n  channels:\n"
+        "    journal:\n      type: log\n      digest: daily 07:00\n"
+        "    hook:\n      type: webhook\n      url: http://127.0.0.1:9/x\n"
+        "      insecure: true\n      timeout: 1\n"
+    )
+    assert "delivered test notice" in cli("notifications", "test", "journal", config=config).stdout
     failed = cli("notifications", "test", "hook", config=config, check=False)
     assert failed.returncode == 1
     assert "hook: cannot connect to http://127.0.0.1:9" in failed.stderr
@@ -122,22 +148,19 @@ def test_notifications_commands(tmp_path: Path) -> None:
     # A dead notice, made by hand as the dispatcher would, is listed and retried.
     log = EnquiryLog.open(f"sqlite:///{config.parent / 'enquiries.db'}")
     try:
-        notice = make_digest(log, channel="hook", node="FR", clock=lambda: 2000.0,
-                             first_since=0.0)
+        notice = make_digest(log, channel="hook", node="FR", clock=lambda: 2000.0, first_since=0.0)
     finally:
         log.close()
     box = Outbox.open(f"sqlite:///{config.parent / 'enquiries.db'}")
     try:
-        box.failed(notice.id, now=2001.0, attempts=7, error="webhook answered 410",
-                   retry_at=None)
+        box.failed(notice.id, now=2001.0, attempts=7, error="webhook answered 410", retry_at=None)
     finally:
         box.close()
     dead = json.loads(cli("notifications", "list", "--dead", "--json", config=config).stdout)
     assert [(n["id"], n["attempts"], n["last_error"]) for n in dead] == [
-        (notice.id, 7, "webhook answered 410")]
+        (notice.id, 7, "webhook answered 410")
+    ]
     assert "1 dead" in cli("notifications", "list", config=config).stdout
-    assert "1 notice(s) due again" in cli("notifications", "retry", "--dead",
-                                          config=config).stdout
-    pending = json.loads(cli("notifications", "list", "--pending", "--json",
-                             config=config).stdout)
+    assert "1 notice(s) due again" in cli("notifications", "retry", "--dead", config=config).stdout
+    pending = json.loads(cli("notifications", "list", "--pending", "--json", config=config).stdout)
     assert [n["id"] for n in pending] == [notice.id]

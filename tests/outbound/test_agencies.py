@@ -51,8 +51,17 @@ def test_tokens_are_stored_hashed_and_checked(tmp_path: Path) -> None:
 
 
 def test_agencies_commands(tmp_path: Path) -> None:
-    cli("init", "--node", "FR", "--dir", str(tmp_path / "FR"), "--peer-port", "0",
-        "--local-port", "0")
+    cli(
+        "init",
+        "--node",
+        "FR",
+        "--dir",
+        str(tmp_path / "FR"),
+        "--peer-port",
+        "0",
+        "--local-port",
+        "0",
+    )
     config = tmp_path / "FR" / "connector.yaml"
     done = cli("agencies", "add", "customs-fr", "--kind", "customs", config=config)
     token = done.stdout.strip()
@@ -61,11 +70,17 @@ def test_agencies_commands(tmp_path: Path) -> None:
     listed = cli("agencies", "list", "--json", config=config).stdout
     assert token not in listed
     assert json.loads(listed)[0] | {"created_at": None} == {
-        "id": "customs-fr", "kind": "customs", "enabled": True, "created_at": None,
-        "rotated_at": None, "disabled_at": None}
+        "id": "customs-fr",
+        "kind": "customs",
+        "enabled": True,
+        "created_at": None,
+        "rotated_at": None,
+        "disabled_at": None,
+    }
     cli("agencies", "disable", "customs-fr", config=config)
-    assert json.loads(cli("agencies", "list", "--json", config=config).stdout)[0][
-        "enabled"] is False
+    assert (
+        json.loads(cli("agencies", "list", "--json", config=config).stdout)[0]["enabled"] is False
+    )
     rotated = cli("agencies", "rotate", "customs-fr", config=config).stdout.strip()
     assert rotated != token
     missing = cli("agencies", "rotate", "nobody", config=config, check=False)
@@ -77,14 +92,22 @@ def test_subject_becomes_one_check_per_category() -> None:
     mrz = _mrz_td3("DE1234567", "D<<", "EXEMPLE", "JEAN")
     checks = subject_checks(Subject(mrz=mrz, plate="AB-123-CD", plate_country="FR"))
     assert [(c.id, c.category) for c in checks] == [
-        ("document", Category.TRAVEL_DOCUMENTS), ("wanted_person", Category.WANTED_PERSONS),
-        ("terrorism_suspect", Category.TERRORISM_SUSPECTS), ("vehicle", Category.VEHICLES)]
+        ("document", Category.TRAVEL_DOCUMENTS),
+        ("wanted_person", Category.WANTED_PERSONS),
+        ("terrorism_suspect", Category.TERRORISM_SUSPECTS),
+        ("vehicle", Category.VEHICLES),
+    ]
     person = dict(checks[1].criteria)
-    assert person == {"document_number": "DE1234567", "first_name": "JEAN",
-                      "last_name": "EXEMPLE", "birth_date": "1985-03-12"}
+    assert person == {
+        "document_number": "DE1234567",
+        "first_name": "JEAN",
+        "last_name": "EXEMPLE",
+        "birth_date": "1985-03-12",
+    }
     assert dict(checks[3].criteria) == {"plate": "AB-123-CD", "country": "FR"}
-    by_name = subject_checks(Subject(first_name="Erika", last_name="Mustermann",
-                                     birth_date="1964-08-12"))
+    by_name = subject_checks(
+        Subject(first_name="Erika", last_name="Mustermann", birth_date="1964-08-12")
+    )
     assert [c.id for c in by_name] == ["wanted_person", "terrorism_suspect"]
     assert subject_checks(Subject(birth_date="1964")) == ()
     with pytest.raises(InvalidCriteria):
@@ -115,22 +138,39 @@ async def test_search_from_the_terminal(tmp_path: Path) -> None:
         env = {**os.environ, "COLUMNS": "200", "NCB_CONNECTOR_CONFIG": str(config)}
         # The nodes run in this event loop: the command must not block it.
         proc = await asyncio.create_subprocess_exec(
-            *CLI, "search", "--number", "DE1234567", "--country", "DE", "--json", env=env,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            *CLI,
+            "search",
+            "--number",
+            "DE1234567",
+            "--country",
+            "DE",
+            "--json",
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
         started = time.monotonic()
         stdout, stderr = await asyncio.wait_for(proc.communicate(), 60)
         assert proc.returncode == 3, stderr.decode()  # a hit somewhere
         doc = json.loads(stdout)
         checks = {c["id"]: c for c in doc["checks"]}
         assert {p["peer"]: p["status"] for p in checks["document"]["peers"]} == {
-            "DE": "hit", "GB": "no_hit"}
+            "DE": "hit",
+            "GB": "no_hit",
+        }
         # A document number is also looked for among wanted persons, which the demo's
         # outbound rule does not let the NCB ask about: denied here, never sent.
         assert {p["reason"] for p in checks["wanted_person"]["peers"]} == {"outbound_policy"}
         assert time.monotonic() - started < 30
         proc = await asyncio.create_subprocess_exec(
-            *CLI, "search", "--plate", "AB-123-CD", env=env, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE)
+            *CLI,
+            "search",
+            "--plate",
+            "AB-123-CD",
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
         _, stderr = await asyncio.wait_for(proc.communicate(), 60)
         assert proc.returncode == 1
         assert b"outbound policy" in stderr

@@ -12,11 +12,19 @@ from connector.protocol import Check
 from connector.vocabulary import AgencyKind, Category, Purpose
 
 
-def _request(criteria: dict[str, str | int | bool],
-             purpose: Purpose = Purpose.BORDER_CONTROL, agency: str = "ncb") -> Request:
-    return Request(agency=agency, agency_kind=AgencyKind.NCB, sub="ncb/test", purpose=purpose,
-                   case=None, checks=(Check(id="c1", category=Category.TRAVEL_DOCUMENTS,
-                                            criteria=criteria),))
+def _request(
+    criteria: dict[str, str | int | bool],
+    purpose: Purpose = Purpose.BORDER_CONTROL,
+    agency: str = "ncb",
+) -> Request:
+    return Request(
+        agency=agency,
+        agency_kind=AgencyKind.NCB,
+        sub="ncb/test",
+        purpose=purpose,
+        case=None,
+        checks=(Check(id="c1", category=Category.TRAVEL_DOCUMENTS, criteria=criteria),),
+    )
 
 
 async def _ask(net: dict[str, DemoNode], src: str, dst: str, request: Request):  # type: ignore[no-untyped-def]
@@ -69,8 +77,12 @@ async def test_denied_by_policy_is_a_signed_answer(trio: dict[str, DemoNode]) ->
 
 
 async def test_summary_level_hides_holder(trio: dict[str, DemoNode]) -> None:
-    ex = await _ask(trio, "GB", "DE", _request({"number": "DE0000042", "country": "DE"},
-                                                Purpose.CRIMINAL_INVESTIGATION))
+    ex = await _ask(
+        trio,
+        "GB",
+        "DE",
+        _request({"number": "DE0000042", "country": "DE"}, Purpose.CRIMINAL_INVESTIGATION),
+    )
     (hit,) = ex.answer.results[0].hits
     assert ex.answer.results[0].level.value == "summary"
     assert set(hit.record) == {"number", "country", "document_type", "status", "reported_on"}
@@ -103,8 +115,7 @@ async def test_outbound_policy_refuses_unknown_agency(pair: dict[str, DemoNode])
 async def test_wrong_tls_pin_is_unreachable(pair: dict[str, DemoNode]) -> None:
     fr = pair["FR"].node
     de_peer = fr.live.trust.peers["DE"]
-    bad = Peer(id="DE", url=de_peer.url, keys=de_peer.keys,
-               tls_fingerprint=":".join(["AB"] * 32))
+    bad = Peer(id="DE", url=de_peer.url, keys=de_peer.keys, tls_fingerprint=":".join(["AB"] * 32))
     save_trust_store(fr.live.peers_file, TrustStore.of([bad]))
     fr.live.reload()
     with pytest.raises(PeerUnreachable, match="does not match the pin"):

@@ -83,13 +83,18 @@ class Fed:
     def add(self, agency: str, kind: AgencyKind) -> str:
         return add_agency(self.agencies_file, agency, kind, now=time.time())[1]
 
-    async def post(self, body: dict[str, Any], token: str | None, *, path: str = "/checks",
-                   headers: dict[str, str] | None = None) -> tuple[int, Any]:
+    async def post(
+        self,
+        body: dict[str, Any],
+        token: str | None,
+        *,
+        path: str = "/checks",
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, Any]:
         h = dict(headers or {})
         if token is not None:
             h["Authorization"] = f"Bearer {token}"
-        async with self.session.post(self.url + path, data=orjson.dumps(body),
-                                     headers=h) as resp:
+        async with self.session.post(self.url + path, data=orjson.dumps(body), headers=h) as resp:
             raw = await resp.read()
             if resp.content_type == "application/x-ndjson":
                 return resp.status, [orjson.loads(line) for line in raw.splitlines()]
@@ -104,8 +109,7 @@ class Fed:
 
 
 @pytest.fixture
-async def fed(tmp_path: Path, slow_peer: int,
-              session: aiohttp.ClientSession) -> AsyncIterator[Fed]:
+async def fed(tmp_path: Path, slow_peer: int, session: aiohttp.ClientSession) -> AsyncIterator[Fed]:
     """FR asks: DE holds the stolen passport, NL does not, IT denies everyone, ES is down,
     PT answers too late, PL's answers are signed by a key FR does not pin for PL."""
     async with network(tmp_path, ["FR", "DE", "NL", "IT", "ES", "PL"], _configure) as net:
@@ -113,10 +117,20 @@ async def fed(tmp_path: Path, slow_peer: int,
         trust = fr.live.trust
         pl = trust.peers["PL"]
         impostor = SigningKey.generate().public
-        late = Peer(id="PT", url=f"http://127.0.0.1:{slow_peer}", insecure=True,
-                    keys=(PinnedKey(key=SigningKey.generate().public),))
-        trust = trust.with_peer(Peer(id="PL", url=pl.url, keys=(PinnedKey(key=impostor),),
-                                     tls_fingerprint=pl.tls_fingerprint)).with_peer(late)
+        late = Peer(
+            id="PT",
+            url=f"http://127.0.0.1:{slow_peer}",
+            insecure=True,
+            keys=(PinnedKey(key=SigningKey.generate().public),),
+        )
+        trust = trust.with_peer(
+            Peer(
+                id="PL",
+                url=pl.url,
+                keys=(PinnedKey(key=impostor),),
+                tls_fingerprint=pl.tls_fingerprint,
+            )
+        ).with_peer(late)
         save_trust_store(fr.live.peers_file, trust)
         fr.live.reload()
         await net["ES"].service.stop()
@@ -126,20 +140,27 @@ async def fed(tmp_path: Path, slow_peer: int,
 def _schema(name: str, openapi: dict[str, Any]) -> Draft202012Validator:
     """A validator for one schema of the OpenAPI file (3.1 schemas are JSON Schema 2020-12)."""
     registry: Registry[Any] = Registry().with_resource(
-        "urn:openapi", Resource.from_contents(openapi, default_specification=DRAFT202012))
-    return Draft202012Validator({"$ref": f"urn:openapi#/components/schemas/{name}"},
-                                registry=registry)
+        "urn:openapi", Resource.from_contents(openapi, default_specification=DRAFT202012)
+    )
+    return Draft202012Validator(
+        {"$ref": f"urn:openapi#/components/schemas/{name}"}, registry=registry
+    )
 
 
-DOC_CHECK = {"id": "doc", "category": "travel_documents",
-             "criteria": {"number": "DE 123-4567", "country": "DE"}}
+DOC_CHECK = {
+    "id": "doc",
+    "category": "travel_documents",
+    "criteria": {"number": "DE 123-4567", "country": "DE"},
+}
 
 
 async def test_check_across_peers_every_outcome(fed: Fed) -> None:
     token = fed.add("border-police", AgencyKind.BORDER)
     started = time.monotonic()
-    status, doc = await fed.post({"purpose": "border_control", "sub": "4711",
-                                  "checks": [DOC_CHECK], "deadline_ms": 800}, token)
+    status, doc = await fed.post(
+        {"purpose": "border_control", "sub": "4711", "checks": [DOC_CHECK], "deadline_ms": 800},
+        token,
+    )
     elapsed = time.monotonic() - started
     assert status == 200, doc
     assert elapsed < 2.0  # the late peer did not hold the answer beyond the deadline
@@ -147,8 +168,13 @@ async def test_check_across_peers_every_outcome(fed: Fed) -> None:
     assert check["national"]["status"] == "no_hit"
     by_peer = {p["peer"]: p for p in check["peers"]}
     assert {p: r["status"] for p, r in by_peer.items()} == {
-        "DE": "hit", "ES": "unreachable", "IT": "denied", "NL": "no_hit", "PL": "error",
-        "PT": "timeout"}
+        "DE": "hit",
+        "ES": "unreachable",
+        "IT": "denied",
+        "NL": "no_hit",
+        "PL": "error",
+        "PT": "timeout",
+    }
     (hit,) = by_peer["DE"]["hits"]
     assert hit["ref"] == "DE:travel_documents:DE-P-DE1234567"
     assert hit["record"]["status"] == "stolen"
@@ -189,32 +215,47 @@ async def test_response_and_stream_match_the_openapi_file(fed: Fed) -> None:
         openapi = await resp.json()
     assert openapi["openapi"].startswith("3.1")
     token = fed.add("border-police", AgencyKind.BORDER)
-    body = {"purpose": "border_control", "sub": "4711", "checks": [DOC_CHECK],
-            "peers": ["DE", "NL", "IT"], "deadline_ms": 2000}
+    body = {
+        "purpose": "border_control",
+        "sub": "4711",
+        "checks": [DOC_CHECK],
+        "peers": ["DE", "NL", "IT"],
+        "deadline_ms": 2000,
+    }
     status, doc = await fed.post(body, token)
     assert status == 200
     _schema("ChecksResponse", openapi).validate(doc)
     assert doc["complete"] is True
     status, events = await fed.post(body, token, path="/checks/stream")
     assert status == 200
-    assert [e["event"] for e in events] == ["accepted", "national", "peer", "peer", "peer",
-                                            "done"]
+    assert [e["event"] for e in events] == ["accepted", "national", "peer", "peer", "peer", "done"]
     validator = _schema("StreamEvent", openapi)
     for event in events:
         validator.validate(event)
     assert {e["peer"]: e["results"][0]["status"] for e in events if e["event"] == "peer"} == {
-        "DE": "hit", "NL": "no_hit", "IT": "denied"}
+        "DE": "hit",
+        "NL": "no_hit",
+        "IT": "denied",
+    }
     status, problem = await fed.post(body, None)
     assert status == 401
     _schema("Problem", openapi).validate(problem)
     # Server-sent events carry the same events.
-    async with fed.session.post(fed.url + "/checks/stream", data=orjson.dumps(body),
-                                headers={"Authorization": f"Bearer {token}",
-                                         "Accept": "text/event-stream"}) as resp:
+    async with fed.session.post(
+        fed.url + "/checks/stream",
+        data=orjson.dumps(body),
+        headers={"Authorization": f"Bearer {token}", "Accept": "text/event-stream"},
+    ) as resp:
         assert resp.content_type == "text/event-stream"
         text = await resp.text()
     assert [line[7:] for line in text.splitlines() if line.startswith("event: ")] == [
-        "accepted", "national", "peer", "peer", "peer", "done"]
+        "accepted",
+        "national",
+        "peer",
+        "peer",
+        "peer",
+        "done",
+    ]
 
 
 async def test_tokens_missing_wrong_disabled_rotated(fed: Fed) -> None:
@@ -241,8 +282,11 @@ async def test_tokens_missing_wrong_disabled_rotated(fed: Fed) -> None:
 
 async def test_category_the_outbound_rule_does_not_allow(fed: Fed) -> None:
     token = fed.add("border-police", AgencyKind.BORDER)
-    body = {"purpose": "vehicle_check", "sub": "1", "checks": [
-        {"id": "car", "category": "vehicles", "criteria": {"plate": "AB-123-CD"}}]}
+    body = {
+        "purpose": "vehicle_check",
+        "sub": "1",
+        "checks": [{"id": "car", "category": "vehicles", "criteria": {"plate": "AB-123-CD"}}],
+    }
     status, problem = await fed.post(body, token)
     assert (status, problem["code"]) == (403, "outbound_denied")
     assert fed.out_rows() == []  # nothing was sent anywhere
@@ -256,12 +300,14 @@ async def test_bad_requests_are_problems(fed: Fed) -> None:
     token = fed.add("border-police", AgencyKind.BORDER)
     status, problem = await fed.post({"purpose": "border_control", "sub": "1"}, token)
     assert (status, problem["code"]) == (422, "invalid_request")
-    status, problem = await fed.post({"purpose": "border_control", "sub": "1",
-                                      "checks": [DOC_CHECK], "peers": ["US"]}, token)
+    status, problem = await fed.post(
+        {"purpose": "border_control", "sub": "1", "checks": [DOC_CHECK], "peers": ["US"]}, token
+    )
     assert (status, problem["code"]) == (422, "invalid_request")
     bad_mrz = {"id": "m", "category": "travel_documents", "criteria": {"mrz": "P<D<<X" * 3}}
-    status, problem = await fed.post({"purpose": "border_control", "sub": "1",
-                                      "checks": [bad_mrz]}, token)
+    status, problem = await fed.post(
+        {"purpose": "border_control", "sub": "1", "checks": [bad_mrz]}, token
+    )
     assert (status, problem["code"]) == (422, "invalid_criteria")
     assert problem["field"].startswith("checks.0.criteria.mrz")
 
@@ -269,16 +315,30 @@ async def test_bad_requests_are_problems(fed: Fed) -> None:
 async def test_subject_check_is_split_and_sent_once_per_peer(fed: Fed) -> None:
     token = fed.add("ncb-desk", AgencyKind.NCB)
     mrz = _mrz_td3("DE1234567", "D<<", "EXEMPLE", "JEAN")
-    status, doc = await fed.post({
-        "purpose": "border_control", "sub": "desk-7", "peers": ["DE", "NL"],
-        "subject": {"mrz": mrz, "first_name": "Jean", "last_name": "Exemple",
-                    "birth_date": "1985-03-12", "plate": "AB-123-CD", "plate_country": "FR"},
-    }, token)
+    status, doc = await fed.post(
+        {
+            "purpose": "border_control",
+            "sub": "desk-7",
+            "peers": ["DE", "NL"],
+            "subject": {
+                "mrz": mrz,
+                "first_name": "Jean",
+                "last_name": "Exemple",
+                "birth_date": "1985-03-12",
+                "plate": "AB-123-CD",
+                "plate_country": "FR",
+            },
+        },
+        token,
+    )
     assert status == 200, doc
     checks = {c["id"]: c for c in doc["checks"]}
     assert {k: c["category"] for k, c in checks.items()} == {
-        "document": "travel_documents", "wanted_person": "wanted_persons",
-        "terrorism_suspect": "terrorism_suspects", "vehicle": "vehicles"}
+        "document": "travel_documents",
+        "wanted_person": "wanted_persons",
+        "terrorism_suspect": "terrorism_suspects",
+        "vehicle": "vehicles",
+    }
     assert checks["wanted_person"]["criteria"]["document_number"] == "DE1234567"
     de = {c["id"]: next(p for p in c["peers"] if p["peer"] == "DE") for c in doc["checks"]}
     assert de["document"]["status"] == "hit"
@@ -289,7 +349,11 @@ async def test_subject_check_is_split_and_sent_once_per_peer(fed: Fed) -> None:
     finally:
         de_log.close()
     assert [c["category"] for c in row.entry.checks] == [
-        "travel_documents", "wanted_persons", "terrorism_suspects", "vehicles"]
+        "travel_documents",
+        "wanted_persons",
+        "terrorism_suspects",
+        "vehicles",
+    ]
 
 
 async def test_a_dead_peer_trips_its_breaker(fed: Fed) -> None:
@@ -304,7 +368,6 @@ async def test_a_dead_peer_trips_its_breaker(fed: Fed) -> None:
     assert reasons[-2:] == ["circuit_open", "circuit_open"]
     # A skipped peer is not asked, so nothing is signed or logged for it.
     assert len(fed.out_rows()) == reasons.index("circuit_open") <= 3
-
 
 
 STAGGER_S = 0.003
@@ -322,15 +385,28 @@ async def staggered_peers(client: Peer, n: int) -> AsyncIterator[list[Peer]]:
         k = ports[request.transport.get_extra_info("sockname")[1]]  # type: ignore[union-attr]
         token = await request.read()
         now = time.time()
-        envelope = open_envelope(token, resolve_kid=lambda kid: (client.id, client.keys[0].key)
-                                 if kid == client.keys[0].key.kid else None, me=ids[k], now=now)
+        envelope = open_envelope(
+            token,
+            resolve_kid=lambda kid: (
+                (client.id, client.keys[0].key) if kid == client.keys[0].key.kid else None
+            ),
+            me=ids[k],
+            now=now,
+        )
         q = parse_query(envelope)
         await asyncio.sleep(k * STAGGER_S)
         answer = sign_answer(
-            signer=signers[k], iss=ids[k], aud=q.iss, in_reply_to=q.jti,
-            query_digest=digest(token), enquiry=f"01TEST{k:020d}", now=now,
-            results=tuple(CheckResult(check=c.id, status="no_hit", level=AnswerLevel.FULL)
-                          for c in q.checks))
+            signer=signers[k],
+            iss=ids[k],
+            aud=q.iss,
+            in_reply_to=q.jti,
+            query_digest=digest(token),
+            enquiry=f"01TEST{k:020d}",
+            now=now,
+            results=tuple(
+                CheckResult(check=c.id, status="no_hit", level=AnswerLevel.FULL) for c in q.checks
+            ),
+        )
         return web.Response(body=answer, content_type=JOSE_MEDIA_TYPE)
 
     app = web.Application()
@@ -343,23 +419,34 @@ async def staggered_peers(client: Peer, n: int) -> AsyncIterator[list[Peer]]:
         await site.start()
         port = int(runner.addresses[-1][1])
         ports[port] = k
-        peers.append(Peer(id=ids[k], url=f"http://127.0.0.1:{port}", insecure=True,
-                          keys=(PinnedKey(key=signers[k].public),)))
+        peers.append(
+            Peer(
+                id=ids[k],
+                url=f"http://127.0.0.1:{port}",
+                insecure=True,
+                keys=(PinnedKey(key=signers[k].public),),
+            )
+        )
     try:
         yield peers
     finally:
         await runner.cleanup()
 
 
-async def test_a_fan_out_shares_a_few_commits(tmp_path: Path,
-                                              session: aiohttp.ClientSession) -> None:
+async def test_a_fan_out_shares_a_few_commits(
+    tmp_path: Path, session: aiohttp.ClientSession
+) -> None:
     """Every peer asked gets its own row, committed before its result is reported, but the
     rows of one fan-out share commits even when the answers trickle in: each commit stops
     the event loop for an fsync."""
     async with network(tmp_path, ["FR"], _configure) as net:
         fr = net["FR"].node
-        me = Peer(id="FR", url="http://127.0.0.1:1", insecure=True,
-                  keys=(PinnedKey(key=fr.signer.public),))
+        me = Peer(
+            id="FR",
+            url="http://127.0.0.1:1",
+            insecure=True,
+            keys=(PinnedKey(key=fr.signer.public),),
+        )
         async with staggered_peers(me, 8) as peers:
             save_trust_store(fr.live.peers_file, TrustStore.of(peers))
             fr.live.reload()
@@ -367,12 +454,14 @@ async def test_a_fan_out_shares_a_few_commits(tmp_path: Path,
             token = fed.add("ncb-desk", AgencyKind.NCB)
             enquiry_log = net["FR"].service.peer_app[ENQUIRY_LOG]
             before = (enquiry_log.stats.flushes, enquiry_log.stats.rows)
-            status, doc = await fed.post({"purpose": "criminal_investigation", "sub": "desk-1",
-                                          "checks": [DOC_CHECK]}, token)
+            status, doc = await fed.post(
+                {"purpose": "criminal_investigation", "sub": "desk-1", "checks": [DOC_CHECK]}, token
+            )
             assert status == 200, doc
             assert [p["status"] for p in doc["peers"]] == ["answered"] * 8
             elapsed = max(p["elapsed_ms"] for p in doc["peers"]) - min(
-                p["elapsed_ms"] for p in doc["peers"])
+                p["elapsed_ms"] for p in doc["peers"]
+            )
             flushes = enquiry_log.stats.flushes - before[0]
             assert enquiry_log.stats.rows - before[1] == 8
             # The answers came one every 3 ms, slower than the log's own 2 ms window; the

@@ -21,10 +21,22 @@ async def test_health_finds_down_mismatched_and_expiring_peers(tmp_path: Path) -
         trust = fr.node.live.trust
         de, gb = trust.peers["DE"], trust.peers["GB"]
         soon = datetime.now(UTC) + timedelta(days=3)
-        trust = trust.with_peer(Peer(id="DE", url=de.url, tls_fingerprint=de.tls_fingerprint,
-                                     keys=(PinnedKey(key=de.keys[0].key, not_after=soon),)))
-        trust = trust.with_peer(Peer(id="GB", url=gb.url, tls_fingerprint=gb.tls_fingerprint,
-                                     keys=(PinnedKey(key=SigningKey.generate().public),)))
+        trust = trust.with_peer(
+            Peer(
+                id="DE",
+                url=de.url,
+                tls_fingerprint=de.tls_fingerprint,
+                keys=(PinnedKey(key=de.keys[0].key, not_after=soon),),
+            )
+        )
+        trust = trust.with_peer(
+            Peer(
+                id="GB",
+                url=gb.url,
+                tls_fingerprint=gb.tls_fingerprint,
+                keys=(PinnedKey(key=SigningKey.generate().public),),
+            )
+        )
         save_trust_store(fr.node.live.peers_file, trust)
         fr.node.live.reload()
         await net["NL"].service.stop()
@@ -45,8 +57,7 @@ async def test_health_finds_down_mismatched_and_expiring_peers(tmp_path: Path) -
         # `peers status` is another process: it reads what the node wrote.
         done = cli("peers", "status", "--json", config=config)
         status = {p["peer"]: p for p in json.loads(done.stdout)["peers"]}
-        assert {p: s["up"] for p, s in status.items()} == {"DE": True, "GB": False,
-                                                           "NL": False}
+        assert {p: s["up"] for p, s in status.items()} == {"DE": True, "GB": False, "NL": False}
         table = cli("peers", "status", config=config, check=False)
         assert table.returncode == 1  # some peer is down
         assert "MISMATCH" in table.stdout

@@ -562,8 +562,7 @@ def test_a_yml_file_is_an_error_so_a_rename_never_widens(tmp_path: Path) -> None
 
 
 def test_a_yml_file_does_not_hide_the_errors_of_the_others(tmp_path: Path) -> None:
-    (tmp_path / "p.yaml").write_text("inbound:\n  - name: typo\n    from: [FR]\n"
-                                     "    answer: ful\n")
+    (tmp_path / "p.yaml").write_text("inbound:\n  - name: typo\n    from: [FR]\n    answer: ful\n")
     (tmp_path / "q.yml").write_text("inbound: []\n")
     report = check_policy(tmp_path)
     assert report.policy is None

@@ -12,16 +12,28 @@ from connector.outbound.asking import Request
 from connector.protocol import Check
 from connector.vocabulary import AgencyKind, Category, Purpose
 
-REQUEST = Request(agency="ncb", agency_kind=AgencyKind.NCB, sub="ncb/test",
-                  purpose=Purpose.BORDER_CONTROL, case=None,
-                  checks=(Check(id="1", category=Category.TRAVEL_DOCUMENTS,
-                                criteria={"number": "DE1234567", "country": "DE"}),))
+REQUEST = Request(
+    agency="ncb",
+    agency_kind=AgencyKind.NCB,
+    sub="ncb/test",
+    purpose=Purpose.BORDER_CONTROL,
+    case=None,
+    checks=(
+        Check(
+            id="1",
+            category=Category.TRAVEL_DOCUMENTS,
+            criteria={"number": "DE1234567", "country": "DE"},
+        ),
+    ),
+)
 
 
 def policy(answer: str, *, rate: str | None = None) -> str:
     extra = f"    rate: {rate}\n" if rate else ""
-    return (f"inbound:\n  - name: docs {answer}\n    from: [FR, GB]\n"
-            f"    categories: [travel_documents]\n    answer: {answer}\n{extra}")
+    return (
+        f"inbound:\n  - name: docs {answer}\n    from: [FR, GB]\n"
+        f"    categories: [travel_documents]\n    answer: {answer}\n{extra}"
+    )
 
 
 def demo_file(node: DemoNode) -> Path:
@@ -50,8 +62,12 @@ async def test_edits_under_load_follow_valid_versions_only(pair: dict[str, DemoN
 
     tasks = [asyncio.create_task(load()) for _ in range(4)]
     await asyncio.sleep(0.2)
-    for text, valid in [(policy("summary"), "summary"), ("inbound: [\n", None),
-                        (policy("hit").replace("answer", "answr"), None), (policy("hit"), "hit")]:
+    for text, valid in [
+        (policy("summary"), "summary"),
+        ("inbound: [\n", None),
+        (policy("hit").replace("answer", "answr"), None),
+        (policy("hit"), "hit"),
+    ]:
         demo_file(de).write_text(text)
         live.reload()
         if valid:
@@ -78,7 +94,8 @@ async def test_edits_under_load_follow_valid_versions_only(pair: dict[str, DemoN
 
 @pytest.mark.parametrize("budget", [5])
 async def test_rate_limit_holds_under_concurrency_and_is_per_peer(
-        trio: dict[str, DemoNode], budget: int) -> None:
+    trio: dict[str, DemoNode], budget: int
+) -> None:
     de = trio["DE"]
     demo_file(de).write_text(policy("full", rate=f"{budget}/minute"))
     de.node.live.reload()
@@ -87,8 +104,14 @@ async def test_rate_limit_holds_under_concurrency_and_is_per_peer(
     async def burst(src: str, n: int) -> list[tuple[str, str | None, float | None]]:
         async with trio[src].node.asker() as asker:
             answers = await asyncio.gather(*(asker.ask(REQUEST, "DE") for _ in range(n)))
-        return [(a.answer.results[0].status, a.answer.results[0].reason,
-                 a.answer.results[0].retry_after) for a in answers]
+        return [
+            (
+                a.answer.results[0].status,
+                a.answer.results[0].reason,
+                a.answer.results[0].retry_after,
+            )
+            for a in answers
+        ]
 
     fr, gb = await asyncio.gather(burst("FR", 20), burst("GB", 8))
     for results in (fr, gb):
@@ -102,11 +125,13 @@ async def test_rate_limit_holds_under_concurrency_and_is_per_peer(
 
 
 async def test_renaming_a_policy_file_to_yml_keeps_the_old_policy(
-        pair: dict[str, DemoNode]) -> None:
+    pair: dict[str, DemoNode],
+) -> None:
     de = pair["DE"]
     live = de.node.live
-    demo_file(de).write_text(policy("none").replace("answer: none", "answer: none\n"
-                                                    "    reason: suspended"))
+    demo_file(de).write_text(
+        policy("none").replace("answer: none", "answer: none\n    reason: suspended")
+    )
     live.reload()
     before = live.policy.digest
     demo_file(de).rename(demo_file(de).with_suffix(".yml"))

@@ -30,8 +30,9 @@ def foreign(pair: dict[str, DemoNode]) -> OKPKey:
     key = OKPKey.generate_key("Ed25519")
     public = PublicKey.from_jwk(key.as_dict(private=False))
     de = pair["DE"].node
-    trust = de.live.trust.with_peer(Peer(id="NL", url="http://127.0.0.1:9", insecure=True,
-                                         keys=(PinnedKey(key=public),)))
+    trust = de.live.trust.with_peer(
+        Peer(id="NL", url="http://127.0.0.1:9", insecure=True, keys=(PinnedKey(key=public),))
+    )
     save_trust_store(de.live.peers_file, trust)
     de.live.reload()
     return key
@@ -39,24 +40,39 @@ def foreign(pair: dict[str, DemoNode]) -> OKPKey:
 
 @pytest.mark.parametrize("alg", ["EdDSA", "Ed25519"])
 async def test_joserfc_query_accepted_and_answer_verified(
-        pair: dict[str, DemoNode], foreign: OKPKey, session: aiohttp.ClientSession,
-        alg: str) -> None:
+    pair: dict[str, DemoNode], foreign: OKPKey, session: aiohttp.ClientSession, alg: str
+) -> None:
     de = pair["DE"]
     now = int(time.time())
     jti = _b64(os.urandom(16))
-    claims = {"iss": "NL", "aud": "DE", "iat": now, "exp": now + 60, "jti": jti,
-              "sub": "kmar/77", "agency_kind": "border", "purpose": "border_control",
-              "checks": [{"id": "a", "category": "travel_documents",
-                          "criteria": {"number": "DE1234567", "country": "DE"}}]}
+    claims = {
+        "iss": "NL",
+        "aud": "DE",
+        "iat": now,
+        "exp": now + 60,
+        "jti": jti,
+        "sub": "kmar/77",
+        "agency_kind": "border",
+        "purpose": "border_control",
+        "checks": [
+            {
+                "id": "a",
+                "category": "travel_documents",
+                "criteria": {"number": "DE1234567", "country": "DE"},
+            }
+        ],
+    }
     header = {"alg": alg, "typ": "ncb-query+jwt", "kid": foreign.thumbprint()}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         query = jwt.encode(header, claims, foreign, algorithms=[alg])
     # NL is in the demo policy's Schengen group, so this is a full hit.
     async with session.post(
-            f"https://127.0.0.1:{de.service.peer_port}/v1/query", data=query.encode(),
-            headers={"Content-Type": "application/jose"},
-            ssl=aiohttp.Fingerprint(fingerprint_bytes(de.node.tls_fingerprint))) as resp:
+        f"https://127.0.0.1:{de.service.peer_port}/v1/query",
+        data=query.encode(),
+        headers={"Content-Type": "application/jose"},
+        ssl=aiohttp.Fingerprint(fingerprint_bytes(de.node.tls_fingerprint)),
+    ) as resp:
         assert resp.status == 200, await resp.text()
         assert resp.content_type == "application/jose"
         answer = (await resp.read()).decode()
@@ -73,12 +89,14 @@ async def test_joserfc_query_accepted_and_answer_verified(
     assert c["results"][0]["hits"][0]["ref"] == "DE:travel_documents:DE-P-DE1234567"
 
 
-async def test_identity_token_verifies_with_joserfc(pair: dict[str, DemoNode],
-                                                    session: aiohttp.ClientSession) -> None:
+async def test_identity_token_verifies_with_joserfc(
+    pair: dict[str, DemoNode], session: aiohttp.ClientSession
+) -> None:
     de = pair["DE"]
     async with session.get(
-            f"https://127.0.0.1:{de.service.peer_port}/v1/identity",
-            ssl=aiohttp.Fingerprint(fingerprint_bytes(de.node.tls_fingerprint))) as resp:
+        f"https://127.0.0.1:{de.service.peer_port}/v1/identity",
+        ssl=aiohttp.Fingerprint(fingerprint_bytes(de.node.tls_fingerprint)),
+    ) as resp:
         token = (await resp.read()).decode()
     claims_jwk = OKPKey.import_key(dict[str, str | list[str]](de.node.signer.public.jwk()))
     with warnings.catch_warnings():

@@ -97,8 +97,9 @@ def no_joserfc_warnings() -> Iterator[None]:
 def test_document_holds_the_generated_example() -> None:
     doc = _doc()
     start, end = doc.index(mx.BEGIN), doc.index(mx.END) + len(mx.END)
-    assert doc[start:end] == mx.render(EX), \
+    assert doc[start:end] == mx.render(EX), (
         "docs/protocol.md is stale: run python docs/examples/make_example.py --write"
+    )
     for token in (QUERY_TOKEN, ANSWER_TOKEN, IDENTITY_TOKEN):
         assert token.decode("ascii") in doc[start:end]
 
@@ -125,22 +126,40 @@ def test_connector_signs_the_same_query() -> None:
 def test_connector_signs_the_same_answer() -> None:
     claims: dict[str, Any] = EX.answer.claims
     results = tuple(
-        CheckResult(check=r["check"], status=r["status"], level=AnswerLevel(r["level"]),
-                    hits=tuple(Hit(ref=h["ref"], score=h["score"], record=h["record"])
-                               for h in r["hits"]),
-                    reason=r.get("reason"), retry_after=r.get("retry_after"))
-        for r in claims["results"])
+        CheckResult(
+            check=r["check"],
+            status=r["status"],
+            level=AnswerLevel(r["level"]),
+            hits=tuple(Hit(ref=h["ref"], score=h["score"], record=h["record"]) for h in r["hits"]),
+            reason=r.get("reason"),
+            retry_after=r.get("retry_after"),
+        )
+        for r in claims["results"]
+    )
     with mock.patch.object(protocol, "new_jti", return_value=claims["jti"]):
-        token = sign_answer(signer=DE, iss="DE", aud="FR", in_reply_to=_query().jti,
-                            query_digest=protocol.digest(QUERY_TOKEN), enquiry=claims["enquiry"],
-                            results=results, now=ANSWER_IAT)
+        token = sign_answer(
+            signer=DE,
+            iss="DE",
+            aud="FR",
+            in_reply_to=_query().jti,
+            query_digest=protocol.digest(QUERY_TOKEN),
+            enquiry=claims["enquiry"],
+            results=results,
+            now=ANSWER_IAT,
+        )
     assert token == ANSWER_TOKEN
     assert claims["query_digest"] == protocol.digest(QUERY_TOKEN) == EX.query_digest
 
 
 def test_connector_signs_the_same_identity() -> None:
-    token = sign_identity(signer=DE, node="DE", keys=[DE.public.jwk()],
-                          tls_fingerprint=EX.de_tls_fingerprint, url=mx.DE_URL, now=IAT)
+    token = sign_identity(
+        signer=DE,
+        node="DE",
+        keys=[DE.public.jwk()],
+        tls_fingerprint=EX.de_tls_fingerprint,
+        url=mx.DE_URL,
+        now=IAT,
+    )
     assert token == IDENTITY_TOKEN
 
 
@@ -177,10 +196,20 @@ def test_query_window_edges_refused(now: int) -> None:
 
 
 def test_answer_verifies() -> None:
-    answer = open_answer(ANSWER_TOKEN, key=DE.public, peer="DE", me="FR",
-                         query_token=QUERY_TOKEN, query=_query(), now=ANSWER_IAT)
+    answer = open_answer(
+        ANSWER_TOKEN,
+        key=DE.public,
+        peer="DE",
+        me="FR",
+        query_token=QUERY_TOKEN,
+        query=_query(),
+        now=ANSWER_IAT,
+    )
     assert [(r.check, r.status, r.level.value) for r in answer.results] == [
-        ("a", "hit", "full"), ("b", "no_hit", "full"), ("c", "denied", "none")]
+        ("a", "hit", "full"),
+        ("b", "no_hit", "full"),
+        ("c", "denied", "none"),
+    ]
     assert answer.results[0].hits[0].ref == "DE:travel_documents:DE-P-DE1234567"
     assert answer.results[2].reason == "policy"
 
@@ -188,8 +217,15 @@ def test_answer_verifies() -> None:
 def test_answer_to_another_query_is_refused() -> None:
     other = sign_query(parse_query(_open()), FR) + b" "
     with pytest.raises(errors.BadAnswer, match="query_digest"):
-        open_answer(ANSWER_TOKEN, key=DE.public, peer="DE", me="FR", query_token=other,
-                    query=_query(), now=ANSWER_IAT)
+        open_answer(
+            ANSWER_TOKEN,
+            key=DE.public,
+            peer="DE",
+            me="FR",
+            query_token=other,
+            query=_query(),
+            now=ANSWER_IAT,
+        )
 
 
 def test_identity_opens() -> None:
@@ -203,9 +239,12 @@ def test_identity_opens() -> None:
 @pytest.mark.usefixtures("no_joserfc_warnings")
 @pytest.mark.parametrize(
     ("name", "signer_jwk", "typ"),
-    [("query", {"d": mx.FR_D, "x": mx.FR_X}, "ncb-query+jwt"),
-     ("answer", {"d": b64url(mx.DE_SEED), "x": DE.public.x}, "ncb-answer+jwt"),
-     ("identity", {"d": b64url(mx.DE_SEED), "x": DE.public.x}, "ncb-identity+jwt")])
+    [
+        ("query", {"d": mx.FR_D, "x": mx.FR_X}, "ncb-query+jwt"),
+        ("answer", {"d": b64url(mx.DE_SEED), "x": DE.public.x}, "ncb-answer+jwt"),
+        ("identity", {"d": b64url(mx.DE_SEED), "x": DE.public.x}, "ncb-identity+jwt"),
+    ],
+)
 def test_joserfc_verifies_and_resigns(name: str, signer_jwk: dict[str, str], typ: str) -> None:
     signed = getattr(EX, name)
     private = OKPKey.import_key({"kty": "OKP", "crv": "Ed25519", **signer_jwk})
@@ -214,11 +253,11 @@ def test_joserfc_verifies_and_resigns(name: str, signer_jwk: dict[str, str], typ
     decoded = jwt.decode(signed.token.decode("ascii"), public, algorithms=["EdDSA", "Ed25519"])
     assert decoded.header == {"alg": "EdDSA", "kid": public.thumbprint(), "typ": typ}
     assert decoded.claims == signed.claims
-    again = jws.serialize_compact(signed.header, signed.payload_json, private,
-                                  algorithms=["EdDSA"])
+    again = jws.serialize_compact(signed.header, signed.payload_json, private, algorithms=["EdDSA"])
     assert again.encode("ascii") == signed.token
-    assert b64url(jws.deserialize_compact(again, public, algorithms=["EdDSA"]).payload) == \
-        b64url(signed.payload_json)
+    assert b64url(jws.deserialize_compact(again, public, algorithms=["EdDSA"]).payload) == b64url(
+        signed.payload_json
+    )
 
 
 @pytest.mark.usefixtures("no_joserfc_warnings")
@@ -237,8 +276,13 @@ def _claims(**over: Any) -> dict[str, Any]:
     return {**EX.query.claims, **over}
 
 
-def _sign(claims: dict[str, Any] | bytes, *, typ: str = "ncb-query+jwt",
-          signer: Signer = FR, header: dict[str, Any] | None = None) -> bytes:
+def _sign(
+    claims: dict[str, Any] | bytes,
+    *,
+    typ: str = "ncb-query+jwt",
+    signer: Signer = FR,
+    header: dict[str, Any] | None = None,
+) -> bytes:
     payload = claims if isinstance(claims, bytes) else orjson.dumps(claims)
     return signer.sign_compact(payload, typ=typ, header=header)
 
@@ -252,16 +296,39 @@ def _refusal(token: bytes) -> ProtocolError:
 CASES: list[tuple[str, bytes, int, str]] = [
     ("too large", b"A" * (64 * 1024 + 1), 413, "payload_too_large"),
     ("not a JWS", b"hello", 400, "malformed_token"),
-    ("crit", _sign(_claims(), header={"alg": "EdDSA", "kid": FR.kid, "typ": "ncb-query+jwt",
-                                      "crit": ["exp"]}), 400, "malformed_token"),
-    ("alg none", b64url(b'{"alg":"none"}').encode() + b"." + QUERY_TOKEN.split(b".")[1] + b".",
-     400, "malformed_token"),
-    ("no kid", _sign(_claims(), header={"alg": "EdDSA", "typ": "ncb-query+jwt"}),
-     401, "unknown_key"),
-    ("unknown kid", _sign(_claims(), signer=Signer(SigningKey(seed=bytes(32)))),
-     401, "unknown_key"),
-    ("bad signature, before typ",
-     QUERY_TOKEN.rsplit(b".", 1)[0] + b"." + b64url(bytes(64)).encode(), 401, "bad_signature"),
+    (
+        "crit",
+        _sign(
+            _claims(),
+            header={"alg": "EdDSA", "kid": FR.kid, "typ": "ncb-query+jwt", "crit": ["exp"]},
+        ),
+        400,
+        "malformed_token",
+    ),
+    (
+        "alg none",
+        b64url(b'{"alg":"none"}').encode() + b"." + QUERY_TOKEN.split(b".")[1] + b".",
+        400,
+        "malformed_token",
+    ),
+    (
+        "no kid",
+        _sign(_claims(), header={"alg": "EdDSA", "typ": "ncb-query+jwt"}),
+        401,
+        "unknown_key",
+    ),
+    (
+        "unknown kid",
+        _sign(_claims(), signer=Signer(SigningKey(seed=bytes(32)))),
+        401,
+        "unknown_key",
+    ),
+    (
+        "bad signature, before typ",
+        QUERY_TOKEN.rsplit(b".", 1)[0] + b"." + b64url(bytes(64)).encode(),
+        401,
+        "bad_signature",
+    ),
     ("answer typ, before aud", _sign(_claims(aud="GB"), typ="ncb-answer+jwt"), 400, "wrong_type"),
     ("payload not JSON", _sign(b"not json"), 400, "malformed_token"),
     ("iss not the kid's peer", _sign(_claims(iss="DE")), 401, "unknown_key"),
@@ -272,15 +339,24 @@ CASES: list[tuple[str, bytes, int, str]] = [
     ("future iat", _sign(_claims(iat=IAT + 31, exp=IAT + 60)), 401, "stale_token"),
     ("short jti, before schema", _sign(_claims(jti="short", sub="")), 422, "invalid_claims"),
     ("nbf is an unknown claim", _sign(_claims(nbf=IAT)), 422, "invalid_claims"),
-    ("limit 0", _sign(_claims(checks=[{**EX.query.claims["checks"][0], "limit": 0}])),
-     422, "invalid_claims"),
-    ("duplicate check ids",
-     _sign(_claims(checks=[EX.query.claims["checks"][0]] * 2)), 422, "invalid_claims"),
+    (
+        "limit 0",
+        _sign(_claims(checks=[{**EX.query.claims["checks"][0], "limit": 0}])),
+        422,
+        "invalid_claims",
+    ),
+    (
+        "duplicate check ids",
+        _sign(_claims(checks=[EX.query.claims["checks"][0]] * 2)),
+        422,
+        "invalid_claims",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("token", "status", "code"), [c[1:] for c in CASES],
-                         ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(
+    ("token", "status", "code"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
 def test_refusals_in_the_documented_order(token: bytes, status: int, code: str) -> None:
     error = _refusal(token)
     assert (error.status, error.code) == (status, code)
@@ -292,8 +368,11 @@ def test_bad_mrz_check_digit_names_the_field() -> None:
     mrz = mx.MRZ[:-1] + ("5" if mx.MRZ[-1] != "5" else "6")
     with pytest.raises(InvalidCriteria) as info:
         parse_criteria(Category.TRAVEL_DOCUMENTS, {"mrz": mrz})
-    assert (info.value.status, info.value.code, info.value.field) == \
-        (422, "invalid_criteria", "mrz.composite_check_digit")
+    assert (info.value.status, info.value.code, info.value.field) == (
+        422,
+        "invalid_criteria",
+        "mrz.composite_check_digit",
+    )
 
 
 def test_problem_example_is_what_the_code_says() -> None:

@@ -23,62 +23,140 @@ ART = Category.ARTWORKS
 KIND = Artworks()
 
 COLLECTION: list[dict[str, Any]] = [
-    {"id": "FR-OCBC-2019-0001", "artist": "Claude Monet", "object_type": "painting",
-     "title": {"fr": "Le Pont d'Argenteuil", "en": "The Bridge at Argenteuil",
-               "de": "Die Brücke von Argenteuil"},
-     "materials": "oil on canvas", "dimensions": "60 x 80 cm", "period": "1874",
-     "description": "The road bridge over the Seine at Argenteuil, sailing boats moored "
-                    "in the foreground.",
-     "stolen_on": "2019-03-04", "stolen_from": "Musée municipal, Vernon, France"},
-    {"id": "FR-OCBC-2019-0002", "artist": "Claude Monet", "object_type": "painting",
-     "title": {"fr": "Les Nymphéas", "en": "Water Lilies"},
-     "materials": "oil on canvas", "period": "1914-1917",
-     "description": "Water lilies on the pond of the garden at Giverny, evening light.",
-     "stolen_on": "2019-03-04", "stolen_from": "Musée municipal, Vernon, France"},
-    {"id": "FR-OCBC-2020-0017", "artist": "Claude Monet", "object_type": "painting",
-     "title": "Impression, soleil levant",
-     "description": "The harbour of Le Havre at sunrise, seen through the morning mist."},
-    {"id": "NO-KRIPOS-2004-88", "artist": "Edvard Munch", "object_type": "painting",
-     "title": {"no": "Skrik", "en": "The Scream", "de": "Der Schrei"},
-     "materials": "tempera and crayon on cardboard", "dimensions": "83.5 x 66 cm",
-     "description": "A figure with an agonised face before a blood-red sky over the fjord.",
-     "stolen_on": "2004-08-22", "stolen_from": "Munch Museum, Oslo"},
-    {"id": "CZ-PCR-2011-0042", "artist": "František Kupka", "object_type": "painting",
-     "title": {"cs": "Amorfa, dvoubarevná fuga", "fr": "Amorpha, fugue à deux couleurs"},
-     "description": "Abstract composition of interlocking red and blue discs.",
-     "stolen_on": "2011-11-02", "stolen_from": "Private collection, Praha"},
-    {"id": "ES-BPH-2016-0311", "artist": "Joaquín Sorolla", "object_type": "painting",
-     "title": "Paseo a orillas del mar",
-     "description": "Two women dressed in white walking along the beach at Valencia.",
-     "stolen_on": "2016-07-14", "stolen_from": "Galería privada, Valencia"},
-    {"id": "PL-KGP-2013-0007", "artist": "Józef Chełmoński", "object_type": "painting",
-     "title": {"pl": "Babie lato", "en": "Indian Summer"},
-     "description": "A young shepherdess lying in a meadow, a thread of gossamer in her hand."},
-    {"id": "PL-KGP-2013-0008", "artist": "Józef  Chełmoński", "object_type": "painting",
-     "title": {"pl": "Bociany", "en": "Storks"},
-     "description": "Peasants resting in a field watch a flight of storks."},
-    {"id": "GR-HP-2012-0101", "object_type": "icon", "title": "Παναγία Οδηγήτρια",
-     "materials": "tempera and gold leaf on wood", "period": "16th century",
-     "description": "Post-Byzantine icon of the Virgin Hodegetria from a Cretan workshop."},
-    {"id": "GR-HP-2012-0102", "object_type": "coin", "title": "Tetradrachm of Athens",
-     "materials": "silver", "dimensions": "24 mm, 17.2 g", "period": "5th century BC",
-     "description": "Head of Athena on the obverse, the owl and olive sprig on the reverse."},
-    {"id": "DE-BKA-2008-0555", "object_type": "manuscript",
-     "title": {"de": "Evangeliar aus Echternach", "la": "Evangelium Epternacense"},
-     "materials": "ink and gold on parchment", "period": "11th century",
-     "description": "Illuminated gospel book, four leaves cut out of the codex."},
-    {"id": "FR-OCBC-2009-0440", "artist": "Auguste Rodin", "object_type": "sculpture",
-     "title": "L'Âge d'airain", "materials": "bronze", "dimensions": "height 64 cm",
-     "description": "Reduction of the standing nude of a young man, sand cast."},
-    {"id": "FR-OCBC-2009-0441", "artist": "Auguste Rodin", "object_type": "sculpture",
-     "title": "Le Penseur", "materials": "bronze",
-     "description": "Small cast of the seated thinker, chin resting on his hand."},
-    {"id": "NL-NP-2020-0330", "artist": "Unknown, Dutch school", "object_type": "painting",
-     "title": "River landscape with a bridge",
-     "description": "A bridge over a river at dusk, painted in the manner of Claude Monet."},
-    {"id": "DE-BKA-2017-0012", "artist": "Caspar David Friedrich", "object_type": "painting",
-     "title": {"de": "Der Wanderer über dem Nebelmeer", "en": "Wanderer above the Sea of Fog"},
-     "description": "A man with a walking stick on a rocky height above a sea of fog."},
+    {
+        "id": "FR-OCBC-2019-0001",
+        "artist": "Claude Monet",
+        "object_type": "painting",
+        "title": {
+            "fr": "Le Pont d'Argenteuil",
+            "en": "The Bridge at Argenteuil",
+            "de": "Die Brücke von Argenteuil",
+        },
+        "materials": "oil on canvas",
+        "dimensions": "60 x 80 cm",
+        "period": "1874",
+        "description": "The road bridge over the Seine at Argenteuil, sailing boats moored "
+        "in the foreground.",
+        "stolen_on": "2019-03-04",
+        "stolen_from": "Musée municipal, Vernon, France",
+    },
+    {
+        "id": "FR-OCBC-2019-0002",
+        "artist": "Claude Monet",
+        "object_type": "painting",
+        "title": {"fr": "Les Nymphéas", "en": "Water Lilies"},
+        "materials": "oil on canvas",
+        "period": "1914-1917",
+        "description": "Water lilies on the pond of the garden at Giverny, evening light.",
+        "stolen_on": "2019-03-04",
+        "stolen_from": "Musée municipal, Vernon, France",
+    },
+    {
+        "id": "FR-OCBC-2020-0017",
+        "artist": "Claude Monet",
+        "object_type": "painting",
+        "title": "Impression, soleil levant",
+        "description": "The harbour of Le Havre at sunrise, seen through the morning mist.",
+    },
+    {
+        "id": "NO-KRIPOS-2004-88",
+        "artist": "Edvard Munch",
+        "object_type": "painting",
+        "title": {"no": "Skrik", "en": "The Scream", "de": "Der Schrei"},
+        "materials": "tempera and crayon on cardboard",
+        "dimensions": "83.5 x 66 cm",
+        "description": "A figure with an agonised face before a blood-red sky over the fjord.",
+        "stolen_on": "2004-08-22",
+        "stolen_from": "Munch Museum, Oslo",
+    },
+    {
+        "id": "CZ-PCR-2011-0042",
+        "artist": "František Kupka",
+        "object_type": "painting",
+        "title": {"cs": "Amorfa, dvoubarevná fuga", "fr": "Amorpha, fugue à deux couleurs"},
+        "description": "Abstract composition of interlocking red and blue discs.",
+        "stolen_on": "2011-11-02",
+        "stolen_from": "Private collection, Praha",
+    },
+    {
+        "id": "ES-BPH-2016-0311",
+        "artist": "Joaquín Sorolla",
+        "object_type": "painting",
+        "title": "Paseo a orillas del mar",
+        "description": "Two women dressed in white walking along the beach at Valencia.",
+        "stolen_on": "2016-07-14",
+        "stolen_from": "Galería privada, Valencia",
+    },
+    {
+        "id": "PL-KGP-2013-0007",
+        "artist": "Józef Chełmoński",
+        "object_type": "painting",
+        "title": {"pl": "Babie lato", "en": "Indian Summer"},
+        "description": "A young shepherdess lying in a meadow, a thread of gossamer in her hand.",
+    },
+    {
+        "id": "PL-KGP-2013-0008",
+        "artist": "Józef  Chełmoński",
+        "object_type": "painting",
+        "title": {"pl": "Bociany", "en": "Storks"},
+        "description": "Peasants resting in a field watch a flight of storks.",
+    },
+    {
+        "id": "GR-HP-2012-0101",
+        "object_type": "icon",
+        "title": "Παναγία Οδηγήτρια",
+        "materials": "tempera and gold leaf on wood",
+        "period": "16th century",
+        "description": "Post-Byzantine icon of the Virgin Hodegetria from a Cretan workshop.",
+    },
+    {
+        "id": "GR-HP-2012-0102",
+        "object_type": "coin",
+        "title": "Tetradrachm of Athens",
+        "materials": "silver",
+        "dimensions": "24 mm, 17.2 g",
+        "period": "5th century BC",
+        "description": "Head of Athena on the obverse, the owl and olive sprig on the reverse.",
+    },
+    {
+        "id": "DE-BKA-2008-0555",
+        "object_type": "manuscript",
+        "title": {"de": "Evangeliar aus Echternach", "la": "Evangelium Epternacense"},
+        "materials": "ink and gold on parchment",
+        "period": "11th century",
+        "description": "Illuminated gospel book, four leaves cut out of the codex.",
+    },
+    {
+        "id": "FR-OCBC-2009-0440",
+        "artist": "Auguste Rodin",
+        "object_type": "sculpture",
+        "title": "L'Âge d'airain",
+        "materials": "bronze",
+        "dimensions": "height 64 cm",
+        "description": "Reduction of the standing nude of a young man, sand cast.",
+    },
+    {
+        "id": "FR-OCBC-2009-0441",
+        "artist": "Auguste Rodin",
+        "object_type": "sculpture",
+        "title": "Le Penseur",
+        "materials": "bronze",
+        "description": "Small cast of the seated thinker, chin resting on his hand.",
+    },
+    {
+        "id": "NL-NP-2020-0330",
+        "artist": "Unknown, Dutch school",
+        "object_type": "painting",
+        "title": "River landscape with a bridge",
+        "description": "A bridge over a river at dusk, painted in the manner of Claude Monet.",
+    },
+    {
+        "id": "DE-BKA-2017-0012",
+        "artist": "Caspar David Friedrich",
+        "object_type": "painting",
+        "title": {"de": "Der Wanderer über dem Nebelmeer", "en": "Wanderer above the Sea of Fog"},
+        "description": "A man with a walking stick on a rocky height above a sea of fog.",
+    },
 ]
 
 
@@ -146,8 +224,9 @@ def test_import_keeps_fields_and_keys(collection: RecordStore) -> None:
         ("ΠΑΝΑΓΊΑ", "GR-HP-2012-0101"),  # ... in capitals (SQLite keeps Greek accents)
     ],
 )
-def test_realistic_queries_put_the_right_work_first(collection: RecordStore, text: str,
-                                                    first: str) -> None:
+def test_realistic_queries_put_the_right_work_first(
+    collection: RecordStore, text: str, first: str
+) -> None:
     hits = search(collection, text=text)
     assert hits, text
     assert hits[0].record.id == first
@@ -168,24 +247,28 @@ def test_realistic_queries_put_the_right_work_first(collection: RecordStore, tex
         ("fugue deux couleurs", "CZ-PCR-2011-0042"),
     ],
 )
-def test_a_title_in_any_of_its_languages_finds_the_work(collection: RecordStore, text: str,
-                                                        first: str) -> None:
+def test_a_title_in_any_of_its_languages_finds_the_work(
+    collection: RecordStore, text: str, first: str
+) -> None:
     assert ids(search(collection, text=text))[:1] == [first]
 
 
 def test_reasons_say_where_the_words_were_found(collection: RecordStore) -> None:
     hit = search(collection, text="pont argenteuil")[0]
     assert hit.score == 1.0
-    assert hit.reasons == ({"field": "title", "words": ["pont", "argenteuil"]},
-                           {"field": "description", "words": ["argenteuil"]})
+    assert hit.reasons == (
+        {"field": "title", "words": ["pont", "argenteuil"]},
+        {"field": "description", "words": ["argenteuil"]},
+    )
     lilies = search(collection, text="monet giverny")[0]
     assert lilies.record.id == "FR-OCBC-2019-0002"
-    assert lilies.reasons == ({"field": "artist", "words": ["monet"]},
-                              {"field": "description", "words": ["giverny"]})
+    assert lilies.reasons == (
+        {"field": "artist", "words": ["monet"]},
+        {"field": "description", "words": ["giverny"]},
+    )
 
 
-def test_words_only_in_the_description_rank_below_title_and_artist(
-        collection: RecordStore) -> None:
+def test_words_only_in_the_description_rank_below_title_and_artist(collection: RecordStore) -> None:
     hits = search(collection, text="claude monet")
     monets = {"FR-OCBC-2019-0001", "FR-OCBC-2019-0002", "FR-OCBC-2020-0017"}
     assert set(ids(hits)[:3]) == monets
@@ -213,11 +296,9 @@ def test_ref_lookup(collection: RecordStore) -> None:
 
 def test_artist_lookup(collection: RecordStore) -> None:
     hits = search(collection, artist="Claude Monet")
-    assert set(ids(hits)[:3]) == {"FR-OCBC-2019-0001", "FR-OCBC-2019-0002",
-                                  "FR-OCBC-2020-0017"}
+    assert set(ids(hits)[:3]) == {"FR-OCBC-2019-0001", "FR-OCBC-2019-0002", "FR-OCBC-2020-0017"}
     assert [m.score for m in hits[:3]] == [1.0, 1.0, 1.0]
-    assert hits[0].reasons == ({"field": "artist", "words": ["claude", "monet"],
-                                "exact": True},)
+    assert hits[0].reasons == ({"field": "artist", "words": ["claude", "monet"], "exact": True},)
     assert ids(hits)[3:] == ["NL-NP-2020-0330"]
     assert hits[3].score <= 0.5
     # The artist key folds what the text index does not (ł), and spacing: both works.
@@ -225,8 +306,10 @@ def test_artist_lookup(collection: RecordStore) -> None:
     assert sorted(ids(polish)) == ["PL-KGP-2013-0007", "PL-KGP-2013-0008"]
     assert all(m.score == 1.0 for m in polish)
     # Only the surname: found through the text index, in the artist field.
-    assert sorted(ids(search(collection, artist="rodin"))) == ["FR-OCBC-2009-0440",
-                                                               "FR-OCBC-2009-0441"]
+    assert sorted(ids(search(collection, artist="rodin"))) == [
+        "FR-OCBC-2009-0440",
+        "FR-OCBC-2009-0441",
+    ]
     assert search(collection, artist="Rembrandt") == []
 
 
@@ -300,24 +383,33 @@ TOMORROW = (date.today() + timedelta(days=1)).isoformat()
         ({"id": "X-1", "title": {"fr": "", "de": " "}}, "give it in at least one language"),
         ({"id": "X-1", "title": {}}, "give it in at least one language"),
         ({"id": "X-1", "title": {"ge": "Der Kuss"}}, "'ge' is not an ISO 639-1 language code"),
-        ({"id": "X-1", "title": "Kuss", "title_german": "Kuss"},
-         "'german' is not an ISO 639-1 language code"),
+        (
+            {"id": "X-1", "title": "Kuss", "title_german": "Kuss"},
+            "'german' is not an ISO 639-1 language code",
+        ),
         ({"id": "X-1", "title": {"fr": 5}}, "maps language codes to strings"),
         ({"id": "X-1", "title": ["Der Kuss"]}, "a title is a string, or a mapping"),
         ({"id": "X-1", "title": "T" * 501}, "at most 500 characters"),
-        ({"id": "X-1", "title": {"fr": "Le Baiser"}, "title_fr": "Un baiser"},
-         "title_fr differs from the 'fr' title"),
-        ({"id": "X-1", "title": "Kuss", "stolen_on": TOMORROW},
-         "stolen_on: the date lies in the future"),
+        (
+            {"id": "X-1", "title": {"fr": "Le Baiser"}, "title_fr": "Un baiser"},
+            "title_fr differs from the 'fr' title",
+        ),
+        (
+            {"id": "X-1", "title": "Kuss", "stolen_on": TOMORROW},
+            "stolen_on: the date lies in the future",
+        ),
         ({"id": "X-1", "title": "Kuss", "stolen_on": "2019-02-30"}, "stolen_on: "),
-        ({"id": "X-1", "title": "Kuss", "colour": "gold"},
-         "colour: Extra inputs are not permitted"),
+        (
+            {"id": "X-1", "title": "Kuss", "colour": "gold"},
+            "colour: Extra inputs are not permitted",
+        ),
         ({"id": "X-1", "title": "Kuss", "object_type": "p" * 61}, "object_type: "),
         ({"id": "X-1", "title": "Kuss", "description": "d" * 4001}, "description: "),
     ],
 )
-def test_bad_rows_are_rejected_with_their_reason(store: RecordStore, row: dict[str, Any],
-                                                 reason: str) -> None:
+def test_bad_rows_are_rejected_with_their_reason(
+    store: RecordStore, row: dict[str, Any], reason: str
+) -> None:
     good = {"id": "OK-1", "title": "Der Kuss"}
     report = import_stream(store, io.BytesIO(ndjson([good, row])), category=ART, fmt="ndjson")
     assert (report.inserted, report.rejected) == (1, 1)
@@ -337,14 +429,16 @@ def test_bad_csv_rows_name_line_and_reason(store: RecordStore) -> None:
     report = import_stream(store, io.BytesIO(data), category=ART, fmt="csv")
     assert report.inserted == 1
     assert [(e.line, e.reason.split(":")[0]) for e in report.errors] == [
-        (2, "id"), (3, "stolen_on"), (4, "title")]
+        (2, "id"),
+        (3, "stolen_on"),
+        (4, "title"),
+    ]
     assert "'ge' is not an ISO 639-1 language code" in report.errors[2].reason
 
 
 def test_update_and_removal_keep_the_text_index_in_step(collection: RecordStore) -> None:
     changed = {**COLLECTION[3], "title": {"en": "The Madonna"}, "artist": "Edvard Munch"}
-    report = import_stream(collection, io.BytesIO(ndjson([changed])), category=ART,
-                           fmt="ndjson")
+    report = import_stream(collection, io.BytesIO(ndjson([changed])), category=ART, fmt="ndjson")
     assert (report.inserted, report.updated) == (0, 1)
     assert search(collection, text="scream") == []
     assert search(collection, text="schrei") == []
@@ -361,8 +455,9 @@ def test_update_and_removal_keep_the_text_index_in_step(collection: RecordStore)
     assert "FR-OCBC-2019-0002" not in ids(search(collection, artist="Claude Monet"))
     # --replace: the file is the whole category now.
     keep = [r for r in COLLECTION if r["id"].startswith("GR-")]
-    report = import_stream(collection, io.BytesIO(ndjson(keep)), category=ART, fmt="ndjson",
-                           replace=True)
+    report = import_stream(
+        collection, io.BytesIO(ndjson(keep)), category=ART, fmt="ndjson", replace=True
+    )
     assert report.removed == len(COLLECTION) - 1 - len(keep)
     assert search(collection, text="argenteuil") == []
     assert search(collection, artist="Edvard Munch") == []
@@ -371,8 +466,9 @@ def test_update_and_removal_keep_the_text_index_in_step(collection: RecordStore)
 
 
 def test_lookups_are_built_from_the_criteria() -> None:
-    criteria = KIND.parse_criteria({"text": "Le Pont d'Argenteuil, 1874", "artist": " Monet ",
-                                    "ref": "FR-OCBC-2019-0001"})
+    criteria = KIND.parse_criteria(
+        {"text": "Le Pont d'Argenteuil, 1874", "artist": " Monet ", "ref": "FR-OCBC-2019-0001"}
+    )
     assert KIND.lookups(criteria) == (
         {"ref_key": "FR-OCBC-2019-0001"},
         {"artist_key": "monet"},
@@ -429,15 +525,17 @@ def test_normalise_artist(name: str, key: str) -> None:
         ({"text": "monet", "number": "X"}, "number", "unknown artwork criterion"),
     ],
 )
-def test_criteria_errors_name_the_field(criteria: Mapping[str, object], field: str,
-                                        detail: str) -> None:
+def test_criteria_errors_name_the_field(
+    criteria: Mapping[str, object], field: str, detail: str
+) -> None:
     with pytest.raises(InvalidCriteria) as caught:
         KIND.parse_criteria(criteria)
     assert caught.value.field == field
     assert detail in caught.value.detail
 
 
-@pytest.mark.parametrize("text", ['monet" OR "x', "NEAR(monet claude)", "monet*",
-                                  "title:monet", "-monet", "AND OR NOT"])
+@pytest.mark.parametrize(
+    "text", ['monet" OR "x', "NEAR(monet claude)", "monet*", "title:monet", "-monet", "AND OR NOT"]
+)
 def test_query_text_is_words_never_index_syntax(collection: RecordStore, text: str) -> None:
     search(collection, text=text)  # no full-text syntax error, whatever it finds

@@ -12,23 +12,15 @@ from connector.records.identifiers.documents import (
 )
 
 # ICAO 9303 specimens and a German passport; check digits recomputed, see tests/records/test_mrz.py.
-TD3 = (
-    "P<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<\n"
-    "L898902C36UTO7408122F1204159ZE184226B<<<<<10"
-)
+TD3 = "P<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<\nL898902C36UTO7408122F1204159ZE184226B<<<<<10"
 TD1_LONG = (
-    "I<UTOD23145890<7349<<<<<<<<<<<\n"
-    "7408122F1204159UTO<<<<<<<<<<<6\n"
-    "ERIKSSON<<ANNA<MARIA<<<<<<<<<<"
+    "I<UTOD23145890<7349<<<<<<<<<<<\n7408122F1204159UTO<<<<<<<<<<<6\nERIKSSON<<ANNA<MARIA<<<<<<<<<<"
 )
 DE_PASSPORT = (
-    "P<D<<MUSTERMANN<<ERIKA<<<<<<<<<<<<<<<<<<<<<<\n"
-    "C01X00T478D<<6408125F2702283<<<<<<<<<<<<<<<4"
+    "P<D<<MUSTERMANN<<ERIKA<<<<<<<<<<<<<<<<<<<<<<\nC01X00T478D<<6408125F2702283<<<<<<<<<<<<<<<4"
 )
 DE_ID_CARD = (
-    "IDD<<T220001293<<<<<<<<<<<<<<<\n"
-    "6408125<2010315D<<<<<<<<<<<<<4\n"
-    "MUSTERMANN<<ERIKA<<<<<<<<<<<<<"
+    "IDD<<T220001293<<<<<<<<<<<<<<<\n6408125<2010315D<<<<<<<<<<<<<4\nMUSTERMANN<<ERIKA<<<<<<<<<<<<<"
 )
 
 
@@ -113,66 +105,105 @@ def test_normalise_rejects(raw: str, reason: str) -> None:
         (
             {"number": "l898 902-c3"},
             DocumentCriteria(
-                number_key="L898902C3", number="l898 902-c3", country=None,
-                document_type=None, from_mrz=False,
+                number_key="L898902C3",
+                number="l898 902-c3",
+                country=None,
+                document_type=None,
+                from_mrz=False,
             ),
         ),
         (
             {"number": "C01XOOT47", "country": "DE", "document_type": "P"},
             DocumentCriteria(
-                number_key="C01X00T47", number="C01XOOT47", country="DE",
-                document_type="P", from_mrz=False,
+                number_key="C01X00T47",
+                number="C01XOOT47",
+                country="DE",
+                document_type="P",
+                from_mrz=False,
             ),
         ),
         (
             {"number": "X1", "country": "fr", "document_type": "id"},
             DocumentCriteria(
-                number_key="X1", number="X1", country="FR", document_type="I", from_mrz=False,
+                number_key="X1",
+                number="X1",
+                country="FR",
+                document_type="I",
+                from_mrz=False,
             ),
         ),
         (
             {"number": "X1", "document_type": "AC"},
             DocumentCriteria(
-                number_key="X1", number="X1", country=None, document_type="A", from_mrz=False,
+                number_key="X1",
+                number="X1",
+                country=None,
+                document_type="A",
+                from_mrz=False,
             ),
         ),
         (
             {"number": "X1", "country": None, "document_type": None},
             DocumentCriteria(
-                number_key="X1", number="X1", country=None, document_type=None, from_mrz=False,
+                number_key="X1",
+                number="X1",
+                country=None,
+                document_type=None,
+                from_mrz=False,
             ),
         ),
         (
             {"mrz": TD3},
             DocumentCriteria(
-                number_key="L898902C3", number="L898902C3", country=None,
-                document_type="P", from_mrz=True,
+                number_key="L898902C3",
+                number="L898902C3",
+                country=None,
+                document_type="P",
+                from_mrz=True,
             ),
         ),
         (
             {"mrz": TD1_LONG.lower()},
             DocumentCriteria(
-                number_key="D23145890734", number="D23145890734", country=None,
-                document_type="I", from_mrz=True,
+                number_key="D23145890734",
+                number="D23145890734",
+                country=None,
+                document_type="I",
+                from_mrz=True,
             ),
         ),
         (
             {"mrz": DE_PASSPORT},
             DocumentCriteria(
-                number_key="C01X00T47", number="C01X00T47", country="DE",
-                document_type="P", from_mrz=True,
+                number_key="C01X00T47",
+                number="C01X00T47",
+                country="DE",
+                document_type="P",
+                from_mrz=True,
             ),
         ),
         (
             {"mrz": DE_ID_CARD},
             DocumentCriteria(
-                number_key="T22000129", number="T22000129", country="DE",
-                document_type="I", from_mrz=True,
+                number_key="T22000129",
+                number="T22000129",
+                country="DE",
+                document_type="I",
+                from_mrz=True,
             ),
         ),
     ],
-    ids=["number", "number-country-type", "lowercase-codes", "two-letter-type", "null-optionals",
-         "mrz-td3", "mrz-td1-long", "mrz-de-passport", "mrz-de-id-card"],
+    ids=[
+        "number",
+        "number-country-type",
+        "lowercase-codes",
+        "two-letter-type",
+        "null-optionals",
+        "mrz-td3",
+        "mrz-td1-long",
+        "mrz-de-passport",
+        "mrz-de-id-card",
+    ],
 )
 def test_document_criteria(criteria: dict[str, object], expected: DocumentCriteria) -> None:
     assert document_criteria(criteria) == expected

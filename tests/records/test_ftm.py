@@ -99,105 +99,212 @@ def entity(base: dict[str, Any], **properties: list[str] | None) -> dict[str, An
 CASES: list[tuple[str, Category, dict[str, Any], dict[str, Any], dict[str, Any]]] = [
     (
         "passport as OpenSanctions publishes it",
-        DOCS, PASSPORT_OS, {"status": "stolen"},
-        {"id": "ua-nsdc-pass-a1b2c3d4e5f6", "number": "FA123456", "country": "UA",
-         "document_type": "P", "status": "stolen"},
+        DOCS,
+        PASSPORT_OS,
+        {"status": "stolen"},
+        {
+            "id": "ua-nsdc-pass-a1b2c3d4e5f6",
+            "number": "FA123456",
+            "country": "UA",
+            "document_type": "P",
+            "status": "stolen",
+        },
     ),
     (
         "passport with the deprecated passportNumber, surname, givenName and an ICAO code",
         DOCS,
-        entity(PASSPORT_OS, number=None, passportNumber=["C01X00T47"], type=["pd"],
-               givenName=["Erika"], surname=["Mustermann"], country=["de"]),
+        entity(
+            PASSPORT_OS,
+            number=None,
+            passportNumber=["C01X00T47"],
+            type=["pd"],
+            givenName=["Erika"],
+            surname=["Mustermann"],
+            country=["de"],
+        ),
         {"status": "lost"},
-        {"id": "ua-nsdc-pass-a1b2c3d4e5f6", "number": "C01X00T47", "country": "DE",
-         "document_type": "PD", "status": "lost", "holder_name": "Erika Mustermann"},
+        {
+            "id": "ua-nsdc-pass-a1b2c3d4e5f6",
+            "number": "C01X00T47",
+            "country": "DE",
+            "document_type": "PD",
+            "status": "lost",
+            "holder_name": "Erika Mustermann",
+        },
     ),
     (
         "passport with two countries and two numbers: the first of each, silently",
         DOCS,
-        entity(PASSPORT_OS, number=["FA123456", "FA654321"], country=["ua", "ru"],
-               type=["Diplomatic passport"]),
+        entity(
+            PASSPORT_OS,
+            number=["FA123456", "FA654321"],
+            country=["ua", "ru"],
+            type=["Diplomatic passport"],
+        ),
         {"status": "stolen"},
-        {"id": "ua-nsdc-pass-a1b2c3d4e5f6", "number": "FA123456", "country": "UA",
-         "document_type": "P", "status": "stolen"},
+        {
+            "id": "ua-nsdc-pass-a1b2c3d4e5f6",
+            "number": "FA123456",
+            "country": "UA",
+            "document_type": "P",
+            "status": "stolen",
+        },
     ),
     (
         "vehicle by plate, with model and build year",
-        VEHICLES, VEHICLE_OS, {"status": "stolen"},
-        {"id": "ua-war-sanctions-vehicle-7f3c", "plate": "A 777 AA 77", "plate_country": "RU",
-         "model": "G 63 AMG", "year": 2019, "status": "stolen"},
+        VEHICLES,
+        VEHICLE_OS,
+        {"status": "stolen"},
+        {
+            "id": "ua-war-sanctions-vehicle-7f3c",
+            "plate": "A 777 AA 77",
+            "plate_country": "RU",
+            "model": "G 63 AMG",
+            "year": 2019,
+            "status": "stolen",
+        },
     ),
     (
         "vehicle whose registrationNumber values hold a VIN and a plate",
         VEHICLES,
-        entity(VEHICLE_OS, registrationNumber=[DE_MERCEDES, "B-MW 1234"], country=["de"],
-               buildDate=["2015"]),
+        entity(
+            VEHICLE_OS,
+            registrationNumber=[DE_MERCEDES, "B-MW 1234"],
+            country=["de"],
+            buildDate=["2015"],
+        ),
         {"status": "embezzled"},
-        {"id": "ua-war-sanctions-vehicle-7f3c", "vin": DE_MERCEDES, "plate": "B-MW 1234",
-         "plate_country": "DE", "model": "G 63 AMG", "year": 2015, "status": "embezzled"},
+        {
+            "id": "ua-war-sanctions-vehicle-7f3c",
+            "vin": DE_MERCEDES,
+            "plate": "B-MW 1234",
+            "plate_country": "DE",
+            "model": "G 63 AMG",
+            "year": 2015,
+            "status": "embezzled",
+        },
     ),
     (
         "vehicle with a non-standard vin property and no plate",
         VEHICLES,
-        entity(VEHICLE_OS, registrationNumber=None, country=None, model=None,
-               buildDate=["2014-01-01T00:00:00"], vin=[DE_MERCEDES]),
+        entity(
+            VEHICLE_OS,
+            registrationNumber=None,
+            country=None,
+            model=None,
+            buildDate=["2014-01-01T00:00:00"],
+            vin=[DE_MERCEDES],
+        ),
         {"status": "stolen"},
-        {"id": "ua-war-sanctions-vehicle-7f3c", "vin": DE_MERCEDES, "year": 2014,
-         "status": "stolen"},
+        {
+            "id": "ua-war-sanctions-vehicle-7f3c",
+            "vin": DE_MERCEDES,
+            "year": 2014,
+            "status": "stolen",
+        },
     ),
     (
         "person with names in three scripts, a birth year and two nationalities",
-        SUSPECTS, PERSON_OS, {},
-        {"id": "NK-4cEmuGZ2cK8xsyWbXgEdPa", "first_name": "Ivan", "last_name": "Sidorov",
-         "middle_name": "Petrovich", "name_original_script": "Иван Петрович Сидоров",
-         "aliases": ["Іван Петрович Сидоров", "Vanya Sidorov"],
-         "birth_date": "1975", "birth_place": "Kharkiv", "nationality": ["RU", "UA"],
-         "sex": "male", "document_numbers": ["75 1234567", "4510 123456"]},
+        SUSPECTS,
+        PERSON_OS,
+        {},
+        {
+            "id": "NK-4cEmuGZ2cK8xsyWbXgEdPa",
+            "first_name": "Ivan",
+            "last_name": "Sidorov",
+            "middle_name": "Petrovich",
+            "name_original_script": "Иван Петрович Сидоров",
+            "aliases": ["Іван Петрович Сидоров", "Vanya Sidorov"],
+            "birth_date": "1975",
+            "birth_place": "Kharkiv",
+            "nationality": ["RU", "UA"],
+            "sex": "male",
+            "document_numbers": ["75 1234567", "4510 123456"],
+        },
     ),
     (
         "wanted person: the warrant country comes from the caller, status is ignored",
-        WANTED, PERSON_OS, {"warrant_country": "fr", "status": "stolen"},
-        {"id": "NK-4cEmuGZ2cK8xsyWbXgEdPa", "first_name": "Ivan", "last_name": "Sidorov",
-         "middle_name": "Petrovich", "name_original_script": "Иван Петрович Сидоров",
-         "aliases": ["Іван Петрович Сидоров", "Vanya Sidorov"],
-         "birth_date": "1975", "birth_place": "Kharkiv", "nationality": ["RU", "UA"],
-         "sex": "male", "document_numbers": ["75 1234567", "4510 123456"],
-         "warrant_country": "FR"},
+        WANTED,
+        PERSON_OS,
+        {"warrant_country": "fr", "status": "stolen"},
+        {
+            "id": "NK-4cEmuGZ2cK8xsyWbXgEdPa",
+            "first_name": "Ivan",
+            "last_name": "Sidorov",
+            "middle_name": "Petrovich",
+            "name_original_script": "Иван Петрович Сидоров",
+            "aliases": ["Іван Петрович Сидоров", "Vanya Sidorov"],
+            "birth_date": "1975",
+            "birth_place": "Kharkiv",
+            "nationality": ["RU", "UA"],
+            "sex": "male",
+            "document_numbers": ["75 1234567", "4510 123456"],
+            "warrant_country": "FR",
+        },
     ),
     (
         "person known only by a full name: kept as written, the rest as aliases",
         SUSPECTS,
-        {"id": "eu-fsf-eu-1234-56", "schema": "Person",
-         "properties": {"name": ["Abu Example", "Abu Al-Example"],
-                        "birthDate": ["1980-02", "1981-02-03"], "gender": ["female"],
-                        "address": ["12 Example Street, Exampletown"],
-                        "phone": ["+44 20 7946 0000"],
-                        "nationality": ["gb"]}},
+        {
+            "id": "eu-fsf-eu-1234-56",
+            "schema": "Person",
+            "properties": {
+                "name": ["Abu Example", "Abu Al-Example"],
+                "birthDate": ["1980-02", "1981-02-03"],
+                "gender": ["female"],
+                "address": ["12 Example Street, Exampletown"],
+                "phone": ["+44 20 7946 0000"],
+                "nationality": ["gb"],
+            },
+        },
         {},
-        {"id": "eu-fsf-eu-1234-56", "name_original_script": "Abu Example",
-         "aliases": ["Abu Al-Example"], "birth_date": "1980-02", "sex": "female",
-         "address": "12 Example Street, Exampletown", "phone": "+44 20 7946 0000",
-         "nationality": ["GB"]},
+        {
+            "id": "eu-fsf-eu-1234-56",
+            "name_original_script": "Abu Example",
+            "aliases": ["Abu Al-Example"],
+            "birth_date": "1980-02",
+            "sex": "female",
+            "address": "12 Example Street, Exampletown",
+            "phone": "+44 20 7946 0000",
+            "nationality": ["GB"],
+        },
     ),
     (
         "person id with characters outside the id pattern",
         SUSPECTS,
-        {"id": "Q7747/ru:2024", "schema": "Person",
-         "properties": {"lastName": ["Putin"], "middleName": ["Vladimirovich"],
-                        "fatherName": ["Vladimirovich"], "birthDate": ["1952-10-07T00:00:00"],
-                        "gender": ["male"], "name": ["Vladimir Vladimirovich Putin"]}},
+        {
+            "id": "Q7747/ru:2024",
+            "schema": "Person",
+            "properties": {
+                "lastName": ["Putin"],
+                "middleName": ["Vladimirovich"],
+                "fatherName": ["Vladimirovich"],
+                "birthDate": ["1952-10-07T00:00:00"],
+                "gender": ["male"],
+                "name": ["Vladimir Vladimirovich Putin"],
+            },
+        },
         {},
-        {"id": "Q7747-ru-2024", "last_name": "Putin", "middle_name": "Vladimirovich",
-         "aliases": ["Vladimir Vladimirovich Putin"], "birth_date": "1952-10-07",
-         "sex": "male"},
+        {
+            "id": "Q7747-ru-2024",
+            "last_name": "Putin",
+            "middle_name": "Vladimirovich",
+            "aliases": ["Vladimir Vladimirovich Putin"],
+            "birth_date": "1952-10-07",
+            "sex": "male",
+        },
     ),
 ]
 
 
-@pytest.mark.parametrize(("category", "given", "options", "row"),
-                         [case[1:] for case in CASES], ids=[case[0] for case in CASES])
-def test_ftm_to_row(category: Category, given: dict[str, Any], options: dict[str, Any],
-                    row: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    ("category", "given", "options", "row"),
+    [case[1:] for case in CASES],
+    ids=[case[0] for case in CASES],
+)
+def test_ftm_to_row(
+    category: Category, given: dict[str, Any], options: dict[str, Any], row: dict[str, Any]
+) -> None:
     mapped = ftm_to_row(given, category=category, **options)
     assert mapped == row
     record = KINDS[category].parse_row(mapped)  # what the mapping makes, the kind takes
@@ -211,55 +318,125 @@ def test_mapping_leaves_the_entity_alone() -> None:
 
 
 REFUSED: list[tuple[str, Category, Any, dict[str, Any], str]] = [
-    ("person into travel documents", DOCS, PERSON_OS, {"status": "stolen"},
-     "schema: Person does not fit travel_documents, which imports Passport entities "
-     "(a Person goes to terrorism_suspects or wanted_persons)"),
-    ("passport into wanted persons", WANTED, PASSPORT_OS, {"warrant_country": "FR"},
-     "schema: Passport does not fit wanted_persons, which imports Person entities "
-     "(a Passport goes to travel_documents)"),
-    ("vessel into vehicles", VEHICLES,
-     {"id": "imo-9138850", "schema": "Vessel", "properties": {"imoNumber": ["IMO 9138850"]}},
-     {"status": "stolen"},
-     "schema: Vessel does not fit vehicles, which imports Vehicle entities"),
-    ("sanction into terrorism suspects", SUSPECTS,
-     {"id": "ofac-sanction-1", "schema": "Sanction", "properties": {"entity": ["NK-1"]}}, {},
-     "schema: Sanction does not fit terrorism_suspects"),
-    ("an artwork category", Category.ARTWORKS, PERSON_OS, {},
-     "artworks cannot be imported from FtM entities"),
-    ("no schema", SUSPECTS, {"id": "x", "properties": {"name": ["A"]}}, {},
-     "schema: an FtM entity names its schema"),
-    ("properties not an object", SUSPECTS,
-     {"id": "x", "schema": "Person", "properties": ["name", "A"]}, {},
-     "properties: must be an object of property lists"),
-    ("a property that is not a list of strings", SUSPECTS,
-     {"id": "x", "schema": "Person", "properties": {"name": [{"value": "A"}]}}, {},
-     "properties.name: must be a list of strings"),
-    ("a non-string id", SUSPECTS,
-     {"id": 42, "schema": "Person", "properties": {"name": ["A"]}}, {},
-     "id: the entity id must be a string"),
-    ("a person without id", SUSPECTS,
-     {"schema": "Person", "properties": {"name": ["A"]}}, {},
-     "id: the entity has no id"),
-    ("a person without any name", SUSPECTS,
-     {"id": "x", "schema": "Person", "properties": {"birthDate": ["1970"]}}, {},
-     "name: the Person has no name, firstName or lastName"),
-    ("a wanted person without warrant country", WANTED, PERSON_OS, {},
-     "warrant_country: FtM has no warrant"),
-    ("a passport without status", DOCS, PASSPORT_OS, {},
-     "status: FtM has no theft status"),
-    ("a vehicle without status", VEHICLES, VEHICLE_OS, {"status": ""},
-     "status: FtM has no theft status"),
-    ("a passport without number", DOCS, entity(PASSPORT_OS, number=None), {"status": "lost"},
-     "number: the Passport has no number (nor passportNumber)"),
-    ("a vehicle built on no date", VEHICLES, entity(VEHICLE_OS, buildDate=["last spring"]),
-     {"status": "stolen"}, "buildDate: 'last spring' is not a date"),
+    (
+        "person into travel documents",
+        DOCS,
+        PERSON_OS,
+        {"status": "stolen"},
+        "schema: Person does not fit travel_documents, which imports Passport entities "
+        "(a Person goes to terrorism_suspects or wanted_persons)",
+    ),
+    (
+        "passport into wanted persons",
+        WANTED,
+        PASSPORT_OS,
+        {"warrant_country": "FR"},
+        "schema: Passport does not fit wanted_persons, which imports Person entities "
+        "(a Passport goes to travel_documents)",
+    ),
+    (
+        "vessel into vehicles",
+        VEHICLES,
+        {"id": "imo-9138850", "schema": "Vessel", "properties": {"imoNumber": ["IMO 9138850"]}},
+        {"status": "stolen"},
+        "schema: Vessel does not fit vehicles, which imports Vehicle entities",
+    ),
+    (
+        "sanction into terrorism suspects",
+        SUSPECTS,
+        {"id": "ofac-sanction-1", "schema": "Sanction", "properties": {"entity": ["NK-1"]}},
+        {},
+        "schema: Sanction does not fit terrorism_suspects",
+    ),
+    (
+        "an artwork category",
+        Category.ARTWORKS,
+        PERSON_OS,
+        {},
+        "artworks cannot be imported from FtM entities",
+    ),
+    (
+        "no schema",
+        SUSPECTS,
+        {"id": "x", "properties": {"name": ["A"]}},
+        {},
+        "schema: an FtM entity names its schema",
+    ),
+    (
+        "properties not an object",
+        SUSPECTS,
+        {"id": "x", "schema": "Person", "properties": ["name", "A"]},
+        {},
+        "properties: must be an object of property lists",
+    ),
+    (
+        "a property that is not a list of strings",
+        SUSPECTS,
+        {"id": "x", "schema": "Person", "properties": {"name": [{"value": "A"}]}},
+        {},
+        "properties.name: must be a list of strings",
+    ),
+    (
+        "a non-string id",
+        SUSPECTS,
+        {"id": 42, "schema": "Person", "properties": {"name": ["A"]}},
+        {},
+        "id: the entity id must be a string",
+    ),
+    (
+        "a person without id",
+        SUSPECTS,
+        {"schema": "Person", "properties": {"name": ["A"]}},
+        {},
+        "id: the entity has no id",
+    ),
+    (
+        "a person without any name",
+        SUSPECTS,
+        {"id": "x", "schema": "Person", "properties": {"birthDate": ["1970"]}},
+        {},
+        "name: the Person has no name, firstName or lastName",
+    ),
+    (
+        "a wanted person without warrant country",
+        WANTED,
+        PERSON_OS,
+        {},
+        "warrant_country: FtM has no warrant",
+    ),
+    ("a passport without status", DOCS, PASSPORT_OS, {}, "status: FtM has no theft status"),
+    (
+        "a vehicle without status",
+        VEHICLES,
+        VEHICLE_OS,
+        {"status": ""},
+        "status: FtM has no theft status",
+    ),
+    (
+        "a passport without number",
+        DOCS,
+        entity(PASSPORT_OS, number=None),
+        {"status": "lost"},
+        "number: the Passport has no number (nor passportNumber)",
+    ),
+    (
+        "a vehicle built on no date",
+        VEHICLES,
+        entity(VEHICLE_OS, buildDate=["last spring"]),
+        {"status": "stolen"},
+        "buildDate: 'last spring' is not a date",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("category", "given", "options", "reason"),
-                         [case[1:] for case in REFUSED], ids=[case[0] for case in REFUSED])
-def test_ftm_to_row_refuses(category: Category, given: Any, options: dict[str, Any],
-                            reason: str) -> None:
+@pytest.mark.parametrize(
+    ("category", "given", "options", "reason"),
+    [case[1:] for case in REFUSED],
+    ids=[case[0] for case in REFUSED],
+)
+def test_ftm_to_row_refuses(
+    category: Category, given: Any, options: dict[str, Any], reason: str
+) -> None:
     with pytest.raises(RowError, match=re.escape(reason)):
         ftm_to_row(given, category=category, **options)
 
@@ -273,14 +450,17 @@ def test_values_the_kind_refuses_are_left_to_the_kind() -> None:
 
 # --- record ids ---------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("given", "expected"),
-    [("NK-4cEmuGZ2cK8xsyWbXgEdPa", "NK-4cEmuGZ2cK8xsyWbXgEdPa"),
-     ("ofac-12345", "ofac-12345"),
-     ("Q7747", "Q7747"),
-     ("de-bka:2024/17 A", "de-bka-2024-17-A"),
-     ("müller.ä_1", "m-ller.-_1"),
-     ("x" * 64, "x" * 64)],
+    [
+        ("NK-4cEmuGZ2cK8xsyWbXgEdPa", "NK-4cEmuGZ2cK8xsyWbXgEdPa"),
+        ("ofac-12345", "ofac-12345"),
+        ("Q7747", "Q7747"),
+        ("de-bka:2024/17 A", "de-bka-2024-17-A"),
+        ("müller.ä_1", "m-ller.-_1"),
+        ("x" * 64, "x" * 64),
+    ],
 )
 def test_record_id(given: str, expected: str) -> None:
     assert record_id(given) == expected
@@ -305,8 +485,15 @@ def test_ftm_schemata_are_categories_with_a_kind() -> None:
 
 @pytest.mark.parametrize(
     ("name", "fmt"),
-    [("entities.ftm.json", "ftm"), ("EXPORT.FTM", "ftm"), ("x.ftm.jsonl", "ftm"),
-     ("x.ftm.ndjson", "ftm"), ("x.json", "ndjson"), ("x.ndjson", "ndjson"), ("x.csv", "csv")],
+    [
+        ("entities.ftm.json", "ftm"),
+        ("EXPORT.FTM", "ftm"),
+        ("x.ftm.jsonl", "ftm"),
+        ("x.ftm.ndjson", "ftm"),
+        ("x.json", "ndjson"),
+        ("x.ndjson", "ndjson"),
+        ("x.csv", "csv"),
+    ],
 )
 def test_guess_format(name: str, fmt: str) -> None:
     assert guess_format(name) == fmt
@@ -319,6 +506,7 @@ def test_guess_format_names_ftm_when_it_cannot_tell() -> None:
 
 # --- importing into a real store ----------------------------------------------------------------
 
+
 @pytest.fixture
 def store(db_url: DatabaseUrl) -> Iterator[RecordStore]:
     s = RecordStore.open(db_url("r"))
@@ -328,21 +516,25 @@ def store(db_url: DatabaseUrl) -> Iterator[RecordStore]:
 
 def lines(*items: Any) -> io.BytesIO:
     """One line per item: dicts as JSON, bytes as they are."""
-    return io.BytesIO(b"\n".join(i if isinstance(i, bytes) else orjson.dumps(i)
-                                 for i in items) + b"\n")
+    return io.BytesIO(
+        b"\n".join(i if isinstance(i, bytes) else orjson.dumps(i) for i in items) + b"\n"
+    )
 
 
 def test_import_passports_with_good_and_bad_lines(store: RecordStore) -> None:
-    second = {"id": "ua-nsdc-pass-0002", "schema": "Passport",
-              "properties": {"number": ["EK 987654"], "country": ["ua"]}}
+    second = {
+        "id": "ua-nsdc-pass-0002",
+        "schema": "Passport",
+        "properties": {"number": ["EK 987654"], "country": ["ua"]},
+    }
     stream = lines(
-        PASSPORT_OS,                                       # 1: good
-        PERSON_OS,                                         # 2: a Person, not a Passport
-        b"",                                               # 3: blank, skipped
-        b'{"id": "broken", "schema": "Passport", ',        # 4: not JSON
-        entity(PASSPORT_OS, country=["suhh"]),             # 5: the kind refuses the country
-        b'["Passport"]',                                   # 6: not an object
-        second,                                            # 7: good
+        PASSPORT_OS,  # 1: good
+        PERSON_OS,  # 2: a Person, not a Passport
+        b"",  # 3: blank, skipped
+        b'{"id": "broken", "schema": "Passport", ',  # 4: not JSON
+        entity(PASSPORT_OS, country=["suhh"]),  # 5: the kind refuses the country
+        b'["Passport"]',  # 6: not an object
+        second,  # 7: good
     )
     report = import_stream(store, stream, category=DOCS, fmt="ftm", status="stolen")
     assert (report.inserted, report.updated, report.rejected) == (2, 0, 4)
@@ -357,15 +549,21 @@ def test_import_passports_with_good_and_bad_lines(store: RecordStore) -> None:
     kind = store.kinds[DOCS]
     (match,) = store.search_now(DOCS, kind.parse_criteria({"number": "FA 123456"}), 10)
     assert match.record.id == "ua-nsdc-pass-a1b2c3d4e5f6"
-    assert match.record.fields == {"number": "FA123456", "country": "UA",
-                                   "document_type": "P", "status": "stolen"}
+    assert match.record.fields == {
+        "number": "FA123456",
+        "country": "UA",
+        "document_type": "P",
+        "status": "stolen",
+    }
     (match,) = store.search_now(
-        DOCS, kind.parse_criteria({"number": "EK987654", "country": "UA"}), 10)
+        DOCS, kind.parse_criteria({"number": "EK987654", "country": "UA"}), 10
+    )
     assert match.record.id == "ua-nsdc-pass-0002"
 
     # The same export again: every record is updated in place, none added.
-    again = import_stream(store, lines(PASSPORT_OS, second), category=DOCS, fmt="ftm",
-                          status="lost")
+    again = import_stream(
+        store, lines(PASSPORT_OS, second), category=DOCS, fmt="ftm", status="lost"
+    )
     assert (again.inserted, again.updated, again.rejected) == (0, 2, 0)
     (match,) = store.search_now(DOCS, kind.parse_criteria({"number": "FA123456"}), 10)
     assert match.record.fields["status"] == "lost"
@@ -375,8 +573,7 @@ def test_import_persons_and_find_them_by_document_number(store: RecordStore) -> 
     stream = lines(PERSON_OS, PASSPORT_OS, {"id": "x", "schema": "Person", "properties": {}})
     report = import_stream(store, stream, category=WANTED, fmt="ftm", warrant_country="fr")
     assert (report.inserted, report.rejected) == (1, 2)
-    assert [(e.line, e.reason.split(":")[0]) for e in report.errors] == [
-        (2, "schema"), (3, "name")]
+    assert [(e.line, e.reason.split(":")[0]) for e in report.errors] == [(2, "schema"), (3, "name")]
     kind = store.kinds[WANTED]
     for number in ("751234567", "4510-123456"):
         (match,) = store.search_now(WANTED, kind.parse_criteria({"document_number": number}), 10)
@@ -387,7 +584,8 @@ def test_import_persons_and_find_them_by_document_number(store: RecordStore) -> 
 
 
 def test_import_wanted_persons_without_warrant_country_rejects_every_line(
-        store: RecordStore) -> None:
+    store: RecordStore,
+) -> None:
     report = import_stream(store, lines(PERSON_OS), category=WANTED, fmt="ftm")
     assert report.rejected == 1
     assert report.errors[0].line == 1
@@ -398,12 +596,14 @@ def test_import_wanted_persons_without_warrant_country_rejects_every_line(
 def test_import_vehicles_and_find_them_by_plate_and_vin(store: RecordStore) -> None:
     by_vin = entity(VEHICLE_OS, registrationNumber=[DE_MERCEDES], country=["de"])
     by_vin["id"] = "de-bka-kfz-1"
-    report = import_stream(store, lines(VEHICLE_OS, by_vin), category=VEHICLES, fmt="ftm",
-                           status="stolen")
+    report = import_stream(
+        store, lines(VEHICLE_OS, by_vin), category=VEHICLES, fmt="ftm", status="stolen"
+    )
     assert (report.inserted, report.rejected) == (2, 0)
     kind = store.kinds[VEHICLES]
-    (match,) = store.search_now(VEHICLES, kind.parse_criteria(
-        {"plate": "A777AA77", "country": "RU"}), 10)
+    (match,) = store.search_now(
+        VEHICLES, kind.parse_criteria({"plate": "A777AA77", "country": "RU"}), 10
+    )
     assert match.record.id == "ua-war-sanctions-vehicle-7f3c"
     assert match.record.fields["year"] == 2019
     (match,) = store.search_now(VEHICLES, kind.parse_criteria({"vin": DE_MERCEDES}), 10)
@@ -412,8 +612,9 @@ def test_import_vehicles_and_find_them_by_plate_and_vin(store: RecordStore) -> N
 
 def test_import_replace_with_ftm_keeps_the_rule_on_rejected_lines(store: RecordStore) -> None:
     import_stream(store, lines(PASSPORT_OS), category=DOCS, fmt="ftm", status="stolen")
-    report = import_stream(store, lines(PERSON_OS), category=DOCS, fmt="ftm", status="stolen",
-                           replace=True)
+    report = import_stream(
+        store, lines(PERSON_OS), category=DOCS, fmt="ftm", status="stolen", replace=True
+    )
     assert report.replace_skipped
     assert report.removed == 0
     assert store.count(DOCS) == 1

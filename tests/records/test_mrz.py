@@ -13,43 +13,28 @@ TODAY = date(2024, 6, 1)
 
 # ICAO 9303 specimens (Part 4 TD3, Part 5 TD1, Part 6 TD2, Part 7 MRV-A); every check digit
 # below was recomputed independently of connector.records.identifiers.mrz.
-TD3 = (
-    "P<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<\n"
-    "L898902C36UTO7408122F1204159ZE184226B<<<<<10"
-)
+TD3 = "P<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<\nL898902C36UTO7408122F1204159ZE184226B<<<<<10"
 TD1 = (
-    "I<UTOD231458907<<<<<<<<<<<<<<<\n"
-    "7408122F1204159UTO<<<<<<<<<<<6\n"
-    "ERIKSSON<<ANNA<MARIA<<<<<<<<<<"
+    "I<UTOD231458907<<<<<<<<<<<<<<<\n7408122F1204159UTO<<<<<<<<<<<6\nERIKSSON<<ANNA<MARIA<<<<<<<<<<"
 )
 TD2 = "I<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<\nD231458907UTO7408122F1204159<<<<<<<6"
 # TD1 and TD2 with the 12-character number D23145890734 (check digit 9) overflowing into the
 # optional data, and a TD1 with a 14-character one (check digit 2).
 TD1_LONG = (
-    "I<UTOD23145890<7349<<<<<<<<<<<\n"
-    "7408122F1204159UTO<<<<<<<<<<<6\n"
-    "ERIKSSON<<ANNA<MARIA<<<<<<<<<<"
+    "I<UTOD23145890<7349<<<<<<<<<<<\n7408122F1204159UTO<<<<<<<<<<<6\nERIKSSON<<ANNA<MARIA<<<<<<<<<<"
 )
 TD1_LONGER = (
-    "I<UTOD23145890<734122<<<<<<<<<\n"
-    "7408122F1204159UTO<<<<<<<<<<<8\n"
-    "ERIKSSON<<ANNA<MARIA<<<<<<<<<<"
+    "I<UTOD23145890<734122<<<<<<<<<\n7408122F1204159UTO<<<<<<<<<<<8\nERIKSSON<<ANNA<MARIA<<<<<<<<<<"
 )
 TD2_LONG = "I<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<\nD23145890<UTO7408122F12041597349<<<2"
-MRV_A = (
-    "V<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<\n"
-    "L8988901C4XXX4009078F96121096ZE184226B<<<<<<"
-)
+MRV_A = "V<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<\nL8988901C4XXX4009078F96121096ZE184226B<<<<<<"
 # German specimens: "D<<" for Germany, '<' as the empty personal number's check digit, and an
 # identity card with '<' for sex.
 DE_PASSPORT = (
-    "P<D<<MUSTERMANN<<ERIKA<<<<<<<<<<<<<<<<<<<<<<\n"
-    "C01X00T478D<<6408125F2702283<<<<<<<<<<<<<<<4"
+    "P<D<<MUSTERMANN<<ERIKA<<<<<<<<<<<<<<<<<<<<<<\nC01X00T478D<<6408125F2702283<<<<<<<<<<<<<<<4"
 )
 DE_ID_CARD = (
-    "IDD<<T220001293<<<<<<<<<<<<<<<\n"
-    "6408125<2010315D<<<<<<<<<<<<<4\n"
-    "MUSTERMANN<<ERIKA<<<<<<<<<<<<<"
+    "IDD<<T220001293<<<<<<<<<<<<<<<\n6408125<2010315D<<<<<<<<<<<<<4\nMUSTERMANN<<ERIKA<<<<<<<<<<<<<"
 )
 
 
@@ -216,8 +201,16 @@ def test_td3_builder_reproduces_the_specimen() -> None:
         ),
     ],
     ids=[
-        "td3", "td1", "td2", "td1-long", "td1-longer", "td2-long", "de-passport", "de-id-card",
-        "mrv-a", "fr-compound-names",
+        "td3",
+        "td1",
+        "td2",
+        "td1-long",
+        "td1-longer",
+        "td2-long",
+        "de-passport",
+        "de-id-card",
+        "mrv-a",
+        "fr-compound-names",
     ],
 )
 def test_parses_specimens(text: str, expected: Mrz) -> None:
@@ -303,16 +296,24 @@ def test_empty_personal_number_check_digit_may_be_zero() -> None:
         TD3.replace("\n", ""),
         f" {TD3.replace(chr(10), '').lower()} ",
     ],
-    ids=["lowercase", "blank-lines-around", "crlf", "blank-line-between", "padded-lines",
-         "concatenated", "concatenated-lowercase-padded"],
+    ids=[
+        "lowercase",
+        "blank-lines-around",
+        "crlf",
+        "blank-line-between",
+        "padded-lines",
+        "concatenated",
+        "concatenated-lowercase-padded",
+    ],
 )
 def test_tolerated_layouts(text: str) -> None:
     assert parse_mrz(text, today=TODAY) == parse_mrz(TD3, today=TODAY)
 
 
 @pytest.mark.parametrize(
-    "text", [TD1, TD2, TD1_LONG, TD2_LONG, DE_ID_CARD], ids=["td1", "td2", "td1-long", "td2-long",
-                                                            "de-id-card"]
+    "text",
+    [TD1, TD2, TD1_LONG, TD2_LONG, DE_ID_CARD],
+    ids=["td1", "td2", "td1-long", "td2-long", "de-id-card"],
 )
 def test_concatenated_td1_td2(text: str) -> None:
     concatenated = text.replace("\n", "").lower()
@@ -334,8 +335,19 @@ def test_concatenated_td1_td2(text: str) -> None:
         TD1.replace("\n", "") + "<",  # 91 concatenated
         TD3.replace("\n", "") + TD3.replace("\n", ""),  # 176 concatenated
     ],
-    ids=["empty", "whitespace", "one-line", "three-lines-of-44", "two-lines-of-30", "44+43",
-         "44+45", "36+44", "87-concatenated", "91-concatenated", "twice-concatenated"],
+    ids=[
+        "empty",
+        "whitespace",
+        "one-line",
+        "three-lines-of-44",
+        "two-lines-of-30",
+        "44+43",
+        "44+45",
+        "36+44",
+        "87-concatenated",
+        "91-concatenated",
+        "twice-concatenated",
+    ],
 )
 def test_bad_shapes(text: str) -> None:
     with pytest.raises(InvalidCriteria, match="expected TD1") as caught:
@@ -384,9 +396,7 @@ def test_impossible_fields(text: str, field: str) -> None:
     assert caught.value.field == field
 
 
-@pytest.mark.parametrize(
-    ("sex", "expected"), [("M", "M"), ("F", "F"), ("X", "X"), ("<", "X")]
-)
+@pytest.mark.parametrize(("sex", "expected"), [("M", "M"), ("F", "F"), ("X", "X"), ("<", "X")])
 def test_sex(sex: str, expected: str) -> None:
     assert parse_mrz(td3(sex=sex), today=TODAY).sex == expected
 
@@ -451,8 +461,14 @@ def test_names(name: str, primary: str, secondary: str) -> None:
 
 @pytest.mark.parametrize(
     ("state", "issuing_state", "country"),
-    [("UTO", "UTO", None), ("D<<", "D", "DE"), ("FRA", "FRA", "FR"), ("GBD", "GBD", "GB"),
-     ("UNO", "UNO", None), ("XXA", "XXA", None)],
+    [
+        ("UTO", "UTO", None),
+        ("D<<", "D", "DE"),
+        ("FRA", "FRA", "FR"),
+        ("GBD", "GBD", "GB"),
+        ("UNO", "UNO", None),
+        ("XXA", "XXA", None),
+    ],
 )
 def test_issuing_country(state: str, issuing_state: str, country: str | None) -> None:
     mrz = parse_mrz(td3(state=state), today=TODAY)

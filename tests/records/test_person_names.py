@@ -51,8 +51,9 @@ def test_tokens(written: str, expected: tuple[str, ...]) -> None:
 
 
 def test_a_name_field_alone_is_not_split() -> None:
-    (name, original) = names_of({"first_name": "小明", "last_name": "王",
-                                 "name_original_script": "王小明"})
+    (name, original) = names_of(
+        {"first_name": "小明", "last_name": "王", "name_original_script": "王小明"}
+    )
     assert name.tokens == ("xiaoming", "wang")
     assert name.fields == ("first_name", "last_name")
     assert original.tokens == ("wang", "xiaoming")
@@ -88,12 +89,12 @@ def test_keys_are_order_independent_and_skip_particles_and_initials() -> None:
 @pytest.mark.parametrize(
     ("asked", "recorded"),
     [
-        ("Nciolas Diaz", "Nicolas Diaz"),          # letters swapped in a common given name
-        ("Karol Tnmczak", "Karol Tomczak"),        # a letter replaced in the surname
+        ("Nciolas Diaz", "Nicolas Diaz"),  # letters swapped in a common given name
+        ("Karol Tnmczak", "Karol Tomczak"),  # a letter replaced in the surname
         ("Katrina Dnleon", "Katrina Deleon"),
-        ("Achim Nistor", "Achim Niltor"),          # the record is the misspelt one
-        ("Иван Щербаков", "Ivan Shcherbakv"),      # a script and a typo
-        ("Ying Xiulu", "Xiu Lu Ying"),             # a given name written apart on record
+        ("Achim Nistor", "Achim Niltor"),  # the record is the misspelt one
+        ("Иван Щербаков", "Ivan Shcherbakv"),  # a script and a typo
+        ("Ying Xiulu", "Xiu Lu Ying"),  # a given name written apart on record
     ],
 )
 def test_a_misspelt_or_split_part_still_shares_a_pair_key(asked: str, recorded: str) -> None:
@@ -108,14 +109,15 @@ def test_a_misspelt_or_split_part_still_shares_a_pair_key(asked: str, recorded: 
         # sound pair is held by hundreds (Ariana Duarte: skeletons rn + trt).
         ("Ariana Duare", "Ariana Duarte", "d"),
         ("Sdonia Szylar", "Sonia Szylar", "d"),
-        ("Ihgor Chaliy", "Ihor Chalii", "d"),        # and the other part transliterated
-        ("Scuiu Ariana", "Ariana Suciu", "d"),        # two letters swapped
+        ("Ihgor Chaliy", "Ihor Chalii", "d"),  # and the other part transliterated
+        ("Scuiu Ariana", "Ariana Suciu", "d"),  # two letters swapped
         # A syllable that is a particle elsewhere (bin) still joins its given name.
         ("Zhi Bin Yang", "Zhibin Yang", "e"),
     ],
 )
-def test_a_letter_off_or_a_particle_syllable_shares_a_key(asked: str, recorded: str,
-                                                          kind: str) -> None:
+def test_a_letter_off_or_a_particle_syllable_shares_a_key(
+    asked: str, recorded: str, kind: str
+) -> None:
     shared = set(query_keys(tokens(asked))) & set(record_keys([tokens(recorded)]))
     assert any(k.startswith(f"{kind}:") for k in shared), shared
 
@@ -133,17 +135,17 @@ def test_every_part_is_counted_not_searched() -> None:
         ("muller", "muller", "exact", 1.0),
         ("mueller", "muller", "phonetic", 0.9),
         ("chtcherbakov", "shcherbakov", "transliteration", 0.9),
-        ("ljudmila", "liudmila", "transliteration", 0.9),      # German j for и + й
-        ("michaljuk", "mikhaliuk", "transliteration", 0.9),    # German ch and j at once
+        ("ljudmila", "liudmila", "transliteration", 0.9),  # German j for и + й
+        ("michaljuk", "mikhaliuk", "transliteration", 0.9),  # German ch and j at once
         ("muhammad", "mohammed", "variant", 0.95),
         ("mohamed", "muhmd", "consonants", 0.85),
         ("papadopulos", "papadopoulos", "transliteration", 0.9),
-        ("malika", "malik", "phonetic", 0.85),           # other vowels: maybe another name
+        ("malika", "malik", "phonetic", 0.85),  # other vowels: maybe another name
         ("shcherbakob", "shcherbakov", "typo", 0.9),
         ("nciolas", "nicolas", "typo", 0.88),
-        ("sahmaran", "shmran", "consonants", 0.85),    # vowels an Arabic record lacks
+        ("sahmaran", "shmran", "consonants", 0.85),  # vowels an Arabic record lacks
         ("petuchowa", "petukhova", "transliteration", 0.9),  # German ch for Х
-        ("anjela", "anzhela", "transliteration", 0.9),       # French j for Ж
+        ("anjela", "anzhela", "transliteration", 0.9),  # French j for Ж
         # A transliteration and a typo at once: one letter apart once read by sound.
         ("kanitwez", "kanivets", "transliteration_typo", 0.85),
         ("sasonmow", "sazonov", "transliteration_typo", 0.85),
@@ -161,11 +163,22 @@ def test_part_similarity(query: str, recorded: str, how: str, at_least: float) -
 
 @pytest.mark.parametrize(
     ("query", "recorded"),
-    [("ivan", "petrov"), ("lan", "lin"), ("maria", "mario"), ("x", "ivan"),
-     ("veda", "vera"), ("bednarczyk", "bednarek"), ("angelina", "galina"),
-     ("todorovska", "petrovska"), ("gromova", "abramova"),
-     # Syllables that one sound class joins are other names, not transliterations.
-     ("shi", "zhi"), ("fu", "wu"), ("yeong", "jeong"), ("chen", "zhen")],
+    [
+        ("ivan", "petrov"),
+        ("lan", "lin"),
+        ("maria", "mario"),
+        ("x", "ivan"),
+        ("veda", "vera"),
+        ("bednarczyk", "bednarek"),
+        ("angelina", "galina"),
+        ("todorovska", "petrovska"),
+        ("gromova", "abramova"),
+        # Syllables that one sound class joins are other names, not transliterations.
+        ("shi", "zhi"),
+        ("fu", "wu"),
+        ("yeong", "jeong"),
+        ("chen", "zhen"),
+    ],
 )
 def test_different_parts_are_weak_or_no_match(query: str, recorded: str) -> None:
     assert part_similarity(query, recorded)[0] < 0.9
@@ -174,15 +187,16 @@ def test_different_parts_are_weak_or_no_match(query: str, recorded: str) -> None
 @pytest.mark.parametrize(
     ("query", "recorded", "discounted"),
     [
-        ("Malika Urbain", "Malik Urbain", True),      # Malika is a name of its own
+        ("Malika Urbain", "Malik Urbain", True),  # Malika is a name of its own
         ("Taylor Parks", "Taylor Park", True),
         ("Ljudmila Belova", "Liudmila Belova", False),  # a transliteration stays whole
-        ("Hasan Jlali", "Hsan Jlali", False),           # a vowel-less record's consonants
-        ("Mohammed Ali", "Muhammad Ali", False),        # a listed variant
+        ("Hasan Jlali", "Hsan Jlali", False),  # a vowel-less record's consonants
+        ("Mohammed Ali", "Muhammad Ali", False),  # a listed variant
     ],
 )
-def test_a_part_held_as_a_name_of_its_own_counts_less(query: str, recorded: str,
-                                                      discounted: bool) -> None:
+def test_a_part_held_as_a_name_of_its_own_counts_less(
+    query: str, recorded: str, discounted: bool
+) -> None:
     asked = tokens(query)
     held = Name(tokens=tokens(recorded), fields=("first_name", "last_name"))
     plain = compare_names(asked, held).score
@@ -192,13 +206,28 @@ def test_a_part_held_as_a_name_of_its_own_counts_less(query: str, recorded: str,
 
 
 PERSONS: dict[str, dict[str, Any]] = {
-    "latin": {"first_name": "Zoé", "last_name": "Lefèvre", "birth_date": "1980-02-29",
-              "nationality": ["FR"], "sex": "female"},
-    "cyrillic": {"first_name": "Иван", "middle_name": "Сергеевич", "last_name": "Щербаков",
-                 "birth_date": "1975-06", "nationality": ["RU"], "sex": "male"},
+    "latin": {
+        "first_name": "Zoé",
+        "last_name": "Lefèvre",
+        "birth_date": "1980-02-29",
+        "nationality": ["FR"],
+        "sex": "female",
+    },
+    "cyrillic": {
+        "first_name": "Иван",
+        "middle_name": "Сергеевич",
+        "last_name": "Щербаков",
+        "birth_date": "1975-06",
+        "nationality": ["RU"],
+        "sex": "male",
+    },
     "greek": {"first_name": "Ευάγγελος", "last_name": "Παπαδόπουλος", "birth_date": "1969"},
-    "arabic": {"name_original_script": "محمد عبد الرحمن", "first_name": "Mohamed",
-               "last_name": "Abdelrahman", "birth_date": "1990-05-01"},
+    "arabic": {
+        "name_original_script": "محمد عبد الرحمن",
+        "first_name": "Mohamed",
+        "last_name": "Abdelrahman",
+        "birth_date": "1990-05-01",
+    },
     "chinese": {"first_name": "小明", "last_name": "王", "birth_date": "1985-11-02"},
 }
 
@@ -206,62 +235,202 @@ PERSONS: dict[str, dict[str, Any]] = {
 @pytest.mark.parametrize(
     ("person", "query", "low", "high", "reason"),
     [
-        ("latin", PersonQuery(tokens=tokens("Zoe Lefevre"), birth_date="1980"), 0.9, 1.0,
-         {"field": "last_name", "part": "lefevre", "match": "exact", "matched": "lefevre",
-          "similarity": 1.0}),
-        ("latin", PersonQuery(tokens=tokens("Lefevre Zoe"), birth_date="1981-02-28"),
-         0.4, 0.6, {"field": "birth_date", "match": "differs"}),
-        ("latin", PersonQuery(tokens=tokens("Zoe Lefevre"), birth_date="1981",
-                              birth_tolerance=1), 0.75, 0.85,
-         {"field": "birth_date", "match": "within_tolerance"}),
-        ("cyrillic", PersonQuery(tokens=tokens("Chtcherbakov Ivan"), birth_date="1975"),
-         0.88, 1.0, {"field": "last_name", "part": "chtcherbakov", "match": "transliteration",
-                     "matched": "shcherbakov", "similarity": 0.93}),
-        ("cyrillic", PersonQuery(tokens=tokens("I. Shcherbakov"), sex="female"), 0.7, 0.9,
-         {"field": "sex", "match": "differs"}),
-        ("greek", PersonQuery(tokens=tokens("Evangelos Papadopulos"), nationality=("GR",)),
-         0.85, 1.0, {"field": "first_name", "part": "evangelos", "match": "exact",
-                     "matched": "evangelos", "similarity": 1.0}),
-        ("arabic", PersonQuery(tokens=tokens("Muhammad Abdul Rahman"), birth_date="1990"),
-         0.9, 1.0, {"field": "first_name", "part": "muhammad", "match": "variant",
-                    "matched": "mohamed", "similarity": 0.95}),
-        ("arabic", PersonQuery(tokens=tokens("محمد عبد الرحمن")), 0.95, 1.0,
-         {"field": "name_original_script", "part": "mhmd", "match": "exact",
-          "matched": "mhmd", "similarity": 1.0}),
-        ("chinese", PersonQuery(tokens=tokens("Wang Xiao-Ming"), birth_date="1985-11-02"),
-         0.95, 1.0, {"field": "last_name", "part": "wang xiao ming", "match": "joined",
-                     "matched": "wang xiaoming", "similarity": 1.0}),
-        ("chinese", PersonQuery(tokens=tokens("王小明")), 0.9, 1.0,
-         {"field": "last_name", "part": "wang", "match": "exact", "matched": "wang",
-          "similarity": 1.0}),
+        (
+            "latin",
+            PersonQuery(tokens=tokens("Zoe Lefevre"), birth_date="1980"),
+            0.9,
+            1.0,
+            {
+                "field": "last_name",
+                "part": "lefevre",
+                "match": "exact",
+                "matched": "lefevre",
+                "similarity": 1.0,
+            },
+        ),
+        (
+            "latin",
+            PersonQuery(tokens=tokens("Lefevre Zoe"), birth_date="1981-02-28"),
+            0.4,
+            0.6,
+            {"field": "birth_date", "match": "differs"},
+        ),
+        (
+            "latin",
+            PersonQuery(tokens=tokens("Zoe Lefevre"), birth_date="1981", birth_tolerance=1),
+            0.75,
+            0.85,
+            {"field": "birth_date", "match": "within_tolerance"},
+        ),
+        (
+            "cyrillic",
+            PersonQuery(tokens=tokens("Chtcherbakov Ivan"), birth_date="1975"),
+            0.88,
+            1.0,
+            {
+                "field": "last_name",
+                "part": "chtcherbakov",
+                "match": "transliteration",
+                "matched": "shcherbakov",
+                "similarity": 0.93,
+            },
+        ),
+        (
+            "cyrillic",
+            PersonQuery(tokens=tokens("I. Shcherbakov"), sex="female"),
+            0.7,
+            0.9,
+            {"field": "sex", "match": "differs"},
+        ),
+        (
+            "greek",
+            PersonQuery(tokens=tokens("Evangelos Papadopulos"), nationality=("GR",)),
+            0.85,
+            1.0,
+            {
+                "field": "first_name",
+                "part": "evangelos",
+                "match": "exact",
+                "matched": "evangelos",
+                "similarity": 1.0,
+            },
+        ),
+        (
+            "arabic",
+            PersonQuery(tokens=tokens("Muhammad Abdul Rahman"), birth_date="1990"),
+            0.9,
+            1.0,
+            {
+                "field": "first_name",
+                "part": "muhammad",
+                "match": "variant",
+                "matched": "mohamed",
+                "similarity": 0.95,
+            },
+        ),
+        (
+            "arabic",
+            PersonQuery(tokens=tokens("محمد عبد الرحمن")),
+            0.95,
+            1.0,
+            {
+                "field": "name_original_script",
+                "part": "mhmd",
+                "match": "exact",
+                "matched": "mhmd",
+                "similarity": 1.0,
+            },
+        ),
+        (
+            "chinese",
+            PersonQuery(tokens=tokens("Wang Xiao-Ming"), birth_date="1985-11-02"),
+            0.95,
+            1.0,
+            {
+                "field": "last_name",
+                "part": "wang xiao ming",
+                "match": "joined",
+                "matched": "wang xiaoming",
+                "similarity": 1.0,
+            },
+        ),
+        (
+            "chinese",
+            PersonQuery(tokens=tokens("王小明")),
+            0.9,
+            1.0,
+            {
+                "field": "last_name",
+                "part": "wang",
+                "match": "exact",
+                "matched": "wang",
+                "similarity": 1.0,
+            },
+        ),
         # A typo in one part: the record is still a hit, and the reason says so.
-        ("latin", PersonQuery(tokens=tokens("Zoe Lefebvre"), birth_date="1980"), 0.9, 1.0,
-         {"field": "last_name", "part": "lefebvre", "match": "typo", "matched": "lefevre",
-          "similarity": 0.906}),
-        ("chinese", PersonQuery(tokens=tokens("Wang Xiaoning")), 0.9, 1.0,
-         {"field": "first_name", "part": "xiaoning", "match": "typo", "matched": "xiaoming",
-          "similarity": 0.906}),
+        (
+            "latin",
+            PersonQuery(tokens=tokens("Zoe Lefebvre"), birth_date="1980"),
+            0.9,
+            1.0,
+            {
+                "field": "last_name",
+                "part": "lefebvre",
+                "match": "typo",
+                "matched": "lefevre",
+                "similarity": 0.906,
+            },
+        ),
+        (
+            "chinese",
+            PersonQuery(tokens=tokens("Wang Xiaoning")),
+            0.9,
+            1.0,
+            {
+                "field": "first_name",
+                "part": "xiaoning",
+                "match": "typo",
+                "matched": "xiaoming",
+                "similarity": 0.906,
+            },
+        ),
         # A namesake whose full birth date contradicts the record's is well below 0.85.
-        ("latin", PersonQuery(tokens=tokens("Zoe Lefevre"), birth_date="1980-07-14"),
-         0.6, 0.75, {"field": "birth_date", "match": "same_year"}),
-        ("cyrillic", PersonQuery(tokens=tokens("Ivan Shcherbakov"), birth_date="1962-03-01"),
-         0.4, 0.55, {"field": "birth_date", "match": "differs"}),
+        (
+            "latin",
+            PersonQuery(tokens=tokens("Zoe Lefevre"), birth_date="1980-07-14"),
+            0.6,
+            0.75,
+            {"field": "birth_date", "match": "same_year"},
+        ),
+        (
+            "cyrillic",
+            PersonQuery(tokens=tokens("Ivan Shcherbakov"), birth_date="1962-03-01"),
+            0.4,
+            0.55,
+            {"field": "birth_date", "match": "differs"},
+        ),
         # Another name that shares letters with the recorded one is not carried by the
         # surname it shares.
-        ("greek", PersonQuery(tokens=tokens("Evangelia Papadopoulos"), birth_date="1969"),
-         0.6, 0.84, {"field": "first_name", "part": "evangelia", "match": "similar",
-                     "matched": "evangelos", "similarity": 0.633}),
+        (
+            "greek",
+            PersonQuery(tokens=tokens("Evangelia Papadopoulos"), birth_date="1969"),
+            0.6,
+            0.84,
+            {
+                "field": "first_name",
+                "part": "evangelia",
+                "match": "similar",
+                "matched": "evangelos",
+                "similarity": 0.633,
+            },
+        ),
         # Another person who shares a given name: the check meets the middle name, not the
         # first.
-        ("cyrillic", PersonQuery(tokens=tokens("Sergeevich Shcherbakov")), 0.6, 0.84,
-         {"field": "middle_name", "part": "sergeevich", "match": "exact",
-          "matched": "sergeevich", "similarity": 1.0}),
-        ("chinese", PersonQuery(tokens=tokens("Li Wei")), 0.0, 0.3,
-         {"field": "name", "part": "li", "match": "none"}),
+        (
+            "cyrillic",
+            PersonQuery(tokens=tokens("Sergeevich Shcherbakov")),
+            0.6,
+            0.84,
+            {
+                "field": "middle_name",
+                "part": "sergeevich",
+                "match": "exact",
+                "matched": "sergeevich",
+                "similarity": 1.0,
+            },
+        ),
+        (
+            "chinese",
+            PersonQuery(tokens=tokens("Li Wei")),
+            0.0,
+            0.3,
+            {"field": "name", "part": "li", "match": "none"},
+        ),
     ],
 )
-def test_score_person(person: str, query: PersonQuery, low: float, high: float,
-                      reason: dict[str, object]) -> None:
+def test_score_person(
+    person: str, query: PersonQuery, low: float, high: float, reason: dict[str, object]
+) -> None:
     fields = PERSONS[person]
     score, reasons = score_person(query, names_of(fields), fields, ())
     assert low <= score <= high, (score, reasons)
@@ -278,8 +447,10 @@ def test_a_held_document_number_decides() -> None:
 
 def test_order_does_not_matter() -> None:
     names = names_of(PERSONS["cyrillic"])
-    assert best_name(tokens("Ivan Shcherbakov"), names).score == \
-        best_name(tokens("Shcherbakov Ivan"), names).score
+    assert (
+        best_name(tokens("Ivan Shcherbakov"), names).score
+        == best_name(tokens("Shcherbakov Ivan"), names).score
+    )
 
 
 @pytest.mark.parametrize(

@@ -25,17 +25,48 @@ from connector.vocabulary import AgencyKind, Category, Purpose
 
 WANTED = Category.WANTED_PERSONS
 PEOPLE: list[dict[str, Any]] = [
-    {"id": "DE-1", "first_name": "Иван", "middle_name": "Сергеевич", "last_name": "Щербаков",
-     "birth_date": "1980-02-11", "nationality": ["RU"], "sex": "male",
-     "document_numbers": ["75 1234567"], "warrant_country": "DE", "charges": ["fraud"]},
-    {"id": "DE-2", "first_name": "Hans", "last_name": "Müller", "birth_date": "1975",
-     "nationality": ["DE"], "warrant_country": "DE"},
-    {"id": "DE-3", "name_original_script": "محمد عبد الرحمن", "first_name": "Mohamed",
-     "last_name": "Abdelrahman", "birth_date": "1990-05-01", "warrant_country": "DE"},
-    {"id": "DE-4", "first_name": "小明", "last_name": "王", "birth_date": "1985-11-02",
-     "warrant_country": "DE"},
-    {"id": "DE-5", "first_name": "Ευάγγελος", "last_name": "Παπαδόπουλος", "birth_date": "1969",
-     "warrant_country": "DE"},
+    {
+        "id": "DE-1",
+        "first_name": "Иван",
+        "middle_name": "Сергеевич",
+        "last_name": "Щербаков",
+        "birth_date": "1980-02-11",
+        "nationality": ["RU"],
+        "sex": "male",
+        "document_numbers": ["75 1234567"],
+        "warrant_country": "DE",
+        "charges": ["fraud"],
+    },
+    {
+        "id": "DE-2",
+        "first_name": "Hans",
+        "last_name": "Müller",
+        "birth_date": "1975",
+        "nationality": ["DE"],
+        "warrant_country": "DE",
+    },
+    {
+        "id": "DE-3",
+        "name_original_script": "محمد عبد الرحمن",
+        "first_name": "Mohamed",
+        "last_name": "Abdelrahman",
+        "birth_date": "1990-05-01",
+        "warrant_country": "DE",
+    },
+    {
+        "id": "DE-4",
+        "first_name": "小明",
+        "last_name": "王",
+        "birth_date": "1985-11-02",
+        "warrant_country": "DE",
+    },
+    {
+        "id": "DE-5",
+        "first_name": "Ευάγγελος",
+        "last_name": "Παπαδόπουλος",
+        "birth_date": "1969",
+        "warrant_country": "DE",
+    },
 ]
 
 
@@ -55,8 +86,9 @@ def store(db_url: DatabaseUrl) -> Iterator[RecordStore]:
 
 def search(store: RecordStore, criteria: dict[str, Any]) -> list[tuple[str, float]]:
     parsed = parse_criteria(WANTED, criteria)
-    found = passing(store.kind(WANTED), parsed, store.search_now(WANTED, parsed, 10),
-                    DEFAULT_HIT_THRESHOLD)
+    found = passing(
+        store.kind(WANTED), parsed, store.search_now(WANTED, parsed, 10), DEFAULT_HIT_THRESHOLD
+    )
     return [(m.record.id, m.score) for m in found]
 
 
@@ -64,8 +96,7 @@ def search(store: RecordStore, criteria: dict[str, Any]) -> list[tuple[str, floa
     ("criteria", "expected"),
     [
         ({"name": "Chtcherbakov Ivan", "birth_date": "1980"}, "DE-1"),
-        ({"first_name": "Iwan", "last_name": "Schtscherbakow", "birth_date": "1980-02-11"},
-         "DE-1"),
+        ({"first_name": "Iwan", "last_name": "Schtscherbakow", "birth_date": "1980-02-11"}, "DE-1"),
         ({"name": "Hans Mueller"}, "DE-2"),
         ({"name": "Muhammad Abdul Rahman", "birth_date": "1990"}, "DE-3"),
         ({"name": "محمد عبد الرحمن"}, "DE-3"),
@@ -74,8 +105,7 @@ def search(store: RecordStore, criteria: dict[str, Any]) -> list[tuple[str, floa
         ({"name": "Papadopoulos Evangelos"}, "DE-5"),
     ],
 )
-def test_found_across_scripts(store: RecordStore, criteria: dict[str, Any],
-                              expected: str) -> None:
+def test_found_across_scripts(store: RecordStore, criteria: dict[str, Any], expected: str) -> None:
     found = search(store, criteria)
     assert found, criteria
     assert found[0][0] == expected, found
@@ -83,11 +113,14 @@ def test_found_across_scripts(store: RecordStore, criteria: dict[str, Any],
 
 @pytest.mark.parametrize(
     "criteria",
-    [{"name": "Petrov"}, {"name": "Shcherbakov Ivan", "birth_date": "1960"},
-     {"name": "Li Wei"},
-     # A namesake: the name agrees, the full birth date does not.
-     {"name": "Ivan Shcherbakov", "birth_date": "1980-03-11"},
-     {"name": "Hans Müller", "birth_date": "1957-05-05"}],
+    [
+        {"name": "Petrov"},
+        {"name": "Shcherbakov Ivan", "birth_date": "1960"},
+        {"name": "Li Wei"},
+        # A namesake: the name agrees, the full birth date does not.
+        {"name": "Ivan Shcherbakov", "birth_date": "1980-03-11"},
+        {"name": "Hans Müller", "birth_date": "1957-05-05"},
+    ],
 )
 def test_below_the_threshold_is_no_hit(store: RecordStore, criteria: dict[str, Any]) -> None:
     assert search(store, criteria) == []
@@ -95,8 +128,11 @@ def test_below_the_threshold_is_no_hit(store: RecordStore, criteria: dict[str, A
 
 def keys_of(store: RecordStore, record_id: str) -> int:
     table = store.key_tables[WANTED]
-    return int(store._conn.execute(select(func.count()).select_from(table).where(
-        table.c.record_id == record_id)).scalar_one())
+    return int(
+        store._conn.execute(
+            select(func.count()).select_from(table).where(table.c.record_id == record_id)
+        ).scalar_one()
+    )
 
 
 def test_keys_follow_updates_and_removals(store: RecordStore) -> None:
@@ -115,8 +151,18 @@ def test_keys_follow_updates_and_removals(store: RecordStore) -> None:
 def test_a_common_key_is_bounded(db_url: DatabaseUrl) -> None:
     """Six hundred Müllers: a query scores at most `candidates` of them, never all."""
     s = RecordStore.open(db_url("many"))
-    load(s, [{"id": f"M-{i}", "first_name": f"Name{i}", "last_name": "Müller",
-              "warrant_country": "DE"} for i in range(600)])
+    load(
+        s,
+        [
+            {
+                "id": f"M-{i}",
+                "first_name": f"Name{i}",
+                "last_name": "Müller",
+                "warrant_country": "DE",
+            }
+            for i in range(600)
+        ],
+    )
     kind = s.kind(WANTED)
     assert kind is not None
     query = KeyQuery(keys=("s:mlr",), per_key=200, candidates=50)
@@ -129,7 +175,8 @@ def test_a_common_key_is_bounded(db_url: DatabaseUrl) -> None:
 
 
 async def test_a_name_the_store_holds_often_is_not_read_as_a_misspelling(
-        db_url: DatabaseUrl) -> None:
+    db_url: DatabaseUrl,
+) -> None:
     """Malika is held a dozen times, so a check for Malika Urbain is less likely a misspelt
     Malik Urbain: the same record scores lower than where Malika is no name of its own —
     through the sync path and the serving path alike."""
@@ -138,15 +185,30 @@ async def test_a_name_the_store_holds_often_is_not_read_as_a_misspelling(
     common = RecordStore.open(db_url("common"), serving=True)
     try:
         load(rare, [urbain])
-        load(common, [urbain, *({"id": f"FR-{i}", "first_name": "Malika",
-                                 "last_name": f"Name{i}", "warrant_country": "FR"}
-                                for i in range(2, 14))])
+        load(
+            common,
+            [
+                urbain,
+                *(
+                    {
+                        "id": f"FR-{i}",
+                        "first_name": "Malika",
+                        "last_name": f"Name{i}",
+                        "warrant_country": "FR",
+                    }
+                    for i in range(2, 14)
+                ),
+            ],
+        )
         criteria = parse_criteria(WANTED, {"name": "Malika Urbain"})
         for way in ("now", "serving"):
             scores = []
             for s in (rare, common):
-                found = (s.search_now(WANTED, criteria, 10) if way == "now"
-                         else await s.search(WANTED, criteria, 10))
+                found = (
+                    s.search_now(WANTED, criteria, 10)
+                    if way == "now"
+                    else await s.search(WANTED, criteria, 10)
+                )
                 scores.append(next(m.score for m in found if m.record.id == "FR-1"))
             assert scores[0] >= DEFAULT_HIT_THRESHOLD > scores[1], (way, scores)
         # A name spelt as held loses nothing however common it is.
@@ -184,9 +246,14 @@ def configure(node_id: str, directory: Path) -> None:
 
 
 async def ask(net: dict[str, DemoNode], src: str, criteria: dict[str, Any]) -> Any:
-    request = Request(agency="ncb", agency_kind=AgencyKind.NCB, sub="ncb/1",
-                      purpose=Purpose.BORDER_CONTROL, case=None,
-                      checks=(Check(id="p", category=WANTED, criteria=criteria),))
+    request = Request(
+        agency="ncb",
+        agency_kind=AgencyKind.NCB,
+        sub="ncb/1",
+        purpose=Purpose.BORDER_CONTROL,
+        case=None,
+        checks=(Check(id="p", category=WANTED, criteria=criteria),),
+    )
     async with net[src].node.asker() as asker:
         ex = await asker.ask(request, "DE")
     (result,) = ex.answer.results
@@ -210,8 +277,13 @@ async def test_person_check_between_two_nodes(tmp_path: Path) -> None:
         assert "document_numbers" not in hit.record
         assert "middle_name" not in hit.record
         reasons = list(hit.reasons or [])
-        assert {"field": "last_name", "part": "chtcherbakov", "match": "transliteration",
-                "matched": "shcherbakov", "similarity": 0.93} in reasons
+        assert {
+            "field": "last_name",
+            "part": "chtcherbakov",
+            "match": "transliteration",
+            "matched": "shcherbakov",
+            "similarity": 0.93,
+        } in reasons
         assert {"field": "birth_date", "match": "compatible_year"} in reasons
         assert {"field": "nationality", "match": "exact"} in reasons
         # The middle name is not shown at summary: no reason may name it.
@@ -223,5 +295,6 @@ async def test_person_check_between_two_nodes(tmp_path: Path) -> None:
         assert (hit.score, dict(hit.record), hit.reasons) == (1.0, {}, None)
         # A person not held: no hit at any level.
         assert (await ask(net, "IT", {"name": "Ivan Petrov"})).status == "no_hit"
-        assert (await ask(net, "FR", {"name": "Ivan Petrov", "birth_date": "1980"})
-                ).status == "no_hit"
+        assert (
+            await ask(net, "FR", {"name": "Ivan Petrov", "birth_date": "1980"})
+        ).status == "no_hit"

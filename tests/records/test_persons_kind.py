@@ -28,44 +28,94 @@ from connector.vocabulary import Category
 WANTED = Category.WANTED_PERSONS
 SUSPECTS = Category.TERRORISM_SUSPECTS
 
-LATIN = {"id": "FR-2025-000123", "first_name": "Zoé", "last_name": "Lefèvre-Dvořáková",
-         "aliases": ["Zoe Lefevre", "La Comtesse"], "birth_date": "1980-02-29",
-         "birth_place": "Brno", "nationality": ["FR", "CZ"], "sex": "female",
-         "document_numbers": ["19AB12345", "CZ 123 456 78"], "warrant_country": "FR",
-         "warrant_reference": "JIRS-PARIS-2025/77", "charges": ["fraud", "money laundering"],
-         "notice_type": "red", "dangerous": False, "contact": "NCB Paris, desk 3"}
-CYRILLIC = {"id": "FR-2025-000124", "first_name": "Иван", "last_name": "Петров",
-            "middle_name": "Сергеевич", "name_original_script": "Петров Иван Сергеевич",
-            "aliases": ["Ivan Petrov", "Vanya"], "birth_date": "1975",
-            "nationality": ["RU"], "sex": "male", "document_numbers": ["72 1234567"],
-            "warrant_country": "DE", "charges": ["armed robbery"], "dangerous": True}
-ARABIC = {"id": "FR-2025-000125", "first_name": "Mohammed", "last_name": "Al-Tamimi",
-          "name_original_script": "محمد التميمي", "aliases": ["أبو أحمد"],
-          "birth_date": "1990-07", "birth_place": "الموصل", "nationality": ["IQ"],
-          "sex": "male", "warrant_country": "FR", "notice_type": "diffusion"}
-CHINESE = {"id": "FR-2025-000126", "name_original_script": "王伟", "aliases": ["Wang Wei"],
-           "birth_date": "1968-11-03", "nationality": ["CN"], "sex": "unknown",
-           "document_numbers": ["E12345678"], "warrant_country": "BE",
-           "charges": ["拐卖人口"], "distinguishing_marks": "scar on the left hand"}
+LATIN = {
+    "id": "FR-2025-000123",
+    "first_name": "Zoé",
+    "last_name": "Lefèvre-Dvořáková",
+    "aliases": ["Zoe Lefevre", "La Comtesse"],
+    "birth_date": "1980-02-29",
+    "birth_place": "Brno",
+    "nationality": ["FR", "CZ"],
+    "sex": "female",
+    "document_numbers": ["19AB12345", "CZ 123 456 78"],
+    "warrant_country": "FR",
+    "warrant_reference": "JIRS-PARIS-2025/77",
+    "charges": ["fraud", "money laundering"],
+    "notice_type": "red",
+    "dangerous": False,
+    "contact": "NCB Paris, desk 3",
+}
+CYRILLIC = {
+    "id": "FR-2025-000124",
+    "first_name": "Иван",
+    "last_name": "Петров",
+    "middle_name": "Сергеевич",
+    "name_original_script": "Петров Иван Сергеевич",
+    "aliases": ["Ivan Petrov", "Vanya"],
+    "birth_date": "1975",
+    "nationality": ["RU"],
+    "sex": "male",
+    "document_numbers": ["72 1234567"],
+    "warrant_country": "DE",
+    "charges": ["armed robbery"],
+    "dangerous": True,
+}
+ARABIC = {
+    "id": "FR-2025-000125",
+    "first_name": "Mohammed",
+    "last_name": "Al-Tamimi",
+    "name_original_script": "محمد التميمي",
+    "aliases": ["أبو أحمد"],
+    "birth_date": "1990-07",
+    "birth_place": "الموصل",
+    "nationality": ["IQ"],
+    "sex": "male",
+    "warrant_country": "FR",
+    "notice_type": "diffusion",
+}
+CHINESE = {
+    "id": "FR-2025-000126",
+    "name_original_script": "王伟",
+    "aliases": ["Wang Wei"],
+    "birth_date": "1968-11-03",
+    "nationality": ["CN"],
+    "sex": "unknown",
+    "document_numbers": ["E12345678"],
+    "warrant_country": "BE",
+    "charges": ["拐卖人口"],
+    "distinguishing_marks": "scar on the left hand",
+}
 PEOPLE = (LATIN, CYRILLIC, ARABIC, CHINESE)
 
-SUSPECT = {"id": "GB-TS-0042", "first_name": "Omar", "last_name": "Haddad",
-           "name_original_script": "عمر حداد", "birth_date": "1985", "nationality": ["SY"],
-           "sex": "male", "document_numbers": ["N0123456"], "organisation": "Example Front",
-           "listing_reference": "UN-QDi.999", "dangerous": True, "contact": "NCB London"}
+SUSPECT = {
+    "id": "GB-TS-0042",
+    "first_name": "Omar",
+    "last_name": "Haddad",
+    "name_original_script": "عمر حداد",
+    "birth_date": "1985",
+    "nationality": ["SY"],
+    "sex": "male",
+    "document_numbers": ["N0123456"],
+    "organisation": "Example Front",
+    "listing_reference": "UN-QDi.999",
+    "dangerous": True,
+    "contact": "NCB London",
+}
 
 
 @pytest.fixture
 def store(db_url: DatabaseUrl) -> Iterator[RecordStore]:
-    s = RecordStore(make_engine(db_url("r")),
-                    kinds={WANTED: WantedPersons(), SUSPECTS: TerrorismSuspects()})
+    s = RecordStore(
+        make_engine(db_url("r")), kinds={WANTED: WantedPersons(), SUSPECTS: TerrorismSuspects()}
+    )
     s.create_schema()
     yield s
     s.close()
 
 
-def ndjson(store: RecordStore, rows: list[Mapping[str, Any]],
-           category: Category = WANTED) -> ImportReport:
+def ndjson(
+    store: RecordStore, rows: list[Mapping[str, Any]], category: Category = WANTED
+) -> ImportReport:
     data = b"".join(orjson.dumps(r) + b"\n" for r in rows)
     return import_stream(store, io.BytesIO(data), category=category, fmt="ndjson")
 
@@ -74,14 +124,14 @@ def csv(store: RecordStore, text: str, category: Category = WANTED) -> ImportRep
     return import_stream(store, io.BytesIO(text.encode()), category=category, fmt="csv")
 
 
-def hit_ids(store: RecordStore, criteria: Mapping[str, object],
-            category: Category = WANTED) -> list[str]:
+def hit_ids(
+    store: RecordStore, criteria: Mapping[str, object], category: Category = WANTED
+) -> list[str]:
     parsed = store.kinds[category].parse_criteria(criteria)
     return [m.record.id for m in store.search_now(category, parsed, 10)]
 
 
-def rejection(store: RecordStore, row: Mapping[str, Any],
-              category: Category = WANTED) -> str:
+def rejection(store: RecordStore, row: Mapping[str, Any], category: Category = WANTED) -> str:
     report = ndjson(store, [row], category)
     assert report.rejected == 1, report
     return report.errors[0].reason
@@ -103,15 +153,28 @@ def test_every_script_imports_and_round_trips(store: RecordStore) -> None:
 
 
 def test_input_is_normalised(store: RecordStore) -> None:
-    row = {"id": " FR-9 ", "last_name": " Petit ", "sex": "F", "nationality": ["fr", "FR", "be"],
-           "warrant_country": "fr", "notice_type": "Red", "birth_date": 1980,
-           "aliases": [], "middle_name": ""}
+    row = {
+        "id": " FR-9 ",
+        "last_name": " Petit ",
+        "sex": "F",
+        "nationality": ["fr", "FR", "be"],
+        "warrant_country": "fr",
+        "notice_type": "Red",
+        "birth_date": 1980,
+        "aliases": [],
+        "middle_name": "",
+    }
     assert ndjson(store, [row]).inserted == 1
     record = store.get(WANTED, "FR-9")
     assert record is not None
-    assert record.fields == {"last_name": "Petit", "sex": "female", "nationality": ["FR", "BE"],
-                             "warrant_country": "FR", "notice_type": "red",
-                             "birth_date": "1980"}
+    assert record.fields == {
+        "last_name": "Petit",
+        "sex": "female",
+        "nationality": ["FR", "BE"],
+        "warrant_country": "FR",
+        "notice_type": "red",
+        "birth_date": "1980",
+    }
     for given, sex in (("M", "male"), ("x", "other"), ("Unknown", "unknown")):
         assert ndjson(store, [{**row, "sex": given}]).updated == 1
         got = store.get(WANTED, "FR-9")
@@ -169,8 +232,9 @@ def test_this_year_is_not_the_future() -> None:
         ({"organisation": "Example Front"}, "organisation", "Extra inputs"),
     ],
 )
-def test_bad_rows_name_the_field(store: RecordStore, change: Mapping[str, Any], field: str,
-                                 reason: str) -> None:
+def test_bad_rows_name_the_field(
+    store: RecordStore, change: Mapping[str, Any], field: str, reason: str
+) -> None:
     got = rejection(store, {**LATIN, **change})
     assert got.startswith(f"{field}:"), got
     assert reason in got
@@ -179,15 +243,17 @@ def test_bad_rows_name_the_field(store: RecordStore, change: Mapping[str, Any], 
 
 def test_a_person_needs_a_name_and_wanted_a_warrant_country(store: RecordStore) -> None:
     nameless = {k: v for k, v in CHINESE.items() if k != "name_original_script"}
-    assert "needs a last_name, a first_name or a name_original_script" in rejection(
-        store, nameless)
+    assert "needs a last_name, a first_name or a name_original_script" in rejection(store, nameless)
     no_id = {k: v for k, v in LATIN.items() if k != "id"}
     assert rejection(store, no_id).startswith("id: Field required")
     no_warrant = {k: v for k, v in LATIN.items() if k != "warrant_country"}
     assert rejection(store, no_warrant).startswith("warrant_country: Field required")
     # A suspect has no warrant, so the same person without one is a good suspect row.
-    suspect = {k: v for k, v in no_warrant.items()
-               if k not in {"warrant_reference", "charges", "notice_type"}}
+    suspect = {
+        k: v
+        for k, v in no_warrant.items()
+        if k not in {"warrant_reference", "charges", "notice_type"}
+    }
     assert ndjson(store, [suspect], SUSPECTS).inserted == 1
 
 
@@ -210,14 +276,21 @@ def test_csv_lists_are_bar_separated_and_empty_cells_unknown(store: RecordStore)
     first = store.get(WANTED, "FR-2025-000200")
     assert first is not None
     assert first.fields == {
-        "first_name": "Иван", "last_name": "Петров", "aliases": ["Ivan Petrov", "Vanya"],
-        "birth_date": "1975-03", "nationality": ["RU", "BY"], "sex": "male",
-        "document_numbers": ["72 1234567", "AB-00-12"], "warrant_country": "FR",
-        "charges": ["armed robbery", "kidnapping"], "notice_type": "red", "dangerous": True}
+        "first_name": "Иван",
+        "last_name": "Петров",
+        "aliases": ["Ivan Petrov", "Vanya"],
+        "birth_date": "1975-03",
+        "nationality": ["RU", "BY"],
+        "sex": "male",
+        "document_numbers": ["72 1234567", "AB-00-12"],
+        "warrant_country": "FR",
+        "charges": ["armed robbery", "kidnapping"],
+        "notice_type": "red",
+        "dangerous": True,
+    }
     second = store.get(WANTED, "FR-2025-000201")
     assert second is not None
-    assert second.fields == {"last_name": "Dupont", "warrant_country": "FR",
-                             "contact": "NCB Paris"}
+    assert second.fields == {"last_name": "Dupont", "warrant_country": "FR", "contact": "NCB Paris"}
     assert hit_ids(store, {"document_number": "AB0012"}) == ["FR-2025-000200"]
 
 
@@ -230,14 +303,28 @@ def test_csv_without_the_required_columns_is_refused(store: RecordStore) -> None
 
 
 def test_exact_match_through_every_document_column(store: RecordStore) -> None:
-    five = {**LATIN, "document_numbers": ["P-1000001", "ID 2000002", "X3000003", "X3000003",
-                                          "x-3000003", "DL4000004", "R5000005"]}
+    five = {
+        **LATIN,
+        "document_numbers": [
+            "P-1000001",
+            "ID 2000002",
+            "X3000003",
+            "X3000003",
+            "x-3000003",
+            "DL4000004",
+            "R5000005",
+        ],
+    }
     ndjson(store, [five, CYRILLIC])
     record = store.get(WANTED, str(LATIN["id"]))
     assert record is not None
     # Repeats (as given or once normalised) take no column; all numbers stay in the fields.
     assert [record.keys[c] for c in ("doc1", "doc2", "doc3", "doc4")] == [
-        "P1000001", "ID2000002", "X3000003", "DL4000004"]
+        "P1000001",
+        "ID2000002",
+        "X3000003",
+        "DL4000004",
+    ]
     assert record.fields["document_numbers"] == five["document_numbers"]
     for number in ("p 1000001", "ID-2000-002", "x3000003", "DL.400.0004", "DL4OOOOO4"):
         assert hit_ids(store, {"document_number": number}) == [LATIN["id"]], number
@@ -253,14 +340,18 @@ def test_exact_match_by_ref_and_by_both(store: RecordStore) -> None:
     assert hit_ids(store, {"ref": "FR-2025-999999"}) == []
     # Both given: both must match the same record.
     assert hit_ids(store, {"ref": "FR-2025-000126", "document_number": "E 1234 5678"}) == [
-        "FR-2025-000126"]
+        "FR-2025-000126"
+    ]
     assert hit_ids(store, {"ref": "FR-2025-000125", "document_number": "E12345678"}) == []
-    parsed = WantedPersons().parse_criteria({"ref": "FR-2025-000126",
-                                             "document_number": "E12345678"})
+    parsed = WantedPersons().parse_criteria(
+        {"ref": "FR-2025-000126", "document_number": "E12345678"}
+    )
     (match,) = store.search_now(WANTED, parsed, 10)
     assert match.score == 1.0
-    assert match.reasons == ({"field": "document_number", "match": "exact"},
-                             {"field": "ref", "match": "exact"})
+    assert match.reasons == (
+        {"field": "document_number", "match": "exact"},
+        {"field": "ref", "match": "exact"},
+    )
 
 
 @pytest.mark.parametrize(
@@ -274,14 +365,22 @@ def test_exact_match_by_ref_and_by_both(store: RecordStore) -> None:
         ({"nationality": "CZ"}, 1.0, ({"field": "nationality", "match": "compatible"},)),
         ({"nationality": ["cz", "FR"]}, 1.0, ({"field": "nationality", "match": "exact"},)),
         ({"nationality": ["DE"]}, 0.6, ({"field": "nationality", "match": "differs"},)),
-        ({"birth_date": "1979", "nationality": "DE"}, 0.6,
-         ({"field": "birth_date", "match": "differs"},
-          {"field": "nationality", "match": "differs"})),
+        (
+            {"birth_date": "1979", "nationality": "DE"},
+            0.6,
+            (
+                {"field": "birth_date", "match": "differs"},
+                {"field": "nationality", "match": "differs"},
+            ),
+        ),
     ],
 )
 def test_birth_date_and_nationality_weigh_on_the_score(
-        store: RecordStore, extra: Mapping[str, object], score: float,
-        reasons: tuple[Mapping[str, str], ...]) -> None:
+    store: RecordStore,
+    extra: Mapping[str, object],
+    score: float,
+    reasons: tuple[Mapping[str, str], ...],
+) -> None:
     ndjson(store, [LATIN])
     parsed = WantedPersons().parse_criteria({"document_number": "19 AB 12345", **extra})
     (match,) = store.search_now(WANTED, parsed, 10)
@@ -290,12 +389,14 @@ def test_birth_date_and_nationality_weigh_on_the_score(
 
 
 def test_a_name_with_a_document_number_is_a_name_search_the_number_decides(
-        store: RecordStore) -> None:
+    store: RecordStore,
+) -> None:
     """The number is an identifier: the record it names is found, and scores high, however
     little its names agree; the reasons say which parts did not."""
     ndjson(store, [LATIN])
-    parsed = WantedPersons().parse_criteria({"document_number": "19 AB 12345",
-                                             "last_name": "Somebody Else", "sex": "male"})
+    parsed = WantedPersons().parse_criteria(
+        {"document_number": "19 AB 12345", "last_name": "Somebody Else", "sex": "male"}
+    )
     (match,) = store.search_now(WANTED, parsed, 10)
     assert match.score == 0.97
     assert match.reasons is not None
@@ -305,8 +406,9 @@ def test_a_name_with_a_document_number_is_a_name_search_the_number_decides(
 
 def test_a_record_without_birth_date_is_not_contradicted(store: RecordStore) -> None:
     ndjson(store, [{k: v for k, v in LATIN.items() if k not in {"birth_date", "nationality"}}])
-    parsed = WantedPersons().parse_criteria({"ref": LATIN["id"], "birth_date": "1950",
-                                             "nationality": "DE"})
+    parsed = WantedPersons().parse_criteria(
+        {"ref": LATIN["id"], "birth_date": "1950", "nationality": "DE"}
+    )
     (match,) = store.search_now(WANTED, parsed, 10)
     assert (match.score, match.reasons) == (1.0, ({"field": "ref", "match": "exact"},))
 
@@ -319,8 +421,9 @@ def test_a_record_without_birth_date_is_not_contradicted(store: RecordStore) -> 
         ({"last_name": "Petrov", "birth_date": "1975", "nationality": "RU"}, ("petrov",)),
     ],
 )
-def test_name_criteria_make_a_name_search(criteria: Mapping[str, object],
-                                          tokens: tuple[str, ...]) -> None:
+def test_name_criteria_make_a_name_search(
+    criteria: Mapping[str, object], tokens: tuple[str, ...]
+) -> None:
     for kind in (WantedPersons(), TerrorismSuspects()):
         parsed = kind.parse_criteria(criteria)
         assert parsed.tokens == tokens
@@ -365,18 +468,29 @@ def test_bad_criteria_name_the_field(criteria: Mapping[str, object], field: str)
 
 def test_no_identifier_never_means_everything(store: RecordStore) -> None:
     ndjson(store, list(PEOPLE))
-    nothing = PersonCriteria(document_key=None, document_number=None, ref=None,
-                             birth_date=None, nationality=())
+    nothing = PersonCriteria(
+        document_key=None, document_number=None, ref=None, birth_date=None, nationality=()
+    )
     assert WantedPersons().lookups(nothing) == ()
     assert store.search_now(WANTED, nothing, 10) == []
 
 
 def test_criteria_parse() -> None:
     assert WantedPersons().parse_criteria(
-        {"document_number": "c01x-oo t47", "last_name": "X", "birth_date": "1980-02",
-         "nationality": ["fr", "DE", "FR"]}) == PersonCriteria(
-        document_key="C01X00T47", document_number="c01x-oo t47", ref=None,
-        birth_date="1980-02", nationality=("FR", "DE"), tokens=("x",))
+        {
+            "document_number": "c01x-oo t47",
+            "last_name": "X",
+            "birth_date": "1980-02",
+            "nationality": ["fr", "DE", "FR"],
+        }
+    ) == PersonCriteria(
+        document_key="C01X00T47",
+        document_number="c01x-oo t47",
+        ref=None,
+        birth_date="1980-02",
+        nationality=("FR", "DE"),
+        tokens=("x",),
+    )
 
 
 def test_update_and_removal(store: RecordStore) -> None:
@@ -412,10 +526,11 @@ def test_terrorism_suspects_alongside_wanted_persons(store: RecordStore) -> None
     assert match.score == 0.6
     assert {"field": "birth_date", "match": "differs"} in (match.reasons or ())
     # Warrant fields belong to wanted persons only.
-    assert "warrant_country" in rejection(store, {**SUSPECT, "warrant_country": "GB"},
-                                          SUSPECTS)
-    text = ("id,last_name,name_original_script,nationality,document_numbers,organisation\n"
-            "GB-TS-0043,,阿卜杜勒,CN|af,G 123 456|H-7,Example Front\n")
+    assert "warrant_country" in rejection(store, {**SUSPECT, "warrant_country": "GB"}, SUSPECTS)
+    text = (
+        "id,last_name,name_original_script,nationality,document_numbers,organisation\n"
+        "GB-TS-0043,,阿卜杜勒,CN|af,G 123 456|H-7,Example Front\n"
+    )
     assert csv(store, text, SUSPECTS).inserted == 1
     assert hit_ids(store, {"document_number": "H7"}, SUSPECTS) == ["GB-TS-0043"]
     assert store.remove(SUSPECTS, "GB-TS-0042")

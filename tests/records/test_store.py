@@ -24,8 +24,12 @@ class Notes(Kind):
     text_fields = ("title", "description")
 
     def parse_row(self, raw: Mapping[str, Any]) -> Record:
-        return Record(id=str(raw["code"]), category=self.category, keys={"code": raw["code"]},
-                      fields=dict(raw))
+        return Record(
+            id=str(raw["code"]),
+            category=self.category,
+            keys={"code": raw["code"]},
+            fields=dict(raw),
+        )
 
     def parse_criteria(self, raw: Mapping[str, object]) -> Mapping[str, object]:
         return raw
@@ -38,8 +42,7 @@ class Notes(Kind):
 
 @pytest.fixture
 def store(db_url: DatabaseUrl) -> Iterator[RecordStore]:
-    s = RecordStore(make_engine(db_url("r")),
-                    kinds={Category.ARTWORKS: Notes()})
+    s = RecordStore(make_engine(db_url("r")), kinds={Category.ARTWORKS: Notes()})
     s.create_schema()
     yield s
     s.close()
@@ -52,8 +55,10 @@ def rec(code: str, title: str, description: str = "") -> Record:
 def test_upsert_counts_and_updates(store: RecordStore) -> None:
     first = store.upsert(Category.ARTWORKS, [rec("A", "Le Pont"), rec("B", "La Gare")])
     assert (first.inserted, first.updated) == (2, 0)
-    second = store.upsert(Category.ARTWORKS, [rec("A", "Le Pont d'Argenteuil"),
-                                              rec("C", "Nympheas"), rec("C", "Nymphéas")])
+    second = store.upsert(
+        Category.ARTWORKS,
+        [rec("A", "Le Pont d'Argenteuil"), rec("C", "Nympheas"), rec("C", "Nymphéas")],
+    )
     assert (second.inserted, second.updated) == (1, 2)
     assert store.count(Category.ARTWORKS) == 3
     got = store.get(Category.ARTWORKS, "C")
@@ -62,11 +67,14 @@ def test_upsert_counts_and_updates(store: RecordStore) -> None:
 
 
 def test_text_search_ranks_and_follows_updates_and_removal(store: RecordStore) -> None:
-    store.upsert(Category.ARTWORKS, [
-        rec("A", "Le Pont d'Argenteuil", "Claude Monet, oil on canvas"),
-        rec("B", "Impression, soleil levant", "Monet"),
-        rec("C", "Les Nymphéas", "water lilies by Claude Monet"),
-    ])
+    store.upsert(
+        Category.ARTWORKS,
+        [
+            rec("A", "Le Pont d'Argenteuil", "Claude Monet, oil on canvas"),
+            rec("B", "Impression, soleil levant", "Monet"),
+            rec("C", "Les Nymphéas", "water lilies by Claude Monet"),
+        ],
+    )
     hits = store.search_now(Category.ARTWORKS, {"text": "monet claude"}, 10)
     # Records with all the words, when there are any …
     assert {m.record.id for m in hits} == {"A", "C"}
@@ -77,20 +85,24 @@ def test_text_search_ranks_and_follows_updates_and_removal(store: RecordStore) -
     assert [m.record.id for m in loose[2:]] == ["B"]
     assert loose[2].score < loose[1].score
     # Diacritics folded: "nympheas" finds "Nymphéas".
-    assert [m.record.id for m in store.search_now(Category.ARTWORKS,
-                                                  {"text": "nympheas"}, 10)] == ["C"]
+    assert [m.record.id for m in store.search_now(Category.ARTWORKS, {"text": "nympheas"}, 10)] == [
+        "C"
+    ]
     store.upsert(Category.ARTWORKS, [rec("C", "Untitled", "nothing known")])
     assert store.search_now(Category.ARTWORKS, {"text": "nympheas"}, 10) == []
     assert store.remove(Category.ARTWORKS, "A")
-    assert [m.record.id for m in store.search_now(Category.ARTWORKS, {"text": "argenteuil"},
-                                                  10)] == []
+    assert [
+        m.record.id for m in store.search_now(Category.ARTWORKS, {"text": "argenteuil"}, 10)
+    ] == []
     assert store.remove_except(Category.ARTWORKS, {"B"}) == 1
-    assert [m.record.id for m in store.search_now(Category.ARTWORKS, {"text": "monet"},
-                                                  10)] == ["B"]
+    assert [m.record.id for m in store.search_now(Category.ARTWORKS, {"text": "monet"}, 10)] == [
+        "B"
+    ]
     # Greek accents fold too (FTS5's own folding leaves the tonos).
     store.upsert(Category.ARTWORKS, [rec("G", "Παναγία Οδηγήτρια")])
-    assert [m.record.id for m in store.search_now(Category.ARTWORKS, {"text": "παναγια"},
-                                                  10)] == ["G"]
+    assert [m.record.id for m in store.search_now(Category.ARTWORKS, {"text": "παναγια"}, 10)] == [
+        "G"
+    ]
 
 
 @pytest.mark.parametrize("text", ['monet" OR "x', "NEAR(monet)", "*", "title:monet", "-monet"])
@@ -115,11 +127,14 @@ def test_biometric_kinds_import_and_refuse_to_guess(db_url: DatabaseUrl) -> None
 
     store = RecordStore.open(db_url("b"))
     try:
-        data = (b'{"id": "S-1", "loci": {"D8S1179": "13, 14", "TH01": "9.3"}}\n'
-                b'{"id": "S-2", "loci": {"D8S1179": "thirteen"}}\n'
-                b'{"id": "S-3", "loci": {}}\n')
-        report = import_stream(store, io.BytesIO(data), category=Category.DNA_PROFILES,
-                               fmt="ndjson")
+        data = (
+            b'{"id": "S-1", "loci": {"D8S1179": "13, 14", "TH01": "9.3"}}\n'
+            b'{"id": "S-2", "loci": {"D8S1179": "thirteen"}}\n'
+            b'{"id": "S-3", "loci": {}}\n'
+        )
+        report = import_stream(
+            store, io.BytesIO(data), category=Category.DNA_PROFILES, fmt="ndjson"
+        )
         assert (report.inserted, report.rejected) == (1, 2)
         assert "is not one or two alleles" in report.errors[0].reason
         got = store.get(Category.DNA_PROFILES, "S-1")
@@ -143,9 +158,15 @@ async def test_every_batch_is_committed_and_found_by_a_serving_node(db_url: Data
     writer = RecordStore.open(url)
     try:
         for batch in range(3):
-            writer.upsert(Category.TRAVEL_DOCUMENTS, [
-                kind.parse_row({"number": f"B{batch}X{i:05d}", "country": "DE",
-                                "status": "stolen"}) for i in range(50)])
+            writer.upsert(
+                Category.TRAVEL_DOCUMENTS,
+                [
+                    kind.parse_row(
+                        {"number": f"B{batch}X{i:05d}", "country": "DE", "status": "stolen"}
+                    )
+                    for i in range(50)
+                ],
+            )
             reader = RecordStore.open(url, serving=True)
             try:
                 assert reader.count(Category.TRAVEL_DOCUMENTS) == 50 * (batch + 1)

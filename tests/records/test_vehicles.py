@@ -61,8 +61,15 @@ def reference_check_digit(vin: str) -> str:
 
 @pytest.mark.parametrize(
     ("vin", "digit"),
-    [(US_X, "X"), (US_HONDA, "3"), (JP_HONDA, "5"), ("11111111111111111", "1"),
-     (CA_TOYOTA, "3"), (MX_VW, "0"), (DE_MERCEDES, "7")],
+    [
+        (US_X, "X"),
+        (US_HONDA, "3"),
+        (JP_HONDA, "5"),
+        ("11111111111111111", "1"),
+        (CA_TOYOTA, "3"),
+        (MX_VW, "0"),
+        (DE_MERCEDES, "7"),
+    ],
 )
 def test_check_digit_of_valid_vins(vin: str, digit: str) -> None:
     assert vin_check_digit(vin) == digit == vin[8] == reference_check_digit(vin)
@@ -98,10 +105,14 @@ def test_normalise_vin(raw: str, vin: str) -> None:
 @pytest.mark.parametrize(
     ("raw", "message"),
     [
-        ("1M8GDM9AXKP04278O",
-         "'O' at position 17: ISO 3779 never uses I, O or Q (did you mean '0'?)"),
-        ("IM8GDM9AXKP042788",
-         "'I' at position 1: ISO 3779 never uses I, O or Q (did you mean '1'?)"),
+        (
+            "1M8GDM9AXKP04278O",
+            "'O' at position 17: ISO 3779 never uses I, O or Q (did you mean '0'?)",
+        ),
+        (
+            "IM8GDM9AXKP042788",
+            "'I' at position 1: ISO 3779 never uses I, O or Q (did you mean '1'?)",
+        ),
         ("1M8GDM9AXKQ042788", "'Q' at position 11"),
         ("1m8gdm9axkp042788".replace("1", "i", 1), "'I' at position 1"),  # lowercase too
         ("1M8 GDM O", "'O' at position 7"),  # positions count VIN characters, not spaces
@@ -120,10 +131,20 @@ def test_normalise_vin_refuses(raw: str, message: str) -> None:
 
 @pytest.mark.parametrize(
     ("vin", "required"),
-    [(US_X, True), (CA_TOYOTA, True), (MX_VW, True), ("4" * 17, True), ("5" * 17, True),
-     (JP_HONDA, False), ("LVSHCAMB1CE123456", False), (DE_MERCEDES, False),
-     ("VF1RFB00151234567", False), ("SAJAA01N0EA123456", False), ("9BWZZZ377VT004251", False),
-     ("6" * 17, False)],
+    [
+        (US_X, True),
+        (CA_TOYOTA, True),
+        (MX_VW, True),
+        ("4" * 17, True),
+        ("5" * 17, True),
+        (JP_HONDA, False),
+        ("LVSHCAMB1CE123456", False),
+        (DE_MERCEDES, False),
+        ("VF1RFB00151234567", False),
+        ("SAJAA01N0EA123456", False),
+        ("9BWZZZ377VT004251", False),
+        ("6" * 17, False),
+    ],
 )
 def test_check_digit_required_only_in_north_america(vin: str, required: bool) -> None:
     assert check_digit_required(vin) is required
@@ -138,12 +159,18 @@ def test_check_digit_required_only_in_north_america(vin: str, required: bool) ->
         (JP_HONDA, VinCheck(vin=JP_HONDA, check_digit_ok=True, mandatory=False)),
         (DE_MERCEDES, VinCheck(vin=DE_MERCEDES, check_digit_ok=True, mandatory=False)),
         # Advisory outside North America: a wrong digit is reported, not refused.
-        ("WDB1240221A123456", VinCheck(vin="WDB1240221A123456", check_digit_ok=False,
-                                       mandatory=False)),
-        ("VF1RFB00X51234567", VinCheck(vin="VF1RFB00X51234567", check_digit_ok=False,
-                                       mandatory=False)),
-        ("LVSHCAMB5CE123456", VinCheck(vin="LVSHCAMB5CE123456", check_digit_ok=False,
-                                       mandatory=False)),  # China: advisory
+        (
+            "WDB1240221A123456",
+            VinCheck(vin="WDB1240221A123456", check_digit_ok=False, mandatory=False),
+        ),
+        (
+            "VF1RFB00X51234567",
+            VinCheck(vin="VF1RFB00X51234567", check_digit_ok=False, mandatory=False),
+        ),
+        (
+            "LVSHCAMB5CE123456",
+            VinCheck(vin="LVSHCAMB5CE123456", check_digit_ok=False, mandatory=False),
+        ),  # China: advisory
         (DE_VW_NO_DIGIT, VinCheck(vin=DE_VW_NO_DIGIT, check_digit_ok=None, mandatory=False)),
     ],
 )
@@ -153,14 +180,23 @@ def test_validate_vin(raw: str, check: VinCheck) -> None:
 
 @pytest.mark.parametrize(
     ("raw", "holds", "computes"),
-    [("1M8GDM9A1KP042788", "1", "X"), ("1HGCM826X3A004352", "X", "3"),
-     ("2T1BURHE0JC012345", "0", "3"), ("3VWFE21CZ4M000001", "Z", "0")],
+    [
+        ("1M8GDM9A1KP042788", "1", "X"),
+        ("1HGCM826X3A004352", "X", "3"),
+        ("2T1BURHE0JC012345", "0", "3"),
+        ("3VWFE21CZ4M000001", "Z", "0"),
+    ],
 )
-def test_validate_vin_refuses_a_wrong_mandatory_check_digit(raw: str, holds: str,
-                                                            computes: str) -> None:
-    with pytest.raises(ValueError, match=re.escape(
+def test_validate_vin_refuses_a_wrong_mandatory_check_digit(
+    raw: str, holds: str, computes: str
+) -> None:
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
             f"VIN check digit is wrong: position 9 holds {holds!r}, the VIN computes "
-            f"{computes!r} (mandatory")):
+            f"{computes!r} (mandatory"
+        ),
+    ):
         validate_vin(raw)
 
 
@@ -212,12 +248,12 @@ def store(db_url: DatabaseUrl) -> Iterator[RecordStore]:
 
 
 def ndjson(*rows: Mapping[str, Any] | str) -> io.BytesIO:
-    return io.BytesIO(b"".join((r.encode() if isinstance(r, str) else orjson.dumps(r)) + b"\n"
-                               for r in rows))
+    return io.BytesIO(
+        b"".join((r.encode() if isinstance(r, str) else orjson.dumps(r)) + b"\n" for r in rows)
+    )
 
 
-def load(store: RecordStore, *rows: Mapping[str, Any] | str,
-         replace: bool = False) -> ImportReport:
+def load(store: RecordStore, *rows: Mapping[str, Any] | str, replace: bool = False) -> ImportReport:
     return import_stream(store, ndjson(*rows), category=V, fmt="ndjson", replace=replace)
 
 
@@ -226,46 +262,85 @@ def find(store: RecordStore, **criteria: object) -> list[tuple[str, float]]:
     return [(m.record.id, m.score) for m in store.search_now(V, parsed, 10)]
 
 
-GOLF = {"vin": DE_MERCEDES, "plate": "B-MW 1234", "plate_country": "DE", "make": "Mercedes-Benz",
-        "model": "C 220", "colour": "black", "year": 2019, "stolen_on": "2024-03-01",
-        "status": "stolen", "owner_name": "Erika Mustermann", "remarks": "keyless theft"}
-CLIO = {"plate": "AB-123-CD", "plate_country": "FR", "make": "Renault", "model": "Clio",
-        "status": "stolen"}
+GOLF = {
+    "vin": DE_MERCEDES,
+    "plate": "B-MW 1234",
+    "plate_country": "DE",
+    "make": "Mercedes-Benz",
+    "model": "C 220",
+    "colour": "black",
+    "year": 2019,
+    "stolen_on": "2024-03-01",
+    "status": "stolen",
+    "owner_name": "Erika Mustermann",
+    "remarks": "keyless theft",
+}
+CLIO = {
+    "plate": "AB-123-CD",
+    "plate_country": "FR",
+    "make": "Renault",
+    "model": "Clio",
+    "status": "stolen",
+}
 ACCORD = {"id": "US-2024-000417", "vin": US_HONDA, "status": "embezzled"}
 
 TOMORROW = (date.today() + timedelta(days=1)).isoformat()
 BAD_ROWS: list[tuple[Mapping[str, Any] | str, str]] = [
     ("{not json", "not valid JSON"),
-    ({"vin": "1M8GDM9A1KP042788", "status": "stolen"},
-     "vin: VIN check digit is wrong: position 9 holds '1', the VIN computes 'X'"),
-    ({"vin": "1M8GDM9AXKP04278O", "status": "stolen"},
-     "vin: VIN holds 'O' at position 17"),
+    (
+        {"vin": "1M8GDM9A1KP042788", "status": "stolen"},
+        "vin: VIN check digit is wrong: position 9 holds '1', the VIN computes 'X'",
+    ),
+    ({"vin": "1M8GDM9AXKP04278O", "status": "stolen"}, "vin: VIN holds 'O' at position 17"),
     ({"vin": "1M8GDM9AXKP0427", "status": "stolen"}, "vin: VIN has 15 characters"),
-    ({"plate": "AB-123-CD", "status": "stolen"},
-     "plate_country: a plate needs the country that issued it"),
-    ({"plate": "AB-123-CD", "plate_country": "FRA", "status": "stolen"},
-     "plate_country: 'FRA' is not an ISO 3166-1 alpha-2 country code "
-     "(did you mean FR?)"),
-    ({"plate": "AB-123-CD", "plate_country": "XX", "status": "stolen"},
-     "plate_country: 'XX' is not an ISO 3166-1 alpha-2 country code"),
-    ({"plate": "MÜ-AB 12", "plate_country": "DE", "status": "stolen"},
-     "plate: plate holds 'Ü' at position 2"),
-    ({"status": "stolen", "make": "Fiat"},
-     "row: a vehicle needs a vin, or a plate with its plate_country"),
-    ({"vin": US_X, "status": "stolen", "stolen_on": TOMORROW},
-     "stolen_on: the date lies in the future"),
-    ({"vin": US_X, "status": "stolen", "stolen_on": "2023-02-30"},
-     "stolen_on: Input should be a valid date"),
-    ({"vin": US_X, "status": "stolen", "year": 1885},
-     "year: Input should be greater than or equal to 1886"),
-    ({"vin": US_X, "status": "stolen", "year": date.today().year + 2},
-     "no vehicle has that model year yet"),
-    ({"vin": US_X, "status": "stolen", "year": 2020, "stolen_on": "2018-05-01"},
-     "stolen_on: 2018-05-01 lies before a vehicle of model year 2020 could be built"),
-    ({"vin": US_X, "status": "found"},
-     "status: Input should be 'stolen', 'embezzled' or 'missing'"),
-    ({"vin": US_X, "status": "stolen", "vin_check_digit_ok": False},
-     "vin_check_digit_ok: Extra inputs are not permitted"),
+    (
+        {"plate": "AB-123-CD", "status": "stolen"},
+        "plate_country: a plate needs the country that issued it",
+    ),
+    (
+        {"plate": "AB-123-CD", "plate_country": "FRA", "status": "stolen"},
+        "plate_country: 'FRA' is not an ISO 3166-1 alpha-2 country code (did you mean FR?)",
+    ),
+    (
+        {"plate": "AB-123-CD", "plate_country": "XX", "status": "stolen"},
+        "plate_country: 'XX' is not an ISO 3166-1 alpha-2 country code",
+    ),
+    (
+        {"plate": "MÜ-AB 12", "plate_country": "DE", "status": "stolen"},
+        "plate: plate holds 'Ü' at position 2",
+    ),
+    (
+        {"status": "stolen", "make": "Fiat"},
+        "row: a vehicle needs a vin, or a plate with its plate_country",
+    ),
+    (
+        {"vin": US_X, "status": "stolen", "stolen_on": TOMORROW},
+        "stolen_on: the date lies in the future",
+    ),
+    (
+        {"vin": US_X, "status": "stolen", "stolen_on": "2023-02-30"},
+        "stolen_on: Input should be a valid date",
+    ),
+    (
+        {"vin": US_X, "status": "stolen", "year": 1885},
+        "year: Input should be greater than or equal to 1886",
+    ),
+    (
+        {"vin": US_X, "status": "stolen", "year": date.today().year + 2},
+        "no vehicle has that model year yet",
+    ),
+    (
+        {"vin": US_X, "status": "stolen", "year": 2020, "stolen_on": "2018-05-01"},
+        "stolen_on: 2018-05-01 lies before a vehicle of model year 2020 could be built",
+    ),
+    (
+        {"vin": US_X, "status": "found"},
+        "status: Input should be 'stolen', 'embezzled' or 'missing'",
+    ),
+    (
+        {"vin": US_X, "status": "stolen", "vin_check_digit_ok": False},
+        "vin_check_digit_ok: Extra inputs are not permitted",
+    ),
     ({"vin": US_X, "status": "stolen", "id": "a/b"}, "id: String should match pattern"),
     ({"vin": US_X, "status": "stolen", "colour": "x" * 61}, "colour: String should have at most"),
 ]
@@ -294,8 +369,12 @@ def test_records_carry_only_the_category_fields(store: RecordStore) -> None:
     clio = store.get(V, vid(store, "PLATE:FR:AB123CD"))
     assert clio is not None
     assert clio.fields["plate"] == "AB-123-CD"  # as written; the key is normalised
-    assert clio.keys == {"vehicle_key": "PLATE:FR:AB123CD", "vin": None, "plate_key": "AB123CD",
-                         "plate_country": "FR"}
+    assert clio.keys == {
+        "vehicle_key": "PLATE:FR:AB123CD",
+        "vin": None,
+        "plate_key": "AB123CD",
+        "plate_country": "FR",
+    }
     assert store.get(V, "US-2024-000417") is not None  # the import's own id
     # An advisory check digit that is wrong: kept, and said nowhere in the record.
     advisory = store.get(V, vid(store, "VIN:WDB1240221A123456"))
@@ -320,7 +399,10 @@ def test_csv_import(store: RecordStore) -> None:
     report = import_stream(store, io.BytesIO(text.encode()), category=V, fmt="csv")
     assert (report.inserted, report.rejected) == (2, 3)
     assert [(e.line, e.reason.split(":")[0]) for e in report.errors] == [
-        (4, "vin"), (5, "row"), (6, "year")]
+        (4, "vin"),
+        (5, "row"),
+        (6, "year"),
+    ]
     golf = store.get(V, vid(store, f"VIN:{DE_MERCEDES}"))
     assert golf is not None
     assert golf.fields["year"] == 2019
@@ -351,16 +433,20 @@ def test_match_by_plate_and_country(store: RecordStore) -> None:
         assert find(store, plate=plate, country="fr") == [(vid(store, "PLATE:FR:AB123CD"), 0.9)]
     assert find(store, plate="AB123CD", country="DE") == []
     assert find(store, plate="bmw1234", country="DE") == [(vid(store, f"VIN:{DE_MERCEDES}"), 0.9)]
-    (match,) = store.search_now(V, Vehicles().parse_criteria({"plate": "AB123CD",
-                                                              "country": "FR"}), 10)
-    assert match.reasons == ({"field": "plate", "match": "exact"},
-                             {"field": "plate_country", "match": "exact"})
+    (match,) = store.search_now(
+        V, Vehicles().parse_criteria({"plate": "AB123CD", "country": "FR"}), 10
+    )
+    assert match.reasons == (
+        {"field": "plate", "match": "exact"},
+        {"field": "plate_country", "match": "exact"},
+    )
 
 
 def test_match_by_plate_alone_finds_it_in_every_country(store: RecordStore) -> None:
     load(store, CLIO, {**CLIO, "plate_country": "BE", "make": "Peugeot"})
     assert sorted(find(store, plate="ab-123-cd")) == sorted(
-        [(vid(store, "PLATE:BE:AB123CD"), 0.9), (vid(store, "PLATE:FR:AB123CD"), 0.9)])
+        [(vid(store, "PLATE:BE:AB123CD"), 0.9), (vid(store, "PLATE:FR:AB123CD"), 0.9)]
+    )
     (match, _) = store.search_now(V, Vehicles().parse_criteria({"plate": "AB123CD"}), 10)
     assert match.reasons == ({"field": "plate", "match": "exact"},)
 
@@ -368,15 +454,18 @@ def test_match_by_plate_alone_finds_it_in_every_country(store: RecordStore) -> N
 def test_vin_and_plate_are_either_or_and_a_vin_outranks_a_plate(store: RecordStore) -> None:
     load(store, GOLF, CLIO, ACCORD)
     assert find(store, vin=US_HONDA, plate="AB123CD", country="FR") == [
-        ("US-2024-000417", 1.0), (vid(store, "PLATE:FR:AB123CD"), 0.9)]
+        ("US-2024-000417", 1.0),
+        (vid(store, "PLATE:FR:AB123CD"), 0.9),
+    ]
     # Both keys of one record: one hit, with both reasons.
-    parsed = Vehicles().parse_criteria({"vin": DE_MERCEDES, "plate": "B MW 1234",
-                                        "country": "DE"})
+    parsed = Vehicles().parse_criteria({"vin": DE_MERCEDES, "plate": "B MW 1234", "country": "DE"})
     (match,) = store.search_now(V, parsed, 10)
     assert (match.record.id, match.score) == (vid(store, f"VIN:{DE_MERCEDES}"), 1.0)
-    assert match.reasons == ({"field": "vin", "match": "exact"},
-                             {"field": "plate", "match": "exact"},
-                             {"field": "plate_country", "match": "exact"})
+    assert match.reasons == (
+        {"field": "vin", "match": "exact"},
+        {"field": "plate", "match": "exact"},
+        {"field": "plate_country", "match": "exact"},
+    )
 
 
 def test_same_plate_on_another_vin_scores_lower_and_says_so(store: RecordStore) -> None:
@@ -384,16 +473,21 @@ def test_same_plate_on_another_vin_scores_lower_and_says_so(store: RecordStore) 
     parsed = Vehicles().parse_criteria({"vin": JP_HONDA, "plate": "BMW1234", "country": "DE"})
     (match,) = store.search_now(V, parsed, 10)
     assert match.score == 0.5
-    assert match.reasons == ({"field": "plate", "match": "exact"},
-                             {"field": "plate_country", "match": "exact"},
-                             {"field": "vin", "match": "different"})
+    assert match.reasons == (
+        {"field": "plate", "match": "exact"},
+        {"field": "plate_country", "match": "exact"},
+        {"field": "vin", "match": "different"},
+    )
 
 
 def test_reimport_updates_by_natural_key(store: RecordStore) -> None:
     load(store, GOLF, CLIO)
     # The VIN keeps the record; its plate changed. A plate-only record keeps its plate key.
-    report = load(store, {**GOLF, "plate": "M-XY 99", "status": "missing"},
-                  {**CLIO, "plate": "ab 123 cd", "colour": "red"})
+    report = load(
+        store,
+        {**GOLF, "plate": "M-XY 99", "status": "missing"},
+        {**CLIO, "plate": "ab 123 cd", "colour": "red"},
+    )
     assert (report.inserted, report.updated) == (0, 2)
     assert find(store, plate="BMW1234") == []
     assert find(store, plate="MXY99", country="DE") == [(vid(store, f"VIN:{DE_MERCEDES}"), 0.9)]
@@ -439,8 +533,11 @@ def test_replace_makes_the_category_equal_to_the_file(store: RecordStore) -> Non
         ({"vin": "1M8GDM9A1KP042788"}, "vin", "VIN check digit is wrong"),
         ({"plate": ["AB"]}, "plate", "plate must be a string"),
         ({"plate": "AB_12"}, "plate", "plate holds '_' at position 3"),
-        ({"plate": "AB12", "country": "FRA"}, "country",
-         "country 'FRA' is not an ISO 3166-1 alpha-2 code (did you mean 'FR'?)"),
+        (
+            {"plate": "AB12", "country": "FRA"},
+            "country",
+            "country 'FRA' is not an ISO 3166-1 alpha-2 code (did you mean 'FR'?)",
+        ),
         ({"plate": "AB12", "country": "ZZ"}, "country", "is not an ISO 3166-1 alpha-2 code"),
         ({"plate": "AB12", "country": 33}, "country", "country must be a string"),
         ({"vin": US_X, "country": "US"}, "country", "give a plate with it"),
@@ -456,15 +553,19 @@ def test_criteria_errors(criteria: dict[str, object], field: str, message: str) 
 def test_criteria_parsed() -> None:
     kind = Vehicles()
     assert kind.parse_criteria({"vin": "wdb1240221a123456"}) == VehicleCriteria(
-        vin="WDB1240221A123456", vin_check_digit_ok=False)  # advisory: searched all the same
+        vin="WDB1240221A123456", vin_check_digit_ok=False
+    )  # advisory: searched all the same
     parsed = kind.parse_criteria({"plate": " ab-123-cd", "country": "fr"})
     assert parsed == VehicleCriteria(plate_key="AB123CD", plate=" ab-123-cd", country="FR")
     assert kind.lookups(parsed) == [{"plate_key": "AB123CD", "plate_country": "FR"}]
     both = kind.parse_criteria({"vin": US_X, "plate": "AB123CD"})
     assert kind.lookups(both) == [{"vin": US_X}, {"plate_key": "AB123CD"}]
     # Every lookup is served by an index: no query scans the category.
-    shapes = {tuple(sorted(lookup)) for lookup in [*kind.lookups(both), *kind.lookups(parsed)]
-              if isinstance(lookup, Mapping)}
+    shapes = {
+        tuple(sorted(lookup))
+        for lookup in [*kind.lookups(both), *kind.lookups(parsed)]
+        if isinstance(lookup, Mapping)
+    }
     # (an index also serves a lookup on its leading columns)
     served = {tuple(sorted(cols[:n])) for cols in kind.indexes for n in range(1, len(cols) + 1)}
     assert shapes <= served

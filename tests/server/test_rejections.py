@@ -23,10 +23,21 @@ PROBLEM = "application/problem+json"
 def claims(**over: Any) -> dict[str, Any]:
     now = int(time.time())
     base: dict[str, Any] = {
-        "iss": "FR", "aud": "DE", "iat": now, "exp": now + 60, "jti": new_jti(),
-        "sub": "border-police/4711", "agency_kind": "border", "purpose": "border_control",
-        "checks": [{"id": "1", "category": "travel_documents",
-                    "criteria": {"number": "DE1234567", "country": "DE"}}],
+        "iss": "FR",
+        "aud": "DE",
+        "iat": now,
+        "exp": now + 60,
+        "jti": new_jti(),
+        "sub": "border-police/4711",
+        "agency_kind": "border",
+        "purpose": "border_control",
+        "checks": [
+            {
+                "id": "1",
+                "category": "travel_documents",
+                "criteria": {"number": "DE1234567", "country": "DE"},
+            }
+        ],
     }
     base.update(over)
     return base
@@ -37,12 +48,19 @@ def sign(signer: Signer, payload: dict[str, Any] | bytes, typ: str = TYP_QUERY) 
     return signer.sign_compact(body, typ=typ)
 
 
-async def post(session: aiohttp.ClientSession, node: DemoNode, body: bytes,
-               content_type: str = "application/jose") -> tuple[int, str, bytes]:
+async def post(
+    session: aiohttp.ClientSession,
+    node: DemoNode,
+    body: bytes,
+    content_type: str = "application/jose",
+) -> tuple[int, str, bytes]:
     fp = node.node.tls_fingerprint
-    async with session.post(f"https://127.0.0.1:{node.service.peer_port}/v1/query", data=body,
-                            headers={"Content-Type": content_type},
-                            ssl=aiohttp.Fingerprint(fingerprint_bytes(fp))) as resp:
+    async with session.post(
+        f"https://127.0.0.1:{node.service.peer_port}/v1/query",
+        data=body,
+        headers={"Content-Type": content_type},
+        ssl=aiohttp.Fingerprint(fingerprint_bytes(fp)),
+    ) as resp:
         return resp.status, resp.content_type, await resp.read()
 
 
@@ -100,32 +118,65 @@ def bad_json_inside(fr: Signer, _gb: Signer) -> bytes:
 
 
 def unknown_category(fr: Signer, _gb: Signer) -> bytes:
-    return sign(fr, claims(checks=[{"id": "1", "category": "spaceships",
-                                    "criteria": {"number": "X"}}]))
+    return sign(
+        fr, claims(checks=[{"id": "1", "category": "spaceships", "criteria": {"number": "X"}}])
+    )
 
 
 def sqlish_number(fr: Signer, _gb: Signer) -> bytes:
-    return sign(fr, claims(checks=[{"id": "1", "category": "travel_documents",
-                                    "criteria": {"number": "1' OR '1'='1"}}]))
+    return sign(
+        fr,
+        claims(
+            checks=[
+                {"id": "1", "category": "travel_documents", "criteria": {"number": "1' OR '1'='1"}}
+            ]
+        ),
+    )
 
 
 def sqlish_country(fr: Signer, _gb: Signer) -> bytes:
     country = "DE'; DROP TABLE travel_documents;--"
-    return sign(fr, claims(checks=[{"id": "1", "category": "travel_documents",
-                                    "criteria": {"number": "DE1234567", "country": country}}]))
+    return sign(
+        fr,
+        claims(
+            checks=[
+                {
+                    "id": "1",
+                    "category": "travel_documents",
+                    "criteria": {"number": "DE1234567", "country": country},
+                }
+            ]
+        ),
+    )
 
 
 def very_long_string(fr: Signer, _gb: Signer) -> bytes:
-    return sign(fr, claims(checks=[{"id": "1", "category": "travel_documents",
-                                    "criteria": {"number": "9" * 20_000}}]))
+    return sign(
+        fr,
+        claims(
+            checks=[
+                {"id": "1", "category": "travel_documents", "criteria": {"number": "9" * 20_000}}
+            ]
+        ),
+    )
 
 
 def bad_mrz_digit(fr: Signer, _gb: Signer) -> bytes:
     mrz = _mrz_td3("DE1234567", "D<<", "EXEMPLE", "JEAN")
     line1, line2 = mrz.split("\n")
     broken = line2[:9] + str((int(line2[9]) + 1) % 10) + line2[10:]
-    return sign(fr, claims(checks=[{"id": "1", "category": "travel_documents",
-                                    "criteria": {"mrz": line1 + "\n" + broken}}]))
+    return sign(
+        fr,
+        claims(
+            checks=[
+                {
+                    "id": "1",
+                    "category": "travel_documents",
+                    "criteria": {"mrz": line1 + "\n" + broken},
+                }
+            ]
+        ),
+    )
 
 
 def missing_claim(fr: Signer, _gb: Signer) -> bytes:
@@ -176,8 +227,13 @@ def _counts(net: dict[str, DemoNode]) -> tuple[int, int]:
 
 
 @pytest.mark.parametrize(("make", "status", "code"), CASES, ids=[c[0].__name__ for c in CASES])
-async def test_rejected(trio: dict[str, DemoNode], session: aiohttp.ClientSession,
-                        make: Callable[[Signer, Signer], bytes], status: int, code: str) -> None:
+async def test_rejected(
+    trio: dict[str, DemoNode],
+    session: aiohttp.ClientSession,
+    make: Callable[[Signer, Signer], bytes],
+    status: int,
+    code: str,
+) -> None:
     before = _counts(trio)
     token = make(trio["FR"].node.signer, trio["GB"].node.signer)
     with structlog.testing.capture_logs() as logs:
@@ -193,16 +249,19 @@ async def test_rejected(trio: dict[str, DemoNode], session: aiohttp.ClientSessio
     assert _counts(trio) == before
 
 
-async def test_mrz_error_names_the_field(trio: dict[str, DemoNode],
-                                         session: aiohttp.ClientSession) -> None:
-    _, _, body = await post(session, trio["DE"], bad_mrz_digit(trio["FR"].node.signer,
-                                                               trio["GB"].node.signer))
+async def test_mrz_error_names_the_field(
+    trio: dict[str, DemoNode], session: aiohttp.ClientSession
+) -> None:
+    _, _, body = await post(
+        session, trio["DE"], bad_mrz_digit(trio["FR"].node.signer, trio["GB"].node.signer)
+    )
     problem = orjson.loads(body)
     assert problem["field"] == "checks.0.criteria.mrz.document_number_check_digit"
 
 
-async def test_replayed_jti_refused(pair: dict[str, DemoNode],
-                                    session: aiohttp.ClientSession) -> None:
+async def test_replayed_jti_refused(
+    pair: dict[str, DemoNode], session: aiohttp.ClientSession
+) -> None:
     token = sign(pair["FR"].node.signer, claims())
     first = await post(session, pair["DE"], token)
     assert first[0] == 200
@@ -213,8 +272,7 @@ async def test_replayed_jti_refused(pair: dict[str, DemoNode],
     assert _counts(pair) == before
 
 
-async def test_body_over_64_kib(pair: dict[str, DemoNode],
-                                session: aiohttp.ClientSession) -> None:
+async def test_body_over_64_kib(pair: dict[str, DemoNode], session: aiohttp.ClientSession) -> None:
     before = _counts(pair)
     status, ctype, body = await post(session, pair["DE"], b"a" * (64 * 1024 + 1))
     assert (status, ctype) == (413, PROBLEM)
@@ -222,25 +280,27 @@ async def test_body_over_64_kib(pair: dict[str, DemoNode],
     assert _counts(pair) == before
 
 
-async def test_wrong_media_type(pair: dict[str, DemoNode],
-                                session: aiohttp.ClientSession) -> None:
+async def test_wrong_media_type(pair: dict[str, DemoNode], session: aiohttp.ClientSession) -> None:
     token = sign(pair["FR"].node.signer, claims())
     status, ctype, _ = await post(session, pair["DE"], token, content_type="application/json")
     assert (status, ctype) == (415, PROBLEM)
 
 
-async def test_unknown_path_is_a_problem_too(pair: dict[str, DemoNode],
-                                             session: aiohttp.ClientSession) -> None:
+async def test_unknown_path_is_a_problem_too(
+    pair: dict[str, DemoNode], session: aiohttp.ClientSession
+) -> None:
     de = pair["DE"]
-    async with session.get(f"https://127.0.0.1:{de.service.peer_port}/v2/query",
-                           ssl=aiohttp.Fingerprint(fingerprint_bytes(de.node.tls_fingerprint))) \
-            as resp:
+    async with session.get(
+        f"https://127.0.0.1:{de.service.peer_port}/v2/query",
+        ssl=aiohttp.Fingerprint(fingerprint_bytes(de.node.tls_fingerprint)),
+    ) as resp:
         assert resp.status == 404
         assert resp.content_type == PROBLEM
 
 
 async def test_rejections_are_logged_up_to_a_budget_per_remote(
-        pair: dict[str, DemoNode], session: aiohttp.ClientSession) -> None:
+    pair: dict[str, DemoNode], session: aiohttp.ClientSession
+) -> None:
     """Unauthenticated garbage cannot grow the logs without bound: 30 lines a minute per
     address, then one line that counts the rest, by code."""
     with structlog.testing.capture_logs() as logs:
@@ -264,12 +324,17 @@ def test_each_remote_has_its_own_budget_and_windows_end() -> None:
     rejections = RejectionLog(clock=lambda: now[0], per_window=2, window_s=60)
     with structlog.testing.capture_logs() as logs:
         for remote in ("192.0.2.1", "192.0.2.1", "192.0.2.1", "198.51.100.7"):
-            rejections.rejected(remote=remote, path="/v1/query", status=401,
-                                code="bad_signature", detail="x")
+            rejections.rejected(
+                remote=remote, path="/v1/query", status=401, code="bad_signature", detail="x"
+            )
         now[0] = 61.0  # the first window is over: its count is told, a new budget starts
-        rejections.rejected(remote="192.0.2.1", path="/v1/query", status=401,
-                            code="bad_signature", detail="x")
+        rejections.rejected(
+            remote="192.0.2.1", path="/v1/query", status=401, code="bad_signature", detail="x"
+        )
     assert [(e["event"], e.get("remote")) for e in logs] == [
-        ("request_rejected", "192.0.2.1"), ("request_rejected", "192.0.2.1"),
+        ("request_rejected", "192.0.2.1"),
+        ("request_rejected", "192.0.2.1"),
         ("request_rejected", "198.51.100.7"),
-        ("request_rejected_suppressed", "192.0.2.1"), ("request_rejected", "192.0.2.1")]
+        ("request_rejected_suppressed", "192.0.2.1"),
+        ("request_rejected", "192.0.2.1"),
+    ]

@@ -99,14 +99,16 @@ def national(pg_server: pgtemp.Server) -> Any:
 
 
 def sync(node: DemoNode, *args: str) -> tuple[int, str, str]:
-    result = cli("records", "sync", *args, config=node.node.settings.base_dir / "connector.yaml",
-                 check=False)
+    result = cli(
+        "records", "sync", *args, config=node.node.settings.base_dir / "connector.yaml", check=False
+    )
     return result.returncode, result.stdout, result.stderr
 
 
 async def statuses(net: dict[str, DemoNode], *numbers: str) -> list[str]:
     checks: list[tuple[Category, dict[str, Any]]] = [
-        (Category.TRAVEL_DOCUMENTS, {"number": n, "country": "DE"}) for n in numbers]
+        (Category.TRAVEL_DOCUMENTS, {"number": n, "country": "DE"}) for n in numbers
+    ]
     results = await ask(net, "FR", checks)
     return [results[str(i)].status for i in range(len(numbers))]
 
@@ -117,7 +119,8 @@ async def vehicle_statuses(net: dict[str, DemoNode], *vins: str) -> list[str]:
 
 
 async def test_inserts_updates_and_deletes_at_the_source_reach_the_answers(
-        tmp_path: Path, db_url: DatabaseUrl, national: Any) -> None:
+    tmp_path: Path, db_url: DatabaseUrl, national: Any
+) -> None:
     source_url, run = national
     async with network(tmp_path, ["FR", "DE"], on_databases(db_url)) as net:
         de = net["DE"]
@@ -132,9 +135,15 @@ async def test_inserts_updates_and_deletes_at_the_source_reach_the_answers(
         assert "rejected 1M8GDM9AXKP042789:" in err
         assert "check digit" in err
         assert await statuses(net, "C01X00T47", "C01X00T55", "L8Y2M5Q01", "L8Y2M5Q99") == [
-            "hit", "hit", "hit", "no_hit"]
+            "hit",
+            "hit",
+            "hit",
+            "no_hit",
+        ]
         assert await vehicle_statuses(net, "WDB2110421A123456", "1M8GDM9AXKP042788") == [
-            "hit", "hit"]
+            "hit",
+            "hit",
+        ]
 
         # Nothing changed: nothing rewritten.
         code, out, _ = sync(de, "--source", "kfz")
@@ -154,14 +163,18 @@ async def test_inserts_updates_and_deletes_at_the_source_reach_the_answers(
         code, out, err = sync(de)
         # Rows from the last sync's newest timestamp on (row 1 among them, unchanged); the
         # record under the old number went with its correction.
-        assert "dokumente → travel_documents: read 3, inserted 2, updated 0, unchanged 1, " \
-               "removed 2" in out
+        assert (
+            "dokumente → travel_documents: read 3, inserted 2, updated 0, unchanged 1, "
+            "removed 2" in out
+        )
         assert "kfz → vehicles: read 2, inserted 0, updated 1, unchanged 0, removed 1" in out
-        assert await statuses(net, "T22000129", "C01X00T63", "C01X00T55", "L8Y2M5Q01",
-                               "C01X00T47") == ["hit", "hit", "no_hit", "no_hit",
-                                                                 "hit"]
+        assert await statuses(
+            net, "T22000129", "C01X00T63", "C01X00T55", "L8Y2M5Q01", "C01X00T47"
+        ) == ["hit", "hit", "no_hit", "no_hit", "hit"]
         assert await vehicle_statuses(net, "WDB2110421A123456", "1M8GDM9AXKP042788") == [
-            "no_hit", "hit"]
+            "no_hit",
+            "hit",
+        ]
         results = await ask(net, "FR", [(Category.VEHICLES, {"vin": "1M8GDM9AXKP042788"})])
         assert results["0"].hits[0].record["make"] == "MCI"
 
@@ -178,7 +191,8 @@ async def test_inserts_updates_and_deletes_at_the_source_reach_the_answers(
 
 
 async def test_a_source_that_does_not_match_its_description_is_named(
-        tmp_path: Path, national: Any) -> None:
+    tmp_path: Path, national: Any
+) -> None:
     source_url, _ = national
     async with network(tmp_path, ["DE"]) as net:
         de = net["DE"]
@@ -232,10 +246,17 @@ def _national(tmp_path: Path, rows: list[tuple[object, ...]]) -> str:
 def _source(url: str, **over: Any) -> Any:
     from connector.sources.model import Source
 
-    return Source.model_validate({
-        "name": "docs", "url": url, "category": "travel_documents", "table": "docs",
-        "key": "k", "columns": {"id": "k", "number": "nr", "country": "land", "status": "lage"},
-        **over})
+    return Source.model_validate(
+        {
+            "name": "docs",
+            "url": url,
+            "category": "travel_documents",
+            "table": "docs",
+            "key": "k",
+            "columns": {"id": "k", "number": "nr", "country": "land", "status": "lage"},
+            **over,
+        }
+    )
 
 
 def _store(tmp_path: Path) -> Any:
@@ -286,14 +307,16 @@ def test_sources_yaml_names_unknown_and_missing_fields(tmp_path: Path) -> None:
     from connector.sources.model import load_sources
 
     path = tmp_path / "sources.yaml"
-    path.write_text(SOURCES.format(url="sqlite:///x.db").replace("number: dok_nummer",
-                                                                 "numbr: dok_nummer"))
+    path.write_text(
+        SOURCES.format(url="sqlite:///x.db").replace("number: dok_nummer", "numbr: dok_nummer")
+    )
     with pytest.raises(ConfigError) as caught:
         load_sources(path)
     assert "sources.yaml:" in str(caught.value)
     assert "numbr: not a field of travel_documents" in str(caught.value)
     without_status = SOURCES.format(url="sqlite:///x.db").replace(
-        "      status: lage\n      reported_on", "      reported_on")
+        "      status: lage\n      reported_on", "      reported_on"
+    )
     path.write_text(without_status)
     with pytest.raises(ConfigError, match="travel_documents needs status"):
         load_sources(path)

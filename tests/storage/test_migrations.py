@@ -29,9 +29,12 @@ def _differences(url: str, metadata: MetaData, version_table: str) -> list[objec
     finally:
         engine.dispose()
     # The full-text tables are the backend's own (FTS5, tsvector), made by the migration.
-    return [d for d in diffs if not (isinstance(d, tuple) and d[0] == "remove_table"
-                                     and d[1].name.endswith("_text"))
-            and "_text_" not in repr(d)]
+    return [
+        d
+        for d in diffs
+        if not (isinstance(d, tuple) and d[0] == "remove_table" and d[1].name.endswith("_text"))
+        and "_text_" not in repr(d)
+    ]
 
 
 def test_migrations_build_exactly_the_tables_the_code_uses(db_url: DatabaseUrl) -> None:
@@ -52,12 +55,14 @@ def test_a_schema_revision_this_version_does_not_know_is_refused(db_url: Databas
 
 
 def test_tables_without_a_version_are_refused_until_db_upgrade_adopts_them(
-        db_url: DatabaseUrl) -> None:
+    db_url: DatabaseUrl,
+) -> None:
     url = db_url("enquiries")
     engine = create_engine(sync_url(url))
     # As a version before migrations left it: the baseline's tables only.
-    log_metadata.create_all(engine, tables=[log_metadata.tables[t]
-                                            for t in ("enquiries", "outbox", "digests")])
+    log_metadata.create_all(
+        engine, tables=[log_metadata.tables[t] for t in ("enquiries", "outbox", "digests")]
+    )
     engine.dispose()
     with pytest.raises(SchemaError, match="db upgrade"):
         EnquiryLog.open(url)
@@ -76,11 +81,17 @@ def test_db_status_and_upgrade_from_the_command_line(tmp_path: Path) -> None:
     status = cli("db", "status", config=config)
     assert "new (created on first use)" in status.stdout
     assert cli("db", "upgrade", config=config).stdout.splitlines() == [
-        "records: new → r0003", "enquiry log: new → e0002"]
+        "records: new → r0003",
+        "enquiry log: new → e0002",
+    ]
     assert cli("db", "upgrade", config=config).stdout.splitlines() == [
-        "records: already at r0003", "enquiry log: already at e0002"]
-    run_sql(f"sqlite:///{tmp_path / 'FR' / 'records.db'}",
-            "UPDATE alembic_version_records SET version_num = 'r9999'")
+        "records: already at r0003",
+        "enquiry log: already at e0002",
+    ]
+    run_sql(
+        f"sqlite:///{tmp_path / 'FR' / 'records.db'}",
+        "UPDATE alembic_version_records SET version_num = 'r9999'",
+    )
     status = cli("db", "status", config=config, check=False)
     assert status.returncode == 1
     assert "unknown revision" in status.stdout
@@ -111,9 +122,15 @@ def test_db_upgrade_gives_persons_held_before_name_search_their_keys(tmp_path: P
     config, _, _ = init(tmp_path, "DE")
     url = f"sqlite:///{tmp_path / 'DE' / 'records.db'}"
     store = RecordStore.open(url)
-    import_stream(store, io.BytesIO(b'{"id": "DE-1", "first_name": "Erika", "last_name": '
-                                    b'"Mustermann", "warrant_country": "DE"}\n'),
-                  category=Category.WANTED_PERSONS, fmt="ndjson")
+    import_stream(
+        store,
+        io.BytesIO(
+            b'{"id": "DE-1", "first_name": "Erika", "last_name": '
+            b'"Mustermann", "warrant_country": "DE"}\n'
+        ),
+        category=Category.WANTED_PERSONS,
+        fmt="ndjson",
+    )
     store.close()
     # As revision r0002 left it: persons, and no key tables.
     run_sql(url, "DROP TABLE wanted_persons_keys")
@@ -125,8 +142,9 @@ def test_db_upgrade_gives_persons_held_before_name_search_their_keys(tmp_path: P
     store = RecordStore.open(url)
     try:
         criteria = parse_criteria(Category.WANTED_PERSONS, {"name": "Erika Mustermann"})
-        assert [m.record.id for m in store.search_now(Category.WANTED_PERSONS, criteria, 5)] \
-            == ["DE-1"]
+        assert [m.record.id for m in store.search_now(Category.WANTED_PERSONS, criteria, 5)] == [
+            "DE-1"
+        ]
     finally:
         store.close()
     assert "search keys made for 1" in cli("records", "reindex", config=config).stdout
@@ -142,8 +160,7 @@ def test_a_failed_upgrade_leaves_the_database_as_it_was(db_url: DatabaseUrl) -> 
     url = db_url("records")
     RecordStore.open(url).close()
     # Back to r0001, with a stray table in the way of r0002.
-    for table in ("wanted_persons_keys", "terrorism_suspects_keys", "source_rows",
-                  "source_state"):
+    for table in ("wanted_persons_keys", "terrorism_suspects_keys", "source_rows", "source_state"):
         run_sql(url, f"DROP TABLE {table}")
     run_sql(url, "UPDATE alembic_version_records SET version_num = 'r0001'")
     run_sql(url, "CREATE TABLE source_state (x INTEGER)")
@@ -173,15 +190,23 @@ def test_keys_made_by_another_version_are_reported_and_made_anew(tmp_path: Path)
     cli("db", "upgrade", config=config)
     url = f"sqlite:///{tmp_path / 'DE' / 'records.db'}"
     store = RecordStore.open(url)
-    import_stream(store, io.BytesIO(b'{"id": "DE-1", "first_name": "Erika", "last_name": '
-                                    b'"Mustermann", "warrant_country": "DE"}\n'),
-                  category=Category.WANTED_PERSONS, fmt="ndjson")
+    import_stream(
+        store,
+        io.BytesIO(
+            b'{"id": "DE-1", "first_name": "Erika", "last_name": '
+            b'"Mustermann", "warrant_country": "DE"}\n'
+        ),
+        category=Category.WANTED_PERSONS,
+        fmt="ndjson",
+    )
     assert store.keys_outdated() == []
     store.close()
     run_sql(url, "UPDATE record_meta SET value = '1' WHERE key = 'keys:wanted_persons'")
     status = cli("db", "status", config=config, check=False)
     assert status.returncode == 1
     assert "wanted_persons: search keys made by another version" in status.stdout
-    assert "wanted_persons: search keys made for 1 record(s)" in cli(
-        "db", "upgrade", config=config).stdout
+    assert (
+        "wanted_persons: search keys made for 1 record(s)"
+        in cli("db", "upgrade", config=config).stdout
+    )
     assert cli("db", "status", config=config).returncode == 0

@@ -1,4 +1,5 @@
 """Two nodes with a record of every category, a policy that answers them, and one way to ask."""
+
 from __future__ import annotations
 
 import io
@@ -31,17 +32,36 @@ outbound:
 """
 
 DATA: dict[Category, list[dict[str, Any]]] = {
-    Category.VEHICLES: [{"vin": "1M8GDM9AXKP042788", "status": "stolen", "make": "Motor Coach",
-                         "plate": "B-XY 123", "plate_country": "DE"}],
-    Category.ARTWORKS: [{"id": "DE-ART-7", "title": {"de": "Die Brücke von Argenteuil",
-                                                      "fr": "Le Pont d'Argenteuil"},
-                         "artist": "Claude Monet", "description": "oil on canvas, 1874"}],
-    Category.WANTED_PERSONS: [{"id": "DE-2025-000123", "last_name": "Щербаков",
-                               "first_name": "Иван", "birth_date": "1980-02",
-                               "nationality": ["RU"], "document_numbers": ["75 1234567"],
-                               "warrant_country": "DE", "charges": ["fraud"]}],
-    Category.TERRORISM_SUSPECTS: [{"id": "DE-TS-9", "last_name": "Doe",
-                                   "organisation": "example"}],
+    Category.VEHICLES: [
+        {
+            "vin": "1M8GDM9AXKP042788",
+            "status": "stolen",
+            "make": "Motor Coach",
+            "plate": "B-XY 123",
+            "plate_country": "DE",
+        }
+    ],
+    Category.ARTWORKS: [
+        {
+            "id": "DE-ART-7",
+            "title": {"de": "Die Brücke von Argenteuil", "fr": "Le Pont d'Argenteuil"},
+            "artist": "Claude Monet",
+            "description": "oil on canvas, 1874",
+        }
+    ],
+    Category.WANTED_PERSONS: [
+        {
+            "id": "DE-2025-000123",
+            "last_name": "Щербаков",
+            "first_name": "Иван",
+            "birth_date": "1980-02",
+            "nationality": ["RU"],
+            "document_numbers": ["75 1234567"],
+            "warrant_country": "DE",
+            "charges": ["fraud"],
+        }
+    ],
+    Category.TERRORISM_SUSPECTS: [{"id": "DE-TS-9", "last_name": "Doe", "organisation": "example"}],
     Category.DNA_PROFILES: [{"id": "DE-DNA-1", "loci": {"D8S1179": "13,14"}}],
 }
 
@@ -55,8 +75,7 @@ def load(net: dict[str, DemoNode]) -> None:
         import_rows(net, category, rows)
 
 
-def import_rows(net: dict[str, DemoNode], category: Category,
-                rows: list[dict[str, Any]]) -> None:
+def import_rows(net: dict[str, DemoNode], category: Category, rows: list[dict[str, Any]]) -> None:
     """Into DE's records, as `records import` would."""
     store = net["DE"].node.open_records()
     try:
@@ -67,12 +86,19 @@ def import_rows(net: dict[str, DemoNode], category: Category,
         store.close()
 
 
-async def ask(net: dict[str, DemoNode], src: str,
-              checks: list[tuple[Category, dict[str, Any]]]) -> dict[str, Any]:
-    request = Request(agency="ncb", agency_kind=AgencyKind.NCB, sub="ncb/1",
-                      purpose=Purpose.CRIMINAL_INVESTIGATION, case=None,
-                      checks=tuple(Check(id=str(i), category=c, criteria=crit)
-                                   for i, (c, crit) in enumerate(checks)))
+async def ask(
+    net: dict[str, DemoNode], src: str, checks: list[tuple[Category, dict[str, Any]]]
+) -> dict[str, Any]:
+    request = Request(
+        agency="ncb",
+        agency_kind=AgencyKind.NCB,
+        sub="ncb/1",
+        purpose=Purpose.CRIMINAL_INVESTIGATION,
+        case=None,
+        checks=tuple(
+            Check(id=str(i), category=c, criteria=crit) for i, (c, crit) in enumerate(checks)
+        ),
+    )
     async with net[src].node.asker() as asker:
         ex = await asker.ask(request, "DE")
     return {r.check: r for r in ex.answer.results}
@@ -85,8 +111,10 @@ def on_databases(db_url: DatabaseUrl) -> Callable[[str, Path], None]:
         configure(node_id, directory)
         path = directory / "connector.yaml"
         config = yaml.safe_load(path.read_text())
-        config["databases"] = {"records": db_url(f"{node_id}_records"),
-                               "enquiries": db_url(f"{node_id}_enquiries")}
+        config["databases"] = {
+            "records": db_url(f"{node_id}_records"),
+            "enquiries": db_url(f"{node_id}_enquiries"),
+        }
         path.write_text(yaml.safe_dump(config))
 
     return configure_with

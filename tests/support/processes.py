@@ -21,13 +21,15 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def cli(*args: str, config: Path | None = None, input: str | None = None,
-        check: bool = True) -> subprocess.CompletedProcess[str]:
+def cli(
+    *args: str, config: Path | None = None, input: str | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "COLUMNS": "200"}
     if config is not None:
         env["NCB_CONNECTOR_CONFIG"] = str(config)
-    proc = subprocess.run([*CLI, *args], capture_output=True, text=True, env=env, input=input,
-                          timeout=60, check=False)
+    proc = subprocess.run(
+        [*CLI, *args], capture_output=True, text=True, env=env, input=input, timeout=60, check=False
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"{args} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
     return proc
@@ -35,8 +37,17 @@ def cli(*args: str, config: Path | None = None, input: str | None = None,
 
 def init(tmp: Path, node: str) -> tuple[Path, int, int]:
     peer, local = free_port(), free_port()
-    cli("init", "--node", node, "--dir", str(tmp / node), "--peer-port", str(peer),
-        "--local-port", str(local))
+    cli(
+        "init",
+        "--node",
+        node,
+        "--dir",
+        str(tmp / node),
+        "--peer-port",
+        str(peer),
+        "--local-port",
+        str(local),
+    )
     config = tmp / node / "connector.yaml"
     text = config.read_text().replace("policy_reload_interval: 5", "policy_reload_interval: 0.2")
     config.write_text(text)

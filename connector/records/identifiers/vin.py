@@ -17,7 +17,8 @@ _TRANSLITERATION: dict[str, int] = {
     **{str(d): d for d in range(10)},
     **dict(zip("ABCDEFGH", range(1, 9), strict=True)),
     **dict(zip("JKLMN", range(1, 6), strict=True)),
-    "P": 7, "R": 9,
+    "P": 7,
+    "R": 9,
     **dict(zip("STUVWXYZ", range(2, 10), strict=True)),
 }
 _WEIGHTS = (8, 7, 6, 5, 4, 3, 2, 10, 0, 9, 8, 7, 6, 5, 4, 3, 2)
@@ -69,10 +70,14 @@ def normalise_vin(raw: str) -> str:
         if ch in _TRANSLITERATION:
             continue
         if ch in _EXCLUDED:
-            raise ValueError(f"VIN holds {ch!r} at position {position}: ISO 3779 never uses "
-                             f"I, O or Q (did you mean {_EXCLUDED[ch]!r}?)")
-        raise ValueError(f"VIN holds {ch!r} at position {position}: only letters A-Z "
-                         "(without I, O, Q) and digits 0-9 are allowed")
+            raise ValueError(
+                f"VIN holds {ch!r} at position {position}: ISO 3779 never uses "
+                f"I, O or Q (did you mean {_EXCLUDED[ch]!r}?)"
+            )
+        raise ValueError(
+            f"VIN holds {ch!r} at position {position}: only letters A-Z "
+            "(without I, O, Q) and digits 0-9 are allowed"
+        )
     if len(vin) != VIN_LENGTH:
         raise ValueError(f"VIN has {len(vin)} characters; ISO 3779 requires {VIN_LENGTH}")
     return vin
@@ -107,9 +112,11 @@ def validate_vin(raw: str) -> VinCheck:
     if actual == expected:
         return VinCheck(vin=vin, check_digit_ok=True, mandatory=mandatory)
     if mandatory:
-        raise ValueError(f"VIN check digit is wrong: position 9 holds {actual!r}, the VIN "
-                         f"computes {expected!r} (mandatory for a North American VIN, "
-                         "whose first character is 1-5)")
+        raise ValueError(
+            f"VIN check digit is wrong: position 9 holds {actual!r}, the VIN "
+            f"computes {expected!r} (mandatory for a North American VIN, "
+            "whose first character is 1-5)"
+        )
     ok = False if actual in _CHECK_CHARACTERS else None
     return VinCheck(vin=vin, check_digit_ok=ok, mandatory=False)
 
@@ -130,11 +137,14 @@ def normalise_plate(raw: str) -> str:
         raise ValueError("plate is empty")
     for position, ch in enumerate(plate, start=1):
         if ch not in _PLATE_CHARACTERS:
-            raise ValueError(f"plate holds {ch!r} at position {position}: plates are exchanged "
-                             "as Latin letters A-Z and digits 0-9 (transliterate the others)")
+            raise ValueError(
+                f"plate holds {ch!r} at position {position}: plates are exchanged "
+                "as Latin letters A-Z and digits 0-9 (transliterate the others)"
+            )
     if len(plate) > MAX_PLATE_LENGTH:
-        raise ValueError(f"plate has {len(plate)} significant characters; at most "
-                         f"{MAX_PLATE_LENGTH} are allowed")
+        raise ValueError(
+            f"plate has {len(plate)} significant characters; at most {MAX_PLATE_LENGTH} are allowed"
+        )
     return plate
 
 
@@ -151,6 +161,8 @@ def _significant(raw: str, ascii_drop: dict[int, int | None], drop: frozenset[st
     if raw.isascii():  # the usual case, and NFKC leaves ASCII as it is
         return raw.translate(ascii_drop).upper()
     text = unicodedata.normalize("NFKC", raw)
-    return "".join(ch.upper() if ch.isascii() else ch for ch in text
-                   if not (ch.isspace() or ch == "-" or ch in drop
-                           or unicodedata.category(ch) == "Pd"))
+    return "".join(
+        ch.upper() if ch.isascii() else ch
+        for ch in text
+        if not (ch.isspace() or ch == "-" or ch in drop or unicodedata.category(ch) == "Pd")
+    )

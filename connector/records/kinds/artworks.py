@@ -37,17 +37,30 @@ MAX_ARTIST_LENGTH = 200
 MAX_CRITERION_LENGTH = 500  # text, title and artist of a check
 MAX_WORDS = 12  # words of a check that go to the full-text index
 UNKNOWN_LANGUAGE = "und"  # ISO 639-2 "undetermined": a title whose language was not given
-LANGUAGES = frozenset(str(lang.alpha_2) for lang in pycountry.languages
-                      if hasattr(lang, "alpha_2"))
+LANGUAGES = frozenset(str(lang.alpha_2) for lang in pycountry.languages if hasattr(lang, "alpha_2"))
 
 _REF = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _TITLE_COLUMN = re.compile(r"^title_([A-Za-z]+)$")
 # What the full-text index (unicode61) treats as separators: all but letters and digits.
 _SEPARATORS = re.compile(r"[\W_]+")
 # Letters NFKD leaves whole, folded as a reader without the diacritic would type them.
-_UNDECOMPOSED = str.maketrans({"ø": "o", "Ø": "O", "ł": "l", "Ł": "L", "đ": "d", "Đ": "D",
-                               "æ": "ae", "Æ": "AE", "œ": "oe", "Œ": "OE", "þ": "th",
-                               "Þ": "TH", "ı": "i"})
+_UNDECOMPOSED = str.maketrans(
+    {
+        "ø": "o",
+        "Ø": "O",
+        "ł": "l",
+        "Ł": "L",
+        "đ": "d",
+        "Đ": "D",
+        "æ": "ae",
+        "Æ": "AE",
+        "œ": "oe",
+        "Œ": "OE",
+        "þ": "th",
+        "Þ": "TH",
+        "ı": "i",
+    }
+)
 _CRITERIA = ("text", "title", "artist", "ref")
 _TEXT_FIELDS = ("title", "artist", "description")
 
@@ -90,8 +103,7 @@ class ArtworkRow(BaseModel):
     differing from all of them, is kept under `und` (language not given).
     """
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True,
-                              coerce_numbers_to_str=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, coerce_numbers_to_str=True)
 
     id: Annotated[str, StringConstraints(pattern=_REF.pattern)]
     title: str | dict[str, str]
@@ -106,9 +118,19 @@ class ArtworkRow(BaseModel):
     image_ref: Annotated[str, StringConstraints(max_length=500)] | None = None
     contact: Text | None = None
 
-    _empty = field_validator("artist", "object_type", "materials", "dimensions", "period",
-                             "description", "stolen_on", "stolen_from", "image_ref",
-                             "contact", mode="before")(empty_is_none)
+    _empty = field_validator(
+        "artist",
+        "object_type",
+        "materials",
+        "dimensions",
+        "period",
+        "description",
+        "stolen_on",
+        "stolen_from",
+        "image_ref",
+        "contact",
+        mode="before",
+    )(empty_is_none)
     _past = field_validator("stolen_on")(not_in_future)
 
     @model_validator(mode="before")
@@ -129,12 +151,15 @@ class ArtworkRow(BaseModel):
         if isinstance(plain, Mapping):
             titles.update(plain)
         for column, value in tagged.items():
-            code = column[len("title_"):]
+            code = column[len("title_") :]
             if code in titles and titles[code] != value:
                 raise ValueError(f"{column} differs from the {code!r} title in title")
             titles[code] = value
-        if isinstance(plain, str) and plain.strip() and all(
-                not isinstance(t, str) or t.strip() != plain.strip() for t in titles.values()):
+        if (
+            isinstance(plain, str)
+            and plain.strip()
+            and all(not isinstance(t, str) or t.strip() != plain.strip() for t in titles.values())
+        ):
             titles = {UNKNOWN_LANGUAGE: plain, **titles}
         elif plain is not None and not isinstance(plain, str | Mapping):
             return data  # the title validator says what is wrong with it
@@ -145,8 +170,7 @@ class ArtworkRow(BaseModel):
     @classmethod
     def _id_given(cls, v: Any) -> Any:
         if v is None or (isinstance(v, str) and not v.strip()):
-            raise ValueError("every artwork needs its id: the national inventory or case "
-                             "reference")
+            raise ValueError("every artwork needs its id: the national inventory or case reference")
         return v
 
     @field_validator("title", mode="before")
@@ -158,13 +182,17 @@ class ArtworkRow(BaseModel):
             titles: dict[str, str] = {}
             for key, value in v.items():
                 if not isinstance(key, str) or not isinstance(value, str | None):
-                    raise ValueError("a title in several languages maps language codes to "
-                                     "strings, e.g. {\"fr\": \"Le Cri\", \"de\": \"Der Schrei\"}")
+                    raise ValueError(
+                        "a title in several languages maps language codes to "
+                        'strings, e.g. {"fr": "Le Cri", "de": "Der Schrei"}'
+                    )
                 code = key.strip().lower()
                 if not is_language(code):
-                    raise ValueError(f"{key!r} is not an ISO 639-1 language code (two "
-                                     f"letters such as fr, de, en; {UNKNOWN_LANGUAGE} when "
-                                     "the language is not known)")
+                    raise ValueError(
+                        f"{key!r} is not an ISO 639-1 language code (two "
+                        f"letters such as fr, de, en; {UNKNOWN_LANGUAGE} when "
+                        "the language is not known)"
+                    )
                 if code in titles:
                     raise ValueError(f"the title in {code!r} is given twice")
                 if value is not None and value.strip():
@@ -208,16 +236,20 @@ def artwork_criteria(raw: Mapping[str, object]) -> ArtworkCriteria:
     """Validate {"text"?, "title"?, "artist"?, "ref"?}; InvalidCriteria names the field."""
     unknown = sorted(str(key) for key in raw if key not in _CRITERIA)
     if unknown:
-        raise InvalidCriteria(f"unknown artwork criterion {unknown[0]!r}: expected text, "
-                              "title, artist or ref", field=unknown[0])
+        raise InvalidCriteria(
+            f"unknown artwork criterion {unknown[0]!r}: expected text, title, artist or ref",
+            field=unknown[0],
+        )
     given = {name: _string(raw, name) for name in _CRITERIA if raw.get(name) is not None}
     if not given:
-        raise InvalidCriteria("an artwork check needs text, title, artist or ref",
-                              field="text")
+        raise InvalidCriteria("an artwork check needs text, title, artist or ref", field="text")
     ref = given.get("ref")
     if ref is not None and not _REF.match(ref):
-        raise InvalidCriteria(f"ref {ref[:70]!r} is not an artwork reference (1 to 64 "
-                              "letters, digits, '.', '_' or '-')", field="ref")
+        raise InvalidCriteria(
+            f"ref {ref[:70]!r} is not an artwork reference (1 to 64 "
+            "letters, digits, '.', '_' or '-')",
+            field="ref",
+        )
     per_field: dict[str, tuple[str, ...]] = {}
     for name in ("text", "title", "artist"):
         value = given.get(name)
@@ -225,12 +257,16 @@ def artwork_criteria(raw: Mapping[str, object]) -> ArtworkCriteria:
             continue
         per_field[name] = words_of(value)
         if not per_field[name] and name != "artist":
-            raise InvalidCriteria(f"{name} holds no word of two or more letters or digits",
-                                  field=name)
+            raise InvalidCriteria(
+                f"{name} holds no word of two or more letters or digits", field=name
+            )
     words = tuple(dict.fromkeys(w for ws in per_field.values() for w in ws))[:MAX_WORDS]
     artist = given.get("artist")
     return ArtworkCriteria(
-        text=given.get("text"), title=given.get("title"), artist=artist, ref=ref,
+        text=given.get("text"),
+        title=given.get("title"),
+        artist=artist,
+        ref=ref,
         words=words,
         text_words=tuple(w for w in per_field.get("text", ()) if w in words),
         title_words=tuple(w for w in per_field.get("title", ()) if w in words),
@@ -247,8 +283,9 @@ def _string(raw: Mapping[str, object], name: str) -> str:
     if not text:
         raise InvalidCriteria(f"{name} is empty", field=name)
     if len(text) > MAX_CRITERION_LENGTH:
-        raise InvalidCriteria(f"{name} is longer than {MAX_CRITERION_LENGTH} characters",
-                              field=name)
+        raise InvalidCriteria(
+            f"{name} is longer than {MAX_CRITERION_LENGTH} characters", field=name
+        )
     return text
 
 
@@ -258,16 +295,17 @@ def _tokens(value: Any) -> set[str]:
     out: set[str] = set()
     for text in texts:
         if isinstance(text, str):
-            out.update(fold(w) for w in _SEPARATORS.split(unicodedata.normalize("NFC", text))
-                       if w)
+            out.update(fold(w) for w in _SEPARATORS.split(unicodedata.normalize("NFC", text)) if w)
     return out
 
 
 class Artworks(Kind):
     row_model = ArtworkRow
     category = Category.ARTWORKS
-    key_columns = (KeyColumn(name="ref_key", length=64),
-                   KeyColumn(name="artist_key", length=MAX_ARTIST_LENGTH, nullable=True))
+    key_columns = (
+        KeyColumn(name="ref_key", length=64),
+        KeyColumn(name="artist_key", length=MAX_ARTIST_LENGTH, nullable=True),
+    )
     natural_key = ("ref_key",)
     indexes = (("ref_key",), ("artist_key",))
     csv_required = frozenset({"id", "title"})
@@ -279,10 +317,15 @@ class Artworks(Kind):
         except ValidationError as exc:
             raise RowError(describe_validation(exc)) from exc
         fields: dict[str, Any] = row.model_dump(mode="json", exclude={"id"})
-        return Record(id=row.id, category=self.category,
-                      keys={"ref_key": row.id,
-                            "artist_key": normalise_artist(row.artist) if row.artist else None},
-                      fields={k: v for k, v in fields.items() if v is not None})
+        return Record(
+            id=row.id,
+            category=self.category,
+            keys={
+                "ref_key": row.id,
+                "artist_key": normalise_artist(row.artist) if row.artist else None,
+            },
+            fields={k: v for k, v in fields.items() if v is not None},
+        )
 
     def parse_criteria(self, raw: Mapping[str, object]) -> ArtworkCriteria:
         return artwork_criteria(raw)
@@ -311,13 +354,14 @@ class Artworks(Kind):
         down to 0.5), unless the artist's name matches as a whole. None when no word is found
         and the artist does not match. The store then multiplies by the relevance."""
         if criteria.ref is not None and record.id == criteria.ref:
-            return Match(record=record, score=1.0,
-                         reasons=({"field": "ref", "exact": True},))
+            return Match(record=record, score=1.0, reasons=({"field": "ref", "exact": True},))
         tokens = {name: _tokens(record.fields.get(name)) for name in _TEXT_FIELDS}
-        found = {name: [w for w in criteria.words if fold(w) in tokens[name]]
-                 for name in _TEXT_FIELDS}
-        exact_artist = (criteria.artist_key is not None
-                        and record.keys.get("artist_key") == criteria.artist_key)
+        found = {
+            name: [w for w in criteria.words if fold(w) in tokens[name]] for name in _TEXT_FIELDS
+        }
+        exact_artist = (
+            criteria.artist_key is not None and record.keys.get("artist_key") == criteria.artist_key
+        )
         anywhere = {w for ws in found.values() for w in ws}
         if not anywhere and not exact_artist:
             return None
@@ -328,12 +372,14 @@ class Artworks(Kind):
             share = sum(w in head for w in criteria.text_words) / len(criteria.text_words)
             score *= min(1.0, 0.5 + share)
         if criteria.title_words:
-            share = sum(w in found["title"] for w in criteria.title_words) \
-                / len(criteria.title_words)
+            share = sum(w in found["title"] for w in criteria.title_words) / len(
+                criteria.title_words
+            )
             score *= 0.5 + 0.5 * share
         if criteria.artist_words and not exact_artist:
-            share = sum(w in found["artist"] for w in criteria.artist_words) \
-                / len(criteria.artist_words)
+            share = sum(w in found["artist"] for w in criteria.artist_words) / len(
+                criteria.artist_words
+            )
             score *= 0.5 + 0.5 * share
         reasons: list[Mapping[str, Any]] = []
         for name in _TEXT_FIELDS:
@@ -344,5 +390,12 @@ class Artworks(Kind):
         return Match(record=record, score=round(score, 4), reasons=tuple(reasons))
 
 
-__all__ = ["ArtworkCriteria", "ArtworkRow", "Artworks", "artwork_criteria", "fold",
-           "normalise_artist", "words_of"]
+__all__ = [
+    "ArtworkCriteria",
+    "ArtworkRow",
+    "Artworks",
+    "artwork_criteria",
+    "fold",
+    "normalise_artist",
+    "words_of",
+]

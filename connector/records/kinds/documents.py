@@ -25,30 +25,33 @@ DocumentStatus = Literal["stolen", "lost", "revoked", "invalidated"]
 class TravelDocumentRow(BaseModel):
     """One import row of `travel_documents` (NDJSON object or CSV line)."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True,
-                              coerce_numbers_to_str=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, coerce_numbers_to_str=True)
 
     id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,64}$")] | None = None
     number: Annotated[str, StringConstraints(min_length=1, max_length=40)]
     country: Annotated[str, StringConstraints(max_length=8, to_upper=True)]
-    document_type: Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{1,2}$",
-                                                    to_upper=True)] = "P"
+    document_type: Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{1,2}$", to_upper=True)] = (
+        "P"
+    )
     status: DocumentStatus
     reported_on: date | None = None
     holder_name: Annotated[str, StringConstraints(max_length=200)] | None = None
     remarks: Annotated[str, StringConstraints(max_length=1000)] | None = None
 
-    _empty = field_validator("holder_name", "remarks", "id", "reported_on",
-                             mode="before")(empty_is_none)
+    _empty = field_validator("holder_name", "remarks", "id", "reported_on", mode="before")(
+        empty_is_none
+    )
     _past = field_validator("reported_on")(not_in_future)
 
     @field_validator("document_type")
     @classmethod
     def _document_class(cls, v: str) -> str:
         if v[0] not in DOCUMENT_TYPES:
-            raise ValueError(f"{v!r}: an ICAO document code starts with one of "
-                             f"{', '.join(sorted(DOCUMENT_TYPES))} (P passport, I/A/C identity "
-                             "card, V visa)")
+            raise ValueError(
+                f"{v!r}: an ICAO document code starts with one of "
+                f"{', '.join(sorted(DOCUMENT_TYPES))} (P passport, I/A/C identity "
+                "card, V visa)"
+            )
         return v
 
     @field_validator("country")
@@ -64,9 +67,11 @@ class TravelDocumentRow(BaseModel):
 class TravelDocuments(Kind):
     row_model = TravelDocumentRow
     category = Category.TRAVEL_DOCUMENTS
-    key_columns = (KeyColumn(name="number_key", length=20),
-                   KeyColumn(name="country", length=2),
-                   KeyColumn(name="doc_class", length=1))
+    key_columns = (
+        KeyColumn(name="number_key", length=20),
+        KeyColumn(name="country", length=2),
+        KeyColumn(name="doc_class", length=1),
+    )
     natural_key = ("number_key", "country")
     indexes = (("number_key",),)
     csv_required = frozenset({"number", "country", "status"})
@@ -80,15 +85,22 @@ class TravelDocuments(Kind):
             key = normalise_document_number(row.number)
         except InvalidCriteria as exc:
             raise RowError(f"number: {exc.detail}") from exc
-        fields = {"number": row.number, "country": row.country,
-                  "document_type": row.document_type, "status": row.status,
-                  "reported_on": row.reported_on.isoformat() if row.reported_on else None,
-                  "holder_name": row.holder_name, "remarks": row.remarks}
-        return Record(id=row.id or f"{row.country}-{row.document_type}-{key}",
-                      category=self.category, id_given=row.id is not None,
-                      keys={"number_key": key, "country": row.country,
-                            "doc_class": row.document_type[0]},
-                      fields={k: v for k, v in fields.items() if v is not None})
+        fields = {
+            "number": row.number,
+            "country": row.country,
+            "document_type": row.document_type,
+            "status": row.status,
+            "reported_on": row.reported_on.isoformat() if row.reported_on else None,
+            "holder_name": row.holder_name,
+            "remarks": row.remarks,
+        }
+        return Record(
+            id=row.id or f"{row.country}-{row.document_type}-{key}",
+            category=self.category,
+            id_given=row.id is not None,
+            keys={"number_key": key, "country": row.country, "doc_class": row.document_type[0]},
+            fields={k: v for k, v in fields.items() if v is not None},
+        )
 
     def parse_criteria(self, raw: Mapping[str, object]) -> DocumentCriteria:
         return document_criteria(raw)

@@ -37,8 +37,9 @@ from connector.records.rows import describe_validation, empty_is_none
 from connector.vocabulary import Category, country_from_alpha3, is_country
 
 Sex = Literal["male", "female", "other", "unknown"]
-NoticeType = Literal["red", "blue", "green", "yellow", "black", "orange", "purple", "diffusion",
-                     "national"]
+NoticeType = Literal[
+    "red", "blue", "green", "yellow", "black", "orange", "purple", "diffusion", "national"
+]
 
 DOC_COLUMNS = ("doc1", "doc2", "doc3", "doc4")
 """Key columns holding a person's first four distinct document-number keys."""
@@ -48,10 +49,14 @@ CONTRADICTED_SCORE = 0.6
 KNOWN_FROM = 10
 """A part of a check's name held as a name by this many persons or more is a name of its own:
 a near match to another name counts less (`names.score.KNOWN_FACTOR`)."""
-KEY_CLASSES = (("e", KeyClass(weight=1.0, per_key=300)), ("d", KeyClass(weight=1.0, per_key=300)),
-               ("t", KeyClass(weight=1.0, per_key=300)), ("q", KeyClass(weight=0.4, per_key=200)),
-               ("s", KeyClass(weight=0.2, per_key=150)),
-               ("n", KeyClass(weight=0.0, per_key=KNOWN_FROM)))
+KEY_CLASSES = (
+    ("e", KeyClass(weight=1.0, per_key=300)),
+    ("d", KeyClass(weight=1.0, per_key=300)),
+    ("t", KeyClass(weight=1.0, per_key=300)),
+    ("q", KeyClass(weight=0.4, per_key=200)),
+    ("s", KeyClass(weight=0.2, per_key=150)),
+    ("n", KeyClass(weight=0.0, per_key=KNOWN_FROM)),
+)
 """Name keys by what they say: a pair of parts (as spelt, or by sound with one perhaps
 misspelt) says most and may be shared by a few hundred namesakes before it is ignored; a
 part with two letters of another says less; a single part least, and one held by more than
@@ -63,8 +68,20 @@ common name, few enough that scoring stays within a few milliseconds."""
 _REF_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _PARTIAL_DATE_RE = re.compile(r"(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
 _EARLIEST_BIRTH_YEAR = 1900
-_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
-           "September", "October", "November", "December")
+_MONTHS = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
 _SEX = {"m": "male", "f": "female", "x": "other", "u": "unknown"}
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
@@ -92,7 +109,7 @@ def partial_date(value: str) -> str:
     # Compared as far as the date goes: this year, or this month, is not the future.
     given = tuple(int(part) for part in found.groups() if part)
     today = date.today()
-    if given > (today.year, today.month, today.day)[:len(given)]:
+    if given > (today.year, today.month, today.day)[: len(given)]:
         raise ValueError("the date lies in the future")
     return value
 
@@ -125,8 +142,7 @@ class PersonRow(BaseModel):
     `|`-separated cells in CSV. Field names are those of `connector.records.categories`.
     """
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True,
-                              coerce_numbers_to_str=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, coerce_numbers_to_str=True)
 
     id: str
     first_name: Name | None = None
@@ -146,12 +162,23 @@ class PersonRow(BaseModel):
     dangerous: bool | None = None
     contact: Name | None = None
 
-    _empty = field_validator("first_name", "last_name", "middle_name", "name_original_script",
-                             "birth_date", "birth_place", "sex", "address", "phone",
-                             "distinguishing_marks", "photo_ref", "dangerous", "contact",
-                             mode="before")(empty_is_none)
-    _lists = field_validator("aliases", "nationality", "document_numbers",
-                             mode="before")(_split)
+    _empty = field_validator(
+        "first_name",
+        "last_name",
+        "middle_name",
+        "name_original_script",
+        "birth_date",
+        "birth_place",
+        "sex",
+        "address",
+        "phone",
+        "distinguishing_marks",
+        "photo_ref",
+        "dangerous",
+        "contact",
+        mode="before",
+    )(empty_is_none)
+    _lists = field_validator("aliases", "nationality", "document_numbers", mode="before")(_split)
 
     @field_validator("id", mode="before")
     @classmethod
@@ -159,8 +186,10 @@ class PersonRow(BaseModel):
         if v is None or v == "":
             raise ValueError("the national record reference is required, e.g. FR-2025-000123")
         if not (isinstance(v, str) and _REF_RE.fullmatch(v.strip())):
-            raise ValueError(f"{str(v)[:80]!r} is not a record reference: 1 to 64 letters, "
-                             "digits, '.', '_' or '-', e.g. FR-2025-000123")
+            raise ValueError(
+                f"{str(v)[:80]!r} is not a record reference: 1 to 64 letters, "
+                "digits, '.', '_' or '-', e.g. FR-2025-000123"
+            )
         return v
 
     @field_validator("birth_date", mode="before")
@@ -200,8 +229,7 @@ class PersonRow(BaseModel):
     @model_validator(mode="after")
     def _named(self) -> Self:
         if not (self.last_name or self.first_name or self.name_original_script):
-            raise ValueError("a person needs a last_name, a first_name or a "
-                             "name_original_script")
+            raise ValueError("a person needs a last_name, a first_name or a name_original_script")
         return self
 
 
@@ -213,8 +241,9 @@ class WantedPersonRow(PersonRow):
     charges: list[Annotated[str, StringConstraints(min_length=1, max_length=500)]] = []
     notice_type: NoticeType | None = None
 
-    _wanted_empty = field_validator("warrant_reference", "notice_type",
-                                    mode="before")(empty_is_none)
+    _wanted_empty = field_validator("warrant_reference", "notice_type", mode="before")(
+        empty_is_none
+    )
     _charges = field_validator("charges", mode="before")(_split)
 
     @field_validator("notice_type", mode="before")
@@ -234,8 +263,9 @@ class TerrorismSuspectRow(PersonRow):
     organisation: Name | None = None
     listing_reference: Annotated[str, StringConstraints(max_length=100)] | None = None
 
-    _suspect_empty = field_validator("organisation", "listing_reference",
-                                     mode="before")(empty_is_none)
+    _suspect_empty = field_validator("organisation", "listing_reference", mode="before")(
+        empty_is_none
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -328,10 +358,10 @@ def person_criteria(raw: Mapping[str, object]) -> PersonCriteria:
     if all(raw.get(key) is None for key in _IDENTIFIERS) and not name_tokens:
         named = next((k for k in _NAMES if raw.get(k) is not None), None)
         if named is not None:
-            raise InvalidCriteria(f"{named} holds no letter or digit to search by",
-                                  field=named)
-        raise InvalidCriteria("a person check needs a name, a document_number or a ref",
-                              field="name")
+            raise InvalidCriteria(f"{named} holds no letter or digit to search by", field=named)
+        raise InvalidCriteria(
+            "a person check needs a name, a document_number or a ref", field="name"
+        )
     document_number = _string(raw, "document_number")
     document_key = None
     if document_number is not None:
@@ -346,12 +376,16 @@ def person_criteria(raw: Mapping[str, object]) -> PersonCriteria:
             "digits, '.', '_', '-'), e.g. FR-2025-000123, not the NODE:category:id form",
             field="ref",
         )
-    return PersonCriteria(document_key=document_key, document_number=document_number, ref=ref,
-                          birth_date=_birth_date(raw.get("birth_date")),
-                          nationality=_nationalities(raw.get("nationality")),
-                          tokens=name_tokens,
-                          birth_date_tolerance=described.birth_date_tolerance,
-                          sex=described.sex)
+    return PersonCriteria(
+        document_key=document_key,
+        document_number=document_number,
+        ref=ref,
+        birth_date=_birth_date(raw.get("birth_date")),
+        nationality=_nationalities(raw.get("nationality")),
+        tokens=name_tokens,
+        birth_date_tolerance=described.birth_date_tolerance,
+        sex=described.sex,
+    )
 
 
 def _string(raw: Mapping[str, object], key: str) -> str | None:
@@ -367,8 +401,9 @@ def _birth_date(value: object) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise InvalidCriteria("birth_date must be a string: YYYY, YYYY-MM or YYYY-MM-DD",
-                              field="birth_date")
+        raise InvalidCriteria(
+            "birth_date must be a string: YYYY, YYYY-MM or YYYY-MM-DD", field="birth_date"
+        )
     try:
         return partial_date(value.strip())
     except ValueError as exc:
@@ -380,8 +415,9 @@ def _nationalities(value: object) -> tuple[str, ...]:
         return ()
     codes = [value] if isinstance(value, str) else value
     if not (isinstance(codes, list) and all(isinstance(c, str) for c in codes)):
-        raise InvalidCriteria("nationality must be a country code or a list of them",
-                              field="nationality")
+        raise InvalidCriteria(
+            "nationality must be a country code or a list of them", field="nationality"
+        )
     try:
         return tuple(_countries([str(c).strip().upper() for c in codes], "country code"))
     except ValueError as exc:
@@ -407,9 +443,10 @@ class PersonKind(Kind):
     """
 
     row_model: ClassVar[type[PersonRow]]
-    key_columns = (KeyColumn(name="ref_key", length=64),
-                   *(KeyColumn(name=c, length=MAX_KEY_LENGTH, nullable=True)
-                     for c in DOC_COLUMNS))
+    key_columns = (
+        KeyColumn(name="ref_key", length=64),
+        *(KeyColumn(name=c, length=MAX_KEY_LENGTH, nullable=True) for c in DOC_COLUMNS),
+    )
     natural_key = ("ref_key",)
     indexes = (("ref_key",), *((c,) for c in DOC_COLUMNS))
 
@@ -424,11 +461,14 @@ class PersonKind(Kind):
             if key not in keys:
                 keys.append(key)
         fields = row.model_dump(exclude={"id"}, exclude_none=True)
-        searchable: list[str | None] = [*keys[:len(DOC_COLUMNS)]]
+        searchable: list[str | None] = [*keys[: len(DOC_COLUMNS)]]
         searchable += [None] * (len(DOC_COLUMNS) - len(searchable))
-        return Record(id=row.id, category=self.category,
-                      keys={"ref_key": row.id, **dict(zip(DOC_COLUMNS, searchable, strict=True))},
-                      fields={k: v for k, v in fields.items() if v != []})
+        return Record(
+            id=row.id,
+            category=self.category,
+            keys={"ref_key": row.id, **dict(zip(DOC_COLUMNS, searchable, strict=True))},
+            fields={k: v for k, v in fields.items() if v != []},
+        )
 
     def parse_criteria(self, raw: Mapping[str, object]) -> PersonCriteria:
         return person_criteria(raw)
@@ -444,8 +484,9 @@ class PersonKind(Kind):
         return criteria.by_name
 
     def informed(self, criteria: PersonCriteria, held: Mapping[str, int]) -> PersonCriteria:
-        known = frozenset(t for t in criteria.tokens
-                          if held.get(f"n:{t}"[:MAX_KEY], 0) >= KNOWN_FROM)
+        known = frozenset(
+            t for t in criteria.tokens if held.get(f"n:{t}"[:MAX_KEY], 0) >= KNOWN_FROM
+        )
         return replace(criteria, known=known) if known else criteria
 
     def reference(self, criteria: PersonCriteria) -> str | None:
@@ -453,8 +494,13 @@ class PersonKind(Kind):
 
     def lookups(self, criteria: PersonCriteria) -> Sequence[Lookup]:
         if criteria.by_name:
-            found: list[Lookup] = [KeyQuery(keys=tuple(query_keys(criteria.tokens)),
-                                            classes=KEY_CLASSES, candidates=CANDIDATES)]
+            found: list[Lookup] = [
+                KeyQuery(
+                    keys=tuple(query_keys(criteria.tokens)),
+                    classes=KEY_CLASSES,
+                    candidates=CANDIDATES,
+                )
+            ]
             if criteria.document_key is not None:
                 found += [{column: criteria.document_key} for column in DOC_COLUMNS]
             return found
@@ -467,11 +513,15 @@ class PersonKind(Kind):
 
     def score(self, criteria: PersonCriteria, record: Record) -> Match | None:
         if criteria.by_name:
-            query = PersonQuery(tokens=criteria.tokens, birth_date=criteria.birth_date,
-                                birth_tolerance=criteria.birth_date_tolerance,
-                                nationality=criteria.nationality, sex=criteria.sex,
-                                document_keys=(criteria.document_key,)
-                                if criteria.document_key else (), known=criteria.known)
+            query = PersonQuery(
+                tokens=criteria.tokens,
+                birth_date=criteria.birth_date,
+                birth_tolerance=criteria.birth_date_tolerance,
+                nationality=criteria.nationality,
+                sex=criteria.sex,
+                document_keys=(criteria.document_key,) if criteria.document_key else (),
+                known=criteria.known,
+            )
             held = [k for c in DOC_COLUMNS if (k := record.keys.get(c))]
             score, why = score_person(query, names_of(record.fields), record.fields, held)
             return Match(record=record, score=score, reasons=why)
@@ -487,15 +537,16 @@ class PersonKind(Kind):
             contradicted |= verdict == "differs"
             reasons.append({"field": "birth_date", "match": verdict})
         recorded_nationality = record.fields.get("nationality")
-        if criteria.nationality and isinstance(recorded_nationality, list) \
-                and recorded_nationality:
+        if criteria.nationality and isinstance(recorded_nationality, list) and recorded_nationality:
             given, recorded = set(criteria.nationality), set(recorded_nationality)
-            verdict = ("exact" if given == recorded
-                       else "compatible" if given & recorded else "differs")
+            verdict = (
+                "exact" if given == recorded else "compatible" if given & recorded else "differs"
+            )
             contradicted |= verdict == "differs"
             reasons.append({"field": "nationality", "match": verdict})
-        return Match(record=record, score=CONTRADICTED_SCORE if contradicted else 1.0,
-                     reasons=tuple(reasons))
+        return Match(
+            record=record, score=CONTRADICTED_SCORE if contradicted else 1.0, reasons=tuple(reasons)
+        )
 
 
 class WantedPersons(PersonKind):

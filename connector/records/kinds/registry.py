@@ -13,6 +13,14 @@ from connector.records.kinds.vehicles import Vehicles
 from connector.vocabulary import Category
 
 KINDS: Mapping[Category, Kind] = {
-    k.category: k for k in (TravelDocuments(), Vehicles(), Artworks(), WantedPersons(),
-                            TerrorismSuspects(), DnaProfiles(), Fingerprints())
+    k.category: k
+    for k in (
+        TravelDocuments(),
+        Vehicles(),
+        Artworks(),
+        WantedPersons(),
+        TerrorismSuspects(),
+        DnaProfiles(),
+        Fingerprints(),
+    )
 }

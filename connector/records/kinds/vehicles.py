@@ -39,8 +39,7 @@ class VehicleRow(BaseModel):
     A vehicle is known by its VIN, or by its plate with the plate's country, or by both.
     """
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True,
-                              coerce_numbers_to_str=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, coerce_numbers_to_str=True)
 
     id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,64}$")] | None = None
     vin: Annotated[str, StringConstraints(max_length=64)] | None = None
@@ -55,9 +54,20 @@ class VehicleRow(BaseModel):
     owner_name: Annotated[str, StringConstraints(max_length=200)] | None = None
     remarks: Annotated[str, StringConstraints(max_length=1000)] | None = None
 
-    _empty = field_validator("id", "vin", "plate", "plate_country", "make", "model", "colour",
-                             "year", "stolen_on", "owner_name", "remarks",
-                             mode="before")(empty_is_none)
+    _empty = field_validator(
+        "id",
+        "vin",
+        "plate",
+        "plate_country",
+        "make",
+        "model",
+        "colour",
+        "year",
+        "stolen_on",
+        "owner_name",
+        "remarks",
+        mode="before",
+    )(empty_is_none)
     _past = field_validator("stolen_on")(not_in_future)
 
     @field_validator("vin")
@@ -147,8 +157,9 @@ def vehicle_criteria(raw: Mapping[str, object]) -> VehicleCriteria:
     country: str | None = None
     if country_raw is not None:
         if plate_raw is None:
-            raise InvalidCriteria("country is the plate's country: give a plate with it",
-                                  field="country")
+            raise InvalidCriteria(
+                "country is the plate's country: give a plate with it", field="country"
+            )
         if not isinstance(country_raw, str):
             raise InvalidCriteria("country must be a string", field="country")
         country = country_raw.strip().upper()
@@ -157,9 +168,11 @@ def vehicle_criteria(raw: Mapping[str, object]) -> VehicleCriteria:
             hint = f" (did you mean {alpha2!r}?)" if alpha2 else ""
             raise InvalidCriteria(
                 f"country {country_raw[:8]!r} is not an ISO 3166-1 alpha-2 code{hint}",
-                field="country")
-    return VehicleCriteria(vin=vin, vin_check_digit_ok=vin_ok, plate_key=plate_key,
-                           plate=plate, country=country)
+                field="country",
+            )
+    return VehicleCriteria(
+        vin=vin, vin_check_digit_ok=vin_ok, plate_key=plate_key, plate=plate, country=country
+    )
 
 
 class Vehicles(Kind):
@@ -168,10 +181,12 @@ class Vehicles(Kind):
 
     row_model = VehicleRow
     category = Category.VEHICLES
-    key_columns = (KeyColumn(name="vehicle_key", length=24),
-                   KeyColumn(name="vin", length=17, nullable=True),
-                   KeyColumn(name="plate_key", length=12, nullable=True),
-                   KeyColumn(name="plate_country", length=2, nullable=True))
+    key_columns = (
+        KeyColumn(name="vehicle_key", length=24),
+        KeyColumn(name="vin", length=17, nullable=True),
+        KeyColumn(name="plate_key", length=12, nullable=True),
+        KeyColumn(name="plate_country", length=2, nullable=True),
+    )
     natural_key = ("vehicle_key",)
     # ("plate_key", "plate_country") also serves lookups by plate alone (its prefix).
     indexes = (("vin",), ("plate_key", "plate_country"))
@@ -187,25 +202,41 @@ class Vehicles(Kind):
             raise RowError("plate_country: a plate needs the country that issued it")
         if row.vin is None and plate_key is None:
             raise RowError("row: a vehicle needs a vin, or a plate with its plate_country")
-        if row.stolen_on is not None and row.year is not None \
-                and row.stolen_on.year < row.year - 1:
-            raise RowError(f"stolen_on: {row.stolen_on.isoformat()} lies before a vehicle of "
-                           f"model year {row.year} could be built")
+        if row.stolen_on is not None and row.year is not None and row.stolen_on.year < row.year - 1:
+            raise RowError(
+                f"stolen_on: {row.stolen_on.isoformat()} lies before a vehicle of "
+                f"model year {row.year} could be built"
+            )
         if row.vin is not None:
             natural, derived_id = f"VIN:{row.vin}", f"VIN-{row.vin}"
         else:
             natural = f"PLATE:{row.plate_country}:{plate_key}"
             derived_id = f"PLATE-{row.plate_country}-{plate_key}"
-        fields = {"vin": row.vin, "plate": row.plate, "plate_country": row.plate_country,
-                  "make": row.make, "model": row.model, "colour": row.colour,
-                  "year": row.year,
-                  "stolen_on": row.stolen_on.isoformat() if row.stolen_on else None,
-                  "status": row.status, "owner_name": row.owner_name, "remarks": row.remarks}
-        return Record(id=row.id or derived_id, category=self.category,
-                      id_given=row.id is not None,
-                      keys={"vehicle_key": natural, "vin": row.vin, "plate_key": plate_key,
-                            "plate_country": row.plate_country},
-                      fields={k: v for k, v in fields.items() if v is not None})
+        fields = {
+            "vin": row.vin,
+            "plate": row.plate,
+            "plate_country": row.plate_country,
+            "make": row.make,
+            "model": row.model,
+            "colour": row.colour,
+            "year": row.year,
+            "stolen_on": row.stolen_on.isoformat() if row.stolen_on else None,
+            "status": row.status,
+            "owner_name": row.owner_name,
+            "remarks": row.remarks,
+        }
+        return Record(
+            id=row.id or derived_id,
+            category=self.category,
+            id_given=row.id is not None,
+            keys={
+                "vehicle_key": natural,
+                "vin": row.vin,
+                "plate_key": plate_key,
+                "plate_country": row.plate_country,
+            },
+            fields={k: v for k, v in fields.items() if v is not None},
+        )
 
     def parse_criteria(self, raw: Mapping[str, object]) -> VehicleCriteria:
         return vehicle_criteria(raw)
@@ -224,9 +255,11 @@ class Vehicles(Kind):
     def score(self, criteria: VehicleCriteria, record: Record) -> Match | None:
         vin = record.keys.get("vin")
         vin_match = criteria.vin is not None and vin == criteria.vin
-        plate_match = (criteria.plate_key is not None
-                       and record.keys.get("plate_key") == criteria.plate_key
-                       and criteria.country in (None, record.keys.get("plate_country")))
+        plate_match = (
+            criteria.plate_key is not None
+            and record.keys.get("plate_key") == criteria.plate_key
+            and criteria.country in (None, record.keys.get("plate_country"))
+        )
         reasons: list[Mapping[str, Any]] = []
         if vin_match:
             reasons.append({"field": "vin", "match": "exact"})

@@ -34,19 +34,54 @@ VARIANTS = {variant: group.split()[0] for group in _VARIANT_GROUPS for variant i
 
 # Longest first: "shch" must not be read as "sh" + "ch".
 _SOUNDS = (
-    ("schtsch", "S"), ("shtch", "S"), ("chtch", "S"), ("shch", "S"), ("stsch", "S"),
-    ("tsch", "S"), ("tch", "S"), ("sch", "S"), ("sh", "S"), ("ch", "S"), ("zh", "S"),
-    ("kh", "k"), ("gh", "g"), ("ph", "f"), ("th", "t"), ("dh", "d"), ("ts", "S"),
-    ("tz", "S"), ("cz", "S"), ("sz", "S"), ("dz", "S"), ("ks", "S"), ("cs", "S"),
-    ("ck", "k"), ("qu", "k"),
+    ("schtsch", "S"),
+    ("shtch", "S"),
+    ("chtch", "S"),
+    ("shch", "S"),
+    ("stsch", "S"),
+    ("tsch", "S"),
+    ("tch", "S"),
+    ("sch", "S"),
+    ("sh", "S"),
+    ("ch", "S"),
+    ("zh", "S"),
+    ("kh", "k"),
+    ("gh", "g"),
+    ("ph", "f"),
+    ("th", "t"),
+    ("dh", "d"),
+    ("ts", "S"),
+    ("tz", "S"),
+    ("cz", "S"),
+    ("sz", "S"),
+    ("dz", "S"),
+    ("ks", "S"),
+    ("cs", "S"),
+    ("ck", "k"),
+    ("qu", "k"),
 )
 _SOUND_RE = re.compile("|".join(re.escape(a) for a, _ in _SOUNDS))
 _SOUND = dict(_SOUNDS)
 # Letters that sound alike across transliterations share a class: sibilants, v/w/f, d/t,
 # c/k/q; vowels and the glides y, j (Yusuf, Jusuf, Iouri) carry no weight.
-_LETTER = str.maketrans({"s": "S", "z": "S", "x": "S", "v": "f", "w": "f", "d": "t",
-                         "q": "k", "a": None, "e": None, "i": None, "o": None, "u": None,
-                         "y": None, "j": None})
+_LETTER = str.maketrans(
+    {
+        "s": "S",
+        "z": "S",
+        "x": "S",
+        "v": "f",
+        "w": "f",
+        "d": "t",
+        "q": "k",
+        "a": None,
+        "e": None,
+        "i": None,
+        "o": None,
+        "u": None,
+        "y": None,
+        "j": None,
+    }
+)
 _SOFT_C = re.compile(r"c(?=[eiy])")
 _MAX_SKELETON = 24
 MAX_KEY = 56
@@ -75,8 +110,9 @@ def skeleton(token: str) -> str:
 
 
 # As _LETTER, but vowels stay, as classes: the glides y, j read as i (Iurii, Yuriy, Jurij).
-_VOWELLED = str.maketrans({"s": "S", "z": "S", "x": "S", "v": "f", "w": "f", "d": "t",
-                           "q": "k", "y": "i", "j": "i"})
+_VOWELLED = str.maketrans(
+    {"s": "S", "z": "S", "x": "S", "v": "f", "w": "f", "d": "t", "q": "k", "y": "i", "j": "i"}
+)
 _DIPHTHONGS = (("ou", "u"), ("oo", "u"), ("ee", "i"))
 
 
@@ -119,7 +155,7 @@ def _one_letter_off(text: str, shortest: int) -> list[str]:
     strings one edit apart always share one of these (symmetric deletion)."""
     if len(text) < shortest:
         return [text]
-    return list(dict.fromkeys([text, *(text[:i] + text[i + 1:] for i in range(len(text)))]))
+    return list(dict.fromkeys([text, *(text[:i] + text[i + 1 :] for i in range(len(text)))]))
 
 
 def deletions(skel: str) -> list[str]:
@@ -145,11 +181,15 @@ def name_keys(tokens: Sequence[str], *, typos: bool = True) -> list[str]:
     a romanisation's tail). `s`: each part alone."""
     parts = key_parts(tokens)
     spelt = sorted(dict.fromkeys(t for t in meaningful(tokens) if len(t) > 1))
-    keys = [f"e:{a}|{b}" for i, a in enumerate(spelt) for b in spelt[i + 1:]]
-    keys += [f"t:{d}|{b}" for a, b in permutations(parts, 2)
-            for d in (deletions(a) if typos else [a])]
-    keys += [f"d:{d}|{skeleton(b)}" for a, b in permutations(spelt, 2)
-             for d in (letter_deletions(a) if typos else [a])]
+    keys = [f"e:{a}|{b}" for i, a in enumerate(spelt) for b in spelt[i + 1 :]]
+    keys += [
+        f"t:{d}|{b}" for a, b in permutations(parts, 2) for d in (deletions(a) if typos else [a])
+    ]
+    keys += [
+        f"d:{d}|{skeleton(b)}"
+        for a, b in permutations(spelt, 2)
+        for d in (letter_deletions(a) if typos else [a])
+    ]
     keys += [f"q:{a}|{b[:2]}" for a, b in permutations(parts, 2)]
     keys += [f"s:{part}" for part in parts]
     return [k[:MAX_KEY] for k in dict.fromkeys(keys)]
@@ -159,8 +199,9 @@ def _joined(tokens: Sequence[str]) -> list[list[str]]:
     """The name with two adjacent parts run together, each way (Xiao Ming / Xiaoming);
     particles too, since a syllable of one language is a particle of another (Zhi Bin /
     Zhibin, bin as in Hassan bin Ali)."""
-    return [[*tokens[:i], tokens[i] + tokens[i + 1], *tokens[i + 2:]]
-            for i in range(len(tokens) - 1)]
+    return [
+        [*tokens[:i], tokens[i] + tokens[i + 1], *tokens[i + 2 :]] for i in range(len(tokens) - 1)
+    ]
 
 
 def held_keys(tokens: Sequence[str]) -> list[str]:

@@ -13,22 +13,91 @@ from anyascii import anyascii
 # ICAO Doc 9303 part 3, section 6 (Cyrillic): what a machine-readable passport prints, so
 # the Latin name most travellers carry. Letters not listed there fall to anyascii.
 _CYRILLIC = {
-    "а": "a", "б": "b", "в": "v", "г": "g", "д": "d", "е": "e", "ё": "e", "ж": "zh",
-    "з": "z", "и": "i", "й": "i", "к": "k", "л": "l", "м": "m", "н": "n", "о": "o",
-    "п": "p", "р": "r", "с": "s", "т": "t", "у": "u", "ф": "f", "х": "kh", "ц": "ts",
-    "ч": "ch", "ш": "sh", "щ": "shch", "ъ": "ie", "ы": "y", "ь": "", "э": "e", "ю": "iu",
-    "я": "ia", "ґ": "g", "є": "ie", "і": "i", "ї": "i", "ў": "u", "ђ": "d", "ј": "j",
-    "љ": "lj", "њ": "nj", "ћ": "c", "џ": "dz", "ѓ": "g", "ѕ": "dz", "ќ": "k",
+    "а": "a",
+    "б": "b",
+    "в": "v",
+    "г": "g",
+    "д": "d",
+    "е": "e",
+    "ё": "e",
+    "ж": "zh",
+    "з": "z",
+    "и": "i",
+    "й": "i",
+    "к": "k",
+    "л": "l",
+    "м": "m",
+    "н": "n",
+    "о": "o",
+    "п": "p",
+    "р": "r",
+    "с": "s",
+    "т": "t",
+    "у": "u",
+    "ф": "f",
+    "х": "kh",
+    "ц": "ts",
+    "ч": "ch",
+    "ш": "sh",
+    "щ": "shch",
+    "ъ": "ie",
+    "ы": "y",
+    "ь": "",
+    "э": "e",
+    "ю": "iu",
+    "я": "ia",
+    "ґ": "g",
+    "є": "ie",
+    "і": "i",
+    "ї": "i",
+    "ў": "u",
+    "ђ": "d",
+    "ј": "j",
+    "љ": "lj",
+    "њ": "nj",
+    "ћ": "c",
+    "џ": "dz",
+    "ѓ": "g",
+    "ѕ": "dz",
+    "ќ": "k",
 }
 # Greek as ELOT 743 (which ICAO passports of Greece and Cyprus follow): the digraphs first,
 # since letter by letter "ου" would become "oy" where every Greek passport prints "ou".
-_GREEK_DIGRAPHS = (("ου", "ou"), ("αυ", "av"), ("ευ", "ev"), ("ηυ", "iv"), ("γγ", "ng"),
-                   ("γξ", "nx"), ("γχ", "nch"))
+_GREEK_DIGRAPHS = (
+    ("ου", "ou"),
+    ("αυ", "av"),
+    ("ευ", "ev"),
+    ("ηυ", "iv"),
+    ("γγ", "ng"),
+    ("γξ", "nx"),
+    ("γχ", "nch"),
+)
 _GREEK_INITIAL = (("μπ", "b"), ("ντ", "d"), ("γκ", "g"))
 _GREEK = {
-    "α": "a", "β": "v", "γ": "g", "δ": "d", "ε": "e", "ζ": "z", "η": "i", "θ": "th",
-    "ι": "i", "κ": "k", "λ": "l", "μ": "m", "ν": "n", "ξ": "x", "ο": "o", "π": "p",
-    "ρ": "r", "σ": "s", "ς": "s", "τ": "t", "υ": "y", "φ": "f", "χ": "ch", "ψ": "ps",
+    "α": "a",
+    "β": "v",
+    "γ": "g",
+    "δ": "d",
+    "ε": "e",
+    "ζ": "z",
+    "η": "i",
+    "θ": "th",
+    "ι": "i",
+    "κ": "k",
+    "λ": "l",
+    "μ": "m",
+    "ν": "n",
+    "ξ": "x",
+    "ο": "o",
+    "π": "p",
+    "ρ": "r",
+    "σ": "s",
+    "ς": "s",
+    "τ": "t",
+    "υ": "y",
+    "φ": "f",
+    "χ": "ch",
+    "ψ": "ps",
     "ω": "o",
 }
 # Given names written without a space in Chinese and Korean are split by convention into
@@ -48,11 +117,40 @@ _ARABIC_VOWELS = {"\u0648": "u", "\u064a": "i", "\u06cc": "i", "\u0627": "a", "\
 _ABD = re.compile(r"^abd(?:ul|el|al|ol|oul|ur|ar|er|ir|us|ush|un|ulla)?(?=[a-z]{3})")
 _ABD_FORMS = frozenset({"abd", "abdul", "abdel", "abdal", "abdol", "abdoul", "abdu", "bd"})
 
-PARTICLES = frozenset({
-    "al", "el", "ul", "ad", "ar", "as", "at", "az", "ash", "bin", "ben", "ibn", "bint",
-    "de", "del", "della", "der", "di", "da", "dos", "van", "von", "den", "y", "e", "zu",
-    "ter", "ten", "mac", "st",
-})
+PARTICLES = frozenset(
+    {
+        "al",
+        "el",
+        "ul",
+        "ad",
+        "ar",
+        "as",
+        "at",
+        "az",
+        "ash",
+        "bin",
+        "ben",
+        "ibn",
+        "bint",
+        "de",
+        "del",
+        "della",
+        "der",
+        "di",
+        "da",
+        "dos",
+        "van",
+        "von",
+        "den",
+        "y",
+        "e",
+        "zu",
+        "ter",
+        "ten",
+        "mac",
+        "st",
+    }
+)
 """Name parts that join or qualify (al-, van, bin, y): written, dropped and attached
 differently everywhere, so they are neither keys nor weighed as a name part. Not those that
 are as often a family name of their own: Das (Bengali), Le, Do (Vietnamese), An (Korean),
@@ -106,7 +204,7 @@ def _greek(text: str) -> str:
     for word in bare.split(" "):
         for greek, latin in _GREEK_INITIAL:
             if word.startswith(greek):
-                word = latin + word[len(greek):]
+                word = latin + word[len(greek) :]
         for greek, latin in _GREEK_DIGRAPHS:
             word = word.replace(greek, latin)
         words.append("".join(_GREEK.get(c, c) for c in word))
@@ -127,7 +225,7 @@ def tokens(text: str, *, whole: bool = True) -> tuple[str, ...]:
             continue
         joined = _ABD.match(token)
         if joined is not None and token not in ("abdullah", "abdallah", "abdulla"):
-            out += ["abd", token[joined.end():]]
+            out += ["abd", token[joined.end() :]]
             continue
         out.append(token)
     return tuple(out)

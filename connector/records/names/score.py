@@ -59,8 +59,12 @@ INITIAL_WEIGHT = 0.5
 """An initial says less than a name: it counts half."""
 DATE_WEIGHT = 0.2
 """The share of the score a birth date given on both sides decides."""
-DATE_AGREEMENT = {"exact": 1.0, "compatible_month": 0.95, "compatible_year": 0.85,
-                  "within_tolerance": 0.2}
+DATE_AGREEMENT = {
+    "exact": 1.0,
+    "compatible_month": 0.95,
+    "compatible_year": 0.85,
+    "within_tolerance": 0.2,
+}
 DATE_CONTRADICTS = {"same_year": 0.7, "differs": 0.5}
 """A birth date that contradicts the record (the same year but another month or day, or
 years apart beyond the tolerance) multiplies the score: two full dates that disagree are
@@ -125,8 +129,14 @@ def part_similarity(query: str, recorded: str) -> tuple[float, str]:
     if unvoiced and len(bare) == len(bare_recorded) == 2 and bare == bare_recorded:
         # Two consonants, one side without a vowel (Dan / דן, Liv / לב): less sure.
         abjad = ABJAD_SHORT
-    elif vowelless and len(bare_recorded) >= 3 and (bare == bare_recorded or (
-            unvoiced and len(bare_recorded) >= 4 and OSA.distance(bare, bare_recorded) == 1)):
+    elif (
+        vowelless
+        and len(bare_recorded) >= 3
+        and (
+            bare == bare_recorded
+            or (unvoiced and len(bare_recorded) >= 4 and OSA.distance(bare, bare_recorded) == 1)
+        )
+    ):
         # Arabic and Hebrew write few vowels, and every romanisation supplies its own:
         # Sahmaran / Shmran, Tuhabet / Thabt are the same consonants. Only where one side
         # has (almost) no vowels: Gromova / Abramova are not one name. Consonants a letter
@@ -134,7 +144,8 @@ def part_similarity(query: str, recorded: str) -> tuple[float, str]:
         abjad = ABJAD if bare == bare_recorded else ABJAD - 0.1
     heard, heard_recorded = _readings(query), _readings(recorded)
     if heard & heard_recorded and min(len(query), len(recorded)) >= (
-            SAME_SOUNDS_FROM if query[0] != recorded[0] else SAME_SOUNDS_SAME_START):
+        SAME_SOUNDS_FROM if query[0] != recorded[0] else SAME_SOUNDS_SAME_START
+    ):
         # The same letters by sound, vowels included: one name in two transliterations
         # (Ljudmila / Liudmila, Michaljuk / Mikhaliuk). Not a syllable or two: Shi / Zhi,
         # Fu / Wu, Yeong / Jeong are other names.
@@ -154,11 +165,13 @@ def part_similarity(query: str, recorded: str) -> tuple[float, str]:
     if abjad:
         return abjad, "consonants"
     if min(len(query), len(recorded)) >= 4 and any(
-            OSA.distance(a, b) <= 1 for a in heard for b in heard_recorded):
+        OSA.distance(a, b) <= 1 for a in heard for b in heard_recorded
+    ):
         # One letter from the name once both are read by sound: a transliteration and a
         # typo at once (Kanitwez / Kanivets, Sasonmow / Sazonov).
-        return TRANSLITERATED_TYPO * (1 - TYPO_LENGTH / max(len(query), len(recorded))), \
-            "transliteration_typo"
+        return TRANSLITERATED_TYPO * (
+            1 - TYPO_LENGTH / max(len(query), len(recorded))
+        ), "transliteration_typo"
     sounds = Indel.normalized_similarity(skel, other)
     similarity = max(text, 0.95 * sounds) if text >= 0.6 else text
     if similarity < SIMILAR_FLOOR:
@@ -197,31 +210,42 @@ def _alternative(token: str) -> str:
     return skeleton(token.replace("ch", "kh").replace("j", "zh"))
 
 
-def compare_names(query: Sequence[str], recorded: Name,
-                  known: frozenset[str] = frozenset()) -> NameScore:
+def compare_names(
+    query: Sequence[str], recorded: Name, known: frozenset[str] = frozenset()
+) -> NameScore:
     """The check's name parts each paired with the recorded part they best match (each
     recorded part used once, so order never matters); parts the record has and the check
     does not cost EXTRA_PART_WEIGHT each. `known`: parts of the check that are names held
     in their own right (see KNOWN_FACTOR)."""
     q = [t for t in query if t not in PARTICLES] or list(query)
-    kept = [(t, f) for t, f in zip(recorded.tokens, recorded.fields, strict=True)
-            if t not in PARTICLES] or list(zip(recorded.tokens, recorded.fields, strict=True))
-    pairs = sorted(((*_known(part_similarity(a, b[0]), a in known), i, j)
-                    for i, a in enumerate(q) for j, b in enumerate(kept)),
-                   key=lambda p: -p[0])
+    kept = [
+        (t, f) for t, f in zip(recorded.tokens, recorded.fields, strict=True) if t not in PARTICLES
+    ] or list(zip(recorded.tokens, recorded.fields, strict=True))
+    pairs = sorted(
+        (
+            (*_known(part_similarity(a, b[0]), a in known), i, j)
+            for i, a in enumerate(q)
+            for j, b in enumerate(kept)
+        ),
+        key=lambda p: -p[0],
+    )
     used_q: dict[int, PartMatch] = {}
     used_r: set[int] = set()
     for similarity, how, i, j in pairs:
         if similarity <= 0 or i in used_q or j in used_r:
             continue
-        used_q[i] = PartMatch(part=q[i], matched=kept[j][0], field=kept[j][1], how=how,
-                              similarity=similarity)
+        used_q[i] = PartMatch(
+            part=q[i], matched=kept[j][0], field=kept[j][1], how=how, similarity=similarity
+        )
         used_r.add(j)
-    parts = tuple(used_q.get(i) or PartMatch(part=t, matched=None, field="name", how="none",
-                                            similarity=0.0) for i, t in enumerate(q))
+    parts = tuple(
+        used_q.get(i) or PartMatch(part=t, matched=None, field="name", how="none", similarity=0.0)
+        for i, t in enumerate(q)
+    )
     weights = [INITIAL_WEIGHT if len(p.part) == 1 else 1.0 for p in parts]
-    extra = sum(_left_out(kept[j][1], kept, used_r, len(q))
-                for j in range(len(kept)) if j not in used_r)
+    extra = sum(
+        _left_out(kept[j][1], kept, used_r, len(q)) for j in range(len(kept)) if j not in used_r
+    )
     agreement = sum(w * p.similarity for w, p in zip(weights, parts, strict=True))
     score = agreement / (sum(weights) + extra)
     everything = list(zip(recorded.tokens, recorded.fields, strict=True))
@@ -232,8 +256,7 @@ def compare_names(query: Sequence[str], recorded: Name,
     return NameScore(score=score, parts=parts, spelling=agreement / sum(weights))
 
 
-def _left_out(field: str, kept: Sequence[tuple[str, str]], used: set[int], asked: int
-              ) -> float:
+def _left_out(field: str, kept: Sequence[tuple[str, str]], used: set[int], asked: int) -> float:
     """What a recorded part the check does not match costs: little for a middle name, more
     for a given or family name — and much more when the check named two parts or more and
     met none of the record's family name, or met its middle name but none of its first:
@@ -263,13 +286,19 @@ def _joined(query: Sequence[str], kept: Sequence[tuple[str, str]]) -> NameScore 
             best, order = similarity, perm
     if order is None or best < 0.9:
         return None
-    part = PartMatch(part=" ".join(query), matched=" ".join(t for t, _ in order),
-                     field=order[0][1], how="joined", similarity=best)
+    part = PartMatch(
+        part=" ".join(query),
+        matched=" ".join(t for t, _ in order),
+        field=order[0][1],
+        how="joined",
+        similarity=best,
+    )
     return NameScore(score=best * 0.97, parts=(part,), spelling=best)
 
 
-def best_name(query: Sequence[str], names: Sequence[Name],
-              known: frozenset[str] = frozenset()) -> NameScore:
+def best_name(
+    query: Sequence[str], names: Sequence[Name], known: frozenset[str] = frozenset()
+) -> NameScore:
     """The recorded name (main, an alias, the original script) that agrees best."""
     best: NameScore | None = None
     for name in names:
@@ -277,9 +306,12 @@ def best_name(query: Sequence[str], names: Sequence[Name],
         if best is None or found.score > best.score:
             best = found
     # No recorded name at all: every part of the check is unmatched.
-    return best or NameScore(score=0.0, parts=tuple(
-        PartMatch(part=t, matched=None, field="name", how="none", similarity=0.0)
-        for t in query))
+    return best or NameScore(
+        score=0.0,
+        parts=tuple(
+            PartMatch(part=t, matched=None, field="name", how="none", similarity=0.0) for t in query
+        ),
+    )
 
 
 def compare_birth_dates(given: str, recorded: str, tolerance: int) -> str:
@@ -315,8 +347,12 @@ class PersonQuery:
     known: frozenset[str] = frozenset()
 
 
-def score_person(query: PersonQuery, names: Sequence[Name], fields: Mapping[str, Any],
-                 document_keys: Sequence[str]) -> tuple[float, tuple[dict[str, Any], ...]]:
+def score_person(
+    query: PersonQuery,
+    names: Sequence[Name],
+    fields: Mapping[str, Any],
+    document_keys: Sequence[str],
+) -> tuple[float, tuple[dict[str, Any], ...]]:
     """A score in [0, 1] and its reasons: the name's agreement, moved by the birth date
     (a share of the score), lowered by a nationality or sex that differ, raised to
     DOCUMENT_SCORE by a document number the record holds."""

@@ -40,8 +40,16 @@ class Schema(enum.Enum):
 BASELINES = {Schema.RECORDS: "r0001", Schema.ENQUIRIES: "e0001"}
 # What a database made before migrations holds; `db upgrade` adopts one that has them all.
 _BASELINE_TABLES = {
-    Schema.RECORDS: {"travel_documents", "vehicles", "artworks", "wanted_persons",
-                     "terrorism_suspects", "dna_profiles", "fingerprints", "record_meta"},
+    Schema.RECORDS: {
+        "travel_documents",
+        "vehicles",
+        "artworks",
+        "wanted_persons",
+        "terrorism_suspects",
+        "dna_profiles",
+        "fingerprints",
+        "record_meta",
+    },
     Schema.ENQUIRIES: {"enquiries", "outbox", "digests"},
 }
 
@@ -64,6 +72,7 @@ def migration_engine(url: str) -> Engine:
     so a failed one leaves the database as it was and can be run again."""
     engine = create_engine(sync_url(url))
     if engine.dialect.name == "sqlite":
+
         @event.listens_for(engine, "connect")
         def _no_implicit_transactions(dbapi_conn: Any, _record: Any) -> None:
             dbapi_conn.isolation_level = None
@@ -71,6 +80,7 @@ def migration_engine(url: str) -> Engine:
         @event.listens_for(engine, "begin")
         def _begin(conn: Connection) -> None:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
+
     return engine
 
 
@@ -115,8 +125,10 @@ def upgrade(schema: Schema, conn: Connection) -> None:
     def steps(rev: str, _context: MigrationContext) -> list[RevisionStep]:
         return scripts._upgrade_revs("head", rev)
 
-    with _LOCK, EnvironmentContext(_config(schema, conn), scripts, fn=steps,
-                                   destination_rev="head"):
+    with (
+        _LOCK,
+        EnvironmentContext(_config(schema, conn), scripts, fn=steps, destination_rev="head"),
+    ):
         run()
 
 
@@ -125,14 +137,18 @@ def upgrade_existing(schema: Schema, conn: Connection) -> tuple[str | None, str]
     migrations when it has the baseline's tables. (revision before, revision after)."""
     found = status(schema, conn)
     if not found.known:
-        raise SchemaError(f"schema revision {found.current} is newer than this version "
-                          f"knows (up to {found.head}); nothing changed")
+        raise SchemaError(
+            f"schema revision {found.current} is newer than this version "
+            f"knows (up to {found.head}); nothing changed"
+        )
     if found.current is None and not found.empty:
         present = set(inspect(conn).get_table_names())
         missing = _BASELINE_TABLES[schema] - present
         if missing:
-            raise SchemaError(f"the database has tables but no schema version, and lacks "
-                              f"{', '.join(sorted(missing))}: it is not one of ours")
+            raise SchemaError(
+                f"the database has tables but no schema version, and lacks "
+                f"{', '.join(sorted(missing))}: it is not one of ours"
+            )
         with _LOCK:
             command.stamp(_config(schema, conn), BASELINES[schema])
     upgrade(schema, conn)
@@ -149,11 +165,17 @@ def ensure(schema: Schema, conn: Connection, *, what: str) -> None:
         upgrade(schema, conn)
         return
     if found.current is None:
-        raise SchemaError(f"the {what} has tables but no schema version (made by a version "
-                          "before migrations): run `ncb-connector db upgrade`")
+        raise SchemaError(
+            f"the {what} has tables but no schema version (made by a version "
+            "before migrations): run `ncb-connector db upgrade`"
+        )
     if not found.known:
-        raise SchemaError(f"the {what} is at schema revision {found.current}, which this "
-                          f"version does not know (it knows up to {found.head}): a newer "
-                          "version wrote it; run that version")
-    raise SchemaError(f"the {what} is at schema revision {found.current}, this version needs "
-                      f"{found.head}: run `ncb-connector db upgrade`")
+        raise SchemaError(
+            f"the {what} is at schema revision {found.current}, which this "
+            f"version does not know (it knows up to {found.head}): a newer "
+            "version wrote it; run that version"
+        )
+    raise SchemaError(
+        f"the {what} is at schema revision {found.current}, this version needs "
+        f"{found.head}: run `ncb-connector db upgrade`"
+    )

@@ -25,16 +25,20 @@ def upgrade() -> None:
     # Refs answered before this revision are given to their peers retroactively, from the
     # log's own record of them, so follow-ups of earlier hits keep working.
     bind = op.get_bind()
-    rows = bind.execute(sa.text(
-        "SELECT peer, hit_refs, at FROM enquiries WHERE direction = 'in' AND hit_refs <> '[]'"))
+    rows = bind.execute(
+        sa.text(
+            "SELECT peer, hit_refs, at FROM enquiries WHERE direction = 'in' AND hit_refs <> '[]'"
+        )
+    )
     seen: dict[tuple[str, str], float] = {}
     for peer, hit_refs, at in rows:
         for ref in json.loads(hit_refs):
             seen.setdefault((peer, ref), at)
     if seen:
-        op.bulk_insert(sa.table("disclosed_refs", sa.column("peer"), sa.column("ref"),
-                                sa.column("first_at")),
-                       [{"peer": p, "ref": r, "first_at": a} for (p, r), a in seen.items()])
+        op.bulk_insert(
+            sa.table("disclosed_refs", sa.column("peer"), sa.column("ref"), sa.column("first_at")),
+            [{"peer": p, "ref": r, "first_at": a} for (p, r), a in seen.items()],
+        )
 
 
 def downgrade() -> None:
