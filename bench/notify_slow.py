@@ -79,7 +79,7 @@ NOTIFY_PATTERNS: tuple[tuple[str, str], ...] = (
     ),
     (
         "building notices (Answerer._notices, notice body)",
-        r"Answerer\._notices|enquiry_notice_body|channels_to_notify|_notice_row",
+        r"Answerer\._notices|enquiry_notice_body|channels_to_notify|notice_rows",
     ),
     ("APScheduler", r"apscheduler/"),
 )
@@ -96,7 +96,7 @@ PROFILED: tuple[tuple[str, str], ...] = (
     ("connector/enquiries/log.py", "utc_iso"),
     ("connector/enquiries/log.py", "_flush"),
     ("connector/enquiries/log.py", "_write"),
-    ("connector/enquiries/log.py", "_notice_row"),
+    ("connector/notify/tables.py", "notice_rows"),
     ("connector/notify/dispatcher.py", "wake"),
     ("connector/notify/dispatcher.py", "run_once"),
     ("connector/notify/dispatcher.py", "_deliver"),

@@ -355,7 +355,7 @@ def peers_remove(peer_id: str, config_path: Path) -> None:
 @handles_errors
 def peers_status(config_path: Path, as_json: bool) -> None:
     """Each peer's last health check by the running node: up or down, latency, key, TLS."""
-    from connector.enquiries.log import utc_iso
+    from connector.enquiries.entry import utc_iso
     from connector.peers.health import load_health
 
     settings = load_settings(config_path)
@@ -416,7 +416,7 @@ def peers_status(config_path: Path, as_json: bool) -> None:
 def _health_dict(r: Any) -> dict[str, Any]:
     from dataclasses import asdict
 
-    from connector.enquiries.log import utc_iso
+    from connector.enquiries.entry import utc_iso
 
     d = asdict(r)
     for key in ("checked_at", "last_up_at", "key_expires_at"):
@@ -433,7 +433,7 @@ def peers_discovered(config_path: Path, as_json: bool) -> None:
     """Nodes the running node found on the LAN (discovery.mdns): none is trusted by that."""
     from dataclasses import asdict
 
-    from connector.enquiries.log import utc_iso
+    from connector.enquiries.entry import utc_iso
     from connector.peers.discovery import load_discovered, standing
     from connector.peers.trust import load_trust_store
 
@@ -553,7 +553,7 @@ def agencies_enable(agency_id: str, config_path: Path) -> None:
 @handles_errors
 def agencies_list(config_path: Path, as_json: bool) -> None:
     """Agencies, their kinds and state (tokens are never shown again)."""
-    from connector.enquiries.log import utc_iso
+    from connector.enquiries.entry import utc_iso
     from connector.outbound.agencies import load_agencies
 
     rows = sorted(load_agencies(_agencies_file(config_path)).values(), key=lambda a: a.id)
@@ -1412,7 +1412,7 @@ def notifications() -> None:
 @handles_errors
 def notifications_list(state: str | None, limit: int, as_json: bool, config_path: Path) -> None:
     """Notices with their state, attempts and last error."""
-    from connector.enquiries.log import utc_iso
+    from connector.enquiries.entry import utc_iso
     from connector.notify.outbox import Outbox
 
     settings = load_settings(config_path)
@@ -1504,7 +1504,7 @@ def notifications_test(channel: str, config_path: Path) -> None:
     """Send a test notice through CHANNEL now and say whether it arrived."""
     import aiohttp
 
-    from connector.enquiries.log import new_enquiry_id
+    from connector.enquiries.entry import new_enquiry_id
     from connector.node.service import Node
     from connector.notify.channels import DeliveryError, build_senders
     from connector.notify.notice import Notice

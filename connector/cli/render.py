@@ -8,7 +8,7 @@ from typing import Any
 from rich.markup import escape
 from rich.table import Table
 
-from connector.enquiries.log import LoggedEntry, utc_iso
+from connector.enquiries.entry import LoggedEntry, utc_iso
 from connector.outbound.fanout import PeerOutcome
 from connector.outbound.national import NationalResult
 from connector.peers.client import Exchange

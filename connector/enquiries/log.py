@@ -3,32 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import os
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, fields
-from datetime import UTC, datetime
-from typing import Any, Literal
+from dataclasses import dataclass, field
+from typing import Any
 
-import orjson
 import structlog
 from sqlalchemy import (
-    Column,
     Connection,
     Engine,
-    Float,
-    Index,
-    Integer,
-    MetaData,
-    String,
     Table,
-    Text,
+    and_,
     bindparam,
-    create_engine,
     delete,
-    event,
     func,
     insert,
     select,
@@ -38,201 +25,41 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from connector.enquiries.entry import (
+    GENESIS,
+    Direction,
+    Entry,
+    LoggedEntry,
+    VerifyReport,
+    entry_from_row,
+    row_hash,
+    row_values,
+)
+from connector.enquiries.schema import (
+    disclosed_refs,
+    enquiries,
+    ensure_log_schema,
+    make_log_engine,
+)
 from connector.errors import ConfigError, EnquiryLogError, Replay
-from connector.notify.notice import Notice
-from connector.storage.sqlite import on_connect
-from connector.storage.urls import async_url, redacted, sync_url
+from connector.storage.urls import async_url, redacted
 
-log = structlog.get_logger("connector.enquiries.log")
+log = structlog.get_logger(__name__)
 
-GENESIS = "0" * 64
 # Writers to one PostgreSQL log take this transaction-level lock before reading the chain's
 # head, as SQLite writers take the write lock with BEGIN IMMEDIATE: one chain, no forks.
 _PG_CHAIN_LOCK = 0x4E43_4221
-_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-# Two digits (10 bits) at a time: a ULID's 130 bits are 13 lookups instead of 26 shifts.
-_CROCKFORD_PAIRS = [a + b for a in _CROCKFORD for b in _CROCKFORD]
-_PAIR_SHIFTS = tuple(range(120, -10, -10))
-
-metadata = MetaData()
-
-enquiries = Table(
-    "enquiries",
-    metadata,
-    Column("seq", Integer, primary_key=True, autoincrement=False),
-    Column("id", String(40), nullable=False, unique=True),
-    Column("at", Float, nullable=False),
-    Column("direction", String(3), nullable=False),
-    Column("peer", String(16), nullable=False),
-    Column("iss", String(16), nullable=False),
-    Column("jti", String(128), nullable=False),
-    Column("sub", String(256)),
-    Column("agency_kind", String(16)),
-    Column("purpose", String(32)),
-    Column("case_ref", String(256)),
-    Column("decision", String(16), nullable=False),
-    Column("rules", Text, nullable=False),
-    Column("policy_digest", String(80)),
-    Column("checks", Text, nullable=False),
-    Column("results", Text, nullable=False),
-    Column("hit_refs", Text, nullable=False),
-    Column("answer_digest", String(64)),
-    Column("error", Text),
-    Column("query_token", Text, nullable=False),
-    Column("prev_hash", String(64), nullable=False),
-    Column("hash", String(64), nullable=False),
-    Index("uq_enquiries_iss_jti", "iss", "jti", unique=True),
-    Index("ix_enquiries_peer_at", "peer", "at"),
-    Index("ix_enquiries_at", "at"),
-)
-
-# Notices wait here, in the log's own database: each is committed in the same transaction
-# as the enquiry that caused it, so no crash can leave an enquiry without its notice.
-outbox = Table(
-    "outbox",
-    metadata,
-    Column("id", String(96), primary_key=True),  # <enquiry id>.<channel>, or a ULID
-    Column("channel", String(64), nullable=False),
-    Column("kind", String(16), nullable=False),
-    Column("enquiry", String(40)),
-    Column("created_at", Float, nullable=False),
-    Column("body", Text, nullable=False),
-    Column("state", String(12), nullable=False),  # pending | delivered | dead
-    Column("attempts", Integer, nullable=False),
-    Column("next_attempt_at", Float, nullable=False),
-    Column("last_attempt_at", Float),
-    Column("last_error", Text),
-    Column("delivered_at", Float),
-    Column("leased", Integer, nullable=False, default=0),  # being sent by this process now
-    # The one index the dispatcher needs; every index is paid for by each enquiry's commit.
-    Index("ix_outbox_channel_due", "channel", "state", "next_attempt_at"),
-)
-
-# Until when each channel's last digest counted, so the next one starts there.
-digests = Table(
-    "digests",
-    metadata,
-    Column("channel", String(64), primary_key=True),
-    Column("until", Float, nullable=False),
-    Column("seq", Integer, nullable=False),  # the last log row the digest counted
-)
-
-# The record references each peer was given in an answer: a check by reference is answered
-# for those only (connector.yaml `matching.ref_checks`), so refs cannot be enumerated.
-disclosed_refs = Table(
-    "disclosed_refs",
-    metadata,
-    Column("peer", String(16), primary_key=True),
-    Column("ref", String(200), primary_key=True),
-    Column("first_at", Float, nullable=False),
-)
-
-Direction = Literal["in", "out"]
-Decision = Literal["answered", "denied", "partial", "error"]
-
-
-def new_enquiry_id(now: float) -> str:
-    """A ULID: 48-bit millisecond time then 80 random bits, Crockford base32, sortable by time."""
-    value = (int(now * 1000) << 80) | int.from_bytes(os.urandom(10), "big")
-    return "".join([_CROCKFORD_PAIRS[(value >> s) & 1023] for s in _PAIR_SHIFTS])
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Entry:
-    """One enquiry as logged; `results` holds per check its status, level, rule and hit refs."""
+class Companion:
+    """A row of another table that commits in the same transaction as its enquiry, or not at
+    all: no crash can leave an enquiry without the notice it caused."""
 
-    id: str
-    at: float
-    direction: Direction
-    peer: str
-    iss: str
-    jti: str
-    sub: str | None
-    agency_kind: str | None
-    purpose: str | None
-    case_ref: str | None
-    decision: Decision
-    rules: tuple[str, ...]
-    policy_digest: str | None
-    checks: tuple[dict[str, Any], ...]
-    results: tuple[dict[str, Any], ...]
-    hit_refs: tuple[str, ...]
-    answer_digest: str | None
-    error: str | None
-    query_token: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class LoggedEntry:
-    seq: int
-    entry: Entry
-    prev_hash: str
-    hash: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class VerifyReport:
-    rows: int
-    ok: bool
-    broken_seq: int | None = None
-    problem: str | None = None
-    head: str = GENESIS
-
-
-_ENTRY_FIELDS = tuple(f.name for f in fields(Entry))
-
-
-def _row_values(seq: int, entry: Entry, prev_hash: str) -> dict[str, Any]:
-    # Shallow on purpose: dataclasses.asdict deep-copies and costs more than the commit.
-    values = {name: getattr(entry, name) for name in _ENTRY_FIELDS}
-    values["rules"] = orjson.dumps(list(entry.rules)).decode()
-    values["checks"] = orjson.dumps(list(entry.checks)).decode()
-    values["results"] = orjson.dumps(list(entry.results)).decode()
-    values["hit_refs"] = orjson.dumps(list(entry.hit_refs)).decode()
-    values["seq"] = seq
-    values["prev_hash"] = prev_hash
-    return values
-
-
-def row_hash(values: dict[str, Any]) -> str:
-    """SHA-256 over the canonical JSON of every column but `hash`, `prev_hash` included."""
-    body = {k: v for k, v in values.items() if k != "hash"} if "hash" in values else values
-    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
-
-
-def _entry_from_row(row: Any) -> LoggedEntry:
-    try:
-        return _decode_row(row._mapping)
-    except (ValueError, TypeError, KeyError) as exc:
-        raise EnquiryLogError(
-            f"row {row._mapping.get('seq')} of the enquiry log is damaged "
-            f"({exc}); run `ncb-connector enquiries verify`"
-        ) from exc
-
-
-def _decode_row(m: Any) -> LoggedEntry:
-    entry = Entry(
-        id=m["id"],
-        at=m["at"],
-        direction=m["direction"],
-        peer=m["peer"],
-        iss=m["iss"],
-        jti=m["jti"],
-        sub=m["sub"],
-        agency_kind=m["agency_kind"],
-        purpose=m["purpose"],
-        case_ref=m["case_ref"],
-        decision=m["decision"],
-        rules=tuple(orjson.loads(m["rules"])),
-        policy_digest=m["policy_digest"],
-        checks=tuple(orjson.loads(m["checks"])),
-        results=tuple(orjson.loads(m["results"])),
-        hit_refs=tuple(orjson.loads(m["hit_refs"])),
-        answer_digest=m["answer_digest"],
-        error=m["error"],
-        query_token=m["query_token"],
-    )
-    return LoggedEntry(seq=m["seq"], entry=entry, prev_hash=m["prev_hash"], hash=m["hash"])
+    table: Table
+    values: Mapping[str, Any]
+    topic: str | None = None  # told to `on_committed` once the row is committed
+    replace: bool = False  # a row with the same primary key is replaced
 
 
 _SQLITE_SEEN = "SELECT 1 FROM enquiries WHERE iss = ? AND jti = ? LIMIT 1"
@@ -250,60 +77,26 @@ def _error_kind(exc: BaseException) -> str:
     )
 
 
-def _notice_row(n: Notice) -> dict[str, Any]:
-    return {
-        "id": n.id,
-        "channel": n.channel,
-        "kind": n.kind,
-        "enquiry": n.enquiry,
-        "created_at": n.created_at,
-        "body": orjson.dumps(n.body).decode(),
-        "state": "pending",
-        "attempts": 0,
-        "next_attempt_at": n.created_at,
-        "last_attempt_at": None,
-        "last_error": None,
-        "delivered_at": None,
-        "leased": 0,
-    }
+_Item = tuple[Entry, Sequence[Companion]]
 
 
-def _sqlite_begin(conn: Connection) -> None:
-    # Only writers take the write lock up front; readers must not block other processes.
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.pop("write", False) else "BEGIN")
-
-
-def make_log_engine(url: str) -> Engine:
-    # hide_parameters: an error message must never carry enquiry data (names, criteria).
-    engine = create_engine(sync_url(url), hide_parameters=True)
-    if engine.dialect.name == "sqlite":
-        # Our own BEGIN (IMMEDIATE for writers): the chain head is read and extended under
-        # the write lock, so several processes can share one log file. Every commit is
-        # durable before the answer it records leaves.
-        event.listen(
-            engine, "connect", on_connect(synchronous="FULL", busy_ms=10_000, autocommit=True)
-        )
-        event.listen(engine, "begin", _sqlite_begin)
-    return engine
-
-
-def ensure_log_schema(conn: Connection, *, what: str) -> None:
-    """The schema check in a read transaction — a command that only reads the log must not
-    queue behind the node's writers — and the write lock only to create a new log."""
-    from connector.storage.migrations import Schema, ensure, status
-
-    with conn.begin():
-        if status(Schema.ENQUIRIES, conn).up_to_date:
-            return
-    conn.info["write"] = True
-    with conn.begin():
-        ensure(Schema.ENQUIRIES, conn, what=what)
+def _insert_companions(conn: Connection, companions: Sequence[Companion]) -> None:
+    """Each table's rows in one statement, in the order the tables first appear."""
+    by_table: dict[Table, list[Companion]] = {}
+    for c in companions:
+        by_table.setdefault(c.table, []).append(c)
+    for table, rows in by_table.items():
+        keys = [col.name for col in table.primary_key.columns]
+        for c in rows:
+            if c.replace:
+                conn.execute(delete(table).where(and_(*(table.c[k] == c.values[k] for k in keys))))
+        conn.execute(insert(table), [dict(c.values) for c in rows])
 
 
 @dataclass(slots=True)
 class _Pending:
     entry: Entry
-    notices: Sequence[Notice]
+    companions: Sequence[Companion]
     done: asyncio.Future[int]
 
 
@@ -350,9 +143,9 @@ class EnquiryLog:
         self._pending_keys: set[tuple[str, str]] = set()
         self._flush_handle: asyncio.TimerHandle | asyncio.Handle | None = None
         self._flush_due = 0.0  # the loop time the scheduled flush runs at
-        # Called after a commit that added notices, with their channels, so delivery starts
-        # without waiting.
-        self.on_notices: Callable[[str], None] | None = None
+        # Called after a commit with each topic its companion rows name (a notice's channel),
+        # so delivery starts without waiting.
+        self.on_committed: Callable[[str], None] | None = None
         self.stats = _Stats()
         # Built once: constructing a statement costs more than running it.
         self._seen_stmt = (
@@ -448,9 +241,9 @@ class EnquiryLog:
     # --- appending ---------------------------------------------------------------------------
 
     async def append(
-        self, entry: Entry, notices: Sequence[Notice] = (), *, within: float | None = None
+        self, entry: Entry, companions: Sequence[Companion] = (), *, within: float | None = None
     ) -> int:
-        """Returns the row's sequence number once it and its notices are committed; Replay on
+        """Returns the row's sequence number once it and its companions are committed; Replay on
         a seen (iss, jti). `within`: how long the row may wait for others to join its commit
         (default `commit_delay`); the earliest wish of the rows waiting decides."""
         key = (entry.iss, entry.jti)
@@ -458,7 +251,7 @@ class EnquiryLog:
             raise Replay("this jti was already used by this issuer", jti=entry.jti)
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[int] = loop.create_future()
-        self._pending.append(_Pending(entry=entry, notices=notices, done=fut))
+        self._pending.append(_Pending(entry=entry, companions=companions, done=fut))
         self._pending_keys.add(key)
         # Each commit blocks the loop for an fsync; a window of a few milliseconds lets
         # twice as many rows share it, which costs less than the wait adds.
@@ -476,25 +269,17 @@ class EnquiryLog:
         )
         return await fut
 
-    def append_now(self, entry: Entry, notices: Sequence[Notice] = ()) -> int:
+    def append_now(self, entry: Entry, companions: Sequence[Companion] = ()) -> int:
         """Synchronous append for command-line tools (one row, one commit)."""
-        return self._write([(entry, notices)])[0]
+        return self._write([(entry, companions)])[0]
 
-    def add_notices(
-        self, notices: Sequence[Notice], *, mark_digest: tuple[str, float, int] | None = None
-    ) -> None:
-        """Notices that belong to no enquiry (digests, tests), committed at once; a digest
-        commits where the channel's next digest starts in the same transaction."""
+    def commit_companions(self, companions: Sequence[Companion]) -> None:
+        """Rows that belong to no enquiry (a digest's notice and where the next digest
+        starts), committed at once in one transaction."""
         self._conn.info["write"] = True
         with self._conn.begin():
-            self._conn.execute(insert(outbox), [_notice_row(n) for n in notices])
-            if mark_digest is not None:
-                channel, until, seq = mark_digest
-                self._conn.execute(delete(digests).where(digests.c.channel == channel))
-                self._conn.execute(insert(digests).values(channel=channel, until=until, seq=seq))
-        if self.on_notices is not None:
-            for channel in {n.channel for n in notices}:
-                self.on_notices(channel)
+            _insert_companions(self._conn, companions)
+        self._announce([(None, companions)])
 
     def _flush(self) -> None:
         if self._flush_handle is not None:
@@ -511,14 +296,12 @@ class EnquiryLog:
             self._flushing.add(task)
             task.add_done_callback(self._flushing.discard)
             return
-        items = [(p.entry, p.notices) for p in batch]
+        items = [(p.entry, p.companions) for p in batch]
         seqs = self._commit_batch(self._conn, items)
         self._settle(batch, seqs)
         self._announce(items)
 
-    def _commit_batch(
-        self, conn: Connection, items: Sequence[tuple[Entry, Sequence[Notice]]]
-    ) -> list[int | BaseException]:
+    def _commit_batch(self, conn: Connection, items: Sequence[_Item]) -> list[int | BaseException]:
         """One commit for the batch (row by row after a conflict); never raises: a failed
         commit must fail every waiter, not hang it."""
         try:
@@ -532,7 +315,7 @@ class EnquiryLog:
             return [EnquiryLogError("the enquiry log could not be written")] * len(items)
 
     async def _flush_threaded(self, batch: list[_Pending]) -> None:
-        items = [(p.entry, p.notices) for p in batch]
+        items = [(p.entry, p.companions) for p in batch]
         self._committing = True
         try:
             seqs = await asyncio.get_running_loop().run_in_executor(
@@ -548,15 +331,13 @@ class EnquiryLog:
         if self._pending and self._flush_handle is None:
             self._flush()  # what gathered while this commit ran
 
-    def _commit_in_thread(
-        self, items: Sequence[tuple[Entry, Sequence[Notice]]]
-    ) -> list[int | BaseException]:
+    def _commit_in_thread(self, items: Sequence[_Item]) -> list[int | BaseException]:
         if self._writer_conn is None:
             self._writer_conn = self.engine.connect()
         return self._commit_batch(self._writer_conn, items)
 
     async def _flush_async(self, batch: list[_Pending]) -> None:
-        items = [(p.entry, p.notices) for p in batch]
+        items = [(p.entry, p.companions) for p in batch]
         seqs: list[int | BaseException]
         try:
             seqs = list(await self._write_async(items))
@@ -572,7 +353,7 @@ class EnquiryLog:
             seqs = [EnquiryLogError("the enquiry log could not be written")] * len(batch)
         self._settle(batch, seqs)
 
-    async def _write_async(self, items: Sequence[tuple[Entry, Sequence[Notice]]]) -> list[int]:
+    async def _write_async(self, items: Sequence[_Item]) -> list[int]:
         assert self._async is not None
         async with self._async.begin() as conn:
             seqs = await conn.run_sync(self._append_rows, items)
@@ -601,12 +382,12 @@ class EnquiryLog:
             self.stats.batch_sizes.append(len(batch))
 
     def _write_one_by_one(
-        self, conn: Connection, items: Sequence[tuple[Entry, Sequence[Notice]]]
+        self, conn: Connection, items: Sequence[_Item]
     ) -> list[int | BaseException]:
         out: list[int | BaseException] = []
-        for e, notices in items:
+        for e, companions in items:
             try:
-                out.append(self._write_on(conn, [(e, notices)])[0])
+                out.append(self._write_on(conn, [(e, companions)])[0])
             except IntegrityError as exc:
                 # Only the (iss, jti) key makes a replay; another conflict is a failure.
                 if self._seen_on(conn, e.iss, e.jti):
@@ -619,14 +400,12 @@ class EnquiryLog:
                 out.append(EnquiryLogError("the enquiry log could not be written"))
         return out
 
-    def _write(self, items: Sequence[tuple[Entry, Sequence[Notice]]]) -> list[int]:
+    def _write(self, items: Sequence[_Item]) -> list[int]:
         seqs = self._write_on(self._conn, items)
         self._announce(items)
         return seqs
 
-    def _write_on(
-        self, conn: Connection, items: Sequence[tuple[Entry, Sequence[Notice]]]
-    ) -> list[int]:
+    def _write_on(self, conn: Connection, items: Sequence[_Item]) -> list[int]:
         conn.info["write"] = True
         with conn.begin():
             return self._append_rows(conn, items)
@@ -635,9 +414,7 @@ class EnquiryLog:
         with conn.begin():
             return conn.execute(self._seen_stmt, {"iss": iss, "jti": jti}).first() is not None
 
-    def _append_rows(
-        self, conn: Connection, items: Sequence[tuple[Entry, Sequence[Notice]]]
-    ) -> list[int]:
+    def _append_rows(self, conn: Connection, items: Sequence[_Item]) -> list[int]:
         """Extends the chain inside the caller's transaction."""
         if conn.dialect.name == "postgresql":
             conn.execute(select(func.pg_advisory_xact_lock(_PG_CHAIN_LOCK)))
@@ -646,7 +423,7 @@ class EnquiryLog:
         rows = []
         for e, _ in items:
             seq += 1
-            values = _row_values(seq, e, prev)
+            values = row_values(seq, e, prev)
             values["hash"] = prev = row_hash(values)
             rows.append(values)
         if conn.dialect.name == "sqlite":
@@ -655,9 +432,7 @@ class EnquiryLog:
             conn.exec_driver_sql(_SQLITE_INSERT, rows)
         else:
             conn.execute(insert(enquiries), rows)
-        notice_rows = [_notice_row(n) for _, notices in items for n in notices]
-        if notice_rows:
-            conn.execute(insert(outbox), notice_rows)
+        _insert_companions(conn, [c for _, companions in items for c in companions])
         given = {(e.peer, ref): e.at for e, _ in items if e.direction == "in" for ref in e.hit_refs}
         if given:
             stmt = (
@@ -670,10 +445,10 @@ class EnquiryLog:
             )
         return [r["seq"] for r in rows]
 
-    def _announce(self, items: Sequence[tuple[Entry, Sequence[Notice]]]) -> None:
-        if self.on_notices is not None:
-            for channel in {n.channel for _, notices in items for n in notices}:
-                self.on_notices(channel)
+    def _announce(self, items: Sequence[tuple[Entry | None, Sequence[Companion]]]) -> None:
+        if self.on_committed is not None:
+            for topic in {c.topic for _, companions in items for c in companions if c.topic}:
+                self.on_committed(topic)
 
     # --- reading -----------------------------------------------------------------------------
 
@@ -698,7 +473,7 @@ class EnquiryLog:
             q = q.limit(limit)
         try:
             with self._conn.begin():
-                return [_entry_from_row(r) for r in self._conn.execute(q)]
+                return [entry_from_row(r) for r in self._conn.execute(q)]
         except (SQLAlchemyError, ValueError, TypeError) as exc:
             # A value of the wrong type in an edited row fails inside the driver.
             raise EnquiryLogError(
@@ -708,7 +483,7 @@ class EnquiryLog:
     def get(self, enquiry_id: str) -> LoggedEntry | None:
         with self._conn.begin():
             row = self._conn.execute(select(enquiries).where(enquiries.c.id == enquiry_id)).first()
-        return None if row is None else _entry_from_row(row)
+        return None if row is None else entry_from_row(row)
 
     def count(self) -> int:
         with self._conn.begin():
@@ -777,11 +552,3 @@ class EnquiryLog:
                 f"rows were removed from the end of the log",
             )
         return VerifyReport(rows=n, ok=True, head=prev)
-
-
-def utc_iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def now() -> float:
-    return time.time()

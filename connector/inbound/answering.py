@@ -10,7 +10,8 @@ from typing import Any
 import structlog
 
 from connector.crypto.jws import Signer
-from connector.enquiries.log import EnquiryLog, Entry, new_enquiry_id, utc_iso
+from connector.enquiries.entry import Entry, new_enquiry_id, utc_iso
+from connector.enquiries.log import EnquiryLog
 from connector.errors import InvalidCriteria, Replay, UnsupportedCriteria
 from connector.inbound.ratelimit import RateLimiter
 from connector.notify.notice import (
@@ -19,6 +20,7 @@ from connector.notify.notice import (
     channels_to_notify,
     enquiry_notice_body,
 )
+from connector.notify.tables import notice_rows
 from connector.peers.trust import TrustStore
 from connector.policy import InboundDecision, Notify, Policy
 from connector.protocol import (
@@ -147,7 +149,7 @@ class Answerer:
         notices = self._notices(query, entry, decided, policy, now)
         # The row (and its notices) is committed before the answer leaves: no answer without
         # its evidence, no enquiry without its notice.
-        await self.log.append(entry, notices)
+        await self.log.append(entry, notice_rows(notices) if notices else ())
         log.info(
             "enquiry_answered",
             enquiry=enquiry_id,

@@ -276,7 +276,7 @@ async def notifications_ctx(app: web.Application) -> AsyncIterator[None]:
             per_channel=n.per_channel,
         )
         app[DISPATCHER] = dispatcher
-        app[ENQUIRY_LOG].on_notices = dispatcher.wake
+        app[ENQUIRY_LOG].on_committed = dispatcher.wake
         scheduler = AsyncIOScheduler(timezone=UTC)
         scheduler.add_job(
             dispatcher.run_once,
@@ -303,7 +303,7 @@ async def notifications_ctx(app: web.Application) -> AsyncIterator[None]:
         scheduler.start()
         yield
         scheduler.shutdown(wait=False)
-        app[ENQUIRY_LOG].on_notices = None
+        app[ENQUIRY_LOG].on_committed = None
         await dispatcher.close()  # before the session it sends through is closed
     outbox.close()
 

@@ -11,9 +11,12 @@ import orjson
 from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import Connection, func, select
 
-from connector.enquiries.log import EnquiryLog, digests, enquiries, new_enquiry_id, utc_iso
+from connector.enquiries.entry import new_enquiry_id, utc_iso
+from connector.enquiries.log import EnquiryLog
+from connector.enquiries.schema import enquiries
 from connector.errors import ConfigError
 from connector.notify.notice import Notice
+from connector.notify.tables import digest_mark, digests, notice_rows
 
 _DAYS = {"mon", "tue", "wed", "thu", "fri", "sat", "sun"}
 _CRON_DAYS = ["sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -111,5 +114,5 @@ def make_digest(
         created_at=until,
         body=body,
     )
-    log.add_notices([notice], mark_digest=(channel, until, upto_seq))
+    log.commit_companions([*notice_rows([notice]), digest_mark(channel, until=until, seq=upto_seq)])
     return notice

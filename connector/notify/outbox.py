@@ -9,8 +9,9 @@ from typing import Any, Literal
 import orjson
 from sqlalchemy import Connection, Engine, bindparam, event, func, select, update
 
-from connector.enquiries.log import ensure_log_schema, make_log_engine, outbox
+from connector.enquiries.schema import ensure_log_schema, make_log_engine
 from connector.notify.notice import Notice, NoticeKind
+from connector.notify.tables import outbox
 from connector.storage.urls import redacted
 
 State = Literal["pending", "delivered", "dead"]

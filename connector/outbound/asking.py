@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 import structlog
 
-from connector.enquiries.log import Decision, EnquiryLog, Entry, new_enquiry_id
+from connector.enquiries.entry import Decision, Entry, new_enquiry_id
+from connector.enquiries.log import EnquiryLog
 from connector.errors import NotFound, OutboundDenied, PeerError
 from connector.peers.client import Exchange, PeerClient
 from connector.peers.trust import TrustStore

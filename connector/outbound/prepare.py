@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from connector.enquiries.log import new_enquiry_id
+from connector.enquiries.entry import new_enquiry_id
 from connector.errors import InvalidRequest, OutboundDenied
 from connector.outbound.asking import Request
 from connector.outbound.fanout import PeerPlan, plan

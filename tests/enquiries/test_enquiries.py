@@ -8,7 +8,8 @@ import pytest
 from support.databases import DatabaseUrl, run_sql
 from support.entries import entry
 
-from connector.enquiries.log import EnquiryLog, new_enquiry_id
+from connector.enquiries.entry import new_enquiry_id
+from connector.enquiries.log import EnquiryLog
 from connector.errors import Replay
 
 
@@ -147,7 +148,7 @@ async def test_verify_catches_edits_made_directly_in_the_database(
 
 async def test_rehashing_one_row_still_breaks_the_next_link(db: str) -> None:
     """An editor who recomputes the edited row's hash breaks the following row's link."""
-    from connector.enquiries.log import row_hash
+    from connector.enquiries.entry import row_hash
 
     await _filled(db)
     row = run_sql(db, "SELECT * FROM enquiries WHERE seq = 3")[0]

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from support.processes import cli, init
 
-from connector.enquiries.log import EnquiryLog, Entry, new_enquiry_id
+from connector.enquiries.entry import Entry, new_enquiry_id
+from connector.enquiries.log import EnquiryLog
 from connector.errors import ConfigError
 from connector.notify.digest import digest_trigger, make_digest
 from connector.notify.dispatcher import RetryPolicy

@@ -13,7 +13,8 @@ from support.databases import DatabaseUrl, run_sql
 from support.processes import cli, init
 
 from connector.enquiries.log import EnquiryLog
-from connector.enquiries.log import metadata as log_metadata
+from connector.enquiries.schema import metadata as log_metadata
+from connector.notify import tables as notify_tables
 from connector.errors import SchemaError
 from connector.records.store import RecordStore, records_metadata
 from connector.storage.migrations import Schema
@@ -43,6 +44,8 @@ def test_migrations_build_exactly_the_tables_the_code_uses(db_url: DatabaseUrl) 
     RecordStore.open(records).close()
     EnquiryLog.open(log_url).close()
     assert _differences(records, records_metadata(), Schema.RECORDS.version_table) == []
+    # The log's database also holds notify's tables, declared beside the code that uses them.
+    assert notify_tables.outbox.metadata is log_metadata
     assert _differences(log_url, log_metadata, Schema.ENQUIRIES.version_table) == []
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from connector.enquiries.log import Entry, new_enquiry_id
+from connector.enquiries.entry import Entry, new_enquiry_id
 
 
 def entry(n: int, *, iss: str = "FR", jti: str | None = None) -> Entry:

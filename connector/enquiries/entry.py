@@ -1,0 +1,130 @@
+"""An enquiry as logged, pure: its id (a ULID), its row values and hash, the verify report."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import orjson
+
+from connector.errors import EnquiryLogError
+
+GENESIS = "0" * 64
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+# Two digits (10 bits) at a time: a ULID's 130 bits are 13 lookups instead of 26 shifts.
+_CROCKFORD_PAIRS = [a + b for a in _CROCKFORD for b in _CROCKFORD]
+_PAIR_SHIFTS = tuple(range(120, -10, -10))
+
+Direction = Literal["in", "out"]
+Decision = Literal["answered", "denied", "partial", "error"]
+
+
+def new_enquiry_id(now: float) -> str:
+    """A ULID: 48-bit millisecond time then 80 random bits, Crockford base32, sortable by time."""
+    value = (int(now * 1000) << 80) | int.from_bytes(os.urandom(10), "big")
+    return "".join([_CROCKFORD_PAIRS[(value >> s) & 1023] for s in _PAIR_SHIFTS])
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Entry:
+    """One enquiry as logged; `results` holds per check its status, level, rule and hit refs."""
+
+    id: str
+    at: float
+    direction: Direction
+    peer: str
+    iss: str
+    jti: str
+    sub: str | None
+    agency_kind: str | None
+    purpose: str | None
+    case_ref: str | None
+    decision: Decision
+    rules: tuple[str, ...]
+    policy_digest: str | None
+    checks: tuple[dict[str, Any], ...]
+    results: tuple[dict[str, Any], ...]
+    hit_refs: tuple[str, ...]
+    answer_digest: str | None
+    error: str | None
+    query_token: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LoggedEntry:
+    seq: int
+    entry: Entry
+    prev_hash: str
+    hash: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VerifyReport:
+    rows: int
+    ok: bool
+    broken_seq: int | None = None
+    problem: str | None = None
+    head: str = GENESIS
+
+
+_ENTRY_FIELDS = tuple(f.name for f in fields(Entry))
+
+
+def row_values(seq: int, entry: Entry, prev_hash: str) -> dict[str, Any]:
+    # Shallow on purpose: dataclasses.asdict deep-copies and costs more than the commit.
+    values = {name: getattr(entry, name) for name in _ENTRY_FIELDS}
+    values["rules"] = orjson.dumps(list(entry.rules)).decode()
+    values["checks"] = orjson.dumps(list(entry.checks)).decode()
+    values["results"] = orjson.dumps(list(entry.results)).decode()
+    values["hit_refs"] = orjson.dumps(list(entry.hit_refs)).decode()
+    values["seq"] = seq
+    values["prev_hash"] = prev_hash
+    return values
+
+
+def row_hash(values: dict[str, Any]) -> str:
+    """SHA-256 over the canonical JSON of every column but `hash`, `prev_hash` included."""
+    body = {k: v for k, v in values.items() if k != "hash"} if "hash" in values else values
+    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def entry_from_row(row: Any) -> LoggedEntry:
+    try:
+        return decode_row(row._mapping)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise EnquiryLogError(
+            f"row {row._mapping.get('seq')} of the enquiry log is damaged "
+            f"({exc}); run `ncb-connector enquiries verify`"
+        ) from exc
+
+
+def decode_row(m: Any) -> LoggedEntry:
+    entry = Entry(
+        id=m["id"],
+        at=m["at"],
+        direction=m["direction"],
+        peer=m["peer"],
+        iss=m["iss"],
+        jti=m["jti"],
+        sub=m["sub"],
+        agency_kind=m["agency_kind"],
+        purpose=m["purpose"],
+        case_ref=m["case_ref"],
+        decision=m["decision"],
+        rules=tuple(orjson.loads(m["rules"])),
+        policy_digest=m["policy_digest"],
+        checks=tuple(orjson.loads(m["checks"])),
+        results=tuple(orjson.loads(m["results"])),
+        hit_refs=tuple(orjson.loads(m["hit_refs"])),
+        answer_digest=m["answer_digest"],
+        error=m["error"],
+        query_token=m["query_token"],
+    )
+    return LoggedEntry(seq=m["seq"], entry=entry, prev_hash=m["prev_hash"], hash=m["hash"])
+
+
+def utc_iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
