@@ -150,14 +150,6 @@ class InvalidCriteria(InvalidClaims):
         self.field = field
 
 
-class UnsupportedCriteria(InvalidCriteria):
-    """Well-formed criteria this node cannot search by yet (a name, for now). The check is
-    answered `error` / `criteria_not_supported`; the rest of the query goes on."""
-
-    code = "unsupported_criteria"
-    title = "Criteria not supported by this node"
-
-
 class NotFound(ProtocolError):
     status = 404
     code = "not_found"

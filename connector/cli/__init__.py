@@ -1658,13 +1658,11 @@ def query(
             criteria["country"] = country.upper()
         if document_type:
             criteria["document_type"] = document_type
-    from connector.errors import InvalidCriteria, UnsupportedCriteria
+    from connector.errors import InvalidCriteria
     from connector.records.criteria import parse_criteria
 
     try:  # bad input is ours to refuse, not a peer's
         parse_criteria(Category(category), criteria)
-    except UnsupportedCriteria:
-        pass  # this node cannot search by them; a peer may
     except InvalidCriteria as exc:
         _fail(f"{exc.extra.get('field') or 'criteria'}: {exc.detail}")
     node = Node.from_settings(_settings(config_path))

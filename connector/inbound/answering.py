@@ -12,7 +12,7 @@ import structlog
 from connector.crypto.jws import Signer
 from connector.enquiries.entry import Entry, new_enquiry_id, utc_iso
 from connector.enquiries.log import EnquiryLog
-from connector.errors import InvalidCriteria, Replay, UnsupportedCriteria
+from connector.errors import InvalidCriteria, Replay
 from connector.inbound.ratelimit import RateLimiter
 from connector.notify.notice import (
     CheckOutcome,
@@ -40,10 +40,9 @@ from connector.records.store import RecordStore
 from connector.settings.config import Matching, RefChecks
 from connector.vocabulary import AnswerLevel, Category
 
-log = structlog.get_logger("connector.inbound.answering")
+log = structlog.get_logger(__name__)
 
 _DEFAULT_MATCHING = Matching()
-UNSUPPORTED = object()  # criteria this node cannot search by: the check is answered `error`
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -210,8 +209,6 @@ class Answerer:
     def _criteria(index: int, check: Check) -> Any | None:
         try:
             return parse_criteria(check.category, check.criteria)
-        except UnsupportedCriteria:
-            return UNSUPPORTED
         except InvalidCriteria as exc:
             raise InvalidCriteria(
                 exc.detail, field=f"checks.{index}.criteria.{exc.field}", check=check.id
@@ -240,11 +237,10 @@ class Answerer:
                 result=result,
                 hit_ids=await self._watched_hits(check, criteria, policy),
             )
-        if criteria is None or criteria is UNSUPPORTED:
+        if criteria is None:
             # Nothing is revealed, so the level says none and no rate budget is spent.
-            reason = "category_not_held" if criteria is None else "criteria_not_supported"
             result = CheckResult(
-                check=check.id, status="error", level=AnswerLevel.NONE, reason=reason
+                check=check.id, status="error", level=AnswerLevel.NONE, reason="category_not_held"
             )
             return _Decided(check=check, decision=decision, result=result)
         if not await self._ref_given(query.iss, check, criteria):
@@ -306,7 +302,7 @@ class Answerer:
     ) -> tuple[str, ...]:
         """For a denied check, search anyway when a watch names a record of its category:
         the NCB asked to hear of any enquiry touching that record. Nothing is revealed."""
-        if criteria is None or criteria is UNSUPPORTED:
+        if criteria is None:
             return ()
         if not any(w.record_category == check.category for w in policy.watches):
             return ()

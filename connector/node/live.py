@@ -13,7 +13,7 @@ from connector.errors import ConnectorError
 from connector.peers.trust import TrustStore, load_trust_store
 from connector.policy import CheckReport, Policy, check_policy
 
-log = structlog.get_logger("connector.node.live")
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

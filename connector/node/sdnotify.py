@@ -9,6 +9,8 @@ from collections.abc import Callable, Mapping
 
 import structlog
 
+log = structlog.get_logger(__name__)
+
 #: Longest `sun_path` Linux accepts (108 bytes including the terminating NUL for paths).
 _SUN_PATH_MAX = 108
 
@@ -104,7 +106,7 @@ class SystemdNotifier:
                 sock.settimeout(self._timeout)
                 sock.sendto(message.encode("utf-8"), self._address)
         except OSError as exc:
-            structlog.get_logger().warning(
+            log.warning(
                 "sd_notify_failed",
                 socket=self._display,
                 message=message,
@@ -129,7 +131,7 @@ def _parse_address(address: str) -> bytes | None:
     else:
         # e.g. "vsock:CID:PORT" (systemd ≥ 254 inside VMs): not spoken here.
         reason = "unsupported address"
-    structlog.get_logger().warning("sd_notify_socket_unsupported", socket=address, reason=reason)
+    log.warning("sd_notify_socket_unsupported", socket=address, reason=reason)
     return None
 
 

@@ -42,7 +42,7 @@ from connector.settings.config import Settings
 from connector.sources.model import Source, load_sources
 from connector.sources.sync import sync
 
-log = structlog.get_logger("connector.node.service")
+log = structlog.get_logger(__name__)
 
 RECORDS = web.AppKey("records", RecordStore)
 ENQUIRY_LOG = web.AppKey("enquiry_log", EnquiryLog)

@@ -25,7 +25,7 @@ from connector.notify.render import clean, notice_text
 from connector.peers.trust import fingerprint_bytes
 from connector.settings.config import EmailChannel, LogChannel, WebhookChannel
 
-log = structlog.get_logger("connector.notify")
+log = structlog.get_logger(__name__)
 
 NOTICE_TYP = "ncb-notice+jwt"
 JOSE_MEDIA_TYPE = "application/jose"

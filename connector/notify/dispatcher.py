@@ -14,7 +14,7 @@ import structlog
 from connector.notify.channels import Channel, DeliveryError
 from connector.notify.outbox import Outbox, OutboxRow
 
-log = structlog.get_logger("connector.notify")
+log = structlog.get_logger(__name__)
 
 MARK_DELAY_S = 0.05
 LEASE_S = 300.0  # longer than any channel's timeout; a crash frees leased notices after it

@@ -16,7 +16,7 @@ from connector.policy import Policy
 from connector.protocol import Check, Query, digest, make_query
 from connector.vocabulary import AgencyKind, Purpose
 
-log = structlog.get_logger("connector.outbound.asking")
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

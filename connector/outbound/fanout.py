@@ -25,7 +25,7 @@ from connector.peers.trust import TrustStore
 from connector.policy import Policy
 from connector.protocol import Check, EncodedChecks, HitClaims, digest, make_query
 
-log = structlog.get_logger("connector.outbound.fanout")
+log = structlog.get_logger(__name__)
 
 CheckStatus = Literal["hit", "no_hit", "denied", "unreachable", "timeout", "error"]
 PeerStatus = Literal["answered", "denied", "unreachable", "timeout", "error"]

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from connector.errors import InvalidCriteria, UnsupportedCriteria
+from connector.errors import InvalidCriteria
 from connector.protocol import Check, Hit
 from connector.records.criteria import parse_criteria
 from connector.records.kinds.base import make_ref
@@ -23,19 +23,13 @@ class NationalResult:
     reason: str | None = None
 
 
-_UNSUPPORTED = object()
-
-
 def validate_checks(checks: Sequence[Check]) -> list[Any]:
-    """Parsed criteria per check (None: category not held; a marker: criteria this node cannot
-    search by). Criteria that are wrong stop the request before anything goes abroad."""
+    """Parsed criteria per check (None: category not held). Criteria that are wrong stop the
+    request before anything goes abroad."""
     parsed: list[Any] = []
     for i, check in enumerate(checks):
         try:
             parsed.append(parse_criteria(check.category, check.criteria))
-        except UnsupportedCriteria:
-            # A peer may search by what we cannot (names, once its version can): still sent.
-            parsed.append(_UNSUPPORTED)
         except InvalidCriteria as exc:
             raise InvalidCriteria(
                 exc.detail, field=f"checks.{i}.criteria.{exc.field}", check=check.id
@@ -48,14 +42,8 @@ async def search_national(
 ) -> tuple[NationalResult, ...]:
     out = []
     for check, criteria in zip(checks, parsed, strict=True):
-        if criteria is None or criteria is _UNSUPPORTED:
-            out.append(
-                NationalResult(
-                    check=check.id,
-                    status="error",
-                    reason="category_not_held" if criteria is None else "criteria_not_supported",
-                )
-            )
+        if criteria is None:
+            out.append(NationalResult(check=check.id, status="error", reason="category_not_held"))
             continue
         found = await store.search(check.category, criteria, check.limit)
         hits = tuple(

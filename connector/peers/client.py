@@ -31,7 +31,7 @@ from connector.protocol import (
     sign_query,
 )
 
-log = structlog.get_logger("connector.peers")
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

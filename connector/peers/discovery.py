@@ -25,7 +25,7 @@ from connector.vocabulary import is_node_id
 if TYPE_CHECKING:
     from connector.node.service import Node
 
-log = structlog.get_logger("connector.discovery")
+log = structlog.get_logger(__name__)
 
 SERVICE_TYPE = "_ncb-connector._tcp.local."
 Standing = Literal["known", "key_mismatch", "unknown"]

@@ -21,7 +21,7 @@ from connector.peers.client import transport_for
 from connector.peers.trust import Peer, TrustStore
 from connector.protocol import JOSE_MEDIA_TYPE, open_identity
 
-log = structlog.get_logger("connector.health")
+log = structlog.get_logger(__name__)
 
 MAX_IDENTITY_BYTES = 64 * 1024
 

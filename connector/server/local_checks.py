@@ -36,7 +36,7 @@ from connector.protocol import Check, CriterionValue, NodeId, ShortText
 from connector.records.store import RecordStore
 from connector.vocabulary import Category, Purpose
 
-log = structlog.get_logger("connector.local")
+log = structlog.get_logger(__name__)
 
 MAX_BODY = 64 * 1024
 NDJSON = "application/x-ndjson"

@@ -12,7 +12,7 @@ from aiohttp.typedefs import Handler, Middleware
 from connector.errors import PROBLEM_BASE, ConnectorError, PayloadTooLarge, Unauthorized
 from connector.server.rejectlog import RejectionLog
 
-log = structlog.get_logger("connector.server")
+log = structlog.get_logger(__name__)
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
-log = structlog.get_logger("connector.server")
+log = structlog.get_logger(__name__)
 
 
 @dataclass(slots=True)

@@ -21,7 +21,7 @@ from connector.records.store import RecordStore
 from connector.sources.model import Source
 from connector.storage.urls import sync_url
 
-log = structlog.get_logger("connector.sources")
+log = structlog.get_logger(__name__)
 
 BATCH = 5_000
 

@@ -14,8 +14,8 @@ from support.processes import cli, init
 
 from connector.enquiries.log import EnquiryLog
 from connector.enquiries.schema import metadata as log_metadata
-from connector.notify import tables as notify_tables
 from connector.errors import SchemaError
+from connector.notify import tables as notify_tables
 from connector.records.store import RecordStore, records_metadata
 from connector.storage.migrations import Schema
 from connector.storage.urls import sync_url
