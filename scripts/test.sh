@@ -13,5 +13,6 @@ fi
 python3 -m pip install --quiet --disable-pip-version-check -e '.[test]'
 echo "== ruff"; python3 -m ruff check connector tests bench docs/examples
 python3 -m ruff format --check connector tests bench docs/examples
+echo "== import contract"; lint-imports --no-cache
 echo "== mypy"; python3 -m mypy
 echo "== pytest"; NCB_TEST_POSTGRES=required python3 -m pytest -q "$@"
