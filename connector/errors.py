@@ -68,7 +68,7 @@ class ImportFileError(ConnectorError):
     status = 422
 
 
-# --- the peer API, in the order DESIGN §4 checks them ------------------------------------
+# --- the peer API, in the order docs/protocol.md §10 checks them ----------------------------
 
 
 class ProtocolError(ConnectorError):

@@ -265,7 +265,7 @@ class Envelope:
     kid: str
 
 
-# --- receiving a query, in the order DESIGN §4 fixes ------------------------------------------
+# --- receiving a query, in the order docs/protocol.md §10 fixes ---------------------------------
 
 
 def open_envelope(token: bytes, *, resolve_kid: ResolveKid, me: str, now: float) -> Envelope:

@@ -1,4 +1,4 @@
-"""The peer API: `POST /v1/query` and `GET /v1/identity`, as DESIGN §4 fixes them."""
+"""The peer API: `POST /v1/query` and `GET /v1/identity` (docs/protocol.md §3)."""
 
 from __future__ import annotations
 
