@@ -12,7 +12,7 @@ from yaml.nodes import Node
 
 from connector.errors import PolicyError
 from connector.policy.analysis import redundant_outbound, unreachable_inbound
-from connector.policy.diagnostics import CheckReport, _Checker, _did_you_mean, _in_order
+from connector.policy.diagnostics import Checker, CheckReport, did_you_mean, in_order
 from connector.policy.model import (
     InboundRule,
     Notify,
@@ -22,7 +22,7 @@ from connector.policy.model import (
     Watch,
     digest_sources,
 )
-from connector.policy.read import PolicySource, _File, _parse, read_sources
+from connector.policy.read import ParsedFile, PolicySource, parse_source, read_sources
 from connector.policy.schema import (
     NAME_RE,
     DefaultsModel,
@@ -52,8 +52,8 @@ def check_policy(directory: Path) -> CheckReport:
     if report is not None:
         warnings += report.warnings
     return CheckReport(
-        errors=_in_order(errors),
-        warnings=_in_order(warnings),
+        errors=in_order(errors),
+        warnings=in_order(warnings),
         policy=report.policy if report is not None and not errors else None,
     )
 
@@ -85,8 +85,8 @@ class _Origin:
 
 def check_sources(sources: Sequence[PolicySource]) -> CheckReport:
     """Check policy files, given in load order, as one policy."""
-    checker = _Checker()
-    files = [f for f in (_parse(s, checker) for s in sources) if f is not None]
+    checker = Checker()
+    files = [f for f in (parse_source(s, checker) for s in sources) if f is not None]
     groups, broken = _groups(files, checker)
     channels = _defaults(files, checker)
     names: dict[str, _Origin] = {}
@@ -106,12 +106,12 @@ def check_sources(sources: Sequence[PolicySource]) -> CheckReport:
             files=tuple(s.name for s in sources),
         )
     return CheckReport(
-        errors=_in_order(checker.errors), warnings=_in_order(checker.warnings), policy=policy
+        errors=in_order(checker.errors), warnings=in_order(checker.warnings), policy=policy
     )
 
 
 def _groups(
-    files: Sequence[_File], checker: _Checker
+    files: Sequence[ParsedFile], checker: Checker
 ) -> tuple[dict[str, frozenset[str]], frozenset[str]]:
     """The valid groups, and the names of groups defined with errors (already reported)."""
     groups: dict[str, frozenset[str]] = {}
@@ -127,12 +127,16 @@ def _groups(
                 _GROUP_NAME.validate_python(name)
             except ValidationError as exc:
                 ok = False
-                checker.validation(exc, file, (*prefix, "[key]"), None, None)
+                checker.validation(
+                    exc, file.source.shown, file.root, (*prefix, "[key]"), None, None
+                )
             try:
                 validated = _GROUP_MEMBERS.validate_python(members)
             except ValidationError as exc:
                 ok = False
-                checker.validation(exc, file, prefix, None, None, f"group {name!r}: ")
+                checker.validation(
+                    exc, file.source.shown, file.root, prefix, None, None, f"group {name!r}: "
+                )
             if not ok:
                 broken.add(name)
                 continue
@@ -158,7 +162,7 @@ def _groups(
     return groups, frozenset(broken - groups.keys())
 
 
-def _defaults(files: Sequence[_File], checker: _Checker) -> tuple[str, ...]:
+def _defaults(files: Sequence[ParsedFile], checker: Checker) -> tuple[str, ...]:
     channels: tuple[str, ...] = ()
     origin: _Origin | None = None
     for file in files:
@@ -168,7 +172,9 @@ def _defaults(files: Sequence[_File], checker: _Checker) -> tuple[str, ...]:
         try:
             model = DefaultsModel.model_validate(raw)
         except ValidationError as exc:
-            checker.validation(exc, file, ("defaults",), None, DefaultsModel)
+            checker.validation(
+                exc, file.source.shown, file.root, ("defaults",), None, DefaultsModel
+            )
             continue
         if model.channels is None:
             continue
@@ -194,10 +200,10 @@ def _label(raw: object, fallback: str) -> str:
 
 
 def _claim_name(
-    checker: _Checker,
+    checker: Checker,
     names: dict[str, _Origin],
     name: str,
-    file: _File,
+    file: ParsedFile,
     node: Node,
     what: str,
 ) -> bool:
@@ -229,8 +235,8 @@ def _check_groups(
     key: str,
     groups: Mapping[str, frozenset[str]],
     broken: frozenset[str],
-    checker: _Checker,
-    file: _File,
+    checker: Checker,
+    file: ParsedFile,
     prefix: tuple[str | int, ...],
     rule: str,
 ) -> bool:
@@ -251,13 +257,17 @@ def _check_groups(
                 file.source.shown,
                 locate(file.root, (*prefix, key, index)),
                 rule,
-                f"{key}: unknown group {group!r}{_did_you_mean(group, groups.keys() | broken)}",
+                f"{key}: unknown group {group!r}{did_you_mean(group, groups.keys() | broken)}",
             )
     return ok
 
 
 def _check_redact(
-    raw: dict[str, Any], checker: _Checker, file: _File, prefix: tuple[str | int, ...], rule: str
+    raw: dict[str, Any],
+    checker: Checker,
+    file: ParsedFile,
+    prefix: tuple[str | int, ...],
+    rule: str,
 ) -> bool:
     """Report every redacted name that is a field of none of the rule's categories."""
     values = {c.value for c in Category}
@@ -274,7 +284,7 @@ def _check_redact(
                 file.source.shown,
                 locate(file.root, (*prefix, "redact", index)),
                 rule,
-                f"redact: {name!r} is not a field {scope}{_did_you_mean(name, known)}",
+                f"redact: {name!r} is not a field {scope}{did_you_mean(name, known)}",
             )
     return ok
 
@@ -295,15 +305,15 @@ def _expand(
 
 
 def _inbound(
-    files: Sequence[_File],
-    checker: _Checker,
+    files: Sequence[ParsedFile],
+    checker: Checker,
     groups: Mapping[str, frozenset[str]],
     broken: frozenset[str],
     default_channels: tuple[str, ...],
     names: dict[str, _Origin],
-) -> tuple[list[InboundRule], list[tuple[_File, Node]]]:
+) -> tuple[list[InboundRule], list[tuple[ParsedFile, Node]]]:
     rules: list[InboundRule] = []
-    nodes: list[tuple[_File, Node]] = []
+    nodes: list[tuple[ParsedFile, Node]] = []
     for file in files:
         shown = file.source.shown
         for index, raw in enumerate(file.sections.get("inbound", [])):
@@ -322,7 +332,7 @@ def _inbound(
             try:
                 model = InboundModel.model_validate(raw)
             except ValidationError as exc:
-                checker.validation(exc, file, prefix, label, InboundModel)
+                checker.validation(exc, file.source.shown, file.root, prefix, label, InboundModel)
                 continue
             if not ok:
                 continue
@@ -375,14 +385,14 @@ def _inbound(
 
 
 def _outbound(
-    files: Sequence[_File],
-    checker: _Checker,
+    files: Sequence[ParsedFile],
+    checker: Checker,
     groups: Mapping[str, frozenset[str]],
     broken: frozenset[str],
     names: dict[str, _Origin],
-) -> tuple[list[OutboundRule], list[tuple[_File, Node]]]:
+) -> tuple[list[OutboundRule], list[tuple[ParsedFile, Node]]]:
     rules: list[OutboundRule] = []
-    nodes: list[tuple[_File, Node]] = []
+    nodes: list[tuple[ParsedFile, Node]] = []
     overall = -1
     for file in files:
         for index, raw in enumerate(file.sections.get("outbound", [])):
@@ -403,7 +413,7 @@ def _outbound(
             try:
                 model = OutboundModel.model_validate(raw)
             except ValidationError as exc:
-                checker.validation(exc, file, prefix, label, OutboundModel)
+                checker.validation(exc, file.source.shown, file.root, prefix, label, OutboundModel)
                 continue
             if not ok:
                 continue
@@ -425,7 +435,7 @@ def _outbound(
 
 
 def _watches(
-    files: Sequence[_File], checker: _Checker, default_channels: tuple[str, ...]
+    files: Sequence[ParsedFile], checker: Checker, default_channels: tuple[str, ...]
 ) -> list[Watch]:
     watches: list[Watch] = []
     names: dict[str, _Origin] = {}
@@ -440,7 +450,7 @@ def _watches(
             try:
                 model = WatchModel.model_validate(raw)
             except ValidationError as exc:
-                checker.validation(exc, file, prefix, label, WatchModel)
+                checker.validation(exc, file.source.shown, file.root, prefix, label, WatchModel)
                 continue
             target = " ".join(
                 str(part) for part in (model.record, model.category, model.peer) if part
@@ -471,11 +481,11 @@ def _watches(
 
 
 def _lint(
-    checker: _Checker,
+    checker: Checker,
     inbound: Sequence[InboundRule],
-    inbound_nodes: Sequence[tuple[_File, Node]],
+    inbound_nodes: Sequence[tuple[ParsedFile, Node]],
     outbound: Sequence[OutboundRule],
-    outbound_nodes: Sequence[tuple[_File, Node]],
+    outbound_nodes: Sequence[tuple[ParsedFile, Node]],
 ) -> None:
     for index, blockers in sorted(unreachable_inbound(inbound).items()):
         file, node = inbound_nodes[index]

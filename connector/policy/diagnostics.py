@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 from yaml.nodes import Node
@@ -14,10 +14,7 @@ from connector.policy.model import Notify, Policy
 from connector.settings.yamlfile import Position, locate, position
 from connector.vocabulary import AgencyKind, AnswerLevel, Category, Purpose
 
-if TYPE_CHECKING:
-    from connector.policy.read import _File
-
-__all__ = ["CheckReport", "Diagnostic", "Severity"]
+__all__ = ["CheckReport", "Checker", "Diagnostic", "Severity", "did_you_mean", "in_order"]
 
 Severity = Literal["error", "warning"]
 
@@ -76,7 +73,7 @@ def _keys(model: type[BaseModel]) -> list[str]:
     return [f.alias or name for name, f in model.model_fields.items()]
 
 
-def _did_you_mean(value: object, choices: Iterable[str]) -> str:
+def did_you_mean(value: object, choices: Iterable[str]) -> str:
     if not isinstance(value, str):
         return ""
     close = difflib.get_close_matches(value, list(choices), n=1, cutoff=0.6)
@@ -109,7 +106,7 @@ def _message(error: Mapping[str, Any], model: type[BaseModel] | None) -> str:
     prefix = f"{key}: " if key else ""
     if kind == "extra_forbidden":
         allowed = _keys(model) if model is not None else []
-        hint = _did_you_mean(key, allowed)
+        hint = did_you_mean(key, allowed)
         return f"unknown key {key!r}{hint}; allowed here: {', '.join(allowed)}"
     if kind == "missing":
         return f"missing required key {key!r}"
@@ -118,7 +115,7 @@ def _message(error: Mapping[str, Any], model: type[BaseModel] | None) -> str:
         if value is None:
             return f"{prefix}has no value; expected {ctx.get('expected', ', '.join(choices))}"
         return (
-            f"{prefix}unknown {noun} {value!r}{_did_you_mean(value, choices)}; "
+            f"{prefix}unknown {noun} {value!r}{did_you_mean(value, choices)}; "
             f"expected {ctx.get('expected', ', '.join(choices))}"
         )
     if kind == "value_error":
@@ -134,7 +131,7 @@ def _message(error: Mapping[str, Any], model: type[BaseModel] | None) -> str:
     return f"{prefix}{error['msg']}"
 
 
-class _Checker:
+class Checker:
     """Accumulates diagnostics while the files are checked; lives for one check only."""
 
     def __init__(self) -> None:
@@ -162,7 +159,8 @@ class _Checker:
     def validation(
         self,
         exc: ValidationError,
-        file: _File,
+        file: str,
+        root: Node,
         prefix: tuple[str | int, ...],
         rule: str | None,
         model: type[BaseModel] | None,
@@ -170,11 +168,11 @@ class _Checker:
     ) -> None:
         for error in exc.errors(include_url=False):
             loc = (*prefix, *error["loc"])
-            node = locate(file.root, loc, want_key=error["type"] == "extra_forbidden")
+            node = locate(root, loc, want_key=error["type"] == "extra_forbidden")
             message = context + _message(error, model)
-            self.add("error", file.source.shown, node, rule, message)
+            self.add("error", file, node, rule, message)
 
 
-def _in_order(diagnostics: Iterable[Diagnostic]) -> tuple[Diagnostic, ...]:
+def in_order(diagnostics: Iterable[Diagnostic]) -> tuple[Diagnostic, ...]:
     # Paths share the directory and files are read in name order, so this is reading order.
     return tuple(sorted(diagnostics, key=lambda d: (d.file, d.line, d.column)))

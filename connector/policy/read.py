@@ -10,11 +10,11 @@ from typing import Any
 from pydantic import ValidationError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from connector.policy.diagnostics import Diagnostic, Severity, _Checker
+from connector.policy.diagnostics import Checker, Diagnostic, Severity
 from connector.policy.schema import FileModel
 from connector.settings.yamlfile import Position, YamlSyntaxError, compose, to_python
 
-__all__ = ["PolicySource", "read_sources"]
+__all__ = ["ParsedFile", "PolicySource", "parse_source", "read_sources"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -84,7 +84,7 @@ _SECTION_KEYS = ", ".join(f.alias or name for name, f in FileModel.model_fields.
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class _File:
+class ParsedFile:
     """One parsed file: its node tree, and the sections whose shape is right."""
 
     source: PolicySource
@@ -92,7 +92,7 @@ class _File:
     sections: Mapping[str, Any]
 
 
-def _parse(source: PolicySource, checker: _Checker) -> _File | None:
+def parse_source(source: PolicySource, checker: Checker) -> ParsedFile | None:
     shown = source.shown
     try:
         text = source.data.decode("utf-8")
@@ -122,12 +122,12 @@ def _parse(source: PolicySource, checker: _Checker) -> _File | None:
     for problem in problems:
         rule = _rule_at(root, problem.position)
         checker.add("error", shown, problem.position, rule, problem.message)
-    file = _File(source=source, root=root, sections={})
+    file = ParsedFile(source=source, root=root, sections={})
     try:
         FileModel.model_validate(data)
         bad: set[object] = set()
     except ValidationError as exc:
-        checker.validation(exc, file, (), None, FileModel)
+        checker.validation(exc, file.source.shown, file.root, (), None, FileModel)
         bad = {error["loc"][0] for error in exc.errors() if error["loc"]}
     return replace(
         file,
