@@ -5,11 +5,12 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ValidationError
 from yaml.nodes import Node
 
+from connector.errors import FieldProblem, field_problems
 from connector.policy.model import Notify, Policy
 from connector.settings.yamlfile import Position, locate, position
 from connector.vocabulary import AgencyKind, AnswerLevel, Category, Purpose
@@ -96,13 +97,13 @@ def _kind_of(value: object) -> str:
     return type(value).__name__
 
 
-def _message(error: Mapping[str, Any], model: type[BaseModel] | None) -> str:
-    kind = error["type"]
-    loc = [part for part in error["loc"] if part != "[key]"]
+def _message(error: FieldProblem, model: type[BaseModel] | None) -> str:
+    kind = error.type
+    loc = [part for part in error.loc if part != "[key]"]
     names = [part for part in loc if isinstance(part, str)]
     key = names[-1] if names else ""
-    value = error.get("input")
-    ctx = error.get("ctx") or {}
+    value = error.input
+    ctx = error.ctx
     prefix = f"{key}: " if key else ""
     if kind == "extra_forbidden":
         allowed = _keys(model) if model is not None else []
@@ -118,8 +119,6 @@ def _message(error: Mapping[str, Any], model: type[BaseModel] | None) -> str:
             f"{prefix}unknown {noun} {value!r}{did_you_mean(value, choices)}; "
             f"expected {ctx.get('expected', ', '.join(choices))}"
         )
-    if kind == "value_error":
-        return f"{prefix}{ctx.get('error', error['msg'])}"
     if kind == "string_type":
         return f"{prefix}expected text, got {_kind_of(value)}"
     if kind == "list_type":
@@ -128,7 +127,7 @@ def _message(error: Mapping[str, Any], model: type[BaseModel] | None) -> str:
         return f"{prefix}expected true or false, got {_kind_of(value)}"
     if kind in ("dict_type", "model_type", "model_attributes_type"):
         return f"{prefix}expected a mapping of keys to values, got {_kind_of(value)}"
-    return f"{prefix}{error['msg']}"
+    return f"{prefix}{error.reason}"
 
 
 class Checker:
@@ -166,9 +165,9 @@ class Checker:
         model: type[BaseModel] | None,
         context: str = "",
     ) -> None:
-        for error in exc.errors(include_url=False):
-            loc = (*prefix, *error["loc"])
-            node = locate(root, loc, want_key=error["type"] == "extra_forbidden")
+        for error in field_problems(exc):
+            loc = (*prefix, *error.loc)
+            node = locate(root, loc, want_key=error.type == "extra_forbidden")
             message = context + _message(error, model)
             self.add("error", file, node, rule, message)
 
