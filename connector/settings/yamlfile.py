@@ -1,16 +1,29 @@
-"""YAML reading that keeps every node's position, rejects duplicate keys and reads NO as Norway."""
+"""The one reader of admin-edited YAML: positions kept, duplicate keys refused, NO is Norway."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 import yaml
+from pydantic import BaseModel, ValidationError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-__all__ = ["Position", "Problem", "YamlSyntaxError", "compose", "locate", "position", "to_python"]
+from connector.errors import ConfigError, ConnectorError, field_problems
+
+__all__ = [
+    "Position",
+    "Problem",
+    "YamlSyntaxError",
+    "compose",
+    "load_yaml_model",
+    "locate",
+    "position",
+    "to_python",
+]
 
 _BOOL = "tag:yaml.org,2002:bool"
 _INT = "tag:yaml.org,2002:int"
@@ -201,3 +214,56 @@ def locate(root: Node, loc: Sequence[str | int], *, want_key: bool = False) -> N
         ):
             node = node.value[part]
     return node
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def load_yaml_model(
+    path: Path,
+    model: type[M],
+    *,
+    extra: Mapping[str, Any] | None = None,
+    error: type[ConnectorError] = ConfigError,
+    empty_ok: bool = False,
+) -> M:
+    """A YAML file an admin edits, validated by `model`; every problem is reported as
+    file:line:column: key: reason in one `error`. `extra` keys are supplied by us, never
+    taken from the file. With `empty_ok`, an empty or comment-only file is the model's
+    defaults rather than an error."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise error(f"cannot read {path}: {reason}", file=str(path)) from exc
+    try:
+        root = compose(text)
+    except YamlSyntaxError as exc:
+        raise error(
+            f"{path}:{exc.position.line}:{exc.position.column}: {exc.message}", file=str(path)
+        ) from exc
+    if root is None:
+        if not empty_ok:
+            raise error(f"{path}: the file is empty", file=str(path))
+        root = compose("{}")  # an empty mapping at 1:1, where any error about it is shown
+        assert root is not None
+    data, problems = to_python(root)
+    found = [f"{path}:{p.position.line}:{p.position.column}: {p.message}" for p in problems]
+    if not isinstance(data, dict):
+        found.append(f"{path}:1:1: the top level must be a mapping")
+    else:
+        for key in extra or {}:
+            if key in data:
+                where = position(locate(root, [key], want_key=True))
+                found.append(f"{path}:{where.line}:{where.column}: {key}: unknown key")
+    if found:
+        raise error("; ".join(found), file=str(path), errors=found)
+    try:
+        return model.model_validate({**data, **(extra or {})})
+    except ValidationError as exc:
+        for problem in field_problems(exc):
+            node = locate(root, problem.loc, want_key=problem.type == "extra_forbidden")
+            where = position(node)
+            key = problem.field or "(top level)"
+            found.append(f"{path}:{where.line}:{where.column}: {key}: {problem.reason}")
+        raise error("; ".join(found), file=str(path), errors=found) from exc
