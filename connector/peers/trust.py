@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -17,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from connector.crypto.jws import PublicKey
 from connector.errors import TrustStoreError
 from connector.settings.yamlfile import load_yaml_model
+from connector.storage.files import atomic_write
 
 # libyaml's safe dumper when PyYAML has it: the same documents, ten times faster, which a
 # demo writing fifty peers feels.
@@ -184,26 +183,10 @@ def dump_trust_store(store: TrustStore) -> str:
 
 
 def save_trust_store(path: Path, store: TrustStore) -> None:
-    """Write atomically so a running node reloading on SIGHUP never sees half a file."""
-    text = dump_trust_store(store)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".peers.", suffix=".yaml")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        # Keep the old file's owner and mode: an admin running this as root must not leave a
-        # file the service user cannot read.
-        try:
-            st = path.stat()
-        except FileNotFoundError:
-            os.chmod(tmp, 0o640)
-        else:
-            os.chmod(tmp, st.st_mode & 0o777)
-            if os.geteuid() == 0:
-                os.chown(tmp, st.st_uid, st.st_gid)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write atomically so a running node reloading on SIGHUP never sees half a file; the old
+    file's mode and owner carry over."""
+    data = dump_trust_store(store).encode("utf-8")
+    atomic_write(path, data, mode=0o640, like_existing=True)
 
 
 def replace_url(peer: Peer, url: str) -> Peer:
