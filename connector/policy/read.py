@@ -93,6 +93,7 @@ class ParsedFile:
 
 
 def parse_source(source: PolicySource, checker: Checker) -> ParsedFile | None:
+    """One file's YAML with its sections' outline checked; None when nothing more to check."""
     shown = source.shown
     try:
         text = source.data.decode("utf-8")
