@@ -1,8 +1,13 @@
-"""The error tree: every failure the connector reports, each with its HTTP status and short code."""
+"""The error tree, each failure with its HTTP status and short code; pydantic's errors in words."""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+import dataclasses
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 PROBLEM_BASE = "https://ncb-connector.org/problems/"
 
@@ -227,3 +232,42 @@ class InvalidRequest(ConnectorError):
 class EnquiryLogError(ConnectorError):
     code = "enquiry_log"
     title = "Enquiry log failure"
+
+
+# --- pydantic's validation errors, in the words an admin or a peer reads ---------------
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class FieldProblem:
+    """One thing pydantic found wrong in a value: where (`loc`, or `field` as text) and why."""
+
+    loc: tuple[str | int, ...]
+    type: str  # pydantic's error type, e.g. "missing", "extra_forbidden", "value_error"
+    reason: str
+    input: Any = None
+    ctx: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def field(self) -> str:
+        """The dotted path (`peers.0.id`); empty when the whole value is at fault."""
+        return ".".join(str(part) for part in self.loc)
+
+
+def field_problems(exc: ValidationError) -> list[FieldProblem]:
+    """Every error of a pydantic validation, worded for an admin or a peer: the messages of
+    our own validators without the "Value error, " pydantic puts in front of them."""
+    found = []
+    for error in exc.errors(include_url=False):
+        reason = str(error["msg"])
+        if error["type"] == "value_error":
+            reason = reason.removeprefix("Value error, ")
+        found.append(
+            FieldProblem(
+                loc=tuple(error["loc"]),
+                type=error["type"],
+                reason=reason,
+                input=error.get("input"),
+                ctx=error.get("ctx") or {},
+            )
+        )
+    return found

@@ -32,6 +32,7 @@ from connector.errors import (
     UnknownKey,
     WrongAudience,
     WrongType,
+    field_problems,
 )
 from connector.vocabulary import AgencyKind, AnswerLevel, Category, Purpose
 
@@ -321,10 +322,7 @@ def check_window(payload: Mapping[str, Any], *, now: float) -> None:
 
 
 def _schema_errors(exc: ValidationError) -> list[dict[str, str]]:
-    return [
-        {"field": ".".join(str(p) for p in err["loc"]), "message": err["msg"]}
-        for err in exc.errors(include_url=False, include_input=False)
-    ]
+    return [{"field": e.field, "message": e.reason} for e in field_problems(exc)]
 
 
 def parse_query(envelope: Envelope) -> Query:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import ipaddress
-import os
 from pathlib import Path
 
 import orjson
@@ -16,14 +15,14 @@ from cryptography.x509.oid import NameOID
 
 from connector.crypto.jws import SigningKey
 from connector.errors import ConfigError
+from connector.storage.files import atomic_write
 
 
 def write_private(path: Path, data: bytes) -> None:
-    """Create with mode 0600 from the start, so the key is never readable by others."""
+    """Create with mode 0600 from the start, so the key is never readable by others; never
+    over an existing file, and whole or not at all (a torn key would stop the node)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
+    atomic_write(path, data, mode=0o600, exclusive=True)
 
 
 def write_signing_key(path: Path, key: SigningKey) -> None:

@@ -8,7 +8,6 @@ import hashlib
 import hmac
 import os
 import re
-import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -19,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from connector.crypto.jws import b64url
 from connector.errors import ConfigError, NotFound, Unauthorized
+from connector.storage.files import atomic_write
 from connector.vocabulary import AgencyKind
 
 AGENCY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -152,17 +152,8 @@ def save_agencies(path: Path, agencies: Mapping[str, Agency]) -> None:
         ]
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".agencies.", suffix=".json")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o600)  # hashes only, but nobody else needs to read them
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    # Hashes only, but nobody else needs to read them: 0600.
+    atomic_write(path, orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n", mode=0o600)
 
 
 @contextlib.contextmanager

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import os
 import socket
-import tempfile
 from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -20,6 +18,7 @@ from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZerocon
 
 from connector.peers.trust import TrustStore
 from connector.protocol import PROTOCOL_VERSION
+from connector.storage.files import atomic_write
 from connector.vocabulary import is_node_id
 
 if TYPE_CHECKING:
@@ -134,14 +133,7 @@ class Discovered:
             "discovered": [asdict(s) for s in sorted(self.seen.values(), key=lambda s: s.node)],
         }
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".discovered.", suffix=".json")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(self.path, orjson.dumps(doc, option=orjson.OPT_INDENT_2))
 
 
 def load_discovered(path: Path) -> list[Sighting]:

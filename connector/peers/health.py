@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -20,6 +18,7 @@ from connector.peers.breaker import Breakers
 from connector.peers.client import transport_for
 from connector.peers.trust import Peer, TrustStore
 from connector.protocol import JOSE_MEDIA_TYPE, open_identity
+from connector.storage.files import atomic_write
 
 log = structlog.get_logger(__name__)
 
@@ -155,14 +154,7 @@ async def check_peer(
 def save_health(path: Path, rows: Sequence[PeerHealth], *, written_at: float, node: str) -> None:
     doc = {"node": node, "written_at": written_at, "peers": [asdict(r) for r in rows]}
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".peer-health.", suffix=".json")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
-        os.replace(tmp, path)  # a reader sees the old file or the new one, never half
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, orjson.dumps(doc, option=orjson.OPT_INDENT_2))
 
 
 def load_health(path: Path) -> tuple[float | None, list[PeerHealth]]:

@@ -12,16 +12,9 @@ from connector.policy.analysis import (
     matrix,
     peer_universe,
 )
+from connector.policy.compile import check_policy, check_sources, load_policy
 from connector.policy.defaults import DEFAULT_POLICY_FILE, DEFAULT_POLICY_YAML
-from connector.policy.loader import (
-    CheckReport,
-    Diagnostic,
-    PolicySource,
-    check_policy,
-    check_sources,
-    load_policy,
-    read_sources,
-)
+from connector.policy.diagnostics import CheckReport, Diagnostic
 from connector.policy.model import (
     ANY_OTHER_PEER,
     InboundDecision,
@@ -33,6 +26,7 @@ from connector.policy.model import (
     Rate,
     Watch,
 )
+from connector.policy.read import PolicySource, read_sources
 
 __all__ = [
     "ANY_OTHER_PEER",

@@ -7,20 +7,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from connector.errors import field_problems
+
 
 def describe_validation(exc: ValidationError) -> str:
-    """`field: reason; …`, in the admin's words: our own validators' messages without
-    pydantic's "Value error, " in front of them."""
-    return "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or 'row'}: {_message(e)}"
-        for e in exc.errors(include_url=False)
-    )
-
-
-def _message(error: Any) -> str:
-    if error["type"] == "value_error":
-        return str(error["msg"]).removeprefix("Value error, ")
-    return str(error["msg"])
+    """`field: reason; …`, in the admin's words."""
+    return "; ".join(f"{e.field or 'row'}: {e.reason}" for e in field_problems(exc))
 
 
 def empty_is_none(v: Any) -> Any:

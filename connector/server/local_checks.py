@@ -23,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from connector.errors import InvalidRequest
+from connector.errors import InvalidRequest, field_problems
 from connector.outbound.agencies import Agency, AgencyDirectory
 from connector.outbound.asking import Request
 from connector.outbound.fanout import CheckOutcome, FanOut, PeerOutcome
@@ -132,10 +132,7 @@ async def _prepare(request: web.Request) -> Accepted:
     except ValidationError as exc:
         raise InvalidRequest(
             "the request does not match the schema",
-            errors=[
-                {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
-                for e in exc.errors(include_url=False, include_input=False)
-            ],
+            errors=[{"field": e.field, "message": e.reason} for e in field_problems(exc)],
         ) from exc
     checks = [
         Check(id=c.id, category=c.category, criteria=c.criteria, limit=c.limit) for c in body.checks

@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Literal
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
     StringConstraints,
-    ValidationError,
     field_validator,
     model_validator,
 )
 
-from connector.errors import ConfigError
-from connector.settings.yamlfile import YamlSyntaxError, compose, locate, position, to_python
+from connector.settings.yamlfile import load_yaml_model
 from connector.storage.urls import backend
 from connector.vocabulary import Category
 
@@ -247,45 +245,3 @@ def load_settings(path: Path) -> Settings:
     """Read and validate connector.yaml; every problem becomes one ConfigError naming the
     file, line and key, so an admin never meets a traceback or a silently ignored key."""
     return load_yaml_model(path, Settings, extra={"base_dir": path.resolve().parent})
-
-
-M = TypeVar("M", bound=BaseModel)
-
-
-def load_yaml_model(path: Path, model: type[M], *, extra: dict[str, Any] | None = None) -> M:
-    """A YAML file an admin edits, validated by `model`; every problem is reported as
-    file:line:column: key: message in one ConfigError. `extra` keys are supplied by us,
-    never taken from the file."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        raise ConfigError(f"cannot read {path}: {reason}", file=str(path)) from exc
-    try:
-        root = compose(text)
-    except YamlSyntaxError as exc:
-        raise ConfigError(
-            f"{path}:{exc.position.line}:{exc.position.column}: {exc.message}", file=str(path)
-        ) from exc
-    if root is None:
-        raise ConfigError(f"{path}: the file is empty", file=str(path))
-    data, problems = to_python(root)
-    found = [f"{path}:{p.position.line}:{p.position.column}: {p.message}" for p in problems]
-    if not isinstance(data, dict):
-        found.append(f"{path}:1:1: the top level must be a mapping")
-    else:
-        for key in extra or {}:
-            if key in data:
-                where = position(locate(root, [key], want_key=True))
-                found.append(f"{path}:{where.line}:{where.column}: {key}: unknown key")
-    if found:
-        raise ConfigError("; ".join(found), file=str(path), errors=found)
-    try:
-        return model.model_validate({**data, **(extra or {})})
-    except ValidationError as exc:
-        for err in exc.errors(include_url=False):
-            loc = [p for p in err["loc"] if isinstance(p, str | int)]
-            where = position(locate(root, loc, want_key=err["type"] == "extra_forbidden"))
-            key = ".".join(str(p) for p in loc) or "(top level)"
-            found.append(f"{path}:{where.line}:{where.column}: {key}: {err['msg']}")
-        raise ConfigError("; ".join(found), file=str(path), errors=found) from exc

@@ -17,7 +17,7 @@ from pydantic import (
 )
 
 from connector.records.kinds.registry import KINDS
-from connector.settings.config import load_yaml_model
+from connector.settings.yamlfile import load_yaml_model
 from connector.storage.urls import redacted
 from connector.vocabulary import Category
 

@@ -18,7 +18,7 @@ from pydantic import (
     model_validator,
 )
 
-from connector.errors import InvalidCriteria
+from connector.errors import InvalidCriteria, field_problems
 from connector.records.identifiers.documents import MAX_KEY_LENGTH, normalise_document_number
 from connector.records.kinds.base import (
     KeyClass,
@@ -333,9 +333,9 @@ def _name_criteria(raw: Mapping[str, object]) -> _NameCriteria:
     try:
         return _NameCriteria.model_validate({k: v for k, v in raw.items() if v is not None})
     except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        field = str(first["loc"][0]) if first["loc"] else "name"
-        raise InvalidCriteria(f"{field}: {first['msg']}", field=field) from None
+        first = field_problems(exc)[0]
+        field = str(first.loc[0]) if first.loc else "name"
+        raise InvalidCriteria(f"{field}: {first.reason}", field=field) from None
 
 
 def person_criteria(raw: Mapping[str, object]) -> PersonCriteria:

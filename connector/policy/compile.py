@@ -1,18 +1,18 @@
-"""Reading a policy directory into one Policy, with every error and warning at its file position."""
+"""Checking policy files into one Policy: groups, defaults, rules, watches, and the lint."""
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, TypeAdapter, ValidationError
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from pydantic import TypeAdapter, ValidationError
+from yaml.nodes import Node
 
 from connector.errors import PolicyError
 from connector.policy.analysis import redundant_outbound, unreachable_inbound
+from connector.policy.diagnostics import Checker, CheckReport, did_you_mean, in_order
 from connector.policy.model import (
     InboundRule,
     Notify,
@@ -22,10 +22,10 @@ from connector.policy.model import (
     Watch,
     digest_sources,
 )
+from connector.policy.read import ParsedFile, PolicySource, parse_source, read_sources
 from connector.policy.schema import (
     NAME_RE,
     DefaultsModel,
-    FileModel,
     GroupMembers,
     GroupName,
     InboundModel,
@@ -33,136 +33,10 @@ from connector.policy.schema import (
     WatchModel,
 )
 from connector.records.categories import CATEGORIES
-from connector.settings.yamlfile import (
-    Position,
-    YamlSyntaxError,
-    compose,
-    locate,
-    position,
-    to_python,
-)
-from connector.vocabulary import (
-    PERSON_CATEGORIES,
-    AgencyKind,
-    AnswerLevel,
-    Category,
-    Purpose,
-)
+from connector.settings.yamlfile import Position, locate, position
+from connector.vocabulary import PERSON_CATEGORIES, AnswerLevel, Category
 
-__all__ = [
-    "CheckReport",
-    "Diagnostic",
-    "PolicySource",
-    "check_policy",
-    "check_sources",
-    "load_policy",
-    "read_sources",
-]
-
-Severity = Literal["error", "warning"]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Diagnostic:
-    """One error or warning, at a 1-based line and column (0 and 0 when about a whole file)."""
-
-    file: str
-    line: int
-    column: int
-    rule: str | None
-    message: str
-    severity: Severity
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "file": self.file,
-            "line": self.line,
-            "column": self.column,
-            "rule": self.rule,
-            "message": self.message,
-            "severity": self.severity,
-        }
-
-    def __str__(self) -> str:
-        where = self.file if self.line == 0 else f"{self.file}:{self.line}:{self.column}"
-        rule = "" if self.rule is None else f"[{self.rule}] "
-        return f"{where}: {self.severity}: {rule}{self.message}"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CheckReport:
-    """The outcome of checking a policy: `policy` is None exactly when there are errors."""
-
-    errors: tuple[Diagnostic, ...]
-    warnings: tuple[Diagnostic, ...]
-    policy: Policy | None
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PolicySource:
-    """One policy file's bytes; `name` enters the digest, `path` is shown in diagnostics."""
-
-    name: str
-    data: bytes
-    path: str = ""
-
-    @property
-    def shown(self) -> str:
-        return self.path or self.name
-
-
-def read_sources(directory: Path) -> tuple[list[PolicySource], list[Diagnostic]]:
-    """The `*.yaml` files of a directory in name order, plus problems finding or reading them."""
-    where = str(directory)
-    problems: list[Diagnostic] = []
-
-    def problem(message: str, severity: Severity = "error", file: str = where) -> None:
-        problems.append(
-            Diagnostic(file=file, line=0, column=0, rule=None, message=message, severity=severity)
-        )
-
-    if not directory.exists():
-        problem("policy directory does not exist")
-        return [], problems
-    if not directory.is_dir():
-        problem("not a directory; a policy is a directory of *.yaml files")
-        return [], problems
-    sources: list[PolicySource] = []
-    for path in sorted(directory.iterdir(), key=lambda p: p.name):
-        name = path.name
-        if name.startswith("."):
-            # Editors' lock and swap files live here; they are never policy.
-            continue
-        lower = name.lower()
-        if not name.endswith(".yaml"):
-            if lower.endswith((".yml", ".yaml")):
-                # An error, not a warning: a file renamed to .yml would otherwise drop its
-                # deny rules from a running node without a word, widening access.
-                problem(
-                    "only files named *.yaml are read: rename it to .yaml, or move it out "
-                    "of the policy directory to take it out of the policy",
-                    "error",
-                    str(path),
-                )
-            continue
-        if not path.is_file():
-            continue
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            problem(f"cannot read: {exc.strerror or exc}", file=str(path))
-            continue
-        sources.append(PolicySource(name=name, data=data, path=str(path)))
-    if not sources and not any(p.severity == "error" for p in problems):
-        problem(
-            "no *.yaml file here: a policy needs at least one "
-            "(`ncb-connector init` writes 00-default.yaml, which denies everything)"
-        )
-    return sources, problems
+__all__ = ["check_policy", "check_sources", "load_policy"]
 
 
 def check_policy(directory: Path) -> CheckReport:
@@ -178,8 +52,8 @@ def check_policy(directory: Path) -> CheckReport:
     if report is not None:
         warnings += report.warnings
     return CheckReport(
-        errors=_in_order(errors),
-        warnings=_in_order(warnings),
+        errors=in_order(errors),
+        warnings=in_order(warnings),
         policy=report.policy if report is not None and not errors else None,
     )
 
@@ -196,92 +70,8 @@ def load_policy(directory: Path) -> Policy:
     return report.policy
 
 
-# --- checking ---------------------------------------------------------------------------
-
 _GROUP_NAME: TypeAdapter[str] = TypeAdapter(GroupName)
 _GROUP_MEMBERS: TypeAdapter[list[str]] = TypeAdapter(GroupMembers)
-
-_ENUM_FIELDS: Mapping[str, tuple[str, tuple[str, ...]]] = {
-    "categories": ("category", tuple(c.value for c in Category)),
-    "category": ("category", tuple(c.value for c in Category)),
-    "purposes": ("purpose", tuple(p.value for p in Purpose)),
-    "agency_kinds": ("agency kind", tuple(k.value for k in AgencyKind)),
-    "answer": ("answer level", tuple(a.value for a in AnswerLevel)),
-    "notify": ("notify value", tuple(n.value for n in Notify)),
-}
-
-_SECTION_KEYS = ", ".join(f.alias or name for name, f in FileModel.model_fields.items())
-
-
-def _keys(model: type[BaseModel]) -> list[str]:
-    return [f.alias or name for name, f in model.model_fields.items()]
-
-
-def _did_you_mean(value: object, choices: Iterable[str]) -> str:
-    if not isinstance(value, str):
-        return ""
-    close = difflib.get_close_matches(value, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def _kind_of(value: object) -> str:
-    if value is None:
-        return "nothing (null)"
-    if isinstance(value, bool):
-        return f"a boolean ({str(value).lower()})"
-    if isinstance(value, int | float):
-        return f"a number ({value})"
-    if isinstance(value, str):
-        return f"text ({value!r})"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    return type(value).__name__
-
-
-def _message(error: Mapping[str, Any], model: type[BaseModel] | None) -> str:
-    kind = error["type"]
-    loc = [part for part in error["loc"] if part != "[key]"]
-    names = [part for part in loc if isinstance(part, str)]
-    key = names[-1] if names else ""
-    value = error.get("input")
-    ctx = error.get("ctx") or {}
-    prefix = f"{key}: " if key else ""
-    if kind == "extra_forbidden":
-        allowed = _keys(model) if model is not None else []
-        hint = _did_you_mean(key, allowed)
-        return f"unknown key {key!r}{hint}; allowed here: {', '.join(allowed)}"
-    if kind == "missing":
-        return f"missing required key {key!r}"
-    if kind == "enum":
-        noun, choices = _ENUM_FIELDS.get(key, ("value", ()))
-        if value is None:
-            return f"{prefix}has no value; expected {ctx.get('expected', ', '.join(choices))}"
-        return (
-            f"{prefix}unknown {noun} {value!r}{_did_you_mean(value, choices)}; "
-            f"expected {ctx.get('expected', ', '.join(choices))}"
-        )
-    if kind == "value_error":
-        return f"{prefix}{ctx.get('error', error['msg'])}"
-    if kind == "string_type":
-        return f"{prefix}expected text, got {_kind_of(value)}"
-    if kind == "list_type":
-        return f"{prefix}expected a list, got {_kind_of(value)}"
-    if kind in ("bool_type", "bool_parsing"):
-        return f"{prefix}expected true or false, got {_kind_of(value)}"
-    if kind in ("dict_type", "model_type", "model_attributes_type"):
-        return f"{prefix}expected a mapping of keys to values, got {_kind_of(value)}"
-    return f"{prefix}{error['msg']}"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class _File:
-    """One parsed file: its node tree, and the sections whose shape is right."""
-
-    source: PolicySource
-    root: Node
-    sections: Mapping[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,122 +83,10 @@ class _Origin:
         return f"{self.file}:{self.position.line}"
 
 
-class _Checker:
-    """Accumulates diagnostics while the files are checked; lives for one check only."""
-
-    def __init__(self) -> None:
-        self.errors: list[Diagnostic] = []
-        self.warnings: list[Diagnostic] = []
-
-    def add(
-        self,
-        severity: Severity,
-        file: str,
-        where: Position | Node | None,
-        rule: str | None,
-        message: str,
-    ) -> None:
-        if isinstance(where, Node):
-            where = position(where)
-        line, column = (0, 0) if where is None else (where.line, where.column)
-        target = self.errors if severity == "error" else self.warnings
-        target.append(
-            Diagnostic(
-                file=file, line=line, column=column, rule=rule, message=message, severity=severity
-            )
-        )
-
-    def validation(
-        self,
-        exc: ValidationError,
-        file: _File,
-        prefix: tuple[str | int, ...],
-        rule: str | None,
-        model: type[BaseModel] | None,
-        context: str = "",
-    ) -> None:
-        for error in exc.errors(include_url=False):
-            loc = (*prefix, *error["loc"])
-            node = locate(file.root, loc, want_key=error["type"] == "extra_forbidden")
-            message = context + _message(error, model)
-            self.add("error", file.source.shown, node, rule, message)
-
-
-def _parse(source: PolicySource, checker: _Checker) -> _File | None:
-    shown = source.shown
-    try:
-        text = source.data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        before = source.data[: exc.start]
-        line = before.count(b"\n") + 1
-        column = exc.start - (before.rfind(b"\n") + 1) + 1
-        checker.add("error", shown, Position(line=line, column=column), None, "not UTF-8 text")
-        return None
-    try:
-        root = compose(text)
-    except YamlSyntaxError as exc:
-        checker.add("error", shown, exc.position, None, exc.message)
-        return None
-    if root is None:
-        return None  # only comments: a valid, empty contribution
-    if not isinstance(root, MappingNode):
-        checker.add(
-            "error",
-            shown,
-            root,
-            None,
-            f"the top level must be a mapping with some of: {_SECTION_KEYS}",
-        )
-        return None
-    data, problems = to_python(root)
-    for problem in problems:
-        rule = _rule_at(root, problem.position)
-        checker.add("error", shown, problem.position, rule, problem.message)
-    file = _File(source=source, root=root, sections={})
-    try:
-        FileModel.model_validate(data)
-        bad: set[object] = set()
-    except ValidationError as exc:
-        checker.validation(exc, file, (), None, FileModel)
-        bad = {error["loc"][0] for error in exc.errors() if error["loc"]}
-    return replace(
-        file,
-        sections={
-            key: value
-            for key, value in data.items()
-            if key in FileModel.model_fields and key not in bad and value is not None
-        },
-    )
-
-
-def _rule_at(root: MappingNode, where: Position) -> str | None:
-    """The name of the rule or watch written around `where`, if it has one."""
-    for key_node, section in root.value:
-        if key_node.value not in ("inbound", "outbound", "watch"):
-            continue
-        if not isinstance(section, SequenceNode):
-            continue
-        for item in section.value:
-            start, end = item.start_mark, item.end_mark
-            inside = (
-                (start.line, start.column)
-                <= (where.line - 1, where.column - 1)
-                < (
-                    end.line,
-                    end.column,
-                )
-            )
-            if inside and isinstance(item, MappingNode):
-                for name_key, name_value in item.value:
-                    if name_key.value == "name" and isinstance(name_value, ScalarNode):
-                        return str(name_value.value)
-    return None
-
-
 def check_sources(sources: Sequence[PolicySource]) -> CheckReport:
     """Check policy files, given in load order, as one policy."""
-    checker = _Checker()
-    files = [f for f in (_parse(s, checker) for s in sources) if f is not None]
+    checker = Checker()
+    files = [f for f in (parse_source(s, checker) for s in sources) if f is not None]
     groups, broken = _groups(files, checker)
     channels = _defaults(files, checker)
     names: dict[str, _Origin] = {}
@@ -428,17 +106,12 @@ def check_sources(sources: Sequence[PolicySource]) -> CheckReport:
             files=tuple(s.name for s in sources),
         )
     return CheckReport(
-        errors=_in_order(checker.errors), warnings=_in_order(checker.warnings), policy=policy
+        errors=in_order(checker.errors), warnings=in_order(checker.warnings), policy=policy
     )
 
 
-def _in_order(diagnostics: Iterable[Diagnostic]) -> tuple[Diagnostic, ...]:
-    # Paths share the directory and files are read in name order, so this is reading order.
-    return tuple(sorted(diagnostics, key=lambda d: (d.file, d.line, d.column)))
-
-
 def _groups(
-    files: Sequence[_File], checker: _Checker
+    files: Sequence[ParsedFile], checker: Checker
 ) -> tuple[dict[str, frozenset[str]], frozenset[str]]:
     """The valid groups, and the names of groups defined with errors (already reported)."""
     groups: dict[str, frozenset[str]] = {}
@@ -454,12 +127,16 @@ def _groups(
                 _GROUP_NAME.validate_python(name)
             except ValidationError as exc:
                 ok = False
-                checker.validation(exc, file, (*prefix, "[key]"), None, None)
+                checker.validation(
+                    exc, file.source.shown, file.root, (*prefix, "[key]"), None, None
+                )
             try:
                 validated = _GROUP_MEMBERS.validate_python(members)
             except ValidationError as exc:
                 ok = False
-                checker.validation(exc, file, prefix, None, None, f"group {name!r}: ")
+                checker.validation(
+                    exc, file.source.shown, file.root, prefix, None, None, f"group {name!r}: "
+                )
             if not ok:
                 broken.add(name)
                 continue
@@ -485,7 +162,7 @@ def _groups(
     return groups, frozenset(broken - groups.keys())
 
 
-def _defaults(files: Sequence[_File], checker: _Checker) -> tuple[str, ...]:
+def _defaults(files: Sequence[ParsedFile], checker: Checker) -> tuple[str, ...]:
     channels: tuple[str, ...] = ()
     origin: _Origin | None = None
     for file in files:
@@ -495,7 +172,9 @@ def _defaults(files: Sequence[_File], checker: _Checker) -> tuple[str, ...]:
         try:
             model = DefaultsModel.model_validate(raw)
         except ValidationError as exc:
-            checker.validation(exc, file, ("defaults",), None, DefaultsModel)
+            checker.validation(
+                exc, file.source.shown, file.root, ("defaults",), None, DefaultsModel
+            )
             continue
         if model.channels is None:
             continue
@@ -521,10 +200,10 @@ def _label(raw: object, fallback: str) -> str:
 
 
 def _claim_name(
-    checker: _Checker,
+    checker: Checker,
     names: dict[str, _Origin],
     name: str,
-    file: _File,
+    file: ParsedFile,
     node: Node,
     what: str,
 ) -> bool:
@@ -556,8 +235,8 @@ def _check_groups(
     key: str,
     groups: Mapping[str, frozenset[str]],
     broken: frozenset[str],
-    checker: _Checker,
-    file: _File,
+    checker: Checker,
+    file: ParsedFile,
     prefix: tuple[str | int, ...],
     rule: str,
 ) -> bool:
@@ -578,13 +257,17 @@ def _check_groups(
                 file.source.shown,
                 locate(file.root, (*prefix, key, index)),
                 rule,
-                f"{key}: unknown group {group!r}{_did_you_mean(group, groups.keys() | broken)}",
+                f"{key}: unknown group {group!r}{did_you_mean(group, groups.keys() | broken)}",
             )
     return ok
 
 
 def _check_redact(
-    raw: dict[str, Any], checker: _Checker, file: _File, prefix: tuple[str | int, ...], rule: str
+    raw: dict[str, Any],
+    checker: Checker,
+    file: ParsedFile,
+    prefix: tuple[str | int, ...],
+    rule: str,
 ) -> bool:
     """Report every redacted name that is a field of none of the rule's categories."""
     values = {c.value for c in Category}
@@ -601,7 +284,7 @@ def _check_redact(
                 file.source.shown,
                 locate(file.root, (*prefix, "redact", index)),
                 rule,
-                f"redact: {name!r} is not a field {scope}{_did_you_mean(name, known)}",
+                f"redact: {name!r} is not a field {scope}{did_you_mean(name, known)}",
             )
     return ok
 
@@ -622,15 +305,15 @@ def _expand(
 
 
 def _inbound(
-    files: Sequence[_File],
-    checker: _Checker,
+    files: Sequence[ParsedFile],
+    checker: Checker,
     groups: Mapping[str, frozenset[str]],
     broken: frozenset[str],
     default_channels: tuple[str, ...],
     names: dict[str, _Origin],
-) -> tuple[list[InboundRule], list[tuple[_File, Node]]]:
+) -> tuple[list[InboundRule], list[tuple[ParsedFile, Node]]]:
     rules: list[InboundRule] = []
-    nodes: list[tuple[_File, Node]] = []
+    nodes: list[tuple[ParsedFile, Node]] = []
     for file in files:
         shown = file.source.shown
         for index, raw in enumerate(file.sections.get("inbound", [])):
@@ -649,7 +332,7 @@ def _inbound(
             try:
                 model = InboundModel.model_validate(raw)
             except ValidationError as exc:
-                checker.validation(exc, file, prefix, label, InboundModel)
+                checker.validation(exc, file.source.shown, file.root, prefix, label, InboundModel)
                 continue
             if not ok:
                 continue
@@ -702,14 +385,14 @@ def _inbound(
 
 
 def _outbound(
-    files: Sequence[_File],
-    checker: _Checker,
+    files: Sequence[ParsedFile],
+    checker: Checker,
     groups: Mapping[str, frozenset[str]],
     broken: frozenset[str],
     names: dict[str, _Origin],
-) -> tuple[list[OutboundRule], list[tuple[_File, Node]]]:
+) -> tuple[list[OutboundRule], list[tuple[ParsedFile, Node]]]:
     rules: list[OutboundRule] = []
-    nodes: list[tuple[_File, Node]] = []
+    nodes: list[tuple[ParsedFile, Node]] = []
     overall = -1
     for file in files:
         for index, raw in enumerate(file.sections.get("outbound", [])):
@@ -730,7 +413,7 @@ def _outbound(
             try:
                 model = OutboundModel.model_validate(raw)
             except ValidationError as exc:
-                checker.validation(exc, file, prefix, label, OutboundModel)
+                checker.validation(exc, file.source.shown, file.root, prefix, label, OutboundModel)
                 continue
             if not ok:
                 continue
@@ -752,7 +435,7 @@ def _outbound(
 
 
 def _watches(
-    files: Sequence[_File], checker: _Checker, default_channels: tuple[str, ...]
+    files: Sequence[ParsedFile], checker: Checker, default_channels: tuple[str, ...]
 ) -> list[Watch]:
     watches: list[Watch] = []
     names: dict[str, _Origin] = {}
@@ -767,7 +450,7 @@ def _watches(
             try:
                 model = WatchModel.model_validate(raw)
             except ValidationError as exc:
-                checker.validation(exc, file, prefix, label, WatchModel)
+                checker.validation(exc, file.source.shown, file.root, prefix, label, WatchModel)
                 continue
             target = " ".join(
                 str(part) for part in (model.record, model.category, model.peer) if part
@@ -798,11 +481,11 @@ def _watches(
 
 
 def _lint(
-    checker: _Checker,
+    checker: Checker,
     inbound: Sequence[InboundRule],
-    inbound_nodes: Sequence[tuple[_File, Node]],
+    inbound_nodes: Sequence[tuple[ParsedFile, Node]],
     outbound: Sequence[OutboundRule],
-    outbound_nodes: Sequence[tuple[_File, Node]],
+    outbound_nodes: Sequence[tuple[ParsedFile, Node]],
 ) -> None:
     for index, blockers in sorted(unreachable_inbound(inbound).items()):
         file, node = inbound_nodes[index]
