@@ -1,0 +1,139 @@
+"""`ncb-connector enquiries`: listing, showing and verifying the enquiry log."""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import click
+
+from connector.cli.common import _fail, _json, config_option, err, handles_errors, out
+from connector.settings.config import load_settings
+
+
+def parse_since(text: str, *, now: datetime) -> float:
+    """`2h`, `30m`, `7d` back from now, or an ISO 8601 date or time (UTC unless it says)."""
+    m = re.fullmatch(r"(\d+)\s*([smhd])", text.strip())
+    if m:
+        unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[m.group(2)]
+        return (now - timedelta(**{unit: int(m.group(1))})).timestamp()
+    try:
+        when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise click.BadParameter("give 2h, 30m, 7d or an ISO 8601 date/time") from exc
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.timestamp()
+
+
+@click.group()
+def enquiries() -> None:
+    """The enquiry log."""
+
+
+@enquiries.command("list")
+@click.option("--peer")
+@click.option("--since", help="2h, 30m, 7d, or an ISO date/time.")
+@click.option("--direction", type=click.Choice(["in", "out"]))
+@click.option("--limit", type=click.IntRange(1), default=None, help="Only the newest N.")
+@click.option("--json", "as_json", is_flag=True)
+@config_option
+@handles_errors
+def enquiries_list(
+    peer: str | None,
+    since: str | None,
+    direction: str | None,
+    limit: int | None,
+    as_json: bool,
+    config_path: Path,
+) -> None:
+    """List enquiries, oldest first."""
+    from connector.cli.render import enquiries_table, entry_dict
+    from connector.enquiries.log import EnquiryLog
+
+    settings = load_settings(config_path)
+    since_ts = parse_since(since, now=datetime.now(UTC)) if since else None
+    log_ = EnquiryLog.open(settings.enquiries_url)
+    try:
+        rows = log_.list(
+            peer=peer.upper() if peer else None,
+            since=since_ts,
+            direction=direction,  # type: ignore[arg-type]
+            limit=limit,
+            newest_first=limit is not None,
+        )
+        if limit is not None:
+            rows.reverse()  # the newest N, shown oldest first like the rest
+    finally:
+        log_.close()
+    if as_json:
+        _json([entry_dict(r) for r in rows])
+        return
+    out.print(enquiries_table(rows) if rows else "no enquiries")
+
+
+@enquiries.command("show")
+@click.argument("enquiry_id")
+@config_option
+@handles_errors
+def enquiries_show(enquiry_id: str, config_path: Path) -> None:
+    """One enquiry in full, with the deciding rules and the policy digest."""
+    from connector.cli.render import entry_dict
+    from connector.enquiries.log import EnquiryLog
+
+    settings = load_settings(config_path)
+    log_ = EnquiryLog.open(settings.enquiries_url)
+    try:
+        row = log_.get(enquiry_id)
+    finally:
+        log_.close()
+    if row is None:
+        _fail(f"no enquiry {enquiry_id}", 1)
+        return
+    _json(entry_dict(row, with_token=True))
+
+
+@enquiries.command("verify")
+@click.option(
+    "--expect",
+    "expect",
+    metavar="CHECKPOINT",
+    help="A checkpoint taken earlier — SEQ:HASH, or the signed token the node logs "
+    "as enquiry_log_checkpoint (`signed`) and verify prints: also proves no "
+    "newer rows were cut off before it.",
+)
+@config_option
+@handles_errors
+def enquiries_verify(expect: str | None, config_path: Path) -> None:
+    """Check the hash chain; exit 1 and name the first broken row."""
+    from connector.crypto.jws import Signer
+    from connector.crypto.keyfiles import read_signing_key
+    from connector.enquiries.checkpoints import read_checkpoint, sign_checkpoint
+    from connector.enquiries.log import EnquiryLog
+
+    settings = load_settings(config_path)
+    signer = Signer(read_signing_key(settings.path(settings.key_file)))
+    checkpoint = (
+        None if expect is None else read_checkpoint(expect, key=signer.public, node=settings.node)
+    )
+    log_ = EnquiryLog.open(settings.enquiries_url)
+    try:
+        report = log_.verify(expect=checkpoint)
+    finally:
+        log_.close()
+    if not report.ok:
+        err.print(
+            f"[bold red]BROKEN[/] at row {report.broken_seq}: {report.problem} "
+            f"({report.rows} row(s) read)"
+        )
+        raise SystemExit(1)
+    out.print(f"ok: {report.rows} row(s), chain head {report.head}")
+    if checkpoint is not None:
+        out.print(f"the checkpoint holds: row {checkpoint[0]} is there, unchanged")
+    token = sign_checkpoint(
+        signer, node=settings.node, seq=report.rows, head=report.head, at=time.time()
+    )
+    out.print("checkpoint (keep it off this host; verify --expect it later):")
+    click.echo(token)

@@ -1,0 +1,163 @@
+"""`ncb-connector notifications`: the outbox of notices, and testing a channel."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from connector.cli.common import _fail, _json, _settings, config_option, handles_errors, out
+from connector.settings.config import load_settings
+
+
+@click.group()
+def notifications() -> None:
+    """Notices to the NCB about foreign enquiries: the outbox and the channels."""
+
+
+@notifications.command("list")
+@click.option("--pending", "state", flag_value="pending", help="Only those not yet delivered.")
+@click.option("--dead", "state", flag_value="dead", help="Only those given up on.")
+@click.option("--delivered", "state", flag_value="delivered")
+@click.option(
+    "--limit", type=click.IntRange(1), default=200, show_default=True, help="The newest N."
+)
+@click.option("--json", "as_json", is_flag=True)
+@config_option
+@handles_errors
+def notifications_list(state: str | None, limit: int, as_json: bool, config_path: Path) -> None:
+    """Notices with their state, attempts and last error."""
+    from connector.enquiries.entry import utc_iso
+    from connector.notify.outbox import Outbox
+
+    settings = load_settings(config_path)
+    box = Outbox.open(settings.enquiries_url)
+    try:
+        rows = box.list(state=state, limit=limit)  # type: ignore[arg-type]
+        counts = box.counts()
+    finally:
+        box.close()
+    if as_json:
+        _json(
+            [
+                {
+                    "id": r.notice.id,
+                    "channel": r.notice.channel,
+                    "kind": r.notice.kind,
+                    "enquiry": r.notice.enquiry,
+                    "created_at": utc_iso(r.notice.created_at),
+                    "state": r.state,
+                    "attempts": r.attempts,
+                    "next_attempt_at": utc_iso(r.next_attempt_at) if r.state == "pending" else None,
+                    "last_attempt_at": utc_iso(r.last_attempt_at) if r.last_attempt_at else None,
+                    "delivered_at": utc_iso(r.delivered_at) if r.delivered_at else None,
+                    "last_error": r.last_error,
+                    "body": r.notice.body,
+                }
+                for r in rows
+            ]
+        )
+        return
+    table = Table(
+        "id",
+        "created (UTC)",
+        "channel",
+        "kind",
+        "enquiry",
+        "state",
+        "attempts",
+        "next / last error",
+    )
+    for column in table.columns:
+        column.overflow = "fold"
+    for r in rows:
+        style = {"dead": "red", "pending": "yellow"}.get(r.state, "green")
+        detail = f"next {utc_iso(r.next_attempt_at)[11:19]}" if r.state == "pending" else ""
+        if r.last_error:
+            detail = f"{detail} {r.last_error}".strip()
+        table.add_row(
+            r.notice.id,
+            utc_iso(r.notice.created_at)[:19].replace("T", " "),
+            r.notice.channel,
+            r.notice.kind,
+            r.notice.enquiry or "-",
+            f"[{style}]{r.state}[/]",
+            str(r.attempts),
+            detail,
+        )
+    out.print(table if rows else "no notices")
+    out.print(", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "the outbox is empty")
+
+
+@notifications.command("retry")
+@click.argument("notice_ids", nargs=-1)
+@click.option("--dead", "all_dead", is_flag=True, help="Every dead notice.")
+@config_option
+@handles_errors
+def notifications_retry(notice_ids: tuple[str, ...], all_dead: bool, config_path: Path) -> None:
+    """Make notices (or every dead one) due again; a running node delivers them."""
+    from connector.notify.outbox import Outbox
+
+    if bool(notice_ids) == all_dead:
+        _fail("give notice ids or --dead")
+    settings = load_settings(config_path)
+    box = Outbox.open(settings.enquiries_url)
+    try:
+        n = box.retry(None if all_dead else list(notice_ids), now=time.time())
+    finally:
+        box.close()
+    out.print(f"{n} notice(s) due again")
+    if not n:
+        raise SystemExit(1)
+
+
+@notifications.command("test")
+@click.argument("channel")
+@config_option
+@handles_errors
+def notifications_test(channel: str, config_path: Path) -> None:
+    """Send a test notice through CHANNEL now and say whether it arrived."""
+    import aiohttp
+
+    from connector.enquiries.entry import new_enquiry_id
+    from connector.node.service import Node
+    from connector.notify.channels import DeliveryError, build_senders
+    from connector.notify.notice import Notice
+
+    settings = _settings(config_path)
+    if channel not in settings.notifications.channels:
+        known = ", ".join(sorted(settings.notifications.channels)) or "none"
+        _fail(f"no channel {channel!r} in connector.yaml (channels: {known})")
+    node = Node.from_settings(settings)
+    now = time.time()
+    notice = Notice(
+        id=new_enquiry_id(now),
+        channel=channel,
+        kind="test",
+        enquiry=None,
+        created_at=now,
+        body={"type": "test", "node": settings.node, "message": "test notice from ncb-connector"},
+    )
+
+    async def send() -> None:
+        async with aiohttp.ClientSession() as session:
+            senders = build_senders(
+                {channel: settings.notifications.channels[channel]},
+                signer=node.signer,
+                node=settings.node,
+                session=session,
+                clock=time.time,
+                base_dir=settings.base_dir,
+                env=os.environ,
+            )
+            await senders[channel].send(notice)
+
+    try:
+        asyncio.run(send())
+    except DeliveryError as exc:
+        _fail(f"{channel}: {exc}", 1)
+    out.print(f"{channel}: delivered test notice {notice.id}")

@@ -1,0 +1,318 @@
+"""`ncb-connector records`: importing, showing, removing, reindexing, syncing national records."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+
+from connector.cli.common import (
+    _HELD,
+    _fail,
+    _json,
+    _settings,
+    config_option,
+    err,
+    handles_errors,
+    out,
+)
+from connector.errors import ImportFileError
+from connector.settings.config import Settings, load_settings
+
+
+@click.group()
+def records() -> None:
+    """National records behind this node."""
+
+
+@records.command("import")
+@click.argument("file", type=click.Path(path_type=Path, allow_dash=True))
+@click.option("--category", required=True, type=click.Choice(_HELD))
+@click.option("--format", "fmt", type=click.Choice(["ndjson", "csv", "ftm"]))
+@click.option(
+    "--status",
+    type=click.Choice(["stolen", "lost", "revoked", "invalidated", "embezzled", "missing"]),
+    help="FtM only: the status of every imported travel document or vehicle "
+    "(FtM has none; default stolen).",
+)
+@click.option(
+    "--warrant-country",
+    metavar="CC",
+    help="FtM only, wanted_persons: the country that issued the warrants "
+    "(default: this node's country).",
+)
+@click.option(
+    "--replace",
+    is_flag=True,
+    help="Make the category equal to the file: records absent from it are removed "
+    "(only when no line was rejected, and at most half the category unless "
+    "--yes).",
+)
+@click.option("--yes", is_flag=True, help="With --replace: allow removing more than half.")
+@config_option
+@handles_errors
+def records_import(
+    file: Path,
+    category: str,
+    fmt: str | None,
+    status: str | None,
+    warrant_country: str | None,
+    replace: bool,
+    yes: bool,
+    config_path: Path,
+) -> None:
+    """Upsert records from NDJSON, CSV or FollowTheMoney entities; bad lines are reported,
+    good lines imported."""
+    from connector.records.importer import guess_format, import_stream
+    from connector.records.store import RecordStore
+    from connector.vocabulary import Category
+
+    settings = _settings(config_path)
+    chosen = fmt or (guess_format(str(file)) if str(file) != "-" else "ndjson")
+    store = RecordStore.open(settings.records_url)
+    started = time.perf_counter()
+    try:
+        with _open_input(file) as stream, _progress(file) as advance:
+            cat = Category(category)
+            ftm_status = status or (
+                "stolen" if cat in (Category.TRAVEL_DOCUMENTS, Category.VEHICLES) else None
+            )
+            report = import_stream(
+                store,
+                stream,
+                category=cat,
+                fmt=chosen,  # type: ignore[arg-type]
+                progress=advance,
+                replace=replace,
+                max_removal_share=None if yes else 0.5,
+                status=ftm_status,
+                warrant_country=warrant_country or settings.node[:2],
+            )
+    except ImportFileError as exc:
+        # Which file, as for a bad line: `file:line: reason`.
+        detail = (
+            exc.detail
+            if exc.detail.startswith(f"cannot read {file}")
+            else (
+                f"{file}:{exc.detail.removeprefix('line ')}"
+                if exc.detail.startswith("line ")
+                else f"{file}: {exc.detail}"
+            )
+        )
+        if chosen == "csv" and "lacks the column" in detail:
+            detail += " (columns are separated by commas)"
+        _fail(detail)
+    finally:
+        store.close()
+    elapsed = time.perf_counter() - started
+    for r in report.errors:
+        err.print(f"{file}:{r.line}: {r.reason}", soft_wrap=True, markup=False)
+    if report.rejected > len(report.errors):
+        err.print(f"… and {report.rejected - len(report.errors)} more rejected lines")
+    out.print(
+        f"{report.inserted} inserted, {report.updated} updated, {report.removed} removed, "
+        f"{report.rejected} rejected ({elapsed:.1f} s)"
+    )
+    if report.replace_skipped:
+        err.print(f"--replace: nothing was removed, because {report.replace_skipped}")
+    if report.rejected:
+        raise SystemExit(1)
+
+
+def _open_input(file: Path) -> Any:
+    if str(file) == "-":
+        return open(sys.stdin.fileno(), "rb", closefd=False)
+    try:
+        return file.open("rb")
+    except OSError as exc:
+        raise ImportFileError(f"cannot read {file}: {exc.strerror}") from exc
+
+
+class _progress:
+    """A progress bar over bytes read, on a terminal only."""
+
+    def __init__(self, file: Path) -> None:
+        self.file = file
+        self._progress: Any = None
+
+    def __enter__(self) -> Callable[[int], None] | None:
+        if not err.is_terminal:
+            return None
+        from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+        total = None
+        if str(self.file) != "-":
+            try:
+                total = self.file.stat().st_size
+            except OSError:
+                total = None
+        self._progress = Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            DownloadColumn(),
+            TimeRemainingColumn(),
+            console=err,
+            transient=True,
+        )
+        self._progress.start()
+        task = self._progress.add_task("importing", total=total)
+        return lambda n: self._progress.advance(task, n)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+
+@contextlib.contextmanager
+def _record_store(settings: Settings) -> Iterator[Any]:
+    from connector.records.store import RecordStore
+
+    store = RecordStore.open(settings.records_url)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def _parse_ref(ref: str, node: str) -> tuple[Any, str]:
+    from connector.vocabulary import Category
+
+    parts = ref.split(":", 2)
+    if len(parts) == 3 and parts[0] != node:
+        _fail(f"{ref} is a record of {parts[0]}, not of this node ({node})")
+    category, _, record_id = (parts[1], "", parts[2]) if len(parts) == 3 else ref.partition("/")
+    if category not in _HELD or not record_id:
+        _fail(f"{ref!r}: give NODE:category:id (as in an answer) or category/id")
+    return Category(category), record_id
+
+
+@records.command("show")
+@click.argument("ref")
+@config_option
+@handles_errors
+def records_show(ref: str, config_path: Path) -> None:
+    """One record in full, by its ref (FR:travel_documents:ID) or category/ID."""
+
+    settings = load_settings(config_path)
+    category, record_id = _parse_ref(ref, settings.node)
+    with _record_store(settings) as store:
+        record = store.get(category, record_id)
+    if record is None:
+        _fail(f"no record {category.value}/{record_id}", 1)
+        return
+    _json({"ref": f"{settings.node}:{category.value}:{record.id}", "fields": record.fields})
+
+
+@records.command("remove")
+@click.argument("ref")
+@config_option
+@handles_errors
+def records_remove(ref: str, config_path: Path) -> None:
+    """Remove one record (e.g. a vehicle that was found); it is no longer a hit."""
+
+    settings = load_settings(config_path)
+    category, record_id = _parse_ref(ref, settings.node)
+    with _record_store(settings) as store:
+        removed = store.remove(category, record_id)
+    if not removed:
+        _fail(f"no record {category.value}/{record_id}", 1)
+    out.print(f"removed {category.value}/{record_id}")
+
+
+@records.command("stats")
+@config_option
+@handles_errors
+def records_stats(config_path: Path) -> None:
+    """Records held per category."""
+    from connector.vocabulary import Category
+
+    with _record_store(load_settings(config_path)) as store:
+        for category in Category:
+            out.print(f"{category.value:<20} {store.count(category):>10}")
+
+
+@records.command("reindex")
+@click.option(
+    "--category",
+    "categories",
+    multiple=True,
+    type=click.Choice(["wanted_persons", "terrorism_suspects"]),
+    help="Only this category (repeatable); default: every category with keys.",
+)
+@config_option
+@handles_errors
+def records_reindex(categories: tuple[str, ...], config_path: Path) -> None:
+    """Make every record's search keys anew from its fields (after an upgrade that changed
+    name matching). The records themselves are not touched."""
+    from connector.records.store import RecordStore
+    from connector.vocabulary import Category
+
+    settings = _settings(config_path)
+    store = RecordStore.open(settings.records_url)
+    try:
+        for category in store.key_tables:
+            if categories and category.value not in categories:
+                continue
+            started = time.perf_counter()
+            n = store.rebuild_keys(Category(category))
+            click.echo(
+                f"{category.value}: search keys made for {n} record(s) "
+                f"({time.perf_counter() - started:.1f} s)"
+            )
+    finally:
+        store.close()
+
+
+@records.command("sync")
+@click.option("--source", "names", multiple=True, help="Only this source (repeatable).")
+@click.option(
+    "--allow-removal",
+    is_flag=True,
+    help="Apply removals even when more than the source's max_removal_share of "
+    "its records would go.",
+)
+@config_option
+@handles_errors
+def records_sync(names: tuple[str, ...], allow_removal: bool, config_path: Path) -> None:
+    """Pull what changed in the national databases of sources.yaml (read only); exits 1
+    when a row was rejected or removals were refused."""
+    from connector.records.store import RecordStore
+    from connector.sources.model import load_sources
+    from connector.sources.sync import sync
+
+    settings = _settings(config_path)
+    sources = load_sources(settings.path(settings.sources_file)).sources
+    unknown = set(names) - {s.name for s in sources}
+    if unknown:
+        _fail(f"no source {', '.join(sorted(unknown))} in {settings.sources_file}")
+    if not sources:
+        _fail(f"no sources in {settings.path(settings.sources_file)}")
+    store = RecordStore.open(settings.records_url)
+    failed = False
+    try:
+        for source in sources:
+            if names and source.name not in names:
+                continue
+            report = sync(source, store, clock=time.time, allow_removal=allow_removal)
+            click.echo(
+                f"{source.name} → {report.category}: read {report.read}, "
+                f"inserted {report.inserted}, updated {report.updated}, "
+                f"unchanged {report.unchanged}, removed {report.removed}, "
+                f"rejected {report.rejected}"
+            )
+            for key, reason in report.errors[:20]:
+                click.echo(f"  rejected {key.replace(chr(31), '/')}: {reason}", err=True)
+            if report.rejected > 20:
+                click.echo(f"  … and {report.rejected - 20} more", err=True)
+            if report.refused:
+                click.echo(f"  {report.refused}", err=True)
+            failed = failed or bool(report.rejected or report.refused)
+    finally:
+        store.close()
+    if failed:
+        raise SystemExit(1)
