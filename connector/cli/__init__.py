@@ -1,44 +1,267 @@
-"""`ncb-connector …`: parses the command line, calls the connector, prints the outcome."""
+"""`ncb-connector`: every command group and command by name, each imported when it runs."""
 
 from __future__ import annotations
 
 import click
 
-from connector.cli.agencies import agencies
-from connector.cli.config import config
-from connector.cli.db import db
-from connector.cli.demo import demo
-from connector.cli.enquiries import enquiries
-from connector.cli.keys import keys
-from connector.cli.node import init, run
-from connector.cli.notifications import notifications
-from connector.cli.peers import peers
-from connector.cli.policy import policy
-from connector.cli.query import query
-from connector.cli.records import records
-from connector.cli.search import search
-from connector.logs import configure_logging
+from connector.cli.lazy import Lazy, LazyGroup
+
+# Short help here lets `ncb-connector --help` and `ncb-connector GROUP --help` list the
+# commands without importing them (and with them sqlalchemy, aiohttp, pydantic, the kinds).
+COMMANDS: dict[str, Lazy | click.Command] = {
+    "init": Lazy(
+        target="connector.cli.node:init",
+        help=(
+            "Create a node: config, Ed25519 key, TLS certificate, empty peers, default-deny policy."
+        ),
+    ),
+    "run": Lazy(
+        target="connector.cli.node:run",
+        help="Serve the peer API and the local API until SIGTERM (SIGHUP reloads).",
+    ),
+    "config": LazyGroup(
+        name="config",
+        help="The node's configuration.",
+        lazy={
+            "check": Lazy(
+                target="connector.cli.config:config_check",
+                help=(
+                    "Validate connector.yaml, the key files, peers.yaml, sources.yaml and the "
+                    "policy directory."
+                ),
+            ),
+        },
+    ),
+    "keys": LazyGroup(
+        name="keys",
+        help="The node's keys.",
+        lazy={
+            "show": Lazy(
+                target="connector.cli.keys:keys_show",
+                help=(
+                    "Print the public JWK, its RFC 7638 thumbprint and the TLS certificate "
+                    "fingerprint."
+                ),
+            ),
+        },
+    ),
+    "peers": LazyGroup(
+        name="peers",
+        help="The trust store (peers.yaml).",
+        lazy={
+            "add": Lazy(
+                target="connector.cli.peers:peers_add",
+                help="Trust a peer: pin its key and TLS fingerprint.",
+            ),
+            "discovered": Lazy(
+                target="connector.cli.peers:peers_discovered",
+                help=(
+                    "Nodes the running node found on the LAN (discovery.mdns): none is trusted by"
+                    " that."
+                ),
+            ),
+            "list": Lazy(
+                target="connector.cli.peers:peers_list",
+                help="List trusted peers.",
+            ),
+            "remove": Lazy(
+                target="connector.cli.peers:peers_remove",
+                help="Stop trusting a peer.",
+            ),
+            "status": Lazy(
+                target="connector.cli.peers:peers_status",
+                help=(
+                    "Each peer's last health check by the running node: up or down, latency, key,"
+                    " TLS."
+                ),
+            ),
+        },
+    ),
+    "agencies": LazyGroup(
+        name="agencies",
+        help=(
+            "National agencies that ask peers through this node (the local API), and their tokens."
+        ),
+        lazy={
+            "add": Lazy(
+                target="connector.cli.agencies:agencies_add",
+                help="Register an agency and print its API token, once (only its hash is kept).",
+            ),
+            "disable": Lazy(
+                target="connector.cli.agencies:agencies_disable",
+                help=(
+                    "Refuse an agency's token from its next request on (a running node re-reads "
+                    "the file)."
+                ),
+            ),
+            "enable": Lazy(
+                target="connector.cli.agencies:agencies_enable",
+                help="Accept a disabled agency's token again.",
+            ),
+            "list": Lazy(
+                target="connector.cli.agencies:agencies_list",
+                help="Agencies, their kinds and state (tokens are never shown again).",
+            ),
+            "rotate": Lazy(
+                target="connector.cli.agencies:agencies_rotate",
+                help="Give an agency a new token; the old one stops working at once.",
+            ),
+        },
+    ),
+    "db": LazyGroup(
+        name="db",
+        help="Database schemas: which revision each database is at, and upgrading them.",
+        lazy={
+            "status": Lazy(
+                target="connector.cli.db:db_status",
+                help=(
+                    "Each database's schema revision beside the one this version needs; exits 1 "
+                    "when one is not at it (a node would refuse to start)."
+                ),
+            ),
+            "upgrade": Lazy(
+                target="connector.cli.db:db_upgrade",
+                help=(
+                    "Bring both databases to the schema this version needs (stop the node first)."
+                ),
+            ),
+        },
+    ),
+    "records": LazyGroup(
+        name="records",
+        help="National records behind this node.",
+        lazy={
+            "import": Lazy(
+                target="connector.cli.records:records_import",
+                help=(
+                    "Upsert records from NDJSON, CSV or FollowTheMoney entities; bad lines are "
+                    "reported, good lines imported."
+                ),
+            ),
+            "reindex": Lazy(
+                target="connector.cli.records:records_reindex",
+                help=(
+                    "Make every record's search keys anew from its fields (after an upgrade that "
+                    "changed name matching)."
+                ),
+            ),
+            "remove": Lazy(
+                target="connector.cli.records:records_remove",
+                help="Remove one record (e.g.",
+            ),
+            "show": Lazy(
+                target="connector.cli.records:records_show",
+                help="One record in full, by its ref (FR:travel_documents:ID) or category/ID.",
+            ),
+            "stats": Lazy(
+                target="connector.cli.records:records_stats",
+                help="Records held per category.",
+            ),
+            "sync": Lazy(
+                target="connector.cli.records:records_sync",
+                help=(
+                    "Pull what changed in the national databases of sources.yaml (read only); "
+                    "exits 1 when a row was rejected or removals were refused."
+                ),
+            ),
+        },
+    ),
+    "policy": LazyGroup(
+        name="policy",
+        help="The access policy (policies/*.yaml).",
+        lazy={
+            "check": Lazy(
+                target="connector.cli.policy:policy_check",
+                help=(
+                    "Validate a policy directory: every error with file, line and rule name (with"
+                    " the config, also that every notification channel it names is defined)."
+                ),
+            ),
+            "diff": Lazy(
+                target="connector.cli.policy:policy_diff",
+                help=(
+                    "Every (peer, category, agency kind, purpose) whose outcome changes: read "
+                    "before reload."
+                ),
+            ),
+            "explain": Lazy(
+                target="connector.cli.policy:policy_explain",
+                help=(
+                    "Which rule decides a query, the level, the fields a peer receives and those "
+                    "redacted."
+                ),
+            ),
+            "matrix": Lazy(
+                target="connector.cli.policy:policy_matrix",
+                help=(
+                    "Who sees what: peers × categories → the most each can get (* = depends on "
+                    "the query)."
+                ),
+            ),
+        },
+    ),
+    "enquiries": LazyGroup(
+        name="enquiries",
+        help="The enquiry log.",
+        lazy={
+            "list": Lazy(
+                target="connector.cli.enquiries:enquiries_list",
+                help="List enquiries, oldest first.",
+            ),
+            "show": Lazy(
+                target="connector.cli.enquiries:enquiries_show",
+                help="One enquiry in full, with the deciding rules and the policy digest.",
+            ),
+            "verify": Lazy(
+                target="connector.cli.enquiries:enquiries_verify",
+                help="Check the hash chain; exit 1 and name the first broken row.",
+            ),
+        },
+    ),
+    "notifications": LazyGroup(
+        name="notifications",
+        help="Notices to the NCB about foreign enquiries: the outbox and the channels.",
+        lazy={
+            "list": Lazy(
+                target="connector.cli.notifications:notifications_list",
+                help="Notices with their state, attempts and last error.",
+            ),
+            "retry": Lazy(
+                target="connector.cli.notifications:notifications_retry",
+                help="Make notices (or every dead one) due again; a running node delivers them.",
+            ),
+            "test": Lazy(
+                target="connector.cli.notifications:notifications_test",
+                help="Send a test notice through CHANNEL now and say whether it arrived.",
+            ),
+        },
+    ),
+    "query": Lazy(
+        target="connector.cli.query:query",
+        help="Ask one peer; the signed answer is verified and the enquiry logged.",
+    ),
+    "search": Lazy(
+        target="connector.cli.search:search",
+        help=(
+            "Check a subject (document, person, vehicle) against the national records and every "
+            "allowed peer at once; a table fills in as peers answer."
+        ),
+    ),
+    "demo": Lazy(
+        target="connector.cli.demo:demo",
+        help=(
+            "Start a small network on loopback, run cross-border checks, print answers and logs."
+        ),
+    ),
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(
+    cls=LazyGroup,
+    lazy=COMMANDS,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(package_name="ncb-connector")
 def main() -> None:
     """A National Central Bureau's connector: answers peers' signed queries under the NCB's
     policy, logs every enquiry, and asks peers on behalf of national agencies."""
-    configure_logging(fmt="auto", level="warning")
-
-
-main.add_command(init)
-main.add_command(run)
-main.add_command(config)
-main.add_command(keys)
-main.add_command(peers)
-main.add_command(agencies)
-main.add_command(db)
-main.add_command(records)
-main.add_command(policy)
-main.add_command(enquiries)
-main.add_command(notifications)
-main.add_command(query)
-main.add_command(search)
-main.add_command(demo)

@@ -12,17 +12,12 @@ from connector.cli.common import _json, config_option, err, handles_errors, out
 from connector.settings.config import load_settings
 
 
-@click.group()
-def agencies() -> None:
-    """National agencies that ask peers through this node (the local API), and their tokens."""
-
-
 def _agencies_file(config_path: Path) -> Path:
     settings = load_settings(config_path)
     return settings.state_path(settings.federation.agencies_file)
 
 
-@agencies.command("add")
+@click.command("add")
 @click.argument("agency_id")
 @click.option(
     "--kind",
@@ -48,7 +43,7 @@ def agencies_add(agency_id: str, kind: str, config_path: Path) -> None:
     click.echo(token)
 
 
-@agencies.command("rotate")
+@click.command("rotate")
 @click.argument("agency_id")
 @config_option
 @handles_errors
@@ -61,7 +56,7 @@ def agencies_rotate(agency_id: str, config_path: Path) -> None:
     click.echo(token)
 
 
-@agencies.command("disable")
+@click.command("disable")
 @click.argument("agency_id")
 @config_option
 @handles_errors
@@ -73,7 +68,7 @@ def agencies_disable(agency_id: str, config_path: Path) -> None:
     out.print(f"agency {agency_id} disabled")
 
 
-@agencies.command("enable")
+@click.command("enable")
 @click.argument("agency_id")
 @config_option
 @handles_errors
@@ -85,7 +80,7 @@ def agencies_enable(agency_id: str, config_path: Path) -> None:
     out.print(f"agency {agency_id} enabled")
 
 
-@agencies.command("list")
+@click.command("list")
 @config_option
 @click.option("--json", "as_json", is_flag=True)
 @handles_errors

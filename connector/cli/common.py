@@ -43,10 +43,14 @@ def _fail(message: str, code: int = 2) -> None:
 
 
 def handles_errors(fn: F) -> F:
-    """Known failures print one clear line and exit non-zero; never a traceback."""
+    """Known failures print one clear line and exit non-zero; never a traceback. Logging
+    says warnings only until the command's settings say more."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        # Here, not in `main`: the group runs for `ncb-connector GROUP --help` too, which
+        # should not pay for importing structlog.
+        configure_logging(fmt="auto", level="warning")
         try:
             return fn(*args, **kwargs)
         except ConnectorError as exc:

@@ -11,12 +11,7 @@ from connector.logs import configure_logging
 from connector.settings.config import load_settings
 
 
-@click.group()
-def config() -> None:
-    """The node's configuration."""
-
-
-@config.command("check")
+@click.command("check")
 @config_option
 @handles_errors
 def config_check(config_path: Path) -> None:

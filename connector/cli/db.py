@@ -11,11 +11,6 @@ from connector.cli.common import _settings, config_option, handles_errors
 from connector.settings.config import Settings
 
 
-@click.group()
-def db() -> None:
-    """Database schemas: which revision each database is at, and upgrading them."""
-
-
 def _databases(settings: Settings) -> list[tuple[Any, str, str]]:
     from connector.storage.migrations import Schema
 
@@ -25,7 +20,7 @@ def _databases(settings: Settings) -> list[tuple[Any, str, str]]:
     ]
 
 
-@db.command("status")
+@click.command("status")
 @config_option
 @handles_errors
 def db_status(config_path: Path) -> None:
@@ -75,7 +70,7 @@ def db_status(config_path: Path) -> None:
         raise SystemExit(1)
 
 
-@db.command("upgrade")
+@click.command("upgrade")
 @config_option
 @handles_errors
 def db_upgrade(config_path: Path) -> None:

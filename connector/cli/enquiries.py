@@ -28,12 +28,7 @@ def parse_since(text: str, *, now: datetime) -> float:
     return when.timestamp()
 
 
-@click.group()
-def enquiries() -> None:
-    """The enquiry log."""
-
-
-@enquiries.command("list")
+@click.command("list")
 @click.option("--peer")
 @click.option("--since", help="2h, 30m, 7d, or an ISO date/time.")
 @click.option("--direction", type=click.Choice(["in", "out"]))
@@ -74,7 +69,7 @@ def enquiries_list(
     out.print(enquiries_table(rows) if rows else "no enquiries")
 
 
-@enquiries.command("show")
+@click.command("show")
 @click.argument("enquiry_id")
 @config_option
 @handles_errors
@@ -95,7 +90,7 @@ def enquiries_show(enquiry_id: str, config_path: Path) -> None:
     _json(entry_dict(row, with_token=True))
 
 
-@enquiries.command("verify")
+@click.command("verify")
 @click.option(
     "--expect",
     "expect",

@@ -11,12 +11,7 @@ from connector.cli.common import _json, config_option, handles_errors
 from connector.settings.config import load_settings
 
 
-@click.group()
-def keys() -> None:
-    """The node's keys."""
-
-
-@keys.command("show")
+@click.command("show")
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @handles_errors

@@ -14,12 +14,7 @@ from connector.cli.common import _fail, _json, _settings, config_option, handles
 from connector.settings.config import load_settings
 
 
-@click.group()
-def notifications() -> None:
-    """Notices to the NCB about foreign enquiries: the outbox and the channels."""
-
-
-@notifications.command("list")
+@click.command("list")
 @click.option("--pending", "state", flag_value="pending", help="Only those not yet delivered.")
 @click.option("--dead", "state", flag_value="dead", help="Only those given up on.")
 @click.option("--delivered", "state", flag_value="delivered")
@@ -93,7 +88,7 @@ def notifications_list(state: str | None, limit: int, as_json: bool, config_path
     out.print(", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "the outbox is empty")
 
 
-@notifications.command("retry")
+@click.command("retry")
 @click.argument("notice_ids", nargs=-1)
 @click.option("--dead", "all_dead", is_flag=True, help="Every dead notice.")
 @config_option
@@ -115,7 +110,7 @@ def notifications_retry(notice_ids: tuple[str, ...], all_dead: bool, config_path
         raise SystemExit(1)
 
 
-@notifications.command("test")
+@click.command("test")
 @click.argument("channel")
 @config_option
 @handles_errors

@@ -13,12 +13,7 @@ from connector.cli.common import _fail, _json, config_option, err, handles_error
 from connector.settings.config import load_settings
 
 
-@click.group()
-def peers() -> None:
-    """The trust store (peers.yaml)."""
-
-
-@peers.command("add")
+@click.command("add")
 @click.argument("peer_id")
 @click.option("--url", required=True)
 @click.option("--key", "jwk_text", help="The peer's public JWK (JSON).")
@@ -82,7 +77,7 @@ def peers_add(
     out.print("A running node picks this up within its reload interval or on SIGHUP.")
 
 
-@peers.command("list")
+@click.command("list")
 @config_option
 @click.option("--json", "as_json", is_flag=True)
 @handles_errors
@@ -121,7 +116,7 @@ def peers_list(config_path: Path, as_json: bool) -> None:
     out.print(table if peers_sorted else "no peers")
 
 
-@peers.command("remove")
+@click.command("remove")
 @click.argument("peer_id")
 @config_option
 @handles_errors
@@ -136,7 +131,7 @@ def peers_remove(peer_id: str, config_path: Path) -> None:
     out.print(f"peer {peer_id} removed")
 
 
-@peers.command("status")
+@click.command("status")
 @config_option
 @click.option("--json", "as_json", is_flag=True)
 @handles_errors
@@ -212,7 +207,7 @@ def _health_dict(r: Any) -> dict[str, Any]:
     return d
 
 
-@peers.command("discovered")
+@click.command("discovered")
 @config_option
 @click.option("--json", "as_json", is_flag=True)
 @handles_errors

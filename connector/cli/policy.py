@@ -13,12 +13,7 @@ from connector.cli.common import _fail, _json, config_option, err, handles_error
 from connector.settings.config import load_settings
 
 
-@click.group()
-def policy() -> None:
-    """The access policy (policies/*.yaml)."""
-
-
-@policy.command("check")
+@click.command("check")
 @click.argument("directory", required=False, type=click.Path(path_type=Path))
 @click.option("--strict", is_flag=True, help="Exit 2 when there are warnings.")
 @config_option
@@ -121,7 +116,7 @@ _CATEGORIES = [
 ]
 
 
-@policy.command("explain")
+@click.command("explain")
 @click.option("--from", "peer", required=True, help="The asking node, e.g. DE.")
 @click.option("--agency-kind", required=True, type=click.Choice(_KINDS))
 @click.option("--purpose", required=True, type=click.Choice(_PURPOSES))
@@ -176,7 +171,7 @@ def policy_explain(
         out.print(line, markup=False, soft_wrap=True)
 
 
-@policy.command("matrix")
+@click.command("matrix")
 @click.option(
     "--from",
     "peers",
@@ -238,7 +233,7 @@ def policy_matrix(
     out.print(table)
 
 
-@policy.command("diff")
+@click.command("diff")
 @click.argument("old_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
 @click.argument("new_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
 @click.option("--json", "as_json", is_flag=True)

@@ -25,12 +25,7 @@ from connector.errors import ImportFileError
 from connector.settings.config import Settings, load_settings
 
 
-@click.group()
-def records() -> None:
-    """National records behind this node."""
-
-
-@records.command("import")
+@click.command("import")
 @click.argument("file", type=click.Path(path_type=Path, allow_dash=True))
 @click.option("--category", required=True, type=click.Choice(_HELD))
 @click.option("--format", "fmt", type=click.Choice(["ndjson", "csv", "ftm"]))
@@ -191,7 +186,7 @@ def _parse_ref(ref: str, node: str) -> tuple[Any, str]:
     return Category(category), record_id
 
 
-@records.command("show")
+@click.command("show")
 @click.argument("ref")
 @config_option
 @handles_errors
@@ -208,7 +203,7 @@ def records_show(ref: str, config_path: Path) -> None:
     _json({"ref": f"{settings.node}:{category.value}:{record.id}", "fields": record.fields})
 
 
-@records.command("remove")
+@click.command("remove")
 @click.argument("ref")
 @config_option
 @handles_errors
@@ -224,7 +219,7 @@ def records_remove(ref: str, config_path: Path) -> None:
     out.print(f"removed {category.value}/{record_id}")
 
 
-@records.command("stats")
+@click.command("stats")
 @config_option
 @handles_errors
 def records_stats(config_path: Path) -> None:
@@ -236,7 +231,7 @@ def records_stats(config_path: Path) -> None:
             out.print(f"{category.value:<20} {store.count(category):>10}")
 
 
-@records.command("reindex")
+@click.command("reindex")
 @click.option(
     "--category",
     "categories",
@@ -268,7 +263,7 @@ def records_reindex(categories: tuple[str, ...], config_path: Path) -> None:
         store.close()
 
 
-@records.command("sync")
+@click.command("sync")
 @click.option("--source", "names", multiple=True, help="Only this source (repeatable).")
 @click.option(
     "--allow-removal",
