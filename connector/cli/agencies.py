@@ -8,8 +8,9 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from connector.cli.common import _json, config_option, err, handles_errors, out
+from connector.cli.common import _json, config_option, enum_values, err, handles_errors, out
 from connector.settings.config import load_settings
+from connector.vocabulary import AgencyKind
 
 
 def _agencies_file(config_path: Path) -> Path:
@@ -22,7 +23,7 @@ def _agencies_file(config_path: Path) -> Path:
 @click.option(
     "--kind",
     required=True,
-    type=click.Choice(["border", "customs", "immigration", "police", "ncb"]),
+    type=click.Choice(enum_values(AgencyKind)),
     help="Sent to peers as the query's agency_kind.",
 )
 @config_option
@@ -30,7 +31,6 @@ def _agencies_file(config_path: Path) -> Path:
 def agencies_add(agency_id: str, kind: str, config_path: Path) -> None:
     """Register an agency and print its API token, once (only its hash is kept)."""
     from connector.outbound.agencies import add_agency
-    from connector.vocabulary import AgencyKind
 
     agency, token = add_agency(
         _agencies_file(config_path), agency_id, AgencyKind(kind), now=time.time()

@@ -6,6 +6,7 @@ import functools
 import os
 import sys
 from collections.abc import Callable
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -16,12 +17,19 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from connector.errors import ConnectorError
 from connector.logs import configure_logging
-from connector.records.kinds.registry import KINDS
 from connector.settings.config import CONFIG_ENV, DEFAULT_CONFIG_PATH, Settings, load_settings
+from connector.vocabulary import Category
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-_HELD = sorted(c.value for c in KINDS)  # the categories this node stores and searches
+
+def enum_values(enum: type[StrEnum]) -> list[str]:
+    """An enum's values in their order, for click.Choice (given the enum itself, click would
+    list and take its members' names)."""
+    return [member.value for member in enum]
+
+
+_HELD = sorted(enum_values(Category))  # sorted, as --help has always listed them
 
 
 # emoji=False: ":CD:" inside a fingerprint must not become a picture of a disc.

@@ -6,10 +6,12 @@ import re
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import get_args
 
 import click
 
 from connector.cli.common import _fail, _json, config_option, err, handles_errors, out
+from connector.enquiries.entry import Direction
 from connector.settings.config import load_settings
 
 
@@ -31,7 +33,7 @@ def parse_since(text: str, *, now: datetime) -> float:
 @click.command("list")
 @click.option("--peer")
 @click.option("--since", help="2h, 30m, 7d, or an ISO date/time.")
-@click.option("--direction", type=click.Choice(["in", "out"]))
+@click.option("--direction", type=click.Choice(get_args(Direction)))
 @click.option("--limit", type=click.IntRange(1), default=None, help="Only the newest N.")
 @click.option("--json", "as_json", is_flag=True)
 @config_option

@@ -9,8 +9,9 @@ from typing import Any
 import click
 from rich.table import Table
 
-from connector.cli.common import _fail, _json, config_option, err, handles_errors, out
+from connector.cli.common import _fail, _json, config_option, enum_values, err, handles_errors, out
 from connector.settings.config import load_settings
+from connector.vocabulary import AgencyKind, Category, Purpose, is_node_id
 
 
 @click.command("check")
@@ -83,8 +84,6 @@ def _load_policy_or_fail(directory: Path) -> Any:
 
 
 def _peer_id_or_fail(text: str) -> str:
-    from connector.vocabulary import is_node_id
-
     peer = text.strip().upper()
     if not is_node_id(peer):
         hint = " (the United Kingdom is GB)" if peer == "UK" else ""
@@ -92,35 +91,11 @@ def _peer_id_or_fail(text: str) -> str:
     return peer
 
 
-_KINDS = ["ncb", "police", "border", "customs", "immigration"]
-
-
-_PURPOSES = [
-    "border_control",
-    "criminal_investigation",
-    "counter_terrorism",
-    "vehicle_check",
-    "art_trafficking",
-    "identification",
-]
-
-
-_CATEGORIES = [
-    "wanted_persons",
-    "terrorism_suspects",
-    "travel_documents",
-    "vehicles",
-    "artworks",
-    "dna_profiles",
-    "fingerprints",
-]
-
-
 @click.command("explain")
 @click.option("--from", "peer", required=True, help="The asking node, e.g. DE.")
-@click.option("--agency-kind", required=True, type=click.Choice(_KINDS))
-@click.option("--purpose", required=True, type=click.Choice(_PURPOSES))
-@click.option("--category", required=True, type=click.Choice(_CATEGORIES))
+@click.option("--agency-kind", required=True, type=click.Choice(enum_values(AgencyKind)))
+@click.option("--purpose", required=True, type=click.Choice(enum_values(Purpose)))
+@click.option("--category", required=True, type=click.Choice(enum_values(Category)))
 @click.option("--case", "has_case", is_flag=True, help="The query carries a case reference.")
 @click.option("--dir", "directory", type=click.Path(path_type=Path), default=None)
 @click.option("--json", "as_json", is_flag=True)
@@ -138,7 +113,6 @@ def policy_explain(
 ) -> None:
     """Which rule decides a query, the level, the fields a peer receives and those redacted."""
     from connector.policy import explain
-    from connector.vocabulary import AgencyKind, Category, Purpose
 
     loaded = _load_policy_or_fail(_policy_dir(directory, config_path))
     peer = _peer_id_or_fail(peer)
@@ -193,7 +167,6 @@ def policy_matrix(
 ) -> None:
     """Who sees what: peers × categories → the most each can get (* = depends on the query)."""
     from connector.policy import matrix, peer_universe
-    from connector.vocabulary import Category
 
     loaded = _load_policy_or_fail(_policy_dir(directory, config_path))
     chosen = tuple(p if p == "*" else _peer_id_or_fail(p) for p in peers) or peer_universe(loaded)

@@ -7,7 +7,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import click
 
@@ -22,16 +22,24 @@ from connector.cli.common import (
     out,
 )
 from connector.errors import ImportFileError
+from connector.records.importer import Format
+from connector.records.kinds.documents import DocumentStatus
+from connector.records.kinds.registry import KINDS
+from connector.records.kinds.vehicles import VehicleStatus
 from connector.settings.config import Settings, load_settings
+from connector.vocabulary import Category
+
+# FtM entities carry no status: the one given is that of a travel document or a vehicle.
+_FTM_STATUSES = list(dict.fromkeys((*get_args(DocumentStatus), *get_args(VehicleStatus))))
 
 
 @click.command("import")
 @click.argument("file", type=click.Path(path_type=Path, allow_dash=True))
 @click.option("--category", required=True, type=click.Choice(_HELD))
-@click.option("--format", "fmt", type=click.Choice(["ndjson", "csv", "ftm"]))
+@click.option("--format", "fmt", type=click.Choice(get_args(Format)))
 @click.option(
     "--status",
-    type=click.Choice(["stolen", "lost", "revoked", "invalidated", "embezzled", "missing"]),
+    type=click.Choice(_FTM_STATUSES),
     help="FtM only: the status of every imported travel document or vehicle "
     "(FtM has none; default stolen).",
 )
@@ -65,7 +73,6 @@ def records_import(
     good lines imported."""
     from connector.records.importer import guess_format, import_stream
     from connector.records.store import RecordStore
-    from connector.vocabulary import Category
 
     settings = _settings(config_path)
     chosen = fmt or (guess_format(str(file)) if str(file) != "-" else "ndjson")
@@ -175,8 +182,6 @@ def _record_store(settings: Settings) -> Iterator[Any]:
 
 
 def _parse_ref(ref: str, node: str) -> tuple[Any, str]:
-    from connector.vocabulary import Category
-
     parts = ref.split(":", 2)
     if len(parts) == 3 and parts[0] != node:
         _fail(f"{ref} is a record of {parts[0]}, not of this node ({node})")
@@ -224,7 +229,6 @@ def records_remove(ref: str, config_path: Path) -> None:
 @handles_errors
 def records_stats(config_path: Path) -> None:
     """Records held per category."""
-    from connector.vocabulary import Category
 
     with _record_store(load_settings(config_path)) as store:
         for category in Category:
@@ -236,7 +240,7 @@ def records_stats(config_path: Path) -> None:
     "--category",
     "categories",
     multiple=True,
-    type=click.Choice(["wanted_persons", "terrorism_suspects"]),
+    type=click.Choice([c.value for c, kind in KINDS.items() if kind.keyed]),
     help="Only this category (repeatable); default: every category with keys.",
 )
 @config_option
@@ -245,7 +249,6 @@ def records_reindex(categories: tuple[str, ...], config_path: Path) -> None:
     """Make every record's search keys anew from its fields (after an upgrade that changed
     name matching). The records themselves are not touched."""
     from connector.records.store import RecordStore
-    from connector.vocabulary import Category
 
     settings = _settings(config_path)
     store = RecordStore.open(settings.records_url)
