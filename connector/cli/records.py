@@ -248,22 +248,13 @@ def records_stats(config_path: Path) -> None:
 def records_reindex(categories: tuple[str, ...], config_path: Path) -> None:
     """Make every record's search keys anew from its fields (after an upgrade that changed
     name matching). The records themselves are not touched."""
-    from connector.records.store import RecordStore
+    from connector.records.upkeep import reindex
 
-    settings = _settings(config_path)
-    store = RecordStore.open(settings.records_url)
-    try:
-        for category in store.key_tables:
-            if categories and category.value not in categories:
-                continue
-            started = time.perf_counter()
-            n = store.rebuild_keys(Category(category))
-            click.echo(
-                f"{category.value}: search keys made for {n} record(s) "
-                f"({time.perf_counter() - started:.1f} s)"
-            )
-    finally:
-        store.close()
+    for done in reindex(_settings(config_path), [Category(c) for c in categories]):
+        click.echo(
+            f"{done.category.value}: search keys made for {done.records} record(s) "
+            f"({done.seconds:.1f} s)"
+        )
 
 
 @click.command("sync")
