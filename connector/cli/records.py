@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 from typing import Any, get_args
 
@@ -21,12 +20,12 @@ from connector.cli.common import (
     handles_errors,
     out,
 )
-from connector.errors import ImportFileError
 from connector.records.importer import Format
 from connector.records.kinds.documents import DocumentStatus
 from connector.records.kinds.registry import KINDS
 from connector.records.kinds.vehicles import VehicleStatus
-from connector.settings.config import Settings, load_settings
+from connector.records.store import RecordStore
+from connector.settings.config import load_settings
 from connector.vocabulary import Category
 
 # FtM entities carry no status: the one given is that of a travel document or a vehicle.
@@ -62,7 +61,7 @@ _FTM_STATUSES = list(dict.fromkeys((*get_args(DocumentStatus), *get_args(Vehicle
 def records_import(
     file: Path,
     category: str,
-    fmt: str | None,
+    fmt: Format | None,
     status: str | None,
     warrant_country: str | None,
     replace: bool,
@@ -71,46 +70,22 @@ def records_import(
 ) -> None:
     """Upsert records from NDJSON, CSV or FollowTheMoney entities; bad lines are reported,
     good lines imported."""
-    from connector.records.importer import guess_format, import_stream
-    from connector.records.store import RecordStore
+    from connector.records.importfile import import_file
 
     settings = _settings(config_path)
-    chosen = fmt or (guess_format(str(file)) if str(file) != "-" else "ndjson")
-    store = RecordStore.open(settings.records_url)
     started = time.perf_counter()
-    try:
-        with _open_input(file) as stream, _progress(file) as advance:
-            cat = Category(category)
-            ftm_status = status or (
-                "stolen" if cat in (Category.TRAVEL_DOCUMENTS, Category.VEHICLES) else None
-            )
-            report = import_stream(
-                store,
-                stream,
-                category=cat,
-                fmt=chosen,  # type: ignore[arg-type]
-                progress=advance,
-                replace=replace,
-                max_removal_share=None if yes else 0.5,
-                status=ftm_status,
-                warrant_country=warrant_country or settings.node[:2],
-            )
-    except ImportFileError as exc:
-        # Which file, as for a bad line: `file:line: reason`.
-        detail = (
-            exc.detail
-            if exc.detail.startswith(f"cannot read {file}")
-            else (
-                f"{file}:{exc.detail.removeprefix('line ')}"
-                if exc.detail.startswith("line ")
-                else f"{file}: {exc.detail}"
-            )
+    with _progress(file) as advance:
+        report = import_file(
+            settings,
+            None if str(file) == "-" else file,
+            category=Category(category),
+            fmt=fmt,
+            status=status,
+            warrant_country=warrant_country,
+            replace=replace,
+            allow_large_removal=yes,
+            progress=advance,
         )
-        if chosen == "csv" and "lacks the column" in detail:
-            detail += " (columns are separated by commas)"
-        _fail(detail)
-    finally:
-        store.close()
     elapsed = time.perf_counter() - started
     for r in report.errors:
         err.print(f"{file}:{r.line}: {r.reason}", soft_wrap=True, markup=False)
@@ -124,15 +99,6 @@ def records_import(
         err.print(f"--replace: nothing was removed, because {report.replace_skipped}")
     if report.rejected:
         raise SystemExit(1)
-
-
-def _open_input(file: Path) -> Any:
-    if str(file) == "-":
-        return open(sys.stdin.fileno(), "rb", closefd=False)
-    try:
-        return file.open("rb")
-    except OSError as exc:
-        raise ImportFileError(f"cannot read {file}: {exc.strerror}") from exc
 
 
 class _progress:
@@ -170,18 +136,7 @@ class _progress:
             self._progress.stop()
 
 
-@contextlib.contextmanager
-def _record_store(settings: Settings) -> Iterator[Any]:
-    from connector.records.store import RecordStore
-
-    store = RecordStore.open(settings.records_url)
-    try:
-        yield store
-    finally:
-        store.close()
-
-
-def _parse_ref(ref: str, node: str) -> tuple[Any, str]:
+def _parse_ref(ref: str, node: str) -> tuple[Category, str]:
     parts = ref.split(":", 2)
     if len(parts) == 3 and parts[0] != node:
         _fail(f"{ref} is a record of {parts[0]}, not of this node ({node})")
@@ -197,10 +152,9 @@ def _parse_ref(ref: str, node: str) -> tuple[Any, str]:
 @handles_errors
 def records_show(ref: str, config_path: Path) -> None:
     """One record in full, by its ref (FR:travel_documents:ID) or category/ID."""
-
     settings = load_settings(config_path)
     category, record_id = _parse_ref(ref, settings.node)
-    with _record_store(settings) as store:
+    with closing(RecordStore.open(settings.records_url)) as store:
         record = store.get(category, record_id)
     if record is None:
         _fail(f"no record {category.value}/{record_id}", 1)
@@ -214,10 +168,9 @@ def records_show(ref: str, config_path: Path) -> None:
 @handles_errors
 def records_remove(ref: str, config_path: Path) -> None:
     """Remove one record (e.g. a vehicle that was found); it is no longer a hit."""
-
     settings = load_settings(config_path)
     category, record_id = _parse_ref(ref, settings.node)
-    with _record_store(settings) as store:
+    with closing(RecordStore.open(settings.records_url)) as store:
         removed = store.remove(category, record_id)
     if not removed:
         _fail(f"no record {category.value}/{record_id}", 1)
@@ -229,8 +182,8 @@ def records_remove(ref: str, config_path: Path) -> None:
 @handles_errors
 def records_stats(config_path: Path) -> None:
     """Records held per category."""
-
-    with _record_store(load_settings(config_path)) as store:
+    settings = load_settings(config_path)
+    with closing(RecordStore.open(settings.records_url)) as store:
         for category in Category:
             out.print(f"{category.value:<20} {store.count(category):>10}")
 
@@ -270,38 +223,24 @@ def records_reindex(categories: tuple[str, ...], config_path: Path) -> None:
 def records_sync(names: tuple[str, ...], allow_removal: bool, config_path: Path) -> None:
     """Pull what changed in the national databases of sources.yaml (read only); exits 1
     when a row was rejected or removals were refused."""
-    from connector.records.store import RecordStore
-    from connector.sources.model import load_sources
-    from connector.sources.sync import sync
+    from connector.sources.syncing import sync_sources
 
-    settings = _settings(config_path)
-    sources = load_sources(settings.path(settings.sources_file)).sources
-    unknown = set(names) - {s.name for s in sources}
-    if unknown:
-        _fail(f"no source {', '.join(sorted(unknown))} in {settings.sources_file}")
-    if not sources:
-        _fail(f"no sources in {settings.path(settings.sources_file)}")
-    store = RecordStore.open(settings.records_url)
     failed = False
-    try:
-        for source in sources:
-            if names and source.name not in names:
-                continue
-            report = sync(source, store, clock=time.time, allow_removal=allow_removal)
-            click.echo(
-                f"{source.name} → {report.category}: read {report.read}, "
-                f"inserted {report.inserted}, updated {report.updated}, "
-                f"unchanged {report.unchanged}, removed {report.removed}, "
-                f"rejected {report.rejected}"
-            )
-            for key, reason in report.errors[:20]:
-                click.echo(f"  rejected {key.replace(chr(31), '/')}: {reason}", err=True)
-            if report.rejected > 20:
-                click.echo(f"  … and {report.rejected - 20} more", err=True)
-            if report.refused:
-                click.echo(f"  {report.refused}", err=True)
-            failed = failed or bool(report.rejected or report.refused)
-    finally:
-        store.close()
+    for source, report in sync_sources(
+        _settings(config_path), names, allow_removal=allow_removal, clock=time.time
+    ):
+        click.echo(
+            f"{source.name} → {report.category}: read {report.read}, "
+            f"inserted {report.inserted}, updated {report.updated}, "
+            f"unchanged {report.unchanged}, removed {report.removed}, "
+            f"rejected {report.rejected}"
+        )
+        for key, reason in report.errors[:20]:
+            click.echo(f"  rejected {key.replace(chr(31), '/')}: {reason}", err=True)
+        if report.rejected > 20:
+            click.echo(f"  … and {report.rejected - 20} more", err=True)
+        if report.refused:
+            click.echo(f"  {report.refused}", err=True)
+        failed = failed or bool(report.rejected or report.refused)
     if failed:
         raise SystemExit(1)
