@@ -34,22 +34,15 @@ def peers_add(
     config_path: Path,
 ) -> None:
     """Trust a peer: pin its key and TLS fingerprint."""
-    from connector.peers.admin import add_peer
-
-    settings = load_settings(config_path)
-    peer_id = peer_id.upper()
-    if peer_id == settings.node:
-        _fail(f"{peer_id} is this node itself")
-    if bool(jwk_text) == fetch:
-        _fail("give exactly one of --key JWK or --fetch")
+    from connector.peers.pinning import pin_peer
 
     def confirm(summary: str) -> bool:
         click.echo(summary)
         return yes or click.confirm("Pin this key and fingerprint?", default=False)
 
-    peer = add_peer(
-        settings.path(settings.peers_file),
-        peer_id=peer_id,
+    pinned = pin_peer(
+        load_settings(config_path),
+        peer_id=peer_id.upper(),
         url=url,
         jwk_text=jwk_text,
         fetch=fetch,
@@ -57,22 +50,18 @@ def peers_add(
         insecure=insecure,
         confirm=confirm,
     )
-    if peer is None:
+    if pinned is None:
         _fail("not pinned", 1)
         return
+    peer = pinned.peer
     click.echo(
         f"peer {peer.id} added: key {peer.keys[0].key.kid}, "
         f"tls {peer.tls_fingerprint or 'none (insecure)'}"
     )
-    from connector.policy import check_policy
-    from connector.policy.analysis import rules_by_country
-
-    report = check_policy(settings.path(settings.policy_dir))
-    inherited = rules_by_country(report.policy, peer.id) if report.policy else []
-    if inherited:
+    if pinned.inherited:
         click.echo(
             f"note: {peer.id} is a node of {peer.id[:2]}; these rules name "
-            f"{peer.id[:2]} and so apply to it too: {', '.join(inherited)}"
+            f"{peer.id[:2]} and so apply to it too: {', '.join(pinned.inherited)}"
         )
     out.print("A running node picks this up within its reload interval or on SIGHUP.")
 
@@ -216,15 +205,12 @@ def peers_discovered(config_path: Path, as_json: bool) -> None:
     from dataclasses import asdict
 
     from connector.enquiries.entry import utc_iso
-    from connector.peers.discovery import load_discovered, standing
-    from connector.peers.trust import load_trust_store
+    from connector.peers.sightings import discovered
 
     settings = load_settings(config_path)
-    trust = load_trust_store(settings.path(settings.peers_file))
-    seen = load_discovered(settings.state_path(settings.discovery.discovered_file))
-    rows = [(s, standing(trust, s.node, s.kid)) for s in seen]
+    rows = discovered(settings)
     if as_json:
-        _json([{**asdict(s), "standing": st, "seen_at": utc_iso(s.seen_at)} for s, st in rows])
+        _json([{**asdict(s), "seen_at": utc_iso(s.seen_at)} for s in rows])
         return
     if not settings.discovery.mdns:
         err.print("discovery is off (discovery.mdns in connector.yaml)")
@@ -236,17 +222,17 @@ def peers_discovered(config_path: Path, as_json: bool) -> None:
         "key_mismatch": "[red]known id, unpinned key: ignored[/]",
         "unknown": "[yellow]not trusted[/]",
     }
-    for s, st in rows:
+    for s in rows:
         table.add_row(
             s.node,
             f"{s.host}:{s.port}",
             s.kid,
             s.protocol,
             utc_iso(s.seen_at)[:19].replace("T", " "),
-            label[st],
+            label[s.standing],
         )
     out.print(table if rows else "nothing discovered")
-    if any(st == "unknown" for _, st in rows):
+    if any(s.standing == "unknown" for s in rows):
         out.print(
             "To trust one, confirm its key with its NCB, then: "
             "ncb-connector peers add ID --url https://HOST:PORT --fetch"
