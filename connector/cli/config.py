@@ -17,16 +17,12 @@ from connector.settings.config import load_settings
 def config_check(config_path: Path) -> None:
     """Validate connector.yaml, the key files, peers.yaml, sources.yaml and the policy
     directory."""
-    from connector.node.service import Node
-    from connector.sources.model import load_sources
+    from connector.node.check import check_config
 
     settings = load_settings(config_path)
     configure_logging(fmt="auto", level="critical")  # the outcome is printed, not logged
-    node = Node.from_settings(settings)
-    node.load_live()
-    node.ssl_context()
-    sources = load_sources(settings.path(settings.sources_file)).sources
+    checked = check_config(settings)
     out.print(
-        f"ok: node {settings.node}, {len(node.live.trust.peers)} peer(s), "
-        f"{len(sources)} source(s), policy {node.live.policy.digest}"
+        f"ok: node {checked.node}, {checked.peers} peer(s), "
+        f"{checked.sources} source(s), policy {checked.policy_digest}"
     )

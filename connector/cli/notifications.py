@@ -116,43 +116,13 @@ def notifications_retry(notice_ids: tuple[str, ...], all_dead: bool, config_path
 @handles_errors
 def notifications_test(channel: str, config_path: Path) -> None:
     """Send a test notice through CHANNEL now and say whether it arrived."""
-    import aiohttp
-
-    from connector.enquiries.entry import new_enquiry_id
-    from connector.node.service import Node
-    from connector.notify.channels import DeliveryError, build_senders
-    from connector.notify.notice import Notice
+    from connector.node.check import send_test_notice
+    from connector.notify.channels import DeliveryError
 
     settings = _settings(config_path)
-    if channel not in settings.notifications.channels:
-        known = ", ".join(sorted(settings.notifications.channels)) or "none"
-        _fail(f"no channel {channel!r} in connector.yaml (channels: {known})")
-    node = Node.from_settings(settings)
-    now = time.time()
-    notice = Notice(
-        id=new_enquiry_id(now),
-        channel=channel,
-        kind="test",
-        enquiry=None,
-        created_at=now,
-        body={"type": "test", "node": settings.node, "message": "test notice from ncb-connector"},
-    )
-
-    async def send() -> None:
-        async with aiohttp.ClientSession() as session:
-            senders = build_senders(
-                {channel: settings.notifications.channels[channel]},
-                signer=node.signer,
-                node=settings.node,
-                session=session,
-                clock=time.time,
-                base_dir=settings.base_dir,
-                env=os.environ,
-            )
-            await senders[channel].send(notice)
-
     try:
-        asyncio.run(send())
+        notice = asyncio.run(send_test_notice(settings, channel, env=os.environ, clock=time.time))
     except DeliveryError as exc:
         _fail(f"{channel}: {exc}", 1)
+        return
     out.print(f"{channel}: delivered test notice {notice.id}")

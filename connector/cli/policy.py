@@ -22,37 +22,30 @@ from connector.vocabulary import AgencyKind, Category, Purpose, is_node_id
 def policy_check(directory: Path | None, strict: bool, config_path: Path) -> None:
     """Validate a policy directory: every error with file, line and rule name (with the
     config, also that every notification channel it names is defined)."""
-    from connector.node.live import policy_channels
-    from connector.policy import check_policy
+    from connector.node.check import check_node_policy
 
     channels: set[str] | None = None
     if directory is None:
         settings = load_settings(config_path)
         directory = settings.path(settings.policy_dir)
         channels = set(settings.notifications.channels)
-    report = check_policy(directory)
+    checked = check_node_policy(directory, channels)
+    report = checked.report
     for d in report.errors:
         err.print(str(d), soft_wrap=True, markup=False)
     for d in report.warnings:
         err.print(str(d), soft_wrap=True, markup=False)
-    unknown = (
-        sorted(policy_channels(report.policy) - channels)
-        if report.policy is not None and channels is not None
-        else []
-    )
-    if unknown:
-        # The node refuses such a policy: notices for them would reach nobody.
+    if checked.unknown_channels:
         err.print(
             f"{directory}: the policy names notification channel(s) "
-            f"{', '.join(unknown)} that connector.yaml does not define under "
+            f"{', '.join(checked.unknown_channels)} that connector.yaml does not define under "
             "notifications.channels",
             soft_wrap=True,
             markup=False,
         )
-    if report.errors or unknown:
-        errors = len(report.errors) + (1 if unknown else 0)
+    if checked.errors:
         err.print(
-            f"{errors} error(s), {len(report.warnings)} warning(s); "
+            f"{checked.errors} error(s), {len(report.warnings)} warning(s); "
             "a running node keeps its current policy"
         )
         raise SystemExit(1)
