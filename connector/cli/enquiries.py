@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import get_args
@@ -41,7 +42,7 @@ def parse_since(text: str, *, now: datetime) -> float:
 def enquiries_list(
     peer: str | None,
     since: str | None,
-    direction: str | None,
+    direction: Direction | None,
     limit: int | None,
     as_json: bool,
     config_path: Path,
@@ -52,19 +53,16 @@ def enquiries_list(
 
     settings = load_settings(config_path)
     since_ts = parse_since(since, now=datetime.now(UTC)) if since else None
-    log_ = EnquiryLog.open(settings.enquiries_url)
-    try:
-        rows = log_.list(
+    with closing(EnquiryLog.open(settings.enquiries_url)) as log:
+        rows = log.list(
             peer=peer.upper() if peer else None,
             since=since_ts,
-            direction=direction,  # type: ignore[arg-type]
+            direction=direction,
             limit=limit,
             newest_first=limit is not None,
         )
-        if limit is not None:
-            rows.reverse()  # the newest N, shown oldest first like the rest
-    finally:
-        log_.close()
+    if limit is not None:
+        rows.reverse()  # the newest N, shown oldest first like the rest
     if as_json:
         _json([entry_dict(r) for r in rows])
         return
@@ -81,11 +79,8 @@ def enquiries_show(enquiry_id: str, config_path: Path) -> None:
     from connector.enquiries.log import EnquiryLog
 
     settings = load_settings(config_path)
-    log_ = EnquiryLog.open(settings.enquiries_url)
-    try:
-        row = log_.get(enquiry_id)
-    finally:
-        log_.close()
+    with closing(EnquiryLog.open(settings.enquiries_url)) as log:
+        row = log.get(enquiry_id)
     if row is None:
         _fail(f"no enquiry {enquiry_id}", 1)
         return
@@ -105,32 +100,18 @@ def enquiries_show(enquiry_id: str, config_path: Path) -> None:
 @handles_errors
 def enquiries_verify(expect: str | None, config_path: Path) -> None:
     """Check the hash chain; exit 1 and name the first broken row."""
-    from connector.crypto.jws import Signer
-    from connector.crypto.keyfiles import read_signing_key
-    from connector.enquiries.checkpoints import read_checkpoint, sign_checkpoint
-    from connector.enquiries.log import EnquiryLog
+    from connector.enquiries.audit import audit_log
 
-    settings = load_settings(config_path)
-    signer = Signer(read_signing_key(settings.path(settings.key_file)))
-    checkpoint = (
-        None if expect is None else read_checkpoint(expect, key=signer.public, node=settings.node)
-    )
-    log_ = EnquiryLog.open(settings.enquiries_url)
-    try:
-        report = log_.verify(expect=checkpoint)
-    finally:
-        log_.close()
-    if not report.ok:
+    audit = audit_log(load_settings(config_path), expect=expect, now=time.time())
+    report = audit.report
+    if audit.token is None:
         err.print(
             f"[bold red]BROKEN[/] at row {report.broken_seq}: {report.problem} "
             f"({report.rows} row(s) read)"
         )
         raise SystemExit(1)
     out.print(f"ok: {report.rows} row(s), chain head {report.head}")
-    if checkpoint is not None:
-        out.print(f"the checkpoint holds: row {checkpoint[0]} is there, unchanged")
-    token = sign_checkpoint(
-        signer, node=settings.node, seq=report.rows, head=report.head, at=time.time()
-    )
+    if audit.checkpoint is not None:
+        out.print(f"the checkpoint holds: row {audit.checkpoint[0]} is there, unchanged")
     out.print("checkpoint (keep it off this host; verify --expect it later):")
-    click.echo(token)
+    click.echo(audit.token)

@@ -5,13 +5,18 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from contextlib import closing
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.table import Table
 
 from connector.cli.common import _fail, _json, _settings, config_option, handles_errors, out
 from connector.settings.config import load_settings
+
+if TYPE_CHECKING:
+    from connector.notify.outbox import State
 
 
 @click.command("list")
@@ -24,18 +29,15 @@ from connector.settings.config import load_settings
 @click.option("--json", "as_json", is_flag=True)
 @config_option
 @handles_errors
-def notifications_list(state: str | None, limit: int, as_json: bool, config_path: Path) -> None:
+def notifications_list(state: State | None, limit: int, as_json: bool, config_path: Path) -> None:
     """Notices with their state, attempts and last error."""
     from connector.enquiries.entry import utc_iso
     from connector.notify.outbox import Outbox
 
     settings = load_settings(config_path)
-    box = Outbox.open(settings.enquiries_url)
-    try:
-        rows = box.list(state=state, limit=limit)  # type: ignore[arg-type]
+    with closing(Outbox.open(settings.enquiries_url)) as box:
+        rows = box.list(state=state, limit=limit)
         counts = box.counts()
-    finally:
-        box.close()
     if as_json:
         _json(
             [
@@ -100,11 +102,8 @@ def notifications_retry(notice_ids: tuple[str, ...], all_dead: bool, config_path
     if bool(notice_ids) == all_dead:
         _fail("give notice ids or --dead")
     settings = load_settings(config_path)
-    box = Outbox.open(settings.enquiries_url)
-    try:
+    with closing(Outbox.open(settings.enquiries_url)) as box:
         n = box.retry(None if all_dead else list(notice_ids), now=time.time())
-    finally:
-        box.close()
     out.print(f"{n} notice(s) due again")
     if not n:
         raise SystemExit(1)
