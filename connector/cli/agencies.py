@@ -9,6 +9,7 @@ import click
 from rich.table import Table
 
 from connector.cli.common import _json, config_option, enum_values, err, handles_errors, out
+from connector.cli.render import utc_time
 from connector.settings.config import load_settings
 from connector.vocabulary import AgencyKind
 
@@ -86,13 +87,12 @@ def agencies_enable(agency_id: str, config_path: Path) -> None:
 @handles_errors
 def agencies_list(config_path: Path, as_json: bool) -> None:
     """Agencies, their kinds and state (tokens are never shown again)."""
-    from connector.enquiries.entry import utc_iso
     from connector.outbound.agencies import load_agencies
 
     rows = sorted(load_agencies(_agencies_file(config_path)).values(), key=lambda a: a.id)
 
     def when(ts: float | None) -> str | None:
-        return utc_iso(ts)[:19].replace("T", " ") if ts else None
+        return utc_time(ts) if ts else None
 
     if as_json:
         _json(

@@ -12,6 +12,7 @@ from typing import get_args
 import click
 
 from connector.cli.common import _fail, _json, config_option, err, handles_errors, out
+from connector.cli.render import enquiries_table, entry_dict
 from connector.enquiries.entry import Direction
 from connector.settings.config import load_settings
 
@@ -48,7 +49,6 @@ def enquiries_list(
     config_path: Path,
 ) -> None:
     """List enquiries, oldest first."""
-    from connector.cli.render import enquiries_table, entry_dict
     from connector.enquiries.log import EnquiryLog
 
     settings = load_settings(config_path)
@@ -75,7 +75,6 @@ def enquiries_list(
 @handles_errors
 def enquiries_show(enquiry_id: str, config_path: Path) -> None:
     """One enquiry in full, with the deciding rules and the policy digest."""
-    from connector.cli.render import entry_dict
     from connector.enquiries.log import EnquiryLog
 
     settings = load_settings(config_path)

@@ -13,6 +13,8 @@ import click
 from rich.table import Table
 
 from connector.cli.common import _fail, _json, _settings, config_option, handles_errors, out
+from connector.cli.render import folded, utc_time
+from connector.enquiries.entry import utc_iso
 from connector.settings.config import load_settings
 
 if TYPE_CHECKING:
@@ -31,7 +33,6 @@ if TYPE_CHECKING:
 @handles_errors
 def notifications_list(state: State | None, limit: int, as_json: bool, config_path: Path) -> None:
     """Notices with their state, attempts and last error."""
-    from connector.enquiries.entry import utc_iso
     from connector.notify.outbox import Outbox
 
     settings = load_settings(config_path)
@@ -59,18 +60,18 @@ def notifications_list(state: State | None, limit: int, as_json: bool, config_pa
             ]
         )
         return
-    table = Table(
-        "id",
-        "created (UTC)",
-        "channel",
-        "kind",
-        "enquiry",
-        "state",
-        "attempts",
-        "next / last error",
+    table = folded(
+        Table(
+            "id",
+            "created (UTC)",
+            "channel",
+            "kind",
+            "enquiry",
+            "state",
+            "attempts",
+            "next / last error",
+        )
     )
-    for column in table.columns:
-        column.overflow = "fold"
     for r in rows:
         style = {"dead": "red", "pending": "yellow"}.get(r.state, "green")
         detail = f"next {utc_iso(r.next_attempt_at)[11:19]}" if r.state == "pending" else ""
@@ -78,7 +79,7 @@ def notifications_list(state: State | None, limit: int, as_json: bool, config_pa
             detail = f"{detail} {r.last_error}".strip()
         table.add_row(
             r.notice.id,
-            utc_iso(r.notice.created_at)[:19].replace("T", " "),
+            utc_time(r.notice.created_at),
             r.notice.channel,
             r.notice.kind,
             r.notice.enquiry or "-",

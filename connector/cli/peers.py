@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.markup import escape
 from rich.table import Table
 
 from connector.cli.common import _fail, _json, config_option, err, handles_errors, out
+from connector.cli.render import folded, utc_time
+from connector.enquiries.entry import utc_iso
 from connector.settings.config import load_settings
+
+if TYPE_CHECKING:
+    from connector.peers.health import PeerHealth
 
 
 @click.command("add")
@@ -91,9 +97,7 @@ def peers_list(config_path: Path, as_json: bool) -> None:
             ]
         )
         return
-    table = Table("id", "url", "key thumbprint(s)", "tls fingerprint")
-    for column in table.columns:
-        column.overflow = "fold"  # never an ellipsis in a value an admin compares
+    table = folded(Table("id", "url", "key thumbprint(s)", "tls fingerprint"))
     for p in peers_sorted:
         fp = p.tls_fingerprint
         table.add_row(
@@ -126,7 +130,6 @@ def peers_remove(peer_id: str, config_path: Path) -> None:
 @handles_errors
 def peers_status(config_path: Path, as_json: bool) -> None:
     """Each peer's last health check by the running node: up or down, latency, key, TLS."""
-    from connector.enquiries.entry import utc_iso
     from connector.peers.health import load_health
 
     settings = load_settings(config_path)
@@ -146,20 +149,20 @@ def peers_status(config_path: Path, as_json: bool) -> None:
             1,
         )
         return
-    table = Table(
-        "peer",
-        "state",
-        "latency",
-        "key",
-        "tls",
-        "key expires",
-        "last up",
-        "breaker",
-        "problem",
-        title=f"peer health as of {utc_iso(written_at)[:19].replace('T', ' ')} UTC",
+    table = folded(
+        Table(
+            "peer",
+            "state",
+            "latency",
+            "key",
+            "tls",
+            "key expires",
+            "last up",
+            "breaker",
+            "problem",
+            title=f"peer health as of {utc_time(written_at)} UTC",
+        )
     )
-    for column in table.columns:
-        column.overflow = "fold"
 
     def yes_no(v: bool | None) -> str:
         return "-" if v is None else ("[green]ok[/]" if v else "[red]MISMATCH[/]")
@@ -175,7 +178,7 @@ def peers_status(config_path: Path, as_json: bool) -> None:
             yes_no(r.key_ok),
             yes_no(r.tls_ok),
             expires,
-            utc_iso(r.last_up_at)[:19].replace("T", " ") if r.last_up_at else "-",
+            utc_time(r.last_up_at) if r.last_up_at else "-",
             r.breaker,
             escape(r.error or ""),
         )
@@ -184,11 +187,7 @@ def peers_status(config_path: Path, as_json: bool) -> None:
         raise SystemExit(1)
 
 
-def _health_dict(r: Any) -> dict[str, Any]:
-    from dataclasses import asdict
-
-    from connector.enquiries.entry import utc_iso
-
+def _health_dict(r: PeerHealth) -> dict[str, Any]:
     d = asdict(r)
     for key in ("checked_at", "last_up_at", "key_expires_at"):
         if d[key] is not None:
@@ -202,9 +201,6 @@ def _health_dict(r: Any) -> dict[str, Any]:
 @handles_errors
 def peers_discovered(config_path: Path, as_json: bool) -> None:
     """Nodes the running node found on the LAN (discovery.mdns): none is trusted by that."""
-    from dataclasses import asdict
-
-    from connector.enquiries.entry import utc_iso
     from connector.peers.sightings import discovered
 
     settings = load_settings(config_path)
@@ -214,9 +210,7 @@ def peers_discovered(config_path: Path, as_json: bool) -> None:
         return
     if not settings.discovery.mdns:
         err.print("discovery is off (discovery.mdns in connector.yaml)")
-    table = Table("node", "address", "key thumbprint", "protocol", "seen (UTC)", "standing")
-    for column in table.columns:
-        column.overflow = "fold"
+    table = folded(Table("node", "address", "key thumbprint", "protocol", "seen (UTC)", "standing"))
     label = {
         "known": "[green]trusted peer: address followed[/]",
         "key_mismatch": "[red]known id, unpinned key: ignored[/]",
@@ -228,7 +222,7 @@ def peers_discovered(config_path: Path, as_json: bool) -> None:
             f"{s.host}:{s.port}",
             s.kid,
             s.protocol,
-            utc_iso(s.seen_at)[:19].replace("T", " "),
+            utc_time(s.seen_at),
             label[s.standing],
         )
     out.print(table if rows else "nothing discovered")
