@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 from rich.table import Table
@@ -12,6 +12,9 @@ from rich.table import Table
 from connector.cli.common import _fail, _json, config_option, enum_values, err, handles_errors, out
 from connector.settings.config import load_settings
 from connector.vocabulary import AgencyKind, Category, Purpose, is_node_id
+
+if TYPE_CHECKING:
+    from connector.policy import Policy
 
 
 @click.command("check")
@@ -65,7 +68,7 @@ def _policy_dir(directory: Path | None, config_path: Path) -> Path:
     return settings.path(settings.policy_dir)
 
 
-def _load_policy_or_fail(directory: Path) -> Any:
+def _load_policy_or_fail(directory: Path) -> Policy:
     from connector.policy import check_policy
 
     report = check_policy(directory)
@@ -73,6 +76,7 @@ def _load_policy_or_fail(directory: Path) -> Any:
         for d in report.errors:
             err.print(str(d), soft_wrap=True, markup=False)
         _fail(f"{directory}: the policy has {len(report.errors)} error(s)", 1)
+    assert report.policy is not None
     return report.policy
 
 
