@@ -13,11 +13,9 @@ from pathlib import Path
 import aiohttp
 import orjson
 import pycountry
-from rich.console import Console
-from rich.panel import Panel
 
-from connector.cli.render import answer_table, enquiries_table, fanout_table
 from connector.crypto.jws import PublicKey
+from connector.enquiries.entry import LoggedEntry, VerifyReport
 from connector.errors import ConnectorError
 from connector.node.init import init_node
 from connector.node.service import Node, Service
@@ -298,24 +296,131 @@ def _demo_notifications(node_id: str, directory: Path) -> None:
     )
 
 
-async def run_demo(console: Console, *, nodes: int = 3, keep: Path | None = None) -> int:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Starting:
+    """The nodes about to start, and the directory they live in."""
+
+    nodes: tuple[str, ...]
+    root: Path
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeUp:
+    node: str
+    peer_port: int
+    kid: str
+    tls_fingerprint: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Section:
+    """What the demo does next, in a sentence."""
+
+    title: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Answered:
+    exchange: Exchange
+    expected: str  # the status the scenario's one check should get
+
+    @property
+    def got(self) -> str:
+        return self.exchange.answer.results[0].status
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Failed:
+    """A scenario that could not be run to its end."""
+
+    detail: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FanoutTimed:
+    attempt: str
+    peers: int
+    elapsed_ms: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FanoutAnswered:
+    """The fan-out's answers: those of the peers shown, and every peer's status."""
+
+    shown: tuple[str, ...]
+    outcomes: Mapping[str, PeerOutcome]
+    peers: int
+    statuses: tuple[str, ...]
+    complete: bool
+
+    @property
+    def ok(self) -> bool:
+        return self.statuses.count("hit") == 1 and self.complete
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Notified:
+    """A notice in a node's outbox: who asked, about which watched records, and why."""
+
+    node: str
+    channel: str
+    state: str
+    asker: str | None
+    matched: tuple[tuple[str, str | None], ...]  # (record, the status it was answered with)
+    why: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LogShown:
+    """The first rows of a node's enquiry log, and whether its chain verified."""
+
+    node: str
+    rows: tuple[LoggedEntry, ...]
+    more: int  # rows not shown
+    config: Path | None  # where to list them all from: the node's config, when it is kept
+    report: VerifyReport
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QuietLogs:
+    """The fan-out's other peers, whose logs all verified: (node, rows) each."""
+
+    rows: tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Finished:
+    failures: int
+
+
+DemoEvent = (
+    Starting
+    | NodeUp
+    | Section
+    | Answered
+    | Failed
+    | FanoutTimed
+    | FanoutAnswered
+    | Notified
+    | LogShown
+    | QuietLogs
+    | Finished
+)
+
+
+async def run_demo(*, nodes: int = 3, keep: Path | None = None) -> AsyncIterator[DemoEvent]:
+    """The demo as it happens, for the command line to show."""
     ids = COUNTRIES[:nodes]
     with contextlib.ExitStack() as stack:
         root = keep or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ncb-demo-")))
-        console.print(
-            Panel.fit(
-                f"Starting {len(ids)} nodes on loopback ({', '.join(ids)}): own Ed25519 keys, "
-                f"self-signed TLS pinned by fingerprint, own record store and enquiry log.\n"
-                f"Working directory: {root}",
-                title="ncb-connector demo",
-            )
-        )
+        yield Starting(nodes=tuple(ids), root=root)
         async with network(root, ids, _demo_notifications) as net:
             for n in net.values():
-                console.print(
-                    f"  {n.id}  https://127.0.0.1:{n.service.peer_port}  "
-                    f"key {n.node.signer.kid[:16]}…  "
-                    f"tls {n.node.tls_fingerprint[:23]}…"
+                yield NodeUp(
+                    node=n.id,
+                    peer_port=n.service.peer_port,
+                    kid=n.node.signer.kid,
+                    tls_fingerprint=n.node.tls_fingerprint,
                 )
             scenarios = [
                 (
@@ -361,22 +466,26 @@ async def run_demo(console: Console, *, nodes: int = 3, keep: Path | None = None
             ]
             failures = 0
             for title, src, dst, purpose, criteria, expected in scenarios:
-                console.rule(f"[bold]{title}")
+                yield Section(title=title)
                 try:
                     exchange = await _ask(net, src, dst, purpose, criteria)
                 except ConnectorError as exc:
-                    console.print(f"[red]failed:[/] {exc.detail}")
+                    yield Failed(detail=exc.detail)
                     failures += 1
                     continue
-                console.print(answer_table(exchange))
-                got = exchange.answer.results[0].status
-                if got != expected:
-                    console.print(f"[red]expected {expected}, got {got}[/]")
+                answered = Answered(exchange=exchange, expected=expected)
+                yield answered
+                if answered.got != expected:
                     failures += 1
             if len(net) > 3:
-                failures += await _fanout_scenario(console, net)
+                async for event in _fanout_scenario(net):
+                    yield event
+                    if isinstance(event, Failed) or (
+                        isinstance(event, FanoutAnswered) and not event.ok
+                    ):
+                        failures += 1
             await asyncio.sleep(0.2)  # let the dispatchers deliver
-            console.rule("[bold]Notifications: each node watches its own stolen passport")
+            yield Section(title="Notifications: each node watches its own stolen passport")
             for n in net.values():
                 box = Outbox.open(n.node.settings.enquiries_url)
                 try:
@@ -385,16 +494,17 @@ async def run_demo(console: Console, *, nodes: int = 3, keep: Path | None = None
                     box.close()
                 for row in notices:
                     body = row.notice.body
-                    asker = body.get("asked_by", {}).get("node")
-                    checks = body.get("checks", [])
-                    about = ", ".join(
-                        f"{m} (answered: {c.get('status')})"
-                        for c in checks
-                        for m in c.get("matched", [])
-                    )
-                    console.print(
-                        f"  {n.id} → {row.notice.channel} ({row.state}): {asker} asked "
-                        f"about {about}; why: {', '.join(body.get('why_notified', []))}"
+                    yield Notified(
+                        node=n.id,
+                        channel=row.notice.channel,
+                        state=row.state,
+                        asker=body.get("asked_by", {}).get("node"),
+                        matched=tuple(
+                            (m, c.get("status"))
+                            for c in body.get("checks", [])
+                            for m in c.get("matched", [])
+                        ),
+                        why=tuple(body.get("why_notified", [])),
                     )
             quiet: list[tuple[str, int]] = []
             for i, n in enumerate(net.values()):
@@ -408,34 +518,22 @@ async def run_demo(console: Console, *, nodes: int = 3, keep: Path | None = None
                 if i >= len(STORY) and report.ok:
                     quiet.append((n.id, report.rows))  # the fan-out's peers: one line for all
                     continue
-                console.rule(f"[bold]{n.id}: enquiry log")
+                yield Section(title=f"{n.id}: enquiry log")
                 shown = rows[:SHOWN_ROWS]
-                console.print(enquiries_table(shown) if rows else "  (no enquiries)")
-                if len(rows) > len(shown):
-                    where = (
-                        f"`ncb-connector enquiries list --config {root / n.id}/connector.yaml`"
-                        if keep
-                        else "run with --keep to list them"
-                    )
-                    console.print(f"  … and {len(rows) - len(shown)} more ({where})")
-                status = "[green]chain verified[/]" if report.ok else f"[red]{report.problem}[/]"
-                console.print(f"  {report.rows} row(s), {status}")
-            if quiet:
-                console.rule(f"[bold]The other {len(quiet)} nodes' enquiry logs")
-                low, high = min(r for _, r in quiet), max(r for _, r in quiet)
-                console.print(
-                    f"  {', '.join(node for node, _ in quiet)}: "
-                    f"{low if low == high else f'{low} to {high}'} row(s) each, "
-                    f"[green]every chain verified[/]"
+                yield LogShown(
+                    node=n.id,
+                    rows=tuple(shown),
+                    more=len(rows) - len(shown),
+                    config=root / n.id / "connector.yaml" if keep else None,
+                    report=report,
                 )
-        console.rule()
-        console.print(
-            "[green]demo complete[/]" if not failures else f"[red]{failures} scenario(s) failed[/]"
-        )
-        return 0 if not failures else 1
+            if quiet:
+                yield Section(title=f"The other {len(quiet)} nodes' enquiry logs")
+                yield QuietLogs(rows=tuple(quiet))
+        yield Finished(failures=failures)
 
 
-async def _fanout_scenario(console: Console, net: dict[str, DemoNode]) -> int:
+async def _fanout_scenario(net: dict[str, DemoNode]) -> AsyncIterator[DemoEvent]:
     """FR's NCB desk checks one passport against every other node at once, through FR's
     local API with an agency token, as a border post's software would."""
     fr = net["FR"]
@@ -444,8 +542,8 @@ async def _fanout_scenario(console: Console, net: dict[str, DemoNode]) -> int:
         s.state_path(s.federation.agencies_file), "ncb", AgencyKind.NCB, now=fr.node.clock()
     )
     peers = [n for n in net if n != "FR"]
-    console.rule(
-        f"[bold]FR's NCB checks a German passport number against all {len(peers)} peers at once"
+    yield Section(
+        title=f"FR's NCB checks a German passport number against all {len(peers)} peers at once"
     )
     body = {
         "purpose": "border_control",
@@ -467,9 +565,9 @@ async def _fanout_scenario(console: Console, net: dict[str, DemoNode]) -> int:
             ) as resp:
                 doc = await resp.json()
             if resp.status != 200:
-                console.print(f"[red]failed:[/] {doc.get('detail')}")
-                return 1
-            console.print(f"  {attempt}: {len(peers)} peers answered in {doc['elapsed_ms']:.0f} ms")
+                yield Failed(detail=doc.get("detail"))
+                return
+            yield FanoutTimed(attempt=attempt, peers=len(peers), elapsed_ms=doc["elapsed_ms"])
     outcomes = {
         p["peer"]: PeerOutcome(
             peer=p["peer"],
@@ -489,13 +587,13 @@ async def _fanout_scenario(console: Console, net: dict[str, DemoNode]) -> int:
         )
         for p, c in zip(doc["peers"], doc["checks"][0]["peers"], strict=True)
     }
-    shown = ["DE", *[p for p in peers if p != "DE"][:9]]
-    console.print(
-        fanout_table(["doc"], shown, outcomes, title=f"first {len(shown)} of {len(peers)} peers")
+    yield FanoutAnswered(
+        shown=("DE", *[p for p in peers if p != "DE"][:9]),
+        outcomes=outcomes,
+        peers=len(peers),
+        statuses=tuple(c["status"] for c in doc["checks"][0]["peers"]),
+        complete=doc["complete"],
     )
-    statuses = [c["status"] for c in doc["checks"][0]["peers"]]
-    console.print("  " + ", ".join(f"{statuses.count(x)} {x}" for x in sorted(set(statuses))))
-    return 0 if statuses.count("hit") == 1 and doc["complete"] else 1
 
 
-__all__ = ["network", "run_demo"]
+__all__ = ["DemoEvent", "network", "run_demo"]

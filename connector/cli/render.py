@@ -3,15 +3,31 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.markup import escape
 from rich.table import Table
 
 from connector.enquiries.entry import LoggedEntry, utc_iso
-from connector.outbound.fanout import PeerOutcome
-from connector.outbound.national import NationalResult
-from connector.peers.client import Exchange
+
+if TYPE_CHECKING:  # their modules bring aiohttp, which a command listing agencies need not load
+    from connector.outbound.fanout import PeerOutcome
+    from connector.outbound.national import NationalResult
+    from connector.peers.client import Exchange
+
+
+def utc_time(ts: float) -> str:
+    """A time as tables show it: UTC, to the second."""
+    return utc_iso(ts)[:19].replace("T", " ")
+
+
+def folded(table: Table) -> Table:
+    """Long values wrap within their cells, never cut short with an ellipsis: an id, a ref
+    or a fingerprint is copied or compared whole."""
+    for column in table.columns:
+        column.overflow = "fold"
+    return table
+
 
 _STATUS_STYLE = {"hit": "bold red", "no_hit": "green", "denied": "yellow", "error": "magenta"}
 
@@ -45,11 +61,20 @@ def entry_dict(row: LoggedEntry, *, with_token: bool = False) -> dict[str, Any]:
 
 
 def enquiries_table(rows: list[LoggedEntry], title: str | None = None) -> Table:
-    table = Table(
-        "#", "id", "time (UTC)", "dir", "peer", "purpose", "decision", "rule", "hits", title=title
+    table = folded(
+        Table(
+            "#",
+            "id",
+            "time (UTC)",
+            "dir",
+            "peer",
+            "purpose",
+            "decision",
+            "rule",
+            "hits",
+            title=title,
+        )
     )
-    for column in table.columns:
-        column.overflow = "fold"  # an id or a ref is copied whole, never with an ellipsis
     for r in rows:
         e = r.entry
         cats = ", ".join(str(c.get("category")) for c in e.checks)
@@ -73,18 +98,18 @@ def enquiries_table(rows: list[LoggedEntry], title: str | None = None) -> Table:
 
 def answer_table(exchange: Exchange) -> Table:
     a = exchange.answer
-    table = Table(
-        "check",
-        "status",
-        "level",
-        "ref",
-        "record / reason",
-        title=escape(
-            f"{a.iss} answered in {exchange.elapsed * 1000:.0f} ms (their enquiry {a.enquiry})"
-        ),
+    table = folded(
+        Table(
+            "check",
+            "status",
+            "level",
+            "ref",
+            "record / reason",
+            title=escape(
+                f"{a.iss} answered in {exchange.elapsed * 1000:.0f} ms (their enquiry {a.enquiry})"
+            ),
+        )
     )
-    for column in table.columns:
-        column.overflow = "fold"
     for r in a.results:
         style = _STATUS_STYLE.get(r.status, "")
         status = f"[{style}]{r.status}[/]"
@@ -117,9 +142,7 @@ def fanout_table(
     title: str | None = None,
 ) -> Table:
     """A row per peer, a column per check; rows fill in as peers answer."""
-    table = Table("peer", *check_ids, "ms", "answer / why", title=title)
-    for column in table.columns:
-        column.overflow = "fold"
+    table = folded(Table("peer", *check_ids, "ms", "answer / why", title=title))
 
     def cell(status: str, hits: int = 0) -> str:
         style = _OUTCOME_STYLE.get(status, "")

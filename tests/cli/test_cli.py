@@ -754,7 +754,7 @@ def test_query_refuses_bad_criteria_itself_and_sends_no_login(tmp_path: Path) ->
 
     os.environ.setdefault("USER", "erika.mustermann")
     node = Node.from_settings(load_settings(config))
-    from connector.cli import _pseudonym
+    from connector.cli.common import _pseudonym
 
     sub = _pseudonym("border", node)
     assert sub.startswith("border/u-")

@@ -1,0 +1,118 @@
+"""What every command shares: the consoles, error handling, the --config option, settings, JSON."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import orjson
+from rich.console import Console
+from sqlalchemy.exc import SQLAlchemyError
+
+from connector.errors import ConnectorError
+from connector.logs import configure_logging
+from connector.settings.config import CONFIG_ENV, DEFAULT_CONFIG_PATH, Settings, load_settings
+from connector.vocabulary import Category
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def enum_values(enum: type[StrEnum]) -> list[str]:
+    """An enum's values in their order, for click.Choice (given the enum itself, click would
+    list and take its members' names)."""
+    return [member.value for member in enum]
+
+
+_HELD = sorted(enum_values(Category))  # sorted, as --help has always listed them
+
+
+# emoji=False: ":CD:" inside a fingerprint must not become a picture of a disc.
+def _console(*, stderr: bool) -> Console:
+    stream = sys.stderr if stderr else sys.stdout
+    # Piped output is for grep and scripts: a table's row stays on one line, not wrapped
+    # at the 80 columns rich assumes without a terminal.
+    width = None if stream.isatty() or os.environ.get("COLUMNS") else 240
+    return Console(stderr=stderr, highlight=False, emoji=False, width=width)
+
+
+out = _console(stderr=False)
+err = _console(stderr=True)
+
+
+def _fail(message: str, code: int = 2) -> None:
+    err.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    raise SystemExit(code)
+
+
+def handles_errors(fn: F) -> F:
+    """Known failures print one clear line and exit non-zero; never a traceback. Logging
+    says warnings only until the command's settings say more."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        # Here, not in `main`: the group runs for `ncb-connector GROUP --help` too, which
+        # should not pay for importing structlog.
+        configure_logging(fmt="auto", level="warning")
+        try:
+            return fn(*args, **kwargs)
+        except ConnectorError as exc:
+            _fail(exc.detail)
+        except SQLAlchemyError as exc:
+            # Busy or damaged databases: say which, without the driver's quoted rows.
+            orig = getattr(exc, "orig", None)
+            text = str(orig or type(exc).__name__)
+            hint = (
+                " (is another command or the node holding it?)"
+                if "locked" in text or "busy" in text.lower()
+                else ""
+            )
+            _fail(f"database error: {text}{hint}")
+        except KeyboardInterrupt:
+            _fail("interrupted", 130)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def config_option(fn: F) -> F:
+    return click.option(
+        "--config",
+        "config_path",
+        type=click.Path(path_type=Path),
+        envvar=CONFIG_ENV,
+        default=DEFAULT_CONFIG_PATH,
+        show_default=True,
+        show_envvar=True,
+        help="The node's connector.yaml.",
+    )(fn)
+
+
+def _settings(config_path: Path, *, service: bool = False) -> Settings:
+    """Settings, with logging as configured for the service, or warnings only for a
+    command an admin types (its outcome is printed; info events would only be noise)."""
+    settings = load_settings(config_path)
+    configure_logging(
+        fmt=settings.logging.format, level=settings.logging.level if service else "warning"
+    )
+    return settings
+
+
+def _json(data: Any) -> None:
+    click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2, default=str).decode())
+
+
+def _pseudonym(agency: str, node: Any) -> str:
+    """`sub` must never be a person's name (protocol §6), and logins often are: a keyed hash
+    of the login (the node's own key), stable, so the NCB can tell who asked from its log
+    (`ncb-connector` run by that login gives the same value)."""
+    import hashlib
+    import hmac
+
+    login = os.environ.get("USER") or os.environ.get("LOGNAME") or "cli"
+    mac = hmac.new(node.signer.kid.encode(), login.encode(), hashlib.sha256).hexdigest()
+    return f"{agency}/u-{mac[:12]}"

@@ -1,0 +1,28 @@
+"""`ncb-connector config`: checking the node's configuration."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from connector.cli.common import config_option, handles_errors, out
+from connector.logs import configure_logging
+from connector.settings.config import load_settings
+
+
+@click.command("check")
+@config_option
+@handles_errors
+def config_check(config_path: Path) -> None:
+    """Validate connector.yaml, the key files, peers.yaml, sources.yaml and the policy
+    directory."""
+    from connector.node.check import check_config
+
+    settings = load_settings(config_path)
+    configure_logging(fmt="auto", level="critical")  # the outcome is printed, not logged
+    checked = check_config(settings)
+    out.print(
+        f"ok: node {checked.node}, {checked.peers} peer(s), "
+        f"{checked.sources} source(s), policy {checked.policy_digest}"
+    )

@@ -1,0 +1,62 @@
+"""`ncb-connector db`: the databases' schema revisions, and upgrading them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from connector.cli.common import _settings, config_option, handles_errors
+
+
+@click.command("status")
+@config_option
+@handles_errors
+def db_status(config_path: Path) -> None:
+    """Each database's schema revision beside the one this version needs; exits 1 when one
+    is not at it (a node would refuse to start)."""
+    from connector.records.upkeep import KeysOutdated, database_status
+    from connector.storage.urls import redacted
+
+    behind = False
+    for item in database_status(_settings(config_path)):
+        behind = behind or item.behind
+        if isinstance(item, KeysOutdated):
+            click.echo(
+                f"{item.category.value}: search keys made by another version: run "
+                "`ncb-connector db upgrade` (or `records reindex`)"
+            )
+            continue
+        found = item.found
+        state = (
+            "up to date"
+            if found.up_to_date
+            else "new (created on first use)"
+            if found.empty
+            else "unknown revision: newer software?"
+            if not found.known
+            else "needs `ncb-connector db upgrade`"
+        )
+        click.echo(
+            f"{item.database.name:12} {redacted(item.database.url)}\n{'':12} at "
+            f"{found.current or '-'}, this version needs {found.head}: {state}"
+        )
+    if behind:
+        raise SystemExit(1)
+
+
+@click.command("upgrade")
+@config_option
+@handles_errors
+def db_upgrade(config_path: Path) -> None:
+    """Bring both databases to the schema this version needs (stop the node first). A
+    database made before schema versions is adopted when it has all the expected tables."""
+    from connector.records.upkeep import Upgraded, upgrade_databases
+
+    for step in upgrade_databases(_settings(config_path)):
+        if isinstance(step, Upgraded):
+            before, after = step.before, step.after
+            change = f"already at {after}" if before == after else f"{before or 'new'} → {after}"
+            click.echo(f"{step.database.name}: {change}")
+        else:
+            click.echo(f"{step.category.value}: search keys made for {step.records} record(s)")

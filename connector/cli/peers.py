@@ -1,0 +1,233 @@
+"""`ncb-connector peers`: the trust store, the peers' health, nodes found on the LAN."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+from rich.markup import escape
+from rich.table import Table
+
+from connector.cli.common import _fail, _json, config_option, err, handles_errors, out
+from connector.cli.render import folded, utc_time
+from connector.enquiries.entry import utc_iso
+from connector.settings.config import load_settings
+
+if TYPE_CHECKING:
+    from connector.peers.health import PeerHealth
+
+
+@click.command("add")
+@click.argument("peer_id")
+@click.option("--url", required=True)
+@click.option("--key", "jwk_text", help="The peer's public JWK (JSON).")
+@click.option("--fetch", is_flag=True, help="Read the key and fingerprint from the peer.")
+@click.option("--tls-fingerprint", help="SHA-256 of the peer's TLS certificate.")
+@click.option("--insecure", is_flag=True, help="Plain HTTP (tests and demos only).")
+@click.option("--yes", is_flag=True, help="Pin what --fetch found without asking.")
+@config_option
+@handles_errors
+def peers_add(
+    peer_id: str,
+    url: str,
+    jwk_text: str | None,
+    fetch: bool,
+    tls_fingerprint: str | None,
+    insecure: bool,
+    yes: bool,
+    config_path: Path,
+) -> None:
+    """Trust a peer: pin its key and TLS fingerprint."""
+    from connector.peers.pinning import pin_peer
+
+    def confirm(summary: str) -> bool:
+        click.echo(summary)
+        return yes or click.confirm("Pin this key and fingerprint?", default=False)
+
+    pinned = pin_peer(
+        load_settings(config_path),
+        peer_id=peer_id.upper(),
+        url=url,
+        jwk_text=jwk_text,
+        fetch=fetch,
+        tls_fingerprint=tls_fingerprint,
+        insecure=insecure,
+        confirm=confirm,
+    )
+    if pinned is None:
+        _fail("not pinned", 1)
+        return
+    peer = pinned.peer
+    click.echo(
+        f"peer {peer.id} added: key {peer.keys[0].key.kid}, "
+        f"tls {peer.tls_fingerprint or 'none (insecure)'}"
+    )
+    if pinned.inherited:
+        click.echo(
+            f"note: {peer.id} is a node of {peer.id[:2]}; these rules name "
+            f"{peer.id[:2]} and so apply to it too: {', '.join(pinned.inherited)}"
+        )
+    out.print("A running node picks this up within its reload interval or on SIGHUP.")
+
+
+@click.command("list")
+@config_option
+@click.option("--json", "as_json", is_flag=True)
+@handles_errors
+def peers_list(config_path: Path, as_json: bool) -> None:
+    """List trusted peers."""
+    from connector.peers.trust import load_trust_store
+
+    settings = load_settings(config_path)
+    store = load_trust_store(settings.path(settings.peers_file))
+    peers_sorted = sorted(store.peers.values(), key=lambda p: p.id)
+    if as_json:
+        _json(
+            [
+                {
+                    "id": p.id,
+                    "url": p.url,
+                    "keys": [k.key.kid for k in p.keys],
+                    "tls_fingerprint": p.tls_fingerprint,
+                    "insecure": p.insecure,
+                }
+                for p in peers_sorted
+            ]
+        )
+        return
+    table = folded(Table("id", "url", "key thumbprint(s)", "tls fingerprint"))
+    for p in peers_sorted:
+        fp = p.tls_fingerprint
+        table.add_row(
+            p.id,
+            p.url,
+            "\n".join(k.key.kid for k in p.keys),
+            fp if fp else "[yellow]insecure (plain http)[/]",
+        )
+    out.print(table if peers_sorted else "no peers")
+
+
+@click.command("remove")
+@click.argument("peer_id")
+@config_option
+@handles_errors
+def peers_remove(peer_id: str, config_path: Path) -> None:
+    """Stop trusting a peer."""
+    from connector.peers.admin import remove_peer
+
+    settings = load_settings(config_path)
+    peer_id = peer_id.upper()
+    if not remove_peer(settings.path(settings.peers_file), peer_id):
+        _fail(f"{peer_id} is not in the trust store", 1)
+    out.print(f"peer {peer_id} removed")
+
+
+@click.command("status")
+@config_option
+@click.option("--json", "as_json", is_flag=True)
+@handles_errors
+def peers_status(config_path: Path, as_json: bool) -> None:
+    """Each peer's last health check by the running node: up or down, latency, key, TLS."""
+    from connector.peers.health import load_health
+
+    settings = load_settings(config_path)
+    written_at, rows = load_health(settings.state_path(settings.federation.health_file))
+    if as_json:
+        _json(
+            {
+                "written_at": utc_iso(written_at) if written_at else None,
+                "peers": [_health_dict(r) for r in rows],
+            }
+        )
+        return
+    if written_at is None:
+        _fail(
+            "no health checks yet: is the node running? (it checks every "
+            f"{settings.federation.health_interval_s:g} s)",
+            1,
+        )
+        return
+    table = folded(
+        Table(
+            "peer",
+            "state",
+            "latency",
+            "key",
+            "tls",
+            "key expires",
+            "last up",
+            "breaker",
+            "problem",
+            title=f"peer health as of {utc_time(written_at)} UTC",
+        )
+    )
+
+    def yes_no(v: bool | None) -> str:
+        return "-" if v is None else ("[green]ok[/]" if v else "[red]MISMATCH[/]")
+
+    for r in rows:
+        expires = utc_iso(r.key_expires_at)[:10] if r.key_expires_at else "-"
+        if r.key_expiring:
+            expires = f"[yellow]{expires} soon[/]"
+        table.add_row(
+            r.peer,
+            "[green]up[/]" if r.up else "[red]down[/]",
+            "-" if r.latency_ms is None else f"{r.latency_ms:.0f} ms",
+            yes_no(r.key_ok),
+            yes_no(r.tls_ok),
+            expires,
+            utc_time(r.last_up_at) if r.last_up_at else "-",
+            r.breaker,
+            escape(r.error or ""),
+        )
+    out.print(table if rows else "no peers")
+    if any(not r.up for r in rows):
+        raise SystemExit(1)
+
+
+def _health_dict(r: PeerHealth) -> dict[str, Any]:
+    d = asdict(r)
+    for key in ("checked_at", "last_up_at", "key_expires_at"):
+        if d[key] is not None:
+            d[key] = utc_iso(d[key])
+    return d
+
+
+@click.command("discovered")
+@config_option
+@click.option("--json", "as_json", is_flag=True)
+@handles_errors
+def peers_discovered(config_path: Path, as_json: bool) -> None:
+    """Nodes the running node found on the LAN (discovery.mdns): none is trusted by that."""
+    from connector.peers.sightings import discovered
+
+    settings = load_settings(config_path)
+    rows = discovered(settings)
+    if as_json:
+        _json([{**asdict(s), "seen_at": utc_iso(s.seen_at)} for s in rows])
+        return
+    if not settings.discovery.mdns:
+        err.print("discovery is off (discovery.mdns in connector.yaml)")
+    table = folded(Table("node", "address", "key thumbprint", "protocol", "seen (UTC)", "standing"))
+    label = {
+        "known": "[green]trusted peer: address followed[/]",
+        "key_mismatch": "[red]known id, unpinned key: ignored[/]",
+        "unknown": "[yellow]not trusted[/]",
+    }
+    for s in rows:
+        table.add_row(
+            s.node,
+            f"{s.host}:{s.port}",
+            s.kid,
+            s.protocol,
+            utc_time(s.seen_at),
+            label[s.standing],
+        )
+    out.print(table if rows else "nothing discovered")
+    if any(s.standing == "unknown" for s in rows):
+        out.print(
+            "To trust one, confirm its key with its NCB, then: "
+            "ncb-connector peers add ID --url https://HOST:PORT --fetch"
+        )

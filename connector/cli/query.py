@@ -1,0 +1,156 @@
+"""`ncb-connector query`: asking one peer."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import click
+import orjson
+
+from connector.cli.common import (
+    _HELD,
+    _fail,
+    _json,
+    _pseudonym,
+    _settings,
+    config_option,
+    handles_errors,
+    out,
+)
+from connector.errors import OutboundDenied, PeerError
+
+
+@click.command()
+@click.option("--peer", "peer_id", required=True)
+@click.option("--category", required=True, type=click.Choice(_HELD))
+@click.option("--number")
+@click.option("--country")
+@click.option("--type", "document_type")
+@click.option("--mrz", help="ICAO 9303 MRZ, lines separated by newlines.")
+@click.option(
+    "--criteria",
+    "criteria_json",
+    metavar="JSON",
+    help='Criteria as JSON for any category, e.g. \'{"vin": "1M8GDM9AXKP042788"}\' '
+    "(see docs/protocol.md §6).",
+)
+@click.option(
+    "--purpose",
+    default="border_control",
+    show_default=True,
+    type=click.Choice(
+        [
+            "border_control",
+            "criminal_investigation",
+            "counter_terrorism",
+            "vehicle_check",
+            "art_trafficking",
+            "identification",
+        ]
+    ),
+)
+@click.option(
+    "--agency",
+    default="ncb",
+    show_default=True,
+    help="The national agency asking (outbound policy).",
+)
+@click.option(
+    "--agency-kind",
+    default="ncb",
+    show_default=True,
+    type=click.Choice(["ncb", "police", "border", "customs", "immigration"]),
+)
+@click.option(
+    "--sub",
+    default=None,
+    help="Pseudonymous end user, sent to peers (default: AGENCY/ and a keyed hash "
+    "of your login, which this node can map back and peers cannot).",
+)
+@click.option("--case", "case_ref", default=None)
+@click.option("--json", "as_json", is_flag=True)
+@config_option
+@handles_errors
+def query(
+    peer_id: str,
+    category: str,
+    number: str | None,
+    country: str | None,
+    document_type: str | None,
+    mrz: str | None,
+    criteria_json: str | None,
+    purpose: str,
+    agency: str,
+    agency_kind: str,
+    sub: str | None,
+    case_ref: str | None,
+    as_json: bool,
+    config_path: Path,
+) -> None:
+    """Ask one peer; the signed answer is verified and the enquiry logged.
+
+    Exit status: 0 answered (hit or no hit), 3 a check was denied or could not be answered,
+    1 the peer could not be asked or its answer did not verify, 2 bad input."""
+    from connector.cli.render import answer_table
+    from connector.node.service import Node
+    from connector.outbound.asking import Request
+    from connector.protocol import Check
+    from connector.vocabulary import AgencyKind, Category, Purpose
+
+    criteria: dict[str, str | int | bool]
+    if criteria_json is not None:
+        if mrz or number:
+            _fail("give --criteria, or --number/--mrz for a travel document, not both")
+        try:
+            parsed = orjson.loads(criteria_json)
+        except orjson.JSONDecodeError as exc:
+            raise click.BadParameter(f"not JSON: {exc}", param_hint="--criteria") from exc
+        if not isinstance(parsed, dict):
+            raise click.BadParameter("a JSON object", param_hint="--criteria")
+        criteria = parsed
+    elif category != "travel_documents":
+        _fail(f"{category}: give --criteria JSON (see docs/protocol.md §6)")
+        return
+    else:
+        if bool(mrz) == bool(number):
+            _fail("give either --number (with --country) or --mrz")
+        criteria = {"mrz": mrz} if mrz else {"number": number or ""}
+        if country:
+            criteria["country"] = country.upper()
+        if document_type:
+            criteria["document_type"] = document_type
+    from connector.errors import InvalidCriteria
+    from connector.records.criteria import parse_criteria
+
+    try:  # bad input is ours to refuse, not a peer's
+        parse_criteria(Category(category), criteria)
+    except InvalidCriteria as exc:
+        _fail(f"{exc.extra.get('field') or 'criteria'}: {exc.detail}")
+    node = Node.from_settings(_settings(config_path))
+    node.load_live()
+    request = Request(
+        agency=agency,
+        agency_kind=AgencyKind(agency_kind),
+        sub=sub or _pseudonym(agency, node),
+        purpose=Purpose(purpose),
+        case=case_ref,
+        checks=(Check(id="1", category=Category(category), criteria=criteria),),
+    )
+
+    async def ask() -> Any:
+        async with node.asker() as asker:
+            return await asker.ask(request, peer_id.upper())
+
+    try:
+        exchange = asyncio.run(ask())
+    except (PeerError, OutboundDenied) as exc:
+        _fail(exc.detail, 1)
+        return
+    if as_json:
+        _json(exchange.answer.model_dump(mode="json"))
+    else:
+        out.print(answer_table(exchange))
+    if any(r.status in ("denied", "error") for r in exchange.answer.results):
+        raise SystemExit(3)

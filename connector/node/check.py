@@ -1,0 +1,97 @@
+"""What an admin checks before a node relies on it: its configuration, a policy, a channel."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+
+from connector.enquiries.entry import new_enquiry_id
+from connector.errors import ConfigError
+from connector.node.live import policy_channels
+from connector.node.service import Node
+from connector.notify.channels import build_senders
+from connector.notify.notice import Notice
+from connector.policy import CheckReport, check_policy
+from connector.settings.config import Settings
+from connector.sources.model import load_sources
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConfigCheck:
+    node: str
+    peers: int
+    sources: int
+    policy_digest: str
+
+
+def check_config(settings: Settings) -> ConfigCheck:
+    """Load what a starting node loads (key files, TLS certificate and key, peers.yaml, the
+    policy, sources.yaml); the first problem is raised as the node would raise it."""
+    node = Node.from_settings(settings)
+    node.load_live()
+    node.ssl_context()
+    sources = load_sources(settings.path(settings.sources_file)).sources
+    return ConfigCheck(
+        node=settings.node,
+        peers=len(node.live.trust.peers),
+        sources=len(sources),
+        policy_digest=node.live.policy.digest,
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PolicyCheck:
+    report: CheckReport
+    # Channels the policy notifies that connector.yaml does not define: a node refuses such
+    # a policy, since those notices would reach nobody.
+    unknown_channels: tuple[str, ...]
+
+    @property
+    def errors(self) -> int:
+        return len(self.report.errors) + (1 if self.unknown_channels else 0)
+
+
+def check_node_policy(directory: Path, channels: Collection[str] | None) -> PolicyCheck:
+    """A policy directory checked, and against the node's channels when they are given."""
+    report = check_policy(directory)
+    unknown = (
+        sorted(policy_channels(report.policy) - set(channels))
+        if report.policy is not None and channels is not None
+        else []
+    )
+    return PolicyCheck(report=report, unknown_channels=tuple(unknown))
+
+
+async def send_test_notice(
+    settings: Settings, channel: str, *, env: Mapping[str, str], clock: Callable[[], float]
+) -> Notice:
+    """A test notice through one channel of connector.yaml, now; the sender's DeliveryError
+    when it does not arrive."""
+    if channel not in settings.notifications.channels:
+        known = ", ".join(sorted(settings.notifications.channels)) or "none"
+        raise ConfigError(f"no channel {channel!r} in connector.yaml (channels: {known})")
+    node = Node.from_settings(settings)
+    now = clock()
+    notice = Notice(
+        id=new_enquiry_id(now),
+        channel=channel,
+        kind="test",
+        enquiry=None,
+        created_at=now,
+        body={"type": "test", "node": settings.node, "message": "test notice from ncb-connector"},
+    )
+    async with aiohttp.ClientSession() as session:
+        senders = build_senders(
+            {channel: settings.notifications.channels[channel]},
+            signer=node.signer,
+            node=settings.node,
+            session=session,
+            clock=clock,
+            base_dir=settings.base_dir,
+            env=env,
+        )
+        await senders[channel].send(notice)
+    return notice
