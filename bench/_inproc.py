@@ -12,7 +12,9 @@ from pathlib import Path
 import orjson
 
 from connector.logs import configure_logging
-from connector.node.service import ENQUIRY_LOG, Node, Service
+from connector.node.node import Node
+from connector.node.peer_app import ENQUIRY_LOG
+from connector.node.service import Service
 from connector.settings.config import load_settings
 
 

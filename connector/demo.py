@@ -20,11 +20,12 @@ from connector.cli.render import answer_table, enquiries_table, fanout_table
 from connector.crypto.jws import PublicKey
 from connector.errors import ConnectorError
 from connector.node.init import init_node
-from connector.node.service import Node, Service
+from connector.node.node import Node
+from connector.node.service import Service
 from connector.notify.outbox import Outbox
 from connector.outbound.agencies import add_agency
-from connector.outbound.asking import Request
 from connector.outbound.fanout import CheckOutcome, PeerOutcome
+from connector.outbound.request import Request
 from connector.peers.client import Exchange
 from connector.peers.trust import Peer, PinnedKey, TrustStore, save_trust_store
 from connector.protocol import Check, HitClaims

@@ -1632,7 +1632,7 @@ def query(
     1 the peer could not be asked or its answer did not verify, 2 bad input."""
     from connector.cli.render import answer_table
     from connector.node.service import Node
-    from connector.outbound.asking import Request
+    from connector.outbound.request import Request
     from connector.protocol import Check
     from connector.vocabulary import AgencyKind, Category, Purpose
 
@@ -1780,7 +1780,7 @@ def search(
     from connector.cli.render import fanout_table
     from connector.node.local_app import search_once
     from connector.node.service import Node
-    from connector.outbound.asking import Request
+    from connector.outbound.request import Request
     from connector.outbound.subject import Subject, subject_checks
     from connector.vocabulary import AgencyKind, Purpose
 

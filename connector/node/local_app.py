@@ -6,17 +6,18 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import aiohttp
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from connector.enquiries.log import EnquiryLog
+from connector.node.node import Node
 from connector.outbound.agencies import AgencyDirectory
-from connector.outbound.asking import Request
 from connector.outbound.fanout import FanOut, PeerOutcome
 from connector.outbound.prepare import Prepared, prepare
+from connector.outbound.request import Request
 from connector.peers.breaker import Breakers
 from connector.peers.client import PeerClient
 from connector.peers.discovery import Discovered, discovery_ctx
@@ -26,9 +27,6 @@ from connector.records.store import RecordStore
 from connector.server.local_api import make_local_app
 from connector.server.local_checks import LocalChecks, add_routes
 from connector.server.rejectlog import RejectionLog
-
-if TYPE_CHECKING:
-    from connector.node.service import Node
 
 FANOUT = web.AppKey("fanout", FanOut)
 HEALTH = web.AppKey("health", HealthMonitor)

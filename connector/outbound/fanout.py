@@ -18,12 +18,13 @@ from connector.errors import (
     PeerTimeout,
     PeerUnreachable,
 )
-from connector.outbound.asking import Request, outbound_entry
+from connector.outbound.exchange import outbound_entry
+from connector.outbound.plan import PeerPlan
+from connector.outbound.request import Request
 from connector.peers.breaker import Breakers
 from connector.peers.client import Exchange, PeerClient
 from connector.peers.trust import TrustStore
-from connector.policy import Policy
-from connector.protocol import Check, EncodedChecks, HitClaims, digest, make_query
+from connector.protocol import EncodedChecks, HitClaims, digest, make_query
 
 log = structlog.get_logger(__name__)
 
@@ -64,38 +65,6 @@ class PeerOutcome:
     enquiry: str | None = None  # the peer's enquiry id, to quote when following a hit up
     answer_digest: str | None = None  # SHA-256 of the signed answer, as our log row keeps it
     log_id: str | None = None  # our outbound enquiry-log row
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PeerPlan:
-    """What the outbound policy lets an agency ask one peer."""
-
-    peer: str
-    allowed: tuple[Check, ...]
-    rules: tuple[str, ...]
-    denied: tuple[str, ...]
-
-
-def plan(policy: Policy, request: Request, peers: Sequence[str]) -> tuple[PeerPlan, ...]:
-    """Per peer, the checks the outbound policy allows (with the deciding rules) and denies."""
-    plans = []
-    for peer in peers:
-        allowed: list[Check] = []
-        rules: list[str] = []
-        denied: list[str] = []
-        for check in request.checks:
-            decision = policy.decide_outbound(
-                agency=request.agency, peer=peer, category=check.category, purpose=request.purpose
-            )
-            if decision.allowed:
-                allowed.append(check)
-                rules.append(decision.rule or "")
-            else:
-                denied.append(check.id)
-        plans.append(
-            PeerPlan(peer=peer, allowed=tuple(allowed), rules=tuple(rules), denied=tuple(denied))
-        )
-    return tuple(plans)
 
 
 class FanOut:

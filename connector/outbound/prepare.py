@@ -9,9 +9,9 @@ from typing import Literal
 
 from connector.enquiries.entry import new_enquiry_id
 from connector.errors import InvalidRequest, OutboundDenied
-from connector.outbound.asking import Request
-from connector.outbound.fanout import PeerPlan, plan
 from connector.outbound.national import NationalResult, search_national, validate_checks
+from connector.outbound.plan import PeerPlan, plan
+from connector.outbound.request import Request
 from connector.peers.trust import TrustStore
 from connector.policy import Policy
 from connector.records.store import RecordStore

@@ -25,10 +25,10 @@ from pydantic import (
 
 from connector.errors import InvalidRequest
 from connector.outbound.agencies import Agency, AgencyDirectory
-from connector.outbound.asking import Request
 from connector.outbound.fanout import CheckOutcome, FanOut, PeerOutcome
 from connector.outbound.national import NationalResult
 from connector.outbound.prepare import Prepared, prepare
+from connector.outbound.request import Request
 from connector.outbound.subject import Subject, subject_checks
 from connector.peers.trust import TrustStore
 from connector.policy import Policy

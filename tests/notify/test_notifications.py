@@ -16,9 +16,9 @@ from joserfc import jwt
 from joserfc.jwk import OKPKey
 
 from connector.demo import DemoNode, network
-from connector.node.service import DISPATCHER
+from connector.node.peer_app import DISPATCHER
 from connector.notify.outbox import Outbox
-from connector.outbound.asking import Request
+from connector.outbound.request import Request
 from connector.protocol import Check
 from connector.vocabulary import AgencyKind, Category, Purpose
 

@@ -6,7 +6,7 @@ import pytest
 
 from connector.demo import DemoNode, _mrz_td3
 from connector.errors import OutboundDenied, PeerUnreachable
-from connector.outbound.asking import Request
+from connector.outbound.request import Request
 from connector.peers.trust import Peer, TrustStore, save_trust_store
 from connector.protocol import Check
 from connector.vocabulary import AgencyKind, Category, Purpose

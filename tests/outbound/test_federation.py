@@ -19,7 +19,7 @@ from referencing.jsonschema import DRAFT202012
 
 from connector.crypto.jws import Signer, SigningKey
 from connector.demo import DemoNode, _mrz_td3, network
-from connector.node.service import ENQUIRY_LOG
+from connector.node.peer_app import ENQUIRY_LOG
 from connector.outbound.agencies import add_agency, rotate_agency, set_agency_enabled
 from connector.peers.trust import Peer, PinnedKey, TrustStore, save_trust_store
 from connector.protocol import (

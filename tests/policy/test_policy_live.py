@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from connector.demo import DemoNode
-from connector.outbound.asking import Request
+from connector.outbound.request import Request
 from connector.protocol import Check
 from connector.vocabulary import AgencyKind, Category, Purpose
 

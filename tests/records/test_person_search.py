@@ -14,7 +14,7 @@ from support.databases import DatabaseUrl
 
 from connector.demo import DemoNode, network
 from connector.inbound.answering import passing
-from connector.outbound.asking import Request
+from connector.outbound.request import Request
 from connector.protocol import Check
 from connector.records.criteria import parse_criteria
 from connector.records.importer import import_stream

@@ -11,7 +11,7 @@ import orjson
 import yaml
 
 from connector.demo import DemoNode
-from connector.outbound.asking import Request
+from connector.outbound.request import Request
 from connector.protocol import Check
 from connector.records.importer import import_stream
 from connector.vocabulary import AgencyKind, Category, Purpose

@@ -1,0 +1,111 @@
+"""The node: settings, identity, the policy and peers in force; its databases opened."""
+
+from __future__ import annotations
+
+import contextlib
+import ssl
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+import aiohttp
+
+from connector.crypto.jws import Signer
+from connector.crypto.keyfiles import certificate_fingerprint, read_signing_key
+from connector.enquiries.log import EnquiryLog
+from connector.errors import ConfigError
+from connector.node.live import LiveState
+from connector.notify.digest import digest_trigger
+from connector.outbound.asking import Asker
+from connector.peers.client import PeerClient
+from connector.records.store import RecordStore
+from connector.settings.config import Settings
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Node:
+    """What every part of a node is built from: settings, identity, live policy and peers."""
+
+    settings: Settings
+    signer: Signer
+    tls_fingerprint: str
+    live: LiveState
+    clock: Callable[[], float]
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, clock: Callable[[], float] = time.time) -> Node:
+        signer = Signer(read_signing_key(settings.path(settings.key_file)))
+        try:
+            cert = settings.path(settings.tls.cert).read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"cannot read the TLS certificate: {exc}") from exc
+        live = LiveState(
+            policy_dir=settings.path(settings.policy_dir),
+            peers_file=settings.path(settings.peers_file),
+            channels=frozenset(settings.notifications.channels),
+        )
+        return cls(
+            settings=settings,
+            signer=signer,
+            tls_fingerprint=certificate_fingerprint(cert),
+            live=live,
+            clock=clock,
+        )
+
+    def load_live(self) -> None:
+        """At start there is no older version to keep: a broken file stops the node."""
+        for name, channel in self.settings.notifications.channels.items():
+            if channel.digest:
+                try:
+                    digest_trigger(channel.digest)
+                except ConfigError as exc:
+                    raise ConfigError(f"notifications.channels.{name}: {exc.detail}") from exc
+        report = self.live.reload()
+        if report.problems:
+            raise ConfigError(
+                "; ".join(f"{k}: {v}" for k, v in report.problems.items()), problems=report.problems
+            )
+
+    def ssl_context(self) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        s = self.settings
+        ctx.load_cert_chain(s.path(s.tls.cert), s.path(s.tls.key))
+        return ctx
+
+    def open_records(self, *, serving: bool = False) -> RecordStore:
+        return RecordStore.open(self.settings.records_url, serving=serving)
+
+    def open_enquiry_log(self, *, serving: bool = False) -> EnquiryLog:
+        db = self.settings.databases
+        return EnquiryLog.open(
+            self.settings.enquiries_url,
+            commit_delay=db.commit_delay_ms / 1000,
+            max_batch=db.commit_max_rows,
+            serving=serving,
+        )
+
+    @contextlib.asynccontextmanager
+    async def asker(self) -> AsyncIterator[Asker]:
+        """An Asker with its own client session and log handle, for commands and tests."""
+        enquiry_log = self.open_enquiry_log()
+        try:
+            async with aiohttp.ClientSession() as session:
+                client = PeerClient(
+                    session=session,
+                    signer=self.signer,
+                    node=self.settings.node,
+                    clock=self.clock,
+                    timeout=self.settings.outgoing.timeout,
+                )
+                yield Asker(
+                    node=self.settings.node,
+                    client=client,
+                    enquiry_log=enquiry_log,
+                    policy=self.live.current_policy,
+                    trust=self.live.current_trust,
+                    clock=self.clock,
+                    query_lifetime=self.settings.outgoing.query_lifetime,
+                )
+        finally:
+            enquiry_log.close()

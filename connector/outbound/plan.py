@@ -1,0 +1,42 @@
+"""The outbound policy applied to one request: per peer, the checks it may be asked (pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from connector.outbound.request import Request
+from connector.policy import Policy
+from connector.protocol import Check
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PeerPlan:
+    """What the outbound policy lets an agency ask one peer."""
+
+    peer: str
+    allowed: tuple[Check, ...]
+    rules: tuple[str, ...]
+    denied: tuple[str, ...]
+
+
+def plan(policy: Policy, request: Request, peers: Sequence[str]) -> tuple[PeerPlan, ...]:
+    """Per peer, the checks the outbound policy allows (with the deciding rules) and denies."""
+    plans = []
+    for peer in peers:
+        allowed: list[Check] = []
+        rules: list[str] = []
+        denied: list[str] = []
+        for check in request.checks:
+            decision = policy.decide_outbound(
+                agency=request.agency, peer=peer, category=check.category, purpose=request.purpose
+            )
+            if decision.allowed:
+                allowed.append(check)
+                rules.append(decision.rule or "")
+            else:
+                denied.append(check.id)
+        plans.append(
+            PeerPlan(peer=peer, allowed=tuple(allowed), rules=tuple(rules), denied=tuple(denied))
+        )
+    return tuple(plans)
