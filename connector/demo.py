@@ -278,8 +278,8 @@ async def _ask(
         case=None,
         checks=(Check(id="1", category=Category.TRAVEL_DOCUMENTS, criteria=criteria),),
     )
-    async with nodes[src].node.asker() as asker:
-        return await asker.ask(request, dst)
+    async with nodes[src].node.desk() as desk:
+        return await desk.ask(request, dst)
 
 
 def _demo_notifications(node_id: str, directory: Path) -> None:

@@ -1677,8 +1677,8 @@ def query(
     )
 
     async def ask() -> Any:
-        async with node.asker() as asker:
-            return await asker.ask(request, peer_id.upper())
+        async with node.desk() as desk:
+            return await desk.ask(request, peer_id.upper())
 
     try:
         exchange = asyncio.run(ask())
@@ -1778,7 +1778,6 @@ def search(
     from rich.live import Live
 
     from connector.cli.render import fanout_table
-    from connector.node.local_app import search_once
     from connector.node.service import Node
     from connector.outbound.request import Request
     from connector.outbound.subject import Subject, subject_checks
@@ -1824,18 +1823,19 @@ def search(
                 fanout_table(ids, [p.peer for p in prepared.plans], outcomes, prepared.national)
             )
 
+    async def searched() -> Any:
+        async with node.desk() as desk:
+            return await desk.search(
+                request,
+                peers=[p.upper() for p in peer_ids] or "*",
+                deadline_ms=deadline_ms,
+                on_update=update,
+            )
+
     started = time.monotonic()
     try:
         with live if live is not None else contextlib.nullcontext():
-            prepared, outcomes = asyncio.run(
-                search_once(
-                    node,
-                    request,
-                    peers=[p.upper() for p in peer_ids] or "*",
-                    deadline_s=(deadline_ms or settings.federation.deadline_ms) / 1000,
-                    on_update=update,
-                )
-            )
+            prepared, outcomes = asyncio.run(searched())
     except OutboundDenied as exc:
         _fail(exc.detail, 1)
         return

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
-from typing import Literal
 
 import aiohttp
 from aiohttp import web
@@ -15,11 +14,9 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from connector.enquiries.log import EnquiryLog
 from connector.node.node import Node
 from connector.outbound.agencies import AgencyDirectory
-from connector.outbound.fanout import FanOut, PeerOutcome
-from connector.outbound.prepare import Prepared, prepare
-from connector.outbound.request import Request
+from connector.outbound.fanout import FanOut
 from connector.peers.breaker import Breakers
-from connector.peers.client import PeerClient
+from connector.peers.client import peer_session
 from connector.peers.discovery import Discovered, discovery_ctx
 from connector.peers.health import HealthMonitor
 from connector.peers.trust import TrustStore
@@ -33,39 +30,6 @@ HEALTH = web.AppKey("health", HealthMonitor)
 SESSION = web.AppKey("peer_session", aiohttp.ClientSession)
 BREAKERS = web.AppKey("breakers", Breakers)
 DISCOVERED = web.AppKey("discovered", Discovered)
-
-
-def peer_session(*, limit_per_host: int = 16) -> aiohttp.ClientSession:
-    """One session for every peer: connections are kept alive (60 s, under aiohttp's server
-    default of 75 s) and reused; no global cap, since a fan-out to 196 peers needs 196."""
-    connector = aiohttp.TCPConnector(
-        limit=0, limit_per_host=limit_per_host, keepalive_timeout=60, ttl_dns_cache=300
-    )
-    return aiohttp.ClientSession(connector=connector)
-
-
-def make_fanout(
-    node: Node, session: aiohttp.ClientSession, enquiry_log: EnquiryLog, breakers: Breakers
-) -> FanOut:
-    s = node.settings
-    loop = asyncio.get_running_loop()
-    client = PeerClient(
-        session=session,
-        signer=node.signer,
-        node=s.node,
-        clock=node.clock,
-        timeout=s.outgoing.timeout,
-    )
-    return FanOut(
-        node=s.node,
-        client=client,
-        enquiry_log=enquiry_log,
-        breakers=breakers,
-        clock=node.clock,
-        monotonic=loop.time,
-        peer_timeout=s.outgoing.timeout,
-        query_lifetime=s.outgoing.query_lifetime,
-    )
 
 
 def build_local_app(
@@ -109,7 +73,7 @@ def build_local_app(
             yield
 
     async def fanout_ctx(app: web.Application) -> AsyncIterator[None]:
-        fanout = make_fanout(node, app[SESSION], enquiry_log(), app[BREAKERS])
+        fanout = node.fanout(app[SESSION], enquiry_log(), app[BREAKERS])
         app[FANOUT] = fanout
         yield
         await fanout.drain()  # queries in flight get their log rows before the log closes
@@ -151,43 +115,3 @@ def build_local_app(
         app[DISCOVERED] = discovered
         app.cleanup_ctx.append(discovery_ctx(node, discovered, peer_port))
     return app
-
-
-async def search_once(
-    node: Node,
-    request: Request,
-    *,
-    peers: Sequence[str] | Literal["*"],
-    deadline_s: float,
-    on_update: Callable[[Prepared, Mapping[str, PeerOutcome]], None],
-) -> tuple[Prepared, dict[str, PeerOutcome]]:
-    """One agency check from a command line, outside the running node: its own session,
-    breakers and database handles, the same policy, log and verification."""
-    enquiry_log = node.open_enquiry_log()
-    store = node.open_records()
-    try:
-        async with peer_session() as session:
-            fanout = make_fanout(node, session, enquiry_log, Breakers())
-            prepared = await prepare(
-                node=node.settings.node,
-                request=request,
-                peers=peers,
-                policy=node.live.current_policy(),
-                trust=node.live.current_trust(),
-                store=store,
-            )
-            outcomes: dict[str, PeerOutcome] = {}
-            on_update(prepared, outcomes)
-            async for o in fanout.run(
-                request,
-                prepared.plans,
-                trust=prepared.trust,
-                policy_digest=prepared.policy_digest,
-                deadline_s=deadline_s,
-            ):
-                outcomes[o.peer] = o
-                on_update(prepared, outcomes)
-            return prepared, outcomes
-    finally:
-        store.close()
-        enquiry_log.close()

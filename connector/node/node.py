@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ssl
 import time
@@ -16,8 +17,11 @@ from connector.enquiries.log import EnquiryLog
 from connector.errors import ConfigError
 from connector.node.live import LiveState
 from connector.notify.digest import digest_trigger
-from connector.outbound.asking import Asker
-from connector.peers.client import PeerClient
+from connector.outbound.desk import Desk
+from connector.outbound.exchange import Exchanges
+from connector.outbound.fanout import FanOut
+from connector.peers.breaker import Breakers
+from connector.peers.client import PeerClient, peer_session
 from connector.records.store import RecordStore
 from connector.settings.config import Settings
 
@@ -85,27 +89,48 @@ class Node:
             serving=serving,
         )
 
+    def fanout(
+        self, session: aiohttp.ClientSession, enquiry_log: EnquiryLog, breakers: Breakers
+    ) -> FanOut:
+        """The node's way of asking peers, over `session`, logged in `enquiry_log`."""
+        s = self.settings
+        monotonic = asyncio.get_running_loop().time
+        client = PeerClient(
+            session=session,
+            signer=self.signer,
+            node=s.node,
+            clock=self.clock,
+            timeout=s.outgoing.timeout,
+        )
+        exchanges = Exchanges(
+            node=s.node,
+            client=client,
+            enquiry_log=enquiry_log,
+            clock=self.clock,
+            monotonic=monotonic,
+            query_lifetime=s.outgoing.query_lifetime,
+        )
+        return FanOut(
+            exchanges=exchanges,
+            breakers=breakers,
+            monotonic=monotonic,
+            peer_timeout=s.outgoing.timeout,
+        )
+
     @contextlib.asynccontextmanager
-    async def asker(self) -> AsyncIterator[Asker]:
-        """An Asker with its own client session and log handle, for commands and tests."""
+    async def desk(self) -> AsyncIterator[Desk]:
+        """Asking peers outside the serving node: a session, log handle and breakers of the
+        desk's own, the same policy, keys and log as the node's."""
         enquiry_log = self.open_enquiry_log()
         try:
-            async with aiohttp.ClientSession() as session:
-                client = PeerClient(
-                    session=session,
-                    signer=self.signer,
+            async with peer_session() as session:
+                yield Desk(
                     node=self.settings.node,
-                    clock=self.clock,
-                    timeout=self.settings.outgoing.timeout,
-                )
-                yield Asker(
-                    node=self.settings.node,
-                    client=client,
-                    enquiry_log=enquiry_log,
+                    fanout=self.fanout(session, enquiry_log, Breakers()),
                     policy=self.live.current_policy,
                     trust=self.live.current_trust,
-                    clock=self.clock,
-                    query_lifetime=self.settings.outgoing.query_lifetime,
+                    open_records=self.open_records,
+                    deadline_ms=self.settings.federation.deadline_ms,
                 )
         finally:
             enquiry_log.close()

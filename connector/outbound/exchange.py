@@ -2,10 +2,105 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 from connector.enquiries.entry import Decision, Entry, new_enquiry_id
+from connector.enquiries.log import EnquiryLog
 from connector.errors import PeerError
-from connector.peers.client import Exchange
-from connector.protocol import Query, digest
+from connector.outbound.request import Request
+from connector.peers.client import Exchange, PeerClient
+from connector.peers.trust import Peer
+from connector.protocol import EncodedChecks, Query, digest, make_query
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Sent:
+    """One query sent to one peer and what came of it, once its log row is committed."""
+
+    exchange: Exchange | None  # the verified answer, bound to our query
+    error: PeerError | None  # why there is none
+    entry: Entry  # our outbound log row of the exchange
+    elapsed_ms: float
+    answer_digest: str | None
+
+
+class Exchanges:
+    """Each query built for one peer, signed with the node's key, sent over the shared client,
+    its answer verified against the peer's pinned keys, and the exchange logged before the
+    caller sees it: no answer reaches anyone without its row."""
+
+    def __init__(
+        self,
+        *,
+        node: str,
+        client: PeerClient,
+        enquiry_log: EnquiryLog,
+        clock: Callable[[], float],
+        monotonic: Callable[[], float],
+        query_lifetime: int = 60,
+    ) -> None:
+        self.node = node
+        self.client = client
+        self.log = enquiry_log
+        self.clock = clock
+        self.monotonic = monotonic
+        self.query_lifetime = query_lifetime
+
+    async def exchange(
+        self,
+        request: Request,
+        peer: Peer,
+        checks: EncodedChecks,
+        *,
+        rules: tuple[str, ...],
+        policy_digest: str,
+        timeout: float,
+        within: Callable[[], float],
+    ) -> Sent:
+        """`checks`: those the outbound policy lets `request` ask this peer (with `rules`, the
+        rules that allow them); `within`: how long the row may wait for others to share its
+        commit, asked once the row is ready. A row that cannot be committed raises."""
+        query = make_query(
+            iss=self.node,
+            aud=peer.id,
+            sub=request.sub,
+            agency_kind=request.agency_kind,
+            purpose=request.purpose,
+            checks=checks.checks,
+            case=request.case,
+            now=self.clock(),
+            lifetime=self.query_lifetime,
+        )
+        token = self.client.sign(query, checks)
+        started = self.monotonic()
+        exchange: Exchange | None = None
+        error: PeerError | None = None
+        try:
+            exchange = await self.client.send(peer, query, token, timeout=timeout)
+        except PeerError as exc:
+            error = exc
+        elapsed_ms = round((self.monotonic() - started) * 1000, 1)
+        answer_digest = digest(exchange.answer_token) if exchange is not None else None
+        entry = outbound_entry(
+            node=self.node,
+            now=self.clock(),
+            query=query,
+            token=token,
+            rules=rules,
+            policy_digest=policy_digest,
+            exchange=exchange,
+            error=error,
+            answer_digest=answer_digest,
+        )
+        await self.log.append(entry, within=within())
+        return Sent(
+            exchange=exchange,
+            error=error,
+            entry=entry,
+            elapsed_ms=elapsed_ms,
+            answer_digest=answer_digest,
+        )
 
 
 def outbound_entry(

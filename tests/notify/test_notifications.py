@@ -118,8 +118,8 @@ def request(number: str, purpose: Purpose = Purpose.BORDER_CONTROL) -> Request:
 
 
 async def ask(net: dict[str, DemoNode], src: str, number: str) -> str:
-    async with net[src].node.asker() as asker:
-        ex = await asker.ask(request(number), "DE")
+    async with net[src].node.desk() as desk:
+        ex = await desk.ask(request(number), "DE")
     return ex.answer.results[0].status
 
 

@@ -254,8 +254,8 @@ async def ask(net: dict[str, DemoNode], src: str, criteria: dict[str, Any]) -> A
         case=None,
         checks=(Check(id="p", category=WANTED, criteria=criteria),),
     )
-    async with net[src].node.asker() as asker:
-        ex = await asker.ask(request, "DE")
+    async with net[src].node.desk() as desk:
+        ex = await desk.ask(request, "DE")
     (result,) = ex.answer.results
     return result
 

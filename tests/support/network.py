@@ -99,8 +99,8 @@ async def ask(
             Check(id=str(i), category=c, criteria=crit) for i, (c, crit) in enumerate(checks)
         ),
     )
-    async with net[src].node.asker() as asker:
-        ex = await asker.ask(request, "DE")
+    async with net[src].node.desk() as desk:
+        ex = await desk.ask(request, "DE")
     return {r.check: r for r in ex.answer.results}
 
 
