@@ -1631,57 +1631,42 @@ def query(
     Exit status: 0 answered (hit or no hit), 3 a check was denied or could not be answered,
     1 the peer could not be asked or its answer did not verify, 2 bad input."""
     from connector.cli.render import answer_table
-    from connector.node.service import Node
-    from connector.outbound.request import Request
-    from connector.protocol import Check
+    from connector.errors import InvalidCriteria
+    from connector.node.node import Node
+    from connector.outbound.desk import ask_peer
     from connector.vocabulary import AgencyKind, Category, Purpose
 
-    criteria: dict[str, str | int | bool]
+    criteria: dict[str, Any] | None = None
     if criteria_json is not None:
-        if mrz or number:
-            _fail("give --criteria, or --number/--mrz for a travel document, not both")
         try:
-            parsed = orjson.loads(criteria_json)
+            criteria = orjson.loads(criteria_json)
         except orjson.JSONDecodeError as exc:
             raise click.BadParameter(f"not JSON: {exc}", param_hint="--criteria") from exc
-        if not isinstance(parsed, dict):
+        if not isinstance(criteria, dict):
             raise click.BadParameter("a JSON object", param_hint="--criteria")
-        criteria = parsed
-    elif category != "travel_documents":
-        _fail(f"{category}: give --criteria JSON (see docs/protocol.md §6)")
-        return
-    else:
-        if bool(mrz) == bool(number):
-            _fail("give either --number (with --country) or --mrz")
-        criteria = {"mrz": mrz} if mrz else {"number": number or ""}
-        if country:
-            criteria["country"] = country.upper()
-        if document_type:
-            criteria["document_type"] = document_type
-    from connector.errors import InvalidCriteria
-    from connector.records.criteria import parse_criteria
-
-    try:  # bad input is ours to refuse, not a peer's
-        parse_criteria(Category(category), criteria)
-    except InvalidCriteria as exc:
-        _fail(f"{exc.extra.get('field') or 'criteria'}: {exc.detail}")
     node = Node.from_settings(_settings(config_path))
     node.load_live()
-    request = Request(
-        agency=agency,
-        agency_kind=AgencyKind(agency_kind),
-        sub=sub or _pseudonym(agency, node),
-        purpose=Purpose(purpose),
-        case=case_ref,
-        checks=(Check(id="1", category=Category(category), criteria=criteria),),
-    )
-
-    async def ask() -> Any:
-        async with node.desk() as desk:
-            return await desk.ask(request, peer_id.upper())
-
     try:
-        exchange = asyncio.run(ask())
+        exchange = asyncio.run(
+            ask_peer(
+                node.desk,
+                peer=peer_id.upper(),
+                agency=agency,
+                agency_kind=AgencyKind(agency_kind),
+                sub=sub or _pseudonym(agency, node),
+                purpose=Purpose(purpose),
+                case=case_ref,
+                category=Category(category),
+                criteria=criteria,
+                mrz=mrz,
+                number=number,
+                country=country,
+                document_type=document_type,
+            )
+        )
+    except InvalidCriteria as exc:  # bad input is ours to refuse, not a peer's
+        _fail(f"{exc.extra.get('field') or 'criteria'}: {exc.detail}")
+        return
     except (PeerError, OutboundDenied) as exc:
         _fail(exc.detail, 1)
         return
@@ -1693,18 +1678,17 @@ def query(
         raise SystemExit(3)
 
 
+def _subject_options(fn: F) -> F:
+    """An option per field of the subject (outbound/subject.py), in the subject's order."""
+    from connector.outbound.subject import subject_fields
+
+    for f in reversed(subject_fields()):
+        fn = click.option(f.option, f.name, help=f.help)(fn)
+    return fn
+
+
 @main.command()
-@click.option("--mrz", help="ICAO 9303 MRZ, lines separated by newlines.")
-@click.option("--number", help="Travel document number.")
-@click.option("--country", help="The document's issuing country (alpha-2).")
-@click.option("--type", "document_type", help="Document type (P, I, …).")
-@click.option("--first-name")
-@click.option("--last-name")
-@click.option("--birth-date", help="YYYY, YYYY-MM or YYYY-MM-DD.")
-@click.option("--nationality", help="Alpha-2.")
-@click.option("--plate", help="Vehicle registration plate.")
-@click.option("--plate-country", help="The plate's country (alpha-2).")
-@click.option("--vin", help="Vehicle identification number.")
+@_subject_options
 @click.option("--peer", "peer_ids", multiple=True, help="Ask only these peers (repeatable).")
 @click.option(
     "--purpose",
@@ -1750,17 +1734,6 @@ def query(
 @config_option
 @handles_errors
 def search(
-    mrz: str | None,
-    number: str | None,
-    country: str | None,
-    document_type: str | None,
-    first_name: str | None,
-    last_name: str | None,
-    birth_date: str | None,
-    nationality: str | None,
-    plate: str | None,
-    plate_country: str | None,
-    vin: str | None,
     peer_ids: tuple[str, ...],
     purpose: str,
     agency: str,
@@ -1770,6 +1743,7 @@ def search(
     deadline_ms: int | None,
     as_json: bool,
     config_path: Path,
+    **subject: str | None,
 ) -> None:
     """Check a subject (document, person, vehicle) against the national records and every
     allowed peer at once; a table fills in as peers answer.
@@ -1778,39 +1752,13 @@ def search(
     from rich.live import Live
 
     from connector.cli.render import fanout_table
-    from connector.node.service import Node
-    from connector.outbound.request import Request
-    from connector.outbound.subject import Subject, subject_checks
+    from connector.node.node import Node
+    from connector.outbound.desk import search_peers
+    from connector.outbound.subject import Subject
     from connector.vocabulary import AgencyKind, Purpose
 
-    subject = Subject(
-        mrz=mrz,
-        document_number=number,
-        document_country=country,
-        document_type=document_type,
-        first_name=first_name,
-        last_name=last_name,
-        birth_date=birth_date,
-        nationality=nationality,
-        plate=plate,
-        plate_country=plate_country,
-        vin=vin,
-    )
-    checks = subject_checks(subject)
-    if not checks:
-        _fail("give something to check: --mrz, --number, --last-name, --plate or --vin")
-    settings = _settings(config_path)
-    node = Node.from_settings(settings)
+    node = Node.from_settings(_settings(config_path))
     node.load_live()
-    request = Request(
-        agency=agency,
-        agency_kind=AgencyKind(agency_kind),
-        sub=sub or _pseudonym(agency, node),
-        purpose=Purpose(purpose),
-        case=case_ref,
-        checks=checks,
-    )
-    ids = [c.id for c in checks]
     live = (
         Live(console=out, refresh_per_second=12, transient=False)
         if out.is_terminal and not as_json
@@ -1819,27 +1767,34 @@ def search(
 
     def update(prepared: Any, outcomes: Any) -> None:
         if live is not None:
+            ids = [c.id for c in prepared.request.checks]
             live.update(
                 fanout_table(ids, [p.peer for p in prepared.plans], outcomes, prepared.national)
-            )
-
-    async def searched() -> Any:
-        async with node.desk() as desk:
-            return await desk.search(
-                request,
-                peers=[p.upper() for p in peer_ids] or "*",
-                deadline_ms=deadline_ms,
-                on_update=update,
             )
 
     started = time.monotonic()
     try:
         with live if live is not None else contextlib.nullcontext():
-            prepared, outcomes = asyncio.run(searched())
+            prepared, outcomes = asyncio.run(
+                search_peers(
+                    node.desk,
+                    subject=Subject(**subject),
+                    peers=[p.upper() for p in peer_ids] or "*",
+                    agency=agency,
+                    agency_kind=AgencyKind(agency_kind),
+                    sub=sub or _pseudonym(agency, node),
+                    purpose=Purpose(purpose),
+                    case=case_ref,
+                    deadline_ms=deadline_ms,
+                    on_update=update,
+                )
+            )
     except OutboundDenied as exc:
         _fail(exc.detail, 1)
         return
     elapsed = time.monotonic() - started
+    checks = prepared.request.checks
+    ids = [c.id for c in checks]
     peers_order = [p.peer for p in prepared.plans]
     if as_json:
         from connector.server.local_checks import _check_json, _national_json, _peer_json

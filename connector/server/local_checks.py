@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import cache
 from importlib import resources
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import orjson
 import structlog
@@ -20,6 +20,7 @@ from pydantic import (
     StrictInt,
     StringConstraints,
     ValidationError,
+    create_model,
     model_validator,
 )
 
@@ -63,18 +64,18 @@ class CheckIn(_Strict):
     limit: Annotated[StrictInt, Field(ge=1, le=100)] = 10
 
 
-class SubjectIn(_Strict):
-    mrz: Text | None = None
-    document_number: Text | None = None
-    document_country: Text | None = None
-    document_type: Text | None = None
-    first_name: Text | None = None
-    last_name: Text | None = None
-    birth_date: Text | None = None
-    nationality: Text | None = None
-    plate: Text | None = None
-    plate_country: Text | None = None
-    vin: Text | None = None
+def _subject_model() -> type[_Strict]:
+    """The local API's `subject`: Subject's fields, each optional non-empty text."""
+    definitions: dict[str, Any] = {f.name: (Text | None, None) for f in fields(Subject)}
+    return create_model("SubjectIn", __base__=_Strict, **definitions)
+
+
+# `subject` has Subject's fields by construction; mypy, which cannot see fields made at run
+# time, checks it as the strict base model.
+if TYPE_CHECKING:
+    SubjectIn = _Strict
+else:
+    SubjectIn = _subject_model()
 
 
 class ChecksIn(_Strict):
