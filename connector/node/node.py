@@ -10,6 +10,8 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import aiohttp
+import structlog
+from aiohttp import web
 
 from connector.crypto.jws import Signer
 from connector.crypto.keyfiles import certificate_fingerprint, read_signing_key
@@ -24,6 +26,8 @@ from connector.peers.breaker import Breakers
 from connector.peers.client import PeerClient, peer_session
 from connector.records.store import RecordStore
 from connector.settings.config import Settings
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -89,6 +93,31 @@ class Node:
             serving=serving,
         )
 
+    @contextlib.asynccontextmanager
+    async def serving_records(self) -> AsyncIterator[RecordStore]:
+        """The record store a running node searches, for as long as it runs."""
+        store = self.open_records(serving=True)
+        try:
+            outdated = store.keys_outdated()
+            if outdated:
+                log.warning(
+                    "search_keys_outdated",
+                    categories=[c.value for c in outdated],
+                    hint="run `ncb-connector db upgrade` (or `records reindex`)",
+                )
+            yield store
+        finally:
+            await store.aclose()
+
+    @contextlib.asynccontextmanager
+    async def serving_enquiry_log(self) -> AsyncIterator[EnquiryLog]:
+        """The enquiry log a running node writes, both directions in one group commit."""
+        enquiry_log = self.open_enquiry_log(serving=True)
+        try:
+            yield enquiry_log
+        finally:
+            await enquiry_log.aclose()
+
     def fanout(
         self, session: aiohttp.ClientSession, enquiry_log: EnquiryLog, breakers: Breakers
     ) -> FanOut:
@@ -134,3 +163,9 @@ class Node:
                 )
         finally:
             enquiry_log.close()
+
+
+# The node and the two databases the service opens once, as both listeners' apps hold them.
+NODE = web.AppKey("node", Node)
+RECORDS = web.AppKey("records", RecordStore)
+ENQUIRY_LOG = web.AppKey("enquiry_log", EnquiryLog)

@@ -1,19 +1,24 @@
-"""Composition root: builds every object from the settings and runs the node's lifecycles."""
+"""The running node: start, stop, reload, systemd notifications; `serve` runs it until a signal."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import signal
 
 import structlog
 from aiohttp import web
 
+from connector.enquiries.checkpoints import Checkpoints
+from connector.enquiries.log import EnquiryLog
 from connector.errors import ConfigError
 from connector.node.local_app import build_local_app
 from connector.node.node import Node
-from connector.node.peer_app import ENQUIRY_LOG, RECORDS, build_peer_app
+from connector.node.peer_app import build_peer_app
+from connector.node.scheduler import Scheduler
 from connector.node.sdnotify import SystemdNotifier
+from connector.records.store import RecordStore
 from connector.server.inflight import InFlight
 from connector.server.peer_api import IDENTITY
 
@@ -22,12 +27,14 @@ log = structlog.get_logger(__name__)
 # Node is imported from here by commands written before node/node.py held it.
 __all__ = ["Node", "Service", "serve"]
 
-
-# --- running ---------------------------------------------------------------------------------
+CHECKPOINT_INTERVAL_S = 60.0
 
 
 class Service:
-    """A running node: the peer listener (TLS) and the local listener."""
+    """A running node. It opens the record store and the enquiry log once, for both
+    listeners (one connection each, one group commit for both directions), and owns the
+    scheduler that runs every periodic job; the peer listener (TLS) answers peers, the
+    local listener serves agencies and health."""
 
     def __init__(
         self, node: Node, *, notifier: SystemdNotifier | None = None, shutdown_timeout: float = 25.0
@@ -36,16 +43,17 @@ class Service:
         self.notifier = notifier or SystemdNotifier.from_env({})
         self.shutdown_timeout = shutdown_timeout
         self.inflight = InFlight()
-        self.peer_app = build_peer_app(node, self.inflight)
-        self.local_app = build_local_app(
-            node,
-            records=lambda: self.peer_app[RECORDS],
-            enquiry_log=lambda: self.peer_app[ENQUIRY_LOG],
-            peer_port=lambda: self.peer_port,
-        )
+        self.scheduler = Scheduler()
+        self._resources = contextlib.AsyncExitStack()
         self._runners: list[web.AppRunner] = []
         self.peer_port = 0
         self.local_port = 0
+
+    # Made by start(): what the service opened and the two apps built on it.
+    records: RecordStore
+    enquiry_log: EnquiryLog
+    peer_app: web.Application
+    local_app: web.Application
 
     async def start(self) -> None:
         try:
@@ -56,9 +64,41 @@ class Service:
                 f"cannot listen: {exc.strerror or exc}"
                 f" ({exc.filename or 'check listen: in connector.yaml'})"
             ) from exc
+        except BaseException:
+            await self._close()
+            raise
 
     async def _start(self) -> None:
-        s = self.node.settings
+        node, s = self.node, self.node.settings
+        self.records = await self._resources.enter_async_context(node.serving_records())
+        self.enquiry_log = await self._resources.enter_async_context(node.serving_enquiry_log())
+        # The log's head goes to the journal every minute and at exit: outside the database,
+        # so `enquiries verify --expect` can later prove that no newest rows were removed.
+        checkpoints = Checkpoints(
+            enquiry_log=self.enquiry_log, signer=node.signer, node=s.node, clock=node.clock
+        )
+        # The last checkpoint is written once every row is: after both apps have stopped.
+        self._resources.callback(checkpoints.write)
+        self.scheduler.every(
+            "checkpoint", CHECKPOINT_INTERVAL_S, checkpoints.run, at_once=True, skip_after=None
+        )
+        if s.policy_reload_interval > 0:
+            # Policy and peers files are polled, so an edit takes effect without a signal.
+            self.scheduler.every(
+                "policy-watch",
+                s.policy_reload_interval,
+                self._watch_policy,
+                at_once=False,
+                skip_after=None,
+            )
+        self.scheduler.start()
+        self.peer_app = build_peer_app(
+            node,
+            self.inflight,
+            records=self.records,
+            enquiry_log=self.enquiry_log,
+            scheduler=self.scheduler,
+        )
         peer_runner = web.AppRunner(
             self.peer_app, shutdown_timeout=self.shutdown_timeout, access_log=None
         )
@@ -68,10 +108,17 @@ class Service:
             peer_runner,
             s.listen.peer.host,
             s.listen.peer.port,
-            ssl_context=self.node.ssl_context(),
+            ssl_context=node.ssl_context(),
             backlog=1024,
         ).start()
         self.peer_port = int(peer_runner.addresses[0][1])
+        self.local_app = build_local_app(
+            node,
+            records=self.records,
+            enquiry_log=self.enquiry_log,
+            scheduler=self.scheduler,
+            peer_port=self.peer_port,
+        )
         local_runner = web.AppRunner(self.local_app, shutdown_timeout=5.0, access_log=None)
         await local_runner.setup()
         self._runners.append(local_runner)
@@ -84,9 +131,12 @@ class Service:
             node=s.node,
             peer_port=self.peer_port,
             local_port=self.local_port,
-            policy=self.node.live.policy.digest,
-            peers=sorted(self.node.live.trust.peers),
+            policy=node.live.policy.digest,
+            peers=sorted(node.live.trust.peers),
         )
+
+    async def _watch_policy(self) -> None:
+        self.node.live.reload_if_changed()
 
     def reload(self) -> None:
         self.notifier.reloading()
@@ -102,7 +152,8 @@ class Service:
         )
 
     async def stop(self) -> None:
-        """Stop accepting, let in-flight requests finish, then close the databases."""
+        """Stop accepting, let in-flight requests finish, stop the jobs, then the apps, then
+        close the databases."""
         self.node.live.draining = True
         if self._runners:
             peer_runner = self._runners[0]
@@ -111,10 +162,16 @@ class Service:
             in_flight = self.inflight.count
             drained = await self.inflight.drain(self.shutdown_timeout)
             log.info("node_drained", requests=in_flight, complete=drained)
+        await self._close()
+        log.info("node_stopped", node=self.node.settings.node)
+
+    async def _close(self) -> None:
+        # Jobs in progress are cancelled before what they use (sessions, the outbox) closes.
+        await self.scheduler.shutdown()
         for runner in reversed(self._runners):
             await runner.cleanup()
         self._runners.clear()
-        log.info("node_stopped", node=self.node.settings.node)
+        await self._resources.aclose()
 
 
 async def serve(node: Node, *, notifier: SystemdNotifier) -> None:

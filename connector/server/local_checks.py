@@ -99,14 +99,15 @@ class ChecksIn(_Strict):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LocalChecks:
-    """Everything the agencies' API needs, built by the composition root."""
+    """Everything the agencies' API needs, built by the composition root (once the fan-out
+    exists, at the app's start)."""
 
     node: str
     agencies: AgencyDirectory
     policy: Callable[[], Policy]
     trust: Callable[[], TrustStore]
-    store: Callable[[], RecordStore]
-    fanout: Callable[[], FanOut]
+    store: RecordStore
+    fanout: FanOut
     default_deadline_ms: int
 
 
@@ -158,7 +159,7 @@ async def _prepare(request: web.Request) -> Accepted:
         peers=body.peers,
         policy=deps.policy(),
         trust=deps.trust(),
-        store=deps.store(),
+        store=deps.store,
     )
     return Accepted(
         agency=agency,
@@ -170,16 +171,12 @@ async def _prepare(request: web.Request) -> Accepted:
 
 def _outcomes(request: web.Request, a: Accepted) -> AsyncIterator[PeerOutcome]:
     p = a.check
-    return (
-        request.app[LOCAL_CHECKS]
-        .fanout()
-        .run(
-            p.request,
-            p.plans,
-            trust=p.trust,
-            policy_digest=p.policy_digest,
-            deadline_s=a.deadline_ms / 1000,
-        )
+    return request.app[LOCAL_CHECKS].fanout.run(
+        p.request,
+        p.plans,
+        trust=p.trust,
+        policy_digest=p.policy_digest,
+        deadline_s=a.deadline_ms / 1000,
     )
 
 
@@ -344,8 +341,8 @@ async def get_openapi(request: web.Request) -> web.Response:
     return web.Response(body=openapi_document(), content_type="application/json")
 
 
-def add_routes(app: web.Application, deps: LocalChecks) -> None:
-    app[LOCAL_CHECKS] = deps
+def add_routes(app: web.Application) -> None:
+    """The routes; their LocalChecks goes into app[LOCAL_CHECKS] before the app serves."""
     app.router.add_post("/local/v1/checks", post_checks)
     app.router.add_post("/local/v1/checks/stream", post_checks_stream)
     app.router.add_get("/local/v1/openapi.json", get_openapi)
