@@ -153,14 +153,18 @@ class Node:
         enquiry_log = self.open_enquiry_log()
         try:
             async with peer_session() as session:
-                yield Desk(
-                    node=self.settings.node,
-                    fanout=self.fanout(session, enquiry_log, Breakers()),
-                    policy=self.live.current_policy,
-                    trust=self.live.current_trust,
-                    open_records=self.open_records,
-                    deadline_ms=self.settings.federation.deadline_ms,
-                )
+                fanout = self.fanout(session, enquiry_log, Breakers())
+                try:
+                    yield Desk(
+                        node=self.settings.node,
+                        fanout=fanout,
+                        policy=self.live.current_policy,
+                        trust=self.live.current_trust,
+                        open_records=self.open_records,
+                        deadline_ms=self.settings.federation.deadline_ms,
+                    )
+                finally:
+                    await fanout.drain()  # a query sent gets its row before the log closes
         finally:
             enquiry_log.close()
 
