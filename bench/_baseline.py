@@ -30,7 +30,7 @@ def make_app() -> web.Application:
 
 
 def tls_context(cert: str, key: str) -> ssl.SSLContext:
-    """The same settings as the node's peer listener (connector.node.service.Node.ssl_context)."""
+    """The same settings as the node's peer listener (connector.node.node.Node.ssl_context)."""
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.load_cert_chain(cert, key)

@@ -12,7 +12,8 @@ from pathlib import Path
 import orjson
 
 from connector.logs import configure_logging
-from connector.node.service import ENQUIRY_LOG, Node, Service
+from connector.node.node import Node
+from connector.node.service import Service
 from connector.settings.config import load_settings
 
 
@@ -24,7 +25,7 @@ async def serve(config: Path, stats_out: Path, profile: cProfile.Profile | None)
     node.load_live()
     service = Service(node)
     await service.start()
-    enquiry_log = service.peer_app[ENQUIRY_LOG]
+    enquiry_log = service.enquiry_log
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

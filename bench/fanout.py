@@ -288,7 +288,7 @@ STEPS: tuple[tuple[str, str], ...] = (
         r"helpers|tracing|payload|cookiejar|_http)",
     ),
     ("peer client (PeerClient.send)", r"PeerClient\.send"),
-    ("fan-out tasks", r"FanOut\.|_all"),
+    ("fan-out tasks", r"FanOut\.|Exchanges\.exchange|_outcome|_all"),
     ("aiohttp server", r"aiohttp/(web|base_protocol)"),
     ("event loop, sockets", r"asyncio/|selectors"),
 )

@@ -18,11 +18,12 @@ from connector.crypto.jws import PublicKey
 from connector.enquiries.entry import LoggedEntry, VerifyReport
 from connector.errors import ConnectorError
 from connector.node.init import init_node
-from connector.node.service import Node, Service
+from connector.node.node import Node
+from connector.node.service import Service
 from connector.notify.outbox import Outbox
 from connector.outbound.agencies import add_agency
-from connector.outbound.asking import Request
 from connector.outbound.fanout import CheckOutcome, PeerOutcome
+from connector.outbound.request import Request
 from connector.peers.client import Exchange
 from connector.peers.trust import Peer, PinnedKey, TrustStore, save_trust_store
 from connector.protocol import Check, HitClaims
@@ -275,8 +276,8 @@ async def _ask(
         case=None,
         checks=(Check(id="1", category=Category.TRAVEL_DOCUMENTS, criteria=criteria),),
     )
-    async with nodes[src].node.asker() as asker:
-        return await asker.ask(request, dst)
+    async with nodes[src].node.desk() as desk:
+        return await desk.ask(request, dst)
 
 
 def _demo_notifications(node_id: str, directory: Path) -> None:

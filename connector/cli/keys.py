@@ -17,7 +17,7 @@ from connector.settings.config import load_settings
 @handles_errors
 def keys_show(config_path: Path, as_json: bool) -> None:
     """Print the public JWK, its RFC 7638 thumbprint and the TLS certificate fingerprint."""
-    from connector.node.service import Node
+    from connector.node.node import Node
 
     node = Node.from_settings(load_settings(config_path))
     jwk = node.signer.public.jwk()

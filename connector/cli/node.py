@@ -52,8 +52,9 @@ def init(
 @handles_errors
 def run(config_path: Path) -> None:
     """Serve the peer API and the local API until SIGTERM (SIGHUP reloads)."""
+    from connector.node.node import Node
     from connector.node.sdnotify import SystemdNotifier
-    from connector.node.service import Node, serve
+    from connector.node.service import serve
 
     node = Node.from_settings(_settings(config_path, service=True))
     asyncio.run(serve(node, notifier=SystemdNotifier.from_env(os.environ)))

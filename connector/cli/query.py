@@ -16,10 +16,12 @@ from connector.cli.common import (
     _pseudonym,
     _settings,
     config_option,
+    enum_values,
     handles_errors,
     out,
 )
 from connector.errors import OutboundDenied, PeerError
+from connector.vocabulary import AgencyKind, Category, Purpose
 
 
 @click.command()
@@ -40,16 +42,7 @@ from connector.errors import OutboundDenied, PeerError
     "--purpose",
     default="border_control",
     show_default=True,
-    type=click.Choice(
-        [
-            "border_control",
-            "criminal_investigation",
-            "counter_terrorism",
-            "vehicle_check",
-            "art_trafficking",
-            "identification",
-        ]
-    ),
+    type=click.Choice(enum_values(Purpose)),
 )
 @click.option(
     "--agency",
@@ -61,7 +54,7 @@ from connector.errors import OutboundDenied, PeerError
     "--agency-kind",
     default="ncb",
     show_default=True,
-    type=click.Choice(["ncb", "police", "border", "customs", "immigration"]),
+    type=click.Choice(enum_values(AgencyKind)),
 )
 @click.option(
     "--sub",
@@ -94,57 +87,41 @@ def query(
     Exit status: 0 answered (hit or no hit), 3 a check was denied or could not be answered,
     1 the peer could not be asked or its answer did not verify, 2 bad input."""
     from connector.cli.render import answer_table
-    from connector.node.service import Node
-    from connector.outbound.asking import Request
-    from connector.protocol import Check
-    from connector.vocabulary import AgencyKind, Category, Purpose
+    from connector.errors import InvalidCriteria
+    from connector.node.node import Node
+    from connector.outbound.desk import ask_peer
 
-    criteria: dict[str, str | int | bool]
+    criteria: dict[str, Any] | None = None
     if criteria_json is not None:
-        if mrz or number:
-            _fail("give --criteria, or --number/--mrz for a travel document, not both")
         try:
-            parsed = orjson.loads(criteria_json)
+            criteria = orjson.loads(criteria_json)
         except orjson.JSONDecodeError as exc:
             raise click.BadParameter(f"not JSON: {exc}", param_hint="--criteria") from exc
-        if not isinstance(parsed, dict):
+        if not isinstance(criteria, dict):
             raise click.BadParameter("a JSON object", param_hint="--criteria")
-        criteria = parsed
-    elif category != "travel_documents":
-        _fail(f"{category}: give --criteria JSON (see docs/protocol.md §6)")
-        return
-    else:
-        if bool(mrz) == bool(number):
-            _fail("give either --number (with --country) or --mrz")
-        criteria = {"mrz": mrz} if mrz else {"number": number or ""}
-        if country:
-            criteria["country"] = country.upper()
-        if document_type:
-            criteria["document_type"] = document_type
-    from connector.errors import InvalidCriteria
-    from connector.records.criteria import parse_criteria
-
-    try:  # bad input is ours to refuse, not a peer's
-        parse_criteria(Category(category), criteria)
-    except InvalidCriteria as exc:
-        _fail(f"{exc.extra.get('field') or 'criteria'}: {exc.detail}")
     node = Node.from_settings(_settings(config_path))
     node.load_live()
-    request = Request(
-        agency=agency,
-        agency_kind=AgencyKind(agency_kind),
-        sub=sub or _pseudonym(agency, node),
-        purpose=Purpose(purpose),
-        case=case_ref,
-        checks=(Check(id="1", category=Category(category), criteria=criteria),),
-    )
-
-    async def ask() -> Any:
-        async with node.asker() as asker:
-            return await asker.ask(request, peer_id.upper())
-
     try:
-        exchange = asyncio.run(ask())
+        exchange = asyncio.run(
+            ask_peer(
+                node.desk,
+                peer=peer_id.upper(),
+                agency=agency,
+                agency_kind=AgencyKind(agency_kind),
+                sub=sub or _pseudonym(agency, node),
+                purpose=Purpose(purpose),
+                case=case_ref,
+                category=Category(category),
+                criteria=criteria,
+                mrz=mrz,
+                number=number,
+                country=country,
+                document_type=document_type,
+            )
+        )
+    except InvalidCriteria as exc:  # bad input is ours to refuse, not a peer's
+        _fail(f"{exc.extra.get('field') or 'criteria'}: {exc.detail}")
+        return
     except (PeerError, OutboundDenied) as exc:
         _fail(exc.detail, 1)
         return

@@ -11,44 +11,37 @@ from typing import Any
 import click
 
 from connector.cli.common import (
+    F,
     _fail,
     _json,
     _pseudonym,
     _settings,
     config_option,
+    enum_values,
     handles_errors,
     out,
 )
 from connector.errors import OutboundDenied
+from connector.vocabulary import AgencyKind, Purpose
+
+
+def _subject_options(fn: F) -> F:
+    """An option per field of the subject (outbound/subject.py), in the subject's order."""
+    from connector.outbound.subject import subject_fields
+
+    for f in reversed(subject_fields()):
+        fn = click.option(f.option, f.name, help=f.help)(fn)
+    return fn
 
 
 @click.command()
-@click.option("--mrz", help="ICAO 9303 MRZ, lines separated by newlines.")
-@click.option("--number", help="Travel document number.")
-@click.option("--country", help="The document's issuing country (alpha-2).")
-@click.option("--type", "document_type", help="Document type (P, I, …).")
-@click.option("--first-name")
-@click.option("--last-name")
-@click.option("--birth-date", help="YYYY, YYYY-MM or YYYY-MM-DD.")
-@click.option("--nationality", help="Alpha-2.")
-@click.option("--plate", help="Vehicle registration plate.")
-@click.option("--plate-country", help="The plate's country (alpha-2).")
-@click.option("--vin", help="Vehicle identification number.")
+@_subject_options
 @click.option("--peer", "peer_ids", multiple=True, help="Ask only these peers (repeatable).")
 @click.option(
     "--purpose",
     default="border_control",
     show_default=True,
-    type=click.Choice(
-        [
-            "border_control",
-            "criminal_investigation",
-            "counter_terrorism",
-            "vehicle_check",
-            "art_trafficking",
-            "identification",
-        ]
-    ),
+    type=click.Choice(enum_values(Purpose)),
 )
 @click.option(
     "--agency",
@@ -60,7 +53,7 @@ from connector.errors import OutboundDenied
     "--agency-kind",
     default="ncb",
     show_default=True,
-    type=click.Choice(["ncb", "police", "border", "customs", "immigration"]),
+    type=click.Choice(enum_values(AgencyKind)),
 )
 @click.option(
     "--sub",
@@ -79,17 +72,6 @@ from connector.errors import OutboundDenied
 @config_option
 @handles_errors
 def search(
-    mrz: str | None,
-    number: str | None,
-    country: str | None,
-    document_type: str | None,
-    first_name: str | None,
-    last_name: str | None,
-    birth_date: str | None,
-    nationality: str | None,
-    plate: str | None,
-    plate_country: str | None,
-    vin: str | None,
     peer_ids: tuple[str, ...],
     purpose: str,
     agency: str,
@@ -99,6 +81,7 @@ def search(
     deadline_ms: int | None,
     as_json: bool,
     config_path: Path,
+    **subject: str | None,
 ) -> None:
     """Check a subject (document, person, vehicle) against the national records and every
     allowed peer at once; a table fills in as peers answer.
@@ -107,40 +90,12 @@ def search(
     from rich.live import Live
 
     from connector.cli.render import fanout_table
-    from connector.node.local_app import search_once
-    from connector.node.service import Node
-    from connector.outbound.asking import Request
-    from connector.outbound.subject import Subject, subject_checks
-    from connector.vocabulary import AgencyKind, Purpose
+    from connector.node.node import Node
+    from connector.outbound.desk import search_peers
+    from connector.outbound.subject import Subject
 
-    subject = Subject(
-        mrz=mrz,
-        document_number=number,
-        document_country=country,
-        document_type=document_type,
-        first_name=first_name,
-        last_name=last_name,
-        birth_date=birth_date,
-        nationality=nationality,
-        plate=plate,
-        plate_country=plate_country,
-        vin=vin,
-    )
-    checks = subject_checks(subject)
-    if not checks:
-        _fail("give something to check: --mrz, --number, --last-name, --plate or --vin")
-    settings = _settings(config_path)
-    node = Node.from_settings(settings)
+    node = Node.from_settings(_settings(config_path))
     node.load_live()
-    request = Request(
-        agency=agency,
-        agency_kind=AgencyKind(agency_kind),
-        sub=sub or _pseudonym(agency, node),
-        purpose=Purpose(purpose),
-        case=case_ref,
-        checks=checks,
-    )
-    ids = [c.id for c in checks]
     live = (
         Live(console=out, refresh_per_second=12, transient=False)
         if out.is_terminal and not as_json
@@ -149,6 +104,7 @@ def search(
 
     def update(prepared: Any, outcomes: Any) -> None:
         if live is not None:
+            ids = [c.id for c in prepared.request.checks]
             live.update(
                 fanout_table(ids, [p.peer for p in prepared.plans], outcomes, prepared.national)
             )
@@ -157,11 +113,16 @@ def search(
     try:
         with live if live is not None else contextlib.nullcontext():
             prepared, outcomes = asyncio.run(
-                search_once(
-                    node,
-                    request,
+                search_peers(
+                    node.desk,
+                    subject=Subject(**subject),
                     peers=[p.upper() for p in peer_ids] or "*",
-                    deadline_s=(deadline_ms or settings.federation.deadline_ms) / 1000,
+                    agency=agency,
+                    agency_kind=AgencyKind(agency_kind),
+                    sub=sub or _pseudonym(agency, node),
+                    purpose=Purpose(purpose),
+                    case=case_ref,
+                    deadline_ms=deadline_ms,
                     on_update=update,
                 )
             )
@@ -169,6 +130,8 @@ def search(
         _fail(exc.detail, 1)
         return
     elapsed = time.monotonic() - started
+    checks = prepared.request.checks
+    ids = [c.id for c in checks]
     peers_order = [p.peer for p in prepared.plans]
     if as_json:
         from connector.server.local_checks import _check_json, _national_json, _peer_json

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import orjson
+import structlog
 
 from connector.crypto.jws import PublicKey, Signer, parse_compact
+from connector.enquiries.log import EnquiryLog
 from connector.errors import ConfigError, ConnectorError
+
+log = structlog.get_logger(__name__)
 
 TYP_CHECKPOINT = "ncb-checkpoint+jwt"
 _PLAIN = re.compile(r"(\d+):([0-9a-f]{64})")
@@ -23,6 +28,39 @@ def sign_checkpoint(signer: Signer, *, node: str, seq: int, head: str, at: float
     made up by whoever edits the log: only the node's key could have vouched for it."""
     payload = orjson.dumps({"iss": node, "seq": seq, "hash": head, "iat": int(at)})
     return signer.sign_compact(payload, typ=TYP_CHECKPOINT).decode("ascii")
+
+
+class Checkpoints:
+    """A running node's checkpoints: the log's head, signed, as a log event (the journal)."""
+
+    def __init__(
+        self, *, enquiry_log: EnquiryLog, signer: Signer, node: str, clock: Callable[[], float]
+    ) -> None:
+        self.enquiry_log = enquiry_log
+        self.signer = signer
+        self.node = node
+        self.clock = clock
+        self._last: tuple[int, str] = (-1, "")
+
+    async def run(self) -> None:
+        """`write`, as a job of a scheduler that runs coroutines on the event loop."""
+        self.write()
+
+    def write(self) -> None:
+        """A checkpoint, unless the head has not moved since the last one."""
+        head = self.enquiry_log.head()
+        if head == self._last:
+            return
+        self._last = head
+        log.info(
+            "enquiry_log_checkpoint",
+            seq=head[0],
+            hash=head[1],
+            expect=f"{head[0]}:{head[1]}",
+            signed=sign_checkpoint(
+                self.signer, node=self.node, seq=head[0], head=head[1], at=self.clock()
+            ),
+        )
 
 
 def read_checkpoint(text: str, *, key: PublicKey, node: str) -> tuple[int, str]:

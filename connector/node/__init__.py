@@ -1,1 +1,1 @@
-"""A running node: its value, live state, the two aiohttp apps and the service."""
+"""A running node: its value, live state, the two aiohttp apps, the scheduler and the service."""

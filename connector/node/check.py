@@ -11,7 +11,7 @@ import aiohttp
 from connector.enquiries.entry import new_enquiry_id
 from connector.errors import ConfigError
 from connector.node.live import policy_channels
-from connector.node.service import Node
+from connector.node.node import Node
 from connector.notify.channels import build_senders
 from connector.notify.notice import Notice
 from connector.policy import CheckReport, check_policy

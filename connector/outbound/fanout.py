@@ -1,29 +1,32 @@
-"""Fan-out: one agency's checks sent to every allowed peer at once, each within one deadline."""
+"""Fan-out: a request sent to every allowed peer at once within one deadline; one peer is a
+fan-out of one."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import structlog
 
-from connector.enquiries.log import EnquiryLog
 from connector.errors import (
     BadAnswer,
     ConnectorError,
+    NotFound,
     PeerError,
     PeerRejected,
     PeerTimeout,
     PeerUnreachable,
 )
-from connector.outbound.asking import Request, outbound_entry
+from connector.outbound.exchange import Exchanges, Sent
+from connector.outbound.plan import PeerPlan, plan, require_all
+from connector.outbound.request import Request
 from connector.peers.breaker import Breakers
-from connector.peers.client import Exchange, PeerClient
+from connector.peers.client import Exchange
 from connector.peers.trust import TrustStore
 from connector.policy import Policy
-from connector.protocol import Check, EncodedChecks, HitClaims, digest, make_query
+from connector.protocol import EncodedChecks, HitClaims
 
 log = structlog.get_logger(__name__)
 
@@ -64,68 +67,67 @@ class PeerOutcome:
     enquiry: str | None = None  # the peer's enquiry id, to quote when following a hit up
     answer_digest: str | None = None  # SHA-256 of the signed answer, as our log row keeps it
     log_id: str | None = None  # our outbound enquiry-log row
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PeerPlan:
-    """What the outbound policy lets an agency ask one peer."""
-
-    peer: str
-    allowed: tuple[Check, ...]
-    rules: tuple[str, ...]
-    denied: tuple[str, ...]
-
-
-def plan(policy: Policy, request: Request, peers: Sequence[str]) -> tuple[PeerPlan, ...]:
-    """Per peer, the checks the outbound policy allows (with the deciding rules) and denies."""
-    plans = []
-    for peer in peers:
-        allowed: list[Check] = []
-        rules: list[str] = []
-        denied: list[str] = []
-        for check in request.checks:
-            decision = policy.decide_outbound(
-                agency=request.agency, peer=peer, category=check.category, purpose=request.purpose
-            )
-            if decision.allowed:
-                allowed.append(check)
-                rules.append(decision.rule or "")
-            else:
-                denied.append(check.id)
-        plans.append(
-            PeerPlan(peer=peer, allowed=tuple(allowed), rules=tuple(rules), denied=tuple(denied))
-        )
-    return tuple(plans)
+    exchange: Exchange | None = None  # the verified answer whole, for a caller that shows it
+    error: ConnectorError | None = None  # why an exchange failed, as it was raised
 
 
 class FanOut:
-    """Sends one query per peer over the shared client: each query signed once for its peer,
-    each answer verified against that peer's pinned key and bound to that query, each
-    exchange logged (one row per peer asked), each peer given what is left of the deadline."""
+    """Runs one exchange per peer at once over the shared client, each peer given what is
+    left of the deadline and skipped while its circuit breaker is open; the rows of one
+    fan-out share as few commits as they can."""
 
     def __init__(
         self,
         *,
-        node: str,
-        client: PeerClient,
-        enquiry_log: EnquiryLog,
+        exchanges: Exchanges,
         breakers: Breakers,
-        clock: Callable[[], float],
         monotonic: Callable[[], float],
         peer_timeout: float,
-        query_lifetime: int = 60,
         commit_window: float = COMMIT_WINDOW_S,
     ) -> None:
-        self.node = node
-        self.client = client
-        self.log = enquiry_log
+        self.exchanges = exchanges
         self.breakers = breakers
-        self.clock = clock
         self.monotonic = monotonic
         self.peer_timeout = peer_timeout
-        self.query_lifetime = query_lifetime
         self.commit_window = commit_window
         self._tasks: set[asyncio.Task[PeerOutcome]] = set()
+
+    async def ask(
+        self, request: Request, peer: str, *, policy: Policy, trust: TrustStore
+    ) -> Exchange:
+        """Asking one peer is a fan-out of one, all or nothing: what stops it is raised as a
+        command shows it. NotFound (not in the trust store) and OutboundDenied (a check the
+        policy refuses) before anything is sent; after, the exchange's PeerError, or the
+        error that kept its row out of the log."""
+        if trust.get(peer) is None:
+            raise NotFound(f"{peer} is not in the trust store", peer=peer)
+        (p,) = plan(policy, request, [peer])
+        require_all(request, p)
+        (outcome,) = [
+            o
+            async for o in self.run(
+                request,
+                (p,),
+                trust=trust,
+                policy_digest=policy.digest,
+                deadline_s=self.peer_timeout,
+            )
+        ]
+        exchange = outcome.exchange
+        if exchange is None:
+            raise outcome.error or _FAILURES.get(outcome.status, PeerError)(
+                f"{peer}: {outcome.detail}"
+            )
+        log.info(
+            "enquiry_sent",
+            peer=peer,
+            agency=request.agency,
+            purpose=request.purpose.value,
+            enquiry=exchange.answer.enquiry,
+            statuses=[r.status for r in exchange.answer.results],
+            elapsed_ms=round(exchange.elapsed * 1000, 1),
+        )
+        return exchange
 
     async def run(
         self,
@@ -211,95 +213,28 @@ class FanOut:
         remaining = deadline_at - self.monotonic()
         if remaining <= 0:
             return _all(p, request, "timeout", "the deadline had passed")
-        query = make_query(
-            iss=self.node,
-            aud=p.peer,
-            sub=request.sub,
-            agency_kind=request.agency_kind,
-            purpose=request.purpose,
-            checks=checks.checks,
-            case=request.case,
-            now=self.clock(),
-            lifetime=self.query_lifetime,
-        )
-        token = self.client.sign(query, checks)
-        started = self.monotonic()
-        exchange: Exchange | None = None
-        error: PeerError | None = None
-        try:
-            exchange = await self.client.send(
-                peer, query, token, timeout=min(self.peer_timeout, remaining)
-            )
-        except PeerError as exc:
-            error = exc
-        self._count(p.peer, error)
-        elapsed_ms = round((self.monotonic() - started) * 1000, 1)
-        answer_digest = digest(exchange.answer_token) if exchange is not None else None
-        entry = outbound_entry(
-            node=self.node,
-            now=self.clock(),
-            query=query,
-            token=token,
-            rules=p.rules,
-            policy_digest=policy_digest,
-            exchange=exchange,
-            error=error,
-            answer_digest=answer_digest,
-        )
-        unlogged.discard(p.peer)
-        try:
+
+        def within() -> float:
             # The last peer of the fan-out to be logged commits at once, with whoever joined.
-            await self.log.append(entry, within=0.0 if not unlogged else self.commit_window)
+            unlogged.discard(p.peer)
+            return 0.0 if not unlogged else self.commit_window
+
+        try:
+            sent = await self.exchanges.exchange(
+                request,
+                peer,
+                checks,
+                rules=p.rules,
+                policy_digest=policy_digest,
+                timeout=min(self.peer_timeout, remaining),
+                within=within,
+            )
         except ConnectorError as exc:
             # No answer reaches an agency without its row: report the peer as an error.
             log.error("fanout_log_failed", peer=p.peer, detail=exc.detail)
-            return _all(p, request, "error", "the enquiry could not be logged")
-        if exchange is None:
-            assert error is not None
-            status: Failure = (
-                "timeout"
-                if isinstance(error, PeerTimeout)
-                else "unreachable"
-                if isinstance(error, PeerUnreachable)
-                else "error"
-            )
-            out = _all(p, request, status, f"{error.code}: {error.detail}")
-            return PeerOutcome(
-                peer=p.peer,
-                status=status,
-                checks=out.checks,
-                elapsed_ms=elapsed_ms,
-                detail=error.detail,
-                log_id=entry.id,
-            )
-        answered = {r.check: r for r in exchange.answer.results}
-        outcomes = []
-        for check in request.checks:
-            r = answered.get(check.id)
-            if r is None:
-                outcomes.append(
-                    CheckOutcome(check=check.id, status="denied", reason="outbound_policy")
-                )
-            else:
-                outcomes.append(
-                    CheckOutcome(
-                        check=r.check,
-                        status=r.status,
-                        level=r.level.value,
-                        hits=tuple(r.hits),
-                        reason=r.reason,
-                    )
-                )
-        statuses = {c.status for c in outcomes}
-        return PeerOutcome(
-            peer=p.peer,
-            status="denied" if statuses == {"denied"} else "answered",
-            checks=tuple(outcomes),
-            elapsed_ms=elapsed_ms,
-            enquiry=exchange.answer.enquiry,
-            answer_digest=answer_digest,
-            log_id=entry.id,
-        )
+            return replace(_all(p, request, "error", "the enquiry could not be logged"), error=exc)
+        self._count(p.peer, sent.error)
+        return _outcome(p, request, sent)
 
     def _count(self, peer: str, error: PeerError | None) -> None:
         """Only a peer that cannot be reached, or fails on its side, trips its breaker."""
@@ -316,6 +251,61 @@ class FanOut:
         """Let queries in flight finish and write their rows (at shutdown)."""
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=self.peer_timeout + LOG_GRACE_S)
+
+
+_FAILURES: dict[str, type[PeerError]] = {"timeout": PeerTimeout, "unreachable": PeerUnreachable}
+
+
+def _outcome(p: PeerPlan, request: Request, sent: Sent) -> PeerOutcome:
+    """A peer's outcome from its logged exchange: each check as answered, or all failed."""
+    exchange = sent.exchange
+    if exchange is None:
+        error = sent.error
+        assert error is not None
+        status: Failure = (
+            "timeout"
+            if isinstance(error, PeerTimeout)
+            else "unreachable"
+            if isinstance(error, PeerUnreachable)
+            else "error"
+        )
+        out = _all(p, request, status, f"{error.code}: {error.detail}")
+        return PeerOutcome(
+            peer=p.peer,
+            status=status,
+            checks=out.checks,
+            elapsed_ms=sent.elapsed_ms,
+            detail=error.detail,
+            log_id=sent.entry.id,
+            error=error,
+        )
+    answered = {r.check: r for r in exchange.answer.results}
+    outcomes = []
+    for check in request.checks:
+        r = answered.get(check.id)
+        if r is None:
+            outcomes.append(CheckOutcome(check=check.id, status="denied", reason="outbound_policy"))
+        else:
+            outcomes.append(
+                CheckOutcome(
+                    check=r.check,
+                    status=r.status,
+                    level=r.level.value,
+                    hits=tuple(r.hits),
+                    reason=r.reason,
+                )
+            )
+    statuses = {c.status for c in outcomes}
+    return PeerOutcome(
+        peer=p.peer,
+        status="denied" if statuses == {"denied"} else "answered",
+        checks=tuple(outcomes),
+        elapsed_ms=sent.elapsed_ms,
+        enquiry=exchange.answer.enquiry,
+        answer_digest=sent.answer_digest,
+        log_id=sent.entry.id,
+        exchange=exchange,
+    )
 
 
 def _all(p: PeerPlan, request: Request, status: Failure, reason: str) -> PeerOutcome:

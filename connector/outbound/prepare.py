@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 from connector.enquiries.entry import new_enquiry_id
-from connector.errors import InvalidRequest, OutboundDenied
-from connector.outbound.asking import Request
-from connector.outbound.fanout import PeerPlan, plan
+from connector.errors import InvalidRequest
 from connector.outbound.national import NationalResult, search_national, validate_checks
+from connector.outbound.plan import PeerPlan, plan, require_some
+from connector.outbound.request import Request
 from connector.peers.trust import TrustStore
 from connector.policy import Policy
 from connector.records.store import RecordStore
@@ -59,13 +59,7 @@ async def prepare(
             raise InvalidRequest(f"not in the trust store: {', '.join(unknown)}", peers=unknown)
         chosen = list(dict.fromkeys(peers))
     plans = plan(policy, request, chosen)
-    if plans and not any(p.allowed for p in plans):
-        cats = ", ".join(sorted({c.category.value for c in request.checks}))
-        raise OutboundDenied(
-            f"the outbound policy lets {request.agency} ask none of these peers about "
-            f"{cats} for {request.purpose.value}",
-            agency=request.agency,
-        )
+    require_some(request, plans)
     national = await search_national(store, node, request.checks, parsed)
     return Prepared(
         id=new_enquiry_id(time.time()),

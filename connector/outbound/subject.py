@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 from connector.protocol import Check
 from connector.records.identifiers.mrz import parse_mrz
@@ -12,21 +13,46 @@ from connector.vocabulary import Category
 DOCUMENT, WANTED, TERRORISM, VEHICLE = "document", "wanted_person", "terrorism_suspect", "vehicle"
 
 
+def _typed(option: str, help: str | None = None) -> Any:
+    """A field of the subject, None unless given; `option`: how a person types it (`search`)."""
+    return field(default=None, metadata={"option": option, "help": help})
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Subject:
-    """A person, their travel document and their vehicle, as far as each is known."""
+    """A person, their travel document and their vehicle, as far as each is known. The one
+    definition of the subject's fields: the local API's `subject` and the options of
+    `ncb-connector search` are made from it."""
 
-    mrz: str | None = None
-    document_number: str | None = None
-    document_country: str | None = None
-    document_type: str | None = None
-    first_name: str | None = None
-    last_name: str | None = None
-    birth_date: str | None = None
-    nationality: str | None = None
-    plate: str | None = None
-    plate_country: str | None = None
-    vin: str | None = None
+    mrz: str | None = _typed("--mrz", "ICAO 9303 MRZ, lines separated by newlines.")
+    document_number: str | None = _typed("--number", "Travel document number.")
+    document_country: str | None = _typed("--country", "The document's issuing country (alpha-2).")
+    document_type: str | None = _typed("--type", "Document type (P, I, …).")
+    first_name: str | None = _typed("--first-name")
+    last_name: str | None = _typed("--last-name")
+    birth_date: str | None = _typed("--birth-date", "YYYY, YYYY-MM or YYYY-MM-DD.")
+    nationality: str | None = _typed("--nationality", "Alpha-2.")
+    plate: str | None = _typed("--plate", "Vehicle registration plate.")
+    plate_country: str | None = _typed("--plate-country", "The plate's country (alpha-2).")
+    vin: str | None = _typed("--vin", "Vehicle identification number.")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SubjectField:
+    """One field of the subject: its name (also its name in the local API's JSON) and the
+    command-line option that gives it."""
+
+    name: str
+    option: str
+    help: str | None
+
+
+def subject_fields() -> tuple[SubjectField, ...]:
+    """The subject's fields in their order."""
+    return tuple(
+        SubjectField(name=f.name, option=f.metadata["option"], help=f.metadata["help"])
+        for f in fields(Subject)
+    )
 
 
 def subject_checks(subject: Subject) -> tuple[Check, ...]:

@@ -54,6 +54,15 @@ def transport_for(peer: Peer) -> aiohttp.Fingerprint | bool:
     raise PeerUnreachable(f"peer {peer.id} has no TLS fingerprint pinned")
 
 
+def peer_session(*, limit_per_host: int = 16) -> aiohttp.ClientSession:
+    """One session for every peer: connections are kept alive (60 s, under aiohttp's server
+    default of 75 s) and reused; no global cap, since a fan-out to 196 peers needs 196."""
+    connector = aiohttp.TCPConnector(
+        limit=0, limit_per_host=limit_per_host, keepalive_timeout=60, ttl_dns_cache=300
+    )
+    return aiohttp.ClientSession(connector=connector)
+
+
 _QUERY_HEADERS = {"Content-Type": JOSE_MEDIA_TYPE, "Accept": JOSE_MEDIA_TYPE}
 
 

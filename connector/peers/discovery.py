@@ -8,7 +8,7 @@ import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import orjson
 import structlog
@@ -20,9 +20,6 @@ from connector.peers.trust import TrustStore
 from connector.protocol import PROTOCOL_VERSION
 from connector.storage.files import atomic_write
 from connector.vocabulary import is_node_id
-
-if TYPE_CHECKING:
-    from connector.node.service import Node
 
 log = structlog.get_logger(__name__)
 
@@ -167,29 +164,42 @@ def sighting_from(info: AsyncServiceInfo, now: float) -> Sighting | None:
     )
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Announcement:
+    """What this node tells the LAN about itself."""
+
+    node: str
+    kid: str
+    host: str  # the peer listener's address; 0.0.0.0 or :: announce the interfaces'
+    port: int  # the peer listener's port, once it listens
+    interfaces: tuple[str, ...]  # where to announce and browse (empty: all)
+
+
 def discovery_ctx(
-    node: Node, discovered: Discovered, peer_port: Callable[[], int]
+    announcement: Announcement, discovered: Discovered, trust: Callable[[], TrustStore]
 ) -> Callable[[web.Application], AsyncIterator[None]]:
-    s = node.settings
-    interfaces = list(s.discovery.interfaces)
+    """Announce, and browse for others, as long as the app runs; a sighting's standing is
+    judged against `trust` when it is seen."""
+    a = announcement
+    interfaces = list(a.interfaces)
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        v6 = any(":" in a for a in interfaces)
+        v6 = any(":" in i for i in interfaces)
         aiozc = AsyncZeroconf(
             interfaces=interfaces or None,  # type: ignore[arg-type]
             ip_version=IPVersion.All if v6 else IPVersion.V4Only,
         )
         addresses = [
-            ipaddress.ip_address(a).packed
-            for a in _announce_addresses(s.listen.peer.host, interfaces)
+            ipaddress.ip_address(address).packed
+            for address in _announce_addresses(a.host, interfaces)
         ]
         info = AsyncServiceInfo(
             SERVICE_TYPE,
-            f"{s.node}.{SERVICE_TYPE}",
+            f"{a.node}.{SERVICE_TYPE}",
             addresses=addresses,
-            port=peer_port(),
-            properties={"node": s.node, "kid": node.signer.kid, "proto": str(PROTOCOL_VERSION)},
-            server=f"ncb-{s.node.lower()}.local.",
+            port=a.port,
+            properties={"node": a.node, "kid": a.kid, "proto": str(PROTOCOL_VERSION)},
+            server=f"ncb-{a.node.lower()}.local.",
         )
         tasks: set[asyncio.Task[None]] = set()
 
@@ -197,9 +207,9 @@ def discovery_ctx(
             found = AsyncServiceInfo(service_type, name)
             if not await found.async_request(zc, 3000):
                 return
-            sighting = sighting_from(found, node.clock())
-            if sighting is not None and sighting.node != s.node:
-                discovered.see(sighting, node.live.current_trust())
+            sighting = sighting_from(found, discovered.clock())
+            if sighting is not None and sighting.node != a.node:
+                discovered.see(sighting, trust())
 
         def on_change(
             zeroconf: Zeroconf, service_type: str, name: str, state_change: ServiceStateChange

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import cache
 from importlib import resources
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import orjson
 import structlog
@@ -20,15 +20,16 @@ from pydantic import (
     StrictInt,
     StringConstraints,
     ValidationError,
+    create_model,
     model_validator,
 )
 
 from connector.errors import InvalidRequest, field_problems
 from connector.outbound.agencies import Agency, AgencyDirectory
-from connector.outbound.asking import Request
 from connector.outbound.fanout import CheckOutcome, FanOut, PeerOutcome
 from connector.outbound.national import NationalResult
 from connector.outbound.prepare import Prepared, prepare
+from connector.outbound.request import Request
 from connector.outbound.subject import Subject, subject_checks
 from connector.peers.trust import TrustStore
 from connector.policy import Policy
@@ -63,18 +64,18 @@ class CheckIn(_Strict):
     limit: Annotated[StrictInt, Field(ge=1, le=100)] = 10
 
 
-class SubjectIn(_Strict):
-    mrz: Text | None = None
-    document_number: Text | None = None
-    document_country: Text | None = None
-    document_type: Text | None = None
-    first_name: Text | None = None
-    last_name: Text | None = None
-    birth_date: Text | None = None
-    nationality: Text | None = None
-    plate: Text | None = None
-    plate_country: Text | None = None
-    vin: Text | None = None
+def _subject_model() -> type[_Strict]:
+    """The local API's `subject`: Subject's fields, each optional non-empty text."""
+    definitions: dict[str, Any] = {f.name: (Text | None, None) for f in fields(Subject)}
+    return create_model("SubjectIn", __base__=_Strict, **definitions)
+
+
+# `subject` has Subject's fields by construction; mypy, which cannot see fields made at run
+# time, checks it as the strict base model.
+if TYPE_CHECKING:
+    SubjectIn = _Strict
+else:
+    SubjectIn = _subject_model()
 
 
 class ChecksIn(_Strict):
@@ -98,14 +99,15 @@ class ChecksIn(_Strict):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LocalChecks:
-    """Everything the agencies' API needs, built by the composition root."""
+    """Everything the agencies' API needs, built by the composition root (once the fan-out
+    exists, at the app's start)."""
 
     node: str
     agencies: AgencyDirectory
     policy: Callable[[], Policy]
     trust: Callable[[], TrustStore]
-    store: Callable[[], RecordStore]
-    fanout: Callable[[], FanOut]
+    store: RecordStore
+    fanout: FanOut
     default_deadline_ms: int
 
 
@@ -154,7 +156,7 @@ async def _prepare(request: web.Request) -> Accepted:
         peers=body.peers,
         policy=deps.policy(),
         trust=deps.trust(),
-        store=deps.store(),
+        store=deps.store,
     )
     return Accepted(
         agency=agency,
@@ -166,16 +168,12 @@ async def _prepare(request: web.Request) -> Accepted:
 
 def _outcomes(request: web.Request, a: Accepted) -> AsyncIterator[PeerOutcome]:
     p = a.check
-    return (
-        request.app[LOCAL_CHECKS]
-        .fanout()
-        .run(
-            p.request,
-            p.plans,
-            trust=p.trust,
-            policy_digest=p.policy_digest,
-            deadline_s=a.deadline_ms / 1000,
-        )
+    return request.app[LOCAL_CHECKS].fanout.run(
+        p.request,
+        p.plans,
+        trust=p.trust,
+        policy_digest=p.policy_digest,
+        deadline_s=a.deadline_ms / 1000,
     )
 
 
@@ -340,8 +338,8 @@ async def get_openapi(request: web.Request) -> web.Response:
     return web.Response(body=openapi_document(), content_type="application/json")
 
 
-def add_routes(app: web.Application, deps: LocalChecks) -> None:
-    app[LOCAL_CHECKS] = deps
+def add_routes(app: web.Application) -> None:
+    """The routes; their LocalChecks goes into app[LOCAL_CHECKS] before the app serves."""
     app.router.add_post("/local/v1/checks", post_checks)
     app.router.add_post("/local/v1/checks/stream", post_checks_stream)
     app.router.add_get("/local/v1/openapi.json", get_openapi)

@@ -749,7 +749,7 @@ def test_query_refuses_bad_criteria_itself_and_sends_no_login(tmp_path: Path) ->
     )
     assert bad.returncode == 2
     assert "vin: VIN check digit is wrong" in bad.stderr
-    from connector.node.service import Node
+    from connector.node.node import Node
     from connector.settings.config import load_settings
 
     os.environ.setdefault("USER", "erika.mustermann")

@@ -16,9 +16,9 @@ from joserfc import jwt
 from joserfc.jwk import OKPKey
 
 from connector.demo import DemoNode, network
-from connector.node.service import DISPATCHER
+from connector.node.peer_app import DISPATCHER
 from connector.notify.outbox import Outbox
-from connector.outbound.asking import Request
+from connector.outbound.request import Request
 from connector.protocol import Check
 from connector.vocabulary import AgencyKind, Category, Purpose
 
@@ -118,8 +118,8 @@ def request(number: str, purpose: Purpose = Purpose.BORDER_CONTROL) -> Request:
 
 
 async def ask(net: dict[str, DemoNode], src: str, number: str) -> str:
-    async with net[src].node.asker() as asker:
-        ex = await asker.ask(request(number), "DE")
+    async with net[src].node.desk() as desk:
+        ex = await desk.ask(request(number), "DE")
     return ex.answer.results[0].status
 
 

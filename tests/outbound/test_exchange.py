@@ -6,7 +6,7 @@ import pytest
 
 from connector.demo import DemoNode, _mrz_td3
 from connector.errors import OutboundDenied, PeerUnreachable
-from connector.outbound.asking import Request
+from connector.outbound.request import Request
 from connector.peers.trust import Peer, TrustStore, save_trust_store
 from connector.protocol import Check
 from connector.vocabulary import AgencyKind, Category, Purpose
@@ -28,8 +28,8 @@ def _request(
 
 
 async def _ask(net: dict[str, DemoNode], src: str, dst: str, request: Request):  # type: ignore[no-untyped-def]
-    async with net[src].node.asker() as asker:
-        return await asker.ask(request, dst)
+    async with net[src].node.desk() as desk:
+        return await desk.ask(request, dst)
 
 
 async def test_hit_full_level_with_redaction(pair: dict[str, DemoNode]) -> None:

@@ -19,7 +19,6 @@ from referencing.jsonschema import DRAFT202012
 
 from connector.crypto.jws import Signer, SigningKey
 from connector.demo import DemoNode, _mrz_td3, network
-from connector.node.service import ENQUIRY_LOG
 from connector.outbound.agencies import add_agency, rotate_agency, set_agency_enabled
 from connector.peers.trust import Peer, PinnedKey, TrustStore, save_trust_store
 from connector.protocol import (
@@ -452,7 +451,7 @@ async def test_a_fan_out_shares_a_few_commits(
             fr.live.reload()
             fed = Fed(net, session)
             token = fed.add("ncb-desk", AgencyKind.NCB)
-            enquiry_log = net["FR"].service.peer_app[ENQUIRY_LOG]
+            enquiry_log = net["FR"].service.enquiry_log
             before = (enquiry_log.stats.flushes, enquiry_log.stats.rows)
             status, doc = await fed.post(
                 {"purpose": "criminal_investigation", "sub": "desk-1", "checks": [DOC_CHECK]}, token

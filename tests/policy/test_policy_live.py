@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from connector.demo import DemoNode
-from connector.outbound.asking import Request
+from connector.outbound.request import Request
 from connector.protocol import Check
 from connector.vocabulary import AgencyKind, Category, Purpose
 
@@ -52,10 +52,10 @@ async def test_edits_under_load_follow_valid_versions_only(pair: dict[str, DemoN
     stop = asyncio.Event()
 
     async def load() -> None:
-        async with pair["FR"].node.asker() as asker:
+        async with pair["FR"].node.desk() as desk:
             while not stop.is_set():
                 try:
-                    ex = await asker.ask(REQUEST, "DE")
+                    ex = await desk.ask(REQUEST, "DE")
                     levels.append(ex.answer.results[0].level.value)
                 except Exception as exc:  # every failure is a test failure
                     failures.append(exc)
@@ -102,8 +102,8 @@ async def test_rate_limit_holds_under_concurrency_and_is_per_peer(
     assert not de.node.live.problems
 
     async def burst(src: str, n: int) -> list[tuple[str, str | None, float | None]]:
-        async with trio[src].node.asker() as asker:
-            answers = await asyncio.gather(*(asker.ask(REQUEST, "DE") for _ in range(n)))
+        async with trio[src].node.desk() as desk:
+            answers = await asyncio.gather(*(desk.ask(REQUEST, "DE") for _ in range(n)))
         return [
             (
                 a.answer.results[0].status,
@@ -139,7 +139,7 @@ async def test_renaming_a_policy_file_to_yml_keeps_the_old_policy(
     assert live.reload_if_changed() is not None
     assert live.policy.digest == before
     assert "rename it to .yaml" in live.problems["policy"]
-    async with pair["FR"].node.asker() as asker:
-        ex = await asker.ask(REQUEST, "DE")
+    async with pair["FR"].node.desk() as desk:
+        ex = await desk.ask(REQUEST, "DE")
     assert ex.answer.results[0].status == "denied"
     assert ex.answer.results[0].reason == "suspended"

@@ -14,7 +14,7 @@ from support.databases import DatabaseUrl
 
 from connector.demo import DemoNode, network
 from connector.inbound.answering import passing
-from connector.outbound.asking import Request
+from connector.outbound.request import Request
 from connector.protocol import Check
 from connector.records.criteria import parse_criteria
 from connector.records.importer import import_stream
@@ -254,8 +254,8 @@ async def ask(net: dict[str, DemoNode], src: str, criteria: dict[str, Any]) -> A
         case=None,
         checks=(Check(id="p", category=WANTED, criteria=criteria),),
     )
-    async with net[src].node.asker() as asker:
-        ex = await asker.ask(request, "DE")
+    async with net[src].node.desk() as desk:
+        ex = await desk.ask(request, "DE")
     (result,) = ex.answer.results
     return result
 

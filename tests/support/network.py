@@ -11,7 +11,7 @@ import orjson
 import yaml
 
 from connector.demo import DemoNode
-from connector.outbound.asking import Request
+from connector.outbound.request import Request
 from connector.protocol import Check
 from connector.records.importer import import_stream
 from connector.vocabulary import AgencyKind, Category, Purpose
@@ -99,8 +99,8 @@ async def ask(
             Check(id=str(i), category=c, criteria=crit) for i, (c, crit) in enumerate(checks)
         ),
     )
-    async with net[src].node.asker() as asker:
-        ex = await asker.ask(request, "DE")
+    async with net[src].node.desk() as desk:
+        ex = await desk.ask(request, "DE")
     return {r.check: r for r in ex.answer.results}
 
 

@@ -1,129 +1,105 @@
-"""Asking peers on behalf of national users: outbound policy, signed query, verified answer, log."""
+"""One exchange with one peer: the query signed and sent, the answer verified, both logged."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import structlog
-
 from connector.enquiries.entry import Decision, Entry, new_enquiry_id
 from connector.enquiries.log import EnquiryLog
-from connector.errors import NotFound, OutboundDenied, PeerError
+from connector.errors import PeerError
+from connector.outbound.request import Request
 from connector.peers.client import Exchange, PeerClient
-from connector.peers.trust import TrustStore
-from connector.policy import Policy
-from connector.protocol import Check, Query, digest, make_query
-from connector.vocabulary import AgencyKind, Purpose
-
-log = structlog.get_logger(__name__)
+from connector.peers.trust import Peer
+from connector.protocol import EncodedChecks, Query, digest, make_query
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Request:
-    """What a national user wants to know from one peer."""
+class Sent:
+    """One query sent to one peer and what came of it, once its log row is committed."""
 
-    agency: str
-    agency_kind: AgencyKind
-    sub: str
-    purpose: Purpose
-    case: str | None
-    checks: tuple[Check, ...]
+    exchange: Exchange | None  # the verified answer, bound to our query
+    error: PeerError | None  # why there is none
+    entry: Entry  # our outbound log row of the exchange
+    elapsed_ms: float
+    answer_digest: str | None
 
 
-class Asker:
+class Exchanges:
+    """Each query built for one peer, signed with the node's key, sent over the shared client,
+    its answer verified against the peer's pinned keys, and the exchange logged before the
+    caller sees it: no answer reaches anyone without its row."""
+
     def __init__(
         self,
         *,
         node: str,
         client: PeerClient,
         enquiry_log: EnquiryLog,
-        policy: Callable[[], Policy],
-        trust: Callable[[], TrustStore],
         clock: Callable[[], float],
+        monotonic: Callable[[], float],
         query_lifetime: int = 60,
     ) -> None:
         self.node = node
         self.client = client
         self.log = enquiry_log
-        self.policy = policy
-        self.trust = trust
         self.clock = clock
+        self.monotonic = monotonic
         self.query_lifetime = query_lifetime
 
-    def authorise(self, request: Request, peer_id: str) -> tuple[str, ...]:
-        """The outbound rules that allow each check; OutboundDenied names the first refused."""
-        policy = self.policy()
-        rules = []
-        for check in request.checks:
-            decision = policy.decide_outbound(
-                agency=request.agency,
-                peer=peer_id,
-                category=check.category,
-                purpose=request.purpose,
-            )
-            if not decision.allowed:
-                raise OutboundDenied(
-                    f"the outbound policy does not let {request.agency} ask {peer_id} about "
-                    f"{check.category.value} for {request.purpose.value}",
-                    agency=request.agency,
-                    peer=peer_id,
-                    category=check.category.value,
-                )
-            rules.append(decision.rule or "")
-        return tuple(rules)
-
-    async def ask(self, request: Request, peer_id: str) -> Exchange:
-        peer = self.trust().get(peer_id)
-        if peer is None:
-            raise NotFound(f"{peer_id} is not in the trust store", peer=peer_id)
-        rules = self.authorise(request, peer_id)
+    async def exchange(
+        self,
+        request: Request,
+        peer: Peer,
+        checks: EncodedChecks,
+        *,
+        rules: tuple[str, ...],
+        policy_digest: str,
+        timeout: float,
+        within: Callable[[], float],
+    ) -> Sent:
+        """`checks`: those the outbound policy lets `request` ask this peer (with `rules`, the
+        rules that allow them); `within`: how long the row may wait for others to share its
+        commit, asked once the row is ready. A row that cannot be committed raises."""
         query = make_query(
             iss=self.node,
-            aud=peer_id,
+            aud=peer.id,
             sub=request.sub,
             agency_kind=request.agency_kind,
             purpose=request.purpose,
-            checks=request.checks,
+            checks=checks.checks,
             case=request.case,
             now=self.clock(),
             lifetime=self.query_lifetime,
         )
-        token = self.client.sign(query)
+        token = self.client.sign(query, checks)
+        started = self.monotonic()
+        exchange: Exchange | None = None
+        error: PeerError | None = None
         try:
-            exchange = await self.client.send(peer, query, token)
+            exchange = await self.client.send(peer, query, token, timeout=timeout)
         except PeerError as exc:
-            await self.log.append(self._entry(query, token, rules, None, error=exc))
-            raise
-        await self.log.append(self._entry(query, token, rules, exchange))
-        log.info(
-            "enquiry_sent",
-            peer=peer_id,
-            agency=request.agency,
-            purpose=request.purpose.value,
-            enquiry=exchange.answer.enquiry,
-            statuses=[r.status for r in exchange.answer.results],
-            elapsed_ms=round(exchange.elapsed * 1000, 1),
-        )
-        return exchange
-
-    def _entry(
-        self,
-        query: Query,
-        token: bytes,
-        rules: tuple[str, ...],
-        exchange: Exchange | None,
-        error: PeerError | None = None,
-    ) -> Entry:
-        return outbound_entry(
+            error = exc
+        elapsed_ms = round((self.monotonic() - started) * 1000, 1)
+        answer_digest = digest(exchange.answer_token) if exchange is not None else None
+        entry = outbound_entry(
             node=self.node,
             now=self.clock(),
             query=query,
             token=token,
             rules=rules,
-            policy_digest=self.policy().digest,
+            policy_digest=policy_digest,
             exchange=exchange,
             error=error,
+            answer_digest=answer_digest,
+        )
+        await self.log.append(entry, within=within())
+        return Sent(
+            exchange=exchange,
+            error=error,
+            entry=entry,
+            elapsed_ms=elapsed_ms,
+            answer_digest=answer_digest,
         )
 
 

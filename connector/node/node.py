@@ -1,0 +1,175 @@
+"""The node: settings, identity, the policy and peers in force; its databases opened."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+import aiohttp
+import structlog
+from aiohttp import web
+
+from connector.crypto.jws import Signer
+from connector.crypto.keyfiles import certificate_fingerprint, read_signing_key
+from connector.enquiries.log import EnquiryLog
+from connector.errors import ConfigError
+from connector.node.live import LiveState
+from connector.notify.digest import digest_trigger
+from connector.outbound.desk import Desk
+from connector.outbound.exchange import Exchanges
+from connector.outbound.fanout import FanOut
+from connector.peers.breaker import Breakers
+from connector.peers.client import PeerClient, peer_session
+from connector.records.store import RecordStore
+from connector.settings.config import Settings
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Node:
+    """What every part of a node is built from: settings, identity, live policy and peers."""
+
+    settings: Settings
+    signer: Signer
+    tls_fingerprint: str
+    live: LiveState
+    clock: Callable[[], float]
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, clock: Callable[[], float] = time.time) -> Node:
+        signer = Signer(read_signing_key(settings.path(settings.key_file)))
+        try:
+            cert = settings.path(settings.tls.cert).read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"cannot read the TLS certificate: {exc}") from exc
+        live = LiveState(
+            policy_dir=settings.path(settings.policy_dir),
+            peers_file=settings.path(settings.peers_file),
+            channels=frozenset(settings.notifications.channels),
+        )
+        return cls(
+            settings=settings,
+            signer=signer,
+            tls_fingerprint=certificate_fingerprint(cert),
+            live=live,
+            clock=clock,
+        )
+
+    def load_live(self) -> None:
+        """At start there is no older version to keep: a broken file stops the node."""
+        for name, channel in self.settings.notifications.channels.items():
+            if channel.digest:
+                try:
+                    digest_trigger(channel.digest)
+                except ConfigError as exc:
+                    raise ConfigError(f"notifications.channels.{name}: {exc.detail}") from exc
+        report = self.live.reload()
+        if report.problems:
+            raise ConfigError(
+                "; ".join(f"{k}: {v}" for k, v in report.problems.items()), problems=report.problems
+            )
+
+    def ssl_context(self) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        s = self.settings
+        ctx.load_cert_chain(s.path(s.tls.cert), s.path(s.tls.key))
+        return ctx
+
+    def open_records(self, *, serving: bool = False) -> RecordStore:
+        return RecordStore.open(self.settings.records_url, serving=serving)
+
+    def open_enquiry_log(self, *, serving: bool = False) -> EnquiryLog:
+        db = self.settings.databases
+        return EnquiryLog.open(
+            self.settings.enquiries_url,
+            commit_delay=db.commit_delay_ms / 1000,
+            max_batch=db.commit_max_rows,
+            serving=serving,
+        )
+
+    @contextlib.asynccontextmanager
+    async def serving_records(self) -> AsyncIterator[RecordStore]:
+        """The record store a running node searches, for as long as it runs."""
+        store = self.open_records(serving=True)
+        try:
+            outdated = store.keys_outdated()
+            if outdated:
+                log.warning(
+                    "search_keys_outdated",
+                    categories=[c.value for c in outdated],
+                    hint="run `ncb-connector db upgrade` (or `records reindex`)",
+                )
+            yield store
+        finally:
+            await store.aclose()
+
+    @contextlib.asynccontextmanager
+    async def serving_enquiry_log(self) -> AsyncIterator[EnquiryLog]:
+        """The enquiry log a running node writes, both directions in one group commit."""
+        enquiry_log = self.open_enquiry_log(serving=True)
+        try:
+            yield enquiry_log
+        finally:
+            await enquiry_log.aclose()
+
+    def fanout(
+        self, session: aiohttp.ClientSession, enquiry_log: EnquiryLog, breakers: Breakers
+    ) -> FanOut:
+        """The node's way of asking peers, over `session`, logged in `enquiry_log`."""
+        s = self.settings
+        monotonic = asyncio.get_running_loop().time
+        client = PeerClient(
+            session=session,
+            signer=self.signer,
+            node=s.node,
+            clock=self.clock,
+            timeout=s.outgoing.timeout,
+        )
+        exchanges = Exchanges(
+            node=s.node,
+            client=client,
+            enquiry_log=enquiry_log,
+            clock=self.clock,
+            monotonic=monotonic,
+            query_lifetime=s.outgoing.query_lifetime,
+        )
+        return FanOut(
+            exchanges=exchanges,
+            breakers=breakers,
+            monotonic=monotonic,
+            peer_timeout=s.outgoing.timeout,
+        )
+
+    @contextlib.asynccontextmanager
+    async def desk(self) -> AsyncIterator[Desk]:
+        """Asking peers outside the serving node: a session, log handle and breakers of the
+        desk's own, the same policy, keys and log as the node's."""
+        enquiry_log = self.open_enquiry_log()
+        try:
+            async with peer_session() as session:
+                fanout = self.fanout(session, enquiry_log, Breakers())
+                try:
+                    yield Desk(
+                        node=self.settings.node,
+                        fanout=fanout,
+                        policy=self.live.current_policy,
+                        trust=self.live.current_trust,
+                        open_records=self.open_records,
+                        deadline_ms=self.settings.federation.deadline_ms,
+                    )
+                finally:
+                    await fanout.drain()  # a query sent gets its row before the log closes
+        finally:
+            enquiry_log.close()
+
+
+# The node and the two databases the service opens once, as both listeners' apps hold them.
+NODE = web.AppKey("node", Node)
+RECORDS = web.AppKey("records", RecordStore)
+ENQUIRY_LOG = web.AppKey("enquiry_log", EnquiryLog)

@@ -1,0 +1,178 @@
+"""Composition of the peer listener: answering peers, the identity, notices, sources' syncs."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import time
+from collections.abc import AsyncIterator
+
+import aiohttp
+import structlog
+from aiohttp import web
+
+from connector.enquiries.log import EnquiryLog
+from connector.errors import ConfigError
+from connector.inbound.answering import Answerer
+from connector.inbound.ratelimit import RateLimiter
+from connector.node.node import ENQUIRY_LOG, NODE, RECORDS, Node
+from connector.node.scheduler import SCHEDULER, Scheduler
+from connector.notify.channels import build_senders
+from connector.notify.digest import digest_trigger, make_digest
+from connector.notify.dispatcher import Dispatcher, RetryPolicy
+from connector.notify.outbox import Outbox
+from connector.records.store import RecordStore
+from connector.server.inflight import InFlight
+from connector.server.peer_api import ANSWERER, IDENTITY, IdentityToken, make_peer_app
+from connector.server.rejectlog import RejectionLog
+from connector.sources.model import Source, load_sources
+from connector.sources.sync import sync
+
+log = structlog.get_logger(__name__)
+
+DISPATCHER = web.AppKey("dispatcher", Dispatcher)
+
+
+def build_peer_app(
+    node: Node,
+    inflight: InFlight,
+    *,
+    records: RecordStore,
+    enquiry_log: EnquiryLog,
+    scheduler: Scheduler,
+) -> web.Application:
+    """The peer listener's app, on the service's record store, enquiry log and scheduler."""
+    app = make_peer_app(inflight, RejectionLog(clock=time.monotonic))
+    app[NODE] = node
+    app[RECORDS] = records
+    app[ENQUIRY_LOG] = enquiry_log
+    app[SCHEDULER] = scheduler
+    app.cleanup_ctx.extend([answerer_ctx, notifications_ctx, sources_ctx])
+    return app
+
+
+# --- one cleanup_ctx generator per resource ---------------------------------------------------
+
+
+async def answerer_ctx(app: web.Application) -> AsyncIterator[None]:
+    node = app[NODE]
+    monotonic = time.monotonic
+    app[ANSWERER] = Answerer(
+        node=node.settings.node,
+        signer=node.signer,
+        store=app[RECORDS],
+        enquiry_log=app[ENQUIRY_LOG],
+        policy=node.live.current_policy,
+        trust=node.live.current_trust,
+        limiter=RateLimiter(clock=monotonic),
+        clock=node.clock,
+        digest_only=frozenset(
+            name for name, c in node.settings.notifications.channels.items() if c.digest_only
+        ),
+        hit_threshold=node.settings.matching.threshold,
+        ref_checks=node.settings.matching.ref_checks,
+    )
+    app[IDENTITY] = IdentityToken(
+        signer=node.signer,
+        node=node.settings.node,
+        tls_fingerprint=node.tls_fingerprint,
+        url=node.settings.peer_url,
+        clock=node.clock,
+    )
+    yield
+
+
+async def notifications_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The outbox's dispatcher and the digests, as jobs of the node's scheduler; a commit
+    that adds notices wakes the dispatcher at once."""
+    node, scheduler = app[NODE], app[SCHEDULER]
+    n = node.settings.notifications
+    outbox = Outbox.open(node.settings.enquiries_url)
+    released = outbox.release_leases(now=node.clock())
+    if released:
+        log.info("notifications_resumed", notices=released)
+    async with aiohttp.ClientSession() as session:
+        senders = build_senders(
+            n.channels,
+            signer=node.signer,
+            node=node.settings.node,
+            session=session,
+            clock=node.clock,
+            base_dir=node.settings.base_dir,
+            env=os.environ,
+        )
+        dispatcher = Dispatcher(
+            outbox=outbox,
+            senders=senders,
+            clock=node.clock,
+            retry=RetryPolicy(
+                initial_s=n.retry_initial_s, max_s=n.retry_max_s, max_age_s=n.max_age_hours * 3600
+            ),
+            per_channel=n.per_channel,
+        )
+        app[DISPATCHER] = dispatcher
+        app[ENQUIRY_LOG].on_committed = dispatcher.wake
+        # Held up by a busy loop, a pass runs late (once), not skipped.
+        scheduler.every(
+            "outbox", n.poll_interval_s, dispatcher.run_once, at_once=True, skip_after=None
+        )
+        started = node.clock()
+        for name, channel in n.channels.items():
+            if channel.digest:
+                scheduler.add(
+                    f"digest:{name}",
+                    digest_trigger(channel.digest),
+                    functools.partial(_digest_job, app, name, started),
+                )
+        yield
+        # The service has stopped the scheduler: no pass is running.
+        app[ENQUIRY_LOG].on_committed = None
+        await dispatcher.close()  # before the session it sends through is closed
+    outbox.close()
+
+
+async def _digest_job(app: web.Application, channel: str, started: float) -> None:
+    node = app[NODE]
+    notice = make_digest(
+        app[ENQUIRY_LOG],
+        channel=channel,
+        node=node.settings.node,
+        clock=node.clock,
+        first_since=started,
+    )
+    log.info(
+        "notification_digest_queued",
+        channel=channel,
+        notice=notice.id,
+        enquiries=notice.body.get("enquiries"),
+    )
+
+
+async def sources_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Each source of sources.yaml synced on its own interval, as a job of the node's
+    scheduler. A sync runs in a worker thread with its own store connection: reading a
+    national database takes seconds, and the loop keeps answering meanwhile."""
+    node, scheduler = app[NODE], app[SCHEDULER]
+    for source in load_sources(node.settings.path(node.settings.sources_file)).sources:
+        scheduler.every(
+            f"source:{source.name}",
+            source.interval_s,
+            functools.partial(_sync_job, node, source),
+            at_once=True,
+        )
+    yield
+
+
+async def _sync_job(node: Node, source: Source) -> None:
+    def run() -> None:
+        store = RecordStore.open(node.settings.records_url)
+        try:
+            sync(source, store, clock=node.clock)
+        finally:
+            store.close()
+
+    try:
+        await asyncio.to_thread(run)
+    except ConfigError as exc:  # the source's message names it; never a traceback
+        log.error("source_sync_failed", source=source.name, error=str(exc))
