@@ -1,1 +1,1 @@
-"""Peers: the trust store, the outgoing client, fan-out and discovery."""
+"""Peers: the trust store, the client that asks one peer, health checks, breakers, discovery."""
