@@ -17,7 +17,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from connector.crypto.jws import b64url
-from connector.errors import ConfigError, NotFound, Unauthorized
+from connector.errors import ConfigError, NotFound, Unauthorized, field_problems
 from connector.storage.files import atomic_write
 from connector.vocabulary import AgencyKind
 
@@ -119,8 +119,11 @@ def load_agencies(path: Path) -> dict[str, Agency]:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
     try:
         parsed = _File.model_validate(orjson.loads(raw))
-    except (orjson.JSONDecodeError, ValidationError) as exc:
-        raise ConfigError(f"{path}: not a valid agencies file: {exc}") from exc
+    except orjson.JSONDecodeError as exc:
+        raise ConfigError(f"{path}: not a valid agencies file: not JSON ({exc})") from exc
+    except ValidationError as exc:
+        reasons = "; ".join(f"{p.field}: {p.reason}" for p in field_problems(exc))
+        raise ConfigError(f"{path}: not a valid agencies file: {reasons}") from exc
     out: dict[str, Agency] = {}
     for e in parsed.agencies:
         if e.id in out:

@@ -175,3 +175,17 @@ async def test_search_from_the_terminal(tmp_path: Path) -> None:
         assert proc.returncode == 1
         assert b"outbound policy" in stderr
     assert sys.executable
+
+
+def test_a_damaged_agencies_file_is_named_in_words(tmp_path: Path) -> None:
+    """An agency entry with a wrong field reads as `field: reason`, not pydantic's dump."""
+    path = tmp_path / "agencies.json"
+    path.write_bytes(b'{"agencies": [{"id": "border-cdg", "kind": "pirates"}]}')
+    with pytest.raises(ConfigError) as caught:
+        load_agencies(path)
+    detail = caught.value.detail
+    assert detail.startswith(f"{path}: not a valid agencies file: agencies.0.kind: ")
+    assert "pydantic" not in detail and "For further information" not in detail
+    path.write_bytes(b"{not json")
+    with pytest.raises(ConfigError, match="not JSON"):
+        load_agencies(path)
