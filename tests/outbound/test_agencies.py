@@ -185,7 +185,8 @@ def test_a_damaged_agencies_file_is_named_in_words(tmp_path: Path) -> None:
         load_agencies(path)
     detail = caught.value.detail
     assert detail.startswith(f"{path}: not a valid agencies file: agencies.0.kind: ")
-    assert "pydantic" not in detail and "For further information" not in detail
+    assert "pydantic" not in detail
+    assert "For further information" not in detail
     path.write_bytes(b"{not json")
     with pytest.raises(ConfigError, match="not JSON"):
         load_agencies(path)
