@@ -18,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from connector.errors import ConnectorError
 from connector.logs import configure_logging
 from connector.settings.config import CONFIG_ENV, DEFAULT_CONFIG_PATH, Settings, load_settings
-from connector.vocabulary import Category
+from connector.vocabulary import AgencyKind, Category, Purpose
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -116,3 +116,38 @@ def _pseudonym(agency: str, node: Any) -> str:
     login = os.environ.get("USER") or os.environ.get("LOGNAME") or "cli"
     mac = hmac.new(node.signer.kid.encode(), login.encode(), hashlib.sha256).hexdigest()
     return f"{agency}/u-{mac[:12]}"
+
+
+def asker_options(fn: F) -> F:
+    """Who asks peers and why: the options `query` and `search` share, in this order."""
+    for option in reversed(
+        (
+            click.option(
+                "--purpose",
+                default="border_control",
+                show_default=True,
+                type=click.Choice(enum_values(Purpose)),
+            ),
+            click.option(
+                "--agency",
+                default="ncb",
+                show_default=True,
+                help="The national agency asking (outbound policy).",
+            ),
+            click.option(
+                "--agency-kind",
+                default="ncb",
+                show_default=True,
+                type=click.Choice(enum_values(AgencyKind)),
+            ),
+            click.option(
+                "--sub",
+                default=None,
+                help="Pseudonymous end user, sent to peers (default: AGENCY/ and a keyed hash "
+                "of your login, which this node can map back and peers cannot).",
+            ),
+            click.option("--case", "case_ref", default=None),
+        )
+    ):
+        fn = option(fn)
+    return fn

@@ -15,8 +15,8 @@ from connector.cli.common import (
     _json,
     _pseudonym,
     _settings,
+    asker_options,
     config_option,
-    enum_values,
     handles_errors,
     out,
 )
@@ -38,31 +38,7 @@ from connector.vocabulary import AgencyKind, Category, Purpose
     help='Criteria as JSON for any category, e.g. \'{"vin": "1M8GDM9AXKP042788"}\' '
     "(see docs/protocol.md §6).",
 )
-@click.option(
-    "--purpose",
-    default="border_control",
-    show_default=True,
-    type=click.Choice(enum_values(Purpose)),
-)
-@click.option(
-    "--agency",
-    default="ncb",
-    show_default=True,
-    help="The national agency asking (outbound policy).",
-)
-@click.option(
-    "--agency-kind",
-    default="ncb",
-    show_default=True,
-    type=click.Choice(enum_values(AgencyKind)),
-)
-@click.option(
-    "--sub",
-    default=None,
-    help="Pseudonymous end user, sent to peers (default: AGENCY/ and a keyed hash "
-    "of your login, which this node can map back and peers cannot).",
-)
-@click.option("--case", "case_ref", default=None)
+@asker_options
 @click.option("--json", "as_json", is_flag=True)
 @config_option
 @handles_errors

@@ -16,8 +16,8 @@ from connector.cli.common import (
     _json,
     _pseudonym,
     _settings,
+    asker_options,
     config_option,
-    enum_values,
     handles_errors,
     out,
 )
@@ -37,31 +37,7 @@ def _subject_options(fn: F) -> F:
 @click.command()
 @_subject_options
 @click.option("--peer", "peer_ids", multiple=True, help="Ask only these peers (repeatable).")
-@click.option(
-    "--purpose",
-    default="border_control",
-    show_default=True,
-    type=click.Choice(enum_values(Purpose)),
-)
-@click.option(
-    "--agency",
-    default="ncb",
-    show_default=True,
-    help="The national agency asking (outbound policy).",
-)
-@click.option(
-    "--agency-kind",
-    default="ncb",
-    show_default=True,
-    type=click.Choice(enum_values(AgencyKind)),
-)
-@click.option(
-    "--sub",
-    default=None,
-    help="Pseudonymous end user, sent to peers (default: AGENCY/ and a keyed hash "
-    "of your login, which this node can map back and peers cannot).",
-)
-@click.option("--case", "case_ref", default=None)
+@asker_options
 @click.option(
     "--deadline-ms",
     type=click.IntRange(50, 30_000),
