@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 import time
 from collections.abc import Callable
@@ -32,6 +33,33 @@ from connector.protocol import (
 )
 
 log = structlog.get_logger(__name__)
+
+
+def transport_failure(exc: BaseException) -> str:
+    """Why a peer could not be reached, in an operator's words: never an object's repr (an
+    aiohttp connection error's text names its `ssl=` argument, a Fingerprint object)."""
+    if isinstance(exc, aiohttp.ServerFingerprintMismatch):
+        return "the TLS certificate does not match the pin"
+    if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
+        return "no answer within the timeout"
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError | ssl.SSLError) or (
+        isinstance(exc, aiohttp.ClientConnectorError) and isinstance(exc.os_error, ssl.SSLError)
+    ):
+        return "the TLS handshake failed"
+    os_error = exc.os_error if isinstance(exc, aiohttp.ClientConnectorError) else exc
+    if isinstance(os_error, ConnectionRefusedError):
+        return "connection refused (nothing listens at that address and port)"
+    if isinstance(os_error, socket.gaierror):
+        return "the host name does not resolve"
+    if isinstance(exc, aiohttp.ServerDisconnectedError) or isinstance(
+        os_error, ConnectionResetError | BrokenPipeError
+    ):
+        return "the peer closed the connection"
+    if isinstance(os_error, OSError) and os_error.strerror:
+        return os_error.strerror[0].lower() + os_error.strerror[1:]
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return "the answer broke off"
+    return "the connection failed"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -138,16 +166,14 @@ class PeerClient:
                     raise BadAnswer(f"{peer.id}: the answer is larger than {MAX_ANSWER_BYTES}")
                 body = await resp.content.read(MAX_ANSWER_BYTES + 1)
                 status, ctype = resp.status, resp.content_type
-        except aiohttp.ServerFingerprintMismatch as exc:
-            raise PeerUnreachable(f"{peer.id}: the TLS certificate does not match the pin") from exc
+        except TimeoutError as exc:
+            raise PeerTimeout(f"{peer.id}: {transport_failure(exc)}") from exc
         except aiohttp.ClientConnectorError as exc:
             raise PeerUnreachable(
-                f"{peer.id}: cannot connect to {peer.url}: {exc.os_error.strerror or exc.os_error}"
+                f"{peer.id}: cannot connect to {peer.url}: {transport_failure(exc)}"
             ) from exc
-        except TimeoutError as exc:
-            raise PeerTimeout(f"{peer.id}: no answer within the timeout") from exc
         except (aiohttp.ClientError, OSError) as exc:
-            raise PeerUnreachable(f"{peer.id}: {type(exc).__name__}: {exc}") from exc
+            raise PeerUnreachable(f"{peer.id}: {transport_failure(exc)}") from exc
         elapsed = loop.time() - started
         if status != 200:
             problem = _problem(body) if ctype == "application/problem+json" else {}
@@ -203,7 +229,7 @@ async def peer_certificate_fingerprint(url: str, *, timeout: float = 5.0) -> str
         async with asyncio.timeout(timeout):
             _, writer = await asyncio.open_connection(parts.hostname, parts.port or 443, ssl=ctx)
     except (OSError, TimeoutError) as exc:
-        raise PeerUnreachable(f"{url}: {type(exc).__name__}: {exc}") from exc
+        raise PeerUnreachable(f"{url}: {transport_failure(exc)}") from exc
     try:
         obj = writer.get_extra_info("ssl_object")
         der = obj.getpeercert(binary_form=True) if obj is not None else None
@@ -229,9 +255,7 @@ async def fetch_identity(
             body = await resp.read()
             if resp.status != 200:
                 raise PeerRejected(f"{url} answered {resp.status}")
-    except aiohttp.ServerFingerprintMismatch as exc:
-        raise PeerUnreachable(f"{url}: the TLS certificate does not match the pin") from exc
     except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-        raise PeerUnreachable(f"{url}: {type(exc).__name__}: {exc}") from exc
+        raise PeerUnreachable(f"{url}: {transport_failure(exc)}") from exc
     claims, key = open_identity(body, now=time.time())
     return FetchedIdentity(claims=claims, key=key, tls_fingerprint=fp)

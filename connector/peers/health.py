@@ -15,7 +15,7 @@ import structlog
 
 from connector.errors import ConnectorError
 from connector.peers.breaker import Breakers
-from connector.peers.client import transport_for
+from connector.peers.client import transport_failure, transport_for
 from connector.peers.trust import Peer, TrustStore
 from connector.protocol import JOSE_MEDIA_TYPE, open_identity
 from connector.storage.files import atomic_write
@@ -87,22 +87,20 @@ async def check_peer(
         ) as resp:
             body = await resp.content.read(MAX_IDENTITY_BYTES)
             status = resp.status
-    except aiohttp.ServerFingerprintMismatch:
+    except aiohttp.ServerFingerprintMismatch as exc:
         return PeerHealth(
             peer=peer.id,
             url=peer.url,
             up=False,
             checked_at=now,
             tls_ok=False,
-            error="the TLS certificate does not match the pin",
+            error=transport_failure(exc),
         )
-    except (aiohttp.ClientError, TimeoutError, OSError, ConnectorError) as exc:
+    except ConnectorError as exc:
+        return PeerHealth(peer=peer.id, url=peer.url, up=False, checked_at=now, error=exc.detail)
+    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
         return PeerHealth(
-            peer=peer.id,
-            url=peer.url,
-            up=False,
-            checked_at=now,
-            error=f"{type(exc).__name__}: {exc}".strip(": "),
+            peer=peer.id, url=peer.url, up=False, checked_at=now, error=transport_failure(exc)
         )
     latency = round((monotonic() - started) * 1000, 1)
     if status != 200:

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from support.processes import cli
+import aiohttp
+from support.processes import cli, free_port
 
 from connector.crypto.jws import SigningKey
 from connector.demo import network
 from connector.node.local_app import HEALTH
+from connector.peers.health import check_peer
 from connector.peers.trust import Peer, PinnedKey, save_trust_store
 
 
@@ -68,3 +71,59 @@ async def test_health_finds_down_mismatched_and_expiring_peers(tmp_path: Path) -
             breakers.failure("DE", time.monotonic())
         await fr.service.local_app[HEALTH].run_once()
         assert breakers.state("DE", time.monotonic()) == "closed"
+
+
+async def _closing_server() -> tuple[asyncio.Server, int]:
+    """A TCP server on loopback that accepts and hangs up at once."""
+
+    def hang_up(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+
+    server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+    return server, int(server.sockets[0].getsockname()[1])
+
+
+async def test_peers_down_are_said_in_words(tmp_path: Path) -> None:
+    """What failed reads as words an operator can act on — never an object's repr such as
+    `ssl:<aiohttp.client_reqrep.Fingerprint object at 0x…>`."""
+    async with network(tmp_path, ["FR", "DE"]) as net:
+        de = net["FR"].node.live.trust.peers["DE"]
+        closing, closing_port = await _closing_server()
+        port = free_port()  # nothing listens there
+        wrong_pin = "AA:" * 31 + "AA"
+        cases = {
+            "refused": Peer(
+                id="DE",
+                url=f"https://127.0.0.1:{port}",
+                tls_fingerprint=de.tls_fingerprint,
+                keys=de.keys,
+            ),
+            "pin": Peer(id="DE", url=de.url, tls_fingerprint=wrong_pin, keys=de.keys),
+            "closed": Peer(
+                id="DE",
+                url=f"https://127.0.0.1:{closing_port}",
+                tls_fingerprint=de.tls_fingerprint,
+                keys=de.keys,
+            ),
+        }
+        found = {}
+        async with aiohttp.ClientSession() as session:
+            for name, peer in cases.items():
+                row = await check_peer(
+                    session,
+                    peer,
+                    now=time.time(),
+                    timeout=5.0,
+                    warn_days=30,
+                    monotonic=time.monotonic,
+                )
+                assert not row.up
+                found[name] = row.error or ""
+        closing.close()
+        await closing.wait_closed()
+    assert found["refused"].startswith("connection refused")
+    assert found["pin"] == "the TLS certificate does not match the pin"
+    assert found["closed"] in {"the peer closed the connection", "the TLS handshake failed"}
+    for text in found.values():
+        assert "object at 0x" not in text
+        assert "Error" not in text  # no exception class names
