@@ -10,6 +10,7 @@ from rich.table import Table
 
 from connector.cli.common import _json, config_option, enum_values, err, handles_errors, out
 from connector.cli.render import utc_time
+from connector.enquiries.entry import utc_iso
 from connector.settings.config import load_settings
 from connector.vocabulary import AgencyKind
 
@@ -94,6 +95,9 @@ def agencies_list(config_path: Path, as_json: bool) -> None:
     def when(ts: float | None) -> str | None:
         return utc_time(ts) if ts else None
 
+    def iso(ts: float | None) -> str | None:
+        return utc_iso(ts) if ts else None  # scripts read ISO 8601, as every --json gives it
+
     if as_json:
         _json(
             [
@@ -101,9 +105,9 @@ def agencies_list(config_path: Path, as_json: bool) -> None:
                     "id": a.id,
                     "kind": a.kind.value,
                     "enabled": a.enabled,
-                    "created_at": when(a.created_at),
-                    "rotated_at": when(a.rotated_at),
-                    "disabled_at": when(a.disabled_at),
+                    "created_at": iso(a.created_at),
+                    "rotated_at": iso(a.rotated_at),
+                    "disabled_at": iso(a.disabled_at),
                 }
                 for a in rows
             ]

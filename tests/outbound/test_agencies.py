@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -24,6 +25,8 @@ from connector.outbound.agencies import (
 from connector.outbound.subject import Subject, subject_checks
 from connector.peers.breaker import Breakers
 from connector.vocabulary import AgencyKind, Category
+
+ISO_UTC = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z"
 
 
 def test_tokens_are_stored_hashed_and_checked(tmp_path: Path) -> None:
@@ -77,10 +80,12 @@ def test_agencies_commands(tmp_path: Path) -> None:
         "rotated_at": None,
         "disabled_at": None,
     }
+    # Times in --json are ISO 8601 in UTC, as everywhere else scripts read them.
+    assert re.fullmatch(ISO_UTC, json.loads(listed)[0]["created_at"])
     cli("agencies", "disable", "customs-fr", config=config)
-    assert (
-        json.loads(cli("agencies", "list", "--json", config=config).stdout)[0]["enabled"] is False
-    )
+    disabled = json.loads(cli("agencies", "list", "--json", config=config).stdout)[0]
+    assert disabled["enabled"] is False
+    assert re.fullmatch(ISO_UTC, disabled["disabled_at"])
     rotated = cli("agencies", "rotate", "customs-fr", config=config).stdout.strip()
     assert rotated != token
     missing = cli("agencies", "rotate", "nobody", config=config, check=False)
