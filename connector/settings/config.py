@@ -14,6 +14,7 @@ from pydantic import (
     model_validator,
 )
 
+from connector.errors import ConfigError
 from connector.settings.yamlfile import load_yaml_model
 from connector.storage.urls import backend
 from connector.vocabulary import Category
@@ -244,4 +245,12 @@ class Settings(_Model):
 def load_settings(path: Path) -> Settings:
     """Read and validate connector.yaml; every problem becomes one ConfigError naming the
     file, line and key, so an admin never meets a traceback or a silently ignored key."""
+    if not path.exists():
+        # The usual first mistake: say each way a command finds its config, and how to make one.
+        raise ConfigError(
+            f"cannot read {path}: no such file. Give --config PATH, or set {CONFIG_ENV}=PATH "
+            f"(default {DEFAULT_CONFIG_PATH}); `ncb-connector init --node CC --dir DIR` makes "
+            "a new node's config",
+            file=str(path),
+        )
     return load_yaml_model(path, Settings, extra={"base_dir": path.resolve().parent})

@@ -80,6 +80,10 @@ def test_missing_config_is_one_clear_line(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "cannot read" in proc.stderr
     assert "Traceback" not in proc.stderr
+    # It says every way to point at a config, and how to make one.
+    for hint in ("--config", "NCB_CONNECTOR_CONFIG", "ncb-connector init"):
+        assert hint in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
 
 
 def test_config_with_unknown_key(tmp_path: Path) -> None:
