@@ -94,3 +94,27 @@ def country_from_alpha3(code: str) -> str | None:
 def is_node_id(value: str) -> bool:
     """True for `FR` or `FR-2`: an alpha-2 country code, optionally with a suffix."""
     return bool(NODE_ID_RE.match(value)) and value[:2] in ALPHA2
+
+
+# Codes people write for a country that ISO 3166-1 spells otherwise.
+_COUNTRY_HINTS = {"UK": "GB", "EL": "GR"}
+
+
+def node_id_problem(value: str, *, groups_allowed: bool) -> str:
+    """An admin-facing reason why `value` is not a node id."""
+    if NODE_ID_RE.match(value.upper()) and value.upper()[:2] not in ALPHA2:
+        code = value[:2]
+        message = f"{code!r} is not an ISO 3166-1 alpha-2 country code"
+        if code.upper() in _COUNTRY_HINTS:
+            message += f" (did you mean {_COUNTRY_HINTS[code.upper()]!r}?)"
+        return message
+    if value != value.upper() and is_node_id(value.upper()):
+        return f"node ids are upper case: write {value.upper()!r}, not {value!r}"
+    if len(value) == 3 and value.isalpha() and (alpha2 := country_from_alpha3(value.upper())):
+        return f"{value!r} looks like an alpha-3 code; node ids use alpha-2: {alpha2!r}"
+    if value.startswith("group:") and not groups_allowed:
+        return f"{value!r}: a group lists node ids and cannot contain another group"
+    what = "a node id ('FR' or 'FR-2')"
+    if groups_allowed:
+        what += ", 'group:NAME' or '*'"
+    return f"{value!r} is not {what}"

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from connector.cli.common import _fail, _json, config_option, enum_values, err, handles_errors, out
 from connector.settings.config import load_settings
-from connector.vocabulary import AgencyKind, Category, Purpose, is_node_id
+from connector.vocabulary import AgencyKind, Category, Purpose, is_node_id, node_id_problem
 
 if TYPE_CHECKING:
     from connector.policy import Policy
@@ -83,8 +83,7 @@ def _load_policy_or_fail(directory: Path) -> Policy:
 def _peer_id_or_fail(text: str) -> str:
     peer = text.strip().upper()
     if not is_node_id(peer):
-        hint = " (the United Kingdom is GB)" if peer == "UK" else ""
-        _fail(f"{text!r} is not a node id: an ISO 3166-1 alpha-2 code, e.g. DE or DE-2{hint}")
+        _fail(node_id_problem(text.strip(), groups_allowed=False))
     return peer
 
 

@@ -10,7 +10,7 @@ from connector.crypto.keyfiles import make_tls_certificate, write_private, write
 from connector.errors import ConfigError
 from connector.peers.trust import TrustStore, dump_trust_store
 from connector.policy import DEFAULT_POLICY_YAML
-from connector.vocabulary import is_node_id
+from connector.vocabulary import is_node_id, node_id_problem
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -76,7 +76,7 @@ def init_node(
 ) -> Layout:
     """Write a complete node; refuses to touch a directory that already holds one."""
     if not is_node_id(node):
-        raise ConfigError(f"{node!r} is not a node id (ISO 3166-1 alpha-2, e.g. FR or FR-2)")
+        raise ConfigError(f"--node: {node_id_problem(node, groups_allowed=False)}")
     paths = layout(directory)
     existing = [p for p in (paths.config, paths.key, paths.peers) if p.exists()]
     if existing:

@@ -19,7 +19,7 @@ from connector.peers.trust import (
     normalise_fingerprint,
     save_trust_store,
 )
-from connector.vocabulary import is_node_id
+from connector.vocabulary import is_node_id, node_id_problem
 
 
 async def _fetch(url: str, pin: str | None) -> FetchedIdentity:
@@ -41,7 +41,7 @@ def add_peer(
     """Pin a peer. With fetch, the admin sees the key thumbprint and TLS fingerprint first and
     confirms them (compare them with what the peer's NCB gave you by another channel)."""
     if not is_node_id(peer_id):
-        raise TrustStoreError(f"{peer_id!r} is not a node id (e.g. DE or DE-2)")
+        raise TrustStoreError(node_id_problem(peer_id, groups_allowed=False))
     if not url.startswith(("https://", "http://")):
         raise TrustStoreError("--url must start with https:// (or http:// with --insecure)")
     if url.startswith("http://") and not insecure:

@@ -18,13 +18,12 @@ from pydantic import (
 
 from connector.policy.model import Notify, Rate
 from connector.vocabulary import (
-    NODE_ID_RE,
     AgencyKind,
     AnswerLevel,
     Category,
     Purpose,
-    country_from_alpha3,
     is_node_id,
+    node_id_problem,
 )
 
 __all__ = [
@@ -42,29 +41,6 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _NAME_SYNTAX = (
     "letters, digits, '.', '_' or '-', starting with a letter or digit, at most 64 characters"
 )
-
-# Codes people write for a country that ISO 3166-1 spells otherwise.
-_COUNTRY_HINTS = {"UK": "GB", "EL": "GR"}
-
-
-def node_id_problem(value: str, *, groups_allowed: bool) -> str:
-    """An admin-facing reason why `value` is not a node id."""
-    if NODE_ID_RE.match(value):
-        code = value[:2]
-        message = f"{code!r} is not an ISO 3166-1 alpha-2 country code"
-        if code in _COUNTRY_HINTS:
-            message += f" (did you mean {_COUNTRY_HINTS[code]!r}?)"
-        return message
-    if value != value.upper() and is_node_id(value.upper()):
-        return f"node ids are upper case: write {value.upper()!r}, not {value!r}"
-    if len(value) == 3 and value.isalpha() and (alpha2 := country_from_alpha3(value.upper())):
-        return f"{value!r} looks like an alpha-3 code; node ids use alpha-2: {alpha2!r}"
-    if value.startswith("group:") and not groups_allowed:
-        return f"{value!r}: a group lists node ids and cannot contain another group"
-    what = "a node id ('FR' or 'FR-2')"
-    if groups_allowed:
-        what += ", 'group:NAME' or '*'"
-    return f"{value!r} is not {what}"
 
 
 def _node_id(value: str) -> str:

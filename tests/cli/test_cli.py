@@ -764,3 +764,20 @@ def test_query_refuses_bad_criteria_itself_and_sends_no_login(tmp_path: Path) ->
     assert sub.startswith("border/u-")
     assert os.environ["USER"] not in sub
     assert sub == _pseudonym("border", node)  # stable: the NCB can tell who asked
+
+
+@pytest.mark.parametrize(
+    ("node", "hint"),
+    [
+        ("UK", "did you mean 'GB'?"),
+        ("uk", "did you mean 'GB'?"),
+        ("EL", "did you mean 'GR'?"),
+        ("DEU", "use alpha-2: 'DE'"),
+        ("fr-2", "write 'FR-2'"),
+    ],
+)
+def test_init_suggests_the_node_id_meant(tmp_path: Path, node: str, hint: str) -> None:
+    proc = cli("init", "--node", node, "--dir", str(tmp_path / "n"), check=False)
+    assert proc.returncode == 2
+    assert hint in proc.stderr
+    assert not (tmp_path / "n").exists()
