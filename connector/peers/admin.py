@@ -46,6 +46,13 @@ def add_peer(
         raise TrustStoreError("--url must start with https:// (or http:// with --insecure)")
     if url.startswith("http://") and not insecure:
         raise TrustStoreError("a plain http:// URL needs --insecure")
+    known = load_trust_store(peers_file).get(peer_id)
+    if known is not None:
+        # Before any fetch or prompt: an admin re-adding a peer should not confirm a key first.
+        raise TrustStoreError(
+            f"{peer_id} is already trusted (at {known.url}); "
+            f"`ncb-connector peers remove {peer_id}` first to pin it again"
+        )
     fp = None
     if tls_fingerprint:
         try:
@@ -79,7 +86,7 @@ def add_peer(
     if url.startswith("https://") and fp is None:
         raise TrustStoreError("an https peer needs --tls-fingerprint (or --fetch)")
     store = load_trust_store(peers_file)
-    if peer_id in store.peers:
+    if peer_id in store.peers:  # added meanwhile, by another admin's command
         raise TrustStoreError(f"{peer_id} is already trusted; remove it first to re-pin")
     peer = Peer(
         id=peer_id,

@@ -237,6 +237,40 @@ def test_adding_a_second_node_of_a_country_says_which_rules_it_inherits(tmp_path
     assert "note:" not in added
 
 
+def test_adding_a_known_peer_says_so_before_fetching(tmp_path: Path) -> None:
+    """A peer already pinned is refused at once: no connection, no key to confirm."""
+    from connector.crypto.jws import Signer, SigningKey
+
+    config, _, _ = init(tmp_path, "DE")
+    key = json.dumps(Signer(SigningKey.generate()).public.jwk())
+    cli(
+        "peers",
+        "add",
+        "FR",
+        "--url",
+        "http://127.0.0.1:9",
+        "--insecure",
+        "--key",
+        key,
+        config=config,
+    )
+    port = free_port()  # nothing listens there: a fetch would fail with "connection refused"
+    again = cli(
+        "peers",
+        "add",
+        "FR",
+        "--url",
+        f"https://127.0.0.1:{port}",
+        "--fetch",
+        config=config,
+        check=False,
+    )
+    assert again.returncode == 2
+    assert "FR is already trusted (at http://127.0.0.1:9)" in again.stderr
+    assert "peers remove FR" in again.stderr
+    assert "refused" not in again.stderr
+
+
 def test_policy_check_reports_file_line_and_rule(tmp_path: Path) -> None:
     config, _, _ = init(tmp_path, "DE")
     (config.parent / "policies" / "20-bad.yaml").write_text(
