@@ -208,7 +208,7 @@ def console_script(name: str) -> str:
 
 
 _CLI_LINE = re.compile(
-    r"(\d+) inserted, (\d+) updated, (\d+) removed, (\d+) rejected "
+    r"(\d+) inserted, (\d+) updated, \d+ unchanged, (\d+) removed, (\d+) rejected "
     r"\((\d+(?:\.\d+)?) s\)"
 )
 

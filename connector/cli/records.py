@@ -92,8 +92,8 @@ def records_import(
     if report.rejected > len(report.errors):
         err.print(f"… and {report.rejected - len(report.errors)} more rejected lines")
     out.print(
-        f"{report.inserted} inserted, {report.updated} updated, {report.removed} removed, "
-        f"{report.rejected} rejected ({elapsed:.1f} s)"
+        f"{report.inserted} inserted, {report.updated} updated, {report.unchanged} unchanged, "
+        f"{report.removed} removed, {report.rejected} rejected ({elapsed:.1f} s)"
     )
     if report.replace_skipped:
         err.print(f"--replace: nothing was removed, because {report.replace_skipped}")

@@ -33,6 +33,7 @@ class Rejected:
 class ImportReport:
     inserted: int = 0
     updated: int = 0
+    unchanged: int = 0
     rejected: int = 0
     removed: int = 0
     replace_skipped: str | None = None  # why --replace removed nothing
@@ -197,6 +198,7 @@ def import_stream(
         counts = store.upsert(category, batch)
         report.inserted += counts.inserted
         report.updated += counts.updated
+        report.unchanged += counts.unchanged
         batch.clear()
 
     for lineno, row in rows:

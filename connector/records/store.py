@@ -105,6 +105,7 @@ def records_metadata(kinds: Mapping[Category, Kind] = KINDS) -> MetaData:
 class UpsertCount:
     inserted: int = 0
     updated: int = 0
+    unchanged: int = 0  # held already exactly as given: nothing was written
 
 
 def make_engine(url: str) -> Engine:
@@ -277,9 +278,9 @@ class RecordStore:
             for r in unique.values()
         ]
         if self.engine.dialect.name == "postgresql":
-            existing = self._copy_upsert(kind, table, rows)
+            existing, unchanged = self._copy_upsert(kind, table, rows)
         else:
-            existing = self._sqlite_upsert(kind, table, unique, rows)
+            existing, unchanged = self._sqlite_upsert(kind, table, unique, rows)
         if kind.text_fields:
             self._text.index(
                 self._conn, category.value, [(r.id, _text_body(kind, r)) for r in unique.values()]
@@ -288,7 +289,9 @@ class RecordStore:
         self._conn.commit()
         # A key given twice in one batch is an update of the first, as it would be apart.
         return UpsertCount(
-            inserted=len(unique) - existing, updated=existing + len(records) - len(unique)
+            inserted=len(unique) - existing,
+            updated=existing - unchanged + len(records) - len(unique),
+            unchanged=unchanged,
         )
 
     def _sqlite_upsert(
@@ -297,22 +300,25 @@ class RecordStore:
         table: Table,
         unique: Mapping[tuple[Any, ...], Record],
         rows: Sequence[Mapping[str, Any]],
-    ) -> int:
+    ) -> tuple[int, int]:
         """SQLite: the statements as the driver takes them, built once per kind, the rows as
         tuples: SQLAlchemy's executemany processes every parameter of every row again, which
-        cost an import as much as SQLite's own work. Returns how many rows were updates."""
+        cost an import as much as SQLite's own work. Returns how many rows were held already,
+        and how many of those were held exactly as given (left unwritten)."""
         found = self._upserts.get(table.name)
         if found is None:
             names = [c.name for c in table.columns]
             natural = list(kind.natural_key)
-            updates = ", ".join(
-                f"{n} = excluded.{n}" for n in names if n not in natural and n != "id"
-            )
+            changing = [n for n in names if n not in natural and n != "id"]
+            updates = ", ".join(f"{n} = excluded.{n}" for n in changing)
+            # A row held exactly as given is not written: an identical re-import is counted
+            # unchanged, and costs no page writes.
+            differs = " OR ".join(f"{table.name}.{n} IS NOT excluded.{n}" for n in changing)
             found = (
                 names,
                 f"INSERT INTO {table.name} ({', '.join(names)}) VALUES "
                 f"({', '.join('?' * len(names))}) ON CONFLICT "
-                f"({', '.join(natural)}) DO UPDATE SET {updates}",
+                f"({', '.join(natural)}) DO UPDATE SET {updates} WHERE {differs}",
             )
             self._upserts[table.name] = found
         names, sql = found
@@ -321,8 +327,9 @@ class RecordStore:
             # know a transaction is open, and its commit() would commit nothing.
             self._conn.begin()
         existing = self._existing_raw(kind, table, unique)
+        before = self._raw.total_changes
         self._raw.executemany(sql, [tuple(row[n] for n in names) for row in rows])
-        return existing
+        return existing, len(rows) - (self._raw.total_changes - before)
 
     def _existing_raw(
         self, kind: Kind, table: Table, unique: Mapping[tuple[Any, ...], Record]
@@ -341,11 +348,14 @@ class RecordStore:
             )
         return existing
 
-    def _copy_upsert(self, kind: Kind, table: Table, rows: Sequence[Mapping[str, Any]]) -> int:
+    def _copy_upsert(
+        self, kind: Kind, table: Table, rows: Sequence[Mapping[str, Any]]
+    ) -> tuple[int, int]:
         """PostgreSQL: COPY the batch into a staging table, then one INSERT … ON CONFLICT from
         it. Building a statement per row, or one giant statement, costs the client far more
-        than the server's work. Returns how many rows were updates (xmax is 0 for a row the
-        statement inserted)."""
+        than the server's work. Returns how many rows were held already (xmax is 0 for a row
+        the statement inserted; a row held exactly as given is not written nor returned), and
+        how many of those were held exactly as given."""
         name, names = table.name, [c.name for c in table.columns]
         stage = f"stage_{name}"
         if not self._conn.in_transaction():
@@ -360,18 +370,22 @@ class RecordStore:
         with cur.copy(f"COPY {stage} ({', '.join(names)}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row([row[n] for n in names])
-        updates = ", ".join(
-            f"{n} = excluded.{n}" for n in names if n not in kind.natural_key and n != "id"
-        )
+        changing = [n for n in names if n not in kind.natural_key and n != "id"]
+        updates = ", ".join(f"{n} = excluded.{n}" for n in changing)
+        held = ", ".join(f"{name}.{n}" for n in changing)
+        given = ", ".join(f"excluded.{n}" for n in changing)
         cur.execute(
             f"INSERT INTO {name} ({', '.join(names)}) "
             f"SELECT {', '.join(names)} FROM {stage} "
             f"ON CONFLICT ({', '.join(kind.natural_key)}) DO UPDATE SET {updates} "
+            f"WHERE ({held}) IS DISTINCT FROM ({given}) "
             "RETURNING (xmax = 0)"
         )
-        existing = sum(1 for (inserted,) in cur.fetchall() if not inserted)
+        written = cur.fetchall()
+        inserted = sum(1 for (was_inserted,) in written if was_inserted)
+        unchanged = len(rows) - len(written)
         cur.execute(f"TRUNCATE {stage}")
-        return existing
+        return len(rows) - inserted, unchanged
 
     def with_opaque_id(self, category: Category, kind: Kind, record: Record) -> Record:
         # Built directly: dataclasses.replace costs more than the keyed hash.

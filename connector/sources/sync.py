@@ -283,6 +283,7 @@ def _apply(
         counts = store.upsert(source.category, records)  # commits the batch ...
         report.inserted += counts.inserted
         report.updated += counts.updated
+        report.unchanged += counts.unchanged  # a changed row whose record came out the same
     store.provenance().put(source.name, source.category.value, noted)
     store.commit()  # ... and this where it came from, right after
 

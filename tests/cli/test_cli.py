@@ -57,7 +57,7 @@ def test_init_writes_a_private_key_and_refuses_to_overwrite(tmp_path: Path) -> N
 def test_init_rejects_a_bad_node_id(tmp_path: Path) -> None:
     proc = cli("init", "--node", "XX", "--dir", str(tmp_path / "x"), check=False)
     assert proc.returncode == 2
-    assert "not a node id" in proc.stderr
+    assert "'XX' is not an ISO 3166-1 alpha-2 country code" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 
@@ -113,7 +113,9 @@ def test_import_reports_bad_lines_and_keeps_good_ones(tmp_path: Path) -> None:
     assert "docs.csv:3: country" in proc.stderr
     assert "docs.csv:4: status" in proc.stderr
     assert "docs.csv:5: reported_on" in proc.stderr
-    assert "2 inserted, 1 updated, 0 removed, 3 rejected" in proc.stdout  # line 7 updates 2
+    assert (
+        "2 inserted, 1 updated, 0 unchanged, 0 removed, 3 rejected" in proc.stdout
+    )  # line 7 updates 2
     nd = tmp_path / "docs.ndjson"
     nd.write_text(
         '{"number": "A1", "country": "DE", "status": "lost"}\n{"number": \n'
@@ -125,7 +127,7 @@ def test_import_reports_bad_lines_and_keeps_good_ones(tmp_path: Path) -> None:
     assert "docs.ndjson:2: not valid JSON" in proc.stderr
     assert "docs.ndjson:3: a line must hold one JSON object" in proc.stderr
     assert "docs.ndjson:4: x: Extra inputs are not permitted" in proc.stderr
-    assert "1 inserted, 0 updated, 0 removed, 3 rejected" in proc.stdout
+    assert "1 inserted, 0 updated, 0 unchanged, 0 removed, 3 rejected" in proc.stdout
     more = tmp_path / "more.csv"
     more.write_text("number,country,document_type,status\nB1,FRA,P,lost\nB2,DE,Z,lost\n")
     proc = cli(
@@ -585,7 +587,7 @@ def test_admin_mistakes_get_one_line_not_a_traceback(
         config=lu,
         check=False,
     )
-    assert "the United Kingdom is GB" in bad_peer.stderr
+    assert "did you mean 'GB'?" in bad_peer.stderr
     # This node as its own peer.
     own = cli(
         "peers",
@@ -688,7 +690,7 @@ def test_records_show_remove_and_replace(tmp_path: Path) -> None:
         "--yes",
         config=config,
     )
-    assert "0 inserted, 2 updated, 3 removed, 0 rejected" in done.stdout
+    assert "0 inserted, 0 updated, 2 unchanged, 3 removed, 0 rejected" in done.stdout
     assert "travel_documents              2" in cli("records", "stats", config=config).stdout
     # A1 came back without an id: matched by its number, it keeps the id it had.
     assert (

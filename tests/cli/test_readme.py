@@ -234,7 +234,7 @@ def peers_add(t: FirstHour, p: subprocess.CompletedProcess[str]) -> None:
 
 
 def records_import(t: FirstHour, p: subprocess.CompletedProcess[str]) -> None:
-    assert "1 inserted, 0 updated, 0 removed, 0 rejected" in ok(p)
+    assert "1 inserted, 0 updated, 0 unchanged, 0 removed, 0 rejected" in ok(p)
 
 
 def records_sync(t: FirstHour, p: subprocess.CompletedProcess[str]) -> None:

@@ -66,6 +66,20 @@ def test_upsert_counts_and_updates(store: RecordStore) -> None:
     assert got.fields["title"] == "Nymphéas"
 
 
+def test_a_row_held_as_given_is_unchanged_not_updated(store: RecordStore) -> None:
+    """Re-importing what is held writes nothing and says so; one changed field is an update."""
+    store.upsert(Category.ARTWORKS, [rec("A", "Le Pont"), rec("B", "La Gare")])
+    again = store.upsert(Category.ARTWORKS, [rec("A", "Le Pont"), rec("B", "La Gare")])
+    assert (again.inserted, again.updated, again.unchanged) == (0, 0, 2)
+    mixed = store.upsert(
+        Category.ARTWORKS, [rec("A", "Le Pont"), rec("B", "La Gare Saint-Lazare"), rec("D", "x")]
+    )
+    assert (mixed.inserted, mixed.updated, mixed.unchanged) == (1, 1, 1)
+    got = store.get(Category.ARTWORKS, "B")
+    assert got is not None
+    assert got.fields["title"] == "La Gare Saint-Lazare"
+
+
 def test_text_search_ranks_and_follows_updates_and_removal(store: RecordStore) -> None:
     store.upsert(
         Category.ARTWORKS,

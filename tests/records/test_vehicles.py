@@ -509,7 +509,7 @@ def test_removal(store: RecordStore) -> None:
 def test_replace_makes_the_category_equal_to_the_file(store: RecordStore) -> None:
     load(store, GOLF, CLIO, ACCORD)
     report = load(store, GOLF, ACCORD, replace=True)  # the Clio was found
-    assert (report.inserted, report.updated, report.removed) == (0, 2, 1)
+    assert (report.inserted, report.updated, report.unchanged, report.removed) == (0, 0, 2, 1)
     assert find(store, plate="AB123CD", country="FR") == []
     assert store.count(V) == 2
     # A file with a bad line removes nothing: the bad line might be a record still wanted.
