@@ -45,7 +45,15 @@ out = _console(stderr=False)
 err = _console(stderr=True)
 
 
-def _fail(message: str, code: int = 2) -> None:
+# Exit statuses of the commands that ask peers (query, search), one meaning for both so that a
+# script can trust them; each command's --help and docs/operations.md §5b say the same.
+EXIT_NOTHING_FOUND = 0
+EXIT_BAD_INPUT = 2
+EXIT_HIT = 3
+EXIT_INCOMPLETE = 4
+
+
+def _fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
     err.print(f"[bold red]error:[/] {message}", soft_wrap=True)
     raise SystemExit(code)
 
@@ -151,3 +159,10 @@ def asker_options(fn: F) -> F:
     ):
         fn = option(fn)
     return fn
+
+
+def asking_exit(*, hit: bool, complete: bool) -> int:
+    """A hit wins (found is found, wherever the rest stood); else whether everyone answered."""
+    if hit:
+        return EXIT_HIT
+    return EXIT_NOTHING_FOUND if complete else EXIT_INCOMPLETE

@@ -11,11 +11,13 @@ import orjson
 
 from connector.cli.common import (
     _HELD,
+    EXIT_INCOMPLETE,
     _fail,
     _json,
     _pseudonym,
     _settings,
     asker_options,
+    asking_exit,
     config_option,
     handles_errors,
     out,
@@ -60,8 +62,9 @@ def query(
 ) -> None:
     """Ask one peer; the signed answer is verified and the enquiry logged.
 
-    Exit status: 0 answered (hit or no hit), 3 a check was denied or could not be answered,
-    1 the peer could not be asked or its answer did not verify, 2 bad input."""
+    Exit status, the same for query and search: 0 asked, nothing found; 3 a hit; 4 nothing
+    found, but not every peer could be asked or answered (unreachable, timed out, an error,
+    a denial by the peer, or no peer the outbound policy allows); 2 bad input."""
     from connector.cli.render import answer_table
     from connector.errors import InvalidCriteria
     from connector.node.node import Node
@@ -99,11 +102,13 @@ def query(
         _fail(f"{exc.extra.get('field') or 'criteria'}: {exc.detail}")
         return
     except (PeerError, OutboundDenied) as exc:
-        _fail(exc.detail, 1)
+        _fail(exc.detail, EXIT_INCOMPLETE)
         return
     if as_json:
         _json(exchange.answer.model_dump(mode="json"))
     else:
         out.print(answer_table(exchange))
-    if any(r.status in ("denied", "error") for r in exchange.answer.results):
-        raise SystemExit(3)
+    statuses = {r.status for r in exchange.answer.results}
+    raise SystemExit(
+        asking_exit(hit="hit" in statuses, complete=not statuses & {"denied", "error"})
+    )

@@ -11,12 +11,14 @@ from typing import Any
 import click
 
 from connector.cli.common import (
+    EXIT_INCOMPLETE,
     F,
     _fail,
     _json,
     _pseudonym,
     _settings,
     asker_options,
+    asking_exit,
     config_option,
     handles_errors,
     out,
@@ -62,7 +64,9 @@ def search(
     """Check a subject (document, person, vehicle) against the national records and every
     allowed peer at once; a table fills in as peers answer.
 
-    Exit status: 0 done, 3 a hit somewhere, 1 nothing could be asked, 2 bad input."""
+    Exit status, the same for query and search: 0 asked, nothing found; 3 a hit; 4 nothing
+    found, but not every peer could be asked or answered (unreachable, timed out, an error,
+    a denial by the peer, or no peer the outbound policy allows); 2 bad input."""
     from rich.live import Live
 
     from connector.cli.render import fanout_table
@@ -103,7 +107,7 @@ def search(
                 )
             )
     except OutboundDenied as exc:
-        _fail(exc.detail, 1)
+        _fail(exc.detail, EXIT_INCOMPLETE)
         return
     elapsed = time.monotonic() - started
     checks = prepared.request.checks
@@ -142,5 +146,10 @@ def search(
     hit = any(c.status == "hit" for o in outcomes.values() for c in o.checks) or any(
         r.status == "hit" for r in prepared.national
     )
-    if hit:
-        raise SystemExit(3)
+    # A check the outbound policy keeps from a peer was never meant to be asked there.
+    complete = all(
+        c.status in ("hit", "no_hit") or c.reason == "outbound_policy"
+        for o in outcomes.values()
+        for c in o.checks
+    )
+    raise SystemExit(asking_exit(hit=hit, complete=complete))

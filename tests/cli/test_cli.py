@@ -330,21 +330,22 @@ def test_two_nodes_end_to_end(
     de_proc.send_signal(signal.SIGHUP)  # peers.yaml changed: reload now
     wait_for(lambda: readyz(de_local)["peers"] == 1)
 
-    hit = json.loads(
-        cli(
-            "query",
-            "--peer",
-            "DE",
-            "--category",
-            "travel_documents",
-            "--number",
-            "c01x00t47",
-            "--country",
-            "DE",
-            "--json",
-            config=fr_config,
-        ).stdout
+    asked = cli(
+        "query",
+        "--peer",
+        "DE",
+        "--category",
+        "travel_documents",
+        "--number",
+        "c01x00t47",
+        "--country",
+        "DE",
+        "--json",
+        config=fr_config,
+        check=False,
     )
+    assert asked.returncode == 3  # a hit, as search says one too
+    hit = json.loads(asked.stdout)
     assert hit["results"][0]["status"] == "hit"
     table = cli(
         "query",
@@ -817,3 +818,30 @@ def test_init_suggests_the_node_id_meant(tmp_path: Path, node: str, hint: str) -
     assert proc.returncode == 2
     assert hint in proc.stderr
     assert not (tmp_path / "n").exists()
+
+
+def test_query_and_search_exit_4_when_a_peer_could_not_be_asked(tmp_path: Path) -> None:
+    """0 means everyone was asked and nothing found: a peer that is down is never a 0."""
+    from connector.crypto.jws import Signer, SigningKey
+
+    config, _, _ = init(tmp_path, "FR")
+    (config.parent / "policies" / "10-test.yaml").write_text(POLICY)  # ncb may ask anyone
+    key = json.dumps(Signer(SigningKey.generate()).public.jwk())
+    down = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    cli("peers", "add", "DE", "--url", down, "--insecure", "--key", key, config=config)
+    criteria = ("--number", "C01X00T47", "--country", "DE")
+    asked = cli(
+        "query",
+        "--peer",
+        "DE",
+        "--category",
+        "travel_documents",
+        *criteria,
+        config=config,
+        check=False,
+    )
+    assert asked.returncode == 4
+    assert "connection refused" in asked.stderr
+    searched = cli("search", *criteria, config=config, check=False)
+    assert searched.returncode == 4, searched.stdout + searched.stderr
+    assert "unreachable" in searched.stdout
