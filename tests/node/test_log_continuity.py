@@ -133,6 +133,7 @@ def test_a_node_that_logged_refuses_a_missing_log_until_an_admin_says_new_log(de
         de.post(token)
     assert cli("run", config=de.config, check=False).returncode == 2
 
+    assert "--new-log" in cli("run", "--help").stdout
     de.start("--new-log")
     stderr = de.stop()
     events = [json.loads(x) for x in stderr.splitlines() if x.startswith("{")]
