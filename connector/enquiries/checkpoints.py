@@ -72,10 +72,10 @@ class Checkpoints:
         if self.kept is not None:
             try:
                 self.kept.checkpoint(head[0], head[1], at)
-            except OSError as exc:
+            except ConfigError as exc:
                 # The journal has the checkpoint; the next start checks against an older one.
                 log.error(
-                    "enquiry_log_state_write_failed", file=str(self.kept.path), error=str(exc)
+                    "enquiry_log_state_write_failed", file=str(self.kept.path), error=exc.detail
                 )
 
 

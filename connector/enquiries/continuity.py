@@ -83,7 +83,15 @@ class KeptLog:
             ) from exc
 
     def write(self, state: KeptState) -> None:
-        atomic_write(self.path, orjson.dumps(dataclasses.asdict(state), option=orjson.OPT_INDENT_2))
+        try:
+            atomic_write(
+                self.path, orjson.dumps(dataclasses.asdict(state), option=orjson.OPT_INDENT_2)
+            )
+        except OSError as exc:
+            # A ConfigError, not an OSError: at start that would read as "cannot listen".
+            raise ConfigError(
+                f"cannot write the enquiry log's kept state {self.path}: {exc.strerror or exc}"
+            ) from exc
 
     def checkpoint(self, seq: int, head: str, at: float) -> None:
         """The log's head as of now; the admins' decisions kept."""
