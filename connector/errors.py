@@ -234,6 +234,22 @@ class EnquiryLogError(ConnectorError):
     title = "Enquiry log failure"
 
 
+class EnquiryLogLost(EnquiryLogError):
+    """The log's file was removed or replaced under the running node: no answer may leave
+    whose row would go to a file nobody will read again."""
+
+    status = 503
+    code = "enquiry_log_lost"
+    title = "Enquiry log unavailable"
+
+
+class EnquiryLogForgotten(ConfigError):
+    """At start: the log does not hold the checkpoint this node kept of it (missing, empty,
+    or another log)."""
+
+    code = "enquiry_log_forgotten"
+
+
 # --- pydantic's validation errors, in the words an admin or a peer reads ---------------
 
 

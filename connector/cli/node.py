@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import getpass
 import os
 from pathlib import Path
 
@@ -49,12 +50,22 @@ def init(
 
 @click.command()
 @config_option
+@click.option(
+    "--new-log",
+    is_flag=True,
+    help="Start although the enquiry log is missing, empty or not the one this node wrote: "
+    "a new log begins. Recorded, with your login, in the journal and the kept state.",
+)
 @handles_errors
-def run(config_path: Path) -> None:
+def run(config_path: Path, new_log: bool) -> None:
     """Serve the peer API and the local API until SIGTERM (SIGHUP reloads)."""
+    from connector.enquiries.continuity import Admin
     from connector.node.node import Node
     from connector.node.sdnotify import SystemdNotifier
     from connector.node.service import serve
 
     node = Node.from_settings(_settings(config_path, service=True))
-    asyncio.run(serve(node, notifier=SystemdNotifier.from_env(os.environ)))
+    admin = (
+        Admin(login=getpass.getuser(), sudo_user=os.environ.get("SUDO_USER")) if new_log else None
+    )
+    asyncio.run(serve(node, notifier=SystemdNotifier.from_env(os.environ), new_log=admin))

@@ -9,6 +9,7 @@ import orjson
 import structlog
 
 from connector.crypto.jws import PublicKey, Signer, parse_compact
+from connector.enquiries.continuity import KeptLog
 from connector.enquiries.log import EnquiryLog
 from connector.errors import ConfigError, ConnectorError
 
@@ -31,12 +32,20 @@ def sign_checkpoint(signer: Signer, *, node: str, seq: int, head: str, at: float
 
 
 class Checkpoints:
-    """A running node's checkpoints: the log's head, signed, as a log event (the journal)."""
+    """A running node's checkpoints: the log's head, signed, as a log event (the journal),
+    and into the kept state, which the next start checks the log against."""
 
     def __init__(
-        self, *, enquiry_log: EnquiryLog, signer: Signer, node: str, clock: Callable[[], float]
+        self,
+        *,
+        enquiry_log: EnquiryLog,
+        signer: Signer,
+        node: str,
+        clock: Callable[[], float],
+        kept: KeptLog | None = None,
     ) -> None:
         self.enquiry_log = enquiry_log
+        self.kept = kept
         self.signer = signer
         self.node = node
         self.clock = clock
@@ -52,15 +61,22 @@ class Checkpoints:
         if head == self._last:
             return
         self._last = head
+        at = self.clock()
         log.info(
             "enquiry_log_checkpoint",
             seq=head[0],
             hash=head[1],
             expect=f"{head[0]}:{head[1]}",
-            signed=sign_checkpoint(
-                self.signer, node=self.node, seq=head[0], head=head[1], at=self.clock()
-            ),
+            signed=sign_checkpoint(self.signer, node=self.node, seq=head[0], head=head[1], at=at),
         )
+        if self.kept is not None:
+            try:
+                self.kept.checkpoint(head[0], head[1], at)
+            except ConfigError as exc:
+                # The journal has the checkpoint; the next start checks against an older one.
+                log.error(
+                    "enquiry_log_state_write_failed", file=str(self.kept.path), error=exc.detail
+                )
 
 
 def read_checkpoint(text: str, *, key: PublicKey, node: str) -> tuple[int, str]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -41,8 +43,8 @@ from connector.enquiries.schema import (
     ensure_log_schema,
     make_log_engine,
 )
-from connector.errors import ConfigError, EnquiryLogError, Replay
-from connector.storage.urls import async_url, redacted
+from connector.errors import ConfigError, EnquiryLogError, EnquiryLogLost, Replay
+from connector.storage.urls import async_url, redacted, sqlite_file
 
 log = structlog.get_logger(__name__)
 
@@ -78,6 +80,9 @@ def _error_kind(exc: BaseException) -> str:
 
 
 _Item = tuple[Entry, Sequence[Companion]]
+
+# What a peer or an agency reads; why (removed, replaced) is for the admin's journal.
+_LOST = "the enquiry log is unavailable; this node answers again once restarted on its log"
 
 
 def _insert_companions(conn: Connection, companions: Sequence[Companion]) -> None:
@@ -159,6 +164,11 @@ class EnquiryLog:
         self._head_stmt = (
             select(enquiries.c.seq, enquiries.c.hash).order_by(enquiries.c.seq.desc()).limit(1)
         )
+        # The SQLite file as opened: (st_dev, st_ino) tells it from a file put in its place.
+        self.file = sqlite_file(engine.url)
+        self._identity = _identity(self.file) if self.file is not None else None
+        self.lost: str | None = None  # why the file is no longer the one opened
+        self._lost_lock = threading.Lock()  # the writer thread and the watch job both look
 
     @classmethod
     def open(
@@ -207,6 +217,37 @@ class EnquiryLog:
             await self._async.dispose()
         self.close()
 
+    def check_file(self) -> str | None:
+        """Why the log's file is no longer the one opened (removed, replaced), or None. Once
+        lost, always lost: rows committed since went to a file no one will read again, and
+        nothing more is appended."""
+        if self.lost is not None or self.file is None:
+            return self.lost
+        now = _identity(self.file)
+        if now == self._identity:
+            return None
+        with self._lost_lock:
+            if self.lost is not None:
+                return self.lost
+            self.lost = self._lost_because(now)
+        return self.lost
+
+    def _lost_because(self, now: tuple[int, int] | None) -> str:
+        lost = (
+            "the enquiry log's file was removed"
+            if now is None
+            else "the enquiry log's file was replaced by another file"
+        )
+        log.error(
+            "enquiry_log_lost",
+            file=str(self.file),
+            reason=lost,
+            opened=list(self._identity or ()),
+            found=list(now or ()),
+            hint="stop the node, put its log back, start it again (or `run --new-log`)",
+        )
+        return lost
+
     # --- the replay guard --------------------------------------------------------------------
 
     async def seen(self, iss: str, jti: str) -> bool:
@@ -246,6 +287,8 @@ class EnquiryLog:
         """Returns the row's sequence number once it and its companions are committed; Replay on
         a seen (iss, jti). `within`: how long the row may wait for others to join its commit
         (default `commit_delay`); the earliest wish of the rows waiting decides."""
+        if self.lost is not None:
+            raise EnquiryLogLost(_LOST)
         key = (entry.iss, entry.jti)
         if key in self._pending_keys:
             raise Replay("this jti was already used by this issuer", jti=entry.jti)
@@ -304,6 +347,9 @@ class EnquiryLog:
     def _commit_batch(self, conn: Connection, items: Sequence[_Item]) -> list[int | BaseException]:
         """One commit for the batch (row by row after a conflict); never raises: a failed
         commit must fail every waiter, not hang it."""
+        lost = self.check_file()  # a stat: nothing next to the commit's fsync
+        if lost is not None:
+            return [EnquiryLogLost(_LOST)] * len(items)
         try:
             return list(self._write_on(conn, items))
         except IntegrityError:
@@ -500,6 +546,12 @@ class EnquiryLog:
             row = self._conn.execute(self._head_stmt).first()
         return (row.seq, row.hash) if row else (0, GENESIS)
 
+    def hash_at(self, seq: int) -> str | None:
+        """The hash of row `seq`, or None when the log has no such row."""
+        with self._conn.begin():
+            row = self._conn.execute(select(enquiries.c.hash).where(enquiries.c.seq == seq)).first()
+        return None if row is None else str(row.hash)
+
     def verify(self, *, expect: tuple[int, str] | None = None) -> VerifyReport:
         """Walk the chain; the first row whose hash, link or sequence is off is reported.
 
@@ -552,3 +604,11 @@ class EnquiryLog:
                 f"rows were removed from the end of the log",
             )
         return VerifyReport(rows=n, ok=True, head=prev)
+
+
+def _identity(path: os.PathLike[str] | str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (st.st_dev, st.st_ino)

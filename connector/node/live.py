@@ -55,11 +55,27 @@ class LiveState:
         self.policy: Policy = Policy.deny_all()
         self.trust: TrustStore = TrustStore.of([])
         self.problems: dict[str, str] = {}
-        self.draining = False
+        self._draining = False
+        self.halted = False  # stopped answering for good: only a restart brings it back
         self.loaded = False  # until then `policy` is the deny-all placeholder
         self._policy_stamp: tuple[tuple[str, int, int], ...] = ()
         self._peers_stamp: tuple[tuple[str, int, int], ...] = ()
         self._settling: tuple[object, object] | None = None
+
+    @property
+    def draining(self) -> bool:
+        """Going away, or no longer answering: either way, send no traffic here."""
+        return self._draining or self.halted
+
+    @draining.setter
+    def draining(self, value: bool) -> None:
+        self._draining = value
+
+    def halt(self, what: str, why: str) -> None:
+        """`what` failed in a way no reload mends (the enquiry log lost): not ready, and
+        `why` is reported until the node is restarted."""
+        self.problems[what] = why
+        self.halted = True
 
     def current_policy(self) -> Policy:
         return self.policy

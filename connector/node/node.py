@@ -15,6 +15,14 @@ from aiohttp import web
 
 from connector.crypto.jws import Signer
 from connector.crypto.keyfiles import certificate_fingerprint, read_signing_key
+from connector.enquiries.continuity import (
+    STATE_FILE,
+    Admin,
+    KeptLog,
+    accept,
+    refusal,
+    what_is_wrong,
+)
 from connector.enquiries.log import EnquiryLog
 from connector.errors import ConfigError
 from connector.node.live import LiveState
@@ -26,6 +34,7 @@ from connector.peers.breaker import Breakers
 from connector.peers.client import PeerClient, peer_session
 from connector.records.store import RecordStore
 from connector.settings.config import Settings
+from connector.storage.urls import redacted, sqlite_file
 
 log = structlog.get_logger(__name__)
 
@@ -109,11 +118,34 @@ class Node:
         finally:
             await store.aclose()
 
+    def kept_log(self) -> KeptLog:
+        """What the node keeps of its log outside it: the last checkpoint, the `--new-log`s."""
+        return KeptLog(self.settings.state_path(STATE_FILE), node=self.settings.node)
+
     @contextlib.asynccontextmanager
-    async def serving_enquiry_log(self) -> AsyncIterator[EnquiryLog]:
-        """The enquiry log a running node writes, both directions in one group commit."""
+    async def serving_enquiry_log(
+        self, *, new_log: Admin | None = None
+    ) -> AsyncIterator[EnquiryLog]:
+        """The enquiry log a running node writes, both directions in one group commit; only
+        the log this node wrote (it holds the kept checkpoint), unless `new_log` says an
+        admin accepts another."""
+        url = self.settings.enquiries_url
+        kept_log = self.kept_log()
+        kept = kept_log.read()
+        file = sqlite_file(url)
+        missing = file is not None and not file.exists()
+        if kept is not None and kept.seq > 0 and missing and new_log is None:
+            # Refused before opening: opening would leave an empty log in its place.
+            raise refusal(kept, "is missing", where=redacted(url), state_file=kept_log.path)
         enquiry_log = self.open_enquiry_log(serving=True)
         try:
+            found = what_is_wrong(kept, enquiry_log, file_missing=missing)
+            if found is not None and kept is not None:
+                if new_log is None:
+                    raise refusal(kept, found, where=redacted(url), state_file=kept_log.path)
+                accept(kept_log, kept, found, enquiry_log, admin=new_log, now=self.clock())
+            elif new_log is not None:
+                log.warning("enquiry_log_new_not_needed", login=new_log.login)
             yield enquiry_log
         finally:
             await enquiry_log.aclose()

@@ -11,6 +11,7 @@ import structlog
 from aiohttp import web
 
 from connector.enquiries.checkpoints import Checkpoints
+from connector.enquiries.continuity import Admin
 from connector.enquiries.log import EnquiryLog
 from connector.errors import ConfigError
 from connector.node.local_app import build_local_app
@@ -26,6 +27,9 @@ log = structlog.get_logger(__name__)
 
 
 CHECKPOINT_INTERVAL_S = 60.0
+# How soon a running node notices its log file removed or replaced when idle; a commit
+# looks too, so no answer leaves whose row went to a lost file.
+LOG_WATCH_INTERVAL_S = 2.0
 
 
 class Service:
@@ -46,6 +50,9 @@ class Service:
         self._runners: list[web.AppRunner] = []
         self.peer_port = 0
         self.local_port = 0
+
+    # Set before start() when an admin accepts a log that does not hold the kept checkpoint.
+    new_log: Admin | None = None
 
     # Made by start(): what the service opened and the two apps built on it.
     records: RecordStore
@@ -69,17 +76,25 @@ class Service:
     async def _start(self) -> None:
         node, s = self.node, self.node.settings
         self.records = await self._resources.enter_async_context(node.serving_records())
-        self.enquiry_log = await self._resources.enter_async_context(node.serving_enquiry_log())
+        self.enquiry_log = await self._resources.enter_async_context(
+            node.serving_enquiry_log(new_log=self.new_log)
+        )
         # The log's head goes to the journal every minute and at exit: outside the database,
         # so `enquiries verify --expect` can later prove that no newest rows were removed.
         checkpoints = Checkpoints(
-            enquiry_log=self.enquiry_log, signer=node.signer, node=s.node, clock=node.clock
+            enquiry_log=self.enquiry_log,
+            signer=node.signer,
+            node=s.node,
+            clock=node.clock,
+            kept=node.kept_log(),
         )
         # The last checkpoint is written once every row is: after both apps have stopped.
         self._resources.callback(checkpoints.write)
         self.scheduler.every(
             "checkpoint", CHECKPOINT_INTERVAL_S, checkpoints.run, at_once=True, skip_after=None
         )
+        if self.enquiry_log.file is not None:
+            self.scheduler.every("log-watch", LOG_WATCH_INTERVAL_S, self._watch_log, at_once=False)
         if s.policy_reload_interval > 0:
             # Policy and peers files are polled, so an edit takes effect without a signal.
             self.scheduler.every(
@@ -133,6 +148,12 @@ class Service:
             peers=sorted(node.live.trust.peers),
         )
 
+    async def _watch_log(self) -> None:
+        lost = self.enquiry_log.check_file()
+        if lost is not None and not self.node.live.halted:
+            self.node.live.halt("enquiry_log", lost)
+            self.notifier.status(f"not answering: {lost}")
+
     async def _watch_policy(self) -> None:
         self.node.live.reload_if_changed()
 
@@ -172,10 +193,11 @@ class Service:
         await self._resources.aclose()
 
 
-async def serve(node: Node, *, notifier: SystemdNotifier) -> None:
+async def serve(node: Node, *, notifier: SystemdNotifier, new_log: Admin | None = None) -> None:
     """Run until SIGTERM or SIGINT; SIGHUP reloads policies and peers."""
     node.load_live()
     service = Service(node, notifier=notifier)
+    service.new_log = new_log
     await service.start()
     # Everything built so far lives as long as the process: keep it out of the collector's
     # full passes, which otherwise stall every request in flight for tens of milliseconds.

@@ -54,6 +54,7 @@ async def test_both_apps_share_the_services_databases_and_scheduler(tmp_path: Pa
         jobs = {j.id: j for j in service.scheduler.jobs()}
         assert set(jobs) == {
             "checkpoint",
+            "log-watch",
             "policy-watch",
             "outbox",
             "digest:duty",
@@ -61,6 +62,7 @@ async def test_both_apps_share_the_services_databases_and_scheduler(tmp_path: Pa
             "peer-health",
         }
         assert jobs["checkpoint"].trigger == "interval[0:01:00]"
+        assert jobs["log-watch"].trigger == "interval[0:00:02]"
         assert jobs["policy-watch"].trigger == f"interval[0:00:0{s.policy_reload_interval:g}]"
         assert jobs["peer-health"].trigger.startswith("interval[")
         assert jobs["digest:duty"].trigger.startswith("cron[")
