@@ -24,7 +24,13 @@ def sync_sources(
     if unknown:
         raise SourceError(f"no source {', '.join(sorted(unknown))} in {settings.sources_file}")
     if not sources:
-        raise SourceError(f"no sources in {settings.path(settings.sources_file)}")
+        path = settings.path(settings.sources_file)
+        what = "names no source" if path.exists() else "does not exist"
+        raise SourceError(
+            f"no sources: {path} {what}. Write one `sources:` entry per table of the national "
+            'database (name, url, table, category, key, columns; docs/records.md, "A live link '
+            'to a national database"), then `ncb-connector config check`'
+        )
     with closing(RecordStore.open(settings.records_url)) as store:
         for source in sources:
             if not names or source.name in names:
