@@ -139,6 +139,7 @@ def _csv_rows(
             missing=sorted(missing),
         )
     while True:
+        first = reader.line_num + 1
         try:
             row = next(reader)
         except StopIteration:
@@ -146,10 +147,37 @@ def _csv_rows(
         except (csv.Error, UnicodeDecodeError) as exc:
             yield reader.line_num, RowError(f"unreadable CSV: {exc}")
             continue
+        last = reader.line_num
+        if last > first and _unclosed_quote(row, columns=len(header)):
+            yield (
+                first,
+                RowError(
+                    f"a quote opened on line {first} is not closed on its line: lines "
+                    f"{first + 1}-{last} were read into one field and none of them is imported; "
+                    "close the quote and import the file again"
+                ),
+            )
+            for swallowed in range(first + 1, last + 1):
+                yield swallowed, RowError(f"read into the unclosed quote of line {first}")
+            continue
         if None in row:
             yield reader.line_num, RowError("more fields than the header names")
             continue
         yield reader.line_num, {k: v for k, v in row.items() if v is not None}
+
+
+def _unclosed_quote(row: dict[str | Any, Any], *, columns: int) -> bool:
+    """A row that spans lines because a quote was never closed, not because a quoted value
+    holds a line break: a line inside one of its values reads as a whole row of its own (as
+    many commas as the header has), or the value runs to the end of the file."""
+    for value in row.values():
+        if not isinstance(value, str) or "\n" not in value:
+            continue
+        if value.endswith("\n"):
+            return True
+        if any(line.count(",") >= columns - 1 for line in value.split("\n")[1:]):
+            return True
+    return False
 
 
 def import_stream(

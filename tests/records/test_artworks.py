@@ -539,3 +539,33 @@ def test_criteria_errors_name_the_field(
 )
 def test_query_text_is_words_never_index_syntax(collection: RecordStore, text: str) -> None:
     search(collection, text=text)  # no full-text syntax error, whatever it finds
+
+
+def test_an_unclosed_csv_quote_is_named_never_merged(store: RecordStore) -> None:
+    """A quote opened and never closed on its line swallows the lines after it: the
+    opening line and every line it swallowed are reported; none of them goes in merged."""
+    head = "id,title,artist,object_type,stolen_on\n"
+    closed_later = (
+        head + "AT-1,Der Kuss,Gustav Klimt,painting,\n"
+        'AT-2,"Wally,Egon Schiele,painting,\n'  # the quote opens here ...
+        "AT-3,Häuser am Meer,Egon Schiele,painting,\n"
+        'AT-4,Die Jungfrau",Gustav Klimt,painting,\n'  # ... and closes here
+        "AT-5,Bildnis Wally,Egon Schiele,painting,\n"
+    ).encode()
+    report = import_stream(store, io.BytesIO(closed_later), category=ART, fmt="csv")
+    assert (report.inserted, report.rejected) == (2, 3)
+    assert [e.line for e in report.errors] == [3, 4, 5]
+    assert "a quote opened on line 3 is not closed" in report.errors[0].reason
+    assert "lines 4-5" in report.errors[0].reason
+    assert "unclosed quote of line 3" in report.errors[1].reason
+    assert store.get(ART, "AT-2") is None
+    to_the_end = (head + 'AT-6,"Wally,Egon Schiele,painting,\nAT-7,Kuss,Klimt,painting,\n').encode()
+    report = import_stream(store, io.BytesIO(to_the_end), category=ART, fmt="csv")
+    assert (report.inserted, report.rejected) == (0, 2)
+    assert report.errors[0].line == 2
+    # A quoted value may hold a line break: a description over two lines is one row.
+    multi = (
+        head.replace("stolen_on", "description") + 'AT-8,Kuss,Klimt,painting,"Oil.\nGold leaf."\n'
+    ).encode()
+    report = import_stream(store, io.BytesIO(multi), category=ART, fmt="csv")
+    assert (report.inserted, report.rejected) == (1, 0)
