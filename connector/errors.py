@@ -229,6 +229,22 @@ class InvalidRequest(ConnectorError):
     title = "The request does not match the schema"
 
 
+class TooManyAttempts(ConnectorError):
+    """An address that failed to authenticate too often: refused until its window moves on."""
+
+    status = 429
+    code = "too_many_attempts"
+    title = "Too many failed attempts"
+
+
+class MisdirectedRequest(ConnectorError):
+    """A `Host` the local listener does not answer to (a browser's DNS rebinding)."""
+
+    status = 421
+    code = "misdirected_request"
+    title = "This listener does not answer for that host"
+
+
 class EnquiryLogError(ConnectorError):
     code = "enquiry_log"
     title = "Enquiry log failure"

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,7 +12,7 @@ import structlog
 
 from connector.crypto.jws import Signer
 from connector.enquiries.entry import Entry, new_enquiry_id, utc_iso
-from connector.enquiries.log import EnquiryLog
+from connector.enquiries.log import Companion, EnquiryLog
 from connector.errors import InvalidCriteria, Replay
 from connector.inbound.ratelimit import RateLimiter
 from connector.notify.notice import (
@@ -60,6 +61,19 @@ class _Decided:
     decision: InboundDecision
     result: CheckResult
     hit_ids: tuple[str, ...] = ()  # matched record ids, known even when not revealed
+    # A denied check a record watch may concern: searched once the answer has left.
+    watch_criteria: Any | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Owed:
+    """An answered enquiry whose notices wait for the watch searches of its denied checks."""
+
+    query: Query
+    entry: Entry
+    decided: list[_Decided]
+    policy: Policy
+    now: float
 
 
 class Answerer:
@@ -80,6 +94,7 @@ class Answerer:
         digest_only: frozenset[str] = frozenset(),
         hit_threshold: Callable[[Category], float] = _DEFAULT_MATCHING.threshold,
         ref_checks: RefChecks = "disclosed",
+        watch_delay: float = 0.05,
     ) -> None:
         self.node = node
         self.signer = signer
@@ -92,6 +107,12 @@ class Answerer:
         self.digest_only = digest_only  # channels told only by their periodic digest
         self.hit_threshold = hit_threshold  # for ranked checks (persons by name)
         self.ref_checks = ref_checks
+        # Denied checks' watch searches, run this long after the first answer owing one, in
+        # one batch whose notices share one commit.
+        self.watch_delay = watch_delay
+        self._owed: list[_Owed] = []
+        self._owed_handle: asyncio.TimerHandle | None = None
+        self._settling: set[asyncio.Task[None]] = set()
 
     async def answer(self, token: bytes) -> Answered:
         now = self.clock()
@@ -145,10 +166,17 @@ class Answerer:
             error=None,
             query_token=token.decode("ascii"),
         )
-        notices = self._notices(query, entry, decided, policy, now)
-        # The row (and its notices) is committed before the answer leaves: no answer without
-        # its evidence, no enquiry without its notice.
-        await self.log.append(entry, notice_rows(notices) if notices else ())
+        if any(d.watch_criteria is not None for d in decided):
+            # A denied answer must not take longer when a record matches: the row is
+            # committed and the answer sent without searching; the watch searches and the
+            # enquiry's notices follow (docs/architecture.md, "Record watches").
+            await self.log.append(entry)
+            self._owe(_Owed(query=query, entry=entry, decided=decided, policy=policy, now=now))
+        else:
+            notices = self._notices(query, entry, decided, policy, now)
+            # The row (and its notices) is committed before the answer leaves: no answer
+            # without its evidence, no enquiry without its notice.
+            await self.log.append(entry, notice_rows(notices) if notices else ())
         log.info(
             "enquiry_answered",
             enquiry=enquiry_id,
@@ -159,6 +187,53 @@ class Answerer:
             hits=len(entry.hit_refs),
         )
         return Answered(token=answer, enquiry=entry, query=query)
+
+    def _owe(self, owed: _Owed) -> None:
+        self._owed.append(owed)
+        if self._owed_handle is None:
+            self._owed_handle = asyncio.get_running_loop().call_later(
+                self.watch_delay, self._settle_owed
+            )
+
+    def _settle_owed(self) -> None:
+        self._owed_handle = None
+        batch, self._owed = self._owed, []
+        if batch:
+            task = asyncio.get_running_loop().create_task(self._watch_notices(batch))
+            self._settling.add(task)
+            task.add_done_callback(self._settling.discard)
+
+    async def _watch_notices(self, batch: list[_Owed]) -> None:
+        """Each owed enquiry's denied checks searched, its notices made, all committed in one
+        transaction. A failure is logged: the enquiries are in the log, their notices not."""
+        try:
+            rows: list[Companion] = []
+            for owed in batch:
+                decided = [
+                    d
+                    if d.watch_criteria is None
+                    else replace(
+                        d,
+                        hit_ids=tuple(
+                            m.record.id for m in await self._search(d.check, d.watch_criteria)
+                        ),
+                    )
+                    for d in owed.decided
+                ]
+                notices = self._notices(owed.query, owed.entry, decided, owed.policy, owed.now)
+                rows.extend(notice_rows(notices))
+            if rows:
+                self.log.commit_companions(rows)
+        except Exception:
+            log.exception("watch_notices_failed", enquiries=[o.entry.id for o in batch])
+
+    async def drain(self) -> None:
+        """The watch searches still owed, done now (a stopping node, before the log closes)."""
+        if self._owed_handle is not None:
+            self._owed_handle.cancel()
+            self._settle_owed()
+        while self._settling:
+            await asyncio.gather(*self._settling)
 
     def _notices(
         self, query: Query, entry: Entry, decided: list[_Decided], policy: Policy, now: float
@@ -235,7 +310,7 @@ class Answerer:
                 check=check,
                 decision=decision,
                 result=result,
-                hit_ids=await self._watched_hits(check, criteria, policy),
+                watch_criteria=self._watch_criteria(check, criteria, policy),
             )
         if criteria is None:
             # Nothing is revealed, so the level says none and no rate budget is spent.
@@ -267,7 +342,7 @@ class Answerer:
                     check=check,
                     decision=decision,
                     result=result,
-                    hit_ids=await self._watched_hits(check, criteria, policy),
+                    watch_criteria=self._watch_criteria(check, criteria, policy),
                 )
         found = await self._search(check, criteria)
         hidden = fields_of(check.category) - decision.fields
@@ -297,17 +372,16 @@ class Answerer:
         ref = make_ref(self.node, check.category, record_id)
         return ref in await self.log.disclosed(peer, [ref])
 
-    async def _watched_hits(
-        self, check: Check, criteria: Any | None, policy: Policy
-    ) -> tuple[str, ...]:
-        """For a denied check, search anyway when a watch names a record of its category:
-        the NCB asked to hear of any enquiry touching that record. Nothing is revealed."""
+    @staticmethod
+    def _watch_criteria(check: Check, criteria: Any | None, policy: Policy) -> Any | None:
+        """For a denied check, the criteria to search by anyway when a watch names a record
+        of its category: the NCB asked to hear of any enquiry touching that record. Nothing
+        is revealed, and the search runs after the answer has left."""
         if criteria is None:
-            return ()
+            return None
         if not any(w.record_category == check.category for w in policy.watches):
-            return ()
-        found = await self._search(check, criteria)
-        return tuple(m.record.id for m in found)
+            return None
+        return criteria
 
     async def _search(self, check: Check, criteria: Any) -> list[Match]:
         """The store's matches; for a ranked check only those at or above the category's

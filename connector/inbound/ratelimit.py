@@ -104,6 +104,15 @@ class RateLimiter:
         window.total += 1
         return True, 0.0
 
+    def retry_after(self, key: tuple[str, str], rate: Rate) -> float:
+        """Seconds until `key` may be admitted again (0.0: now), admitting nothing."""
+        window = self._windows.get(key)
+        if window is None or window.count != rate.count or window.per_seconds != rate.per_seconds:
+            return 0.0
+        now = self._clock()
+        window.expire(now)
+        return window.retry_after(now) if window.total >= window.count else 0.0
+
     def _maybe_sweep(self, now: float) -> None:
         if now - self._last_sweep < self._sweep_every:
             return

@@ -62,6 +62,10 @@ logging:
 outgoing:
   timeout: 5
   query_lifetime: 60
+# federation:
+#   local_hosts: []                # names it answers besides IP addresses and localhost
+#   auth_failures: 10              # failed agency tokens per address in the window, then 429
+#   auth_failure_window_s: 60
 """
 
 

@@ -20,8 +20,9 @@ from connector.peers.discovery import Announcement, Discovered, discovery_ctx
 from connector.peers.health import HealthMonitor
 from connector.peers.trust import TrustStore
 from connector.records.store import RecordStore
+from connector.server.gate import GATE, AgencyGate
 from connector.server.local_api import make_local_app
-from connector.server.local_checks import LOCAL_CHECKS, LocalChecks, add_routes
+from connector.server.local_checks import LOCAL_CHECKS, MAX_BODY, LocalChecks, add_routes
 from connector.server.rejectlog import RejectionLog
 
 FANOUT = web.AppKey("fanout", FanOut)
@@ -45,7 +46,19 @@ def build_local_app(
     commit for both directions) and scheduler; `peer_port`: where the peer listener
     listens, which discovery announces."""
     s = node.settings
-    app = make_local_app(node.live, RejectionLog(clock=time.monotonic))
+    gate = AgencyGate(
+        AgencyDirectory(s.state_path(s.federation.agencies_file)),
+        failures=s.federation.auth_failures,
+        window_s=s.federation.auth_failure_window_s,
+        clock=time.monotonic,
+    )
+    app = make_local_app(
+        node.live,
+        RejectionLog(clock=time.monotonic),
+        gate,
+        hosts=s.federation.local_hosts,
+        max_body=MAX_BODY,
+    )
     app[NODE] = node
     app[RECORDS] = records
     app[ENQUIRY_LOG] = enquiry_log
@@ -94,7 +107,7 @@ async def local_checks_ctx(app: web.Application) -> AsyncIterator[None]:
     s = app[NODE].settings
     app[LOCAL_CHECKS] = LocalChecks(
         node=s.node,
-        agencies=AgencyDirectory(s.state_path(s.federation.agencies_file)),
+        agencies=app[GATE],
         policy=app[NODE].live.current_policy,
         trust=app[TRUST],
         store=app[RECORDS],

@@ -48,7 +48,7 @@ def build_peer_app(
     app[RECORDS] = records
     app[ENQUIRY_LOG] = enquiry_log
     app[SCHEDULER] = scheduler
-    app.cleanup_ctx.extend([answerer_ctx, notifications_ctx, sources_ctx])
+    app.cleanup_ctx.extend([answerer_ctx, notifications_ctx, sources_ctx, watch_notices_ctx])
     return app
 
 
@@ -81,6 +81,13 @@ async def answerer_ctx(app: web.Application) -> AsyncIterator[None]:
         clock=node.clock,
     )
     yield
+
+
+async def watch_notices_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Last in, first out: the watch searches denied answers still owe are done, and their
+    notices committed, while the dispatcher that delivers them still runs."""
+    yield
+    await app[ANSWERER].drain()
 
 
 async def notifications_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Protocol
 
 from aiohttp import web
 
 from connector.peers.trust import TrustStore
 from connector.policy import Policy
+from connector.server.gate import GATE, AgencyGate, host_middleware
+from connector.server.headers import quiet
 from connector.server.problems import flush_rejections, problem_middleware
 from connector.server.rejectlog import RejectionLog
 
@@ -38,21 +40,39 @@ async def livez(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
+    """The status for anyone (a probe needs no more); the policy's digest, the peers and
+    the problems (paths, parser messages) only for a caller with a valid agency token."""
     ready = request.app[READINESS]
-    body = {
-        "status": "degraded" if ready.problems else ("draining" if ready.draining else "ready"),
-        "policy_digest": ready.policy.digest,
-        "peers": len(ready.trust.peers),
-        "problems": dict(ready.problems),
-    }
+    status = "degraded" if ready.problems else ("draining" if ready.draining else "ready")
+    body: dict[str, object] = {"status": status}
+    if "Authorization" in request.headers:
+        request.app[GATE].authenticate(request)
+        body |= {
+            "policy_digest": ready.policy.digest,
+            "peers": len(ready.trust.peers),
+            "problems": dict(ready.problems),
+        }
     # Degraded still answers with the last good policy: ready for traffic, but say why.
     return web.json_response(body, status=503 if ready.draining else 200)
 
 
-def make_local_app(readiness: Readiness, rejections: RejectionLog) -> web.Application:
-    app = web.Application(middlewares=[problem_middleware(rejections)])
+def make_local_app(
+    readiness: Readiness,
+    rejections: RejectionLog,
+    gate: AgencyGate,
+    *,
+    hosts: Iterable[str] = (),
+    max_body: int,
+) -> web.Application:
+    """`hosts`: names besides IP addresses and localhost that the listener answers to;
+    `max_body`: the largest request body read, however it is sent (chunked too)."""
+    app = web.Application(
+        middlewares=[problem_middleware(rejections), host_middleware(hosts)],
+        client_max_size=max_body,
+    )
     app.on_cleanup.append(flush_rejections(rejections))
     app[READINESS] = readiness
+    app[GATE] = gate
     app.router.add_get("/livez", livez)
     app.router.add_get("/readyz", readyz)
-    return app
+    return quiet(app)

@@ -24,8 +24,8 @@ from pydantic import (
     model_validator,
 )
 
-from connector.errors import InvalidRequest, field_problems
-from connector.outbound.agencies import Agency, AgencyDirectory
+from connector.errors import InvalidRequest, PayloadTooLarge, field_problems
+from connector.outbound.agencies import Agency
 from connector.outbound.fanout import CheckOutcome, FanOut, PeerOutcome
 from connector.outbound.national import NationalResult
 from connector.outbound.prepare import Prepared, prepare
@@ -35,6 +35,7 @@ from connector.peers.trust import TrustStore
 from connector.policy import Policy
 from connector.protocol import Check, CriterionValue, NodeId, ShortText
 from connector.records.store import RecordStore
+from connector.server.gate import AgencyGate
 from connector.vocabulary import Category, Purpose
 
 log = structlog.get_logger(__name__)
@@ -103,7 +104,7 @@ class LocalChecks:
     exists, at the app's start)."""
 
     node: str
-    agencies: AgencyDirectory
+    agencies: AgencyGate
     policy: Callable[[], Policy]
     trust: Callable[[], TrustStore]
     store: RecordStore
@@ -125,9 +126,11 @@ class Accepted:
 async def _prepare(request: web.Request) -> Accepted:
     deps = request.app[LOCAL_CHECKS]
     started = time.monotonic()
-    agency = deps.agencies.authenticate(request.headers.get("Authorization"))
+    agency = deps.agencies.authenticate(request)
     if request.content_length is not None and request.content_length > MAX_BODY:
-        raise InvalidRequest(f"the request body is at most {MAX_BODY} bytes")
+        raise PayloadTooLarge(f"the request body is at most {MAX_BODY} bytes")
+    # A chunked body has no length to check first: the app's client_max_size (MAX_BODY)
+    # stops reading it at the limit, and the problem middleware makes that a 413 too.
     raw = await request.read()
     try:
         body = ChecksIn.model_validate_json(raw)

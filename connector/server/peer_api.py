@@ -10,6 +10,7 @@ from connector.crypto.jws import Signer
 from connector.errors import PayloadTooLarge, UnsupportedMediaType
 from connector.inbound.answering import Answerer
 from connector.protocol import JOSE_MEDIA_TYPE, MAX_TOKEN_BYTES, sign_identity
+from connector.server.headers import quiet
 from connector.server.inflight import InFlight
 from connector.server.problems import flush_rejections, problem_middleware
 from connector.server.rejectlog import RejectionLog
@@ -77,4 +78,4 @@ def make_peer_app(inflight: InFlight, rejections: RejectionLog) -> web.Applicati
     app.on_cleanup.append(flush_rejections(rejections))
     app.router.add_post("/v1/query", handle_query)
     app.router.add_get("/v1/identity", handle_identity)
-    return app
+    return quiet(app)

@@ -143,6 +143,13 @@ class Federation(_Model):
     # 60 s) while probes keep failing.
     breaker_threshold: Annotated[int, Field(ge=1, le=1000)] = 3
     breaker_cooldown_s: Annotated[float, Field(gt=0, le=3600)] = 5.0
+    # The local listener answers a Host that is an IP address, `localhost`, or one of these
+    # names; any other name is a browser led there by DNS rebinding.
+    local_hosts: tuple[Annotated[str, Field(min_length=1, max_length=253)], ...] = ()
+    # An address whose agency tokens fail this often within the window is refused (429)
+    # until the window moves on, valid token or not.
+    auth_failures: Annotated[int, Field(ge=1, le=100_000)] = 10
+    auth_failure_window_s: Annotated[int, Field(ge=1, le=86_400)] = 60
 
 
 class Discovery(_Model):

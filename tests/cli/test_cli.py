@@ -328,7 +328,7 @@ def test_two_nodes_end_to_end(
     )
     cli("records", "import", str(data), "--category", "travel_documents", config=de_config)
     de_proc.send_signal(signal.SIGHUP)  # peers.yaml changed: reload now
-    wait_for(lambda: readyz(de_local)["peers"] == 1)
+    wait_for(lambda: readyz(de_local, de_config)["peers"] == 1)
 
     asked = cli(
         "query",
@@ -383,18 +383,18 @@ def test_reload_keeps_the_old_policy_when_the_new_one_is_broken(
     running_de: tuple[Path, int, int, subprocess.Popen[str]],
 ) -> None:
     config, _, local, proc = running_de
-    good = readyz(local)
+    good = readyz(local, config)
     assert good["status"] == "ready"
     (config.parent / "policies" / "10-test.yaml").write_text(POLICY + "  - agency: [oops\n")
     proc.send_signal(signal.SIGHUP)
     wait_for(lambda: readyz(local)["status"] == "degraded")
-    state = readyz(local)
+    state = readyz(local, config)
     assert state["policy_digest"] == good["policy_digest"]
     assert "policy" in state["problems"]  # type: ignore[operator]
     (config.parent / "policies" / "10-test.yaml").write_text(POLICY.replace("FR]", "FR, IT]"))
     # No signal this time: the periodic check picks the fixed file up.
     wait_for(lambda: readyz(local)["status"] == "ready")
-    assert readyz(local)["policy_digest"] != good["policy_digest"]
+    assert readyz(local, config)["policy_digest"] != good["policy_digest"]
 
 
 def test_sigterm_stops_cleanly_and_tells_systemd(
@@ -498,7 +498,7 @@ def test_sigterm_drains_a_request_in_flight(
         config=config,
     )
     proc.send_signal(signal.SIGHUP)
-    wait_for(lambda: readyz(local)["peers"] == 1)
+    wait_for(lambda: readyz(local, config)["peers"] == 1)
     query = make_query(
         iss="FR",
         aud="DE",

@@ -169,7 +169,7 @@ class FirstHour:
         self.fr = start(
             self.etc / "connector.yaml", self.ports[1], self.tmp / "fr.log", self.work, self.env
         )
-        state = readyz(self.ports[1])
+        state = readyz(self.ports[1], self.etc / "connector.yaml")
         assert state["status"] == "ready", state
         assert state["peers"] == 1
         assert state["policy_digest"] == self.seen["policy digest"]
@@ -191,7 +191,7 @@ class FirstHour:
             config=self.de.config,
         )
         self.de.proc.send_signal(signal.SIGHUP)
-        wait_for(lambda: readyz(self.de.local)["peers"] == 1)
+        wait_for(lambda: readyz(self.de.local, self.de.config)["peers"] == 1)
 
 
 def ok(proc: subprocess.CompletedProcess[str], status: int = 0) -> str:

@@ -151,3 +151,17 @@ def test_never_more_than_count_in_any_window(count: int, unit: str, steps: list[
     # liveness: once a whole window (and one bucket) has passed, the budget is back
     clock.advance(rate.per_seconds * (1 + 2 / BUCKETS_PER_WINDOW))
     assert all(limiter.try_acquire(KEY, rate)[0] for _ in range(count))
+
+
+def test_retry_after_looks_without_admitting() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(clock)
+    assert limiter.retry_after(KEY, PER_MINUTE_3) == 0.0  # an unknown key
+    for _ in range(3):
+        assert limiter.retry_after(KEY, PER_MINUTE_3) == 0.0
+        assert limiter.try_acquire(KEY, PER_MINUTE_3)[0]
+    wait = limiter.retry_after(KEY, PER_MINUTE_3)
+    assert wait == limiter.try_acquire(KEY, PER_MINUTE_3)[1] > 0
+    clock.advance(wait)
+    assert limiter.retry_after(KEY, PER_MINUTE_3) == 0.0
+    assert limiter.try_acquire(KEY, PER_MINUTE_3)[0]

@@ -67,8 +67,24 @@ outbound:
 """
 
 
-def readyz(port: int) -> dict[str, object]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as resp:
+_PROBE_TOKENS: dict[Path, str] = {}
+
+
+def probe_token(config: Path) -> str:
+    """A token of an agency `probe` on the node of `config`, added once per node."""
+    if config not in _PROBE_TOKENS:
+        added = cli("agencies", "add", "probe", "--kind", "ncb", config=config)
+        _PROBE_TOKENS[config] = added.stdout.strip()
+    return _PROBE_TOKENS[config]
+
+
+def readyz(port: int, config: Path | None = None) -> dict[str, object]:
+    """/readyz: the status alone, or with `config` (the node's) every detail, which only a
+    caller with an agency's token is shown."""
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/readyz")
+    if config is not None:
+        request.add_header("Authorization", f"Bearer {probe_token(config)}")
+    with urllib.request.urlopen(request, timeout=5) as resp:
         return json.loads(resp.read())  # type: ignore[no-any-return]
 
 
