@@ -156,9 +156,10 @@ def test_a_node_that_logged_refuses_a_missing_log_until_an_admin_says_new_log(de
     de.stop()
 
 
-def _not_ready(port: int) -> dict[str, object] | None:
+def _not_ready(port: int, config: Path | None = None) -> dict[str, object] | None:
+    """The 503 body of /readyz, None while ready; with `config`, the details a token shows."""
     try:
-        readyz(port)
+        readyz(port, config)
     except urllib.error.HTTPError as exc:
         if exc.code != 503:
             raise
@@ -185,7 +186,7 @@ def test_a_running_node_stops_answering_when_its_log_file_goes(de: DE, how: str)
     assert (problem["code"], problem["status"]) == ("enquiry_log_lost", 503)
     assert "enquiries.db" not in problem["detail"]  # the file is the admin's business
     wait_for(lambda: _not_ready(de.local) is not None)
-    state = _not_ready(de.local)
+    state = _not_ready(de.local, de.config)
     assert state is not None
     assert f"was {how}" in str(state["problems"]["enquiry_log"])  # type: ignore[index]
     stderr = de.stop()
