@@ -104,9 +104,12 @@ def _settings(config_path: Path, *, service: bool = False) -> Settings:
     """Settings, with logging as configured for the service, or warnings only for a
     command an admin types (its outcome is printed; info events would only be noise)."""
     settings = load_settings(config_path)
-    configure_logging(
-        fmt=settings.logging.format, level=settings.logging.level if service else "warning"
-    )
+    if service:
+        configure_logging(fmt=settings.logging.format, level=settings.logging.level)
+    else:
+        # A person at a terminal reads console lines even where the service logs JSON for
+        # the journal; a script piping the output still gets JSON ("auto").
+        configure_logging(fmt="auto", level="warning")
     return settings
 
 

@@ -845,3 +845,43 @@ def test_query_and_search_exit_4_when_a_peer_could_not_be_asked(tmp_path: Path) 
     searched = cli("search", *criteria, config=config, check=False)
     assert searched.returncode == 4, searched.stdout + searched.stderr
     assert "unreachable" in searched.stdout
+
+
+def test_a_terminal_gets_console_lines_where_the_service_logs_json(tmp_path: Path) -> None:
+    """An admin at a terminal never reads a raw JSON log line, even with `format: json`,
+    which is for the service's journal."""
+    import pty
+
+    from connector.crypto.jws import Signer, SigningKey
+
+    config, _, _ = init(tmp_path, "FR")
+    config.write_text(config.read_text().replace("format: auto", "format: json"))
+    (config.parent / "policies" / "10-test.yaml").write_text(POLICY)
+    key = json.dumps(Signer(SigningKey.generate()).public.jwk())
+    down = f"http://127.0.0.1:{free_port()}"  # an insecure peer: the client warns of it
+    cli("peers", "add", "DE", "--url", down, "--insecure", "--key", key, config=config)
+    leader, follower = pty.openpty()
+    proc = subprocess.run(
+        [*CLI, "query", "--peer", "DE", "--category", "travel_documents", "--number", "X1"],
+        env={**os.environ, "NCB_CONNECTOR_CONFIG": str(config)},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=follower,
+        timeout=60,
+        check=False,
+    )
+    os.close(follower)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the terminal is closed once everything was read
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(leader)
+    text = seen.decode(errors="replace")
+    assert proc.returncode == 4
+    assert "peer_insecure" in text
+    assert '"event"' not in text
