@@ -21,6 +21,20 @@ def utc_time(ts: float) -> str:
     return utc_iso(ts)[:19].replace("T", " ")
 
 
+def shown(value: object) -> str:
+    """A record's value as a person reads it: lists joined, yes/no, nested values flattened;
+    never Python's repr (`['RU']`, `True`)."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if value is None:
+        return "-"
+    if isinstance(value, list | tuple):
+        return "/".join(shown(v) for v in value) or "-"
+    if isinstance(value, dict):
+        return "; ".join(f"{k} {shown(v)}" for k, v in value.items()) or "-"
+    return str(value)
+
+
 def folded(table: Table) -> Table:
     """Long values wrap within their cells, never cut short with an ellipsis: an id, a ref
     or a fingerprint is copied or compared whole."""
@@ -120,7 +134,7 @@ def answer_table(exchange: Exchange) -> Table:
             # Everything a peer wrote is shown as text, never read as markup.
             table.add_row(escape(r.check), status, r.level.value, "-", escape(note))
         for h in r.hits:
-            record = ", ".join(f"{k}={v}" for k, v in h.record.items()) or "(hit only)"
+            record = ", ".join(f"{k}={shown(v)}" for k, v in h.record.items()) or "(hit only)"
             table.add_row(escape(r.check), status, r.level.value, escape(h.ref), escape(record))
     return table
 

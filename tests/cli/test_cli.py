@@ -885,3 +885,16 @@ def test_a_terminal_gets_console_lines_where_the_service_logs_json(tmp_path: Pat
     assert proc.returncode == 4
     assert "peer_insecure" in text
     assert '"event"' not in text
+
+
+def test_record_values_are_shown_for_people() -> None:
+    from connector.cli.render import shown
+
+    assert shown(["RU"]) == "RU"
+    assert shown(["RU", "UA"]) == "RU/UA"
+    assert shown(True) == "yes"
+    assert shown(False) == "no"
+    assert shown(None) == "-"
+    assert shown({"number": "X1", "country": "DE"}) == "number X1; country DE"
+    assert shown([{"number": "X1"}]) == "number X1"
+    assert shown(1980) == "1980"
