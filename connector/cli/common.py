@@ -164,6 +164,11 @@ def asker_options(fn: F) -> F:
     return fn
 
 
+json_option = click.option(
+    "--json", "as_json", is_flag=True, help="Machine-readable output (docs/operations.md §8)."
+)
+
+
 def asking_exit(*, hit: bool, complete: bool) -> int:
     """A hit wins (found is found, wherever the rest stood); else whether everyone answered."""
     if hit:

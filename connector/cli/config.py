@@ -6,15 +6,16 @@ from pathlib import Path
 
 import click
 
-from connector.cli.common import config_option, handles_errors, out
+from connector.cli.common import _json, config_option, handles_errors, json_option, out
 from connector.logs import configure_logging
 from connector.settings.config import load_settings
 
 
 @click.command("check")
 @config_option
+@json_option
 @handles_errors
-def config_check(config_path: Path) -> None:
+def config_check(config_path: Path, as_json: bool) -> None:
     """Validate connector.yaml, the key files, peers.yaml, sources.yaml and the policy
     directory."""
     from connector.node.check import check_config
@@ -22,6 +23,17 @@ def config_check(config_path: Path) -> None:
     settings = load_settings(config_path)
     configure_logging(fmt="auto", level="critical")  # the outcome is printed, not logged
     checked = check_config(settings)
+    if as_json:
+        _json(
+            {
+                "ok": True,
+                "node": checked.node,
+                "peers": checked.peers,
+                "sources": checked.sources,
+                "policy_digest": checked.policy_digest,
+            }
+        )
+        return
     out.print(
         f"ok: node {checked.node}, {checked.peers} peer(s), "
         f"{checked.sources} source(s), policy {checked.policy_digest}"

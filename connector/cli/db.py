@@ -3,24 +3,33 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from connector.cli.common import _settings, config_option, handles_errors
+from connector.cli.common import _json, _settings, config_option, handles_errors, json_option
+
+if TYPE_CHECKING:
+    from connector.records.upkeep import KeysOutdated, SchemaState
 
 
 @click.command("status")
 @config_option
+@json_option
 @handles_errors
-def db_status(config_path: Path) -> None:
+def db_status(config_path: Path, as_json: bool) -> None:
     """Each database's schema revision beside the one this version needs; exits 1 when one
     is not at it (a node would refuse to start)."""
     from connector.records.upkeep import KeysOutdated, database_status
     from connector.storage.urls import redacted
 
     behind = False
+    found_json: list[dict[str, object]] = []
     for item in database_status(_settings(config_path)):
         behind = behind or item.behind
+        if as_json:
+            found_json.append(_status_json(item))
+            continue
         if isinstance(item, KeysOutdated):
             click.echo(
                 f"{item.category.value}: search keys made by another version: run "
@@ -41,8 +50,28 @@ def db_status(config_path: Path) -> None:
             f"{item.database.name:12} {redacted(item.database.url)}\n{'':12} at "
             f"{found.current or '-'}, this version needs {found.head}: {state}"
         )
+    if as_json:
+        _json({"ok": not behind, "databases": found_json})
     if behind:
         raise SystemExit(1)
+
+
+def _status_json(item: SchemaState | KeysOutdated) -> dict[str, object]:
+    from connector.records.upkeep import KeysOutdated
+    from connector.storage.urls import redacted
+
+    if isinstance(item, KeysOutdated):
+        return {"keys_outdated": item.category.value}
+    found = item.found
+    return {
+        "database": item.database.name,
+        "url": redacted(item.database.url),
+        "revision": found.current,
+        "needs": found.head,
+        "up_to_date": found.up_to_date,
+        "new": found.empty,
+        "known": found.known,
+    }
 
 
 @click.command("upgrade")

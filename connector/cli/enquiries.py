@@ -11,7 +11,15 @@ from typing import get_args
 
 import click
 
-from connector.cli.common import _fail, _json, config_option, err, handles_errors, out
+from connector.cli.common import (
+    _fail,
+    _json,
+    config_option,
+    err,
+    handles_errors,
+    json_option,
+    out,
+)
 from connector.cli.render import enquiries_table, entry_dict
 from connector.enquiries.entry import Direction
 from connector.settings.config import load_settings
@@ -96,13 +104,29 @@ def enquiries_show(enquiry_id: str, config_path: Path) -> None:
     "newer rows were cut off before it.",
 )
 @config_option
+@json_option
 @handles_errors
-def enquiries_verify(expect: str | None, config_path: Path) -> None:
+def enquiries_verify(expect: str | None, config_path: Path, as_json: bool) -> None:
     """Check the hash chain; exit 1 and name the first broken row."""
     from connector.enquiries.audit import audit_log
 
     audit = audit_log(load_settings(config_path), expect=expect, now=time.time())
     report = audit.report
+    if as_json:
+        _json(
+            {
+                "ok": audit.token is not None,
+                "rows": report.rows,
+                "head": report.head if audit.token is not None else None,
+                "broken_seq": report.broken_seq,
+                "problem": report.problem,
+                "checkpoint_held": None if audit.checkpoint is None else audit.checkpoint[0],
+                "checkpoint": audit.token,
+            }
+        )
+        if audit.token is None:
+            raise SystemExit(1)
+        return
     if audit.token is None:
         err.print(
             f"[bold red]BROKEN[/] at row {report.broken_seq}: {report.problem} "

@@ -9,7 +9,16 @@ from typing import TYPE_CHECKING
 import click
 from rich.table import Table
 
-from connector.cli.common import _fail, _json, config_option, enum_values, err, handles_errors, out
+from connector.cli.common import (
+    _fail,
+    _json,
+    config_option,
+    enum_values,
+    err,
+    handles_errors,
+    json_option,
+    out,
+)
 from connector.settings.config import load_settings
 from connector.vocabulary import AgencyKind, Category, Purpose, is_node_id, node_id_problem
 
@@ -21,8 +30,9 @@ if TYPE_CHECKING:
 @click.argument("directory", required=False, type=click.Path(path_type=Path))
 @click.option("--strict", is_flag=True, help="Exit 2 when there are warnings.")
 @config_option
+@json_option
 @handles_errors
-def policy_check(directory: Path | None, strict: bool, config_path: Path) -> None:
+def policy_check(directory: Path | None, strict: bool, config_path: Path, as_json: bool) -> None:
     """Validate a policy directory: every error with file, line and rule name (with the
     config, also that every notification channel it names is defined)."""
     from connector.node.check import check_node_policy
@@ -34,6 +44,24 @@ def policy_check(directory: Path | None, strict: bool, config_path: Path) -> Non
         channels = set(settings.notifications.channels)
     checked = check_node_policy(directory, channels)
     report = checked.report
+    if as_json:
+        _json(
+            {
+                "ok": not checked.errors,
+                "directory": str(directory),
+                "errors": [d.as_dict() for d in report.errors],
+                "warnings": [d.as_dict() for d in report.warnings],
+                "unknown_channels": list(checked.unknown_channels),
+                "inbound_rules": len(report.policy.inbound) if report.policy else None,
+                "outbound_rules": len(report.policy.outbound) if report.policy else None,
+                "digest": report.policy.digest if report.policy and not checked.errors else None,
+            }
+        )
+        if checked.errors:
+            raise SystemExit(1)
+        if strict and report.warnings:
+            raise SystemExit(2)
+        return
     for d in report.errors:
         err.print(str(d), soft_wrap=True, markup=False)
     for d in report.warnings:

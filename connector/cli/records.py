@@ -18,6 +18,7 @@ from connector.cli.common import (
     config_option,
     err,
     handles_errors,
+    json_option,
     out,
 )
 from connector.records.importer import Format
@@ -57,6 +58,7 @@ _FTM_STATUSES = list(dict.fromkeys((*get_args(DocumentStatus), *get_args(Vehicle
 )
 @click.option("--yes", is_flag=True, help="With --replace: allow removing more than half.")
 @config_option
+@json_option
 @handles_errors
 def records_import(
     file: Path,
@@ -67,6 +69,7 @@ def records_import(
     replace: bool,
     yes: bool,
     config_path: Path,
+    as_json: bool,
 ) -> None:
     """Upsert records from NDJSON, CSV or FollowTheMoney entities; bad lines are reported,
     good lines imported."""
@@ -87,6 +90,23 @@ def records_import(
             progress=advance,
         )
     elapsed = time.perf_counter() - started
+    if as_json:
+        _json(
+            {
+                "file": str(file),
+                "inserted": report.inserted,
+                "updated": report.updated,
+                "unchanged": report.unchanged,
+                "removed": report.removed,
+                "rejected": report.rejected,
+                "rejected_lines": [{"line": r.line, "reason": r.reason} for r in report.errors],
+                "replace_skipped": report.replace_skipped,
+                "seconds": round(elapsed, 3),
+            }
+        )
+        if report.rejected:
+            raise SystemExit(1)
+        return
     for r in report.errors:
         err.print(f"{file}:{r.line}: {r.reason}", soft_wrap=True, markup=False)
     if report.rejected > len(report.errors):
@@ -179,13 +199,18 @@ def records_remove(ref: str, config_path: Path) -> None:
 
 @click.command("stats")
 @config_option
+@json_option
 @handles_errors
-def records_stats(config_path: Path) -> None:
+def records_stats(config_path: Path, as_json: bool) -> None:
     """Records held per category."""
     settings = load_settings(config_path)
     with closing(RecordStore.open(settings.records_url)) as store:
-        for category in Category:
-            out.print(f"{category.value:<20} {store.count(category):>10}")
+        counts = {category.value: store.count(category) for category in Category}
+    if as_json:
+        _json({"categories": counts})
+        return
+    for category, count in counts.items():
+        out.print(f"{category:<20} {count:>10}")
 
 
 @click.command("reindex")

@@ -11,6 +11,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from support.processes import CLI, POLICY, cli, free_port, init, readyz, wait_for, wait_ready
@@ -898,3 +899,40 @@ def test_record_values_are_shown_for_people() -> None:
     assert shown({"number": "X1", "country": "DE"}) == "number X1; country DE"
     assert shown([{"number": "X1"}]) == "number X1"
     assert shown(1980) == "1980"
+
+
+def test_json_of_every_command_a_script_reads(tmp_path: Path) -> None:
+    """The --json shapes docs/operations.md §8 documents, from real commands."""
+    config, _, _ = init(tmp_path, "FR")
+
+    def run(*args: str, status: int = 0) -> Any:
+        done = cli(*args, "--json", config=config, check=False)
+        assert done.returncode == status, done.stderr
+        return json.loads(done.stdout)
+
+    assert run("config", "check").keys() == {"ok", "node", "peers", "sources", "policy_digest"}
+    checked = run("policy", "check")
+    assert checked["ok"] is True
+    assert checked["digest"].startswith("sha256:")
+    status = run("db", "status")
+    assert [d["database"] for d in status["databases"]] == ["records", "enquiry log"]
+    data = tmp_path / "docs.csv"
+    data.write_text("number,country,status\nC01X00T47,DE,stolen\nC01X00T48,XX,stolen\n")
+    imported = run("records", "import", str(data), "--category", "travel_documents", status=1)
+    assert (imported["inserted"], imported["rejected"]) == (1, 1)
+    assert imported["rejected_lines"][0]["line"] == 3
+    assert imported["rejected_lines"][0]["reason"].startswith("country:")
+    assert run("records", "stats")["categories"]["travel_documents"] == 1
+    verified = run("enquiries", "verify")
+    assert (verified["ok"], verified["rows"], verified["broken_seq"]) == (True, 0, None)
+    assert verified["checkpoint"].count(".") == 2
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "10.yaml").write_text(
+        "inbound:\n  - name: typo\n    from: [FR]\n    categories: [travel_document]\n"
+        "    answer: full\n"
+    )
+    refused = run("policy", "check", str(bad), status=1)
+    assert refused["ok"] is False
+    assert refused["errors"][0]["rule"] == "typo"
+    assert refused["errors"][0]["line"] > 0
