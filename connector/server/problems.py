@@ -9,7 +9,13 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from connector.errors import PROBLEM_BASE, ConnectorError, PayloadTooLarge, Unauthorized
+from connector.errors import (
+    PROBLEM_BASE,
+    ConnectorError,
+    PayloadTooLarge,
+    ProtocolError,
+    Unauthorized,
+)
 from connector.server.rejectlog import RejectionLog
 
 log = structlog.get_logger(__name__)
@@ -82,6 +88,11 @@ def problem_middleware(rejections: RejectionLog) -> Middleware:
                 detail=exc.reason,
             )
             return _http_problem(exc, request.path)
+        except ConnectionError as exc:
+            # The client went away while its body was read or its answer written: nobody
+            # to answer, nothing to trace, and as many of them as anyone cares to close.
+            rejections.disconnected(remote=request.remote, path=request.path, error=exc)
+            return problem_response(ProtocolError("the connection was closed"), request.path)
         except Exception:
             log.exception("request_failed", path=request.path)
             return problem_response(ConnectorError("an internal error occurred"), request.path)

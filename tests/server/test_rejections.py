@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from typing import Any
@@ -48,18 +49,24 @@ def sign(signer: Signer, payload: dict[str, Any] | bytes, typ: str = TYP_QUERY) 
     return signer.sign_compact(body, typ=typ)
 
 
+@functools.cache
+def pinned(fp: str) -> aiohttp.Fingerprint:
+    """One Fingerprint per certificate: the session pools connections by it, and a new one
+    per request would open a new connection each time (a node caps those per address)."""
+    return aiohttp.Fingerprint(fingerprint_bytes(fp))
+
+
 async def post(
     session: aiohttp.ClientSession,
     node: DemoNode,
     body: bytes,
     content_type: str = "application/jose",
 ) -> tuple[int, str, bytes]:
-    fp = node.node.tls_fingerprint
     async with session.post(
         f"https://127.0.0.1:{node.service.peer_port}/v1/query",
         data=body,
         headers={"Content-Type": content_type},
-        ssl=aiohttp.Fingerprint(fingerprint_bytes(fp)),
+        ssl=pinned(node.node.tls_fingerprint),
     ) as resp:
         return resp.status, resp.content_type, await resp.read()
 
