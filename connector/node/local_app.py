@@ -22,6 +22,7 @@ from connector.peers.trust import TrustStore
 from connector.records.store import RecordStore
 from connector.server.local_api import make_local_app
 from connector.server.local_checks import LOCAL_CHECKS, LocalChecks, add_routes
+from connector.server.problems import REJECTIONS
 from connector.server.rejectlog import RejectionLog
 
 FANOUT = web.AppKey("fanout", FanOut)
@@ -45,7 +46,9 @@ def build_local_app(
     commit for both directions) and scheduler; `peer_port`: where the peer listener
     listens, which discovery announces."""
     s = node.settings
-    app = make_local_app(node.live, RejectionLog(clock=time.monotonic))
+    rejections = RejectionLog(clock=time.monotonic)
+    app = make_local_app(node.live, rejections)
+    app[REJECTIONS] = rejections  # for what the listener refuses before the app
     app[NODE] = node
     app[RECORDS] = records
     app[ENQUIRY_LOG] = enquiry_log

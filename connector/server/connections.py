@@ -36,9 +36,12 @@ from typing import Any
 
 import structlog
 from aiohttp import web
-from aiohttp.web_protocol import RequestHandler
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestHandler, _ErrInfo
 
-from connector.server.rejectlog import RateLimitedLog
+from connector.errors import ConnectorError
+from connector.server.problems import REJECTIONS, parser_error, problem_response
+from connector.server.rejectlog import RateLimitedLog, RejectionLog
 from connector.settings.config import Listener, Timeouts
 
 log = structlog.get_logger(__name__)
@@ -237,6 +240,9 @@ class ConnectionGuard:
         self.name = name
         self.limits = limits
         self.events = ConnectionEvents(name)
+        # What the HTTP parser refuses is a request_rejected like the app's refusals, under
+        # the app's budget when it has one (GuardedSite.start).
+        self.rejections = RejectionLog(clock=time.monotonic)
         self.loop = asyncio.get_running_loop()
         self.open = 0
         self._by_address: dict[str, int] = {}
@@ -381,7 +387,14 @@ class GuardedRequestHandler(RequestHandler):
         super().data_received(data)
         if self._request_count != before:
             self._parsed += self._request_count - before
-            self._body = self._messages[-1][1] if self._messages else None
+            stuck = self._body
+            if self._messages:
+                message, self._body = self._messages[-1]
+                if isinstance(message, _ErrInfo) and stuck is not None and not stuck.is_eof():
+                    # The parser gave up in the middle of this body (its chunks, its
+                    # length). aiohttp's C parser leaves the body waiting for more, and its
+                    # handler with it: the handler is told, and answers the refusal.
+                    stuck.set_exception(web.RequestPayloadError(message.message))
         self._settle()
 
     async def finish_response(
@@ -413,9 +426,38 @@ class GuardedRequestHandler(RequestHandler):
             phase = IDLE
         slot.enter(phase)
 
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        """What aiohttp refuses before a handler runs (its parser: a bad request line, a
+        smuggling attempt, an unknown Content-Encoding) or fails at outside every
+        middleware: a problem document like any other refusal, and a `request_rejected`
+        line (or `http_error` for a failure of ours), never plain text or a traceback."""
+        if request.writer.output_size > 0:
+            raise ConnectionError("the response has begun: no problem document can follow")
+        remote = self._slot.remote if self._slot is not None else None
+        error: ConnectorError
+        if status >= 500:
+            self.log_exception("Error handling request", exc_info=exc)
+            error = ConnectorError("an internal error occurred")
+        else:
+            error = parser_error(exc, message)
+            self._guard.rejections.rejected(
+                remote=remote, path="-", status=error.status, code=error.code, detail=error.detail
+            )
+        response = problem_response(error, None)
+        response.force_close()
+        return response
+
     def log_exception(self, *args: Any, **kw: Any) -> None:
         """aiohttp's own errors, one line each under a budget, never a traceback."""
         exc = kw.get("exc_info")
+        if isinstance(exc, web.RequestPayloadError | HttpProcessingError):
+            return  # a body aiohttp still read after its refusal was answered and logged
         message = str(args[0]) if args else "error"
         with contextlib.suppress(TypeError, ValueError):
             message = message % args[1:]
@@ -484,6 +526,9 @@ class GuardedSite(web.BaseSite):
     async def start(self) -> None:
         await super().start()
         loop = asyncio.get_running_loop()
+        assert isinstance(self._runner, web.AppRunner)
+        if REJECTIONS in self._runner.app:
+            self.guard.rejections = self._runner.app[REJECTIONS]
         self.guard.start()
         factory = self._acceptor if self._ssl_context else self._plain
         self._server = await loop.create_server(
