@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import resource
 import socket
 import ssl
@@ -270,7 +271,7 @@ class ConnectionGuard:
         """A slot for a connection just accepted, or None: then it is closed already."""
         assert isinstance(transport, asyncio.Transport)  # a TCP connection's
         peer = transport.get_extra_info("peername")
-        remote = str(peer[0]) if isinstance(peer, tuple) and peer else "-"
+        remote = address_key(str(peer[0])) if isinstance(peer, tuple) and peer else "-"
         reason = None
         if not self._accepting:
             reason = "stopping"
@@ -332,6 +333,20 @@ class ConnectionGuard:
         else:
             self._timer = None
             self.events.flush()
+
+
+def address_key(address: str) -> str:
+    """What one remote address is, for its cap: an IPv4 address, or the /64 an IPv6 one
+    belongs to (one site's hosts get a /64 each, and any of its 2^64 addresses at will)."""
+    if ":" not in address:
+        return address
+    try:
+        ip = ipaddress.IPv6Address(address.split("%", 1)[0])
+    except ValueError:
+        return address
+    if ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    return str(ipaddress.IPv6Network((ip, 64), strict=False))
 
 
 def _reset(transport: asyncio.Transport) -> None:

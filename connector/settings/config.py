@@ -29,9 +29,9 @@ class _Model(BaseModel):
 class Listener(_Model):
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)]
-    # Connections open at once, in all and from one remote address; one beyond is closed as
-    # soon as it is accepted. Unset: 2048 and 64 on the peer listener, 512 and 512 on the
-    # local one (connector/server/connections.py says why).
+    # Connections open at once, in all and from one remote address (IPv6: its /64); one
+    # beyond is closed as soon as it is accepted. Unset: 2048 and 64 on the peer listener,
+    # 512 and 512 on the local one (connector/server/connections.py says why).
     max_connections: Annotated[int, Field(ge=1, le=65_536)] | None = None
     max_connections_per_address: Annotated[int, Field(ge=1, le=65_536)] | None = None
 

@@ -21,7 +21,7 @@ import yaml
 from connector.demo import DemoNode, network
 from connector.logs import configure_logging
 from connector.server import connections
-from connector.server.connections import listener_limits
+from connector.server.connections import address_key, listener_limits
 from connector.server.liblog import route_library_errors
 from connector.server.rejectlog import RateLimitedLog
 from connector.settings.config import Listener, Timeouts
@@ -262,6 +262,14 @@ async def test_300_clients_gone_mid_body_leave_no_tracebacks(tmp_path: Path) -> 
     assert len(events(logs, "client_disconnected")) == 5
     summary = events(logs, "client_disconnected_suppressed")
     assert sum(e["disconnected"] for e in summary) == 295
+
+
+def test_an_ipv6_address_counts_as_its_64() -> None:
+    assert address_key("192.0.2.7") == "192.0.2.7"
+    assert address_key("2001:db8:1:2:aaaa::1") == "2001:db8:1:2::/64"
+    assert address_key("2001:db8:1:2:bbbb::9") == "2001:db8:1:2::/64"
+    assert address_key("::ffff:192.0.2.7") == "192.0.2.7"
+    assert address_key("fe80::1%eth0") == "fe80::/64"
 
 
 # --- the file limit ------------------------------------------------------------------------
