@@ -6,7 +6,6 @@ import re
 from collections.abc import Awaitable, Callable
 
 import orjson
-import structlog
 from aiohttp import web
 from aiohttp.http_exceptions import ContentEncodingError, HttpProcessingError
 from aiohttp.typedefs import Handler, Middleware
@@ -21,8 +20,6 @@ from connector.errors import (
     UnsupportedContentEncoding,
 )
 from connector.server.rejectlog import RejectionLog
-
-log = structlog.get_logger(__name__)
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 
@@ -132,7 +129,7 @@ def problem_middleware(rejections: RejectionLog) -> Middleware:
             rejections.disconnected(remote=request.remote, path=request.path, error=exc)
             return problem_response(ProtocolError("the connection was closed"), request.path)
         except Exception:
-            log.exception("request_failed", path=request.path)
+            rejections.failed(remote=request.remote, path=request.path)
             return problem_response(ConnectorError("an internal error occurred"), request.path)
 
     return middleware

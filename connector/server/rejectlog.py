@@ -4,6 +4,7 @@ then one line that counts the rest."""
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -161,7 +162,8 @@ class RejectionLog:
     listener could fill the disk with them: `per_window` lines per remote address per
     `window_s`, `total` for all addresses together, and the rest counted by code in
     `request_rejected_suppressed`. A client that goes away while its request is read or
-    answered is `client_disconnected`, under the same kind of budget."""
+    answered is `client_disconnected`, and an error of ours while handling a request
+    `request_failed` (with its traceback), each under the same kind of budget."""
 
     def __init__(
         self,
@@ -192,6 +194,17 @@ class RejectionLog:
             level="info",
         )
 
+        self._failed = RateLimitedLog(
+            "request_failed",
+            clock=clock,
+            per_key=5,
+            total=50,
+            window_s=window_s,
+            max_keys=max_remotes,
+            count_field="failed",
+            level="error",
+        )
+
     def rejected(
         self, *, remote: str | None, path: str, status: int, code: str, detail: str
     ) -> None:
@@ -200,7 +213,14 @@ class RejectionLog:
     def disconnected(self, *, remote: str | None, path: str, error: BaseException) -> None:
         self._disconnected(remote, "client_disconnected", path=path, error=str(error) or None)
 
+    def failed(self, *, remote: str | None, path: str) -> None:
+        """Inside an `except` block: the exception being handled is the one logged."""
+        exc = sys.exc_info()[1]
+        code = type(exc).__name__ if exc is not None else "error"
+        self._failed(remote, code, path=path, exc_info=True)
+
     def flush(self) -> None:
         """Summaries of every window still open (at shutdown)."""
         self._rejected.flush()
         self._disconnected.flush()
+        self._failed.flush()

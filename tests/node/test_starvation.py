@@ -164,7 +164,7 @@ async def test_a_peer_is_answered_through_3000_idle_and_slow_connections(tmp_pat
     print(
         f"\nlegit peer: {len(during)} queries under attack, p50 {_p(during, 0.5) * 1000:.1f} ms,"
         f" p99 {p99 * 1000:.1f} ms (before: p99 {p99_before * 1000:.1f} ms);"
-        f" attacker: {stats}; node log {log_path.stat().st_size} bytes"
+        f" attacker: {stats}; node log {log_path.stat().st_size} bytes in all"
     )
     assert failed == [], failed[:5]
     assert len(during) > 100
@@ -174,7 +174,10 @@ async def test_a_peer_is_answered_through_3000_idle_and_slow_connections(tmp_pat
     assert stats["refused"] > 2000, stats
     text = log_path.read_text()
     assert node.returncode == 0, text[-2000:]
-    assert log_path.stat().st_size < 200_000
+    # What the attack made the node log, beside the legitimate peer's answered enquiries:
+    # a few lines per kind and address a minute, and their counts.
+    noise = [line for line in text.splitlines() if '"enquiry_answered"' not in line]
+    assert sum(len(line) + 1 for line in noise) < 64_000, len(noise)
     assert "Traceback" not in text
     assert "Too many open files" not in text
     events = [json.loads(line)["event"] for line in text.splitlines() if line.startswith("{")]

@@ -23,7 +23,7 @@ from connector.logs import configure_logging
 from connector.server import connections
 from connector.server.connections import address_key, listener_limits
 from connector.server.liblog import route_library_errors
-from connector.server.rejectlog import RateLimitedLog
+from connector.server.rejectlog import RateLimitedLog, RejectionLog
 from connector.settings.config import Listener, Timeouts
 
 IDENTITY = b"GET /v1/identity HTTP/1.1\r\nHost: node\r\n\r\n"
@@ -321,6 +321,23 @@ def test_many_addresses_share_one_budget_too() -> None:
     assert summary["suppressed"] == 990
     assert summary["keys"] == 250
     assert len(summary["top"]) == 5
+
+
+def test_errors_of_ours_keep_their_traceback_but_not_a_thousand_of_them() -> None:
+    rejections = RejectionLog(clock=lambda: 0.0)
+    with structlog.testing.capture_logs() as logs:
+        for _ in range(1000):
+            try:
+                raise ValueError("a bug")
+            except ValueError:
+                rejections.failed(remote="192.0.2.1", path="/v1/query")
+        rejections.flush()
+    failed = events(logs, "request_failed")
+    assert len(failed) == 5
+    assert failed[0]["exc_info"] is True
+    assert failed[0]["code"] == "ValueError"
+    (summary,) = events(logs, "request_failed_suppressed")
+    assert summary["failed"] == 995
 
 
 async def test_a_window_is_summarised_when_it_ends_without_another_event() -> None:
