@@ -86,14 +86,15 @@ class ConnectionLimits:
     keepalive_s: float
     backlog: int
 
-    def timeout(self, phase: str) -> float | None:
+    def timeouts(self) -> dict[str, float]:
+        """Each phase's timeout; handling has none."""
         return {
             HANDSHAKE: self.tls_handshake_s,
             HEAD: self.header_s,
             BODY: self.body_s,
             SENDING: self.body_s,
             IDLE: self.keepalive_s,
-        }.get(phase)
+        }
 
 
 def listener_limits(
@@ -212,7 +213,7 @@ class Slot:
         if waiting is not None:
             del waiting[self]
         self.phase = phase
-        timeout = guard.limits.timeout(phase)
+        timeout = guard._timeouts.get(phase)
         if timeout is not None:
             guard._phases[phase][self] = guard.loop.time() + timeout
 
@@ -247,8 +248,9 @@ class ConnectionGuard:
         self.loop = asyncio.get_running_loop()
         self.open = 0
         self._by_address: dict[str, int] = {}
+        self._timeouts = limits.timeouts()
         self._phases: dict[str, OrderedDict[Slot, float]] = {
-            phase: OrderedDict() for phase in (HANDSHAKE, HEAD, BODY, SENDING, IDLE)
+            phase: OrderedDict() for phase in self._timeouts
         }
         self._timer: asyncio.TimerHandle | None = None
         self._accepting = False
