@@ -146,6 +146,20 @@ def write_records(path: Path, count: int) -> None:
 def set_up(root: Path, opts: Options, report: Report) -> Bed:
     peer_port, local_port = _procs.free_port(), _procs.free_port()
     layout = init_node(root / "node", node=NODE, peer_port=peer_port, local_port=local_port)
+    # The load generator stands in for many peers from one address: lift the node's cap on
+    # connections per address (64) above its connections.
+    cap = max(2048, 2 * opts.concurrency)
+    config = layout.config.read_text(encoding="utf-8")
+    port_line = f"    port: {peer_port}\n"
+    assert port_line in config
+    layout.config.write_text(
+        config.replace(
+            port_line,
+            port_line + f"    max_connections: {cap}\n    max_connections_per_address: {cap}\n",
+            1,
+        ),
+        encoding="utf-8",
+    )
     (layout.policies / "10-bench.yaml").write_text(POLICY, encoding="utf-8")
     data = root / "records.ndjson"
     write_records(data, opts.records)

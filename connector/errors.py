@@ -161,6 +161,21 @@ class NotFound(ProtocolError):
     title = "Not found"
 
 
+class MalformedRequest(ProtocolError):
+    """Refused by the HTTP parser before any handler ran: a bad request line or header,
+    ambiguous framing (Content-Length with Transfer-Encoding: request smuggling), a head
+    too large, a body whose chunks or length do not add up."""
+
+    code = "malformed_request"
+    title = "Malformed HTTP request"
+
+
+class UnsupportedContentEncoding(ProtocolError):
+    status = 415
+    code = "unsupported_content_encoding"
+    title = "Unsupported content encoding"
+
+
 class Unavailable(ConnectorError):
     status = 503
     code = "unavailable"

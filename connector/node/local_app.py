@@ -23,6 +23,7 @@ from connector.records.store import RecordStore
 from connector.server.gate import GATE, AgencyGate
 from connector.server.local_api import make_local_app
 from connector.server.local_checks import LOCAL_CHECKS, MAX_BODY, LocalChecks, add_routes
+from connector.server.problems import REJECTIONS
 from connector.server.rejectlog import RejectionLog
 
 FANOUT = web.AppKey("fanout", FanOut)
@@ -52,13 +53,11 @@ def build_local_app(
         window_s=s.federation.auth_failure_window_s,
         clock=time.monotonic,
     )
+    rejections = RejectionLog(clock=time.monotonic)
     app = make_local_app(
-        node.live,
-        RejectionLog(clock=time.monotonic),
-        gate,
-        hosts=s.federation.local_hosts,
-        max_body=MAX_BODY,
+        node.live, rejections, gate, hosts=s.federation.local_hosts, max_body=MAX_BODY
     )
+    app[REJECTIONS] = rejections  # for what the listener refuses before the app
     app[NODE] = node
     app[RECORDS] = records
     app[ENQUIRY_LOG] = enquiry_log

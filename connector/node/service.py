@@ -20,7 +20,9 @@ from connector.node.peer_app import build_peer_app
 from connector.node.scheduler import Scheduler
 from connector.node.sdnotify import SystemdNotifier
 from connector.records.store import RecordStore
+from connector.server.connections import GuardedSite, listener_limits
 from connector.server.inflight import InFlight
+from connector.server.liblog import route_library_errors
 from connector.server.peer_api import IDENTITY
 
 log = structlog.get_logger(__name__)
@@ -105,6 +107,9 @@ class Service:
                 skip_after=None,
             )
         self.scheduler.start()
+        peer_limits, local_limits = listener_limits(
+            s.listen.peer, s.listen.local, s.listen.timeouts
+        )
         self.peer_app = build_peer_app(
             node,
             self.inflight,
@@ -117,12 +122,13 @@ class Service:
         )
         await peer_runner.setup()
         self._runners.append(peer_runner)
-        await web.TCPSite(
+        await GuardedSite(
             peer_runner,
             s.listen.peer.host,
             s.listen.peer.port,
+            name="peer",
+            limits=peer_limits,
             ssl_context=node.ssl_context(),
-            backlog=1024,
         ).start()
         self.peer_port = int(peer_runner.addresses[0][1])
         self.local_app = build_local_app(
@@ -135,7 +141,13 @@ class Service:
         local_runner = web.AppRunner(self.local_app, shutdown_timeout=5.0, access_log=None)
         await local_runner.setup()
         self._runners.append(local_runner)
-        await web.TCPSite(local_runner, s.listen.local.host, s.listen.local.port).start()
+        await GuardedSite(
+            local_runner,
+            s.listen.local.host,
+            s.listen.local.port,
+            name="local",
+            limits=local_limits,
+        ).start()
         self.local_port = int(local_runner.addresses[0][1])
         if s.listen.peer.port == 0 and not s.public_url:
             self.peer_app[IDENTITY].url = f"https://{s.listen.peer.host}:{self.peer_port}"
@@ -210,6 +222,7 @@ async def serve(node: Node, *, notifier: SystemdNotifier, new_log: Admin | None 
     # and the garbage it leaves for later is bounded by the threshold.
     gc.set_threshold(20_000, *gc.get_threshold()[1:])
     loop = asyncio.get_running_loop()
+    unroute = route_library_errors(loop)
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
@@ -221,3 +234,4 @@ async def serve(node: Node, *, notifier: SystemdNotifier, new_log: Admin | None 
         notifier.stopping()
         log.info("node_stopping", node=node.settings.node)
         await service.stop()
+        unroute()

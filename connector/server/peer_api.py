@@ -12,7 +12,7 @@ from connector.inbound.answering import Answerer
 from connector.protocol import JOSE_MEDIA_TYPE, MAX_TOKEN_BYTES, sign_identity
 from connector.server.headers import quiet
 from connector.server.inflight import InFlight
-from connector.server.problems import flush_rejections, problem_middleware
+from connector.server.problems import REJECTIONS, flush_rejections, problem_middleware
 from connector.server.rejectlog import RejectionLog
 
 ANSWERER = web.AppKey("answerer", Answerer)
@@ -75,6 +75,7 @@ def make_peer_app(inflight: InFlight, rejections: RejectionLog) -> web.Applicati
         middlewares=[inflight.middleware, problem_middleware(rejections)],
         client_max_size=MAX_TOKEN_BYTES + 1,
     )
+    app[REJECTIONS] = rejections
     app.on_cleanup.append(flush_rejections(rejections))
     app.router.add_post("/v1/query", handle_query)
     app.router.add_get("/v1/identity", handle_identity)

@@ -2,22 +2,33 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 
 import orjson
-import structlog
 from aiohttp import web
+from aiohttp.http_exceptions import ContentEncodingError, HttpProcessingError
 from aiohttp.typedefs import Handler, Middleware
 
-from connector.errors import PROBLEM_BASE, ConnectorError, PayloadTooLarge, Unauthorized
+from connector.errors import (
+    PROBLEM_BASE,
+    ConnectorError,
+    MalformedRequest,
+    PayloadTooLarge,
+    ProtocolError,
+    Unauthorized,
+    UnsupportedContentEncoding,
+)
 from connector.server.rejectlog import RejectionLog
-
-log = structlog.get_logger(__name__)
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 
+REJECTIONS = web.AppKey("rejections", RejectionLog)
+"""An app's RejectionLog, for the listener to log what it refuses before the app sees a
+request (server/connections): one budget per address for both."""
 
-def problem_response(error: ConnectorError, instance: str) -> web.Response:
+
+def problem_response(error: ConnectorError, instance: str | None) -> web.Response:
     headers = {}
     retry_after = error.extra.get("retry_after")
     if isinstance(retry_after, int | float):
@@ -43,6 +54,24 @@ def _http_problem(exc: web.HTTPException, instance: str) -> web.Response:
         "instance": instance,
     }
     return web.Response(status=exc.status, body=orjson.dumps(doc), content_type=PROBLEM_MEDIA_TYPE)
+
+
+_STATUS_PREFIX = re.compile(r"^\d{3}, message:\s*")
+_ECHO = re.compile(r":?\s*b['\"].*$")
+
+
+def parser_error(exc: BaseException | None, message: str | None = None) -> ProtocolError:
+    """What aiohttp's HTTP parser refused (a request line, a header, the body's framing or
+    encoding), as one of our errors: its first line, without the bytes it quotes back."""
+    text = getattr(exc, "message", None) or message or (str(exc) if exc is not None else "")
+    line = _STATUS_PREFIX.sub("", str(text).strip()).split("\n", 1)[0]
+    line = _ECHO.sub("", line).strip().rstrip(":.").strip()[:160]
+    cause = exc.__cause__ if exc is not None else None
+    if isinstance(exc, ContentEncodingError) or isinstance(cause, ContentEncodingError):
+        return UnsupportedContentEncoding(
+            "the body's Content-Encoding is not supported: send it as is, or gzip or deflate"
+        )
+    return MalformedRequest(line or "not a valid HTTP/1.1 request")
 
 
 def problem_middleware(rejections: RejectionLog) -> Middleware:
@@ -82,8 +111,25 @@ def problem_middleware(rejections: RejectionLog) -> Middleware:
                 detail=exc.reason,
             )
             return _http_problem(exc, request.path)
+        except (web.RequestPayloadError, HttpProcessingError) as exc:
+            # A body that the parser refused once its handler was reading it (its chunks,
+            # its length, its encoding).
+            refused = parser_error(exc)
+            rejections.rejected(
+                remote=request.remote,
+                path=request.path,
+                status=refused.status,
+                code=refused.code,
+                detail=refused.detail,
+            )
+            return problem_response(refused, request.path)
+        except ConnectionError as exc:
+            # The client went away while its body was read or its answer written: nobody
+            # to answer, nothing to trace, and as many of them as anyone cares to close.
+            rejections.disconnected(remote=request.remote, path=request.path, error=exc)
+            return problem_response(ProtocolError("the connection was closed"), request.path)
         except Exception:
-            log.exception("request_failed", path=request.path)
+            rejections.failed(remote=request.remote, path=request.path)
             return problem_response(ConnectorError("an internal error occurred"), request.path)
 
     return middleware

@@ -30,11 +30,29 @@ class _Model(BaseModel):
 class Listener(_Model):
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)]
+    # Connections open at once, in all and from one remote address (IPv6: its /64); one
+    # beyond is closed as soon as it is accepted. Unset: 2048 and 64 on the peer listener,
+    # 512 and 512 on the local one (connector/server/connections.py says why).
+    max_connections: Annotated[int, Field(ge=1, le=65_536)] | None = None
+    max_connections_per_address: Annotated[int, Field(ge=1, le=65_536)] | None = None
+
+
+class Timeouts(_Model):
+    """How long a connection to either listener may take over each step before it is closed."""
+
+    tls_handshake_s: Annotated[float, Field(gt=0, le=300)] = 10.0
+    # A request's line and headers: from the connection's start, or the request's first byte.
+    header_s: Annotated[float, Field(gt=0, le=300)] = 10.0
+    # A request's body once its headers are in; and a response, to be taken by the client.
+    body_s: Annotated[float, Field(gt=0, le=300)] = 20.0
+    # An idle connection between two requests. Peers keep theirs for 60 s: stay above that.
+    keepalive_s: Annotated[float, Field(gt=0, le=3600)] = 75.0
 
 
 class Listeners(_Model):
     peer: Listener
     local: Listener
+    timeouts: Timeouts = Timeouts()
 
 
 class Tls(_Model):

@@ -18,6 +18,12 @@ import pytest
 from structlog.testing import capture_logs
 
 from connector.node.sdnotify import SystemdNotifier, clock_monotonic_usec
+from connector.server.connections import (
+    LOCAL_BACKLOG,
+    LOCAL_MAX_CONNECTIONS,
+    PEER_BACKLOG,
+    PEER_MAX_CONNECTIONS,
+)
 
 SYSTEMD_DIR = Path(__file__).resolve().parents[2] / "systemd"
 UNIT = SYSTEMD_DIR / "ncb-connector.service"
@@ -77,6 +83,10 @@ def test_unit_declares_the_contract() -> None:
     assert one("Environment") == "NCB_CONNECTOR_CONFIG=/etc/ncb-connector/connector.yaml"
     assert one("CapabilityBoundingSet") == ""
     assert one("UMask") == "0077"
+    # Above what the listeners' caps need with their defaults (connector/server/connections.py).
+    assert int(one("LimitNOFILE")) >= 2 * (
+        PEER_MAX_CONNECTIONS + PEER_BACKLOG + LOCAL_MAX_CONNECTIONS + LOCAL_BACKLOG
+    )
     assert one("ProtectSystem") == "strict"
     assert one("RestrictAddressFamilies").split() == ["AF_INET", "AF_INET6", "AF_UNIX"]
     assert s[("Service", "SystemCallFilter")] == ["@system-service", "~@privileged @resources"]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import ssl
 import time
 from collections.abc import Callable
 from typing import Any
@@ -48,18 +51,24 @@ def sign(signer: Signer, payload: dict[str, Any] | bytes, typ: str = TYP_QUERY) 
     return signer.sign_compact(body, typ=typ)
 
 
+@functools.cache
+def pinned(fp: str) -> aiohttp.Fingerprint:
+    """One Fingerprint per certificate: the session pools connections by it, and a new one
+    per request would open a new connection each time (a node caps those per address)."""
+    return aiohttp.Fingerprint(fingerprint_bytes(fp))
+
+
 async def post(
     session: aiohttp.ClientSession,
     node: DemoNode,
     body: bytes,
     content_type: str = "application/jose",
 ) -> tuple[int, str, bytes]:
-    fp = node.node.tls_fingerprint
     async with session.post(
         f"https://127.0.0.1:{node.service.peer_port}/v1/query",
         data=body,
         headers={"Content-Type": content_type},
-        ssl=aiohttp.Fingerprint(fingerprint_bytes(fp)),
+        ssl=pinned(node.node.tls_fingerprint),
     ) as resp:
         return resp.status, resp.content_type, await resp.read()
 
@@ -338,3 +347,105 @@ def test_each_remote_has_its_own_budget_and_windows_end() -> None:
         ("request_rejected_suppressed", "192.0.2.1"),
         ("request_rejected", "192.0.2.1"),
     ]
+
+
+# --- refused by the HTTP parser, before any handler ------------------------------------------
+
+_HEAD = b"POST /v1/query HTTP/1.1\r\nHost: node\r\nContent-Type: application/jose\r\n"
+PARSER_REFUSALS = {
+    "a bad request line": ([b"GARBAGE\r\n\r\n"], 400, "malformed_request"),
+    "a bad method": (
+        [b"G@T /v1/identity HTTP/1.1\r\nHost: node\r\n\r\n"],
+        400,
+        "malformed_request",
+    ),
+    "smuggling: Content-Length with Transfer-Encoding": (
+        [_HEAD + b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"],
+        400,
+        "malformed_request",
+    ),
+    "smuggling: two Content-Lengths": (
+        [_HEAD + b"Content-Length: 5\r\nContent-Length: 6\r\n\r\nhello"],
+        400,
+        "malformed_request",
+    ),
+    "Content-Encoding: br": (
+        [_HEAD + b"Content-Encoding: br\r\nContent-Length: 5\r\n\r\nhello"],
+        415,
+        "unsupported_content_encoding",
+    ),
+    "a header of 9,000 bytes": (
+        [b"GET /v1/identity HTTP/1.1\r\nHost: node\r\nX-A: " + b"a" * 9000 + b"\r\n\r\n"],
+        400,
+        "malformed_request",
+    ),
+    # The head is read and handled first; then the parser refuses the body.
+    "a bad chunk after the head": (
+        [_HEAD + b"Transfer-Encoding: chunked\r\n\r\n", b"zz\r\nhello\r\n0\r\n\r\n"],
+        400,
+        "malformed_request",
+    ),
+    "a gzip body that is not gzip": (
+        [_HEAD + b"Content-Encoding: gzip\r\nContent-Length: 10\r\n\r\n", b"notgzip!!!"],
+        415,
+        "unsupported_content_encoding",
+    ),
+}
+
+
+async def _raw(port: int, parts: list[bytes], *, tls: bool) -> tuple[int, str, dict[str, Any]]:
+    ctx = None
+    if tls:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    reader, writer = await asyncio.open_connection(
+        "127.0.0.1", port, ssl=ctx, server_hostname="node" if tls else None
+    )
+    try:
+        for i, part in enumerate(parts):
+            if i:
+                await asyncio.sleep(0.1)
+            writer.write(part)
+            await writer.drain()
+        async with asyncio.timeout(5):
+            head = await reader.readuntil(b"\r\n\r\n")
+            lines = head.decode("latin-1").split("\r\n")
+            headers = dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
+            body = await reader.readexactly(int(headers["Content-Length"]))
+    finally:
+        writer.close()
+    return int(lines[0].split()[1]), headers["Content-Type"], orjson.loads(body)
+
+
+@pytest.mark.parametrize("case", list(PARSER_REFUSALS))
+async def test_what_the_http_parser_refuses_is_a_problem_too(
+    case: str, pair: dict[str, DemoNode], caplog: pytest.LogCaptureFixture
+) -> None:
+    parts, status, code = PARSER_REFUSALS[case]
+    with structlog.testing.capture_logs() as logs:
+        got, ctype, doc = await _raw(pair["DE"].service.peer_port, parts, tls=True)
+        await asyncio.sleep(0.1)
+    assert (got, ctype) == (status, PROBLEM)
+    assert doc["status"] == status
+    assert doc["code"] == code
+    assert doc["type"].endswith(code)
+    assert "b'" not in doc["detail"]  # the offending bytes are not echoed back
+    rejected = [e for e in logs if e["event"] == "request_rejected"]
+    assert [(e["code"], e["status"], e["remote"]) for e in rejected] == [
+        (code, status, "127.0.0.1")
+    ]
+    assert [e for e in logs if e["log_level"] == "error"] == []
+    assert [r for r in caplog.records if r.name.startswith(("aiohttp", "asyncio"))] == []
+
+
+async def test_the_local_listener_refuses_garbage_with_a_problem(
+    pair: dict[str, DemoNode], caplog: pytest.LogCaptureFixture
+) -> None:
+    with structlog.testing.capture_logs() as logs:
+        status, ctype, doc = await _raw(
+            pair["DE"].service.local_port, [b"GARBAGE\r\n\r\n"], tls=False
+        )
+    assert (status, ctype, doc["code"]) == (400, PROBLEM, "malformed_request")
+    assert [e["code"] for e in logs if e["event"] == "request_rejected"] == ["malformed_request"]
+    assert [r for r in caplog.records if r.name.startswith("aiohttp")] == []
