@@ -17,9 +17,8 @@ from pathlib import Path
 import pytest
 from support.databases import DatabaseUrl, run_sql
 from support.entries import entry
-from support.processes import CLI, POLICY, cli, init, readyz, wait_for, wait_ready
+from support.processes import CLI, POLICY, cli, init, pin_fresh_peer, readyz, wait_for, wait_ready
 
-from connector.crypto.jws import Signer, SigningKey
 from connector.errors import EnquiryLogForgotten
 from connector.node.init import init_node
 from connector.node.node import Node
@@ -39,18 +38,7 @@ class DE:
     def __init__(self, tmp: Path) -> None:
         self.config, self.peer, self.local = init(tmp, "DE")
         (self.config.parent / "policies" / "10-test.yaml").write_text(POLICY)
-        self.fr = Signer(SigningKey.generate())
-        cli(
-            "peers",
-            "add",
-            "FR",
-            "--url",
-            "http://127.0.0.1:9",
-            "--insecure",
-            "--key",
-            json.dumps(self.fr.public.jwk()),
-            config=self.config,
-        )
+        self.fr = pin_fresh_peer(self.config)
         self.db = self.config.parent / "enquiries.db"
         self.state = self.config.parent / "enquiry-log-state.json"
         self.proc: subprocess.Popen[str] | None = None

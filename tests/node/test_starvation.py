@@ -16,9 +16,9 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from support.processes import CLI, POLICY, cli, init, wait_ready
+from support.processes import CLI, POLICY, init, pin_fresh_peer, wait_ready
 
-from connector.crypto.jws import Signer, SigningKey
+from connector.crypto.jws import Signer
 from connector.crypto.keyfiles import certificate_fingerprint
 from connector.peers.trust import fingerprint_bytes
 from connector.protocol import Check, make_query, sign_query
@@ -94,18 +94,7 @@ async def _legit_peer(
 async def test_a_peer_is_answered_through_3000_idle_and_slow_connections(tmp_path: Path) -> None:
     config, peer_port, local_port = init(tmp_path, "DE")
     (config.parent / "policies" / "10-test.yaml").write_text(POLICY)
-    fr = Signer(SigningKey.generate())
-    cli(
-        "peers",
-        "add",
-        "FR",
-        "--url",
-        "http://127.0.0.1:9",
-        "--insecure",
-        "--key",
-        json.dumps(fr.public.jwk()),
-        config=config,
-    )
+    fr = pin_fresh_peer(config)
     fp = aiohttp.Fingerprint(
         fingerprint_bytes(
             certificate_fingerprint((config.parent / "tls" / "cert.pem").read_bytes())

@@ -277,9 +277,8 @@ async def test_notices_pending_at_sigkill_are_delivered_after_restart(tmp_path: 
     import subprocess
 
     import aiohttp
-    from support.processes import CLI, cli, free_port, init, readyz
+    from support.processes import CLI, cli, free_port, init, pin_fresh_peer, readyz
 
-    from connector.crypto.jws import Signer, SigningKey
     from connector.crypto.keyfiles import certificate_fingerprint
     from connector.peers.trust import fingerprint_bytes
     from connector.protocol import make_query, sign_query
@@ -291,18 +290,7 @@ async def test_notices_pending_at_sigkill_are_delivered_after_restart(tmp_path: 
         "  retry_max_s: 0.2\n  poll_interval_s: 0.1\n  channels:\n" + webhook(hook_port)
     )
     (config.parent / "policies" / "10-test.yaml").write_text(POLICY.format(notify="always"))
-    fr = Signer(SigningKey.generate())
-    cli(
-        "peers",
-        "add",
-        "FR",
-        "--url",
-        "http://127.0.0.1:9",
-        "--insecure",
-        "--key",
-        json.dumps(fr.public.jwk()),
-        config=config,
-    )
+    fr = pin_fresh_peer(config)
     fp = aiohttp.Fingerprint(
         fingerprint_bytes(
             certificate_fingerprint((config.parent / "tls" / "cert.pem").read_bytes())

@@ -12,6 +12,8 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+from connector.crypto.jws import Signer, SigningKey
+
 CLI = [sys.executable, "-m", "connector"]
 
 
@@ -52,6 +54,24 @@ def init(tmp: Path, node: str) -> tuple[Path, int, int]:
     text = config.read_text().replace("policy_reload_interval: 5", "policy_reload_interval: 0.2")
     config.write_text(text)
     return config, peer, local
+
+
+def pin_fresh_peer(config: Path, peer: str = "FR", url: str = "http://127.0.0.1:9") -> Signer:
+    """A new key for `peer`, pinned (plain HTTP, as tests do) in the node's peers.yaml through
+    the CLI; the signer, to sign that peer's queries."""
+    signer = Signer(SigningKey.generate())
+    cli(
+        "peers",
+        "add",
+        peer,
+        "--url",
+        url,
+        "--insecure",
+        "--key",
+        json.dumps(signer.public.jwk()),
+        config=config,
+    )
+    return signer
 
 
 POLICY = """\
