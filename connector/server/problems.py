@@ -77,32 +77,27 @@ def parser_error(exc: BaseException | None, message: str | None = None) -> Proto
 def problem_middleware(rejections: RejectionLog) -> Middleware:
     """The middleware; rejections are logged through `rejections`, which bounds them."""
 
+    def refuse(request: web.Request, error: ConnectorError) -> web.Response:
+        rejections.rejected(
+            remote=request.remote,
+            path=request.path,
+            status=error.status,
+            code=error.code,
+            detail=error.detail,
+        )
+        return problem_response(error, request.path)
+
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
             return await handler(request)
         except ConnectorError as exc:
-            rejections.rejected(
-                remote=request.remote,
-                path=request.path,
-                status=exc.status,
-                code=exc.code,
-                detail=exc.detail,
-            )
-            return problem_response(exc, request.path)
+            return refuse(request, exc)
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
             if isinstance(exc, web.HTTPRequestEntityTooLarge):
-                error = PayloadTooLarge("the request body is too large")
-                rejections.rejected(
-                    remote=request.remote,
-                    path=request.path,
-                    status=error.status,
-                    code=error.code,
-                    detail=error.detail,
-                )
-                return problem_response(error, request.path)
+                return refuse(request, PayloadTooLarge("the request body is too large"))
             rejections.rejected(
                 remote=request.remote,
                 path=request.path,
@@ -114,15 +109,7 @@ def problem_middleware(rejections: RejectionLog) -> Middleware:
         except (web.RequestPayloadError, HttpProcessingError) as exc:
             # A body that the parser refused once its handler was reading it (its chunks,
             # its length, its encoding).
-            refused = parser_error(exc)
-            rejections.rejected(
-                remote=request.remote,
-                path=request.path,
-                status=refused.status,
-                code=refused.code,
-                detail=refused.detail,
-            )
-            return problem_response(refused, request.path)
+            return refuse(request, parser_error(exc))
         except ConnectionError as exc:
             # The client went away while its body was read or its answer written: nobody
             # to answer, nothing to trace, and as many of them as anyone cares to close.
