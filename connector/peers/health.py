@@ -87,20 +87,17 @@ async def check_peer(
         ) as resp:
             body = await resp.content.read(MAX_IDENTITY_BYTES)
             status = resp.status
-    except aiohttp.ServerFingerprintMismatch as exc:
+    except ConnectorError as exc:
+        return PeerHealth(peer=peer.id, url=peer.url, up=False, checked_at=now, error=exc.detail)
+    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        mismatch = isinstance(exc, aiohttp.ServerFingerprintMismatch)
         return PeerHealth(
             peer=peer.id,
             url=peer.url,
             up=False,
             checked_at=now,
-            tls_ok=False,
+            tls_ok=False if mismatch else None,
             error=transport_failure(exc),
-        )
-    except ConnectorError as exc:
-        return PeerHealth(peer=peer.id, url=peer.url, up=False, checked_at=now, error=exc.detail)
-    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-        return PeerHealth(
-            peer=peer.id, url=peer.url, up=False, checked_at=now, error=transport_failure(exc)
         )
     latency = round((monotonic() - started) * 1000, 1)
     if status != 200:
