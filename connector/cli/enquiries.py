@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 from contextlib import closing
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import get_args
@@ -108,6 +109,7 @@ def enquiries_show(enquiry_id: str, config_path: Path) -> None:
 @handles_errors
 def enquiries_verify(expect: str | None, config_path: Path, as_json: bool) -> None:
     """Check the hash chain; exit 1 and name the first broken row."""
+    import connector.notify.tables  # noqa: F401  (declares the outbox, whose rows the log seals)
     from connector.enquiries.audit import audit_log
 
     audit = audit_log(load_settings(config_path), expect=expect, now=time.time())
@@ -122,16 +124,18 @@ def enquiries_verify(expect: str | None, config_path: Path, as_json: bool) -> No
                 "problem": report.problem,
                 "checkpoint_held": None if audit.checkpoint is None else audit.checkpoint[0],
                 "checkpoint": audit.token,
+                "disclosed_refs": [asdict(f) for f in report.disclosures],
+                "sealed": [asdict(f) for f in report.sealed],
             }
         )
         if audit.token is None:
             raise SystemExit(1)
         return
     if audit.token is None:
-        err.print(
-            f"[bold red]BROKEN[/] at row {report.broken_seq}: {report.problem} "
-            f"({report.rows} row(s) read)"
-        )
+        where = "" if report.broken_seq is None else f" at row {report.broken_seq}"
+        err.print(f"[bold red]BROKEN[/]{where}: {report.problem} ({report.rows} row(s) read)")
+        for message in [f.message for f in report.disclosures] + [f.message for f in report.sealed]:
+            err.print(f"  {message}", markup=False)
         raise SystemExit(1)
     out.print(f"ok: {report.rows} row(s), chain head {report.head}")
     if audit.checkpoint is not None:

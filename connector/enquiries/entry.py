@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 import orjson
 
+from connector.enquiries.sealing import DisclosureFinding, SealFinding
 from connector.errors import EnquiryLogError
 
 GENESIS = "0" * 64
@@ -68,14 +69,26 @@ class VerifyReport:
     broken_seq: int | None = None
     problem: str | None = None
     head: str = GENESIS
+    # With an intact chain: what the rows it vouches for outside itself say otherwise.
+    disclosures: tuple[DisclosureFinding, ...] = ()
+    sealed: tuple[SealFinding, ...] = ()
 
 
 _ENTRY_FIELDS = tuple(f.name for f in fields(Entry))
 
 
-def row_values(seq: int, entry: Entry, prev_hash: str) -> dict[str, Any]:
+# Columns added after the first rows were written: hashed only when they hold something, so
+# every older row keeps its hash (an older row reads them back as NULL).
+_LATER_COLUMNS = ("sealed",)
+
+
+def row_values(seq: int, entry: Entry, prev_hash: str, sealed: str | None = None) -> dict[str, Any]:
+    """The row's columns. `sealed`: the JSON of the companion rows it commits to (table →
+    key → digest); left out, not NULL, when there are none, as in rows before it existed."""
     # Shallow on purpose: dataclasses.asdict deep-copies and costs more than the commit.
     values = {name: getattr(entry, name) for name in _ENTRY_FIELDS}
+    if sealed is not None:
+        values["sealed"] = sealed
     values["rules"] = orjson.dumps(list(entry.rules)).decode()
     values["checks"] = orjson.dumps(list(entry.checks)).decode()
     values["results"] = orjson.dumps(list(entry.results)).decode()
@@ -86,8 +99,16 @@ def row_values(seq: int, entry: Entry, prev_hash: str) -> dict[str, Any]:
 
 
 def row_hash(values: dict[str, Any]) -> str:
-    """SHA-256 over the canonical JSON of every column but `hash`, `prev_hash` included."""
-    body = {k: v for k, v in values.items() if k != "hash"} if "hash" in values else values
+    """SHA-256 over the canonical JSON of every column but `hash`, `prev_hash` included; a
+    later column (`sealed`) only when it is not NULL. A row being written has neither `hash`
+    nor a NULL later column yet: it is hashed as it is, with no copy."""
+    body = values
+    if "hash" in values:
+        body = {
+            k: v
+            for k, v in values.items()
+            if k != "hash" and not (v is None and k in _LATER_COLUMNS)
+        }
     return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, MutableSequence, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+import orjson
 import structlog
 from sqlalchemy import (
     Connection,
@@ -42,6 +44,15 @@ from connector.enquiries.schema import (
     enquiries,
     ensure_log_schema,
     make_log_engine,
+    metadata,
+)
+from connector.enquiries.sealing import (
+    SEALED,
+    Sealed,
+    Seals,
+    disclosure_findings,
+    seal_digest,
+    seal_findings,
 )
 from connector.errors import ConfigError, EnquiryLogError, EnquiryLogLost, Replay
 from connector.storage.urls import async_url, redacted, sqlite_file
@@ -83,6 +94,18 @@ _Item = tuple[Entry, Sequence[Companion]]
 
 # What a peer or an agency reads; why (removed, replaced) is for the admin's journal.
 _LOST = "the enquiry log is unavailable; this node answers again once restarted on its log"
+
+
+def _seals(companions: Sequence[Companion]) -> str | None:
+    """What an enquiry row commits to of its companions: each row of a table that declares
+    sealed columns (`Table.info`), by its key, with the digest of those columns."""
+    seals: Seals = {}
+    for c in companions:
+        columns = c.table.info.get(SEALED)
+        if columns:
+            (key,) = (c.values[col.name] for col in c.table.primary_key.columns)
+            seals.setdefault(str(c.table.name), {})[str(key)] = seal_digest(c.values, columns)
+    return orjson.dumps(seals, option=orjson.OPT_SORT_KEYS).decode() if seals else None
 
 
 def _insert_companions(conn: Connection, companions: Sequence[Companion]) -> None:
@@ -467,10 +490,14 @@ class EnquiryLog:
         head = conn.execute(self._head_stmt).first()
         seq, prev = (head.seq, head.hash) if head else (0, GENESIS)
         rows = []
-        for e, _ in items:
+        for e, companions in items:
             seq += 1
-            values = row_values(seq, e, prev)
+            # Nothing to seal, nothing to do: most answers cause no notice.
+            sealed = _seals(companions) if companions else None
+            values = row_values(seq, e, prev, sealed)
             values["hash"] = prev = row_hash(values)
+            if sealed is None:
+                values["sealed"] = None  # after hashing: NULL is left out of the hash
             rows.append(values)
         if conn.dialect.name == "sqlite":
             # The statement as the driver takes it, rows as they are: a compiled insert()
@@ -535,10 +562,23 @@ class EnquiryLog:
         with self._conn.begin():
             return int(self._conn.execute(select(func.count()).select_from(enquiries)).scalar_one())
 
-    def _iter_rows(self) -> Iterator[dict[str, Any]]:
-        with self._conn.begin():
-            for row in self._conn.execute(select(enquiries).order_by(enquiries.c.seq)):
-                yield {str(k): v for k, v in row._mapping.items()}
+    @staticmethod
+    def _iter_rows(conn: Connection) -> Iterator[dict[str, Any]]:
+        for row in conn.execute(select(enquiries).order_by(enquiries.c.seq)):
+            yield {str(k): v for k, v in row._mapping.items()}
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[Connection]:
+        """One read transaction that sees one state of the database throughout: SQLite's
+        reads do (WAL); PostgreSQL's need REPEATABLE READ, on a connection of their own."""
+        if self.engine.dialect.name != "postgresql":
+            with self._conn.begin():
+                yield self._conn
+            return
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            with conn.begin():
+                yield conn
 
     def head(self) -> tuple[int, str]:
         """The newest row's sequence number and hash: a checkpoint to verify against later."""
@@ -557,10 +597,29 @@ class EnquiryLog:
 
         The chain alone cannot show that its newest rows were cut off; `expect`, a
         checkpoint (seq, hash) taken earlier, can: that row must still be there, unchanged.
+
+        An intact chain then vouches for what lives beside it (`disclosed_refs`, the rows it
+        sealed), read in the same snapshot: rows a running node commits meanwhile are not
+        mistaken for rows added by hand.
         """
+        given: dict[tuple[str, str], tuple[int, str]] = {}  # (peer, ref) → its first answer
+        sealed: list[Sealed] = []
+        with self._snapshot() as conn:
+            report = self._walk(conn, expect, given, sealed)
+            return self._check_outside(conn, report, given, sealed) if report.ok else report
+
+    def _walk(
+        self,
+        conn: Connection,
+        expect: tuple[int, str] | None,
+        given: dict[tuple[str, str], tuple[int, str]],
+        sealed: MutableSequence[Sealed],
+    ) -> VerifyReport:
+        """The chain checked row by row, collecting the refs its inbound answers gave and the
+        rows it sealed."""
         prev, expected_seq, n = GENESIS, 1, 0
         checkpoint_seen = expect is None or expect == (0, GENESIS)
-        for values in self._iter_rows():
+        for values in self._iter_rows(conn):
             n += 1
             seq = values["seq"]
             if seq != expected_seq:
@@ -593,6 +652,13 @@ class EnquiryLog:
                         problem="the row does not match the checkpoint",
                     )
                 checkpoint_seen = True
+            if values["direction"] == "in" and values["hit_refs"] != "[]":
+                for ref in orjson.loads(values["hit_refs"]):
+                    given.setdefault((values["peer"], ref), (seq, values["id"]))
+            if values.get("sealed") is not None:
+                sealed.append(
+                    Sealed(seq=seq, enquiry=values["id"], seals=orjson.loads(values["sealed"]))
+                )
             prev, expected_seq = values["hash"], seq + 1
         if not checkpoint_seen:
             assert expect is not None
@@ -604,6 +670,57 @@ class EnquiryLog:
                 f"rows were removed from the end of the log",
             )
         return VerifyReport(rows=n, ok=True, head=prev)
+
+    def _check_outside(
+        self,
+        conn: Connection,
+        report: VerifyReport,
+        given: Mapping[tuple[str, str], tuple[int, str]],
+        sealed: Sequence[Sealed],
+    ) -> VerifyReport:
+        """An intact chain's word on the rows it vouches for outside itself: `disclosed_refs`
+        (derived from the inbound rows' hit refs) and the companion rows the rows sealed."""
+        q = select(disclosed_refs.c.peer, disclosed_refs.c.ref)
+        stored = [(p, r) for p, r in conn.execute(q)]
+        found = self._sealed_now(conn, sealed)
+        disclosures = disclosure_findings(given, stored)
+        seals = seal_findings(sealed, found, known_tables=found)
+        if not disclosures and not seals:
+            return report
+        parts = [
+            f"{len(disclosures)} disclosed ref(s)" if disclosures else "",
+            f"{len(seals)} sealed row(s)" if seals else "",
+        ]
+        return replace(
+            report,
+            ok=False,
+            problem=f"{' and '.join(p for p in parts if p)} do not match the chain",
+            disclosures=disclosures,
+            sealed=seals,
+        )
+
+    @staticmethod
+    def _sealed_now(conn: Connection, sealed: Sequence[Sealed]) -> dict[str, dict[str, str]]:
+        """Per table this program declares with sealed columns, the digest of each sealed
+        key's row as it is now (a key not found is absent)."""
+        wanted: dict[str, list[str]] = {}
+        for s in sealed:
+            for name, digests in s.seals.items():
+                wanted.setdefault(name, []).extend(digests)
+        found: dict[str, dict[str, str]] = {}
+        for name, keys in wanted.items():
+            table = metadata.tables.get(name)
+            columns = None if table is None else table.info.get(SEALED)
+            if table is None or not columns:
+                continue
+            (pk,) = table.primary_key.columns
+            now = found.setdefault(name, {})
+            for i in range(0, len(keys), 500):
+                q = select(pk, *(table.c[c] for c in columns)).where(pk.in_(keys[i : i + 500]))
+                for row in conn.execute(q):
+                    values = dict(row._mapping)
+                    now[str(values[pk.name])] = seal_digest(values, columns)
+        return found
 
 
 def _identity(path: os.PathLike[str] | str) -> tuple[int, int] | None:

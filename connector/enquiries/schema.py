@@ -47,6 +47,10 @@ enquiries = Table(
     Column("answer_digest", String(64)),
     Column("error", Text),
     Column("query_token", Text, nullable=False),
+    # The companion rows this row commits to, {table: {key: sha256}} as JSON (rows of a table
+    # whose `info` names its sealed columns: notify's outbox); NULL when none, and in every
+    # row written before revision e0003. Hashed only when not NULL (entry.row_hash).
+    Column("sealed", Text),
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
     Index("uq_enquiries_iss_jti", "iss", "jti", unique=True),

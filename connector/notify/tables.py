@@ -9,6 +9,7 @@ from sqlalchemy import Column, Float, Index, Integer, String, Table, Text
 
 from connector.enquiries.log import Companion
 from connector.enquiries.schema import metadata
+from connector.enquiries.sealing import SEALED
 from connector.notify.notice import Notice
 
 # Notices wait here, in the log's own database: each is committed in the same transaction
@@ -31,6 +32,9 @@ outbox = Table(
     Column("leased", Integer, nullable=False, default=0),  # being sent by this process now
     # The one index the dispatcher needs; every index is paid for by each enquiry's commit.
     Index("ix_outbox_channel_due", "channel", "state", "next_attempt_at"),
+    # What a notice says never changes once committed, so the enquiry row that caused it
+    # commits to it (`enquiries verify` finds one deleted or edited); its delivery state does.
+    info={SEALED: ("channel", "kind", "enquiry", "created_at", "body")},
 )
 
 # Until when each channel's last digest counted, so the next one starts there.

@@ -747,6 +747,70 @@ def test_signed_checkpoints_catch_rows_cut_from_the_end(tmp_path: Path) -> None:
     assert "the checkpoint does not hold" in forged.stderr
 
 
+def test_verify_names_disclosed_refs_and_notices_changed_beside_the_chain(
+    tmp_path: Path,
+) -> None:
+    """A disclosed ref inserted by hand and a notice deleted: the chain is whole, yet `verify`
+    exits 1 naming each, in words and in --json (§8's shape, with two members more)."""
+    import dataclasses
+
+    from support.entries import entry
+
+    from connector.enquiries.log import EnquiryLog
+    from connector.notify.notice import Notice
+    from connector.notify.tables import notice_rows
+
+    config, _, _ = init(tmp_path, "DE")
+    db = tmp_path / "DE" / "enquiries.db"
+    log = EnquiryLog.open(f"sqlite:///{db}")
+    hit = dataclasses.replace(entry(1), hit_refs=("DE:travel_documents:BKA-0815",))
+    notice = Notice(
+        id=f"{hit.id}.duty",
+        channel="duty",
+        kind="enquiry",
+        enquiry=hit.id,
+        created_at=hit.at,
+        body={"type": "foreign_enquiry", "enquiry": hit.id},
+    )
+    log.append_now(hit, notice_rows([notice]))
+    log.append_now(entry(2))
+    log.close()
+    ok = json.loads(cli("enquiries", "verify", "--json", config=config).stdout)
+    assert (ok["ok"], ok["disclosed_refs"], ok["sealed"]) == (True, [], [])
+
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "INSERT INTO disclosed_refs VALUES ('FR', 'DE:travel_documents:BKA-0816', 1.0)"
+        )
+        conn.execute("DELETE FROM outbox WHERE id = ?", (notice.id,))
+    found = cli("enquiries", "verify", "--json", config=config, check=False)
+    assert found.returncode == 1
+    report = json.loads(found.stdout)
+    assert (report["ok"], report["broken_seq"], report["checkpoint"]) == (False, None, None)
+    assert report["problem"] == "1 disclosed ref(s) and 1 sealed row(s) do not match the chain"
+    (added,) = report["disclosed_refs"]
+    assert {k: added[k] for k in ("problem", "peer", "ref", "seq", "enquiry")} == {
+        "problem": "added",
+        "peer": "FR",
+        "ref": "DE:travel_documents:BKA-0816",
+        "seq": None,
+        "enquiry": None,
+    }
+    (gone,) = report["sealed"]
+    assert {k: gone[k] for k in ("problem", "table", "key", "seq", "enquiry")} == {
+        "problem": "missing",
+        "table": "outbox",
+        "key": notice.id,
+        "seq": 1,
+        "enquiry": hit.id,
+    }
+    words = cli("enquiries", "verify", config=config, check=False)
+    assert words.returncode == 1
+    assert "BROKEN: 1 disclosed ref(s) and 1 sealed row(s)" in words.stderr
+    assert added["message"] in words.stderr
+    assert gone["message"] in words.stderr
+
+
 def test_policy_check_refuses_channels_connector_yaml_does_not_define(tmp_path: Path) -> None:
     """What the node would refuse to load, `policy check` refuses too."""
     config, _, _ = init(tmp_path, "DE")

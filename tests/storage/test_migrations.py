@@ -67,6 +67,7 @@ def test_tables_without_a_version_are_refused_until_db_upgrade_adopts_them(
         engine, tables=[log_metadata.tables[t] for t in ("enquiries", "outbox", "digests")]
     )
     engine.dispose()
+    run_sql(url, "ALTER TABLE enquiries DROP COLUMN sealed")  # added by e0003
     with pytest.raises(SchemaError, match="db upgrade"):
         EnquiryLog.open(url)
 
@@ -74,7 +75,7 @@ def test_tables_without_a_version_are_refused_until_db_upgrade_adopts_them(
 
     engine = create_engine(sync_url(url))
     with engine.begin() as conn:
-        assert upgrade_existing(Schema.ENQUIRIES, conn) == (None, "e0002")
+        assert upgrade_existing(Schema.ENQUIRIES, conn) == (None, "e0003")
     engine.dispose()
     EnquiryLog.open(url).close()
 
@@ -85,11 +86,11 @@ def test_db_status_and_upgrade_from_the_command_line(tmp_path: Path) -> None:
     assert "new (created on first use)" in status.stdout
     assert cli("db", "upgrade", config=config).stdout.splitlines() == [
         "records: new → r0003",
-        "enquiry log: new → e0002",
+        "enquiry log: new → e0003",
     ]
     assert cli("db", "upgrade", config=config).stdout.splitlines() == [
         "records: already at r0003",
-        "enquiry log: already at e0002",
+        "enquiry log: already at e0003",
     ]
     run_sql(
         f"sqlite:///{tmp_path / 'FR' / 'records.db'}",
