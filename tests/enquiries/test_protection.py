@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
-from sqlalchemy import create_engine
+from sqlalchemy import Connection, create_engine
 from support.databases import DatabaseUrl, run_sql
 from support.entries import entry
 
@@ -191,3 +193,28 @@ async def test_a_log_written_before_revision_e0003_still_verifies_after_the_upgr
     assert _verify(db).ok
     run_sql(db, f"DELETE FROM outbox WHERE id = '{new.id}.duty'")
     assert [f.key for f in _verify(db).sealed] == [f"{new.id}.duty"]
+
+
+async def test_rows_committed_while_verify_reads_are_not_taken_for_rows_added_by_hand(
+    db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A running node commits while `verify` walks the chain: the disclosed refs and notices
+    it commits then are read in the chain's snapshot, so they are neither `added` nor seen."""
+    await _log_with_notices(db)
+    writer = EnquiryLog.open(db)
+    walk = EnquiryLog._iter_rows
+
+    def walk_then_commit(conn: Connection) -> Iterator[dict[str, Any]]:
+        yield from walk(conn)
+        late = _hit(9, peer="IT", refs=("DE:travel_documents:LATE",))
+        writer.append_now(late, notice_rows([_notice(late)]))
+
+    monkeypatch.setattr(EnquiryLog, "_iter_rows", staticmethod(walk_then_commit))
+    try:
+        report = _verify(db)
+    finally:
+        writer.close()
+    assert report.ok, report
+    assert report.rows == 3
+    monkeypatch.undo()
+    assert _verify(db).rows == 4
