@@ -13,7 +13,7 @@ import orjson
 # the columns that never change once committed (an outbox row's delivery state does).
 SEALED = "sealed"
 
-# (table name, the row's primary key) → the SHA-256 of its sealed columns.
+# Table name → each sealed row's primary key → the SHA-256 of its sealed columns.
 Seals = dict[str, dict[str, str]]
 
 

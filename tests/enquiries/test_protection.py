@@ -13,6 +13,7 @@ from support.entries import entry
 
 from connector.enquiries.entry import GENESIS, Entry, VerifyReport, row_hash, row_values
 from connector.enquiries.log import EnquiryLog
+from connector.enquiries.sealing import Sealed, seal_findings
 from connector.notify.notice import Notice
 from connector.notify.tables import notice_rows
 from connector.storage.migrations import Schema, upgrade_existing
@@ -218,3 +219,16 @@ async def test_rows_committed_while_verify_reads_are_not_taken_for_rows_added_by
     assert report.rows == 3
     monkeypatch.undo()
     assert _verify(db).rows == 4
+
+
+def test_a_row_sealed_in_a_table_this_program_does_not_declare_is_reported_not_skipped() -> None:
+    sealed = [Sealed(seq=7, enquiry="E7", seals={"outbox": {"E7.duty": "ab"}})]
+    (finding,) = seal_findings(sealed, {}, known_tables=())
+    assert (finding.problem, finding.table, finding.key, finding.seq) == (
+        "unknown_table",
+        "outbox",
+        "E7.duty",
+        7,
+    )
+    assert "cannot be checked" in finding.message
+    assert seal_findings(sealed, {"outbox": {"E7.duty": "ab"}}, known_tables=("outbox",)) == ()
