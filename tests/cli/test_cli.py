@@ -556,7 +556,7 @@ def test_admin_mistakes_get_one_line_not_a_traceback(
         conn.execute(
             "INSERT INTO enquiries VALUES (1, 'X', 1.0, 'in', 'FR', 'FR', 'j', NULL, "
             "NULL, NULL, NULL, 'answered', 'not json', NULL, '[]', '[]', '[]', NULL, "
-            "NULL, 't', 'p', 'h')"
+            "NULL, 't', 'p', 'h', NULL)"
         )
     damaged = cli("enquiries", "list", config=lu, check=False)
     assert damaged.returncode == 2
