@@ -36,6 +36,7 @@ from connector.sources.sync import sync
 log = structlog.get_logger(__name__)
 
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
+WITNESSES = web.AppKey("witnesses", Witnesses)
 
 
 def build_peer_app(
@@ -111,6 +112,7 @@ async def witness_ctx(app: web.Application) -> AsyncIterator[None]:
                 trust=node.live.current_trust,
                 head=app[ENQUIRY_LOG].head,
             )
+            app[WITNESSES] = witnesses
             # At once too: a node started on a log older than its witnesses hold hears so.
             scheduler.every(
                 "witness", s.witness.interval_s, witnesses.run, at_once=True, skip_after=None
