@@ -12,9 +12,9 @@ from pathlib import Path
 import orjson
 import pytest
 from joserfc import jwt
-from joserfc.jwk import OKPKey
 from structlog.testing import capture_logs
 from support.databases import run_sql
+from support.jose import joserfc_key
 from support.processes import cli
 
 from connector.demo import DemoNode, network
@@ -184,8 +184,7 @@ async def test_witness_messages_verify_with_a_standard_jose_library(tmp_path: Pa
         fr, de = net["FR"], net["DE"]
         await _ask(net, "FR", "DE", 1)
         peer = fr.node.live.current_trust().peers["DE"]
-        fr_key = OKPKey.import_key(fr.node.signer.public.jwk())
-        de_key = OKPKey.import_key(de.node.signer.public.jwk())
+        fr_key, de_key = joserfc_key(fr.node.signer), joserfc_key(de.node.signer)
         async with peer_session() as session:
             client = PeerClient(
                 session=session, signer=fr.node.signer, node="FR", clock=fr.node.clock

@@ -12,8 +12,8 @@ from sqlalchemy import MetaData, create_engine
 from support.databases import DatabaseUrl, run_sql
 from support.processes import cli, init
 
-from connector.enquiries.log import EnquiryLog
 from connector.enquiries import witnessed
+from connector.enquiries.log import EnquiryLog
 from connector.enquiries.schema import metadata as log_metadata
 from connector.errors import SchemaError
 from connector.notify import tables as notify_tables
