@@ -252,6 +252,14 @@ class TooManyAttempts(ConnectorError):
     title = "Too many failed attempts"
 
 
+class TooManyCheckpoints(ProtocolError):
+    """A peer sending its checkpoints faster than a witness keeps them (protocol §13.1)."""
+
+    status = 429
+    code = "too_many_checkpoints"
+    title = "Checkpoints come too often"
+
+
 class MisdirectedRequest(ConnectorError):
     """A `Host` the local listener does not answer to (a browser's DNS rebinding)."""
 

@@ -8,7 +8,7 @@ import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import orjson
 from pydantic import (
@@ -46,6 +46,13 @@ JOSE_MEDIA_TYPE = "application/jose"
 TYP_QUERY = "ncb-query+jwt"
 TYP_ANSWER = "ncb-answer+jwt"
 TYP_IDENTITY = "ncb-identity+jwt"
+TYP_CHECKPOINT = "ncb-checkpoint+jwt"
+TYP_RECEIPT = "ncb-receipt+jwt"
+TYP_RECALL = "ncb-recall+jwt"
+TYP_WITNESSED = "ncb-witnessed+jwt"
+# A witness returns at most this many of a node's checkpoints (§13.3): its newest, one a day
+# before them, and every conflict, thinned to fit.
+MAX_WITNESSED = 512
 
 _JTI = re.compile(r"^[A-Za-z0-9_-]{22,128}$")
 
@@ -269,8 +276,11 @@ class Envelope:
 # --- receiving a query, in the order docs/protocol.md §10 fixes ---------------------------------
 
 
-def open_envelope(token: bytes, *, resolve_kid: ResolveKid, me: str, now: float) -> Envelope:
-    """Everything up to (not including) the replay check and the claims schema."""
+def open_envelope(
+    token: bytes, *, resolve_kid: ResolveKid, me: str, now: float, typ: str = TYP_QUERY
+) -> Envelope:
+    """Everything up to (not including) the replay check and the claims schema. Every
+    signed request a peer sends (a query, a checkpoint, a recall) is opened here."""
     if len(token) > MAX_TOKEN_BYTES:
         raise PayloadTooLarge(f"a query token is at most {MAX_TOKEN_BYTES} bytes")
     jws = parse_compact(token)
@@ -282,8 +292,8 @@ def open_envelope(token: bytes, *, resolve_kid: ResolveKid, me: str, now: float)
         raise UnknownKey("no peer in the trust store holds this kid", kid=kid)
     peer_id, key = found
     jws.verify_with(key)
-    if jws.typ != TYP_QUERY:
-        raise WrongType(f"typ must be {TYP_QUERY!r}", typ=jws.typ)
+    if jws.typ != typ:
+        raise WrongType(f"typ must be {typ!r}", typ=jws.typ)
     try:
         payload = orjson.loads(jws.payload)
     except orjson.JSONDecodeError as exc:
@@ -516,3 +526,241 @@ def open_identity(token: bytes, *, now: float) -> tuple[IdentityClaims, PublicKe
             jws.verify_with(key)
             return claims, key
     raise UnknownKey("the identity token is not signed by a key it lists")
+
+
+# --- witnessed checkpoints (§13) -------------------------------------------------------------
+
+Hex64 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+
+
+class CheckpointClaims(_Strict):
+    """A node's word on its own enquiry log: row `seq` has hash `hash`. Sent to a witness it
+    also carries aud, exp and jti (§13.1); kept in a journal or printed by verify, it does not."""
+
+    iss: NodeId
+    seq: Annotated[StrictInt, Field(ge=0)]
+    hash: Hex64
+    iat: StrictInt
+    aud: NodeId | None = None
+    exp: StrictInt | None = None
+    jti: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{22,128}$")] | None = None
+
+
+class _ReplyClaims(_Strict):
+    """What binds a witness's reply to the request it answers."""
+
+    iss: NodeId
+    aud: NodeId
+    iat: StrictInt
+    in_reply_to: str
+
+
+class ReceiptClaims(_ReplyClaims):
+    seq: Annotated[StrictInt, Field(ge=0)]
+    hash: Hex64
+    latest_seq: Annotated[StrictInt, Field(ge=0)]
+    latest_hash: Hex64
+
+
+class WitnessedClaims(_ReplyClaims):
+    checkpoints: Annotated[
+        list[Annotated[str, StringConstraints(max_length=2048)]], Field(max_length=MAX_WITNESSED)
+    ]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Checkpoint:
+    """A signed checkpoint as a witness keeps it: the claims it vouches for, and the token."""
+
+    node: str
+    seq: int
+    hash: str
+    iat: int
+    token: str
+
+
+def sign_checkpoint(
+    signer: Signer,
+    *,
+    node: str,
+    seq: int,
+    head: str,
+    at: float,
+    aud: str | None = None,
+    jti: str | None = None,
+) -> str:
+    """A compact JWS any JOSE library verifies with the node's published key. Signed, a
+    checkpoint copied off the host (journal, a ticket, a witness) cannot later be made up
+    by whoever edits the log: only the node's key could have vouched for it. `aud`: the
+    peer it is sent to as a witness, `jti` the id its receipt answers (§13.1)."""
+    claims: dict[str, Any] = {"iss": node, "seq": seq, "hash": head, "iat": int(at)}
+    if aud is not None:
+        claims.update(aud=aud, exp=int(at) + 60, jti=jti or new_jti(at))
+    return signer.sign_compact(orjson.dumps(claims), typ=TYP_CHECKPOINT).decode("ascii")
+
+
+def checkpoint_claims(payload: Mapping[str, Any]) -> CheckpointClaims:
+    try:
+        return CheckpointClaims.model_validate(payload)
+    except ValidationError as exc:
+        raise InvalidClaims(
+            "the checkpoint claims do not match the schema", errors=_schema_errors(exc)
+        ) from exc
+
+
+def open_checkpoint(token: str, *, keys: Sequence[PublicKey], node: str) -> Checkpoint:
+    """A checkpoint signed by one of `keys` (a node's own, or those pinned for a peer) that
+    names `node` as its issuer. Its age does not matter: what it vouched for stays true."""
+    try:
+        jws = parse_compact(token.encode("ascii"))
+    except UnicodeEncodeError as exc:
+        raise MalformedToken("a checkpoint is ASCII") from exc
+    key = next((k for k in keys if k.kid == jws.kid), None)
+    if key is None:
+        raise UnknownKey("the checkpoint is signed with a key not held for its node", kid=jws.kid)
+    jws.verify_with(key)
+    if jws.typ != TYP_CHECKPOINT:
+        raise WrongType(f"typ must be {TYP_CHECKPOINT!r}", typ=jws.typ)
+    try:
+        payload = orjson.loads(jws.payload)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedToken("the JWS payload is not JSON") from exc
+    if not isinstance(payload, dict):
+        raise MalformedToken("the JWS payload is not a JSON object")
+    claims = checkpoint_claims(payload)
+    if claims.iss != node:
+        raise InvalidClaims(f"the checkpoint is {claims.iss}'s, not {node}'s")
+    return Checkpoint(
+        node=claims.iss, seq=claims.seq, hash=claims.hash, iat=claims.iat, token=token
+    )
+
+
+def sign_receipt(
+    signer: Signer,
+    *,
+    iss: str,
+    aud: str,
+    in_reply_to: str,
+    kept: Checkpoint,
+    latest: Checkpoint,
+    now: float,
+) -> bytes:
+    """The witness's answer to a checkpoint: kept, and the newest it holds of that node."""
+    claims = {
+        "iss": iss,
+        "aud": aud,
+        "iat": int(now),
+        "in_reply_to": in_reply_to,
+        "seq": kept.seq,
+        "hash": kept.hash,
+        "latest_seq": latest.seq,
+        "latest_hash": latest.hash,
+    }
+    return signer.sign_compact(orjson.dumps(claims), typ=TYP_RECEIPT)
+
+
+def sign_recall(signer: Signer, *, iss: str, aud: str, now: float) -> tuple[str, bytes]:
+    """A node asking a witness for the checkpoints it holds of it: (jti, token)."""
+    jti = new_jti(now)
+    claims = {"iss": iss, "aud": aud, "iat": int(now), "exp": int(now) + 60, "jti": jti}
+    return jti, signer.sign_compact(orjson.dumps(claims), typ=TYP_RECALL)
+
+
+def sign_witnessed(
+    signer: Signer,
+    *,
+    iss: str,
+    aud: str,
+    in_reply_to: str,
+    checkpoints: Sequence[str],
+    now: float,
+) -> bytes:
+    claims = {
+        "iss": iss,
+        "aud": aud,
+        "iat": int(now),
+        "in_reply_to": in_reply_to,
+        "checkpoints": list(checkpoints),
+    }
+    return signer.sign_compact(orjson.dumps(claims), typ=TYP_WITNESSED)
+
+
+_Reply = TypeVar("_Reply", bound=_ReplyClaims)
+
+
+def _open_reply(
+    token: bytes,
+    model: type[_Reply],
+    *,
+    typ: str,
+    keys: Sequence[PublicKey],
+    peer: str,
+    me: str,
+    in_reply_to: str,
+    now: float,
+) -> _Reply:
+    """A witness's signed reply: a pinned key of `peer`, the typ, the claims, the binding."""
+    try:
+        if len(token) > MAX_ANSWER_BYTES:
+            raise BadAnswer("the reply is too large")
+        jws = parse_compact(token)
+        key = next((k for k in keys if k.kid == jws.kid), None)
+        if key is None:
+            raise BadAnswer("the reply is signed with a key we do not pin for this peer")
+        jws.verify_with(key)
+        if jws.typ != typ:
+            raise BadAnswer(f"typ must be {typ!r}")
+        claims = model.model_validate_json(jws.payload)
+    except BadAnswer:
+        raise
+    except (MalformedToken, ValidationError) as exc:
+        raise BadAnswer(f"the reply is malformed: {exc}") from exc
+    except Exception as exc:
+        raise BadAnswer(str(exc)) from exc
+    if (claims.iss, claims.aud, claims.in_reply_to) != (peer, me, in_reply_to):
+        raise BadAnswer("the reply is not the peer's answer to our request")
+    if abs(claims.iat - now) > MAX_LIFETIME_S + CLOCK_SKEW_S:
+        raise BadAnswer("the reply's iat is outside the window")
+    return claims
+
+
+def open_receipt(
+    token: bytes,
+    *,
+    keys: Sequence[PublicKey],
+    peer: str,
+    me: str,
+    in_reply_to: str,
+    now: float,
+) -> ReceiptClaims:
+    return _open_reply(
+        token,
+        ReceiptClaims,
+        typ=TYP_RECEIPT,
+        keys=keys,
+        peer=peer,
+        me=me,
+        in_reply_to=in_reply_to,
+        now=now,
+    )
+
+
+def open_witnessed(
+    token: bytes,
+    *,
+    keys: Sequence[PublicKey],
+    peer: str,
+    me: str,
+    in_reply_to: str,
+    now: float,
+) -> WitnessedClaims:
+    return _open_reply(
+        token,
+        WitnessedClaims,
+        typ=TYP_WITNESSED,
+        keys=keys,
+        peer=peer,
+        me=me,
+        in_reply_to=in_reply_to,
+        now=now,
+    )

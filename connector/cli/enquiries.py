@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from contextlib import closing
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import get_args
+from typing import TYPE_CHECKING, get_args
 
 import click
 
 from connector.cli.common import (
+    EXIT_INCOMPLETE,
     _fail,
     _json,
     config_option,
@@ -21,9 +23,12 @@ from connector.cli.common import (
     json_option,
     out,
 )
-from connector.cli.render import enquiries_table, entry_dict
-from connector.enquiries.entry import Direction
-from connector.settings.config import load_settings
+from connector.cli.render import enquiries_table, entry_dict, utc_time
+from connector.enquiries.entry import Direction, utc_iso
+from connector.settings.config import Settings, load_settings
+
+if TYPE_CHECKING:
+    from connector.enquiries.audit import Recalled, WitnessAudit
 
 
 def parse_since(text: str, *, now: datetime) -> float:
@@ -104,41 +109,134 @@ def enquiries_show(enquiry_id: str, config_path: Path) -> None:
     "as enquiry_log_checkpoint (`signed`) and verify prints: also proves no "
     "newer rows were cut off before it.",
 )
+@click.option(
+    "--witnesses",
+    "witnesses",
+    is_flag=True,
+    help="Also ask every peer in peers.yaml for the checkpoints this node sent it, and check "
+    "each against the log: catches rows cut off or rewritten with the chain recomputed, "
+    "with nothing kept on this host.",
+)
 @config_option
 @json_option
 @handles_errors
-def enquiries_verify(expect: str | None, config_path: Path, as_json: bool) -> None:
-    """Check the hash chain; exit 1 and name the first broken row."""
+def enquiries_verify(expect: str | None, witnesses: bool, config_path: Path, as_json: bool) -> None:
+    """Check the hash chain; exit 1 and name the first broken row.
+
+    Exit status: 0 the log holds; 1 the chain is broken, a disclosed ref or a notice does
+    not match it, or a witness holds a row the log lost or changed; 4 (with --witnesses)
+    the log holds as far as the witnesses that answered can tell, but not every peer could
+    be asked."""
     import connector.notify.tables  # noqa: F401  (declares the outbox, whose rows the log seals)
     from connector.enquiries.audit import audit_log
 
-    audit = audit_log(load_settings(config_path), expect=expect, now=time.time())
+    settings = load_settings(config_path)
+    recalled = asyncio.run(_recall_witnesses(settings)) if witnesses else None
+    audit = audit_log(settings, expect=expect, now=time.time(), witnessed=recalled)
     report = audit.report
+    code = 0 if audit.ok else 1
+    if code == 0 and any(w.error for w in audit.witnesses or ()):
+        code = EXIT_INCOMPLETE
     if as_json:
-        _json(
-            {
-                "ok": audit.token is not None,
-                "rows": report.rows,
-                "head": report.head if audit.token is not None else None,
-                "broken_seq": report.broken_seq,
-                "problem": report.problem,
-                "checkpoint_held": None if audit.checkpoint is None else audit.checkpoint[0],
-                "checkpoint": audit.token,
-                "disclosed_refs": [asdict(f) for f in report.disclosures],
-                "sealed": [asdict(f) for f in report.sealed],
-            }
-        )
-        if audit.token is None:
-            raise SystemExit(1)
+        doc: dict[str, object] = {
+            "ok": audit.ok,
+            "rows": report.rows,
+            "head": report.head if report.ok else None,
+            "broken_seq": report.broken_seq,
+            "problem": report.problem,
+            "checkpoint_held": None if audit.checkpoint is None else audit.checkpoint[0],
+            "checkpoint": audit.token,
+            "disclosed_refs": [asdict(f) for f in report.disclosures],
+            "sealed": [asdict(f) for f in report.sealed],
+        }
+        if audit.witnesses is not None:
+            doc["witnesses"] = [witness_dict(w) for w in audit.witnesses]
+        _json(doc)
+        if code:
+            raise SystemExit(code)
         return
-    if audit.token is None:
+    if not report.ok:
         where = "" if report.broken_seq is None else f" at row {report.broken_seq}"
         err.print(f"[bold red]BROKEN[/]{where}: {report.problem} ({report.rows} row(s) read)")
         for message in [f.message for f in report.disclosures] + [f.message for f in report.sealed]:
             err.print(f"  {message}", markup=False)
-        raise SystemExit(1)
-    out.print(f"ok: {report.rows} row(s), chain head {report.head}")
-    if audit.checkpoint is not None:
+    elif audit.ok:
+        out.print(f"ok: {report.rows} row(s), chain head {report.head}")
+    else:
+        # A chain recomputed after a rewrite is whole too: what the witnesses hold decides.
+        err.print(f"the chain is whole ({report.rows} row(s), head {report.head}), but:")
+    if audit.checkpoint is not None and report.ok:
         out.print(f"the checkpoint holds: row {audit.checkpoint[0]} is there, unchanged")
-    out.print("checkpoint (keep it off this host; verify --expect it later):")
-    click.echo(audit.token)
+    for w in audit.witnesses or ():
+        _print_witness(w, rows=report.rows)
+    if audit.token is not None:
+        out.print("checkpoint (keep it off this host; verify --expect it later):")
+        click.echo(audit.token)
+    if code:
+        raise SystemExit(code)
+
+
+async def _recall_witnesses(settings: Settings) -> list[Recalled]:
+    from connector.node.node import Node
+    from connector.peers.client import PeerClient, peer_session
+    from connector.peers.witnesses import recall
+
+    node = Node.from_settings(settings)
+    node.load_live()
+    peers = sorted(node.live.current_trust().peers.values(), key=lambda p: p.id)
+    async with peer_session() as session:
+        client = PeerClient(
+            session=session, signer=node.signer, node=settings.node, clock=time.time
+        )
+        return await recall(client, peers, own_keys=[node.signer.public])
+
+
+def witness_dict(w: WitnessAudit) -> dict[str, object]:
+    """One witness's findings, as `verify --witnesses --json` gives them."""
+    return {
+        "peer": w.peer,
+        "ok": w.ok,
+        "error": w.error,
+        "checkpoints": w.held,
+        "unverifiable": w.unverifiable,
+        "newest_seq": None if w.newest is None else w.newest.seq,
+        "newest_at": None if w.newest is None else utc_iso(w.newest.iat),
+        "last_good_seq": w.last_good,
+        "mismatches": [
+            {"seq": m.seq, "signed_at": utc_iso(m.iat), "problem": m.problem, "log_hash": m.found}
+            for m in w.mismatches
+        ],
+    }
+
+
+def _print_witness(w: WitnessAudit, *, rows: int) -> None:
+    if w.error is not None:
+        err.print(f"witness {w.peer}: could not be asked: {w.error}")
+        return
+    if w.newest is None:
+        out.print(f"witness {w.peer}: holds no checkpoint of this node yet")
+    elif w.ok:
+        out.print(
+            f"witness {w.peer}: {w.held} checkpoint(s) up to row {w.newest.seq} "
+            f"(signed {utc_time(w.newest.iat)}), all held by the log"
+        )
+    else:
+        first = w.mismatches[0]
+        when = f"vouched for at {utc_time(first.iat)} UTC"
+        if first.found is None:
+            what = f"row {first.seq} ({when}) is gone: the log ends at row {rows}. Rows were cut"
+        else:
+            since = f"after row {w.last_good}" if w.last_good is not None else "before it"
+            what = (
+                f"row {first.seq} is not the row this node {when}: "
+                f"the log was rewritten {since} and by row {first.seq}"
+            )
+        err.print(
+            f"[bold red]WITNESS {w.peer}[/]: {what} "
+            f"({len(w.mismatches)} of {w.held} checkpoint(s) fail)"
+        )
+    if w.unverifiable:
+        out.print(
+            f"witness {w.peer}: {w.unverifiable} checkpoint(s) not signed by this node's key "
+            "(an earlier key, or the witness's error) were not used"
+        )

@@ -5,30 +5,21 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-import orjson
 import structlog
 
-from connector.crypto.jws import PublicKey, Signer, parse_compact
+from connector.crypto.jws import PublicKey, Signer
 from connector.enquiries.continuity import KeptLog
 from connector.enquiries.log import EnquiryLog
 from connector.errors import ConfigError, ConnectorError
+from connector.protocol import open_checkpoint, sign_checkpoint
 
 log = structlog.get_logger(__name__)
 
-TYP_CHECKPOINT = "ncb-checkpoint+jwt"
 _PLAIN = re.compile(r"(\d+):([0-9a-f]{64})")
 
 
 class CheckpointInvalid(ConfigError):
     code = "checkpoint_invalid"
-
-
-def sign_checkpoint(signer: Signer, *, node: str, seq: int, head: str, at: float) -> str:
-    """A compact JWS any JOSE library verifies with the node's published key. Signed, a
-    checkpoint copied off the host (journal forwarding, a ticket, a peer) cannot later be
-    made up by whoever edits the log: only the node's key could have vouched for it."""
-    payload = orjson.dumps({"iss": node, "seq": seq, "hash": head, "iat": int(at)})
-    return signer.sign_compact(payload, typ=TYP_CHECKPOINT).decode("ascii")
 
 
 class Checkpoints:
@@ -91,21 +82,7 @@ def read_checkpoint(text: str, *, key: PublicKey, node: str) -> tuple[int, str]:
             "digits of that row's hash, as verify printed them"
         )
     try:
-        jws = parse_compact(text.encode("ascii"))
-        jws.verify_with(key)
-        claims = orjson.loads(jws.payload)
-    except (ConnectorError, UnicodeEncodeError, orjson.JSONDecodeError) as exc:
-        detail = exc.detail if isinstance(exc, ConnectorError) else "not a checkpoint"
-        raise CheckpointInvalid(f"the checkpoint does not hold: {detail}") from exc
-    if jws.typ != TYP_CHECKPOINT or not isinstance(claims, dict):
-        raise CheckpointInvalid("the token is not an enquiry-log checkpoint")
-    if claims.get("iss") != node:
-        raise CheckpointInvalid(f"the checkpoint is {claims.get('iss')!r}'s, not {node}'s")
-    seq, head = claims.get("seq"), claims.get("hash")
-    if (
-        not isinstance(seq, int)
-        or not isinstance(head, str)
-        or not re.fullmatch(r"[0-9a-f]{64}", head)
-    ):
-        raise CheckpointInvalid("the checkpoint lacks seq or hash")
-    return seq, head
+        checkpoint = open_checkpoint(text, keys=(key,), node=node)
+    except ConnectorError as exc:
+        raise CheckpointInvalid(f"the checkpoint does not hold: {exc.detail}") from exc
+    return checkpoint.seq, checkpoint.hash

@@ -42,7 +42,7 @@ tls:
   cert: tls/cert.pem               # self-signed; peers pin its SHA-256 fingerprint
   key: tls/key.pem
 listen:
-  peer:                            # the peer API (TLS): POST /v1/query, GET /v1/identity
+  peer:                            # the peer API (TLS): /v1/query, /v1/identity, /v1/witness
     host: {host}
     port: {peer_port}
   local:                           # /livez, /readyz, the agencies' API
@@ -62,6 +62,9 @@ logging:
 outgoing:
   timeout: 5
   query_lifetime: 60
+# witness:                         # our log's checkpoints kept by the peers (protocol.md §13)
+#   send: true
+#   interval_s: 60                 # rows newer than the last checkpoint sent are unwitnessed
 # federation:
 #   local_hosts: []                # names it answers besides IP addresses and localhost
 #   auth_failures: 10              # failed agency tokens per address in the window, then 429

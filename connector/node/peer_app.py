@@ -1,4 +1,4 @@
-"""Composition of the peer listener: answering peers, the identity, notices, sources' syncs."""
+"""Composition of the peer listener: answering, identity, witnessing, notices, sources' syncs."""
 
 from __future__ import annotations
 
@@ -13,18 +13,22 @@ import structlog
 from aiohttp import web
 
 from connector.enquiries.log import EnquiryLog
+from connector.enquiries.witnessed import WitnessStore
 from connector.errors import ConfigError
 from connector.inbound.answering import Answerer
 from connector.inbound.ratelimit import RateLimiter
+from connector.inbound.witnessing import Witness
 from connector.node.node import ENQUIRY_LOG, NODE, RECORDS, Node
 from connector.node.scheduler import SCHEDULER, Scheduler
 from connector.notify.channels import build_senders
 from connector.notify.digest import digest_trigger, make_digest
 from connector.notify.dispatcher import Dispatcher, RetryPolicy
 from connector.notify.outbox import Outbox
+from connector.peers.client import PeerClient, peer_session
+from connector.peers.witnesses import Witnesses
 from connector.records.store import RecordStore
 from connector.server.inflight import InFlight
-from connector.server.peer_api import ANSWERER, IDENTITY, IdentityToken, make_peer_app
+from connector.server.peer_api import ANSWERER, IDENTITY, WITNESS, IdentityToken, make_peer_app
 from connector.server.rejectlog import RejectionLog
 from connector.sources.model import Source, load_sources
 from connector.sources.sync import sync
@@ -32,6 +36,7 @@ from connector.sources.sync import sync
 log = structlog.get_logger(__name__)
 
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
+WITNESSES = web.AppKey("witnesses", Witnesses)
 
 
 def build_peer_app(
@@ -48,7 +53,9 @@ def build_peer_app(
     app[RECORDS] = records
     app[ENQUIRY_LOG] = enquiry_log
     app[SCHEDULER] = scheduler
-    app.cleanup_ctx.extend([answerer_ctx, notifications_ctx, sources_ctx, watch_notices_ctx])
+    app.cleanup_ctx.extend(
+        [answerer_ctx, witness_ctx, notifications_ctx, sources_ctx, watch_notices_ctx]
+    )
     return app
 
 
@@ -81,6 +88,37 @@ async def answerer_ctx(app: web.Application) -> AsyncIterator[None]:
         clock=node.clock,
     )
     yield
+
+
+async def witness_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Keeping the checkpoints peers send; sending ours to them, as a job of the node's
+    scheduler, over a session of its own (a slow peer must not hold up an agency's check)."""
+    node, scheduler = app[NODE], app[SCHEDULER]
+    s = node.settings
+    store = WitnessStore.open(s.enquiries_url)
+    app[WITNESS] = Witness(
+        node=s.node,
+        signer=node.signer,
+        store=store,
+        trust=node.live.current_trust,
+        clock=node.clock,
+    )
+    async with peer_session(limit_per_host=2) as session:
+        if s.witness.send:
+            witnesses = Witnesses(
+                client=PeerClient(
+                    session=session, signer=node.signer, node=s.node, clock=node.clock
+                ),
+                trust=node.live.current_trust,
+                head=app[ENQUIRY_LOG].head,
+            )
+            app[WITNESSES] = witnesses
+            # At once too: a node started on a log older than its witnesses hold hears so.
+            scheduler.every(
+                "witness", s.witness.interval_s, witnesses.run, at_once=True, skip_after=None
+            )
+        yield
+    store.close()
 
 
 async def watch_notices_ctx(app: web.Application) -> AsyncIterator[None]:

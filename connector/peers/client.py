@@ -146,19 +146,61 @@ class PeerClient:
     async def send(
         self, peer: Peer, query: Query, token: bytes, *, timeout: float | None = None
     ) -> Exchange:
-        when = datetime.fromtimestamp(self.clock(), UTC)
-        # Any key pinned for the peer and valid now may sign its answer (rotation).
-        keys = [k.key for k in peer.keys if k.valid_at(when)]
+        keys = self.pinned_keys(peer)
         if not keys:
             raise BadAnswer(f"no valid key is pinned for {peer.id}")
         route = self._route(peer)
+        body, elapsed = await self._post(peer, route.url, route.ssl, token, timeout)
+        answer = open_answer_pinned(
+            body,
+            keys=keys,
+            peer=peer.id,
+            me=self.node,
+            query_token=token,
+            query=query,
+            now=self.clock(),
+        )
+        return Exchange(
+            peer=peer.id,
+            query=query,
+            query_token=token,
+            answer=answer,
+            answer_token=body,
+            elapsed=elapsed,
+        )
+
+    async def post(
+        self, peer: Peer, path: str, token: bytes, *, timeout: float | None = None
+    ) -> bytes:
+        """Any other signed request of the peer API (§3): the peer's reply, still to be
+        opened with the keys pinned for it."""
+        route = self._route(peer)
+        # Under the peer's URL as given (it may carry a path prefix), as /v1/query is.
+        body, _ = await self._post(peer, URL(f"{peer.url}{path}"), route.ssl, token, timeout)
+        return body
+
+    def pinned_keys(self, peer: Peer) -> list[PublicKey]:
+        """The keys pinned for the peer and valid now: any may sign its reply (rotation)."""
+        when = datetime.fromtimestamp(self.clock(), UTC)
+        return [k.key for k in peer.keys if k.valid_at(when)]
+
+    async def _post(
+        self,
+        peer: Peer,
+        url: URL,
+        ssl: aiohttp.Fingerprint | bool,
+        token: bytes,
+        timeout: float | None,
+    ) -> tuple[bytes, float]:
+        """POST a signed token over the pinned connection: (the 200 body, seconds taken);
+        every other outcome is a PeerError in an operator's words."""
         loop = asyncio.get_running_loop()
         started = loop.time()
         try:
             async with self.session.post(
-                route.url,
+                url,
                 data=token,
-                ssl=route.ssl,
+                ssl=ssl,
                 headers=_QUERY_HEADERS,
                 timeout=aiohttp.ClientTimeout(total=timeout or self.timeout),
             ) as resp:
@@ -183,23 +225,7 @@ class PeerClient:
                 peer_status=status,
                 peer_problem=problem,
             )
-        answer = open_answer_pinned(
-            body,
-            keys=keys,
-            peer=peer.id,
-            me=self.node,
-            query_token=token,
-            query=query,
-            now=self.clock(),
-        )
-        return Exchange(
-            peer=peer.id,
-            query=query,
-            query_token=token,
-            answer=answer,
-            answer_token=body,
-            elapsed=elapsed,
-        )
+        return body, elapsed
 
 
 def _problem(body: bytes) -> dict[str, object]:

@@ -1,4 +1,4 @@
-"""The peer API: `POST /v1/query` and `GET /v1/identity` (docs/protocol.md §3)."""
+"""The peer API: query, identity, and witnessed checkpoints (docs/protocol.md §3)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from aiohttp import web
 from connector.crypto.jws import Signer
 from connector.errors import PayloadTooLarge, UnsupportedMediaType
 from connector.inbound.answering import Answerer
+from connector.inbound.witnessing import Witness
 from connector.protocol import JOSE_MEDIA_TYPE, MAX_TOKEN_BYTES, sign_identity
 from connector.server.headers import quiet
 from connector.server.inflight import InFlight
@@ -16,6 +17,7 @@ from connector.server.problems import REJECTIONS, flush_rejections, problem_midd
 from connector.server.rejectlog import RejectionLog
 
 ANSWERER = web.AppKey("answerer", Answerer)
+WITNESS = web.AppKey("witness", Witness)
 
 
 class IdentityToken:
@@ -55,14 +57,28 @@ class IdentityToken:
 IDENTITY = web.AppKey("identity", IdentityToken)
 
 
-async def handle_query(request: web.Request) -> web.Response:
+async def _token(request: web.Request, what: str) -> bytes:
+    """The signed token a peer POSTs, before anything reads it: size and media type."""
     if request.content_length is not None and request.content_length > MAX_TOKEN_BYTES:
-        raise PayloadTooLarge(f"a query token is at most {MAX_TOKEN_BYTES} bytes")
+        raise PayloadTooLarge(f"a {what} token is at most {MAX_TOKEN_BYTES} bytes")
     if request.content_type != JOSE_MEDIA_TYPE:
-        raise UnsupportedMediaType(f"send the query token as {JOSE_MEDIA_TYPE}")
-    body = await request.read()
-    answered = await request.app[ANSWERER].answer(body)
+        raise UnsupportedMediaType(f"send the {what} token as {JOSE_MEDIA_TYPE}")
+    return await request.read()
+
+
+async def handle_query(request: web.Request) -> web.Response:
+    answered = await request.app[ANSWERER].answer(await _token(request, "query"))
     return web.Response(body=answered.token, content_type=JOSE_MEDIA_TYPE)
+
+
+async def handle_checkpoint(request: web.Request) -> web.Response:
+    receipt = await request.app[WITNESS].deposit(await _token(request, "checkpoint"))
+    return web.Response(body=receipt, content_type=JOSE_MEDIA_TYPE)
+
+
+async def handle_recall(request: web.Request) -> web.Response:
+    witnessed = await request.app[WITNESS].recall(await _token(request, "recall"))
+    return web.Response(body=witnessed, content_type=JOSE_MEDIA_TYPE)
 
 
 async def handle_identity(request: web.Request) -> web.Response:
@@ -79,4 +95,6 @@ def make_peer_app(inflight: InFlight, rejections: RejectionLog) -> web.Applicati
     app.on_cleanup.append(flush_rejections(rejections))
     app.router.add_post("/v1/query", handle_query)
     app.router.add_get("/v1/identity", handle_identity)
+    app.router.add_post("/v1/witness", handle_checkpoint)
+    app.router.add_post("/v1/witness/recall", handle_recall)
     return quiet(app)

@@ -145,6 +145,16 @@ class Notifications(_Model):
     per_channel: Annotated[int, Field(ge=1, le=1024)] = 64
 
 
+class Witness(_Model):
+    """The enquiry log's checkpoints kept off this host by its peers (docs/protocol.md §13):
+    a log cut short or rewritten with its chain recomputed no longer matches them."""
+
+    # Send the log's head, signed, to every peer in peers.yaml this often when it has moved.
+    # Rows newer than the last checkpoint a peer holds are unwitnessed: this is that window.
+    send: bool = True
+    interval_s: Annotated[float, Field(ge=5, le=86_400)] = 60.0
+
+
 class Federation(_Model):
     """Agencies asking peers through this node (the local API), and watching the peers."""
 
@@ -220,6 +230,7 @@ class Settings(_Model):
     federation: Federation = Federation()
     discovery: Discovery = Discovery()
     matching: Matching = Matching()
+    witness: Witness = Witness()
     base_dir: Path = Path(".")
 
     @model_validator(mode="after")

@@ -60,8 +60,10 @@ async def test_both_apps_share_the_services_databases_and_scheduler(tmp_path: Pa
             "digest:duty",
             "source:dokumente",
             "peer-health",
+            "witness",
         }
         assert jobs["checkpoint"].trigger == "interval[0:01:00]"
+        assert jobs["witness"].trigger == "interval[0:01:00]"
         assert jobs["log-watch"].trigger == "interval[0:00:02]"
         assert jobs["policy-watch"].trigger == f"interval[0:00:0{s.policy_reload_interval:g}]"
         assert jobs["peer-health"].trigger.startswith("interval[")
@@ -70,7 +72,7 @@ async def test_both_apps_share_the_services_databases_and_scheduler(tmp_path: Pa
         watch = jobs["policy-watch"].next_run_at
         assert watch is not None
         assert watch - now <= timedelta(seconds=s.policy_reload_interval)
-        for job_id in ("checkpoint", "source:dokumente"):
+        for job_id in ("checkpoint", "source:dokumente", "witness"):
             next_run = jobs[job_id].next_run_at
             assert next_run is not None
             assert next_run - now > timedelta(seconds=30)

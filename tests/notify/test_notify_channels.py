@@ -25,6 +25,7 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from joserfc import jwt
 from joserfc.jwk import OKPKey
 from structlog.testing import capture_logs
+from support.jose import joserfc_key
 
 from connector.crypto.jws import Signer, SigningKey
 from connector.crypto.keyfiles import certificate_fingerprint, make_tls_certificate
@@ -322,12 +323,6 @@ async def start_receiver(
     port = runner.addresses[0][1]
     receiver.url = f"{'https' if ssl_context else 'http'}://127.0.0.1:{port}/hooks/ncb?t=secret"
     return receiver, runner
-
-
-def joserfc_key(signer: Signer) -> OKPKey:
-    """The node's public key as the independent JOSE library holds it."""
-    jwk: dict[str, str | list[str]] = {**signer.public.jwk()}
-    return OKPKey.import_key(jwk)
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from joserfc import jws, jwt
 from joserfc.jwk import OKPKey
 
 from connector import errors, protocol
-from connector.crypto.jws import PublicKey, Signer, SigningKey, b64url, b64url_decode
+from connector.crypto.jws import PublicKey, Signer, SigningKey, b64url, b64url_decode, parse_compact
 from connector.errors import ConnectorError, InvalidCriteria, ProtocolError
 from connector.protocol import (
     CheckResult,
@@ -407,3 +407,34 @@ def test_jti_is_the_millisecond_then_128_random_bits() -> None:
         assert int.from_bytes(raw[:6], "big") == 1_790_000_000_123
     # A receiver's (iss, jti) index sees ids of one moment side by side.
     assert len({jti[:6] for jti in jtis}) == 1
+
+
+def _witness_examples() -> dict[str, dict[str, Any]]:
+    found = re.findall(r"<!-- witness example: (\w+) -->\n```json\n(.+?)\n```", _doc(), re.S)
+    return {name: json.loads(text) for name, text in found}
+
+
+def test_witness_examples_are_what_the_code_signs_and_accepts() -> None:
+    """§13's claims examples parse with the models the witness uses, and name exactly the
+    claims the connector puts in its own checkpoint, receipt and witnessed tokens."""
+    examples = _witness_examples()
+    assert set(examples) == {"checkpoint", "receipt", "witnessed"}
+    signer = Signer(SigningKey.generate())
+    now = 1_790_000_000
+    checkpoint = protocol.checkpoint_claims(examples["checkpoint"])
+    made = protocol.sign_checkpoint(
+        signer, node="FR", seq=checkpoint.seq, head=checkpoint.hash, at=now, aud="DE"
+    )
+    kept = protocol.open_checkpoint(made, keys=[signer.public], node="FR")
+    made_claims = orjson.loads(parse_compact(made.encode()).payload)
+    assert set(made_claims) == set(examples["checkpoint"])
+    receipt = protocol.ReceiptClaims.model_validate(examples["receipt"])
+    signed = protocol.sign_receipt(
+        signer, iss="DE", aud="FR", in_reply_to=receipt.in_reply_to, kept=kept, latest=kept, now=now
+    )
+    assert set(orjson.loads(parse_compact(signed).payload)) == set(examples["receipt"])
+    witnessed = protocol.WitnessedClaims.model_validate(examples["witnessed"])
+    signed = protocol.sign_witnessed(
+        signer, iss="DE", aud="FR", in_reply_to=witnessed.in_reply_to, checkpoints=[made], now=now
+    )
+    assert set(orjson.loads(parse_compact(signed).payload)) == set(examples["witnessed"])

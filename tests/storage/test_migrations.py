@@ -12,6 +12,7 @@ from sqlalchemy import MetaData, create_engine
 from support.databases import DatabaseUrl, run_sql
 from support.processes import cli, init
 
+from connector.enquiries import witnessed
 from connector.enquiries.log import EnquiryLog
 from connector.enquiries.schema import metadata as log_metadata
 from connector.errors import SchemaError
@@ -44,8 +45,10 @@ def test_migrations_build_exactly_the_tables_the_code_uses(db_url: DatabaseUrl) 
     RecordStore.open(records).close()
     EnquiryLog.open(log_url).close()
     assert _differences(records, records_metadata(), Schema.RECORDS.version_table) == []
-    # The log's database also holds notify's tables, declared beside the code that uses them.
+    # The log's database also holds notify's tables and the witnessed checkpoints, declared
+    # beside the code that uses them.
     assert notify_tables.outbox.metadata is log_metadata
+    assert witnessed.witnessed.metadata is log_metadata
     assert _differences(log_url, log_metadata, Schema.ENQUIRIES.version_table) == []
 
 
@@ -75,7 +78,7 @@ def test_tables_without_a_version_are_refused_until_db_upgrade_adopts_them(
 
     engine = create_engine(sync_url(url))
     with engine.begin() as conn:
-        assert upgrade_existing(Schema.ENQUIRIES, conn) == (None, "e0003")
+        assert upgrade_existing(Schema.ENQUIRIES, conn) == (None, "e0004")
     engine.dispose()
     EnquiryLog.open(url).close()
 
@@ -86,11 +89,11 @@ def test_db_status_and_upgrade_from_the_command_line(tmp_path: Path) -> None:
     assert "new (created on first use)" in status.stdout
     assert cli("db", "upgrade", config=config).stdout.splitlines() == [
         "records: new → r0003",
-        "enquiry log: new → e0003",
+        "enquiry log: new → e0004",
     ]
     assert cli("db", "upgrade", config=config).stdout.splitlines() == [
         "records: already at r0003",
-        "enquiry log: already at e0003",
+        "enquiry log: already at e0004",
     ]
     run_sql(
         f"sqlite:///{tmp_path / 'FR' / 'records.db'}",
