@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+import difflib
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
@@ -290,6 +291,15 @@ class EnquiryLogForgotten(ConfigError):
 
 
 # --- pydantic's validation errors, in the words an admin or a peer reads ---------------
+
+
+def did_you_mean(value: object, choices: Iterable[str]) -> str:
+    """` (did you mean 'x'?)` when `value` is close to one of `choices`, else nothing: the
+    hint every admin-file error gives for a misspelt key or value."""
+    if not isinstance(value, str):
+        return ""
+    close = difflib.get_close_matches(value, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

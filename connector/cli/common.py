@@ -70,6 +70,12 @@ def handles_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except ConnectorError as exc:
+            # A file with several problems: one line each, as an editor jumps to them.
+            lines = exc.extra.get("errors")
+            if isinstance(lines, list) and lines and all(isinstance(x, str) for x in lines):
+                for line in lines[:-1]:
+                    err.print(f"[bold red]error:[/] {line}", soft_wrap=True)
+                _fail(lines[-1])
             _fail(exc.detail)
         except SQLAlchemyError as exc:
             # Busy or damaged databases: say which, without the driver's quoted rows.

@@ -6,7 +6,15 @@ from pathlib import Path
 
 import click
 
-from connector.cli.common import _json, config_option, handles_errors, json_option, out
+from connector.cli.common import (
+    EXIT_BAD_INPUT,
+    _json,
+    config_option,
+    handles_errors,
+    json_option,
+    out,
+)
+from connector.errors import ConnectorError
 from connector.logs import configure_logging
 from connector.settings.config import load_settings
 
@@ -20,9 +28,15 @@ def config_check(config_path: Path, as_json: bool) -> None:
     directory."""
     from connector.node.check import check_config
 
-    settings = load_settings(config_path)
     configure_logging(fmt="auto", level="critical")  # the outcome is printed, not logged
-    checked = check_config(settings)
+    try:
+        checked = check_config(load_settings(config_path))
+    except ConnectorError as exc:
+        if not as_json:
+            raise
+        lines = exc.extra.get("errors")
+        _json({"ok": False, "errors": lines if isinstance(lines, list) else [exc.detail]})
+        raise SystemExit(EXIT_BAD_INPUT) from exc
     if as_json:
         _json(
             {

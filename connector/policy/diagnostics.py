@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -10,7 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ValidationError
 from yaml.nodes import Node
 
-from connector.errors import FieldProblem, field_problems
+from connector.errors import FieldProblem, did_you_mean, field_problems
 from connector.policy.model import Notify, Policy
 from connector.settings.yamlfile import Position, locate, position
 from connector.vocabulary import AgencyKind, AnswerLevel, Category, Purpose
@@ -72,13 +71,6 @@ _ENUM_FIELDS: Mapping[str, tuple[str, tuple[str, ...]]] = {
 
 def _keys(model: type[BaseModel]) -> list[str]:
     return [f.alias or name for name, f in model.model_fields.items()]
-
-
-def did_you_mean(value: object, choices: Iterable[str]) -> str:
-    if not isinstance(value, str):
-        return ""
-    close = difflib.get_close_matches(value, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _kind_of(value: object) -> str:

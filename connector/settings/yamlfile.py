@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import re
+import types
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ValidationError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from connector.errors import ConfigError, ConnectorError, field_problems
+from connector.errors import ConfigError, ConnectorError, FieldProblem, did_you_mean, field_problems
 
 __all__ = [
     "Position",
@@ -291,6 +292,90 @@ def load_yaml_model(
         for problem in field_problems(exc):
             node = locate(root, problem.loc, want_key=problem.type == "extra_forbidden")
             where = position(node)
-            key = problem.field or "(top level)"
-            found.append(f"{path}:{where.line}:{where.column}: {key}: {problem.reason}")
+            key, reason = _worded(problem, model, internal=set(extra or {}))
+            label = f"{key}: " if key else ""
+            found.append(f"{path}:{where.line}:{where.column}: {label}{reason}")
         raise error("; ".join(found), file=str(path), errors=found) from exc
+
+
+def _worded(
+    problem: FieldProblem, model: type[BaseModel], *, internal: set[str]
+) -> tuple[str, str]:
+    """(where, why) in an admin's words: an unknown key or value gets the closest allowed
+    one and the list of what is allowed there, as the policy's diagnostics do."""
+    loc = problem.loc
+    if problem.type in ("extra_forbidden", "missing") and loc:
+        here, shown = _walk(model, loc[:-1])
+        where = ".".join(str(p) for p in shown)
+        if problem.type == "missing":
+            return where, f"missing required key {loc[-1]!r}"
+        allowed = [k for k in _keys(here) if k not in internal]
+        listed = f"; allowed here: {', '.join(allowed)}" if allowed else ""
+        return where, f"unknown key {loc[-1]!r}{did_you_mean(loc[-1], allowed)}{listed}"
+    expected = problem.ctx.get("expected") or problem.ctx.get("expected_tags") or ""
+    value = problem.ctx.get("tag", problem.input)
+    if problem.type in ("literal_error", "enum", "union_tag_invalid"):
+        choices = re.findall(r"'([^']*)'", str(expected))
+        return problem.field, problem.reason + did_you_mean(value, choices)
+    return problem.field, problem.reason
+
+
+def _walk(model: type[BaseModel], loc: Sequence[str | int]) -> tuple[list[Any], list[str | int]]:
+    """The types `loc` leads to, and `loc` as the file shows it (without union tags)."""
+    here: list[Any] = [model]
+    shown: list[str | int] = []
+    for part in loc:
+        here, tag = _step(here, part)
+        if not tag:
+            shown.append(part)
+    return here, shown
+
+
+def _keys(here: list[Any]) -> list[str]:
+    keys: dict[str, None] = {}
+    for tp in here:
+        for m in _models(tp):
+            keys.update((f.alias or name, None) for name, f in m.model_fields.items())
+    return list(keys)
+
+
+def _members(tp: Any) -> list[Any]:
+    """A type without its Annotated metadata, a union as its members."""
+    while get_origin(tp) is Annotated:
+        tp = get_args(tp)[0]
+    if get_origin(tp) in (Union, types.UnionType):
+        return [m for arg in get_args(tp) for m in _members(arg)]
+    return [tp]
+
+
+def _models(tp: Any) -> list[type[BaseModel]]:
+    return [m for m in _members(tp) if isinstance(m, type) and issubclass(m, BaseModel)]
+
+
+def _step(here: list[Any], part: str | int) -> tuple[list[Any], bool]:
+    """Where one part of a loc leads from `here`; True when the part was a union's tag."""
+    members = [m for tp in here for m in _members(tp)]
+    models = [m for m in members if isinstance(m, type) and issubclass(m, BaseModel)]
+    by_field = [m.model_fields[part].annotation for m in models if part in m.model_fields]
+    if by_field:
+        return by_field, False
+    # A tagged union's loc names the tag (`webhook`): the member whose literal holds it.
+    tagged = [
+        m
+        for m in models
+        if any(
+            part in get_args(f.annotation)
+            for f in m.model_fields.values()
+            if get_origin(f.annotation) is Literal
+        )
+    ]
+    if tagged:
+        return tagged, True
+    out: list[Any] = []
+    for m in members:
+        origin, args = get_origin(m), get_args(m)
+        if origin in (dict, Mapping) and len(args) == 2:
+            out.append(args[1])
+        elif origin in (list, tuple, Sequence) and args and isinstance(part, int):
+            out.append(args[0])
+    return out, False

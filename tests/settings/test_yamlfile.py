@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 import yaml
 from pydantic import BaseModel, ConfigDict
+from support.processes import cli, init
 from yaml.nodes import MappingNode, Node, ScalarNode
 
 from connector.crypto.jws import SigningKey
@@ -111,7 +113,7 @@ def test_a_file_reports_every_problem_with_its_line(tmp_path: Path) -> None:
         load_yaml_model(path, _Model)
     assert caught.value.extra["errors"] == [
         f"{path}:2:8: limit: Input should be a valid integer, unable to parse string as an integer",
-        f"{path}:3:1: limt: Extra inputs are not permitted",
+        f"{path}:3:1: unknown key 'limt' (did you mean 'limit'?); allowed here: countries, limit",
     ]
     path.write_text("countries: [NO, SE]\n", encoding="utf-8")
     assert load_yaml_model(path, _Model).countries == ["NO", "SE"]
@@ -126,3 +128,43 @@ def test_the_error_class_and_an_empty_file(tmp_path: Path) -> None:
     path.write_text("limit: [1]\n", encoding="utf-8")
     with pytest.raises(TrustStoreError, match=r"x\.yaml:1:8: limit: "):
         load_yaml_model(path, _Model, error=TrustStoreError)
+
+
+def test_connector_yaml_errors_name_the_key_the_admin_meant(tmp_path: Path) -> None:
+    """As policy errors do: file:line, where, what is wrong, and the closest allowed key or
+    value — nested, in a list of channels, and in a channel's type."""
+    config, _, _ = init(tmp_path, "FR")
+    text = config.read_text(encoding="utf-8")
+    text = text.replace("policy_dir: policies", "polcy_dir: policies")
+    text = text.replace("  format: auto", "  format: jsn")
+    text = text.replace("    port: ", "    prot: ", 1)
+    text += (
+        "notifications:\n  channels:\n"
+        "    duty: {type: webhook, urll: 'http://127.0.0.1:1'}\n"
+        "    mail: {type: emial}\n"
+    )
+    config.write_text(text, encoding="utf-8")
+    proc = cli("config", "check", "--json", config=config, check=False)
+    assert proc.returncode == 2, proc.stderr
+    errors = orjson.loads(proc.stdout)["errors"]
+    lines = {e.split(": ", 1)[1] for e in errors}
+    assert lines >= {
+        "listen.peer: missing required key 'port'",
+        "listen.peer: unknown key 'prot' (did you mean 'port'?); allowed here: host, port, "
+        "max_connections, max_connections_per_address",
+        "logging.format: Input should be 'auto', 'json' or 'console' (did you mean 'json'?)",
+        "notifications.channels.duty: missing required key 'url'",
+        "notifications.channels.duty: unknown key 'urll' (did you mean 'url'?); allowed here: "
+        "digest, digest_only, type, url, tls_fingerprint, insecure, timeout",
+    }, errors
+    assert any(e.endswith("'webhook', 'email', 'log' (did you mean 'email'?)") for e in errors), (
+        errors
+    )
+    top = next(e for e in errors if "polcy_dir" in e)
+    assert top.startswith(f"{config}:")
+    assert ": unknown key 'polcy_dir' (did you mean 'policy_dir'?); allowed here: node, " in top
+    assert "base_dir" not in top  # ours, not the admin's
+    # Without --json: one `error:` line a problem, not one line joined by semicolons.
+    proc = cli("config", "check", config=config, check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.count("error: ") == len(errors), proc.stderr
