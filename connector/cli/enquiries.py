@@ -149,6 +149,16 @@ def enquiries_verify(expect: str | None, witnesses: bool, config_path: Path, as_
             "disclosed_refs": [asdict(f) for f in report.disclosures],
             "sealed": [asdict(f) for f in report.sealed],
         }
+        doc["kept_checkpoint"] = (
+            None
+            if audit.kept is None
+            else {
+                "seq": audit.kept.seq,
+                "at": utc_iso(audit.kept.at),
+                "ok": audit.kept.problem is None,
+                "problem": audit.kept.problem,
+            }
+        )
         if audit.witnesses is not None:
             doc["witnesses"] = [witness_dict(w) for w in audit.witnesses]
         _json(doc)
@@ -167,6 +177,15 @@ def enquiries_verify(expect: str | None, witnesses: bool, config_path: Path, as_
         err.print(f"the chain is whole ({report.rows} row(s), head {report.head}), but:")
     if audit.checkpoint is not None and report.ok:
         out.print(f"the checkpoint holds: row {audit.checkpoint[0]} is there, unchanged")
+    if audit.kept is not None and report.ok:
+        kept = audit.kept
+        if kept.problem is None:
+            out.print(f"the kept checkpoint holds: row {kept.seq} is there, unchanged")
+        else:
+            err.print(
+                f"[bold red]KEPT CHECKPOINT[/]: the log {kept.problem}, but this node had "
+                f"logged up to row {kept.seq} ({utc_time(kept.at)} UTC, enquiry-log-state.json)"
+            )
     for w in audit.witnesses or ():
         _print_witness(w, rows=report.rows)
     if audit.token is not None:

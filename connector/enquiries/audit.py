@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from connector.crypto.jws import Signer
 from connector.crypto.keyfiles import read_signing_key
 from connector.enquiries.checkpoints import read_checkpoint
+from connector.enquiries.continuity import STATE_FILE, KeptLog, what_is_wrong
 from connector.enquiries.entry import VerifyReport
 from connector.enquiries.log import EnquiryLog
 from connector.protocol import Checkpoint, sign_checkpoint
@@ -79,16 +80,31 @@ def audit_witnessed(recalled: Recalled, hash_at: Callable[[int], str | None]) ->
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class KeptCheck:
+    """The checkpoint the node keeps beside its log (enquiry-log-state.json), against it."""
+
+    seq: int
+    at: float
+    problem: str | None  # what is wrong with the log, in words; None: it holds the row
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Audit:
     report: VerifyReport
     checkpoint: tuple[int, str] | None  # the earlier checkpoint, (seq, hash), now proven
     token: str | None  # a new signed checkpoint of the head; None when the chain is broken
     witnesses: tuple[WitnessAudit, ...] | None = None  # None: not asked
+    kept: KeptCheck | None = None  # None: no state file beside the log (a copy, a new node)
 
     @property
     def ok(self) -> bool:
-        """The chain holds and no witness holds a row the log lost or changed."""
-        return self.token is not None and all(not w.mismatches for w in self.witnesses or ())
+        """The chain holds, and neither the kept checkpoint nor a witness holds a row the log
+        lost or changed."""
+        return (
+            self.report.ok
+            and not any(w.mismatches for w in self.witnesses or ())
+            and (self.kept is None or self.kept.problem is None)
+        )
 
 
 def audit_log(
@@ -105,16 +121,24 @@ def audit_log(
     checkpoint = (
         None if expect is None else read_checkpoint(expect, key=signer.public, node=settings.node)
     )
+    # The node's own checkpoint beside the log, checked as every start checks it: a log
+    # cut or swapped since the node last wrote it is named here too, not only at start.
+    state = KeptLog(settings.state_path(STATE_FILE), node=settings.node).read()
     with closing(EnquiryLog.open(settings.enquiries_url)) as log:
         report = log.verify(expect=checkpoint)
         witnesses = (
             None if witnessed is None else tuple(audit_witnessed(r, log.hash_at) for r in witnessed)
         )
-    # A rewritten log keeps a whole chain: it gets no new checkpoint to vouch for it.
-    rewritten = any(w.mismatches for w in witnesses or ())
-    token = (
-        sign_checkpoint(signer, node=settings.node, seq=report.rows, head=report.head, at=now)
-        if report.ok and not rewritten
-        else None
-    )
-    return Audit(report=report, checkpoint=checkpoint, token=token, witnesses=witnesses)
+        kept = (
+            None
+            if state is None or state.seq == 0
+            else KeptCheck(
+                seq=state.seq, at=state.at, problem=what_is_wrong(state, log, file_missing=False)
+            )
+        )
+    audit = Audit(report=report, checkpoint=checkpoint, token=None, witnesses=witnesses, kept=kept)
+    if not audit.ok:
+        # A cut or rewritten log can keep a whole chain: it gets no checkpoint to vouch for it.
+        return audit
+    token = sign_checkpoint(signer, node=settings.node, seq=report.rows, head=report.head, at=now)
+    return replace(audit, token=token)

@@ -143,6 +143,29 @@ async def test_a_notice_deleted_or_edited_is_reported(
     assert "1 sealed row(s) do not match the chain" in (report.problem or "")
 
 
+async def test_a_notice_committed_after_its_row_is_sealed_by_the_next_row(db: str) -> None:
+    """A denied check's watch notices (and a digest's) commit without an enquiry row: the
+    next row the log writes seals them, so a deletion is seen as for any other notice."""
+    log = EnquiryLog.open(db, serving=True)
+    try:
+        denied = entry(1)
+        await log.append(denied)  # its answer leaves; the watch search comes after
+        log.commit_companions(notice_rows([_notice(denied)]))
+        later = entry(2)
+        await log.append(later)
+    finally:
+        await log.aclose()
+    assert _verify(db).ok
+    run_sql(db, f"DELETE FROM outbox WHERE id = '{denied.id}.duty'")
+    (finding,) = _verify(db).sealed
+    assert (finding.problem, finding.key, finding.seq, finding.enquiry) == (
+        "missing",
+        f"{denied.id}.duty",
+        2,
+        later.id,
+    )
+
+
 async def test_a_broken_chain_is_reported_as_before_without_findings(db: str) -> None:
     await _log_with_notices(db)
     run_sql(db, "UPDATE enquiries SET hit_refs = '[]' WHERE seq = 1")
@@ -169,10 +192,11 @@ async def test_a_log_written_before_revision_e0003_still_verifies_after_the_upgr
     upgraded: the chain verifies, and so do the refs; the old notices were never sealed."""
     log = EnquiryLog.open(db, serving=True)
     try:
-        for n in range(1, 4):
-            e = _hit(n)
-            await log.append(e)  # as e0002's code did: the notices beside the row, unsealed
-            log.commit_companions(notice_rows([_notice(e)]))
+        hits = [_hit(n) for n in range(1, 4)]
+        for e in hits:
+            await log.append(e)
+        # As e0002's code did: the notices beside the rows, sealed by none.
+        log.commit_companions(notice_rows([_notice(e) for e in hits]))
     finally:
         await log.aclose()
     run_sql(db, "ALTER TABLE enquiries DROP COLUMN sealed")

@@ -219,3 +219,34 @@ async def test_an_emptied_or_different_log_is_refused_on_either_backend(
     run_sql(enquiries, "DELETE FROM enquiries")
     with pytest.raises(EnquiryLogForgotten, match="is empty, but this node had logged up to row 2"):
         await started()
+
+
+async def test_verify_checks_the_log_against_the_checkpoint_kept_beside_it(
+    tmp_path: Path,
+) -> None:
+    """`enquiries verify` does what every start does: rows cut from the end, which leave a
+    whole chain, are named against enquiry-log-state.json, without --expect or witnesses."""
+    paths = init_node(tmp_path / "DE", node="DE", peer_port=0, local_port=0)
+    node = Node.from_settings(load_settings(paths.config))
+    node.load_live()
+    service = Service(node, shutdown_timeout=2.0)
+    await service.start()
+    for n in range(1, 4):
+        await service.enquiry_log.append(entry(n))
+    await service.stop()  # the last checkpoint, row 3, is kept beside the log
+
+    ok = cli("enquiries", "verify", config=paths.config)
+    assert "the kept checkpoint holds: row 3 is there, unchanged" in ok.stdout
+    run_sql(
+        f"sqlite:///{paths.config.parent / 'enquiries.db'}", "DELETE FROM enquiries WHERE seq = 3"
+    )
+    cut = cli("enquiries", "verify", config=paths.config, check=False)
+    assert cut.returncode == 1
+    assert "the chain is whole (2 row(s)" in cut.stderr
+    assert "KEPT CHECKPOINT: the log does not hold row 3 as this node logged it" in cut.stderr
+    assert "checkpoint (keep it off this host" not in cut.stdout
+    doc = json.loads(cli("enquiries", "verify", "--json", config=paths.config, check=False).stdout)
+    assert doc["ok"] is False
+    assert doc["checkpoint"] is None
+    assert doc["kept_checkpoint"]["seq"] == 3
+    assert doc["kept_checkpoint"]["ok"] is False
