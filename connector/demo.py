@@ -176,7 +176,7 @@ def sample_documents(node: str) -> list[dict[str, object]]:
     return [
         # The NCB's own record references: stable, and saying nothing of the record.
         {
-            "id": f"{cc}-P-{cc}1234567",
+            "id": f"{cc}-TD-26-0117",
             "number": f"{cc}1234567",
             "country": cc,
             "document_type": "P",
@@ -186,7 +186,7 @@ def sample_documents(node: str) -> list[dict[str, object]]:
             "remarks": "theft at home",
         },
         {
-            "id": f"{cc}-I-{cc}7654321",
+            "id": f"{cc}-TD-26-0342",
             "number": f"{cc}7654321",
             "country": cc,
             "document_type": "I",
@@ -194,7 +194,7 @@ def sample_documents(node: str) -> list[dict[str, object]]:
             "reported_on": "2026-07-02",
         },
         {
-            "id": f"{cc}-P-{cc}0000042",
+            "id": f"{cc}-TD-26-0951",
             "number": f"{cc}0000042",
             "country": cc,
             "document_type": "P",
@@ -292,7 +292,7 @@ def _demo_notifications(node_id: str, directory: Path) -> None:
     (directory / "policies" / "20-watch.yaml").write_text(
         "# Tell the duty desk whenever anyone asks about our most wanted passport.\n"
         f"watch:\n  - name: the stolen {cc} passport\n"
-        f"    record: travel_documents/{cc}-P-{cc}1234567\n    notify: [duty-desk]\n",
+        f"    record: travel_documents/{cc}-TD-26-0117\n    notify: [duty-desk]\n",
         encoding="utf-8",
     )
 

@@ -43,7 +43,7 @@ MRZ = "P<D<<MUSTERMANN<<ERIKA<<<<<<<<<<<<<<<<<<<<<<\nC01X00T478D<<6408125F270228
 
 # DE's national record behind the hit, as DE's NCB imported it.
 DE_RECORD_ROW: dict[str, Any] = {
-    "id": "DE-P-DE1234567",
+    "id": "DE-TD-26-0117",
     "number": "DE1234567",
     "country": "DE",
     "document_type": "P",

@@ -22,7 +22,7 @@ def test_the_demo_runs_its_scenarios_and_shows_them(tmp_path: Path) -> None:
     assert f"Working directory: {tmp_path / 'net'}" in out
     for seen in (
         "FR asks DE about a stolen German passport (hit)",
-        "DE:travel_documents:DE-P-DE1234567",
+        "DE:travel_documents:DE-TD-26-0117",
         "FR's NCB checks a German passport number against all 3 peers at once",
         "second (connections reused): 3 peers answered in",
         "1 hit, 2 no_hit",

@@ -76,7 +76,7 @@ inbound:
     channels: [duty]
 watch:
   - name: the stolen passport
-    record: travel_documents/DE-P-DE1234567
+    record: travel_documents/DE-TD-26-0117
     notify: [duty]
 outbound:
   - agency: ncb
@@ -200,10 +200,10 @@ async def test_a_watch_fires_even_when_the_rule_says_never_and_when_denied(tmp_p
             assert len(claims) == 2
             by_peer = {c["notice"]["asked_by"]["node"]: c["notice"] for c in claims}
             assert by_peer["FR"]["why_notified"] == ["watch: the stolen passport"]
-            assert by_peer["FR"]["checks"][0]["matched"] == ["DE:travel_documents:DE-P-DE1234567"]
+            assert by_peer["FR"]["checks"][0]["matched"] == ["DE:travel_documents:DE-TD-26-0117"]
             # The denied enquiry is notified, with the record it touched, though GB saw nothing.
             assert by_peer["GB"]["checks"][0]["status"] == "denied"
-            assert by_peer["GB"]["checks"][0]["matched"] == ["DE:travel_documents:DE-P-DE1234567"]
+            assert by_peer["GB"]["checks"][0]["matched"] == ["DE:travel_documents:DE-TD-26-0117"]
     finally:
         await r.stop()
 
@@ -237,7 +237,7 @@ async def test_email_channel_delivers_text_and_json(tmp_path: Path) -> None:
         message = mailbox.messages[0]
         assert message.rcpt_tos == ["duty@ncb.example"]
         text = message.content.decode()
-        assert "DE:travel_documents:DE-P-DE1234567" in text
+        assert "DE:travel_documents:DE-TD-26-0117" in text
         assert "notice.json" in text
     finally:
         controller.stop()

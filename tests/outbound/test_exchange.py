@@ -38,7 +38,7 @@ async def test_hit_full_level_with_redaction(pair: dict[str, DemoNode]) -> None:
     assert result.status == "hit"
     assert result.level.value == "full"
     (hit,) = result.hits
-    assert hit.ref == "DE:travel_documents:DE-P-DE1234567"
+    assert hit.ref == "DE:travel_documents:DE-TD-26-0117"
     assert hit.record["status"] == "stolen"
     assert hit.record["holder_name"] == "Jean Exemple"
     assert "remarks" not in hit.record  # the demo rule redacts remarks
@@ -100,7 +100,7 @@ async def test_both_sides_log_the_enquiry(pair: dict[str, DemoNode]) -> None:
     assert out_row.entry.jti == in_row.entry.jti == ex.query.jti
     assert in_row.entry.id == ex.answer.enquiry
     assert out_row.entry.results[0]["peer_enquiry"] == ex.answer.enquiry
-    ref = "DE:travel_documents:DE-P-DE1234567"
+    ref = "DE:travel_documents:DE-TD-26-0117"
     assert in_row.entry.hit_refs == out_row.entry.hit_refs == (ref,)
     assert in_row.entry.policy_digest is not None
     assert in_row.entry.policy_digest.startswith("sha256:")

@@ -175,7 +175,7 @@ async def test_check_across_peers_every_outcome(fed: Fed) -> None:
         "PT": "timeout",
     }
     (hit,) = by_peer["DE"]["hits"]
-    assert hit["ref"] == "DE:travel_documents:DE-P-DE1234567"
+    assert hit["ref"] == "DE:travel_documents:DE-TD-26-0117"
     assert hit["record"]["status"] == "stolen"
     assert by_peer["IT"]["reason"] == "policy"
     # The impostor's answer is an error and shows nothing of what it said.

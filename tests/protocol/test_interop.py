@@ -86,7 +86,7 @@ async def test_joserfc_query_accepted_and_answer_verified(
     assert (c["iss"], c["aud"], c["in_reply_to"]) == ("DE", "NL", jti)
     assert c["query_digest"] == _b64(hashlib.sha256(query.encode()).digest())
     assert c["results"][0]["status"] == "hit"
-    assert c["results"][0]["hits"][0]["ref"] == "DE:travel_documents:DE-P-DE1234567"
+    assert c["results"][0]["hits"][0]["ref"] == "DE:travel_documents:DE-TD-26-0117"
 
 
 async def test_identity_token_verifies_with_joserfc(

@@ -210,7 +210,7 @@ def test_answer_verifies() -> None:
         ("b", "no_hit", "full"),
         ("c", "denied", "none"),
     ]
-    assert answer.results[0].hits[0].ref == "DE:travel_documents:DE-P-DE1234567"
+    assert answer.results[0].hits[0].ref == "DE:travel_documents:DE-TD-26-0117"
     assert answer.results[2].reason == "policy"
 
 
