@@ -435,14 +435,14 @@ class Answerer:
         """Count this check towards probing of its subject; None when it names none."""
         kind = self.store.kind(check.category)
         subject = kind.subject(searched) if kind is not None else None
-        if subject is None:
+        if kind is None or subject is None:
             return None
         return self.probing.observe(
             peer=peer,
             subject=hash((check.category, subject)),
             # What is searched, not what was sent: criteria the level does not use tell
             # the peer nothing, however they vary.
-            variant=hash(searched),
+            variant=kind.variant(searched),
             now=now,
             window=policy.probing.window,
             distinct=policy.probing.distinct,

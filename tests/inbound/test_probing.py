@@ -16,6 +16,7 @@ from connector.inbound.probing import ProbingDetector
 from connector.notify.outbox import Outbox
 from connector.outbound.request import Request
 from connector.protocol import Check
+from connector.records.kinds.registry import KINDS
 from connector.vocabulary import AgencyKind, Category, Purpose
 
 POLICY = """\
@@ -259,3 +260,15 @@ def test_the_detector_stays_bounded_whatever_keys_a_peer_sends() -> None:
     detector.observe(peer="GB", subject=-1, variant=0, now=now + 7_200, window=3_600, distinct=3)
     assert len(detector._peers["GB"].subjects) == 1
     assert len(detector._peers["GB"].suspected) == 0
+
+
+def test_criteria_that_search_alike_are_one_variation() -> None:
+    documents = KINDS[Category.TRAVEL_DOCUMENTS]
+    same = [
+        documents.parse_criteria({"number": n, "country": "DE"})
+        for n in ("de 123-4567", "DE1234567", "De.123.4567")
+    ]
+    assert len({documents.variant(c) for c in same}) == 1
+    assert {documents.subject(c) for c in same} == {"DE1234567"}
+    other = documents.parse_criteria({"number": "DE1234567", "country": "FR"})
+    assert documents.variant(other) != documents.variant(same[0])

@@ -386,6 +386,18 @@ class Artworks(Kind):
             return "artist:" + criteria.artist_key
         return "text:" + " ".join(sorted(fold(w) for w in criteria.text_words))
 
+    def variant(self, criteria: ArtworkCriteria) -> int:
+        return hash(
+            (
+                criteria.ref,
+                criteria.text_words,
+                criteria.title_words,
+                criteria.artist_words,
+                criteria.artist_key,
+                criteria.fields,
+            )
+        )
+
     def lookups(self, criteria: ArtworkCriteria) -> Sequence[Lookup]:
         found: list[Lookup] = []
         if criteria.ref is not None:

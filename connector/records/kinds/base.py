@@ -148,6 +148,11 @@ class Kind(ABC):
         the same subject asked with varying criteria is how a peer probes a hidden field."""
         return None
 
+    def variant(self, criteria: Any) -> int:
+        """What a check searches by, as a number: equal for criteria that search alike (a
+        number typed with or without its dashes), so that only real variation counts."""
+        return hash(criteria)
+
     def score(self, criteria: Any, record: Record) -> Match | None:
         """How well a candidate matches; None drops it. Exact-key kinds accept every one."""
         return Match(record=record)

@@ -131,6 +131,9 @@ class TravelDocuments(Kind):
     def subject(self, criteria: DocumentCriteria) -> str:
         return criteria.number_key
 
+    def variant(self, criteria: DocumentCriteria) -> int:
+        return hash((criteria.number_key, criteria.country, criteria.document_type))
+
     def lookups(self, criteria: DocumentCriteria) -> Sequence[Lookup]:
         lookup = {"number_key": criteria.number_key}
         if criteria.country is not None:

@@ -532,6 +532,9 @@ class PersonKind(Kind):
             return None
         return restricted
 
+    def variant(self, criteria: PersonCriteria) -> int:
+        return hash(replace(criteria, document_number=None))
+
     def subject(self, criteria: PersonCriteria) -> str | None:
         if criteria.ref is not None:
             return "ref:" + criteria.ref

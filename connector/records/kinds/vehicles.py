@@ -269,6 +269,9 @@ class Vehicles(Kind):
     def subject(self, criteria: VehicleCriteria) -> str | None:
         return criteria.vin or criteria.plate_key
 
+    def variant(self, criteria: VehicleCriteria) -> int:
+        return hash((criteria.vin, criteria.plate_key, criteria.country))
+
     def lookups(self, criteria: VehicleCriteria) -> Sequence[Lookup]:
         found: list[Lookup] = []
         if criteria.vin is not None:
