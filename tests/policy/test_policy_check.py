@@ -206,16 +206,15 @@ ERROR_CASES: list[tuple[str, dict[str, str | bytes], list[Expected]]] = [
     (
         "probing: unknown key, action, window, threshold; set in two files",
         {
-            "a.yaml": "probing:\n"
-            "  windw: 1h\n"
-            "  then: dney\n"
-            "  distinct_criteria: 1\n",
-            "b.yaml": "probing:\n  window: 10min\n",
+            "a.yaml": "probing:\n  window: 10min\n  then: dney\n  distinct_criteria: 1\n"
+            "  notfy: [duty]\n",
+            "b.yaml": "probing:\n  window: 1h\n",
         },
         [
-            ("a.yaml", 2, 3, None, "unknown key 'windw' (did you mean 'window'?)"),
+            ("a.yaml", 2, 11, None, "window: malformed window '10min'"),
             ("a.yaml", 3, 9, None, "unknown action 'dney' (did you mean 'deny'?)"),
-            ("a.yaml", 4, 22, None, "distinct_criteria: Input should be greater than or equal to 2"),
+            ("a.yaml", 4, 22, None, "distinct_criteria: Input should be greater than or equal"),
+            ("a.yaml", 5, 3, None, "unknown key 'notfy' (did you mean 'notify'?)"),
             ("b.yaml", 1, 1, None, "probing is already set at"),
         ],
     ),
