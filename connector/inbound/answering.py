@@ -259,10 +259,8 @@ class Answerer:
     def _notices(
         self, query: Query, entry: Entry, decided: list[_Decided], policy: Policy, now: float
     ) -> list[Notice]:
-        if (
-            not policy.watches
-            and all(d.decision.notify is Notify.NEVER for d in decided)
-            and all(d.probing is None for d in decided)
+        if not policy.watches and all(
+            d.decision.notify is Notify.NEVER and d.probing is None for d in decided
         ):
             return []  # the common case, kept cheap: nothing here can notify anyone
         outcomes = [
@@ -362,7 +360,7 @@ class Answerer:
                 searched = kind.restrict(criteria, decision.searched)
             unused = tuple(name for name in check.criteria if name in decision.unused)
         suspected = None
-        if searched is not None and decision.level < AnswerLevel.FULL and policy.probing.enabled:
+        if decision.hides and searched is not None and policy.probing.enabled:
             seen = self._observe(query.iss, check, searched, policy, now)
             if seen is not None and seen.verdict != "ok":
                 if policy.probing.action is ProbingAction.DENY:

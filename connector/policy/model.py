@@ -162,6 +162,9 @@ class InboundDecision:
     searched: frozenset[str] = frozenset()
     unused: frozenset[str] = frozenset()
     restricted: bool = False
+    # The level hides fields a peer could probe for (hit, summary): only then are its
+    # checks counted towards probing. Decided here, since comparing levels per check costs.
+    hides: bool = False
 
     @property
     def allowed(self) -> bool:
@@ -268,6 +271,7 @@ class InboundRule:
             searched=searched,
             unused=kind.unused(searched) if kind is not None and restricted else frozenset(),
             restricted=restricted,
+            hides=AnswerLevel.NONE < self.answer < AnswerLevel.FULL,
         )
 
 
