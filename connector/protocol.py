@@ -131,6 +131,8 @@ class ResultClaims(BaseModel):
     hits: list[HitClaims] = Field(default_factory=list)
     reason: str | None = None
     retry_after: float | None = None
+    # Criteria the responder's policy did not search by at the level it granted (§7.2).
+    unused_criteria: list[str] = Field(default_factory=list)
 
 
 class AnswerClaims(BaseModel):
@@ -246,6 +248,7 @@ class CheckResult:
     hits: tuple[Hit, ...] = ()
     reason: str | None = None
     retry_after: float | None = None
+    unused_criteria: tuple[str, ...] = ()
 
     def claims(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -258,6 +261,8 @@ class CheckResult:
             out["reason"] = self.reason
         if self.retry_after is not None:
             out["retry_after"] = round(self.retry_after, 3)
+        if self.unused_criteria:
+            out["unused_criteria"] = list(self.unused_criteria)
         return out
 
 

@@ -157,6 +157,8 @@ def policy_explain(
                 "level": ex.level.value,
                 "fields": sorted(ex.fields),
                 "redacted": sorted(ex.redacted),
+                "searched": sorted(ex.decision.searched),
+                "unused_criteria": sorted(ex.decision.unused),
                 "reason": ex.decision.reason,
                 "skipped": [
                     {"rule": s.rule, "file": s.file, "line": s.line, "why": s.why}

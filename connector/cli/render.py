@@ -127,14 +127,17 @@ def answer_table(exchange: Exchange) -> Table:
     for r in a.results:
         style = _STATUS_STYLE.get(r.status, "")
         status = f"[{style}]{r.status}[/]"
+        # A no_hit the peer searched without some criteria says less than it seems to.
+        unused = f" (not searched by: {', '.join(r.unused_criteria)})" if r.unused_criteria else ""
         if not r.hits:
-            note = r.reason or ""
+            note = (r.reason or "") + unused
             if r.retry_after is not None:
                 note += f" (retry after {r.retry_after:.0f} s)"
             # Everything a peer wrote is shown as text, never read as markup.
             table.add_row(escape(r.check), status, r.level.value, "-", escape(note))
         for h in r.hits:
             record = ", ".join(f"{k}={shown(v)}" for k, v in h.record.items()) or "(hit only)"
+            record += unused
             table.add_row(escape(r.check), status, r.level.value, escape(h.ref), escape(record))
     return table
 

@@ -14,7 +14,9 @@ from connector.crypto.jws import Signer
 from connector.enquiries.entry import Entry, new_enquiry_id, utc_iso
 from connector.enquiries.log import Companion, EnquiryLog
 from connector.errors import InvalidCriteria, Replay
+from connector.inbound.probing import Observation, ProbingDetector
 from connector.inbound.ratelimit import RateLimiter
+from connector.logs import RateLimitedLog
 from connector.notify.notice import (
     CheckOutcome,
     Notice,
@@ -23,7 +25,7 @@ from connector.notify.notice import (
 )
 from connector.notify.tables import notice_rows
 from connector.peers.trust import TrustStore
-from connector.policy import InboundDecision, Notify, Policy
+from connector.policy import InboundDecision, Notify, Policy, ProbingAction
 from connector.protocol import (
     Check,
     CheckResult,
@@ -63,6 +65,7 @@ class _Decided:
     hit_ids: tuple[str, ...] = ()  # matched record ids, known even when not revealed
     # A denied check a record watch may concern: searched once the answer has left.
     watch_criteria: Any | None = None
+    probing: Observation | None = None  # this check made its subject suspected of probing
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -95,6 +98,7 @@ class Answerer:
         hit_threshold: Callable[[Category], float] = _DEFAULT_MATCHING.threshold,
         ref_checks: RefChecks = "disclosed",
         watch_delay: float = 0.05,
+        probing: ProbingDetector | None = None,
     ) -> None:
         self.node = node
         self.signer = signer
@@ -110,6 +114,11 @@ class Answerer:
         # Denied checks' watch searches, run this long after the first answer owing one, in
         # one batch whose notices share one commit.
         self.watch_delay = watch_delay
+        self.probing = probing if probing is not None else ProbingDetector()
+        # A peer decides how often it probes, so how often that is logged has a budget.
+        self._probing_log = RateLimitedLog(
+            "probing_suspected", clock=clock, per_key=5, total=50, key_field="peer"
+        )
         self._owed: list[_Owed] = []
         self._owed_handle: asyncio.TimerHandle | None = None
         self._settling: set[asyncio.Task[None]] = set()
@@ -127,7 +136,7 @@ class Answerer:
         parsed = [self._criteria(i, c) for i, c in enumerate(query.checks)]
         policy = self.policy()
         decided = [
-            await self._decide(query, check, criteria, policy)
+            await self._decide(query, check, criteria, policy, now)
             for check, criteria in zip(query.checks, parsed, strict=True)
         ]
         results = tuple(d.result for d in decided)
@@ -177,6 +186,18 @@ class Answerer:
             # The row (and its notices) is committed before the answer leaves: no answer
             # without its evidence, no enquiry without its notice.
             await self.log.append(entry, notice_rows(notices) if notices else ())
+        for d in decided:
+            if d.probing is not None:
+                self._probing_log(
+                    query.iss,
+                    d.check.category.value,
+                    category=d.check.category.value,
+                    distinct=d.probing.distinct,
+                    window=policy.probing.window_text,
+                    action=policy.probing.action.value,
+                    enquiry=enquiry_id,
+                    check=d.check.id,
+                )
         log.info(
             "enquiry_answered",
             enquiry=enquiry_id,
@@ -238,7 +259,9 @@ class Answerer:
     def _notices(
         self, query: Query, entry: Entry, decided: list[_Decided], policy: Policy, now: float
     ) -> list[Notice]:
-        if not policy.watches and all(d.decision.notify is Notify.NEVER for d in decided):
+        if not policy.watches and all(
+            d.decision.notify is Notify.NEVER and d.probing is None for d in decided
+        ):
             return []  # the common case, kept cheap: nothing here can notify anyone
         outcomes = [
             CheckOutcome(
@@ -249,6 +272,7 @@ class Answerer:
                 level=d.result.level.value,
                 hit_ids=d.hit_ids,
                 refs=tuple(h.ref for h in d.result.hits),
+                probing=d.probing.distinct if d.probing is not None else 0,
             )
             for d in decided
         ]
@@ -290,7 +314,7 @@ class Answerer:
             ) from exc
 
     async def _decide(
-        self, query: Query, check: Check, criteria: Any | None, policy: Policy
+        self, query: Query, check: Check, criteria: Any | None, policy: Policy, now: float
     ) -> _Decided:
         decision = policy.decide_inbound(
             peer=query.iss,
@@ -326,6 +350,36 @@ class Answerer:
                 check=check.id, status="error", level=AnswerLevel.NONE, reason="ref_not_disclosed"
             )
             return _Decided(check=check, decision=decision, result=result)
+        searched: Any | None = criteria
+        unused: tuple[str, ...] = ()
+        if decision.restricted:
+            # The policy searches only some fields at this level: the criteria compared with
+            # the others are left out, and the peer is told which (protocol.md §7.2).
+            kind = self.store.kind(check.category)
+            if kind is not None:
+                searched = kind.restrict(criteria, decision.searched)
+            unused = tuple(name for name in check.criteria if name in decision.unused)
+        suspected = None
+        if decision.hides and searched is not None and policy.probing.enabled:
+            seen = self._observe(query.iss, check, searched, policy, now)
+            if seen is not None and seen.verdict != "ok":
+                if policy.probing.action is ProbingAction.DENY:
+                    result = CheckResult(
+                        check=check.id,
+                        status="denied",
+                        level=AnswerLevel.NONE,
+                        reason="probing_suspected",
+                        retry_after=seen.until - now,
+                    )
+                    return _Decided(
+                        check=check,
+                        decision=decision,
+                        result=result,
+                        watch_criteria=self._watch_criteria(check, criteria, policy),
+                        probing=seen if seen.verdict == "suspected" else None,
+                    )
+                if seen.verdict == "suspected":
+                    suspected = seen
         if decision.rate is not None and decision.rule is not None:
             allowed, retry_after = self.limiter.try_acquire(
                 (query.iss, decision.rule), decision.rate
@@ -343,8 +397,9 @@ class Answerer:
                     decision=decision,
                     result=result,
                     watch_criteria=self._watch_criteria(check, criteria, policy),
+                    probing=suspected,
                 )
-        found = await self._search(check, criteria)
+        found = [] if searched is None else await self._search(check, searched)
         hidden = fields_of(check.category) - decision.fields
         hits = tuple(
             Hit(
@@ -358,10 +413,37 @@ class Answerer:
             for m in found
         )
         result = CheckResult(
-            check=check.id, status="hit" if hits else "no_hit", level=decision.level, hits=hits
+            check=check.id,
+            status="hit" if hits else "no_hit",
+            level=decision.level,
+            hits=hits,
+            unused_criteria=unused,
         )
         return _Decided(
-            check=check, decision=decision, result=result, hit_ids=tuple(m.record.id for m in found)
+            check=check,
+            decision=decision,
+            result=result,
+            hit_ids=tuple(m.record.id for m in found),
+            probing=suspected,
+        )
+
+    def _observe(
+        self, peer: str, check: Check, searched: Any, policy: Policy, now: float
+    ) -> Observation | None:
+        """Count this check towards probing of its subject; None when it names none."""
+        kind = self.store.kind(check.category)
+        subject = kind.subject(searched) if kind is not None else None
+        if kind is None or subject is None:
+            return None
+        return self.probing.observe(
+            peer=peer,
+            subject=hash((check.category, subject)),
+            # What is searched, not what was sent: criteria the level does not use tell
+            # the peer nothing, however they vary.
+            variant=kind.variant(searched),
+            now=now,
+            window=policy.probing.window,
+            distinct=policy.probing.distinct,
         )
 
     async def _ref_given(self, peer: str, check: Check, criteria: Any) -> bool:

@@ -35,6 +35,7 @@ class CheckOutcome:
     level: str
     hit_ids: tuple[str, ...]  # record ids matched, also when the answer did not reveal them
     refs: tuple[str, ...]  # refs the answer carried
+    probing: int = 0  # > 0: this check made its subject suspected of probing (distinct criteria)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -63,6 +64,12 @@ def channels_to_notify(
             add(d.channels or policy.channels, f"rule: {d.rule}")
         for watch in policy.watches_for(peer=peer, category=o.category, hit_ids=o.hit_ids):
             add(watch.channels or policy.channels, f"watch: {watch.name}")
+        if o.probing:
+            add(
+                policy.probing.channels,
+                f"probing: {peer} asked about one subject of {o.category} with {o.probing} "
+                f"different criteria within {policy.probing.window_text}",
+            )
     return out
 
 

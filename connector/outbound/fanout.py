@@ -53,6 +53,7 @@ class CheckOutcome:
     level: str | None = None
     hits: tuple[HitClaims, ...] = ()
     reason: str | None = None
+    unused_criteria: tuple[str, ...] = ()  # what the peer did not search by (protocol §7.2)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -293,6 +294,7 @@ def _outcome(p: PeerPlan, request: Request, sent: Sent) -> PeerOutcome:
                     level=r.level.value,
                     hits=tuple(r.hits),
                     reason=r.reason,
+                    unused_criteria=tuple(r.unused_criteria),
                 )
             )
     statuses = {c.status for c in outcomes}

@@ -23,6 +23,8 @@ from connector.policy.model import (
     OutboundDecision,
     OutboundRule,
     Policy,
+    Probing,
+    ProbingAction,
     Rate,
     Watch,
 )
@@ -44,6 +46,8 @@ __all__ = [
     "OutboundRule",
     "Policy",
     "PolicySource",
+    "Probing",
+    "ProbingAction",
     "Rate",
     "SkippedRule",
     "Watch",

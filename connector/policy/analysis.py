@@ -87,6 +87,10 @@ class Explanation:
         out.append(f"answer level: {d.level.value}")
         out.append("fields received: " + (", ".join(sorted(d.fields)) or "(none)"))
         out.append("fields redacted: " + (", ".join(sorted(d.redacted)) or "(none)"))
+        if d.allowed:
+            out.append("fields searched: " + (", ".join(sorted(d.searched)) or "(none)"))
+            if d.unused:
+                out.append("criteria not used: " + ", ".join(sorted(d.unused)))
         if d.reason is not None:
             out.append(f"reason: {d.reason}")
         if d.rate is not None:
@@ -203,7 +207,7 @@ class DecisionChange:
     changed: tuple[str, ...]
 
 
-_OUTCOME = ("level", "fields", "redacted", "reason", "notify", "channels", "rate")
+_OUTCOME = ("level", "fields", "redacted", "searched", "reason", "notify", "channels", "rate")
 
 
 def diff(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,9 +18,11 @@ from connector.policy.model import (
     Notify,
     OutboundRule,
     Policy,
+    Probing,
     Rate,
     Watch,
     digest_sources,
+    parse_window,
 )
 from connector.policy.read import ParsedFile, PolicySource, parse_source, read_sources
 from connector.policy.schema import (
@@ -30,9 +32,11 @@ from connector.policy.schema import (
     GroupName,
     InboundModel,
     OutboundModel,
+    ProbingModel,
     WatchModel,
 )
 from connector.records.categories import CATEGORIES
+from connector.records.kinds.registry import KINDS
 from connector.settings.yamlfile import Position, locate, position
 from connector.vocabulary import PERSON_CATEGORIES, AnswerLevel, Category
 
@@ -93,6 +97,7 @@ def check_sources(sources: Sequence[PolicySource]) -> CheckReport:
     inbound, inbound_nodes = _inbound(files, checker, groups, broken, channels, names)
     outbound, outbound_nodes = _outbound(files, checker, groups, broken, names)
     watches = _watches(files, checker, channels)
+    probing = _probing(files, checker, channels)
     _lint(checker, inbound, inbound_nodes, outbound, outbound_nodes)
     policy = None
     if not checker.errors:
@@ -103,6 +108,7 @@ def check_sources(sources: Sequence[PolicySource]) -> CheckReport:
             outbound=tuple(outbound),
             watches=tuple(watches),
             channels=channels,
+            probing=probing,
             files=tuple(s.name for s in sources),
         )
     return CheckReport(
@@ -262,29 +268,42 @@ def _check_groups(
     return ok
 
 
-def _check_redact(
+def _all_fields(category: Category) -> frozenset[str]:
+    return frozenset(CATEGORIES[category].fields)
+
+
+def _searchable_fields(category: Category) -> frozenset[str]:
+    kind = KINDS.get(category)
+    return kind.compared_fields() if kind is not None else frozenset()
+
+
+def _check_fields(
     raw: dict[str, Any],
+    key: str,
+    fields_of: Callable[[Category], frozenset[str]],
+    noun: str,
     checker: Checker,
     file: ParsedFile,
     prefix: tuple[str | int, ...],
     rule: str,
 ) -> bool:
-    """Report every redacted name that is a field of none of the rule's categories."""
+    """Report every name under `key` that is a `noun` of none of the rule's categories (of
+    any category when the rule lists none), with the nearest one; True when all are."""
     values = {c.value for c in Category}
     listed = [Category(c) for _, c in _strings(raw.get("categories")) if c in values]
     categories = sorted(set(listed)) or list(Category)
-    known = frozenset().union(*(CATEGORIES[c].fields for c in categories))
+    known = frozenset().union(*(fields_of(c) for c in categories))
     scope = "of " + ", ".join(categories) if listed else "of any category"
     ok = True
-    for index, name in _strings(raw.get("redact")):
+    for index, name in _strings(raw.get(key)):
         if name not in known:
             ok = False
             checker.add(
                 "error",
                 file.source.shown,
-                locate(file.root, (*prefix, "redact", index)),
+                locate(file.root, (*prefix, key, index)),
                 rule,
-                f"redact: {name!r} is not a field {scope}{did_you_mean(name, known)}",
+                f"{key}: {name!r} is not a {noun} {scope}{did_you_mean(name, known)}",
             )
     return ok
 
@@ -328,7 +347,21 @@ def _inbound(
                     name_node = locate(file.root, (*prefix, "name"))
                     ok &= _claim_name(checker, names, label, file, name_node, "rule")
                 ok &= _check_groups(raw, "from", groups, broken, checker, file, prefix, label)
-                ok &= _check_redact(raw, checker, file, prefix, label)
+                ok &= _check_fields(
+                    raw, "redact", _all_fields, "field", checker, file, prefix, label
+                )
+                # Only fields a check is compared with: searching `remarks` would do nothing,
+                # and a rule that seems to narrow the search but does not is worse than an error.
+                ok &= _check_fields(
+                    raw,
+                    "search",
+                    _searchable_fields,
+                    "searchable field",
+                    checker,
+                    file,
+                    prefix,
+                    label,
+                )
             try:
                 model = InboundModel.model_validate(raw)
             except ValidationError as exc:
@@ -350,6 +383,7 @@ def _inbound(
                 answer=model.answer,
                 reason=model.reason,
                 redact=frozenset(model.redact),
+                search=None if model.search is None else frozenset(model.search),
                 notify=model.notify,
                 channels=channels,
                 rate=None if model.rate is None else Rate.parse(model.rate),
@@ -478,6 +512,56 @@ def _watches(
                 )
             )
     return watches
+
+
+def _probing(
+    files: Sequence[ParsedFile], checker: Checker, default_channels: tuple[str, ...]
+) -> Probing:
+    """The `probing:` section (in one file at most); detection with a notice to the default
+    channels when no file has one."""
+    found: Probing | None = None
+    origin: _Origin | None = None
+    for file in files:
+        raw = file.sections.get("probing")
+        if raw is None:
+            continue
+        node = locate(file.root, ("probing",), want_key=True)
+        if origin is not None:
+            checker.add(
+                "error",
+                file.source.shown,
+                node,
+                None,
+                f"probing is already set at {origin}; set it in one file only",
+            )
+            continue
+        origin = _Origin(file.source.shown, position(node))
+        try:
+            model = ProbingModel.model_validate(raw)
+        except ValidationError as exc:
+            checker.validation(exc, file.source.shown, file.root, ("probing",), None, ProbingModel)
+            continue
+        channels = tuple(model.notify) if model.notify is not None else default_channels
+        found = Probing(
+            enabled=model.enabled,
+            window=parse_window(model.window),
+            window_text=model.window,
+            distinct=model.distinct_criteria,
+            channels=channels,
+            action=model.then,
+            file=file.source.shown,
+            line=position(node).line,
+        )
+        if model.enabled and not channels:
+            checker.add(
+                "warning",
+                file.source.shown,
+                node,
+                None,
+                "probing: no channel (neither notify: here nor defaults: channels); suspected "
+                "probing is only logged",
+            )
+    return found or Probing(channels=default_channels)
 
 
 def _lint(

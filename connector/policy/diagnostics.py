@@ -10,7 +10,7 @@ from pydantic import BaseModel, ValidationError
 from yaml.nodes import Node
 
 from connector.errors import FieldProblem, did_you_mean, field_problems
-from connector.policy.model import Notify, Policy
+from connector.policy.model import Notify, Policy, ProbingAction
 from connector.settings.yamlfile import Position, locate, position
 from connector.vocabulary import AgencyKind, AnswerLevel, Category, Purpose
 
@@ -66,6 +66,7 @@ _ENUM_FIELDS: Mapping[str, tuple[str, tuple[str, ...]]] = {
     "agency_kinds": ("agency kind", tuple(k.value for k in AgencyKind)),
     "answer": ("answer level", tuple(a.value for a in AnswerLevel)),
     "notify": ("notify value", tuple(n.value for n in Notify)),
+    "then": ("action", tuple(a.value for a in ProbingAction)),
 }
 
 

@@ -10,6 +10,7 @@ from enum import StrEnum
 from types import MappingProxyType
 
 from connector.records.categories import CATEGORIES
+from connector.records.kinds.registry import KINDS
 from connector.vocabulary import AgencyKind, AnswerLevel, Category, Purpose
 
 __all__ = [
@@ -21,10 +22,14 @@ __all__ = [
     "OutboundDecision",
     "OutboundRule",
     "Policy",
+    "Probing",
+    "ProbingAction",
     "Rate",
     "Watch",
     "digest_sources",
+    "parse_window",
     "peer_in",
+    "searched_fields",
 ]
 
 
@@ -34,6 +39,13 @@ class Notify(StrEnum):
     NEVER = "never"
     ON_HIT = "on_hit"
     ALWAYS = "always"
+
+
+class ProbingAction(StrEnum):
+    """What follows when one peer asks about one subject with too many different criteria."""
+
+    NOTIFY = "notify"
+    DENY = "deny"
 
 
 RATE_UNITS: Mapping[str, int] = MappingProxyType(
@@ -66,6 +78,40 @@ class Rate:
 
     def __str__(self) -> str:
         return self.text
+
+
+WINDOW_UNITS: Mapping[str, int] = MappingProxyType({"s": 1, "m": 60, "h": 3_600})
+_WINDOW_RE = re.compile(r"^([1-9][0-9]{0,5})(s|m|h)$")
+MAX_WINDOW = 86_400
+
+
+def parse_window(text: str) -> int:
+    """`90s`, `30m` or `2h` in seconds, at most a day; ValueError in words an admin can act on."""
+    match = _WINDOW_RE.match(text)
+    seconds = 0 if match is None else int(match[1]) * WINDOW_UNITS[match[2]]
+    if not 0 < seconds <= MAX_WINDOW:
+        raise ValueError(
+            f"malformed window {text!r}: write a whole number of seconds, minutes or hours "
+            "up to one day, e.g. '90s', '30m' or '1h'"
+        )
+    return seconds
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Probing:
+    """The `probing:` section: one peer asking about one subject (a document number, a
+    VIN, a name) with `distinct` different sets of criteria within `window` seconds is
+    suspected of probing for what the answer level hides; the NCB is told through
+    `channels`, and with `action` deny the subject is denied to that peer for a window."""
+
+    enabled: bool = True
+    window: int = 3_600
+    window_text: str = "1h"
+    distinct: int = 4
+    channels: tuple[str, ...] = ()
+    action: ProbingAction = ProbingAction.NOTIFY
+    file: str = ""
+    line: int = 0
 
 
 def peer_in(peer: str, peers: frozenset[str]) -> bool:
@@ -110,6 +156,15 @@ class InboundDecision:
     notify: Notify
     channels: tuple[str, ...]
     rate: Rate | None
+    # The record fields a check is compared with; `restricted` when that leaves out a field
+    # some criterion of the category compares, and then `unused` names the criterion
+    # members compared with none of them (decided here once, not per check).
+    searched: frozenset[str] = frozenset()
+    unused: frozenset[str] = frozenset()
+    restricted: bool = False
+    # The level hides fields a peer could probe for (hit, summary): only then are its
+    # checks counted towards probing. Decided here, since comparing levels per check costs.
+    hides: bool = False
 
     @property
     def allowed(self) -> bool:
@@ -150,6 +205,7 @@ class InboundRule:
     answer: AnswerLevel = AnswerLevel.NONE
     reason: str | None = None
     redact: frozenset[str] = frozenset()
+    search: frozenset[str] | None = None  # None: the default of `searched_fields`
     notify: Notify = Notify.NEVER
     channels: tuple[str, ...] = ()
     rate: Rate | None = None
@@ -199,6 +255,10 @@ class InboundRule:
     def decision(self, category: Category) -> InboundDecision:
         """This rule's answer for a check in `category`."""
         shown = CATEGORIES[category].visible_fields(self.answer)
+        searched = searched_fields(category, shown - self.redact, self.search)
+        kind = KINDS.get(category)
+        compared = kind.compared_fields() if kind is not None else frozenset()
+        restricted = not compared <= searched
         return InboundDecision(
             rule=self.name,
             level=self.answer,
@@ -208,7 +268,25 @@ class InboundRule:
             notify=self.notify,
             channels=self.channels if self.notify is not Notify.NEVER else (),
             rate=self.rate,
+            searched=searched,
+            unused=kind.unused(searched) if kind is not None and restricted else frozenset(),
+            restricted=restricted,
+            hides=AnswerLevel.NONE < self.answer < AnswerLevel.FULL,
         )
+
+
+def searched_fields(
+    category: Category, shown: frozenset[str], search: frozenset[str] | None
+) -> frozenset[str]:
+    """The record fields a check in `category` is compared with: those a rule's `search:`
+    names, or else those the peer is shown plus those the category cannot be searched
+    without (`Kind.identifying`: names and aliases of persons, a document's number and
+    country, a VIN or plate, an artwork's title and artist)."""
+    kind = KINDS.get(category)
+    if kind is None:
+        return frozenset()
+    wanted = search if search is not None else shown | kind.identifying
+    return wanted & kind.compared_fields()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -299,6 +377,7 @@ class Policy:
     outbound: tuple[OutboundRule, ...] = ()
     watches: tuple[Watch, ...] = ()
     channels: tuple[str, ...] = ()
+    probing: Probing = Probing()
     files: tuple[str, ...] = ()
     _by_category: Mapping[Category, tuple[InboundRule, ...]] = field(
         init=False, repr=False, compare=False

@@ -13,10 +13,11 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictBool,
+    StrictInt,
     model_validator,
 )
 
-from connector.policy.model import Notify, Rate
+from connector.policy.model import Notify, ProbingAction, Rate, parse_window
 from connector.vocabulary import (
     AgencyKind,
     AnswerLevel,
@@ -34,6 +35,7 @@ __all__ = [
     "GroupName",
     "InboundModel",
     "OutboundModel",
+    "ProbingModel",
     "WatchModel",
 ]
 
@@ -89,6 +91,26 @@ def _rate(value: object) -> object:
             "e.g. '600/minute'"
         )
     Rate.parse(value)
+    return value
+
+
+def _window(value: object) -> object:
+    if value is None:
+        raise ValueError("has no value: give a window such as '1h', or leave the key out")
+    if not isinstance(value, str):
+        raise ValueError(
+            f"malformed window {value!r}: write seconds, minutes or hours, e.g. '90s', '30m', '1h'"
+        )
+    parse_window(value)
+    return value
+
+
+def _searches_something(value: list[str] | None) -> list[str] | None:
+    if value is not None and not value:
+        raise ValueError(
+            "an empty list searches no field, so every check would find nothing; "
+            "leave the key out for the default (the fields the level shows, and identifiers)"
+        )
     return value
 
 
@@ -190,6 +212,11 @@ class InboundModel(_Strict):
     redact: Annotated[list[str], BeforeValidator(_present("field names"))] = Field(
         default_factory=list
     )
+    search: Annotated[
+        list[str] | None,
+        BeforeValidator(_present("field names")),
+        AfterValidator(_searches_something),
+    ] = None
     notify: Notify = Notify.NEVER
     channels: Channels = None
     rate: Annotated[str | None, BeforeValidator(_rate)] = None
@@ -234,11 +261,22 @@ class DefaultsModel(_Strict):
     channels: Channels = None
 
 
+class ProbingModel(_Strict):
+    """The `probing:` block: when one peer varying its criteria on one subject is told."""
+
+    enabled: Annotated[StrictBool, BeforeValidator(_not_null)] = True
+    window: Annotated[str, BeforeValidator(_window)] = "1h"
+    distinct_criteria: Annotated[StrictInt, BeforeValidator(_not_null), Field(ge=2, le=100)] = 4
+    notify: Channels = None
+    then: Annotated[ProbingAction, BeforeValidator(_not_null)] = ProbingAction.NOTIFY
+
+
 class FileModel(_Strict):
     """A whole file; sections are checked item by item so one bad rule hides no other error."""
 
     groups: dict[str, Any] | None = None
     defaults: dict[str, Any] | None = None
+    probing: dict[str, Any] | None = None
     inbound: list[Any] | None = None
     outbound: list[Any] | None = None
     watch: list[Any] | None = None

@@ -189,6 +189,8 @@ def _check_json(c: CheckOutcome) -> dict[str, Any]:
         out["level"] = c.level
     if c.reason is not None:
         out["reason"] = c.reason
+    if c.unused_criteria:
+        out["unused_criteria"] = list(c.unused_criteria)
     return out
 
 

@@ -161,6 +161,64 @@ ERROR_CASES: list[tuple[str, dict[str, str | bytes], list[Expected]]] = [
         ],
     ),
     (
+        "unknown or unsearchable search field, with and without categories",
+        {
+            "p.yaml": "inbound:\n"
+            "  - name: a\n"
+            "    categories: [wanted_persons]\n"
+            "    answer: hit\n"
+            "    search: [last_name, brith_date]\n"
+            "  - name: b\n"
+            "    categories: [travel_documents]\n"
+            "    answer: full\n"
+            "    search: [number, remarks]\n"
+            "  - name: c\n"
+            "    answer: summary\n"
+            "    search: [vim]\n"
+            "  - name: d\n"
+            "    answer: summary\n"
+            "    search: []\n"
+            "  - name: e\n"
+            "    answer: summary\n"
+            "    search:\n"
+        },
+        [
+            (
+                "p.yaml",
+                5,
+                25,
+                "a",
+                "search: 'brith_date' is not a searchable field of wanted_persons "
+                "(did you mean 'birth_date'?)",
+            ),
+            ("p.yaml", 9, 22, "b", "'remarks' is not a searchable field of travel_documents"),
+            (
+                "p.yaml",
+                12,
+                14,
+                "c",
+                "'vim' is not a searchable field of any category (did you mean 'vin'?)",
+            ),
+            ("p.yaml", 15, 13, "d", "an empty list searches no field"),
+            ("p.yaml", 18, 12, "e", "search: has no value"),
+        ],
+    ),
+    (
+        "probing: unknown key, action, window, threshold; set in two files",
+        {
+            "a.yaml": "probing:\n  window: 10min\n  then: dney\n  distinct_criteria: 1\n"
+            "  notfy: [duty]\n",
+            "b.yaml": "probing:\n  window: 1h\n",
+        },
+        [
+            ("a.yaml", 2, 11, None, "window: malformed window '10min'"),
+            ("a.yaml", 3, 9, None, "unknown action 'dney' (did you mean 'deny'?)"),
+            ("a.yaml", 4, 22, None, "distinct_criteria: Input should be greater than or equal"),
+            ("a.yaml", 5, 3, None, "unknown key 'notfy' (did you mean 'notify'?)"),
+            ("b.yaml", 1, 1, None, "probing is already set at"),
+        ],
+    ),
+    (
         "unknown group, in from and in to",
         {
             "p.yaml": "groups:\n  schengen: [DE, FR]\n"

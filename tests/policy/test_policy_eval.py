@@ -507,3 +507,59 @@ def test_diff_ignores_renames_unless_asked(policy: Policy, tmp_path: Path) -> No
 
 def test_diff_of_identical_policies_is_empty(policy: Policy) -> None:
     assert diff(policy, policy, peers=peer_universe(policy)) == []
+
+
+def test_what_each_rule_searches_is_decided_when_the_policy_loads(tmp_path: Path) -> None:
+    loaded = load_policy(
+        write(
+            tmp_path / "s",
+            {
+                "p.yaml": "inbound:\n"
+                "  - name: persons at hit\n    from: [IT]\n    answer: hit\n"
+                "  - name: narrowed\n    from: [ES]\n    answer: summary\n"
+                "    search: [last_name, vin]\n"
+                "  - name: full\n    from: [FR]\n    answer: full\n"
+            },
+        )
+    )
+
+    def decide(peer: str, category: Category) -> InboundDecision:
+        return loaded.decide_inbound(
+            peer=peer,
+            agency_kind=A.NCB,
+            purpose=P.CRIMINAL_INVESTIGATION,
+            category=category,
+            has_case=False,
+        )
+
+    person = decide("IT", C.WANTED_PERSONS)
+    assert person.searched == frozenset(
+        {"first_name", "middle_name", "last_name", "aliases", "name_original_script"}
+        | {"document_numbers"}
+    )
+    assert person.restricted
+    assert person.unused == {"birth_date", "birth_date_tolerance", "nationality", "sex"}
+    document = decide("IT", C.TRAVEL_DOCUMENTS)
+    assert document.searched == {"number", "country"}
+    assert document.unused == {"document_type"}  # an MRZ's type is left out, but it is used
+    art = decide("IT", C.ARTWORKS)
+    assert art.searched == {"title", "artist"}
+    assert art.unused == frozenset()  # text is still looked for in the title and artist
+    # A rule's `search:` applies to each category as far as it has those fields.
+    assert decide("ES", C.WANTED_PERSONS).searched == {"last_name"}
+    assert decide("ES", C.VEHICLES).searched == {"vin"}
+    assert decide("ES", C.VEHICLES).unused == {"plate", "country"}
+    # At `full` everything is searched: nothing to narrow, nothing to pay per check.
+    for category in Category:
+        assert not decide("FR", category).restricted
+    assert (
+        "fields searched: country, number"
+        in explain(
+            loaded,
+            peer="IT",
+            agency_kind=A.NCB,
+            purpose=P.CRIMINAL_INVESTIGATION,
+            category=C.TRAVEL_DOCUMENTS,
+            has_case=False,
+        ).lines()
+    )

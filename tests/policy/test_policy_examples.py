@@ -101,7 +101,30 @@ def test_docs_list_the_summary_fields_of_every_category() -> None:
 @pytest.mark.parametrize(
     "key",
     ["from", "agency_kinds", "purposes", "categories", "require_case", "answer", "reason",
-     "redact", "notify", "channels", "rate", "agency", "to", "record", "category", "peer"],
+     "redact", "notify", "channels", "rate", "agency", "to", "record", "category", "peer",
+     "search", "probing", "enabled", "window", "distinct_criteria", "then"],
 )  # fmt: skip
 def test_docs_mention_every_key(key: str) -> None:
     assert f"`{key}`" in DOC.read_text(encoding="utf-8")
+
+
+def _doc_examples() -> list[str]:
+    return re.findall(r"```yaml\n(.*?)```", DOC.read_text(encoding="utf-8"), flags=re.S)
+
+
+def test_the_docs_have_examples_of_the_new_keys() -> None:
+    examples = "".join(_doc_examples())
+    assert "    search: [" in examples
+    assert "probing:\n" in examples
+
+
+@pytest.mark.parametrize("example", _doc_examples(), ids=lambda text: text.split("\n")[0])
+def test_each_example_in_the_docs_checks_without_errors(tmp_path: Path, example: str) -> None:
+    """Every YAML example of docs/policies.md is a policy (a lone rule, under `inbound:`),
+    with the groups the examples share defined beside it."""
+    text = "inbound:\n" + example if example.startswith("  - ") else example
+    (tmp_path / "10-example.yaml").write_text(text, encoding="utf-8")
+    if "groups:" not in text:
+        (tmp_path / "00-groups.yaml").write_text("groups:\n  schengen: [DE, FR]\n")
+    report = check_policy(tmp_path)
+    assert report.errors == (), report.errors

@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
+from types import MappingProxyType
 from typing import Annotated, Any
 
 import pycountry
@@ -230,6 +231,9 @@ class ArtworkCriteria:
     title_words: tuple[str, ...] = ()
     artist_words: tuple[str, ...] = ()
     artist_key: str | None = None
+    # The record fields the words are looked for in: fewer when a policy rule leaves one out
+    # of the search (`Artworks.restrict`).
+    fields: tuple[str, ...] = _TEXT_FIELDS
 
 
 def artwork_criteria(raw: Mapping[str, object]) -> ArtworkCriteria:
@@ -310,6 +314,15 @@ class Artworks(Kind):
     indexes = (("ref_key",), ("artist_key",))
     csv_required = frozenset({"id", "title"})
     text_fields = _TEXT_FIELDS
+    compared = MappingProxyType(
+        {
+            "text": frozenset(_TEXT_FIELDS),
+            "title": frozenset({"title"}),
+            "artist": frozenset({"artist"}),
+            "ref": frozenset(),
+        }
+    )
+    identifying = frozenset({"title", "artist"})
 
     def parse_row(self, raw: Mapping[str, Any]) -> Record:
         try:
@@ -336,6 +349,55 @@ class Artworks(Kind):
     def reference(self, criteria: ArtworkCriteria) -> str | None:
         return criteria.ref
 
+    def restrict(
+        self, criteria: ArtworkCriteria, searched: frozenset[str]
+    ) -> ArtworkCriteria | None:
+        # The full-text index holds title, artist and description as one text, so a word
+        # found only in a field left out is dropped when the candidate is scored.
+        fields = tuple(name for name in _TEXT_FIELDS if name in searched)
+        by_title = "title" in searched
+        by_artist = "artist" in searched
+        text_words = criteria.text_words if fields else ()
+        title_words = criteria.title_words if by_title else ()
+        artist_words = criteria.artist_words if by_artist else ()
+        artist_key = criteria.artist_key if by_artist else None
+        words = tuple(dict.fromkeys((*text_words, *title_words, *artist_words)))
+        if not words and artist_key is None and criteria.ref is None:
+            return None
+        return replace(
+            criteria,
+            text=criteria.text if fields else None,
+            title=criteria.title if by_title else None,
+            artist=criteria.artist if by_artist else None,
+            words=words,
+            text_words=text_words,
+            title_words=title_words,
+            artist_words=artist_words,
+            artist_key=artist_key,
+            fields=fields,
+        )
+
+    def subject(self, criteria: ArtworkCriteria) -> str | None:
+        if criteria.ref is not None:
+            return "ref:" + criteria.ref
+        if criteria.title_words:
+            return "title:" + " ".join(sorted(fold(w) for w in criteria.title_words))
+        if criteria.artist_key:
+            return "artist:" + criteria.artist_key
+        return "text:" + " ".join(sorted(fold(w) for w in criteria.text_words))
+
+    def variant(self, criteria: ArtworkCriteria) -> int:
+        return hash(
+            (
+                criteria.ref,
+                criteria.text_words,
+                criteria.title_words,
+                criteria.artist_words,
+                criteria.artist_key,
+                criteria.fields,
+            )
+        )
+
     def lookups(self, criteria: ArtworkCriteria) -> Sequence[Lookup]:
         found: list[Lookup] = []
         if criteria.ref is not None:
@@ -355,7 +417,10 @@ class Artworks(Kind):
         and the artist does not match. The store then multiplies by the relevance."""
         if criteria.ref is not None and record.id == criteria.ref:
             return Match(record=record, score=1.0, reasons=({"field": "ref", "exact": True},))
-        tokens = {name: _tokens(record.fields.get(name)) for name in _TEXT_FIELDS}
+        tokens = {
+            name: _tokens(record.fields.get(name)) if name in criteria.fields else set()
+            for name in _TEXT_FIELDS
+        }
         found = {
             name: [w for w in criteria.words if fold(w) in tokens[name]] for name in _TEXT_FIELDS
         }

@@ -5,6 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from connector.vocabulary import Category
@@ -98,6 +99,12 @@ class Kind(ABC):
     # Changes whenever `search_keys` makes different keys: a store whose keys were made by
     # another version must make them anew (`db upgrade`, `records reindex`).
     keys_version: str = ""
+    # Each criterion member and the record fields a check compares it with. A member that
+    # compares no field (a `ref`: the record's id) is always used.
+    compared: Mapping[str, frozenset[str]] = MappingProxyType({})
+    # The fields a check is searched by at every answer level unless a policy rule's `search:`
+    # says otherwise: those the category cannot be searched without (docs/policies.md §3).
+    identifying: frozenset[str] = frozenset()
 
     @abstractmethod
     def parse_row(self, raw: Mapping[str, Any]) -> Record:
@@ -119,6 +126,32 @@ class Kind(ABC):
     def reference(self, criteria: Any) -> str | None:
         """The record id a check names directly (a follow-up by `ref`), if any."""
         return None
+
+    def compared_fields(self) -> frozenset[str]:
+        """Every record field some criterion of this kind is compared with."""
+        return frozenset().union(*self.compared.values())
+
+    def unused(self, searched: frozenset[str]) -> frozenset[str]:
+        """The criterion members compared with none of the `searched` fields."""
+        return frozenset(
+            name for name, fields in self.compared.items() if fields and not fields & searched
+        )
+
+    def restrict(self, criteria: Any, searched: frozenset[str]) -> Any | None:
+        """The criteria compared with the `searched` fields only (what else they hold is left
+        out of the search), or None when nothing is left to search by. Called only when
+        `searched` leaves out a field of `compared_fields()`."""
+        return criteria
+
+    def subject(self, criteria: Any) -> str | None:
+        """What a check is about, whatever else it says (a document number, a VIN, a name):
+        the same subject asked with varying criteria is how a peer probes a hidden field."""
+        return None
+
+    def variant(self, criteria: Any) -> int:
+        """What a check searches by, as a number: equal for criteria that search alike (a
+        number typed with or without its dashes), so that only real variation counts."""
+        return hash(criteria)
 
     def score(self, criteria: Any, record: Record) -> Match | None:
         """How well a candidate matches; None drops it. Exact-key kinds accept every one."""

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import date
+from types import MappingProxyType
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError, field_validator
@@ -75,6 +77,16 @@ class TravelDocuments(Kind):
     natural_key = ("number_key", "country")
     indexes = (("number_key",),)
     csv_required = frozenset({"number", "country", "status"})
+    # An MRZ carries the number, the issuing state and the document code.
+    compared = MappingProxyType(
+        {
+            "number": frozenset({"number"}),
+            "country": frozenset({"country"}),
+            "document_type": frozenset({"document_type"}),
+            "mrz": frozenset({"number", "country", "document_type"}),
+        }
+    )
+    identifying = frozenset({"number", "country"})
 
     def parse_row(self, raw: Mapping[str, Any]) -> Record:
         try:
@@ -104,6 +116,23 @@ class TravelDocuments(Kind):
 
     def parse_criteria(self, raw: Mapping[str, object]) -> DocumentCriteria:
         return document_criteria(raw)
+
+    def restrict(
+        self, criteria: DocumentCriteria, searched: frozenset[str]
+    ) -> DocumentCriteria | None:
+        if "number" not in searched:
+            return None
+        return replace(
+            criteria,
+            country=criteria.country if "country" in searched else None,
+            document_type=criteria.document_type if "document_type" in searched else None,
+        )
+
+    def subject(self, criteria: DocumentCriteria) -> str:
+        return criteria.number_key
+
+    def variant(self, criteria: DocumentCriteria) -> int:
+        return hash((criteria.number_key, criteria.country, criteria.document_type))
 
     def lookups(self, criteria: DocumentCriteria) -> Sequence[Lookup]:
         lookup = {"number_key": criteria.number_key}

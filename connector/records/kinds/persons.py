@@ -6,6 +6,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
+from types import MappingProxyType
 from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import (
@@ -289,12 +290,18 @@ class PersonCriteria:
     birth_date_tolerance: int = 0
     sex: str | None = None
     known: frozenset[str] = frozenset()  # name parts the category holds in their own right
+    # The forms of a record's name the tokens are compared with; None: all of NAME_FIELDS.
+    name_fields: frozenset[str] | None = None
 
     @property
     def by_name(self) -> bool:
         return bool(self.tokens) and self.ref is None
 
 
+NAME_FIELDS = frozenset(
+    {"first_name", "middle_name", "last_name", "aliases", "name_original_script"}
+)
+"""The record fields a check's name is compared with: every written form of the name."""
 _IDENTIFIERS = frozenset({"document_number", "ref"})
 _NAMES = ("name", "first_name", "middle_name", "last_name", "name_original_script")
 _DESCRIPTIONS = frozenset({*_NAMES, "birth_date", "birth_date_tolerance", "nationality", "sex"})
@@ -449,6 +456,20 @@ class PersonKind(Kind):
     )
     natural_key = ("ref_key",)
     indexes = (("ref_key",), *((c,) for c in DOC_COLUMNS))
+    compared = MappingProxyType(
+        {
+            **dict.fromkeys(_NAMES, NAME_FIELDS),
+            "document_number": frozenset({"document_numbers"}),
+            "ref": frozenset(),
+            "birth_date": frozenset({"birth_date"}),
+            "birth_date_tolerance": frozenset({"birth_date"}),
+            "nationality": frozenset({"nationality"}),
+            "sex": frozenset({"sex"}),
+        }
+    )
+    # A person is searched by every form of their name, as INTERPOL's searches do, and by
+    # the documents they hold.
+    identifying = NAME_FIELDS | {"document_numbers"}
 
     def parse_row(self, raw: Mapping[str, Any]) -> Record:
         try:
@@ -492,6 +513,35 @@ class PersonKind(Kind):
     def reference(self, criteria: PersonCriteria) -> str | None:
         return criteria.ref
 
+    def restrict(self, criteria: PersonCriteria, searched: frozenset[str]) -> PersonCriteria | None:
+        names = NAME_FIELDS & searched
+        by_document = "document_numbers" in searched
+        by_birth = "birth_date" in searched
+        restricted = replace(
+            criteria,
+            tokens=criteria.tokens if names else (),
+            name_fields=None if names == NAME_FIELDS else names,
+            document_key=criteria.document_key if by_document else None,
+            document_number=criteria.document_number if by_document else None,
+            birth_date=criteria.birth_date if by_birth else None,
+            birth_date_tolerance=criteria.birth_date_tolerance if by_birth else 0,
+            nationality=criteria.nationality if "nationality" in searched else (),
+            sex=criteria.sex if "sex" in searched else None,
+        )
+        if not restricted.tokens and restricted.ref is None and restricted.document_key is None:
+            return None
+        return restricted
+
+    def variant(self, criteria: PersonCriteria) -> int:
+        return hash(replace(criteria, document_number=None))
+
+    def subject(self, criteria: PersonCriteria) -> str | None:
+        if criteria.ref is not None:
+            return "ref:" + criteria.ref
+        if criteria.tokens:
+            return "name:" + " ".join(sorted(criteria.tokens))
+        return "document:" + (criteria.document_key or "")
+
     def lookups(self, criteria: PersonCriteria) -> Sequence[Lookup]:
         if criteria.by_name:
             found: list[Lookup] = [
@@ -523,7 +573,15 @@ class PersonKind(Kind):
                 known=criteria.known,
             )
             held = [k for c in DOC_COLUMNS if (k := record.keys.get(c))]
-            score, why = score_person(query, names_of(record.fields), record.fields, held)
+            written = record.fields
+            if criteria.name_fields is not None:
+                # A form of the name left out of the search must not find the record.
+                written = {
+                    k: v
+                    for k, v in written.items()
+                    if k not in NAME_FIELDS or k in criteria.name_fields
+                }
+            score, why = score_person(query, names_of(written), record.fields, held)
             return Match(record=record, score=score, reasons=why)
         reasons: list[Mapping[str, Any]] = []
         if criteria.document_key is not None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
+from types import MappingProxyType
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -191,6 +192,14 @@ class Vehicles(Kind):
     # ("plate_key", "plate_country") also serves lookups by plate alone (its prefix).
     indexes = (("vin",), ("plate_key", "plate_country"))
     csv_required = frozenset({"status"})
+    compared = MappingProxyType(
+        {
+            "vin": frozenset({"vin"}),
+            "plate": frozenset({"plate"}),
+            "country": frozenset({"plate_country"}),
+        }
+    )
+    identifying = frozenset({"vin", "plate", "plate_country"})
 
     def parse_row(self, raw: Mapping[str, Any]) -> Record:
         try:
@@ -240,6 +249,28 @@ class Vehicles(Kind):
 
     def parse_criteria(self, raw: Mapping[str, object]) -> VehicleCriteria:
         return vehicle_criteria(raw)
+
+    def restrict(
+        self, criteria: VehicleCriteria, searched: frozenset[str]
+    ) -> VehicleCriteria | None:
+        by_vin = "vin" in searched and criteria.vin is not None
+        by_plate = "plate" in searched and criteria.plate_key is not None
+        if not (by_vin or by_plate):
+            return None
+        return replace(
+            criteria,
+            vin=criteria.vin if by_vin else None,
+            vin_check_digit_ok=criteria.vin_check_digit_ok if by_vin else None,
+            plate_key=criteria.plate_key if by_plate else None,
+            plate=criteria.plate if by_plate else None,
+            country=criteria.country if by_plate and "plate_country" in searched else None,
+        )
+
+    def subject(self, criteria: VehicleCriteria) -> str | None:
+        return criteria.vin or criteria.plate_key
+
+    def variant(self, criteria: VehicleCriteria) -> int:
+        return hash((criteria.vin, criteria.plate_key, criteria.country))
 
     def lookups(self, criteria: VehicleCriteria) -> Sequence[Lookup]:
         found: list[Lookup] = []
