@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,7 +15,7 @@ from rich.table import Table
 from connector.cli.common import _fail, _json, config_option, err, handles_errors, out
 from connector.cli.render import folded, utc_time
 from connector.enquiries.entry import utc_iso
-from connector.settings.config import load_settings
+from connector.settings.config import Settings, load_settings
 
 if TYPE_CHECKING:
     from connector.peers.health import PeerHealth
@@ -127,17 +129,30 @@ def peers_remove(peer_id: str, config_path: Path) -> None:
 @click.command("status")
 @config_option
 @click.option("--json", "as_json", is_flag=True)
+@click.option(
+    "--probe",
+    is_flag=True,
+    help="Check every peer now, from this command, instead of showing the running node's "
+    "last checks (which a verified answer also updates).",
+)
 @handles_errors
-def peers_status(config_path: Path, as_json: bool) -> None:
-    """Each peer's last health check by the running node: up or down, latency, key, TLS."""
+def peers_status(config_path: Path, as_json: bool, probe: bool) -> None:
+    """Each peer's last health check by the running node: up or down, latency, key, TLS.
+    The table exits 1 when a peer is down; --json exits 0 and says so in `up`."""
     from connector.peers.health import load_health
 
     settings = load_settings(config_path)
-    written_at, rows = load_health(settings.state_path(settings.federation.health_file))
+    written_at: float | None
+    if probe:
+        written_at = time.time()
+        rows = asyncio.run(_probe(settings, now=written_at))
+    else:
+        written_at, rows = load_health(settings.state_path(settings.federation.health_file))
     if as_json:
         _json(
             {
                 "written_at": utc_iso(written_at) if written_at else None,
+                "probed": probe,
                 "peers": [_health_dict(r) for r in rows],
             }
         )
@@ -160,7 +175,7 @@ def peers_status(config_path: Path, as_json: bool) -> None:
             "last up",
             "breaker",
             "problem",
-            title=f"peer health as of {utc_time(written_at)} UTC",
+            title=f"peer health {'probed' if probe else 'as of'} {utc_time(written_at)} UTC",
         )
     )
 
@@ -179,12 +194,39 @@ def peers_status(config_path: Path, as_json: bool) -> None:
             yes_no(r.tls_ok),
             expires,
             utc_time(r.last_up_at) if r.last_up_at else "-",
-            r.breaker,
+            "-" if probe else r.breaker,  # the breakers are the node's, not this command's
             escape(r.error or ""),
         )
     out.print(table if rows else "no peers")
     if any(not r.up for r in rows):
         raise SystemExit(1)
+
+
+async def _probe(settings: Settings, *, now: float) -> list[PeerHealth]:
+    """Each peer checked now, as the node's health job checks it."""
+    from connector.peers.client import peer_session
+    from connector.peers.health import check_peer
+    from connector.peers.trust import load_trust_store
+
+    trust = load_trust_store(settings.path(settings.peers_file))
+    peers = sorted(trust.peers.values(), key=lambda p: p.id)
+    loop = asyncio.get_running_loop()
+    async with peer_session() as session:
+        return list(
+            await asyncio.gather(
+                *(
+                    check_peer(
+                        session,
+                        p,
+                        now=now,
+                        timeout=settings.outgoing.timeout,
+                        warn_days=settings.federation.key_expiry_warning_days,
+                        monotonic=loop.time,
+                    )
+                    for p in peers
+                )
+            )
+        )
 
 
 def _health_dict(r: PeerHealth) -> dict[str, Any]:

@@ -131,6 +131,7 @@ async def health_ctx(app: web.Application) -> AsyncIterator[None]:
         warn_days=s.federation.key_expiry_warning_days,
     )
     app[HEALTH] = monitor
+    app[FANOUT].on_answered = monitor.exchanged
     # The first run is at once, so `peers status` has something to show and the connections
     # to every peer are warm before a check; held up by a busy loop, a run runs late (once).
     app[SCHEDULER].every(
@@ -141,3 +142,4 @@ async def health_ctx(app: web.Application) -> AsyncIterator[None]:
         skip_after=None,
     )
     yield
+    app[FANOUT].on_answered = None

@@ -92,6 +92,9 @@ class FanOut:
         self.peer_timeout = peer_timeout
         self.commit_window = commit_window
         self._tasks: set[asyncio.Task[PeerOutcome]] = set()
+        # Told of every verified answer (peer, seconds): the health view need not wait for
+        # its next check to see a peer that answers again.
+        self.on_answered: Callable[[str, float], None] | None = None
 
     async def ask(
         self, request: Request, peer: str, *, policy: Policy, trust: TrustStore
@@ -235,6 +238,8 @@ class FanOut:
             log.error("fanout_log_failed", peer=p.peer, detail=exc.detail)
             return replace(_all(p, request, "error", "the enquiry could not be logged"), error=exc)
         self._count(p.peer, sent.error)
+        if sent.exchange is not None and self.on_answered is not None:
+            self.on_answered(p.peer, sent.exchange.elapsed)
         return _outcome(p, request, sent)
 
     def _count(self, peer: str, error: PeerError | None) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -191,6 +191,34 @@ class HealthMonitor:
         self.warn_days = warn_days
         self._gate = asyncio.Semaphore(concurrency)
         self.last: dict[str, PeerHealth] = {}
+
+    def exchanged(self, peer: str, elapsed: float) -> None:
+        """A verified answer from `peer`: the pinned key signed it over the pinned TLS. A
+        peer the last check found down is shown up now, not at the next check."""
+        before = self.last.get(peer)
+        pinned = self.trust().get(peer)
+        if before is None or before.up or pinned is None:
+            return
+        now = self.clock()
+        row = replace(
+            before,
+            up=True,
+            checked_at=now,
+            latency_ms=round(elapsed * 1000, 1),
+            key_ok=True,
+            tls_ok=None if pinned.tls_fingerprint is None else True,
+            last_up_at=now,
+            breaker=self.breakers.state(peer, self.monotonic()),
+            error=None,
+        )
+        self.last[peer] = row
+        save_health(
+            self.path,
+            sorted(self.last.values(), key=lambda r: r.peer),
+            written_at=now,
+            node=self.node,
+        )
+        log.info("peer_up", peer=peer, url=row.url, latency_ms=row.latency_ms, seen="exchange")
 
     async def run_once(self) -> list[PeerHealth]:
         peers = sorted(self.trust().peers.values(), key=lambda p: p.id)

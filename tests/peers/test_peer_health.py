@@ -13,7 +13,7 @@ from support.processes import cli, free_port
 
 from connector.crypto.jws import SigningKey
 from connector.demo import network
-from connector.node.local_app import HEALTH
+from connector.node.local_app import FANOUT, HEALTH
 from connector.peers.health import check_peer
 from connector.peers.trust import Peer, PinnedKey, save_trust_store
 
@@ -127,3 +127,67 @@ async def test_peers_down_are_said_in_words(tmp_path: Path) -> None:
     for text in found.values():
         assert "object at 0x" not in text
         assert "Error" not in text  # no exception class names
+
+
+async def test_a_peer_found_down_is_shown_up_by_the_next_verified_answer(tmp_path: Path) -> None:
+    """`peers status` agrees with reality: a peer down at the last check (here: pinned at
+    an address where nothing listened yet) is shown up as soon as a real exchange with it
+    is answered, not a health interval later; `--probe` checks every peer now."""
+    from connector.outbound.request import Request
+    from connector.protocol import Check
+    from connector.vocabulary import AgencyKind, Category, Purpose
+
+    async with network(tmp_path, ["FR", "DE"]) as net:
+        fr = net["FR"]
+        config = fr.node.settings.base_dir / "connector.yaml"
+        de = fr.node.live.trust.peers["DE"]
+        nowhere = Peer(
+            id="DE",
+            url=f"https://127.0.0.1:{free_port()}",
+            tls_fingerprint=de.tls_fingerprint,
+            keys=de.keys,
+        )
+        save_trust_store(fr.node.live.peers_file, fr.node.live.trust.with_peer(nowhere))
+        fr.node.live.reload()
+        (row,) = await fr.service.local_app[HEALTH].run_once()
+        assert not row.up
+        probed = cli("peers", "status", "--probe", "--json", config=config)
+        (seen,) = json.loads(probed.stdout)["peers"]
+        assert json.loads(probed.stdout)["probed"] is True
+        assert (seen["up"], seen["error"]) == (
+            False,
+            "connection refused (nothing listens at that address and port)",
+        )
+
+        save_trust_store(fr.node.live.peers_file, fr.node.live.trust.with_peer(de))
+        fr.node.live.reload()  # DE is back where it listens; no health check has run since
+        request = Request(
+            agency="ncb",
+            agency_kind=AgencyKind.NCB,
+            sub="ncb/1",
+            purpose=Purpose.BORDER_CONTROL,
+            case=None,
+            checks=(
+                Check(
+                    id="1",
+                    category=Category.TRAVEL_DOCUMENTS,
+                    criteria={"number": "X0000000", "country": "DE"},
+                ),
+            ),
+        )
+        await fr.service.local_app[FANOUT].ask(
+            request,
+            "DE",
+            policy=fr.node.live.current_policy(),
+            trust=fr.node.live.current_trust(),
+        )
+        shown = cli("peers", "status", "--json", config=config)
+        (after,) = json.loads(shown.stdout)["peers"]
+        assert after["up"] is True
+        assert after["error"] is None
+        assert after["tls_ok"] is True
+        assert after["last_up_at"] is not None
+        # In a thread: DE answers the probe from this test's event loop.
+        probed = await asyncio.to_thread(cli, "peers", "status", "--probe", config=config)
+        assert "peer health probed" in probed.stdout
+        assert "up" in probed.stdout
