@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
+import pty
+import re
+import select
+import struct
 import subprocess
+import termios
+import time
 from pathlib import Path
 
+import pytest
+from rich.cells import cell_len
 from support.processes import CLI
 
 
@@ -36,3 +46,40 @@ def test_the_demo_runs_its_scenarios_and_shows_them(tmp_path: Path) -> None:
     assert "expected" not in out
     assert "failed" not in out
     assert (tmp_path / "net" / "FR" / "connector.yaml").exists()
+
+
+def _on_a_terminal(args: list[str], *, columns: int, timeout: float) -> str:
+    """What a command shows on a terminal `columns` wide (a pseudo-terminal of that size)."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    proc = subprocess.Popen(args, stdin=slave, stdout=slave, stderr=slave, env=env)
+    os.close(slave)
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.5)
+        if ready:
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # the terminal closed: the command ended
+                break
+            if not data:
+                break
+            chunks.append(data)
+        elif proc.poll() is not None:
+            break
+    os.close(master)
+    assert proc.wait(timeout=10) == 0
+    text = b"".join(chunks).decode("utf-8", "replace").replace("\r", "")
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text)  # colours and cursor codes
+
+
+@pytest.mark.parametrize("columns", [80, 120])
+def test_the_demo_fits_the_terminal_it_runs_on(columns: int) -> None:
+    """Every table, the enquiry logs' too, folds to the terminal's width."""
+    shown = _on_a_terminal([*CLI, "demo"], columns=columns, timeout=120)
+    assert "demo complete" in shown
+    assert "FR: enquiry log" in shown
+    widest = max(cell_len(line) for line in shown.split("\n"))
+    assert widest <= columns, widest
