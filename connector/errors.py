@@ -183,6 +183,13 @@ class Unavailable(ConnectorError):
     title = "Service unavailable"
 
 
+class UnderMaintenance(Unavailable):
+    """An admin switched the node to maintenance: nothing is answered, nothing is lost."""
+
+    code = "maintenance"
+    title = "The node is under maintenance"
+
+
 # --- talking to peers -------------------------------------------------------------------
 
 

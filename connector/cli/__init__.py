@@ -236,6 +236,26 @@ COMMANDS: dict[str, Lazy | click.Command] = {
             ),
         },
     ),
+    "maintenance": LazyGroup(
+        name="maintenance",
+        help="Stop answering peers for a while (503, Retry-After) without stopping the node.",
+        lazy={
+            "on": Lazy(
+                target="connector.cli.maintenance:maintenance_on",
+                help="Switch maintenance on: peers get 503 and /readyz is 503 within seconds.",
+            ),
+            "off": Lazy(
+                target="connector.cli.maintenance:maintenance_off",
+                help="Switch maintenance off: the node answers peers again.",
+            ),
+            "status": Lazy(
+                target="connector.cli.maintenance:maintenance_status",
+                help=(
+                    "Whether maintenance is on, since when, by whom and why (exit 1 when it is on)."
+                ),
+            ),
+        },
+    ),
     "query": Lazy(
         target="connector.cli.query:query",
         help="Ask one peer; the signed answer is verified and the enquiry logged.",

@@ -10,6 +10,7 @@ from pathlib import Path
 import structlog
 
 from connector.errors import ConnectorError
+from connector.node.maintenance import MaintenanceSwitch
 from connector.peers.trust import TrustStore, load_trust_store
 from connector.policy import CheckReport, Policy, check_policy
 
@@ -46,12 +47,14 @@ class LiveState:
         check_policy_fn: Callable[[Path], CheckReport] = check_policy,
         channels: frozenset[str] | None = None,
         load_trust_fn: Callable[[Path], TrustStore] = load_trust_store,
+        maintenance: MaintenanceSwitch | None = None,
     ) -> None:
         self.policy_dir = policy_dir
         self.peers_file = peers_file
         self._check_policy = check_policy_fn
         self._channels = channels  # None: not checked (no connector.yaml at hand)
         self._load_trust = load_trust_fn
+        self.switch = maintenance
         self.policy: Policy = Policy.deny_all()
         self.trust: TrustStore = TrustStore.of([])
         self.problems: dict[str, str] = {}
@@ -70,6 +73,14 @@ class LiveState:
     @draining.setter
     def draining(self, value: bool) -> None:
         self._draining = value
+
+    @property
+    def maintenance(self) -> str | None:
+        """Why the node is under maintenance, or None."""
+        return None if self.switch is None else self.switch.description
+
+    def paused(self) -> tuple[str, float] | None:
+        return None if self.switch is None else self.switch.paused()
 
     def halt(self, what: str, why: str) -> None:
         """`what` failed in a way no reload mends (the enquiry log lost): not ready, and
@@ -90,6 +101,8 @@ class LiveState:
             return []
 
     def reload(self) -> ReloadReport:
+        if self.switch is not None:
+            self.switch.check()
         policy_changed = self._reload_policy()
         peers_changed = self._reload_peers()
         return ReloadReport(
@@ -100,6 +113,8 @@ class LiveState:
         """Reload when a policy file or the peers file changed since the last attempt and
         has stayed unchanged for one polling interval: an editor rewriting a file in place
         must not have half a file (which may still parse) loaded."""
+        if self.switch is not None:
+            self.switch.check()
         now = (_stamp([self.policy_dir, *self._policy_files()]), _stamp([self.peers_file]))
         if now == (self._policy_stamp, self._peers_stamp):
             return None

@@ -26,6 +26,7 @@ from connector.enquiries.continuity import (
 from connector.enquiries.log import EnquiryLog
 from connector.errors import ConfigError
 from connector.node.live import LiveState
+from connector.node.maintenance import MAINTENANCE_FILE, MaintenanceSwitch
 from connector.notify.digest import digest_trigger
 from connector.outbound.desk import Desk
 from connector.outbound.exchange import Exchanges
@@ -60,6 +61,7 @@ class Node:
             policy_dir=settings.path(settings.policy_dir),
             peers_file=settings.path(settings.peers_file),
             channels=frozenset(settings.notifications.channels),
+            maintenance=MaintenanceSwitch(settings.state_path(MAINTENANCE_FILE), clock=clock),
         )
         return cls(
             settings=settings,

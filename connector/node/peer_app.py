@@ -28,7 +28,14 @@ from connector.peers.client import PeerClient, peer_session
 from connector.peers.witnesses import Witnesses
 from connector.records.store import RecordStore
 from connector.server.inflight import InFlight
-from connector.server.peer_api import ANSWERER, IDENTITY, WITNESS, IdentityToken, make_peer_app
+from connector.server.peer_api import (
+    ANSWERER,
+    IDENTITY,
+    PAUSED,
+    WITNESS,
+    IdentityToken,
+    make_peer_app,
+)
 from connector.server.rejectlog import RejectionLog
 from connector.sources.model import Source, load_sources
 from connector.sources.sync import sync
@@ -53,6 +60,7 @@ def build_peer_app(
     app[RECORDS] = records
     app[ENQUIRY_LOG] = enquiry_log
     app[SCHEDULER] = scheduler
+    app[PAUSED] = node.live.paused
     app.cleanup_ctx.extend(
         [answerer_ctx, witness_ctx, notifications_ctx, sources_ctx, watch_notices_ctx]
     )

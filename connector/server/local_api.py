@@ -17,7 +17,7 @@ from connector.server.rejectlog import RejectionLog
 
 class Readiness(Protocol):
     """What /readyz reports: the policy and peers in force, why they may be an older
-    version, and whether the node is going away."""
+    version, whether the node is going away, and why it is under maintenance."""
 
     @property
     def policy(self) -> Policy: ...
@@ -31,6 +31,9 @@ class Readiness(Protocol):
     @property
     def draining(self) -> bool: ...
 
+    @property
+    def maintenance(self) -> str | None: ...
+
 
 READINESS: web.AppKey[Readiness] = web.AppKey("readiness")
 
@@ -43,7 +46,14 @@ async def readyz(request: web.Request) -> web.Response:
     """The status for anyone (a probe needs no more); the policy's digest, the peers and
     the problems (paths, parser messages) only for a caller with a valid agency token."""
     ready = request.app[READINESS]
-    status = "degraded" if ready.problems else ("draining" if ready.draining else "ready")
+    maintenance = ready.maintenance
+    status = (
+        "maintenance"
+        if maintenance is not None
+        else "degraded"
+        if ready.problems
+        else ("draining" if ready.draining else "ready")
+    )
     body: dict[str, object] = {"status": status}
     if "Authorization" in request.headers:
         request.app[GATE].authenticate(request)
@@ -51,9 +61,11 @@ async def readyz(request: web.Request) -> web.Response:
             "policy_digest": ready.policy.digest,
             "peers": len(ready.trust.peers),
             "problems": dict(ready.problems),
+            "maintenance": maintenance,
         }
     # Degraded still answers with the last good policy: ready for traffic, but say why.
-    return web.json_response(body, status=503 if ready.draining else 200)
+    unready = ready.draining or maintenance is not None
+    return web.json_response(body, status=503 if unready else 200)
 
 
 def make_local_app(

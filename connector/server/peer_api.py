@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TypeAlias
 
 from aiohttp import web
 
 from connector.crypto.jws import Signer
-from connector.errors import PayloadTooLarge, UnsupportedMediaType
+from connector.errors import PayloadTooLarge, UnderMaintenance, UnsupportedMediaType
 from connector.inbound.answering import Answerer
 from connector.inbound.witnessing import Witness
 from connector.protocol import JOSE_MEDIA_TYPE, MAX_TOKEN_BYTES, sign_identity
@@ -18,6 +19,9 @@ from connector.server.rejectlog import RejectionLog
 
 ANSWERER = web.AppKey("answerer", Answerer)
 WITNESS = web.AppKey("witness", Witness)
+Paused: TypeAlias = Callable[[], "tuple[str, float] | None"]
+"""Why the node is under maintenance and the Retry-After to give, or None: it answers."""
+PAUSED: web.AppKey[Paused] = web.AppKey("paused")
 
 
 class IdentityToken:
@@ -58,7 +62,11 @@ IDENTITY = web.AppKey("identity", IdentityToken)
 
 
 async def _token(request: web.Request, what: str) -> bytes:
-    """The signed token a peer POSTs, before anything reads it: size and media type."""
+    """The signed token a peer POSTs, before anything reads it: size and media type; and
+    none at all while the node is under maintenance."""
+    paused = request.app[PAUSED]()
+    if paused is not None:
+        raise UnderMaintenance(paused[0], retry_after=paused[1])
     if request.content_length is not None and request.content_length > MAX_TOKEN_BYTES:
         raise PayloadTooLarge(f"a {what} token is at most {MAX_TOKEN_BYTES} bytes")
     if request.content_type != JOSE_MEDIA_TYPE:
@@ -92,6 +100,7 @@ def make_peer_app(inflight: InFlight, rejections: RejectionLog) -> web.Applicati
         client_max_size=MAX_TOKEN_BYTES + 1,
     )
     app[REJECTIONS] = rejections
+    app[PAUSED] = lambda: None
     app.on_cleanup.append(flush_rejections(rejections))
     app.router.add_post("/v1/query", handle_query)
     app.router.add_get("/v1/identity", handle_identity)
