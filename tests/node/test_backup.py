@@ -447,3 +447,60 @@ def test_a_node_on_postgresql_is_dumped_and_restored_into_empty_databases(
     finally:
         for name in names:
             pg_server.drop_database(name)
+
+
+SYSTEMD = Path(__file__).resolve().parents[2] / "systemd"
+
+
+def test_the_daily_timer_runs_the_backup_as_the_service_user_in_the_same_sandbox(
+    tmp_path: Path,
+) -> None:
+    service = (SYSTEMD / "ncb-connector-backup.service").read_text()
+    timer = (SYSTEMD / "ncb-connector-backup.timer").read_text()
+    lines = set(service.splitlines())
+    assert (
+        "ExecStart=/usr/bin/ncb-connector backup create /var/backups/ncb-connector --keep 14 "
+        "--config /etc/ncb-connector/connector.yaml" in lines
+    )
+    assert {"Type=oneshot", "User=ncb-connector", "ReadWritePaths=/var/backups/ncb-connector"} <= (
+        lines
+    )
+    assert {"OnCalendar=daily", "Persistent=true", "WantedBy=timers.target"} <= set(
+        timer.splitlines()
+    )
+    # Every hardening line of the node's own unit, word for word.
+    node = (SYSTEMD / "ncb-connector.service").read_text()
+    hardening = node.split("# ---- Hardening", 1)[1].split("[Install]", 1)[0]
+    settings = {x for x in hardening.splitlines()[1:] if x and not x.startswith("#")}
+    assert settings <= lines, settings - lines
+
+    tool = shutil.which("systemd-analyze")
+    if tool is None:
+        pytest.skip("systemd-analyze is not installed")
+    # systemd-analyze checks that ExecStart's binary exists: the package installs it.
+    (tmp_path / "ncb-connector-backup.service").write_text(
+        service.replace("/usr/bin/ncb-connector", shutil.which("ncb-connector") or "/bin/true")
+    )
+    (tmp_path / "ncb-connector-backup.timer").write_text(timer)
+    env = {**os.environ, "SYSTEMD_LOG_COLOR": "0", "SYSTEMD_COLORS": "0"}
+    units = [
+        str(tmp_path / "ncb-connector-backup.service"),
+        str(tmp_path / "ncb-connector-backup.timer"),
+    ]
+    done = subprocess.run(
+        [tool, "verify", "--man=no", "--recursive-errors=no", *units],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+    )
+    assert [x for x in done.stderr.splitlines() if "ncb-connector" in x] == [], done.stderr
+    assert done.returncode == 0, done.stderr
+    security = subprocess.run(
+        [tool, "security", "--offline=yes", "--no-pager", units[0]],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+    )
+    assert "Overall exposure level for ncb-connector-backup.service: 1." in security.stdout
