@@ -95,16 +95,19 @@ def _post(port: int, token: bytes) -> tuple[int, bytes]:
 
 
 def _run(config: Path, local: int) -> subprocess.Popen[str]:
+    """`ncb-connector run`; its log lines go to a file beside the config: a pipe nobody reads
+    while the node answers thousands of queries would fill and stop it."""
     env = {**os.environ, "NCB_CONNECTOR_CONFIG": str(config)}
-    proc = subprocess.Popen([*CLI, "run"], env=env, stderr=subprocess.PIPE, text=True)
+    with (config.parent / "node.log").open("a") as logfile:
+        proc = subprocess.Popen([*CLI, "run"], env=env, stderr=logfile, text=True)
     wait_ready(local, proc)
     return proc
 
 
-def _stop(proc: subprocess.Popen[str]) -> None:
+def _stop(proc: subprocess.Popen[str], config: Path) -> None:
     proc.send_signal(signal.SIGTERM)
-    _, stderr = proc.communicate(timeout=30)
-    assert proc.returncode == 0, stderr
+    proc.wait(timeout=30)
+    assert proc.returncode == 0, (config.parent / "node.log").read_text()[-4000:]
 
 
 @pytest.fixture
@@ -290,7 +293,7 @@ def test_a_node_backed_up_while_it_answers_is_restored_whole_and_answers(
     assert during, "the node answered nothing while it was backed up"
     head = created["enquiry_log"]
     assert head["seq"] > LOGGED  # the queries asked before the copy are in it
-    _stop(node)
+    _stop(node, config)
     total = LOGGED + len(answered)
 
     restored = tmp_path / "restored"
@@ -346,7 +349,7 @@ def test_a_node_backed_up_while_it_answers_is_restored_whole_and_answers(
         now=time.time(),
     )
     assert claims.results[0].status == "hit"
-    _stop(again)
+    _stop(again, new_config)
 
 
 def test_a_restore_refuses_a_directory_that_is_not_empty(tmp_path: Path) -> None:
