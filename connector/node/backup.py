@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 import time
@@ -458,6 +459,7 @@ def restore_backup(
             f"{path} is not restored: {checked.problems[0]} (see `ncb-connector backup verify`)"
         )
     manifest = checked.manifest
+    _only_known_members(manifest)
     to = to.resolve()
     state = (state_dir or to).resolve()
     for directory in dict.fromkeys((to, state)):
@@ -522,6 +524,33 @@ def restore_backup(
     )
 
 
+_KNOWN = {CONFIG, KEY, TLS_CERT, TLS_KEY, PEERS, SOURCES, AGENCIES, KEPT}
+_DATABASE_MEMBER = re.compile(r"^db/(records|enquiries)\.(sqlite|pgdump)$")
+
+
+def _only_known_members(manifest: Manifest) -> None:
+    """A restore writes only where it chooses: a member is one of the names this module
+    writes, a policy file under config/policies/ (no `..`, no dot file), or a database copy.
+    An archive signed by its own key may still come from anyone (see `verify`)."""
+    databases = {d.member for d in manifest.databases if d.member is not None}
+    if CONFIG not in {m.name for m in manifest.members}:
+        raise BackupError(f"the archive holds no {CONFIG}: nothing to restore a node from")
+    for member in manifest.members:
+        name = member.name
+        if name in _KNOWN or _policy_file(name):
+            continue
+        if name in databases and _DATABASE_MEMBER.match(name):
+            continue
+        raise BackupError(f"the archive holds {name!r}, which no backup writes; not restored")
+
+
+def _policy_file(name: str) -> bool:
+    if not name.startswith(POLICIES):
+        return False
+    parts = name[len(POLICIES) :].split("/")
+    return all(part and not part.startswith(".") and "\\" not in part for part in parts)
+
+
 def _target_urls(
     manifest: Manifest, state: Path, *, records_url: str | None, enquiries_url: str | None
 ) -> dict[str, str]:
@@ -532,6 +561,10 @@ def _target_urls(
         url = given.get(copy.name)
         option = f"--{copy.name}-url"
         if copy.backend == "sqlite":
+            shared = copy.name == "enquiries" and members["records"] == copy.member
+            if shared and copy.member is not None:
+                urls[copy.name] = urls["records"]  # one file held both: it stays one
+                continue
             if url is not None:
                 raise BackupError(
                     f"the archive holds {copy.name} as a SQLite file: it is restored into the "

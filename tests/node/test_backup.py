@@ -507,3 +507,45 @@ def test_the_daily_timer_runs_the_backup_as_the_service_user_in_the_same_sandbox
         env=env,
     )
     assert "Overall exposure level for ncb-connector-backup.service: 1." in security.stdout
+
+
+def test_a_restore_writes_only_where_it_chooses_even_from_a_self_signed_archive(
+    tmp_path: Path,
+) -> None:
+    """An archive signed by the key it carries may come from anyone: a member named to climb
+    out of the target is refused before anything is written."""
+    config, _, _, _ = _node(tmp_path)
+    archive = create_backup(load_settings(config), config, tmp_path / "b", compress=False).path
+    rows = _members(archive)
+    forger = SigningKey.generate()
+    key_jwk = orjson.dumps(forger.private_jwk())
+    evil = b"inbound: []\n"
+    manifest = orjson.loads(parse_compact(rows[0][1]).payload)
+    manifest["kid"] = forger.public.kid
+    for member in manifest["members"]:
+        if member["name"] == KEY:
+            member.update(size=len(key_jwk), sha256=hashlib.sha256(key_jwk).hexdigest())
+    climbing = "config/policies/../../../escaped.yaml"
+    manifest["members"].append(
+        {
+            "name": climbing,
+            "size": len(evil),
+            "sha256": hashlib.sha256(evil).hexdigest(),
+            "mode": "0644",
+        }
+    )
+    info = tarfile.TarInfo(climbing)
+    token = Signer(forger).sign_compact(orjson.dumps(manifest), typ=BACKUP_TYP)
+    _rewrite(
+        archive,
+        [(rows[0][0], token)]
+        + [(i, key_jwk if i.name == KEY else data) for i, data in rows[1:]]
+        + [(info, evil)],
+    )
+    assert verify_backup(archive, node=None).ok  # whole, as its maker signed it
+    target = tmp_path / "deep" / "er" / "target"
+    done = cli("backup", "restore", str(archive), "--to", str(target), check=False)
+    assert done.returncode == 2
+    assert "which no backup writes; not restored" in done.stderr
+    assert not target.exists()
+    assert not (tmp_path / "escaped.yaml").exists()
