@@ -572,8 +572,14 @@ def _target_urls(
                 )
             urls[copy.name] = f"sqlite:///{state / (copy.name + '.db')}"
             continue
-        if url is None and copy.name == "enquiries" and members["records"] == copy.member:
-            url = urls.get("records")  # both in one PostgreSQL database, restored once
+        if copy.name == "enquiries" and members["records"] == copy.member:
+            # Both were in one PostgreSQL database: one dump, restored once, into one.
+            if url is not None and url != urls.get("records"):
+                raise BackupError(
+                    "the archive holds records and the enquiry log as one PostgreSQL dump: "
+                    "give --records-url alone (or the same URL twice)"
+                )
+            url = urls.get("records")
         if url is None or backend(url) != "postgresql":
             raise BackupError(
                 f"the archive holds {copy.name} as a PostgreSQL dump: give {option} "
