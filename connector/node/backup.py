@@ -168,6 +168,22 @@ def create_backup(
 ) -> Created:
     """One archive of the node in `directory`; with `keep`, then the oldest of this node's
     archives there beyond `keep` are deleted (only once the new one is whole)."""
+    try:
+        return _create(settings, config_path, directory, keep=keep, compress=compress, clock=clock)
+    except OSError as exc:  # a full disk, a directory the user may not write
+        where = exc.filename or directory
+        raise BackupError(f"no backup made: {where}: {exc.strerror or exc}") from exc
+
+
+def _create(
+    settings: Settings,
+    config_path: Path,
+    directory: Path,
+    *,
+    keep: int | None,
+    compress: bool,
+    clock: Callable[[], float],
+) -> Created:
     started = time.monotonic()
     signer = Signer(read_signing_key(settings.path(settings.key_file)))
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -198,9 +214,15 @@ def create_backup(
     if keep is not None:
         old = archives_of(directory, settings.node)
         for stale in old[: max(0, len(old) - keep)]:
-            if stale != path:
+            if stale == path:
+                continue
+            try:
                 stale.unlink(missing_ok=True)
-                removed.append(stale)
+            except OSError as exc:
+                raise BackupError(
+                    f"{path} is made, but {stale} could not be removed: {exc.strerror or exc}"
+                ) from exc
+            removed.append(stale)
     return Created(
         path=path,
         size=path.stat().st_size,
@@ -453,6 +475,29 @@ def restore_backup(
     `state_dir` (default: `to`), a PostgreSQL dump into the empty database given. The
     restored connector.yaml names these places; the kept checkpoint is the archive's log head.
     Nothing existing is ever overwritten: a directory that is not empty is refused."""
+    try:
+        return _restore(
+            path,
+            to=to,
+            state_dir=state_dir,
+            records_url=records_url,
+            enquiries_url=enquiries_url,
+        )
+    except OSError as exc:
+        raise BackupError(
+            f"restore stopped: {exc.filename or to}: {exc.strerror or exc}; remove what it "
+            "wrote before trying again"
+        ) from exc
+
+
+def _restore(
+    path: Path,
+    *,
+    to: Path,
+    state_dir: Path | None,
+    records_url: str | None,
+    enquiries_url: str | None,
+) -> Restored:
     checked = verify_backup(path, node=None)
     if not checked.ok or checked.manifest is None:
         raise BackupError(
