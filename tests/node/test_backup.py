@@ -29,6 +29,7 @@ from connector.crypto.jws import Signer, SigningKey, parse_compact
 from connector.crypto.keyfiles import read_signing_key
 from connector.enquiries.log import EnquiryLog
 from connector.node.backup import BACKUP_TYP, KEY, create_backup, verify_backup
+from connector.node.init import init_node
 from connector.protocol import Check, Query, make_query, open_answer, sign_query
 from connector.settings.config import load_settings
 from connector.storage import pgtemp
@@ -549,3 +550,26 @@ def test_a_restore_writes_only_where_it_chooses_even_from_a_self_signed_archive(
     assert "which no backup writes; not restored" in done.stderr
     assert not target.exists()
     assert not (tmp_path / "escaped.yaml").exists()
+
+
+def test_a_cut_or_foreign_file_is_not_a_whole_archive(tmp_path: Path) -> None:
+    paths = init_node(tmp_path / "FR", node="FR", peer_port=0, local_port=0)
+    archive = create_backup(load_settings(paths.config), paths.config, tmp_path / "b").path
+    assert verify_backup(archive, node=None).ok
+    cut = tmp_path / "cut.tar.gz"
+    cut.write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])
+    checked = verify_backup(cut, node=None)
+    assert not checked.ok
+    assert checked.manifest is None
+    (problem,) = checked.problems
+    assert problem.startswith(f"{cut} is not a whole backup archive")
+    foreign = tmp_path / "foreign.tar"
+    with tarfile.open(foreign, "w") as tar:
+        tar.add(paths.config, arcname="connector.yaml")
+    assert verify_backup(foreign, node=None).problems == (
+        f"{foreign} holds no manifest.jws: not a backup archive",
+    )
+    done = cli("backup", "restore", str(cut), "--to", str(tmp_path / "r"), check=False)
+    assert done.returncode == 2
+    assert "is not restored" in done.stderr
+    assert not (tmp_path / "r").exists()
