@@ -183,6 +183,6 @@ def backup_restore(
     for name, url in restored.databases:
         click.echo(f"{name}: {redacted(url)}")
     click.echo(
-        "check it with `ncb-connector enquiries verify --config "
-        f"{restored.config}`; docs/operations.md says what comes next"
+        f"check it: ncb-connector enquiries verify --config {restored.config} --expect "
+        f"{manifest.log_seq}:{manifest.log_hash}  (docs/operations.md §5e: what comes next)"
     )
