@@ -373,7 +373,7 @@ def verify_backup(path: Path, *, node: NodeKey | None) -> Verified:
     """Every member against the manifest (size, SHA-256; none missing, none added), and the
     manifest's signature with the key in the archive and, given `node`, its current key."""
     try:
-        token, found = read_archive(path, keep=(KEY, CONFIG, KEPT))
+        token, found = read_archive(path, keep=(KEY, CONFIG))
     except BackupError as exc:
         if not path.exists():
             raise
