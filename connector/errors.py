@@ -74,6 +74,14 @@ class ImportFileError(ConnectorError):
     status = 422
 
 
+class BackupError(ConnectorError):
+    """A backup that cannot be made, an archive that is not whole or not signed by its node,
+    or a restore that would overwrite something."""
+
+    code = "backup_invalid"
+    title = "Backup is invalid"
+
+
 # --- the peer API, in the order docs/protocol.md §10 checks them ----------------------------
 
 

@@ -127,6 +127,36 @@ COMMANDS: dict[str, Lazy | click.Command] = {
             ),
         },
     ),
+    "backup": LazyGroup(
+        name="backup",
+        help="Backups: one archive of the node signed by its key, checked, restored elsewhere.",
+        lazy={
+            "create": Lazy(
+                target="connector.cli.backup:backup_create",
+                help=(
+                    "Write one archive of the node into DIRECTORY: config, keys, peers, "
+                    "policies, sources, agencies, both databases (copied live) and the kept "
+                    "checkpoint, with a manifest of their SHA-256 digests signed by the node's "
+                    "key."
+                ),
+            ),
+            "restore": Lazy(
+                target="connector.cli.backup:backup_restore",
+                help=(
+                    "Restore an archive into new directories, once it verifies with the key in "
+                    "it; writes a connector.yaml naming the restored files."
+                ),
+            ),
+            "verify": Lazy(
+                target="connector.cli.backup:backup_verify",
+                help=(
+                    "Check an archive: every file against the signed manifest, the signature "
+                    "with the key in the archive and, when run on a node (its config exists), "
+                    "with that node's current key."
+                ),
+            ),
+        },
+    ),
     "records": LazyGroup(
         name="records",
         help="National records behind this node.",

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 
 def atomic_write(
@@ -24,12 +27,27 @@ def atomic_write(
     the service user cannot read). With `exclusive`, an existing file is never replaced:
     FileExistsError, as for O_EXCL.
     """
+    with atomic_file(path, mode=mode, like_existing=like_existing, exclusive=exclusive) as fh:
+        fh.write(data)
+
+
+@contextmanager
+def atomic_file(
+    path: Path,
+    *,
+    mode: int = 0o600,
+    like_existing: bool = False,
+    exclusive: bool = False,
+) -> Iterator[BinaryIO]:
+    """`atomic_write` for a file written piece by piece (an archive, a database copy): the
+    caller writes to the file given; it takes `path` only when the block ends without an
+    exception, and otherwise is removed."""
     directory = path.parent
     # mkstemp creates the file 0600, so it is never readable by others before its chmod.
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())
         existing = _stat(path) if like_existing else None

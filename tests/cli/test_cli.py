@@ -988,3 +988,18 @@ def test_json_of_every_command_a_script_reads(tmp_path: Path) -> None:
     assert refused["ok"] is False
     assert refused["errors"][0]["rule"] == "typo"
     assert refused["errors"][0]["line"] > 0
+    manifest = {"node", "kid", "version", "created_at", "enquiry_log", "databases", "members"}
+    created = run("backup", "create", str(tmp_path / "backups"))
+    assert created.keys() == {"archive", "size", "removed", "seconds"} | manifest
+    log_revision = status["databases"][1]["needs"]  # the one this version makes
+    assert created["databases"][1] == {
+        "name": "enquiries",
+        "backend": "sqlite",
+        "revision": log_revision,
+    }
+    archive = created["archive"]
+    checked_archive = run("backup", "verify", archive)
+    assert checked_archive.keys() == {"ok", "archive", "archive_key", "node_key", "problems"} | (
+        manifest
+    )
+    assert (checked_archive["ok"], checked_archive["node_key"]) == (True, True)

@@ -205,6 +205,8 @@ def test_sysusers_and_tmpfiles_snippets_apply(tmp_path: Path) -> None:
     assert (oct(etc.st_mode & 0o7777), etc.st_uid, etc.st_gid) == (oct(0o750), uid, gid)
     state = (root / "var" / "lib" / "ncb-connector").stat()
     assert (oct(state.st_mode & 0o7777), state.st_uid, state.st_gid) == (oct(0o700), uid, gid)
+    backups = (root / "var" / "backups" / "ncb-connector").stat()  # ncb-connector-backup.service
+    assert (oct(backups.st_mode & 0o7777), backups.st_uid, backups.st_gid) == (oct(0o700), uid, gid)
 
 
 # What MemoryDenyWriteExecute=yes means for Python, checked without systemd: a
