@@ -106,6 +106,17 @@ class Service:
                 at_once=False,
                 skip_after=None,
             )
+        if self.notifier.watchdog_usec:
+            # From the event loop, so a loop that is stuck (not just a process that lives)
+            # misses its pings and systemd restarts it: twice per interval, as sd_watchdog
+            # _enabled(3) advises.
+            self.scheduler.every(
+                "watchdog",
+                max(self.notifier.watchdog_usec / 2_000_000, 0.1),
+                self._ping_watchdog,
+                at_once=True,
+                skip_after=None,
+            )
         self.scheduler.start()
         peer_limits, local_limits = listener_limits(
             s.listen.peer, s.listen.local, s.listen.timeouts
@@ -159,6 +170,9 @@ class Service:
             policy=node.live.policy.digest,
             peers=sorted(node.live.trust.peers),
         )
+
+    async def _ping_watchdog(self) -> None:
+        self.notifier.watchdog()
 
     async def _watch_log(self) -> None:
         lost = self.enquiry_log.check_file()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import shutil
@@ -450,3 +451,37 @@ def test_watchdog_interval_only_when_meant_for_this_process() -> None:
     assert SystemdNotifier.from_env({**env, "WATCHDOG_PID": str(pid + 1)}).watchdog_usec is None
     assert SystemdNotifier.from_env({"WATCHDOG_USEC": "soon"}).watchdog_usec is None
     assert SystemdNotifier.from_env({}).watchdog_usec is None
+
+
+async def test_a_running_node_pings_the_watchdog_from_its_event_loop(
+    tmp_path: Path, fs_socket: tuple[socket.socket, str]
+) -> None:
+    """With WatchdogSec= (WATCHDOG_USEC), the node sends WATCHDOG=1 twice per interval from
+    its event loop: a loop that stops turning stops the pings, and systemd restarts it."""
+    from connector.node.init import init_node
+    from connector.node.node import Node
+    from connector.node.service import Service
+    from connector.settings.config import load_settings
+
+    sock, address = fs_socket
+    sock.setblocking(False)
+    paths = init_node(tmp_path / "DE", node="DE", peer_port=0, local_port=0)
+    node = Node.from_settings(load_settings(paths.config))
+    node.load_live()
+    notifier = SystemdNotifier.from_env({"NOTIFY_SOCKET": address, "WATCHDOG_USEC": "400000"})
+    service = Service(node, notifier=notifier, shutdown_timeout=1.0)
+    await service.start()
+    try:
+        await asyncio.sleep(1.0)  # 0.2 s between pings: four or five of them
+        pings = 0
+        while True:
+            try:
+                pings += sock.recv(4096) == b"WATCHDOG=1"
+            except BlockingIOError:
+                break
+        assert 2 <= pings <= 7, pings
+        time.sleep(0.6)  # noqa: ASYNC251 - the loop held on purpose: no ping can go meanwhile
+        with pytest.raises(BlockingIOError):
+            sock.recv(4096)
+    finally:
+        await service.stop()
