@@ -285,6 +285,11 @@ class MisdirectedRequest(ConnectorError):
 
 
 class EnquiryLogError(ConnectorError):
+    """The log could not commit (a full disk, a database gone): nothing it would have
+    recorded was answered. Unavailable rather than an internal error: it mends itself when
+    the log can be written again, and the same signed query may be sent again."""
+
+    status = 503
     code = "enquiry_log"
     title = "Enquiry log failure"
 

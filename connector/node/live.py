@@ -11,6 +11,7 @@ import structlog
 
 from connector.errors import ConnectorError
 from connector.node.maintenance import MaintenanceSwitch
+from connector.node.readiness import ReadinessChecks
 from connector.peers.trust import TrustStore, load_trust_store
 from connector.policy import CheckReport, Policy, check_policy
 
@@ -55,6 +56,7 @@ class LiveState:
         self._channels = channels  # None: not checked (no connector.yaml at hand)
         self._load_trust = load_trust_fn
         self.switch = maintenance
+        self.checks: ReadinessChecks | None = None  # set by the running service
         self.policy: Policy = Policy.deny_all()
         self.trust: TrustStore = TrustStore.of([])
         self.problems: dict[str, str] = {}
@@ -78,6 +80,11 @@ class LiveState:
     def maintenance(self) -> str | None:
         """Why the node is under maintenance, or None."""
         return None if self.switch is None else self.switch.description
+
+    @property
+    def unready(self) -> dict[str, str]:
+        """What the readiness checks last found wrong; empty when all is well."""
+        return {} if self.checks is None else self.checks.problems
 
     def paused(self) -> tuple[str, float] | None:
         return None if self.switch is None else self.switch.paused()

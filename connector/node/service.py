@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import gc
 import signal
+from pathlib import Path
 
 import structlog
 from aiohttp import web
@@ -17,6 +18,7 @@ from connector.errors import ConfigError
 from connector.node.local_app import build_local_app
 from connector.node.node import Node
 from connector.node.peer_app import build_peer_app
+from connector.node.readiness import ReadinessChecks
 from connector.node.scheduler import Scheduler
 from connector.node.sdnotify import SystemdNotifier
 from connector.records.store import RecordStore
@@ -24,6 +26,8 @@ from connector.server.connections import GuardedSite, listener_limits
 from connector.server.inflight import InFlight
 from connector.server.liblog import route_library_errors
 from connector.server.peer_api import IDENTITY
+from connector.settings.config import Settings
+from connector.storage.urls import sqlite_file
 
 log = structlog.get_logger(__name__)
 
@@ -106,6 +110,16 @@ class Service:
                 at_once=False,
                 skip_after=None,
             )
+        checks = ReadinessChecks(
+            directories=_writable_directories(s),
+            floor_mb=s.readiness.min_free_mb,
+            ping_records=self.records.ping,
+            timeout=s.readiness.timeout_s,
+        )
+        node.live.checks = checks
+        self.scheduler.every(
+            "readiness", s.readiness.interval_s, checks.run, at_once=True, skip_after=None
+        )
         if self.notifier.watchdog_usec:
             # From the event loop, so a loop that is stuck (not just a process that lives)
             # misses its pings and systemd restarts it: twice per interval, as sd_watchdog
@@ -249,3 +263,13 @@ async def serve(node: Node, *, notifier: SystemdNotifier, new_log: Admin | None 
         log.info("node_stopping", node=node.settings.node)
         await service.stop()
         unroute()
+
+
+def _writable_directories(s: Settings) -> list[Path]:
+    """Where the node writes: its state directory and those of its SQLite databases."""
+    found = [s.state_path(Path("."))]
+    for url in (s.records_url, s.enquiries_url):
+        db = sqlite_file(url)
+        if db is not None:
+            found.append(db.parent)
+    return [d.resolve() for d in found]

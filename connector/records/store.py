@@ -183,6 +183,20 @@ class RecordStore:
             ) from exc
         return store
 
+    async def ping(self) -> None:
+        """One read of the store's own table, the way a check reaches the database (the
+        asyncpg side on PostgreSQL): what readiness asks of it."""
+        q = select(self._meta.c.key).limit(1)
+        if self._async is not None:
+            async with self._async.connect() as conn:
+                await conn.execute(q)
+        elif self._raw is not None:
+            # SQLite's serving reads go straight to the driver, outside any transaction.
+            self._raw.execute(f"SELECT key FROM {self._meta.name} LIMIT 1").fetchall()
+        else:
+            self._conn.execute(q).fetchall()
+            self._conn.rollback()
+
     def create_schema(self) -> None:
         """Tables straight from the kinds, without migrations: for stores of kinds the
         product does not ship (tests). The product's own schema is made by migrations."""

@@ -17,7 +17,8 @@ from connector.server.rejectlog import RejectionLog
 
 class Readiness(Protocol):
     """What /readyz reports: the policy and peers in force, why they may be an older
-    version, whether the node is going away, and why it is under maintenance."""
+    version, whether the node is going away, why it is under maintenance, and what keeps
+    it from answering (a full disk, a record store that does not answer)."""
 
     @property
     def policy(self) -> Policy: ...
@@ -34,6 +35,9 @@ class Readiness(Protocol):
     @property
     def maintenance(self) -> str | None: ...
 
+    @property
+    def unready(self) -> Mapping[str, str]: ...
+
 
 READINESS: web.AppKey[Readiness] = web.AppKey("readiness")
 
@@ -46,10 +50,12 @@ async def readyz(request: web.Request) -> web.Response:
     """The status for anyone (a probe needs no more); the policy's digest, the peers and
     the problems (paths, parser messages) only for a caller with a valid agency token."""
     ready = request.app[READINESS]
-    maintenance = ready.maintenance
+    maintenance, unready = ready.maintenance, ready.unready
     status = (
         "maintenance"
         if maintenance is not None
+        else "unready"
+        if unready
         else "degraded"
         if ready.problems
         else ("draining" if ready.draining else "ready")
@@ -62,10 +68,11 @@ async def readyz(request: web.Request) -> web.Response:
             "peers": len(ready.trust.peers),
             "problems": dict(ready.problems),
             "maintenance": maintenance,
+            "unready": dict(unready),
         }
     # Degraded still answers with the last good policy: ready for traffic, but say why.
-    unready = ready.draining or maintenance is not None
-    return web.json_response(body, status=503 if unready else 200)
+    away = ready.draining or maintenance is not None or bool(unready)
+    return web.json_response(body, status=503 if away else 200)
 
 
 def make_local_app(

@@ -155,6 +155,16 @@ class Witness(_Model):
     interval_s: Annotated[float, Field(ge=5, le=86_400)] = 60.0
 
 
+class Readiness(_Model):
+    """What /readyz checks beyond the policy: each check on a schedule, its result cached."""
+
+    # Free space under which the node reports itself not ready (the directories of the
+    # state, and of SQLite databases): a log that cannot grow cannot answer.
+    min_free_mb: Annotated[int, Field(ge=0, le=10_000_000)] = 100
+    interval_s: Annotated[float, Field(gt=0, le=3600)] = 10.0
+    timeout_s: Annotated[float, Field(gt=0, le=60)] = 2.0
+
+
 class Federation(_Model):
     """Agencies asking peers through this node (the local API), and watching the peers."""
 
@@ -231,6 +241,7 @@ class Settings(_Model):
     discovery: Discovery = Discovery()
     matching: Matching = Matching()
     witness: Witness = Witness()
+    readiness: Readiness = Readiness()
     base_dir: Path = Path(".")
 
     @model_validator(mode="after")

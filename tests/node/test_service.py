@@ -61,9 +61,11 @@ async def test_both_apps_share_the_services_databases_and_scheduler(tmp_path: Pa
             "source:dokumente",
             "peer-health",
             "witness",
+            "readiness",
         }
         assert jobs["checkpoint"].trigger == "interval[0:01:00]"
         assert jobs["witness"].trigger == "interval[0:01:00]"
+        assert jobs["readiness"].trigger == "interval[0:00:10]"
         assert jobs["log-watch"].trigger == "interval[0:00:02]"
         assert jobs["policy-watch"].trigger == f"interval[0:00:0{s.policy_reload_interval:g}]"
         assert jobs["peer-health"].trigger.startswith("interval[")
