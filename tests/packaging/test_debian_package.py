@@ -131,6 +131,13 @@ class Root:
         while self.mounted:
             subprocess.run(["umount", "-l", str(self.mounted.pop())], check=False)
 
+    def remove(self) -> None:
+        """The root's few hundred megabytes, once nothing is mounted in it: with /dev still
+        bound there, deleting it would delete the host's device nodes."""
+        mounts = Path("/proc/self/mounts").read_text().split()
+        if not any(m.startswith(f"{self.path}/") for m in mounts):
+            shutil.rmtree(self.path, ignore_errors=True)
+
     def sh(self, *args: str, timeout: float = 600) -> str:
         """A command in the root, as root."""
         return run("chroot", self.path, *args, env=CHROOT_ENV, timeout=timeout)
@@ -407,4 +414,5 @@ def test_the_package_installs_runs_and_upgrades_on_a_fresh_debian_12(
             lintian.kill()
             lintian.wait()
         root.unmount()
+        root.remove()
         print(f"\nDebian package test: {phases.report()}")
