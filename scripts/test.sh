@@ -10,6 +10,18 @@ if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null && ! command -v in
     $sudo_ apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq --no-install-recommends postgresql >/dev/null
 fi
+# The Debian package's test (tests/packaging) builds it with debhelper around a venv of
+# Debian's python3.11, checks it with lintian and installs it into a debootstrapped root.
+missing=()
+for pkg in debhelper python3.11-venv debootstrap lintian systemd; do
+    dpkg-query -W -f='${Status}\n' "$pkg" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "== installing ${missing[*]} (Debian packages)"
+    sudo_=""; [ "$(id -u)" -ne 0 ] && sudo_="sudo"
+    $sudo_ apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
 python3 -m pip install --quiet --disable-pip-version-check -e '.[test]'
 echo "== ruff"; python3 -m ruff check connector tests bench docs/examples
 python3 -m ruff format --check connector tests bench docs/examples
