@@ -78,6 +78,8 @@ def test_unit_declares_the_contract() -> None:
     assert one("KillSignal") == "SIGTERM"
     assert one("TimeoutStopSec") == "30"
     assert one("Restart") == "on-failure"
+    assert one("RestartPreventExitStatus") == "2"  # a refused config or log: act, not retry
+    assert one("WatchdogSec") == "30s"  # the node pings it from its event loop
     assert one("User") == one("Group") == "ncb-connector"
     assert ("Service", "DynamicUser") not in s
     assert one("StateDirectory") == one("ConfigurationDirectory") == "ncb-connector"
