@@ -22,6 +22,7 @@ from connector.crypto.jws import Signer
 from connector.errors import ConfigError
 from connector.notify.notice import Notice
 from connector.notify.render import clean, notice_text
+from connector.peers.client import transport_failure
 from connector.peers.trust import fingerprint_bytes
 from connector.settings.config import EmailChannel, LogChannel, WebhookChannel
 
@@ -190,29 +191,20 @@ class WebhookSender:
             ) as resp:
                 status, reason = resp.status, resp.reason or ""
                 retry_after = resp.headers.get("Retry-After")
-        except aiohttp.ServerFingerprintMismatch as exc:
-            raise DeliveryError(
-                f"the TLS certificate of {_origin(url)} does not match the pinned fingerprint"
-            ) from exc
         except aiohttp.ClientConnectorCertificateError as exc:
+            # A receiver checked against the system's CAs, not a pin: say what failed there.
             why = getattr(exc.certificate_error, "verify_message", None) or "not verified"
             raise DeliveryError(
                 f"the TLS certificate of {_origin(url)} is not trusted: {clean(why)}"
             ) from exc
-        except aiohttp.ClientConnectorError as exc:
-            err = exc.os_error
-            reason_text = (os.strerror(err.errno) if err.errno else err.strerror) or type(
-                err
-            ).__name__
-            raise DeliveryError(f"cannot connect to {_origin(url)}: {reason_text}") from exc
         except TimeoutError as exc:
             raise DeliveryError(
                 f"no answer from {_origin(url)} within {self.config.timeout:g} s"
             ) from exc
-        except aiohttp.ServerDisconnectedError as exc:
-            raise DeliveryError(f"{_origin(url)} closed the connection") from exc
         except (aiohttp.ClientError, OSError) as exc:
-            raise DeliveryError(f"{_origin(url)}: {type(exc).__name__}: {clean(exc)}") from exc
+            # In the words peers' failures are said in: one wording for one failure.
+            why = transport_failure(exc, other="the receiver")
+            raise DeliveryError(f"cannot deliver to {_origin(url)}: {why}") from exc
         if 200 <= status < 300:
             return
         message = f"webhook answered {status}" + (f" {clean(reason, limit=60)}" if reason else "")

@@ -35,9 +35,10 @@ from connector.protocol import (
 log = structlog.get_logger(__name__)
 
 
-def transport_failure(exc: BaseException) -> str:
-    """Why a peer could not be reached, in an operator's words: never an object's repr (an
-    aiohttp connection error's text names its `ssl=` argument, a Fingerprint object)."""
+def transport_failure(exc: BaseException, *, other: str = "the peer") -> str:
+    """Why a peer (or `other`: a webhook's receiver) could not be reached, in an operator's
+    words: never an object's repr (an aiohttp connection error's text names its `ssl=`
+    argument, a Fingerprint object)."""
     if isinstance(exc, aiohttp.ServerFingerprintMismatch):
         return "the TLS certificate does not match the pin"
     if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
@@ -54,7 +55,7 @@ def transport_failure(exc: BaseException) -> str:
     if isinstance(exc, aiohttp.ServerDisconnectedError) or isinstance(
         os_error, ConnectionResetError | BrokenPipeError
     ):
-        return "the peer closed the connection"
+        return f"{other} closed the connection"
     if isinstance(os_error, OSError) and os_error.strerror:
         return os_error.strerror[0].lower() + os_error.strerror[1:]
     if isinstance(exc, aiohttp.ClientPayloadError):

@@ -403,9 +403,9 @@ async def test_webhook_wrong_pin_is_retryable(
         )
     assert caught.value.retryable
     assert str(caught.value) == (
-        "the TLS certificate of https://127.0.0.1:"
-        f"{tls_receiver.url.split(':')[2].split('/')[0]} does not "
-        "match the pinned fingerprint"
+        "cannot deliver to https://127.0.0.1:"
+        f"{tls_receiver.url.split(':')[2].split('/')[0]}: "
+        "the TLS certificate does not match the pin"
     )
     assert tls_receiver.received == []
 
@@ -457,7 +457,10 @@ async def test_webhook_unreachable_and_slow(
             make_notice()
         )
     assert caught.value.retryable
-    assert str(caught.value) == f"cannot connect to http://127.0.0.1:{port}: Connection refused"
+    assert str(caught.value) == (
+        f"cannot deliver to http://127.0.0.1:{port}: "
+        "connection refused (nothing listens at that address and port)"
+    )
     receiver.delay = 1.0
     with pytest.raises(DeliveryError) as caught:
         await webhook(receiver.url, signer, session, insecure=True, timeout=0.2).send(make_notice())

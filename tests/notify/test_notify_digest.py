@@ -143,7 +143,7 @@ def test_notifications_commands(tmp_path: Path) -> None:
     assert "delivered test notice" in cli("notifications", "test", "journal", config=config).stdout
     failed = cli("notifications", "test", "hook", config=config, check=False)
     assert failed.returncode == 1
-    assert "hook: cannot connect to http://127.0.0.1:9" in failed.stderr
+    assert "hook: cannot deliver to http://127.0.0.1:9: connection refused" in failed.stderr
     unknown = cli("notifications", "test", "pager", config=config, check=False)
     assert "no channel 'pager'" in unknown.stderr
     # A dead notice, made by hand as the dispatcher would, is listed and retried.
