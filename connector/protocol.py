@@ -299,12 +299,7 @@ def open_envelope(
     jws.verify_with(key)
     if jws.typ != typ:
         raise WrongType(f"typ must be {typ!r}", typ=jws.typ)
-    try:
-        payload = orjson.loads(jws.payload)
-    except orjson.JSONDecodeError as exc:
-        raise MalformedToken("the JWS payload is not JSON") from exc
-    if not isinstance(payload, dict):
-        raise MalformedToken("the JWS payload is not a JSON object")
+    payload = _json_object(jws.payload)
     iss = payload.get("iss")
     if iss != peer_id:
         raise UnknownKey("the kid is not pinned for this issuer", kid=kid)
@@ -317,6 +312,17 @@ def open_envelope(
             "jti must be 22 to 128 characters of the base64url alphabet (≥128 random bits)"
         )
     return Envelope(token=token, jws=jws, payload=payload, iss=peer_id, jti=jti, kid=kid)
+
+
+def _json_object(payload: bytes) -> dict[str, Any]:
+    """A JWS payload that must be a JSON object (§10, step 9)."""
+    try:
+        found = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedToken("the JWS payload is not JSON") from exc
+    if not isinstance(found, dict):
+        raise MalformedToken("the JWS payload is not a JSON object")
+    return found
 
 
 def check_window(payload: Mapping[str, Any], *, now: float) -> None:
@@ -427,6 +433,36 @@ def sign_answer(
     return signer.sign_compact(orjson.dumps(claims), typ=TYP_ANSWER)
 
 
+_Claims = TypeVar("_Claims", bound=BaseModel)
+
+
+def _open_pinned(
+    token: bytes, model: type[_Claims], *, typ: str, keys: Sequence[PublicKey], what: str
+) -> _Claims:
+    """A peer's signed `what` (an answer, a witness's reply) up to its claims: its size, one
+    of the keys pinned for the peer by its kid, the signature, the typ, the claims schema.
+    Every failure is a BadAnswer: what a peer sends back is never our error."""
+    try:
+        if len(token) > MAX_ANSWER_BYTES:
+            raise BadAnswer(f"the {what} is too large")
+        jws = parse_compact(token)
+        key = next((k for k in keys if k.kid == jws.kid), None)
+        if key is None:
+            raise BadAnswer(
+                f"the {what} is signed with a key we do not pin for this peer", kid=jws.kid
+            )
+        jws.verify_with(key)
+        if jws.typ != typ:
+            raise BadAnswer(f"typ must be {typ!r}")
+        return model.model_validate_json(jws.payload)
+    except BadAnswer:
+        raise
+    except (MalformedToken, ValidationError) as exc:
+        raise BadAnswer(f"the {what} is malformed: {exc}") from exc
+    except Exception as exc:
+        raise BadAnswer(str(exc)) from exc
+
+
 def open_answer(
     token: bytes,
     *,
@@ -455,25 +491,7 @@ def open_answer_pinned(
 ) -> AnswerClaims:
     """Verify a peer's answer signed by one of the keys pinned for it (rotation: the kid names
     which): signature, typ, then the claims, parsed once, iss, aud and the binding."""
-    try:
-        if len(token) > MAX_ANSWER_BYTES:
-            raise BadAnswer("the answer is too large")
-        jws = parse_compact(token)
-        key = next((k for k in keys if k.kid == jws.kid), None)
-        if key is None:
-            raise BadAnswer(
-                "the answer is signed with a key we do not pin for this peer", kid=jws.kid
-            )
-        jws.verify_with(key)
-        if jws.typ != TYP_ANSWER:
-            raise BadAnswer(f"typ must be {TYP_ANSWER!r}")
-        answer = AnswerClaims.model_validate_json(jws.payload)
-    except (MalformedToken, ValidationError) as exc:
-        raise BadAnswer(f"the answer is malformed: {exc}") from exc
-    except BadAnswer:
-        raise
-    except Exception as exc:
-        raise BadAnswer(str(exc)) from exc
+    answer = _open_pinned(token, AnswerClaims, typ=TYP_ANSWER, keys=keys, what="answer")
     if answer.iss != peer:
         raise BadAnswer("the answer's iss is not the peer we asked")
     if answer.aud != me:
@@ -626,13 +644,7 @@ def open_checkpoint(token: str, *, keys: Sequence[PublicKey], node: str) -> Chec
     jws.verify_with(key)
     if jws.typ != TYP_CHECKPOINT:
         raise WrongType(f"typ must be {TYP_CHECKPOINT!r}", typ=jws.typ)
-    try:
-        payload = orjson.loads(jws.payload)
-    except orjson.JSONDecodeError as exc:
-        raise MalformedToken("the JWS payload is not JSON") from exc
-    if not isinstance(payload, dict):
-        raise MalformedToken("the JWS payload is not a JSON object")
-    claims = checkpoint_claims(payload)
+    claims = checkpoint_claims(_json_object(jws.payload))
     if claims.iss != node:
         raise InvalidClaims(f"the checkpoint is {claims.iss}'s, not {node}'s")
     return Checkpoint(
@@ -705,23 +717,7 @@ def _open_reply(
     now: float,
 ) -> _Reply:
     """A witness's signed reply: a pinned key of `peer`, the typ, the claims, the binding."""
-    try:
-        if len(token) > MAX_ANSWER_BYTES:
-            raise BadAnswer("the reply is too large")
-        jws = parse_compact(token)
-        key = next((k for k in keys if k.kid == jws.kid), None)
-        if key is None:
-            raise BadAnswer("the reply is signed with a key we do not pin for this peer")
-        jws.verify_with(key)
-        if jws.typ != typ:
-            raise BadAnswer(f"typ must be {typ!r}")
-        claims = model.model_validate_json(jws.payload)
-    except BadAnswer:
-        raise
-    except (MalformedToken, ValidationError) as exc:
-        raise BadAnswer(f"the reply is malformed: {exc}") from exc
-    except Exception as exc:
-        raise BadAnswer(str(exc)) from exc
+    claims = _open_pinned(token, model, typ=typ, keys=keys, what="reply")
     if (claims.iss, claims.aud, claims.in_reply_to) != (peer, me, in_reply_to):
         raise BadAnswer("the reply is not the peer's answer to our request")
     if abs(claims.iat - now) > MAX_LIFETIME_S + CLOCK_SKEW_S:
