@@ -168,6 +168,23 @@ def _groups(
     return groups, frozenset(broken - groups.keys())
 
 
+def _first(
+    checker: Checker, file: ParsedFile, node: Node, what: str, origin: _Origin | None
+) -> bool:
+    """Whether this file is the first to set `what`, a setting of the whole policy; a second
+    one is an error at its own line, naming the first."""
+    if origin is not None:
+        checker.add(
+            "error",
+            file.source.shown,
+            node,
+            None,
+            f"{what} is already set at {origin}; set it in one file only",
+        )
+        return False
+    return True
+
+
 def _defaults(files: Sequence[ParsedFile], checker: Checker) -> tuple[str, ...]:
     channels: tuple[str, ...] = ()
     origin: _Origin | None = None
@@ -185,14 +202,7 @@ def _defaults(files: Sequence[ParsedFile], checker: Checker) -> tuple[str, ...]:
         if model.channels is None:
             continue
         node = locate(file.root, ("defaults", "channels"), want_key=True)
-        if origin is not None:
-            checker.add(
-                "error",
-                file.source.shown,
-                node,
-                None,
-                f"defaults.channels is already set at {origin}; set it in one file only",
-            )
+        if not _first(checker, file, node, "defaults.channels", origin):
             continue
         origin = _Origin(file.source.shown, position(node))
         channels = tuple(model.channels)
@@ -526,14 +536,7 @@ def _probing(
         if raw is None:
             continue
         node = locate(file.root, ("probing",), want_key=True)
-        if origin is not None:
-            checker.add(
-                "error",
-                file.source.shown,
-                node,
-                None,
-                f"probing is already set at {origin}; set it in one file only",
-            )
+        if not _first(checker, file, node, "probing", origin):
             continue
         origin = _Origin(file.source.shown, position(node))
         try:
