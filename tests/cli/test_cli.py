@@ -18,6 +18,7 @@ from support.processes import (
     CLI,
     POLICY,
     cli,
+    fr_query,
     free_port,
     init,
     pin_fresh_peer,
@@ -480,22 +481,13 @@ def test_sigterm_drains_a_request_in_flight(
     exits; new connections are refused meanwhile."""
     import ssl
 
-    from connector.protocol import Check as WireCheck
-    from connector.protocol import make_query, sign_query
-    from connector.vocabulary import AgencyKind, Category, Purpose
+    from connector.protocol import sign_query
 
     config, peer_port, local, proc = running_de
     signer = pin_fresh_peer(config)
     proc.send_signal(signal.SIGHUP)
     wait_for(lambda: readyz(local, config)["peers"] == 1)
-    query = make_query(
-        iss="FR",
-        aud="DE",
-        sub="x/1",
-        agency_kind=AgencyKind.NCB,
-        purpose=Purpose.BORDER_CONTROL,
-        checks=(WireCheck(id="1", category=Category.TRAVEL_DOCUMENTS, criteria={"number": "A1"}),),
-    )
+    query = fr_query("A1")
     token = sign_query(query, signer)
     ctx = ssl.create_default_context()
     ctx.check_hostname = False

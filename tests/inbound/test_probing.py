@@ -9,15 +9,13 @@ from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
-from support.network import import_rows, load
+from support.network import import_rows, load, ncb_request
 
 from connector.demo import DemoNode, network
 from connector.inbound.probing import ProbingDetector
 from connector.notify.outbox import Outbox
-from connector.outbound.request import Request
-from connector.protocol import Check
 from connector.records.kinds.registry import KINDS
-from connector.vocabulary import AgencyKind, Category, Purpose
+from connector.vocabulary import Category
 
 POLICY = """\
 inbound:
@@ -74,14 +72,7 @@ async def ask(
     net: dict[str, DemoNode], src: str, category: Category, criteria: dict[str, Any]
 ) -> Any:
     """One check, asked of DE by `src`: its result, with the answer's enquiry id."""
-    request = Request(
-        agency="ncb",
-        agency_kind=AgencyKind.NCB,
-        sub="ncb/1",
-        purpose=Purpose.CRIMINAL_INVESTIGATION,
-        case=None,
-        checks=(Check(id="0", category=category, criteria=criteria),),
-    )
+    request = ncb_request((category, criteria))
     async with net[src].node.desk() as desk:
         ex = await desk.ask(request, "DE")
     (result,) = ex.answer.results

@@ -9,13 +9,10 @@ import json
 import os
 import shutil
 import signal
-import ssl
 import subprocess
 import tarfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,21 +20,26 @@ from typing import Any
 import orjson
 import pytest
 from support.entries import entry
-from support.processes import CLI, POLICY, cli, free_port, init, pin_fresh_peer, wait_ready
+from support.processes import (
+    CLI,
+    POLICY,
+    cli,
+    fr_query,
+    free_port,
+    init,
+    pin_fresh_peer,
+    post_query,
+    wait_ready,
+)
 
 from connector.crypto.jws import Signer, SigningKey, parse_compact
 from connector.crypto.keyfiles import read_signing_key
 from connector.enquiries.log import EnquiryLog
 from connector.node.backup import BACKUP_TYP, KEY, create_backup, verify_backup
 from connector.node.init import init_node
-from connector.protocol import Check, Query, make_query, open_answer, sign_query
+from connector.protocol import Query, open_answer, sign_query
 from connector.settings.config import load_settings
 from connector.storage import pgtemp
-from connector.vocabulary import AgencyKind, Category, Purpose
-
-_TLS = ssl.create_default_context()
-_TLS.check_hostname = False
-_TLS.verify_mode = ssl.CERT_NONE
 
 RECORDS = "number,country,status\n" + "".join(f"D{n:07d},DE,stolen\n" for n in range(200))
 
@@ -71,28 +73,8 @@ def _fill_log(config: Path, rows: int) -> None:
 
 
 def _ask(fr: Signer, number: str) -> tuple[Query, bytes]:
-    query = make_query(
-        iss="FR",
-        aud="DE",
-        sub="x/1",
-        agency_kind=AgencyKind.NCB,
-        purpose=Purpose.BORDER_CONTROL,
-        checks=(Check(id="1", category=Category.TRAVEL_DOCUMENTS, criteria={"number": number}),),
-    )
+    query = fr_query(number)
     return query, sign_query(query, fr)
-
-
-def _post(port: int, token: bytes) -> tuple[int, bytes]:
-    request = urllib.request.Request(
-        f"https://127.0.0.1:{port}/v1/query",
-        data=token,
-        headers={"Content-Type": "application/jose"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10, context=_TLS) as resp:
-            return resp.status, resp.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
 
 
 def _run(config: Path, local: int) -> subprocess.Popen[str]:
@@ -271,7 +253,7 @@ def test_a_node_backed_up_while_it_answers_is_restored_whole_and_answers(
         for n in range(2000):
             if stop.is_set():
                 return
-            status, _ = _post(peer, _ask(fr, f"D{n % 200:07d}")[1])
+            status, _ = post_query(peer, _ask(fr, f"D{n % 200:07d}")[1])
             assert status == 200
             answered.append(time.monotonic())
 
@@ -340,7 +322,7 @@ def test_a_node_backed_up_while_it_answers_is_restored_whole_and_answers(
     new_config.write_text(text)
     procs.append(again := _run(new_config, new_local))
     query, token = _ask(fr, "D0000007")
-    status, body = _post(new_peer, token)
+    status, body = post_query(new_peer, token)
     assert status == 200, body
     claims = open_answer(
         body,

@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import signal
-import ssl
 import subprocess
 import urllib.error
 import urllib.request
@@ -17,19 +16,25 @@ from pathlib import Path
 import pytest
 from support.databases import DatabaseUrl, run_sql
 from support.entries import entry
-from support.processes import CLI, POLICY, cli, init, pin_fresh_peer, readyz, wait_for, wait_ready
+from support.processes import (
+    CLI,
+    POLICY,
+    cli,
+    fr_query,
+    init,
+    pin_fresh_peer,
+    post_query,
+    readyz,
+    wait_for,
+    wait_ready,
+)
 
 from connector.errors import EnquiryLogForgotten
 from connector.node.init import init_node
 from connector.node.node import Node
 from connector.node.service import Service
-from connector.protocol import Check, make_query, sign_query
+from connector.protocol import sign_query
 from connector.settings.config import load_settings
-from connector.vocabulary import AgencyKind, Category, Purpose
-
-_TLS = ssl.create_default_context()
-_TLS.check_hostname = False
-_TLS.verify_mode = ssl.CERT_NONE
 
 
 class DE:
@@ -60,29 +65,10 @@ class DE:
         return stderr
 
     def token(self, number: str) -> bytes:
-        query = make_query(
-            iss="FR",
-            aud="DE",
-            sub="x/1",
-            agency_kind=AgencyKind.NCB,
-            purpose=Purpose.BORDER_CONTROL,
-            checks=(
-                Check(id="1", category=Category.TRAVEL_DOCUMENTS, criteria={"number": number}),
-            ),
-        )
-        return sign_query(query, self.fr)
+        return sign_query(fr_query(number), self.fr)
 
     def post(self, token: bytes) -> tuple[int, bytes]:
-        request = urllib.request.Request(
-            f"https://127.0.0.1:{self.peer}/v1/query",
-            data=token,
-            headers={"Content-Type": "application/jose"},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=10, context=_TLS) as resp:
-                return resp.status, resp.read()
-        except urllib.error.HTTPError as exc:
-            return exc.code, exc.read()
+        return post_query(self.peer, token)
 
 
 @pytest.fixture

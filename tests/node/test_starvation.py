@@ -16,13 +16,12 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from support.processes import CLI, POLICY, init, pin_fresh_peer, wait_ready
+from support.processes import CLI, POLICY, fr_query, init, pin_fresh_peer, wait_ready
 
 from connector.crypto.jws import Signer
 from connector.crypto.keyfiles import certificate_fingerprint
 from connector.peers.trust import fingerprint_bytes
-from connector.protocol import Check, make_query, sign_query
-from connector.vocabulary import AgencyKind, Category, Purpose
+from connector.protocol import sign_query
 
 SLOWLORIS = Path(__file__).resolve().parents[1] / "support" / "slowloris.py"
 LIMIT_NOFILE = 16384  # as systemd/ncb-connector.service sets it
@@ -56,16 +55,7 @@ async def _legit_peer(
         i = 0
         while time.monotonic() < end:
             i += 1
-            query = make_query(
-                iss="FR",
-                aud="DE",
-                sub="x/1",
-                agency_kind=AgencyKind.NCB,
-                purpose=Purpose.BORDER_CONTROL,
-                checks=(
-                    Check(id="1", category=Category.TRAVEL_DOCUMENTS, criteria={"number": f"Q{i}"}),
-                ),
-            )
+            query = fr_query(f"Q{i}")
             started = time.perf_counter()
             try:
                 async with session.post(

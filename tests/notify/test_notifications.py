@@ -277,11 +277,11 @@ async def test_notices_pending_at_sigkill_are_delivered_after_restart(tmp_path: 
     import subprocess
 
     import aiohttp
-    from support.processes import CLI, cli, free_port, init, pin_fresh_peer, readyz
+    from support.processes import CLI, cli, fr_query, free_port, init, pin_fresh_peer, readyz
 
     from connector.crypto.keyfiles import certificate_fingerprint
     from connector.peers.trust import fingerprint_bytes
-    from connector.protocol import make_query, sign_query
+    from connector.protocol import sign_query
 
     config, peer_port, local = init(tmp_path, "DE")
     hook_port = free_port()
@@ -317,18 +317,7 @@ async def test_notices_pending_at_sigkill_are_delivered_after_restart(tmp_path: 
     try:
         async with aiohttp.ClientSession() as session:
             for i in range(10):
-                query = make_query(
-                    iss="FR",
-                    aud="DE",
-                    sub="x/1",
-                    agency_kind=AgencyKind.NCB,
-                    purpose=Purpose.BORDER_CONTROL,
-                    checks=(
-                        Check(
-                            id="1", category=Category.TRAVEL_DOCUMENTS, criteria={"number": f"Q{i}"}
-                        ),
-                    ),
-                )
+                query = fr_query(f"Q{i}")
                 async with session.post(
                     f"https://127.0.0.1:{peer_port}/v1/query",
                     ssl=fp,

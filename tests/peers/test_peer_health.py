@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
+from support.network import ncb_request
 from support.processes import cli, free_port
 
 from connector.crypto.jws import SigningKey
@@ -133,9 +134,7 @@ async def test_a_peer_found_down_is_shown_up_by_the_next_verified_answer(tmp_pat
     """`peers status` agrees with reality: a peer down at the last check (here: pinned at
     an address where nothing listened yet) is shown up as soon as a real exchange with it
     is answered, not a health interval later; `--probe` checks every peer now."""
-    from connector.outbound.request import Request
-    from connector.protocol import Check
-    from connector.vocabulary import AgencyKind, Category, Purpose
+    from connector.vocabulary import Category, Purpose
 
     async with network(tmp_path, ["FR", "DE"]) as net:
         fr = net["FR"]
@@ -161,19 +160,9 @@ async def test_a_peer_found_down_is_shown_up_by_the_next_verified_answer(tmp_pat
 
         save_trust_store(fr.node.live.peers_file, fr.node.live.trust.with_peer(de))
         fr.node.live.reload()  # DE is back where it listens; no health check has run since
-        request = Request(
-            agency="ncb",
-            agency_kind=AgencyKind.NCB,
-            sub="ncb/1",
+        request = ncb_request(
+            (Category.TRAVEL_DOCUMENTS, {"number": "X0000000", "country": "DE"}),
             purpose=Purpose.BORDER_CONTROL,
-            case=None,
-            checks=(
-                Check(
-                    id="1",
-                    category=Category.TRAVEL_DOCUMENTS,
-                    criteria={"number": "X0000000", "country": "DE"},
-                ),
-            ),
         )
         await fr.service.local_app[FANOUT].ask(
             request,

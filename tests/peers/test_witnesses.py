@@ -15,31 +15,20 @@ from joserfc import jwt
 from structlog.testing import capture_logs
 from support.databases import run_sql
 from support.jose import joserfc_key
+from support.network import ncb_request
 from support.processes import cli
 
 from connector.demo import DemoNode, network
 from connector.enquiries.entry import row_hash
 from connector.node.peer_app import WITNESSES
-from connector.outbound.request import Request
-from connector.protocol import Check
 from connector.server.peer_api import WITNESS
-from connector.vocabulary import AgencyKind, Category, Purpose
+from connector.vocabulary import Category, Purpose
 
 
 async def _ask(net: dict[str, DemoNode], src: str, dst: str, times: int) -> None:
-    request = Request(
-        agency="ncb",
-        agency_kind=AgencyKind.NCB,
-        sub="ncb/1",
+    request = ncb_request(
+        (Category.TRAVEL_DOCUMENTS, {"number": "X0000000", "country": dst[:2]}),
         purpose=Purpose.BORDER_CONTROL,
-        case=None,
-        checks=(
-            Check(
-                id="1",
-                category=Category.TRAVEL_DOCUMENTS,
-                criteria={"number": "X0000000", "country": dst[:2]},
-            ),
-        ),
     )
     async with net[src].node.desk() as desk:
         for _ in range(times):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -86,19 +86,26 @@ def import_rows(net: dict[str, DemoNode], category: Category, rows: list[dict[st
         store.close()
 
 
-async def ask(
-    net: dict[str, DemoNode], src: str, checks: list[tuple[Category, dict[str, Any]]]
-) -> dict[str, Any]:
-    request = Request(
+def ncb_request(
+    *checks: tuple[Category, Mapping[str, Any]], purpose: Purpose = Purpose.CRIMINAL_INVESTIGATION
+) -> Request:
+    """The NCB's own request (agency `ncb`): check `i` of each (category, criteria) given."""
+    return Request(
         agency="ncb",
         agency_kind=AgencyKind.NCB,
         sub="ncb/1",
-        purpose=Purpose.CRIMINAL_INVESTIGATION,
+        purpose=purpose,
         case=None,
         checks=tuple(
             Check(id=str(i), category=c, criteria=crit) for i, (c, crit) in enumerate(checks)
         ),
     )
+
+
+async def ask(
+    net: dict[str, DemoNode], src: str, checks: list[tuple[Category, dict[str, Any]]]
+) -> dict[str, Any]:
+    request = ncb_request(*checks)
     async with net[src].node.desk() as desk:
         ex = await desk.ask(request, "DE")
     return {r.check: r for r in ex.answer.results}

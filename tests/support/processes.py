@@ -5,14 +5,18 @@ from __future__ import annotations
 import json
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
 from connector.crypto.jws import Signer, SigningKey
+from connector.protocol import Check, Query, make_query
+from connector.vocabulary import AgencyKind, Category, Purpose
 
 CLI = [sys.executable, "-m", "connector"]
 
@@ -129,3 +133,37 @@ def wait_for(predicate: Callable[[], object], timeout: float = 10) -> None:
             return
         time.sleep(0.05)
     raise AssertionError("condition not reached")
+
+
+def fr_query(number: str) -> Query:
+    """FR's travel-document check of `number`, to DE: what the peer `pin_fresh_peer` pins
+    asks in these tests (sign it with the signer that returned)."""
+    return make_query(
+        iss="FR",
+        aud="DE",
+        sub="x/1",
+        agency_kind=AgencyKind.NCB,
+        purpose=Purpose.BORDER_CONTROL,
+        checks=(Check(id="1", category=Category.TRAVEL_DOCUMENTS, criteria={"number": number}),),
+    )
+
+
+# A node's own self-signed certificate: the tests that post to it check its answer, not it.
+_UNCHECKED_TLS = ssl.create_default_context()
+_UNCHECKED_TLS.check_hostname = False
+_UNCHECKED_TLS.verify_mode = ssl.CERT_NONE
+
+
+def post_query(port: int, token: bytes) -> tuple[int, bytes]:
+    """A query token POSTed to a node's peer port: the status and the body, a refusal's
+    too."""
+    request = urllib.request.Request(
+        f"https://127.0.0.1:{port}/v1/query",
+        data=token,
+        headers={"Content-Type": "application/jose"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10, context=_UNCHECKED_TLS) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
