@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from contextlib import closing
 from dataclasses import dataclass, replace
@@ -126,8 +127,11 @@ def audit_log(
     state = KeptLog(settings.state_path(STATE_FILE), node=settings.node).read()
     with closing(EnquiryLog.open(settings.enquiries_url)) as log:
         report = log.verify(expect=checkpoint)
+        # Witnesses mostly hold the same rows (the heads this node sent them all): each is
+        # looked up once, however many witnesses hold it.
+        hash_at = functools.cache(log.hash_at)
         witnesses = (
-            None if witnessed is None else tuple(audit_witnessed(r, log.hash_at) for r in witnessed)
+            None if witnessed is None else tuple(audit_witnessed(r, hash_at) for r in witnessed)
         )
         kept = (
             None
