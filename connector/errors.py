@@ -303,6 +303,14 @@ class EnquiryLogLost(EnquiryLogError):
     title = "Enquiry log unavailable"
 
 
+class EnquiryArchiveError(ConnectorError):
+    """An archive of the enquiry log that could not be written whole and checked (no row
+    was removed), or an archive file that is not what its node signed."""
+
+    code = "enquiry_archive"
+    title = "Enquiry-log archive failed"
+
+
 class EnquiryLogForgotten(ConfigError):
     """At start: the log does not hold the checkpoint this node kept of it (missing, empty,
     or another log)."""

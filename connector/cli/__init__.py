@@ -246,6 +246,13 @@ COMMANDS: dict[str, Lazy | click.Command] = {
                 target="connector.cli.enquiries:enquiries_verify",
                 help="Check the hash chain; exit 1 and name the first broken row.",
             ),
+            "archive": Lazy(
+                target="connector.cli.enquiries:enquiries_archive",
+                help=(
+                    "Move the oldest rows of the enquiry log into one signed, compressed "
+                    "archive file."
+                ),
+            ),
         },
     ),
     "notifications": LazyGroup(

@@ -28,7 +28,8 @@ from connector.enquiries.entry import Direction, utc_iso
 from connector.settings.config import Settings, load_settings
 
 if TYPE_CHECKING:
-    from connector.enquiries.audit import Recalled, WitnessAudit
+    from connector.enquiries.archive import ArchiveCheck, Archived
+    from connector.enquiries.audit import Audit, Recalled, WitnessAudit
 
 
 def parse_since(text: str, *, now: datetime) -> float:
@@ -100,6 +101,88 @@ def enquiries_show(enquiry_id: str, config_path: Path) -> None:
     _json(entry_dict(row, with_token=True))
 
 
+@click.command("archive")
+@click.option(
+    "--before",
+    "before",
+    required=True,
+    metavar="DATE",
+    help="Archive the rows logged before this ISO 8601 date or time (UTC unless it says), "
+    "or this long ago: 30d, 12h. The newest row always stays in the log.",
+)
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where the archive file goes (default: retention.dir in connector.yaml, `archive` "
+    "beside the log).",
+)
+@config_option
+@json_option
+@handles_errors
+def enquiries_archive(
+    before: str, directory: Path | None, config_path: Path, as_json: bool
+) -> None:
+    """Move the oldest rows of the enquiry log into one signed, compressed archive file.
+
+    The file is written whole, synced, read back and checked before any row leaves the log;
+    its rows go in the same transaction that records where the live log now starts. Safe
+    while the node runs. Keep the archive files: `enquiries verify --archive DIR` checks the
+    whole chain through them.
+
+    Exit status: 0 archived, or nothing old enough to archive; 2 nothing was removed (a date
+    in the future, a directory that cannot be written, a file that did not read back)."""
+    from connector.crypto.jws import Signer
+    from connector.crypto.keyfiles import read_signing_key
+    from connector.enquiries.archive import archive_log
+    from connector.enquiries.log import EnquiryLog
+
+    now = datetime.now(UTC)
+    cutoff = parse_since(before, now=now)
+    if cutoff > now.timestamp():
+        _fail(
+            f"--before {before} is in the future: only rows already logged can be archived; "
+            "give a date or time up to now (e.g. --before 90d)"
+        )
+    settings = load_settings(config_path)
+    target = directory if directory is not None else settings.state_path(settings.retention.dir)
+    signer = Signer(read_signing_key(settings.path(settings.key_file)))
+    with closing(EnquiryLog.open(settings.enquiries_url)) as log:
+        done = archive_log(log, signer=signer, node=settings.node, before=cutoff, directory=target)
+    if as_json:
+        _json(archived_dict(done))
+        return
+    if done.resumed is not None:
+        out.print(f"finished an earlier run: the rows of {done.resumed} left the log")
+    if done.path is None:
+        out.print(
+            f"nothing to archive: no row before {utc_iso(cutoff)} (the newest row always stays)"
+        )
+    else:
+        out.print(
+            f"archived {done.rows} row(s), {done.first_seq}..{done.last_seq}, into {done.path}"
+        )
+    if done.base.seq:
+        out.print(
+            f"the log now starts after row {done.base.seq} (chains from {done.base.hash})",
+            soft_wrap=True,
+        )
+
+
+def archived_dict(done: Archived) -> dict[str, object]:
+    """What `enquiries archive --json` prints."""
+    return {
+        "rows": done.rows,
+        "file": None if done.path is None else str(done.path),
+        "first_seq": done.first_seq,
+        "last_seq": done.last_seq,
+        "head": done.head,
+        "base": {"seq": done.base.seq, "hash": done.base.hash},
+        "resumed": None if done.resumed is None else str(done.resumed),
+    }
+
+
 @click.command("verify")
 @click.option(
     "--expect",
@@ -117,22 +200,52 @@ def enquiries_show(enquiry_id: str, config_path: Path) -> None:
     "each against the log: catches rows cut off or rewritten with the chain recomputed, "
     "with nothing kept on this host.",
 )
+@click.option(
+    "--archive",
+    "with_archives",
+    is_flag=True,
+    help="Also check the archive files given as FILES (or every archive in a directory): "
+    "each one's signature, digest and rows, and the chain from row 1 through them into the "
+    "log.",
+)
+@click.argument("files", nargs=-1, type=click.Path(exists=True, path_type=Path))
 @config_option
 @json_option
 @handles_errors
-def enquiries_verify(expect: str | None, witnesses: bool, config_path: Path, as_json: bool) -> None:
+def enquiries_verify(
+    expect: str | None,
+    witnesses: bool,
+    with_archives: bool,
+    files: tuple[Path, ...],
+    config_path: Path,
+    as_json: bool,
+) -> None:
     """Check the hash chain; exit 1 and name the first broken row.
 
-    Exit status: 0 the log holds; 1 the chain is broken, a disclosed ref or a notice does
-    not match it, or a witness holds a row the log lost or changed; 4 (with --witnesses)
-    the log holds as far as the witnesses that answered can tell, but not every peer could
-    be asked."""
+    Rows archived by `enquiries archive` are checked only with --archive FILES…; without,
+    the chain is checked from where the live log starts and what only archived rows could
+    prove is said to be not checked.
+
+    Exit status: 0 the log holds; 1 the chain is broken (in the log or an archive, or
+    between them), a disclosed ref or a notice does not match it, or a witness holds a row
+    the log lost or changed; 2 FILES without --archive, or --archive without FILES; 4 (with
+    --witnesses) the log holds as far as the witnesses that answered can tell, but not every
+    peer could be asked."""
     import connector.notify.tables  # noqa: F401  (declares the outbox, whose rows the log seals)
+    from connector.enquiries.archive import archive_files
     from connector.enquiries.audit import audit_log
 
+    if bool(files) != with_archives:
+        _fail(
+            "give the archive files after --archive (e.g. --archive /var/lib/ncb-connector/"
+            "archive), or neither"
+        )
+    paths = archive_files(files)
+    if with_archives and not paths:
+        _fail(f"no archive file (*.ncbarchive) in {', '.join(map(str, files))}")
     settings = load_settings(config_path)
     recalled = asyncio.run(_recall_witnesses(settings)) if witnesses else None
-    audit = audit_log(settings, expect=expect, now=time.time(), witnessed=recalled)
+    audit = audit_log(settings, expect=expect, now=time.time(), witnessed=recalled, archives=paths)
     report = audit.report
     code = 0 if audit.ok else 1
     if code == 0 and any(w.error for w in audit.witnesses or ()):
@@ -148,6 +261,8 @@ def enquiries_verify(expect: str | None, witnesses: bool, config_path: Path, as_
             "checkpoint": audit.token,
             "disclosed_refs": [asdict(f) for f in report.disclosures],
             "sealed": [asdict(f) for f in report.sealed],
+            "head_seq": report.last_seq if report.ok else None,
+            "archived": archived_part_dict(audit),
         }
         doc["kept_checkpoint"] = (
             None
@@ -157,6 +272,7 @@ def enquiries_verify(expect: str | None, witnesses: bool, config_path: Path, as_
                 "at": utc_iso(audit.kept.at),
                 "ok": audit.kept.problem is None,
                 "problem": audit.kept.problem,
+                "archived": audit.kept.archived,
             }
         )
         if audit.witnesses is not None:
@@ -165,6 +281,7 @@ def enquiries_verify(expect: str | None, witnesses: bool, config_path: Path, as_
         if code:
             raise SystemExit(code)
         return
+    _print_archives(audit)
     if not report.ok:
         where = "" if report.broken_seq is None else f" at row {report.broken_seq}"
         err.print(f"[bold red]BROKEN[/]{where}: {report.problem} ({report.rows} row(s) read)")
@@ -175,11 +292,21 @@ def enquiries_verify(expect: str | None, witnesses: bool, config_path: Path, as_
     else:
         # A chain recomputed after a rewrite is whole too: what the witnesses hold decides.
         err.print(f"the chain is whole ({report.rows} row(s), head {report.head}), but:")
-    if audit.checkpoint is not None and report.ok:
+    if report.checkpoint_archived and audit.checkpoint is not None:
+        out.print(
+            f"the checkpoint's row {audit.checkpoint[0]} is archived, not checked here "
+            "(give the archives with --archive)"
+        )
+    elif audit.checkpoint is not None and report.ok:
         out.print(f"the checkpoint holds: row {audit.checkpoint[0]} is there, unchanged")
     if audit.kept is not None and report.ok:
         kept = audit.kept
-        if kept.problem is None:
+        if kept.archived:
+            out.print(
+                f"the kept checkpoint's row {kept.seq} is archived, not checked here "
+                "(give the archives with --archive)"
+            )
+        elif kept.problem is None:
             out.print(f"the kept checkpoint holds: row {kept.seq} is there, unchanged")
         else:
             err.print(
@@ -221,6 +348,7 @@ def witness_dict(w: WitnessAudit) -> dict[str, object]:
         "newest_seq": None if w.newest is None else w.newest.seq,
         "newest_at": None if w.newest is None else utc_iso(w.newest.iat),
         "last_good_seq": w.last_good,
+        "archived": w.archived,
         "mismatches": [
             {"seq": m.seq, "signed_at": utc_iso(m.iat), "problem": m.problem, "log_hash": m.found}
             for m in w.mismatches
@@ -254,8 +382,68 @@ def _print_witness(w: WitnessAudit, *, rows: int) -> None:
             f"[bold red]WITNESS {w.peer}[/]: {what} "
             f"({len(w.mismatches)} of {w.held} checkpoint(s) fail)"
         )
+    if w.archived:
+        out.print(
+            f"witness {w.peer}: {w.archived} checkpoint(s) of archived rows not checked "
+            "(give the archives with --archive)"
+        )
     if w.unverifiable:
         out.print(
             f"witness {w.peer}: {w.unverifiable} checkpoint(s) not signed by this node's key "
             "(an earlier key, or the witness's error) were not used"
+        )
+
+
+def archived_part_dict(audit: Audit) -> dict[str, object]:
+    """The archived part of the chain, as `verify --json` gives it under "archived"."""
+    report, checked = audit.report, audit.archives
+    return {
+        "base_seq": report.base.seq,
+        "base_hash": report.base.hash,
+        "checked": checked is not None and checked.ok and report.archived_rows > 0,
+        "rows_checked": report.archived_rows,
+        "refs_not_checked": report.archived_refs,
+        "checkpoint_not_checked": report.checkpoint_archived,
+        "files": [] if checked is None else archive_files_list(checked),
+        "links": [] if checked is None else list(checked.links),
+    }
+
+
+def archive_files_list(checked: ArchiveCheck) -> list[dict[str, object]]:
+    return [
+        {
+            "file": str(o.path),
+            "ok": o.ok,
+            "first_seq": None if o.manifest is None else o.manifest.first_seq,
+            "last_seq": None if o.manifest is None else o.manifest.last_seq,
+            "rows": None if o.manifest is None else o.manifest.rows,
+            "problems": list(o.problems),
+        }
+        for o in checked.files
+    ]
+
+
+def _print_archives(audit: Audit) -> None:
+    report, checked = audit.report, audit.archives
+    base = report.base
+    if checked is None:
+        if base.seq:
+            out.print(
+                f"rows 1..{base.seq} are archived ({len(base.files)} file(s)) and not checked "
+                "here: give them with --archive to check the whole chain"
+            )
+        if report.archived_refs:
+            out.print(
+                f"{report.archived_refs} disclosed ref(s) first given by archived rows not checked"
+            )
+        return
+    for o in checked.files:
+        for problem in o.problems:
+            err.print(f"[bold red]ARCHIVE[/] {o.path}: {problem}", soft_wrap=True)
+    for link in checked.links:
+        err.print(f"[bold red]ARCHIVES[/]: {link}", soft_wrap=True)
+    if checked.part is not None:
+        out.print(
+            f"archives: {len(checked.files)} file(s), rows 1..{checked.part.last_seq} "
+            f"({checked.part.rows} row(s)), every row checked"
         )

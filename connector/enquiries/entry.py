@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass, fields
+from collections.abc import Mapping, MutableMapping, MutableSequence
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 import orjson
 
-from connector.enquiries.sealing import DisclosureFinding, SealFinding
+from connector.enquiries.sealing import DisclosureFinding, Sealed, SealFinding
 from connector.errors import EnquiryLogError
 
 GENESIS = "0" * 64
@@ -63,8 +64,32 @@ class LoggedEntry:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class VerifyReport:
+class Base:
+    """Where the live log starts: rows 1..`seq` are archived, row `seq`+1 chains from
+    `hash`. A log never archived starts at row 1 from GENESIS."""
+
+    seq: int = 0
+    hash: str = GENESIS
+    last_at: float | None = None  # the newest `at` among the archived rows
+    files: tuple[str, ...] = ()  # the archive files written, oldest first
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ArchivedPart:
+    """Rows 1..`last_seq` as archive files hold them, checked row by row: where they end,
+    what their rows vouch for outside the log, and the hashes of the rows asked for."""
+
+    last_seq: int
+    head: str
     rows: int
+    given: Mapping[tuple[str, str], tuple[int, str]]
+    sealed: tuple[Sealed, ...]
+    hashes: Mapping[int, str]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VerifyReport:
+    rows: int  # of the live table
     ok: bool
     broken_seq: int | None = None
     problem: str | None = None
@@ -72,6 +97,20 @@ class VerifyReport:
     # With an intact chain: what the rows it vouches for outside itself say otherwise.
     disclosures: tuple[DisclosureFinding, ...] = ()
     sealed: tuple[SealFinding, ...] = ()
+    base: Base = field(default_factory=Base)
+    archived_rows: int = 0  # rows checked in archive files; 0 when none were given
+    # Not checked, because the rows that back them are archived and no archive was given:
+    archived_refs: int = 0  # disclosed refs first given before the base
+    checkpoint_archived: bool = False  # the `expect` checkpoint's row
+
+    @property
+    def last_seq(self) -> int:
+        """The sequence number of the newest row read (the head)."""
+        return self.base.seq + self.rows
+
+    @property
+    def archives_checked(self) -> bool:
+        return self.archived_rows > 0 or self.base.seq == 0
 
 
 _ENTRY_FIELDS = tuple(f.name for f in fields(Entry))
@@ -110,6 +149,33 @@ def row_hash(values: dict[str, Any]) -> str:
             if k != "hash" and not (v is None and k in _LATER_COLUMNS)
         }
     return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def row_problem(values: dict[str, Any], *, seq: int, prev: str) -> str | None:
+    """What is wrong with a row read where row `seq` chaining from `prev` should be, in
+    words; None when it is that row and its content matches its hash."""
+    if values["seq"] != seq:
+        return f"row {seq} is missing (next is {values['seq']})"
+    if values["prev_hash"] != prev:
+        return "prev_hash does not match the previous row's hash"
+    if row_hash(values) != values["hash"]:
+        return "the row's content does not match its hash"
+    return None
+
+
+def vouched_for(
+    values: Mapping[str, Any],
+    given: MutableMapping[tuple[str, str], tuple[int, str]],
+    sealed: MutableSequence[Sealed],
+) -> None:
+    """What a checked row vouches for outside the log: the refs an inbound answer gave a
+    peer (the first answer that gave each), and the companion rows it sealed."""
+    seq = values["seq"]
+    if values["direction"] == "in" and values["hit_refs"] != "[]":
+        for ref in orjson.loads(values["hit_refs"]):
+            given.setdefault((values["peer"], ref), (seq, values["id"]))
+    if values.get("sealed") is not None:
+        sealed.append(Sealed(seq=seq, enquiry=values["id"], seals=orjson.loads(values["sealed"])))
 
 
 def entry_from_row(row: Any) -> LoggedEntry:

@@ -31,17 +31,22 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from connector.enquiries.entry import (
     GENESIS,
+    ArchivedPart,
+    Base,
     Direction,
     Entry,
     LoggedEntry,
     VerifyReport,
     entry_from_row,
     row_hash,
+    row_problem,
     row_values,
+    vouched_for,
 )
 from connector.enquiries.schema import (
     disclosed_refs,
     enquiries,
+    enquiry_archives,
     ensure_log_schema,
     make_log_engine,
     metadata,
@@ -599,10 +604,87 @@ class EnquiryLog:
                 yield conn
 
     def head(self) -> tuple[int, str]:
-        """The newest row's sequence number and hash: a checkpoint to verify against later."""
+        """The newest row's sequence number and hash: a checkpoint to verify against later.
+        (Archiving never takes the newest row, so the table holds the head.)"""
         with self._conn.begin():
             row = self._conn.execute(self._head_stmt).first()
-        return (row.seq, row.hash) if row else (0, GENESIS)
+            if row is None:
+                base = _base_on(self._conn)
+                return base.seq, base.hash
+        return row.seq, row.hash
+
+    def base(self) -> Base:
+        """Where the live table starts: the rows before it are in archive files. On a
+        connection of its own: archiving runs in a worker thread."""
+        with self.engine.connect() as conn, conn.begin():
+            return _base_on(conn)
+
+    # --- archiving ---------------------------------------------------------------------------
+
+    @contextmanager
+    def archivable(self, before: float) -> Iterator[tuple[Base, Iterator[dict[str, Any]]]]:
+        """The base, and the oldest rows of the live table, oldest first, up to the first
+        that is not older than `before` — never the newest row, which the next append chains
+        from. One snapshot on a connection of its own (callable from a worker thread while
+        the node appends)."""
+        with self.engine.connect() as conn:
+            if conn.dialect.name == "postgresql":
+                conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            with conn.begin():
+                base = _base_on(conn)
+                head = conn.execute(self._head_stmt).first()
+                last = 0 if head is None else head.seq - 1
+
+                def rows() -> Iterator[dict[str, Any]]:
+                    q = (
+                        select(enquiries)
+                        .where(enquiries.c.seq > base.seq, enquiries.c.seq <= last)
+                        .order_by(enquiries.c.seq)
+                    )
+                    for row in conn.execute(q):
+                        values = {str(k): v for k, v in row._mapping.items()}
+                        if values["at"] >= before:
+                            return
+                        yield values
+
+                yield base, rows()
+
+    def drop_archived(self, done: Mapping[str, Any]) -> int:
+        """Rows `first_seq`..`last_seq` leave the table and `done` (an `enquiry_archives`
+        row) becomes the base, in one transaction under the chain's write lock — only if
+        the base is still the one the archive chains from and the table still holds its
+        last row as archived; EnquiryLogError otherwise (another archive ran meanwhile).
+        Returns the rows deleted."""
+        with self.engine.connect() as conn:
+            conn.info["write"] = True
+            with conn.begin():
+                if conn.dialect.name == "postgresql":
+                    conn.execute(select(func.pg_advisory_xact_lock(_PG_CHAIN_LOCK)))
+                base = _base_on(conn)
+                if (base.seq + 1, base.hash) != (done["first_seq"], done["prev_hash"]):
+                    raise EnquiryLogError(
+                        f"the log now starts after row {base.seq}, not {done['first_seq'] - 1}: "
+                        "another archive ran meanwhile; nothing was removed"
+                    )
+                held = conn.execute(
+                    select(enquiries.c.hash).where(enquiries.c.seq == done["last_seq"])
+                ).scalar()
+                if held != done["head_hash"]:
+                    raise EnquiryLogError(
+                        f"row {done['last_seq']} is not the row archived; nothing was removed"
+                    )
+                gone = conn.execute(
+                    delete(enquiries).where(
+                        enquiries.c.seq >= done["first_seq"], enquiries.c.seq <= done["last_seq"]
+                    )
+                ).rowcount
+                if gone != done["rows"]:
+                    raise EnquiryLogError(
+                        f"rows {done['first_seq']}..{done['last_seq']} were {gone} in the table, "
+                        f"{done['rows']} in the archive; nothing was removed"
+                    )
+                conn.execute(insert(enquiry_archives), [dict(done)])
+        return int(gone)
 
     def hash_at(self, seq: int) -> str | None:
         """The hash of row `seq`, or None when the log has no such row."""
@@ -610,11 +692,18 @@ class EnquiryLog:
             row = self._conn.execute(select(enquiries.c.hash).where(enquiries.c.seq == seq)).first()
         return None if row is None else str(row.hash)
 
-    def verify(self, *, expect: tuple[int, str] | None = None) -> VerifyReport:
+    def verify(
+        self, *, expect: tuple[int, str] | None = None, archived: ArchivedPart | None = None
+    ) -> VerifyReport:
         """Walk the chain; the first row whose hash, link or sequence is off is reported.
 
         The chain alone cannot show that its newest rows were cut off; `expect`, a
         checkpoint (seq, hash) taken earlier, can: that row must still be there, unchanged.
+
+        The live table starts at its base (rows before it are archived): `archived`, the
+        archive files' rows already checked, must end exactly there. Without them, what
+        only archived rows could prove (an older checkpoint, refs given before the base) is
+        reported as not checked, never as broken.
 
         An intact chain then vouches for what lives beside it (`disclosed_refs`, the rows it
         sealed), read in the same snapshot: rows a running node commits meanwhile are not
@@ -622,8 +711,12 @@ class EnquiryLog:
         """
         given: dict[tuple[str, str], tuple[int, str]] = {}  # (peer, ref) → its first answer
         sealed: list[Sealed] = []
+        if archived is not None:
+            given.update(archived.given)
+            sealed.extend(archived.sealed)
         with self._snapshot() as conn:
-            report = self._walk(conn, expect, given, sealed)
+            base = _base_on(conn)
+            report = self._walk(conn, expect, given, sealed, base=base, archived=archived)
             return self._check_outside(conn, report, given, sealed) if report.ok else report
 
     def _walk(
@@ -632,62 +725,69 @@ class EnquiryLog:
         expect: tuple[int, str] | None,
         given: dict[tuple[str, str], tuple[int, str]],
         sealed: MutableSequence[Sealed],
+        *,
+        base: Base,
+        archived: ArchivedPart | None,
     ) -> VerifyReport:
-        """The chain checked row by row, collecting the refs its inbound answers gave and the
-        rows it sealed."""
-        prev, expected_seq, n = GENESIS, 1, 0
+        """The chain checked row by row from its base, collecting the refs its inbound
+        answers gave and the rows it sealed."""
+        done = replace(
+            VerifyReport(rows=0, ok=True, base=base),
+            archived_rows=0 if archived is None else archived.rows,
+        )
+        if archived is not None and (archived.last_seq, archived.head) != (base.seq, base.hash):
+            return replace(
+                done,
+                ok=False,
+                broken_seq=base.seq + 1,
+                problem=f"the archives end at row {archived.last_seq} (head {archived.head}), "
+                f"but the live log starts after row {base.seq} (from {base.hash})",
+            )
+        prev, expected_seq, n = base.hash, base.seq + 1, 0
         checkpoint_seen = expect is None or expect == (0, GENESIS)
+        checkpoint_archived = False
+        if expect is not None and 0 < expect[0] <= base.seq:
+            # Before the base: the archives' row, when given; otherwise not checked here.
+            if archived is None:
+                checkpoint_seen = checkpoint_archived = True
+            elif archived.hashes.get(expect[0]) != expect[1]:
+                return replace(
+                    done,
+                    ok=False,
+                    broken_seq=expect[0],
+                    problem="the archived row does not match the checkpoint",
+                )
+            else:
+                checkpoint_seen = True
         for values in self._iter_rows(conn):
             n += 1
             seq = values["seq"]
-            if seq != expected_seq:
-                return VerifyReport(
-                    rows=n,
-                    ok=False,
-                    broken_seq=seq,
-                    problem=f"row {expected_seq} is missing (next is {seq})",
-                )
-            if values["prev_hash"] != prev:
-                return VerifyReport(
-                    rows=n,
-                    ok=False,
-                    broken_seq=seq,
-                    problem="prev_hash does not match the previous row's hash",
-                )
-            if row_hash(values) != values["hash"]:
-                return VerifyReport(
-                    rows=n,
-                    ok=False,
-                    broken_seq=seq,
-                    problem="the row's content does not match its hash",
-                )
+            problem = row_problem(values, seq=expected_seq, prev=prev)
+            if problem is not None:
+                return replace(done, rows=n, ok=False, broken_seq=seq, problem=problem)
             if expect is not None and seq == expect[0]:
                 if values["hash"] != expect[1]:
-                    return VerifyReport(
+                    return replace(
+                        done,
                         rows=n,
                         ok=False,
                         broken_seq=seq,
                         problem="the row does not match the checkpoint",
                     )
                 checkpoint_seen = True
-            if values["direction"] == "in" and values["hit_refs"] != "[]":
-                for ref in orjson.loads(values["hit_refs"]):
-                    given.setdefault((values["peer"], ref), (seq, values["id"]))
-            if values.get("sealed") is not None:
-                sealed.append(
-                    Sealed(seq=seq, enquiry=values["id"], seals=orjson.loads(values["sealed"]))
-                )
+            vouched_for(values, given, sealed)
             prev, expected_seq = values["hash"], seq + 1
         if not checkpoint_seen:
             assert expect is not None
-            return VerifyReport(
+            return replace(
+                done,
                 rows=n,
                 ok=False,
                 broken_seq=expect[0],
                 problem=f"row {expect[0]} of the checkpoint is gone: "
                 f"rows were removed from the end of the log",
             )
-        return VerifyReport(rows=n, ok=True, head=prev)
+        return replace(done, rows=n, head=prev, checkpoint_archived=checkpoint_archived)
 
     def _check_outside(
         self,
@@ -698,8 +798,18 @@ class EnquiryLog:
     ) -> VerifyReport:
         """An intact chain's word on the rows it vouches for outside itself: `disclosed_refs`
         (derived from the inbound rows' hit refs) and the companion rows the rows sealed."""
-        q = select(disclosed_refs.c.peer, disclosed_refs.c.ref)
-        stored = [(p, r) for p, r in conn.execute(q)]
+        q = select(disclosed_refs.c.peer, disclosed_refs.c.ref, disclosed_refs.c.first_at)
+        stored = []
+        archived_refs = 0
+        # Without the archives, a ref first given by an archived row has nothing here to
+        # back it: counted as not checked, not reported as added.
+        archived_until = None if report.archived_rows else report.base.last_at
+        for p, r, first_at in conn.execute(q):
+            if archived_until is not None and first_at <= archived_until and (p, r) not in given:
+                archived_refs += 1
+                continue
+            stored.append((p, r))
+        report = replace(report, archived_refs=archived_refs)
         found = self._sealed_now(conn, sealed)
         disclosures = disclosure_findings(given, stored)
         seals = seal_findings(sealed, found, known_tables=found)
@@ -739,6 +849,19 @@ class EnquiryLog:
                     values = dict(row._mapping)
                     now[str(values[pk.name])] = seal_digest(values, columns)
         return found
+
+
+def _base_on(conn: Connection) -> Base:
+    rows = conn.execute(select(enquiry_archives).order_by(enquiry_archives.c.last_seq)).all()
+    if not rows:
+        return Base()
+    last = rows[-1]
+    return Base(
+        seq=last.last_seq,
+        hash=last.head_hash,
+        last_at=max(r.last_at for r in rows),
+        files=tuple(r.file for r in rows),
+    )
 
 
 def _identity(path: os.PathLike[str] | str) -> tuple[int, int] | None:

@@ -69,6 +69,25 @@ disclosed_refs = Table(
 )
 
 
+# One row per archive written (`enquiries archive`): the rows up to `last_seq` left the table
+# for that file in the transaction that wrote this row. The newest is the base the live log
+# chains from; `last_at` is the newest `at` archived (disclosed refs given before it may be
+# backed by archived rows only).
+enquiry_archives = Table(
+    "enquiry_archives",
+    metadata,
+    Column("last_seq", Integer, primary_key=True, autoincrement=False),
+    Column("first_seq", Integer, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("head_hash", String(64), nullable=False),
+    Column("rows", Integer, nullable=False),
+    Column("first_at", Float, nullable=False),
+    Column("last_at", Float, nullable=False),
+    Column("file", String(200), nullable=False),
+    Column("archived_at", Float, nullable=False),
+)
+
+
 def _sqlite_begin(conn: Connection) -> None:
     # Only writers take the write lock up front; readers must not block other processes.
     conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.pop("write", False) else "BEGIN")

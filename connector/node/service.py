@@ -11,6 +11,7 @@ from pathlib import Path
 import structlog
 from aiohttp import web
 
+from connector.enquiries.archive import Archiver
 from connector.enquiries.checkpoints import Checkpoints
 from connector.enquiries.continuity import Admin
 from connector.enquiries.log import EnquiryLog
@@ -99,6 +100,20 @@ class Service:
         self.scheduler.every(
             "checkpoint", CHECKPOINT_INTERVAL_S, checkpoints.run, at_once=True, skip_after=None
         )
+        if s.retention.archive_after_days > 0:
+            archiver = Archiver(
+                enquiry_log=self.enquiry_log,
+                signer=node.signer,
+                node=s.node,
+                directory=s.state_path(s.retention.dir),
+                after_days=s.retention.archive_after_days,
+                clock=node.clock,
+            )
+            # First at once: a node restarted more often than the interval still archives.
+            # In a worker thread: the node answers meanwhile.
+            self.scheduler.every(
+                "retention", s.retention.interval_s, archiver.run, at_once=True, skip_after=None
+            )
         if self.enquiry_log.file is not None:
             self.scheduler.every("log-watch", LOG_WATCH_INTERVAL_S, self._watch_log, at_once=False)
         if s.policy_reload_interval > 0:

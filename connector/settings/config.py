@@ -155,6 +155,17 @@ class Witness(_Model):
     interval_s: Annotated[float, Field(ge=5, le=86_400)] = 60.0
 
 
+class Retention(_Model):
+    """The enquiry log's oldest rows moved into signed archive files on a schedule
+    (`enquiries archive`, docs/operations.md "Retention and archives")."""
+
+    # Rows older than this many days are archived; 0: never (the log keeps every row).
+    archive_after_days: Annotated[int, Field(ge=0, le=36_500)] = 0
+    # Where the archive files go; relative: in the state directory, beside the log.
+    dir: Path = Path("archive")
+    interval_s: Annotated[float, Field(ge=60, le=30 * 86_400)] = 86_400.0
+
+
 class Readiness(_Model):
     """What /readyz checks beyond the policy: each check on a schedule, its result cached."""
 
@@ -242,6 +253,7 @@ class Settings(_Model):
     matching: Matching = Matching()
     witness: Witness = Witness()
     readiness: Readiness = Readiness()
+    retention: Retention = Retention()
     base_dir: Path = Path(".")
 
     @model_validator(mode="after")
