@@ -140,7 +140,7 @@ def open_archive(
     of `node`, its rows member as the manifest says, each row hashing to its hash and
     chaining from the one before, from `prev_hash` to `head_hash`."""
     try:
-        token, found = read_archive(path, keep=(ROWS,))
+        token, found = read_archive(path, keep=(ROWS,), what="enquiry-log archive")
     except BackupError as exc:
         return Opened(path=path, manifest=None, problems=(exc.detail,))
     try:
@@ -303,6 +303,7 @@ class Archived:
 @dataclass(slots=True)
 class _Staged:
     path: Path
+    base: Base = field(default_factory=Base)
     rows: int = 0
     first_seq: int = 0
     last_seq: int = 0
@@ -329,16 +330,15 @@ def archive_log(
     try:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         resumed = _resume(enquiry_log, signer=signer, node=node, directory=directory)
-        base = enquiry_log.base()
         staged = _stage(enquiry_log, before=before, directory=directory)
     except OSError as exc:
         raise EnquiryArchiveError(
             f"no archive made: {exc.filename or directory}: {exc.strerror or exc}"
         ) from exc
-    if staged is None:
-        return Archived(rows=0, base=base, resumed=resumed)
+    if staged.rows == 0:
+        return Archived(rows=0, base=staged.base, resumed=resumed)
     try:
-        path = _write(staged, base, signer=signer, node=node, directory=directory, at=clock())
+        path = _write(staged, signer=signer, node=node, directory=directory, at=clock())
     finally:
         staged.path.unlink(missing_ok=True)
     done = _finish(enquiry_log, path, signer=signer, node=node, at=clock())
@@ -353,15 +353,22 @@ def archive_log(
     )
 
 
-def _stage(enquiry_log: EnquiryLog, *, before: float, directory: Path) -> _Staged | None:
+def _stage(enquiry_log: EnquiryLog, *, before: float, directory: Path) -> _Staged:
     """The rows to archive as NDJSON in a temporary file beside the archives, hashed as they
-    are written (they are streamed: a day of rows need not fit in memory)."""
+    are written (they are streamed: a day of rows need not fit in memory); none, no file."""
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".enquiries-", suffix=".ndjson.tmp")
     staged = _Staged(path=Path(tmp))
     digest = hashlib.sha256()
     try:
-        with os.fdopen(fd, "wb") as fh, enquiry_log.archivable(before) as (_, rows):
+        with os.fdopen(fd, "wb") as fh, enquiry_log.archivable(before) as (base, rows):
+            staged.base = base
             for values in rows:
+                if staged.rows == 0 and values["prev_hash"] != base.hash:
+                    raise EnquiryArchiveError(
+                        f"row {values['seq']} does not chain from where the log starts (row "
+                        f"{base.seq}, {base.hash[:16]}…): nothing archived; run "
+                        "`ncb-connector enquiries verify`"
+                    )
                 line = orjson.dumps(values, option=orjson.OPT_SORT_KEYS) + b"\n"
                 fh.write(line)
                 digest.update(line)
@@ -377,20 +384,17 @@ def _stage(enquiry_log: EnquiryLog, *, before: float, directory: Path) -> _Stage
         raise
     if staged.rows == 0:
         staged.path.unlink(missing_ok=True)
-        return None
     staged.sha256 = digest.hexdigest()
     return staged
 
 
-def _write(
-    staged: _Staged, base: Base, *, signer: Signer, node: str, directory: Path, at: float
-) -> Path:
+def _write(staged: _Staged, *, signer: Signer, node: str, directory: Path, at: float) -> Path:
     manifest = Manifest(
         node=node,
         kid=signer.kid,
         first_seq=staged.first_seq,
         last_seq=staged.last_seq,
-        prev_hash=base.hash,
+        prev_hash=staged.base.hash,
         head_hash=staged.head,
         rows=staged.rows,
         first_at=staged.first_at,

@@ -261,7 +261,11 @@ class Found:
 
 
 def read_archive(
-    path: Path, *, keep: Collection[str] = (), into: Mapping[str, Path] | None = None
+    path: Path,
+    *,
+    keep: Collection[str] = (),
+    into: Mapping[str, Path] | None = None,
+    what: str = "backup archive",
 ) -> tuple[bytes, dict[str, Found]]:
     """The manifest's bytes and every other member's size and SHA-256, in one pass; the
     content too of the (small) members named in `keep`. With `into`, the members it names
@@ -294,13 +298,13 @@ def read_archive(
                     continue
                 found[info.name] = _read_member(info.name, data, target)
     except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
-        raise BackupError(f"{path} is not a whole backup archive: {exc}") from exc
+        raise BackupError(f"{path} is not a whole {what}: {exc}") from exc
     except FileNotFoundError as exc:
         raise BackupError(f"cannot read {path}: no such file") from exc
     except IsADirectoryError as exc:
         raise BackupError(f"{path} is a directory, not an archive") from exc
     if manifest is None:
-        raise BackupError(f"{path} holds no {MANIFEST}: not a backup archive")
+        raise BackupError(f"{path} holds no {MANIFEST}: not a {what}")
     return manifest, found
 
 
