@@ -22,6 +22,7 @@ from typing import Any
 
 import orjson
 import structlog
+from sqlalchemy.exc import SQLAlchemyError
 
 from connector.crypto.jws import PublicKey, Signer, parse_compact
 from connector.enquiries.entry import GENESIS, ArchivedPart, Base, row_problem, vouched_for
@@ -513,4 +514,7 @@ class Archiver:
             )
         except ConnectorError as exc:
             log.error("enquiries_archive_failed", dir=str(self.directory), error=exc.detail)
+        except (OSError, SQLAlchemyError) as exc:
+            # The database's message may quote rows: its kind only, as the log's commits do.
+            log.error("enquiries_archive_failed", dir=str(self.directory), error=type(exc).__name__)
         return None

@@ -333,3 +333,55 @@ def test_a_base_the_rows_do_not_chain_from_stops_the_archive(
         assert log.count() == 7
     finally:
         log.close()
+
+
+def test_witnessed_rows_that_are_archived_are_not_checked_without_the_archive() -> None:
+    from connector.enquiries.audit import Recalled, audit_witnessed
+    from connector.protocol import Checkpoint
+
+    held = tuple(
+        Checkpoint(node="FR", seq=s, hash=f"{s:064x}", iat=1_790_000_000, token="t")
+        for s in (3, 8, 12)
+    )
+    live = {12: f"{12:064x}"}
+    audit = audit_witnessed(Recalled(peer="DE", checkpoints=held), live.get, archived_upto=10)
+    assert audit.ok
+    assert audit.archived == 2
+    assert audit.last_good == 12
+    # Above the base a row the log lacks is still a cut.
+    cut = audit_witnessed(Recalled(peer="DE", checkpoints=held), live.get, archived_upto=5)
+    assert [m.seq for m in cut.mismatches] == [8]
+
+
+async def test_the_retention_job_reports_a_failure_as_an_error(
+    db: str, signer: Signer, tmp_path: Path
+) -> None:
+    from structlog.testing import capture_logs
+
+    from connector.enquiries.archive import Archiver
+
+    log = _filled(db, 5)
+    try:
+        blocked = tmp_path / "file"
+        blocked.write_text("")
+        archiver = Archiver(
+            enquiry_log=log,
+            signer=signer,
+            node="FR",
+            directory=blocked / "archive",
+            after_days=1,
+            clock=lambda: T0 + 10 * 86_400,
+        )
+        with capture_logs() as logs:
+            assert await archiver.run() is None
+        (event,) = [e for e in logs if e["event"] == "enquiries_archive_failed"]
+        assert event["log_level"] == "error"
+        assert "no archive made" in event["error"]
+        assert log.count() == 5
+        # With a directory it may write, the same job archives.
+        archiver.directory = tmp_path / "archive"
+        done = await archiver.run()
+        assert done is not None
+        assert (done.rows, done.base.seq) == (4, 4)
+    finally:
+        log.close()
