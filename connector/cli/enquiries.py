@@ -281,7 +281,7 @@ def enquiries_verify(
         if code:
             raise SystemExit(code)
         return
-    _print_archives(audit)
+    _print_archived(audit)
     if not report.ok:
         where = "" if report.broken_seq is None else f" at row {report.broken_seq}"
         err.print(f"[bold red]BROKEN[/]{where}: {report.problem} ({report.rows} row(s) read)")
@@ -313,6 +313,7 @@ def enquiries_verify(
                 f"[bold red]KEPT CHECKPOINT[/]: the log {kept.problem}, but this node had "
                 f"logged up to row {kept.seq} ({utc_time(kept.at)} UTC, enquiry-log-state.json)"
             )
+    _print_archive_problems(audit)
     for w in audit.witnesses or ():
         _print_witness(w, rows=report.rows)
     if audit.token is not None:
@@ -423,7 +424,8 @@ def archive_files_list(checked: ArchiveCheck) -> list[dict[str, object]]:
     ]
 
 
-def _print_archives(audit: Audit) -> None:
+def _print_archived(audit: Audit) -> None:
+    """Before the chain's verdict: what of the archived rows was checked, or not."""
     report, checked = audit.report, audit.archives
     base = report.base
     if checked is None:
@@ -434,16 +436,24 @@ def _print_archives(audit: Audit) -> None:
             )
         if report.archived_refs:
             out.print(
-                f"{report.archived_refs} disclosed ref(s) first given by archived rows not checked"
+                f"{report.archived_refs} disclosed ref(s) first given by archived rows: "
+                "not checked here"
             )
+        return
+    if checked.part is not None:
+        out.print(
+            f"archives: {len(checked.files)} file(s), rows 1..{checked.part.last_seq} "
+            f"({checked.part.rows} row(s)), every row checked"
+        )
+
+
+def _print_archive_problems(audit: Audit) -> None:
+    """After the chain's verdict: each file's problems, naming the row, then the links."""
+    checked = audit.archives
+    if checked is None:
         return
     for o in checked.files:
         for problem in o.problems:
             err.print(f"[bold red]ARCHIVE[/] {o.path}: {problem}", soft_wrap=True)
     for link in checked.links:
         err.print(f"[bold red]ARCHIVES[/]: {link}", soft_wrap=True)
-    if checked.part is not None:
-        out.print(
-            f"archives: {len(checked.files)} file(s), rows 1..{checked.part.last_seq} "
-            f"({checked.part.rows} row(s)), every row checked"
-        )

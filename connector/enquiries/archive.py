@@ -81,8 +81,10 @@ class Manifest:
             "prev_hash": self.prev_hash,
             "head_hash": self.head_hash,
             "rows": self.rows,
-            "first_at": _iso(self.first_at),
-            "last_at": _iso(self.last_at),
+            # Seconds since the epoch, exactly as the rows' `at`: the base's `last_at` is
+            # compared with `disclosed_refs.first_at`, which a rounded time could miss.
+            "first_at": self.first_at,
+            "last_at": self.last_at,
             "rows_member": {"name": ROWS, "sha256": self.rows_sha256, "size": self.rows_size},
             "created_at": _iso(self.created_at),
         }
@@ -102,8 +104,8 @@ class Manifest:
                 prev_hash=str(data["prev_hash"]),
                 head_hash=str(data["head_hash"]),
                 rows=int(data["rows"]),
-                first_at=datetime.fromisoformat(data["first_at"]).timestamp(),
-                last_at=datetime.fromisoformat(data["last_at"]).timestamp(),
+                first_at=float(data["first_at"]),
+                last_at=float(data["last_at"]),
                 rows_sha256=str(data["rows_member"]["sha256"]),
                 rows_size=int(data["rows_member"]["size"]),
                 created_at=datetime.fromisoformat(data["created_at"]).timestamp(),
@@ -342,7 +344,23 @@ def archive_log(
         path = _write(staged, signer=signer, node=node, directory=directory, at=clock())
     finally:
         staged.path.unlink(missing_ok=True)
-    done = _finish(enquiry_log, path, signer=signer, node=node, at=clock())
+    try:
+        done = _finish(enquiry_log, path, signer=signer, node=node, at=clock())
+    except EnquiryArchiveError:
+        base = enquiry_log.base()
+        if path.name in base.files:
+            # Another run (the node's job, say) found this file and finished it first.
+            done = Base(seq=base.seq, hash=base.hash, last_at=base.last_at)
+        elif base.seq >= staged.last_seq:
+            # Another run archived these rows into its own file meanwhile: this copy would
+            # overlap it, and its rows are safe there.
+            path.unlink(missing_ok=True)
+            raise EnquiryArchiveError(
+                f"another archive run took rows up to {base.seq} meanwhile; nothing more "
+                "was removed (run again for newer rows)"
+            ) from None
+        else:
+            raise
     return Archived(
         rows=staged.rows,
         path=path,

@@ -108,10 +108,6 @@ class VerifyReport:
         """The sequence number of the newest row read (the head)."""
         return self.base.seq + self.rows
 
-    @property
-    def archives_checked(self) -> bool:
-        return self.archived_rows > 0 or self.base.seq == 0
-
 
 _ENTRY_FIELDS = tuple(f.name for f in fields(Entry))
 

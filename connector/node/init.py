@@ -65,6 +65,10 @@ outgoing:
 # witness:                         # our log's checkpoints kept by the peers (protocol.md §13)
 #   send: true
 #   interval_s: 60                 # rows newer than the last checkpoint sent are unwitnessed
+# retention:                       # the enquiry log's oldest rows moved to signed archive files
+#   archive_after_days: 0          # 0: keep every row in the log (operations.md §5f)
+#   dir: archive                   # beside the log; copy new files off the host
+#   interval_s: 86400
 # federation:
 #   local_hosts: []                # names it answers besides IP addresses and localhost
 #   auth_failures: 10              # failed agency tokens per address in the window, then 429

@@ -970,6 +970,20 @@ def test_json_of_every_command_a_script_reads(tmp_path: Path) -> None:
     verified = run("enquiries", "verify")
     assert (verified["ok"], verified["rows"], verified["broken_seq"]) == (True, 0, None)
     assert verified["checkpoint"].count(".") == 2
+    assert verified["head_seq"] == 0
+    assert verified["archived"].keys() == {
+        "base_seq",
+        "base_hash",
+        "checked",
+        "rows_checked",
+        "refs_not_checked",
+        "checkpoint_not_checked",
+        "files",
+        "links",
+    }
+    nothing = run("enquiries", "archive", "--before", "30d")
+    assert nothing.keys() == {"rows", "file", "first_seq", "last_seq", "head", "base", "resumed"}
+    assert (nothing["rows"], nothing["file"], nothing["base"]["seq"]) == (0, None, 0)
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "10.yaml").write_text(

@@ -385,3 +385,41 @@ async def test_the_retention_job_reports_a_failure_as_an_error(
         assert (done.rows, done.base.seq) == (4, 4)
     finally:
         log.close()
+
+
+def test_two_runs_at_once_leave_one_archive_of_each_row(
+    db: str, signer: Signer, adir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another run deletes between this run's file and its delete: in the same directory
+    it finishes this run's file (and archives on); elsewhere this run's copy is removed."""
+    log = _filled(db, 40)
+    original = EnquiryLog.drop_archived
+    elsewhere = adir.with_name("elsewhere")
+
+    def other_run_first(directory: Path, before_n: int) -> None:
+        def drop(self: EnquiryLog, done: dict[str, object]) -> int:
+            monkeypatch.setattr(EnquiryLog, "drop_archived", original)
+            archive_log(self, signer=signer, node="FR", before=T0 + before_n, directory=directory)
+            return original(self, done)
+
+        monkeypatch.setattr(EnquiryLog, "drop_archived", drop)
+
+    try:
+        other_run_first(adir, 26)
+        done = archive_log(log, signer=signer, node="FR", before=T0 + 21, directory=adir)
+        assert (done.last_seq, done.base.seq) == (20, 25)
+        assert [p.name for p in sorted(adir.iterdir())] == [
+            "enquiries-FR-0000000001-0000000020.ncbarchive",
+            "enquiries-FR-0000000021-0000000025.ncbarchive",
+        ]
+        other_run_first(elsewhere, 36)
+        with pytest.raises(EnquiryArchiveError, match="another archive run took rows up to 35"):
+            archive_log(log, signer=signer, node="FR", before=T0 + 31, directory=adir)
+        assert len(list(adir.iterdir())) == 2  # its copy of rows 26..30 removed
+        (other,) = elsewhere.iterdir()
+        files = [*sorted(adir.iterdir()), other]
+        checked = check_archives(files, keys=[signer.public], node="FR")
+        assert checked.part is not None
+        assert log.verify(archived=checked.part).ok
+    finally:
+        log.close()

@@ -58,7 +58,13 @@ async def test_archive_while_the_node_answers(tmp_path: Path, db_url: DatabaseUr
         assert alone["archived"]["checked"] is False
         assert alone["archived"]["refs_not_checked"] == 1  # DE-TS-9, given by row 1
         text = (await asyncio.to_thread(cli, "enquiries", "verify", config=config)).stdout
-        assert "rows 1..10 are archived (1 file(s)) and not checked here" in text
+        # As operations.md §5f shows it.
+        assert text.splitlines()[:3] == [
+            "rows 1..10 are archived (1 file(s)) and not checked here: give them with "
+            "--archive to check the whole chain",
+            "1 disclosed ref(s) first given by archived rows: not checked here",
+            f"ok: 41 row(s), chain head {alone['head']}",
+        ]
 
         # With it: the whole chain, the ref backed by its archived answer.
         whole = await asyncio.to_thread(
@@ -100,8 +106,12 @@ def test_archive_from_the_command_line(tmp_path: Path) -> None:
     # support.entries.entry(n) is logged at 1_790_000_000 + n: 2026-09-21T14:13:20Z + n s.
     done = cli("enquiries", "archive", "--before", "2026-09-21T14:13:31Z", config=config)
     out = tmp_path / "FR" / "archive" / "enquiries-FR-0000000001-0000000010.ncbarchive"
-    assert done.stdout.splitlines()[0] == f"archived 10 row(s), 1..10, into {out}"
-    assert "the log now starts after row 10" in done.stdout
+    # As operations.md §5f shows it.
+    head = json.loads(cli("enquiries", "verify", "--json", config=config).stdout)
+    assert done.stdout.splitlines() == [
+        f"archived 10 row(s), 1..10, into {out}",
+        f"the log now starts after row 10 (chains from {head['archived']['base_hash']})",
+    ]
     # FILES needs --archive, and --archive FILES.
     assert cli("enquiries", "verify", str(out), config=config, check=False).returncode == 2
     ok = cli("enquiries", "verify", "--archive", str(out), config=config)
