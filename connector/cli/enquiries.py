@@ -155,14 +155,20 @@ def enquiries_archive(
         return
     if done.resumed is not None:
         out.print(f"finished an earlier run: the rows of {done.resumed} left the log")
-    if done.path is None:
+    if not done.files:
         out.print(
             f"nothing to archive: no row before {utc_iso(cutoff)} (the newest row always stays)"
         )
     else:
-        out.print(
-            f"archived {done.rows} row(s), {done.first_seq}..{done.last_seq}, into {done.path}"
+        into = (
+            str(done.files[0])
+            if len(done.files) == 1
+            else f"{len(done.files)} files in {done.files[0].parent}"
         )
+        out.print(f"archived {done.rows} row(s), {done.first_seq}..{done.last_seq}, into {into}")
+        if len(done.files) > 1:
+            for path in done.files:
+                out.print(f"  {path.name}")
     if done.base.seq:
         out.print(
             f"the log now starts after row {done.base.seq} (chains from {done.base.hash})",
@@ -174,7 +180,7 @@ def archived_dict(done: Archived) -> dict[str, object]:
     """What `enquiries archive --json` prints."""
     return {
         "rows": done.rows,
-        "file": None if done.path is None else str(done.path),
+        "files": [str(p) for p in done.files],
         "first_seq": done.first_seq,
         "last_seq": done.last_seq,
         "head": done.head,

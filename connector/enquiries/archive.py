@@ -44,6 +44,9 @@ ARCHIVE_NAME = re.compile(
     + "$"
 )
 DAY_S = 86_400
+# Rows per file: the delete that follows each file holds the log's write lock for about a
+# second per 100 000 rows (SQLite, docs/operations.md §5f), and the node's commits wait.
+MAX_ROWS = 100_000
 
 
 def archive_name(node: str, first_seq: int, last_seq: int) -> str:
@@ -291,10 +294,11 @@ def archive_files(paths: Iterable[Path]) -> list[Path]:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Archived:
-    """What one archive run did: the file written (None: no row was old enough)."""
+    """What one archive run did: the files written, oldest first (none: no row was old
+    enough), and the rows they hold."""
 
     rows: int
-    path: Path | None = None
+    files: tuple[Path, ...] = ()
     first_seq: int | None = None
     last_seq: int | None = None
     head: str | None = None
@@ -325,21 +329,65 @@ def archive_log(
     before: float,
     directory: Path,
     clock: Callable[[], float] = time.time,
+    max_rows: int = MAX_ROWS,
 ) -> Archived:
-    """Move the rows older than `before` (never the newest) into one archive file in
-    `directory`. The file is written whole and synced, read back and checked; only then are
-    its rows removed, in the transaction that records the new base. A run that stopped
-    between the two (a crash) is finished first."""
+    """Move the rows older than `before` (never the newest) into archive files in
+    `directory`, at most `max_rows` a file. Each file is written whole and synced, read
+    back and checked; only then are its rows removed, in the transaction that records the
+    new base. A run that stopped between the two (a crash) is finished first."""
     try:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         resumed = _resume(enquiry_log, signer=signer, node=node, directory=directory)
-        staged = _stage(enquiry_log, before=before, directory=directory)
+    except OSError as exc:
+        raise EnquiryArchiveError(
+            f"no archive made: {exc.filename or directory}: {exc.strerror or exc}"
+        ) from exc
+    files: list[Archived] = []
+    while True:
+        one = _archive_one(
+            enquiry_log,
+            signer=signer,
+            node=node,
+            before=before,
+            directory=directory,
+            clock=clock,
+            max_rows=max_rows,
+        )
+        if one.rows:
+            files.append(one)
+        if one.rows < max_rows:
+            break
+    if not files:
+        return Archived(rows=0, base=one.base, resumed=resumed)
+    return Archived(
+        rows=sum(f.rows for f in files),
+        files=tuple(p for f in files for p in f.files),
+        first_seq=files[0].first_seq,
+        last_seq=files[-1].last_seq,
+        head=files[-1].head,
+        base=files[-1].base,
+        resumed=resumed,
+    )
+
+
+def _archive_one(
+    enquiry_log: EnquiryLog,
+    *,
+    signer: Signer,
+    node: str,
+    before: float,
+    directory: Path,
+    clock: Callable[[], float],
+    max_rows: int,
+) -> Archived:
+    try:
+        staged = _stage(enquiry_log, before=before, directory=directory, limit=max_rows)
     except OSError as exc:
         raise EnquiryArchiveError(
             f"no archive made: {exc.filename or directory}: {exc.strerror or exc}"
         ) from exc
     if staged.rows == 0:
-        return Archived(rows=0, base=staged.base, resumed=resumed)
+        return Archived(rows=0, base=staged.base)
     try:
         path = _write(staged, signer=signer, node=node, directory=directory, at=clock())
     finally:
@@ -363,23 +411,22 @@ def archive_log(
             raise
     return Archived(
         rows=staged.rows,
-        path=path,
+        files=(path,),
         first_seq=staged.first_seq,
         last_seq=staged.last_seq,
         head=staged.head,
         base=done,
-        resumed=resumed,
     )
 
 
-def _stage(enquiry_log: EnquiryLog, *, before: float, directory: Path) -> _Staged:
+def _stage(enquiry_log: EnquiryLog, *, before: float, directory: Path, limit: int) -> _Staged:
     """The rows to archive as NDJSON in a temporary file beside the archives, hashed as they
     are written (they are streamed: a day of rows need not fit in memory); none, no file."""
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".enquiries-", suffix=".ndjson.tmp")
     staged = _Staged(path=Path(tmp))
     digest = hashlib.sha256()
     try:
-        with os.fdopen(fd, "wb") as fh, enquiry_log.archivable(before) as (base, rows):
+        with os.fdopen(fd, "wb") as fh, enquiry_log.archivable(before, limit=limit) as (base, rows):
             staged.base = base
             for values in rows:
                 if staged.rows == 0 and values["prev_hash"] != base.hash:

@@ -622,11 +622,13 @@ class EnquiryLog:
     # --- archiving ---------------------------------------------------------------------------
 
     @contextmanager
-    def archivable(self, before: float) -> Iterator[tuple[Base, Iterator[dict[str, Any]]]]:
+    def archivable(
+        self, before: float, *, limit: int
+    ) -> Iterator[tuple[Base, Iterator[dict[str, Any]]]]:
         """The base, and the oldest rows of the live table, oldest first, up to the first
         that is not older than `before` — never the newest row, which the next append chains
-        from. One snapshot on a connection of its own (callable from a worker thread while
-        the node appends)."""
+        from — and at most `limit`. One snapshot on a connection of its own (callable from a
+        worker thread while the node appends)."""
         with self.engine.connect() as conn:
             if conn.dialect.name == "postgresql":
                 conn = conn.execution_options(isolation_level="REPEATABLE READ")
@@ -640,6 +642,7 @@ class EnquiryLog:
                         select(enquiries)
                         .where(enquiries.c.seq > base.seq, enquiries.c.seq <= last)
                         .order_by(enquiries.c.seq)
+                        .limit(limit)
                     )
                     for row in conn.execute(q):
                         values = {str(k): v for k, v in row._mapping.items()}

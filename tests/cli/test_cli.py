@@ -982,8 +982,8 @@ def test_json_of_every_command_a_script_reads(tmp_path: Path) -> None:
         "links",
     }
     nothing = run("enquiries", "archive", "--before", "30d")
-    assert nothing.keys() == {"rows", "file", "first_seq", "last_seq", "head", "base", "resumed"}
-    assert (nothing["rows"], nothing["file"], nothing["base"]["seq"]) == (0, None, 0)
+    assert nothing.keys() == {"rows", "files", "first_seq", "last_seq", "head", "base", "resumed"}
+    assert (nothing["rows"], nothing["files"], nothing["base"]["seq"]) == (0, [], 0)
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "10.yaml").write_text(

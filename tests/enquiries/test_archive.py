@@ -53,8 +53,8 @@ def _filled(db: str, rows: int) -> EnquiryLog:
 
 def _archive(log: EnquiryLog, signer: Signer, directory: Path, before_n: int) -> Path:
     done = archive_log(log, signer=signer, node="FR", before=T0 + before_n, directory=directory)
-    assert done.path is not None
-    return done.path
+    (path,) = done.files
+    return path
 
 
 def test_archive_and_verify_round_trip(db: str, signer: Signer, adir: Path) -> None:
@@ -63,7 +63,8 @@ def test_archive_and_verify_round_trip(db: str, signer: Signer, adir: Path) -> N
         head = log.head()
         done = archive_log(log, signer=signer, node="FR", before=T0 + 21, directory=adir)
         assert (done.rows, done.first_seq, done.last_seq) == (20, 1, 20)
-        assert done.path == adir / "enquiries-FR-0000000001-0000000020.ncbarchive"
+        (path,) = done.files
+        assert path == adir / "enquiries-FR-0000000001-0000000020.ncbarchive"
         assert done.base.seq == 20
         assert done.head == done.base.hash
         assert log.count() == 10
@@ -75,9 +76,9 @@ def test_archive_and_verify_round_trip(db: str, signer: Signer, adir: Path) -> N
         assert alone.last_seq == 30
         assert alone.base.seq == 20
         assert alone.archived_rows == 0
-        assert alone.base.files == (done.path.name,)
+        assert alone.base.files == (path.name,)
         # With it: every row from 1, into the table.
-        checked = check_archives([done.path], keys=[signer.public], node="FR")
+        checked = check_archives([path], keys=[signer.public], node="FR")
         assert checked.ok
         assert checked.part is not None
         assert (checked.part.last_seq, checked.part.rows) == (20, 20)
@@ -91,8 +92,8 @@ def test_archive_and_verify_round_trip(db: str, signer: Signer, adir: Path) -> N
         # Nothing older than the oldest row left: not an error, nothing written.
         again = archive_log(log, signer=signer, node="FR", before=T0 + 5, directory=adir)
         assert again.rows == 0
-        assert again.path is None
-        assert sorted(p.name for p in adir.iterdir()) == [done.path.name]
+        assert again.files == ()
+        assert sorted(p.name for p in adir.iterdir()) == [path.name]
     finally:
         log.close()
 
@@ -309,8 +310,7 @@ async def test_archive_while_rows_are_appended(db: str, signer: Signer, adir: Pa
         )
         assert sorted(appended) == list(range(201, 601))
         assert (done.first_seq, done.last_seq) == (1, 150)
-        assert done.path is not None
-        checked = check_archives([done.path], keys=[signer.public], node="FR")
+        checked = check_archives(done.files, keys=[signer.public], node="FR")
         assert checked.part is not None
         report = archiver.verify(archived=checked.part)
         assert report.ok
@@ -419,6 +419,28 @@ def test_two_runs_at_once_leave_one_archive_of_each_row(
         (other,) = elsewhere.iterdir()
         files = [*sorted(adir.iterdir()), other]
         checked = check_archives(files, keys=[signer.public], node="FR")
+        assert checked.part is not None
+        assert log.verify(archived=checked.part).ok
+    finally:
+        log.close()
+
+
+def test_a_long_backlog_is_archived_in_files_of_max_rows(
+    db: str, signer: Signer, adir: Path
+) -> None:
+    """Each file's delete holds the write lock: a bounded number of rows at a time."""
+    log = _filled(db, 25)
+    try:
+        done = archive_log(
+            log, signer=signer, node="FR", before=T0 + 100, directory=adir, max_rows=10
+        )
+        assert (done.rows, done.first_seq, done.last_seq, done.base.seq) == (24, 1, 24, 24)
+        assert [p.name for p in done.files] == [
+            "enquiries-FR-0000000001-0000000010.ncbarchive",
+            "enquiries-FR-0000000011-0000000020.ncbarchive",
+            "enquiries-FR-0000000021-0000000024.ncbarchive",
+        ]
+        checked = check_archives(reversed(done.files), keys=[signer.public], node="FR")
         assert checked.part is not None
         assert log.verify(archived=checked.part).ok
     finally:
