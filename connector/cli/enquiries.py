@@ -321,7 +321,7 @@ def enquiries_verify(
             )
     _print_archive_problems(audit)
     for w in audit.witnesses or ():
-        _print_witness(w, rows=report.rows)
+        _print_witness(w, rows=report.last_seq)
     if audit.token is not None:
         out.print("checkpoint (keep it off this host; verify --expect it later):")
         click.echo(audit.token)
@@ -364,6 +364,7 @@ def witness_dict(w: WitnessAudit) -> dict[str, object]:
 
 
 def _print_witness(w: WitnessAudit, *, rows: int) -> None:
+    """`rows`: the log's head row number (archived rows count: numbers go on)."""
     if w.error is not None:
         err.print(f"witness {w.peer}: could not be asked: {w.error}")
         return
