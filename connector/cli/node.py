@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import getpass
 import os
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import click
 
 from connector.cli.common import _settings, config_option, handles_errors, out
+from connector.settings.config import load_settings
 
 
 @click.command()
@@ -68,4 +70,11 @@ def run(config_path: Path, new_log: bool) -> None:
     admin = (
         Admin(login=getpass.getuser(), sudo_user=os.environ.get("SUDO_USER")) if new_log else None
     )
-    asyncio.run(serve(node, notifier=SystemdNotifier.from_env(os.environ), new_log=admin))
+    asyncio.run(
+        serve(
+            node,
+            notifier=SystemdNotifier.from_env(os.environ),
+            new_log=admin,
+            reread=functools.partial(load_settings, config_path),
+        )
+    )
