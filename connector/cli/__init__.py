@@ -26,8 +26,9 @@ COMMANDS: dict[str, Lazy | click.Command] = {
             "check": Lazy(
                 target="connector.cli.config:config_check",
                 help=(
-                    "Validate connector.yaml, the key files, peers.yaml, sources.yaml and the "
-                    "policy directory."
+                    "Validate connector.yaml, the key files, peers.yaml, sources.yaml, the "
+                    "agencies file and the policy directory, together, as a starting or "
+                    "reloading node loads them."
                 ),
             ),
         },

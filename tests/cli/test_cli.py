@@ -954,7 +954,14 @@ def test_json_of_every_command_a_script_reads(tmp_path: Path) -> None:
         assert done.returncode == status, done.stderr
         return json.loads(done.stdout)
 
-    assert run("config", "check").keys() == {"ok", "node", "peers", "sources", "policy_digest"}
+    assert run("config", "check").keys() == {
+        "ok",
+        "node",
+        "peers",
+        "sources",
+        "agencies",
+        "policy_digest",
+    }
     checked = run("policy", "check")
     assert checked["ok"] is True
     assert checked["digest"].startswith("sha256:")
