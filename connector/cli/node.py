@@ -10,8 +10,9 @@ from pathlib import Path
 
 import click
 
-from connector.cli.common import _settings, config_option, handles_errors, out
+from connector.cli.common import _settings, config_option, handles_errors, out, record_change
 from connector.settings.config import load_settings
+from connector.trail.entry import Action
 
 
 @click.command()
@@ -40,6 +41,10 @@ def init(
         peer_port=peer_port,
         local_port=local_port,
         state_dir=state_dir,
+    )
+    # The trail's first entry: who made the node, and when.
+    record_change(
+        load_settings(paths.config), Action.NODE_INITIALIZED, node, config=str(paths.config)
     )
     out.print(f"Node [bold]{node}[/] created in {directory}")
     out.print(
