@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 from support.processes import CLI, audit_entries, cli, init, pin_fresh_peer
 
-from connector.trail.file import read_entries
+from connector.trail.entry import Action, os_actor
+from connector.trail.file import read_entries, record
 
 RECORDS = "id,number,country,status\nS1,D0000001,DE,stolen\nS2,D0000002,DE,lost\n"
 
@@ -292,3 +293,24 @@ def test_a_restored_node_keeps_the_archived_trail_and_records_its_restore(tmp_pa
         "audit", "verify", "--expect", f"2:{before[1]['hash']}", "--json", config=restored_config
     )
     assert json.loads(held.stdout)["expect_held"] is True
+
+
+def test_the_documented_entry_has_the_fields_a_recorded_one_has(tmp_path: Path) -> None:
+    """docs/operations.md §5f shows one entry: a real one, recorded through sudo, has the
+    same fields (the doc's hashes are cut short with …)."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text()
+    section = text.split("## 5f. The admin audit trail", 1)[1]
+    documented = json.loads(section.split("```json\n", 1)[1].split("\n```", 1)[0])
+    path = tmp_path / "admin-audit.jsonl"
+    record(
+        path,
+        actor=os_actor(euid=os.geteuid(), environ={"SUDO_USER": "alice"}),
+        action=Action(documented["action"]),
+        target=documented["target"],
+        details=documented["details"],
+        now=0.0,
+    )
+    (real,) = [e.to_json() for e in read_entries(path)]
+    assert list(real) == list(documented)
+    assert list(real["actor"]) == list(documented["actor"])
+    assert real["details"] == documented["details"]
