@@ -44,6 +44,7 @@ class Action(StrEnum):
     NOTICES_RETRIED = "notices.retried"
     BACKUP_CREATED = "backup.created"
     BACKUP_RESTORED = "backup.restored"
+    ENQUIRY_LOG_REPLACED = "enquiry_log.replaced"
     TRAIL_REPAIRED = "trail.repaired"
 
 
