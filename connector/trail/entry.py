@@ -194,6 +194,7 @@ def parse_line(line: bytes) -> tuple[TrailEntry, bool]:
             prev=str(doc["prev"]),
             hash=str(doc["hash"]),
         )
+        entry.when  # noqa: B018  (a time that does not read is no entry: `list --since` reads it)
     except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
         raise ValueError(f"not an entry ({exc})") from exc
     body = {k: v for k, v in doc.items() if k != "hash"}

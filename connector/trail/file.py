@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from connector.enquiries.entry import GENESIS
 from connector.errors import AuditTrailError
 from connector.storage.files import locked_append, read_locked
 from connector.trail.entry import (
@@ -46,14 +47,20 @@ def record(
     """THE way a change is recorded: one entry appended to the trail at `path`, chained onto
     its last line, synced before it returns. Call it after the change took effect, once.
 
-    A last line a crash left half written is cut off first, and a `trail.repaired` entry,
-    recorded before this one, keeps its length, SHA-256 and first characters. A last whole
-    line that is not an entry is not chained onto: AuditTrailError names it."""
+    A last line a crash left without its newline is finished when it is the whole entry
+    that follows (only the newline was lost); otherwise it is cut off, and a
+    `trail.repaired` entry, recorded before this one, keeps its length, SHA-256 and first
+    characters. A last whole line that is not an entry is not chained onto:
+    AuditTrailError names it."""
     try:
         with locked_append(path) as fh:
             tail = _tail(fh)
             after = _last_entry(path, tail.last)
-            if tail.partial:
+            finished = _finished(tail.partial, after)
+            if finished is not None:
+                fh.write(b"\n")
+                after = finished
+            elif tail.partial:
                 fh.truncate(tail.partial_at)
                 after = _append(
                     fh,
@@ -79,6 +86,20 @@ def record(
 def _append(fh: BinaryIO, entry: TrailEntry) -> TrailEntry:
     fh.write(line_of(entry))
     return entry
+
+
+def _finished(partial: bytes, after: TrailEntry | None) -> TrailEntry | None:
+    """The entry a partial last line holds whole, when it follows `after`: its newline was
+    all the crash took."""
+    if not partial:
+        return None
+    try:
+        entry, whole = parse_line(partial)
+    except ValueError:
+        return None
+    follows = entry.seq == (1 if after is None else after.seq + 1)
+    chained = entry.prev == (GENESIS if after is None else after.hash)
+    return entry if whole and follows and chained else None
 
 
 def _cut_off(tail: _Tail, after: TrailEntry | None) -> dict[str, Detail]:

@@ -122,6 +122,12 @@ def test_a_line_that_is_no_entry_is_named(tmp_path: Path) -> None:
     path.write_bytes(b"".join(lines))
     report = verify_file(path)
     assert (report.finding, report.line, report.seq) == ("malformed", 2, None)
+    # A time that does not read is no entry either, whatever its hash says.
+    doc = orjson.loads(lines[0])
+    doc["at"] = "yesterday"
+    doc["hash"] = canonical_hash({k: v for k, v in doc.items() if k != "hash"})
+    path.write_bytes(orjson.dumps(doc) + b"\n")
+    assert verify_file(path).finding == "malformed"
 
 
 def test_a_truncated_last_line_is_named_then_cut_by_the_next_append_which_says_so(
@@ -150,6 +156,21 @@ def test_a_truncated_last_line_is_named_then_cut_by_the_next_append_which_says_s
     assert repair["bytes"] == len(partial)
     assert repair["text"] == partial[:200].decode()  # what a reader needs to know it again
     assert len(partial) > 200
+    assert verify_file(path).ok
+
+
+def test_a_last_entry_that_lost_only_its_newline_is_finished_not_cut(tmp_path: Path) -> None:
+    path = tmp_path / "admin-audit.jsonl"
+    _record(path, 3)
+    whole = path.read_bytes()
+    path.write_bytes(whole[:-1])
+    assert verify_file(path).finding == "partial"
+    _record(path, 1)
+    assert [(e.seq, e.action) for e in read_entries(path)][2:] == [
+        (3, "peer.added"),
+        (4, "peer.added"),
+    ]
+    assert path.read_bytes().startswith(whole)
     assert verify_file(path).ok
 
 
