@@ -43,9 +43,8 @@ def init(
         state_dir=state_dir,
     )
     # The trail's first entry: who made the node, and when.
-    record_change(
-        load_settings(paths.config), Action.NODE_INITIALIZED, node, config=str(paths.config)
-    )
+    settings = load_settings(paths.config)
+    record_change(settings, Action.NODE_INITIALIZED, settings.node, config=str(paths.config))
     out.print(f"Node [bold]{node}[/] created in {directory}")
     out.print(
         f"  config    {paths.config}\n  key       {paths.key} (mode 0600)\n"
