@@ -249,6 +249,23 @@ COMMANDS: dict[str, Lazy | click.Command] = {
             ),
         },
     ),
+    "audit": LazyGroup(
+        name="audit",
+        help="The admin audit trail: every change admins made, by whom, hash-chained.",
+        lazy={
+            "list": Lazy(
+                target="connector.cli.audit:audit_list",
+                help="Changes admins made, oldest first: when, who, what, to what.",
+            ),
+            "verify": Lazy(
+                target="connector.cli.audit:audit_verify",
+                help=(
+                    "Check the trail's hash chain; name the first line edited, deleted, out of "
+                    "order or partial."
+                ),
+            ),
+        },
+    ),
     "notifications": LazyGroup(
         name="notifications",
         help="Notices to the NCB about foreign enquiries: the outbox and the channels.",

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import click
 
-from connector.cli.common import _settings, config_option, handles_errors, out
+from connector.cli.common import _settings, config_option, handles_errors, out, record_change
 from connector.settings.config import load_settings
+from connector.trail.entry import Action
 
 
 @click.command()
@@ -41,6 +42,9 @@ def init(
         local_port=local_port,
         state_dir=state_dir,
     )
+    # The trail's first entry: who made the node, and when.
+    settings = load_settings(paths.config)
+    record_change(settings, Action.NODE_INITIALIZED, settings.node, config=str(paths.config))
     out.print(f"Node [bold]{node}[/] created in {directory}")
     out.print(
         f"  config    {paths.config}\n  key       {paths.key} (mode 0600)\n"

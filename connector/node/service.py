@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import signal
 from collections.abc import Callable
@@ -31,6 +32,8 @@ from connector.server.peer_api import ANSWERER, IDENTITY
 from connector.settings.changes import SettingsChanges, settings_changes
 from connector.settings.config import Settings
 from connector.storage.urls import sqlite_file
+from connector.trail.entry import TRAIL_FILE
+from connector.trail.watch import TrailWatch
 
 log = structlog.get_logger(__name__)
 
@@ -39,6 +42,9 @@ CHECKPOINT_INTERVAL_S = 60.0
 # How soon a running node notices its log file removed or replaced when idle; a commit
 # looks too, so no answer leaves whose row went to a lost file.
 LOG_WATCH_INTERVAL_S = 2.0
+# How soon a running node notices an entry recorded in the admin audit trail, or the trail
+# changed: a stat() each time, the file read only when it changed.
+TRAIL_WATCH_INTERVAL_S = 5.0
 
 
 class Service:
@@ -113,6 +119,16 @@ class Service:
         )
         if self.enquiry_log.file is not None:
             self.scheduler.every("log-watch", LOG_WATCH_INTERVAL_S, self._watch_log, at_once=False)
+        trail = TrailWatch(s.state_path(TRAIL_FILE))
+        # The first look before the node serves: the trail's head is in the journal from
+        # the start, and every later look holds the trail to it.
+        await self._watch_trail(trail)
+        self.scheduler.every(
+            "admin-audit-watch",
+            TRAIL_WATCH_INTERVAL_S,
+            functools.partial(self._watch_trail, trail),
+            at_once=False,
+        )
         self._schedule_policy_watch(s.policy_reload_interval, was=0)
         checks = ReadinessChecks(
             directories=_writable_directories(s),
@@ -197,6 +213,37 @@ class Service:
         if lost is not None and not self.node.live.halted:
             self.node.live.halt("enquiry_log", lost)
             self.notifier.status(f"not answering: {lost}")
+
+    async def _watch_trail(self, trail: TrailWatch) -> None:
+        """Each entry admins record goes to the journal too (a copy of the trail's head off
+        its file, where a journal forwarded off the host keeps it); a trail whose seen part
+        changed is a warning. Read in a thread: a long trail is verified whole."""
+        seen = await asyncio.to_thread(trail.look)
+        if seen is None:
+            return
+        report = seen.report
+        if not report.ok:
+            log.warning(
+                "admin_audit_broken",
+                finding=report.finding,
+                line=report.line,
+                seq=report.seq,
+                problem=report.problem,
+                path=str(trail.path),
+            )
+            return
+        head = report.head
+        if seen.first and head is not None:
+            log.info("admin_audit_head", seq=head.seq, hash=head.hash, entries=report.entries)
+        for e in seen.new:
+            log.info(
+                "admin_audit_recorded",
+                seq=e.seq,
+                hash=e.hash,
+                action=e.action,
+                target=e.target,
+                actor=e.actor.shown,
+            )
 
     async def _watch_policy(self) -> None:
         self.node.live.reload_if_changed()
