@@ -22,6 +22,7 @@ from connector.cli.common import (
     handles_errors,
     json_option,
     out,
+    record_change,
 )
 from connector.cli.render import enquiries_table, entry_dict, utc_time
 from connector.enquiries.entry import Direction, utc_iso
@@ -137,6 +138,7 @@ def enquiries_archive(
     from connector.crypto.keyfiles import read_signing_key
     from connector.enquiries.archive import archive_log
     from connector.enquiries.log import EnquiryLog
+    from connector.trail.entry import Action
 
     now = datetime.now(UTC)
     cutoff = parse_since(before, now=now)
@@ -150,6 +152,19 @@ def enquiries_archive(
     signer = Signer(read_signing_key(settings.path(settings.key_file)))
     with closing(EnquiryLog.open(settings.enquiries_url)) as log:
         done = archive_log(log, signer=signer, node=settings.node, before=cutoff, directory=target)
+    if done.files:
+        # Rows left the log: a change to what the node holds. (The node's retention job
+        # records nothing here: it runs no admin's command; the journal has its event.)
+        record_change(
+            settings,
+            Action.ENQUIRIES_ARCHIVED,
+            settings.node,
+            rows=done.rows,
+            first_seq=done.first_seq,
+            last_seq=done.last_seq,
+            head=done.head,
+            files=[str(p) for p in done.files],
+        )
     if as_json:
         _json(archived_dict(done))
         return
