@@ -113,6 +113,14 @@ _ARABIC_ARTICLE = re.compile(r"(^|\s)ال(?=\w)")
 # and drop out of the phonetic key like every other vowel.
 _ARABIC_LONG_VOWEL = re.compile(r"(?<=\w)[\u0648\u064a\u06cc\u0627\u0649]")
 _ARABIC_VOWELS = {"\u0648": "u", "\u064a": "i", "\u06cc": "i", "\u0627": "a", "\u0649": "a"}
+# Persian writes its own letters (ی ک پ چ ژ گ) and says the Arabic ones otherwise: ض ظ ذ
+# are z, ث ص s, ق gh (Rezaei, Ghasemi, Mousavi, as Iranian passports print them), and و
+# opening a word or before a long vowel is v (Vahid, Mousavi).
+_PERSIAN = re.compile("[\u06cc\u06a9\u067e\u0686\u0698\u06af]")
+_PERSIAN_LETTERS = str.maketrans(
+    {"\u0636": "z", "\u0638": "z", "\u0630": "z", "\u062b": "s", "\u0635": "s", "\u0642": "gh"}
+)
+_PERSIAN_V = re.compile(r"(?:(?<!\w)\u0648|\u0648(?=[\u0627\u06cc\u064a]))")
 # abdul/abdel/abdur + name is one name part in some romanisations and two in others.
 _ABD = re.compile(r"^abd(?:ul|el|al|ol|oul|ur|ar|er|ir|us|ush|un|ulla)?(?=[a-z]{3})")
 _ABD_FORMS = frozenset({"abd", "abdul", "abdel", "abdal", "abdol", "abdoul", "abdu", "bd"})
@@ -172,6 +180,8 @@ def to_latin(text: str, *, whole: bool = True) -> str:
     text = unicodedata.normalize("NFC", text).casefold()
     text = _ARABIC_ARTICLE.sub(r"\1", text)
     if any("\u0600" <= c <= "\u06ff" for c in text):
+        if _PERSIAN.search(text):
+            text = _PERSIAN_V.sub("v", text.translate(_PERSIAN_LETTERS))
         text = _ARABIC_LONG_VOWEL.sub(lambda m: _ARABIC_VOWELS[m[0]], text)
     # A whole name in one run is split into family and given name; written in several runs
     # (구 영순), it is split already, and each run is one part.
