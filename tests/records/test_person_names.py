@@ -34,6 +34,9 @@ from connector.records.names.score import (
         ("قاسمی", ("ghasmi",)),
         ("موسوی", ("musvi",)),
         ("وحید", ("vhid",)),
+        # A word's first alef or ʿayn carries its first vowel: Ahmad, Amir, Ali.
+        ("احمد", ("ahmd",)),
+        ("علی", ("ali",)),
         # Cyrillic: ICAO 9303
         ("Щербаков Иван", ("shcherbakov", "ivan")),
         ("Юлия Хорошко", ("iuliia", "khoroshko")),
@@ -484,3 +487,12 @@ def test_order_does_not_matter() -> None:
 )
 def test_birth_dates(given: str, recorded: str, tolerance: int, verdict: str) -> None:
     assert compare_birth_dates(given, recorded, tolerance) == verdict
+
+
+def test_a_persian_name_is_read_as_persian_in_every_field() -> None:
+    """ابوالفضل alone could be Arabic (ض as d); beside a Persian family name it is Persian."""
+    alone = names_of({"first_name": "ابوالفضل"})[0].tokens
+    assert alone == ("abualfdl",)
+    (name,) = names_of({"first_name": "ابوالفضل", "last_name": "رضایی"})
+    assert name.tokens == ("abualfzl", "rzaii")
+    assert part_similarity("rezaei", "rzaii")[1] == "consonants"

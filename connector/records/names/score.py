@@ -231,7 +231,7 @@ def _vowels_supplied(query: str, recorded: str) -> bool:
     last vowel makes another name, nor Joan / Jan)."""
     spelt = _once(_LONG_VOWELS.sub(lambda m: _LONG[m[0]], query))
     held = _once(recorded)
-    if len(held) >= len(spelt) or _consonants(spelt) != _consonants(held):
+    if len(held) > len(spelt) or _consonants(spelt) != _consonants(held):
         return False
     j = 0
     for i, c in enumerate(spelt):
