@@ -113,15 +113,16 @@ _ARABIC_ARTICLE = re.compile(r"(^|\s)ال(?=\w)")
 # and drop out of the phonetic key like every other vowel.
 _ARABIC_LONG_VOWEL = re.compile(r"(?<=\w)[\u0648\u064a\u06cc\u0627\u0649]")
 _ARABIC_VOWELS = {"\u0648": "u", "\u064a": "i", "\u06cc": "i", "\u0627": "a", "\u0649": "a"}
+# A word's first alef or ʿayn carries its first vowel (Ahmad, Amir, Ali, Abbas).
+_ARABIC_INITIAL = re.compile(r"(?<!\w)[\u0627\u0639]")
 # Persian writes its own letters (ی ک پ چ ژ گ) and says the Arabic ones otherwise: ض ظ ذ
 # are z, ث ص s, ق gh (Rezaei, Ghasemi, Mousavi, as Iranian passports print them), and و
-# opening a word or before a long vowel is v (Vahid, Mousavi).
-_ARABIC_INITIAL = re.compile(r"(?<!\w)[\u0627\u0639]")
+# opening a word or before a long vowel is v (Vahid, Mousavi), but not before the article
+# ال (ابوالفضل is Abolfazl).
 _PERSIAN = re.compile("[\u06cc\u06a9\u067e\u0686\u0698\u06af]")
 _PERSIAN_LETTERS = str.maketrans(
     {"\u0636": "z", "\u0638": "z", "\u0630": "z", "\u062b": "s", "\u0635": "s", "\u0642": "gh"}
 )
-# (not before the article ال: ابوالفضل is Abolfazl)
 _PERSIAN_V = re.compile(r"(?:(?<!\w)\u0648|\u0648(?=[\u0627\u06cc\u064a])(?!\u0627\u0644))")
 # abdul/abdel/abdur + name is one name part in some romanisations and two in others.
 _ABD = re.compile(r"^abd(?:ul|el|al|ol|oul|ur|ar|er|ir|us|ush|un|ulla)?(?=[a-z]{3})")
