@@ -6,6 +6,7 @@ client sent."""
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 from support.processes import free_port
 
@@ -115,8 +117,7 @@ def _configure(dead_port: int) -> Any:
             (directory / "policies" / "10-demo.yaml").write_text(DE_POLICY)
             config = directory / "connector.yaml"
             config.write_text(
-                config.read_text()
-                + "notifications:\n  channels:\n    duty:\n      type: webhook\n"
+                config.read_text() + "notifications:\n  channels:\n    duty:\n      type: webhook\n"
                 f"      url: http://127.0.0.1:{dead_port}/hook\n      insecure: true\n"
                 "      timeout: 1\n"
             )
@@ -202,23 +203,23 @@ async def traffic(net: Net) -> None:
     # FR's border police ask every peer: DE answers, GB is down. GB has failed two health
     # checks first, so the fan-out's failure is its third in a row and opens its breaker.
     s = fr.settings
-    token = add_agency(
+    agency_token = add_agency(
         s.state_path(s.federation.agencies_file), "border-police", AgencyKind.BORDER, now=0
     )[1]
     health = net.nodes["FR"].service.local_app[HEALTH]
     await health.run_once()
     await health.run_once()
-    body = {
+    check = {
         "purpose": "border_control",
         "sub": "4711",
         "checks": [{"id": "doc", "category": "travel_documents", "criteria": doc_hit}],
         "deadline_ms": 3000,
     }
     url = net.local("FR") + "/local/v1/checks"
-    async with net.session.post(url, json=body, headers={"Authorization": "Bearer nope"}) as r:
+    async with net.session.post(url, json=check, headers={"Authorization": "Bearer nope"}) as r:
         assert r.status == 401
     async with net.session.post(
-        url, json=body, headers={"Authorization": f"Bearer {token}"}
+        url, json=check, headers={"Authorization": f"Bearer {agency_token}"}
     ) as resp:
         assert resp.status == 200
         doc = await resp.json()
@@ -241,9 +242,7 @@ async def test_counters_move_by_exactly_the_traffic_sent(net: Net) -> None:
         labels(peer="FR", category="vehicles", outcome="no_hit", rule=VEHICLES): 1,
         labels(peer="FR", category="vehicles", outcome="denied", rule=VEHICLES): 1,
     }
-    assert moved(de0, de, "ncb_inbound_rate_limited_total") == {
-        labels(peer="FR", rule=VEHICLES): 1
-    }
+    assert moved(de0, de, "ncb_inbound_rate_limited_total") == {labels(peer="FR", rule=VEHICLES): 1}
     assert moved(de0, de, "ncb_rejections_total") == {
         labels(listener="peer", code=code): 1
         for code in ("replay", "unknown_key", "bad_signature", "unsupported_media_type")
@@ -271,7 +270,9 @@ async def test_counters_move_by_exactly_the_traffic_sent(net: Net) -> None:
         labels(peer="GB"): 1,
     }
     assert moved(fr0, fr, "ncb_enquiry_log_commit_rows_sum") == {labels(): 2}
-    assert moved(fr0, fr, "ncb_rejections_total") == {labels(listener="local", code="unauthorized"): 1}
+    assert moved(fr0, fr, "ncb_rejections_total") == {
+        labels(listener="local", code="unauthorized"): 1
+    }
     assert value(fr, "ncb_peer_up", peer="DE") == 1
     assert value(fr, "ncb_peer_up", peer="GB") == 0
     assert value(fr, "ncb_peer_breaker_state", peer="GB", state="open") == 1
@@ -313,3 +314,85 @@ async def test_metrics_answer_only_hosts_the_local_listener_answers(net: Net) ->
         assert resp.status == 200
         assert resp.content_type == "application/openmetrics-text"
         assert (await resp.text()).rstrip().endswith("# EOF")
+
+
+REPO = Path(__file__).resolve().parents[2]
+MONITORING = REPO / "packaging" / "monitoring"
+NAME = re.compile(r"\b(?:ncb|process)_[a-z0-9_]+\b")
+RULE_KEYS = {"alert", "expr", "for", "labels", "annotations"}
+
+
+def _exprs_of_dashboard(doc: dict[str, Any]) -> list[str]:
+    found = []
+    ids = set()
+    for panel in doc["panels"]:
+        assert panel["id"] not in ids, panel["title"]
+        ids.add(panel["id"])
+        assert {"h", "w", "x", "y"} <= set(panel["gridPos"]), panel["title"]
+        assert panel["title"]
+        assert panel["type"]
+        if panel["type"] == "row":
+            continue
+        assert panel["targets"], panel["title"]
+        for target in panel["targets"]:
+            found.append(target["expr"])
+    for var in doc["templating"]["list"]:
+        if var["type"] == "query":
+            found.append(var["definition"])
+    return found
+
+
+def _exprs_of_rules(doc: dict[str, Any]) -> list[str]:
+    """The rule file's structure as Prometheus reads it: groups of named rules, each alert
+    with its expression, a duration, a severity and words for whoever is paged."""
+    assert doc["groups"], "no groups"
+    found, names = [], set()
+    for group in doc["groups"]:
+        assert group["name"]
+        assert group["rules"]
+        for rule in group["rules"]:
+            assert set(rule) <= RULE_KEYS, set(rule) - RULE_KEYS
+            assert re.fullmatch(r"Ncb[A-Za-z]+", rule["alert"]), rule["alert"]
+            assert rule["alert"] not in names, rule["alert"]
+            names.add(rule["alert"])
+            assert re.fullmatch(r"\d+[smhd]", rule["for"]), rule
+            assert rule["labels"]["severity"] in {"critical", "warning"}, rule
+            assert rule["annotations"]["summary"]
+            assert rule["annotations"]["description"]
+            found.append(rule["expr"])
+    return found
+
+
+def _monitoring_files() -> tuple[dict[str, Any], dict[str, Any], str]:
+    return (
+        orjson.loads((MONITORING / "ncb-connector-dashboard.json").read_bytes()),
+        yaml.safe_load((MONITORING / "ncb-connector-alerts.yml").read_text()),
+        (REPO / "docs" / "operations.md").read_text(),
+    )
+
+
+async def test_dashboard_and_alerts_use_only_what_a_node_exports(net: Net) -> None:
+    """Every metric named in the dashboard's panels and the alert rules' expressions is in a
+    live node's /metrics after traffic; every ncb_ family is used by one of them and has its
+    row in operations.md's table."""
+    await traffic(net)
+    await net.nodes["DE"].service.local_app[HEALTH].run_once()
+    family_of: dict[str, str] = {}  # each sample's name: its family's
+    for node in ("DE", "FR"):
+        text, _ = await net.scrape(node)
+        for family in text_string_to_metric_families(text):
+            family_of |= {s.name: family.name for s in family.samples}
+    dashboard, rules, operations = _monitoring_files()
+    used: dict[str, str] = {}
+    for what, exprs in (
+        ("dashboard", _exprs_of_dashboard(dashboard)),
+        ("alerts", _exprs_of_rules(rules)),
+    ):
+        for expr in exprs:
+            used |= {name: what for name in NAME.findall(expr)}
+    assert {name: what for name, what in used.items() if name not in family_of} == {}
+    ours = {f for f in family_of.values() if f.startswith("ncb_")}
+    assert ours - {family_of[name] for name in used} == set()
+    documented = set(re.findall(r"`(ncb_[a-z0-9_]+)", operations))
+    # The table names counters as exposed, with `_total`; the parser drops it.
+    assert {f for f in ours if f not in documented and f + "_total" not in documented} == set()
