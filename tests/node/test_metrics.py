@@ -306,13 +306,14 @@ async def test_a_failed_reload_is_counted_and_shown(net: Net) -> None:
     assert value(after, "ncb_node_ready") == 1  # degraded: the last good policy answers
 
 
-async def test_metrics_answer_only_hosts_the_local_listener_answers(net: Net) -> None:
+async def test_metrics_answer_the_hosts_the_local_listener_answers(net: Net) -> None:
     url = net.local("DE") + "/metrics"
     async with net.session.get(url, headers={"Host": "evil.example"}) as resp:
         assert resp.status == 421
     async with net.session.get(url, headers={"Accept": "application/openmetrics-text"}) as resp:
         assert resp.status == 200
         assert resp.content_type == "application/openmetrics-text"
+        assert "Server" not in resp.headers
         assert (await resp.text()).rstrip().endswith("# EOF")
 
 
