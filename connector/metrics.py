@@ -103,7 +103,8 @@ class Metrics:
         )
         self.reload_failures = Counter(
             "ncb_reload_failures_total",
-            "Reloads of the policy or of peers.yaml that failed (the last good one stays).",
+            "Reloads of the policy, peers.yaml or connector.yaml that failed (the last good"
+            " one stays).",
             ("file",),
             registry=r,
         )
@@ -118,7 +119,7 @@ class Metrics:
         self._rejected: dict[tuple[str, str], Counter] = {}
         self._sent: dict[tuple[str, str, str], Counter] = {}
         self._exchange: dict[str, Histogram] = {}
-        for file in ("policy", "peers"):
+        for file in ("policy", "peers", "config"):
             self.reload_failures.labels(file)  # zero from the start, so rate() sees the first
 
     # --- what the node's parts call -----------------------------------------------------

@@ -27,7 +27,7 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
 # Always reported, 0 when all is well, so a panel or an alert sees each from the start.
-PROBLEMS = ("policy", "peers", "enquiry_log", "disk", "records")
+PROBLEMS = ("policy", "peers", "config", "notifications", "enquiry_log", "disk", "records")
 BREAKER_STATES: tuple[BreakerState, ...] = ("closed", "open", "half_open")
 
 # How often a scrape may cause a database read, and how long it waits for one: a backlog
@@ -110,14 +110,20 @@ def node_view(node: Node) -> View:
         yield maintenance
         problem = _gauge(
             "ncb_node_problem",
-            "1 while something is wrong: a policy or peers file that failed to load (the last"
-            " good one is in force), the enquiry log lost, a full disk, a record store that"
-            " does not answer.",
+            "1 while something is wrong: a policy, peers.yaml or connector.yaml (its"
+            " notification channels) that failed to load (the last good one is in force), the"
+            " enquiry log lost, a full disk, a record store that does not answer.",
             ("what",),
         )
         for what in dict.fromkeys((*PROBLEMS, *problems, *unready)):
             problem.add_metric([what], 1.0 if what in problems or what in unready else 0.0)
         yield problem
+        restart = _gauge(
+            "ncb_node_restart_needed",
+            "1 while connector.yaml holds edits that take effect only at a restart.",
+        )
+        restart.add_metric([], 1.0 if live.restart_needed else 0.0)
+        yield restart
         policy = _gauge(
             "ncb_policy_info", "The policy in force, by its digest (always 1).", ("digest",)
         )
@@ -215,14 +221,13 @@ class Backlogs:
         *,
         records: RecordStore,
         log_engine: Engine,
-        channels: Sequence[str],
+        channels: Callable[[], Sequence[str]],
         clock: Callable[[], float],
         monotonic: Callable[[], float],
     ) -> None:
         self.clock = clock
-        self.channels = tuple(channels)
         self.outbox: Cached[dict[str, Depth]] = Cached(
-            lambda: depths(log_engine, self.channels),
+            lambda: depths(log_engine, channels()),
             what="outbox",
             interval=OUTBOX_INTERVAL_S,
             monotonic=monotonic,

@@ -111,7 +111,8 @@ class Service:
         backlogs = Backlogs(
             records=self.records,
             log_engine=self.enquiry_log.engine,
-            channels=sorted(s.notifications.channels),
+            # The channels in force: a reload of connector.yaml may change them.
+            channels=lambda: sorted(self.settings.notifications.channels),
             clock=node.clock,
             monotonic=time.monotonic,
         )
@@ -296,6 +297,7 @@ class Service:
             new = self.reread()
         except ConfigError as exc:
             live.problems["config"] = f"connector.yaml not reloaded: {exc.detail}"
+            self.node.metrics.reload_failed("config")
             log.error("config_reload_failed", error=exc.detail)
             return none
         live.problems.pop("config", None)
@@ -316,6 +318,7 @@ class Service:
                 reconfigure_notifications(self.peer_app, new.notifications)
             except ConfigError as exc:
                 live.problems["notifications"] = exc.detail
+                self.node.metrics.reload_failed("config")
                 log.error("notifications_reload_failed", error=exc.detail)
                 kept.append("notifications")
                 new = new.model_copy(update={"notifications": old.notifications})

@@ -296,14 +296,21 @@ async def test_counters_move_by_exactly_the_traffic_sent(net: Net) -> None:
 
 
 async def test_a_failed_reload_is_counted_and_shown(net: Net) -> None:
-    de = net.nodes["DE"].node
+    de = net.nodes["DE"]
     _, before = await net.scrape("DE")
-    (de.live.policy_dir / "10-demo.yaml").write_text("inbound: [{name: broken}]\n")
-    de.live.reload()
+    (de.node.live.policy_dir / "10-demo.yaml").write_text("inbound: [{name: broken}]\n")
+    config = de.node.settings.base_dir / "connector.yaml"
+    config.write_text(config.read_text() + "no_such_setting: 1\n")
+    de.service.reload()  # SIGHUP: connector.yaml, then the policy and peers
     _, after = await net.scrape("DE")
-    assert moved(before, after, "ncb_reload_failures_total") == {labels(file="policy"): 1}
+    assert moved(before, after, "ncb_reload_failures_total") == {
+        labels(file="policy"): 1,
+        labels(file="config"): 1,
+    }
     assert value(after, "ncb_node_problem", what="policy") == 1
-    assert value(after, "ncb_node_ready") == 1  # degraded: the last good policy answers
+    assert value(after, "ncb_node_problem", what="config") == 1
+    assert value(after, "ncb_node_problem", what="peers") == 0
+    assert value(after, "ncb_node_ready") == 1  # degraded: the last good versions answer
 
 
 async def test_metrics_answer_the_hosts_the_local_listener_answers(net: Net) -> None:
