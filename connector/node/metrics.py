@@ -59,6 +59,7 @@ class Cached(Generic[T]):
         self.value: T | None = None
         self._task: asyncio.Future[T] | None = None
         self._at = -math.inf
+        self._failing = False  # logged when reads start failing and when they work again
 
     async def refresh(self) -> None:
         now = self._monotonic()
@@ -79,8 +80,13 @@ class Cached(Generic[T]):
             return
         exc = task.exception()
         if exc is not None:
-            log.warning("metrics_read_failed", what=self.what, error=type(exc).__name__)
+            if not self._failing:
+                log.warning("metrics_read_failed", what=self.what, error=type(exc).__name__)
+            self._failing = True
             return
+        if self._failing:
+            log.info("metrics_read_recovered", what=self.what)
+        self._failing = False
         self.value = task.result()
 
     async def close(self) -> None:
