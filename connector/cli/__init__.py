@@ -178,7 +178,7 @@ COMMANDS: dict[str, Lazy | click.Command] = {
             ),
             "remove": Lazy(
                 target="connector.cli.records:records_remove",
-                help="Remove one record (e.g.",
+                help="Remove one record (a vehicle that was found, say); it is no longer a hit.",
             ),
             "show": Lazy(
                 target="connector.cli.records:records_show",

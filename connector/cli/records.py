@@ -204,7 +204,7 @@ def records_show(ref: str, config_path: Path) -> None:
 @config_option
 @handles_errors
 def records_remove(ref: str, config_path: Path) -> None:
-    """Remove one record (e.g. a vehicle that was found); it is no longer a hit."""
+    """Remove one record (a vehicle that was found, say); it is no longer a hit."""
     settings = load_settings(config_path)
     category, record_id = _parse_ref(ref, settings.node)
     with closing(RecordStore.open(settings.records_url)) as store:

@@ -80,6 +80,11 @@ def certificate_fingerprint(cert_pem: bytes) -> str:
     return der_fingerprint(der)
 
 
+def certificate_not_after(cert_pem: bytes) -> float:
+    """When the certificate expires, as a Unix time (its notAfter)."""
+    return x509.load_pem_x509_certificate(cert_pem).not_valid_after_utc.timestamp()
+
+
 def der_fingerprint(der: bytes) -> str:
     digest = hashlib.sha256(der).hexdigest().upper()
     return ":".join(digest[i : i + 2] for i in range(0, 64, 2))

@@ -60,6 +60,7 @@ from connector.enquiries.sealing import (
     seal_findings,
 )
 from connector.errors import ConfigError, EnquiryLogError, EnquiryLogLost, Replay
+from connector.metrics import Metrics
 from connector.storage.urls import async_url, redacted, sqlite_file
 
 log = structlog.get_logger(__name__)
@@ -158,8 +159,10 @@ class EnquiryLog:
         max_batch: int = 256,
         async_engine: AsyncEngine | None = None,
         writer_thread: bool = False,
+        metrics: Metrics | None = None,
     ) -> None:
         self.engine = engine
+        self.metrics = metrics  # told each commit's time, rows, and whether it failed
         self._async = async_engine
         self._flushing: set[asyncio.Task[None]] = set()
         self._writer = (
@@ -204,7 +207,13 @@ class EnquiryLog:
 
     @classmethod
     def open(
-        cls, url: str, *, commit_delay: float = 0.002, max_batch: int = 256, serving: bool = False
+        cls,
+        url: str,
+        *,
+        commit_delay: float = 0.002,
+        max_batch: int = 256,
+        serving: bool = False,
+        metrics: Metrics | None = None,
     ) -> EnquiryLog:
         """The log on a schema this version knows (a new database is created). `serving`: a
         node's, committing through asyncpg on PostgreSQL."""
@@ -221,6 +230,7 @@ class EnquiryLog:
                 max_batch=max_batch,
                 async_engine=aengine,
                 writer_thread=serving and engine.dialect.name == "sqlite",
+                metrics=metrics,
             )
             ensure_log_schema(log_._conn, what=f"enquiry log {redacted(url)}")
         except SQLAlchemyError as exc:
@@ -376,8 +386,9 @@ class EnquiryLog:
             task.add_done_callback(self._flushing.discard)
             return
         items = [(p.entry, p.companions) for p in batch]
+        started = self._started()
         seqs = self._commit_batch(self._conn, items)
-        self._settle(batch, seqs)
+        self._settle(batch, seqs, started)
         self._announce(items)
 
     def _commit_batch(self, conn: Connection, items: Sequence[_Item]) -> list[int | BaseException]:
@@ -399,6 +410,7 @@ class EnquiryLog:
     async def _flush_threaded(self, batch: list[_Pending]) -> None:
         items = [(p.entry, p.companions) for p in batch]
         self._committing = True
+        started = self._started()
         try:
             seqs = await asyncio.get_running_loop().run_in_executor(
                 self._writer, self._commit_in_thread, items
@@ -408,7 +420,7 @@ class EnquiryLog:
             seqs = [EnquiryLogError("the enquiry log could not be written")] * len(batch)
         finally:
             self._committing = False
-        self._settle(batch, seqs)
+        self._settle(batch, seqs, started)
         self._announce(items)
         if self._pending and self._flush_handle is None:
             self._flush()  # what gathered while this commit ran
@@ -421,6 +433,7 @@ class EnquiryLog:
     async def _flush_async(self, batch: list[_Pending]) -> None:
         items = [(p.entry, p.companions) for p in batch]
         seqs: list[int | BaseException]
+        started = self._started()
         try:
             seqs = list(await self._write_async(items))
         except IntegrityError:
@@ -433,7 +446,7 @@ class EnquiryLog:
         except Exception as exc:
             log.error("enquiry_log_commit_failed", error=_error_kind(exc), rows=len(batch))
             seqs = [EnquiryLogError("the enquiry log could not be written")] * len(batch)
-        self._settle(batch, seqs)
+        self._settle(batch, seqs, started)
 
     async def _write_async(self, items: Sequence[_Item]) -> list[int]:
         assert self._async is not None
@@ -449,7 +462,18 @@ class EnquiryLog:
         log.error("enquiry_log_commit_failed", error=_error_kind(exc), rows=1)
         return EnquiryLogError("the enquiry log could not be written")
 
-    def _settle(self, batch: Sequence[_Pending], seqs: Sequence[int | BaseException]) -> None:
+    def _started(self) -> float:
+        return self.metrics.now() if self.metrics is not None else 0.0
+
+    def _settle(
+        self, batch: Sequence[_Pending], seqs: Sequence[int | BaseException], started: float
+    ) -> None:
+        if self.metrics is not None:
+            self.metrics.committed(
+                self.metrics.now() - started,
+                len(batch),
+                failed=any(isinstance(s, EnquiryLogError) for s in seqs),
+            )
         for p, seq in zip(batch, seqs, strict=True):
             self._pending_keys.discard((p.entry.iss, p.entry.jti))
             if p.done.done():

@@ -17,6 +17,7 @@ from connector.errors import InvalidCriteria, Replay
 from connector.inbound.probing import Observation, ProbingDetector
 from connector.inbound.ratelimit import RateLimiter
 from connector.logs import RateLimitedLog
+from connector.metrics import Metrics
 from connector.notify.notice import (
     CheckOutcome,
     Notice,
@@ -99,6 +100,7 @@ class Answerer:
         ref_checks: RefChecks = "disclosed",
         watch_delay: float = 0.05,
         probing: ProbingDetector | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.node = node
         self.signer = signer
@@ -115,6 +117,7 @@ class Answerer:
         # one batch whose notices share one commit.
         self.watch_delay = watch_delay
         self.probing = probing if probing is not None else ProbingDetector()
+        self.metrics = metrics
         # A peer decides how often it probes, so how often that is logged has a budget.
         self._probing_log = RateLimitedLog(
             "probing_suspected", clock=clock, per_key=5, total=50, key_field="peer"
@@ -124,6 +127,8 @@ class Answerer:
         self._settling: set[asyncio.Task[None]] = set()
 
     async def answer(self, token: bytes) -> Answered:
+        metrics = self.metrics
+        started = metrics.now() if metrics is not None else 0.0
         now = self.clock()
         trust = self.trust()
         when = datetime.fromtimestamp(now, UTC)
@@ -186,6 +191,14 @@ class Answerer:
             # The row (and its notices) is committed before the answer leaves: no answer
             # without its evidence, no enquiry without its notice.
             await self.log.append(entry, notice_rows(notices) if notices else ())
+        if metrics is not None:
+            # Counted once the row is committed: an answer that never left is not counted.
+            # `query.iss` is the peer whose pinned key verified the token.
+            for d in decided:
+                metrics.answered(query.iss, d.check.category, d.result.status, d.decision.rule)
+                if d.result.reason == "rate_limited" and d.decision.rule is not None:
+                    metrics.rate_limited(query.iss, d.decision.rule)
+            metrics.inbound_answer_seconds.observe(metrics.now() - started)
         for d in decided:
             if d.probing is not None:
                 self._probing_log(

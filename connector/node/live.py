@@ -10,6 +10,7 @@ from pathlib import Path
 import structlog
 
 from connector.errors import ConnectorError
+from connector.metrics import Metrics
 from connector.node.maintenance import MaintenanceSwitch
 from connector.node.readiness import ReadinessChecks
 from connector.peers.trust import TrustStore, load_trust_store
@@ -49,7 +50,9 @@ class LiveState:
         channels: frozenset[str] | None = None,
         load_trust_fn: Callable[[Path], TrustStore] = load_trust_store,
         maintenance: MaintenanceSwitch | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
+        self.metrics = metrics  # told of each reload that failed
         self.policy_dir = policy_dir
         self.peers_file = peers_file
         self._check_policy = check_policy_fn
@@ -159,6 +162,7 @@ class LiveState:
             first = report.errors[0] if report.errors else "no policy"
             detail = f"{len(report.errors)} error(s) in the policy; the first: {first}"
             self.problems["policy"] = detail
+            self._failed("policy")
             log.error(
                 "policy_reload_failed",
                 directory=str(self.policy_dir),
@@ -178,6 +182,7 @@ class LiveState:
                 "connector.yaml does not define under notifications.channels"
             )
             self.problems["policy"] = detail
+            self._failed("policy")
             log.error(
                 "policy_reload_failed",
                 directory=str(self.policy_dir),
@@ -202,12 +207,17 @@ class LiveState:
             log.warning("policy_warning", diagnostic=str(warning))
         return True
 
+    def _failed(self, file: str) -> None:
+        if self.metrics is not None:
+            self.metrics.reload_failed(file)
+
     def _reload_peers(self) -> bool:
         self._peers_stamp = _stamp([self.peers_file])
         try:
             trust = self._load_trust(self.peers_file)
         except ConnectorError as exc:
             self.problems["peers"] = exc.detail
+            self._failed("peers")
             log.error(
                 "peers_reload_failed",
                 file=str(self.peers_file),

@@ -10,6 +10,7 @@ import aiohttp
 from aiohttp import web
 
 from connector.enquiries.log import EnquiryLog
+from connector.node.metrics import peers_view
 from connector.node.node import ENQUIRY_LOG, NODE, RECORDS, Node
 from connector.node.scheduler import SCHEDULER, Scheduler
 from connector.outbound.agencies import AgencyDirectory
@@ -53,9 +54,14 @@ def build_local_app(
         window_s=s.federation.auth_failure_window_s,
         clock=time.monotonic,
     )
-    rejections = RejectionLog(clock=time.monotonic)
+    rejections = RejectionLog(clock=time.monotonic, counted=node.metrics.rejections_of("local"))
     app = make_local_app(
-        node.live, rejections, gate, hosts=s.federation.local_hosts, max_body=MAX_BODY
+        node.live,
+        rejections,
+        gate,
+        hosts=s.federation.local_hosts,
+        max_body=MAX_BODY,
+        metrics=node.metrics,
     )
     app[REJECTIONS] = rejections  # for what the listener refuses before the app
     app[NODE] = node
@@ -95,7 +101,8 @@ async def session_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def fanout_ctx(app: web.Application) -> AsyncIterator[None]:
-    fanout = app[NODE].fanout(app[SESSION], app[ENQUIRY_LOG], app[BREAKERS])
+    node = app[NODE]
+    fanout = node.fanout(app[SESSION], app[ENQUIRY_LOG], app[BREAKERS], metrics=node.metrics)
     app[FANOUT] = fanout
     yield
     await fanout.drain()  # queries in flight get their log rows before the log closes
@@ -132,6 +139,15 @@ async def health_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     app[HEALTH] = monitor
     app[FANOUT].on_answered = monitor.exchanged
+    node.metrics.view(
+        "peers",
+        peers_view(
+            trust=app[TRUST],
+            breakers=app[BREAKERS],
+            health=monitor,
+            monotonic=asyncio.get_running_loop().time,
+        ),
+    )
     # The first run is at once, so `peers status` has something to show and the connections
     # to every peer are warm before a check; held up by a busy loop, a run runs late (once).
     app[SCHEDULER].every(
@@ -142,4 +158,5 @@ async def health_ctx(app: web.Application) -> AsyncIterator[None]:
         skip_after=None,
     )
     yield
+    node.metrics.unview("peers")
     app[FANOUT].on_answered = None

@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import ssl
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import aiohttp
 import structlog
 from aiohttp import web
 
 from connector.crypto.jws import Signer
-from connector.crypto.keyfiles import certificate_fingerprint, read_signing_key
+from connector.crypto.keyfiles import (
+    certificate_fingerprint,
+    certificate_not_after,
+    read_signing_key,
+)
 from connector.enquiries.continuity import (
     STATE_FILE,
     Admin,
@@ -25,6 +30,7 @@ from connector.enquiries.continuity import (
 )
 from connector.enquiries.log import EnquiryLog
 from connector.errors import ConfigError
+from connector.metrics import Metrics
 from connector.node.live import LiveState
 from connector.node.maintenance import MAINTENANCE_FILE, MaintenanceSwitch
 from connector.notify.digest import digest_trigger
@@ -51,10 +57,15 @@ class Node:
     tls_fingerprint: str
     live: LiveState
     clock: Callable[[], float]
+    # The node's own registry: its counters move only while it serves (a command's Node
+    # counts nothing anyone scrapes).
+    metrics: Metrics = field(default_factory=Metrics)
+    tls_not_after: float = math.inf  # the served certificate's notAfter (Unix time)
 
     @classmethod
     def from_settings(cls, settings: Settings, *, clock: Callable[[], float] = time.time) -> Node:
         signer = Signer(read_signing_key(settings.path(settings.key_file)))
+        metrics = Metrics()
         try:
             cert = settings.path(settings.tls.cert).read_bytes()
         except OSError as exc:
@@ -64,13 +75,16 @@ class Node:
             peers_file=settings.path(settings.peers_file),
             channels=frozenset(settings.notifications.channels),
             maintenance=MaintenanceSwitch(settings.state_path(MAINTENANCE_FILE), clock=clock),
+            metrics=metrics,
         )
         return cls(
             settings=settings,
             signer=signer,
             tls_fingerprint=certificate_fingerprint(cert),
+            tls_not_after=certificate_not_after(cert),
             live=live,
             clock=clock,
+            metrics=metrics,
         )
 
     def load_live(self) -> None:
@@ -104,6 +118,7 @@ class Node:
             commit_delay=db.commit_delay_ms / 1000,
             max_batch=db.commit_max_rows,
             serving=serving,
+            metrics=self.metrics if serving else None,
         )
 
     @contextlib.asynccontextmanager
@@ -166,9 +181,15 @@ class Node:
             await enquiry_log.aclose()
 
     def fanout(
-        self, session: aiohttp.ClientSession, enquiry_log: EnquiryLog, breakers: Breakers
+        self,
+        session: aiohttp.ClientSession,
+        enquiry_log: EnquiryLog,
+        breakers: Breakers,
+        *,
+        metrics: Metrics | None = None,
     ) -> FanOut:
-        """The node's way of asking peers, over `session`, logged in `enquiry_log`."""
+        """The node's way of asking peers, over `session`, logged in `enquiry_log`; what it
+        asks counted in `metrics` (the serving node's)."""
         s = self.settings
         monotonic = asyncio.get_running_loop().time
         client = PeerClient(
@@ -191,6 +212,7 @@ class Node:
             breakers=breakers,
             monotonic=monotonic,
             peer_timeout=s.outgoing.timeout,
+            metrics=metrics,
         )
 
     @contextlib.asynccontextmanager

@@ -57,7 +57,8 @@ def build_peer_app(
     scheduler: Scheduler,
 ) -> web.Application:
     """The peer listener's app, on the service's record store, enquiry log and scheduler."""
-    app = make_peer_app(inflight, RejectionLog(clock=time.monotonic))
+    rejections = RejectionLog(clock=time.monotonic, counted=node.metrics.rejections_of("peer"))
+    app = make_peer_app(inflight, rejections)
     app[NODE] = node
     app[RECORDS] = records
     app[ENQUIRY_LOG] = enquiry_log
@@ -87,6 +88,7 @@ async def answerer_ctx(app: web.Application) -> AsyncIterator[None]:
         digest_only=_digest_only(node.settings.notifications),
         hit_threshold=node.settings.matching.threshold,
         ref_checks=node.settings.matching.ref_checks,
+        metrics=node.metrics,
     )
     app[IDENTITY] = IdentityToken(
         signer=node.signer,

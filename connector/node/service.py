@@ -7,6 +7,7 @@ import contextlib
 import functools
 import gc
 import signal
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from connector.enquiries.log import EnquiryLog
 from connector.errors import ConfigError
 from connector.logs import configure_logging
 from connector.node.local_app import build_local_app
+from connector.node.metrics import Backlogs, node_view
 from connector.node.node import Node
 from connector.node.peer_app import build_peer_app, reconfigure_notifications
 from connector.node.readiness import ReadinessChecks
@@ -84,6 +86,7 @@ class Service:
     enquiry_log: EnquiryLog
     peer_app: web.Application
     local_app: web.Application
+    backlogs: Backlogs
 
     async def start(self) -> None:
         try:
@@ -104,6 +107,20 @@ class Service:
         self.enquiry_log = await self._resources.enter_async_context(
             node.serving_enquiry_log(new_log=self.new_log)
         )
+        # What /metrics reads besides counters; a database read still running when the node
+        # stops is waited for before the databases close.
+        backlogs = Backlogs(
+            records=self.records,
+            log_engine=self.enquiry_log.engine,
+            # The channels in force: a reload of connector.yaml may change them.
+            channels=lambda: sorted(self.settings.notifications.channels),
+            clock=node.clock,
+            monotonic=time.monotonic,
+        )
+        self.backlogs = backlogs
+        node.metrics.view("node", node_view(node))
+        node.metrics.view("backlogs", backlogs.collect, backlogs.refresh)
+        self._resources.push_async_callback(backlogs.close)
         # The log's head goes to the journal every minute and at exit: outside the database,
         # so `enquiries verify --expect` can later prove that no newest rows were removed.
         checkpoints = Checkpoints(
@@ -295,6 +312,7 @@ class Service:
             new = self.reread()
         except ConfigError as exc:
             live.problems["config"] = f"connector.yaml not reloaded: {exc.detail}"
+            self.node.metrics.reload_failed("config")
             log.error("config_reload_failed", error=exc.detail)
             return none
         live.problems.pop("config", None)
@@ -315,6 +333,7 @@ class Service:
                 reconfigure_notifications(self.peer_app, new.notifications)
             except ConfigError as exc:
                 live.problems["notifications"] = exc.detail
+                self.node.metrics.reload_failed("config")
                 log.error("notifications_reload_failed", error=exc.detail)
                 kept.append("notifications")
                 new = new.model_copy(update={"notifications": old.notifications})

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import orjson
-from sqlalchemy import Connection, Engine, bindparam, event, func, select, update
+from sqlalchemy import BindParameter, Connection, Engine, bindparam, event, func, select, update
 
 from connector.enquiries.schema import ensure_log_schema, make_log_engine
 from connector.notify.notice import Notice, NoticeKind
@@ -52,6 +52,41 @@ def _row(r: Any) -> OutboxRow:
         last_error=m["last_error"],
         delivered_at=m["delivered_at"],
     )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Depth:
+    """One channel's backlog: notices still to deliver, since when, and those given up on."""
+
+    pending: int
+    oldest_pending_at: float | None
+    dead: int
+
+
+def depths(engine: Engine, channels: Iterable[str]) -> dict[str, Depth]:
+    """Each channel's backlog, on a connection of its own (so a worker thread may ask): one
+    range of the (channel, state, …) index per channel and state, never a scan of the
+    delivered notices, which pile up."""
+    c: BindParameter[str] = bindparam("channel")
+    pending = select(func.count(), func.min(outbox.c.created_at)).where(
+        outbox.c.channel == c, outbox.c.state == "pending"
+    )
+    dead = (
+        select(func.count())
+        .select_from(outbox)
+        .where(outbox.c.channel == c, outbox.c.state == "dead")
+    )
+    found: dict[str, Depth] = {}
+    with engine.connect() as conn:
+        for channel in channels:
+            n, oldest = conn.execute(pending, {"channel": channel}).one()
+            found[channel] = Depth(
+                pending=int(n),
+                oldest_pending_at=None if oldest is None else float(oldest),
+                dead=int(conn.execute(dead, {"channel": channel}).scalar_one()),
+            )
+        conn.rollback()
+    return found
 
 
 class Outbox:

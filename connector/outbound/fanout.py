@@ -19,6 +19,7 @@ from connector.errors import (
     PeerTimeout,
     PeerUnreachable,
 )
+from connector.metrics import Metrics
 from connector.outbound.exchange import Exchanges, Sent
 from connector.outbound.plan import PeerPlan, plan, require_all
 from connector.outbound.request import Request
@@ -85,8 +86,10 @@ class FanOut:
         monotonic: Callable[[], float],
         peer_timeout: float,
         commit_window: float = COMMIT_WINDOW_S,
+        metrics: Metrics | None = None,
     ) -> None:
         self.exchanges = exchanges
+        self.metrics = metrics  # each peer's outcome counted as it is reported
         self.breakers = breakers
         self.monotonic = monotonic
         self.peer_timeout = peer_timeout
@@ -177,10 +180,25 @@ class FanOut:
                         task = await done.get()
                 except TimeoutError:
                     for p in pending.values():
-                        yield _all(p, request, "timeout", "no outcome within the deadline")
+                        late = _all(p, request, "timeout", "no outcome within the deadline")
+                        self._counted(request, late)
+                        yield late
                     return
             pending.pop(task)
-            yield task.result()
+            outcome = task.result()
+            self._counted(request, outcome)
+            yield outcome
+
+    def _counted(self, request: Request, outcome: PeerOutcome) -> None:
+        """Each check of the outcome counted by agency, peer (a trust-store id: the plan
+        names only those) and status; the exchange's time, when one took place."""
+        m = self.metrics
+        if m is None:
+            return
+        for c in outcome.checks:
+            m.sent(request.agency, outcome.peer, c.status)
+        if outcome.elapsed_ms is not None:
+            m.exchanged(outcome.peer, outcome.elapsed_ms / 1000)
 
     async def _one(
         self,

@@ -745,6 +745,17 @@ class RecordStore:
             return 0
         return int(self._conn.execute(select(func.count()).select_from(table)).scalar_one())
 
+    def counts_apart(self) -> dict[Category, int]:
+        """Each category's records, read on a connection of its own: a worker thread may
+        ask while the event loop searches on the store's."""
+        with self.engine.connect() as conn:
+            found = {
+                c: int(conn.execute(select(func.count()).select_from(t)).scalar_one())
+                for c, t in self.tables.items()
+            }
+            conn.rollback()
+        return found
+
     def iter_ids(self, category: Category) -> Iterable[str]:
         table = self.tables.get(category)
         if table is not None:

@@ -6,7 +6,10 @@ from collections.abc import Iterable, Mapping
 from typing import Protocol
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
+from prometheus_client.aiohttp import make_aiohttp_handler
 
+from connector.metrics import Metrics
 from connector.peers.trust import TrustStore
 from connector.policy import Policy
 from connector.server.gate import GATE, AgencyGate, host_middleware
@@ -80,6 +83,19 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response(body, status=503 if away else 200)
 
 
+def metrics_handler(metrics: Metrics) -> Handler:
+    """`GET /metrics`: the views' database figures brought up to date (each read bounded
+    and cached), then the registry in the library's own exposition, text or OpenMetrics as
+    the scraper's `Accept` asks."""
+    expose = make_aiohttp_handler(metrics.registry)
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        await metrics.refresh()
+        return await expose(request)
+
+    return handle
+
+
 def make_local_app(
     readiness: Readiness,
     rejections: RejectionLog,
@@ -87,9 +103,11 @@ def make_local_app(
     *,
     hosts: Iterable[str] = (),
     max_body: int,
+    metrics: Metrics | None = None,
 ) -> web.Application:
     """`hosts`: names besides IP addresses and localhost that the listener answers to;
-    `max_body`: the largest request body read, however it is sent (chunked too)."""
+    `max_body`: the largest request body read, however it is sent (chunked too); `metrics`:
+    served at /metrics, under the same Host check as /livez and /readyz."""
     app = web.Application(
         middlewares=[problem_middleware(rejections), host_middleware(hosts)],
         client_max_size=max_body,
@@ -99,4 +117,6 @@ def make_local_app(
     app[GATE] = gate
     app.router.add_get("/livez", livez)
     app.router.add_get("/readyz", readyz)
+    if metrics is not None:
+        app.router.add_get("/metrics", metrics_handler(metrics))
     return quiet(app)

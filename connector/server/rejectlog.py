@@ -16,7 +16,8 @@ class RejectionLog:
     `window_s`, `total` for all addresses together, and the rest counted by code in
     `request_rejected_suppressed`. A client that goes away while its request is read or
     answered is `client_disconnected`, and an error of ours while handling a request
-    `request_failed` (with its traceback), each under the same kind of budget."""
+    `request_failed` (with its traceback), each under the same kind of budget. `counted`,
+    when given, is told the problem code of every refusal and failure, logged or not."""
 
     def __init__(
         self,
@@ -26,7 +27,9 @@ class RejectionLog:
         window_s: float = 60.0,
         total: int = 300,
         max_remotes: int = 10_000,
+        counted: Callable[[str], None] | None = None,
     ) -> None:
+        self.counted = counted
         self._rejected = RateLimitedLog(
             "request_rejected",
             clock=clock,
@@ -61,6 +64,8 @@ class RejectionLog:
     def rejected(
         self, *, remote: str | None, path: str, status: int, code: str, detail: str
     ) -> None:
+        if self.counted is not None:
+            self.counted(code)
         self._rejected(remote, code, path=path, status=status, detail=detail)
 
     def disconnected(self, *, remote: str | None, path: str, error: BaseException) -> None:
@@ -69,6 +74,8 @@ class RejectionLog:
     def failed(self, *, remote: str | None, path: str) -> None:
         """Inside an `except` block: the exception being handled is the one logged."""
         exc = sys.exc_info()[1]
+        if self.counted is not None:
+            self.counted("internal")  # what the client was told: 500 `internal`
         code = type(exc).__name__ if exc is not None else "error"
         self._failed(remote, code, path=path, exc_info=True)
 

@@ -147,7 +147,7 @@ async def test_hosts_the_listener_answers(local: Local, host: str) -> None:
     assert (status, body) == (200, {"status": "ok"})
 
 
-@pytest.mark.parametrize("path", ["/livez", "/readyz", "/local/v1/openapi.json"])
+@pytest.mark.parametrize("path", ["/livez", "/readyz", "/metrics", "/local/v1/openapi.json"])
 async def test_a_foreign_host_name_is_refused(local: Local, path: str) -> None:
     # A page on attacker.example whose name now resolves to 127.0.0.1 (DNS rebinding).
     status, problem, _ = await local.get(path, Host=f"attacker.example:{local.port}")

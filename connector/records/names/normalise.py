@@ -113,6 +113,17 @@ _ARABIC_ARTICLE = re.compile(r"(^|\s)ال(?=\w)")
 # and drop out of the phonetic key like every other vowel.
 _ARABIC_LONG_VOWEL = re.compile(r"(?<=\w)[\u0648\u064a\u06cc\u0627\u0649]")
 _ARABIC_VOWELS = {"\u0648": "u", "\u064a": "i", "\u06cc": "i", "\u0627": "a", "\u0649": "a"}
+# A word's first alef or ʿayn carries its first vowel (Ahmad, Amir, Ali, Abbas).
+_ARABIC_INITIAL = re.compile(r"(?<!\w)[\u0627\u0639]")
+# Persian writes its own letters (ی ک پ چ ژ گ) and says the Arabic ones otherwise: ض ظ ذ
+# are z, ث ص s, ق gh (Rezaei, Ghasemi, Mousavi, as Iranian passports print them), and و
+# opening a word or before a long vowel is v (Vahid, Mousavi), but not before the article
+# ال (ابوالفضل is Abolfazl).
+_PERSIAN = re.compile("[\u06cc\u06a9\u067e\u0686\u0698\u06af]")
+_PERSIAN_LETTERS = str.maketrans(
+    {"\u0636": "z", "\u0638": "z", "\u0630": "z", "\u062b": "s", "\u0635": "s", "\u0642": "gh"}
+)
+_PERSIAN_V = re.compile(r"(?:(?<!\w)\u0648|\u0648(?=[\u0627\u06cc\u064a])(?!\u0627\u0644))")
 # abdul/abdel/abdur + name is one name part in some romanisations and two in others.
 _ABD = re.compile(r"^abd(?:ul|el|al|ol|oul|ur|ar|er|ir|us|ush|un|ulla)?(?=[a-z]{3})")
 _ABD_FORMS = frozenset({"abd", "abdul", "abdel", "abdal", "abdol", "abdoul", "abdu", "bd"})
@@ -165,14 +176,21 @@ class Name:
     fields: tuple[str, ...]
 
 
-def to_latin(text: str, *, whole: bool = True) -> str:
+def to_latin(text: str, *, whole: bool = True, persian: bool | None = None) -> str:
     """Lower-case ASCII: Cyrillic and Greek as ICAO passports print them, Han and Hangul
     a syllable per character, everything else through anyascii. `whole`: the text is a
-    whole name, so a run of Han or Hangul is a family name and a given name."""
+    whole name, so a run of Han or Hangul is a family name and a given name. `persian`:
+    whether Arabic script is read as Persian (None: when the text has a letter only Persian
+    writes; a name's fields are decided together, see `names_of`)."""
     text = unicodedata.normalize("NFC", text).casefold()
     text = _ARABIC_ARTICLE.sub(r"\1", text)
     if any("\u0600" <= c <= "\u06ff" for c in text):
+        if persian or (persian is None and _PERSIAN.search(text)):
+            text = _PERSIAN_V.sub("v", text.translate(_PERSIAN_LETTERS))
         text = _ARABIC_LONG_VOWEL.sub(lambda m: _ARABIC_VOWELS[m[0]], text)
+        # A word's first alef or ʿayn carries its first vowel (Ahmad, Amir, Ali, Abbas),
+        # which anyascii leaves out.
+        text = _ARABIC_INITIAL.sub("a", text)
     # A whole name in one run is split into family and given name; written in several runs
     # (구 영순), it is split already, and each run is one part.
     whole = whole and len(_HAN_OR_HANGUL.findall(text)) == 1
@@ -211,11 +229,11 @@ def _greek(text: str) -> str:
     return " ".join(words)
 
 
-def tokens(text: str, *, whole: bool = True) -> tuple[str, ...]:
+def tokens(text: str, *, whole: bool = True, persian: bool | None = None) -> tuple[str, ...]:
     """The name parts of `text`: Latin letters and digits, split at spaces, hyphens and
     punctuation; apostrophes (O'Brien, Arabic ʿayn and hamza) joined rather than split.
     `whole` as for `to_latin`; a first or last name field alone is not whole."""
-    latin = to_latin(text, whole=whole).replace("'", "").replace("`", "")
+    latin = to_latin(text, whole=whole, persian=persian).replace("'", "").replace("`", "")
     out: list[str] = []
     for token in _SPLIT.split(latin):
         if not token:
@@ -247,10 +265,16 @@ def names_of(values: Mapping[str, Any]) -> tuple[Name, ...]:
     # A Chinese or Korean given name is one name, whose syllables a romanisation may write
     # apart (Xiong Lin for 雄林): one part, or a check of "Lin Rong" would meet Xiong Lin Rong.
     syllabic = isinstance(original, str) and _HAN_OR_HANGUL.search(original) is not None
+    # One name is one language: a Persian family name makes its Arabic-looking given name
+    # (ابوالفضل) Persian too.
+    written = " ".join(
+        v for k in ("first_name", "middle_name", "last_name") if isinstance(v := values.get(k), str)
+    )
+    persian = _PERSIAN.search(written) is not None or None
     for key in ("first_name", "middle_name", "last_name"):
         value = values.get(key)
         if isinstance(value, str):
-            parts = tokens(value, whole=False)
+            parts = tokens(value, whole=False, persian=persian)
             if syllabic and key == "first_name" and parts:
                 parts = ("".join(parts),)
             main += [(t, key) for t in parts]

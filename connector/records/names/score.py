@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -32,6 +33,10 @@ TYPO_LENGTH = 0.75
 """A part one edit (a letter replaced, added, left out, or two swapped) from the recorded
 one scores 1 - TYPO_LENGTH / its length: a typo says more in a long name than in a short
 one, where one letter makes another name (Vera / Veda)."""
+
+MRZ_SPELLING = 0.97
+"""A part that is the other as a passport's machine-readable zone spells it (ICAO Doc 9303
+part 3: Ä, Ö, Ü, Å written AE, OE, UE, AA): Mueller / Müller, Oedegaard / Ødegård."""
 
 SAME_SOUNDS = 0.93
 SAME_SOUNDS_FROM = 6
@@ -90,7 +95,7 @@ class PartMatch:
     part: str
     matched: str | None
     field: str
-    how: str  # exact, variant, transliteration, phonetic, consonants, typo,
+    how: str  # exact, variant, mrz_spelling, transliteration, phonetic, consonants, typo,
     # transliteration_typo, similar, initial, joined, none
     similarity: float
 
@@ -118,6 +123,8 @@ def part_similarity(query: str, recorded: str) -> tuple[float, str]:
         return (1.0, "initial") if query[0] == recorded[0] else (0.0, "none")
     if canonical(query) == canonical(recorded):
         return 0.95, "variant"
+    if _mrz_folded(query) == _mrz_folded(recorded):
+        return MRZ_SPELLING, "mrz_spelling"
     text = Indel.normalized_similarity(query, recorded)
     typo = min(len(query), len(recorded)) >= 3 and OSA.distance(query, recorded) == 1
     typo_score = 1 - TYPO_LENGTH / max(len(query), len(recorded)) if typo else 0.0
@@ -142,6 +149,11 @@ def part_similarity(query: str, recorded: str) -> tuple[float, str]:
         # has (almost) no vowels: Gromova / Abramova are not one name. Consonants a letter
         # apart only where one side has no vowel at all: Mandy / Wendy are two names.
         abjad = ABJAD if bare == bare_recorded else ABJAD - 0.1
+    if not abjad and len(bare_recorded) >= 2 and _vowels_supplied(query, recorded):
+        # A name held as its Arabic or Persian script reads (long vowels only: رضایی is
+        # rzaii), asked with the short vowels a romanisation supplies and its way of
+        # writing the long ones (Rezaei, Hossein, Mousavi).
+        abjad = ABJAD if len(bare_recorded) >= 3 else ABJAD_SHORT
     heard, heard_recorded = _readings(query), _readings(recorded)
     if heard & heard_recorded and min(len(query), len(recorded)) >= (
         SAME_SOUNDS_FROM if query[0] != recorded[0] else SAME_SOUNDS_SAME_START
@@ -193,6 +205,49 @@ def _known(found: tuple[float, str], known: bool) -> tuple[float, str]:
 
 
 _VOWELS = str.maketrans("", "", "aeiou")
+# Both sides of a name are lower-case ASCII by now (Müller is muller): what an MRZ spells
+# with two letters is folded back to the one the accent was dropped from.
+_MRZ_DIGRAPHS = re.compile(r"ae|oe|ue|aa")
+
+
+def _mrz_folded(token: str) -> str:
+    return _MRZ_DIGRAPHS.sub(lambda m: m[0][0], token)
+
+
+# How romanisations of Persian and Arabic write the long vowels ی and و.
+_LONG_VOWELS = re.compile(r"e[iy]|ou|ee|oo")
+_LONG = {"ei": "i", "ey": "i", "ou": "u", "ee": "i", "oo": "u"}
+
+
+def _once(token: str) -> str:
+    return "".join(c for i, c in enumerate(token) if i == 0 or token[i - 1] != c)
+
+
+def _vowels_supplied(query: str, recorded: str) -> bool:
+    """The recorded part is the check's with only short vowels left out, once the check's
+    long vowels are read as one letter (Rezaei / rzaii, Hossein / hsin): the same consonants
+    in the same order, each recorded vowel where the check has it, and every vowel the check
+    adds between two consonants, where a short vowel is spoken (not Malika / Malik, whose
+    last vowel makes another name, nor Joan / Jan)."""
+    spelt = _once(_LONG_VOWELS.sub(lambda m: _LONG[m[0]], query))
+    held = _once(recorded)
+    if len(held) > len(spelt) or _consonants(spelt) != _consonants(held):
+        return False
+    j = 0
+    for i, c in enumerate(spelt):
+        if j < len(held) and held[j] == c:
+            j += 1
+            continue
+        inside = 0 < i < len(spelt) - 1
+        if not (inside and c in "aeiou" and _is_consonant(spelt[i - 1])):
+            return False
+        if not _is_consonant(spelt[i + 1]):
+            return False
+    return j == len(held)
+
+
+def _is_consonant(c: str) -> bool:
+    return c not in "aeiou"
 
 
 def _consonants(token: str) -> str:

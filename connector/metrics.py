@@ -1,0 +1,213 @@
+"""One node's Prometheus metrics: every family in a registry of the node's own, the counters
+its parts move as things happen, and the views read at each scrape (docs/operations.md §7a).
+
+Labels come from closed sets only: peers of the trust store, agencies of agencies.json,
+categories, statuses and problem codes of this code, rule names of the admin's policy,
+notification channels of connector.yaml. Nothing a peer or a client sends becomes a label
+unless it was first found in one of those.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from time import perf_counter
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
+from prometheus_client.metrics_core import Metric
+from prometheus_client.process_collector import ProcessCollector
+
+from connector.vocabulary import Category
+
+# Each counter's `_created` sample would double the series for nothing an alert or a panel
+# reads; it is the library's process-wide switch, the same for every node in the process.
+disable_created_metrics()  # type: ignore[no-untyped-call]
+
+View = Callable[[], Iterable[Metric]]
+"""Families made at scrape time from what the node holds in memory (breakers, peer health,
+readiness, the figures last read from its databases): never a database read itself."""
+
+Refresh = Callable[[], Awaitable[None]]
+"""Brings the figures a view reports from a database up to date before a scrape, with a
+deadline and a cache of its own: a scrape never waits long, and many scrapes read once."""
+
+ANSWER_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+EXCHANGE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+COMMIT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+
+DEFAULT_RULE = "(default deny)"
+"""The rule label of a check no rule matched (as the enquiry log records it)."""
+
+
+class Metrics:
+    """The node's registry and the instruments its parts are given. One per node: tests run
+    several nodes in one process, and the library's global registry is never used."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.inbound_checks = Counter(
+            "ncb_inbound_checks_total",
+            "Checks of peers' queries answered, by peer, category, outcome and deciding rule.",
+            ("peer", "category", "outcome", "rule"),
+            registry=r,
+        )
+        self.inbound_answer_seconds = Histogram(
+            "ncb_inbound_answer_seconds",
+            "From a verified query token to its signed answer, its enquiry row committed.",
+            buckets=ANSWER_BUCKETS,
+            registry=r,
+        )
+        self.inbound_rate_limited = Counter(
+            "ncb_inbound_rate_limited_total",
+            "Checks denied because the peer spent its rule's rate.",
+            ("peer", "rule"),
+            registry=r,
+        )
+        self.rejections = Counter(
+            "ncb_rejections_total",
+            "Requests refused with a problem document, by listener and problem code.",
+            ("listener", "code"),
+            registry=r,
+        )
+        self.outbound_checks = Counter(
+            "ncb_outbound_checks_total",
+            "Agencies' checks sent (or not) to each peer, by agency, peer and outcome.",
+            ("agency", "peer", "status"),
+            registry=r,
+        )
+        self.outbound_exchange_seconds = Histogram(
+            "ncb_outbound_exchange_seconds",
+            "One exchange with a peer: signing, sending, its answer verified and logged.",
+            ("peer",),
+            buckets=EXCHANGE_BUCKETS,
+            registry=r,
+        )
+        self.log_commit_seconds = Histogram(
+            "ncb_enquiry_log_commit_seconds",
+            "One group commit of the enquiry log.",
+            buckets=COMMIT_BUCKETS,
+            registry=r,
+        )
+        self.log_commit_rows = Histogram(
+            "ncb_enquiry_log_commit_rows",
+            "Enquiry rows in one group commit.",
+            buckets=BATCH_BUCKETS,
+            registry=r,
+        )
+        self.log_commit_failures = Counter(
+            "ncb_enquiry_log_commit_failures_total",
+            "Group commits of the enquiry log that failed (their rows' requests got 503).",
+            registry=r,
+        )
+        self.reload_failures = Counter(
+            "ncb_reload_failures_total",
+            "Reloads of the policy, peers.yaml or connector.yaml that failed (the last good"
+            " one stays).",
+            ("file",),
+            registry=r,
+        )
+        ProcessCollector(registry=r)
+        self._views: dict[str, View] = {}
+        self._refreshes: dict[str, Refresh] = {}
+        r.register(_Views(self._views))
+        # Children bound once per label set: the answering path pays a dict lookup and an
+        # increment per check, not the library's label validation and lock.
+        self._checks: dict[tuple[str, Category, str, str], Counter] = {}
+        self._limited: dict[tuple[str, str], Counter] = {}
+        self._rejected: dict[tuple[str, str], Counter] = {}
+        self._sent: dict[tuple[str, str, str], Counter] = {}
+        self._exchange: dict[str, Histogram] = {}
+        for file in ("policy", "peers", "config"):
+            self.reload_failures.labels(file)  # zero from the start, so rate() sees the first
+
+    # --- what the node's parts call -----------------------------------------------------
+
+    def answered(self, peer: str, category: Category, outcome: str, rule: str | None) -> None:
+        key = (peer, category, outcome, rule or DEFAULT_RULE)
+        child = self._checks.get(key)
+        if child is None:
+            child = self._checks[key] = self.inbound_checks.labels(
+                peer, category.value, outcome, key[3]
+            )
+        child.inc()
+
+    def rate_limited(self, peer: str, rule: str) -> None:
+        key = (peer, rule)
+        child = self._limited.get(key)
+        if child is None:
+            child = self._limited[key] = self.inbound_rate_limited.labels(peer, rule)
+        child.inc()
+
+    def rejected(self, listener: str, code: str) -> None:
+        key = (listener, code)
+        child = self._rejected.get(key)
+        if child is None:
+            child = self._rejected[key] = self.rejections.labels(listener, code)
+        child.inc()
+
+    def rejections_of(self, listener: str) -> Callable[[str], None]:
+        """What one listener's refusals are counted by (`server/rejectlog`)."""
+        return lambda code: self.rejected(listener, code)
+
+    def sent(self, agency: str, peer: str, status: str) -> None:
+        key = (agency, peer, status)
+        child = self._sent.get(key)
+        if child is None:
+            child = self._sent[key] = self.outbound_checks.labels(agency, peer, status)
+        child.inc()
+
+    def exchanged(self, peer: str, seconds: float) -> None:
+        child = self._exchange.get(peer)
+        if child is None:
+            child = self._exchange[peer] = self.outbound_exchange_seconds.labels(peer)
+        child.observe(seconds)
+
+    def committed(self, seconds: float, rows: int, *, failed: bool) -> None:
+        self.log_commit_seconds.observe(seconds)
+        self.log_commit_rows.observe(rows)
+        if failed:
+            self.log_commit_failures.inc()
+
+    def reload_failed(self, file: str) -> None:
+        self.reload_failures.labels(file).inc()
+
+    @staticmethod
+    def now() -> float:
+        """The clock durations are measured by (never a wall clock)."""
+        return perf_counter()
+
+    # --- what a scrape reads ------------------------------------------------------------
+
+    def view(self, name: str, view: View, refresh: Refresh | None = None) -> None:
+        """Families `view` makes at each scrape, after `refresh` (if any) has run; a later
+        view of the same name replaces it (a service restarted on the same node)."""
+        self._views[name] = view
+        if refresh is None:
+            self._refreshes.pop(name, None)
+        else:
+            self._refreshes[name] = refresh
+
+    def unview(self, name: str) -> None:
+        self._views.pop(name, None)
+        self._refreshes.pop(name, None)
+
+    async def refresh(self) -> None:
+        """Every view's figures made current (each refresh bounds its own wait)."""
+        if self._refreshes:
+            await asyncio.gather(*(r() for r in list(self._refreshes.values())))
+
+
+class _Views:
+    """The registry's one custom collector: whatever views are installed now."""
+
+    def __init__(self, views: dict[str, View]) -> None:
+        self._views = views
+
+    def describe(self) -> list[Metric]:
+        return []  # families vary with what is installed; no name clash is checked for them
+
+    def collect(self) -> Iterator[Metric]:
+        for view in list(self._views.values()):
+            yield from view()
