@@ -14,7 +14,6 @@ import structlog
 from aiohttp import web
 
 from connector.crypto.jws import Signer
-from connector.crypto.keyfiles import certificate_fingerprint, read_signing_key
 from connector.enquiries.continuity import (
     STATE_FILE,
     Admin,
@@ -25,6 +24,7 @@ from connector.enquiries.continuity import (
 )
 from connector.enquiries.log import EnquiryLog
 from connector.errors import ConfigError
+from connector.node.keyring import KeyPaths, Keyring
 from connector.node.live import LiveState
 from connector.node.maintenance import MAINTENANCE_FILE, MaintenanceSwitch
 from connector.notify.digest import digest_trigger
@@ -46,17 +46,28 @@ class Node:
 
     settings: Settings
     signer: Signer
-    tls_fingerprint: str
+    keyring: Keyring
     live: LiveState
     clock: Callable[[], float]
 
+    @property
+    def tls_fingerprint(self) -> str:
+        """The certificate the peer listener presents now."""
+        return self.keyring.current.certificate.fingerprint
+
+    def own_expiries(self) -> dict[str, float | None]:
+        """When the node's own key and certificate in force stop being valid (None: no end
+        set; a signing key has one only while a rotation retires it), for metrics."""
+        ring = self.keyring.current
+        return {
+            "signing_key_not_after": ring.keys[0].not_after,
+            "certificate_not_after": ring.certificate.not_after,
+        }
+
     @classmethod
     def from_settings(cls, settings: Settings, *, clock: Callable[[], float] = time.time) -> Node:
-        signer = Signer(read_signing_key(settings.path(settings.key_file)))
-        try:
-            cert = settings.path(settings.tls.cert).read_bytes()
-        except OSError as exc:
-            raise ConfigError(f"cannot read the TLS certificate: {exc}") from exc
+        keyring = Keyring(KeyPaths.of(settings), clock=clock)
+        signer = Signer(keyring.current.signing)
         live = LiveState(
             policy_dir=settings.path(settings.policy_dir),
             peers_file=settings.path(settings.peers_file),
@@ -66,7 +77,7 @@ class Node:
         return cls(
             settings=settings,
             signer=signer,
-            tls_fingerprint=certificate_fingerprint(cert),
+            keyring=keyring,
             live=live,
             clock=clock,
         )
@@ -88,8 +99,8 @@ class Node:
     def ssl_context(self) -> ssl.SSLContext:
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-        s = self.settings
-        ctx.load_cert_chain(s.path(s.tls.cert), s.path(s.tls.key))
+        cert = self.keyring.current.certificate
+        ctx.load_cert_chain(cert.path, cert.key)
         return ctx
 
     def open_records(self, *, serving: bool = False) -> RecordStore:

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import gc
 import signal
+import ssl
 from pathlib import Path
 
 import structlog
@@ -15,6 +16,7 @@ from connector.enquiries.checkpoints import Checkpoints
 from connector.enquiries.continuity import Admin
 from connector.enquiries.log import EnquiryLog
 from connector.errors import ConfigError
+from connector.node.keyring import expiry
 from connector.node.local_app import build_local_app
 from connector.node.node import Node
 from connector.node.peer_app import build_peer_app
@@ -36,6 +38,11 @@ CHECKPOINT_INTERVAL_S = 60.0
 # How soon a running node notices its log file removed or replaced when idle; a commit
 # looks too, so no answer leaves whose row went to a lost file.
 LOG_WATCH_INTERVAL_S = 2.0
+# How soon a running node follows `keys rotate` and `keys renew-tls`, and each step of a
+# rotation under way: one stat() of rotation.json otherwise.
+KEYRING_INTERVAL_S = 1.0
+# An expiring certificate is said once a day, not at every check.
+EXPIRY_REMINDER_S = 86_400.0
 
 
 class Service:
@@ -56,6 +63,7 @@ class Service:
         self._runners: list[web.AppRunner] = []
         self.peer_port = 0
         self.local_port = 0
+        self._warned_expiry = float("-inf")
 
     # Set before start() when an admin accepts a log that does not hold the kept checkpoint.
     new_log: Admin | None = None
@@ -65,6 +73,7 @@ class Service:
     enquiry_log: EnquiryLog
     peer_app: web.Application
     local_app: web.Application
+    peer_tls: ssl.SSLContext
 
     async def start(self) -> None:
         try:
@@ -110,6 +119,9 @@ class Service:
                 at_once=False,
                 skip_after=None,
             )
+        self.scheduler.every(
+            "keyring", KEYRING_INTERVAL_S, self._follow_keys, at_once=False, skip_after=None
+        )
         checks = ReadinessChecks(
             directories=_writable_directories(s),
             floor_mb=s.readiness.min_free_mb,
@@ -147,13 +159,14 @@ class Service:
         )
         await peer_runner.setup()
         self._runners.append(peer_runner)
+        self.peer_tls = node.ssl_context()
         await GuardedSite(
             peer_runner,
             s.listen.peer.host,
             s.listen.peer.port,
             name="peer",
             limits=peer_limits,
-            ssl_context=node.ssl_context(),
+            ssl_context=self.peer_tls,
         ).start()
         self.peer_port = int(peer_runner.addresses[0][1])
         self.local_app = build_local_app(
@@ -185,6 +198,61 @@ class Service:
             peers=sorted(node.live.trust.peers),
         )
 
+    async def _follow_keys(self) -> None:
+        self.follow_keys()
+
+    def follow_keys(self) -> None:
+        """Sign with, present and publish what the keyring holds in force now: a rotation
+        published, its new key or certificate coming into force, the old one retiring."""
+        node = self.node
+        before = node.keyring.current
+        try:
+            now = node.keyring.refresh()
+        except ConfigError as exc:
+            log.error("keyring_unreadable", error=exc.detail, kept=before.signing.public.kid)
+            now = None
+        if now is not None:
+            if now.signing != before.signing:
+                node.signer.adopt(now.signing)
+                log.info("own_key_activated", old=before.signing.public.kid, new=node.signer.kid)
+            if now.certificate != before.certificate:
+                # New handshakes get the new certificate; connections open keep theirs.
+                self.peer_tls.load_cert_chain(now.certificate.path, now.certificate.key)
+                log.info(
+                    "own_certificate_activated",
+                    old=before.certificate.fingerprint,
+                    new=now.certificate.fingerprint,
+                    not_after=expiry(now.certificate.not_after),
+                )
+            for event, was, is_ in (
+                ("own_key_retired", before.keys, now.keys),
+                ("own_certificate_retired", before.certificates, now.certificates),
+            ):
+                for gone in sorted({p.name for p in was} - {p.name for p in is_}):
+                    log.info(event, old=gone)
+            if now.rotations != before.rotations:
+                log.info(
+                    "own_rotation_published",
+                    keys=[p.name for p in now.keys],
+                    certificates=[p.name for p in now.certificates],
+                )
+        self._warn_expiry()
+
+    def _warn_expiry(self) -> None:
+        node = self.node
+        left = node.keyring.certificate_expires() - node.clock()
+        days = node.settings.federation.key_expiry_warning_days
+        mono = asyncio.get_running_loop().time()
+        if left < days * 86_400 and mono - self._warned_expiry >= EXPIRY_REMINDER_S:
+            self._warned_expiry = mono
+            log.warning(
+                "own_certificate_expiring",
+                fingerprint=node.tls_fingerprint,
+                not_after=expiry(node.keyring.certificate_expires()),
+                days_left=round(left / 86_400, 1),
+                hint="ncb-connector keys renew-tls",
+            )
+
     async def _ping_watchdog(self) -> None:
         self.notifier.watchdog()
 
@@ -199,6 +267,7 @@ class Service:
 
     def reload(self) -> None:
         self.notifier.reloading()
+        self.follow_keys()
         report = self.node.live.reload()
         log.info(
             "reloaded",
