@@ -29,6 +29,12 @@ if TYPE_CHECKING:
 @click.option("--tls-fingerprint", help="SHA-256 of the peer's TLS certificate.")
 @click.option("--insecure", is_flag=True, help="Plain HTTP (tests and demos only).")
 @click.option("--yes", is_flag=True, help="Pin what --fetch found without asking.")
+@click.option(
+    "--update",
+    is_flag=True,
+    help="The peer is trusted already: pin the key and certificate it presents now (after "
+    "it rotated them), with --fetch.",
+)
 @config_option
 @handles_errors
 def peers_add(
@@ -39,9 +45,13 @@ def peers_add(
     tls_fingerprint: str | None,
     insecure: bool,
     yes: bool,
+    update: bool,
     config_path: Path,
 ) -> None:
-    """Trust a peer: pin its key and TLS fingerprint."""
+    """Trust a peer: pin its key and TLS fingerprint.
+
+    Exit status: 0 pinned; 1 not pinned (the question was answered no); 2 bad input, the
+    peer unreachable, or already trusted without --update."""
     from connector.peers.pinning import pin_peer
 
     def confirm(summary: str) -> bool:
@@ -57,13 +67,14 @@ def peers_add(
         tls_fingerprint=tls_fingerprint,
         insecure=insecure,
         confirm=confirm,
+        update=update,
     )
     if pinned is None:
         _fail("not pinned", 1)
         return
     peer = pinned.peer
     click.echo(
-        f"peer {peer.id} added: key {peer.keys[0].key.kid}, "
+        f"peer {peer.id} {'updated' if update else 'added'}: key {peer.keys[0].key.kid}, "
         f"tls {peer.tls_fingerprint or 'none (insecure)'}"
     )
     if pinned.inherited:

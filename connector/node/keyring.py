@@ -29,8 +29,8 @@ class Rotation(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     old: str
     new: str
-    activate_at: float
-    not_after: float
+    activate_at: int  # NumericDate, as the statement says it
+    not_after: int
     statement: str  # the compact JWS peers verify with a key they pin (protocol.md §9.1)
 
     def active(self, now: float) -> bool:
@@ -270,4 +270,5 @@ class Keyring:
 
 
 def expiry(when: float | None) -> str | None:
-    return None if when is None else datetime.fromtimestamp(when, UTC).isoformat()
+    """An instant as `keys` commands and events say it: ISO 8601, UTC, to the second."""
+    return None if when is None else datetime.fromtimestamp(int(when), UTC).isoformat()
