@@ -64,7 +64,14 @@ def key_findings(
         if not tls_ok and problem is None:
             problem = "the identity names another TLS certificate than the one pinned"
     expires = pinned.not_after.timestamp() if pinned and pinned.not_after else None
-    expiring = expires is not None and expires - now < warn_days * 86_400
+    # A key retiring after a rotation we accepted has its successor pinned: nothing to warn of.
+    succeeded = pinned is not None and any(
+        k is not pinned
+        and k.valid_at(when)
+        and (k.not_after is None or k.not_after.timestamp() > (expires or 0))
+        for k in peer.keys
+    )
+    expiring = expires is not None and expires - now < warn_days * 86_400 and not succeeded
     return key_ok, tls_ok, expires, expiring, problem
 
 
