@@ -172,3 +172,54 @@ async def test_key_and_certificate_rotate_while_a_peer_keeps_asking(tmp_path: Pa
                     await client.post(impostor, "/v1/query", b"x")
         finally:
             await runner.cleanup()
+
+
+async def test_peers_add_update_repins_a_peer_after_a_rotation_a_pinned_key_signed(
+    tmp_path: Path,
+) -> None:
+    async with network(tmp_path, ["DE", "FR"]) as net:
+        de = net["DE"]
+        fr_config = tmp_path / "FR" / "connector.yaml"
+        url = f"https://127.0.0.1:{de.service.peer_port}"
+        again = await asyncio.to_thread(
+            cli,
+            "peers",
+            "add",
+            "DE",
+            "--url",
+            url,
+            "--fetch",
+            "--yes",
+            config=fr_config,
+            check=False,
+        )
+        assert again.returncode == 2
+        assert "already trusted" in again.stderr
+        assert "--update" in again.stderr
+        old_kid = de.node.signer.kid
+        de_config = tmp_path / "DE" / "connector.yaml"
+        await asyncio.to_thread(cli, "keys", "rotate", config=de_config)
+        activated = await asyncio.to_thread(
+            cli, "keys", "rotate", "--activate", "--json", config=de_config
+        )
+        assert orjson.loads(activated.stdout)["activated"] is True
+        new_kid = orjson.loads(activated.stdout)["new"]
+        await until(lambda: de.node.signer.kid == new_kid, "DE signs with the new key")
+        updated = await asyncio.to_thread(
+            cli,
+            "peers",
+            "add",
+            "DE",
+            "--url",
+            url,
+            "--fetch",
+            "--update",
+            "--yes",
+            config=fr_config,
+        )
+        assert f"{old_kid} -> {new_kid}" in updated.stdout
+        assert "announced by a statement a pinned key signed" in updated.stdout
+        assert "peer DE updated" in updated.stdout
+        pinned = yaml.safe_load((tmp_path / "FR" / "peers.yaml").read_text())["peers"][0]
+        assert [k["jwk"]["kid"] for k in pinned["keys"]] == [new_kid, old_kid]
+        assert "not_after" in pinned["keys"][1]
