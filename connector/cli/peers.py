@@ -148,11 +148,15 @@ def peers_remove(peer_id: str, config_path: Path) -> None:
 )
 @handles_errors
 def peers_status(config_path: Path, as_json: bool, probe: bool) -> None:
-    """Each peer's last health check by the running node: up or down, latency, key, TLS.
-    The table exits 1 when a peer is down; --json exits 0 and says so in `up`."""
+    """Each peer's last health check by the running node: up or down, latency, key, TLS;
+    and this node's own certificate when it ends within federation.key_expiry_warning_days.
+    The table exits 1 when a peer is down; --json exits 0 and says so in `up`, and gives
+    `own`: {"certificate_expires", "certificate_expiring"} (null when the keys cannot be
+    read by this user)."""
     from connector.peers.health import load_health
 
     settings = load_settings(config_path)
+    own = _own_expiry(settings)
     written_at: float | None
     if probe:
         written_at = time.time()
@@ -165,6 +169,7 @@ def peers_status(config_path: Path, as_json: bool, probe: bool) -> None:
                 "written_at": utc_iso(written_at) if written_at else None,
                 "probed": probe,
                 "peers": [_health_dict(r) for r in rows],
+                "own": own,
             }
         )
         return
@@ -209,8 +214,29 @@ def peers_status(config_path: Path, as_json: bool, probe: bool) -> None:
             escape(r.error or ""),
         )
     out.print(table if rows else "no peers")
+    if own is not None and own["certificate_expiring"]:
+        out.print(
+            f"[yellow]this node's TLS certificate ends {own['certificate_expires']}[/]: "
+            "`ncb-connector keys renew-tls` (docs/operations.md §3a)"
+        )
     if any(not r.up for r in rows):
         raise SystemExit(1)
+
+
+def _own_expiry(settings: Settings) -> dict[str, Any] | None:
+    """When this node's certificate in force ends, and whether that is within the warning
+    days: what the running node warns of (`own_certificate_expiring`)."""
+    from connector.errors import ConfigError
+    from connector.node.keyring import expiry
+    from connector.node.rotation import keyring_now
+
+    now = time.time()
+    try:
+        ends = keyring_now(settings, now=now).certificate.not_after
+    except ConfigError:
+        return None
+    days = settings.federation.key_expiry_warning_days
+    return {"certificate_expires": expiry(ends), "certificate_expiring": ends - now < days * 86_400}
 
 
 async def _probe(settings: Settings, *, now: float) -> list[PeerHealth]:

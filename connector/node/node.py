@@ -60,8 +60,8 @@ class Node:
         set; a signing key has one only while a rotation retires it), for metrics."""
         ring = self.keyring.current
         return {
-            "signing_key_not_after": ring.keys[0].not_after,
-            "certificate_not_after": ring.certificate.not_after,
+            "signing_key_expires": ring.keys[0].not_after,
+            "certificate_expires": ring.certificate.not_after,
         }
 
     @classmethod

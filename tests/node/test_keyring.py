@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from pathlib import Path
 
 import orjson
+import structlog
 from support.processes import cli
 
+from connector.demo import network
 from connector.node.init import init_node
 from connector.node.keyring import KeyPaths, in_force
 from connector.node.rotation import renew_tls, rotate_key, tidy
@@ -75,3 +79,31 @@ def test_keys_rotate_refuses_a_second_rotation_and_activates_the_waiting_one(
     none_waiting = cli("keys", "renew-tls", "--activate", config=paths.config, check=False)
     assert none_waiting.returncode == 2
     assert "no certificate rotation waits" in none_waiting.stderr
+
+
+def short_certificate(node_id: str, directory: Path) -> None:
+    """A node whose certificate in force ends in three days: renewed so, and activated."""
+    settings = load_settings(directory / "connector.yaml")
+    renew_tls(settings, now=time.time(), days=3)
+    renew_tls(settings, now=time.time(), activate=True)
+
+
+async def test_an_expiring_certificate_is_warned_of_logged_and_shown(tmp_path: Path) -> None:
+    with structlog.testing.capture_logs() as events:
+        async with network(tmp_path, ["DE"], short_certificate) as net:
+            node = net["DE"].node
+            expires = node.own_expiries()["certificate_expires"]
+            assert expires is not None
+            assert 2 * 86_400 < expires - time.time() < 3 * 86_400
+            for _ in range(100):  # the keyring job runs every second
+                if any(e["event"] == "own_certificate_expiring" for e in events):
+                    break
+                await asyncio.sleep(0.05)
+    (warning,) = [e for e in events if e["event"] == "own_certificate_expiring"]
+    assert warning["log_level"] == "warning"
+    assert warning["fingerprint"] == node.tls_fingerprint
+    assert warning["hint"] == "ncb-connector keys renew-tls"
+    shown = await asyncio.to_thread(
+        cli, "peers", "status", "--json", config=tmp_path / "DE" / "connector.yaml"
+    )
+    assert orjson.loads(shown.stdout)["own"]["certificate_expiring"] is True
