@@ -90,7 +90,11 @@ def peers_add(
 @click.option("--json", "as_json", is_flag=True)
 @handles_errors
 def peers_list(config_path: Path, as_json: bool) -> None:
-    """List trusted peers."""
+    """List trusted peers.
+
+    \b
+    --json: [{"id", "url", "keys": [kid…], "tls_fingerprint",
+    "retiring_tls_fingerprints": [{"fingerprint", "not_after"}], "insecure"}]."""
     from connector.peers.trust import load_trust_store
 
     settings = load_settings(config_path)
@@ -104,6 +108,14 @@ def peers_list(config_path: Path, as_json: bool) -> None:
                     "url": p.url,
                     "keys": [k.key.kid for k in p.keys],
                     "tls_fingerprint": p.tls_fingerprint,
+                    # A certificate the peer renewed, accepted until its not_after.
+                    "retiring_tls_fingerprints": [
+                        {
+                            "fingerprint": r.fingerprint,
+                            "not_after": utc_iso(r.not_after.timestamp()),
+                        }
+                        for r in p.retiring_tls
+                    ],
                     "insecure": p.insecure,
                 }
                 for p in peers_sorted
@@ -117,7 +129,9 @@ def peers_list(config_path: Path, as_json: bool) -> None:
             p.id,
             p.url,
             "\n".join(k.key.kid for k in p.keys),
-            fp if fp else "[yellow]insecure (plain http)[/]",
+            "\n".join([fp, *(f"{r.fingerprint} (retiring)" for r in p.retiring_tls)])
+            if fp
+            else "[yellow]insecure (plain http)[/]",
         )
     out.print(table if peers_sorted else "no peers")
 

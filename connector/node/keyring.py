@@ -243,20 +243,28 @@ class Keyring:
         self.paths = paths
         self.clock = clock
         self._stamp = _stamp(paths.rotation)
-        self.current = in_force(paths, clock())
+        self._read_at = clock()
+        self.current = in_force(paths, self._read_at)
         self._identity = self.current.identity()
+
+    def _steps(self) -> list[float]:
+        rot = self.current.rotations
+        return [
+            t for r in (rot.key, rot.tls) if r is not None for t in (r.activate_at, r.not_after)
+        ]
 
     def identity(self) -> PublishedIdentity:
         """What /v1/identity publishes; the same object until something in it changes."""
         return self._identity
 
     def refresh(self) -> InForce | None:
-        """What is in force now, when it differs from before (else None)."""
-        stamp = _stamp(self.paths.rotation)
-        if stamp == self._stamp and stamp is None:
+        """What is in force now, when it differs from before (else None): read again when
+        the record changed or a rotation's `activate_at` or `not_after` has come since."""
+        stamp, now = _stamp(self.paths.rotation), self.clock()
+        if stamp == self._stamp and not any(self._read_at <= step <= now for step in self._steps()):
             return None
-        fresh = in_force(self.paths, self.clock())
-        self._stamp = stamp
+        fresh = in_force(self.paths, now)
+        self._stamp, self._read_at = stamp, now
         if fresh == self.current:
             return None
         self.current = fresh

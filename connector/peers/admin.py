@@ -57,7 +57,8 @@ def add_peer(
         # Before any fetch or prompt: an admin re-adding a peer should not confirm a key first.
         raise TrustStoreError(
             f"{peer_id} is already trusted (at {known.url}); to pin the key or certificate it "
-            f"rotated to, add --update (with --fetch)"
+            f"rotated to, add --update (with --fetch); to pin it from scratch, "
+            f"`ncb-connector peers remove {peer_id}` first"
         )
     if update:
         if known is None:

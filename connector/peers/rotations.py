@@ -32,12 +32,30 @@ class Reviewed:
     refused: tuple[Refused, ...]
 
 
+def _pinned(peer: Peer, *, kind: str, old: str, new: str, not_after: float) -> bool:
+    """The change a statement names is pinned already: its new key (certificate) is, and the
+    old one retires no later than the statement says (`keys rotate --activate` brings both
+    forward, and re-signs the statement)."""
+    if kind == "key":
+        if peer.key_by_kid(new) is None:
+            return False
+        was = peer.key_by_kid(old)
+        until = None if was is None else was.not_after
+    else:
+        if new != peer.tls_fingerprint and all(r.fingerprint != new for r in peer.retiring_tls):
+            return False
+        until = next((r.not_after for r in peer.retiring_tls if r.fingerprint == old), None)
+        if until is None and old == peer.tls_fingerprint:
+            return False
+    return until is None or until.timestamp() <= not_after
+
+
 def applied(peer: Peer, statement: RotationStatement) -> bool:
-    """The statement's new key or certificate is pinned already: nothing to do."""
-    if statement.new_key is not None:
-        return peer.key_by_kid(statement.new_key.kid) is not None
-    return statement.new_tls_fingerprint == peer.tls_fingerprint or any(
-        r.fingerprint == statement.new_tls_fingerprint for r in peer.retiring_tls
+    """Nothing in the statement is new to `peer`'s pins."""
+    new = statement.new_key.kid if statement.new_key is not None else statement.new_tls_fingerprint
+    assert new is not None
+    return _pinned(
+        peer, kind=statement.kind, old=statement.old, new=new, not_after=statement.not_after
     )
 
 
@@ -48,13 +66,10 @@ def _pinned_already(peer: Peer, token: str) -> bool:
         claims = RotationClaims.model_validate_json(parse_compact(token.encode("ascii")).payload)
     except (ConnectorError, ValidationError, UnicodeEncodeError):
         return False
-    if claims.kind == "tls":
-        return claims.tls_fingerprint is not None and (
-            claims.tls_fingerprint == peer.tls_fingerprint
-            or any(r.fingerprint == claims.tls_fingerprint for r in peer.retiring_tls)
-        )
-    kid = (claims.jwk or {}).get("kid")
-    return isinstance(kid, str) and peer.key_by_kid(kid) is not None
+    new = claims.tls_fingerprint if claims.kind == "tls" else (claims.jwk or {}).get("kid")
+    if not isinstance(new, str):
+        return False
+    return _pinned(peer, kind=claims.kind, old=claims.replaces, new=new, not_after=claims.exp)
 
 
 def apply_statement(peer: Peer, statement: RotationStatement) -> Peer:
@@ -64,19 +79,27 @@ def apply_statement(peer: Peer, statement: RotationStatement) -> Peer:
     if statement.new_key is not None:
         keys = [PinnedKey(key=statement.new_key)]
         for k in peer.keys:
+            if k.key.kid == statement.new_key.kid:
+                continue
             if k.key.kid == statement.old:
                 until = retire if k.not_after is None else min(k.not_after, retire)
                 k = PinnedKey(key=k.key, not_after=until)
             keys.append(k)
         return replace(peer, keys=tuple(keys))
     assert statement.new_tls_fingerprint is not None
-    retiring = [r for r in peer.retiring_tls if r.fingerprint != statement.old]
-    if peer.tls_fingerprint is not None and peer.tls_fingerprint != statement.new_tls_fingerprint:
+    retiring = [
+        r
+        for r in peer.retiring_tls
+        if r.fingerprint not in (statement.old, statement.new_tls_fingerprint)
+    ]
+    if statement.old == peer.tls_fingerprint or any(
+        r.fingerprint == statement.old for r in peer.retiring_tls
+    ):
         until = retire
         for r in peer.retiring_tls:
-            if r.fingerprint == peer.tls_fingerprint:
+            if r.fingerprint == statement.old:
                 until = min(until, r.not_after)
-        retiring.insert(0, PinnedFingerprint(fingerprint=peer.tls_fingerprint, not_after=until))
+        retiring.insert(0, PinnedFingerprint(fingerprint=statement.old, not_after=until))
     return replace(
         peer, tls_fingerprint=statement.new_tls_fingerprint, retiring_tls=tuple(retiring)
     )

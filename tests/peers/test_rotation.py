@@ -27,9 +27,10 @@ from connector.peers.client import PeerClient, peer_session
 from connector.protocol import Check, make_query, sign_query
 from connector.vocabulary import AgencyKind, Category, Purpose
 
-# DE publishes within a second of the command (its keyring job), FR pins at its next health
-# check (0.2 s): what is published comes into force well after both, as in production.
-ACTIVATE_AFTER_S = 4.0
+# Published, a rotation waits far longer than the test: DE's admin brings it into force with
+# `--activate` once FR shows it pinned, as an admin who asked the peers would. DE publishes
+# within a second of the command (its keyring job), FR pins at its next check (0.2 s).
+ACTIVATE_AFTER_S = 3600.0
 OVERLAP_S = 2.5
 
 
@@ -104,13 +105,24 @@ async def test_key_and_certificate_rotate_while_a_peer_keeps_asking(tmp_path: Pa
 
             await until(fr_pins_de, "FR pins DE's next key and certificate")
             assert de.node.signer.kid == old_kid, "pinned before DE signs with it"
+            assert de.node.tls_fingerprint == old_fp
+            answered_before = len(kids)
+            await until(lambda: len(kids) > answered_before + 3, "answers while both pinned")
+            rotated = await asyncio.to_thread(
+                cli, "keys", "rotate", "--activate", "--json", config=config
+            )
+            renewed = await asyncio.to_thread(
+                cli, "keys", "renew-tls", "--activate", "--json", config=config
+            )
+            renewal = orjson.loads(renewed.stdout)
+            assert orjson.loads(rotated.stdout)["activated"] is True
+            assert renewal["new"] == new_fp
             await until(lambda: de.node.signer.kid == new_kid, "DE signs with the new key")
             await until(lambda: de.node.tls_fingerprint == new_fp, "DE presents the new cert")
             answered_before = len(kids)
             await until(lambda: len(kids) > answered_before + 3, "answers under the new key")
             # The overlap elapses: the old key and certificate retire everywhere.
             retire_at = max(orjson.loads(rotated.stdout)["not_after"], renewal["not_after"])
-            await asyncio.sleep(0)
             await until(
                 lambda: (
                     len(de.node.keyring.current.keys) == 1
