@@ -76,6 +76,19 @@ class Exchange:
     elapsed: float
 
 
+class Pin(aiohttp.Fingerprint):
+    """aiohttp's certificate pin, equal to any other pin of the same certificate: the pin is
+    part of aiohttp's connection key, and its own Fingerprint compares by identity, so each
+    health check (which makes its own) opened a connection of its own beside the pooled ones
+    queries use, instead of keeping those warm."""
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is Pin and other.fingerprint == self.fingerprint
+
+    def __hash__(self) -> int:
+        return hash(self.fingerprint)
+
+
 class PinnedCertificates(aiohttp.Fingerprint):
     """aiohttp's certificate pin, for several certificates: the peer's current one, and those
     it renewed, each until its not_after (read at each handshake, so a certificate retires on
@@ -110,7 +123,7 @@ class PinnedCertificates(aiohttp.Fingerprint):
 def transport_for(peer: Peer, clock: Callable[[], float] = time.time) -> aiohttp.Fingerprint | bool:
     if peer.tls_fingerprint:
         if not peer.retiring_tls:
-            return aiohttp.Fingerprint(fingerprint_bytes(peer.tls_fingerprint))
+            return Pin(fingerprint_bytes(peer.tls_fingerprint))
         return PinnedCertificates(peer, clock)
     if peer.insecure and peer.url.startswith("http://"):
         return False
