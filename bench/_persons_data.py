@@ -132,6 +132,34 @@ _CYRILLIC_SYSTEMS: tuple[dict[str, str], ...] = (
 )
 _GREEK_ALTERNATIVE = (("ou", "u"), ("ch", "kh"), ("y", "i"), ("th", "t"))
 _GERMAN_UMLAUTS = {"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss", "Ä": "Ae", "Ö": "Oe", "Ü": "Ue"}
+# ICAO Doc 9303 part 3, section 6: the Latin letters a machine-readable zone spells out in
+# two (Müller → MUELLER, Ødegård → OEDEGAARD, Straße → STRASSE); every other letter loses
+# its accent (Ł → L, Ş → S).
+_ICAO_LATIN = {
+    "ä": "ae",
+    "å": "aa",
+    "æ": "ae",
+    "ö": "oe",
+    "ø": "oe",
+    "œ": "oe",
+    "ü": "ue",
+    "ß": "ss",
+    "þ": "th",
+    "ð": "d",
+    "ł": "l",
+    "ı": "i",
+    "ĳ": "ij",
+}
+# How Persian names are romanised in passports and lists: short vowels as e and o (Hossein,
+# Mohsen, Rezaei), the long ones as a, i, u (or ou), a final ی after a vowel as i, ei or y.
+_PERSIAN_SHORT = "eeoa"
+
+
+def icao_mrz(text: str) -> str:
+    """A name as a machine-readable zone prints it: upper case, A to Z, ICAO's spellings."""
+    spelt = "".join(_ICAO_LATIN.get(c, c) for c in text.lower())
+    bare = "".join(c for c in unicodedata.normalize("NFKD", spelt) if not unicodedata.combining(c))
+    return "".join(c for c in bare if c.isascii() and (c.isalpha() or c == " ")).upper()
 
 
 def _names(provider: Any, *attrs: str) -> list[str]:
@@ -236,9 +264,13 @@ def make_person(rng: random.Random, pools: Pools, number: int) -> Person:
         "birth_date": birth if rng.random() < 0.9 else str(year),
     }
     if pools.script == "latin":
-        row.update(first_name=given, last_name=family)
-        if middle:
-            row["middle_name"] = middle
+        held = (given, middle, family)
+        if not "".join(p or "" for p in held).isascii() and rng.random() < 0.3:
+            # Typed in from a passport's machine-readable zone: MUELLER for Müller.
+            held = (icao_mrz(given), icao_mrz(middle) if middle else None, icao_mrz(family))
+        row.update(first_name=held[0], last_name=held[2])
+        if held[1]:
+            row["middle_name"] = held[1]
     elif rng.random() < 0.5:
         # Held as the issuing country wrote it: the original script in the name fields.
         row.update(first_name=given, last_name=family)
@@ -268,7 +300,48 @@ def population(seed: int, count: int, start: int = 0) -> Iterator[Person]:
 # --- query variants ------------------------------------------------------------------------
 
 
-def _romanise(rng: random.Random, text: str, script: str) -> str:
+def _persian(rng: random.Random, text: str) -> str:
+    """A Persian name as Iranian passports and European lists romanise it: ض ظ ذ as z, ق as
+    gh, و as v before a vowel, and e and o for the short vowels no letter writes (حسین →
+    Hossein, محسن → Mohsen, رضایی → Rezaei, قاسمی → Ghasemi, موسوی → Mousavi)."""
+    spelt: list[str] = []
+    for i, c in enumerate(text):
+        following = text[i + 1] if i + 1 < len(text) else ""
+        if c in "ضظذ":
+            spelt.append("z")
+        elif c in "ثص":
+            spelt.append("s")
+        elif c == "ق":
+            spelt.append(rng.choice(("gh", "gh", "q")))
+        elif c == "ع":
+            continue
+        elif c == "و" and (i == 0 or following in "ایي"):
+            spelt.append("v")
+        elif c == "و":
+            spelt.append(rng.choice(("ou", "o", "u")))
+        else:
+            spelt.append(c)
+    latin = to_latin("".join(spelt)).replace("'", "").replace("`", "")
+    out: list[str] = []
+    for i, c in enumerate(latin):
+        following = latin[i + 1] if i + 1 < len(latin) else ""
+        if c == "i" and out and out[-1] in "aeiou" and not following:
+            out.append(rng.choice(("i", "ei", "y")))  # Rezaei, Mousavi
+            continue
+        if c == "i" and out and out[-1] not in "aeiou" and following and following not in "aeiou":
+            out.append(rng.choice(("i", "ei", "ey")))  # the long i of Hossein
+            continue
+        out.append(c)
+        digraph = c + following in ("gh", "kh", "sh", "ch", "zh")
+        between = c not in "aeiou" and following not in "aeiou" and not digraph and following
+        if between and rng.random() < 0.6:
+            if rng.random() < 0.15:
+                out.append(c)  # the doubled consonant (tashdid) some spellings keep
+            out.append(rng.choice(_PERSIAN_SHORT))
+    return "".join(out).title()
+
+
+def _romanise(rng: random.Random, text: str, script: str, *, persian: bool = False) -> str:
     """Another country's romanisation of a name than the one on record."""
     if script == "cyrillic":
         table = rng.choice(_CYRILLIC_SYSTEMS)
@@ -278,6 +351,8 @@ def _romanise(rng: random.Random, text: str, script: str) -> str:
         for a, b in rng.sample(_GREEK_ALTERNATIVE, 2):
             latin = latin.replace(a, b)
         return latin.title()
+    if persian:
+        return _persian(rng, text)
     if script in ("arabic", "hebrew"):
         # Abjads write no short vowels: every romanisation supplies its own.
         latin = to_latin(text).replace("'", "").replace("`", "")
@@ -337,12 +412,25 @@ def variant_query(rng: random.Random, person: Person, target: str | None) -> Que
         held_latin = "name_original_script" in person.row
         if person.script != "latin" and held_latin and rng.random() < 0.3:
             variants.append("original_script")  # held romanised, asked in the script
+        elif (
+            person.script == "latin"
+            and not person.row["first_name"].isascii()
+            and (rng.random() < 0.4)
+        ):
+            # Read off the passport's machine-readable zone at the border.
+            parts = [icao_mrz(p) if p else None for p in parts]
+            variants.append("mrz_spelling")
         else:
-            parts = [_romanise(rng, p, person.script) if p else None for p in parts]
-            variants.append("transliteration")
+            persian = person.row["nationality"] == ["IR"]
+            parts = [
+                _romanise(rng, p, person.script, persian=persian) if p else None for p in parts
+            ]
+            variants.append("persian_romanisation" if persian else "transliteration")
     if middle and rng.random() < 0.6:
         parts[1] = None
         variants.append("middle_dropped")
+    if person.script == "latin" and person.row["last_name"] != family:
+        variants.append("held_as_mrz")  # the record spells MUELLER; the check may say Müller
     words = [p for p in parts if p]
     if rng.random() < 0.35:
         j = rng.randrange(len(words))

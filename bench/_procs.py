@@ -8,6 +8,7 @@ import ctypes
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -160,8 +161,14 @@ def start(
     return Child(name=name, proc=proc, log_path=log_path)
 
 
-def wait_http(child: Child, url: str, *, timeout: float = 30.0) -> None:
-    """Poll `url` until it answers 200; fail early with the child's log when it dies."""
+def wait_http(child: Child, url: str, *, timeout: float = 30.0, insecure: bool = False) -> None:
+    """Poll `url` until it answers 200; fail early with the child's log when it dies.
+    `insecure`: a self-signed certificate of the bench's own, not checked."""
+    context = None
+    if insecure:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
     deadline = time.monotonic() + timeout
     last = "no answer"
     while time.monotonic() < deadline:
@@ -171,7 +178,7 @@ def wait_http(child: Child, url: str, *, timeout: float = 30.0) -> None:
                 f"ready:\n{child.tail()}"
             )
         try:
-            with urllib.request.urlopen(url, timeout=2) as resp:
+            with urllib.request.urlopen(url, timeout=2, context=context) as resp:
                 if resp.status == 200:
                     return
                 last = f"HTTP {resp.status}"

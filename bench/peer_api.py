@@ -96,6 +96,7 @@ class Report:
     setup_s: float = 0.0
     import_line: str = ""
     node: list[Result] = field(default_factory=list)
+    bare: list[Result] = field(default_factory=list)
     tls: list[Result] = field(default_factory=list)
     plain: list[Result] = field(default_factory=list)
     commit: Result | None = None
@@ -237,6 +238,38 @@ def start_node(
     return child
 
 
+def start_bare(bed: Bed, port: int) -> _procs.Child:
+    """The bare loop (bench/_bare.py) with the node's certificate, key and records."""
+    child = _procs.start(
+        "bare loop",
+        [
+            sys.executable,
+            "-m",
+            "bench._bare",
+            "--port",
+            str(port),
+            "--cert",
+            str(bed.layout.tls_cert),
+            "--key",
+            str(bed.layout.tls_key),
+            "--node",
+            NODE,
+            "--signing-key",
+            str(bed.layout.key),
+            "--peer-x",
+            read_signing_key(bed.client_key).public.jwk()["x"],
+            "--records",
+            str(bed.root / "records.ndjson"),
+            "--work",
+            str(bed.root / "bare"),
+        ],
+        log_path=bed.root / "bare.log",
+        env=_procs.python_env(REPO),
+    )
+    _procs.wait_http(child, f"https://127.0.0.1:{port}/readyz", insecure=True)
+    return child
+
+
 def start_baseline(bed: Bed, tls_port: int, plain_port: int) -> _procs.Child:
     child = _procs.start(
         "baseline",
@@ -363,8 +396,9 @@ def run_bench(root: Path, opts: Options) -> Report:
     bed = set_up(root, opts, report)
     report.setup_s = time.monotonic() - t0
     print(f"  {report.import_line} — set-up {report.setup_s:.1f} s", flush=True)
-    tls_port, plain_port = _procs.free_port(), _procs.free_port()
+    tls_port, plain_port, bare_port = _procs.free_port(), _procs.free_port(), _procs.free_port()
     baseline = start_baseline(bed, tls_port, plain_port)
+    bare = start_bare(bed, bare_port)
     node = start_node(bed, in_process=False)
     node_url = f"https://127.0.0.1:{bed.peer_port}/v1/query"
     for r in range(1, opts.rounds + 1):
@@ -386,6 +420,17 @@ def run_bench(root: Path, opts: Options) -> Report:
                 url=node_url,
                 fingerprint=bed.fingerprint,
                 server=node,
+                verify=True,
+            )
+        )
+        report.bare.append(
+            load(
+                bed,
+                opts,
+                name=f"bare loop (TLS) r{r}",
+                url=f"https://127.0.0.1:{bare_port}/v1/query",
+                fingerprint=bed.fingerprint,
+                server=bare,
                 verify=True,
             )
         )
@@ -412,6 +457,7 @@ def run_bench(root: Path, opts: Options) -> Report:
             )
         )
     baseline.stop()
+    bare.stop()
     side_cap = max(5.0, opts.time_cap / 2)
     if want_py_spy(opts, report) and time.monotonic() - t0 > opts.budget * 0.75:
         report.notes.append(f"py-spy pass skipped: past 3/4 of the {opts.budget:.0f} s budget")
@@ -595,6 +641,51 @@ def machine_facts() -> list[str]:
     ]
 
 
+def cpu_per_check(r: Result) -> float:
+    """Server CPU µs a check, NaN when not measured."""
+    return (
+        math.nan if r.server_cpu_s is None or not r.requests else r.server_cpu_s / r.requests * 1e6
+    )
+
+
+def _median(values: Sequence[float]) -> str:
+    return f"{statistics.median(values):.2f}" if values else "–"
+
+
+def bare_ratio_lines(report: Report) -> list[str]:
+    """The figure that matters (issue 17): the node against the bare loop of the same run,
+    by throughput (higher is better) and by server CPU a check (the node's ÷ the loop's:
+    lower is better), best rounds and medians of the rounds."""
+    if not report.bare:
+        return []
+    node, bare = best(report.node), best(report.bare)
+    pairs = list(zip(report.node, report.bare, strict=False))
+    by_round = [n.per_s / b.per_s for n, b in pairs if b.per_s]
+    cpu_round = [
+        cpu_per_check(b) / cpu_per_check(n)
+        for n, b in pairs
+        if not math.isnan(cpu_per_check(n)) and cpu_per_check(n)
+    ]
+    return [
+        "The node against the bare loop (bench/_bare.py: the same TLS certificate, key, records, "
+        "tokens and load generator; only the essential work), best round of each:",
+        "",
+        "| | checks/s | p99 ms | server CPU µs/check |",
+        "|---|---:|---:|---:|",
+        f"| node (TLS) | {node.per_s:,.0f} | {node.p99_ms:.1f} | {_us_per_req(node)} |",
+        f"| bare loop (TLS) | {bare.per_s:,.0f} | {bare.p99_ms:.1f} | {_us_per_req(bare)} |",
+        f"| **node ÷ bare loop** | **{_ratio(node.per_s, bare.per_s)}** "
+        f"| {_ratio(node.p99_ms, bare.p99_ms)} "
+        f"| **{_ratio(cpu_per_check(bare), cpu_per_check(node))}** (bare ÷ node) |",
+        "",
+        f"Round by round, node ÷ bare by throughput: median {_median(by_round)}; by CPU a check "
+        f"(bare ÷ node, 1.0 = the node spends no more than the loop): median "
+        f"{_median(cpu_round)}. "
+        "Aim (issue 17): ≥ 0.8 by both.",
+        "",
+    ]
+
+
 def render(report: Report) -> str:
     o = report.options
     node, tls, plain = best(report.node), best(report.tls), best(report.plain)
@@ -614,7 +705,7 @@ def render(report: Report) -> str:
         f"`TCPConnector(limit={o.concurrency})`, {o.concurrency} workers, every token "
         f"pre-signed (unique jti), half of the checks hits; {o.warmup:,} warm-up requests, "
         f"then {o.requests:,} timed (cap {o.time_cap:.0f} s); {o.rounds} round(s), each round "
-        "node → baseline TLS → baseline plain",
+        "node → bare loop → baseline TLS → baseline plain",
         "- the baseline: a plain aiohttp handler in its own process that reads the body and "
         "returns a small JSON document, over TLS with an ECDSA P-256 self-signed certificate like "
         "the node's, and over plain HTTP",
@@ -625,6 +716,7 @@ def render(report: Report) -> str:
         *results_table(
             [
                 *report.node,
+                *report.bare,
                 *report.tls,
                 *report.plain,
                 *(r for r in (report.spy, report.commit) if r is not None),
@@ -648,6 +740,7 @@ def render(report: Report) -> str:
         f"{o.concurrency} connections — **{'met' if meets else 'not met'}** "
         f"({node.per_s:,.0f}/s, p99 {node.p99_ms:.1f} ms).",
         "",
+        *bare_ratio_lines(report),
         *commit_lines(report),
         "",
         *profile_lines(report),
@@ -665,6 +758,14 @@ def commit_lines(report: Report) -> list[str]:
             + ", ".join(f"{k} {v:,}" for k, v in node.answers.items())
             + f"; {node.verified} answers verified in full (signature, aud, "
             f"in_reply_to, query_digest), {len(node.verify_failures)} failed"
+        )
+    bare = report.bare[0] if report.bare else None
+    if bare is not None and bare.answers:
+        out.append(
+            "- the bare loop's answers of round 1: "
+            + ", ".join(f"{k} {v:,}" for k, v in bare.answers.items())
+            + f"; {bare.verified} verified in full as the node's are, "
+            f"{len(bare.verify_failures)} failed"
         )
     out.append(
         f"- enquiry log: {report.logged_rows:,} inbound rows for {report.answered_200:,} "
@@ -823,7 +924,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ok = (
         report.verify_ok
         and logged_ok(report)
-        and all(r.ok == r.requests for r in [*report.node, *report.tls, *report.plain])
+        and all(
+            r.ok == r.requests for r in [*report.node, *report.bare, *report.tls, *report.plain]
+        )
     )
     return 0 if ok else 1
 

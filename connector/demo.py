@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import io
 import tempfile
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -239,7 +240,9 @@ async def network(
                 )
             finally:
                 store.close()
-            service = Service(node, shutdown_timeout=2.0)
+            service = Service(
+                node, shutdown_timeout=2.0, reread=functools.partial(load_settings, paths.config)
+            )
             await service.start()
             nodes[node_id] = DemoNode(id=node_id, node=node, service=service)
         entries = {

@@ -82,6 +82,14 @@ class BackupError(ConnectorError):
     title = "Backup is invalid"
 
 
+class AuditTrailError(ConnectorError):
+    """The admin audit trail cannot be read, or cannot be appended to (a line that is not an
+    entry at its end, a directory the command may not write)."""
+
+    code = "audit_trail"
+    title = "Admin audit trail unreadable"
+
+
 # --- the peer API, in the order docs/protocol.md §10 checks them ----------------------------
 
 

@@ -26,8 +26,9 @@ COMMANDS: dict[str, Lazy | click.Command] = {
             "check": Lazy(
                 target="connector.cli.config:config_check",
                 help=(
-                    "Validate connector.yaml, the key files, peers.yaml, sources.yaml and the "
-                    "policy directory."
+                    "Validate connector.yaml, the key files, peers.yaml, sources.yaml, the "
+                    "agencies file and the policy directory, together, as a starting or "
+                    "reloading node loads them."
                 ),
             ),
         },
@@ -253,6 +254,23 @@ COMMANDS: dict[str, Lazy | click.Command] = {
             "verify": Lazy(
                 target="connector.cli.enquiries:enquiries_verify",
                 help="Check the hash chain; exit 1 and name the first broken row.",
+            ),
+        },
+    ),
+    "audit": LazyGroup(
+        name="audit",
+        help="The admin audit trail: every change admins made, by whom, hash-chained.",
+        lazy={
+            "list": Lazy(
+                target="connector.cli.audit:audit_list",
+                help="Changes admins made, oldest first: when, who, what, to what.",
+            ),
+            "verify": Lazy(
+                target="connector.cli.audit:audit_verify",
+                help=(
+                    "Check the trail's hash chain; name the first line edited, deleted, out of "
+                    "order or partial."
+                ),
             ),
         },
     ),

@@ -8,15 +8,23 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from connector.cli.common import _json, config_option, enum_values, err, handles_errors, out
+from connector.cli.common import (
+    _json,
+    config_option,
+    enum_values,
+    err,
+    handles_errors,
+    out,
+    record_change,
+)
 from connector.cli.render import utc_time
 from connector.enquiries.entry import utc_iso
-from connector.settings.config import load_settings
+from connector.settings.config import Settings, load_settings
+from connector.trail.entry import Action
 from connector.vocabulary import AgencyKind
 
 
-def _agencies_file(config_path: Path) -> Path:
-    settings = load_settings(config_path)
+def _agencies_file(settings: Settings) -> Path:
     return settings.state_path(settings.federation.agencies_file)
 
 
@@ -34,9 +42,11 @@ def agencies_add(agency_id: str, kind: str, config_path: Path) -> None:
     """Register an agency and print its API token, once (only its hash is kept)."""
     from connector.outbound.agencies import add_agency
 
+    settings = load_settings(config_path)
     agency, token = add_agency(
-        _agencies_file(config_path), agency_id, AgencyKind(kind), now=time.time()
+        _agencies_file(settings), agency_id, AgencyKind(kind), now=time.time()
     )
+    record_change(settings, Action.AGENCY_ADDED, agency.id, kind=agency.kind.value)
     err.print(
         f"agency {agency.id} ({agency.kind.value}) added. Its token follows; it is "
         "shown only now. Outbound rules name the agency as "
@@ -53,7 +63,9 @@ def agencies_rotate(agency_id: str, config_path: Path) -> None:
     """Give an agency a new token; the old one stops working at once."""
     from connector.outbound.agencies import rotate_agency
 
-    agency, token = rotate_agency(_agencies_file(config_path), agency_id, now=time.time())
+    settings = load_settings(config_path)
+    agency, token = rotate_agency(_agencies_file(settings), agency_id, now=time.time())
+    record_change(settings, Action.AGENCY_ROTATED, agency.id)
     err.print(f"agency {agency.id}: new token (the old one no longer works):")
     click.echo(token)
 
@@ -66,7 +78,9 @@ def agencies_disable(agency_id: str, config_path: Path) -> None:
     """Refuse an agency's token from its next request on (a running node re-reads the file)."""
     from connector.outbound.agencies import set_agency_enabled
 
-    set_agency_enabled(_agencies_file(config_path), agency_id, False, now=time.time())
+    settings = load_settings(config_path)
+    set_agency_enabled(_agencies_file(settings), agency_id, False, now=time.time())
+    record_change(settings, Action.AGENCY_DISABLED, agency_id)
     out.print(f"agency {agency_id} disabled")
 
 
@@ -78,7 +92,9 @@ def agencies_enable(agency_id: str, config_path: Path) -> None:
     """Accept a disabled agency's token again."""
     from connector.outbound.agencies import set_agency_enabled
 
-    set_agency_enabled(_agencies_file(config_path), agency_id, True, now=time.time())
+    settings = load_settings(config_path)
+    set_agency_enabled(_agencies_file(settings), agency_id, True, now=time.time())
+    record_change(settings, Action.AGENCY_ENABLED, agency_id)
     out.print(f"agency {agency_id} enabled")
 
 
@@ -90,7 +106,8 @@ def agencies_list(config_path: Path, as_json: bool) -> None:
     """Agencies, their kinds and state (tokens are never shown again)."""
     from connector.outbound.agencies import load_agencies
 
-    rows = sorted(load_agencies(_agencies_file(config_path)).values(), key=lambda a: a.id)
+    settings = load_settings(config_path)
+    rows = sorted(load_agencies(_agencies_file(settings)).values(), key=lambda a: a.id)
 
     def when(ts: float | None) -> str | None:
         return utc_time(ts) if ts else None

@@ -7,8 +7,17 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from connector.cli.common import _json, _settings, config_option, handles_errors, json_option
+from connector.cli.common import (
+    _json,
+    _settings,
+    config_option,
+    handles_errors,
+    json_option,
+    record_change,
+)
 from connector.errors import BackupError
+from connector.settings.config import load_settings
+from connector.trail.entry import Action
 
 if TYPE_CHECKING:
     from connector.node.backup import Manifest
@@ -21,6 +30,11 @@ def _manifest_json(manifest: Manifest) -> dict[str, Any]:
         "version": manifest.version,
         "created_at": manifest.to_json()["created_at"],
         "enquiry_log": {"seq": manifest.log_seq, "hash": manifest.log_hash},
+        "admin_audit": (
+            None
+            if manifest.trail is None
+            else {"seq": manifest.trail[0], "hash": manifest.trail[1]}
+        ),
         "databases": [
             {"name": d.name, "backend": d.backend, "revision": d.revision}
             for d in manifest.databases
@@ -54,10 +68,19 @@ def backup_create(
     SHA-256 digests signed by the node's key. The archive is 0600: it holds the keys."""
     from connector.node.backup import create_backup
 
-    created = create_backup(
-        _settings(config_path), config_path, directory, keep=keep, compress=compress
-    )
+    settings = _settings(config_path)
+    created = create_backup(settings, config_path, directory, keep=keep, compress=compress)
     manifest = created.manifest
+    # After the archive is whole, so the archive does not hold its own entry: a copy of
+    # every key and database left the node, and who took it is on record.
+    record_change(
+        settings,
+        Action.BACKUP_CREATED,
+        str(created.path),
+        size=created.size,
+        enquiry_log_seq=manifest.log_seq,
+        removed=[str(p) for p in created.removed],
+    )
     if as_json:
         _json(
             {
@@ -110,6 +133,11 @@ def backup_verify(archive: Path, config_path: Path, as_json: bool) -> None:
                 f"{archive}: node {manifest.node}, made {manifest.to_json()['created_at']} by "
                 f"version {manifest.version}, {len(manifest.members)} files, enquiry log up "
                 f"to row {manifest.log_seq}"
+                + (
+                    ""
+                    if manifest.trail is None
+                    else f", admin audit trail up to entry {manifest.trail[0]}"
+                )
             )
             click.echo(
                 f"signature: {'good' if checked.archive_key else 'BAD'} with the key in the "
@@ -175,6 +203,18 @@ def backup_restore(
         enquiries_url=enquiries_url,
     )
     manifest = restored.manifest
+    # Into the restored node's trail, after the archive's own entries: the restored node
+    # says where it came from and who made it.
+    record_change(
+        load_settings(restored.config),
+        Action.BACKUP_RESTORED,
+        str(archive.resolve()),
+        node=manifest.node,
+        backed_up_at=manifest.to_json()["created_at"],
+        version=manifest.version,
+        enquiry_log_seq=manifest.log_seq,
+        trail_seq=None if manifest.trail is None else manifest.trail[0],
+    )
     click.echo(
         f"restored node {manifest.node} as of {manifest.to_json()['created_at']} "
         f"(enquiry log up to row {manifest.log_seq})"
@@ -186,3 +226,8 @@ def backup_restore(
         f"check it: ncb-connector enquiries verify --config {restored.config} --expect "
         f"{manifest.log_seq}:{manifest.log_hash}  (docs/operations.md §5e: what comes next)"
     )
+    if manifest.trail is not None:
+        click.echo(
+            f"and its admin audit trail: ncb-connector audit verify --config {restored.config} "
+            f"--expect {manifest.trail[0]}:{manifest.trail[1]}"
+        )

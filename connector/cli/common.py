@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import time
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
@@ -15,9 +16,11 @@ import orjson
 from rich.console import Console
 from sqlalchemy.exc import SQLAlchemyError
 
-from connector.errors import ConnectorError
+from connector.errors import AuditTrailError, ConnectorError
 from connector.logs import configure_logging
 from connector.settings.config import CONFIG_ENV, DEFAULT_CONFIG_PATH, Settings, load_settings
+from connector.trail.entry import TRAIL_FILE, Action, Detail, os_actor
+from connector.trail.file import record
 from connector.vocabulary import AgencyKind, Category, Purpose
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -180,3 +183,22 @@ def asking_exit(*, hit: bool, complete: bool) -> int:
     if hit:
         return EXIT_HIT
     return EXIT_NOTHING_FOUND if complete else EXIT_INCOMPLETE
+
+
+def record_change(settings: Settings, action: Action, target: str, **details: Detail) -> None:
+    """Record, in the node's admin audit trail, a change this command has just made, with the
+    OS user who ran it. Called once, after the change took effect: a command that fails
+    changed nothing and records nothing. `details`: a small summary, never a secret."""
+    try:
+        record(
+            settings.state_path(TRAIL_FILE),
+            actor=os_actor(euid=os.geteuid(), environ=os.environ),
+            action=action,
+            target=target,
+            details=details,
+            now=time.time(),
+        )
+    except AuditTrailError as exc:
+        raise AuditTrailError(
+            f"the change was made, but not recorded in the admin audit trail: {exc.detail}"
+        ) from exc

@@ -24,8 +24,8 @@ from connector.settings.config import load_settings
 @json_option
 @handles_errors
 def config_check(config_path: Path, as_json: bool) -> None:
-    """Validate connector.yaml, the key files, peers.yaml, sources.yaml and the policy
-    directory."""
+    """Validate connector.yaml, the key files, peers.yaml, sources.yaml, the agencies file
+    and the policy directory, together, as a starting or reloading node loads them."""
     from connector.node.check import check_config
 
     configure_logging(fmt="auto", level="critical")  # the outcome is printed, not logged
@@ -44,11 +44,13 @@ def config_check(config_path: Path, as_json: bool) -> None:
                 "node": checked.node,
                 "peers": checked.peers,
                 "sources": checked.sources,
+                "agencies": checked.agencies,
                 "policy_digest": checked.policy_digest,
             }
         )
         return
     out.print(
         f"ok: node {checked.node}, {checked.peers} peer(s), "
-        f"{checked.sources} source(s), policy {checked.policy_digest}"
+        f"{checked.sources} source(s), {checked.agencies} agency(ies), "
+        f"policy {checked.policy_digest}"
     )

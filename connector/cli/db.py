@@ -7,7 +7,15 @@ from typing import TYPE_CHECKING
 
 import click
 
-from connector.cli.common import _json, _settings, config_option, handles_errors, json_option
+from connector.cli.common import (
+    _json,
+    _settings,
+    config_option,
+    handles_errors,
+    json_option,
+    record_change,
+)
+from connector.trail.entry import Action
 
 if TYPE_CHECKING:
     from connector.records.upkeep import KeysOutdated, SchemaState
@@ -82,10 +90,28 @@ def db_upgrade(config_path: Path) -> None:
     database made before schema versions is adopted when it has all the expected tables."""
     from connector.records.upkeep import Upgraded, upgrade_databases
 
-    for step in upgrade_databases(_settings(config_path)):
-        if isinstance(step, Upgraded):
-            before, after = step.before, step.after
-            change = f"already at {after}" if before == after else f"{before or 'new'} → {after}"
-            click.echo(f"{step.database.name}: {change}")
-        else:
-            click.echo(f"{step.category.value}: search keys made for {step.records} record(s)")
+    settings = _settings(config_path)
+    changed: dict[str, str] = {}
+    keys: dict[str, int] = {}
+    try:
+        for step in upgrade_databases(settings):
+            if isinstance(step, Upgraded):
+                before, after = step.before, step.after
+                if before == after:
+                    change = f"already at {after}"
+                else:
+                    change = changed[step.database.name] = f"{before or 'new'} → {after}"
+                click.echo(f"{step.database.name}: {change}")
+            else:
+                keys[step.category.value] = step.records
+                click.echo(f"{step.category.value}: search keys made for {step.records} record(s)")
+    finally:
+        # What was done is recorded even when a later step failed: it took effect.
+        if changed or keys:
+            record_change(
+                settings,
+                Action.DATABASES_UPGRADED,
+                settings.node,
+                **changed,
+                **({"search_keys": keys} if keys else {}),
+            )

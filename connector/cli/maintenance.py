@@ -9,7 +9,14 @@ from pathlib import Path
 
 import click
 
-from connector.cli.common import _json, config_option, handles_errors, json_option, out
+from connector.cli.common import (
+    _json,
+    config_option,
+    handles_errors,
+    json_option,
+    out,
+    record_change,
+)
 from connector.cli.render import utc_time
 from connector.enquiries.entry import utc_iso
 from connector.node.maintenance import (
@@ -21,6 +28,7 @@ from connector.node.maintenance import (
     switch_on,
 )
 from connector.settings.config import Settings, load_settings
+from connector.trail.entry import Action
 
 
 def _path(settings: Settings) -> Path:
@@ -55,6 +63,7 @@ def maintenance_on(reason: str | None, config_path: Path) -> None:
             reason=reason,
         ),
     )
+    record_change(settings, Action.MAINTENANCE_ON, settings.node, reason=reason)
     out.print(
         f"maintenance on ({path}): peers get 503, Retry-After {RETRY_AFTER_S} s, {_when(settings)}"
     )
@@ -67,6 +76,7 @@ def maintenance_off(config_path: Path) -> None:
     """Switch maintenance off: the node answers peers again."""
     settings = load_settings(config_path)
     if switch_off(_path(settings)):
+        record_change(settings, Action.MAINTENANCE_OFF, settings.node)
         out.print(f"maintenance off: the node answers peers again {_when(settings)}")
     else:
         out.print("maintenance was off")

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import getpass
 import os
 from pathlib import Path
 
 import click
 
-from connector.cli.common import _settings, config_option, handles_errors, out
+from connector.cli.common import _settings, config_option, handles_errors, out, record_change
+from connector.settings.config import load_settings
+from connector.trail.entry import Action
 
 
 @click.command()
@@ -39,6 +42,9 @@ def init(
         local_port=local_port,
         state_dir=state_dir,
     )
+    # The trail's first entry: who made the node, and when.
+    settings = load_settings(paths.config)
+    record_change(settings, Action.NODE_INITIALIZED, settings.node, config=str(paths.config))
     out.print(f"Node [bold]{node}[/] created in {directory}")
     out.print(
         f"  config    {paths.config}\n  key       {paths.key} (mode 0600)\n"
@@ -68,4 +74,11 @@ def run(config_path: Path, new_log: bool) -> None:
     admin = (
         Admin(login=getpass.getuser(), sudo_user=os.environ.get("SUDO_USER")) if new_log else None
     )
-    asyncio.run(serve(node, notifier=SystemdNotifier.from_env(os.environ), new_log=admin))
+    asyncio.run(
+        serve(
+            node,
+            notifier=SystemdNotifier.from_env(os.environ),
+            new_log=admin,
+            reread=functools.partial(load_settings, config_path),
+        )
+    )

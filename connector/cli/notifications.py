@@ -12,10 +12,19 @@ from typing import TYPE_CHECKING
 import click
 from rich.table import Table
 
-from connector.cli.common import _fail, _json, _settings, config_option, handles_errors, out
+from connector.cli.common import (
+    _fail,
+    _json,
+    _settings,
+    config_option,
+    handles_errors,
+    out,
+    record_change,
+)
 from connector.cli.render import folded, utc_time
 from connector.enquiries.entry import utc_iso
 from connector.settings.config import load_settings
+from connector.trail.entry import Action
 
 if TYPE_CHECKING:
     from connector.notify.outbox import State
@@ -105,6 +114,9 @@ def notifications_retry(notice_ids: tuple[str, ...], all_dead: bool, config_path
     settings = load_settings(config_path)
     with closing(Outbox.open(settings.enquiries_url)) as box:
         n = box.retry(None if all_dead else list(notice_ids), now=time.time())
+    if n:
+        target = "dead" if all_dead else ",".join(notice_ids)
+        record_change(settings, Action.NOTICES_RETRIED, target, notices=n)
     out.print(f"{n} notice(s) due again")
     if not n:
         raise SystemExit(1)

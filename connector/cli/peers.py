@@ -12,10 +12,19 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from connector.cli.common import _fail, _json, config_option, err, handles_errors, out
+from connector.cli.common import (
+    _fail,
+    _json,
+    config_option,
+    err,
+    handles_errors,
+    out,
+    record_change,
+)
 from connector.cli.render import folded, utc_time
 from connector.enquiries.entry import utc_iso
 from connector.settings.config import Settings, load_settings
+from connector.trail.entry import Action
 
 if TYPE_CHECKING:
     from connector.peers.health import PeerHealth
@@ -58,8 +67,9 @@ def peers_add(
         click.echo(summary)
         return yes or click.confirm("Pin this key and fingerprint?", default=False)
 
+    settings = load_settings(config_path)
     pinned = pin_peer(
-        load_settings(config_path),
+        settings,
         peer_id=peer_id.upper(),
         url=url,
         jwk_text=jwk_text,
@@ -73,6 +83,15 @@ def peers_add(
         _fail("not pinned", 1)
         return
     peer = pinned.peer
+    record_change(
+        settings,
+        Action.PEER_ADDED,
+        peer.id,
+        url=peer.url,
+        keys=[k.key.kid for k in peer.keys],
+        tls_fingerprint=peer.tls_fingerprint,
+        insecure=peer.insecure,
+    )
     click.echo(
         f"peer {peer.id} {'updated' if update else 'added'}: key {peer.keys[0].key.kid}, "
         f"tls {peer.tls_fingerprint or 'none (insecure)'}"
@@ -148,6 +167,7 @@ def peers_remove(peer_id: str, config_path: Path) -> None:
     peer_id = peer_id.upper()
     if not remove_peer(settings.path(settings.peers_file), peer_id):
         _fail(f"{peer_id} is not in the trust store", 1)
+    record_change(settings, Action.PEER_REMOVED, peer_id)
     out.print(f"peer {peer_id} removed")
 
 

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
-from typing import Any, get_args
+from typing import TYPE_CHECKING, Any, get_args
 
 import click
 
@@ -20,6 +20,7 @@ from connector.cli.common import (
     handles_errors,
     json_option,
     out,
+    record_change,
 )
 from connector.records.importer import Format
 from connector.records.kinds.documents import DocumentStatus
@@ -27,7 +28,11 @@ from connector.records.kinds.registry import KINDS
 from connector.records.kinds.vehicles import VehicleStatus
 from connector.records.store import RecordStore
 from connector.settings.config import load_settings
+from connector.trail.entry import Action
 from connector.vocabulary import Category
+
+if TYPE_CHECKING:
+    from connector.sources.sync import SyncReport
 
 # FtM entities carry no status: the one given is that of a travel document or a vehicle.
 _FTM_STATUSES = list(dict.fromkeys((*get_args(DocumentStatus), *get_args(VehicleStatus))))
@@ -90,6 +95,18 @@ def records_import(
             progress=advance,
         )
     elapsed = time.perf_counter() - started
+    if report.inserted or report.updated or report.removed:
+        record_change(
+            settings,
+            Action.RECORDS_IMPORTED,
+            category,
+            file=str(file) if str(file) == "-" else str(file.resolve()),
+            inserted=report.inserted,
+            updated=report.updated,
+            removed=report.removed,
+            rejected=report.rejected,
+            replace=replace,
+        )
     if as_json:
         _json(
             {
@@ -194,6 +211,7 @@ def records_remove(ref: str, config_path: Path) -> None:
         removed = store.remove(category, record_id)
     if not removed:
         _fail(f"no record {category.value}/{record_id}", 1)
+    record_change(settings, Action.RECORD_REMOVED, f"{category.value}/{record_id}")
     out.print(f"removed {category.value}/{record_id}")
 
 
@@ -228,11 +246,19 @@ def records_reindex(categories: tuple[str, ...], config_path: Path) -> None:
     name matching). The records themselves are not touched."""
     from connector.records.upkeep import reindex
 
-    for done in reindex(_settings(config_path), [Category(c) for c in categories]):
-        click.echo(
-            f"{done.category.value}: search keys made for {done.records} record(s) "
-            f"({done.seconds:.1f} s)"
-        )
+    settings = _settings(config_path)
+    made: dict[str, int] = {}
+    try:
+        for done in reindex(settings, [Category(c) for c in categories]):
+            made[done.category.value] = done.records
+            click.echo(
+                f"{done.category.value}: search keys made for {done.records} record(s) "
+                f"({done.seconds:.1f} s)"
+            )
+    finally:
+        # The categories done are recorded even when a later one failed: they took effect.
+        if made:
+            record_change(settings, Action.RECORDS_REINDEXED, ",".join(made), records=made)
 
 
 @click.command("sync")
@@ -250,22 +276,41 @@ def records_sync(names: tuple[str, ...], allow_removal: bool, config_path: Path)
     when a row was rejected or removals were refused."""
     from connector.sources.syncing import sync_sources
 
+    settings = _settings(config_path)
     failed = False
-    for source, report in sync_sources(
-        _settings(config_path), names, allow_removal=allow_removal, clock=time.time
-    ):
-        click.echo(
-            f"{source.name} → {report.category}: read {report.read}, "
-            f"inserted {report.inserted}, updated {report.updated}, "
-            f"unchanged {report.unchanged}, removed {report.removed}, "
-            f"rejected {report.rejected}"
-        )
-        for key, reason in report.errors[:20]:
-            click.echo(f"  rejected {key.replace(chr(31), '/')}: {reason}", err=True)
-        if report.rejected > 20:
-            click.echo(f"  … and {report.rejected - 20} more", err=True)
-        if report.refused:
-            click.echo(f"  {report.refused}", err=True)
-        failed = failed or bool(report.rejected or report.refused)
+    changed: dict[str, dict[str, int]] = {}
+    try:
+        for source, report in sync_sources(
+            settings, names, allow_removal=allow_removal, clock=time.time
+        ):
+            if report.inserted or report.updated or report.removed:
+                changed[source.name] = {
+                    "inserted": report.inserted,
+                    "updated": report.updated,
+                    "removed": report.removed,
+                    "rejected": report.rejected,
+                }
+            failed = _print_sync(source.name, report) or failed
+    finally:
+        # The sources synced are recorded even when a later one failed: they took effect.
+        if changed:
+            record_change(settings, Action.RECORDS_SYNCED, ",".join(changed), sources=changed)
     if failed:
         raise SystemExit(1)
+
+
+def _print_sync(name: str, report: SyncReport) -> bool:
+    """One source's outcome; True when a row was rejected or removals were refused."""
+    click.echo(
+        f"{name} → {report.category}: read {report.read}, "
+        f"inserted {report.inserted}, updated {report.updated}, "
+        f"unchanged {report.unchanged}, removed {report.removed}, "
+        f"rejected {report.rejected}"
+    )
+    for key, reason in report.errors[:20]:
+        click.echo(f"  rejected {key.replace(chr(31), '/')}: {reason}", err=True)
+    if report.rejected > 20:
+        click.echo(f"  … and {report.rejected - 20} more", err=True)
+    if report.refused:
+        click.echo(f"  {report.refused}", err=True)
+    return bool(report.rejected or report.refused)

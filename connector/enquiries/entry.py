@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -109,6 +110,13 @@ def row_hash(values: dict[str, Any]) -> str:
             for k, v in values.items()
             if k != "hash" and not (v is None and k in _LATER_COLUMNS)
         }
+    return canonical_hash(body)
+
+
+def canonical_hash(body: Mapping[str, Any]) -> str:
+    """SHA-256 over the canonical JSON (keys sorted, orjson's compact form) of `body`: what
+    every hash chain of this program links (the enquiry log's rows, the admin audit trail's
+    entries)."""
     return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 

@@ -47,6 +47,8 @@ from connector.storage.backup import (
 )
 from connector.storage.migrations import Schema, status
 from connector.storage.urls import backend, sqlite_file
+from connector.trail.entry import TRAIL_FILE
+from connector.trail.file import read_trail, trail_head
 
 BACKUP_TYP = "ncb-backup+jwt"
 FORMAT = "ncb-connector-backup/1"
@@ -62,6 +64,7 @@ SOURCES = "config/sources.yaml"
 POLICIES = "config/policies/"
 AGENCIES = "state/agencies.json"
 KEPT = "state/enquiry-log-state.json"
+TRAIL = "state/admin-audit.jsonl"
 
 SECRET = 0o600  # keys, agencies' token hashes, databases
 PLAIN = 0o644
@@ -87,6 +90,9 @@ class Manifest:
     log_seq: int  # the enquiry log's head in the archive's copy of it
     log_hash: str
     members: tuple[Member, ...]
+    # The admin audit trail's head in the archive's copy, (seq, hash): the signature vouches
+    # for every entry up to it. None: no trail (nothing recorded yet, or an older archive).
+    trail: tuple[int, str] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -100,6 +106,9 @@ class Manifest:
                 for d in self.databases
             ],
             "enquiry_log": {"seq": self.log_seq, "hash": self.log_hash},
+            "admin_audit": (
+                None if self.trail is None else {"seq": self.trail[0], "hash": self.trail[1]}
+            ),
             "members": [
                 {"name": m.name, "size": m.size, "sha256": m.sha256, "mode": f"{m.mode:04o}"}
                 for m in self.members
@@ -136,9 +145,15 @@ class Manifest:
                     )
                     for m in data["members"]
                 ),
+                trail=_trail_head(data.get("admin_audit")),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise BackupError(f"the manifest is not one this version reads ({exc!r})") from exc
+
+
+def _trail_head(doc: Any) -> tuple[int, str] | None:
+    # Archives made before the trail existed have no `admin_audit`: they vouch for none.
+    return None if doc is None else (int(doc["seq"]), str(doc["hash"]))
 
 
 def _iso(at: float) -> str:
@@ -206,6 +221,7 @@ def _create(
             log_seq=head[0],
             log_hash=head[1],
             members=tuple(members),
+            trail=trail_head((stage / TRAIL).read_bytes()) if (stage / TRAIL).exists() else None,
         )
         token = signer.sign_compact(orjson.dumps(manifest.to_json()), typ=BACKUP_TYP)
         path = directory / archive_name(settings.node, now, compress=compress)
@@ -257,6 +273,7 @@ def _files(settings: Settings, config_path: Path, stage: Path) -> list[Source]:
         (SOURCES, settings.path(settings.sources_file), PLAIN, False),
         (AGENCIES, settings.state_path(settings.federation.agencies_file), SECRET, False),
         (KEPT, settings.state_path(STATE_FILE), SECRET, False),
+        (TRAIL, settings.state_path(TRAIL_FILE), SECRET, False),
     ]
     policy_dir = settings.path(settings.policy_dir)
     if policy_dir.is_dir():
@@ -270,7 +287,13 @@ def _files(settings: Settings, config_path: Path, stage: Path) -> list[Source]:
         target = stage / name
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
-            shutil.copyfile(path, target)
+            if name == TRAIL:
+                # Under the trail's lock: a copy never ends in half an entry being appended.
+                if not path.exists():
+                    continue
+                target.write_bytes(read_trail(path))
+            else:
+                shutil.copyfile(path, target)
         except FileNotFoundError:
             if required:
                 raise BackupError(f"cannot back up {path}: no such file") from None
@@ -530,6 +553,7 @@ def _restore(
         SOURCES: settings.path(settings.sources_file),
         AGENCIES: settings.state_path(settings.federation.agencies_file),
         KEPT: settings.state_path(STATE_FILE),
+        TRAIL: settings.state_path(TRAIL_FILE),
     }
     for member in manifest.members:
         if member.name.startswith(POLICIES):
@@ -569,7 +593,7 @@ def _restore(
     )
 
 
-_KNOWN = {CONFIG, KEY, TLS_CERT, TLS_KEY, PEERS, SOURCES, AGENCIES, KEPT}
+_KNOWN = {CONFIG, KEY, TLS_CERT, TLS_KEY, PEERS, SOURCES, AGENCIES, KEPT, TRAIL}
 _DATABASE_MEMBER = re.compile(r"^db/(records|enquiries)\.(sqlite|pgdump)$")
 
 

@@ -12,10 +12,11 @@ from connector.enquiries.entry import new_enquiry_id
 from connector.errors import ConfigError
 from connector.node.live import policy_channels
 from connector.node.node import Node
-from connector.notify.channels import build_senders
+from connector.notify.channels import build_senders, read_password
 from connector.notify.notice import Notice
+from connector.outbound.agencies import load_agencies
 from connector.policy import CheckReport, check_policy
-from connector.settings.config import Settings
+from connector.settings.config import EmailChannel, Settings
 from connector.sources.model import load_sources
 
 
@@ -24,20 +25,33 @@ class ConfigCheck:
     node: str
     peers: int
     sources: int
+    agencies: int
     policy_digest: str
 
 
 def check_config(settings: Settings) -> ConfigCheck:
-    """Load what a starting node loads (key files, TLS certificate and key, peers.yaml, the
-    policy, sources.yaml); the first problem is raised as the node would raise it."""
+    """Load what a starting (or reloading) node loads, together: key files, TLS certificate
+    and key, peers.yaml, the policy against connector.yaml's channels, the channels' password
+    files, sources.yaml and the agencies file; the first problem is raised as the node would
+    raise it."""
     node = Node.from_settings(settings)
     node.load_live()
     node.ssl_context()
+    for name, channel in settings.notifications.channels.items():
+        if isinstance(channel, EmailChannel) and channel.password_file is not None:
+            try:
+                # systemd credentials exist only under the unit: a file can be read now.
+                read_password(channel, base_dir=settings.base_dir, env={})
+            except ConfigError as exc:
+                raise ConfigError(f"notifications.channels.{name}: {exc.detail}") from exc
     sources = load_sources(settings.path(settings.sources_file)).sources
+    agencies_file = settings.state_path(settings.federation.agencies_file)
+    agencies = load_agencies(agencies_file) if agencies_file.exists() else {}
     return ConfigCheck(
         node=settings.node,
         peers=len(node.live.trust.peers),
         sources=len(sources),
+        agencies=len(agencies),
         policy_digest=node.live.policy.digest,
     )
 

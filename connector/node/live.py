@@ -61,6 +61,8 @@ class LiveState:
         self.policy: Policy = Policy.deny_all()
         self.trust: TrustStore = TrustStore.of([])
         self.problems: dict[str, str] = {}
+        # Settings edited in connector.yaml that the running node cannot take without a restart.
+        self.restart_needed: tuple[str, ...] = ()
         self._draining = False
         self.halted = False  # stopped answering for good: only a restart brings it back
         self.loaded = False  # until then `policy` is the deny-all placeholder
@@ -107,6 +109,17 @@ class LiveState:
             return sorted(self.policy_dir.glob("*.yaml"))
         except OSError:
             return []
+
+    def retarget(
+        self, *, policy_dir: Path, peers_file: Path, channels: frozenset[str] | None
+    ) -> None:
+        """What a reload of connector.yaml changed for the next reload: where the policy and
+        the peers are, and which channels a policy may notify."""
+        if (policy_dir, peers_file, channels) != (self.policy_dir, self.peers_file, self._channels):
+            # Not the same files or rules as last time: the next reload reads them whatever
+            # their stamps say.
+            self._policy_stamp = self._peers_stamp = ()
+        self.policy_dir, self.peers_file, self._channels = policy_dir, peers_file, channels
 
     def reload(self) -> ReloadReport:
         if self.switch is not None:

@@ -36,6 +36,8 @@ from connector.peers.client import PeerClient, peer_session
 from connector.records.store import RecordStore
 from connector.settings.config import Settings
 from connector.storage.urls import redacted, sqlite_file
+from connector.trail.entry import TRAIL_FILE, Action, Actor
+from connector.trail.file import record
 
 log = structlog.get_logger(__name__)
 
@@ -156,7 +158,18 @@ class Node:
             if found is not None and kept is not None:
                 if new_log is None:
                     raise refusal(kept, found, where=redacted(url), state_file=kept_log.path)
-                accept(kept_log, kept, found, enquiry_log, admin=new_log, now=self.clock())
+                now = self.clock()
+                accept(kept_log, kept, found, enquiry_log, admin=new_log, now=now)
+                # The admin's decision, in the admin audit trail too: a log given up is a
+                # change to what the node can prove, as a peer removed is to whom it trusts.
+                record(
+                    self.settings.state_path(TRAIL_FILE),
+                    actor=Actor(kind="os", name=new_log.login, sudo_user=new_log.sudo_user),
+                    action=Action.ENQUIRY_LOG_REPLACED,
+                    target=self.settings.node,
+                    details={"found": found, "kept_seq": kept.seq, "kept_hash": kept.hash},
+                    now=now,
+                )
             elif new_log is not None:
                 log.warning("enquiry_log_new_not_needed", login=new_log.login)
             yield enquiry_log

@@ -20,7 +20,7 @@ from connector.inbound.ratelimit import RateLimiter
 from connector.inbound.witnessing import Witness
 from connector.node.node import ENQUIRY_LOG, NODE, RECORDS, Node
 from connector.node.scheduler import SCHEDULER, Scheduler
-from connector.notify.channels import build_senders
+from connector.notify.channels import Channel, build_senders
 from connector.notify.digest import digest_trigger, make_digest
 from connector.notify.dispatcher import Dispatcher, RetryPolicy
 from connector.notify.outbox import Outbox
@@ -37,12 +37,14 @@ from connector.server.peer_api import (
     make_peer_app,
 )
 from connector.server.rejectlog import RejectionLog
+from connector.settings.config import Notifications
 from connector.sources.model import Source, load_sources
 from connector.sources.sync import sync
 
 log = structlog.get_logger(__name__)
 
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
+NOTIFY_SESSION = web.AppKey("notify_session", aiohttp.ClientSession)
 WITNESSES = web.AppKey("witnesses", Witnesses)
 
 
@@ -82,9 +84,7 @@ async def answerer_ctx(app: web.Application) -> AsyncIterator[None]:
         trust=node.live.current_trust,
         limiter=RateLimiter(clock=monotonic),
         clock=node.clock,
-        digest_only=frozenset(
-            name for name, c in node.settings.notifications.channels.items() if c.digest_only
-        ),
+        digest_only=_digest_only(node.settings.notifications),
         hit_threshold=node.settings.matching.threshold,
         ref_checks=node.settings.matching.ref_checks,
     )
@@ -146,22 +146,12 @@ async def notifications_ctx(app: web.Application) -> AsyncIterator[None]:
     if released:
         log.info("notifications_resumed", notices=released)
     async with aiohttp.ClientSession() as session:
-        senders = build_senders(
-            n.channels,
-            signer=node.signer,
-            node=node.settings.node,
-            session=session,
-            clock=node.clock,
-            base_dir=node.settings.base_dir,
-            env=os.environ,
-        )
+        app[NOTIFY_SESSION] = session
         dispatcher = Dispatcher(
             outbox=outbox,
-            senders=senders,
+            senders=_senders(app, n),
             clock=node.clock,
-            retry=RetryPolicy(
-                initial_s=n.retry_initial_s, max_s=n.retry_max_s, max_age_s=n.max_age_hours * 3600
-            ),
+            retry=_retry(n),
             per_channel=n.per_channel,
         )
         app[DISPATCHER] = dispatcher
@@ -170,19 +160,69 @@ async def notifications_ctx(app: web.Application) -> AsyncIterator[None]:
         scheduler.every(
             "outbox", n.poll_interval_s, dispatcher.run_once, at_once=True, skip_after=None
         )
-        started = node.clock()
-        for name, channel in n.channels.items():
-            if channel.digest:
-                scheduler.add(
-                    f"digest:{name}",
-                    digest_trigger(channel.digest),
-                    functools.partial(_digest_job, app, name, started),
-                )
+        _schedule_digests(app, n, since=node.clock())
         yield
         # The service has stopped the scheduler: no pass is running.
         app[ENQUIRY_LOG].on_committed = None
         await dispatcher.close()  # before the session it sends through is closed
     outbox.close()
+
+
+def reconfigure_notifications(app: web.Application, n: Notifications) -> None:
+    """A reload's channels and delivery settings, from the dispatcher's next pass on; the
+    old ones stay in force if the new ones do not build (a ConfigError names the channel).
+    Deliveries in flight finish with the sender they started with."""
+    senders = _senders(app, n)
+    for name, channel in n.channels.items():
+        if channel.digest:
+            try:
+                digest_trigger(channel.digest)
+            except ConfigError as exc:
+                raise ConfigError(f"notifications.channels.{name}: {exc.detail}") from exc
+    dispatcher, scheduler = app[DISPATCHER], app[SCHEDULER]
+    dispatcher.senders = senders
+    dispatcher.retry = _retry(n)
+    dispatcher.per_channel = n.per_channel
+    app[ANSWERER].digest_only = _digest_only(n)
+    scheduler.reschedule("outbox", n.poll_interval_s)
+    for job in scheduler.jobs():
+        if job.id.startswith("digest:"):
+            scheduler.remove(job.id)
+    _schedule_digests(app, n, since=app[NODE].clock())
+    dispatcher.wake()  # notices held for a channel that now exists go out now
+
+
+def _senders(app: web.Application, n: Notifications) -> dict[str, Channel]:
+    node = app[NODE]
+    return build_senders(
+        n.channels,
+        signer=node.signer,
+        node=node.settings.node,
+        session=app[NOTIFY_SESSION],
+        clock=node.clock,
+        base_dir=node.settings.base_dir,
+        env=os.environ,
+    )
+
+
+def _retry(n: Notifications) -> RetryPolicy:
+    return RetryPolicy(
+        initial_s=n.retry_initial_s, max_s=n.retry_max_s, max_age_s=n.max_age_hours * 3600
+    )
+
+
+def _digest_only(n: Notifications) -> frozenset[str]:
+    return frozenset(name for name, c in n.channels.items() if c.digest_only)
+
+
+def _schedule_digests(app: web.Application, n: Notifications, *, since: float) -> None:
+    for name, channel in n.channels.items():
+        if channel.digest:
+            app[SCHEDULER].add(
+                f"digest:{name}",
+                digest_trigger(channel.digest),
+                functools.partial(_digest_job, app, name, since),
+            )
 
 
 async def _digest_job(app: web.Application, channel: str, started: float) -> None:

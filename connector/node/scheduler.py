@@ -93,6 +93,16 @@ class Scheduler:
             **kwargs,
         )
 
+    def reschedule(self, job_id: str, seconds: float) -> None:
+        """A job's interval changed by a reload; its next run is one new interval away."""
+        self._scheduler.reschedule_job(
+            job_id, trigger=IntervalTrigger(seconds=seconds, timezone=UTC)
+        )
+
+    def remove(self, job_id: str) -> None:
+        """A job no longer wanted; a run in progress finishes."""
+        self._scheduler.remove_job(job_id)
+
     def jobs(self) -> list[Scheduled]:
         return [
             Scheduled(id=j.id, trigger=str(j.trigger), next_run_at=_next_run(j))

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import signal
 import ssl
+from collections.abc import Callable
 from pathlib import Path
 
 import structlog
@@ -16,10 +18,11 @@ from connector.enquiries.checkpoints import Checkpoints
 from connector.enquiries.continuity import Admin
 from connector.enquiries.log import EnquiryLog
 from connector.errors import ConfigError
+from connector.logs import configure_logging
 from connector.node.keyring import expiry
 from connector.node.local_app import build_local_app
 from connector.node.node import Node
-from connector.node.peer_app import build_peer_app
+from connector.node.peer_app import build_peer_app, reconfigure_notifications
 from connector.node.readiness import ReadinessChecks
 from connector.node.scheduler import Scheduler
 from connector.node.sdnotify import SystemdNotifier
@@ -27,9 +30,12 @@ from connector.records.store import RecordStore
 from connector.server.connections import GuardedSite, listener_limits
 from connector.server.inflight import InFlight
 from connector.server.liblog import route_library_errors
-from connector.server.peer_api import IDENTITY
+from connector.server.peer_api import ANSWERER, IDENTITY
+from connector.settings.changes import SettingsChanges, settings_changes
 from connector.settings.config import Settings
 from connector.storage.urls import sqlite_file
+from connector.trail.entry import TRAIL_FILE
+from connector.trail.watch import TrailWatch
 
 log = structlog.get_logger(__name__)
 
@@ -38,6 +44,9 @@ CHECKPOINT_INTERVAL_S = 60.0
 # How soon a running node notices its log file removed or replaced when idle; a commit
 # looks too, so no answer leaves whose row went to a lost file.
 LOG_WATCH_INTERVAL_S = 2.0
+# How soon a running node notices an entry recorded in the admin audit trail, or the trail
+# changed: a stat() each time, the file read only when it changed.
+TRAIL_WATCH_INTERVAL_S = 5.0
 # How soon a running node follows `keys rotate` and `keys renew-tls`, and each step of a
 # rotation under way: one stat() of rotation.json otherwise.
 KEYRING_INTERVAL_S = 1.0
@@ -52,9 +61,18 @@ class Service:
     local listener serves agencies and health."""
 
     def __init__(
-        self, node: Node, *, notifier: SystemdNotifier | None = None, shutdown_timeout: float = 25.0
+        self,
+        node: Node,
+        *,
+        notifier: SystemdNotifier | None = None,
+        shutdown_timeout: float = 25.0,
+        reread: Callable[[], Settings] | None = None,
     ) -> None:
         self.node = node
+        # connector.yaml read again on reload; None: policies and peers only.
+        self.reread = reread
+        # The settings in force: those the node started with, and a reload's reloadable edits.
+        self.settings = node.settings
         self.notifier = notifier or SystemdNotifier.from_env({})
         self.shutdown_timeout = shutdown_timeout
         self.inflight = InFlight()
@@ -110,15 +128,17 @@ class Service:
         )
         if self.enquiry_log.file is not None:
             self.scheduler.every("log-watch", LOG_WATCH_INTERVAL_S, self._watch_log, at_once=False)
-        if s.policy_reload_interval > 0:
-            # Policy and peers files are polled, so an edit takes effect without a signal.
-            self.scheduler.every(
-                "policy-watch",
-                s.policy_reload_interval,
-                self._watch_policy,
-                at_once=False,
-                skip_after=None,
-            )
+        trail = TrailWatch(s.state_path(TRAIL_FILE))
+        # The first look before the node serves: the trail's head is in the journal from
+        # the start, and every later look holds the trail to it.
+        await self._watch_trail(trail)
+        self.scheduler.every(
+            "admin-audit-watch",
+            TRAIL_WATCH_INTERVAL_S,
+            functools.partial(self._watch_trail, trail),
+            at_once=False,
+        )
+        self._schedule_policy_watch(s.policy_reload_interval, was=0)
         self.scheduler.every(
             "keyring", KEYRING_INTERVAL_S, self._follow_keys, at_once=False, skip_after=None
         )
@@ -262,22 +282,124 @@ class Service:
             self.node.live.halt("enquiry_log", lost)
             self.notifier.status(f"not answering: {lost}")
 
+    async def _watch_trail(self, trail: TrailWatch) -> None:
+        """Each entry admins record goes to the journal too (a copy of the trail's head off
+        its file, where a journal forwarded off the host keeps it); a trail whose seen part
+        changed is a warning. Read in a thread: a long trail is verified whole."""
+        seen = await asyncio.to_thread(trail.look)
+        if seen is None:
+            return
+        report = seen.report
+        if not report.ok:
+            log.warning(
+                "admin_audit_broken",
+                finding=report.finding,
+                line=report.line,
+                seq=report.seq,
+                problem=report.problem,
+                path=str(trail.path),
+            )
+            return
+        head = report.head
+        if seen.first and head is not None:
+            log.info("admin_audit_head", seq=head.seq, hash=head.hash, entries=report.entries)
+        for e in seen.new:
+            log.info(
+                "admin_audit_recorded",
+                seq=e.seq,
+                hash=e.hash,
+                action=e.action,
+                target=e.target,
+                actor=e.actor.shown,
+            )
+
     async def _watch_policy(self) -> None:
         self.node.live.reload_if_changed()
 
     def reload(self) -> None:
+        """SIGHUP: connector.yaml's reloadable settings, then the policy and the peers. What
+        cannot change without a restart is said (and shown in /readyz) until one is made."""
         self.notifier.reloading()
         self.follow_keys()
+        changes = self._reload_settings()
         report = self.node.live.reload()
-        log.info(
-            "reloaded",
-            policy_changed=report.policy_changed,
-            peers_changed=report.peers_changed,
-            problems=report.problems,
+        fields = {
+            "policy_changed": report.policy_changed,
+            "peers_changed": report.peers_changed,
+            "settings_applied": list(changes.applied),
+            "restart_needed": list(self.node.live.restart_needed),
+        }
+        if report.problems:
+            log.error("reloaded_with_problems", problems=report.problems, **fields)
+        elif self.node.live.restart_needed:
+            log.warning("reloaded_restart_needed", **fields)
+        else:
+            log.info("reloaded", **fields)
+        status = "degraded: " + "; ".join(report.problems) if report.problems else "ready"
+        if self.node.live.restart_needed:
+            status += "; restart needed for " + ", ".join(self.node.live.restart_needed)
+        self.notifier.ready(status=status)
+
+    def _reload_settings(self) -> SettingsChanges:
+        live = self.node.live
+        none = SettingsChanges(applied=(), restart=())
+        if self.reread is None:
+            return none
+        try:
+            new = self.reread()
+        except ConfigError as exc:
+            live.problems["config"] = f"connector.yaml not reloaded: {exc.detail}"
+            log.error("config_reload_failed", error=exc.detail)
+            return none
+        live.problems.pop("config", None)
+        # Against what the node started with: an edit that needs a restart stays reported
+        # until there is one, however many reloads come between.
+        live.restart_needed = settings_changes(self.node.settings, new).restart
+        changes = settings_changes(self.settings, new)
+        applied = self._apply(new, changes)
+        return SettingsChanges(applied=applied, restart=changes.restart)
+
+    def _apply(self, new: Settings, changes: SettingsChanges) -> tuple[str, ...]:
+        """Each reloadable part of `new` that changed, put in force; a part that does not
+        build keeps the old one and is reported as a problem."""
+        live, old = self.node.live, self.settings
+        kept: list[str] = []
+        if changes.touches("notifications"):
+            try:
+                reconfigure_notifications(self.peer_app, new.notifications)
+            except ConfigError as exc:
+                live.problems["notifications"] = exc.detail
+                log.error("notifications_reload_failed", error=exc.detail)
+                kept.append("notifications")
+                new = new.model_copy(update={"notifications": old.notifications})
+            else:
+                live.problems.pop("notifications", None)
+        if changes.touches("logging"):
+            configure_logging(fmt=new.logging.format, level=new.logging.level)
+        if changes.touches("matching"):
+            answerer = self.peer_app[ANSWERER]
+            answerer.hit_threshold = new.matching.threshold
+            answerer.ref_checks = new.matching.ref_checks
+        if changes.touches("policy_reload_interval"):
+            self._schedule_policy_watch(new.policy_reload_interval, was=old.policy_reload_interval)
+        live.retarget(
+            policy_dir=new.path(new.policy_dir),
+            peers_file=new.path(new.peers_file),
+            channels=frozenset(new.notifications.channels),
         )
-        self.notifier.ready(
-            status="degraded: " + "; ".join(report.problems) if report.problems else "ready"
-        )
+        self.settings = new
+        return tuple(n for n in changes.applied if not any(n.startswith(k) for k in kept))
+
+    def _schedule_policy_watch(self, seconds: float, *, was: float) -> None:
+        # Policy and peers files are polled, so an edit takes effect without a signal.
+        if seconds > 0 and was > 0:
+            self.scheduler.reschedule("policy-watch", seconds)
+        elif seconds > 0:
+            self.scheduler.every(
+                "policy-watch", seconds, self._watch_policy, at_once=False, skip_after=None
+            )
+        elif was > 0:
+            self.scheduler.remove("policy-watch")
 
     async def stop(self) -> None:
         """Stop accepting, let in-flight requests finish, stop the jobs, then the apps, then
@@ -302,10 +424,17 @@ class Service:
         await self._resources.aclose()
 
 
-async def serve(node: Node, *, notifier: SystemdNotifier, new_log: Admin | None = None) -> None:
-    """Run until SIGTERM or SIGINT; SIGHUP reloads policies and peers."""
+async def serve(
+    node: Node,
+    *,
+    notifier: SystemdNotifier,
+    new_log: Admin | None = None,
+    reread: Callable[[], Settings] | None = None,
+) -> None:
+    """Run until SIGTERM or SIGINT; SIGHUP reloads connector.yaml (`reread`), the policies
+    and the peers."""
     node.load_live()
-    service = Service(node, notifier=notifier)
+    service = Service(node, notifier=notifier, reread=reread)
     service.new_log = new_log
     await service.start()
     # Everything built so far lives as long as the process: keep it out of the collector's

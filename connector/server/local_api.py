@@ -18,7 +18,8 @@ from connector.server.rejectlog import RejectionLog
 class Readiness(Protocol):
     """What /readyz reports: the policy and peers in force, why they may be an older
     version, whether the node is going away, why it is under maintenance, and what keeps
-    it from answering (a full disk, a record store that does not answer)."""
+    it from answering (a full disk, a record store that does not answer), and which edits
+    of connector.yaml wait for a restart."""
 
     @property
     def policy(self) -> Policy: ...
@@ -37,6 +38,9 @@ class Readiness(Protocol):
 
     @property
     def unready(self) -> Mapping[str, str]: ...
+
+    @property
+    def restart_needed(self) -> tuple[str, ...]: ...
 
 
 READINESS: web.AppKey[Readiness] = web.AppKey("readiness")
@@ -69,6 +73,7 @@ async def readyz(request: web.Request) -> web.Response:
             "problems": dict(ready.problems),
             "maintenance": maintenance,
             "unready": dict(unready),
+            "restart_needed": list(ready.restart_needed),
         }
     # Degraded still answers with the last good policy: ready for traffic, but say why.
     away = ready.draining or maintenance is not None or bool(unready)

@@ -1,7 +1,9 @@
-"""Files written whole: a reader sees the old file or the new one, and a crash loses neither."""
+"""Files written whole: a reader sees the old file or the new one, and a crash loses neither;
+and the one kind appended to, line by line under a lock."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import tempfile
 from collections.abc import Iterator
@@ -66,6 +68,49 @@ def atomic_file(
         Path(tmp).unlink(missing_ok=True)
         raise
     _sync_directory(directory)
+
+
+@contextmanager
+def locked_append(path: Path, *, mode: int = 0o600) -> Iterator[BinaryIO]:
+    """`path` opened to read and to append to, created `mode` if missing, under an exclusive
+    lock (flock) held until the block ends: two writers at once take turns, each reading
+    the end the other left. What the block wrote is synced to disk before the lock is let
+    go (and the directory too, when the file is new). Only a write at the end can change
+    the file; the caller may cut it shorter (`truncate`), never rewrite what stays.
+
+    A file created while we run as root is given the directory's owner and group: an
+    admin's `sudo` must not leave a file the service user cannot append to."""
+    flags = os.O_RDWR | os.O_APPEND | os.O_CREAT
+    try:
+        fd = os.open(path, flags | os.O_EXCL, mode)
+        created = True
+    except FileExistsError:
+        fd = os.open(path, flags)
+        created = False
+    with os.fdopen(fd, "r+b") as fh:
+        if created:
+            os.fchmod(fd, mode)  # os.open's mode passed through the umask
+            if os.geteuid() == 0:
+                owner = path.parent.stat()
+                os.fchown(fd, owner.st_uid, owner.st_gid)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield fh
+        fh.flush()
+        os.fsync(fd)
+    if created:
+        _sync_directory(path.parent)
+
+
+def read_locked(path: Path) -> bytes | None:
+    """A file appended to under `locked_append`, read whole under a shared lock: never with
+    half a line a writer is adding. None when there is no such file."""
+    try:
+        fh = path.open("rb")
+    except FileNotFoundError:
+        return None
+    with fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_SH)
+        return fh.read()
 
 
 def _stat(path: Path) -> os.stat_result | None:

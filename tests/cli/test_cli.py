@@ -955,7 +955,14 @@ def test_json_of_every_command_a_script_reads(tmp_path: Path) -> None:
         assert done.returncode == status, done.stderr
         return json.loads(done.stdout)
 
-    assert run("config", "check").keys() == {"ok", "node", "peers", "sources", "policy_digest"}
+    assert run("config", "check").keys() == {
+        "ok",
+        "node",
+        "peers",
+        "sources",
+        "agencies",
+        "policy_digest",
+    }
     checked = run("policy", "check")
     assert checked["ok"] is True
     assert checked["digest"].startswith("sha256:")
@@ -981,9 +988,32 @@ def test_json_of_every_command_a_script_reads(tmp_path: Path) -> None:
     assert refused["ok"] is False
     assert refused["errors"][0]["rule"] == "typo"
     assert refused["errors"][0]["line"] > 0
-    manifest = {"node", "kid", "version", "created_at", "enquiry_log", "databases", "members"}
+    manifest = {
+        "node",
+        "kid",
+        "version",
+        "created_at",
+        "enquiry_log",
+        "admin_audit",
+        "databases",
+        "members",
+    }
+    trail = run("audit", "verify")
+    assert trail.keys() == {
+        "ok",
+        "file",
+        "entries",
+        "head",
+        "finding",
+        "line",
+        "seq",
+        "problem",
+        "expect_held",
+    }
+    assert (trail["ok"], trail["entries"]) == (True, 2)  # init, and the import
     created = run("backup", "create", str(tmp_path / "backups"))
     assert created.keys() == {"archive", "size", "removed", "seconds"} | manifest
+    assert created["admin_audit"] == trail["head"]
     log_revision = status["databases"][1]["needs"]  # the one this version makes
     assert created["databases"][1] == {
         "name": "enquiries",

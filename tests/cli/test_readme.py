@@ -324,6 +324,21 @@ def enquiries_verify(t: FirstHour, p: subprocess.CompletedProcess[str]) -> None:
     assert lines[-1].count(".") == 2  # the signed checkpoint
 
 
+def audit_list(t: FirstHour, p: subprocess.CompletedProcess[str]) -> None:
+    out = ok(p)
+    entries = json.loads(cli("audit", "list", "--json", config=t.etc / "connector.yaml").stdout)
+    # The commands above that changed the node, in order; the readers and `records sync`
+    # (no sources: nothing changed) left nothing.
+    assert [(e["action"], e["target"]) for e in entries] == [
+        ("node.initialized", "FR"),
+        ("peer.added", "DE"),
+        ("records.imported", "travel_documents"),
+        ("agency.added", "probe"),  # this test's, to ask /readyz (support.processes.readyz)
+        ("agency.added", "border-cdg"),
+    ]
+    assert re.search(r"│ 5 │ [\d: -]+ │ \S+\s+│ agency.added\s+│ border-cdg", out), out
+
+
 EXPECT: dict[str, Callable[[FirstHour, subprocess.CompletedProcess[str]], None]] = {
     "init": init_,
     "keys show": keys_show,
@@ -338,6 +353,7 @@ EXPECT: dict[str, Callable[[FirstHour, subprocess.CompletedProcess[str]], None]]
     "enquiries list": enquiries_list,
     "enquiries show": enquiries_show,
     "enquiries verify": enquiries_verify,
+    "audit list": audit_list,
 }
 
 

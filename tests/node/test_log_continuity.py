@@ -19,6 +19,7 @@ from support.entries import entry
 from support.processes import (
     CLI,
     POLICY,
+    audit_entries,
     cli,
     fr_query,
     init,
@@ -125,6 +126,14 @@ def test_a_node_that_logged_refuses_a_missing_log_until_an_admin_says_new_log(de
         1,
     )
     assert decision["kept_hash"] == kept["hash"]
+    # And the admin audit trail holds the decision, with who took it.
+    replaced = audit_entries(de.config)[-1]
+    assert (replaced["action"], replaced["target"], replaced["actor"]["name"]) == (
+        "enquiry_log.replaced",
+        "DE",
+        getpass.getuser(),
+    )
+    assert replaced["details"] == {"found": "is missing", "kept_seq": 1, "kept_hash": kept["hash"]}
     # The new log is this node's log from now on.
     de.start()
     de.stop()

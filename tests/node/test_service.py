@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from connector.demo import network
 from connector.node.local_app import HEALTH
@@ -14,6 +15,8 @@ from connector.node.node import ENQUIRY_LOG, RECORDS
 from connector.node.peer_app import DISPATCHER
 from connector.node.scheduler import SCHEDULER, Scheduler
 from connector.server.local_checks import LOCAL_CHECKS
+from connector.trail.entry import TRAIL_FILE, Action, Actor
+from connector.trail.file import record
 
 SOURCE = """\
 sources:
@@ -63,11 +66,13 @@ async def test_both_apps_share_the_services_databases_and_scheduler(tmp_path: Pa
             "witness",
             "readiness",
             "keyring",
+            "admin-audit-watch",
         }
         assert jobs["checkpoint"].trigger == "interval[0:01:00]"
         assert jobs["witness"].trigger == "interval[0:01:00]"
         assert jobs["readiness"].trigger == "interval[0:00:10]"
         assert jobs["log-watch"].trigger == "interval[0:00:02]"
+        assert jobs["admin-audit-watch"].trigger == "interval[0:00:05]"
         assert jobs["policy-watch"].trigger == f"interval[0:00:0{s.policy_reload_interval:g}]"
         assert jobs["peer-health"].trigger.startswith("interval[")
         assert jobs["digest:duty"].trigger.startswith("cron[")
@@ -116,3 +121,33 @@ async def test_a_job_is_a_coroutine_and_stops_with_the_scheduler() -> None:
     await scheduler.shutdown()
     assert ended == ["cancelled"]  # ended before shutdown returned
     await scheduler.shutdown()  # twice is harmless
+
+
+def _two_entries(node_id: str, directory: Path) -> None:
+    admin = Actor(kind="os", name="alice")
+    for target in ("DE", "IT"):
+        record(
+            directory / TRAIL_FILE,
+            actor=admin,
+            action=Action.PEER_ADDED,
+            target=target,
+            details={},
+            now=1.0,
+        )
+
+
+async def test_a_trail_cut_under_a_running_node_is_a_warning(tmp_path: Path) -> None:
+    async with network(tmp_path, ["FR"], _two_entries) as net:
+        path = net["FR"].node.settings.state_path(TRAIL_FILE)
+        assert path.parent == tmp_path / "FR"  # where _two_entries wrote
+        # The node looked before it served, and saw entry 2 as its head.
+        lines = path.read_bytes().splitlines(keepends=True)
+        path.write_bytes(lines[0])  # the newest entry cut off
+        with capture_logs() as logs:
+            for _ in range(100):  # the next look comes within one interval (5 s)
+                if any(e["event"] == "admin_audit_broken" for e in logs):
+                    break
+                await asyncio.sleep(0.1)
+        (warning,) = [e for e in logs if e["event"] == "admin_audit_broken"]
+        assert (warning["finding"], warning["seq"]) == ("cut", 2)
+        assert "ends at seq 1" in warning["problem"]

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from support.processes import cli, init
+from support.processes import audit_entries, cli, init
 
 from connector.enquiries.entry import Entry, new_enquiry_id
 from connector.enquiries.log import EnquiryLog
@@ -163,5 +163,11 @@ def test_notifications_commands(tmp_path: Path) -> None:
     ]
     assert "1 dead" in cli("notifications", "list", config=config).stdout
     assert "1 notice(s) due again" in cli("notifications", "retry", "--dead", config=config).stdout
+    retried = audit_entries(config)[-1]  # the admin audit trail says who made it due again
+    assert (retried["action"], retried["target"], retried["details"]) == (
+        "notices.retried",
+        "dead",
+        {"notices": 1},
+    )
     pending = json.loads(cli("notifications", "list", "--pending", "--json", config=config).stdout)
     assert [n["id"] for n in pending] == [notice.id]

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from support.databases import DatabaseUrl
 from support.network import ask, on_databases
-from support.processes import cli
+from support.processes import audit_entries, cli
 
 from connector.demo import DemoNode, network
 from connector.storage import pgtemp
@@ -130,6 +130,14 @@ async def test_inserts_updates_and_deletes_at_the_source_reach_the_answers(
         assert code == 1  # two rows were rejected: said, and the good rows are in
         assert "dokumente → travel_documents: read 4, inserted 3, updated 0" in out
         assert "kfz → vehicles: read 3, inserted 2, updated 0" in out
+        synced = audit_entries(de.node.settings.base_dir / "connector.yaml")[-1]
+        assert (synced["action"], synced["target"]) == ("records.synced", "dokumente,kfz")
+        assert synced["details"]["sources"]["kfz"] == {
+            "inserted": 2,
+            "updated": 0,
+            "removed": 0,
+            "rejected": 1,
+        }
         assert "rejected 4:" in err
         assert "XX" in err
         assert "rejected 1M8GDM9AXKP042789:" in err

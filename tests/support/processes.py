@@ -13,6 +13,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from connector.crypto.jws import Signer, SigningKey
 from connector.protocol import Check, Query, make_query
@@ -167,3 +168,9 @@ def post_query(port: int, token: bytes) -> tuple[int, bytes]:
             return resp.status, resp.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
+
+
+def audit_entries(config: Path) -> list[dict[str, Any]]:
+    """The node's admin audit trail, as `audit list --json` gives it."""
+    entries: list[dict[str, Any]] = json.loads(cli("audit", "list", "--json", config=config).stdout)
+    return entries
