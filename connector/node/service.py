@@ -163,6 +163,8 @@ class Service:
                 at_once=True,
                 skip_after=None,
             )
+        # Before the keyring job can run: it swaps this context's certificate.
+        self.peer_tls = node.ssl_context()
         self.scheduler.start()
         peer_limits, local_limits = listener_limits(
             s.listen.peer, s.listen.local, s.listen.timeouts
@@ -179,7 +181,6 @@ class Service:
         )
         await peer_runner.setup()
         self._runners.append(peer_runner)
-        self.peer_tls = node.ssl_context()
         await GuardedSite(
             peer_runner,
             s.listen.peer.host,
