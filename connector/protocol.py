@@ -50,6 +50,7 @@ TYP_CHECKPOINT = "ncb-checkpoint+jwt"
 TYP_RECEIPT = "ncb-receipt+jwt"
 TYP_RECALL = "ncb-recall+jwt"
 TYP_WITNESSED = "ncb-witnessed+jwt"
+TYP_ROTATION = "ncb-rotation+jwt"
 # A witness returns at most this many of a node's checkpoints (§13.3): its newest, one a day
 # before them, and every conflict, thinned to fit.
 MAX_WITNESSED = 512
@@ -156,6 +157,10 @@ class IdentityClaims(BaseModel):
     keys: list[dict[str, Any]]
     tls_fingerprint: str | None = None
     url: str | None = None
+    # During a rotation (§9.1): every certificate fingerprint the node may present, and the
+    # statements, each signed by a key peers already pin, that announce what replaces what.
+    tls_fingerprints: list[str] = Field(default_factory=list)
+    rotations: list[str] = Field(default_factory=list)
 
 
 # --- values the rest of the connector works with ---------------------------------------------
@@ -515,8 +520,10 @@ def sign_identity(
     tls_fingerprint: str | None,
     url: str | None,
     now: float,
+    tls_fingerprints: Sequence[str] = (),
+    rotations: Sequence[str] = (),
 ) -> bytes:
-    claims = {
+    claims: dict[str, Any] = {
         "iss": node,
         "iat": int(now),
         "exp": int(now) + 300,
@@ -525,7 +532,129 @@ def sign_identity(
         "tls_fingerprint": tls_fingerprint,
         "url": url,
     }
+    # Only while a rotation is under way: outside one the token is what it always was.
+    if rotations:
+        claims["tls_fingerprints"] = list(tls_fingerprints)
+        claims["rotations"] = list(rotations)
     return signer.sign_compact(orjson.dumps(claims), typ=TYP_IDENTITY)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PublishedIdentity:
+    """What a node's identity token says of its keys and certificates, besides who it is."""
+
+    keys: tuple[dict[str, Any], ...]
+    tls_fingerprint: str | None
+    tls_fingerprints: tuple[str, ...] = ()
+    rotations: tuple[str, ...] = ()
+
+
+# --- rotation statements (§9.1) ----------------------------------------------------------------
+
+Fingerprint = Annotated[str, StringConstraints(pattern=r"^[0-9A-F]{2}(:[0-9A-F]{2}){31}$")]
+
+
+class RotationClaims(BaseModel):
+    """A node's word, signed by a key its peers pin, on the key or certificate replacing one."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    iss: StrictStr
+    iat: StrictInt
+    exp: StrictInt  # when the replaced key or certificate retires: the statement ends with it
+    kind: Literal["key", "tls"]
+    replaces: StrictStr  # the replaced key's kid, or the replaced certificate's fingerprint
+    jwk: dict[str, Any] | None = None  # kind "key": the next key
+    tls_fingerprint: Fingerprint | None = None  # kind "tls": the next certificate
+    activate_at: StrictInt  # from when the node signs with, or presents, the new one
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RotationStatement:
+    """A verified rotation statement: `old` (kid or fingerprint) is replaced by `new` and
+    stays valid until `not_after`."""
+
+    node: str
+    kind: Literal["key", "tls"]
+    old: str
+    new_key: PublicKey | None
+    new_tls_fingerprint: str | None
+    activate_at: int
+    not_after: int
+    signed_by: str
+
+
+def sign_rotation(
+    signer: Signer,
+    *,
+    node: str,
+    replaces: str,
+    new_key: PublicKey | None = None,
+    new_tls_fingerprint: str | None = None,
+    activate_at: float,
+    not_after: float,
+    now: float,
+) -> str:
+    """A key rotation is signed by the key it replaces; a certificate's by the node's key."""
+    claims: dict[str, Any] = {
+        "iss": node,
+        "iat": int(now),
+        "exp": int(not_after),
+        "kind": "key" if new_key is not None else "tls",
+        "replaces": replaces,
+        "activate_at": int(activate_at),
+    }
+    if new_key is not None:
+        claims["jwk"] = new_key.jwk()
+    else:
+        claims["tls_fingerprint"] = new_tls_fingerprint
+    return signer.sign_compact(orjson.dumps(claims), typ=TYP_ROTATION).decode("ascii")
+
+
+def open_rotation(
+    token: str, *, keys: Sequence[PublicKey], node: str, now: float
+) -> RotationStatement:
+    """A statement signed by one of `keys` (those pinned for `node` and valid now), naming
+    `node`, not expired; a key's rotation signed by the very key it replaces."""
+    try:
+        jws = parse_compact(token.encode("ascii"))
+    except UnicodeEncodeError as exc:
+        raise MalformedToken("a rotation statement is ASCII") from exc
+    key = next((k for k in keys if k.kid == jws.kid), None)
+    if key is None:
+        raise UnknownKey("the rotation statement is signed by a key not pinned", kid=jws.kid)
+    jws.verify_with(key)
+    if jws.typ != TYP_ROTATION:
+        raise WrongType(f"typ must be {TYP_ROTATION!r}", typ=jws.typ)
+    try:
+        claims = RotationClaims.model_validate_json(jws.payload)
+    except ValidationError as exc:
+        raise MalformedToken(f"rotation claims are malformed: {exc}") from exc
+    if claims.iss != node:
+        raise InvalidClaims(f"the rotation statement is {claims.iss}'s, not {node}'s")
+    if claims.exp < now - CLOCK_SKEW_S:
+        raise StaleToken("the rotation statement has expired: what it replaced has retired")
+    if claims.iat > now + CLOCK_SKEW_S:
+        raise StaleToken("the rotation statement is issued in the future")
+    new_key = None
+    if claims.kind == "key":
+        if claims.replaces != jws.kid:
+            raise InvalidClaims("a key's rotation must be signed by the key it replaces")
+        try:
+            new_key = PublicKey.from_jwk(claims.jwk or {})
+        except ValueError as exc:
+            raise MalformedToken(f"the rotation statement's jwk: {exc}") from exc
+    elif claims.tls_fingerprint is None:
+        raise MalformedToken("a certificate's rotation names the next tls_fingerprint")
+    return RotationStatement(
+        node=claims.iss,
+        kind=claims.kind,
+        old=claims.replaces,
+        new_key=new_key,
+        new_tls_fingerprint=claims.tls_fingerprint,
+        activate_at=claims.activate_at,
+        not_after=claims.exp,
+        signed_by=key.kid,
+    )
 
 
 def open_identity(token: bytes, *, now: float) -> tuple[IdentityClaims, PublicKey]:

@@ -35,13 +35,21 @@ COMMANDS: dict[str, Lazy | click.Command] = {
     ),
     "keys": LazyGroup(
         name="keys",
-        help="The node's keys.",
+        help="The node's keys and TLS certificate: show, rotate, renew.",
         lazy={
+            "renew-tls": Lazy(
+                target="connector.cli.keys:keys_renew_tls",
+                help="Make the next TLS certificate; publish it, then present it.",
+            ),
+            "rotate": Lazy(
+                target="connector.cli.keys:keys_rotate",
+                help="Make the next signing key; publish it, then sign with it.",
+            ),
             "show": Lazy(
                 target="connector.cli.keys:keys_show",
                 help=(
                     "Print the public JWK, its RFC 7638 thumbprint and the TLS certificate "
-                    "fingerprint."
+                    "fingerprint (and a rotation's next and retiring ones)."
                 ),
             ),
         },

@@ -135,9 +135,9 @@ def enquiries_archive(
     Exit status: 0 archived, or nothing old enough to archive; 2 nothing was removed (a date
     in the future, a directory that cannot be written, a file that did not read back)."""
     from connector.crypto.jws import Signer
-    from connector.crypto.keyfiles import read_signing_key
     from connector.enquiries.archive import archive_log
     from connector.enquiries.log import EnquiryLog
+    from connector.node.keyring import KeyPaths, in_force
     from connector.trail.entry import Action
 
     now = datetime.now(UTC)
@@ -149,7 +149,8 @@ def enquiries_archive(
         )
     settings = load_settings(config_path)
     target = directory if directory is not None else settings.state_path(settings.retention.dir)
-    signer = Signer(read_signing_key(settings.path(settings.key_file)))
+    # Signed with the key the node signs with now (over a rotation, the new one once active).
+    signer = Signer(in_force(KeyPaths.of(settings), now.timestamp()).signing)
     with closing(EnquiryLog.open(settings.enquiries_url)) as log:
         done = archive_log(log, signer=signer, node=settings.node, before=cutoff, directory=target)
     if done.files:
@@ -255,6 +256,7 @@ def enquiries_verify(
     import connector.notify.tables  # noqa: F401  (declares the outbox, whose rows the log seals)
     from connector.enquiries.archive import archive_files
     from connector.enquiries.audit import audit_log
+    from connector.node.keyring import KeyPaths, in_force
 
     if bool(files) != with_archives:
         _fail(
@@ -266,7 +268,16 @@ def enquiries_verify(
         _fail(f"no archive file (*.ncbarchive) in {', '.join(map(str, files))}")
     settings = load_settings(config_path)
     recalled = asyncio.run(_recall_witnesses(settings)) if witnesses else None
-    audit = audit_log(settings, expect=expect, now=time.time(), witnessed=recalled, archives=paths)
+    # Over a key rotation, an archive may be signed by the old key or the new one.
+    keys = in_force(KeyPaths.of(settings), time.time()).public_keys if paths else ()
+    audit = audit_log(
+        settings,
+        expect=expect,
+        now=time.time(),
+        witnessed=recalled,
+        archives=paths,
+        archive_keys=keys,
+    )
     report = audit.report
     code = 0 if audit.ok else 1
     if code == 0 and any(w.error for w in audit.witnesses or ()):

@@ -38,6 +38,12 @@ if TYPE_CHECKING:
 @click.option("--tls-fingerprint", help="SHA-256 of the peer's TLS certificate.")
 @click.option("--insecure", is_flag=True, help="Plain HTTP (tests and demos only).")
 @click.option("--yes", is_flag=True, help="Pin what --fetch found without asking.")
+@click.option(
+    "--update",
+    is_flag=True,
+    help="The peer is trusted already: pin the key and certificate it presents now (after "
+    "it rotated them), with --fetch.",
+)
 @config_option
 @handles_errors
 def peers_add(
@@ -48,9 +54,13 @@ def peers_add(
     tls_fingerprint: str | None,
     insecure: bool,
     yes: bool,
+    update: bool,
     config_path: Path,
 ) -> None:
-    """Trust a peer: pin its key and TLS fingerprint."""
+    """Trust a peer: pin its key and TLS fingerprint.
+
+    Exit status: 0 pinned; 1 not pinned (the question was answered no); 2 bad input, the
+    peer unreachable, or already trusted without --update."""
     from connector.peers.pinning import pin_peer
 
     def confirm(summary: str) -> bool:
@@ -67,6 +77,7 @@ def peers_add(
         tls_fingerprint=tls_fingerprint,
         insecure=insecure,
         confirm=confirm,
+        update=update,
     )
     if pinned is None:
         _fail("not pinned", 1)
@@ -74,7 +85,7 @@ def peers_add(
     peer = pinned.peer
     record_change(
         settings,
-        Action.PEER_ADDED,
+        Action.PEER_UPDATED if update else Action.PEER_ADDED,
         peer.id,
         url=peer.url,
         keys=[k.key.kid for k in peer.keys],
@@ -82,7 +93,7 @@ def peers_add(
         insecure=peer.insecure,
     )
     click.echo(
-        f"peer {peer.id} added: key {peer.keys[0].key.kid}, "
+        f"peer {peer.id} {'updated' if update else 'added'}: key {peer.keys[0].key.kid}, "
         f"tls {peer.tls_fingerprint or 'none (insecure)'}"
     )
     if pinned.inherited:
@@ -98,7 +109,11 @@ def peers_add(
 @click.option("--json", "as_json", is_flag=True)
 @handles_errors
 def peers_list(config_path: Path, as_json: bool) -> None:
-    """List trusted peers."""
+    """List trusted peers.
+
+    \b
+    --json: [{"id", "url", "keys": [kid…], "tls_fingerprint",
+    "retiring_tls_fingerprints": [{"fingerprint", "not_after"}], "insecure"}]."""
     from connector.peers.trust import load_trust_store
 
     settings = load_settings(config_path)
@@ -112,6 +127,14 @@ def peers_list(config_path: Path, as_json: bool) -> None:
                     "url": p.url,
                     "keys": [k.key.kid for k in p.keys],
                     "tls_fingerprint": p.tls_fingerprint,
+                    # A certificate the peer renewed, accepted until its not_after.
+                    "retiring_tls_fingerprints": [
+                        {
+                            "fingerprint": r.fingerprint,
+                            "not_after": utc_iso(r.not_after.timestamp()),
+                        }
+                        for r in p.retiring_tls
+                    ],
                     "insecure": p.insecure,
                 }
                 for p in peers_sorted
@@ -125,7 +148,9 @@ def peers_list(config_path: Path, as_json: bool) -> None:
             p.id,
             p.url,
             "\n".join(k.key.kid for k in p.keys),
-            fp if fp else "[yellow]insecure (plain http)[/]",
+            "\n".join([fp, *(f"{r.fingerprint} (retiring)" for r in p.retiring_tls)])
+            if fp
+            else "[yellow]insecure (plain http)[/]",
         )
     out.print(table if peers_sorted else "no peers")
 
@@ -157,11 +182,15 @@ def peers_remove(peer_id: str, config_path: Path) -> None:
 )
 @handles_errors
 def peers_status(config_path: Path, as_json: bool, probe: bool) -> None:
-    """Each peer's last health check by the running node: up or down, latency, key, TLS.
-    The table exits 1 when a peer is down; --json exits 0 and says so in `up`."""
+    """Each peer's last health check by the running node: up or down, latency, key, TLS;
+    and this node's own certificate when it ends within federation.key_expiry_warning_days.
+    The table exits 1 when a peer is down; --json exits 0 and says so in `up`, and gives
+    `own`: {"certificate_expires", "certificate_expiring"} (null when the keys cannot be
+    read by this user)."""
     from connector.peers.health import load_health
 
     settings = load_settings(config_path)
+    own = _own_expiry(settings)
     written_at: float | None
     if probe:
         written_at = time.time()
@@ -174,6 +203,7 @@ def peers_status(config_path: Path, as_json: bool, probe: bool) -> None:
                 "written_at": utc_iso(written_at) if written_at else None,
                 "probed": probe,
                 "peers": [_health_dict(r) for r in rows],
+                "own": own,
             }
         )
         return
@@ -218,8 +248,29 @@ def peers_status(config_path: Path, as_json: bool, probe: bool) -> None:
             escape(r.error or ""),
         )
     out.print(table if rows else "no peers")
+    if own is not None and own["certificate_expiring"]:
+        out.print(
+            f"[yellow]this node's TLS certificate ends {own['certificate_expires']}[/]: "
+            "`ncb-connector keys renew-tls` (docs/operations.md §3a)"
+        )
     if any(not r.up for r in rows):
         raise SystemExit(1)
+
+
+def _own_expiry(settings: Settings) -> dict[str, Any] | None:
+    """When this node's certificate in force ends, and whether that is within the warning
+    days: what the running node warns of (`own_certificate_expiring`)."""
+    from connector.errors import ConfigError
+    from connector.node.keyring import expiry
+    from connector.node.rotation import keyring_now
+
+    now = time.time()
+    try:
+        ends = keyring_now(settings, now=now).certificate.not_after
+    except ConfigError:
+        return None
+    days = settings.federation.key_expiry_warning_days
+    return {"certificate_expires": expiry(ends), "certificate_expiring": ends - now < days * 86_400}
 
 
 async def _probe(settings: Settings, *, now: float) -> list[PeerHealth]:

@@ -135,6 +135,12 @@ class Signer:
     __slots__ = ("_headers", "_secret", "kid", "public")
 
     def __init__(self, key: SigningKey) -> None:
+        self.adopt(key)
+
+    def adopt(self, key: SigningKey) -> None:
+        """Sign with `key` from now on (a rotation's new key coming into force): every part
+        of the node holds this one Signer, so all of them switch at once. Signing runs on the
+        event loop only, so no signature sees half of the switch."""
         self.public = key.public
         self._secret = key.seed + self.public.raw  # libsodium's secret key: seed, public key
         self.kid = self.public.kid

@@ -8,7 +8,7 @@ from contextlib import closing
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from connector.crypto.jws import Signer
+from connector.crypto.jws import PublicKey, Signer
 from connector.crypto.keyfiles import read_signing_key
 from connector.enquiries.archive import ArchiveCheck, check_archives
 from connector.enquiries.checkpoints import read_checkpoint
@@ -129,13 +129,15 @@ def audit_log(
     now: float,
     witnessed: Sequence[Recalled] | None = None,
     archives: Sequence[Path] = (),
+    archive_keys: Sequence[PublicKey] = (),
 ) -> Audit:
     """Verify the chain; `expect` (SEQ:HASH, or a signed checkpoint, which must verify with
     this node's key) also proves no rows up to it were cut off. With `archives` (the files
     `enquiries archive` wrote) the chain is checked from row 1 through every file into the
     table; without them from the table's base, what only archived rows could prove said to
     be not checked. A good chain gets a new checkpoint signed, to be kept off this host and
-    given as `expect` later."""
+    given as `expect` later. `archive_keys`: the keys an archive may be signed with (every
+    key the node publishes now, over a rotation); none given, this node's key."""
     signer = Signer(read_signing_key(settings.path(settings.key_file)))
     checkpoint = (
         None if expect is None else read_checkpoint(expect, key=signer.public, node=settings.node)
@@ -147,7 +149,9 @@ def audit_log(
     wanted = {c.seq for r in witnessed or () for c in r.checkpoints}
     wanted |= {s.seq for s in (state,) if s is not None} | {c[0] for c in (checkpoint,) if c}
     checked = (
-        check_archives(archives, keys=[signer.public], node=settings.node, wanted=wanted)
+        check_archives(
+            archives, keys=archive_keys or [signer.public], node=settings.node, wanted=wanted
+        )
         if archives
         else None
     )

@@ -13,7 +13,8 @@ from connector.errors import ConnectorError
 from connector.metrics import Metrics
 from connector.node.maintenance import MaintenanceSwitch
 from connector.node.readiness import ReadinessChecks
-from connector.peers.trust import TrustStore, load_trust_store
+from connector.peers.rotations import Reviewed, apply_statement
+from connector.peers.trust import TrustStore, load_trust_store, save_trust_store
 from connector.policy import CheckReport, Policy, check_policy
 
 log = structlog.get_logger(__name__)
@@ -210,6 +211,32 @@ class LiveState:
     def _failed(self, file: str) -> None:
         if self.metrics is not None:
             self.metrics.reload_failed(file)
+
+    def repin(self, reviewed: Reviewed) -> None:
+        """A peer's verified rotation pinned: in peers.yaml (read fresh, so an admin's edit
+        since is kept), then in force. Where the service may not write peers.yaml (systemd
+        keeps /etc read-only) the pins hold in memory until a restart, and the admin is told."""
+        peer_id = reviewed.peer.id
+        try:
+            on_file = load_trust_store(self.peers_file)
+            entry = on_file.get(peer_id)
+            if entry is None:  # removed meanwhile: the admin's word wins
+                return
+            for statement in reviewed.accepted:
+                entry = apply_statement(entry, statement)
+            save_trust_store(self.peers_file, on_file.with_peer(entry))
+        except (OSError, ConnectorError) as exc:
+            log.error(
+                "peer_rotation_not_saved",
+                peer=peer_id,
+                file=str(self.peers_file),
+                error=getattr(exc, "detail", None) or str(exc),
+                hint=f"pinned until the node restarts; run `ncb-connector peers add {peer_id} "
+                "--url URL --fetch --update` to keep it",
+            )
+            self.trust = self.trust.with_peer(reviewed.peer)
+            return
+        self._reload_peers()
 
     def _reload_peers(self) -> bool:
         self._peers_stamp = _stamp([self.peers_file])

@@ -136,6 +136,7 @@ async def health_ctx(app: web.Application) -> AsyncIterator[None]:
         monotonic=asyncio.get_running_loop().time,
         timeout=s.outgoing.timeout,
         warn_days=s.federation.key_expiry_warning_days,
+        repin=node.live.repin,
     )
     app[HEALTH] = monitor
     app[FANOUT].on_answered = monitor.exchanged

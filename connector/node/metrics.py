@@ -138,22 +138,27 @@ def node_view(node: Node) -> View:
         peers = _gauge("ncb_peers", "Peers in the trust store in force.")
         peers.add_metric([], float(len(live.trust.peers)))
         yield peers
+        expiries = node.own_expiries()
         key = _gauge(
             "ncb_signing_key_expiry_timestamp_seconds",
-            "When the node's signing key expires: +Inf, a node key has no expiry of its own"
-            " (peers may pin it with a not_after; ncb_peer_key_expiry_timestamp_seconds is"
-            " theirs as we pin them).",
+            "When the node's signing key in force stops being used: +Inf but while a rotation"
+            " retires it (keys rotate); ncb_peer_key_expiry_timestamp_seconds is the peers'"
+            " keys as we pin them.",
         )
-        key.add_metric([], math.inf)
+        key.add_metric([], _or_inf(expiries["signing_key_expires"]))
         yield key
         cert = _gauge(
             "ncb_tls_certificate_expiry_timestamp_seconds",
-            "notAfter of the TLS certificate the peer listener serves.",
+            "notAfter of the TLS certificate the peer listener serves now.",
         )
-        cert.add_metric([], node.tls_not_after)
+        cert.add_metric([], _or_inf(expiries["certificate_expires"]))
         yield cert
 
     return collect
+
+
+def _or_inf(when: float | None) -> float:
+    return math.inf if when is None else when
 
 
 def peers_view(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import ssl
 import time
 from collections.abc import AsyncIterator, Callable
@@ -15,11 +14,6 @@ import structlog
 from aiohttp import web
 
 from connector.crypto.jws import Signer
-from connector.crypto.keyfiles import (
-    certificate_fingerprint,
-    certificate_not_after,
-    read_signing_key,
-)
 from connector.enquiries.continuity import (
     STATE_FILE,
     Admin,
@@ -31,6 +25,7 @@ from connector.enquiries.continuity import (
 from connector.enquiries.log import EnquiryLog
 from connector.errors import ConfigError
 from connector.metrics import Metrics
+from connector.node.keyring import KeyPaths, Keyring
 from connector.node.live import LiveState
 from connector.node.maintenance import MAINTENANCE_FILE, MaintenanceSwitch
 from connector.notify.digest import digest_trigger
@@ -54,22 +49,32 @@ class Node:
 
     settings: Settings
     signer: Signer
-    tls_fingerprint: str
+    keyring: Keyring
     live: LiveState
     clock: Callable[[], float]
     # The node's own registry: its counters move only while it serves (a command's Node
     # counts nothing anyone scrapes).
     metrics: Metrics = field(default_factory=Metrics)
-    tls_not_after: float = math.inf  # the served certificate's notAfter (Unix time)
+
+    @property
+    def tls_fingerprint(self) -> str:
+        """The certificate the peer listener presents now."""
+        return self.keyring.current.certificate.fingerprint
+
+    def own_expiries(self) -> dict[str, float | None]:
+        """When the node's own key and certificate in force stop being valid (None: no end
+        set; a signing key has one only while a rotation retires it), for metrics."""
+        ring = self.keyring.current
+        return {
+            "signing_key_expires": ring.keys[0].not_after,
+            "certificate_expires": ring.certificate.not_after,
+        }
 
     @classmethod
     def from_settings(cls, settings: Settings, *, clock: Callable[[], float] = time.time) -> Node:
-        signer = Signer(read_signing_key(settings.path(settings.key_file)))
+        keyring = Keyring(KeyPaths.of(settings), clock=clock)
+        signer = Signer(keyring.current.signing)
         metrics = Metrics()
-        try:
-            cert = settings.path(settings.tls.cert).read_bytes()
-        except OSError as exc:
-            raise ConfigError(f"cannot read the TLS certificate: {exc}") from exc
         live = LiveState(
             policy_dir=settings.path(settings.policy_dir),
             peers_file=settings.path(settings.peers_file),
@@ -80,8 +85,7 @@ class Node:
         return cls(
             settings=settings,
             signer=signer,
-            tls_fingerprint=certificate_fingerprint(cert),
-            tls_not_after=certificate_not_after(cert),
+            keyring=keyring,
             live=live,
             clock=clock,
             metrics=metrics,
@@ -104,8 +108,8 @@ class Node:
     def ssl_context(self) -> ssl.SSLContext:
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-        s = self.settings
-        ctx.load_cert_chain(s.path(s.tls.cert), s.path(s.tls.key))
+        cert = self.keyring.current.certificate
+        ctx.load_cert_chain(cert.path, cert.key)
         return ctx
 
     def open_records(self, *, serving: bool = False) -> RecordStore:

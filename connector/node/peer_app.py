@@ -93,7 +93,7 @@ async def answerer_ctx(app: web.Application) -> AsyncIterator[None]:
     app[IDENTITY] = IdentityToken(
         signer=node.signer,
         node=node.settings.node,
-        tls_fingerprint=node.tls_fingerprint,
+        published=node.keyring.identity,
         url=node.settings.peer_url,
         clock=node.clock,
     )

@@ -7,6 +7,7 @@ import contextlib
 import functools
 import gc
 import signal
+import ssl
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +21,7 @@ from connector.enquiries.continuity import Admin
 from connector.enquiries.log import EnquiryLog
 from connector.errors import ConfigError
 from connector.logs import configure_logging
+from connector.node.keyring import expiry
 from connector.node.local_app import build_local_app
 from connector.node.metrics import Backlogs, node_view
 from connector.node.node import Node
@@ -48,6 +50,11 @@ LOG_WATCH_INTERVAL_S = 2.0
 # How soon a running node notices an entry recorded in the admin audit trail, or the trail
 # changed: a stat() each time, the file read only when it changed.
 TRAIL_WATCH_INTERVAL_S = 5.0
+# How soon a running node follows `keys rotate` and `keys renew-tls`, and each step of a
+# rotation under way: one stat() of rotation.json otherwise.
+KEYRING_INTERVAL_S = 1.0
+# An expiring certificate is said once a day, not at every check.
+EXPIRY_REMINDER_S = 86_400.0
 
 
 class Service:
@@ -77,6 +84,7 @@ class Service:
         self._runners: list[web.AppRunner] = []
         self.peer_port = 0
         self.local_port = 0
+        self._warned_expiry = float("-inf")
 
     # Set before start() when an admin accepts a log that does not hold the kept checkpoint.
     new_log: Admin | None = None
@@ -87,6 +95,7 @@ class Service:
     peer_app: web.Application
     local_app: web.Application
     backlogs: Backlogs
+    peer_tls: ssl.SSLContext
 
     async def start(self) -> None:
         try:
@@ -162,6 +171,9 @@ class Service:
             at_once=False,
         )
         self._schedule_policy_watch(s.policy_reload_interval, was=0)
+        self.scheduler.every(
+            "keyring", KEYRING_INTERVAL_S, self._follow_keys, at_once=False, skip_after=None
+        )
         checks = ReadinessChecks(
             directories=_writable_directories(s),
             floor_mb=s.readiness.min_free_mb,
@@ -183,6 +195,8 @@ class Service:
                 at_once=True,
                 skip_after=None,
             )
+        # Before the keyring job can run: it swaps this context's certificate.
+        self.peer_tls = node.ssl_context()
         self.scheduler.start()
         peer_limits, local_limits = listener_limits(
             s.listen.peer, s.listen.local, s.listen.timeouts
@@ -205,7 +219,7 @@ class Service:
             s.listen.peer.port,
             name="peer",
             limits=peer_limits,
-            ssl_context=node.ssl_context(),
+            ssl_context=self.peer_tls,
         ).start()
         self.peer_port = int(peer_runner.addresses[0][1])
         self.local_app = build_local_app(
@@ -236,6 +250,61 @@ class Service:
             policy=node.live.policy.digest,
             peers=sorted(node.live.trust.peers),
         )
+
+    async def _follow_keys(self) -> None:
+        self.follow_keys()
+
+    def follow_keys(self) -> None:
+        """Sign with, present and publish what the keyring holds in force now: a rotation
+        published, its new key or certificate coming into force, the old one retiring."""
+        node = self.node
+        before = node.keyring.current
+        try:
+            now = node.keyring.refresh()
+        except ConfigError as exc:
+            log.error("keyring_unreadable", error=exc.detail, kept=before.signing.public.kid)
+            now = None
+        if now is not None:
+            if now.signing != before.signing:
+                node.signer.adopt(now.signing)
+                log.info("own_key_activated", old=before.signing.public.kid, new=node.signer.kid)
+            if now.certificate != before.certificate:
+                # New handshakes get the new certificate; connections open keep theirs.
+                self.peer_tls.load_cert_chain(now.certificate.path, now.certificate.key)
+                log.info(
+                    "own_certificate_activated",
+                    old=before.certificate.fingerprint,
+                    new=now.certificate.fingerprint,
+                    not_after=expiry(now.certificate.not_after),
+                )
+            for event, was, is_ in (
+                ("own_key_retired", before.keys, now.keys),
+                ("own_certificate_retired", before.certificates, now.certificates),
+            ):
+                for gone in sorted({p.name for p in was} - {p.name for p in is_}):
+                    log.info(event, old=gone)
+            if now.rotations != before.rotations:
+                log.info(
+                    "own_rotation_published",
+                    keys=[p.name for p in now.keys],
+                    certificates=[p.name for p in now.certificates],
+                )
+        self._warn_expiry()
+
+    def _warn_expiry(self) -> None:
+        node = self.node
+        left = node.keyring.certificate_expires() - node.clock()
+        days = node.settings.federation.key_expiry_warning_days
+        mono = asyncio.get_running_loop().time()
+        if left < days * 86_400 and mono - self._warned_expiry >= EXPIRY_REMINDER_S:
+            self._warned_expiry = mono
+            log.warning(
+                "own_certificate_expiring",
+                fingerprint=node.tls_fingerprint,
+                not_after=expiry(node.keyring.certificate_expires()),
+                days_left=round(left / 86_400, 1),
+                hint="ncb-connector keys renew-tls",
+            )
 
     async def _ping_watchdog(self) -> None:
         self.notifier.watchdog()
@@ -284,6 +353,7 @@ class Service:
         """SIGHUP: connector.yaml's reloadable settings, then the policy and the peers. What
         cannot change without a restart is said (and shown in /readyz) until one is made."""
         self.notifier.reloading()
+        self.follow_keys()
         changes = self._reload_settings()
         report = self.node.live.reload()
         fields = {

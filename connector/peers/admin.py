@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
@@ -12,6 +15,7 @@ import orjson
 from connector.crypto.jws import PublicKey
 from connector.errors import TrustStoreError
 from connector.peers.client import FetchedIdentity, fetch_identity
+from connector.peers.rotations import review
 from connector.peers.trust import (
     Peer,
     PinnedKey,
@@ -37,9 +41,11 @@ def add_peer(
     tls_fingerprint: str | None,
     insecure: bool,
     confirm: Callable[[str], bool],
+    update: bool = False,
 ) -> Peer | None:
     """Pin a peer. With fetch, the admin sees the key thumbprint and TLS fingerprint first and
-    confirms them (compare them with what the peer's NCB gave you by another channel)."""
+    confirms them (compare them with what the peer's NCB gave you by another channel). With
+    update, a peer already pinned is pinned anew (`update_peer`)."""
     if not is_node_id(peer_id):
         raise TrustStoreError(node_id_problem(peer_id, groups_allowed=False))
     if not url.startswith(("https://", "http://")):
@@ -47,12 +53,19 @@ def add_peer(
     if url.startswith("http://") and not insecure:
         raise TrustStoreError("a plain http:// URL needs --insecure")
     known = load_trust_store(peers_file).get(peer_id)
-    if known is not None:
+    if known is not None and not update:
         # Before any fetch or prompt: an admin re-adding a peer should not confirm a key first.
         raise TrustStoreError(
-            f"{peer_id} is already trusted (at {known.url}); "
-            f"`ncb-connector peers remove {peer_id}` first to pin it again"
+            f"{peer_id} is already trusted (at {known.url}); to pin the key or certificate it "
+            f"rotated to, add --update (with --fetch); to pin it from scratch, "
+            f"`ncb-connector peers remove {peer_id}` first"
         )
+    if update:
+        if known is None:
+            raise TrustStoreError(f"{peer_id} is not trusted yet: leave out --update")
+        if not fetch:
+            raise TrustStoreError("--update reads what to pin from the peer: give --fetch")
+        return update_peer(peers_file, known, url=url, confirm=confirm)
     fp = None
     if tls_fingerprint:
         try:
@@ -105,3 +118,67 @@ def remove_peer(peers_file: Path, peer_id: str) -> bool:
         return False
     save_trust_store(peers_file, store.without(peer_id))
     return True
+
+
+def update_peer(
+    peers_file: Path, known: Peer, *, url: str, confirm: Callable[[str], bool]
+) -> Peer | None:
+    """Pin anew the key and certificate a known peer presents now. What a rotation statement
+    signed by a key we pin vouches for is said so, and the old key and certificate stay
+    accepted until their not_after; anything else is new trust, to be confirmed out of band
+    like a first `add`, and replaces the old pins."""
+    fetched = asyncio.run(_fetch(url, None))
+    if fetched.claims.iss != known.id:
+        raise TrustStoreError(f"{url} says it is {fetched.claims.iss}, not {known.id}")
+    claimed = fetched.claims.tls_fingerprint
+    fp = fetched.tls_fingerprint
+    if claimed and fp and normalise_fingerprint(claimed) != fp:
+        raise TrustStoreError(
+            f"{url} presents certificate {fp} but its signed identity names {claimed}; not pinning"
+        )
+    now = time.time()
+    reviewed = review(known, fetched.claims.rotations, now=now)
+    when = datetime.fromtimestamp(now, UTC)
+    key_vouched = reviewed.peer.key_by_kid(fetched.key.kid) is not None
+    tls_vouched = fp is None or fp in reviewed.peer.tls_fingerprints(when)
+    lines = [f"peer {known.id} at {url}"]
+    old_kids = ", ".join(k.key.kid for k in known.keys)
+    for label, old, new, vouched in (
+        ("key thumbprint  ", old_kids, fetched.key.kid, key_vouched),
+        (
+            "tls fingerprint ",
+            known.tls_fingerprint or "(plain http)",
+            fp or "(plain http)",
+            tls_vouched,
+        ),
+    ):
+        if new in old:
+            lines.append(f"  {label} {new} (pinned already)")
+        elif vouched:
+            lines.append(
+                f"  {label} {old} -> {new}\n    announced by a statement a pinned key signed"
+            )
+        else:
+            lines.append(
+                f"  {label} {old} -> {new}\n    NOT vouched for by any pinned key: compare it "
+                "with the peer's NCB by another channel"
+            )
+    for refused in reviewed.refused:
+        lines.append(f"  a rotation statement was refused: {refused.reason}")
+    if not confirm("\n".join(lines)):
+        return None
+    if key_vouched and tls_vouched:
+        peer = replace(reviewed.peer, url=url.rstrip("/"))
+    else:
+        peer = Peer(
+            id=known.id,
+            url=url.rstrip("/"),
+            keys=(PinnedKey(key=fetched.key),),
+            tls_fingerprint=fp,
+            insecure=known.insecure,
+        )
+    store = load_trust_store(peers_file)
+    if known.id not in store.peers:  # removed meanwhile, by another admin's command
+        raise TrustStoreError(f"{known.id} was removed meanwhile; add it without --update")
+    save_trust_store(peers_file, store.with_peer(peer))
+    return peer

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import socket
 import ssl
 import time
@@ -75,9 +76,55 @@ class Exchange:
     elapsed: float
 
 
-def transport_for(peer: Peer) -> aiohttp.Fingerprint | bool:
+class Pin(aiohttp.Fingerprint):
+    """aiohttp's certificate pin, equal to any other pin of the same certificate: the pin is
+    part of aiohttp's connection key, and its own Fingerprint compares by identity, so each
+    health check (which makes its own) opened a connection of its own beside the pooled ones
+    queries use, instead of keeping those warm."""
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is Pin and other.fingerprint == self.fingerprint
+
+    def __hash__(self) -> int:
+        return hash(self.fingerprint)
+
+
+class PinnedCertificates(aiohttp.Fingerprint):
+    """aiohttp's certificate pin, for several certificates: the peer's current one, and those
+    it renewed, each until its not_after (read at each handshake, so a certificate retires on
+    time even for a route built before). Checked once per new connection, never per request."""
+
+    def __init__(self, peer: Peer, clock: Callable[[], float]) -> None:
+        assert peer.tls_fingerprint is not None
+        super().__init__(fingerprint_bytes(peer.tls_fingerprint))
+        self._until: dict[bytes, float] = {self.fingerprint: float("inf")}
+        for old in peer.retiring_tls:
+            self._until.setdefault(fingerprint_bytes(old.fingerprint), old.not_after.timestamp())
+        self._clock = clock
+        # Part of aiohttp's connection key: the same pins share a pool, other pins never do.
+        self._key = frozenset(self._until.items())
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, PinnedCertificates) and other._key == self._key
+
+    def __hash__(self) -> int:
+        return hash(self._key)
+
+    def check(self, transport: asyncio.Transport) -> None:
+        if not transport.get_extra_info("sslcontext"):
+            return
+        der = transport.get_extra_info("ssl_object").getpeercert(binary_form=True)
+        got = hashlib.sha256(der).digest()
+        if self._clock() > self._until.get(got, float("-inf")):
+            host, port, *_ = transport.get_extra_info("peername")
+            raise aiohttp.ServerFingerprintMismatch(self.fingerprint, got, host, port)
+
+
+def transport_for(peer: Peer, clock: Callable[[], float] = time.time) -> aiohttp.Fingerprint | bool:
     if peer.tls_fingerprint:
-        return aiohttp.Fingerprint(fingerprint_bytes(peer.tls_fingerprint))
+        if not peer.retiring_tls:
+            return Pin(fingerprint_bytes(peer.tls_fingerprint))
+        return PinnedCertificates(peer, clock)
     if peer.insecure and peer.url.startswith("http://"):
         return False
     raise PeerUnreachable(f"peer {peer.id} has no TLS fingerprint pinned")
@@ -133,7 +180,9 @@ class PeerClient:
         route = self._routes.get(peer.id)
         # A reloaded trust store holds new Peer objects: the route follows the entry in force.
         if route is None or route.peer is not peer:
-            route = _Route(peer=peer, url=URL(f"{peer.url}/v1/query"), ssl=transport_for(peer))
+            route = _Route(
+                peer=peer, url=URL(f"{peer.url}/v1/query"), ssl=transport_for(peer, self.clock)
+            )
             if peer.insecure and peer.id not in self._routes:
                 log.warning(
                     "peer_insecure",

@@ -16,8 +16,9 @@ import structlog
 from connector.errors import ConnectorError
 from connector.peers.breaker import Breakers
 from connector.peers.client import transport_failure, transport_for
+from connector.peers.rotations import Reviewed, review
 from connector.peers.trust import Peer, TrustStore
-from connector.protocol import JOSE_MEDIA_TYPE, open_identity
+from connector.protocol import JOSE_MEDIA_TYPE, IdentityClaims, open_identity
 from connector.storage.files import atomic_write
 
 log = structlog.get_logger(__name__)
@@ -59,11 +60,18 @@ def key_findings(
         problem = "the peer signs with a pinned key past its not_after"
     tls_ok: bool | None = None
     if peer.tls_fingerprint is not None:
-        tls_ok = tls_claim is None or tls_claim == peer.tls_fingerprint
+        tls_ok = tls_claim is None or tls_claim in peer.tls_fingerprints(when)
         if not tls_ok and problem is None:
             problem = "the identity names another TLS certificate than the one pinned"
     expires = pinned.not_after.timestamp() if pinned and pinned.not_after else None
-    expiring = expires is not None and expires - now < warn_days * 86_400
+    # A key retiring after a rotation we accepted has its successor pinned: nothing to warn of.
+    succeeded = pinned is not None and any(
+        k is not pinned
+        and k.valid_at(when)
+        and (k.not_after is None or k.not_after.timestamp() > (expires or 0))
+        for k in peer.keys
+    )
+    expiring = expires is not None and expires - now < warn_days * 86_400 and not succeeded
     return key_ok, tls_ok, expires, expiring, problem
 
 
@@ -75,13 +83,15 @@ async def check_peer(
     timeout: float,
     warn_days: int,
     monotonic: Callable[[], float],
+    on_identity: Callable[[Peer, IdentityClaims], Peer] | None = None,
 ) -> PeerHealth:
-    """GET the peer's /v1/identity over the pinned transport and compare it with the pins."""
+    """GET the peer's /v1/identity over the pinned transport and compare it with the pins
+    (as `on_identity` leaves them: it may accept a rotation the identity announces)."""
     started = monotonic()
     try:
         async with session.get(
             f"{peer.url}/v1/identity",
-            ssl=transport_for(peer),
+            ssl=transport_for(peer, lambda: now),
             headers={"Accept": JOSE_MEDIA_TYPE},
             timeout=aiohttp.ClientTimeout(total=timeout),
         ) as resp:
@@ -121,6 +131,8 @@ async def check_peer(
             key_ok=False,
             error=exc.detail,
         )
+    if on_identity is not None:
+        peer = on_identity(peer, claims)
     key_ok, tls_ok, expires, expiring, problem = key_findings(
         peer,
         signing_kid=key.kid,
@@ -178,6 +190,7 @@ class HealthMonitor:
         monotonic: Callable[[], float],
         timeout: float,
         warn_days: int,
+        repin: Callable[[Reviewed], None] | None = None,
         concurrency: int = 64,
     ) -> None:
         self.session = session
@@ -189,8 +202,10 @@ class HealthMonitor:
         self.monotonic = monotonic
         self.timeout = timeout
         self.warn_days = warn_days
+        self.repin = repin
         self._gate = asyncio.Semaphore(concurrency)
         self.last: dict[str, PeerHealth] = {}
+        self._refused: set[str] = set()  # statements refused and logged once already
 
     def exchanged(self, peer: str, elapsed: float) -> None:
         """A verified answer from `peer`: the pinned key signed it over the pinned TLS. A
@@ -227,6 +242,42 @@ class HealthMonitor:
         save_health(self.path, rows, written_at=self.clock(), node=self.node)
         return rows
 
+    def _rotations(self, peer: Peer, claims: IdentityClaims) -> Peer:
+        """Accept what the peer's statements announce, signed by a key we pin for it; pin it
+        (`repin`), log it; a statement that does not verify is refused and logged once."""
+        if not claims.rotations or claims.iss != peer.id:
+            return peer
+        reviewed = review(peer, claims.rotations, now=self.clock())
+        for refused in reviewed.refused:
+            if refused.token not in self._refused:
+                self._refused.add(refused.token)
+                log.error("peer_rotation_refused", peer=peer.id, reason=refused.reason)
+        if not reviewed.accepted:
+            return peer
+        assert self.repin is not None
+        self.repin(reviewed)
+        for st in reviewed.accepted:
+            not_after = datetime.fromtimestamp(st.not_after, UTC).isoformat()
+            if st.new_key is not None:
+                log.info(
+                    "peer_key_rotated",
+                    peer=peer.id,
+                    old=st.old,
+                    new=st.new_key.kid,
+                    not_after=not_after,
+                    activate_at=st.activate_at,
+                )
+            else:
+                log.info(
+                    "peer_certificate_rotated",
+                    peer=peer.id,
+                    old=st.old,
+                    new=st.new_tls_fingerprint,
+                    not_after=not_after,
+                    activate_at=st.activate_at,
+                )
+        return reviewed.peer
+
     async def _one(self, peer: Peer) -> PeerHealth:
         async with self._gate:
             row = await check_peer(
@@ -236,6 +287,7 @@ class HealthMonitor:
                 timeout=self.timeout,
                 warn_days=self.warn_days,
                 monotonic=self.monotonic,
+                on_identity=self._rotations if self.repin is not None else None,
             )
         before = self.last.get(peer.id)
         if row.up:

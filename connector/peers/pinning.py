@@ -29,6 +29,7 @@ def pin_peer(
     tls_fingerprint: str | None,
     insecure: bool,
     confirm: Callable[[str], bool],
+    update: bool = False,
 ) -> Pinned | None:
     """Pin a peer in the node's peers.yaml (see add_peer; None when the admin declined what
     --fetch found), with the rules a second node of a country gets from the first."""
@@ -45,6 +46,7 @@ def pin_peer(
         tls_fingerprint=tls_fingerprint,
         insecure=insecure,
         confirm=confirm,
+        update=update,
     )
     if peer is None:
         return None

@@ -47,12 +47,35 @@ class PinnedKey:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class PinnedFingerprint:
+    """A TLS certificate fingerprint still accepted until `not_after` (a peer renewed it)."""
+
+    fingerprint: str
+    not_after: datetime
+
+    def valid_at(self, now: datetime) -> bool:
+        return now <= self.not_after
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Peer:
     id: str
     url: str
     keys: tuple[PinnedKey, ...]
     tls_fingerprint: str | None = None
+    # Certificates the peer has replaced, accepted beside `tls_fingerprint` until each one's
+    # not_after: a connection made before the peer swapped its certificate must not fail.
+    retiring_tls: tuple[PinnedFingerprint, ...] = ()
     insecure: bool = False
+
+    def tls_fingerprints(self, now: datetime) -> tuple[str, ...]:
+        """Every certificate fingerprint accepted for this peer at `now`, the newest first."""
+        if self.tls_fingerprint is None:
+            return ()
+        return (
+            self.tls_fingerprint,
+            *(p.fingerprint for p in self.retiring_tls if p.valid_at(now)),
+        )
 
     def current_key(self, now: datetime) -> PinnedKey | None:
         valid = [k for k in self.keys if k.valid_at(now)]
@@ -109,13 +132,24 @@ class _KeyEntry(BaseModel):
     not_after: datetime | None = None
 
 
+class _FingerprintEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    fingerprint: str
+    not_after: datetime
+
+
 class _PeerEntry(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}(-[A-Z0-9]{1,8})?$")]
     url: Annotated[str, StringConstraints(pattern=r"^https?://")]
     keys: Annotated[list[_KeyEntry], Field(min_length=1)]
     tls_fingerprint: str | None = None
+    retiring_tls_fingerprints: list[_FingerprintEntry] = Field(default_factory=list)
     insecure: bool = False
+
+
+def _aware(when: datetime) -> datetime:
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 class _File(BaseModel):
@@ -130,9 +164,7 @@ def _peer_from_entry(entry: _PeerEntry, where: str) -> Peer:
             key = PublicKey.from_jwk(k.jwk)
         except ValueError as exc:
             raise TrustStoreError(f"{where}: peer {entry.id}: keys[{i}]: {exc}") from exc
-        not_after = k.not_after
-        if not_after is not None and not_after.tzinfo is None:
-            not_after = not_after.replace(tzinfo=UTC)
+        not_after = None if k.not_after is None else _aware(k.not_after)
         keys.append(PinnedKey(key=key, not_after=not_after))
     fp = None
     if entry.tls_fingerprint is not None:
@@ -140,6 +172,19 @@ def _peer_from_entry(entry: _PeerEntry, where: str) -> Peer:
             fp = normalise_fingerprint(entry.tls_fingerprint)
         except ValueError as exc:
             raise TrustStoreError(f"{where}: peer {entry.id}: tls_fingerprint: {exc}") from exc
+    retiring = []
+    for i, r in enumerate(entry.retiring_tls_fingerprints):
+        try:
+            old = normalise_fingerprint(r.fingerprint)
+        except ValueError as exc:
+            raise TrustStoreError(
+                f"{where}: peer {entry.id}: retiring_tls_fingerprints[{i}]: {exc}"
+            ) from exc
+        retiring.append(PinnedFingerprint(fingerprint=old, not_after=_aware(r.not_after)))
+    if retiring and fp is None:
+        raise TrustStoreError(
+            f"{where}: peer {entry.id}: retiring_tls_fingerprints needs tls_fingerprint"
+        )
     if entry.url.startswith("https://") and fp is None:
         # `insecure` means plain HTTP, never TLS without a pin.
         raise TrustStoreError(f"{where}: peer {entry.id}: an https peer needs tls_fingerprint")
@@ -150,6 +195,7 @@ def _peer_from_entry(entry: _PeerEntry, where: str) -> Peer:
         url=entry.url.rstrip("/"),
         keys=tuple(keys),
         tls_fingerprint=fp,
+        retiring_tls=tuple(retiring),
         insecure=entry.insecure,
     )
 
@@ -175,6 +221,11 @@ def dump_trust_store(store: TrustStore) -> str:
             entry["keys"].append(key_entry)
         if p.tls_fingerprint:
             entry["tls_fingerprint"] = p.tls_fingerprint
+        if p.retiring_tls:
+            entry["retiring_tls_fingerprints"] = [
+                {"fingerprint": r.fingerprint, "not_after": r.not_after.isoformat()}
+                for r in p.retiring_tls
+            ]
         if p.insecure:
             entry["insecure"] = True
         peers.append(entry)

@@ -11,7 +11,7 @@ from connector.crypto.jws import Signer
 from connector.errors import PayloadTooLarge, UnderMaintenance, UnsupportedMediaType
 from connector.inbound.answering import Answerer
 from connector.inbound.witnessing import Witness
-from connector.protocol import JOSE_MEDIA_TYPE, MAX_TOKEN_BYTES, sign_identity
+from connector.protocol import JOSE_MEDIA_TYPE, MAX_TOKEN_BYTES, PublishedIdentity, sign_identity
 from connector.server.headers import quiet
 from connector.server.inflight import InFlight
 from connector.server.problems import REJECTIONS, flush_rejections, problem_middleware
@@ -25,7 +25,8 @@ PAUSED: web.AppKey[Paused] = web.AppKey("paused")
 
 
 class IdentityToken:
-    """The self-signed identity token, re-signed before it expires rather than per request."""
+    """The self-signed identity token, re-signed before it expires or when what it publishes
+    changes (a rotation), rather than per request."""
 
     REFRESH_S = 60
 
@@ -34,27 +35,31 @@ class IdentityToken:
         *,
         signer: Signer,
         node: str,
-        tls_fingerprint: str | None,
+        published: Callable[[], PublishedIdentity],
         url: str | None,
         clock: Callable[[], float],
     ) -> None:
-        self._signer, self._node, self._fp, self.url = signer, node, tls_fingerprint, url
+        self._signer, self._node, self._published, self.url = signer, node, published, url
         self._clock = clock
         self._token = b""
         self._made = float("-inf")
+        self._made_of: PublishedIdentity | None = None
 
     def current(self) -> bytes:
         now = self._clock()
-        if now - self._made > self.REFRESH_S:
+        published = self._published()
+        if now - self._made > self.REFRESH_S or published is not self._made_of:
             self._token = sign_identity(
                 signer=self._signer,
                 node=self._node,
-                keys=[self._signer.public.jwk()],
-                tls_fingerprint=self._fp,
+                keys=list(published.keys),
+                tls_fingerprint=published.tls_fingerprint,
                 url=self.url,
                 now=now,
+                tls_fingerprints=published.tls_fingerprints,
+                rotations=published.rotations,
             )
-            self._made = now
+            self._made, self._made_of = now, published
         return self._token
 
 

@@ -166,6 +166,17 @@ class Retention(_Model):
     interval_s: Annotated[float, Field(ge=60, le=30 * 86_400)] = 86_400.0
 
 
+class Keys(_Model):
+    """How a rotation of the signing key or TLS certificate (`keys rotate`, `keys renew-tls`)
+    proceeds: published first, in force after `activate_after_s`, the old one accepted by
+    peers for `overlap_s` more. Peers pick a rotation up at their health check (every 30 s
+    by default): the delay covers many of those, and a peer that was down for a while."""
+
+    activate_after_s: Annotated[float, Field(ge=0, le=90 * 86_400)] = 3600.0
+    overlap_s: Annotated[float, Field(ge=0, le=365 * 86_400)] = 7 * 86_400.0
+    certificate_days: Annotated[int, Field(ge=1, le=3650)] = 825
+
+
 class Readiness(_Model):
     """What /readyz checks beyond the policy: each check on a schedule, its result cached."""
 
@@ -254,6 +265,7 @@ class Settings(_Model):
     witness: Witness = Witness()
     readiness: Readiness = Readiness()
     retention: Retention = Retention()
+    keys: Keys = Keys()
     base_dir: Path = Path(".")
 
     @model_validator(mode="after")

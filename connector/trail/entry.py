@@ -30,6 +30,10 @@ class Action(StrEnum):
     NODE_INITIALIZED = "node.initialized"
     PEER_ADDED = "peer.added"
     PEER_REMOVED = "peer.removed"
+    PEER_UPDATED = "peer.updated"
+    KEY_ROTATED = "key.rotated"
+    CERTIFICATE_RENEWED = "certificate.renewed"
+    ENQUIRIES_ARCHIVED = "enquiries.archived"
     AGENCY_ADDED = "agency.added"
     AGENCY_ROTATED = "agency.rotated"
     AGENCY_DISABLED = "agency.disabled"
@@ -45,7 +49,6 @@ class Action(StrEnum):
     BACKUP_CREATED = "backup.created"
     BACKUP_RESTORED = "backup.restored"
     ENQUIRY_LOG_REPLACED = "enquiry_log.replaced"
-    ENQUIRIES_ARCHIVED = "enquiries.archived"
     TRAIL_REPAIRED = "trail.repaired"
 
 

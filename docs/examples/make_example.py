@@ -33,11 +33,15 @@ DOC = Path(__file__).resolve().parent.parent / "protocol.md"
 FR_D = "nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A"
 FR_X = "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"
 DE_SEED = bytes(range(32))
+DE_NEXT_SEED = bytes(range(32, 64))  # the key DE rotates to (§12.6)
 
 IAT = 1_790_000_000  # 2026-09-21T14:13:20Z
 QUERY_LIFETIME = 60
 ANSWER_IAT = IAT + 1
 DE_URL = "https://de.ncb.example:8443"
+ROTATED_AT = IAT + 86_400  # DE's admin runs `keys rotate` a day later
+ACTIVATE_AT = ROTATED_AT + 3_600  # keys.activate_after_s
+RETIRE_AT = ACTIVATE_AT + 7 * 86_400  # keys.overlap_s
 
 MRZ = "P<D<<MUSTERMANN<<ERIKA<<<<<<<<<<<<<<<<<<<<<<\nC01X00T478D<<6408125F2702283<<<<<<<<<<<<<<<4"
 
@@ -146,6 +150,9 @@ class Example:
     query_digest: str
     answer: Signed
     identity: Signed
+    rotation: Signed
+    rotating_identity: Signed
+    de_next: Node
     de_tls_fingerprint: str
     record_id: str
     record_fields: dict[str, Any]
@@ -236,6 +243,36 @@ def build() -> Example:
         "url": DE_URL,
     }
     identity = sign(de, "ncb-identity+jwt", identity_claims)
+
+    de_next = Node("DE next", DE_NEXT_SEED)
+    rotation = sign(
+        de,
+        "ncb-rotation+jwt",
+        {
+            "iss": "DE",
+            "iat": ROTATED_AT,
+            "exp": RETIRE_AT,
+            "kind": "key",
+            "replaces": de.kid,
+            "activate_at": ACTIVATE_AT,
+            "jwk": de_next.public_jwk(),
+        },
+    )
+    rotating_identity = sign(
+        de,
+        "ncb-identity+jwt",
+        {
+            "iss": "DE",
+            "iat": ROTATED_AT,
+            "exp": ROTATED_AT + 300,
+            "protocol": 1,
+            "keys": [{**de.public_jwk(), "not_after": RETIRE_AT}, de_next.public_jwk()],
+            "tls_fingerprint": fingerprint,
+            "url": DE_URL,
+            "tls_fingerprints": [fingerprint],
+            "rotations": [rotation.token.decode("ascii")],
+        },
+    )
     return Example(
         fr=fr,
         de=de,
@@ -243,6 +280,9 @@ def build() -> Example:
         query_digest=query_digest,
         answer=answer,
         identity=identity,
+        rotation=rotation,
+        rotating_identity=rotating_identity,
+        de_next=de_next,
         de_tls_fingerprint=fingerprint,
         record_id=record.id,
         record_fields=dict(record.fields),
@@ -390,6 +430,31 @@ def render(ex: Example) -> str:
         "The identity token:",
         "",
         *_block("text", ex.identity.token.decode("ascii")),
+        "### 12.6 DE rotates its key",
+        "",
+        f"A day later (`iat` = {ROTATED_AT}) DE's admin runs `ncb-connector keys rotate`. DE's "
+        "next key is the one whose 32-byte seed is the bytes 0x20, 0x21, …, 0x3f (published: "
+        f"never use it); its `kid` is `{ex.de_next.kid}`. DE signs this rotation statement "
+        "(§9.1) with the key FR pins, the one it replaces:",
+        "",
+        *_block("json", pretty_json(ex.rotation.header)),
+        *_block("json", pretty_json(ex.rotation.claims)),
+        "The statement:",
+        "",
+        *_block("text", ex.rotation.token.decode("ascii")),
+        f"Until `activate_at` ({ACTIVATE_AT}, an hour later) DE still signs with its old key, "
+        "and its identity token lists both keys, the old one with its `not_after`, and "
+        "carries the statement:",
+        "",
+        *_block("json", pretty_json(ex.rotating_identity.claims)),
+        "The identity token:",
+        "",
+        *_block("text", ex.rotating_identity.token.decode("ascii")),
+        "At its next health check FR verifies the statement with the key it pins for DE, "
+        f"pins `{ex.de_next.kid}` beside it and gives the old key `not_after` = {RETIRE_AT}. "
+        "From `activate_at` DE signs with the new key; after `not_after` FR refuses the old "
+        "one (`401 unknown_key`).",
+        "",
         END,
     ]
     return "\n".join(lines)

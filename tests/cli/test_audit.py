@@ -129,6 +129,18 @@ def test_each_admin_command_records_one_entry_and_the_others_none(
         {"records": {"wanted_persons": 0}},
     )
     assert trail.one("peers", "remove", "DE")["target"] == "DE"
+    # Rotations: who published the next key or certificate, which, and when it comes in force.
+    key = trail.one("keys", "rotate")
+    assert (key["action"], key["target"]) == ("key.rotated", "FR")
+    assert set(key["details"]) == {
+        "old", "new", "activate_at", "not_after", "activated", "tidied"
+    }  # fmt: skip
+    assert key["details"]["old"] != key["details"]["new"]
+    tls = trail.one("keys", "renew-tls")
+    assert (tls["action"], tls["details"]["activated"]) == ("certificate.renewed", False)
+    now = trail.one("keys", "renew-tls", "--activate")  # brought forward: recorded too
+    assert (now["action"], now["details"]["activated"]) == ("certificate.renewed", True)
+    assert trail.none("keys", "rotate").returncode == 2  # a rotation is under way: nothing
     data.write_text(RECORDS.replace("S1,D0000001,DE,stolen\n", ""))
 
     # What changes nothing records nothing: reading, and commands that fail or find

@@ -272,6 +272,7 @@ def test_adding_a_known_peer_says_so_before_fetching(tmp_path: Path) -> None:
     assert again.returncode == 2
     assert "FR is already trusted (at http://127.0.0.1:9)" in again.stderr
     assert "peers remove FR" in again.stderr
+    assert "add --update (with --fetch)" in again.stderr
     assert "refused" not in again.stderr
 
 

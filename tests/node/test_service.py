@@ -65,6 +65,7 @@ async def test_both_apps_share_the_services_databases_and_scheduler(tmp_path: Pa
             "peer-health",
             "witness",
             "readiness",
+            "keyring",
             "admin-audit-watch",
         }
         assert jobs["checkpoint"].trigger == "interval[0:01:00]"

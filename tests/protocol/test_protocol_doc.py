@@ -163,6 +163,41 @@ def test_connector_signs_the_same_identity() -> None:
     assert token == IDENTITY_TOKEN
 
 
+def test_connector_signs_the_same_rotation_and_rotating_identity() -> None:
+    """§12.6: the statement and the identity token during a rotation are what DE's node
+    publishes, byte for byte, and FR's pin of DE accepts the statement."""
+    next_key = SigningKey(seed=mx.DE_NEXT_SEED)
+    statement = protocol.sign_rotation(
+        DE,
+        node="DE",
+        replaces=DE.kid,
+        new_key=next_key.public,
+        activate_at=mx.ACTIVATE_AT,
+        not_after=mx.RETIRE_AT,
+        now=mx.ROTATED_AT,
+    )
+    assert statement.encode() == EX.rotation.token
+    identity = sign_identity(
+        signer=DE,
+        node="DE",
+        keys=[{**DE.public.jwk(), "not_after": mx.RETIRE_AT}, next_key.public.jwk()],
+        tls_fingerprint=EX.de_tls_fingerprint,
+        url=mx.DE_URL,
+        now=mx.ROTATED_AT,
+        tls_fingerprints=[EX.de_tls_fingerprint],
+        rotations=[statement],
+    )
+    assert identity == EX.rotating_identity.token
+    claims, key = open_identity(identity, now=mx.ROTATED_AT)
+    assert key.kid == DE.kid
+    opened = protocol.open_rotation(
+        claims.rotations[0], keys=[DE.public], node="DE", now=mx.ROTATED_AT
+    )
+    assert opened.new_key == next_key.public
+    assert opened.old == DE.kid
+    assert (opened.activate_at, opened.not_after) == (mx.ACTIVATE_AT, mx.RETIRE_AT)
+
+
 # --- the connector accepts the example -----------------------------------------------------
 
 
