@@ -87,6 +87,7 @@ async def answerer_ctx(app: web.Application) -> AsyncIterator[None]:
         digest_only=_digest_only(node.settings.notifications),
         hit_threshold=node.settings.matching.threshold,
         ref_checks=node.settings.matching.ref_checks,
+        matching=node.settings.matching,
     )
     app[IDENTITY] = IdentityToken(
         signer=node.signer,
