@@ -309,7 +309,7 @@ def _relative(draw: st.DrawFn, asked: dict[str, str]) -> dict[str, str]:
         elif how == "wild":
             out[locus] = f"{a},0"
         elif how == "micro" and "." not in a and a not in {"0", "99", "<8"}:
-            out[locus] = f"{a},{b}" if "." in b else f"{a}.0,{b}".replace(".0", "")
+            out[locus] = f"{a}.2,{b}"  # held x.2 equals only x.2 or x.3 asked
     if out and draw(st.booleans()):
         locus = draw(st.sampled_from(sorted(out)))
         a, _, b = out[locus].partition(",")
@@ -348,7 +348,7 @@ def _brute_force(asked: dict[str, str], held: dict[str, str], min_loci: int) -> 
     return "full" if differing == 0 else "near"
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data(), min_loci=st.integers(min_value=6, max_value=9))
 def test_index_never_misses_a_full_or_near_match(data: st.DataObject, min_loci: int) -> None:
     """Every pair the brute-force reference calls a match shares at least as many index keys
