@@ -64,12 +64,15 @@ def keys_table_for(kind: Kind, metadata: MetaData) -> Table:
     """A keyed kind's search keys: one row per (key, record), the key as a 64-bit hash so
     the index stays small whatever the keys look like."""
     name = f"{kind.category.value}_keys"
+    # A kind that reads every holder of a key (`KeyQuery.at_least`) has the record id in the
+    # key's index too, so that those reads never leave the index for the table.
+    by_key = ("key", "record_id") if kind.exhaustive_keys else ("key",)
     return Table(
         name,
         metadata,
         Column("key", BigInteger, nullable=False),
         Column("record_id", String(128), nullable=False),
-        Index(f"ix_{name}_key", "key"),
+        Index(f"ix_{name}_key", *by_key),
         Index(f"ix_{name}_record", "record_id"),
     )
 

@@ -42,7 +42,7 @@ LOCI = (*ESS, *CODIS_EXTRA, *OTHER)
 """Every STR locus a profile may name (amelogenin aside), in canonical spelling."""
 
 # Two halves whose products of per-locus match probabilities are as even as the UK DNA-17
-# frequencies allow (bench/dna_freqs.py): the keys of the common half dominate how many
+# frequencies allow (bench/_dna_freqs.py): the keys of the common half dominate how many
 # records a search reads, so neither half may hold all the common loci.
 _FIRST_HALF = frozenset(
     {"D12S391", "D1S1656", "FGA", "D3S1358", "D22S1045", "TH01"}
@@ -96,6 +96,8 @@ _AMBIGUOUS = {"D2": "D2S441 or D2S1338"}
 
 def canonical_locus(name: str) -> str:
     """The canonical name of a locus written `name`; ValueError names what is wrong."""
+    if name in POSITION or name == AMELOGENIN:
+        return name  # as stored: every held profile's loci are canonical
     folded = _folded(name)
     found = ALIASES.get(folded)
     if found is not None:

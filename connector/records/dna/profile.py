@@ -4,6 +4,7 @@ wildcard, each locus an unordered pair; checked once, where it enters (import or
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -83,8 +84,10 @@ def parse_allele(text: str) -> Allele | None:
     )
 
 
+@lru_cache(maxsize=8192)
 def parse_genotype(text: str) -> Genotype:
-    """`13,14`; `13` is the homozygote `13,13`; more than two alleles is a mixture."""
+    """`13,14`; `13` is the homozygote `13,13`; more than two alleles is a mixture. Cached:
+    a locus has a few dozen genotypes, and every candidate of a search is read anew."""
     parts = [p.strip() for p in text.split(",")]
     if len(parts) > 2:
         raise ValueError(

@@ -104,6 +104,8 @@ class Kind(ABC):
     # Changes whenever `search_keys` makes different keys: a store whose keys were made by
     # another version must make them anew (`db upgrade`, `records reindex`).
     keys_version: str = ""
+    # True: its searches read every holder of their keys (`KeyQuery.at_least`).
+    exhaustive_keys: bool = False
     # Each criterion member and the record fields a check compares it with. A member that
     # compares no field (a `ref`: the record's id) is always used.
     compared: Mapping[str, frozenset[str]] = MappingProxyType({})

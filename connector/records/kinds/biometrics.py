@@ -130,6 +130,7 @@ class DnaProfiles(Kind):
     csv_required = frozenset({"id"})
     keyed = True
     keys_version = "1"
+    exhaustive_keys = True
     compared = MappingProxyType({"loci": frozenset({"loci"}), "min_loci": frozenset({"loci"})})
     identifying = frozenset({"loci"})
 

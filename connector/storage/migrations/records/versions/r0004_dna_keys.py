@@ -23,7 +23,8 @@ def upgrade() -> None:
         sa.Column("key", sa.BigInteger(), nullable=False),
         sa.Column("record_id", sa.String(length=128), nullable=False),
     )
-    op.create_index(f"ix_{TABLE}_key", TABLE, ["key"], unique=False)
+    # The record id in the key's index: a search reads every holder of its keys.
+    op.create_index(f"ix_{TABLE}_key", TABLE, ["key", "record_id"], unique=False)
     op.create_index(f"ix_{TABLE}_record", TABLE, ["record_id"], unique=False)
 
 
