@@ -93,6 +93,21 @@ LociValue = Annotated[
 OBJECT_CRITERIA = frozenset({(Category.DNA_PROFILES, "loci")})
 """The (category, member) pairs whose criterion value is an object; every other is scalar."""
 Criterion = str | int | bool | Mapping[str, str]
+CriteriaClaims = Annotated[
+    dict[Annotated[str, StringConstraints(max_length=64)], CriterionValue | LociValue],
+    Field(min_length=1, max_length=16),
+]
+"""A check's `criteria` as §5.2 bounds them (with `objects_only_where_allowed`)."""
+
+
+def objects_only_where_allowed(category: Category, criteria: Mapping[str, object]) -> None:
+    """ValueError unless every object among the criteria is one §5.2 allows (a DNA `loci`)."""
+    for name, value in criteria.items():
+        if isinstance(value, dict) and (category, name) not in OBJECT_CRITERIA:
+            raise ValueError(
+                f"criteria.{name[:64]}: a string, an integer or a boolean; only the `loci` "
+                "of a dna_profiles check is an object"
+            )
 
 
 class _Strict(BaseModel):
@@ -102,20 +117,12 @@ class _Strict(BaseModel):
 class CheckClaims(_Strict):
     id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     category: Category
-    criteria: Annotated[
-        dict[Annotated[str, StringConstraints(max_length=64)], CriterionValue | LociValue],
-        Field(min_length=1, max_length=16),
-    ]
+    criteria: CriteriaClaims
     limit: Annotated[StrictInt, Field(ge=1, le=100)] = 10
 
     @model_validator(mode="after")
     def _objects_only_for_loci(self) -> Self:
-        for name, value in self.criteria.items():
-            if isinstance(value, dict) and (self.category, name) not in OBJECT_CRITERIA:
-                raise ValueError(
-                    f"criteria.{name[:64]}: a string, an integer or a boolean; only the `loci` "
-                    "of a dna_profiles check is an object"
-                )
+        objects_only_where_allowed(self.category, self.criteria)
         return self
 
 

@@ -4,9 +4,9 @@ wildcard, each locus an unordered pair; checked once, where it enters (import or
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 
 from connector.records.dna.loci import AMELOGENIN, POSITION, canonical_locus
 
