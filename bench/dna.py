@@ -322,7 +322,7 @@ def parse(argv: Sequence[str]) -> Options:
         default=Path(tempfile.gettempdir()) / "ncb-bench",
         help="directory of the cached store (default: the temporary directory)",
     )
-    a = p.parse_args(list(argv))
+    a, _ = p.parse_known_args(list(argv))  # `python -m bench` passes every benchmark's flags
     profiles, queries = (100_000, 300) if a.quick else (a.profiles, a.queries)
     if profiles < 1_000 or not 10 <= queries <= 100_000:
         p.error("--profiles at least 1000, --queries in [10, 100000]")
