@@ -229,6 +229,13 @@ def test_check_min_loci_only_raises_the_node_threshold() -> None:
     assert caught.value.field == "min_loci"
 
 
+def test_a_policy_that_does_not_search_loci_searches_nothing() -> None:
+    asked = KIND.parse_criteria({"loci": BASE})
+    assert KIND.restrict(asked, frozenset({"case_reference"})) is None
+    assert KIND.restrict(asked, frozenset({"loci"})) == asked
+    assert KIND.unused(frozenset({"case_reference"})) == {"loci", "min_loci"}
+
+
 def test_every_canonical_locus_reads_back_as_itself() -> None:
     assert all(canonical_locus(locus) == locus for locus in LOCI)
     assert canonical_locus("penta_d") == "Penta D"
@@ -310,7 +317,8 @@ def _relative(draw: st.DrawFn, asked: dict[str, str]) -> dict[str, str]:
             out[locus] = f"{a},0"
         elif how == "micro" and "." not in a and a not in {"0", "99", "<8"}:
             out[locus] = f"{a}.2,{b}"  # held x.2 equals only x.2 or x.3 asked
-    if out and draw(st.booleans()):
+    change: bool = draw(st.booleans())
+    if out and change:
         locus = draw(st.sampled_from(sorted(out)))
         a, _, b = out[locus].partition(",")
         out[locus] = f"{a},{draw(_ALLELES)}"

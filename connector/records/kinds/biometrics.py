@@ -169,6 +169,10 @@ class DnaProfiles(Kind):
             near=matching.dna.allow_near_match,
         )
 
+    def restrict(self, criteria: DnaCriteria, searched: frozenset[str]) -> DnaCriteria | None:
+        # A profile is searched whole or not at all: its loci are one field.
+        return criteria if "loci" in searched else None
+
     def lookups(self, criteria: DnaCriteria) -> Sequence[Lookup]:
         return (
             KeyQuery(
