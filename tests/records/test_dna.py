@@ -17,6 +17,7 @@ from connector.records.dna.loci import ESS, LOCI, canonical_locus
 from connector.records.dna.matching import compare
 from connector.records.dna.profile import parse_profile
 from connector.records.importer import import_stream
+from connector.records.kinds.base import Record
 from connector.records.kinds.biometrics import DnaCriteria, DnaProfiles
 from connector.records.store import RecordStore
 from connector.settings.config import DnaMatching, Matching
@@ -408,3 +409,22 @@ def test_planted_matches_are_all_found_through_the_store(dna_store: RecordStore)
         "near": "near",
         "near-6": "near",
     }
+
+
+def test_profiles_held_from_before_dna_search_are_keyed_and_searched(
+    dna_store: RecordStore,
+) -> None:
+    """Rows imported when profiles were only stored (fewer loci, names not known now) are
+    keyed by `db upgrade` and searched by what still reads, never an error."""
+    old = Record(
+        id="OLD-1",
+        category=Category.DNA_PROFILES,
+        keys={"ref_key": "OLD-1"},
+        fields={"loci": {**_first(7), "DYS19": "14", "D8": "X"}},
+    )
+    dna_store.upsert(Category.DNA_PROFILES, [old])
+    assert dna_store.rebuild_keys(Category.DNA_PROFILES) == 1
+    found = dna_store.search_now(Category.DNA_PROFILES, KIND.parse_criteria({"loci": BASE}), 10)
+    assert [(m.record.id, m.reasons) for m in found] == [
+        ("OLD-1", ({"match": "full", "loci_compared": 7},))
+    ]

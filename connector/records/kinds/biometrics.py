@@ -206,11 +206,26 @@ NEAR_SCORE = 0.9
 
 
 def stored_profile(record: Record) -> Profile:
-    """A held record's profile, as checked at its import."""
+    """A held record's profile, as checked at its import. A profile imported before DNA
+    search checked less: a locus that does not read now is left out (it can only make a
+    match rarer), never an error at search or upgrade time."""
     loci = record.fields.get("loci")
     if not isinstance(loci, dict):
         return Profile(loci=())
-    return parse_profile(loci, minimum=0)
+    try:
+        return parse_profile(loci, minimum=0)
+    except ProfileError:
+        readable = {}
+        for name, text in loci.items():
+            try:
+                parse_profile({name: text}, minimum=0)
+            except ProfileError:
+                continue
+            readable[name] = text
+        try:
+            return parse_profile(readable, minimum=0)
+        except ProfileError:  # a locus named twice under two spellings
+            return Profile(loci=())
 
 
 class Fingerprints(_StoredOnly):
