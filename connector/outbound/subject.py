@@ -1,4 +1,4 @@
-"""A subject check: what an officer has at hand (MRZ, name, plate, DNA profile) split into checks."""
+"""A subject check: what an officer has at hand (MRZ, name, plate, DNA) split into checks."""
 
 from __future__ import annotations
 
@@ -23,9 +23,9 @@ def _typed(option: str, help: str | None = None, *, loci: bool = False) -> Any:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Subject:
-    """A person, their travel document, their vehicle and a DNA profile, as far as each is known. The one
-    definition of the subject's fields: the local API's `subject` and the options of
-    `ncb-connector search` are made from it."""
+    """A person, their travel document, their vehicle and a DNA profile, as far as each is
+    known. The one definition of the subject's fields: the local API's `subject` and the
+    options of `ncb-connector search` are made from it."""
 
     mrz: str | None = _typed("--mrz", "ICAO 9303 MRZ, lines separated by newlines.")
     document_number: str | None = _typed("--number", "Travel document number.")
