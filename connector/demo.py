@@ -27,7 +27,7 @@ from connector.outbound.fanout import CheckOutcome, PeerOutcome
 from connector.outbound.request import Request
 from connector.peers.client import Exchange
 from connector.peers.trust import Peer, PinnedKey, TrustStore, save_trust_store
-from connector.protocol import Check, HitClaims
+from connector.protocol import Check, Criterion, HitClaims
 from connector.records.identifiers.mrz import check_digit
 from connector.records.importer import import_stream
 from connector.settings.config import load_settings
@@ -269,7 +269,8 @@ async def _ask(
     src: str,
     dst: str,
     purpose: Purpose,
-    criteria: Mapping[str, str | int | bool],
+    criteria: Mapping[str, Criterion],
+    category: Category = Category.TRAVEL_DOCUMENTS,
 ) -> Exchange:
     request = Request(
         agency="ncb",
@@ -277,10 +278,62 @@ async def _ask(
         sub=f"ncb-{src.lower()}/duty",
         purpose=purpose,
         case=None,
-        checks=(Check(id="1", category=Category.TRAVEL_DOCUMENTS, criteria=criteria),),
+        checks=(Check(id="1", category=category, criteria=criteria),),
     )
     async with nodes[src].node.desk() as desk:
         return await desk.ask(request, dst)
+
+
+DNA_POLICY = """\
+# Demo: DNA profiles, Prüm's way. Hit or no hit for any Schengen investigation, with
+# the match (full or near, and where) from `summary` on; a daily budget per peer.
+inbound:
+  - name: DNA profiles for Schengen investigations
+    from: [group:schengen]
+    purposes: [criminal_investigation]
+    categories: [dna_profiles]
+    answer: summary
+    rate: 500/day
+outbound:
+  - name: the NCB may ask about DNA profiles
+    agency: ncb
+    categories: [dna_profiles]
+    to: "*"
+"""
+
+DEMO_STAIN = {
+    "D3S1358": "15,16",
+    "vWA": "17,18",
+    "D8S1179": "13,14",
+    "D21S11": "29,30",
+    "D18S51": "14,16",
+    "TH01": "6,9.3",
+    "FGA": "21,22",
+    "D1S1656": "12,15",
+    "D2S441": "10,11",
+    "D10S1248": "13,15",
+    "D12S391": "18,20",
+    "D22S1045": "15,16",
+    "AMEL": "X,Y",
+}
+"""The crime-scene stain DE holds; FR's profile of a suspect differs from it at FGA."""
+
+
+def _demo_dna(nodes: dict[str, DemoNode]) -> None:
+    """DE holds a stain from an open case."""
+    row = {"id": "DE-DNA-26-0007", "case_reference": "DE-K-2026-44", "loci": DEMO_STAIN}
+    store = nodes["DE"].node.open_records()
+    try:
+        import_stream(
+            store, io.BytesIO(orjson.dumps(row)), category=Category.DNA_PROFILES, fmt="ndjson"
+        )
+    finally:
+        store.close()
+
+
+def _demo_configure(node_id: str, directory: Path) -> None:
+    _demo_notifications(node_id, directory)
+    (directory / "policies" / "30-dna.yaml").write_text(DNA_POLICY, encoding="utf-8")
 
 
 def _demo_notifications(node_id: str, directory: Path) -> None:
@@ -418,7 +471,8 @@ async def run_demo(*, nodes: int = 3, keep: Path | None = None) -> AsyncIterator
     with contextlib.ExitStack() as stack:
         root = keep or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ncb-demo-")))
         yield Starting(nodes=tuple(ids), root=root)
-        async with network(root, ids, _demo_notifications) as net:
+        async with network(root, ids, _demo_configure) as net:
+            _demo_dna(net)
             for n in net.values():
                 yield NodeUp(
                     node=n.id,
@@ -426,7 +480,7 @@ async def run_demo(*, nodes: int = 3, keep: Path | None = None) -> AsyncIterator
                     kid=n.node.signer.kid,
                     tls_fingerprint=n.node.tls_fingerprint,
                 )
-            scenarios = [
+            scenarios: list[tuple[str, str, str, Purpose, Mapping[str, Criterion], str]] = [
                 (
                     "FR asks DE about a stolen German passport (hit)",
                     "FR",
@@ -467,12 +521,22 @@ async def run_demo(*, nodes: int = 3, keep: Path | None = None) -> AsyncIterator
                     {"number": "fr-OOOO042", "country": "FR"},
                     "hit",
                 ),
+                (
+                    "FR sends DE a suspect's DNA profile, one allele off a stain (near match)",
+                    "FR",
+                    "DE",
+                    Purpose.CRIMINAL_INVESTIGATION,
+                    {"loci": {**DEMO_STAIN, "FGA": "21,23", "AMEL": "X,Y"}},
+                    "hit",
+                ),
             ]
             failures = 0
             for title, src, dst, purpose, criteria, expected in scenarios:
                 yield Section(title=title)
+                dna = "loci" in criteria
+                category = Category.DNA_PROFILES if dna else Category.TRAVEL_DOCUMENTS
                 try:
-                    exchange = await _ask(net, src, dst, purpose, criteria)
+                    exchange = await _ask(net, src, dst, purpose, criteria, category)
                 except ConnectorError as exc:
                     yield Failed(detail=exc.detail)
                     failures += 1

@@ -8,7 +8,7 @@ import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, Self, TypeVar
 
 import orjson
 from pydantic import (
@@ -20,6 +20,7 @@ from pydantic import (
     StrictStr,
     StringConstraints,
     ValidationError,
+    model_validator,
 )
 
 from connector.crypto.jws import ParsedJws, PublicKey, Signer, b64url, parse_compact
@@ -81,6 +82,33 @@ NodeId = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}(-[A-Z0-9]{1,8})?$"
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 # Strict: "10" is not a number and 1.0 is not an integer on this wire.
 CriterionValue = Annotated[StrictStr, StringConstraints(max_length=512)] | StrictInt | StrictBool
+MAX_LOCI = 32
+"""Members of a DNA check's `loci` object, the one criterion that is not a scalar (§5.2)."""
+LociValue = Annotated[
+    dict[
+        Annotated[StrictStr, StringConstraints(min_length=1, max_length=20)],
+        Annotated[StrictStr, StringConstraints(max_length=16)],
+    ],
+    Field(min_length=1, max_length=MAX_LOCI),
+]
+OBJECT_CRITERIA = frozenset({(Category.DNA_PROFILES, "loci")})
+"""The (category, member) pairs whose criterion value is an object; every other is scalar."""
+Criterion = str | int | bool | Mapping[str, str]
+CriteriaClaims = Annotated[
+    dict[Annotated[str, StringConstraints(max_length=64)], CriterionValue | LociValue],
+    Field(min_length=1, max_length=16),
+]
+"""A check's `criteria` as §5.2 bounds them (with `objects_only_where_allowed`)."""
+
+
+def objects_only_where_allowed(category: Category, criteria: Mapping[str, object]) -> None:
+    """ValueError unless every object among the criteria is one §5.2 allows (a DNA `loci`)."""
+    for name, value in criteria.items():
+        if isinstance(value, dict) and (category, name) not in OBJECT_CRITERIA:
+            raise ValueError(
+                f"criteria.{name[:64]}: a string, an integer or a boolean; only the `loci` "
+                "of a dna_profiles check is an object"
+            )
 
 
 class _Strict(BaseModel):
@@ -90,11 +118,13 @@ class _Strict(BaseModel):
 class CheckClaims(_Strict):
     id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     category: Category
-    criteria: Annotated[
-        dict[Annotated[str, StringConstraints(max_length=64)], CriterionValue],
-        Field(min_length=1, max_length=16),
-    ]
+    criteria: CriteriaClaims
     limit: Annotated[StrictInt, Field(ge=1, le=100)] = 10
+
+    @model_validator(mode="after")
+    def _objects_only_for_loci(self) -> Self:
+        objects_only_where_allowed(self.category, self.criteria)
+        return self
 
 
 class QueryClaims(_Strict):
@@ -170,7 +200,7 @@ class IdentityClaims(BaseModel):
 class Check:
     id: str
     category: Category
-    criteria: Mapping[str, str | int | bool]
+    criteria: Mapping[str, Criterion]
     limit: int = 10
 
 

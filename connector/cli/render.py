@@ -137,9 +137,18 @@ def answer_table(exchange: Exchange) -> Table:
             table.add_row(escape(r.check), status, r.level.value, "-", escape(note))
         for h in r.hits:
             record = ", ".join(f"{k}={shown(v)}" for k, v in h.record.items()) or "(hit only)"
-            record += unused
+            record += _dna_match(h.reasons) + unused
             table.add_row(escape(r.check), status, r.level.value, escape(h.ref), escape(record))
     return table
+
+
+def _dna_match(reasons: Sequence[Any] | None) -> str:
+    """A DNA hit's match, as its reasons give it (protocol.md §6.4); "" for any other hit."""
+    first = reasons[0] if reasons else None
+    if not (isinstance(first, Mapping) and "loci_compared" in first):
+        return ""
+    where = f" at {first['locus']}" if first.get("locus") else ""
+    return f"; {first.get('match')} match{where}, {first['loci_compared']} loci compared"
 
 
 _OUTCOME_STYLE = {

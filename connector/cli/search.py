@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from connector.cli.common import (
+    EXIT_BAD_INPUT,
     EXIT_INCOMPLETE,
     F,
     _fail,
@@ -32,8 +33,36 @@ def _subject_options(fn: F) -> F:
     from connector.outbound.subject import subject_fields
 
     for f in reversed(subject_fields()):
-        fn = click.option(f.option, f.name, help=f.help)(fn)
+        if f.loci:
+            path = click.Path(exists=True, dir_okay=False, path_type=Path)
+            fn = click.option(f.option, f.name, type=path, metavar="FILE", help=f.help)(fn)
+        else:
+            fn = click.option(f.option, f.name, help=f.help)(fn)
     return fn
+
+
+def _dna_profile(path: Path) -> dict[str, str]:
+    """The loci of a profile file: a JSON object of locus → alleles, or an import row (an
+    object with `loci`), alone or as the first line of NDJSON. Checked like any check's
+    criteria before anything is sent."""
+    import orjson
+
+    text = path.read_bytes().strip()
+    try:
+        given = orjson.loads(text.splitlines()[0] if text else b"")
+    except orjson.JSONDecodeError:
+        given = None
+    loci = given.get("loci", given) if isinstance(given, dict) else None
+    if isinstance(loci, dict) and loci:
+        found = {k: v for k, v in loci.items() if isinstance(k, str) and isinstance(v, str)}
+        if len(found) == len(loci):
+            return found
+    _fail(
+        f"{path}: not a DNA profile: give a JSON object of locus → alleles, e.g. "
+        '{"D8S1179": "13,14", "TH01": "6,9.3", …}, or an import row with "loci"',
+        EXIT_BAD_INPUT,
+    )
+    return {}
 
 
 @click.command()
@@ -59,10 +88,10 @@ def search(
     deadline_ms: int | None,
     as_json: bool,
     config_path: Path,
-    **subject: str | None,
+    **subject: Any,
 ) -> None:
-    """Check a subject (document, person, vehicle) against the national records and every
-    allowed peer at once; a table fills in as peers answer.
+    """Check a subject (document, person, vehicle, DNA profile) against the national records
+    and every allowed peer at once; a table fills in as peers answer.
 
     Exit status, the same for query and search: 0 asked, nothing found; 3 a hit; 4 nothing
     found, but not every peer could be asked or answered (unreachable, timed out, an error,
@@ -74,6 +103,8 @@ def search(
     from connector.outbound.desk import search_peers
     from connector.outbound.subject import Subject
 
+    if subject.get("dna_loci") is not None:
+        subject["dna_loci"] = _dna_profile(subject["dna_loci"])
     node = Node.from_settings(_settings(config_path))
     node.load_live()
     live = (

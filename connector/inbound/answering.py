@@ -98,6 +98,7 @@ class Answerer:
         digest_only: frozenset[str] = frozenset(),
         hit_threshold: Callable[[Category], float] = _DEFAULT_MATCHING.threshold,
         ref_checks: RefChecks = "disclosed",
+        matching: Matching = _DEFAULT_MATCHING,
         watch_delay: float = 0.05,
         probing: ProbingDetector | None = None,
         metrics: Metrics | None = None,
@@ -113,6 +114,7 @@ class Answerer:
         self.digest_only = digest_only  # channels told only by their periodic digest
         self.hit_threshold = hit_threshold  # for ranked checks (persons by name)
         self.ref_checks = ref_checks
+        self.matching = matching  # a category's own thresholds (DNA: Kind.at_node)
         # Denied checks' watch searches, run this long after the first answer owing one, in
         # one batch whose notices share one commit.
         self.watch_delay = watch_delay
@@ -481,10 +483,11 @@ class Answerer:
     async def _search(self, check: Check, criteria: Any) -> list[Match]:
         """The store's matches; for a ranked check only those at or above the category's
         hit threshold, so that every answer level (`hit` included) says the same thing."""
+        kind = self.store.kind(check.category)
+        if kind is not None:
+            criteria = kind.at_node(criteria, self.matching)
         found = await self.store.search(check.category, criteria, check.limit)
-        return passing(
-            self.store.kind(check.category), criteria, found, self.hit_threshold(check.category)
-        )
+        return passing(kind, criteria, found, self.hit_threshold(check.category))
 
 
 def passing(kind: Kind | None, criteria: Any, found: list[Match], threshold: float) -> list[Match]:

@@ -89,6 +89,7 @@ async def answerer_ctx(app: web.Application) -> AsyncIterator[None]:
         hit_threshold=node.settings.matching.threshold,
         ref_checks=node.settings.matching.ref_checks,
         metrics=node.metrics,
+        matching=node.settings.matching,
     )
     app[IDENTITY] = IdentityToken(
         signer=node.signer,

@@ -415,6 +415,7 @@ class Service:
             answerer = self.peer_app[ANSWERER]
             answerer.hit_threshold = new.matching.threshold
             answerer.ref_checks = new.matching.ref_checks
+            answerer.matching = new.matching
         if changes.touches("policy_reload_interval"):
             self._schedule_policy_watch(new.policy_reload_interval, was=old.policy_reload_interval)
         live.retarget(

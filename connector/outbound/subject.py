@@ -1,7 +1,8 @@
-"""A subject check: what an officer has at hand (MRZ, name, birth date, plate) split into checks."""
+"""A subject check: what an officer has at hand (MRZ, name, plate, DNA) split into checks."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -11,18 +12,20 @@ from connector.vocabulary import Category
 
 # The checks a subject becomes, by id: stable, so a client can find each in the answer.
 DOCUMENT, WANTED, TERRORISM, VEHICLE = "document", "wanted_person", "terrorism_suspect", "vehicle"
+DNA = "dna_profile"
 
 
-def _typed(option: str, help: str | None = None) -> Any:
-    """A field of the subject, None unless given; `option`: how a person types it (`search`)."""
-    return field(default=None, metadata={"option": option, "help": help})
+def _typed(option: str, help: str | None = None, *, loci: bool = False) -> Any:
+    """A field of the subject, None unless given; `option`: how a person types it (`search`);
+    `loci`: a DNA profile's loci, an object (given to `search` as a file)."""
+    return field(default=None, metadata={"option": option, "help": help, "loci": loci})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Subject:
-    """A person, their travel document and their vehicle, as far as each is known. The one
-    definition of the subject's fields: the local API's `subject` and the options of
-    `ncb-connector search` are made from it."""
+    """A person, their travel document, their vehicle and a DNA profile, as far as each is
+    known. The one definition of the subject's fields: the local API's `subject` and the
+    options of `ncb-connector search` are made from it."""
 
     mrz: str | None = _typed("--mrz", "ICAO 9303 MRZ, lines separated by newlines.")
     document_number: str | None = _typed("--number", "Travel document number.")
@@ -35,6 +38,12 @@ class Subject:
     plate: str | None = _typed("--plate", "Vehicle registration plate.")
     plate_country: str | None = _typed("--plate-country", "The plate's country (alpha-2).")
     vin: str | None = _typed("--vin", "Vehicle identification number.")
+    dna_loci: Mapping[str, str] | None = _typed(
+        "--dna",
+        "A DNA profile: a JSON file (locus → alleles, or an import row with `loci`) or "
+        "NDJSON (its first line).",
+        loci=True,
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -45,12 +54,18 @@ class SubjectField:
     name: str
     option: str
     help: str | None
+    loci: bool = False
 
 
 def subject_fields() -> tuple[SubjectField, ...]:
     """The subject's fields in their order."""
     return tuple(
-        SubjectField(name=f.name, option=f.metadata["option"], help=f.metadata["help"])
+        SubjectField(
+            name=f.name,
+            option=f.metadata["option"],
+            help=f.metadata["help"],
+            loci=f.metadata["loci"],
+        )
         for f in fields(Subject)
     )
 
@@ -103,4 +118,8 @@ def subject_checks(subject: Subject) -> tuple[Check, ...]:
         if subject.plate and subject.plate_country:
             vehicle["country"] = subject.plate_country
         checks.append(Check(id=VEHICLE, category=Category.VEHICLES, criteria=vehicle))
+    if subject.dna_loci:
+        checks.append(
+            Check(id=DNA, category=Category.DNA_PROFILES, criteria={"loci": dict(subject.dna_loci)})
+        )
     return tuple(checks)

@@ -64,12 +64,15 @@ def keys_table_for(kind: Kind, metadata: MetaData) -> Table:
     """A keyed kind's search keys: one row per (key, record), the key as a 64-bit hash so
     the index stays small whatever the keys look like."""
     name = f"{kind.category.value}_keys"
+    # A kind that reads every holder of a key (`KeyQuery.at_least`) has the record id in the
+    # key's index too, so that those reads never leave the index for the table.
+    by_key = ("key", "record_id") if kind.exhaustive_keys else ("key",)
     return Table(
         name,
         metadata,
         Column("key", BigInteger, nullable=False),
         Column("record_id", String(128), nullable=False),
-        Index(f"ix_{name}_key", "key"),
+        Index(f"ix_{name}_key", *by_key),
         Index(f"ix_{name}_record", "record_id"),
     )
 
@@ -621,6 +624,8 @@ class RecordStore:
             return [], {}
         stmt, sql, fixed = self._key_statement(category)
         raw = conn is self._conn and self._raw is not None
+        if query.at_least:
+            return self._exhaustive_key_search(conn, category, query, stmt, sql, fixed, raw)
         classes = dict(query.classes)
         default = KeyClass(per_key=query.per_key)
         weights: dict[str, float] = {}
@@ -646,6 +651,32 @@ class RecordStore:
                 for record_id in ids:
                     weights[record_id] = weights.get(record_id, 0.0) + weight
         chosen = sorted(weights, key=lambda i: -weights[i])[: query.candidates]
+        return self._get_many_on(conn, category, chosen), held
+
+    def _exhaustive_key_search(
+        self,
+        conn: Connection,
+        category: Category,
+        query: KeyQuery,
+        stmt: Select[Any],
+        sql: str,
+        fixed: dict[str, Any],
+        raw: bool,
+    ) -> tuple[list[Record], dict[str, int]]:
+        """Every record holding at least `query.at_least` of the keys, however many hold
+        each: nothing is capped, so no record the kind's keys promise can be dropped."""
+        shared: dict[str, int] = {}
+        held: dict[str, int] = {}
+        for key in dict.fromkeys(query.keys):
+            params = {"key": key_hash(key), "limit": _NO_LIMIT}
+            if raw:
+                ids = [r[0] for r in self._raw.execute(sql, {**fixed, **params})]
+            else:
+                ids = [r[0] for r in conn.execute(stmt, params)]
+            held[key] = len(ids)
+            for record_id in ids:
+                shared[record_id] = shared.get(record_id, 0) + 1
+        chosen = [i for i, n in shared.items() if n >= query.at_least]
         return self._get_many_on(conn, category, chosen), held
 
     def _key_statement(self, category: Category) -> tuple[Select[Any], str, dict[str, Any]]:
@@ -781,6 +812,9 @@ def _ranked(
         return list(seen.values())
     return sorted(seen.values(), key=lambda m: -m.score)[:limit]
 
+
+_NO_LIMIT = 2**62
+"""A LIMIT no table reaches (both SQLite and PostgreSQL take a 64-bit one)."""
 
 _B32 = "abcdefghijklmnopqrstuvwxyz234567"
 _B32_PAIRS = [a + b for a in _B32 for b in _B32]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -30,10 +30,17 @@ from connector.outbound.fanout import CheckOutcome, FanOut, PeerOutcome
 from connector.outbound.national import NationalResult
 from connector.outbound.prepare import Prepared, prepare
 from connector.outbound.request import Request
-from connector.outbound.subject import Subject, subject_checks
+from connector.outbound.subject import Subject, subject_checks, subject_fields
 from connector.peers.trust import TrustStore
 from connector.policy import Policy
-from connector.protocol import Check, CriterionValue, NodeId, ShortText
+from connector.protocol import (
+    Check,
+    CriteriaClaims,
+    LociValue,
+    NodeId,
+    ShortText,
+    objects_only_where_allowed,
+)
 from connector.records.store import RecordStore
 from connector.server.gate import AgencyGate
 from connector.vocabulary import Category, Purpose
@@ -58,16 +65,21 @@ Text = Annotated[str, StringConstraints(min_length=1, max_length=512)]
 class CheckIn(_Strict):
     id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     category: Category
-    criteria: Annotated[
-        dict[Annotated[str, StringConstraints(max_length=64)], CriterionValue],
-        Field(min_length=1, max_length=16),
-    ]
+    criteria: CriteriaClaims
     limit: Annotated[StrictInt, Field(ge=1, le=100)] = 10
+
+    @model_validator(mode="after")
+    def _objects_only_for_loci(self) -> CheckIn:
+        objects_only_where_allowed(self.category, self.criteria)
+        return self
 
 
 def _subject_model() -> type[_Strict]:
-    """The local API's `subject`: Subject's fields, each optional non-empty text."""
-    definitions: dict[str, Any] = {f.name: (Text | None, None) for f in fields(Subject)}
+    """The local API's `subject`: Subject's fields, each optional non-empty text (a DNA
+    profile's loci: an object, bounded as on the wire)."""
+    definitions: dict[str, Any] = {
+        f.name: ((LociValue if f.loci else Text) | None, None) for f in subject_fields()
+    }
     return create_model("SubjectIn", __base__=_Strict, **definitions)
 
 

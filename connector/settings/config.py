@@ -229,6 +229,15 @@ docs/benchmarks.md for what it costs in missed persons and false hits."""
 RefChecks = Literal["disclosed", "any"]
 
 
+class DnaMatching(_Model):
+    # Full designated loci (both alleles given, amelogenin aside) that must agree before a
+    # profile is a hit: Prüm's 6, or more. Never fewer: the index finds every match only
+    # from 6 agreeing loci on (docs/records.md).
+    min_loci: Annotated[int, Field(ge=6, le=32)] = 6
+    # Whether a profile with exactly one differing allele is a hit (a Prüm near match).
+    allow_near_match: bool = True
+
+
 class Matching(_Model):
     # Per category: the score from which a candidate of a ranked search (a person by name)
     # is a hit. Below it the candidate is not reported at any level.
@@ -237,6 +246,8 @@ class Matching(_Model):
     # this node gave that peer the reference ("disclosed"), or always ("any": national
     # references are public in your country, e.g. printed on published notices).
     ref_checks: RefChecks = "disclosed"
+    # DNA profiles: the Prüm matching thresholds (docs/records.md).
+    dna: DnaMatching = DnaMatching()
 
     def threshold(self, category: Category) -> float:
         return self.hit_threshold.get(category, DEFAULT_HIT_THRESHOLD)

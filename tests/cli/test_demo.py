@@ -33,6 +33,9 @@ def test_the_demo_runs_its_scenarios_and_shows_them(tmp_path: Path) -> None:
     for seen in (
         "FR asks DE about a stolen German passport (hit)",
         "DE:travel_documents:DE-TD-26-0117",
+        "FR sends DE a suspect's DNA profile, one allele off a stain (near match)",
+        "DE:dna_profiles:DE-DNA-26-0007",
+        "near match at FGA, 12 loci compared",
         "FR's NCB checks a German passport number against all 3 peers at once",
         "second (connections reused): 3 peers answered in",
         "1 hit, 2 no_hit",

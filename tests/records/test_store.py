@@ -131,7 +131,7 @@ def test_lookup_by_key(store: RecordStore) -> None:
     assert store.search_now(Category.ARTWORKS, {"code": "Z"}, 5) == []
 
 
-def test_biometric_kinds_import_and_refuse_to_guess(db_url: DatabaseUrl) -> None:
+def test_biometric_kinds_import_and_fingerprints_refuse_to_guess(db_url: DatabaseUrl) -> None:
     import io
 
     from connector.errors import InvalidCriteria
@@ -140,22 +140,24 @@ def test_biometric_kinds_import_and_refuse_to_guess(db_url: DatabaseUrl) -> None
     from connector.records.store import RecordStore
 
     store = RecordStore.open(db_url("b"))
+    six = '"D3S1358": "15", "vWA": "16,17", "D21S11": "29,30", "D18S51": "14,15", "FGA": "22,23"'
     try:
         data = (
-            b'{"id": "S-1", "loci": {"D8S1179": "13, 14", "TH01": "9.3"}}\n'
+            b'{"id": "S-1", "loci": {"D8S1179": "13, 14", "TH01": "9.3", %s}}\n'
             b'{"id": "S-2", "loci": {"D8S1179": "thirteen"}}\n'
             b'{"id": "S-3", "loci": {}}\n'
-        )
+        ) % six.encode()
         report = import_stream(
             store, io.BytesIO(data), category=Category.DNA_PROFILES, fmt="ndjson"
         )
         assert (report.inserted, report.rejected) == (1, 2)
-        assert "is not one or two alleles" in report.errors[0].reason
+        assert "loci.D8S1179: 'thirteen' is not an allele" in report.errors[0].reason
         got = store.get(Category.DNA_PROFILES, "S-1")
         assert got is not None
-        assert got.fields["loci"] == {"D8S1179": "13,14", "TH01": "9.3"}
-        # Held, but no matcher yet: a check is answered error/category_not_held, not guessed.
-        assert parse_criteria(Category.DNA_PROFILES, {"loci": "x"}) is None
+        assert got.fields["loci"]["D8S1179"] == "13,14"
+        assert got.fields["loci"]["TH01"] == "9.3,9.3"
+        # Fingerprints are held, but have no matcher yet: never a guess.
+        assert parse_criteria(Category.FINGERPRINTS, {"template": "x"}) is None
         with pytest.raises(InvalidCriteria):
             store.kinds[Category.FINGERPRINTS].parse_criteria({})
     finally:

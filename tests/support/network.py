@@ -62,7 +62,23 @@ DATA: dict[Category, list[dict[str, Any]]] = {
         }
     ],
     Category.TERRORISM_SUSPECTS: [{"id": "DE-TS-9", "last_name": "Doe", "organisation": "example"}],
-    Category.DNA_PROFILES: [{"id": "DE-DNA-1", "loci": {"D8S1179": "13,14"}}],
+    Category.DNA_PROFILES: [
+        {
+            "id": "DE-DNA-1",
+            "profile_type": "stain",
+            "case_reference": "DE-K-2026-44",
+            "loci": {
+                "D3S1358": "15,16",
+                "vWA": "17,18",
+                "D8S1179": "13,14",
+                "D21S11": "29,30",
+                "D18S51": "14,16",
+                "TH01": "6,9.3",
+                "FGA": "21,22",
+                "AMEL": "X,Y",
+            },
+        }
+    ],
 }
 
 

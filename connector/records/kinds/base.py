@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from connector.settings.config import Matching
 from connector.vocabulary import Category
 
 
@@ -77,6 +78,10 @@ class KeyQuery:
     per_key: int = 200
     candidates: int = 150
     classes: tuple[tuple[str, KeyClass], ...] = ()
+    # Above 0: an exhaustive search. Every key is read whole (no `per_key`, no `candidates`,
+    # no classes) and the candidates are exactly the records holding at least this many of
+    # the keys, for a kind that must never miss a record (DNA profiles).
+    at_least: int = 0
 
 
 Lookup = Mapping[str, str] | TextQuery | KeyQuery
@@ -99,6 +104,8 @@ class Kind(ABC):
     # Changes whenever `search_keys` makes different keys: a store whose keys were made by
     # another version must make them anew (`db upgrade`, `records reindex`).
     keys_version: str = ""
+    # True: its searches read every holder of their keys (`KeyQuery.at_least`).
+    exhaustive_keys: bool = False
     # Each criterion member and the record fields a check compares it with. A member that
     # compares no field (a `ref`: the record's id) is always used.
     compared: Mapping[str, frozenset[str]] = MappingProxyType({})
@@ -165,6 +172,11 @@ class Kind(ABC):
         """The criteria with what the store found of a `KeyQuery`'s keys: how many records
         hold each (counted to at most its class's `per_key` + 1). For a kind whose scoring
         weighs how common a name is; unchanged by default."""
+        return criteria
+
+    def at_node(self, criteria: Any, matching: Matching) -> Any:
+        """The criteria with what this node's `matching:` settings say of its category (the
+        DNA thresholds); unchanged by default."""
         return criteria
 
     def ranked(self, criteria: Any) -> bool:

@@ -1,0 +1,1 @@
+"""DNA profiles: STR loci, alleles and genotypes, the Prüm matching rules, and index keys."""
