@@ -39,17 +39,28 @@ COMMANDS: dict[str, Lazy | click.Command] = {
         lazy={
             "renew-tls": Lazy(
                 target="connector.cli.keys:keys_renew_tls",
-                help="Make the next TLS certificate; publish it, then present it.",
+                help=(
+                    "Make the next TLS key and self-signed certificate for the same names "
+                    "and publish its fingerprint; the node presents it after "
+                    "keys.activate_after_s (or at once with --activate) without a restart, "
+                    "and peers accept the old one for keys.overlap_s more."
+                ),
             ),
             "rotate": Lazy(
                 target="connector.cli.keys:keys_rotate",
-                help="Make the next signing key; publish it, then sign with it.",
+                help=(
+                    "Make the next signing key and publish it, signed by the current key; "
+                    "the node signs with it after keys.activate_after_s (or at once with "
+                    "--activate, for a rotation already published) and peers accept the old "
+                    "key for keys.overlap_s more."
+                ),
             ),
             "show": Lazy(
                 target="connector.cli.keys:keys_show",
                 help=(
                     "Print the public JWK, its RFC 7638 thumbprint and the TLS certificate "
-                    "fingerprint (and a rotation's next and retiring ones)."
+                    "fingerprint in force, and during a rotation the next and retiring keys "
+                    "and certificates with their dates."
                 ),
             ),
         },
@@ -80,8 +91,12 @@ COMMANDS: dict[str, Lazy | click.Command] = {
             "status": Lazy(
                 target="connector.cli.peers:peers_status",
                 help=(
-                    "Each peer's last health check by the running node: up or down, latency, key,"
-                    " TLS."
+                    "Each peer's last health check by the running node: up or down, "
+                    "latency, key, TLS; and this node's own certificate when it ends within "
+                    "federation.key_expiry_warning_days. The table exits 1 when a peer is "
+                    "down; --json exits 0 and says so in `up`, and gives `own`: "
+                    '{"certificate_expires", "certificate_expiring"} (null when the keys '
+                    "cannot be read by this user)."
                 ),
             ),
         },
