@@ -1,5 +1,5 @@
 """One node's Prometheus metrics: every family in a registry of the node's own, the counters
-its parts move as things happen, and the views read at each scrape (docs/operations.md §7a).
+its parts move as things happen, and the views read at each scrape (docs/operations.md §16).
 
 Labels come from closed sets only: peers of the trust store, agencies of agencies.json,
 categories, statuses and problem codes of this code, rule names of the admin's policy,

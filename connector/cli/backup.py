@@ -224,7 +224,7 @@ def backup_restore(
         click.echo(f"{name}: {redacted(url)}")
     click.echo(
         f"check it: ncb-connector enquiries verify --config {restored.config} --expect "
-        f"{manifest.log_seq}:{manifest.log_hash}  (docs/operations.md §5e: what comes next)"
+        f"{manifest.log_seq}:{manifest.log_hash}  (docs/operations.md §12: what comes next)"
     )
     if manifest.trail is not None:
         click.echo(

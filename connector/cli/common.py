@@ -49,7 +49,7 @@ err = _console(stderr=True)
 
 
 # Exit statuses of the commands that ask peers (query, search), one meaning for both so that a
-# script can trust them; each command's --help and docs/operations.md §5b say the same.
+# script can trust them; each command's --help and docs/operations.md §8 say the same.
 EXIT_NOTHING_FOUND = 0
 EXIT_BAD_INPUT = 2
 EXIT_HIT = 3
@@ -174,7 +174,7 @@ def asker_options(fn: F) -> F:
 
 
 json_option = click.option(
-    "--json", "as_json", is_flag=True, help="Machine-readable output (docs/operations.md §8)."
+    "--json", "as_json", is_flag=True, help="Machine-readable output (docs/operations.md §17)."
 )
 
 

@@ -251,7 +251,7 @@ def peers_status(config_path: Path, as_json: bool, probe: bool) -> None:
     if own is not None and own["certificate_expiring"]:
         out.print(
             f"[yellow]this node's TLS certificate ends {own['certificate_expires']}[/]: "
-            "`ncb-connector keys renew-tls` (docs/operations.md §3a)"
+            "`ncb-connector keys renew-tls` (docs/operations.md §4.1)"
         )
     if any(not r.up for r in rows):
         raise SystemExit(1)

@@ -45,7 +45,7 @@ ARCHIVE_NAME = re.compile(
 )
 DAY_S = 86_400
 # Rows per file: the delete that follows each file holds the log's write lock for about a
-# second per 100 000 rows (SQLite, docs/operations.md §5g), and the node's commits wait.
+# second per 100 000 rows (SQLite, docs/operations.md §11), and the node's commits wait.
 MAX_ROWS = 100_000
 
 

@@ -66,7 +66,7 @@ outgoing:
 #   send: true
 #   interval_s: 60                 # rows newer than the last checkpoint sent are unwitnessed
 # retention:                       # the enquiry log's oldest rows moved to signed archive files
-#   archive_after_days: 0          # 0: keep every row in the log (operations.md §5g)
+#   archive_after_days: 0          # 0: keep every row in the log (operations.md §11)
 #   dir: archive                   # beside the log; copy new files off the host
 #   interval_s: 86400
 # federation:

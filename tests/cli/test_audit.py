@@ -308,7 +308,7 @@ def test_a_restored_node_keeps_the_archived_trail_and_records_its_restore(tmp_pa
 
 
 def test_the_documented_entry_has_the_fields_a_recorded_one_has(tmp_path: Path) -> None:
-    """docs/operations.md §5f shows one entry: a real one, recorded through sudo, has the
+    """docs/operations.md §13 shows one entry: a real one, recorded through sudo, has the
     same fields (the doc's hashes are cut short with …)."""
     text = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text()
     section = text.split("## 5f. The admin audit trail", 1)[1]

@@ -947,7 +947,7 @@ def test_record_values_are_shown_for_people() -> None:
 
 
 def test_json_of_every_command_a_script_reads(tmp_path: Path) -> None:
-    """The --json shapes docs/operations.md §8 documents, from real commands."""
+    """The --json shapes docs/operations.md §17 documents, from real commands."""
     config, _, _ = init(tmp_path, "FR")
 
     def run(*args: str, status: int = 0) -> Any:

@@ -69,7 +69,7 @@ async def test_archive_while_the_node_answers(tmp_path: Path, db_url: DatabaseUr
         assert alone["archived"]["checked"] is False
         assert alone["archived"]["refs_not_checked"] == 1  # DE-TS-9, given by row 1
         text = (await asyncio.to_thread(cli, "enquiries", "verify", config=config)).stdout
-        # As operations.md §5g shows it.
+        # As operations.md §11 shows it.
         assert text.splitlines()[:3] == [
             "rows 1..10 are archived (1 file(s)) and not checked here: give them with "
             "--archive to check the whole chain",
@@ -117,13 +117,13 @@ def test_archive_from_the_command_line(tmp_path: Path) -> None:
     # support.entries.entry(n) is logged at 1_790_000_000 + n: 2026-09-21T14:13:20Z + n s.
     done = cli("enquiries", "archive", "--before", "2026-09-21T14:13:31Z", config=config)
     out = tmp_path / "FR" / "archive" / "enquiries-FR-0000000001-0000000010.ncbarchive"
-    # As operations.md §5g shows it.
+    # As operations.md §11 shows it.
     head = json.loads(cli("enquiries", "verify", "--json", config=config).stdout)
     assert done.stdout.splitlines() == [
         f"archived 10 row(s), 1..10, into {out}",
         f"the log now starts after row 10 (chains from {head['archived']['base_hash']})",
     ]
-    # An admin's change, in the admin audit trail (operations.md §5f); nothing archived is none.
+    # An admin's change, in the admin audit trail (operations.md §13); nothing archived is none.
     archived = [e for e in audit_entries(config) if e["action"] == "enquiries.archived"]
     assert [(e["target"], e["details"]) for e in archived] == [
         (

@@ -112,7 +112,7 @@ async def test_verify_with_witnesses_catches_a_cut_log_and_a_rewritten_one(
 
         code, _, errors = await _verify(de, "--witnesses")
         assert code == 1
-        # As operations.md §5d shows it.
+        # As operations.md §10 shows it.
         assert re.search(
             r"^WITNESS FR: row 6 is not the row this node vouched for at [0-9: -]+ UTC: the "
             r"log was rewritten after row 3 and by row 6 \(1 of 2 checkpoint\(s\) fail\)$",
