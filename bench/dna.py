@@ -30,7 +30,7 @@ from itertools import combinations
 from pathlib import Path
 
 from bench._dna_freqs import COUNTS, SOURCE
-from bench._docs import replace_block
+from bench._stores import cached_store, pct, publish
 from connector.logs import configure_logging
 from connector.records.criteria import parse_criteria
 from connector.records.dna.matching import allele_differences
@@ -262,11 +262,6 @@ def run(store: RecordStore, plants: Sequence[Planted], report: Report) -> None:
         report.expected_near += near
 
 
-def pct(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 def render(r: Report) -> str:
     o = r.opts
     p50, p95, p99 = (pct(r.ms, q) for q in (0.5, 0.95, 0.99))
@@ -340,19 +335,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     plants = planted(opts.seed, opts.queries)
     opts.cache.mkdir(parents=True, exist_ok=True)
     path = opts.cache / f"dna-{opts.profiles}-{opts.queries}-{opts.seed}-{code_digest()}.db"
-    if not path.exists():
-        print(f"building {opts.profiles:,} profiles into {path} …", flush=True)
-        partial = path.with_suffix(".partial")
-        for stale in opts.cache.glob(partial.name + "*"):
-            stale.unlink()
-        started = time.monotonic()
-        store = RecordStore.open(f"sqlite:///{partial}")
-        try:
-            build(store, opts, plants)
-        finally:
-            store.close()
-        partial.rename(path)
-        report.build_s, report.built = time.monotonic() - started, True
+    built = cached_store(
+        path, lambda store: build(store, opts, plants), what=f"{opts.profiles:,} profiles"
+    )
+    if built is not None:
+        report.build_s, report.built = built, True
     report.db_mb = path.stat().st_size / 1e6
     store = RecordStore.open(f"sqlite:///{path}")
     try:
@@ -360,11 +347,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         run(store, plants, report)
     finally:
         store.close()
-    text = render(report)
-    print(text.replace(BEGIN, "").replace(END, "").strip())
-    if opts.write_docs:
-        replace_block(DOCS, text, begin=BEGIN, end=END, new_section=f"{SECTION}\n\n")
-        print(f"\nwritten to {DOCS}")
+    publish(
+        render(report), write_docs=opts.write_docs, docs=DOCS, begin=BEGIN, end=END, section=SECTION
+    )
     return 0
 
 

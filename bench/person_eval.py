@@ -28,8 +28,8 @@ import rapidfuzz
 import sqlalchemy
 from sqlalchemy import select
 
-from bench._docs import replace_block
 from bench._persons_data import LOCALES, Person, Query, labelled_queries, population, variant_query
+from bench._stores import cached_store, pct, publish
 from connector.logs import configure_logging
 from connector.records.criteria import parse_criteria
 from connector.records.kinds.persons import WantedPersons
@@ -216,11 +216,6 @@ def false_hits(outcomes: Sequence[Outcome], threshold: float) -> float:
     return sum(1 for o in outcomes if o.ranked and o.ranked[0][1] >= threshold) / len(outcomes)
 
 
-def pct(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 def render(r: Report) -> str:
     o, t = r.opts, r.opts.threshold
     stored_ms = [x.ms for x in r.stored]
@@ -349,19 +344,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     report = Report(opts=opts)
     opts.cache.mkdir(parents=True, exist_ok=True)
     path = opts.cache / f"persons-{opts.persons}-{opts.seed}-{code_digest()}.db"
-    if not path.exists():
-        print(f"building {opts.persons:,} persons into {path} …", flush=True)
-        partial = path.with_suffix(".partial")
-        for stale in opts.cache.glob(partial.name + "*"):
-            stale.unlink()
-        started = time.monotonic()
-        store = RecordStore.open(f"sqlite:///{partial}")
-        try:
-            build(store, opts)
-        finally:
-            store.close()
-        partial.rename(path)
-        report.build_s, report.built = time.monotonic() - started, True
+    built = cached_store(path, lambda store: build(store, opts), what=f"{opts.persons:,} persons")
+    if built is not None:
+        report.build_s, report.built = built, True
     report.db_mb = path.stat().st_size / 1e6
     labelled = labelled_queries(opts.seed, sample(opts))
     store = RecordStore.open(f"sqlite:///{path}")
@@ -375,11 +360,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         report.absent = run(store, unlabelled)
     finally:
         store.close()
-    text = render(report)
-    print(text.replace(BEGIN, "").replace(END, "").strip())
-    if opts.write_docs:
-        replace_block(DOCS, text, begin=BEGIN, end=END, new_section=f"{SECTION}\n\n")
-        print(f"\nwritten to {DOCS}")
+    publish(
+        render(report), write_docs=opts.write_docs, docs=DOCS, begin=BEGIN, end=END, section=SECTION
+    )
     return 0
 
 

@@ -745,29 +745,11 @@ def test_verify_names_disclosed_refs_and_notices_changed_beside_the_chain(
 ) -> None:
     """A disclosed ref inserted by hand and a notice deleted: the chain is whole, yet `verify`
     exits 1 naming each, in words and in --json (§8's shape, with two members more)."""
-    import dataclasses
-
-    from support.entries import entry
-
-    from connector.enquiries.log import EnquiryLog
-    from connector.notify.notice import Notice
-    from connector.notify.tables import notice_rows
+    from support.entries import sealed_notice_log
 
     config, _, _ = init(tmp_path, "DE")
     db = tmp_path / "DE" / "enquiries.db"
-    log = EnquiryLog.open(f"sqlite:///{db}")
-    hit = dataclasses.replace(entry(1), hit_refs=("DE:travel_documents:BKA-0815",))
-    notice = Notice(
-        id=f"{hit.id}.duty",
-        channel="duty",
-        kind="enquiry",
-        enquiry=hit.id,
-        created_at=hit.at,
-        body={"type": "foreign_enquiry", "enquiry": hit.id},
-    )
-    log.append_now(hit, notice_rows([notice]))
-    log.append_now(entry(2))
-    log.close()
+    hit, notice = sealed_notice_log(db)
     ok = json.loads(cli("enquiries", "verify", "--json", config=config).stdout)
     assert (ok["ok"], ok["disclosed_refs"], ok["sealed"]) == (True, [], [])
 

@@ -247,31 +247,14 @@ def test_checkpoints_of_archived_rows_are_checked_against_the_archive(tmp_path: 
 def test_what_archived_rows_sealed_is_checked_with_the_archive(tmp_path: Path) -> None:
     """A notice sealed by a row now archived: deleting it goes unseen by the live part alone
     (the row that sealed it is not there), and is named with the archive."""
-    import dataclasses
     import sqlite3
 
+    from support.entries import sealed_notice_log
     from support.processes import init
-
-    from connector.notify.notice import Notice
-    from connector.notify.tables import notice_rows
 
     config, _, _ = init(tmp_path, "DE")
     db = tmp_path / "DE" / "enquiries.db"
-    log = EnquiryLog.open(f"sqlite:///{db}")
-    hit = dataclasses.replace(entry(1), hit_refs=("DE:travel_documents:BKA-0815",))
-    notice = Notice(
-        id=f"{hit.id}.duty",
-        channel="duty",
-        kind="enquiry",
-        enquiry=hit.id,
-        created_at=hit.at,
-        body={"type": "foreign_enquiry", "enquiry": hit.id},
-    )
-    try:
-        log.append_now(hit, notice_rows([notice]))
-        log.append_now(entry(2))
-    finally:
-        log.close()
+    _, notice = sealed_notice_log(db)
     done = json.loads(
         cli(
             "enquiries", "archive", "--before", "2026-09-21T14:13:22Z", "--json", config=config

@@ -15,6 +15,7 @@ import pytest
 import yaml
 from structlog.testing import capture_logs
 from support.processes import CLI, cli, free_port, readyz, wait_ready
+from support.processes import POLICY as FR_POLICY
 from support.webhooks import Receiver
 
 from connector.demo import DemoNode, network
@@ -26,19 +27,9 @@ from connector.settings.config import load_settings
 from connector.vocabulary import Category
 
 # The policy names a channel that only the edited connector.yaml defines.
-POLICY = """\
-inbound:
-  - name: documents for FR
-    from: [FR]
-    categories: [travel_documents]
-    answer: full
-    notify: on_hit
-    channels: [duty]
-outbound:
-  - agency: ncb
-    categories: [travel_documents]
-    to: "*"
-"""
+POLICY = FR_POLICY.replace(
+    "    answer: full\n", "    answer: full\n    notify: on_hit\n    channels: [duty]\n", 1
+)
 
 
 def _edit(config: Path, **changes: object) -> None:

@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support.databases import DatabaseUrl
 
+from connector.demo import DEMO_STAIN
 from connector.errors import InvalidCriteria
 from connector.records.dna.keys import keys_shared_at_least, profile_keys
 from connector.records.dna.loci import ESS, LOCI, canonical_locus
@@ -25,21 +26,7 @@ from connector.vocabulary import Category
 
 KIND = DnaProfiles()
 
-BASE = {
-    "D3S1358": "15,16",
-    "vWA": "17,18",
-    "D8S1179": "13,14",
-    "D21S11": "29,30",
-    "D18S51": "14,16",
-    "TH01": "6,9.3",
-    "FGA": "21,22",
-    "D1S1656": "12,15",
-    "D2S441": "10,11",
-    "D10S1248": "13,15",
-    "D12S391": "18,20",
-    "D22S1045": "15,16",
-    "AMEL": "X,Y",
-}
+BASE = DEMO_STAIN  # twelve ESS loci and amelogenin, as the demo's stain
 
 
 def _with(changes: Mapping[str, str | None], base: Mapping[str, str] = BASE) -> dict[str, str]:

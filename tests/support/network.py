@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 import yaml
 
-from connector.demo import DemoNode
+from connector.demo import DEMO_STAIN, DemoNode
 from connector.outbound.request import Request
 from connector.protocol import Check
 from connector.records.importer import import_stream
@@ -67,15 +67,19 @@ DATA: dict[Category, list[dict[str, Any]]] = {
             "id": "DE-DNA-1",
             "profile_type": "stain",
             "case_reference": "DE-K-2026-44",
+            # Seven of the demo stain's loci (and amelogenin): a partial stain.
             "loci": {
-                "D3S1358": "15,16",
-                "vWA": "17,18",
-                "D8S1179": "13,14",
-                "D21S11": "29,30",
-                "D18S51": "14,16",
-                "TH01": "6,9.3",
-                "FGA": "21,22",
-                "AMEL": "X,Y",
+                locus: DEMO_STAIN[locus]
+                for locus in (
+                    "D3S1358",
+                    "vWA",
+                    "D8S1179",
+                    "D21S11",
+                    "D18S51",
+                    "TH01",
+                    "FGA",
+                    "AMEL",
+                )
             },
         }
     ],
