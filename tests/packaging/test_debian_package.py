@@ -337,6 +337,9 @@ def test_the_package_installs_runs_and_upgrades_on_a_fresh_debian_12(
         conffiles = root.sh("dpkg-query", "-W", "-f=${Conffiles}", "ncb-connector")
         examples = {p.name for p in (REPO / "policies").glob("*.yaml")}
         assert {Path(line.split()[0]).name for line in conffiles.splitlines() if line} == examples
+        monitoring = root.path / "usr" / "share" / "ncb-connector" / "monitoring"
+        shipped = {p.name for p in (REPO / "packaging" / "monitoring").iterdir()}
+        assert {p.name for p in monitoring.iterdir()} == shipped, list(monitoring.iterdir())
 
         with phases("set the node up (init, checks, systemd-analyze)"):
             peer_port, local_port = free_port(), free_port()
