@@ -224,7 +224,7 @@ def _create(
             trail=trail_head((stage / TRAIL).read_bytes()) if (stage / TRAIL).exists() else None,
         )
         token = signer.sign_compact(orjson.dumps(manifest.to_json()), typ=BACKUP_TYP)
-        path = directory / archive_name(settings.node, now, compress=compress)
+        path = _free_name(directory, settings.node, now, compress=compress)
         write_archive(path, token, sources, at=now, compress=compress)
     removed: list[Path] = []
     if keep is not None:
@@ -717,3 +717,14 @@ def _keep_checkpoint(settings: Settings, manifest: Manifest) -> None:
             new_logs=old.new_logs if old is not None else (),
         )
     )
+
+
+def _free_name(directory: Path, node: str, now: float, *, compress: bool) -> Path:
+    """The first name of this second not taken: two backups in one second (the timer's and
+    an admin's) are both kept; write_archive still refuses to replace a file that appears
+    meanwhile."""
+    for n in range(1, 10_000):
+        path = directory / archive_name(node, now, compress=compress, n=n)
+        if not path.exists():
+            return path
+    raise BackupError(f"{directory} holds 9,999 archives of this second already")

@@ -32,9 +32,11 @@ from connector.storage.urls import redacted, sync_url
 
 MANIFEST = "manifest.jws"
 _STAMP = "%Y%m%dT%H%M%SZ"
-# ncb-FR-20261207T013000Z.tar[.gz]: the node, then the UTC time, so names sort by age.
+# ncb-FR-20261207T013000Z.tar[.gz]: the node, then the UTC time, so names sort by age; a
+# second archive of the same second (the timer's and an admin's) is -2, -3, ….
 ARCHIVE_NAME = re.compile(
-    r"^ncb-(?P<node>[A-Z]{2}(?:-[A-Z0-9]{1,8})?)-(?P<at>\d{8}T\d{6}Z)\.tar(?:\.gz)?$"
+    r"^ncb-(?P<node>[A-Z]{2}(?:-[A-Z0-9]{1,8})?)-(?P<at>\d{8}T\d{6}Z)(?:-(?P<n>[1-9]\d{0,3}))?"
+    r"\.tar(?:\.gz)?$"
 )
 _CHUNK = 1 << 20
 
@@ -58,9 +60,10 @@ class Source:
     mode: int
 
 
-def archive_name(node: str, at: float, *, compress: bool) -> str:
+def archive_name(node: str, at: float, *, compress: bool, n: int = 1) -> str:
+    """The `n`th archive name of this node and second (the first has no number)."""
     stamp = datetime.fromtimestamp(at, UTC).strftime(_STAMP)
-    return f"ncb-{node}-{stamp}.tar{'.gz' if compress else ''}"
+    return f"ncb-{node}-{stamp}{f'-{n}' if n > 1 else ''}.tar{'.gz' if compress else ''}"
 
 
 def archives_of(directory: Path, node: str) -> list[Path]:
@@ -69,7 +72,7 @@ def archives_of(directory: Path, node: str) -> list[Path]:
     for path in directory.iterdir():
         m = ARCHIVE_NAME.match(path.name)
         if m and m["node"] == node and path.is_file():
-            found.append((m["at"], path.name, path))
+            found.append((m["at"], int(m["n"] or 1), path))
     return [path for _, _, path in sorted(found)]
 
 

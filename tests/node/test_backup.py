@@ -557,3 +557,21 @@ def test_a_cut_or_foreign_file_is_not_a_whole_archive(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "is not restored" in done.stderr
     assert not (tmp_path / "r").exists()
+
+
+def test_two_backups_in_one_second_are_both_kept(tmp_path: Path) -> None:
+    """The daily timer and an admin may start one in the same second: the second archive is
+    named -2, both verify, and --keep counts them in the order they were made."""
+    config, _, _, _ = _node(tmp_path)
+    out = tmp_path / "backups"
+    settings = load_settings(config)
+    first = create_backup(settings, config, out, clock=lambda: 1_790_000_000.0).path
+    second = create_backup(settings, config, out, clock=lambda: 1_790_000_000.0).path
+    assert first.name == "ncb-DE-20260921T141320Z.tar.gz"
+    assert second.name == "ncb-DE-20260921T141320Z-2.tar.gz"
+    assert verify_backup(first, node=None).ok
+    assert verify_backup(second, node=None).ok
+    third = create_backup(settings, config, out, clock=lambda: 1_790_000_000.0, keep=2)
+    assert third.path.name == "ncb-DE-20260921T141320Z-3.tar.gz"
+    assert list(third.removed) == [first]
+    assert sorted(p.name for p in out.iterdir()) == [second.name, third.path.name]
