@@ -50,6 +50,7 @@ from connector.enquiries.schema import (
     ensure_log_schema,
     make_log_engine,
     metadata,
+    readiness_probe,
 )
 from connector.enquiries.sealing import (
     SEALED,
@@ -88,7 +89,9 @@ _SQLITE_INSERT = (
 )
 
 
-def _error_kind(exc: BaseException) -> str:
+def error_kind(exc: BaseException) -> str:
+    """A database failure said by its kind and code (`OperationalError: OperationalError
+    SQLITE_FULL`), never its message: the driver's message may quote rows."""
     orig = getattr(exc, "orig", None)
     return (
         f"{type(exc).__name__}: {type(orig).__name__ if orig else ''} "
@@ -404,7 +407,7 @@ class EnquiryLog:
         except Exception as exc:
             # The driver's message may quote the batch's rows (other peers' enquiries):
             # it goes to no peer and into the log only as its kind and code.
-            log.error("enquiry_log_commit_failed", error=_error_kind(exc), rows=len(items))
+            log.error("enquiry_log_commit_failed", error=error_kind(exc), rows=len(items))
             return [EnquiryLogError("the enquiry log could not be written")] * len(items)
 
     async def _flush_threaded(self, batch: list[_Pending]) -> None:
@@ -416,7 +419,7 @@ class EnquiryLog:
                 self._writer, self._commit_in_thread, items
             )
         except Exception as exc:
-            log.error("enquiry_log_commit_failed", error=_error_kind(exc), rows=len(batch))
+            log.error("enquiry_log_commit_failed", error=error_kind(exc), rows=len(batch))
             seqs = [EnquiryLogError("the enquiry log could not be written")] * len(batch)
         finally:
             self._committing = False
@@ -444,7 +447,7 @@ class EnquiryLog:
                 except Exception as exc:
                     seqs.append(await self._failure(item[0], exc))
         except Exception as exc:
-            log.error("enquiry_log_commit_failed", error=_error_kind(exc), rows=len(batch))
+            log.error("enquiry_log_commit_failed", error=error_kind(exc), rows=len(batch))
             seqs = [EnquiryLogError("the enquiry log could not be written")] * len(batch)
         self._settle(batch, seqs, started)
 
@@ -459,7 +462,7 @@ class EnquiryLog:
         # Only the (iss, jti) key makes a replay; another conflict is a failure.
         if isinstance(exc, IntegrityError) and await self.seen(entry.iss, entry.jti):
             return Replay("this jti was already used by this issuer", jti=entry.jti)
-        log.error("enquiry_log_commit_failed", error=_error_kind(exc), rows=1)
+        log.error("enquiry_log_commit_failed", error=error_kind(exc), rows=1)
         return EnquiryLogError("the enquiry log could not be written")
 
     def _started(self) -> float:
@@ -499,10 +502,10 @@ class EnquiryLog:
                 if self._seen_on(conn, e.iss, e.jti):
                     out.append(Replay("this jti was already used by this issuer", jti=e.jti))
                 else:
-                    log.error("enquiry_log_commit_failed", error=_error_kind(exc), rows=1)
+                    log.error("enquiry_log_commit_failed", error=error_kind(exc), rows=1)
                     out.append(EnquiryLogError("the enquiry log could not be written"))
             except Exception as exc:
-                log.error("enquiry_log_commit_failed", error=_error_kind(exc), rows=1)
+                log.error("enquiry_log_commit_failed", error=error_kind(exc), rows=1)
                 out.append(EnquiryLogError("the enquiry log could not be written"))
         return out
 
@@ -510,6 +513,38 @@ class EnquiryLog:
         seqs = self._write_on(self._conn, items)
         self._announce(items)
         return seqs
+
+    async def probe_write(self, now: float) -> None:
+        """Commit one write beside the chain (the `readiness_probe` row), by the path a
+        commit of rows takes — the writer thread on SQLite, asyncpg on PostgreSQL — with the
+        log's durability; the driver's error when the log accepts none."""
+        if self._async is not None:
+            async with self._async.begin() as aconn:
+                await aconn.run_sync(self._probe_on, now)
+        elif self._writer is not None:
+            await asyncio.get_running_loop().run_in_executor(
+                self._writer, self._probe_in_thread, now
+            )
+        else:
+            self._probe_on(self._conn, now, begin=True)
+
+    def _probe_in_thread(self, now: float) -> None:
+        if self._writer_conn is None:
+            self._writer_conn = self.engine.connect()
+        self._probe_on(self._writer_conn, now, begin=True)
+
+    @staticmethod
+    def _probe_on(conn: Connection, now: float, *, begin: bool = False) -> None:
+        def write() -> None:
+            conn.execute(delete(readiness_probe))
+            conn.execute(insert(readiness_probe), [{"id": 1, "at": now}])
+
+        if begin:
+            conn.info["write"] = True
+            with conn.begin():
+                write()
+        else:
+            write()
 
     def _write_on(self, conn: Connection, items: Sequence[_Item]) -> list[int]:
         conn.info["write"] = True

@@ -88,6 +88,17 @@ enquiry_archives = Table(
 )
 
 
+# One row, rewritten by the readiness job: a committed write beside the chain, by the path a
+# commit takes, proves the log accepts one (a disk that is full or read-only, a database in
+# recovery do not).
+readiness_probe = Table(
+    "readiness_probe",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("at", Float, nullable=False),
+)
+
+
 def _sqlite_begin(conn: Connection) -> None:
     # Only writers take the write lock up front; readers must not block other processes.
     conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.pop("write", False) else "BEGIN")

@@ -1,4 +1,5 @@
-"""What makes a node unready beyond its policy: a full disk, a record store that does not answer."""
+"""What makes a node unready beyond its policy: a full disk, an enquiry log that accepts no
+write, a record store that does not answer."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 
 import structlog
+
+from connector.enquiries.log import error_kind
 
 log = structlog.get_logger(__name__)
 
@@ -34,10 +37,12 @@ class ReadinessChecks:
         floor_mb: int,
         ping_records: Callable[[], Awaitable[None]],
         timeout: float,
+        probe_log: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.directories = tuple(dict.fromkeys(directories))
         self.floor_mb = floor_mb
         self.ping_records = ping_records
+        self.probe_log = probe_log
         self.timeout = timeout
         self.problems: dict[str, str] = {}
 
@@ -50,6 +55,15 @@ class ReadinessChecks:
             except OSError as exc:
                 found["disk"] = f"cannot see the free space under {d}: {exc.strerror or exc}"
         found |= space_problems(free, floor_mb=self.floor_mb)
+        if self.probe_log is not None:
+            try:
+                await asyncio.wait_for(self.probe_log(), self.timeout)
+            except TimeoutError:
+                found["enquiry_log"] = (
+                    f"the enquiry log did not take a write within {self.timeout:g} s"
+                )
+            except Exception as exc:  # its kind and code: a driver's message may quote rows
+                found["enquiry_log"] = f"the enquiry log accepts no write: {error_kind(exc)}"
         try:
             await asyncio.wait_for(self.ping_records(), self.timeout)
         except TimeoutError:

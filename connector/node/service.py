@@ -179,6 +179,7 @@ class Service:
             floor_mb=s.readiness.min_free_mb,
             ping_records=self.records.ping,
             timeout=s.readiness.timeout_s,
+            probe_log=lambda: self.enquiry_log.probe_write(node.clock()),
         )
         node.live.checks = checks
         self.scheduler.every(

@@ -211,3 +211,26 @@ async def test_a_later_checkpoint_still_verifies_an_earlier_one(db: str) -> None
         assert log.verify(expect=(early[0], "0" * 64)).broken_seq == early[0]
     finally:
         await log.aclose()
+
+
+async def test_the_readiness_probe_commits_beside_the_chain(db: str) -> None:
+    """The probe is a real committed write, by a serving log's own path, on each backend,
+    and it leaves the chain alone."""
+    log = serving(db)
+    try:
+        await log.append(entry(1))
+        await log.probe_write(1_790_000_000.0)
+        await log.probe_write(1_790_000_060.0)  # rewritten, never a second row
+        assert run_sql(db, "SELECT id, at FROM readiness_probe") == [
+            {"id": 1, "at": 1_790_000_060.0}
+        ]
+        report = log.verify()
+        assert (report.ok, report.rows) == (True, 1)
+    finally:
+        await log.aclose()
+    quiet = EnquiryLog.open(db)  # a command's log: the same probe, on its connection
+    try:
+        await quiet.probe_write(1_790_000_120.0)
+    finally:
+        quiet.close()
+    assert run_sql(db, "SELECT at FROM readiness_probe") == [{"at": 1_790_000_120.0}]

@@ -112,9 +112,12 @@ async def test_a_full_disk_refuses_with_503_and_recovers(tmp_path: Path) -> None
             checks = de.node.live.checks
             assert checks is not None
             async with asyncio.timeout(10):
-                while "disk" not in checks.problems:  # noqa: ASYNC110 - a job of the node
+                while {"disk", "enquiry_log"} - checks.problems.keys():  # noqa: ASYNC110 - a job
                     await asyncio.sleep(0.05)
             assert f"free under {disk}" in checks.problems["disk"]
+            # The log itself was tried with a write, not only the space measured.
+            assert checks.problems["enquiry_log"].startswith("the enquiry log accepts no write")
+            assert "SQLITE_FULL" in checks.problems["enquiry_log"]
 
             filler.unlink()
             await _wait_ready(de)

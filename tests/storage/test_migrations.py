@@ -78,7 +78,7 @@ def test_tables_without_a_version_are_refused_until_db_upgrade_adopts_them(
 
     engine = create_engine(sync_url(url))
     with engine.begin() as conn:
-        assert upgrade_existing(Schema.ENQUIRIES, conn) == (None, "e0005")
+        assert upgrade_existing(Schema.ENQUIRIES, conn) == (None, "e0006")
     engine.dispose()
     EnquiryLog.open(url).close()
 
@@ -89,11 +89,11 @@ def test_db_status_and_upgrade_from_the_command_line(tmp_path: Path) -> None:
     assert "new (created on first use)" in status.stdout
     assert cli("db", "upgrade", config=config).stdout.splitlines() == [
         "records: new → r0004",
-        "enquiry log: new → e0005",
+        "enquiry log: new → e0006",
     ]
     assert cli("db", "upgrade", config=config).stdout.splitlines() == [
         "records: already at r0004",
-        "enquiry log: already at e0005",
+        "enquiry log: already at e0006",
     ]
     run_sql(
         f"sqlite:///{tmp_path / 'FR' / 'records.db'}",
