@@ -147,7 +147,7 @@ def backup_verify(archive: Path, config_path: Path, as_json: bool) -> None:
                 click.echo(f"  (no node config at {config_path}: not checked with a node's key)")
             else:
                 verdict = "good" if checked.node_key else "BAD"
-                click.echo(f"           {verdict} with node {node.node}'s current key")
+                click.echo(f"           {verdict} with the keys node {node.node} publishes")
         for problem in checked.problems:
             click.echo(f"PROBLEM: {problem}")
         if checked.ok:

@@ -254,6 +254,7 @@ def enquiries_verify(
     --witnesses) the log holds as far as the witnesses that answered can tell, but not every
     peer could be asked."""
     import connector.notify.tables  # noqa: F401  (declares the outbox, whose rows the log seals)
+    from connector.crypto.jws import Signer
     from connector.enquiries.archive import archive_files
     from connector.enquiries.audit import audit_log
     from connector.node.keyring import KeyPaths, in_force
@@ -268,15 +269,17 @@ def enquiries_verify(
         _fail(f"no archive file (*.ncbarchive) in {', '.join(map(str, files))}")
     settings = load_settings(config_path)
     recalled = asyncio.run(_recall_witnesses(settings)) if witnesses else None
-    # Over a key rotation, an archive may be signed by the old key or the new one.
-    keys = in_force(KeyPaths.of(settings), time.time()).public_keys if paths else ()
+    # The key in force signs the new checkpoint; over a rotation, a checkpoint or an archive
+    # may be signed by the old key or the new one.
+    ring = in_force(KeyPaths.of(settings), time.time())
     audit = audit_log(
         settings,
         expect=expect,
         now=time.time(),
+        signer=Signer(ring.signing),
+        keys=ring.public_keys,
         witnessed=recalled,
         archives=paths,
-        archive_keys=keys,
     )
     report = audit.report
     code = 0 if audit.ok else 1
@@ -367,7 +370,8 @@ async def _recall_witnesses(settings: Settings) -> list[Recalled]:
         client = PeerClient(
             session=session, signer=node.signer, node=settings.node, clock=time.time
         )
-        return await recall(client, peers, own_keys=[node.signer.public])
+        # Checkpoints signed by any key the node publishes: over a rotation, old and new.
+        return await recall(client, peers, own_keys=list(node.keyring.current.public_keys))
 
 
 def witness_dict(w: WitnessAudit) -> dict[str, object]:

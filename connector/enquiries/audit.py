@@ -9,7 +9,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from connector.crypto.jws import PublicKey, Signer
-from connector.crypto.keyfiles import read_signing_key
 from connector.enquiries.archive import ArchiveCheck, check_archives
 from connector.enquiries.checkpoints import read_checkpoint
 from connector.enquiries.continuity import STATE_FILE, KeptLog, KeptState, what_is_wrong
@@ -127,21 +126,20 @@ def audit_log(
     *,
     expect: str | None,
     now: float,
+    signer: Signer,
+    keys: Sequence[PublicKey],
     witnessed: Sequence[Recalled] | None = None,
     archives: Sequence[Path] = (),
-    archive_keys: Sequence[PublicKey] = (),
 ) -> Audit:
     """Verify the chain; `expect` (SEQ:HASH, or a signed checkpoint, which must verify with
     this node's key) also proves no rows up to it were cut off. With `archives` (the files
     `enquiries archive` wrote) the chain is checked from row 1 through every file into the
     table; without them from the table's base, what only archived rows could prove said to
     be not checked. A good chain gets a new checkpoint signed, to be kept off this host and
-    given as `expect` later. `archive_keys`: the keys an archive may be signed with (every
-    key the node publishes now, over a rotation); none given, this node's key."""
-    signer = Signer(read_signing_key(settings.path(settings.key_file)))
-    checkpoint = (
-        None if expect is None else read_checkpoint(expect, key=signer.public, node=settings.node)
-    )
+    given as `expect` later. `signer`: the key the node signs with now; `keys`: every key it
+    publishes (over a rotation, the old and the new), which a checkpoint or an archive may be
+    signed with."""
+    checkpoint = None if expect is None else read_checkpoint(expect, keys=keys, node=settings.node)
     # The node's own checkpoint beside the log, checked as every start checks it: a log
     # cut or swapped since the node last wrote it is named here too, not only at start.
     state = KeptLog(settings.state_path(STATE_FILE), node=settings.node).read()
@@ -149,9 +147,7 @@ def audit_log(
     wanted = {c.seq for r in witnessed or () for c in r.checkpoints}
     wanted |= {s.seq for s in (state,) if s is not None} | {c[0] for c in (checkpoint,) if c}
     checked = (
-        check_archives(
-            archives, keys=archive_keys or [signer.public], node=settings.node, wanted=wanted
-        )
+        check_archives(archives, keys=list(keys), node=settings.node, wanted=wanted)
         if archives
         else None
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import structlog
 
@@ -70,8 +70,9 @@ class Checkpoints:
                 )
 
 
-def read_checkpoint(text: str, *, key: PublicKey, node: str) -> tuple[int, str]:
-    """`SEQ:HASH`, or a signed checkpoint, which must verify with this node's key."""
+def read_checkpoint(text: str, *, keys: Sequence[PublicKey], node: str) -> tuple[int, str]:
+    """`SEQ:HASH`, or a signed checkpoint, which must verify with one of this node's keys
+    (over a key rotation, the old one or the new)."""
     text = text.strip()
     plain = _PLAIN.fullmatch(text)
     if plain is not None:
@@ -82,7 +83,7 @@ def read_checkpoint(text: str, *, key: PublicKey, node: str) -> tuple[int, str]:
             "digits of that row's hash, as verify printed them"
         )
     try:
-        checkpoint = open_checkpoint(text, keys=(key,), node=node)
+        checkpoint = open_checkpoint(text, keys=tuple(keys), node=node)
     except ConnectorError as exc:
         raise CheckpointInvalid(f"the checkpoint does not hold: {exc.detail}") from exc
     return checkpoint.seq, checkpoint.hash

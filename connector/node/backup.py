@@ -23,11 +23,11 @@ from sqlalchemy import Connection, select
 
 from connector import __version__
 from connector.crypto.jws import PublicKey, Signer, SigningKey, parse_compact
-from connector.crypto.keyfiles import read_signing_key
 from connector.enquiries.continuity import STATE_FILE, KeptLog, KeptState
 from connector.enquiries.entry import GENESIS
 from connector.enquiries.schema import enquiries
 from connector.errors import BackupError, ConfigError, ProtocolError
+from connector.node.keyring import KeyPaths, in_force
 from connector.settings.config import Settings, load_settings
 from connector.storage.backup import (
     MANIFEST,
@@ -59,6 +59,12 @@ CONFIG = "config/connector.yaml"
 KEY = "config/keys/node.jwk"
 TLS_CERT = "config/tls/cert.pem"
 TLS_KEY = "config/tls/key.pem"
+# A rotation under way (keys rotate, keys renew-tls): the next key and certificate and the
+# record of the rotation, so a node restored mid-rotation signs and presents what it did.
+KEY_NEXT = "config/keys/node.next.jwk"
+TLS_CERT_NEXT = "config/tls/cert.next.pem"
+TLS_KEY_NEXT = "config/tls/key.next.pem"
+ROTATION = "config/keys/rotation.json"
 PEERS = "config/peers.yaml"
 SOURCES = "config/sources.yaml"
 POLICIES = "config/policies/"
@@ -200,9 +206,10 @@ def _create(
     clock: Callable[[], float],
 ) -> Created:
     started = time.monotonic()
-    signer = Signer(read_signing_key(settings.path(settings.key_file)))
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     now = clock()
+    # The key the node signs with now: over a rotation, the new one once it is in force.
+    signer = Signer(in_force(KeyPaths.of(settings), now).signing)
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     with _staging(directory) as stage:
         sources = _files(settings, config_path, stage)
         databases, head = _databases(settings, stage)
@@ -264,11 +271,16 @@ def _files(settings: Settings, config_path: Path, stage: Path) -> list[Source]:
     the stage first: what is digested is what goes into the archive, even if an admin edits
     a file meanwhile. The kept checkpoint is copied before the databases, so it never
     names a row the log's copy lacks."""
+    keys = KeyPaths.of(settings)
     wanted: list[tuple[str, Path, int, bool]] = [
         (CONFIG, config_path, PLAIN, True),
         (KEY, settings.path(settings.key_file), SECRET, True),
         (TLS_CERT, settings.path(settings.tls.cert), PLAIN, True),
         (TLS_KEY, settings.path(settings.tls.key), SECRET, True),
+        (KEY_NEXT, keys.next_key, SECRET, False),
+        (TLS_CERT_NEXT, keys.next_cert, PLAIN, False),
+        (TLS_KEY_NEXT, keys.next_cert_key, SECRET, False),
+        (ROTATION, keys.rotation, PLAIN, False),
         (PEERS, settings.path(settings.peers_file), PLAIN, False),
         (SOURCES, settings.path(settings.sources_file), PLAIN, False),
         (AGENCIES, settings.state_path(settings.federation.agencies_file), SECRET, False),
@@ -362,10 +374,11 @@ def _describe(conn: Connection, schema: Schema) -> tuple[str | None, tuple[int, 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NodeKey:
-    """The key of the node `verify` runs on."""
+    """The keys of the node `verify` runs on: every key it publishes now (over a rotation,
+    the old one and the new)."""
 
     node: str
-    key: PublicKey
+    keys: tuple[PublicKey, ...]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -388,15 +401,16 @@ def node_key(config_path: Path) -> NodeKey | None:
     if not config_path.exists():
         return None
     settings = load_settings(config_path)
-    key = read_signing_key(settings.path(settings.key_file))
-    return NodeKey(node=settings.node, key=key.public)
+    return NodeKey(
+        node=settings.node, keys=in_force(KeyPaths.of(settings), time.time()).public_keys
+    )
 
 
 def verify_backup(path: Path, *, node: NodeKey | None) -> Verified:
     """Every member against the manifest (size, SHA-256; none missing, none added), and the
     manifest's signature with the key in the archive and, given `node`, its current key."""
     try:
-        token, found = read_archive(path, keep=(KEY, CONFIG))
+        token, found = read_archive(path, keep=(KEY, KEY_NEXT, CONFIG))
     except BackupError as exc:
         if not path.exists():
             raise
@@ -431,13 +445,17 @@ def verify_backup(path: Path, *, node: NodeKey | None) -> Verified:
     if key is None or key.data is None:
         problems.append(f"the archive holds no signing key ({KEY})")
     else:
+        # Signed with the key in force when it was made: over a rotation, the next one.
+        held = [m for m in (key, found.get(KEY_NEXT)) if m is not None and m.data is not None]
         try:
-            public = SigningKey.from_jwk(orjson.loads(key.data)).public
+            publics = [SigningKey.from_jwk(orjson.loads(m.data or b"")).public for m in held]
         except (ValueError, orjson.JSONDecodeError):
-            problems.append(f"{KEY} is not an Ed25519 JWK")
+            problems.append(f"{KEY} or {KEY_NEXT} is not an Ed25519 JWK")
         else:
-            archive_key = public.verify(jws.signing_input, jws.signature) and (
-                public.kid == manifest.kid == jws.kid
+            archive_key = any(
+                public.verify(jws.signing_input, jws.signature)
+                and public.kid == manifest.kid == jws.kid
+                for public in publics
             )
             if not archive_key:
                 problems.append(
@@ -446,13 +464,14 @@ def verify_backup(path: Path, *, node: NodeKey | None) -> Verified:
                 )
     node_ok: bool | None = None
     if node is not None:
-        node_ok = node.node == manifest.node and node.key.verify(jws.signing_input, jws.signature)
+        node_ok = node.node == manifest.node and any(
+            key.verify(jws.signing_input, jws.signature) for key in node.keys
+        )
         if node.node != manifest.node:
             problems.append(f"the archive is node {manifest.node}'s, this node is {node.node}")
         elif not node_ok:
-            problems.append(
-                f"the manifest is not signed by this node's current key ({node.key.kid})"
-            )
+            kids = ", ".join(k.kid for k in node.keys)
+            problems.append(f"the manifest is not signed by a key this node publishes ({kids})")
     listed = {m.name for m in manifest.members}
     for member in manifest.members:
         got = found.get(member.name)
@@ -549,6 +568,10 @@ def _restore(
         KEY: settings.path(settings.key_file),
         TLS_CERT: settings.path(settings.tls.cert),
         TLS_KEY: settings.path(settings.tls.key),
+        KEY_NEXT: KeyPaths.of(settings).next_key,
+        TLS_CERT_NEXT: KeyPaths.of(settings).next_cert,
+        TLS_KEY_NEXT: KeyPaths.of(settings).next_cert_key,
+        ROTATION: KeyPaths.of(settings).rotation,
         PEERS: settings.path(settings.peers_file),
         SOURCES: settings.path(settings.sources_file),
         AGENCIES: settings.state_path(settings.federation.agencies_file),
@@ -593,7 +616,21 @@ def _restore(
     )
 
 
-_KNOWN = {CONFIG, KEY, TLS_CERT, TLS_KEY, PEERS, SOURCES, AGENCIES, KEPT, TRAIL}
+_KNOWN = {
+    CONFIG,
+    KEY,
+    TLS_CERT,
+    TLS_KEY,
+    KEY_NEXT,
+    TLS_CERT_NEXT,
+    TLS_KEY_NEXT,
+    ROTATION,
+    PEERS,
+    SOURCES,
+    AGENCIES,
+    KEPT,
+    TRAIL,
+}
 _DATABASE_MEMBER = re.compile(r"^db/(records|enquiries)\.(sqlite|pgdump)$")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 from pathlib import Path
 
@@ -107,3 +108,46 @@ async def test_an_expiring_certificate_is_warned_of_logged_and_shown(tmp_path: P
         cli, "peers", "status", "--json", config=tmp_path / "DE" / "connector.yaml"
     )
     assert orjson.loads(shown.stdout)["own"]["certificate_expiring"] is True
+
+
+def test_commands_sign_with_the_key_in_force_and_accept_every_published_one(
+    tmp_path: Path,
+) -> None:
+    """After `keys rotate --activate`, `enquiries verify` and `backup create` sign with the
+    new key (not the one connector.yaml's key_file still holds until the tidy), and what the
+    old key signed before stays good while it is published."""
+    paths = init_node(tmp_path / "DE", node="DE", peer_port=0, local_port=0)
+    config = paths.config
+    before = orjson.loads(cli("enquiries", "verify", "--json", config=config).stdout)
+    old_backup = orjson.loads(
+        cli("backup", "create", str(tmp_path / "b"), "--json", config=config).stdout
+    )
+    cli("keys", "rotate", config=config)
+    rotated = orjson.loads(cli("keys", "rotate", "--activate", "--json", config=config).stdout)
+
+    def kid(token: str) -> str:
+        header = token.split(".")[0]
+        return str(orjson.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))["kid"])
+
+    after = orjson.loads(cli("enquiries", "verify", "--json", config=config).stdout)
+    assert (kid(before["checkpoint"]), kid(after["checkpoint"])) == (rotated["old"], rotated["new"])
+    for token in (before["checkpoint"], after["checkpoint"]):  # old key still published
+        held = cli("enquiries", "verify", "--expect", token, config=config, check=False)
+        assert held.returncode == 0, held.stderr
+    new_backup = orjson.loads(
+        cli("backup", "create", str(tmp_path / "b"), "--json", config=config).stdout
+    )
+    assert (old_backup["kid"], new_backup["kid"]) == (rotated["old"], rotated["new"])
+    for made in (old_backup, new_backup):
+        checked = orjson.loads(
+            cli("backup", "verify", made["archive"], "--json", config=config).stdout
+        )
+        assert (checked["ok"], checked["node_key"]) == (True, True), checked
+    # Restored mid-rotation, the node signs with what it signed with, and publishes both.
+    target = tmp_path / "restored"
+    cli("backup", "restore", new_backup["archive"], "--to", str(target))
+    shown = orjson.loads(cli("keys", "show", "--json", config=target / "connector.yaml").stdout)
+    assert [(k["kid"], k["state"]) for k in shown["keys"]] == [
+        (rotated["new"], "current"),
+        (rotated["old"], "retiring"),
+    ]
