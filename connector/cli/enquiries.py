@@ -33,16 +33,25 @@ if TYPE_CHECKING:
     from connector.enquiries.audit import Audit, Recalled, WitnessAudit
 
 
-def parse_since(text: str, *, now: datetime) -> float:
-    """`2h`, `30m`, `7d` back from now, or an ISO 8601 date or time (UTC unless it says)."""
+def parse_since(text: str, *, now: datetime, option: str = "--since") -> float:
+    """`2h`, `30m`, `7d` back from now, or an ISO 8601 date or time (UTC unless it says);
+    a bad one is refused naming `option`."""
     m = re.fullmatch(r"(\d+)\s*([smhd])", text.strip())
     if m:
         unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[m.group(2)]
-        return (now - timedelta(**{unit: int(m.group(1))})).timestamp()
+        try:
+            return (now - timedelta(**{unit: int(m.group(1))})).timestamp()
+        except (OverflowError, ValueError) as exc:  # before year 1: no row is that old
+            raise click.BadParameter(
+                f"{text} reaches back before the year 1", param_hint=option
+            ) from exc
     try:
         when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError as exc:
-        raise click.BadParameter("give 2h, 30m, 7d or an ISO 8601 date/time") from exc
+        raise click.BadParameter(
+            "give 2h, 30m, 7d or an ISO 8601 date/time (2026-12-01, 2026-12-01T08:00Z)",
+            param_hint=option,
+        ) from exc
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return when.timestamp()
@@ -141,7 +150,7 @@ def enquiries_archive(
     from connector.trail.entry import Action
 
     now = datetime.now(UTC)
-    cutoff = parse_since(before, now=now)
+    cutoff = parse_since(before, now=now, option="--before")
     if cutoff > now.timestamp():
         _fail(
             f"--before {before} is in the future: only rows already logged can be archived; "

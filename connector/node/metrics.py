@@ -196,8 +196,9 @@ def peers_view(
         )
         expiry = _gauge(
             "ncb_peer_key_expiry_timestamp_seconds",
-            "not_after of the pinned key the peer signs with (the latest of its pinned keys"
-            " before a health check has seen one; +Inf when pinned without one).",
+            "When the last key pinned for the peer expires: the latest not_after of its pinned"
+            " keys, +Inf while one has none (a rotation's successor pinned beside the retiring"
+            " key keeps it +Inf).",
             ("peer",),
         )
         for p in peers:
@@ -210,14 +211,14 @@ def peers_view(
                 checked.add_metric([p.id], row.checked_at)
                 if row.latency_ms is not None:
                     latency.add_metric([p.id], row.latency_ms / 1000)
-            seen = row.key_expires_at if row is not None and row.key_ok else None
-            expiry.add_metric([p.id], seen if seen is not None else _latest_expiry(p))
+            expiry.add_metric([p.id], peer_keys_expiry(p))
         yield from (state, up, latency, checked, expiry)
 
     return collect
 
 
-def _latest_expiry(peer: Peer) -> float:
+def peer_keys_expiry(peer: Peer) -> float:
+    """When the last key pinned for `peer` expires; +Inf while one has no not_after."""
     if not peer.keys or any(k.not_after is None for k in peer.keys):
         return math.inf
     return max(k.not_after.timestamp() for k in peer.keys if k.not_after is not None)

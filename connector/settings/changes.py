@@ -19,7 +19,9 @@ RELOADABLE: tuple[str, ...] = (
     "policy_reload_interval",
     "logging",
     "matching",
-    "federation.deadline_ms",
+    # Read by `keys rotate` and `keys renew-tls` when they run, never by the running node:
+    # an edit is in force for the next command, with nothing for the node to take.
+    "keys",
 )
 
 

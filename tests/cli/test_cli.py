@@ -1022,3 +1022,19 @@ def test_json_of_every_command_a_script_reads(tmp_path: Path) -> None:
         manifest
     )
     assert (checked_archive["ok"], checked_archive["node_key"]) == (True, True)
+
+
+def test_an_age_or_date_that_cannot_be_is_refused_naming_its_option(tmp_path: Path) -> None:
+    """99999999d reaches back before the year 1: a usage error naming the option, not a
+    traceback; the same for a date that does not read."""
+    config, _, _ = init(tmp_path, "DE")
+    for args, option in (
+        (("enquiries", "archive", "--before", "99999999d"), "--before"),
+        (("enquiries", "list", "--since", "99999999d"), "--since"),
+        (("audit", "list", "--since", "99999999d"), "--since"),
+        (("enquiries", "list", "--since", "yesterday"), "--since"),
+    ):
+        done = cli(*args, config=config, check=False)
+        assert done.returncode == 2, (args, done.stderr)
+        assert f"Invalid value for {option}:" in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr

@@ -404,3 +404,24 @@ async def test_dashboard_and_alerts_use_only_what_a_node_exports(net: Net) -> No
     documented = set(re.findall(r"`(ncb_[a-z0-9_]+)", operations))
     # The table names counters as exposed, with `_total`; the parser drops it.
     assert {f for f in ours if f not in documented and f + "_total" not in documented} == set()
+
+
+def test_a_peer_key_expires_only_when_no_pinned_key_outlives_it() -> None:
+    """Over a peer's rotation the retiring key has a not_after and its successor none: the
+    peer's keys do not run out, and the alert on them stays quiet."""
+    from datetime import UTC, datetime
+
+    from connector.crypto.jws import SigningKey
+    from connector.node.metrics import peer_keys_expiry
+    from connector.peers.trust import Peer, PinnedKey
+
+    soon = datetime(2026, 12, 14, tzinfo=UTC)
+    later = datetime(2027, 1, 1, tzinfo=UTC)
+    old, new = (PinnedKey(key=SigningKey.generate().public, not_after=soon),
+                PinnedKey(key=SigningKey.generate().public))  # fmt: skip
+    rotating = Peer(id="DE", url="https://127.0.0.1:9", keys=(old, new))
+    assert peer_keys_expiry(rotating) == math.inf
+    both = Peer(
+        id="DE", url="https://127.0.0.1:9", keys=(old, PinnedKey(key=new.key, not_after=later))
+    )
+    assert peer_keys_expiry(both) == later.timestamp()

@@ -172,14 +172,17 @@ def test_changes_are_named_setting_by_setting(tmp_path: Path) -> None:
         notifications=_channels(9),
         databases={"enquiries": "sqlite:///other.db"},
         logging={"level": "debug"},
+        keys={"activate_after_s": 60},
+        retention={"archive_after_days": 400},
     )
     changes = settings_changes(old, load_settings(config))
     assert changes.applied == (
         "logging.level",
         "notifications.channels.duty",
         "notifications.poll_interval_s",
+        "keys.activate_after_s",  # read by the next `keys rotate`, not by the node
     )
-    assert changes.restart == ("databases.enquiries",)
+    assert changes.restart == ("databases.enquiries", "retention.archive_after_days")
     assert changes.touches("notifications")
     assert not changes.touches("matching")
     assert not settings_changes(old, old)
