@@ -122,7 +122,11 @@ def _report(started: Started, as_json: bool) -> None:
         return
     what = "key" if started.kind == "key" else "certificate"
     for kind in started.tidied:
-        click.echo(f"the last {'key' if kind == 'key' else 'certificate'} rotation is over: tidied")
+        what = "key" if kind == "key" else "certificate"
+        click.echo(
+            f"the last {what} rotation is over: its new {what} now in the file connector.yaml "
+            f"names, the retired {what}'s private key deleted"
+        )
     verb = (
         "in force now" if started.activated else f"published; in force from {expiry(r.activate_at)}"
     )

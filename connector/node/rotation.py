@@ -88,18 +88,22 @@ def _under_way(kind: Kind, rotation: Rotation, now: float) -> ConfigError:
             "it into force now, once every peer shows it pinned"
         )
     return ConfigError(
-        f"a {what} rotation is under way: the old {what} retires at "
-        f"{expiry(rotation.not_after)}; rotate again after that"
+        f"a {what} rotation is under way: the new {what} is in force already, and the old "
+        f"one retires at {expiry(rotation.not_after)}; rotate again after that"
     )
 
 
-def _recorded(settings: Settings, kind: Kind, *, now: float, activate: bool) -> Started | None:
-    """Tidy what is over; with `activate`, bring the waiting rotation into force now. None:
-    no rotation of `kind` under way, one may start."""
+def _recorded(
+    settings: Settings, kind: Kind, *, now: float, activate: bool
+) -> tuple[Started | None, tuple[Kind, ...]]:
+    """With `activate`, bring the waiting rotation into force now; otherwise None (no rotation
+    of `kind` under way: one may start). What is over is tidied — only when the command goes
+    ahead: a refused one deletes no key — and said in the second value."""
     paths = KeyPaths.of(settings)
-    tidied = tidy(paths, now)
     rot = read_rotations(paths.rotation)
     current = rot.key if kind == "key" else rot.tls
+    if current is not None and not current.overlapping(now):
+        current = None  # over: tidied before a new one starts
     if current is None:
         if activate:
             raise ConfigError(
@@ -107,9 +111,11 @@ def _recorded(settings: Settings, kind: Kind, *, now: float, activate: bool) -> 
                 f"force; `ncb-connector keys {'rotate' if kind == 'key' else 'renew-tls'}` "
                 "starts one"
             )
-        return None
+        return None, tidy(paths, now)
     if not activate or current.active(now):
         raise _under_way(kind, current, now)
+    tidied = tidy(paths, now)  # the other kind's rotation, if it is over
+    rot = read_rotations(paths.rotation)
     overlap = current.not_after - current.activate_at
     at = int(now)
     signer = Signer(in_force(paths, now).signing)
@@ -131,7 +137,7 @@ def _recorded(settings: Settings, kind: Kind, *, now: float, activate: bool) -> 
         paths.rotation,
         rot.model_copy(update={"key" if kind == "key" else "tls": moved}),
     )
-    return Started(kind=kind, rotation=moved, tidied=tidied, activated=True)
+    return Started(kind=kind, rotation=moved, tidied=tidied, activated=True), tidied
 
 
 def _statement(
@@ -171,7 +177,7 @@ def rotate_key(settings: Settings, *, now: float, activate: bool = False) -> Sta
     """Make the next signing key and publish it, with a statement the current key signs;
     the node signs with it from `keys.activate_after_s` on (or now, with `activate`, for a
     rotation already published), and publishes the old one until `keys.overlap_s` after."""
-    done = _recorded(settings, "key", now=now, activate=activate)
+    done, tidied = _recorded(settings, "key", now=now, activate=activate)
     if done is not None:
         return done
     paths = KeyPaths.of(settings)
@@ -201,7 +207,7 @@ def rotate_key(settings: Settings, *, now: float, activate: bool = False) -> Sta
         statement=statement,
     )
     write_rotations(paths.rotation, ring.rotations.model_copy(update={"key": rotation}))
-    return Started(kind="key", rotation=rotation, tidied=())
+    return Started(kind="key", rotation=rotation, tidied=tidied)
 
 
 def _hosts(cert: Certificate) -> list[str]:
@@ -222,7 +228,7 @@ def renew_tls(
     its fingerprint, with a statement the node's signing key signs; the node presents it
     from `keys.activate_after_s` on, and peers accept the old one until `keys.overlap_s`
     after."""
-    done = _recorded(settings, "tls", now=now, activate=activate)
+    done, tidied = _recorded(settings, "tls", now=now, activate=activate)
     if done is not None:
         return done
     paths = KeyPaths.of(settings)
@@ -257,7 +263,7 @@ def renew_tls(
         statement=statement,
     )
     write_rotations(paths.rotation, ring.rotations.model_copy(update={"tls": rotation}))
-    return Started(kind="tls", rotation=rotation, tidied=())
+    return Started(kind="tls", rotation=rotation, tidied=tidied)
 
 
 def keyring_now(settings: Settings, *, now: float) -> InForce:

@@ -8,10 +8,12 @@ import time
 from pathlib import Path
 
 import orjson
+import pytest
 import structlog
 from support.processes import cli
 
 from connector.demo import network
+from connector.errors import ConfigError
 from connector.node.init import init_node
 from connector.node.keyring import KeyPaths, in_force
 from connector.node.rotation import renew_tls, rotate_key, tidy
@@ -151,3 +153,25 @@ def test_commands_sign_with_the_key_in_force_and_accept_every_published_one(
         (rotated["new"], "current"),
         (rotated["old"], "retiring"),
     ]
+
+
+def test_the_next_rotation_says_it_tidied_and_a_refused_one_deletes_nothing(
+    tmp_path: Path,
+) -> None:
+    paths = init_node(tmp_path / "DE", node="DE", peer_port=0, local_port=0)
+    settings = load_settings(paths.config)
+    keys = KeyPaths.of(settings)
+    now = 1_790_000_000.0
+    first = rotate_key(settings, now=now).rotation
+    cert = renew_tls(settings, now=now).rotation
+    over = first.not_after + 1
+    # Refused (the certificate's rotation is over, but nothing waits to be activated): the
+    # retired key and certificate stay where they are.
+    with pytest.raises(ConfigError, match="no certificate rotation waits"):
+        renew_tls(settings, now=over, activate=True)
+    assert keys.next_key.exists()
+    assert keys.next_cert.exists()
+    second = rotate_key(settings, now=over)
+    assert second.tidied == ("key", "tls")  # both were over: said, and in the audit trail
+    assert second.rotation.old == first.new
+    assert in_force(keys, over).certificate.fingerprint == cert.new
