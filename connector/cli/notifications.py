@@ -23,6 +23,7 @@ from connector.cli.common import (
 )
 from connector.cli.render import folded, utc_time
 from connector.enquiries.entry import utc_iso
+from connector.logs import configure_logging
 from connector.settings.config import load_settings
 from connector.trail.entry import Action
 
@@ -132,6 +133,11 @@ def notifications_test(channel: str, config_path: Path) -> None:
     from connector.notify.channels import DeliveryError
 
     settings = _settings(config_path)
+    config = settings.notifications.channels.get(channel)
+    if config is not None and config.type == "log":
+        # A log channel writes to the log of whoever sends: here, this terminal, as the
+        # node writes its notices to its journal.
+        configure_logging(fmt="auto", level="info")
     try:
         notice = asyncio.run(send_test_notice(settings, channel, env=os.environ, clock=time.time))
     except DeliveryError as exc:

@@ -140,7 +140,10 @@ def test_notifications_commands(tmp_path: Path) -> None:
         "    hook:\n      type: webhook\n      url: http://127.0.0.1:9/x\n"
         "      insecure: true\n      timeout: 1\n"
     )
-    assert "delivered test notice" in cli("notifications", "test", "journal", config=config).stdout
+    tested = cli("notifications", "test", "journal", config=config)
+    assert "delivered test notice" in tested.stdout
+    # A log channel logs where the sender runs: the test's line is on this command's log.
+    assert '"event":"notification_test"' in tested.stderr, tested.stderr
     failed = cli("notifications", "test", "hook", config=config, check=False)
     assert failed.returncode == 1
     assert "hook: cannot deliver to http://127.0.0.1:9: connection refused" in failed.stderr
