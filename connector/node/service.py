@@ -333,8 +333,18 @@ class Service:
                 problem=report.problem,
                 path=str(trail.path),
             )
-            return
         head = report.head
+        if seen.whole_again and head is not None:
+            log.warning("admin_audit_whole_again", seq=head.seq, hash=head.hash)
+        if seen.missing is not None:
+            # Recorded, sent to this journal, and gone from the file: put back from an older
+            # copy, or cut.
+            log.warning(
+                "admin_audit_entries_gone",
+                first_seq=seen.missing[0],
+                last_seq=seen.missing[1],
+                path=str(trail.path),
+            )
         if seen.first and head is not None:
             log.info("admin_audit_head", seq=head.seq, hash=head.hash, entries=report.entries)
         for e in seen.new:

@@ -64,12 +64,22 @@ def test_a_trail_rewritten_whole_under_the_node_is_named_until_it_holds_again(
     seen = watch.look()
     assert seen is not None
     assert (seen.report.finding, seen.report.seq) == ("cut", 3)
+    assert seen.new == ()
     _record(path, "FR")
     again = watch.look()
     assert again is not None
     assert again.report.finding == "cut"
+    # Recorded onto a broken trail, it still reaches the journal, once.
+    assert [(e.seq, e.target) for e in again.new] == [(4, "FR")]
     path.write_bytes(original)  # put back
     back = watch.look()
     assert back is not None
     assert back.report.ok
     assert back.new == ()
+    # Whole again, but without the entry the journal was told of: said, once.
+    assert (back.whole_again, back.missing) == (True, (4, 4))
+    _record(path, "PT")
+    later = watch.look()
+    assert later is not None
+    assert (later.whole_again, later.missing) == (False, None)
+    assert [(e.seq, e.target) for e in later.new] == [(4, "PT")]
