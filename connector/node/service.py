@@ -182,8 +182,10 @@ class Service:
             probe_log=lambda: self.enquiry_log.probe_write(node.clock()),
         )
         node.live.checks = checks
+        # Once before the listeners open: /readyz never says ready before it has looked.
+        await checks.run()
         self.scheduler.every(
-            "readiness", s.readiness.interval_s, checks.run, at_once=True, skip_after=None
+            "readiness", s.readiness.interval_s, checks.run, at_once=False, skip_after=None
         )
         if self.notifier.watchdog_usec:
             # From the event loop, so a loop that is stuck (not just a process that lives)
