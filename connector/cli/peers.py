@@ -28,6 +28,7 @@ from connector.trail.entry import Action
 
 if TYPE_CHECKING:
     from connector.peers.health import PeerHealth
+    from connector.peers.trust import PinnedKey
 
 
 @click.command("add")
@@ -112,13 +113,16 @@ def peers_list(config_path: Path, as_json: bool) -> None:
     """List trusted peers.
 
     \b
-    --json: [{"id", "url", "keys": [kid…], "tls_fingerprint",
-    "retiring_tls_fingerprints": [{"fingerprint", "not_after"}], "insecure"}]."""
+    --json: [{"id", "url", "keys": [kid…], "pinned_keys": [{"kid", "not_after"}],
+    "tls_fingerprint", "retiring_tls_fingerprints": [{"fingerprint", "not_after"}],
+    "insecure"}]; a key's not_after is null when it has none (a key retiring in a rotation
+    has one)."""
     from connector.peers.trust import load_trust_store
 
     settings = load_settings(config_path)
     store = load_trust_store(settings.path(settings.peers_file))
     peers_sorted = sorted(store.peers.values(), key=lambda p: p.id)
+    now = time.time()
     if as_json:
         _json(
             [
@@ -126,6 +130,13 @@ def peers_list(config_path: Path, as_json: bool) -> None:
                     "id": p.id,
                     "url": p.url,
                     "keys": [k.key.kid for k in p.keys],
+                    "pinned_keys": [
+                        {
+                            "kid": k.key.kid,
+                            "not_after": utc_iso(k.not_after.timestamp()) if k.not_after else None,
+                        }
+                        for k in p.keys
+                    ],
                     "tls_fingerprint": p.tls_fingerprint,
                     # A certificate the peer renewed, accepted until its not_after.
                     "retiring_tls_fingerprints": [
@@ -147,7 +158,7 @@ def peers_list(config_path: Path, as_json: bool) -> None:
         table.add_row(
             p.id,
             p.url,
-            "\n".join(k.key.kid for k in p.keys),
+            "\n".join(_key_state(k, now) for k in p.keys),
             "\n".join([fp, *(f"{r.fingerprint} (retiring)" for r in p.retiring_tls)])
             if fp
             else "[yellow]insecure (plain http)[/]",
@@ -344,3 +355,11 @@ def peers_discovered(config_path: Path, as_json: bool) -> None:
             "To trust one, confirm its key with its NCB, then: "
             "ncb-connector peers add ID --url https://HOST:PORT --fetch"
         )
+
+
+def _key_state(key: PinnedKey, now: float) -> str:
+    """A pinned key as an admin compares it: its thumbprint, and whether it retires."""
+    if key.not_after is None:
+        return key.key.kid
+    until = utc_iso(key.not_after.timestamp())
+    return f"{key.key.kid} ({'retired' if now > key.not_after.timestamp() else 'retiring'} {until})"

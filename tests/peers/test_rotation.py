@@ -151,6 +151,16 @@ async def test_key_and_certificate_rotate_while_a_peer_keeps_asking(tmp_path: Pa
         (entry,) = on_file["peers"]
         assert entry["tls_fingerprint"] == new_fp
         assert entry["retiring_tls_fingerprints"][0]["fingerprint"] == old_fp
+        # What FR's admin reads: which pinned key retires, and when.
+        fr_config = tmp_path / "FR" / "connector.yaml"
+        listed = await asyncio.to_thread(cli, "peers", "list", "--json", config=fr_config)
+        (de_listed,) = orjson.loads(listed.stdout)
+        states = {k["kid"]: k["not_after"] for k in de_listed["pinned_keys"]}
+        assert states[new_kid] is None
+        assert states[old_kid] is not None
+        table = await asyncio.to_thread(cli, "peers", "list", config=fr_config)
+        assert old_kid in table.stdout
+        assert "(retiring" in table.stdout
 
         # After the overlap, a query signed with DE's old key is refused by FR ...
         query = make_query(
