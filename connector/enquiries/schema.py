@@ -17,8 +17,8 @@ from sqlalchemy import (
     event,
 )
 
-from connector.storage.sqlite import on_connect
-from connector.storage.urls import sync_url
+from connector.storage.sqlite import create_private, on_connect
+from connector.storage.urls import sqlite_file, sync_url
 
 # Other packages keep their own tables in this database (notify: the outbox and digests), so
 # that their rows commit in the same transaction as the enquiry that caused them.
@@ -108,6 +108,7 @@ def make_log_engine(url: str) -> Engine:
     # hide_parameters: an error message must never carry enquiry data (names, criteria).
     engine = create_engine(sync_url(url), hide_parameters=True)
     if engine.dialect.name == "sqlite":
+        create_private(sqlite_file(url))
         # Our own BEGIN (IMMEDIATE for writers): the chain head is read and extended under
         # the write lock, so several processes can share one log file. Every commit is
         # durable before the answer it records leaves.

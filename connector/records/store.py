@@ -40,8 +40,8 @@ from connector.records.kinds.base import KeyClass, KeyQuery, Kind, Match, Record
 from connector.records.kinds.registry import KINDS
 from connector.records.provenance import Provenance, provenance_tables
 from connector.records.textindex import fold, for_dialect
-from connector.storage.sqlite import on_connect
-from connector.storage.urls import async_url, redacted, sync_url
+from connector.storage.sqlite import create_private, on_connect
+from connector.storage.urls import async_url, redacted, sqlite_file, sync_url
 from connector.vocabulary import Category
 
 
@@ -114,6 +114,7 @@ class UpsertCount:
 def make_engine(url: str) -> Engine:
     engine = create_engine(sync_url(url), hide_parameters=True)  # no record data in errors
     if engine.dialect.name == "sqlite":
+        create_private(sqlite_file(url))
         # Records are a copy of the national database, re-importable: no fsync per commit.
         event.listen(engine, "connect", on_connect(synchronous="NORMAL", busy_ms=5_000))
     return engine

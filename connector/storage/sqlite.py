@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Literal
 
 
@@ -22,3 +25,13 @@ def on_connect(
         cur.close()
 
     return setup
+
+
+def create_private(file: Path | None) -> None:
+    """A database file not there yet is made empty, readable by its owner only, before
+    SQLite opens it: it holds personal data, and SQLite gives its -wal and -shm files the
+    same mode. An existing file is left as it is."""
+    if file is None:
+        return
+    with contextlib.suppress(FileExistsError, FileNotFoundError):
+        os.close(os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))

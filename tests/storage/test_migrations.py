@@ -224,3 +224,17 @@ def test_keys_made_by_another_version_are_reported_and_made_anew(tmp_path: Path)
         in cli("db", "upgrade", config=config).stdout
     )
     assert cli("db", "status", config=config).returncode == 0
+
+
+def test_new_sqlite_databases_are_readable_by_their_owner_only(tmp_path: Path) -> None:
+    """They hold personal data: made 0600 (SQLite gives its -wal and -shm files the same
+    mode), wherever they are, with or without a state directory of 0700."""
+    import stat
+
+    config, _, _ = init(tmp_path, "DE")
+    cli("db", "upgrade", config=config)
+    cli("enquiries", "verify", config=config)
+    made = sorted(config.parent.glob("*.db*"))
+    assert {p.name for p in made} >= {"records.db", "enquiries.db"}
+    for path in made:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path

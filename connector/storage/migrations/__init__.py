@@ -17,7 +17,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event, inspect
 
 from connector.errors import SchemaError
-from connector.storage.urls import sync_url
+from connector.storage.sqlite import create_private
+from connector.storage.urls import sqlite_file, sync_url
 
 HERE = Path(__file__).parent
 # Alembic's `context` and `op` are process-wide: one migration at a time in a process, even
@@ -72,6 +73,7 @@ def migration_engine(url: str) -> Engine:
     so a failed one leaves the database as it was and can be run again."""
     engine = create_engine(sync_url(url))
     if engine.dialect.name == "sqlite":
+        create_private(sqlite_file(url))
 
         @event.listens_for(engine, "connect")
         def _no_implicit_transactions(dbapi_conn: Any, _record: Any) -> None:
