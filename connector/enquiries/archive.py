@@ -16,7 +16,7 @@ import tempfile
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,14 @@ import structlog
 from sqlalchemy.exc import SQLAlchemyError
 
 from connector.crypto.jws import PublicKey, Signer, parse_compact
-from connector.enquiries.entry import GENESIS, ArchivedPart, Base, row_problem, vouched_for
+from connector.enquiries.entry import (
+    GENESIS,
+    ArchivedPart,
+    Base,
+    row_problem,
+    utc_iso,
+    vouched_for,
+)
 from connector.enquiries.log import EnquiryLog
 from connector.enquiries.sealing import Sealed
 from connector.errors import BackupError, ConnectorError, EnquiryArchiveError, ProtocolError
@@ -51,10 +58,6 @@ MAX_ROWS = 100_000
 
 def archive_name(node: str, first_seq: int, last_seq: int) -> str:
     return f"enquiries-{node}-{first_seq:010d}-{last_seq:010d}{SUFFIX}"
-
-
-def _iso(at: float) -> str:
-    return datetime.fromtimestamp(at, UTC).isoformat().replace("+00:00", "Z")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -89,7 +92,7 @@ class Manifest:
             "first_at": self.first_at,
             "last_at": self.last_at,
             "rows_member": {"name": ROWS, "sha256": self.rows_sha256, "size": self.rows_size},
-            "created_at": _iso(self.created_at),
+            "created_at": utc_iso(self.created_at, timespec="auto"),
         }
 
     @classmethod

@@ -216,5 +216,7 @@ def decode_row(m: Any) -> LoggedEntry:
     return LoggedEntry(seq=m["seq"], entry=entry, prev_hash=m["prev_hash"], hash=m["hash"])
 
 
-def utc_iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+def utc_iso(ts: float, *, timespec: str = "milliseconds") -> str:
+    """ISO 8601 in UTC with a Z; `timespec` as datetime.isoformat's (signed manifests keep
+    their times exact: "auto")."""
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec=timespec).replace("+00:00", "Z")

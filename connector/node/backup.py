@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from sqlalchemy import Connection, select
 from connector import __version__
 from connector.crypto.jws import PublicKey, Signer, SigningKey, parse_compact
 from connector.enquiries.continuity import STATE_FILE, KeptLog, KeptState
-from connector.enquiries.entry import GENESIS
+from connector.enquiries.entry import GENESIS, utc_iso
 from connector.enquiries.schema import enquiries
 from connector.errors import BackupError, ConfigError, ProtocolError
 from connector.node.keyring import KeyPaths, in_force
@@ -106,7 +106,7 @@ class Manifest:
             "node": self.node,
             "kid": self.kid,
             "version": self.version,
-            "created_at": _iso(self.created_at),
+            "created_at": utc_iso(self.created_at, timespec="auto"),
             "databases": [
                 {"name": d.name, "backend": d.backend, "member": d.member, "revision": d.revision}
                 for d in self.databases
@@ -160,10 +160,6 @@ class Manifest:
 def _trail_head(doc: Any) -> tuple[int, str] | None:
     # Archives made before the trail existed have no `admin_audit`: they vouch for none.
     return None if doc is None else (int(doc["seq"]), str(doc["hash"]))
-
-
-def _iso(at: float) -> str:
-    return datetime.fromtimestamp(at, UTC).isoformat().replace("+00:00", "Z")
 
 
 # --- create ---------------------------------------------------------------------------------
@@ -724,7 +720,8 @@ def _write_config(
                 data[section].pop(key, None)
     header = (
         f"# Restored by `ncb-connector backup restore` from {path.name}: node {manifest.node}, "
-        f"backed up {_iso(manifest.created_at)}\n# by version {manifest.version}. The file as "
+        f"backed up {utc_iso(manifest.created_at, timespec='auto')}\n"
+        f"# by version {manifest.version}. The file as "
         f"it was is {CONFIG} in that archive.\n"
     )
     body = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
