@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from time import perf_counter
+from typing import Generic, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
 from prometheus_client.metrics_core import Metric
@@ -112,57 +113,34 @@ class Metrics:
         self._views: dict[str, View] = {}
         self._refreshes: dict[str, Refresh] = {}
         r.register(_Views(self._views))
-        # Children bound once per label set: the answering path pays a dict lookup and an
-        # increment per check, not the library's label validation and lock.
-        self._checks: dict[tuple[str, Category, str, str], Counter] = {}
-        self._limited: dict[tuple[str, str], Counter] = {}
-        self._rejected: dict[tuple[str, str], Counter] = {}
-        self._sent: dict[tuple[str, str, str], Counter] = {}
-        self._exchange: dict[str, Histogram] = {}
+        self._checks = _Bound(self.inbound_checks)
+        self._limited = _Bound(self.inbound_rate_limited)
+        self._rejected = _Bound(self.rejections)
+        self._sent = _Bound(self.outbound_checks)
+        self._exchange = _Bound(self.outbound_exchange_seconds)
         for file in ("policy", "peers", "config"):
             self.reload_failures.labels(file)  # zero from the start, so rate() sees the first
 
     # --- what the node's parts call -----------------------------------------------------
 
     def answered(self, peer: str, category: Category, outcome: str, rule: str | None) -> None:
-        key = (peer, category, outcome, rule or DEFAULT_RULE)
-        child = self._checks.get(key)
-        if child is None:
-            child = self._checks[key] = self.inbound_checks.labels(
-                peer, category.value, outcome, key[3]
-            )
-        child.inc()
+        self._checks(peer, category.value, outcome, rule or DEFAULT_RULE).inc()
 
     def rate_limited(self, peer: str, rule: str) -> None:
-        key = (peer, rule)
-        child = self._limited.get(key)
-        if child is None:
-            child = self._limited[key] = self.inbound_rate_limited.labels(peer, rule)
-        child.inc()
+        self._limited(peer, rule).inc()
 
     def rejected(self, listener: str, code: str) -> None:
-        key = (listener, code)
-        child = self._rejected.get(key)
-        if child is None:
-            child = self._rejected[key] = self.rejections.labels(listener, code)
-        child.inc()
+        self._rejected(listener, code).inc()
 
     def rejections_of(self, listener: str) -> Callable[[str], None]:
         """What one listener's refusals are counted by (`server/rejectlog`)."""
         return lambda code: self.rejected(listener, code)
 
     def sent(self, agency: str, peer: str, status: str) -> None:
-        key = (agency, peer, status)
-        child = self._sent.get(key)
-        if child is None:
-            child = self._sent[key] = self.outbound_checks.labels(agency, peer, status)
-        child.inc()
+        self._sent(agency, peer, status).inc()
 
     def exchanged(self, peer: str, seconds: float) -> None:
-        child = self._exchange.get(peer)
-        if child is None:
-            child = self._exchange[peer] = self.outbound_exchange_seconds.labels(peer)
-        child.observe(seconds)
+        self._exchange(peer).observe(seconds)
 
     def committed(self, seconds: float, rows: int, *, failed: bool) -> None:
         self.log_commit_seconds.observe(seconds)
@@ -197,6 +175,26 @@ class Metrics:
         """Every view's figures made current (each refresh bounds its own wait)."""
         if self._refreshes:
             await asyncio.gather(*(r() for r in list(self._refreshes.values())))
+
+
+_M = TypeVar("_M", Counter, Histogram)
+
+
+class _Bound(Generic[_M]):
+    """A family's children bound once per label set: the answering path pays a dict lookup
+    and an increment per check, not the library's label validation and lock."""
+
+    __slots__ = ("_children", "_family")
+
+    def __init__(self, family: _M) -> None:
+        self._family: _M = family
+        self._children: dict[tuple[str, ...], _M] = {}
+
+    def __call__(self, *labels: str) -> _M:
+        child = self._children.get(labels)
+        if child is None:
+            child = self._children[labels] = self._family.labels(*labels)
+        return child
 
 
 class _Views:
