@@ -28,7 +28,7 @@ from connector.metrics import Metrics
 from connector.node.keyring import KeyPaths, Keyring
 from connector.node.live import LiveState
 from connector.node.maintenance import MAINTENANCE_FILE, MaintenanceSwitch
-from connector.notify.digest import digest_trigger
+from connector.notify.digest import channel_triggers
 from connector.outbound.desk import Desk
 from connector.outbound.exchange import Exchanges
 from connector.outbound.fanout import FanOut
@@ -93,12 +93,7 @@ class Node:
 
     def load_live(self) -> None:
         """At start there is no older version to keep: a broken file stops the node."""
-        for name, channel in self.settings.notifications.channels.items():
-            if channel.digest:
-                try:
-                    digest_trigger(channel.digest)
-                except ConfigError as exc:
-                    raise ConfigError(f"notifications.channels.{name}: {exc.detail}") from exc
+        channel_triggers({n: c.digest for n, c in self.settings.notifications.channels.items()})
         report = self.live.reload()
         if report.problems:
             raise ConfigError(

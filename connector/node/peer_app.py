@@ -6,11 +6,12 @@ import asyncio
 import functools
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 
 import aiohttp
 import structlog
 from aiohttp import web
+from apscheduler.triggers.cron import CronTrigger
 
 from connector.enquiries.log import EnquiryLog
 from connector.enquiries.witnessed import WitnessStore
@@ -21,7 +22,7 @@ from connector.inbound.witnessing import Witness
 from connector.node.node import ENQUIRY_LOG, NODE, RECORDS, Node
 from connector.node.scheduler import SCHEDULER, Scheduler
 from connector.notify.channels import Channel, build_senders
-from connector.notify.digest import digest_trigger, make_digest
+from connector.notify.digest import channel_triggers, make_digest
 from connector.notify.dispatcher import Dispatcher, RetryPolicy
 from connector.notify.outbox import Outbox
 from connector.peers.client import PeerClient, peer_session
@@ -163,7 +164,7 @@ async def notifications_ctx(app: web.Application) -> AsyncIterator[None]:
         scheduler.every(
             "outbox", n.poll_interval_s, dispatcher.run_once, at_once=True, skip_after=None
         )
-        _schedule_digests(app, n, since=node.clock())
+        _schedule_digests(app, _triggers(n), since=node.clock())
         yield
         # The service has stopped the scheduler: no pass is running.
         app[ENQUIRY_LOG].on_committed = None
@@ -176,12 +177,7 @@ def reconfigure_notifications(app: web.Application, n: Notifications) -> None:
     old ones stay in force if the new ones do not build (a ConfigError names the channel).
     Deliveries in flight finish with the sender they started with."""
     senders = _senders(app, n)
-    for name, channel in n.channels.items():
-        if channel.digest:
-            try:
-                digest_trigger(channel.digest)
-            except ConfigError as exc:
-                raise ConfigError(f"notifications.channels.{name}: {exc.detail}") from exc
+    triggers = _triggers(n)
     dispatcher, scheduler = app[DISPATCHER], app[SCHEDULER]
     dispatcher.senders = senders
     dispatcher.retry = _retry(n)
@@ -191,7 +187,7 @@ def reconfigure_notifications(app: web.Application, n: Notifications) -> None:
     for job in scheduler.jobs():
         if job.id.startswith("digest:"):
             scheduler.remove(job.id)
-    _schedule_digests(app, n, since=app[NODE].clock())
+    _schedule_digests(app, triggers, since=app[NODE].clock())
     dispatcher.wake()  # notices held for a channel that now exists go out now
 
 
@@ -218,14 +214,17 @@ def _digest_only(n: Notifications) -> frozenset[str]:
     return frozenset(name for name, c in n.channels.items() if c.digest_only)
 
 
-def _schedule_digests(app: web.Application, n: Notifications, *, since: float) -> None:
-    for name, channel in n.channels.items():
-        if channel.digest:
-            app[SCHEDULER].add(
-                f"digest:{name}",
-                digest_trigger(channel.digest),
-                functools.partial(_digest_job, app, name, since),
-            )
+def _triggers(n: Notifications) -> dict[str, CronTrigger]:
+    return channel_triggers({name: c.digest for name, c in n.channels.items()})
+
+
+def _schedule_digests(
+    app: web.Application, triggers: Mapping[str, CronTrigger], *, since: float
+) -> None:
+    for name, trigger in triggers.items():
+        app[SCHEDULER].add(
+            f"digest:{name}", trigger, functools.partial(_digest_job, app, name, since)
+        )
 
 
 async def _digest_job(app: web.Application, channel: str, started: float) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC
 
 import orjson
@@ -20,6 +20,19 @@ from connector.notify.tables import digest_mark, digests, notice_rows
 
 _DAYS = {"mon", "tue", "wed", "thu", "fri", "sat", "sun"}
 _CRON_DAYS = ["sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+def channel_triggers(digests: Mapping[str, str | None]) -> dict[str, CronTrigger]:
+    """Each channel's digest schedule (channel → `digest:` of connector.yaml), read; a
+    ConfigError names the channel whose schedule does not read."""
+    triggers = {}
+    for name, text in digests.items():
+        if text:
+            try:
+                triggers[name] = digest_trigger(text)
+            except ConfigError as exc:
+                raise ConfigError(f"notifications.channels.{name}: {exc.detail}") from exc
+    return triggers
 
 
 def digest_trigger(text: str) -> CronTrigger:
