@@ -80,5 +80,6 @@ def run(config_path: Path, new_log: bool) -> None:
             notifier=SystemdNotifier.from_env(os.environ),
             new_log=admin,
             reread=functools.partial(load_settings, config_path),
+            config=config_path,
         )
     )

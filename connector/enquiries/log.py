@@ -62,6 +62,7 @@ from connector.enquiries.sealing import (
 )
 from connector.errors import ConfigError, EnquiryLogError, EnquiryLogLost, Replay
 from connector.metrics import Metrics
+from connector.storage.files import TurnLock
 from connector.storage.urls import async_url, redacted, sqlite_file
 
 log = structlog.get_logger(__name__)
@@ -163,8 +164,13 @@ class EnquiryLog:
         async_engine: AsyncEngine | None = None,
         writer_thread: bool = False,
         metrics: Metrics | None = None,
+        turns: TurnLock | None = None,
     ) -> None:
         self.engine = engine
+        # Several processes committing to one SQLite log take turns on this lock before
+        # BEGIN IMMEDIATE: woken as soon as the other's commit ends, not after SQLite's
+        # sleep between tries (docs/architecture.md §6). None: one process, no lock.
+        self._turns = turns
         self.metrics = metrics  # told each commit's time, rows, and whether it failed
         self._async = async_engine
         self._flushing: set[asyncio.Task[None]] = set()
@@ -217,9 +223,11 @@ class EnquiryLog:
         max_batch: int = 256,
         serving: bool = False,
         metrics: Metrics | None = None,
+        shared: bool = False,
     ) -> EnquiryLog:
         """The log on a schema this version knows (a new database is created). `serving`: a
-        node's, committing through asyncpg on PostgreSQL."""
+        node's, committing through asyncpg on PostgreSQL. `shared`: one of several serving
+        processes of a node (on SQLite, their commits take turns on a lock file)."""
         try:
             engine = make_log_engine(url)
             aengine = None
@@ -234,6 +242,7 @@ class EnquiryLog:
                 async_engine=aengine,
                 writer_thread=serving and engine.dialect.name == "sqlite",
                 metrics=metrics,
+                turns=_turn_lock(url) if shared and serving else None,
             )
             ensure_log_schema(log_._conn, what=f"enquiry log {redacted(url)}")
         except SQLAlchemyError as exc:
@@ -249,6 +258,8 @@ class EnquiryLog:
             if self._writer_conn is not None:
                 self._writer.submit(self._writer_conn.close).result()
             self._writer.shutdown(wait=True)
+        if self._turns is not None:
+            self._turns.close()
         self._conn.close()
         self.engine.dispose()
 
@@ -431,7 +442,10 @@ class EnquiryLog:
     def _commit_in_thread(self, items: Sequence[_Item]) -> list[int | BaseException]:
         if self._writer_conn is None:
             self._writer_conn = self.engine.connect()
-        return self._commit_batch(self._writer_conn, items)
+        if self._turns is None:
+            return self._commit_batch(self._writer_conn, items)
+        with self._turns:
+            return self._commit_batch(self._writer_conn, items)
 
     async def _flush_async(self, batch: list[_Pending]) -> None:
         items = [(p.entry, p.companions) for p in batch]
@@ -924,6 +938,12 @@ def _base_on(conn: Connection) -> Base:
         last_at=max(r.last_at for r in rows),
         files=tuple(r.file for r in rows),
     )
+
+
+def _turn_lock(url: str) -> TurnLock | None:
+    """Beside a SQLite log's file, the lock its serving processes commit in turn under."""
+    file = sqlite_file(url)
+    return None if file is None else TurnLock(file.with_name(file.name + ".commit-lock"))
 
 
 def _identity(path: os.PathLike[str] | str) -> tuple[int, int] | None:

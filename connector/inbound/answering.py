@@ -15,7 +15,7 @@ from connector.enquiries.entry import Entry, new_enquiry_id, utc_iso
 from connector.enquiries.log import Companion, EnquiryLog
 from connector.errors import InvalidCriteria, Replay
 from connector.inbound.probing import Observation, ProbingDetector
-from connector.inbound.ratelimit import RateLimiter
+from connector.inbound.ratelimit import Limiter
 from connector.logs import RateLimitedLog
 from connector.metrics import Metrics
 from connector.notify.notice import (
@@ -93,7 +93,7 @@ class Answerer:
         enquiry_log: EnquiryLog,
         policy: Callable[[], Policy],
         trust: Callable[[], TrustStore],
-        limiter: RateLimiter,
+        limiter: Limiter,
         clock: Callable[[], float],
         digest_only: frozenset[str] = frozenset(),
         hit_threshold: Callable[[Category], float] = _DEFAULT_MATCHING.threshold,

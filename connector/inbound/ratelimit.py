@@ -6,10 +6,11 @@ import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from connector.policy.model import Rate
 
-__all__ = ["RateLimiter"]
+__all__ = ["Limiter", "RateLimiter", "Window"]
 
 # Each window is kept as this many buckets, so a key costs the same memory whether its
 # rate is 5/second or 100000/day.
@@ -17,7 +18,7 @@ BUCKETS_PER_WINDOW = 64
 
 
 @dataclass(slots=True, kw_only=True)
-class _Window:
+class Window:
     """The recent admissions of one key: (bucket index, count), oldest first."""
 
     count: int
@@ -25,6 +26,19 @@ class _Window:
     width: float
     buckets: deque[list[int]] = field(default_factory=deque)
     total: int = 0
+
+    @classmethod
+    def of(cls, rate: Rate) -> Window:
+        """An empty window for `rate`."""
+        return cls(
+            count=rate.count,
+            per_seconds=rate.per_seconds,
+            width=rate.per_seconds / BUCKETS_PER_WINDOW,
+        )
+
+    def fits(self, rate: Rate) -> bool:
+        """Whether this window counts for `rate` (a policy reload may change it)."""
+        return self.count == rate.count and self.per_seconds == rate.per_seconds
 
     def expire(self, now: float) -> None:
         # A bucket is dropped only once all of it has left the window, so admissions are
@@ -50,9 +64,33 @@ class _Window:
                 return wait
         return 0.0  # pragma: no cover - only reached when total < count, i.e. not limited
 
+    def admit(self, now: float) -> tuple[bool, float]:
+        """One more admission if the budget allows: (allowed, retry_after seconds)."""
+        self.expire(now)
+        if self.total >= self.count:
+            return False, self.retry_after(now)
+        index = math.floor(now / self.width)
+        if self.buckets and self.buckets[-1][0] >= index:
+            # Same bucket, or a clock that stepped back: count it in the newest bucket,
+            # which keeps it in the window at least as long.
+            self.buckets[-1][1] += 1
+        else:
+            self.buckets.append([index, 1])
+        self.total += 1
+        return True, 0.0
+
     def idle(self, now: float) -> bool:
         self.expire(now)
         return not self.buckets
+
+
+class Limiter(Protocol):
+    """What the answerer asks of a rate limiter: in one process's memory (RateLimiter), or
+    shared by all the processes serving the peer API (inbound/sharedlimits)."""
+
+    def try_acquire(self, key: tuple[str, str], rate: Rate) -> tuple[bool, float]: ...
+
+    def retry_after(self, key: tuple[str, str], rate: Rate) -> float: ...
 
 
 class RateLimiter:
@@ -67,7 +105,7 @@ class RateLimiter:
 
     def __init__(self, clock: Callable[[], float], *, sweep_every: float = 60.0) -> None:
         self._clock = clock
-        self._windows: dict[tuple[str, str], _Window] = {}
+        self._windows: dict[tuple[str, str], Window] = {}
         self._sweep_every = sweep_every
         self._last_sweep = clock()
 
@@ -84,30 +122,14 @@ class RateLimiter:
         now = self._clock()
         self._maybe_sweep(now)
         window = self._windows.get(key)
-        if window is None or window.count != rate.count or window.per_seconds != rate.per_seconds:
-            window = _Window(
-                count=rate.count,
-                per_seconds=rate.per_seconds,
-                width=rate.per_seconds / BUCKETS_PER_WINDOW,
-            )
-            self._windows[key] = window
-        window.expire(now)
-        if window.total >= window.count:
-            return False, window.retry_after(now)
-        index = math.floor(now / window.width)
-        if window.buckets and window.buckets[-1][0] >= index:
-            # Same bucket, or a clock that stepped back: count it in the newest bucket,
-            # which keeps it in the window at least as long.
-            window.buckets[-1][1] += 1
-        else:
-            window.buckets.append([index, 1])
-        window.total += 1
-        return True, 0.0
+        if window is None or not window.fits(rate):
+            window = self._windows[key] = Window.of(rate)
+        return window.admit(now)
 
     def retry_after(self, key: tuple[str, str], rate: Rate) -> float:
         """Seconds until `key` may be admitted again (0.0: now), admitting nothing."""
         window = self._windows.get(key)
-        if window is None or window.count != rate.count or window.per_seconds != rate.per_seconds:
+        if window is None or not window.fits(rate):
             return 0.0
         now = self._clock()
         window.expire(now)

@@ -118,6 +118,7 @@ class Node:
             max_batch=db.commit_max_rows,
             serving=serving,
             metrics=self.metrics if serving else None,
+            shared=serving and self.settings.worker_count > 1,
         )
 
     @contextlib.asynccontextmanager
@@ -175,6 +176,16 @@ class Node:
                 )
             elif new_log is not None:
                 log.warning("enquiry_log_new_not_needed", login=new_log.login)
+            yield enquiry_log
+        finally:
+            await enquiry_log.aclose()
+
+    @contextlib.asynccontextmanager
+    async def worker_enquiry_log(self) -> AsyncIterator[EnquiryLog]:
+        """The enquiry log a worker process writes beside the node's main process, which
+        checked it against the kept checkpoint before starting the worker."""
+        enquiry_log = self.open_enquiry_log(serving=True)
+        try:
             yield enquiry_log
         finally:
             await enquiry_log.aclose()

@@ -17,7 +17,7 @@ from connector.enquiries.log import EnquiryLog
 from connector.enquiries.witnessed import WitnessStore
 from connector.errors import ConfigError
 from connector.inbound.answering import Answerer
-from connector.inbound.ratelimit import RateLimiter
+from connector.inbound.ratelimit import Limiter, RateLimiter
 from connector.inbound.witnessing import Witness
 from connector.node.node import ENQUIRY_LOG, NODE, RECORDS, Node
 from connector.node.scheduler import SCHEDULER, Scheduler
@@ -56,8 +56,13 @@ def build_peer_app(
     records: RecordStore,
     enquiry_log: EnquiryLog,
     scheduler: Scheduler,
+    limiter: Limiter | None = None,
+    jobs: bool = True,
 ) -> web.Application:
-    """The peer listener's app, on the service's record store, enquiry log and scheduler."""
+    """The peer listener's app, on the service's record store, enquiry log and scheduler.
+    `limiter`: rate limits shared with other processes (default: this process's own);
+    `jobs=False`, a worker process's app: it answers, and leaves delivering notices, syncing
+    sources and sending checkpoints to the node's main process."""
     rejections = RejectionLog(clock=time.monotonic, counted=node.metrics.rejections_of("peer"))
     app = make_peer_app(inflight, rejections)
     app[NODE] = node
@@ -65,8 +70,14 @@ def build_peer_app(
     app[ENQUIRY_LOG] = enquiry_log
     app[SCHEDULER] = scheduler
     app[PAUSED] = node.live.paused
+    answering = functools.partial(answerer_ctx, limiter=limiter)
+    if not jobs:
+        app.cleanup_ctx.extend(
+            [answering, functools.partial(witness_ctx, send=False), watch_notices_ctx]
+        )
+        return app
     app.cleanup_ctx.extend(
-        [answerer_ctx, witness_ctx, notifications_ctx, sources_ctx, watch_notices_ctx]
+        [answering, witness_ctx, notifications_ctx, sources_ctx, watch_notices_ctx]
     )
     return app
 
@@ -74,7 +85,9 @@ def build_peer_app(
 # --- one cleanup_ctx generator per resource ---------------------------------------------------
 
 
-async def answerer_ctx(app: web.Application) -> AsyncIterator[None]:
+async def answerer_ctx(
+    app: web.Application, *, limiter: Limiter | None = None
+) -> AsyncIterator[None]:
     node = app[NODE]
     monotonic = time.monotonic
     app[ANSWERER] = Answerer(
@@ -84,7 +97,7 @@ async def answerer_ctx(app: web.Application) -> AsyncIterator[None]:
         enquiry_log=app[ENQUIRY_LOG],
         policy=node.live.current_policy,
         trust=node.live.current_trust,
-        limiter=RateLimiter(clock=monotonic),
+        limiter=RateLimiter(clock=monotonic) if limiter is None else limiter,
         clock=node.clock,
         digest_only=_digest_only(node.settings.notifications),
         hit_threshold=node.settings.matching.threshold,
@@ -102,7 +115,7 @@ async def answerer_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
 
 
-async def witness_ctx(app: web.Application) -> AsyncIterator[None]:
+async def witness_ctx(app: web.Application, *, send: bool = True) -> AsyncIterator[None]:
     """Keeping the checkpoints peers send; sending ours to them, as a job of the node's
     scheduler, over a session of its own (a slow peer must not hold up an agency's check)."""
     node, scheduler = app[NODE], app[SCHEDULER]
@@ -116,7 +129,7 @@ async def witness_ctx(app: web.Application) -> AsyncIterator[None]:
         clock=node.clock,
     )
     async with peer_session(limit_per_host=2) as session:
-        if s.witness.send:
+        if s.witness.send and send:
             witnesses = Witnesses(
                 client=PeerClient(
                     session=session, signer=node.signer, node=s.node, clock=node.clock
@@ -176,6 +189,9 @@ def reconfigure_notifications(app: web.Application, n: Notifications) -> None:
     """A reload's channels and delivery settings, from the dispatcher's next pass on; the
     old ones stay in force if the new ones do not build (a ConfigError names the channel).
     Deliveries in flight finish with the sender they started with."""
+    if DISPATCHER not in app:  # a worker process: the main process delivers
+        app[ANSWERER].digest_only = _digest_only(n)
+        return
     senders = _senders(app, n)
     triggers = _triggers(n)
     dispatcher, scheduler = app[DISPATCHER], app[SCHEDULER]

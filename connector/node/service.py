@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import functools
 import gc
+import os
 import signal
 import ssl
 import time
@@ -20,6 +21,7 @@ from connector.enquiries.checkpoints import Checkpoints
 from connector.enquiries.continuity import Admin
 from connector.enquiries.log import EnquiryLog
 from connector.errors import ConfigError
+from connector.inbound.sharedlimits import RATE_LIMITS_FILE, SharedRateLimiter
 from connector.logs import configure_logging
 from connector.node.keyring import expiry
 from connector.node.local_app import build_local_app
@@ -29,6 +31,7 @@ from connector.node.peer_app import build_peer_app, reconfigure_notifications
 from connector.node.readiness import ReadinessChecks
 from connector.node.scheduler import Scheduler
 from connector.node.sdnotify import SystemdNotifier
+from connector.node.workers import Brief, Workers
 from connector.records.store import RecordStore
 from connector.server.connections import GuardedSite, listener_limits
 from connector.server.inflight import InFlight
@@ -70,8 +73,18 @@ class Service:
         notifier: SystemdNotifier | None = None,
         shutdown_timeout: float = 25.0,
         reread: Callable[[], Settings] | None = None,
+        config: Path | None = None,
+        worker: int = 0,
+        peer_port: int | None = None,
     ) -> None:
         self.node = node
+        # 0: the node's main process; above: a worker process serving only the peer API on
+        # `peer_port`, the port the main process bound (docs/architecture.md §6).
+        self.worker = worker
+        self._worker_port = peer_port
+        # connector.yaml, for the worker processes to reread on SIGHUP.
+        self.config = config
+        self.workers: Workers | None = None
         # connector.yaml read again on reload; None: policies and peers only.
         self.reread = reread
         # The settings in force: those the node started with, and a reload's reloadable edits.
@@ -111,6 +124,9 @@ class Service:
             raise
 
     async def _start(self) -> None:
+        if self.worker:
+            await self._start_worker()
+            return
         node, s = self.node, self.node.settings
         self.records = await self._resources.enter_async_context(node.serving_records())
         self.enquiry_log = await self._resources.enter_async_context(
@@ -201,30 +217,12 @@ class Service:
         # Before the keyring job can run: it swaps this context's certificate.
         self.peer_tls = node.ssl_context()
         self.scheduler.start()
-        peer_limits, local_limits = listener_limits(
-            s.listen.peer, s.listen.local, s.listen.timeouts
-        )
-        self.peer_app = build_peer_app(
-            node,
-            self.inflight,
-            records=self.records,
-            enquiry_log=self.enquiry_log,
-            scheduler=self.scheduler,
-        )
-        peer_runner = web.AppRunner(
-            self.peer_app, shutdown_timeout=self.shutdown_timeout, access_log=None
-        )
-        await peer_runner.setup()
-        self._runners.append(peer_runner)
-        await GuardedSite(
-            peer_runner,
-            s.listen.peer.host,
-            s.listen.peer.port,
-            name="peer",
-            limits=peer_limits,
-            ssl_context=self.peer_tls,
-        ).start()
-        self.peer_port = int(peer_runner.addresses[0][1])
+        _, local_limits = listener_limits(s.listen.peer, s.listen.local, s.listen.timeouts)
+        await self._serve_peers(s.listen.peer.port)
+        if s.worker_count > 1:
+            # Before the local listener: /readyz never says ready while a worker starts.
+            self.workers = Workers(count=s.worker_count, brief=self._brief, on_change=self._workers)
+            await self.workers.start()
         self.local_app = build_local_app(
             node,
             records=self.records,
@@ -243,8 +241,6 @@ class Service:
             limits=local_limits,
         ).start()
         self.local_port = int(local_runner.addresses[0][1])
-        if s.listen.peer.port == 0 and not s.public_url:
-            self.peer_app[IDENTITY].url = f"https://{s.listen.peer.host}:{self.peer_port}"
         log.info(
             "node_started",
             node=s.node,
@@ -252,7 +248,87 @@ class Service:
             local_port=self.local_port,
             policy=node.live.policy.digest,
             peers=sorted(node.live.trust.peers),
+            workers=s.worker_count,
         )
+
+    async def _serve_peers(self, port: int) -> None:
+        """The peer listener on `port`; shared with the worker processes (SO_REUSEPORT) and
+        their rate limits when there are any."""
+        node, s = self.node, self.node.settings
+        limiter = None
+        if s.worker_count > 1:
+            # Emptied by the main process at start: the windows count by a clock a reboot
+            # restarts.
+            shared = SharedRateLimiter(
+                s.state_path(RATE_LIMITS_FILE), time.monotonic, fresh=not self.worker
+            )
+            self._resources.callback(shared.close)
+            limiter = shared
+        self.peer_app = build_peer_app(
+            node,
+            self.inflight,
+            records=self.records,
+            enquiry_log=self.enquiry_log,
+            scheduler=self.scheduler,
+            limiter=limiter,
+            jobs=not self.worker,
+        )
+        peer_runner = web.AppRunner(
+            self.peer_app, shutdown_timeout=self.shutdown_timeout, access_log=None
+        )
+        await peer_runner.setup()
+        self._runners.append(peer_runner)
+        peer_limits, _ = listener_limits(s.listen.peer, s.listen.local, s.listen.timeouts)
+        await GuardedSite(
+            peer_runner,
+            s.listen.peer.host,
+            port,
+            name="peer",
+            limits=peer_limits,
+            ssl_context=self.peer_tls,
+            reuse_port=s.worker_count > 1,
+        ).start()
+        self.peer_port = int(peer_runner.addresses[0][1])
+        if s.listen.peer.port == 0 and not s.public_url:
+            self.peer_app[IDENTITY].url = f"https://{s.listen.peer.host}:{self.peer_port}"
+
+    async def _start_worker(self) -> None:
+        """A worker process: the peer listener on the main process's port, its own record
+        store and enquiry log connections, and of the periodic jobs only those that keep
+        what it answers with current (policy and peers, the keyring, the log's file)."""
+        node, s = self.node, self.node.settings
+        assert self._worker_port is not None
+        self.records = await self._resources.enter_async_context(node.serving_records())
+        self.enquiry_log = await self._resources.enter_async_context(node.worker_enquiry_log())
+        if self.enquiry_log.file is not None:
+            self.scheduler.every("log-watch", LOG_WATCH_INTERVAL_S, self._watch_log, at_once=False)
+        self._schedule_policy_watch(s.policy_reload_interval, was=0)
+        self.scheduler.every(
+            "keyring", KEYRING_INTERVAL_S, self._follow_keys, at_once=False, skip_after=None
+        )
+        self.peer_tls = node.ssl_context()
+        self.scheduler.start()
+        await self._serve_peers(self._worker_port)
+        log.info("worker_serving", node=s.node, peer_port=self.peer_port, pid=os.getpid())
+
+    def _brief(self, index: int) -> Brief:
+        return Brief(
+            index=index,
+            peer_port=self.peer_port,
+            config=self.config,
+            started=self.node.settings,
+            in_force=self.settings,
+        )
+
+    def _workers(self, missing: str | None) -> None:
+        if missing is None:
+            self.node.live.problems.pop("workers", None)
+        else:
+            self.node.live.problems["workers"] = missing
+
+    def take_settings(self, new: Settings) -> None:
+        """The reloadable settings of `new` in force (a worker started after reloads)."""
+        self._apply(new, settings_changes(self.settings, new))
 
     async def _follow_keys(self) -> None:
         self.follow_keys()
@@ -381,6 +457,8 @@ class Service:
             log.warning("reloaded_restart_needed", **fields)
         else:
             log.info("reloaded", **fields)
+        if self.workers is not None:
+            self.workers.reload()
         status = "degraded: " + "; ".join(report.problems) if report.problems else "ready"
         if self.node.live.restart_needed:
             status += "; restart needed for " + ", ".join(self.node.live.restart_needed)
@@ -458,9 +536,20 @@ class Service:
             peer_runner = self._runners[0]
             for site in list(peer_runner.sites):
                 await site.stop()
+            # The workers drain meanwhile; the main process closes its log (and writes its
+            # last checkpoint) only once every worker's rows are committed.
+            workers = (
+                asyncio.ensure_future(self.workers.stop(self.shutdown_timeout + 5))
+                if self.workers is not None
+                else None
+            )
             in_flight = self.inflight.count
             drained = await self.inflight.drain(self.shutdown_timeout)
             log.info("node_drained", requests=in_flight, complete=drained)
+            if workers is not None:
+                await workers
+        elif self.workers is not None:
+            await self.workers.stop(self.shutdown_timeout + 5)
         await self._close()
         log.info("node_stopped", node=self.node.settings.node)
 
@@ -479,11 +568,15 @@ async def serve(
     notifier: SystemdNotifier,
     new_log: Admin | None = None,
     reread: Callable[[], Settings] | None = None,
+    config: Path | None = None,
 ) -> None:
-    """Run until SIGTERM or SIGINT; SIGHUP reloads connector.yaml (`reread`), the policies
-    and the peers."""
+    """Run until SIGTERM or SIGINT; SIGHUP reloads connector.yaml (`reread`, at `config`),
+    the policies and the peers. With `workers:` above 1, this process is worker 0 and the
+    others' supervisor: they start with it, reload with it and stop with it."""
+    if node.settings.worker_count > 1:
+        structlog.contextvars.bind_contextvars(worker=0)
     node.load_live()
-    service = Service(node, notifier=notifier, reread=reread)
+    service = Service(node, notifier=notifier, reread=reread, config=config)
     service.new_log = new_log
     await service.start()
     # Everything built so far lives as long as the process: keep it out of the collector's

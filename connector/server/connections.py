@@ -527,8 +527,12 @@ class GuardedSite(web.BaseSite):
         name: str,
         limits: ConnectionLimits,
         ssl_context: ssl.SSLContext | None = None,
+        reuse_port: bool = False,
     ) -> None:
         super().__init__(runner, ssl_context=ssl_context, backlog=limits.backlog)
+        # Several processes listening on one port (SO_REUSEPORT), the kernel spreading
+        # connections among them: `workers:` in connector.yaml.
+        self._reuse_port = reuse_port
         self._host = host
         self._port = port
         self._label = name
@@ -549,7 +553,11 @@ class GuardedSite(web.BaseSite):
         self.guard.start()
         factory = self._acceptor if self._ssl_context else self._plain
         self._server = await loop.create_server(
-            factory, self._host, self._port, backlog=self._backlog
+            factory,
+            self._host,
+            self._port,
+            backlog=self._backlog,
+            reuse_port=self._reuse_port or None,
         )
 
     async def stop(self) -> None:

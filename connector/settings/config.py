@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -277,6 +278,9 @@ class Settings(_Model):
     readiness: Readiness = Readiness()
     retention: Retention = Retention()
     keys: Keys = Keys()
+    # Processes serving the peer API on its one port (SO_REUSEPORT): 1, today's single
+    # process; `auto`, one per core this process may run on (docs/architecture.md §6).
+    workers: Annotated[int, Field(ge=1, le=64)] | Literal["auto"] = 1
     base_dir: Path = Path(".")
 
     @model_validator(mode="after")
@@ -288,6 +292,16 @@ class Settings(_Model):
 
     def path(self, p: Path) -> Path:
         return p if p.is_absolute() else self.base_dir / p
+
+    @property
+    def worker_count(self) -> int:
+        """How many processes serve the peer API: `workers`, `auto` read as the cores
+        this process may run on."""
+        if self.workers != "auto":
+            return self.workers
+        if hasattr(os, "sched_getaffinity"):
+            return max(1, len(os.sched_getaffinity(0)))
+        return os.cpu_count() or 1
 
     def database_url(self, url: str) -> str:
         """SQLite URLs with a relative path are taken relative to the config directory."""
