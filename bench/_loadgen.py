@@ -17,7 +17,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from bench._procs import cpu_seconds_of, machine_busy_seconds
+from bench._procs import machine_busy_seconds, tree_cpu_seconds
 from connector.crypto.jws import PublicKey, Signer
 from connector.crypto.keyfiles import read_signing_key
 from connector.peers.trust import fingerprint_bytes
@@ -204,7 +204,7 @@ async def measure(spec: Spec) -> Result:
         statuses: Counter[int] = Counter()
         bodies: list[bytes | None] = [None] * len(timed_tokens)
         errors: list[str] = []
-        server_cpu0 = cpu_seconds_of(spec.server_pid) if spec.server_pid else None
+        server_cpu0 = tree_cpu_seconds(spec.server_pid) if spec.server_pid else None
         cpu0 = time.process_time()
         machine0 = machine_busy_seconds()
         t0 = time.perf_counter()
@@ -214,7 +214,7 @@ async def measure(spec: Spec) -> Result:
         client_cpu = time.process_time() - cpu0
         machine_cpu = machine_busy_seconds() - machine0
         server_cpu = (
-            cpu_seconds_of(spec.server_pid) - server_cpu0
+            tree_cpu_seconds(spec.server_pid) - server_cpu0
             if spec.server_pid and server_cpu0 is not None
             else None
         )

@@ -41,6 +41,21 @@ def cpu_seconds_of(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and of every process below it still running
+    (a node with `workers:` is a main process and its workers), 0.0 elsewhere than Linux."""
+    total = cpu_seconds_of(pid)
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return total
+    for task in tasks:
+        with contextlib.suppress(OSError):
+            for child in (task / "children").read_text().split():
+                total += tree_cpu_seconds(int(child))
+    return total
+
+
 def machine_busy_seconds() -> float:
     """CPU time all processes on the machine have used since boot (Linux /proc/stat), else 0.0."""
     try:

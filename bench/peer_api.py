@@ -14,7 +14,7 @@ import sqlite3
 import statistics
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import version
@@ -72,6 +72,8 @@ class Options:
     profile_requests: int
     write_docs: bool
     keep: Path | None
+    workers: int = 1
+    database: str = "sqlite"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -114,6 +116,11 @@ class Report:
     spy_lines: list[str] = field(default_factory=list)
     load_before: str = ""
     code: str = ""
+    # The node with `workers:` above 1, measured in the same rounds (`--workers`).
+    multi: list[Result] = field(default_factory=list)
+    multi_exit: int | None = None
+    multi_logged: str = ""
+    multi_ok: bool = True
 
 
 # --- setting up ------------------------------------------------------------------------------
@@ -144,7 +151,16 @@ def write_records(path: Path, count: int) -> None:
             )
 
 
-def set_up(root: Path, opts: Options, report: Report) -> Bed:
+def set_up(
+    root: Path,
+    opts: Options,
+    report: Report,
+    *,
+    workers: int = 1,
+    databases: tuple[str, str] | None = None,
+) -> Bed:
+    """A node in `root` with `workers:` processes, its records and enquiry log in
+    `databases` (records, enquiries: URLs) or SQLite files beside its config."""
     peer_port, local_port = _procs.free_port(), _procs.free_port()
     layout = init_node(root / "node", node=NODE, peer_port=peer_port, local_port=local_port)
     # The load generator stands in for many peers from one address: lift the node's cap on
@@ -158,6 +174,12 @@ def set_up(root: Path, opts: Options, report: Report) -> Bed:
             port_line,
             port_line + f"    max_connections: {cap}\n    max_connections_per_address: {cap}\n",
             1,
+        )
+        + f"workers: {workers}\n"
+        + (
+            ""
+            if databases is None
+            else f"databases:\n  records: {databases[0]}\n  enquiries: {databases[1]}\n"
         ),
         encoding="utf-8",
     )
@@ -375,14 +397,40 @@ def load(
 
 
 def logged_ids(bed: Bed) -> set[str]:
-    """The ids of the inbound rows in the node's enquiry log, read straight from SQLite."""
+    """The ids of the inbound rows in the node's enquiry log, read straight from its
+    database."""
     url = load_settings(bed.layout.config).enquiries_url
+    if url.startswith("postgresql"):
+        import psycopg
+
+        with psycopg.connect(url) as pg:
+            return {r[0] for r in pg.execute("SELECT id FROM enquiries WHERE direction = 'in'")}
     path = url.removeprefix("sqlite:///")
     with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
         return {row[0] for row in db.execute("SELECT id FROM enquiries WHERE direction = 'in'")}
 
 
 def run_bench(root: Path, opts: Options) -> Report:
+    with contextlib.ExitStack() as stack:
+        if opts.database == "postgresql":
+            from connector.storage import pgtemp
+
+            # Durable: a commit's fsync is what the numbers are about.
+            server = stack.enter_context(pgtemp.running(durable=True))
+
+            def databases(name: str) -> tuple[str, str]:
+                return (
+                    server.create_database(f"records_{name}"),
+                    server.create_database(f"enquiries_{name}"),
+                )
+
+            return _run_bench(root, opts, databases)
+        return _run_bench(root, opts, None)
+
+
+def _run_bench(
+    root: Path, opts: Options, databases: Callable[[str], tuple[str, str]] | None
+) -> Report:
     report = Report(
         started=datetime.now(UTC),
         options=opts,
@@ -393,7 +441,17 @@ def run_bench(root: Path, opts: Options) -> Report:
     report.code = code_version()
     t0 = time.monotonic()
     print(f"setting up a node with {opts.records:,} travel documents in {root} …", flush=True)
-    bed = set_up(root, opts, report)
+    bed = set_up(root, opts, report, databases=None if databases is None else databases("one"))
+    multi_bed = None
+    if opts.workers > 1:
+        (root / "workers").mkdir()
+        multi_bed = set_up(
+            root / "workers",
+            opts,
+            report,
+            workers=opts.workers,
+            databases=None if databases is None else databases("workers"),
+        )
     report.setup_s = time.monotonic() - t0
     print(f"  {report.import_line} — set-up {report.setup_s:.1f} s", flush=True)
     tls_port, plain_port, bare_port = _procs.free_port(), _procs.free_port(), _procs.free_port()
@@ -401,6 +459,7 @@ def run_bench(root: Path, opts: Options) -> Report:
     bare = start_bare(bed, bare_port)
     node = start_node(bed, in_process=False)
     node_url = f"https://127.0.0.1:{bed.peer_port}/v1/query"
+    multi = None if multi_bed is None else start_node(multi_bed, in_process=False)
     for r in range(1, opts.rounds + 1):
         if r > 1 and time.monotonic() - t0 > opts.budget * 0.5:
             report.notes.append(
@@ -423,6 +482,18 @@ def run_bench(root: Path, opts: Options) -> Report:
                 verify=True,
             )
         )
+        if multi is not None and multi_bed is not None:
+            report.multi.append(
+                load(
+                    multi_bed,
+                    opts,
+                    name=f"node, {opts.workers} workers (TLS) r{r}",
+                    url=f"https://127.0.0.1:{multi_bed.peer_port}/v1/query",
+                    fingerprint=multi_bed.fingerprint,
+                    server=multi,
+                    verify=True,
+                )
+            )
         report.bare.append(
             load(
                 bed,
@@ -458,6 +529,9 @@ def run_bench(root: Path, opts: Options) -> Report:
         )
     baseline.stop()
     bare.stop()
+    if multi is not None and multi_bed is not None:
+        report.multi_exit = multi.stop(timeout=60)
+        check_log(multi_bed, report.multi, report, multi=True)
     side_cap = max(5.0, opts.time_cap / 2)
     if want_py_spy(opts, report) and time.monotonic() - t0 > opts.budget * 0.75:
         report.notes.append(f"py-spy pass skipped: past 3/4 of the {opts.budget:.0f} s budget")
@@ -514,12 +588,16 @@ def run_bench(root: Path, opts: Options) -> Report:
         if cprof:
             report.profile_text = profile_summary(prof_out)
     measured = [*report.node, *(r for r in (report.spy, report.commit) if r is not None)]
-    report.answered_200 = sum(r.ok + r.warmup_ok for r in measured)
+    check_log(bed, measured, report, multi=False)
+    return report
+
+
+def check_log(bed: Bed, measured: Sequence[Result], report: Report, *, multi: bool) -> None:
+    """Every answer the load generator got has its row; `enquiries verify` on the log."""
+    answered_200 = sum(r.ok + r.warmup_ok for r in measured)
     in_log = logged_ids(bed)
-    report.logged_rows = len(in_log)
     answered = [i for r in measured for i in r.enquiry_ids]
-    report.answer_ids = len(answered)
-    report.answer_ids_missing = len(set(answered) - in_log)
+    missing = len(set(answered) - in_log)
     done = _procs.run(
         [
             _console_script("ncb-connector"),
@@ -531,11 +609,23 @@ def run_bench(root: Path, opts: Options) -> Report:
         timeout=120,
         what="enquiries verify",
     )
-    report.verify_ok = done.returncode == 0
     # The first line says ok or where it broke; the signed checkpoint after it is not news.
     lines = (done.stdout + done.stderr).strip().splitlines()
-    report.verify_line = " ".join(lines[0].split()) if lines else f"exit {done.returncode}"
-    return report
+    verify_line = " ".join(lines[0].split()) if lines else f"exit {done.returncode}"
+    if multi:
+        report.multi_ok = done.returncode == 0 and missing == 0 and len(in_log) == answered_200
+        report.multi_logged = (
+            f"{len(in_log):,} inbound rows for {answered_200:,} answers with status 200; "
+            f"{missing:,} of the {len(answered):,} `enquiry` ids the answers carry are missing "
+            f"from the log; `ncb-connector enquiries verify`: {verify_line}"
+        )
+        return
+    report.answered_200 = answered_200
+    report.logged_rows = len(in_log)
+    report.answer_ids = len(answered)
+    report.answer_ids_missing = missing
+    report.verify_ok = done.returncode == 0
+    report.verify_line = verify_line
 
 
 def want_py_spy(opts: Options, report: Report) -> bool:
@@ -686,6 +776,59 @@ def bare_ratio_lines(report: Report) -> list[str]:
     ]
 
 
+def workers_lines(report: Report) -> list[str]:
+    """One process against N (issue 17): throughput, and server CPU a check counting every
+    process of the node, best rounds and the ratio round by round (the two ran back to back
+    in each round, so a round's ratio shares that round's noise)."""
+    if not report.multi:
+        return []
+    n = report.options.workers
+    one, many = best(report.node), best(report.multi)
+    pairs = list(zip(report.node, report.multi, strict=False))
+    speed = [m.per_s / o.per_s for o, m in pairs if o.per_s]
+    cpu = [
+        cpu_per_check(m) / cpu_per_check(o)
+        for o, m in pairs
+        if not math.isnan(cpu_per_check(o)) and cpu_per_check(o)
+    ]
+    bare = best(report.bare) if report.bare else None
+    lines = [
+        f"One process against {n} (`workers: {n}`), best round of each; server CPU counts "
+        "every process of the node:",
+        "",
+        "| | checks/s | p50 ms | p99 ms | server CPU µs/check |",
+        "|---|---:|---:|---:|---:|",
+        f"| node, 1 process | {one.per_s:,.0f} | {one.p50_ms:.1f} | {one.p99_ms:.1f} "
+        f"| {_us_per_req(one)} |",
+        f"| node, {n} workers | {many.per_s:,.0f} | {many.p50_ms:.1f} | {many.p99_ms:.1f} "
+        f"| {_us_per_req(many)} |",
+        f"| **{n} workers ÷ 1** | **{_ratio(many.per_s, one.per_s)}** "
+        f"| {_ratio(many.p50_ms, one.p50_ms)} | {_ratio(many.p99_ms, one.p99_ms)} "
+        f"| **{_ratio(cpu_per_check(many), cpu_per_check(one))}** |",
+        "",
+        f"Round by round, {n} workers ÷ 1 process: throughput "
+        + ", ".join(f"{x:.2f}" for x in speed)
+        + f" (median {_median(speed)}); CPU a check "
+        + ", ".join(f"{x:.2f}" for x in cpu)
+        + f" (median {_median(cpu)}). Aim (issue 17): ≥ 1.4 by throughput, ≤ 1.1 by CPU."
+        + (
+            f" {n} workers ÷ bare loop (one process), best rounds: "
+            f"{_ratio(many.per_s, bare.per_s)} by throughput."
+            if bare is not None
+            else ""
+        ),
+        "",
+        f"- the node with {n} workers: {report.multi_logged}"
+        + ("" if report.multi_ok else " **(MISMATCH)**"),
+    ]
+    if report.multi_exit is not None:
+        lines.append(
+            f"- its main process's exit code after SIGTERM (the workers drained first): "
+            f"{report.multi_exit}"
+        )
+    return [*lines, ""]
+
+
 def render(report: Report) -> str:
     o = report.options
     node, tls, plain = best(report.node), best(report.tls), best(report.plain)
@@ -700,12 +843,25 @@ def render(report: Report) -> str:
         f"- code: commit {report.code}",
         f"- the node: `ncb-connector run` in its own process, TLS on loopback, "
         f"{o.records:,} travel documents ({report.import_line}), one inbound rule answering "
-        f"in full, logging at info to a file, enquiry log in SQLite (WAL, synchronous=FULL)",
+        f"in full, logging at info to a file, "
+        + (
+            "records and enquiry log in SQLite (WAL, synchronous=FULL)"
+            if o.database == "sqlite"
+            else "records and enquiry log on a PostgreSQL server on loopback (pgtemp, fsync on)"
+        )
+        + (
+            f"; and the same node with `workers: {o.workers}`, {o.workers} processes on one "
+            "port (its own directory and databases), measured in the same rounds"
+            if o.workers > 1
+            else ""
+        ),
         f"- the load: a separate process, one `aiohttp.ClientSession`, "
         f"`TCPConnector(limit={o.concurrency})`, {o.concurrency} workers, every token "
         f"pre-signed (unique jti), half of the checks hits; {o.warmup:,} warm-up requests, "
         f"then {o.requests:,} timed (cap {o.time_cap:.0f} s); {o.rounds} round(s), each round "
-        "node → bare loop → baseline TLS → baseline plain",
+        "node → "
+        + (f"node with {o.workers} workers → " if o.workers > 1 else "")
+        + "bare loop → baseline TLS → baseline plain",
         "- the baseline: a plain aiohttp handler in its own process that reads the body and "
         "returns a small JSON document, over TLS with an ECDSA P-256 self-signed certificate like "
         "the node's, and over plain HTTP",
@@ -716,6 +872,7 @@ def render(report: Report) -> str:
         *results_table(
             [
                 *report.node,
+                *report.multi,
                 *report.bare,
                 *report.tls,
                 *report.plain,
@@ -741,6 +898,7 @@ def render(report: Report) -> str:
         f"({node.per_s:,.0f}/s, p99 {node.p99_ms:.1f} ms).",
         "",
         *bare_ratio_lines(report),
+        *workers_lines(report),
         *commit_lines(report),
         "",
         *profile_lines(report),
@@ -877,6 +1035,19 @@ def parse(argv: Sequence[str]) -> Options:
     p.add_argument("--no-docs", action="store_true", help=f"do not update {DOCS.relative_to(REPO)}")
     p.add_argument("--keep", type=Path, help="work in this (new) directory and keep it")
     p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="also measure the node with `workers: N` (N processes), in the same rounds",
+    )
+    p.add_argument(
+        "--database",
+        choices=["sqlite", "postgresql"],
+        default="sqlite",
+        help="where the nodes keep records and the enquiry log (postgresql: a throwaway "
+        "server on loopback, fsync on)",
+    )
+    p.add_argument(
         "--quick",
         action="store_true",
         help=f"a change's before/after guard of the hot path (about a minute): {' '.join(QUICK)}",
@@ -884,8 +1055,8 @@ def parse(argv: Sequence[str]) -> Options:
     a = p.parse_args([*QUICK, *argv] if "--quick" in argv else list(argv))
     if not 0 < a.time_cap <= 100:
         p.error("--time-cap must be in (0, 100]: pre-signed tokens live 150 s")
-    if a.rounds < 1 or a.requests < 1 or a.concurrency < 1 or a.records < 1:
-        p.error("--rounds, --requests, --concurrency and --records must be positive")
+    if a.rounds < 1 or a.requests < 1 or a.concurrency < 1 or a.records < 1 or a.workers < 1:
+        p.error("--rounds, --requests, --concurrency, --records and --workers must be positive")
     return Options(
         records=a.records,
         requests=a.requests,
@@ -899,6 +1070,8 @@ def parse(argv: Sequence[str]) -> Options:
         profile_requests=a.profile_requests,
         write_docs=not a.no_docs,
         keep=a.keep,
+        workers=a.workers,
+        database=a.database,
     )
 
 
@@ -925,8 +1098,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         report.verify_ok
         and logged_ok(report)
         and all(
-            r.ok == r.requests for r in [*report.node, *report.bare, *report.tls, *report.plain]
+            r.ok == r.requests
+            for r in [*report.node, *report.multi, *report.bare, *report.tls, *report.plain]
         )
+        and report.multi_ok
     )
     return 0 if ok else 1
 
