@@ -175,14 +175,17 @@ def set_up(
             port_line + f"    max_connections: {cap}\n    max_connections_per_address: {cap}\n",
             1,
         )
-        + f"workers: {workers}\n"
-        + (
-            ""
-            if databases is None
-            else f"databases:\n  records: {databases[0]}\n  enquiries: {databases[1]}\n"
-        ),
+        + f"workers: {workers}\n",
         encoding="utf-8",
     )
+    if databases is not None:
+        settings = load_settings(layout.config)
+        text = layout.config.read_text(encoding="utf-8")
+        for kind, url in zip(("records", "enquiries"), databases, strict=True):
+            line = f"  {kind}: {getattr(settings.databases, kind)}\n"
+            assert line in text, line
+            text = text.replace(line, f"  {kind}: {url}\n", 1)
+        layout.config.write_text(text, encoding="utf-8")
     (layout.policies / "10-bench.yaml").write_text(POLICY, encoding="utf-8")
     data = root / "records.ndjson"
     write_records(data, opts.records)

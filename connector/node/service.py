@@ -368,7 +368,8 @@ class Service:
                     keys=[p.name for p in now.keys],
                     certificates=[p.name for p in now.certificates],
                 )
-        self._warn_expiry()
+        if not self.worker:  # said once for the node, by its main process
+            self._warn_expiry()
 
     def _warn_expiry(self) -> None:
         node = self.node
