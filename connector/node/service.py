@@ -580,16 +580,7 @@ async def serve(
     service = Service(node, notifier=notifier, reread=reread, config=config)
     service.new_log = new_log
     await service.start()
-    # Everything built so far lives as long as the process: keep it out of the collector's
-    # full passes, which otherwise stall every request in flight for tens of milliseconds.
-    gc.collect()
-    gc.freeze()
-    # A fan-out holds a few thousand young containers per hundred peers while its answers
-    # come in (tasks, responses, claims), nearly all freed by reference counting. At the
-    # default threshold (700) the collector walks that live set some twenty times per
-    # fan-out to 196 peers, 35 µs of CPU per peer; at 20,000 it rarely runs mid-fan-out,
-    # and the garbage it leaves for later is bounded by the threshold.
-    gc.set_threshold(20_000, *gc.get_threshold()[1:])
+    settle_heap()
     loop = asyncio.get_running_loop()
     unroute = route_library_errors(loop)
     stop = asyncio.Event()
@@ -604,6 +595,21 @@ async def serve(
         log.info("node_stopping", node=node.settings.node)
         await service.stop()
         unroute()
+
+
+def settle_heap() -> None:
+    """Once a serving process has built what it serves with (the main process and each
+    worker alike)."""
+    # Everything built so far lives as long as the process: keep it out of the collector's
+    # full passes, which otherwise stall every request in flight for tens of milliseconds.
+    gc.collect()
+    gc.freeze()
+    # A fan-out holds a few thousand young containers per hundred peers while its answers
+    # come in (tasks, responses, claims), nearly all freed by reference counting. At the
+    # default threshold (700) the collector walks that live set some twenty times per
+    # fan-out to 196 peers, 35 µs of CPU per peer; at 20,000 it rarely runs mid-fan-out,
+    # and the garbage it leaves for later is bounded by the threshold.
+    gc.set_threshold(20_000, *gc.get_threshold()[1:])
 
 
 def _writable_directories(s: Settings) -> list[Path]:

@@ -213,7 +213,7 @@ async def serve_worker(brief: Brief) -> None:
     """Serve the peer API as worker `brief.index` until SIGTERM, SIGINT or the main process
     is gone; SIGHUP reloads as the main process does."""
     from connector.node.node import Node
-    from connector.node.service import Service
+    from connector.node.service import Service, settle_heap
 
     node = Node.from_settings(brief.started)
     node.load_live()
@@ -225,6 +225,7 @@ async def serve_worker(brief: Brief) -> None:
         peer_port=brief.peer_port,
     )
     await service.start()
+    settle_heap()
     if brief.in_force != brief.started:
         service.take_settings(brief.in_force)
     loop = asyncio.get_running_loop()

@@ -28,7 +28,10 @@ from support.processes import (
     wait_ready,
 )
 
+from connector.errors import ConfigError
 from connector.protocol import sign_query
+from connector.settings.changes import RELOADABLE
+from connector.settings.config import load_settings
 
 # A node of two processes; the test tells them apart by which one holds its connection's
 # server side (Linux /proc), so nothing in the node says which answered.
@@ -351,3 +354,17 @@ def test_one_worker_is_todays_single_process(tmp_path: Path, nodes: list[Node]) 
     assert not node.config.parent.joinpath("enquiries.db.commit-lock").exists()
     assert node.stop() == 0
     assert not node.events("workers_stopped")
+
+
+def test_workers_auto_is_the_cores_and_a_bad_count_is_named(tmp_path: Path) -> None:
+    config, _, _ = init(tmp_path, "DE")
+    text = config.read_text()
+    config.write_text(text + "workers: auto\n")
+    assert load_settings(config).worker_count == len(os.sched_getaffinity(0))
+    config.write_text(text + "workers: 0\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    assert f"{config}:" in str(caught.value)
+    assert "workers" in str(caught.value)
+    # A change of `workers:` waits for a restart, as the listeners do.
+    assert "workers" not in RELOADABLE
