@@ -533,6 +533,10 @@ class Service:
         """Stop accepting, let in-flight requests finish, stop the jobs, then the apps, then
         close the databases."""
         self.node.live.draining = True
+        if self.workers is not None:
+            # systemd signals every process of the unit at once: a worker that has already
+            # drained and exited is not one to start again.
+            self.workers.stopping()
         if self._runners:
             peer_runner = self._runners[0]
             for site in list(peer_runner.sites):
@@ -540,7 +544,7 @@ class Service:
             # The workers drain meanwhile; the main process closes its log (and writes its
             # last checkpoint) only once every worker's rows are committed.
             workers = (
-                asyncio.ensure_future(self.workers.stop(self.shutdown_timeout + 5))
+                asyncio.ensure_future(self.workers.stop(self.shutdown_timeout + 2))
                 if self.workers is not None
                 else None
             )
@@ -550,7 +554,7 @@ class Service:
             if workers is not None:
                 await workers
         elif self.workers is not None:
-            await self.workers.stop(self.shutdown_timeout + 5)
+            await self.workers.stop(self.shutdown_timeout + 2)
         await self._close()
         log.info("node_stopped", node=self.node.settings.node)
 

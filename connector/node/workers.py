@@ -129,10 +129,17 @@ class Workers:
             code = await self._procs[index].wait()
             if self._stopping:
                 return
+            if code == 0:
+                # Stopped in order, by a SIGTERM: when systemd stops the unit it signals
+                # every process at once, and the main process's own may come just after.
+                await asyncio.sleep(delay)
+                if self._stopping:
+                    return
             self._down.add(index)
             self._said()
-            log.error("worker_exited", worker=index, code=code, restart_in=delay)
-            await asyncio.sleep(delay)
+            wait = 0.0 if code == 0 else delay  # a stopped worker has waited already
+            log.error("worker_exited", worker=index, code=code, restart_in=wait)
+            await asyncio.sleep(wait)
             if self._stopping:
                 return
             try:
@@ -155,6 +162,10 @@ class Workers:
         else:
             self._on_change(None)
 
+    def stopping(self) -> None:
+        """The node is stopping: a worker that exits from now on is not started again."""
+        self._stopping = True
+
     def reload(self) -> None:
         """SIGHUP to every running worker: each rereads what the main process does."""
         self._signal(signal.SIGHUP)
@@ -162,7 +173,7 @@ class Workers:
     async def stop(self, timeout: float) -> bool:
         """SIGTERM to every worker, each draining its requests in flight; SIGKILL to any
         still running after `timeout`. Whether all stopped by themselves."""
-        self._stopping = True
+        self.stopping()
         self._signal(signal.SIGTERM)
         for proc in self._procs.values():
             if proc.stdin is not None:

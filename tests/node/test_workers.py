@@ -257,6 +257,21 @@ def test_sigterm_drains_both_workers_and_the_checkpoint_follows_their_rows(
     assert node.stop() == 0
 
 
+def test_sigterm_to_every_process_at_once_as_systemd_sends_it(
+    tmp_path: Path, nodes: list[Node]
+) -> None:
+    node = Node(tmp_path)
+    nodes.append(node)
+    node.start()
+    assert node.proc is not None
+    (worker,) = node.worker_pids()
+    os.kill(worker, signal.SIGTERM)
+    assert node.stop() == 0
+    assert not node.events("worker_exited")  # a stop, not a crash: not started again
+    assert not node.events("worker_started")[1:]
+    assert node.events("workers_stopped")[-1]["codes"] == {"1": 0}
+
+
 def test_a_worker_killed_loses_no_answered_enquiry_and_is_replaced(
     tmp_path: Path, nodes: list[Node]
 ) -> None:
