@@ -6,6 +6,7 @@ import base64
 import http.client
 import os
 import signal
+import ssl
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -16,7 +17,6 @@ from typing import Any
 import orjson
 import pytest
 from support.processes import (
-    _UNCHECKED_TLS,
     CLI,
     POLICY,
     cli,
@@ -32,6 +32,11 @@ from connector.errors import ConfigError
 from connector.protocol import sign_query
 from connector.settings.changes import RELOADABLE
 from connector.settings.config import load_settings
+
+# The node's own self-signed certificate: these tests check what it answers, not it.
+UNCHECKED_TLS = ssl.create_default_context()
+UNCHECKED_TLS.check_hostname = False
+UNCHECKED_TLS.verify_mode = ssl.CERT_NONE
 
 # A node of two processes; the test tells them apart by which one holds its connection's
 # server side (Linux /proc), so nothing in the node says which answered.
@@ -86,7 +91,7 @@ class Node:
         held: dict[int, http.client.HTTPSConnection] = {}
         for _ in range(200):
             conn = http.client.HTTPSConnection(
-                "127.0.0.1", self.peer, context=_UNCHECKED_TLS, timeout=20
+                "127.0.0.1", self.peer, context=UNCHECKED_TLS, timeout=20
             )
             conn.connect()
             owner = _owner(self.peer, conn, pids)
