@@ -299,9 +299,10 @@ class Settings(_Model):
         this process may run on."""
         if self.workers != "auto":
             return self.workers
-        if hasattr(os, "sched_getaffinity"):
+        try:
             return max(1, len(os.sched_getaffinity(0)))
-        return os.cpu_count() or 1
+        except (AttributeError, OSError):  # not Linux, or a sandbox that refuses the call
+            return os.cpu_count() or 1
 
     def database_url(self, url: str) -> str:
         """SQLite URLs with a relative path are taken relative to the config directory."""
