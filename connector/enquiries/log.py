@@ -390,14 +390,17 @@ class EnquiryLog:
             self._flush_handle = None
         if self._committing:
             return  # the commit running now flushes again when it is done
+        if self._turns is not None and self._writer is not None and self._pending:
+            # The batch is taken once this process's turn has come (_flush_threaded).
+            self._committing = True
+            self._track(asyncio.get_running_loop().create_task(self._flush_threaded(None)))
+            return
         batch, self._pending = self._pending, []
         if not batch:
             return
         if self._async is not None or self._writer is not None:
             flush = self._flush_async if self._async is not None else self._flush_threaded
-            task = asyncio.get_running_loop().create_task(flush(batch))
-            self._flushing.add(task)
-            task.add_done_callback(self._flushing.discard)
+            self._track(asyncio.get_running_loop().create_task(flush(batch)))
             return
         items = [(p.entry, p.companions) for p in batch]
         started = self._started()
@@ -421,14 +424,36 @@ class EnquiryLog:
             log.error("enquiry_log_commit_failed", error=error_kind(exc), rows=len(items))
             return [EnquiryLogError("the enquiry log could not be written")] * len(items)
 
-    async def _flush_threaded(self, batch: list[_Pending]) -> None:
-        items = [(p.entry, p.companions) for p in batch]
+    def _track(self, task: asyncio.Task[None]) -> None:
+        self._flushing.add(task)
+        task.add_done_callback(self._flushing.discard)
+
+    async def _flush_threaded(self, batch: list[_Pending] | None) -> None:
+        """`batch` committed by the writer thread. None: several processes share the log,
+        and the batch is what is pending once the writer holds this process's turn — every
+        row that arrived while another process committed goes into this one commit, so the
+        processes' commits are about as few as one process's."""
+        loop = asyncio.get_running_loop()
         self._committing = True
         started = self._started()
+        if batch is None:
+            assert self._turns is not None
+            try:
+                await loop.run_in_executor(self._writer, self._turns.__enter__)
+            except Exception as exc:  # the lock file refused (ENOLCK): fail, never hang
+                self._committing = False
+                log.error("enquiry_log_commit_failed", error=error_kind(exc), rows=0)
+                batch, self._pending = self._pending, []
+                failed = EnquiryLogError("the enquiry log could not be written")
+                self._settle(batch, [failed] * len(batch), started)
+                return
+            if self._flush_handle is not None:
+                self._flush_handle.cancel()
+                self._flush_handle = None
+            batch, self._pending = self._pending, []
+        items = [(p.entry, p.companions) for p in batch]
         try:
-            seqs = await asyncio.get_running_loop().run_in_executor(
-                self._writer, self._commit_in_thread, items
-            )
+            seqs = await loop.run_in_executor(self._writer, self._commit_in_thread, items)
         except Exception as exc:
             log.error("enquiry_log_commit_failed", error=error_kind(exc), rows=len(batch))
             seqs = [EnquiryLogError("the enquiry log could not be written")] * len(batch)
@@ -444,8 +469,10 @@ class EnquiryLog:
             self._writer_conn = self.engine.connect()
         if self._turns is None:
             return self._commit_batch(self._writer_conn, items)
-        with self._turns:
+        try:  # the turn was taken in this thread before the batch was (_flush_threaded)
             return self._commit_batch(self._writer_conn, items)
+        finally:
+            self._turns.__exit__()
 
     async def _flush_async(self, batch: list[_Pending]) -> None:
         items = [(p.entry, p.companions) for p in batch]
