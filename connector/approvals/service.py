@@ -34,7 +34,7 @@ from typing import Any
 import orjson
 import structlog
 from aiohttp import web
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from connector.approvals.model import (
     Approval,
@@ -43,6 +43,7 @@ from connector.approvals.model import (
     State,
     Verdict,
 )
+from connector.approvals.notices import notices
 from connector.approvals.tables import approvals
 from connector.enquiries.entry import Entry, new_enquiry_id, utc_iso
 from connector.enquiries.log import Companion, EnquiryLog
@@ -53,6 +54,7 @@ from connector.errors import (
     Replay,
     UnknownApproval,
 )
+from connector.notify.tables import notice_rows
 from connector.trail.entry import Action, Actor
 from connector.trail.file import record
 
@@ -136,6 +138,37 @@ class Approvals:
             except ApprovalDecided:
                 continue
         return expired
+
+    def remind_due(self) -> builtins.list[str]:
+        """A reminder to the channels of each pending approval whose reminder time has come
+        (the same job). Claimed by one update, so two nodes' jobs on one database send it
+        once; a crash between the claim and the notice loses that reminder, never repeats it."""
+        now = self.clock()
+        q = select(approvals).where(approvals.c.state == "pending", approvals.c.remind_at <= now)
+        with self.log.engine.connect() as conn, conn.begin():
+            due = [approval_of(r._mapping) for r in conn.execute(q)]
+        reminded = []
+        for a in due:
+            with self.log.engine.connect() as conn:
+                conn.info["write"] = True
+                with conn.begin():
+                    claimed = conn.execute(
+                        update(approvals)
+                        .where(
+                            approvals.c.id == a.id,
+                            approvals.c.state == "pending",
+                            approvals.c.remind_at.is_not(None),
+                        )
+                        .values(remind_at=None)
+                    ).rowcount
+            if claimed and a.channels:
+                self.log.commit_companions(
+                    notice_rows(notices(self.node, a, "approval_reminder", now))
+                )
+            if claimed:
+                reminded.append(a.id)
+                log.info("approval_reminded", approval=a.id, expires_at=utc_iso(a.expires_at))
+        return reminded
 
     async def _decide(
         self,

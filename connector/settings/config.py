@@ -155,6 +155,16 @@ class Witness(_Model):
     interval_s: Annotated[float, Field(ge=5, le=86_400)] = 60.0
 
 
+class Approvals(_Model):
+    """Releases that wait for an operator (docs/policies.md `release: approval`)."""
+
+    # How often this node expires approvals past their deadline and sends reminders.
+    check_interval_s: Annotated[float, Field(ge=1, le=3_600)] = 10.0
+    # How often, as a querier, it asks a peer for a release still pending (protocol §15.2);
+    # the peer's `retry_after` may make it wait longer.
+    poll_interval_s: Annotated[float, Field(ge=1, le=3_600)] = 15.0
+
+
 class Retention(_Model):
     """The enquiry log's oldest rows moved into signed archive files on a schedule
     (`enquiries archive`, docs/operations.md "Retention and archives")."""
@@ -274,6 +284,7 @@ class Settings(_Model):
     discovery: Discovery = Discovery()
     matching: Matching = Matching()
     witness: Witness = Witness()
+    approvals: Approvals = Approvals()
     readiness: Readiness = Readiness()
     retention: Retention = Retention()
     keys: Keys = Keys()
