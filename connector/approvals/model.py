@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from connector.enquiries.entry import utc_iso
 from connector.trail.entry import Actor
 from connector.vocabulary import AnswerLevel, Category
 
@@ -119,13 +120,13 @@ class Approval:
             "rules": list(self.rules),
             "policy_digest": self.policy_digest,
             "held": [h.to_json() for h in self.held],
-            "created_at": self.created_at,
-            "expires_at": self.expires_at,
+            "created_at": utc_iso(self.created_at),
+            "expires_at": utc_iso(self.expires_at),
             "decision": None
             if self.decision is None
             else {
                 "verdict": self.decision.verdict,
-                "at": self.decision.at,
+                "at": utc_iso(self.decision.at),
                 "operator": None
                 if self.decision.operator is None
                 else self.decision.operator.to_json(),

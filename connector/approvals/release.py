@@ -19,10 +19,6 @@ from connector.protocol import TYP_RELEASE, digest, open_envelope, parse_release
 
 log = structlog.get_logger(__name__)
 
-# How soon a querier is told to ask again while an approval waits; it may ask later.
-RETRY_AFTER_S = 30.0
-
-
 class Releaser:
     """Answers `POST /v1/release` (protocol.md §15.2). A request is opened like a query
     (§10 steps 1–17, typ `ncb-release+jwt`), then answered from the approval it names —
@@ -38,8 +34,12 @@ class Releaser:
         enquiry_log: EnquiryLog,
         trust: Callable[[], TrustStore],
         clock: Callable[[], float],
+        retry_after: float = 15.0,
     ) -> None:
         self.node = node
+        # How soon a querier is told to ask again while an approval waits (this node's own
+        # `approvals.poll_interval_s`); it may ask later.
+        self.retry_after = retry_after
         self.signer = signer
         self.approvals = approvals
         self.log = enquiry_log
@@ -64,7 +64,7 @@ class Releaser:
         if approval.state == "pending":
             raise ApprovalPending(
                 "an operator has not decided yet; ask again later",
-                retry_after=min(RETRY_AFTER_S, max(1.0, approval.expires_at - now)),
+                retry_after=min(self.retry_after, max(1.0, approval.expires_at - now)),
                 expires=int(approval.expires_at),
             )
         results = released_results(approval)

@@ -27,14 +27,14 @@ from __future__ import annotations
 import asyncio
 import builtins
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import orjson
 import structlog
 from aiohttp import web
-from sqlalchemy import func, select, update
+from sqlalchemy import Engine, func, select, update
 
 from connector.approvals.model import (
     Approval,
@@ -61,6 +61,22 @@ from connector.trail.file import record
 log = structlog.get_logger(__name__)
 
 MAX_REASON = 500  # characters: a sentence or two, kept in the log and the trail
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PendingFigures:
+    """What `/metrics` reports of the approvals waiting: how many, and the next deadline."""
+
+    count: int
+    next_expiry: float | None
+
+
+def pending_figures(engine: Engine) -> PendingFigures:
+    """Read on a connection of its own (a metrics worker thread)."""
+    q = select(func.count(), func.min(approvals.c.expires_at)).where(approvals.c.state == "pending")
+    with engine.connect() as conn, conn.begin():
+        count, soonest = conn.execute(q).one()
+    return PendingFigures(count=int(count), next_expiry=soonest)
 
 
 def decision_jti(approval_id: str) -> str:

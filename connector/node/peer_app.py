@@ -117,6 +117,7 @@ async def answerer_ctx(app: web.Application) -> AsyncIterator[None]:
         enquiry_log=app[ENQUIRY_LOG],
         trust=node.live.current_trust,
         clock=node.clock,
+        retry_after=node.settings.approvals.poll_interval_s,
     )
     app[IDENTITY] = IdentityToken(
         signer=node.signer,
