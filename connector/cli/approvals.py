@@ -41,8 +41,9 @@ _STATES = ("pending", "approved", "denied", "expired", "all")
 @config_option
 @handles_errors
 def approvals_list(state: str, limit: int, as_json: bool, config_path: Path) -> None:
-    """Releases waiting for an operator (pending: the first to expire first), or decided
-    (newest first)."""
+    """Releases waiting for an operator, or decided ones (--state).
+
+    Pending ones the first to expire first, decided ones newest first."""
     settings = _settings(config_path)
     with _service(settings) as approvals:
         rows = approvals.list(state=None if state == "all" else _state(state), limit=limit)
@@ -58,8 +59,10 @@ def approvals_list(state: str, limit: int, as_json: bool, config_path: Path) -> 
 @config_option
 @handles_errors
 def approvals_show(approval_id: str, as_json: bool, config_path: Path) -> None:
-    """One approval in full: who asked and why, what, the records it would release, the
-    rule that holds them, and its decision once made. Exit 2 for an unknown id."""
+    """One approval in full: who asked, what, the records held, the rule.
+
+    Also why they asked (purpose, case) and the decision once made. Exit 2 for an unknown
+    id."""
     settings = _settings(config_path)
     with _service(settings) as approvals:
         approval = approvals.get(approval_id)
@@ -71,9 +74,13 @@ def approvals_show(approval_id: str, as_json: bool, config_path: Path) -> None:
 
 
 def _decide_command(verdict: str) -> click.Command:
-    verb = "Approve" if verdict == "approve" else "Deny"
+    short = (
+        "Release the held records to the peer that asked, saying why."
+        if verdict == "approve"
+        else "Refuse the release, saying why; the peer gets the checks denied."
+    )
     what = (
-        "the records are released to the peer that asked, which fetches them"
+        "the peer that asked fetches the records at the level its rule gives"
         if verdict == "approve"
         else "the peer that asked gets the held checks denied (reason approval_denied)"
     )
@@ -107,7 +114,7 @@ def _decide_command(verdict: str) -> click.Command:
         out.print(f"{decided.id} {decided.state} by {operator.shown}: {what}")
 
     decide.help = (
-        f"{verb} a waiting release, saying why; {what}. The decision is recorded in the "
+        f"{short}\n\nOnce decided, {what}. The decision is recorded in the "
         "enquiry log and the admin audit trail with the OS user who ran this. Exit 0 when "
         "decided, 1 when it was decided already (or expired), 2 for an unknown id or a "
         "missing reason."

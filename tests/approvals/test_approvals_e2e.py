@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import closing
 from dataclasses import replace
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,9 @@ import jsonschema
 import jwt
 import orjson
 import pytest
+import yaml
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from support.openapi import schema
 from support.processes import audit_entries, cli
 
 from connector.approvals.service import APPROVALS, Approvals, decision_jti
@@ -169,8 +172,13 @@ async def test_a_hit_waits_for_an_operator_then_reaches_the_agency(net: Net) -> 
     approval = peer["approval"]
     assert (approval["status"], approval["level"]) == ("pending", "full")
     assert approval["expires"] == pytest.approx(time.time() + 3600, abs=5)
+    openapi = yaml.safe_load(
+        resources.files("connector").joinpath("data/local-api.openapi.yaml").read_text()
+    )
+    schema("ChecksResponse", openapi).validate(doc)
     status, pending = await net.released(doc["id"])
     assert status == 200
+    schema("CheckReleases", openapi).validate(pending)
     assert not pending["complete"]
     assert [r["state"] for r in pending["releases"]] == ["pending"]
 
@@ -224,6 +232,7 @@ async def test_a_hit_waits_for_an_operator_then_reaches_the_agency(net: Net) -> 
     assert "already approved" in again.stderr
 
     done = await net.until_complete(doc["id"])
+    schema("CheckReleases", openapi).validate(done)
     (release,) = done["releases"]
     assert release["state"] == "released"
     (result,) = release["results"]
