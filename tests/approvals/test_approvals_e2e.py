@@ -30,6 +30,7 @@ from connector.errors import ApprovalDecided, PeerRejected
 from connector.node.node import Node
 from connector.node.service import Service
 from connector.notify.outbox import Outbox
+from connector.notify.render import notice_text
 from connector.outbound.agencies import add_agency
 from connector.outbound.request import Request
 from connector.peers.client import PeerClient, peer_session
@@ -210,6 +211,11 @@ async def test_a_hit_waits_for_an_operator_then_reaches_the_agency(net: Net) -> 
     notices = {n.notice.id: n.notice for n in net.outbox("DE") if n.notice.kind == "approval"}
     assert set(notices) == {f"{waiting.id}.w.duty-desk", f"{waiting.id}.r.duty-desk"}
     assert notices[f"{waiting.id}.w.duty-desk"].body["refs"] == [REF]
+    subject, text = notice_text(notices[f"{waiting.id}.r.duty-desk"])
+    assert "expires soon" in subject
+    assert REF in text
+    assert f"approvals show {waiting.id}" in text
+    assert "Jean Exemple" not in text  # the record's fields stay on the node
 
     # Approved from the command line: the OS user is the operator.
     decided = await asyncio.to_thread(
