@@ -19,6 +19,7 @@ from connector.protocol import TYP_RELEASE, digest, open_envelope, parse_release
 
 log = structlog.get_logger(__name__)
 
+
 class Releaser:
     """Answers `POST /v1/release` (protocol.md §15.2). A request is opened like a query
     (§10 steps 1–17, typ `ncb-release+jwt`), then answered from the approval it names —
