@@ -292,7 +292,25 @@ async def test_a_denied_release_says_so_and_reveals_nothing(net: Net) -> None:
         cli, "approvals", "list", "--state", "denied", "--json", config=net.config("DE")
     )
     (shown,) = orjson.loads(listed.stdout)
+    # The shape operations.md §17 documents.
+    assert shown.keys() == {
+        "id",
+        "state",
+        "peer",
+        "enquiry",
+        "asked_by",
+        "rules",
+        "policy_digest",
+        "held",
+        "created_at",
+        "expires_at",
+        "decision",
+    }
+    assert shown["asked_by"].keys() == {"node", "sub", "agency_kind", "purpose", "case"}
+    assert shown["held"][0].keys() == {"check", "category", "criteria", "rule", "level", "hits"}
+    assert shown["decision"].keys() == {"verdict", "at", "operator", "reason", "enquiry"}
     assert shown["decision"]["reason"] == "not our traveller"
+    assert shown["decision"]["operator"] == {"kind": "console", "name": "alice"}
 
 
 async def test_a_hit_nobody_decides_expires_denied(quick: Net) -> None:
