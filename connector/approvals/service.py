@@ -265,7 +265,27 @@ class Approvals:
 
 
 def _with(held: Approval, decision: Decision) -> Approval:
-    return replace(held, state=decision.verdict, decision=decision, remind_at=None)
+    """The approval decided. Refused or expired, what it held is dropped with the decision:
+    the records' fields never leave, so nothing keeps them here either; refs stay."""
+    if decision.verdict == "approved":
+        return replace(held, state=decision.verdict, decision=decision, remind_at=None)
+    checks = {h.check for h in held.held}
+    return replace(
+        held,
+        state=decision.verdict,
+        decision=decision,
+        remind_at=None,
+        held=tuple(
+            replace(h, hits=tuple({"ref": r, "score": 1.0, "record": {}} for r in h.refs))
+            for h in held.held
+        ),
+        results=tuple(
+            {**r, "hits": [{"ref": x["ref"], "score": 1.0, "record": {}} for x in r["hits"]]}
+            if r["check"] in checks
+            else r
+            for r in held.results
+        ),
+    )
 
 
 def decision_entry(node: str, approval: Approval, decision: Decision) -> Entry:

@@ -278,6 +278,11 @@ async def test_a_denied_release_says_so_and_reveals_nothing(net: Net) -> None:
     approval = doc["checks"][0]["peers"][0]["approval"]["id"]
     decided = await net.approvals.deny(approval, operator=OPERATOR, reason="not our traveller")
     assert decided.state == "denied"
+    # What was held is dropped with the refusal: the ref stays, the record's fields do not.
+    stored = net.approvals.get(approval)
+    assert [h["ref"] for h in stored.held[0].hits] == [REF]
+    assert stored.held[0].hits[0]["record"] == {}
+    assert "Jean Exemple" not in orjson.dumps([dict(r) for r in stored.results]).decode()
     with pytest.raises(ApprovalDecided):
         await net.approvals.approve(approval, operator=OPERATOR, reason="changed my mind")
     (release,) = (await net.until_complete(doc["id"]))["releases"]
