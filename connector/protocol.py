@@ -155,6 +155,24 @@ class HitClaims(BaseModel):
     reasons: list[Any] | None = None
 
 
+class PendingClaims(BaseModel):
+    """A result's `approval` member: the hit's detail waits for the responder's operator."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,40}$")]
+    status: str
+    level: AnswerLevel
+    expires: int
+
+
+class ReleasedClaims(BaseModel):
+    """A released answer's `approval` claim."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    id: str
+    status: Literal["approved", "denied", "expired"]
+
+
 class ResultClaims(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
     check: str
@@ -181,24 +199,6 @@ class AnswerClaims(BaseModel):
     results: list[ResultClaims]
     # A released answer (§15.3): the approval it ends, and how it was decided.
     approval: ReleasedClaims | None = None
-
-
-class PendingClaims(BaseModel):
-    """A result's `approval` member: the hit's detail waits for the responder's operator."""
-
-    model_config = ConfigDict(extra="allow", frozen=True)
-    id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,40}$")]
-    status: str
-    level: AnswerLevel
-    expires: int
-
-
-class ReleasedClaims(BaseModel):
-    """A released answer's `approval` claim."""
-
-    model_config = ConfigDict(extra="allow", frozen=True)
-    id: str
-    status: Literal["approved", "denied", "expired"]
 
 
 class ReleaseClaims(_Strict):
