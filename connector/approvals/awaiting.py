@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -15,6 +15,8 @@ from connector.approvals.tables import awaited
 from connector.enquiries.entry import Entry, new_enquiry_id, utc_iso
 from connector.enquiries.log import Companion, EnquiryLog
 from connector.errors import BadAnswer, PeerError, PeerRejected
+from connector.notify.notice import Notice
+from connector.notify.tables import notice_rows
 from connector.peers.client import PeerClient
 from connector.peers.trust import TrustStore
 from connector.protocol import AnswerClaims, Query, digest, open_released, sign_release_request
@@ -160,6 +162,7 @@ class Awaiting:
         trust: Callable[[], TrustStore],
         clock: Callable[[], float],
         poll_interval: float,
+        agency_channels: Mapping[str, str] | None = None,
     ) -> None:
         self.node = node
         self.client = client
@@ -167,6 +170,8 @@ class Awaiting:
         self.trust = trust
         self.clock = clock
         self.poll_interval = poll_interval
+        # Agency → the channel told when a release it waited for has come.
+        self.agency_channels = dict(agency_channels or {})
         self.on_released: Callable[[Awaited], None] | None = None
 
     def for_request(self, request: str) -> list[Awaited]:
@@ -265,10 +270,15 @@ class Awaiting:
             query_token=token.decode("ascii"),
         )
         done = replace(a, state=state, results=results, released_at=now, release_enquiry=entry.id)
-        # The release and its row commit together, once: the row's jti is unique, and a
-        # release already recorded is never asked for again (its state is no longer pending).
+        # The release, its row and the agency's notice commit together, once: the row's
+        # jti is unique, and a release already recorded is never asked for again (its state
+        # is no longer pending).
         await self.log.append(
-            entry, (Companion(table=awaited, values=_values(done), replace=True),)
+            entry,
+            (
+                Companion(table=awaited, values=_values(done), replace=True),
+                *self._notice(done, now),
+            ),
         )
         log.info(
             "release_received", peer=a.peer, approval=a.approval, state=state, request=a.request
@@ -276,6 +286,31 @@ class Awaiting:
         if self.on_released is not None:
             self.on_released(done)
         return done
+
+    def _notice(self, a: Awaited, now: float) -> tuple[Companion, ...]:
+        """The agency's notice that its release came, when connector.yaml names a channel
+        for it: where to read it (the check's id), never the records themselves."""
+        channel = self.agency_channels.get(a.agency)
+        if channel is None:
+            return ()
+        notice = Notice(
+            id=f"{a.approval}.{a.peer}.{channel}"[:96],
+            channel=channel,
+            kind="release",
+            enquiry=a.release_enquiry,
+            created_at=now,
+            body={
+                "type": "release",
+                "node": self.node,
+                "check": a.request,
+                "agency": a.agency,
+                "peer": a.peer,
+                "approval": a.approval,
+                "state": a.state,
+                "at": utc_iso(now),
+            },
+        )
+        return notice_rows([notice])
 
     def _later(self, a: Awaited, now: float, problem: str | None, *, wait: float = 0) -> Awaited:
         if now > a.expires_at + GIVE_UP_AFTER_S:

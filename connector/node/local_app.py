@@ -142,6 +142,7 @@ async def releases_ctx(app: web.Application) -> AsyncIterator[None]:
         trust=app[TRUST],
         clock=node.clock,
         poll_interval=s.approvals.poll_interval_s,
+        agency_channels=s.approvals.agency_channels,
     )
     app[AWAITING] = awaiting
     app[SCHEDULER].every("releases", s.approvals.poll_interval_s, awaiting.run, at_once=True)

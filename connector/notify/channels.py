@@ -480,6 +480,17 @@ class LogSender:
                 rules=list(body.get("rules") or []),
                 expires_at=body.get("expires_at"),
             )
+        elif notice.kind == "release":
+            log.info(
+                "release_received",
+                channel=self.name,
+                notice=notice.id,
+                check=body.get("check"),
+                agency=body.get("agency"),
+                peer=body.get("peer"),
+                approval=body.get("approval"),
+                state=body.get("state"),
+            )
         else:
             log.info("notification_test", channel=self.name, notice=notice.id)
 

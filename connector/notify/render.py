@@ -25,6 +25,8 @@ def notice_text(notice: Notice) -> tuple[str, str]:
         return _digest(notice)
     if notice.kind == "approval":
         return _approval(notice)
+    if notice.kind == "release":
+        return _release(notice)
     return _test(notice)
 
 
@@ -239,6 +241,34 @@ def _approval(notice: Notice) -> tuple[str, str]:
         "",
         f"Decide: ncb-connector approvals show {approval}, then approvals approve (or deny) "
         f"{approval} --reason '...'. Undecided, it is denied as expired.",
+        "",
+        f"Notice {clean(notice.id)} on channel {clean(notice.channel)}.",
+    ]
+    return subject, "\n".join(lines) + "\n"
+
+
+def _release(notice: Notice) -> tuple[str, str]:
+    """A release an agency's check waited for has come: where to read it, not what it says
+    (the agency reads the records through its own authenticated API)."""
+    body = notice.body
+    node = _get(body, "node")
+    peer = clean(_get(body, "peer"))
+    state = clean(_get(body, "state"))
+    check = clean(_get(body, "check"))
+    subject = f"{_prefix(node)} {peer} {state} the release check {check} waited for"
+    lines = _labelled(
+        [
+            ("Check", check),
+            ("Agency", _get(body, "agency")),
+            ("Peer", peer),
+            ("Approval", _get(body, "approval")),
+            ("State", state),
+            ("At", _when(_get(body, "at"))),
+        ]
+    )
+    lines += [
+        "",
+        f"Read it: GET /local/v1/checks/{check} with the agency's token.",
         "",
         f"Notice {clean(notice.id)} on channel {clean(notice.channel)}.",
     ]

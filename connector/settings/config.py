@@ -163,6 +163,11 @@ class Approvals(_Model):
     # How often, as a querier, it asks a peer for a release still pending (protocol §15.2);
     # the peer's `retry_after` may make it wait longer.
     poll_interval_s: Annotated[float, Field(ge=1, le=3_600)] = 15.0
+    # Agency id → a notification channel (a webhook the agency receives, usually): told
+    # when a release its check waited for has come (docs/local-api.md).
+    agency_channels: dict[
+        Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")], str
+    ] = Field(default_factory=dict)
 
 
 class Retention(_Model):
@@ -289,6 +294,20 @@ class Settings(_Model):
     retention: Retention = Retention()
     keys: Keys = Keys()
     base_dir: Path = Path(".")
+
+    @model_validator(mode="after")
+    def _known_agency_channels(self) -> Settings:
+        unknown = sorted(
+            f"{agency}: {channel}"
+            for agency, channel in self.approvals.agency_channels.items()
+            if channel not in self.notifications.channels
+        )
+        if unknown:
+            raise ValueError(
+                "approvals.agency_channels names channels notifications.channels does not "
+                f"define ({', '.join(unknown)})"
+            )
+        return self
 
     @model_validator(mode="after")
     def _distinct_listeners(self) -> Settings:

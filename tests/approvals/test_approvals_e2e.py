@@ -76,6 +76,9 @@ def configure(expires: str) -> Callable[[str, Path], None]:
             config.read_text()
             + "notifications:\n  channels:\n    duty-desk:\n      type: log\n"
             + "approvals:\n  check_interval_s: 1\n  poll_interval_s: 1\n"
+            # The border police are told through the duty desk's channel when a release
+            # their check waited for has come.
+            + "  agency_channels:\n    border-police: duty-desk\n"
         )
 
     return configure_node
@@ -245,6 +248,15 @@ async def test_a_hit_waits_for_an_operator_then_reaches_the_agency(net: Net) -> 
     assert (result["status"], result["level"]) == ("hit", "full")
     assert result["hits"][0]["record"]["holder_name"] == "Jean Exemple"
     assert "remarks" not in result["hits"][0]["record"]
+    # The agency was told where to read it, not what it says.
+    (told,) = [n.notice for n in net.outbox("FR") if n.notice.kind == "release"]
+    assert (told.channel, told.body["check"], told.body["state"]) == (
+        "duty-desk",
+        doc["id"],
+        "released",
+    )
+    assert "Jean Exemple" not in orjson.dumps(told.body).decode()
+    assert f"/local/v1/checks/{doc['id']}" in notice_text(told)[1]
 
     # Logged on both sides: DE's decision and the release it answered; FR's fetch of it.
     de = net.rows("DE")
