@@ -72,7 +72,7 @@ outgoing:
 # approvals:                       # releases that wait for an operator (operations.md §8.1)
 #   check_interval_s: 10           # expire and remind
 #   poll_interval_s: 15            # ask peers for releases; tell peers asking us to wait as long
-#   agency_channels: {}            # agency: channel told when a release it waited for came
+#   agency_channels: {{}}            # agency: channel told when a release it waited for came
 # federation:
 #   local_hosts: []                # names it answers besides IP addresses and localhost
 #   auth_failures: 10              # failed agency tokens per address in the window, then 429
