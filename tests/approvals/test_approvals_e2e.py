@@ -20,6 +20,7 @@ import orjson
 import pytest
 import yaml
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from support.databases import DatabaseUrl
 from support.openapi import schema
 from support.processes import audit_entries, cli
 
@@ -491,3 +492,44 @@ async def test_an_older_peer_verifies_the_pending_answer_and_the_release(net: Ne
     (result,) = released["results"]
     assert (result["status"], result["level"]) == ("hit", "full")
     assert result["hits"][0]["record"]["holder_name"] == "Jean Exemple"
+
+
+async def test_one_decision_and_its_release_on_either_database(
+    tmp_path: Path, db_url: DatabaseUrl
+) -> None:
+    """The approval's row rewritten with the decision, the decision once, the release
+    fetched once: on SQLite and on PostgreSQL."""
+
+    def configure_with(node_id: str, directory: Path) -> None:
+        configure("1h")(node_id, directory)
+        path = directory / "connector.yaml"
+        config = yaml.safe_load(path.read_text())
+        config["databases"] = {
+            "records": db_url(f"{node_id}_records"),
+            "enquiries": db_url(f"{node_id}_enquiries"),
+        }
+        path.write_text(yaml.safe_dump(config))
+
+    async with (
+        network(tmp_path, ["FR", "DE"], configure_with) as nodes,
+        aiohttp.ClientSession() as session,
+    ):
+        net = Net(tmp_path, nodes, session)
+        doc = await net.check(HELD)
+        approval = doc["checks"][0]["peers"][0]["approval"]["id"]
+        first, second = await asyncio.gather(
+            net.approvals.approve(approval, operator=OPERATOR, reason="match confirmed"),
+            net.approvals.deny(approval, operator=OPERATOR, reason="a namesake"),
+            return_exceptions=True,
+        )
+        # Both read it pending; only one decision commits, the other is told so.
+        decided = [r for r in (first, second) if not isinstance(r, BaseException)]
+        refused = [r for r in (first, second) if isinstance(r, BaseException)]
+        assert len(decided) == 1
+        assert [type(r) for r in refused] == [ApprovalDecided]
+        state = net.approvals.get(approval).state
+        assert state == decided[0].state
+        (release,) = (await net.until_complete(doc["id"]))["releases"]
+        assert release["state"] == {"approved": "released", "denied": "denied"}[state]
+        decisions = [e for e in net.rows("DE") if e.jti == decision_jti(approval)]
+        assert len(decisions) == 1
