@@ -50,6 +50,8 @@ class Action(StrEnum):
     BACKUP_RESTORED = "backup.restored"
     ENQUIRY_LOG_REPLACED = "enquiry_log.replaced"
     TRAIL_REPAIRED = "trail.repaired"
+    APPROVAL_APPROVED = "approval.approved"
+    APPROVAL_DENIED = "approval.denied"
 
 
 ActorKind = Literal["os", "console"]
