@@ -28,6 +28,9 @@ START_TIMEOUT_S = 60.0
 # A worker that exits is started again after this, doubled while it keeps failing.
 RESTART_FIRST_S = 0.5
 RESTART_MAX_S = 30.0
+# systemd signals every process of the unit at once, in no set order: a worker that stopped in
+# order waits this long for the main process's own SIGTERM before it counts as gone.
+STOPPED_GRACE_S = 5.0
 # systemd's variables are the main process's: only it speaks to systemd (NotifyAccess=main).
 _SYSTEMD_ONLY = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
 
@@ -130,9 +133,7 @@ class Workers:
             if self._stopping:
                 return
             if code == 0:
-                # Stopped in order, by a SIGTERM: when systemd stops the unit it signals
-                # every process at once, and the main process's own may come just after.
-                await asyncio.sleep(delay)
+                await asyncio.sleep(STOPPED_GRACE_S)
                 if self._stopping:
                     return
             self._down.add(index)
