@@ -416,6 +416,8 @@ class Answerer:
                 )
         found = [] if searched is None else await self._search(check, searched)
         hidden = fields_of(check.category) - decision.fields
+        kind = self.store.kind(check.category)
+        examined = kind is not None and kind.verification_required
         hits = tuple(
             Hit(
                 ref=make_ref(self.node, check.category, m.record.id),
@@ -424,6 +426,7 @@ class Answerer:
                 # Why a fuzzy match scored as it did is part of the record's detail: shown
                 # from `summary` on, never at `hit`.
                 reasons=_visible_reasons(m.reasons, decision.level, hidden),
+                verification_required=examined,
             )
             for m in found
         )

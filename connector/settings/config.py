@@ -224,6 +224,8 @@ class Discovery(_Model):
 DEFAULT_HIT_THRESHOLD = 0.85
 """Where a ranked candidate (a person found by name) becomes a hit; see docs/records.md and
 docs/benchmarks.md for what it costs in missed persons and false hits."""
+DEFAULT_FINGERPRINT_THRESHOLD = 10
+"""The bozorth3 score of a fingerprint hit by default, chosen by bench.fingerprints."""
 
 
 RefChecks = Literal["disclosed", "any"]
@@ -238,6 +240,12 @@ class DnaMatching(_Model):
     allow_near_match: bool = True
 
 
+class FingerprintMatching(_Model):
+    # The bozorth3 score from which a fingerprint candidate is a hit, chosen from the
+    # evaluation (docs/benchmarks.md §bench.fingerprints: FNMR at FMR 0.1 %).
+    threshold: Annotated[int, Field(ge=1, le=1000)] = DEFAULT_FINGERPRINT_THRESHOLD
+
+
 class Matching(_Model):
     # Per category: the score from which a candidate of a ranked search (a person by name)
     # is a hit. Below it the candidate is not reported at any level.
@@ -248,6 +256,8 @@ class Matching(_Model):
     ref_checks: RefChecks = "disclosed"
     # DNA profiles: the Prüm matching thresholds (docs/records.md).
     dna: DnaMatching = DnaMatching()
+    # Fingerprints: the bozorth3 score a candidate must reach (docs/records.md).
+    fingerprints: FingerprintMatching = FingerprintMatching()
 
     def threshold(self, category: Category) -> float:
         return self.hit_threshold.get(category, DEFAULT_HIT_THRESHOLD)

@@ -112,6 +112,9 @@ class Kind(ABC):
     # The fields a check is searched by at every answer level unless a policy rule's `search:`
     # says otherwise: those the category cannot be searched without (docs/policies.md §3).
     identifying: frozenset[str] = frozenset()
+    # True: every hit is a candidate for a human examiner, never an identification, and
+    # says so on the wire (fingerprints; protocol §7.3).
+    verification_required: bool = False
 
     @abstractmethod
     def parse_row(self, raw: Mapping[str, Any]) -> Record:

@@ -1,0 +1,131 @@
+"""NIST bozorth3, as the nbis-py binding exposes it, fed with minutiae read by our own ISO
+reader: the binding's own reader does not read ISO/IEC 19794-2 records (docs/records.md
+§Fingerprints), so each view is handed over in the byte layout that reader does take."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import struct
+from collections import OrderedDict
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+from connector.records.fingerprints.iso19794 import (
+    STANDARD_PPCM,
+    FingerView,
+    TemplateError,
+    read_template,
+)
+
+BOZORTH_MINUTIAE = 150
+"""Minutiae bozorth3 compares of a print (NBIS's default): the best by quality are kept."""
+
+_TYPE_CODE = {"other": 0, "ridge_ending": 1, "bifurcation": 2}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Prepared:
+    """A finger view as the matcher holds it, ready to compare many times."""
+
+    finger: int
+    minutiae: Any  # nbis.Minutiae
+
+
+class Bozorth3:
+    """Scores two finger views with NIST's bozorth3: 0 for unrelated prints, rising with the
+    minutiae pairs that agree; NBIS calls scores above about 40 a likely match."""
+
+    @cached_property
+    def _extractor(self) -> Any:
+        # Made once and on first use: the binding loads its NFIQ 2 model here (~0.3 s).
+        import nbis  # type: ignore[import-untyped]
+
+        return nbis.new_nbis_extractor(
+            nbis.NbisExtractorSettings(
+                min_quality=0.0,
+                get_center=False,
+                check_fingerprint=False,
+                compute_nfiq2=False,
+                ppi=None,
+            )
+        )
+
+    def prepare(self, view: FingerView) -> Prepared:
+        return Prepared(
+            finger=view.finger, minutiae=self._extractor.load_iso_19794_2_2005(binding_layout(view))
+        )
+
+    def score(self, probe: Prepared, gallery: Prepared) -> int:
+        return int(probe.minutiae.compare(gallery.minutiae))
+
+
+def binding_layout(view: FingerView) -> bytes:
+    """The bytes nbis-py 0.1's `load_iso_19794_2_2005` reads, which are not the standard's:
+    a 26-byte header with the minutiae count at byte 25 and no extended-data length (its
+    Rust source, `encoding.rs`). Positions are scaled to 500 pixels an inch; the angle stays
+    in the ISO unit (the binding rounds it to bozorth3's 11.25° directions)."""
+    minutiae = sorted(view.minutiae, key=lambda m: -m.quality)[:BOZORTH_MINUTIAE]
+    sx = STANDARD_PPCM / view.resolution_x
+    sy = STANDARD_PPCM / view.resolution_y
+    width = max(1, round(view.width * sx))
+    height = max(1, round(view.height * sy))
+    out = bytearray(b"FMR\x00 20\x00")
+    out += struct.pack(">I", 26 + 6 * len(minutiae))
+    out += b"\x00\x00" + struct.pack(">HH", min(width, 0xFFFF), min(height, 0xFFFF))
+    out += bytes(7) + bytes([len(minutiae)])
+    for m in minutiae:
+        x = min(round(m.x * sx), 0x3FFF)
+        y = min(round(m.y * sy), 0x3FFF)
+        out += struct.pack(">HHBB", (_TYPE_CODE[m.type] << 14) | x, y, m.angle, m.quality)
+    return bytes(out)
+
+
+class PreparedCache:
+    """Prepared views by the base64 text of their record, the most recently used kept: a
+    1:N search compares one probe with every held print, and reading and handing over a
+    print costs about as much as comparing it, so held prints stay prepared between
+    searches. Bounded: each costs a few kilobytes of the binding's memory."""
+
+    def __init__(self, matcher: Bozorth3, *, size: int = 200_000) -> None:
+        self.matcher = matcher
+        self.size = size
+        self._held: OrderedDict[str, tuple[Prepared, ...]] = OrderedDict()
+
+    def get(self, text: str) -> tuple[Prepared, ...]:
+        """A held record's views; () for one that does not read (stored before it was
+        checked), which then never matches."""
+        found = self._held.get(text)
+        if found is not None:
+            self._held.move_to_end(text)
+            return found
+        try:
+            views = read_template(decode_template(text)).views
+        except (TemplateError, ValueError):
+            views = ()
+        return self._keep(text, tuple(self.matcher.prepare(v) for v in views))
+
+    def views(self, text: str, views: tuple[FingerView, ...]) -> tuple[Prepared, ...]:
+        """A check's views (already read, their finger perhaps set by the check)."""
+        key = f"{text}#{','.join(str(v.finger) for v in views)}"
+        found = self._held.get(key)
+        if found is not None:
+            return found
+        return self._keep(key, tuple(self.matcher.prepare(v) for v in views))
+
+    def _keep(self, key: str, prepared: tuple[Prepared, ...]) -> tuple[Prepared, ...]:
+        self._held[key] = prepared
+        if len(self._held) > self.size:
+            self._held.popitem(last=False)
+        return prepared
+
+
+def decode_template(text: str) -> bytes:
+    """A template's bytes from base64 (standard or URL-safe alphabet, padding optional)."""
+    cleaned = text.strip().replace("-", "+").replace("_", "/")
+    cleaned += "=" * (-len(cleaned) % 4)
+    try:
+        return base64.b64decode(cleaned, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("not base64 (an ISO/IEC 19794-2 record, base64-encoded)") from None
