@@ -10,7 +10,7 @@ import struct
 from collections import OrderedDict
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import Any, Protocol
 
 from connector.records.fingerprints.iso19794 import (
     STANDARD_PPCM,
@@ -23,6 +23,16 @@ BOZORTH_MINUTIAE = 150
 """Minutiae bozorth3 compares of a print (NBIS's default): the best by quality are kept."""
 
 _TYPE_CODE = {"other": 0, "ridge_ending": 1, "bifurcation": 2}
+
+
+class Probe(Protocol):
+    """What a check holds of its prints: the views, and a key naming them."""
+
+    @property
+    def views(self) -> tuple[FingerView, ...]: ...
+
+    @property
+    def key(self) -> str: ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -92,6 +102,8 @@ class PreparedCache:
         self.matcher = matcher
         self.size = size
         self._held: OrderedDict[str, tuple[Prepared, ...]] = OrderedDict()
+        # The check being searched: asked for once a candidate, found without a lookup.
+        self._last_probe: tuple[object, tuple[Prepared, ...]] = (None, ())
 
     def get(self, text: str) -> tuple[Prepared, ...]:
         """A held record's views; () for one that does not read (stored before it was
@@ -106,13 +118,16 @@ class PreparedCache:
             views = ()
         return self._keep(text, tuple(self.matcher.prepare(v) for v in views))
 
-    def views(self, text: str, views: tuple[FingerView, ...]) -> tuple[Prepared, ...]:
-        """A check's views (already read, their finger perhaps set by the check)."""
-        key = f"{text}#{','.join(str(v.finger) for v in views)}"
-        found = self._held.get(key)
-        if found is not None:
-            return found
-        return self._keep(key, tuple(self.matcher.prepare(v) for v in views))
+    def probe(self, criteria: Probe) -> tuple[Prepared, ...]:
+        """A check's views (already read, their finger perhaps set by the check), prepared
+        once for all the prints it is compared with."""
+        if criteria is self._last_probe[0]:
+            return self._last_probe[1]
+        found = self._held.get(criteria.key)
+        if found is None:
+            found = self._keep(criteria.key, tuple(self.matcher.prepare(v) for v in criteria.views))
+        self._last_probe = (criteria, found)
+        return found
 
     def _keep(self, key: str, prepared: tuple[Prepared, ...]) -> tuple[Prepared, ...]:
         self._held[key] = prepared

@@ -1,6 +1,7 @@
 """Synthetic minutiae for the demo, the tests and the bench: a random finger (minutiae kept
-apart as ridges keep them) and impressions of it, turned, moved, elastically distorted,
-with minutiae lost and spurious ones found at stated rates. No real person's print."""
+apart as ridges keep them, pointing along a ridge flow) and impressions of it, turned,
+moved, elastically distorted, with minutiae lost and spurious ones found at stated rates.
+No real person's print."""
 
 from __future__ import annotations
 
@@ -32,9 +33,29 @@ class Distortion:
     spurious: float = 0.1
 
 
+PATTERNS = ("arch", "loop", "whorl")
+"""The classes a synthetic finger's ridge flow is drawn from."""
+
+
+def ridge_direction(pattern: str, x: float, y: float, core: tuple[float, float]) -> float:
+    """The ridge orientation (radians, modulo π) at (x, y) of a simple flow of that class
+    around `core`: real minutiae follow their finger's ridges, so two fingers of one class
+    have minutiae pointing alike, and impostor pairs score higher than random points do."""
+    dx, dy = x - core[0], core[1] - y
+    if pattern == "arch":
+        return math.atan(0.8 * math.sin(dx / 60) * math.exp(-abs(dy) / 200))
+    around = math.atan2(dy, dx)
+    if pattern == "whorl":
+        return around + math.pi / 2
+    return around / 2 + math.pi / 2  # a loop: half a turn of flow around the core
+
+
 def finger(rng: random.Random, *, count: int = 45, finger_position: int = 0) -> FingerView:
     """A finger's minutiae: `count` points at least 18 pixels apart in the image's middle,
-    each with a direction and type."""
+    each pointing along its ridge (either way along it, a few degrees off), of a flow class
+    and core drawn at random."""
+    pattern = rng.choice(PATTERNS)
+    core = (rng.uniform(140, WIDTH - 140), rng.uniform(180, HEIGHT - 180))
     points: list[tuple[int, int]] = []
     tries = 0
     while len(points) < count and tries < count * 200:
@@ -43,21 +64,20 @@ def finger(rng: random.Random, *, count: int = 45, finger_position: int = 0) -> 
         y = rng.randint(40, HEIGHT - 40)
         if all((x - a) ** 2 + (y - b) ** 2 >= 18**2 for a, b in points):
             points.append((x, y))
-    return FingerView(
-        finger=finger_position,
-        minutiae=tuple(
+    minutiae = []
+    for x, y in points:
+        along = ridge_direction(pattern, x, y, core) + rng.choice((0.0, math.pi))
+        degrees = math.degrees(along) + rng.gauss(0, 8)
+        minutiae.append(
             Minutia(
                 x=x,
                 y=y,
-                angle=rng.randrange(256),
+                angle=round(degrees * 256 / 360) % 256,
                 type=rng.choice(("ridge_ending", "bifurcation")),
                 quality=rng.randint(40, 100),
             )
-            for x, y in points
-        ),
-        width=WIDTH,
-        height=HEIGHT,
-    )
+        )
+    return FingerView(finger=finger_position, minutiae=tuple(minutiae), width=WIDTH, height=HEIGHT)
 
 
 def impression(rng: random.Random, true: FingerView, how: Distortion) -> FingerView:

@@ -224,6 +224,11 @@ class FingerprintCriteria:
     text: str
     threshold: int = DEFAULT_FINGERPRINT_THRESHOLD
 
+    @property
+    def key(self) -> str:
+        """What the check's prepared views are cached by: its template and fingers."""
+        return f"{self.text}#{','.join(str(v.finger) for v in self.views)}"
+
 
 class Fingerprints(Kind):
     """Every held print of a searched finger (and every print of an unknown finger) scored
@@ -316,7 +321,7 @@ class Fingerprints(Kind):
             return None  # a print stored before it was read (db upgrade): never a hit
         finger = record.fields.get("finger", 0)
         best = 0
-        for probe in self.prepared.views(criteria.text, criteria.views):
+        for probe in self.prepared.probe(criteria):
             for gallery in held:
                 if probe.finger and finger and probe.finger != finger:
                     continue
