@@ -7,9 +7,9 @@ from __future__ import annotations
 import base64
 import binascii
 import struct
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Any, Protocol
 
 from connector.records.fingerprints.iso19794 import (
@@ -47,20 +47,33 @@ class Bozorth3:
     """Scores two finger views with NIST's bozorth3: 0 for unrelated prints, rising with the
     minutiae pairs that agree; NBIS calls scores above about 40 a likely match."""
 
-    @cached_property
-    def _extractor(self) -> Any:
-        # Made once and on first use: the binding loads its NFIQ 2 model here (~0.3 s).
-        import nbis  # type: ignore[import-untyped]
+    def __init__(self) -> None:
+        self._made: Any = None
+        self._lock = threading.Lock()
 
-        return nbis.new_nbis_extractor(
-            nbis.NbisExtractorSettings(
-                min_quality=0.0,
-                get_center=False,
-                check_fingerprint=False,
-                compute_nfiq2=False,
-                ppi=None,
-            )
-        )
+    @property
+    def _extractor(self) -> Any:
+        # Made once, on first use or by `warm` in a worker thread at a node's start: the
+        # binding loads its NFIQ 2 model here (0.3 s, over a second on a busy machine).
+        if self._made is None:
+            with self._lock:
+                if self._made is None:
+                    import nbis  # type: ignore[import-untyped]
+
+                    self._made = nbis.new_nbis_extractor(
+                        nbis.NbisExtractorSettings(
+                            min_quality=0.0,
+                            get_center=False,
+                            check_fingerprint=False,
+                            compute_nfiq2=False,
+                            ppi=None,
+                        )
+                    )
+        return self._made
+
+    def warm(self) -> None:
+        """Loads the binding before a check waits for it."""
+        self._extractor  # noqa: B018
 
     def prepare(self, view: FingerView) -> Prepared:
         return Prepared(

@@ -182,6 +182,14 @@ class Kind(ABC):
         DNA thresholds); unchanged by default."""
         return criteria
 
+    # True: `warm` loads what the kind's first search would otherwise wait for.
+    warms_up: bool = False
+
+    def warm(self) -> None:
+        """Loads what a first search would wait for (a matcher's models); run by a starting
+        node in a worker thread."""
+        return None
+
     def ranked(self, criteria: Any) -> bool:
         """True when this check's candidates are ranked by similarity rather than found by an
         identifier, so that the category's hit threshold decides which are hits."""

@@ -245,6 +245,7 @@ class Fingerprints(Kind):
     keys_version = "1"
     exhaustive_keys = True
     verification_required = True
+    warms_up = True
     compared = MappingProxyType(
         {"template": frozenset({"template"}), "finger": frozenset({"template"})}
     )
@@ -253,6 +254,9 @@ class Fingerprints(Kind):
     def __init__(self) -> None:
         self.matcher = Bozorth3()
         self.prepared = PreparedCache(self.matcher)
+
+    def warm(self) -> None:
+        self.matcher.warm()
 
     def parse_row(self, raw: Mapping[str, Any]) -> Record:
         try:
