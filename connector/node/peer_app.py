@@ -16,6 +16,7 @@ from apscheduler.triggers.cron import CronTrigger
 from connector.enquiries.log import EnquiryLog
 from connector.enquiries.witnessed import WitnessStore
 from connector.errors import ConfigError
+from connector.inbound.afis import Afis
 from connector.inbound.answering import Answerer
 from connector.inbound.ratelimit import RateLimiter
 from connector.inbound.witnessing import Witness
@@ -47,6 +48,7 @@ log = structlog.get_logger(__name__)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 NOTIFY_SESSION = web.AppKey("notify_session", aiohttp.ClientSession)
 WITNESSES = web.AppKey("witnesses", Witnesses)
+AFIS = web.AppKey("afis", Afis)
 
 
 def build_peer_app(
@@ -66,12 +68,24 @@ def build_peer_app(
     app[SCHEDULER] = scheduler
     app[PAUSED] = node.live.paused
     app.cleanup_ctx.extend(
-        [answerer_ctx, witness_ctx, notifications_ctx, sources_ctx, watch_notices_ctx]
+        [afis_ctx, answerer_ctx, witness_ctx, notifications_ctx, sources_ctx, watch_notices_ctx]
     )
     return app
 
 
 # --- one cleanup_ctx generator per resource ---------------------------------------------------
+
+
+async def afis_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The NCB's own AFIS, when connector.yaml names one: asked over a session of its own,
+    kept alive between checks."""
+    link = app[NODE].settings.fingerprints.afis
+    if link is None:
+        yield
+        return
+    async with peer_session(limit_per_host=8) as session:
+        app[AFIS] = Afis(link=link, session=session)
+        yield
 
 
 async def answerer_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -91,6 +105,7 @@ async def answerer_ctx(app: web.Application) -> AsyncIterator[None]:
         ref_checks=node.settings.matching.ref_checks,
         metrics=node.metrics,
         matching=node.settings.matching,
+        afis=app.get(AFIS),
     )
     app[IDENTITY] = IdentityToken(
         signer=node.signer,
