@@ -275,3 +275,30 @@ def test_search_ranks_mates_and_narrows_by_finger_without_losing_one(
     # The node's threshold decides (Kind.at_node): none reach 1000.
     strict = Matching(fingerprints=FingerprintMatching(threshold=1000))
     assert fp_store.search_now(Category.FINGERPRINTS, KIND.at_node(criteria, strict), 10) == []
+
+
+async def test_a_running_node_scores_prints_off_its_event_loop(fp_store: RecordStore) -> None:
+    """bozorth3 runs in a worker thread: the loop keeps serving while a 1:N search compares."""
+    import asyncio
+
+    rng = random.Random(13)
+    rows = [{"id": f"F-{i}", "template": _b64(finger(rng, finger_position=2))} for i in range(400)]
+    data = b"".join(orjson.dumps(r) + b"\n" for r in rows)
+    import_stream(fp_store, io.BytesIO(data), category=Category.FINGERPRINTS, fmt="ndjson")
+    criteria = KIND.parse_criteria({"template": _b64(finger(rng, finger_position=0))})
+    ticks = 0
+    searching = True
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while searching:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    beat = asyncio.create_task(ticker())
+    try:
+        await fp_store.search(Category.FINGERPRINTS, criteria, 10)
+    finally:
+        searching = False
+        await beat
+    assert ticks > 10  # on the loop the search would have let the ticker run once at most

@@ -50,6 +50,7 @@ class Bozorth3:
     def __init__(self) -> None:
         self._made: Any = None
         self._lock = threading.Lock()
+        self._comparing = threading.Lock()
 
     @property
     def _extractor(self) -> Any:
@@ -81,7 +82,10 @@ class Bozorth3:
         )
 
     def score(self, probe: Prepared, gallery: Prepared) -> int:
-        return int(probe.minutiae.compare(gallery.minutiae))
+        # One comparison at a time: NBIS's bozorth3 works in static arrays, and searches
+        # run in worker threads (the binding releases the GIL while it compares).
+        with self._comparing:
+            return int(probe.minutiae.compare(gallery.minutiae))
 
 
 def binding_layout(view: FingerView) -> bytes:
@@ -115,16 +119,18 @@ class PreparedCache:
         self.matcher = matcher
         self.size = size
         self._held: OrderedDict[str, tuple[Prepared, ...]] = OrderedDict()
+        self._lock = threading.Lock()
         # The check being searched: asked for once a candidate, found without a lookup.
         self._last_probe: tuple[object, tuple[Prepared, ...]] = (None, ())
 
     def get(self, text: str) -> tuple[Prepared, ...]:
         """A held record's views; () for one that does not read (stored before it was
         checked), which then never matches."""
-        found = self._held.get(text)
-        if found is not None:
-            self._held.move_to_end(text)
-            return found
+        with self._lock:
+            found = self._held.get(text)
+            if found is not None:
+                self._held.move_to_end(text)
+                return found
         try:
             views = read_template(decode_template(text)).views
         except (TemplateError, ValueError):
@@ -134,18 +140,21 @@ class PreparedCache:
     def probe(self, criteria: Probe) -> tuple[Prepared, ...]:
         """A check's views (already read, their finger perhaps set by the check), prepared
         once for all the prints it is compared with."""
-        if criteria is self._last_probe[0]:
-            return self._last_probe[1]
-        found = self._held.get(criteria.key)
+        last = self._last_probe
+        if criteria is last[0]:
+            return last[1]
+        with self._lock:
+            found = self._held.get(criteria.key)
         if found is None:
             found = self._keep(criteria.key, tuple(self.matcher.prepare(v) for v in criteria.views))
         self._last_probe = (criteria, found)
         return found
 
     def _keep(self, key: str, prepared: tuple[Prepared, ...]) -> tuple[Prepared, ...]:
-        self._held[key] = prepared
-        if len(self._held) > self.size:
-            self._held.popitem(last=False)
+        with self._lock:  # searches of two checks may run in two worker threads
+            self._held[key] = prepared
+            if len(self._held) > self.size:
+                self._held.popitem(last=False)
         return prepared
 
 

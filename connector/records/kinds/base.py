@@ -182,6 +182,9 @@ class Kind(ABC):
         DNA thresholds); unchanged by default."""
         return criteria
 
+    # True: scoring a check's candidates takes long (a 1:N fingerprint search), so a running
+    # node scores them in a worker thread, never on its event loop.
+    scores_apart: bool = False
     # True: `warm` loads what the kind's first search would otherwise wait for.
     warms_up: bool = False
 

@@ -246,6 +246,7 @@ class Fingerprints(Kind):
     exhaustive_keys = True
     verification_required = True
     warms_up = True
+    scores_apart = True
     compared = MappingProxyType(
         {"template": frozenset({"template"}), "finger": frozenset({"template"})}
     )
