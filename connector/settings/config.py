@@ -225,7 +225,7 @@ class Discovery(_Model):
 DEFAULT_HIT_THRESHOLD = 0.85
 """Where a ranked candidate (a person found by name) becomes a hit; see docs/records.md and
 docs/benchmarks.md for what it costs in missed persons and false hits."""
-DEFAULT_FINGERPRINT_THRESHOLD = 10
+DEFAULT_FINGERPRINT_THRESHOLD = 6
 """The bozorth3 score of a fingerprint hit by default, chosen by bench.fingerprints."""
 
 
