@@ -51,7 +51,6 @@ BEGIN = (
 END = "<!-- bench.fingerprints: end -->"
 SECTION = "## Fingerprints: bozorth3 accuracy and 1:N at 100,000"
 CATEGORY = Category.FINGERPRINTS
-BATCH = 5_000
 _KEYED_CODE = (
     "connector/records/fingerprints/iso19794.py",
     "connector/records/fingerprints/synthetic.py",
