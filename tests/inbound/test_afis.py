@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import random
+import ssl
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from support.afis import StandIn, afis
 from support.network import POLICY, ask
 from support.processes import free_port
 
+from connector.crypto.keyfiles import certificate_fingerprint, make_tls_certificate
 from connector.demo import DEMO_FINGER, demo_print, network
 from connector.errors import ConfigError
 from connector.records.fingerprints.iso19794 import write_2011
@@ -23,14 +25,21 @@ from connector.settings.config import load_settings
 from connector.vocabulary import Category
 
 
-def _forwarding(url: str, timeout: float = 0.5) -> Callable[[str, Path], None]:
+def _forwarding(
+    url: str, timeout: float = 0.5, pin: str | None = None
+) -> Callable[[str, Path], None]:
     def configure(node_id: str, directory: Path) -> None:
         (directory / "policies" / "10-demo.yaml").write_text(POLICY)
         if node_id != "DE":
             return
         path = directory / "connector.yaml"
         config = yaml.safe_load(path.read_text())
-        config["fingerprints"] = {"afis": {"url": url, "insecure": True, "timeout": timeout}}
+        link: dict[str, object] = {"url": url, "timeout": timeout}
+        if pin is None:
+            link["insecure"] = True
+        else:
+            link["tls_fingerprint"] = pin
+        config["fingerprints"] = {"afis": link}
         path.write_text(yaml.safe_dump(config))
 
     return configure
@@ -83,6 +92,28 @@ async def test_an_afis_that_is_down_is_an_error(tmp_path: Path) -> None:
     async with network(tmp_path, ["FR", "DE"], _forwarding(url)) as net:
         results = await ask(net, "FR", [CHECK])
         assert (results["0"].status, results["0"].reason) == ("error", "afis_unavailable")
+
+
+@pytest.mark.parametrize("pinned", [True, False])
+async def test_the_afis_certificate_is_pinned(tmp_path: Path, pinned: bool) -> None:
+    cert, key = make_tls_certificate("AFIS", ["127.0.0.1"])
+    (tmp_path / "afis.crt").write_bytes(cert)
+    (tmp_path / "afis.key").write_bytes(key)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(tmp_path / "afis.crt", tmp_path / "afis.key")
+    other, _ = make_tls_certificate("OTHER", ["127.0.0.1"])
+    pin = certificate_fingerprint(cert if pinned else other)
+    stand_in = StandIn(prints={"AFIS-FP-9": demo_print(0)}, tls=context)
+    async with (
+        afis(stand_in),
+        network(tmp_path / "net", ["FR", "DE"], _forwarding(stand_in.url, pin=pin)) as net,
+    ):
+        results = await ask(net, "FR", [CHECK])
+        if pinned:
+            assert [h.ref for h in results["0"].hits] == ["DE:fingerprints:AFIS-FP-9"]
+        else:  # another certificate: never asked, never a no-hit
+            assert (results["0"].status, results["0"].reason) == ("error", "afis_unavailable")
+            assert stand_in.asked == []
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Literal
@@ -26,6 +27,8 @@ class StandIn:
     threshold: int = 6
     failure: Failure = "none"
     asked: list[dict[str, object]] = field(default_factory=list)
+    # Served over TLS with this context (https://), else plain http on loopback.
+    tls: ssl.SSLContext | None = None
     url: str = ""
 
 
@@ -82,10 +85,11 @@ async def afis(stand_in: StandIn) -> AsyncIterator[StandIn]:
     app.router.add_post("/v1/candidates", _candidates)
     runner = web.AppRunner(app)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=stand_in.tls)
     await site.start()
     port = runner.addresses[0][1]
-    stand_in.url = f"http://127.0.0.1:{port}/v1/candidates"
+    scheme = "https" if stand_in.tls is not None else "http"
+    stand_in.url = f"{scheme}://127.0.0.1:{port}/v1/candidates"
     try:
         yield stand_in
     finally:
