@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import functools
 import io
+import random
 import tempfile
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
@@ -28,6 +30,9 @@ from connector.outbound.request import Request
 from connector.peers.client import Exchange
 from connector.peers.trust import Peer, PinnedKey, TrustStore, save_trust_store
 from connector.protocol import Check, Criterion, HitClaims
+from connector.records.fingerprints.iso19794 import write_2005, write_2011
+from connector.records.fingerprints.synthetic import Distortion, impression
+from connector.records.fingerprints.synthetic import finger as fingerprint_finger
 from connector.records.identifiers.mrz import check_digit
 from connector.records.importer import import_stream
 from connector.settings.config import load_settings
@@ -331,9 +336,56 @@ def _demo_dna(nodes: dict[str, DemoNode]) -> None:
         store.close()
 
 
+FINGERPRINT_POLICY = """\
+# Demo: fingerprints, Prüm's way. Candidates for a human examiner, with the finger and
+# the bozorth3 score from `summary` on; a daily budget per peer.
+inbound:
+  - name: fingerprints for Schengen investigations
+    from: [group:schengen]
+    purposes: [criminal_investigation]
+    categories: [fingerprints]
+    answer: summary
+    rate: 100/day
+outbound:
+  - name: the NCB may ask about fingerprints
+    agency: ncb
+    categories: [fingerprints]
+    to: "*"
+"""
+
+DEMO_FINGER = 2
+"""The finger DE holds a print of: ISO/IEC 19794-2 position 2, the right index."""
+
+
+def demo_print(impression_no: int, *, version: str = "2005") -> str:
+    """Base64 of an ISO/IEC 19794-2 record of one impression of the demo's synthetic right
+    index finger (the same finger every time; each impression turned, moved and distorted
+    a little, as two real impressions are)."""
+    true = fingerprint_finger(random.Random(1874), finger_position=DEMO_FINGER)
+    mild = Distortion(rotation=8, shift=15, elastic=2, jitter=1, angle_jitter=1, drop=0.05)
+    view = impression(random.Random(impression_no), true, mild)
+    data = write_2005([view]) if version == "2005" else write_2011([view])
+    return base64.b64encode(data).decode("ascii")
+
+
+def _demo_fingerprints(nodes: dict[str, DemoNode]) -> None:
+    """DE holds a print taken at an arrest."""
+    row = {"id": "DE-FP-26-0031", "case_reference": "DE-K-2026-51", "template": demo_print(0)}
+    store = nodes["DE"].node.open_records()
+    try:
+        import_stream(
+            store, io.BytesIO(orjson.dumps(row)), category=Category.FINGERPRINTS, fmt="ndjson"
+        )
+    finally:
+        store.close()
+
+
 def _demo_configure(node_id: str, directory: Path) -> None:
     _demo_notifications(node_id, directory)
     (directory / "policies" / "30-dna.yaml").write_text(DNA_POLICY, encoding="utf-8")
+    (directory / "policies" / "31-fingerprints.yaml").write_text(
+        FINGERPRINT_POLICY, encoding="utf-8"
+    )
 
 
 def _demo_notifications(node_id: str, directory: Path) -> None:
@@ -473,6 +525,7 @@ async def run_demo(*, nodes: int = 3, keep: Path | None = None) -> AsyncIterator
         yield Starting(nodes=tuple(ids), root=root)
         async with network(root, ids, _demo_configure) as net:
             _demo_dna(net)
+            _demo_fingerprints(net)
             for n in net.values():
                 yield NodeUp(
                     node=n.id,
@@ -529,12 +582,25 @@ async def run_demo(*, nodes: int = 3, keep: Path | None = None) -> AsyncIterator
                     {"loci": {**DEMO_STAIN, "FGA": "21,23", "AMEL": "X,Y"}},
                     "hit",
                 ),
+                (
+                    "FR sends DE a suspect's right index print (a candidate for an examiner)",
+                    "FR",
+                    "DE",
+                    Purpose.CRIMINAL_INVESTIGATION,
+                    {"template": demo_print(1, version="2011"), "finger": DEMO_FINGER},
+                    "hit",
+                ),
             ]
             failures = 0
             for title, src, dst, purpose, criteria, expected in scenarios:
                 yield Section(title=title)
-                dna = "loci" in criteria
-                category = Category.DNA_PROFILES if dna else Category.TRAVEL_DOCUMENTS
+                category = (
+                    Category.DNA_PROFILES
+                    if "loci" in criteria
+                    else Category.FINGERPRINTS
+                    if "template" in criteria
+                    else Category.TRAVEL_DOCUMENTS
+                )
                 try:
                     exchange = await _ask(net, src, dst, purpose, criteria, category)
                 except ConnectorError as exc:

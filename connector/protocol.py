@@ -82,7 +82,13 @@ def digest(token: bytes) -> str:
 NodeId = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}(-[A-Z0-9]{1,8})?$")]
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 # Strict: "10" is not a number and 1.0 is not an integer on this wire.
-CriterionValue = Annotated[StrictStr, StringConstraints(max_length=512)] | StrictInt | StrictBool
+MAX_CRITERION_CHARS = 512
+MAX_TEMPLATE_CHARS = 4096
+"""A fingerprint check's `template` (base64 of an ISO/IEC 19794-2 record of up to 3 KiB: ten
+views of 40 minutiae, or one of 255 with room for extended data): §5.2's one longer value."""
+CriterionValue = (
+    Annotated[StrictStr, StringConstraints(max_length=MAX_TEMPLATE_CHARS)] | StrictInt | StrictBool
+)
 MAX_LOCI = 32
 """Members of a DNA check's `loci` object, the one criterion that is not a scalar (§5.2)."""
 LociValue = Annotated[
@@ -94,6 +100,8 @@ LociValue = Annotated[
 ]
 OBJECT_CRITERIA = frozenset({(Category.DNA_PROFILES, "loci")})
 """The (category, member) pairs whose criterion value is an object; every other is scalar."""
+LONG_CRITERIA = frozenset({(Category.FINGERPRINTS, "template")})
+"""The (category, member) pairs whose string may be up to MAX_TEMPLATE_CHARS long."""
 Criterion = str | int | bool | Mapping[str, str]
 CriteriaClaims = Annotated[
     dict[Annotated[str, StringConstraints(max_length=64)], CriterionValue | LociValue],
@@ -103,12 +111,22 @@ CriteriaClaims = Annotated[
 
 
 def objects_only_where_allowed(category: Category, criteria: Mapping[str, object]) -> None:
-    """ValueError unless every object among the criteria is one §5.2 allows (a DNA `loci`)."""
+    """ValueError unless every object among the criteria is one §5.2 allows (a DNA `loci`),
+    and every string longer than 512 characters too (a fingerprint `template`)."""
     for name, value in criteria.items():
         if isinstance(value, dict) and (category, name) not in OBJECT_CRITERIA:
             raise ValueError(
                 f"criteria.{name[:64]}: a string, an integer or a boolean; only the `loci` "
                 "of a dna_profiles check is an object"
+            )
+        if (
+            isinstance(value, str)
+            and len(value) > MAX_CRITERION_CHARS
+            and (category, name) not in LONG_CRITERIA
+        ):
+            raise ValueError(
+                f"criteria.{name[:64]}: at most {MAX_CRITERION_CHARS} characters; only the "
+                f"`template` of a fingerprints check may have up to {MAX_TEMPLATE_CHARS}"
             )
 
 
@@ -297,6 +315,8 @@ class Hit:
     score: float
     record: Mapping[str, Any] = field(default_factory=dict)
     reasons: tuple[Mapping[str, Any], ...] | None = None
+    # A fingerprint hit is a candidate for a human examiner, never an identification (§7.3).
+    verification_required: bool = False
 
     def claims(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -306,6 +326,8 @@ class Hit:
         }
         if self.reasons is not None:
             out["reasons"] = [dict(r) for r in self.reasons]
+        if self.verification_required:
+            out["verification_required"] = True
         return out
 
 

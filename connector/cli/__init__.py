@@ -363,8 +363,8 @@ COMMANDS: dict[str, Lazy | click.Command] = {
     "search": Lazy(
         target="connector.cli.search:search",
         help=(
-            "Check a subject (document, person, vehicle, DNA profile) against the national "
-            "records and every allowed peer at once; a table fills in as peers answer."
+            "Check a subject (document, person, vehicle, DNA profile, fingerprint) against the "
+            "national records and every allowed peer at once; a table fills in as peers answer."
         ),
     ),
     "demo": Lazy(

@@ -9,12 +9,14 @@ from rich.markup import escape
 from rich.table import Table
 
 from connector.enquiries.entry import LoggedEntry, utc_iso
+from connector.records.fingerprints.iso19794 import FINGER_NAMES
 
 if TYPE_CHECKING:  # their modules bring aiohttp, which a command listing agencies need not load
     from connector.approvals.model import Approval
     from connector.outbound.fanout import PeerOutcome
     from connector.outbound.national import NationalResult
     from connector.peers.client import Exchange
+    from connector.protocol import HitClaims
 
 
 def utc_time(ts: float) -> str:
@@ -138,7 +140,7 @@ def answer_table(exchange: Exchange) -> Table:
             table.add_row(escape(r.check), status, r.level.value, "-", escape(note))
         for h in r.hits:
             record = ", ".join(f"{k}={shown(v)}" for k, v in h.record.items()) or "(hit only)"
-            record += _dna_match(h.reasons) + unused
+            record += _dna_match(h.reasons) + _examiner(h) + unused
             table.add_row(escape(r.check), status, r.level.value, escape(h.ref), escape(record))
     return table
 
@@ -150,6 +152,19 @@ def _dna_match(reasons: Sequence[Any] | None) -> str:
         return ""
     where = f" at {first['locus']}" if first.get("locus") else ""
     return f"; {first.get('match')} match{where}, {first['loci_compared']} loci compared"
+
+
+def _examiner(hit: HitClaims) -> str:
+    """A fingerprint hit is a candidate for an examiner (protocol.md §7.3), with its finger
+    and bozorth3 score where the level shows them; "" for any other hit."""
+    if not (hit.model_extra or {}).get("verification_required"):
+        return ""
+    first = hit.reasons[0] if hit.reasons else None
+    if isinstance(first, Mapping) and "bozorth3" in first:
+        finger = first.get("finger")
+        named = FINGER_NAMES[finger] if isinstance(finger, int) and 0 <= finger <= 10 else "?"
+        return f"; candidate for an examiner: {named}, bozorth3 score {first['bozorth3']}"
+    return "; candidate for an examiner"
 
 
 _OUTCOME_STYLE = {

@@ -33,7 +33,7 @@ def _subject_options(fn: F) -> F:
     from connector.outbound.subject import subject_fields
 
     for f in reversed(subject_fields()):
-        if f.loci:
+        if f.loci or f.template:
             path = click.Path(exists=True, dir_okay=False, path_type=Path)
             fn = click.option(f.option, f.name, type=path, metavar="FILE", help=f.help)(fn)
         else:
@@ -65,6 +65,35 @@ def _dna_profile(path: Path) -> dict[str, str]:
     return {}
 
 
+def _fingerprint(path: Path) -> str:
+    """A fingerprint file's template, base64: an ISO/IEC 19794-2 record as bytes, its base64
+    text, or an import row (a JSON object with `template`), alone or as the first line of
+    NDJSON. Checked like any check's criteria before anything is sent."""
+    import base64
+
+    import orjson
+
+    data = path.read_bytes()
+    if data.startswith(b"FMR\x00"):
+        return base64.b64encode(data).decode("ascii")
+    text = data.strip()
+    if text.startswith(b"{"):
+        try:
+            row = orjson.loads(text.splitlines()[0])
+        except orjson.JSONDecodeError:
+            row = None
+        if isinstance(row, dict) and isinstance(row.get("template"), str):
+            return str(row["template"])
+    elif text and len(text) <= 8192 and b"\n" not in text:
+        return text.decode("ascii", errors="replace")
+    _fail(
+        f"{path}: not a fingerprint: give an ISO/IEC 19794-2 minutiae record (the file "
+        'itself, or its base64), or an import row with "template"',
+        EXIT_BAD_INPUT,
+    )
+    return ""
+
+
 @click.command()
 @_subject_options
 @click.option("--peer", "peer_ids", multiple=True, help="Ask only these peers (repeatable).")
@@ -90,8 +119,8 @@ def search(
     config_path: Path,
     **subject: Any,
 ) -> None:
-    """Check a subject (document, person, vehicle, DNA profile) against the national records
-    and every allowed peer at once; a table fills in as peers answer.
+    """Check a subject (document, person, vehicle, DNA profile, fingerprint) against the
+    national records and every allowed peer at once; a table fills in as peers answer.
 
     Exit status, the same for query and search: 0 asked, nothing found; 3 a hit; 4 nothing
     found, but not every peer could be asked or answered (unreachable, timed out, an error,
@@ -105,6 +134,8 @@ def search(
 
     if subject.get("dna_loci") is not None:
         subject["dna_loci"] = _dna_profile(subject["dna_loci"])
+    if subject.get("fingerprint") is not None:
+        subject["fingerprint"] = _fingerprint(subject["fingerprint"])
     node = Node.from_settings(_settings(config_path))
     node.load_live()
     live = (

@@ -16,6 +16,7 @@ from connector.crypto.jws import Signer
 from connector.enquiries.entry import Entry, new_enquiry_id, utc_iso
 from connector.enquiries.log import Companion, EnquiryLog
 from connector.errors import InvalidCriteria, Replay
+from connector.inbound.afis import Afis, AfisUnavailable
 from connector.inbound.probing import Observation, ProbingDetector
 from connector.inbound.ratelimit import Limiter
 from connector.logs import RateLimitedLog
@@ -107,6 +108,7 @@ class Answerer:
         watch_delay: float = 0.05,
         probing: ProbingDetector | None = None,
         metrics: Metrics | None = None,
+        afis: Afis | None = None,
     ) -> None:
         self.node = node
         self.signer = signer
@@ -125,6 +127,7 @@ class Answerer:
         self.watch_delay = watch_delay
         self.probing = probing if probing is not None else ProbingDetector()
         self.metrics = metrics
+        self.afis = afis  # the NCB's own AFIS answers fingerprint checks, when it has one
         # A peer decides how often it probes, so how often that is logged has a budget.
         self._probing_log = RateLimitedLog(
             "probing_suspected", clock=clock, per_key=5, total=50, key_field="peer"
@@ -317,7 +320,7 @@ class Answerer:
                     else replace(
                         d,
                         hit_ids=tuple(
-                            m.record.id for m in await self._search(d.check, d.watch_criteria)
+                            m.record.id for m in await self._watched(d.check, d.watch_criteria)
                         ),
                     )
                     for d in owed.decided
@@ -480,8 +483,18 @@ class Answerer:
                     watch_criteria=self._watch_criteria(check, criteria, policy),
                     probing=suspected,
                 )
-        found = [] if searched is None else await self._search(check, searched)
+        try:
+            found = [] if searched is None else await self._search(check, searched)
+        except AfisUnavailable as exc:
+            # Not knowing is not a no-hit: the peer is told the check could not be answered.
+            log.warning("afis_unavailable", check=check.id, error=str(exc))
+            result = CheckResult(
+                check=check.id, status="error", level=AnswerLevel.NONE, reason="afis_unavailable"
+            )
+            return _Decided(check=check, decision=decision, result=result)
         hidden = fields_of(check.category) - decision.fields
+        kind = self.store.kind(check.category)
+        examined = kind is not None and kind.verification_required
         hits = tuple(
             Hit(
                 ref=make_ref(self.node, check.category, m.record.id),
@@ -490,6 +503,7 @@ class Answerer:
                 # Why a fuzzy match scored as it did is part of the record's detail: shown
                 # from `summary` on, never at `hit`.
                 reasons=_visible_reasons(m.reasons, decision.level, hidden),
+                verification_required=examined,
             )
             for m in found
         )
@@ -561,9 +575,18 @@ class Answerer:
             return None
         return criteria
 
+    async def _watched(self, check: Check, criteria: Any) -> list[Match]:
+        """A denied check's watch search; an AFIS that cannot answer finds nothing to tell."""
+        try:
+            return await self._search(check, criteria)
+        except AfisUnavailable:
+            return []
+
     async def _search(self, check: Check, criteria: Any) -> list[Match]:
         """The store's matches; for a ranked check only those at or above the category's
         hit threshold, so that every answer level (`hit` included) says the same thing."""
+        if self.afis is not None and check.category is Category.FINGERPRINTS:
+            return await self.afis.candidates(criteria, check.limit)
         kind = self.store.kind(check.category)
         if kind is not None:
             criteria = kind.at_node(criteria, self.matching)

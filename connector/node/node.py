@@ -133,7 +133,17 @@ class Node:
                     categories=[c.value for c in outdated],
                     hint="run `ncb-connector db upgrade` (or `records reindex`)",
                 )
-            yield store
+            # A matcher that loads a model would make the first check wait past the
+            # federation deadline: loaded beside the start, in worker threads.
+            warming = [
+                asyncio.create_task(asyncio.to_thread(k.warm))
+                for k in store.kinds.values()
+                if k.warms_up
+            ]
+            try:
+                yield store
+            finally:
+                await asyncio.gather(*warming, return_exceptions=True)
         finally:
             await store.aclose()
 

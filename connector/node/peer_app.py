@@ -18,6 +18,7 @@ from connector.approvals.service import APPROVALS, Approvals
 from connector.enquiries.log import EnquiryLog
 from connector.enquiries.witnessed import WitnessStore
 from connector.errors import ConfigError
+from connector.inbound.afis import Afis
 from connector.inbound.answering import Answerer
 from connector.inbound.ratelimit import Limiter, RateLimiter
 from connector.inbound.witnessing import Witness
@@ -51,6 +52,7 @@ log = structlog.get_logger(__name__)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 NOTIFY_SESSION = web.AppKey("notify_session", aiohttp.ClientSession)
 WITNESSES = web.AppKey("witnesses", Witnesses)
+AFIS = web.AppKey("afis", Afis)
 
 
 def build_peer_app(
@@ -77,16 +79,36 @@ def build_peer_app(
     answering = functools.partial(answerer_ctx, limiter=limiter)
     if not jobs:
         app.cleanup_ctx.extend(
-            [answering, functools.partial(witness_ctx, send=False), watch_notices_ctx]
+            [afis_ctx, answering, functools.partial(witness_ctx, send=False), watch_notices_ctx]
         )
         return app
     app.cleanup_ctx.extend(
-        [answering, witness_ctx, notifications_ctx, sources_ctx, approvals_ctx, watch_notices_ctx]
+        [
+            afis_ctx,
+            answering,
+            witness_ctx,
+            notifications_ctx,
+            sources_ctx,
+            approvals_ctx,
+            watch_notices_ctx,
+        ]
     )
     return app
 
 
 # --- one cleanup_ctx generator per resource ---------------------------------------------------
+
+
+async def afis_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The NCB's own AFIS, when connector.yaml names one: asked over a session of its own,
+    kept alive between checks."""
+    link = app[NODE].settings.fingerprints.afis
+    if link is None:
+        yield
+        return
+    async with peer_session(limit_per_host=8) as session:
+        app[AFIS] = Afis(link=link, session=session)
+        yield
 
 
 async def answerer_ctx(
@@ -108,6 +130,7 @@ async def answerer_ctx(
         ref_checks=node.settings.matching.ref_checks,
         metrics=node.metrics,
         matching=node.settings.matching,
+        afis=app.get(AFIS),
     )
     approvals = Approvals(
         node=node.settings.node,

@@ -44,7 +44,7 @@ async def prepare(
     if len(set(ids)) != len(ids):
         raise InvalidRequest(
             "check ids must be unique (a subject adds document, "
-            "wanted_person, terrorism_suspect, vehicle and dna_profile)"
+            "wanted_person, terrorism_suspect, vehicle, dna_profile and fingerprint)"
         )
     if not request.checks:
         raise InvalidRequest("nothing to check")

@@ -1,4 +1,5 @@
-"""A subject check: what an officer has at hand (MRZ, name, plate, DNA) split into checks."""
+"""A subject check: what an officer has at hand (MRZ, name, plate, DNA, a fingerprint) split into
+checks."""
 
 from __future__ import annotations
 
@@ -13,19 +14,26 @@ from connector.vocabulary import Category
 # The checks a subject becomes, by id: stable, so a client can find each in the answer.
 DOCUMENT, WANTED, TERRORISM, VEHICLE = "document", "wanted_person", "terrorism_suspect", "vehicle"
 DNA = "dna_profile"
+FINGERPRINT = "fingerprint"
 
 
-def _typed(option: str, help: str | None = None, *, loci: bool = False) -> Any:
+def _typed(
+    option: str, help: str | None = None, *, loci: bool = False, template: bool = False
+) -> Any:
     """A field of the subject, None unless given; `option`: how a person types it (`search`);
-    `loci`: a DNA profile's loci, an object (given to `search` as a file)."""
-    return field(default=None, metadata={"option": option, "help": help, "loci": loci})
+    `loci`: a DNA profile's loci, an object (given to `search` as a file); `template`: a
+    fingerprint's minutiae record, base64 (given to `search` as a file)."""
+    return field(
+        default=None,
+        metadata={"option": option, "help": help, "loci": loci, "template": template},
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Subject:
-    """A person, their travel document, their vehicle and a DNA profile, as far as each is
-    known. The one definition of the subject's fields: the local API's `subject` and the
-    options of `ncb-connector search` are made from it."""
+    """A person, their travel document, their vehicle, a DNA profile and a fingerprint, as
+    far as each is known. The one definition of the subject's fields: the local API's
+    `subject` and the options of `ncb-connector search` are made from it."""
 
     mrz: str | None = _typed("--mrz", "ICAO 9303 MRZ, lines separated by newlines.")
     document_number: str | None = _typed("--number", "Travel document number.")
@@ -44,6 +52,12 @@ class Subject:
         "NDJSON (its first line).",
         loci=True,
     )
+    fingerprint: str | None = _typed(
+        "--fingerprint",
+        "A fingerprint: an ISO/IEC 19794-2 minutiae record (2005 or 2011) of one or more "
+        "fingers, as a binary file, its base64, or an import row with `template`.",
+        template=True,
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -55,6 +69,7 @@ class SubjectField:
     option: str
     help: str | None
     loci: bool = False
+    template: bool = False
 
 
 def subject_fields() -> tuple[SubjectField, ...]:
@@ -65,6 +80,7 @@ def subject_fields() -> tuple[SubjectField, ...]:
             option=f.metadata["option"],
             help=f.metadata["help"],
             loci=f.metadata["loci"],
+            template=f.metadata["template"],
         )
         for f in fields(Subject)
     )
@@ -121,5 +137,13 @@ def subject_checks(subject: Subject) -> tuple[Check, ...]:
     if subject.dna_loci:
         checks.append(
             Check(id=DNA, category=Category.DNA_PROFILES, criteria={"loci": dict(subject.dna_loci)})
+        )
+    if subject.fingerprint:
+        checks.append(
+            Check(
+                id=FINGERPRINT,
+                category=Category.FINGERPRINTS,
+                criteria={"template": subject.fingerprint},
+            )
         )
     return tuple(checks)

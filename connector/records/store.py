@@ -548,7 +548,11 @@ class RecordStore:
 
     async def search(self, category: Category, criteria: Any, limit: int) -> list[Match]:
         if self._async is None:
-            return self.search_now(category, criteria, limit)
+            kind = self.kinds[category]
+            if not kind.scores_apart:
+                return self.search_now(category, criteria, limit)
+            criteria, candidates = self._found_on(self._conn, category, kind, criteria, limit)
+            return await asyncio.to_thread(_ranked, kind, criteria, candidates, limit)
         kind = self.kinds[category]
         found: list[list[tuple[Record, float]]] = []
         for lookup in kind.lookups(criteria):
@@ -566,6 +570,8 @@ class RecordStore:
                 found.append(
                     [(r, 1.0) for r in await self._pg_lookup(category, kind, lookup, limit)]
                 )
+        if kind.scores_apart:
+            return await asyncio.to_thread(_ranked, kind, criteria, found, limit)
         return _ranked(kind, criteria, found, limit)
 
     async def _pg_lookup(
@@ -600,6 +606,13 @@ class RecordStore:
         self, conn: Connection, category: Category, criteria: Any, limit: int
     ) -> list[Match]:
         kind = self.kinds[category]
+        criteria, found = self._found_on(conn, category, kind, criteria, limit)
+        return _ranked(kind, criteria, found, limit)
+
+    def _found_on(
+        self, conn: Connection, category: Category, kind: Kind, criteria: Any, limit: int
+    ) -> tuple[Any, list[list[tuple[Record, float]]]]:
+        """A check's candidates by each of its lookups, and its criteria as informed by them."""
         found: list[list[tuple[Record, float]]] = []
         for lookup in kind.lookups(criteria):
             if isinstance(lookup, TextQuery):
@@ -610,7 +623,7 @@ class RecordStore:
                 found.append([(r, 1.0) for r in records])
             else:
                 found.append([(r, 1.0) for r in self._lookup(conn, category, kind, lookup, limit)])
-        return _ranked(kind, criteria, found, limit)
+        return criteria, found
 
     def _key_search(
         self, conn: Connection, category: Category, kind: Kind, query: KeyQuery

@@ -35,6 +35,7 @@ from connector.outbound.subject import Subject, subject_checks, subject_fields
 from connector.peers.trust import TrustStore
 from connector.policy import Policy
 from connector.protocol import (
+    MAX_TEMPLATE_CHARS,
     Check,
     CriteriaClaims,
     LociValue,
@@ -61,6 +62,7 @@ class _Strict(BaseModel):
 
 
 Text = Annotated[str, StringConstraints(min_length=1, max_length=512)]
+TemplateText = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEMPLATE_CHARS)]
 
 
 class CheckIn(_Strict):
@@ -77,9 +79,11 @@ class CheckIn(_Strict):
 
 def _subject_model() -> type[_Strict]:
     """The local API's `subject`: Subject's fields, each optional non-empty text (a DNA
-    profile's loci: an object, bounded as on the wire)."""
+    profile's loci: an object, a fingerprint's template: longer text, both bounded as on the
+    wire)."""
     definitions: dict[str, Any] = {
-        f.name: ((LociValue if f.loci else Text) | None, None) for f in subject_fields()
+        f.name: ((LociValue if f.loci else TemplateText if f.template else Text) | None, None)
+        for f in subject_fields()
     }
     return create_model("SubjectIn", __base__=_Strict, **definitions)
 

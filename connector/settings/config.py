@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -240,6 +241,8 @@ class Discovery(_Model):
 DEFAULT_HIT_THRESHOLD = 0.85
 """Where a ranked candidate (a person found by name) becomes a hit; see docs/records.md and
 docs/benchmarks.md for what it costs in missed persons and false hits."""
+DEFAULT_FINGERPRINT_THRESHOLD = 6
+"""The bozorth3 score of a fingerprint hit by default, chosen by bench.fingerprints."""
 
 
 RefChecks = Literal["disclosed", "any"]
@@ -254,6 +257,41 @@ class DnaMatching(_Model):
     allow_near_match: bool = True
 
 
+class FingerprintMatching(_Model):
+    # The bozorth3 score from which a fingerprint candidate is a hit, chosen from the
+    # evaluation (docs/benchmarks.md §bench.fingerprints: FNMR at FMR 0.1 %).
+    threshold: Annotated[int, Field(ge=1, le=1000)] = DEFAULT_FINGERPRINT_THRESHOLD
+
+
+class AfisLink(_Model):
+    # The NCB's own AFIS, asked for every fingerprint check instead of this node's prints
+    # (the HTTP contract: docs/records.md §Fingerprints). Its answer must come within the
+    # peer's deadline: keep `timeout` below federation.deadline_ms.
+    url: Annotated[str, StringConstraints(pattern=r"^https?://")]
+    tls_fingerprint: str | None = None  # pin its certificate (SHA-256), no CA
+    insecure: bool = False  # plain http:// (tests, labs)
+    timeout: Annotated[float, Field(gt=0, le=30)] = 1.0
+
+    @model_validator(mode="after")
+    def _transport(self) -> AfisLink:
+        https = self.url.lower().startswith("https://")
+        if not https and not self.insecure:
+            raise ValueError("a plain http:// url needs insecure: true (tests, labs); use https://")
+        if self.tls_fingerprint is not None:
+            if not https:
+                raise ValueError("tls_fingerprint needs an https:// url")
+            if not re.fullmatch(r"(?:[0-9A-Fa-f]{2}:?){31}[0-9A-Fa-f]{2}", self.tls_fingerprint):
+                raise ValueError(
+                    "tls_fingerprint: a SHA-256 fingerprint (64 hex digits, colons allowed)"
+                )
+        return self
+
+
+class FingerprintSources(_Model):
+    # None: fingerprint checks are answered from this node's own prints.
+    afis: AfisLink | None = None
+
+
 class Matching(_Model):
     # Per category: the score from which a candidate of a ranked search (a person by name)
     # is a hit. Below it the candidate is not reported at any level.
@@ -264,6 +302,8 @@ class Matching(_Model):
     ref_checks: RefChecks = "disclosed"
     # DNA profiles: the Prüm matching thresholds (docs/records.md).
     dna: DnaMatching = DnaMatching()
+    # Fingerprints: the bozorth3 score a candidate must reach (docs/records.md).
+    fingerprints: FingerprintMatching = FingerprintMatching()
 
     def threshold(self, category: Category) -> float:
         return self.hit_threshold.get(category, DEFAULT_HIT_THRESHOLD)
@@ -289,6 +329,7 @@ class Settings(_Model):
     federation: Federation = Federation()
     discovery: Discovery = Discovery()
     matching: Matching = Matching()
+    fingerprints: FingerprintSources = FingerprintSources()
     witness: Witness = Witness()
     approvals: Approvals = Approvals()
     readiness: Readiness = Readiness()

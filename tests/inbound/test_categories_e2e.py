@@ -7,7 +7,7 @@ from pathlib import Path
 from support.databases import DatabaseUrl
 from support.network import POLICY, ask, load, on_databases
 
-from connector.demo import network
+from connector.demo import DEMO_FINGER, demo_print, network
 from connector.vocabulary import Category
 
 
@@ -24,7 +24,7 @@ async def test_each_category_through_the_peer_api(tmp_path: Path, db_url: Databa
                 (Category.WANTED_PERSONS, {"document_number": "751234567"}),
                 (Category.TERRORISM_SUSPECTS, {"last_name": "Doe"}),
                 (Category.WANTED_PERSONS, {"last_name": "Shcherbakov"}),
-                (Category.FINGERPRINTS, {"template": "AAAA"}),
+                (Category.FINGERPRINTS, {"template": demo_print(1), "finger": DEMO_FINGER}),
                 (Category.TRAVEL_DOCUMENTS, {"number": "DE1234567", "country": "DE"}),
             ],
         )
@@ -35,7 +35,7 @@ async def test_each_category_through_the_peer_api(tmp_path: Path, db_url: Databa
             "hit",
             "hit",
             "hit",
-            "error",
+            "hit",
             "hit",
         ]
         # No id was given on import: the ref is opaque, never the VIN a plate check lacks.
@@ -60,7 +60,9 @@ async def test_each_category_through_the_peer_api(tmp_path: Path, db_url: Databa
             "matched": "shcherbakov",
             "similarity": 1.0,
         }
-        assert results["6"].reason == "category_not_held"  # fingerprints: no matcher yet
+        (candidate,) = results["6"].hits
+        assert candidate.ref == "DE:fingerprints:DE-FP-1"
+        assert candidate.verification_required is True
         # GB sees persons at summary: no documents, no address, and no reason naming them.
         gb = await ask(
             net,

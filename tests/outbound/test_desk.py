@@ -181,6 +181,7 @@ def test_the_subject_is_written_once() -> None:
         "--plate-country",
         "--vin",
         "--dna",
+        "--fingerprint",
     ]
     body = ChecksIn.model_validate(
         {"purpose": "border_control", "sub": "1", "subject": {"plate": "AB-123-CD"}}

@@ -131,7 +131,7 @@ def test_lookup_by_key(store: RecordStore) -> None:
     assert store.search_now(Category.ARTWORKS, {"code": "Z"}, 5) == []
 
 
-def test_biometric_kinds_import_and_fingerprints_refuse_to_guess(db_url: DatabaseUrl) -> None:
+def test_biometric_kinds_import_and_refuse_what_does_not_read(db_url: DatabaseUrl) -> None:
     import io
 
     from connector.errors import InvalidCriteria
@@ -156,8 +156,10 @@ def test_biometric_kinds_import_and_fingerprints_refuse_to_guess(db_url: Databas
         assert got is not None
         assert got.fields["loci"]["D8S1179"] == "13,14"
         assert got.fields["loci"]["TH01"] == "9.3,9.3"
-        # Fingerprints are held, but have no matcher yet: never a guess.
-        assert parse_criteria(Category.FINGERPRINTS, {"template": "x"}) is None
+        # A fingerprint check needs a template that reads.
+        with pytest.raises(InvalidCriteria) as short:
+            parse_criteria(Category.FINGERPRINTS, {"template": "x"})
+        assert short.value.field == "template"
         with pytest.raises(InvalidCriteria):
             store.kinds[Category.FINGERPRINTS].parse_criteria({})
     finally:

@@ -90,11 +90,11 @@ def test_db_status_and_upgrade_from_the_command_line(tmp_path: Path) -> None:
     status = cli("db", "status", config=config)
     assert "new (created on first use)" in status.stdout
     assert cli("db", "upgrade", config=config).stdout.splitlines() == [
-        "records: new → r0004",
+        "records: new → r0005",
         "enquiry log: new → e0007",
     ]
     assert cli("db", "upgrade", config=config).stdout.splitlines() == [
-        "records: already at r0004",
+        "records: already at r0005",
         "enquiry log: already at e0007",
     ]
     run_sql(
@@ -145,9 +145,10 @@ def test_db_upgrade_gives_persons_held_before_name_search_their_keys(tmp_path: P
     run_sql(url, "DROP TABLE wanted_persons_keys")
     run_sql(url, "DROP TABLE terrorism_suspects_keys")
     run_sql(url, "DROP TABLE dna_profiles_keys")
+    run_sql(url, "DROP TABLE fingerprints_keys")
     run_sql(url, "UPDATE alembic_version_records SET version_num = 'r0002'")
     out = cli("db", "upgrade", config=config).stdout
-    assert "records: r0002 → r0004" in out
+    assert "records: r0002 → r0005" in out
     assert "wanted_persons: search keys made for 1 record(s)" in out
     store = RecordStore.open(url)
     try:
@@ -174,6 +175,7 @@ def test_a_failed_upgrade_leaves_the_database_as_it_was(db_url: DatabaseUrl) -> 
         "wanted_persons_keys",
         "terrorism_suspects_keys",
         "dna_profiles_keys",
+        "fingerprints_keys",
         "source_rows",
         "source_state",
     ):
@@ -190,7 +192,7 @@ def test_a_failed_upgrade_leaves_the_database_as_it_was(db_url: DatabaseUrl) -> 
             assert "source_rows" not in inspect(conn).get_table_names()
         run_sql(url, "DROP TABLE source_state")
         with engine.begin() as conn:
-            assert upgrade_existing(Schema.RECORDS, conn) == ("r0001", "r0004")
+            assert upgrade_existing(Schema.RECORDS, conn) == ("r0001", "r0005")
     finally:
         engine.dispose()
     RecordStore.open(url).close()

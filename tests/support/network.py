@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 import yaml
 
-from connector.demo import DEMO_STAIN, DemoNode
+from connector.demo import DEMO_STAIN, DemoNode, demo_print
 from connector.outbound.request import Request
 from connector.protocol import Check
 from connector.records.importer import import_stream
@@ -82,6 +82,10 @@ DATA: dict[Category, list[dict[str, Any]]] = {
                 )
             },
         }
+    ],
+    # The demo's right index finger, as taken at an arrest (impression 0).
+    Category.FINGERPRINTS: [
+        {"id": "DE-FP-1", "case_reference": "DE-K-2026-51", "template": demo_print(0)}
     ],
 }
 

@@ -112,6 +112,9 @@ class Kind(ABC):
     # The fields a check is searched by at every answer level unless a policy rule's `search:`
     # says otherwise: those the category cannot be searched without (docs/policies.md §3).
     identifying: frozenset[str] = frozenset()
+    # True: every hit is a candidate for a human examiner, never an identification, and
+    # says so on the wire (fingerprints; protocol §7.3).
+    verification_required: bool = False
 
     @abstractmethod
     def parse_row(self, raw: Mapping[str, Any]) -> Record:
@@ -178,6 +181,17 @@ class Kind(ABC):
         """The criteria with what this node's `matching:` settings say of its category (the
         DNA thresholds); unchanged by default."""
         return criteria
+
+    # True: scoring a check's candidates takes long (a 1:N fingerprint search), so a running
+    # node scores them in a worker thread, never on its event loop.
+    scores_apart: bool = False
+    # True: `warm` loads what the kind's first search would otherwise wait for.
+    warms_up: bool = False
+
+    def warm(self) -> None:
+        """Loads what a first search would wait for (a matcher's models); run by a starting
+        node in a worker thread."""
+        return None
 
     def ranked(self, criteria: Any) -> bool:
         """True when this check's candidates are ranked by similarity rather than found by an

@@ -1,5 +1,5 @@
-"""DNA profiles, searched by the Prüm matching rules through an index; fingerprints, stored
-and imported by reference until their matcher comes."""
+"""DNA profiles, searched by the Prüm matching rules through an index; fingerprints, ISO/IEC
+19794-2 minutiae records compared with NIST bozorth3."""
 
 from __future__ import annotations
 
@@ -18,12 +18,21 @@ from pydantic import (
 )
 
 from connector.errors import InvalidCriteria, field_problems
+from connector.protocol import MAX_TEMPLATE_CHARS
 from connector.records.dna.keys import keys_shared_at_least, profile_keys
 from connector.records.dna.matching import compare
 from connector.records.dna.profile import FULL_MINIMUM, Profile, ProfileError, parse_profile
+from connector.records.fingerprints.iso19794 import (
+    FINGER_NAMES,
+    FingerView,
+    TemplateError,
+    read_template,
+    usable,
+)
+from connector.records.fingerprints.matcher import Bozorth3, PreparedCache, decode_template
 from connector.records.kinds.base import KeyColumn, KeyQuery, Kind, Lookup, Match, Record, RowError
 from connector.records.rows import describe_validation, empty_is_none
-from connector.settings.config import Matching
+from connector.settings.config import DEFAULT_FINGERPRINT_THRESHOLD, Matching
 from connector.vocabulary import Category
 
 RecordId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
@@ -68,53 +77,6 @@ class DnaCriteria:
     profile: Profile
     min_loci: int = FULL_MINIMUM
     near: bool = True
-
-
-class FingerprintRow(BaseModel):
-    """One finger's minutiae template, as the national AFIS exports it (base64)."""
-
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, coerce_numbers_to_str=True)
-
-    id: RecordId
-    finger: Annotated[int, Field(ge=0, le=10)] = 0  # ANSI/NIST finger position; 0 unknown
-    template_format: Literal["iso19794-2", "ansi378", "xyt"] = "iso19794-2"
-    template: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9+/=_-]{16,65536}$")]
-    case_reference: Annotated[str, StringConstraints(max_length=64)] | None = None
-    contact: Annotated[str, StringConstraints(max_length=200)] | None = None
-
-    _empty = field_validator("case_reference", "contact", mode="before")(empty_is_none)
-
-
-class _StoredOnly(Kind):
-    """Held and importable; checks are answered `error` / `category_not_held` until a
-    matcher exists, never with a guess."""
-
-    key_columns = (KeyColumn(name="ref_key", length=64),)
-    natural_key = ("ref_key",)
-    indexes = (("ref_key",),)
-    csv_required = frozenset({"id"})
-    searchable = False
-    row_model: type[BaseModel]
-
-    def parse_row(self, raw: Mapping[str, Any]) -> Record:
-        try:
-            row = self.row_model.model_validate(raw)
-        except ValidationError as exc:
-            raise RowError(describe_validation(exc)) from exc
-        dumped = row.model_dump(mode="json")
-        record_id = str(dumped.pop("id"))
-        fields = {k: v for k, v in dumped.items() if v is not None}
-        return Record(
-            id=record_id, category=self.category, keys={"ref_key": record_id}, fields=fields
-        )
-
-    def parse_criteria(self, raw: Mapping[str, object]) -> None:
-        raise InvalidCriteria(
-            f"{self.category.value} cannot be searched on this node yet", field="category"
-        )
-
-    def lookups(self, criteria: Any) -> Sequence[Lookup]:
-        return ()
 
 
 class DnaProfiles(Kind):
@@ -228,6 +190,172 @@ def stored_profile(record: Record) -> Profile:
             return Profile(loci=())
 
 
-class Fingerprints(_StoredOnly):
+class FingerprintRow(BaseModel):
+    """One finger's minutiae: an ISO/IEC 19794-2 record (2005 or 2011), base64, of one view."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, coerce_numbers_to_str=True)
+
+    id: RecordId
+    # ISO/IEC 19794-2 finger position, 0 (unknown) to 10; taken from the record when absent.
+    finger: Annotated[int, Field(ge=0, le=10)] | None = None
+    template_format: Literal["iso19794-2"] = "iso19794-2"
+    template: Annotated[str, StringConstraints(max_length=MAX_TEMPLATE_CHARS)]
+    case_reference: Annotated[str, StringConstraints(max_length=64)] | None = None
+    contact: Annotated[str, StringConstraints(max_length=200)] | None = None
+
+    _empty = field_validator("finger", "case_reference", "contact", mode="before")(empty_is_none)
+
+
+class FingerprintCriteriaModel(BaseModel):
+    """A fingerprint check as the wire carries it (protocol §6.5)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    template: Annotated[str, StringConstraints(min_length=16, max_length=MAX_TEMPLATE_CHARS)]
+    finger: Annotated[int, Field(ge=0, le=10)] | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FingerprintCriteria:
+    """The finger views a check searches for, the text they came in (its subject), and the
+    bozorth3 score a candidate must reach (the node's, `Kind.at_node`)."""
+
+    views: tuple[FingerView, ...]
+    text: str
+    threshold: int = DEFAULT_FINGERPRINT_THRESHOLD
+
+    @property
+    def key(self) -> str:
+        """What the check's prepared views are cached by: its template and fingers."""
+        return f"{self.text}#{','.join(str(v.finger) for v in self.views)}"
+
+
+class Fingerprints(Kind):
+    """Every held print of a searched finger (and every print of an unknown finger) scored
+    with NIST bozorth3; candidates at or above the threshold are hits, best first, each a
+    candidate for a human examiner (`verification_required`), never an identification."""
+
     category = Category.FINGERPRINTS
     row_model = FingerprintRow
+    key_columns = (KeyColumn(name="ref_key", length=64),)
+    natural_key = ("ref_key",)
+    indexes = (("ref_key",),)
+    csv_required = frozenset({"id", "template"})
+    keyed = True
+    keys_version = "1"
+    exhaustive_keys = True
+    verification_required = True
+    warms_up = True
+    scores_apart = True
+    compared = MappingProxyType(
+        {"template": frozenset({"template"}), "finger": frozenset({"template"})}
+    )
+    identifying = frozenset({"template"})
+
+    def __init__(self) -> None:
+        self.matcher = Bozorth3()
+        self.prepared = PreparedCache(self.matcher)
+
+    def warm(self) -> None:
+        self.matcher.warm()
+
+    def parse_row(self, raw: Mapping[str, Any]) -> Record:
+        try:
+            row = FingerprintRow.model_validate(raw)
+        except ValidationError as exc:
+            raise RowError(describe_validation(exc)) from exc
+        try:
+            template = usable(read_template(decode_template(row.template)))
+        except (TemplateError, ValueError) as exc:
+            raise RowError(f"template: {exc}") from None
+        if len(template.views) != 1:
+            raise RowError(
+                f"template: {len(template.views)} finger views; import each finger as a row"
+            )
+        (view,) = template.views
+        finger = row.finger if row.finger is not None else view.finger
+        if view.finger and finger != view.finger:
+            raise RowError(
+                f"finger: {finger} ({FINGER_NAMES[finger]}), but the template's view is "
+                f"finger {view.finger} ({FINGER_NAMES[view.finger]})"
+            )
+        fields = row.model_dump(exclude={"id"}, exclude_none=True)
+        fields["finger"] = finger
+        return Record(id=row.id, category=self.category, keys={"ref_key": row.id}, fields=fields)
+
+    def parse_criteria(self, raw: Mapping[str, object]) -> FingerprintCriteria:
+        try:
+            given = FingerprintCriteriaModel.model_validate(raw)
+        except ValidationError as exc:
+            first = field_problems(exc)[0]
+            field = ".".join(str(part) for part in first.loc) or "template"
+            raise InvalidCriteria(f"{field}: {first.reason}", field=field) from None
+        try:
+            template = usable(read_template(decode_template(given.template)))
+        except (TemplateError, ValueError) as exc:
+            raise InvalidCriteria(f"template: {exc}", field="template") from None
+        views = template.views
+        if given.finger is not None:
+            # 0 (unknown) widens the search to every finger; another known finger than
+            # the template's is a contradiction, not a search.
+            wrong = [
+                v.finger for v in views if given.finger and v.finger and v.finger != given.finger
+            ]
+            if wrong:
+                raise InvalidCriteria(
+                    f"finger {given.finger}, but the template holds finger {wrong[0]}",
+                    field="finger",
+                )
+            views = tuple(replace(v, finger=given.finger) for v in views)
+        return FingerprintCriteria(views=views, text=given.template)
+
+    def at_node(self, criteria: FingerprintCriteria, matching: Matching) -> FingerprintCriteria:
+        return replace(criteria, threshold=matching.fingerprints.threshold)
+
+    def lookups(self, criteria: FingerprintCriteria) -> Sequence[Lookup]:
+        return (KeyQuery(keys=finger_keys(criteria.views), at_least=1),)
+
+    def search_keys(self, record: Record) -> list[str]:
+        finger = record.fields.get("finger")
+        return [ANY_FINGER, f"f:{finger if isinstance(finger, int) else 0}"]
+
+    def score(self, criteria: FingerprintCriteria, record: Record) -> Match | None:
+        text = record.fields.get("template")
+        held = self.prepared.get(text) if isinstance(text, str) else None
+        if not held:
+            return None  # a print stored before it was read (db upgrade): never a hit
+        finger = record.fields.get("finger", 0)
+        best = 0
+        for probe in self.prepared.probe(criteria):
+            for gallery in held:
+                if probe.finger and finger and probe.finger != finger:
+                    continue
+                best = max(best, self.matcher.score(probe, gallery))
+        if best < criteria.threshold:
+            return None
+        reason = {"finger": finger, "bozorth3": best, "verification_required": True}
+        return Match(
+            record=record,
+            score=round(best / (best + criteria.threshold), 4),
+            reasons=(reason,),
+        )
+
+    def subject(self, criteria: FingerprintCriteria) -> str | None:
+        return "template:" + criteria.text
+
+    def variant(self, criteria: FingerprintCriteria) -> int:
+        return hash((criteria.text, tuple(v.finger for v in criteria.views)))
+
+
+ANY_FINGER = "f:*"
+"""The key every print holds: a view of an unknown finger is compared with all."""
+
+
+def finger_keys(views: Sequence[FingerView]) -> tuple[str, ...]:
+    """The keys whose prints a check's views are compared with: a known finger's own and
+    those of prints of unknown finger; every print when a view's finger is unknown. A print
+    of another known finger is of another finger, never a mate."""
+    fingers = {v.finger for v in views}
+    if 0 in fingers:
+        return (ANY_FINGER,)
+    return (*(f"f:{f}" for f in sorted(fingers)), "f:0")
