@@ -178,8 +178,8 @@ def sample_documents(node: str) -> list[dict[str, object]]:
         # The NCB's own record references: stable, and saying nothing of the record.
         {
             "id": f"{cc}-TD-26-0117",
-            "number": f"{cc}1234567",
-            "country": cc,
+            "document_number": f"{cc}1234567",
+            "document_country": cc,
             "document_type": "P",
             "status": "stolen",
             "reported_on": "2026-03-14",
@@ -188,16 +188,16 @@ def sample_documents(node: str) -> list[dict[str, object]]:
         },
         {
             "id": f"{cc}-TD-26-0342",
-            "number": f"{cc}7654321",
-            "country": cc,
+            "document_number": f"{cc}7654321",
+            "document_country": cc,
             "document_type": "I",
             "status": "lost",
             "reported_on": "2026-07-02",
         },
         {
             "id": f"{cc}-TD-26-0951",
-            "number": f"{cc}0000042",
-            "country": cc,
+            "document_number": f"{cc}0000042",
+            "document_country": cc,
             "document_type": "P",
             "status": "revoked",
             "reported_on": "2025-11-20",
@@ -486,7 +486,7 @@ async def run_demo(*, nodes: int = 3, keep: Path | None = None) -> AsyncIterator
                     "FR",
                     "DE",
                     Purpose.BORDER_CONTROL,
-                    {"number": "de 123-4567", "country": "DE"},
+                    {"document_number": "de 123-4567", "document_country": "DE"},
                     "hit",
                 ),
                 (
@@ -502,7 +502,7 @@ async def run_demo(*, nodes: int = 3, keep: Path | None = None) -> AsyncIterator
                     "GB",
                     "DE",
                     Purpose.BORDER_CONTROL,
-                    {"number": "DE1234567", "country": "DE"},
+                    {"document_number": "DE1234567", "document_country": "DE"},
                     "denied",
                 ),
                 (
@@ -510,7 +510,7 @@ async def run_demo(*, nodes: int = 3, keep: Path | None = None) -> AsyncIterator
                     "GB",
                     "DE",
                     Purpose.CRIMINAL_INVESTIGATION,
-                    {"number": "DE0000042", "country": "DE"},
+                    {"document_number": "DE0000042", "document_country": "DE"},
                     "hit",
                 ),
                 (
@@ -518,7 +518,7 @@ async def run_demo(*, nodes: int = 3, keep: Path | None = None) -> AsyncIterator
                     "DE",
                     "FR",
                     Purpose.BORDER_CONTROL,
-                    {"number": "fr-OOOO042", "country": "FR"},
+                    {"document_number": "fr-OOOO042", "document_country": "FR"},
                     "hit",
                 ),
                 (
@@ -621,7 +621,7 @@ async def _fanout_scenario(net: dict[str, DemoNode]) -> AsyncIterator[DemoEvent]
             {
                 "id": "doc",
                 "category": "travel_documents",
-                "criteria": {"number": "DE1234567", "country": "DE"},
+                "criteria": {"document_number": "DE1234567", "document_country": "DE"},
             }
         ],
     }

@@ -173,6 +173,48 @@ def asker_options(fn: F) -> F:
     return fn
 
 
+class OldSpelling(click.Option):
+    """A hidden option that is another option's name before it took its name today; `dest`
+    is that option's parameter (docs/vocabulary.md lists them)."""
+
+    def __init__(self, *args: Any, dest: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.dest = dest
+
+
+def old_spelling(old: str, dest: str, **settings: Any) -> Callable[[F], F]:
+    """`old`, an option's name before it took its name today, still taken for `dest` but not
+    shown in --help: scripts written with it keep working. The name today wins when both are
+    given. Put it among the command's options; `settings` are the option's (its type)."""
+    key = f"old_spelling:{dest}"
+
+    def keep(ctx: click.Context, _param: click.Parameter, value: Any) -> Any:
+        if value is not None and value != ():
+            ctx.meta[key] = value
+        return value
+
+    def decorate(fn: F) -> F:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            meta = click.get_current_context().meta
+            if kwargs.get(dest) in (None, ()) and key in meta:
+                kwargs[dest] = meta[key]
+            return fn(*args, **kwargs)
+
+        option = click.option(
+            old,
+            cls=OldSpelling,
+            dest=dest,
+            expose_value=False,
+            hidden=True,
+            callback=keep,
+            **settings,
+        )
+        return option(wrapper)  # type: ignore[return-value]
+
+    return decorate
+
+
 json_option = click.option(
     "--json", "as_json", is_flag=True, help="Machine-readable output (docs/operations.md §17)."
 )
