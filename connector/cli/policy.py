@@ -20,6 +20,7 @@ from connector.cli.common import (
     old_spelling,
     out,
 )
+from connector.cli.render import fit
 from connector.settings.config import load_settings
 from connector.vocabulary import AgencyKind, Category, Purpose, is_node_id, node_id_problem
 
@@ -288,6 +289,6 @@ def policy_diff(old_dir: Path, new_dir: Path, as_json: bool) -> None:
             f"{c.new.level.value} ({c.new.rule or 'default deny'})",
             ", ".join(c.changed),
         )
-    out.print(table)
+    out.print(fit(table, out))
     out.print(f"{len(changes)} outcome(s) change")
     raise SystemExit(1)
