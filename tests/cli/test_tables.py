@@ -61,6 +61,9 @@ def test_every_table_fits(
     assert len(lines) >= 3, shown
     widest = max(cell_len(line.rstrip()) for line in lines)
     assert widest <= columns, (widest, shown)
+    # Words for people, not Python: no reprs, lists or booleans as Python writes them.
+    for python in ("object at 0x", "['", "True", "False", "None"):
+        assert python not in shown, (python, shown)
 
 
 def test_what_an_admin_compares_stays_whole_at_80(node: tuple[Path, str, list[str]]) -> None:
