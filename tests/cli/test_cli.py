@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.docs import assert_shows
 from support.processes import (
     CLI,
     POLICY,
@@ -786,6 +787,7 @@ def test_verify_names_disclosed_refs_and_notices_changed_beside_the_chain(
     assert "BROKEN: 1 disclosed ref(s) and 1 sealed row(s)" in words.stderr
     assert added["message"] in words.stderr
     assert gone["message"] in words.stderr
+    assert_shows("operations.md", "verify-refs-broken", words.stderr)
 
 
 def test_policy_check_refuses_channels_connector_yaml_does_not_define(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ import orjson
 import pytest
 import yaml
 from pydantic import BaseModel, ConfigDict
+from support.docs import assert_shows
 from support.processes import cli, init
 from yaml.nodes import MappingNode, Node, ScalarNode
 
@@ -168,6 +169,7 @@ def test_connector_yaml_errors_name_the_key_the_admin_meant(tmp_path: Path) -> N
     proc = cli("config", "check", config=config, check=False)
     assert proc.returncode == 2
     assert proc.stderr.count("error: ") == len(errors), proc.stderr
+    assert_shows("operations.md", "config-check-error", proc.stderr)
 
 
 def test_config_check_shows_every_error_of_a_policy_file(tmp_path: Path) -> None:
