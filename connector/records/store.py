@@ -42,7 +42,7 @@ from connector.records.provenance import Provenance, provenance_tables
 from connector.records.textindex import fold, for_dialect
 from connector.storage.sqlite import create_private, on_connect
 from connector.storage.urls import async_url, redacted, sqlite_file, sync_url
-from connector.vocabulary import Category
+from connector.vocabulary import Category, current_names
 
 
 def table_for(kind: Kind, metadata: MetaData) -> Table:
@@ -867,7 +867,8 @@ def _record(category: Category, kind: Kind, row: dict[str, Any]) -> Record:
         id=row["id"],
         category=category,
         keys={c.name: row[c.name] for c in kind.key_columns},
-        fields=orjson.loads(row["data"]),
+        # Records stored before a field took its one name read as if imported today.
+        fields=current_names(category, orjson.loads(row["data"])),
     )
 
 
