@@ -452,7 +452,7 @@ def sign_answer(
     in_reply_to: str,
     query_digest: str,
     enquiry: str,
-    results: tuple[CheckResult, ...],
+    results: Sequence[CheckResult],
     now: float,
 ) -> bytes:
     claims = {
