@@ -83,10 +83,19 @@ def _wait_tls(port: int, proc: subprocess.Popen[bytes]) -> None:
     raise SystemExit(f"the server did not answer within {STARTUP_S:.0f} s")
 
 
+def _control(args: list[str], pid: int) -> None:
+    subprocess.run(
+        ["callgrind_control", *args, str(pid)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
 def _instructions(out: Path) -> int:
-    """The instructions of every dump callgrind wrote for the run."""
+    """The instructions of the dumps asked for (`out.1`, …), not of the file written at exit."""
     total = 0
-    for dump in out.parent.glob(out.name + "*"):
+    for dump in out.parent.glob(out.name + ".*"):
         found = re.search(rb"^(?:summary|totals): (\d+)", dump.read_bytes(), re.M)
         total += int(found.group(1)) if found else 0
     return total
@@ -119,13 +128,14 @@ def measure(bed: Path, server: str, requests: int, warmup: int) -> str:
             )
             (work / "spec.json").write_bytes(orjson.dumps(spec))
             for control in (["-i", "on"], ["-z"]):  # instrument from here, counts from zero
-                subprocess.run(["callgrind_control", *control, str(proc.pid)], check=True)
+                _control(control, proc.pid)
             subprocess.run(
                 [sys.executable, "-m", "bench._loadgen", str(work / "spec.json"), str(work / "r")],
                 check=True,
                 env=_procs.python_env(Path(__file__).resolve().parent.parent),
             )
-            subprocess.run(["callgrind_control", "-d", str(proc.pid)], check=True)
+            _control(["-d"], proc.pid)  # the counts until now; the shutdown is not counted
+            _control(["-i", "off"], proc.pid)
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=STARTUP_S)
