@@ -28,6 +28,7 @@ _KEY_RE = re.compile(r"[A-Z0-9]+")
 _DOCUMENT_TYPE_RE = re.compile(r"[A-Z]{1,2}")
 _MRZ_KEYS = frozenset({"mrz"})
 _NUMBER_KEYS = frozenset({DOCUMENT_NUMBER, DOCUMENT_COUNTRY, DOCUMENT_TYPE})
+_KEYS = _MRZ_KEYS | _NUMBER_KEYS
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -64,8 +65,8 @@ def document_criteria(criteria: Mapping[str, object]) -> DocumentCriteria:
     letter of the document code become the criteria.
     """
     criteria = current_names(Category.TRAVEL_DOCUMENTS, criteria)
-    unknown = sorted(str(key) for key in criteria if key not in _MRZ_KEYS | _NUMBER_KEYS)
-    if unknown:
+    if not criteria.keys() <= _KEYS:  # one C comparison; the names only for the error
+        unknown = sorted(str(key) for key in criteria if key not in _KEYS)
         raise InvalidCriteria(
             f"unknown document criterion {unknown[0]!r}: expected mrz, or document_number "
             "with optional document_country and document_type",
