@@ -132,6 +132,28 @@ COMMANDS: dict[str, Lazy | click.Command] = {
             ),
         },
     ),
+    "users": LazyGroup(
+        name="users",
+        help="The operator console's accounts: roles, passwords, a second factor.",
+        lazy={
+            "add": Lazy(
+                target="connector.cli.users:users_add",
+                help="Make a console account with a role (asks for its password).",
+            ),
+            "disable": Lazy(
+                target="connector.cli.users:users_disable",
+                help="Refuse an account's logins and end its sessions.",
+            ),
+            "list": Lazy(
+                target="connector.cli.users:users_list",
+                help="Accounts, their roles and state (never a password or a secret).",
+            ),
+            "passwd": Lazy(
+                target="connector.cli.users:users_passwd",
+                help="Set an account's password (and enable it again); --totp, --no-totp.",
+            ),
+        },
+    ),
     "db": LazyGroup(
         name="db",
         help="Database schemas: which revision each database is at, and upgrading them.",

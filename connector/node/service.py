@@ -21,6 +21,7 @@ from connector.enquiries.continuity import Admin
 from connector.enquiries.log import EnquiryLog
 from connector.errors import ConfigError
 from connector.logs import configure_logging
+from connector.node.console_app import build_console_app, console_is_tls, console_limits
 from connector.node.keyring import expiry
 from connector.node.local_app import build_local_app
 from connector.node.metrics import Backlogs, node_view
@@ -84,6 +85,7 @@ class Service:
         self._runners: list[web.AppRunner] = []
         self.peer_port = 0
         self.local_port = 0
+        self.console_port = 0  # 0 also when listen.console is absent
         self._warned_expiry = float("-inf")
 
     # Set before start() when an admin accepts a log that does not hold the kept checkpoint.
@@ -94,6 +96,7 @@ class Service:
     enquiry_log: EnquiryLog
     peer_app: web.Application
     local_app: web.Application
+    console_app: web.Application
     backlogs: Backlogs
     peer_tls: ssl.SSLContext
 
@@ -243,6 +246,8 @@ class Service:
             limits=local_limits,
         ).start()
         self.local_port = int(local_runner.addresses[0][1])
+        if s.listen.console is not None:
+            await self._start_console(s.listen.console.host, s.listen.console.port)
         if s.listen.peer.port == 0 and not s.public_url:
             self.peer_app[IDENTITY].url = f"https://{s.listen.peer.host}:{self.peer_port}"
         log.info(
@@ -250,9 +255,27 @@ class Service:
             node=s.node,
             peer_port=self.peer_port,
             local_port=self.local_port,
+            console_port=self.console_port or None,
             policy=node.live.policy.digest,
             peers=sorted(node.live.trust.peers),
         )
+
+    async def _start_console(self, host: str, port: int) -> None:
+        """The operator console on its own listener, with the peer listener's TLS context
+        (and so its certificate over a rotation) whenever it listens beyond loopback."""
+        self.console_app = build_console_app(self.node)
+        runner = web.AppRunner(self.console_app, shutdown_timeout=5.0, access_log=None)
+        await runner.setup()
+        self._runners.append(runner)
+        await GuardedSite(
+            runner,
+            host,
+            port,
+            name="console",
+            limits=console_limits(self.node.settings.listen),
+            ssl_context=self.peer_tls if console_is_tls(host) else None,
+        ).start()
+        self.console_port = int(runner.addresses[0][1])
 
     async def _follow_keys(self) -> None:
         self.follow_keys()

@@ -52,6 +52,9 @@ class Timeouts(_Model):
 class Listeners(_Model):
     peer: Listener
     local: Listener
+    # The operator console (docs/console.md); absent: no console. Served with the node's TLS
+    # certificate whenever its host is not a loopback address.
+    console: Listener | None = None
     timeouts: Timeouts = Timeouts()
 
 
@@ -212,6 +215,20 @@ class Federation(_Model):
     auth_failure_window_s: Annotated[int, Field(ge=1, le=86_400)] = 60
 
 
+class Console(_Model):
+    """The operator console's accounts and sessions (docs/console.md)."""
+
+    # Relative: in the state directory. Written by `ncb-connector users`, re-read by the
+    # running node when it changes.
+    users_file: Path = Path("console-users.json")
+    # A session unused this long is gone: the next request asks for the password again.
+    idle_timeout_s: Annotated[float, Field(ge=60, le=86_400)] = 900.0
+    # Failed logins within the window, per account and per address, after which logins are
+    # refused until the window moves on (right password or not).
+    login_failures: Annotated[int, Field(ge=1, le=1000)] = 5
+    login_window_s: Annotated[int, Field(ge=1, le=86_400)] = 300
+
+
 class Discovery(_Model):
     """Opt-in LAN discovery (mDNS / DNS-SD): announce this node, notice others, trust none."""
 
@@ -277,6 +294,7 @@ class Settings(_Model):
     readiness: Readiness = Readiness()
     retention: Retention = Retention()
     keys: Keys = Keys()
+    console: Console = Console()
     base_dir: Path = Path(".")
 
     @model_validator(mode="after")
@@ -284,6 +302,13 @@ class Settings(_Model):
         peer, local = self.listen.peer, self.listen.local
         if peer.port != 0 and (peer.host, peer.port) == (local.host, local.port):
             raise ValueError("listen.peer and listen.local must not share an address and port")
+        console = self.listen.console
+        if console is not None and console.port != 0:
+            for name, other in (("peer", peer), ("local", local)):
+                if (console.host, console.port) == (other.host, other.port):
+                    raise ValueError(
+                        f"listen.console and listen.{name} must not share an address and port"
+                    )
         return self
 
     def path(self, p: Path) -> Path:
