@@ -22,15 +22,6 @@ from connector.server.connections import ConnectionLimits
 from connector.settings.config import Listeners
 from connector.trail.entry import TRAIL_FILE
 
-LOOPBACK = ("127.", "::1", "localhost")
-
-
-def console_is_tls(host: str) -> bool:
-    """TLS whenever the console listens beyond this host: passwords and session cookies never
-    cross a network in the clear."""
-    return not host.startswith(LOOPBACK)
-
-
 # A few operators, each with a few tabs and one live stream per tab.
 CONSOLE_MAX_CONNECTIONS = 256
 CONSOLE_MAX_PER_ADDRESS = 64
@@ -71,7 +62,7 @@ def build_console_app(node: Node) -> web.Application:
 
     console = Console(
         node=s.node,
-        secure=console_is_tls(listener.host),
+        secure=s.console_tls,
         clock=node.clock,
         monotonic=time.monotonic,
         accounts=AccountDirectory(s.state_path(s.console.users_file)),

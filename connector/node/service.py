@@ -21,7 +21,7 @@ from connector.enquiries.continuity import Admin
 from connector.enquiries.log import EnquiryLog
 from connector.errors import ConfigError
 from connector.logs import configure_logging
-from connector.node.console_app import build_console_app, console_is_tls, console_limits
+from connector.node.console_app import build_console_app, console_limits
 from connector.node.keyring import expiry
 from connector.node.local_app import build_local_app
 from connector.node.metrics import Backlogs, node_view
@@ -273,7 +273,7 @@ class Service:
             port,
             name="console",
             limits=console_limits(self.node.settings.listen),
-            ssl_context=self.peer_tls if console_is_tls(host) else None,
+            ssl_context=self.peer_tls if self.node.settings.console_tls else None,
         ).start()
         self.console_port = int(runner.addresses[0][1])
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -215,6 +216,16 @@ class Federation(_Model):
     auth_failure_window_s: Annotated[int, Field(ge=1, le=86_400)] = 60
 
 
+def is_loopback(host: str) -> bool:
+    """`localhost`, or an address of this host's loopback interface."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 class Console(_Model):
     """The operator console's accounts and sessions (docs/console.md)."""
 
@@ -227,6 +238,9 @@ class Console(_Model):
     # refused until the window moves on (right password or not).
     login_failures: Annotated[int, Field(ge=1, le=1000)] = 5
     login_window_s: Annotated[int, Field(ge=1, le=86_400)] = 300
+    # TLS on listen.console with the node's certificate. Unset: TLS unless the console
+    # listens on a loopback address; false is refused for any other address.
+    tls: bool | None = None
 
 
 class Discovery(_Model):
@@ -303,6 +317,11 @@ class Settings(_Model):
         if peer.port != 0 and (peer.host, peer.port) == (local.host, local.port):
             raise ValueError("listen.peer and listen.local must not share an address and port")
         console = self.listen.console
+        if console is not None and self.console.tls is False and not is_loopback(console.host):
+            raise ValueError(
+                f"listen.console.host {console.host} is not a loopback address: the console "
+                "needs TLS there (remove console.tls: false)"
+            )
         if console is not None and console.port != 0:
             for name, other in (("peer", peer), ("local", local)):
                 if (console.host, console.port) == (other.host, other.port):
@@ -313,6 +332,15 @@ class Settings(_Model):
 
     def path(self, p: Path) -> Path:
         return p if p.is_absolute() else self.base_dir / p
+
+    @property
+    def console_tls(self) -> bool:
+        """Whether the console is served over TLS: passwords and session cookies never
+        cross a network in the clear."""
+        console = self.listen.console
+        if self.console.tls is not None:
+            return self.console.tls
+        return console is not None and not is_loopback(console.host)
 
     def database_url(self, url: str) -> str:
         """SQLite URLs with a relative path are taken relative to the config directory."""
