@@ -34,7 +34,11 @@ class Feed:
         self._last_seq: int | None = None
         self._wake = asyncio.Event()
 
-    def subscribe(self) -> asyncio.Queue[dict[str, Any] | None]:
+    async def subscribe(self) -> asyncio.Queue[dict[str, Any] | None]:
+        """A queue of what is appended from now on: the log's head is read first, so a
+        row committed once this returns is sent."""
+        if self._last_seq is None:
+            await self._look()
         q: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(QUEUE_EVENTS)
         self._queues.add(q)
         if self._task is None or self._task.done():
@@ -75,8 +79,15 @@ class Feed:
                         q.put_nowait(None)
                     break
 
-    async def close(self) -> None:
+    def end_streams(self) -> None:
+        """Each open stream ends (the node stops: its handlers must not hold the stop)."""
+        for q in list(self._queues):
+            with contextlib.suppress(asyncio.QueueFull):
+                q.put_nowait(None)
         self._queues.clear()
+
+    async def close(self) -> None:
+        self.end_streams()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -93,6 +104,10 @@ async def feed_ctx(app: web.Application) -> AsyncIterator[None]:
     await feed.close()
 
 
+async def end_streams(app: web.Application) -> None:
+    app[FEED].end_streams()
+
+
 def _event(name: str, data: Any) -> bytes:
     return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
 
@@ -103,7 +118,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     console = request.app[CONSOLE]
     session_id = request.cookies.get(SESSION_COOKIE, "")
     feed = request.app[FEED]
-    q = feed.subscribe()
+    q = await feed.subscribe()
     response = web.StreamResponse(
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"}
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from connector.console import actions, auth, pages
-from connector.console.feed import events, feed_ctx
+from connector.console.feed import end_streams, events, feed_ctx
 from connector.console.sources import Console
 from connector.console.web import language_response, make_console_app
 
@@ -38,4 +38,5 @@ def build_console(console: Console) -> web.Application:
     r.add_post("/agencies/{agency_id}/rotate", actions.agency_rotate)
     r.add_post("/maintenance", actions.maintenance)
     app.cleanup_ctx.append(feed_ctx)
+    app.on_shutdown.append(end_streams)
     return app

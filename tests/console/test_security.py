@@ -243,3 +243,37 @@ async def test_beyond_loopback_the_console_is_tls_and_its_cookies_secure(
             assert _set_cookies(page)["ncb_console_login"]["secure"] is True
             resp = await login(http, base, "vic")
             assert _set_cookies(resp.history[0])["ncb_console"]["secure"] is True
+
+
+async def test_an_account_with_a_second_factor_needs_its_code(net: Net) -> None:
+    import pyotp
+
+    from connector.console.accounts import Role, add_account
+
+    s = net["DE"].node.settings
+    ana = add_account(
+        s.state_path(s.console.users_file),
+        "ana",
+        Role.VIEWER,
+        PASSWORDS["ada"],
+        totp=True,
+        now=0.0,
+    )
+    assert ana.totp_secret is not None
+    base = console_url(net["DE"])
+    async with browser() as http:
+        resp = await login(http, base, "ada", code="")  # ada has none: no code needed
+        assert resp.status == 200
+    async with browser() as http:
+        page = await http.get(f"{base}/login")
+        form = {
+            "login_token": field(await page.text(), "login_token"),
+            "name": "ana",
+            "password": PASSWORDS["ada"],
+        }
+        resp = await http.post(f"{base}/login", data={**form, "code": ""})
+        assert resp.status == 401
+        code = pyotp.TOTP(ana.totp_secret).now()
+        resp = await http.post(f"{base}/login", data={**form, "code": code})
+        assert resp.status == 200
+        assert str(resp.url).endswith("/")
