@@ -42,10 +42,20 @@ def _statuses(row: LoggedEntry) -> list[str]:
     return sorted({str(r.get("status")) for r in row.entry.results})
 
 
+def outcome(statuses: list[str], decision: str) -> str:
+    """The one word an enquiry's row is coloured by: a hit first, then a denial or error."""
+    for status in ("hit", "error", "denied"):
+        if status in statuses:
+            return status
+    return "no_hit" if statuses else decision
+
+
 def feed_item(row: LoggedEntry) -> dict[str, Any]:
     """One row as the live feed shows it, in the page and in its events alike."""
     e = row.entry
+    statuses = _statuses(row)
     return {
+        "outcome": outcome(statuses, e.decision),
         "seq": row.seq,
         "id": e.id,
         "at": e.at,

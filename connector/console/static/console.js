@@ -26,7 +26,7 @@
     cell(row, e.categories.join(", "));
     var outcome = cell(row, "");
     var badge = document.createElement("span");
-    badge.className = "status " + e.decision;
+    badge.className = "status " + e.outcome;
     badge.textContent = e.statuses.join(", ") || e.decision;
     outcome.appendChild(badge);
     feed.insertBefore(row, feed.firstChild);
