@@ -72,7 +72,7 @@ async def login(request: web.Request) -> web.Response:
     if wait > 0:
         # Not recorded in the trail: whoever reaches the listener could fill it. The
         # failures that led here are.
-        log.warning("console_login_locked", account=target, address=address, retry_after=wait)
+        console.refusals(address, "locked", account=target, retry_after=round(wait, 1))
         response = _login_form(request, problem="locked", status=429)
         response.headers["Retry-After"] = str(int(wait) + 1)
         return response
@@ -97,7 +97,7 @@ async def login(request: web.Request) -> web.Response:
             details={"address": address, "reason": why},
             now=console.clock(),
         )
-        log.warning("console_login_refused", account=target, address=address, reason=why)
+        console.refusals(address, why, account=target)
         return _login_form(request, problem="refused", status=401)
     assert account is not None
     # Recorded before the session exists: nobody acts in the console unrecorded.

@@ -11,6 +11,7 @@ from connector.console.accounts import AccountDirectory
 from connector.console.reader import Reader
 from connector.console.sessions import Sessions
 from connector.inbound.ratelimit import RateLimiter
+from connector.logs import RateLimitedLog
 from connector.peers.trust import TrustStore
 from connector.policy import Policy
 
@@ -35,6 +36,9 @@ class Console:
     failures: RateLimiter  # failed logins, per account and per address
     login_failures: int
     login_window_s: int
+    # Refused logins (`console_login_refused`, its code the reason): anyone who reaches the
+    # listener can cause them, so the journal gets a budget per address.
+    refusals: RateLimitedLog
     reader: Reader
     policy: Callable[[], Policy]
     trust: Callable[[], TrustStore]

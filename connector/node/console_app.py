@@ -15,6 +15,7 @@ from connector.console.sessions import Sessions
 from connector.console.sources import Console, Maintenance
 from connector.console.web import CONSOLE
 from connector.inbound.ratelimit import RateLimiter
+from connector.logs import RateLimitedLog
 from connector.node.maintenance import MAINTENANCE_FILE, switch_off, switch_on
 from connector.node.maintenance import Maintenance as Switched
 from connector.node.node import Node
@@ -70,6 +71,7 @@ def build_console_app(node: Node) -> web.Application:
         failures=RateLimiter(time.monotonic),
         login_failures=s.console.login_failures,
         login_window_s=s.console.login_window_s,
+        refusals=RateLimitedLog("console_login_refused", clock=time.monotonic, per_key=10),
         reader=Reader(s.enquiries_url),
         policy=node.live.current_policy,
         trust=node.live.current_trust,

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs as capture_logs_
 from support.console import (
     PASSWORDS,
     add_accounts,
@@ -128,9 +129,7 @@ async def test_forms_without_the_sessions_csrf_token_are_refused(net: Net) -> No
         assert not load_agencies(agencies)["border-1"].enabled
 
 
-async def test_failed_logins_lock_the_account_then_the_address(net: Net) -> None:
-    base = console_url(net["DE"])
-    config = net["DE"].node.settings.base_dir / "connector.yaml"
+async def _lock_out(base: str) -> None:
     async with browser() as http:
         for _ in range(3):
             resp = await login(http, base, "bob", "not bob's password")
@@ -144,6 +143,15 @@ async def test_failed_logins_lock_the_account_then_the_address(net: Net) -> None
         # The address has failed three times as well: every account is refused from it.
         resp = await login(http, base, "ada")
         assert resp.status == 429
+
+
+async def test_failed_logins_lock_the_account_then_the_address(net: Net) -> None:
+    base = console_url(net["DE"])
+    config = net["DE"].node.settings.base_dir / "connector.yaml"
+    with capture_logs_() as logged:
+        await _lock_out(base)
+    codes = [(e["account"], e["code"]) for e in logged if e["event"] == "console_login_refused"]
+    assert codes == [("bob", "password")] * 3 + [("bob", "locked"), ("ada", "locked")]
     refused = [e for e in audit_entries(config) if e["action"] == "console.login_refused"]
     assert [(e["target"], e["details"]["reason"]) for e in refused] == [("bob", "password")] * 3
     assert refused[0]["actor"] == {"kind": "console", "name": "bob"}
