@@ -27,8 +27,8 @@ COMMANDS: dict[str, Lazy | click.Command] = {
                 target="connector.cli.config:config_check",
                 help=(
                     "Validate connector.yaml, the key files, peers.yaml, sources.yaml, the "
-                    "agencies file and the policy directory, together, as a starting or "
-                    "reloading node loads them."
+                    "agencies file, the console's accounts and the policy directory, together, "
+                    "as a starting or reloading node loads them."
                 ),
             ),
         },

@@ -99,3 +99,14 @@ def test_users_commands(tmp_path: Path) -> None:
         ("user.disabled", "ada", {}),
     ]
     assert "passphrase" not in Path(config.parent / "admin-audit.jsonl").read_text()
+
+
+def test_config_check_reads_the_accounts_file(tmp_path: Path) -> None:
+    config, _, _ = init(tmp_path, "FR")
+    cli("config", "check", config=config)  # no accounts file: nobody may log in, which is fine
+    users = config.parent / "console-users.json"
+    users.write_text('{"accounts": [{"name": "ada", "role": "superuser"}]}')
+    broken = cli("config", "check", config=config, check=False)
+    assert broken.returncode == 2
+    assert "not a valid accounts file" in broken.stderr
+    assert "role" in broken.stderr
