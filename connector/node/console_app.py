@@ -13,13 +13,14 @@ from connector.console.reader import Reader
 from connector.console.routes import build_console
 from connector.console.sessions import Sessions
 from connector.console.sources import Console, Maintenance
-from connector.console.web import CONSOLE
+from connector.console.web import CONSOLE, session_middleware
 from connector.inbound.ratelimit import RateLimiter
 from connector.logs import RateLimitedLog
 from connector.node.maintenance import MAINTENANCE_FILE, switch_off, switch_on
 from connector.node.maintenance import Maintenance as Switched
 from connector.node.node import Node
 from connector.server.connections import ConnectionLimits
+from connector.server.gate import host_middleware
 from connector.settings.config import Listeners
 from connector.trail.entry import TRAIL_FILE
 
@@ -95,6 +96,12 @@ def build_console_app(node: Node) -> web.Application:
         certificate_expires=lambda: node.keyring.certificate_expires(),
     )
     app = build_console(console)
+    # Before the session is looked at: a page another site's name reaches (DNS rebinding)
+    # is refused whatever it carries.
+    app.middlewares.insert(
+        app.middlewares.index(session_middleware),
+        host_middleware(s.console.hosts, setting="console.hosts"),
+    )
     app.cleanup_ctx.append(reader_ctx)
     return app
 

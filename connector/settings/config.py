@@ -238,6 +238,10 @@ class Console(_Model):
     # refused until the window moves on (right password or not).
     login_failures: Annotated[int, Field(ge=1, le=1000)] = 5
     login_window_s: Annotated[int, Field(ge=1, le=86_400)] = 300
+    # The console answers a Host that is an IP address, `localhost`, or one of these names
+    # (the name operators browse to, behind a proxy or not); any other is a browser led
+    # there by DNS rebinding.
+    hosts: tuple[Annotated[str, Field(min_length=1, max_length=253)], ...] = ()
     # TLS on listen.console with the node's certificate. Unset: TLS unless the console
     # listens on a loopback address; false is refused for any other address.
     tls: bool | None = None

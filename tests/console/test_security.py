@@ -97,6 +97,12 @@ async def test_security_headers_and_no_page_without_a_session(net: Net) -> None:
         assert "frame-ancestors 'none'" in csp
         assert page.headers["X-Frame-Options"] == "DENY"
         assert page.headers["Cache-Control"] == "no-store"
+        # DNS rebinding: a page reached through another site's name is refused.
+        rebound = await http.get(f"{base}/login", headers={"Host": "evil.example"})
+        assert rebound.status == 421
+        assert "console.hosts" in await rebound.text()
+        named = await http.get(f"{base}/login", headers={"Host": "localhost:1"})
+        assert named.status == 200
         # A POST without a session changes nothing and says why.
         resp = await http.post(f"{base}/agencies/border-1/disable", data={"csrf": "x"})
         assert resp.status == 403
