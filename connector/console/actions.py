@@ -5,14 +5,18 @@ the operator's account."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 
 import structlog
 from aiohttp import web
 
 from connector.console.accounts import Role
 from connector.console.pages import agencies
-from connector.console.web import CONSOLE, audit, require
+from connector.console.web import CONSOLE, audit, render, require
+from connector.errors import ConnectorError, NotFound
 from connector.outbound.agencies import rotate_agency, set_agency_enabled
+from connector.peers.admin import update_peer
+from connector.peers.trust import load_trust_store
 from connector.trail.entry import Action
 
 log = structlog.get_logger(__name__)
@@ -70,3 +74,58 @@ async def maintenance(request: web.Request) -> web.Response:
     elif await asyncio.to_thread(console.maintenance.off):
         await audit(request, Action.MAINTENANCE_OFF, console.node)
     raise web.HTTPSeeOther("/")
+
+
+def _digest(summary: str) -> str:
+    return hashlib.sha256(summary.encode()).hexdigest()
+
+
+async def repin(request: web.Request) -> web.Response:
+    """A peer's key and certificate pinned anew, as `peers add --fetch --update` pins them:
+    first what the peer presents now is shown (what a pinned key vouches for, and what must
+    be compared with the peer's NCB by another channel); pinned only when the admin
+    confirms that very summary, so a peer that changed between the two steps is not."""
+    require(request, Role.ADMIN)
+    console = request.app[CONSOLE]
+    peer_id = request.match_info["peer"]
+    known = load_trust_store(console.peers_file).get(peer_id)
+    if known is None:
+        raise NotFound(f"no trusted peer {peer_id}")
+    form = await _form(request)
+    confirmed = form.get("confirm", "")
+    shown: list[str] = []
+
+    def confirm(summary: str) -> bool:
+        shown.append(summary)
+        return bool(confirmed) and _digest(summary) == confirmed
+
+    try:
+        # update_peer fetches through asyncio.run: in a worker thread, off this loop.
+        peer = await asyncio.to_thread(
+            update_peer, console.peers_file, known, url=known.url, confirm=confirm
+        )
+    except ConnectorError as exc:
+        return render(request, "repin.html", {"peer": known, "problem": exc.detail}, status=502)
+    if peer is None:
+        summary = shown[0] if shown else ""
+        return render(
+            request,
+            "repin.html",
+            {
+                "peer": known,
+                "problem": "changed" if confirmed else None,
+                "summary": summary,
+                "digest": _digest(summary),
+            },
+        )
+    await audit(
+        request,
+        Action.PEER_UPDATED,
+        peer.id,
+        url=peer.url,
+        keys=[k.key.kid for k in peer.keys],
+        tls_fingerprint=peer.tls_fingerprint,
+        insecure=peer.insecure,
+    )
+    log.info("console_peer_repinned", peer=peer.id, keys=[k.key.kid for k in peer.keys])
+    raise web.HTTPSeeOther("/peers")

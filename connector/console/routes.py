@@ -30,6 +30,7 @@ def build_console(console: Console) -> web.Application:
     r.add_get("/enquiries/{enquiry_id}", pages.enquiry)
     r.add_get("/approvals", pages.approvals)
     r.add_get("/peers", pages.peers)
+    r.add_post("/peers/{peer}/repin", actions.repin)
     r.add_get("/policy", pages.policy)
     r.add_get("/notifications", pages.notifications)
     r.add_post("/notifications/retry", actions.retry_notices)

@@ -44,6 +44,7 @@ class Console:
     trust: Callable[[], TrustStore]
     problems: Callable[[], Mapping[str, str]]  # the last reload's, by file
     health_file: Path
+    peers_file: Path
     agencies_file: Path
     trail_file: Path
     maintenance: Maintenance

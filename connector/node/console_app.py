@@ -78,6 +78,7 @@ def build_console_app(node: Node) -> web.Application:
         trust=node.live.current_trust,
         problems=lambda: node.live.problems,
         health_file=s.state_path(s.federation.health_file),
+        peers_file=s.path(s.peers_file),
         agencies_file=s.state_path(s.federation.agencies_file),
         trail_file=s.state_path(TRAIL_FILE),
         maintenance=Maintenance(

@@ -209,3 +209,36 @@ async def test_admin_actions_take_effect_and_are_recorded_by_account(net: Net) -
         ("maintenance.off", "DE", ada_actor),
         ("console.logout", "ada", ada_actor),
     ]
+
+
+async def test_an_admin_pins_a_peer_again_after_confirming_what_it_presents(net: Net) -> None:
+    de = net["DE"]
+    s = de.node.settings
+    base = console_url(de)
+    config = s.base_dir / "connector.yaml"
+    async with browser() as vic:
+        await login(vic, base, "vic")
+        assert "/peers/FR/repin" not in await (await vic.get(f"{base}/peers")).text()
+    async with browser() as ada:
+        await login(ada, base, "ada")
+        token = await csrf(ada, base, "/peers")
+        shown = await ada.post(f"{base}/peers/FR/repin", data={"csrf": token})
+        html = await shown.text()
+        assert shown.status == 200
+        assert f"key thumbprint   {net['FR'].node.signer.kid} (pinned already)" in html
+        digest = re.search(r'name="confirm" value="([0-9a-f]{64})"', html)
+        assert digest is not None
+        # A confirmation of another summary (the peer changed meanwhile) pins nothing.
+        stale = await ada.post(f"{base}/peers/FR/repin", data={"csrf": token, "confirm": "0" * 64})
+        assert "nothing was pinned" in await stale.text()
+        assert "peer.updated" not in [e["action"] for e in audit_entries(config)]
+        pinned = await ada.post(
+            f"{base}/peers/FR/repin",
+            data={"csrf": token, "confirm": digest.group(1), "compared": "on"},
+        )
+        assert pinned.status == 200
+        assert str(pinned.url).endswith("/peers")
+    (entry,) = [e for e in audit_entries(config) if e["action"] == "peer.updated"]
+    assert entry["actor"] == {"kind": "console", "name": "ada"}
+    assert entry["details"]["keys"] == [net["FR"].node.signer.kid]
+    assert entry["details"]["tls_fingerprint"] == net["FR"].node.tls_fingerprint
