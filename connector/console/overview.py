@@ -4,14 +4,24 @@ and the last 24 hours in hourly bars drawn as SVG coordinates."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-
-from connector.enquiries.entry import LoggedEntry
+from typing import Any
 
 HOURS = 24
 CHART_WIDTH = 720
 CHART_HEIGHT = 160
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Activity:
+    """What the figures need of one enquiry row: not its query, hashes or criteria."""
+
+    at: float
+    peer: str
+    direction: str
+    checks: tuple[Mapping[str, Any], ...]
+    results: tuple[Mapping[str, Any], ...]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -56,26 +66,25 @@ class Overview:
     peak: int  # the tallest bar's checks: the chart's scale
 
 
-def _checks(rows: Iterable[LoggedEntry]) -> Iterable[tuple[LoggedEntry, dict[str, object]]]:
+def _checks(rows: Iterable[Activity]) -> Iterable[tuple[Activity, Mapping[str, Any]]]:
     for row in rows:
-        results = row.entry.results
-        if results:
-            for r in results:
-                yield row, dict(r)
+        if row.results:
+            for r in row.results:
+                yield row, r
         else:
             # A row with no result per check (an exchange that failed): its checks count
             # as errors.
-            for c in row.entry.checks:
+            for c in row.checks:
                 yield row, {"category": c.get("category"), "status": "error"}
 
 
-def summarize(rows: Sequence[LoggedEntry], *, now: float) -> Overview:
+def summarize(rows: Sequence[Activity], *, now: float) -> Overview:
     """`rows`: the log's rows of the last 24 hours, in any order."""
     hourly: list[Counter[str]] = [Counter() for _ in range(HOURS)]
     rates: Counter[tuple[str, str, str]] = Counter()
     totals: Counter[str] = Counter()
     for row, result in _checks(rows):
-        age = now - row.entry.at
+        age = now - row.at
         if age < 0 or age >= HOURS * 3600:
             continue
         status = str(result.get("status") or "error")
@@ -85,7 +94,7 @@ def summarize(rows: Sequence[LoggedEntry], *, now: float) -> Overview:
         bucket["checks"] += 1
         bucket[status] += 1
         if age < 3600:
-            rates[(row.entry.peer, row.entry.direction, str(result.get("category") or "-"))] += 1
+            rates[(row.peer, row.direction, str(result.get("category") or "-"))] += 1
     peak = max((b["checks"] for b in hourly), default=0)
     scale = CHART_HEIGHT / peak if peak else 0.0
     slot = CHART_WIDTH / HOURS

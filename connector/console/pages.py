@@ -12,7 +12,6 @@ from typing import Any, get_args
 import orjson
 from aiohttp import web
 
-from connector.console.overview import summarize
 from connector.console.web import CONSOLE, render
 from connector.enquiries.entry import Direction, LoggedEntry
 from connector.errors import NotFound
@@ -73,15 +72,18 @@ def feed_item(row: LoggedEntry) -> dict[str, Any]:
 async def overview(request: web.Request) -> web.Response:
     console = request.app[CONSOLE]
     now = console.clock()
-    day = await console.reader.enquiries(since=now - 86_400, limit=DAY_ROWS)
+    figures, truncated = await console.reader.day(
+        now=now, monotonic=console.monotonic(), limit=DAY_ROWS
+    )
+    newest = await console.reader.enquiries(limit=FEED_ROWS)
     counts = await console.reader.notice_counts()
     _, health = load_health(console.health_file)
     return render(
         request,
         "overview.html",
         {
-            "figures": summarize(day, now=now),
-            "feed": [feed_item(r) for r in day[:FEED_ROWS]],
+            "figures": figures,
+            "feed": [feed_item(r) for r in newest],
             "rejections": console.rejections(),
             "peers_down": sorted(h.peer for h in health if not h.up),
             "peers_checked": len(health),
@@ -90,7 +92,7 @@ async def overview(request: web.Request) -> web.Response:
             "pending_approvals": None,
             "maintenance": console.maintenance.status(),
             "problems": dict(console.problems()),
-            "truncated": len(day) >= DAY_ROWS,
+            "truncated": truncated,
         },
     )
 
