@@ -12,6 +12,7 @@ from connector.console.accounts import ACCOUNT_NAME, password_matches, totp_matc
 from connector.console.sessions import Sessions
 from connector.console.web import (
     CONSOLE,
+    HASHING,
     SESSION_COOKIE,
     VISITOR_COOKIE,
     audit,
@@ -77,7 +78,8 @@ async def login(request: web.Request) -> web.Response:
         response.headers["Retry-After"] = str(int(wait) + 1)
         return response
     account = console.accounts.get(target)
-    ok = await asyncio.to_thread(password_matches, account, password)
+    async with request.app[HASHING]:
+        ok = await asyncio.to_thread(password_matches, account, password)
     why = None
     if not ok:
         why = "password"

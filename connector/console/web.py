@@ -42,6 +42,10 @@ VISITOR_COOKIE = "ncb_console_login"
 # Paths a visitor without a session may ask for.
 OPEN_PATHS = ("/login", "/static/", "/language")
 _OPERATOR = "ncb_operator"
+# Password checks at once: each takes Argon2's 64 MiB and a core for a tenth of a second,
+# so a flood of logins waits its turn instead of exhausting the host's memory.
+HASHING_AT_ONCE = 2
+HASHING = web.AppKey("console_hashing", asyncio.Semaphore)
 
 # Scripts and styles only from the console itself: an injected <script> or inline handler
 # does not run even if a template were to let one through.
@@ -216,6 +220,7 @@ def make_console_app(console: Console) -> web.Application:
     )
     app[CONSOLE] = console
     app[CATALOGUES] = load_catalogues()
+    app[HASHING] = asyncio.Semaphore(HASHING_AT_ONCE)
     env = aiohttp_jinja2.setup(
         app,
         loader=jinja2.FileSystemLoader(str(HERE / "templates")),
