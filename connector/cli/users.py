@@ -89,9 +89,10 @@ def account_dict(a: Account) -> dict[str, object]:
 @config_option
 @handles_errors
 def users_add(name: str, role: str, totp: bool, password_stdin: bool, config_path: Path) -> None:
-    """Make a console account (asks for its password, 12 characters or more).
+    """Make a console account with a role (asks for its password).
 
-    Exit status: 0 made; 2 a bad name, a short password, or the name is taken."""
+    The password needs 12 characters or more. Exit status: 0 made; 2 a bad name, a short
+    password, or the name is taken."""
     settings = load_settings(config_path)
     account = add_account(
         _users_file(settings),
@@ -123,9 +124,10 @@ def users_add(name: str, role: str, totp: bool, password_stdin: bool, config_pat
 @config_option
 @handles_errors
 def users_passwd(name: str, totp: bool | None, password_stdin: bool, config_path: Path) -> None:
-    """Set an account's password (and enable it again if it was disabled).
+    """Set an account's password (and enable it again); --totp, --no-totp.
 
-    Exit status: 0 changed; 2 no such account, or a short password."""
+    A disabled account is enabled again. Exit status: 0 changed; 2 no such account, or a
+    short password."""
     settings = load_settings(config_path)
     account = change_password(
         _users_file(settings), name, _password(password_stdin), totp=totp, now=time.time()
@@ -146,10 +148,10 @@ def users_passwd(name: str, totp: bool | None, password_stdin: bool, config_path
 @config_option
 @handles_errors
 def users_disable(name: str, config_path: Path) -> None:
-    """Refuse an account's logins, and end its sessions at their next request (a running
-    node re-reads the file); `users passwd` enables it again.
+    """Refuse an account's logins and end its sessions.
 
-    Exit status: 0 disabled; 2 no such account."""
+    A running node re-reads the accounts file at the account's next request; `users passwd`
+    enables it again. Exit status: 0 disabled; 2 no such account."""
     settings = load_settings(config_path)
     account = disable_account(_users_file(settings), name, now=time.time())
     record_change(settings, Action.USER_DISABLED, account.name)
