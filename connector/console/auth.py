@@ -24,7 +24,6 @@ from connector.console.web import (
 from connector.errors import FormExpired
 from connector.policy.model import Rate
 from connector.trail.entry import Action, Actor
-from connector.trail.file import record
 
 log = structlog.get_logger(__name__)
 
@@ -90,27 +89,25 @@ async def login(request: web.Request) -> web.Response:
     if why is not None:
         for k in keys:
             console.failures.try_acquire(k, rate)
-        await asyncio.to_thread(
-            record,
-            console.trail_file,
+        await audit(
+            request,
+            Action.CONSOLE_LOGIN_REFUSED,
+            target,
             actor=Actor(kind="console", name=target),
-            action=Action.CONSOLE_LOGIN_REFUSED,
-            target=target,
-            details={"address": address, "reason": why},
-            now=console.clock(),
+            address=address,
+            reason=why,
         )
         console.refusals(address, why, account=target)
         return _login_form(request, problem="refused", status=401)
     assert account is not None
     # Recorded before the session exists: nobody acts in the console unrecorded.
-    await asyncio.to_thread(
-        record,
-        console.trail_file,
+    await audit(
+        request,
+        Action.CONSOLE_LOGIN,
+        account.name,
         actor=Actor(kind="console", name=account.name),
-        action=Action.CONSOLE_LOGIN,
-        target=account.name,
-        details={"address": address, "role": account.role.value},
-        now=console.clock(),
+        address=address,
+        role=account.role.value,
     )
     # A new id whatever cookie came with the request: an id planted before the login is
     # never the one the login gives.

@@ -92,15 +92,22 @@ def require(request: web.Request, role: Role) -> Operator:
     return operator
 
 
-async def audit(request: web.Request, action: Action, target: str, **details: Detail) -> None:
-    """What an operator changed, in the admin audit trail (the same file and chain as the
-    commands'), by their console account; in a thread, since the append is synced."""
+async def audit(
+    request: web.Request,
+    action: Action,
+    target: str,
+    *,
+    actor: Actor | None = None,
+    **details: Detail,
+) -> None:
+    """What an operator did, in the admin audit trail (the same file and chain as the
+    commands'), by their console account (`actor`: the account a login names, before it
+    has a session); in a thread, since the append is synced."""
     console = request.app[CONSOLE]
-    operator = operator_of(request)
     await asyncio.to_thread(
         record,
         console.trail_file,
-        actor=operator.actor,
+        actor=actor or operator_of(request).actor,
         action=action,
         target=target,
         details=details,
