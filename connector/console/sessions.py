@@ -12,7 +12,8 @@ from dataclasses import dataclass, replace
 from connector.crypto.jws import b64url
 
 # A restart logs everyone out: sessions are not worth a table, and an id never outlives the
-# process that issued it.
+# process that issued it. Memory is bounded by accounts × this: an idle session is dropped
+# when next presented, or when its account's newer ones push it out.
 MAX_SESSIONS_PER_ACCOUNT = 8
 
 
@@ -84,13 +85,6 @@ class Sessions:
     def end_account(self, account: str) -> None:
         for s in [s for s in self._by_id.values() if s.account == account]:
             del self._by_id[s.id]
-
-    def sweep(self) -> int:
-        now = self._clock()
-        idle = [k for k, s in self._by_id.items() if now - s.last_seen > self.idle_timeout_s]
-        for k in idle:
-            del self._by_id[k]
-        return len(idle)
 
     # --- the login form ---------------------------------------------------------------------
 
