@@ -301,6 +301,35 @@ class TooManyCheckpoints(ProtocolError):
     title = "Checkpoints come too often"
 
 
+# --- approvals before release ----------------------------------------------------------------
+
+
+class UnknownApproval(ProtocolError):
+    """No approval by that id, or one a peer other than the asker names: the same answer
+    either way, so a peer learns nothing of another's approvals (protocol.md §15)."""
+
+    status = 404
+    code = "unknown_approval"
+    title = "No such approval"
+
+
+class ApprovalPending(ProtocolError):
+    """A release asked for before an operator decided: ask again later (`retry_after`)."""
+
+    status = 409
+    code = "approval_pending"
+    title = "The release still waits for an operator"
+
+
+class ApprovalDecided(ConnectorError):
+    """An operator's decision on an approval already decided (by another operator, or
+    expired meanwhile): nothing changed."""
+
+    status = 409
+    code = "approval_decided"
+    title = "The approval is already decided"
+
+
 class MisdirectedRequest(ConnectorError):
     """A `Host` the local listener does not answer to (a browser's DNS rebinding)."""
 

@@ -52,6 +52,7 @@ TYP_RECEIPT = "ncb-receipt+jwt"
 TYP_RECALL = "ncb-recall+jwt"
 TYP_WITNESSED = "ncb-witnessed+jwt"
 TYP_ROTATION = "ncb-rotation+jwt"
+TYP_RELEASE = "ncb-release+jwt"
 # A witness returns at most this many of a node's checkpoints (§13.3): its newest, one a day
 # before them, and every conflict, thinned to fit.
 MAX_WITNESSED = 512
@@ -154,6 +155,24 @@ class HitClaims(BaseModel):
     reasons: list[Any] | None = None
 
 
+class PendingClaims(BaseModel):
+    """A result's `approval` member: the hit's detail waits for the responder's operator."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,40}$")]
+    status: str
+    level: AnswerLevel
+    expires: int
+
+
+class ReleasedClaims(BaseModel):
+    """A released answer's `approval` claim."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    id: str
+    status: Literal["approved", "denied", "expired"]
+
+
 class ResultClaims(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
     check: str
@@ -164,6 +183,8 @@ class ResultClaims(BaseModel):
     retry_after: float | None = None
     # Criteria the responder's policy did not search by at the level it granted (§7.2).
     unused_criteria: list[str] = Field(default_factory=list)
+    # A hit whose detail waits for the responder's operator (§15).
+    approval: PendingClaims | None = None
 
 
 class AnswerClaims(BaseModel):
@@ -176,6 +197,19 @@ class AnswerClaims(BaseModel):
     query_digest: str
     enquiry: str
     results: list[ResultClaims]
+    # A released answer (§15.3): the approval it ends, and how it was decided.
+    approval: ReleasedClaims | None = None
+
+
+class ReleaseClaims(_Strict):
+    """A querier's request for the release of a pending answer (§15.2)."""
+
+    iss: NodeId
+    aud: NodeId
+    iat: StrictInt
+    exp: StrictInt
+    jti: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{22,128}$")]
+    approval: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,40}$")]
 
 
 class IdentityClaims(BaseModel):
@@ -284,6 +318,8 @@ class CheckResult:
     reason: str | None = None
     retry_after: float | None = None
     unused_criteria: tuple[str, ...] = ()
+    # `{id, status: pending, level, expires}`: the hits' detail waits for an operator (§15).
+    approval: Mapping[str, Any] | None = None
 
     def claims(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -298,6 +334,8 @@ class CheckResult:
             out["retry_after"] = round(self.retry_after, 3)
         if self.unused_criteria:
             out["unused_criteria"] = list(self.unused_criteria)
+        if self.approval is not None:
+            out["approval"] = dict(self.approval)
         return out
 
 
@@ -466,6 +504,95 @@ def sign_answer(
         "results": [r.claims() for r in results],
     }
     return signer.sign_compact(orjson.dumps(claims), typ=TYP_ANSWER)
+
+
+def sign_released(
+    *,
+    signer: Signer,
+    iss: str,
+    aud: str,
+    in_reply_to: str,
+    query_digest: str,
+    enquiry: str,
+    approval: str,
+    status: str,
+    results: Sequence[Mapping[str, Any]],
+    now: float,
+) -> bytes:
+    """A released answer (§15.3): an answer to the original query — its `in_reply_to` and
+    `query_digest` — signed now, naming the approval it ends and how it was decided."""
+    claims = {
+        "iss": iss,
+        "aud": aud,
+        "iat": int(now),
+        "jti": new_jti(now),
+        "in_reply_to": in_reply_to,
+        "query_digest": query_digest,
+        "enquiry": enquiry,
+        "approval": {"id": approval, "status": status},
+        "results": [dict(r) for r in results],
+    }
+    return signer.sign_compact(orjson.dumps(claims), typ=TYP_ANSWER)
+
+
+def sign_release_request(
+    signer: Signer, *, iss: str, aud: str, approval: str, now: float, lifetime: int = 60
+) -> tuple[bytes, str]:
+    """The querier's signed request for a pending answer's release (§15.2), and its jti."""
+    jti = new_jti(now)
+    claims = {
+        "iss": iss,
+        "aud": aud,
+        "iat": int(now),
+        "exp": int(now) + lifetime,
+        "jti": jti,
+        "approval": approval,
+    }
+    return signer.sign_compact(orjson.dumps(claims), typ=TYP_RELEASE), jti
+
+
+def parse_release(envelope: Envelope) -> ReleaseClaims:
+    """A release request's claims schema, last of its checks (§15.2)."""
+    try:
+        return ReleaseClaims.model_validate(envelope.payload)
+    except ValidationError as exc:
+        raise InvalidClaims(
+            "the release claims do not match the schema", errors=_schema_errors(exc)
+        ) from exc
+
+
+def open_released(
+    token: bytes,
+    *,
+    keys: Sequence[PublicKey],
+    peer: str,
+    me: str,
+    query_jti: str,
+    query_digest: str,
+    check_ids: Sequence[str],
+    approval: str,
+    now: float,
+) -> AnswerClaims:
+    """Verify a released answer as an answer to the original query (§8), and that it ends
+    `approval`: the checks of §8, the approval named, held results no longer pending."""
+    answer = _open_pinned(token, AnswerClaims, typ=TYP_ANSWER, keys=keys, what="released answer")
+    if answer.iss != peer:
+        raise BadAnswer("the released answer's iss is not the peer we asked")
+    if answer.aud != me:
+        raise BadAnswer("the released answer is addressed to another node")
+    if answer.in_reply_to != query_jti:
+        raise BadAnswer("in_reply_to does not match our query's jti")
+    if answer.query_digest != query_digest:
+        raise BadAnswer("query_digest does not match the query we sent")
+    if abs(answer.iat - now) > MAX_LIFETIME_S + CLOCK_SKEW_S:
+        raise BadAnswer("the released answer's iat is outside the window")
+    if answer.approval is None or answer.approval.id != approval:
+        raise BadAnswer("the released answer does not name the approval asked for")
+    if sorted(r.check for r in answer.results) != sorted(check_ids):
+        raise BadAnswer("the released answer's results do not match our checks one for one")
+    if any(r.approval is not None for r in answer.results):
+        raise BadAnswer("a released answer has no result still pending")
+    return answer
 
 
 _Claims = TypeVar("_Claims", bound=BaseModel)

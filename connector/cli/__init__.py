@@ -318,6 +318,28 @@ COMMANDS: dict[str, Lazy | click.Command] = {
             ),
         },
     ),
+    "approvals": LazyGroup(
+        name="approvals",
+        help="Releases that wait for an operator (release: approval): list, show, decide.",
+        lazy={
+            "list": Lazy(
+                target="connector.cli.approvals:approvals_list",
+                help="Releases waiting for an operator, or decided ones (--state).",
+            ),
+            "show": Lazy(
+                target="connector.cli.approvals:approvals_show",
+                help="One approval in full: who asked, what, the records held, the rule.",
+            ),
+            "approve": Lazy(
+                target="connector.cli.approvals:approvals_approve",
+                help="Release the held records to the peer that asked, saying why.",
+            ),
+            "deny": Lazy(
+                target="connector.cli.approvals:approvals_deny",
+                help="Refuse the release, saying why; the peer gets the checks denied.",
+            ),
+        },
+    ),
     "notifications": LazyGroup(
         name="notifications",
         help="Notices to the NCB about foreign enquiries: the outbox and the channels.",

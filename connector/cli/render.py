@@ -11,6 +11,7 @@ from rich.table import Table
 from connector.enquiries.entry import LoggedEntry, utc_iso
 
 if TYPE_CHECKING:  # their modules bring aiohttp, which a command listing agencies need not load
+    from connector.approvals.model import Approval
     from connector.outbound.fanout import PeerOutcome
     from connector.outbound.national import NationalResult
     from connector.peers.client import Exchange
@@ -200,3 +201,68 @@ def fanout_table(
             escape(note),
         )
     return table
+
+
+_APPROVAL_STYLE = {"pending": "yellow", "approved": "green", "denied": "red", "expired": "red"}
+
+
+def approvals_table(rows: Sequence[Approval]) -> Table:
+    """Approvals one a line: what waits (or was decided), for whom, about which records."""
+    table = folded(
+        Table(
+            "approval",
+            "state",
+            "asked by",
+            "user",
+            "records",
+            "rules",
+            "asked (UTC)",
+            "expires / decided (UTC)",
+        )
+    )
+    for a in rows:
+        style = _APPROVAL_STYLE.get(a.state, "")
+        when = a.expires_at if a.decision is None else a.decision.at
+        table.add_row(
+            a.id,
+            f"[{style}]{a.state}[/]",
+            a.peer,
+            escape(a.sub),
+            ", ".join(a.refs),
+            escape(", ".join(a.rules)),
+            utc_time(a.created_at),
+            utc_time(when),
+        )
+    return table
+
+
+def approval_lines(a: Approval) -> list[str]:
+    """One approval in full, as an approver reads it before deciding: who asked and why,
+    what they asked, the records that would be released, the rule that holds them."""
+    lines = [
+        f"approval   {a.id}  [{_APPROVAL_STYLE.get(a.state, '')}]{a.state}[/]",
+        f"enquiry    {a.enquiry} (enquiries show {a.enquiry})",
+        f"asked by   {a.peer}, {escape(a.sub)} ({a.agency_kind}), purpose {a.purpose}, "
+        f"case {escape(a.case_ref or '-')}",
+        f"asked      {utc_time(a.created_at)} UTC",
+        f"expires    {utc_time(a.expires_at)} UTC (undecided: denied as expired)",
+    ]
+    if a.decision is not None:
+        d = a.decision
+        who = "the approvals job" if d.operator is None else d.operator.shown
+        lines.append(
+            f"decided    {d.verdict} by {escape(who)} at {utc_time(d.at)} UTC: {escape(d.reason)}"
+        )
+    for h in a.held:
+        lines += [
+            "",
+            f"check {escape(h.check)}: {h.category.value}, rule {escape(h.rule)!r} releases "
+            f"level {h.level.value}",
+            "  asked:  " + escape(shown(dict(h.criteria))),
+        ]
+        for hit in h.hits:
+            lines.append(f"  record {escape(str(hit.get('ref')))}")
+            record = hit.get("record") or {}
+            width = max((len(k) for k in record), default=0)
+            lines += [f"    {k.ljust(width)}  {escape(shown(v))}" for k, v in record.items()]
+    return lines

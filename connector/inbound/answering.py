@@ -10,6 +10,8 @@ from typing import Any
 
 import structlog
 
+from connector.approvals.hold import hold
+from connector.approvals.model import HeldCheck
 from connector.crypto.jws import Signer
 from connector.enquiries.entry import Entry, new_enquiry_id, utc_iso
 from connector.enquiries.log import Companion, EnquiryLog
@@ -67,6 +69,9 @@ class _Decided:
     # A denied check a record watch may concern: searched once the answer has left.
     watch_criteria: Any | None = None
     probing: Observation | None = None  # this check made its subject suspected of probing
+    # `release: approval` with hits: the result as released once an operator approves
+    # (`result` then says pending, at level hit).
+    released: CheckResult | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -146,8 +151,11 @@ class Answerer:
             await self._decide(query, check, criteria, policy, now)
             for check, criteria in zip(query.checks, parsed, strict=True)
         ]
-        results = tuple(d.result for d in decided)
         enquiry_id = new_enquiry_id(now)
+        held: tuple[Companion, ...] = ()
+        if any(d.released is not None for d in decided):
+            decided, held = self._hold(query, token, enquiry_id, decided, policy, now)
+        results = tuple(d.result for d in decided)
         answer = sign_answer(
             signer=self.signer,
             iss=self.node,
@@ -186,13 +194,13 @@ class Answerer:
             # A denied answer must not take longer when a record matches: the row is
             # committed and the answer sent without searching; the watch searches and the
             # enquiry's notices follow (docs/architecture.md, "Record watches").
-            await self.log.append(entry)
+            await self.log.append(entry, held)
             self._owe(_Owed(query=query, entry=entry, decided=decided, policy=policy, now=now))
         else:
             notices = self._notices(query, entry, decided, policy, now)
             # The row (and its notices) is committed before the answer leaves: no answer
             # without its evidence, no enquiry without its notice.
-            await self.log.append(entry, notice_rows(notices) if notices else ())
+            await self.log.append(entry, (*notice_rows(notices), *held) if notices else held)
         if metrics is not None:
             # Counted once the row is committed: an answer that never left is not counted.
             # `query.iss` is the peer whose pinned key verified the token.
@@ -223,6 +231,64 @@ class Answerer:
             hits=len(entry.hit_refs),
         )
         return Answered(token=answer, enquiry=entry, query=query)
+
+    def _hold(
+        self,
+        query: Query,
+        token: bytes,
+        enquiry_id: str,
+        decided: list[_Decided],
+        policy: Policy,
+        now: float,
+    ) -> tuple[list[_Decided], tuple[Companion, ...]]:
+        """The checks whose rule says `release: approval` answered pending, at level hit,
+        under one approval for the enquiry; its row and notices commit with the enquiry."""
+        approval_id = new_enquiry_id(now)
+        waiting = [d for d in decided if d.released is not None]
+        expires_in = min(d.decision.approval_expires for d in waiting)
+        level = max((d.decision.level for d in waiting), key=lambda lv: lv.rank)
+        claim = {
+            "id": approval_id,
+            "status": "pending",
+            "level": level.value,
+            "expires": int(now + expires_in),
+        }
+        pending = [
+            replace(d, result=replace(d.result, approval=claim)) if d.released is not None else d
+            for d in decided
+        ]
+        _, rows = hold(
+            node=self.node,
+            approval_id=approval_id,
+            enquiry=enquiry_id,
+            peer=query.iss,
+            query_jti=query.jti,
+            query_digest=digest(token),
+            sub=query.sub,
+            agency_kind=query.agency_kind.value,
+            purpose=query.purpose.value,
+            case_ref=query.case,
+            policy_digest=policy.digest,
+            held=[
+                HeldCheck(
+                    check=d.check.id,
+                    category=d.check.category,
+                    criteria=dict(d.check.criteria),
+                    rule=d.decision.rule or "",
+                    level=d.decision.level,
+                    hits=tuple(h.claims() for h in d.released.hits),
+                )
+                for d in waiting
+                if d.released is not None
+            ],
+            results=[(d.released or d.result).claims() for d in decided],
+            channels=[
+                c for d in waiting for c in (d.decision.approval_channels or policy.channels)
+            ],
+            expires_in=expires_in,
+            now=now,
+        )
+        return pending, rows
 
     def _owe(self, owed: _Owed) -> None:
         self._owed.append(owed)
@@ -434,6 +500,21 @@ class Answerer:
             hits=hits,
             unused_criteria=unused,
         )
+        if decision.held and hits:
+            # Only the refs leave now, as a `hit`-level rule would give them; the detail
+            # waits for an operator (protocol.md §15).
+            return _Decided(
+                check=check,
+                decision=decision,
+                result=replace(
+                    result,
+                    level=AnswerLevel.HIT,
+                    hits=tuple(Hit(ref=h.ref, score=1.0) for h in hits),
+                ),
+                hit_ids=tuple(m.record.id for m in found),
+                probing=suspected,
+                released=result,
+            )
         return _Decided(
             check=check,
             decision=decision,
@@ -539,6 +620,8 @@ def _result_summary(d: _Decided) -> dict[str, Any]:
     }
     if d.result.reason:
         out["reason"] = d.result.reason
+    if d.result.approval is not None:
+        out["approval"] = d.result.approval["id"]
     return out
 
 

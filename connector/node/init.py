@@ -42,7 +42,7 @@ tls:
   cert: tls/cert.pem               # self-signed; peers pin its SHA-256 fingerprint
   key: tls/key.pem
 listen:
-  peer:                            # the peer API (TLS): /v1/query, /v1/identity, /v1/witness
+  peer:                            # the peer API (TLS): /v1/query, /v1/release, /v1/identity, …
     host: {host}
     port: {peer_port}
   local:                           # /livez, /readyz, the agencies' API
@@ -69,6 +69,10 @@ outgoing:
 #   archive_after_days: 0          # 0: keep every row in the log (operations.md §11)
 #   dir: archive                   # beside the log; copy new files off the host
 #   interval_s: 86400
+# approvals:                       # releases that wait for an operator (operations.md §8.1)
+#   check_interval_s: 10           # expire and remind
+#   poll_interval_s: 15            # ask peers for releases; tell peers asking us to wait as long
+#   agency_channels: {{}}            # agency: channel told when a release it waited for came
 # federation:
 #   local_hosts: []                # names it answers besides IP addresses and localhost
 #   auth_failures: 10              # failed agency tokens per address in the window, then 429

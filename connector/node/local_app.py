@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 import aiohttp
 from aiohttp import web
 
+from connector.approvals.awaiting import AWAITING, Awaiting
 from connector.enquiries.log import EnquiryLog
 from connector.node.metrics import peers_view
 from connector.node.node import ENQUIRY_LOG, NODE, RECORDS, Node
@@ -16,7 +17,7 @@ from connector.node.scheduler import SCHEDULER, Scheduler
 from connector.outbound.agencies import AgencyDirectory
 from connector.outbound.fanout import FanOut
 from connector.peers.breaker import Breakers
-from connector.peers.client import peer_session
+from connector.peers.client import PeerClient, peer_session
 from connector.peers.discovery import Announcement, Discovered, discovery_ctx
 from connector.peers.health import HealthMonitor
 from connector.peers.trust import TrustStore
@@ -73,7 +74,7 @@ def build_local_app(
     )
     app[TRUST] = node.live.current_trust
     add_routes(app)
-    app.cleanup_ctx.extend([session_ctx, fanout_ctx, local_checks_ctx, health_ctx])
+    app.cleanup_ctx.extend([session_ctx, fanout_ctx, local_checks_ctx, health_ctx, releases_ctx])
     if s.discovery.mdns:
         discovered = Discovered(
             node=s.node, path=s.state_path(s.discovery.discovered_file), clock=node.clock
@@ -120,6 +121,31 @@ async def local_checks_ctx(app: web.Application) -> AsyncIterator[None]:
         fanout=app[FANOUT],
         default_deadline_ms=s.federation.deadline_ms,
     )
+    yield
+
+
+async def releases_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The `releases` job: the releases peers hold for their operators asked for until
+    decided (protocol.md §15.2); first at once, so a restarted node resumes where it was."""
+    node = app[NODE]
+    s = node.settings
+    awaiting = Awaiting(
+        node=s.node,
+        client=PeerClient(
+            session=app[SESSION],
+            signer=node.signer,
+            node=s.node,
+            clock=node.clock,
+            timeout=s.outgoing.timeout,
+        ),
+        enquiry_log=app[ENQUIRY_LOG],
+        trust=app[TRUST],
+        clock=node.clock,
+        poll_interval=s.approvals.poll_interval_s,
+        agency_channels=s.approvals.agency_channels,
+    )
+    app[AWAITING] = awaiting
+    app[SCHEDULER].every("releases", s.approvals.poll_interval_s, awaiting.run, at_once=True)
     yield
 
 

@@ -13,6 +13,7 @@ import structlog
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from sqlalchemy import Engine
 
+from connector.approvals.service import PendingFigures, pending_figures
 from connector.metrics import View
 from connector.node.node import Node
 from connector.notify.outbox import Depth, depths
@@ -244,6 +245,12 @@ class Backlogs:
             interval=OUTBOX_INTERVAL_S,
             monotonic=monotonic,
         )
+        self.approvals: Cached[PendingFigures] = Cached(
+            lambda: pending_figures(log_engine),
+            what="approvals",
+            interval=OUTBOX_INTERVAL_S,
+            monotonic=monotonic,
+        )
         self.records: Cached[dict[Category, int]] = Cached(
             records.counts_apart,
             what="records",
@@ -252,10 +259,12 @@ class Backlogs:
         )
 
     async def refresh(self) -> None:
-        await asyncio.gather(self.outbox.refresh(), self.records.refresh())
+        await asyncio.gather(
+            self.outbox.refresh(), self.approvals.refresh(), self.records.refresh()
+        )
 
     async def close(self) -> None:
-        await asyncio.gather(self.outbox.close(), self.records.close())
+        await asyncio.gather(self.outbox.close(), self.approvals.close(), self.records.close())
 
     def collect(self) -> Iterator[Metric]:
         pending = _gauge(
@@ -281,6 +290,19 @@ class Backlogs:
                 oldest.add_metric([channel], age)
                 dead.add_metric([channel], float(d.dead))
         yield from (pending, oldest, dead)
+        waiting = _gauge(
+            "ncb_approvals_pending",
+            "Releases waiting for an operator's approval (policy rules with release: approval).",
+        )
+        soonest = _gauge(
+            "ncb_approvals_next_expiry_timestamp_seconds",
+            "When the first waiting approval expires, denied as expired; +Inf when none waits.",
+        )
+        figures = self.approvals.value
+        if figures is not None:
+            waiting.add_metric([], float(figures.count))
+            soonest.add_metric([], _or_inf(figures.next_expiry))
+        yield from (waiting, soonest)
         records = _gauge("ncb_records", "Records held, by category.", ("category",))
         for category, n in sorted((self.records.value or {}).items()):
             records.add_metric([category.value], float(n))

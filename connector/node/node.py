@@ -205,6 +205,7 @@ class Node:
             clock=self.clock,
             monotonic=monotonic,
             query_lifetime=s.outgoing.query_lifetime,
+            release_poll_s=s.approvals.poll_interval_s,
         )
         return FanOut(
             exchanges=exchanges,

@@ -13,6 +13,8 @@ import structlog
 from aiohttp import web
 from apscheduler.triggers.cron import CronTrigger
 
+from connector.approvals.release import Releaser
+from connector.approvals.service import APPROVALS, Approvals
 from connector.enquiries.log import EnquiryLog
 from connector.enquiries.witnessed import WitnessStore
 from connector.errors import ConfigError
@@ -33,6 +35,7 @@ from connector.server.peer_api import (
     ANSWERER,
     IDENTITY,
     PAUSED,
+    RELEASER,
     WITNESS,
     IdentityToken,
     make_peer_app,
@@ -41,6 +44,7 @@ from connector.server.rejectlog import RejectionLog
 from connector.settings.config import Notifications
 from connector.sources.model import Source, load_sources
 from connector.sources.sync import sync
+from connector.trail.entry import TRAIL_FILE
 
 log = structlog.get_logger(__name__)
 
@@ -66,7 +70,14 @@ def build_peer_app(
     app[SCHEDULER] = scheduler
     app[PAUSED] = node.live.paused
     app.cleanup_ctx.extend(
-        [answerer_ctx, witness_ctx, notifications_ctx, sources_ctx, watch_notices_ctx]
+        [
+            answerer_ctx,
+            witness_ctx,
+            notifications_ctx,
+            sources_ctx,
+            approvals_ctx,
+            watch_notices_ctx,
+        ]
     )
     return app
 
@@ -91,6 +102,22 @@ async def answerer_ctx(app: web.Application) -> AsyncIterator[None]:
         ref_checks=node.settings.matching.ref_checks,
         metrics=node.metrics,
         matching=node.settings.matching,
+    )
+    approvals = Approvals(
+        node=node.settings.node,
+        enquiry_log=app[ENQUIRY_LOG],
+        trail=node.settings.state_path(TRAIL_FILE),
+        clock=node.clock,
+    )
+    app[APPROVALS] = approvals
+    app[RELEASER] = Releaser(
+        node=node.settings.node,
+        signer=node.signer,
+        approvals=approvals,
+        enquiry_log=app[ENQUIRY_LOG],
+        trust=node.live.current_trust,
+        clock=node.clock,
+        retry_after=node.settings.approvals.poll_interval_s,
     )
     app[IDENTITY] = IdentityToken(
         signer=node.signer,
@@ -131,6 +158,21 @@ async def witness_ctx(app: web.Application) -> AsyncIterator[None]:
             )
         yield
     store.close()
+
+
+async def approvals_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The `approvals` job: pending approvals past their deadline denied as expired, and
+    reminders sent; at once too, so a node that was down catches up when it starts."""
+    approvals = app[APPROVALS]
+
+    async def job() -> None:
+        await approvals.expire_due()
+        approvals.remind_due()
+
+    app[SCHEDULER].every(
+        "approvals", app[NODE].settings.approvals.check_interval_s, job, at_once=True
+    )
+    yield
 
 
 async def watch_notices_ctx(app: web.Application) -> AsyncIterator[None]:

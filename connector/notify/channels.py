@@ -464,6 +464,33 @@ class LogSender:
                 by_peer=dict(body.get("by_peer") or {}),
                 by_category=dict(body.get("by_category") or {}),
             )
+        elif notice.kind == "approval":
+            asked_by = body.get("asked_by")
+            asked_by = asked_by if isinstance(asked_by, Mapping) else {}
+            log.info(
+                str(body.get("type") or "approval_waiting"),
+                channel=self.name,
+                notice=notice.id,
+                approval=body.get("approval"),
+                enquiry=notice.enquiry or body.get("enquiry"),
+                peer=asked_by.get("node"),
+                sub=asked_by.get("sub"),
+                purpose=asked_by.get("purpose"),
+                refs=list(body.get("refs") or []),
+                rules=list(body.get("rules") or []),
+                expires_at=body.get("expires_at"),
+            )
+        elif notice.kind == "release":
+            log.info(
+                "release_received",
+                channel=self.name,
+                notice=notice.id,
+                check=body.get("check"),
+                agency=body.get("agency"),
+                peer=body.get("peer"),
+                approval=body.get("approval"),
+                state=body.get("state"),
+            )
         else:
             log.info("notification_test", channel=self.name, notice=notice.id)
 

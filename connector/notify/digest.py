@@ -72,7 +72,13 @@ def digest_body(
     counted in exactly one digest."""
     q = select(
         enquiries.c.peer, enquiries.c.decision, enquiries.c.checks, enquiries.c.hit_refs
-    ).where(enquiries.c.direction == "in", enquiries.c.seq > after_seq, enquiries.c.seq <= upto_seq)
+    ).where(
+        enquiries.c.direction == "in",
+        # An approval's decision is a row this node issued itself, not a peer's enquiry.
+        enquiries.c.iss != node,
+        enquiries.c.seq > after_seq,
+        enquiries.c.seq <= upto_seq,
+    )
     by_peer: Counter[str] = Counter()
     by_category: Counter[str] = Counter()
     total = hits = denials = 0

@@ -9,7 +9,7 @@ from typing import Any, Literal
 from connector.policy import InboundDecision, Notify, Policy
 from connector.vocabulary import Category
 
-NoticeKind = Literal["enquiry", "digest", "test"]
+NoticeKind = Literal["enquiry", "digest", "test", "approval", "release"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -23,6 +23,10 @@ def notice_text(notice: Notice) -> tuple[str, str]:
         return _enquiry(notice)
     if notice.kind == "digest":
         return _digest(notice)
+    if notice.kind == "approval":
+        return _approval(notice)
+    if notice.kind == "release":
+        return _release(notice)
     return _test(notice)
 
 
@@ -199,6 +203,75 @@ def _digest(notice: Notice) -> tuple[str, str]:
     lines += ["", *_counts("By peer", _mapping(_get(body, "by_peer")))]
     lines += ["", *_counts("By category", _mapping(_get(body, "by_category")))]
     lines += ["", f"Notice {clean(notice.id)} on channel {clean(notice.channel)}."]
+    return subject, "\n".join(lines) + "\n"
+
+
+def _approval(notice: Notice) -> tuple[str, str]:
+    """An approval waiting (or about to expire): who asked, which records, until when, and
+    the command that decides it. The records' fields stay on the node."""
+    body = notice.body
+    node = _get(body, "node")
+    asked_by = _mapping(_get(body, "asked_by"))
+    peer = clean(_get(asked_by, "node"))
+    refs = [str(r) for r in _list(_get(body, "refs"))]
+    reminder = _get(body, "type") == "approval_reminder"
+    what = "expires soon" if reminder else "waits for an approver"
+    subject = f"{_prefix(node)} approval {what}: {peer} asked, {_refs_text(refs)}"
+    lines = [
+        f"A release to {peer} {what}: nothing beyond hit or no hit leaves until an "
+        "approver decides.",
+        "",
+    ]
+    lines += _labelled(
+        [
+            ("Approval", _get(body, "approval")),
+            ("Enquiry", _get(body, "enquiry") or notice.enquiry),
+            ("Asked by", peer),
+            ("Agency kind", _get(asked_by, "agency_kind")),
+            ("User", _get(asked_by, "sub")),
+            ("Purpose", _get(asked_by, "purpose")),
+            ("Case", _get(asked_by, "case")),
+            ("Records", ", ".join(clean(r) for r in refs) or "-"),
+            ("Rules", _list(_get(body, "rules"))),
+            ("Expires", _when(_get(body, "expires_at"))),
+        ]
+    )
+    approval = clean(_get(body, "approval"))
+    lines += [
+        "",
+        f"Decide: ncb-connector approvals show {approval}, then approvals approve (or deny) "
+        f"{approval} --reason '...'. Undecided, it is denied as expired.",
+        "",
+        f"Notice {clean(notice.id)} on channel {clean(notice.channel)}.",
+    ]
+    return subject, "\n".join(lines) + "\n"
+
+
+def _release(notice: Notice) -> tuple[str, str]:
+    """A release an agency's check waited for has come: where to read it, not what it says
+    (the agency reads the records through its own authenticated API)."""
+    body = notice.body
+    node = _get(body, "node")
+    peer = clean(_get(body, "peer"))
+    state = clean(_get(body, "state"))
+    check = clean(_get(body, "check"))
+    subject = f"{_prefix(node)} {peer} {state} the release check {check} waited for"
+    lines = _labelled(
+        [
+            ("Check", check),
+            ("Agency", _get(body, "agency")),
+            ("Peer", peer),
+            ("Approval", _get(body, "approval")),
+            ("State", state),
+            ("At", _when(_get(body, "at"))),
+        ]
+    )
+    lines += [
+        "",
+        f"Read it: GET /local/v1/checks/{check} with the agency's token.",
+        "",
+        f"Notice {clean(notice.id)} on channel {clean(notice.channel)}.",
+    ]
     return subject, "\n".join(lines) + "\n"
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from connector.approvals.awaiting import awaiting_rows
 from connector.enquiries.entry import Decision, Entry, new_enquiry_id
-from connector.enquiries.log import EnquiryLog
+from connector.enquiries.log import Companion, EnquiryLog
 from connector.errors import PeerError
 from connector.outbound.request import Request
 from connector.peers.client import Exchange, PeerClient
@@ -39,6 +40,7 @@ class Exchanges:
         clock: Callable[[], float],
         monotonic: Callable[[], float],
         query_lifetime: int = 60,
+        release_poll_s: float = 15.0,
     ) -> None:
         self.node = node
         self.client = client
@@ -46,6 +48,7 @@ class Exchanges:
         self.clock = clock
         self.monotonic = monotonic
         self.query_lifetime = query_lifetime
+        self.release_poll_s = release_poll_s  # the first ask for a pending answer's release
 
     async def exchange(
         self,
@@ -93,7 +96,20 @@ class Exchanges:
             error=error,
             answer_digest=answer_digest,
         )
-        await self.log.append(entry, within=within())
+        held: tuple[Companion, ...] = ()
+        if exchange is not None and any(r.approval for r in exchange.answer.results):
+            # The peer holds detail for its operator: remembered with this row, so the
+            # release is asked for and reaches the agency even after a restart.
+            held = awaiting_rows(
+                request=request.id or entry.id,
+                agency=request.agency,
+                query=query,
+                token=token,
+                answer=exchange.answer,
+                now=entry.at,
+                poll_in=self.release_poll_s,
+            )
+        await self.log.append(entry, held, within=within())
         return Sent(
             exchange=exchange,
             error=error,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Any, Literal
 
 import structlog
 
@@ -55,6 +55,8 @@ class CheckOutcome:
     hits: tuple[HitClaims, ...] = ()
     reason: str | None = None
     unused_criteria: tuple[str, ...] = ()  # what the peer did not search by (protocol §7.2)
+    # The hits' detail waits for the peer's operator: {id, status, level, expires} (§15).
+    approval: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -318,6 +320,7 @@ def _outcome(p: PeerPlan, request: Request, sent: Sent) -> PeerOutcome:
                     hits=tuple(r.hits),
                     reason=r.reason,
                     unused_criteria=tuple(r.unused_criteria),
+                    approval=None if r.approval is None else r.approval.model_dump(mode="json"),
                 )
             )
     statuses = {c.status for c in outcomes}

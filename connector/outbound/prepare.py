@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from connector.enquiries.entry import new_enquiry_id
@@ -61,9 +61,10 @@ async def prepare(
     plans = plan(policy, request, chosen)
     require_some(request, plans)
     national = await search_national(store, node, request.checks, parsed)
+    check_id = new_enquiry_id(time.time())
     return Prepared(
-        id=new_enquiry_id(time.time()),
-        request=request,
+        id=check_id,
+        request=replace(request, id=check_id),
         plans=plans,
         national=national,
         policy_digest=policy.digest,

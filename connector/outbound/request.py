@@ -18,3 +18,6 @@ class Request:
     purpose: Purpose
     case: str | None
     checks: tuple[Check, ...]
+    # The agency check's id (the local API's), when there is one: a release a peer holds
+    # for an operator completes it later (`GET /local/v1/checks/{id}`).
+    id: str | None = None

@@ -26,6 +26,7 @@ from connector.policy.model import (
     Probing,
     ProbingAction,
     Rate,
+    Release,
     Watch,
 )
 from connector.policy.read import PolicySource, read_sources
@@ -49,6 +50,7 @@ __all__ = [
     "Probing",
     "ProbingAction",
     "Rate",
+    "Release",
     "SkippedRule",
     "Watch",
     "check_policy",

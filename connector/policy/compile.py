@@ -14,14 +14,17 @@ from connector.errors import PolicyError
 from connector.policy.analysis import redundant_outbound, unreachable_inbound
 from connector.policy.diagnostics import Checker, CheckReport, did_you_mean, in_order
 from connector.policy.model import (
+    DEFAULT_APPROVAL_EXPIRES,
     InboundRule,
     Notify,
     OutboundRule,
     Policy,
     Probing,
     Rate,
+    Release,
     Watch,
     digest_sources,
+    parse_duration,
     parse_window,
 )
 from connector.policy.read import ParsedFile, PolicySource, parse_source, read_sources
@@ -397,9 +400,15 @@ def _inbound(
                 notify=model.notify,
                 channels=channels,
                 rate=None if model.rate is None else Rate.parse(model.rate),
+                release=model.release,
+                approval_expires=DEFAULT_APPROVAL_EXPIRES
+                if model.approval_expires is None
+                else parse_duration(model.approval_expires),
                 file=shown,
                 line=position(rule_node).line,
             )
+            if not _check_release(model, rule, checker, file, prefix):
+                continue
             rules.append(rule)
             nodes.append((file, rule_node))
             if rule.notify is not Notify.NEVER and not channels:
@@ -426,6 +435,50 @@ def _inbound(
                     "name the peers in from: or give a lower answer level",
                 )
     return rules, nodes
+
+
+def _check_release(
+    model: InboundModel,
+    rule: InboundRule,
+    checker: Checker,
+    file: ParsedFile,
+    prefix: tuple[str | int, ...],
+) -> bool:
+    """`release: approval` holds what `summary` or `full` shows; anything else is nonsense
+    an admin must hear of before the node runs it."""
+    shown = file.source.shown
+    if rule.release is Release.APPROVAL and rule.answer < AnswerLevel.SUMMARY:
+        checker.add(
+            "error",
+            shown,
+            locate(file.root, (*prefix, "release")),
+            rule.name,
+            f"release: approval with answer: {rule.answer.value} holds nothing: a peer sees "
+            "at most the refs until approved; give answer: summary or full, or leave "
+            "release: out",
+        )
+        return False
+    if model.approval_expires is not None and rule.release is not Release.APPROVAL:
+        checker.add(
+            "error",
+            shown,
+            locate(file.root, (*prefix, "approval_expires")),
+            rule.name,
+            "approval_expires: without release: approval; add release: approval, or leave "
+            "approval_expires: out",
+        )
+        return False
+    if rule.release is Release.APPROVAL and not rule.channels:
+        checker.add(
+            "warning",
+            shown,
+            locate(file.root, (*prefix, "release")),
+            rule.name,
+            "release: approval but no channel (neither channels: here nor defaults: "
+            "channels); nobody is told an approval waits, and the peer's answers expire "
+            "unless an operator runs `approvals list`",
+        )
+    return True
 
 
 def _outbound(

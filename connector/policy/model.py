@@ -15,6 +15,7 @@ from connector.vocabulary import AgencyKind, AnswerLevel, Category, Purpose
 
 __all__ = [
     "ANY_OTHER_PEER",
+    "DEFAULT_APPROVAL_EXPIRES",
     "RATE_UNITS",
     "InboundDecision",
     "InboundRule",
@@ -25,8 +26,10 @@ __all__ = [
     "Probing",
     "ProbingAction",
     "Rate",
+    "Release",
     "Watch",
     "digest_sources",
+    "parse_duration",
     "parse_window",
     "peer_in",
     "searched_fields",
@@ -39,6 +42,14 @@ class Notify(StrEnum):
     NEVER = "never"
     ON_HIT = "on_hit"
     ALWAYS = "always"
+
+
+class Release(StrEnum):
+    """When what a rule's level shows leaves: with the answer, or once an operator approves
+    (the answer then says `pending` and shows only the refs, protocol.md §15)."""
+
+    IMMEDIATE = "immediate"
+    APPROVAL = "approval"
 
 
 class ProbingAction(StrEnum):
@@ -93,6 +104,25 @@ def parse_window(text: str) -> int:
         raise ValueError(
             f"malformed window {text!r}: write a whole number of seconds, minutes or hours "
             "up to one day, e.g. '90s', '30m' or '1h'"
+        )
+    return seconds
+
+
+DURATION_UNITS: Mapping[str, int] = MappingProxyType({"s": 1, "m": 60, "h": 3_600, "d": 86_400})
+_DURATION_RE = re.compile(r"^([1-9][0-9]{0,6})(s|m|h|d)$")
+MAX_APPROVAL_EXPIRES = 30 * 86_400
+DEFAULT_APPROVAL_EXPIRES = 48 * 3_600  # Prüm II: core data within 48 hours of a hit
+
+
+def parse_duration(text: str) -> int:
+    """`90s`, `30m`, `48h` or `2d` in seconds, at most 30 days; ValueError in words an admin
+    can act on."""
+    match = _DURATION_RE.match(text)
+    seconds = 0 if match is None else int(match[1]) * DURATION_UNITS[match[2]]
+    if not 0 < seconds <= MAX_APPROVAL_EXPIRES:
+        raise ValueError(
+            f"malformed duration {text!r}: write a whole number of seconds, minutes, hours or "
+            "days up to 30 days, e.g. '48h' or '2d'"
         )
     return seconds
 
@@ -165,6 +195,12 @@ class InboundDecision:
     # The level hides fields a peer could probe for (hit, summary): only then are its
     # checks counted towards probing. Decided here, since comparing levels per check costs.
     hides: bool = False
+    # `release: approval`: a hit is answered at level `hit` with an approval id, and `level`
+    # leaves once an operator approves, or never after `approval_expires` seconds. The
+    # rule's channels (or the defaults') are told an approval waits, whatever `notify`.
+    held: bool = False
+    approval_expires: int = 0
+    approval_channels: tuple[str, ...] = ()
 
     @property
     def allowed(self) -> bool:
@@ -209,6 +245,8 @@ class InboundRule:
     notify: Notify = Notify.NEVER
     channels: tuple[str, ...] = ()
     rate: Rate | None = None
+    release: Release = Release.IMMEDIATE
+    approval_expires: int = DEFAULT_APPROVAL_EXPIRES
     file: str = ""
     line: int = 0
 
@@ -272,6 +310,9 @@ class InboundRule:
             unused=kind.unused(searched) if kind is not None and restricted else frozenset(),
             restricted=restricted,
             hides=AnswerLevel.NONE < self.answer < AnswerLevel.FULL,
+            held=self.release is Release.APPROVAL,
+            approval_expires=self.approval_expires if self.release is Release.APPROVAL else 0,
+            approval_channels=self.channels if self.release is Release.APPROVAL else (),
         )
 
 

@@ -17,7 +17,14 @@ from pydantic import (
     model_validator,
 )
 
-from connector.policy.model import Notify, ProbingAction, Rate, parse_window
+from connector.policy.model import (
+    Notify,
+    ProbingAction,
+    Rate,
+    Release,
+    parse_duration,
+    parse_window,
+)
 from connector.vocabulary import (
     AgencyKind,
     AnswerLevel,
@@ -102,6 +109,18 @@ def _window(value: object) -> object:
             f"malformed window {value!r}: write seconds, minutes or hours, e.g. '90s', '30m', '1h'"
         )
     parse_window(value)
+    return value
+
+
+def _duration(value: object) -> object:
+    if value is None:
+        raise ValueError("has no value: give a duration such as '48h', or leave the key out")
+    if not isinstance(value, str):
+        raise ValueError(
+            f"malformed duration {value!r}: write seconds, minutes, hours or days, "
+            "e.g. '48h' or '2d'"
+        )
+    parse_duration(value)
     return value
 
 
@@ -220,6 +239,8 @@ class InboundModel(_Strict):
     notify: Notify = Notify.NEVER
     channels: Channels = None
     rate: Annotated[str | None, BeforeValidator(_rate)] = None
+    release: Annotated[Release, BeforeValidator(_not_null)] = Release.IMMEDIATE
+    approval_expires: Annotated[str | None, BeforeValidator(_duration)] = None
 
 
 class OutboundModel(_Strict):

@@ -24,7 +24,8 @@ from pydantic import (
     model_validator,
 )
 
-from connector.errors import InvalidRequest, PayloadTooLarge, field_problems
+from connector.approvals.awaiting import AWAITING
+from connector.errors import InvalidRequest, NotFound, PayloadTooLarge, field_problems
 from connector.outbound.agencies import Agency
 from connector.outbound.fanout import CheckOutcome, FanOut, PeerOutcome
 from connector.outbound.national import NationalResult
@@ -203,6 +204,8 @@ def _check_json(c: CheckOutcome) -> dict[str, Any]:
         out["reason"] = c.reason
     if c.unused_criteria:
         out["unused_criteria"] = list(c.unused_criteria)
+    if c.approval is not None:
+        out["approval"] = c.approval
     return out
 
 
@@ -355,8 +358,27 @@ async def get_openapi(request: web.Request) -> web.Response:
     return web.Response(body=openapi_document(), content_type="application/json")
 
 
+async def get_check(request: web.Request) -> web.Response:
+    """What became of a check's answers that waited for a peer's operator: each release,
+    pending or as fetched (docs/local-api.md). Only the agency that asked sees it; any
+    other, or an id with nothing awaited, gets the same 404."""
+    agency = request.app[LOCAL_CHECKS].agencies.authenticate(request)
+    check_id = request.match_info["id"]
+    releases = [a for a in request.app[AWAITING].for_request(check_id) if a.agency == agency.id]
+    if not releases:
+        raise NotFound("no check by that id awaits or received a release for this agency")
+    doc = {
+        "id": check_id,
+        "agency": agency.id,
+        "complete": all(a.state != "pending" for a in releases),
+        "releases": [a.to_json() for a in releases],
+    }
+    return web.Response(body=orjson.dumps(doc), content_type="application/json")
+
+
 def add_routes(app: web.Application) -> None:
     """The routes; their LocalChecks goes into app[LOCAL_CHECKS] before the app serves."""
     app.router.add_post("/local/v1/checks", post_checks)
+    app.router.add_get("/local/v1/checks/{id}", get_check)
     app.router.add_post("/local/v1/checks/stream", post_checks_stream)
     app.router.add_get("/local/v1/openapi.json", get_openapi)

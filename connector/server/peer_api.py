@@ -1,4 +1,4 @@
-"""The peer API: query, identity, and witnessed checkpoints (docs/protocol.md §3)."""
+"""The peer API: query, release, identity, and witnessed checkpoints (docs/protocol.md §3)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import TypeAlias
 
 from aiohttp import web
 
+from connector.approvals.release import Releaser
 from connector.crypto.jws import Signer
 from connector.errors import PayloadTooLarge, UnderMaintenance, UnsupportedMediaType
 from connector.inbound.answering import Answerer
@@ -19,6 +20,7 @@ from connector.server.rejectlog import RejectionLog
 
 ANSWERER = web.AppKey("answerer", Answerer)
 WITNESS = web.AppKey("witness", Witness)
+RELEASER = web.AppKey("releaser", Releaser)
 Paused: TypeAlias = Callable[[], "tuple[str, float] | None"]
 """Why the node is under maintenance and the Retry-After to give, or None: it answers."""
 PAUSED: web.AppKey[Paused] = web.AppKey("paused")
@@ -84,6 +86,11 @@ async def handle_query(request: web.Request) -> web.Response:
     return web.Response(body=answered.token, content_type=JOSE_MEDIA_TYPE)
 
 
+async def handle_release(request: web.Request) -> web.Response:
+    released = await request.app[RELEASER].release(await _token(request, "release"))
+    return web.Response(body=released, content_type=JOSE_MEDIA_TYPE)
+
+
 async def handle_checkpoint(request: web.Request) -> web.Response:
     receipt = await request.app[WITNESS].deposit(await _token(request, "checkpoint"))
     return web.Response(body=receipt, content_type=JOSE_MEDIA_TYPE)
@@ -109,6 +116,7 @@ def make_peer_app(inflight: InFlight, rejections: RejectionLog) -> web.Applicati
     app.on_cleanup.append(flush_rejections(rejections))
     app.router.add_post("/v1/query", handle_query)
     app.router.add_get("/v1/identity", handle_identity)
+    app.router.add_post("/v1/release", handle_release)
     app.router.add_post("/v1/witness", handle_checkpoint)
     app.router.add_post("/v1/witness/recall", handle_recall)
     return quiet(app)

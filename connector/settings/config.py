@@ -159,6 +159,21 @@ class Witness(_Model):
     interval_s: Annotated[float, Field(ge=5, le=86_400)] = 60.0
 
 
+class Approvals(_Model):
+    """Releases that wait for an operator (docs/policies.md `release: approval`)."""
+
+    # How often this node expires approvals past their deadline and sends reminders.
+    check_interval_s: Annotated[float, Field(ge=1, le=3_600)] = 10.0
+    # How often, as a querier, it asks a peer for a release still pending (protocol §15.2);
+    # the peer's `retry_after` may make it wait longer.
+    poll_interval_s: Annotated[float, Field(ge=1, le=3_600)] = 15.0
+    # Agency id → a notification channel (a webhook the agency receives, usually): told
+    # when a release its check waited for has come (docs/local-api.md).
+    agency_channels: dict[
+        Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")], str
+    ] = Field(default_factory=dict)
+
+
 class Retention(_Model):
     """The enquiry log's oldest rows moved into signed archive files on a schedule
     (`enquiries archive`, docs/operations.md "Retention and archives")."""
@@ -309,11 +324,26 @@ class Settings(_Model):
     discovery: Discovery = Discovery()
     matching: Matching = Matching()
     witness: Witness = Witness()
+    approvals: Approvals = Approvals()
     readiness: Readiness = Readiness()
     retention: Retention = Retention()
     keys: Keys = Keys()
     console: Console = Console()
     base_dir: Path = Path(".")
+
+    @model_validator(mode="after")
+    def _known_agency_channels(self) -> Settings:
+        unknown = sorted(
+            f"{agency}: {channel}"
+            for agency, channel in self.approvals.agency_channels.items()
+            if channel not in self.notifications.channels
+        )
+        if unknown:
+            raise ValueError(
+                "approvals.agency_channels names channels notifications.channels does not "
+                f"define ({', '.join(unknown)})"
+            )
+        return self
 
     @model_validator(mode="after")
     def _distinct_listeners(self) -> Settings:

@@ -56,6 +56,8 @@ class Action(StrEnum):
     CONSOLE_LOGIN = "console.login"
     CONSOLE_LOGIN_REFUSED = "console.login_refused"
     CONSOLE_LOGOUT = "console.logout"
+    APPROVAL_APPROVED = "approval.approved"
+    APPROVAL_DENIED = "approval.denied"
 
 
 ActorKind = Literal["os", "console"]

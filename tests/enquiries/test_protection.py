@@ -203,10 +203,12 @@ async def test_a_log_written_before_revision_e0003_still_verifies_after_the_upgr
     run_sql(db, "DROP TABLE witnessed")  # e0004's, after this one
     run_sql(db, "DROP TABLE enquiry_archives")  # e0005's
     run_sql(db, "DROP TABLE readiness_probe")  # e0006's
+    run_sql(db, "DROP TABLE approvals")  # e0007's
+    run_sql(db, "DROP TABLE awaited_releases")  # e0007's
     run_sql(db, f"UPDATE {Schema.ENQUIRIES.version_table} SET version_num = 'e0002'")
     engine = create_engine(sync_url(db))
     with engine.begin() as conn:
-        assert upgrade_existing(Schema.ENQUIRIES, conn) == ("e0002", "e0006")
+        assert upgrade_existing(Schema.ENQUIRIES, conn) == ("e0002", "e0007")
     engine.dispose()
     assert run_sql(db, "SELECT count(*) AS n FROM enquiries WHERE sealed IS NULL") == [{"n": 3}]
     report = _verify(db)

@@ -67,9 +67,13 @@ async def test_both_apps_share_the_services_databases_and_scheduler(tmp_path: Pa
             "readiness",
             "keyring",
             "admin-audit-watch",
+            "approvals",
+            "releases",
         }
         assert jobs["checkpoint"].trigger == "interval[0:01:00]"
         assert jobs["witness"].trigger == "interval[0:01:00]"
+        assert jobs["approvals"].trigger == "interval[0:00:10]"
+        assert jobs["releases"].trigger == "interval[0:00:15]"
         assert jobs["readiness"].trigger == "interval[0:00:10]"
         assert jobs["log-watch"].trigger == "interval[0:00:02]"
         assert jobs["admin-audit-watch"].trigger == "interval[0:00:05]"

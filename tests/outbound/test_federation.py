@@ -13,9 +13,7 @@ import aiohttp
 import orjson
 import pytest
 from aiohttp import web
-from jsonschema import Draft202012Validator
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT202012
+from support.openapi import schema
 
 from connector.crypto.jws import Signer, SigningKey
 from connector.demo import DemoNode, _mrz_td3, network
@@ -136,16 +134,6 @@ async def fed(tmp_path: Path, slow_peer: int, session: aiohttp.ClientSession) ->
         yield Fed(net, session)
 
 
-def _schema(name: str, openapi: dict[str, Any]) -> Draft202012Validator:
-    """A validator for one schema of the OpenAPI file (3.1 schemas are JSON Schema 2020-12)."""
-    registry: Registry[Any] = Registry().with_resource(
-        "urn:openapi", Resource.from_contents(openapi, default_specification=DRAFT202012)
-    )
-    return Draft202012Validator(
-        {"$ref": f"urn:openapi#/components/schemas/{name}"}, registry=registry
-    )
-
-
 DOC_CHECK = {
     "id": "doc",
     "category": "travel_documents",
@@ -223,12 +211,12 @@ async def test_response_and_stream_match_the_openapi_file(fed: Fed) -> None:
     }
     status, doc = await fed.post(body, token)
     assert status == 200
-    _schema("ChecksResponse", openapi).validate(doc)
+    schema("ChecksResponse", openapi).validate(doc)
     assert doc["complete"] is True
     status, events = await fed.post(body, token, path="/checks/stream")
     assert status == 200
     assert [e["event"] for e in events] == ["accepted", "national", "peer", "peer", "peer", "done"]
-    validator = _schema("StreamEvent", openapi)
+    validator = schema("StreamEvent", openapi)
     for event in events:
         validator.validate(event)
     assert {e["peer"]: e["results"][0]["status"] for e in events if e["event"] == "peer"} == {
@@ -238,7 +226,7 @@ async def test_response_and_stream_match_the_openapi_file(fed: Fed) -> None:
     }
     status, problem = await fed.post(body, None)
     assert status == 401
-    _schema("Problem", openapi).validate(problem)
+    schema("Problem", openapi).validate(problem)
     # Server-sent events carry the same events.
     async with fed.session.post(
         fed.url + "/checks/stream",

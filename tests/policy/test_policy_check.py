@@ -380,6 +380,33 @@ ERROR_CASES: list[tuple[str, dict[str, str | bytes], list[Expected]]] = [
 ]
 
 
+ERROR_CASES += [
+    (
+        "release: approval holds nothing at answer: hit",
+        {"p.yaml": "inbound:\n  - name: r\n    answer: hit\n    release: approval\n"},
+        [("p.yaml", 4, 14, "r", "release: approval with answer: hit holds nothing")],
+    ),
+    (
+        "approval_expires without release: approval",
+        {"p.yaml": "inbound:\n  - name: r\n    answer: summary\n    approval_expires: 2h\n"},
+        [("p.yaml", 4, 23, "r", "approval_expires: without release: approval")],
+    ),
+    (
+        "approval_expires beyond 30 days",
+        {
+            "p.yaml": "inbound:\n  - name: r\n    answer: full\n    release: approval\n"
+            "    approval_expires: 31d\n"
+        },
+        [("p.yaml", 5, 23, "r", "malformed duration '31d'")],
+    ),
+    (
+        "an unknown release",
+        {"p.yaml": "inbound:\n  - name: r\n    answer: full\n    release: later\n"},
+        [("p.yaml", 4, 14, "r", "release")],
+    ),
+]
+
+
 @pytest.mark.parametrize(
     ("files", "expected"),
     [pytest.param(files, expected, id=name) for name, files, expected in ERROR_CASES],
@@ -561,6 +588,15 @@ WARNING_CASES: list[tuple[str, dict[str, str | bytes], list[Expected]]] = [
             "  - agency: customs\n    to: [FR-2, DE]\n    categories: [vehicles]\n"
         },
         [("p.yaml", 6, 5, "outbound[1] customs", "redundant: 'outbound[0] *' (")],
+    ),
+]
+
+
+WARNING_CASES += [
+    (
+        "release: approval with nobody to tell",
+        {"p.yaml": "inbound:\n  - name: r\n    answer: summary\n    release: approval\n"},
+        [("p.yaml", 4, 14, "r", "release: approval but no channel")],
     ),
 ]
 

@@ -102,7 +102,8 @@ def test_docs_list_the_summary_fields_of_every_category() -> None:
     "key",
     ["from", "agency_kinds", "purposes", "categories", "require_case", "answer", "reason",
      "redact", "notify", "channels", "rate", "agency", "to", "record", "category", "peer",
-     "search", "probing", "enabled", "window", "distinct_criteria", "then"],
+     "search", "probing", "enabled", "window", "distinct_criteria", "then", "release",
+     "approval_expires"],
 )  # fmt: skip
 def test_docs_mention_every_key(key: str) -> None:
     assert f"`{key}`" in DOC.read_text(encoding="utf-8")
@@ -116,6 +117,7 @@ def test_the_docs_have_examples_of_the_new_keys() -> None:
     examples = "".join(_doc_examples())
     assert "    search: [" in examples
     assert "probing:\n" in examples
+    assert "    release: approval\n" in examples
 
 
 @pytest.mark.parametrize("example", _doc_examples(), ids=lambda text: text.split("\n")[0])

@@ -12,6 +12,7 @@ from sqlalchemy import MetaData, create_engine
 from support.databases import DatabaseUrl, run_sql
 from support.processes import cli, init
 
+from connector.approvals import tables as approval_tables
 from connector.enquiries import witnessed
 from connector.enquiries.log import EnquiryLog
 from connector.enquiries.schema import metadata as log_metadata
@@ -49,6 +50,7 @@ def test_migrations_build_exactly_the_tables_the_code_uses(db_url: DatabaseUrl) 
     # beside the code that uses them.
     assert notify_tables.outbox.metadata is log_metadata
     assert witnessed.witnessed.metadata is log_metadata
+    assert approval_tables.approvals.metadata is log_metadata
     assert _differences(log_url, log_metadata, Schema.ENQUIRIES.version_table) == []
 
 
@@ -78,7 +80,7 @@ def test_tables_without_a_version_are_refused_until_db_upgrade_adopts_them(
 
     engine = create_engine(sync_url(url))
     with engine.begin() as conn:
-        assert upgrade_existing(Schema.ENQUIRIES, conn) == (None, "e0006")
+        assert upgrade_existing(Schema.ENQUIRIES, conn) == (None, "e0007")
     engine.dispose()
     EnquiryLog.open(url).close()
 
@@ -89,11 +91,11 @@ def test_db_status_and_upgrade_from_the_command_line(tmp_path: Path) -> None:
     assert "new (created on first use)" in status.stdout
     assert cli("db", "upgrade", config=config).stdout.splitlines() == [
         "records: new → r0004",
-        "enquiry log: new → e0006",
+        "enquiry log: new → e0007",
     ]
     assert cli("db", "upgrade", config=config).stdout.splitlines() == [
         "records: already at r0004",
-        "enquiry log: already at e0006",
+        "enquiry log: already at e0007",
     ]
     run_sql(
         f"sqlite:///{tmp_path / 'FR' / 'records.db'}",
