@@ -13,7 +13,7 @@ from aiohttp import web
 from connector.console.accounts import Role
 from connector.console.pages import agencies
 from connector.console.web import CONSOLE, audit, render, require
-from connector.errors import ConnectorError, NotFound
+from connector.errors import ConnectorError, InvalidRequest, NotFound
 from connector.outbound.agencies import rotate_agency, set_agency_enabled
 from connector.peers.admin import update_peer
 from connector.peers.trust import load_trust_store
@@ -129,3 +129,21 @@ async def repin(request: web.Request) -> web.Response:
     )
     log.info("console_peer_repinned", peer=peer.id, keys=[k.key.kid for k in peer.keys])
     raise web.HTTPSeeOther("/peers")
+
+
+async def decide(request: web.Request) -> web.Response:
+    """An approver's decision, through the approvals service like `approvals approve|deny`:
+    the decision is a row of the enquiry log, then an entry of the admin audit trail naming
+    the account; one decided meanwhile (409), a missing reason (422) are said on a page."""
+    operator = require(request, Role.APPROVER)
+    service = request.app[CONSOLE].approvals
+    if service is None:
+        raise NotFound("this node holds no approvals")
+    form = await _form(request)
+    verdict = form.get("verdict")
+    if verdict not in ("approve", "deny"):
+        raise InvalidRequest("choose approve or deny")
+    approval_id = request.match_info["approval_id"]
+    act = service.approve if verdict == "approve" else service.deny
+    await act(approval_id, operator=operator.actor, reason=form.get("reason", ""))
+    raise web.HTTPSeeOther("/approvals")

@@ -89,7 +89,9 @@ async def overview(request: web.Request) -> web.Response:
             "peers_checked": len(health),
             "dead_notices": counts.get("dead", 0),
             "pending_notices": counts.get("pending", 0),
-            "pending_approvals": None,
+            "pending_approvals": None
+            if console.approvals is None
+            else console.approvals.count_pending(),
             "maintenance": console.maintenance.status(),
             "problems": dict(console.problems()),
             "truncated": truncated,
@@ -299,5 +301,17 @@ async def agencies(request: web.Request, *, token: tuple[str, str] | None = None
     return render(request, "agencies.html", {"rows": rows, "new_token": token})
 
 
+DECIDED_ROWS = 50
+
+
 async def approvals(request: web.Request) -> web.Response:
-    return render(request, "approvals.html", {"pending": None})
+    """The releases waiting for an approver, the most urgent first, each with what was asked
+    beside the record that would leave; and the latest decisions."""
+    service = request.app[CONSOLE].approvals
+    if service is None:
+        return render(request, "approvals.html", {"enabled": False})
+    pending = service.list(state="pending")
+    decided = [a for a in service.list(state=None, limit=DECIDED_ROWS) if a.state != "pending"]
+    return render(
+        request, "approvals.html", {"enabled": True, "pending": pending, "decided": decided}
+    )

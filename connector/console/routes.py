@@ -29,6 +29,7 @@ def build_console(console: Console) -> web.Application:
     r.add_post("/enquiries/verify", pages.verify)
     r.add_get("/enquiries/{enquiry_id}", pages.enquiry)
     r.add_get("/approvals", pages.approvals)
+    r.add_post("/approvals/{approval_id}", actions.decide)
     r.add_get("/peers", pages.peers)
     r.add_post("/peers/{peer}/repin", actions.repin)
     r.add_get("/policy", pages.policy)

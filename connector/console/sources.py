@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from connector.approvals.service import Approvals
 from connector.console.accounts import AccountDirectory
 from connector.console.reader import Reader
 from connector.console.sessions import Sessions
@@ -50,5 +51,8 @@ class Console:
     maintenance: Maintenance
     rejections: Callable[[], int]  # requests refused before an enquiry row, since start
     certificate_expires: Callable[[], float]
+    # The node's approvals (the peer app's service, on the log it serves): the queue, and
+    # every decision made through it. None: the console shows no queue.
+    approvals: Approvals | None = None
     # Seconds between two looks at the log for the live feed.
     feed_interval_s: float = 1.0

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from connector.approvals.service import Approvals
 from connector.console.accounts import AccountDirectory
 from connector.console.reader import Reader
 from connector.console.routes import build_console
@@ -50,7 +51,9 @@ def console_limits(listen: Listeners) -> ConnectionLimits:
     )
 
 
-def build_console_app(node: Node) -> web.Application:
+def build_console_app(node: Node, *, approvals: Approvals | None) -> web.Application:
+    """The console on `node`; `approvals`: the peer app's service, on the log the node
+    serves (a decision commits through its group commit)."""
     s = node.settings
     listener = s.listen.console
     assert listener is not None
@@ -95,6 +98,7 @@ def build_console_app(node: Node) -> web.Application:
             )
         ),
         certificate_expires=lambda: node.keyring.certificate_expires(),
+        approvals=approvals,
     )
     app = build_console(console)
     # Before the session is looked at: a page another site's name reaches (DNS rebinding)

@@ -15,6 +15,7 @@ from pathlib import Path
 import structlog
 from aiohttp import web
 
+from connector.approvals.service import APPROVALS
 from connector.enquiries.archive import Archiver
 from connector.enquiries.checkpoints import Checkpoints
 from connector.enquiries.continuity import Admin
@@ -263,7 +264,7 @@ class Service:
     async def _start_console(self, host: str, port: int) -> None:
         """The operator console on its own listener, with the peer listener's TLS context
         (and so its certificate over a rotation) whenever it listens beyond loopback."""
-        self.console_app = build_console_app(self.node)
+        self.console_app = build_console_app(self.node, approvals=self.peer_app.get(APPROVALS))
         runner = web.AppRunner(self.console_app, shutdown_timeout=5.0, access_log=None)
         await runner.setup()
         self._runners.append(runner)

@@ -3,6 +3,7 @@ made as `users add` makes them, and logging in through the real login form."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -89,3 +90,88 @@ async def csrf(http: aiohttp.ClientSession, base: str, path: str = "/") -> str:
     page = await http.get(f"{base}{path}")
     assert page.status == 200, page.status
     return field(await page.text(), "csrf")
+
+
+# --- releases that wait for an approver (policies.md, `release: approval`) --------------------
+
+HELD = {"number": "DE1234567", "country": "DE"}  # DE-TD-26-0117 in DE's sample records
+HELD_REF = "DE:travel_documents:DE-TD-26-0117"
+APPROVAL_POLICY = """\
+inbound:
+  - name: documents once approved
+    from: [FR]
+    categories: [travel_documents]
+    answer: full
+    release: approval
+    approval_expires: 1h
+    channels: [duty-desk]
+  - name: persons for FR
+    from: [FR]
+    categories: [wanted_persons, vehicles]
+    answer: full
+outbound:
+  - agency: "*"
+    to: "*"
+"""
+
+
+def with_approvals(node_id: str, directory: Path) -> None:
+    """Every node asks any peer for any agency; DE holds FR's document hits for an
+    approver, answers its person and vehicle checks at once, and serves its console. The
+    releases are asked for (FR) and expired (DE) every second."""
+    (directory / "policies" / "10-demo.yaml").write_text(
+        APPROVAL_POLICY if node_id == "DE" else 'outbound:\n  - agency: "*"\n    to: "*"\n'
+    )
+    config = directory / "connector.yaml"
+    config.write_text(
+        config.read_text()
+        + "notifications:\n  channels:\n    duty-desk:\n      type: log\n"
+        + "approvals:\n  check_interval_s: 1\n  poll_interval_s: 1\n"
+    )
+    if node_id == "DE":
+        with_console(directory)
+
+
+class Agency:
+    """A border police agency of FR asking DE through FR's local API."""
+
+    def __init__(self, fr: DemoNode, http: aiohttp.ClientSession) -> None:
+        from connector.outbound.agencies import add_agency
+        from connector.vocabulary import AgencyKind
+
+        s = fr.node.settings
+        self.base = f"http://127.0.0.1:{fr.service.local_port}"
+        self.http = http
+        _, token = add_agency(
+            s.state_path(s.federation.agencies_file), "border", AgencyKind.BORDER, now=0.0
+        )
+        self.auth = {"Authorization": f"Bearer {token}"}
+
+    async def check(self, criteria: dict[str, str]) -> dict[str, Any]:
+        body = {
+            "purpose": "border_control",
+            "sub": "4711",
+            "checks": [{"id": "doc", "category": "travel_documents", "criteria": criteria}],
+            "peers": ["DE"],
+            "deadline_ms": 5000,
+        }
+        async with self.http.post(
+            f"{self.base}/local/v1/checks", json=body, headers=self.auth
+        ) as resp:
+            assert resp.status == 200, await resp.text()
+            doc: dict[str, Any] = await resp.json()
+            return doc
+
+    async def released(self, check_id: str, seconds: float = 15) -> dict[str, Any]:
+        """The check once its release is in (FR asks DE for it every second)."""
+        doc: dict[str, Any] = {}
+        for _ in range(int(seconds * 10)):
+            async with self.http.get(
+                f"{self.base}/local/v1/checks/{check_id}", headers=self.auth
+            ) as resp:
+                assert resp.status == 200, await resp.text()
+                doc = await resp.json()
+            if doc["complete"]:
+                return doc
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"check {check_id} never completed: {doc}")
