@@ -1,22 +1,33 @@
 """The console in a real browser: Debian's chromium, driven by Selenium through Debian's
-chromium-driver, against a real node. Logs in, watches an enquiry arrive in the feed, is
-refused as a viewer and for a form without its token, logs out; and writes a screenshot
-of each page at 1366×768 to docs/console/, which docs/console.md shows."""
+chromium-driver, against real nodes. Logs in, watches an enquiry arrive in the feed,
+approves a held release and sees FR's agency receive it, denies another, is refused as a
+viewer (no approve button, and its POST) and for a form without its token, logs out; and
+writes a screenshot of each page at 1366×768 to docs/console/, which docs/console.md
+shows."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+import aiohttp
 import pytest
-from support.console import PASSWORDS, add_accounts, console_url, with_console
+from support.console import (
+    HELD,
+    PASSWORDS,
+    Agency,
+    add_accounts,
+    console_url,
+    with_approvals,
+)
 from support.network import ask, load
-from support.network import configure as demo_configure
 
+from connector.approvals.service import APPROVALS
 from connector.demo import DemoNode, network
 from connector.outbound.agencies import add_agency
 from connector.vocabulary import AgencyKind, Category
@@ -33,15 +44,9 @@ T = TypeVar("T")
 Net = dict[str, DemoNode]
 
 
-def _configure(node_id: str, directory: Path) -> None:
-    demo_configure(node_id, directory)
-    if node_id == "DE":
-        with_console(directory)
-
-
 @pytest.fixture
 async def net(tmp_path: Path) -> AsyncIterator[Net]:
-    async with network(tmp_path / "net", ["FR", "DE"], configure=_configure) as n:
+    async with network(tmp_path / "net", ["FR", "DE"], configure=with_approvals) as n:
         load(n)
         add_accounts(n["DE"])
         s = n["DE"].node.settings
@@ -167,14 +172,12 @@ async def test_an_operators_session_in_chromium(net: Net, chromium: Any) -> None
             f"{base}/policy?from=FR&agency_kind=police&purpose=criminal_investigation"
             "&category=wanted_persons#explain"
         )
-        assert "everything for FR" in driver.find_element(By.ID, "main").text
+        assert "persons for FR" in driver.find_element(By.ID, "main").text
         _shot(driver, "policy")
         driver.get(f"{base}/notifications")
         _shot(driver, "notifications")
         driver.get(f"{base}/agencies")
         _shot(driver, "agencies")
-        driver.get(f"{base}/approvals")
-        _shot(driver, "approvals")
         # Every form field has a label.
         for path in ("/enquiries", "/policy", "/"):
             driver.get(f"{base}{path}")
@@ -185,6 +188,45 @@ async def test_an_operators_session_in_chromium(net: Net, chromium: Any) -> None
                 assert driver.find_elements(By.CSS_SELECTOR, f"label[for='{fid}']"), (path, fid)
 
     await _in_browser(every_page)
+
+    # A release held for an approver: approved in the browser, received by FR's agency.
+    async with aiohttp.ClientSession() as http:
+        agency = Agency(net["FR"], http)
+        first = await agency.check(HELD)
+
+        def approve() -> None:
+            driver.get(f"{base}/approvals")
+            main = driver.find_element(By.ID, "main")
+            assert "Jean Exemple" in main.text  # the record that would leave, beside…
+            assert "DE1234567" in main.text  # …what was asked
+            _shot(driver, "approvals")
+            driver.find_element(By.CSS_SELECTOR, "textarea[name=reason]").send_keys(
+                "the holder's name matches the traveller"
+            )
+            driver.find_element(By.CSS_SELECTOR, "button[value=approve]").click()
+            _wait(driver, lambda d: "Nothing waits." in d.find_element(By.ID, "main").text)
+            assert "approved" in driver.find_element(By.CSS_SELECTOR, "table").text
+
+        await _in_browser(approve)
+        released = await agency.released(first["id"])
+        hit = released["releases"][0]["results"][0]["hits"][0]
+        assert hit["record"]["holder_name"] == "Jean Exemple"
+
+        second = await agency.check(HELD)
+
+        def deny() -> None:
+            driver.get(f"{base}/approvals")
+            driver.find_element(By.CSS_SELECTOR, "textarea[name=reason]").send_keys(
+                "not the traveller at the desk"
+            )
+            driver.find_element(By.CSS_SELECTOR, "button[value=deny]").click()
+            _wait(driver, lambda d: "Nothing waits." in d.find_element(By.ID, "main").text)
+
+        await _in_browser(deny)
+        refused = await agency.released(second["id"])
+        assert refused["releases"][0]["results"][0]["status"] == "denied"
+        third = await agency.check(HELD)  # left waiting for the viewer to look at
+        assert third["checks"][0]["peers"][0]["approval"]["status"] == "pending"
 
     def forged_form_is_refused() -> None:
         # A form posted without the session's token (as another site would build it).
@@ -223,11 +265,31 @@ async def test_an_operators_session_in_chromium(net: Net, chromium: Any) -> None
         )
         _wait(driver, lambda d: "not_allowed" in d.page_source)
         assert "needs the admin role" in driver.find_element(By.ID, "main").text
+        # The approvals queue: the viewer sees what waits, without a button to decide it…
+        driver.get(f"{base}/approvals")
+        main = driver.find_element(By.ID, "main")
+        assert "Jean Exemple" in main.text
+        assert not main.find_elements(By.CSS_SELECTOR, "button[value=approve]")
+        # …and the POST the button would send is refused.
+        approval = re.search(r"Approval (\S+) ·", main.text)
+        assert approval is not None
+        driver.execute_script(
+            "const f = document.createElement('form'); f.method = 'post';"
+            f"f.action = '/approvals/{approval.group(1)}';"
+            "for (const [k, v] of [['verdict', 'approve'], ['reason', 'looks fine']]) {"
+            "  const i = document.createElement('input'); i.name = k; i.value = v;"
+            "  f.appendChild(i); }"
+            "f.appendChild(document.querySelector('input[name=csrf]').cloneNode());"
+            "document.body.appendChild(f); f.submit();"
+        )
+        _wait(driver, lambda d: "not_allowed" in d.page_source)
+        assert "needs the approver role" in driver.find_element(By.ID, "main").text
 
     await _in_browser(viewer_is_refused)
     s = net["DE"].node.settings
     from connector.outbound.agencies import load_agencies
 
     assert load_agencies(s.state_path(s.federation.agencies_file))["border-cdg"].enabled
-    for name in ("login", "overview", "enquiries", "enquiry", "peers", "policy"):
+    assert net["DE"].service.peer_app[APPROVALS].count_pending() == 1  # the viewer's
+    for name in ("login", "overview", "enquiries", "enquiry", "peers", "policy", "approvals"):
         assert (SHOTS / f"{name}.png").stat().st_size > 10_000, name
