@@ -66,10 +66,18 @@ class Overview:
     peak: int  # the tallest bar's checks: the chart's scale
 
 
+def result_status(result: Mapping[str, Any]) -> str:
+    """A check's status; for the row of an operator's decision on a held release, its
+    verdict (approved, denied, expired)."""
+    return str(result.get("status") or result.get("verdict") or "")
+
+
 def _checks(rows: Iterable[Activity]) -> Iterable[tuple[Activity, Mapping[str, Any]]]:
     for row in rows:
         if row.results:
             for r in row.results:
+                if "status" not in r and "verdict" in r:
+                    continue  # an operator's decision on a held release: not a check
                 yield row, r
         else:
             # A row with no result per check (an exchange that failed): its checks count

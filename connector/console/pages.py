@@ -12,6 +12,7 @@ from typing import Any, get_args
 import orjson
 from aiohttp import web
 
+from connector.console.overview import result_status
 from connector.console.web import CONSOLE, render
 from connector.enquiries.entry import Direction, LoggedEntry
 from connector.errors import NotFound
@@ -38,7 +39,7 @@ def _categories(row: LoggedEntry) -> list[str]:
 
 
 def _statuses(row: LoggedEntry) -> list[str]:
-    return sorted({str(r.get("status")) for r in row.entry.results})
+    return sorted({s for s in map(result_status, row.entry.results) if s})
 
 
 def outcome(statuses: list[str], decision: str) -> str:
@@ -131,7 +132,7 @@ class EnquiryFilter:
         results = _results(row)
         if self.category is not None and self.category not in _categories(row):
             return False
-        if self.outcome is not None and not any(r.get("status") == self.outcome for r in results):
+        if self.outcome is not None and self.outcome not in map(result_status, results):
             return False
         return self.rule is None or self.rule in row.entry.rules
 

@@ -24,6 +24,7 @@ from connector.console.i18n import (
     load_catalogues,
     template_gettext,
 )
+from connector.console.overview import result_status
 from connector.console.sessions import Session, same_token
 from connector.console.sources import Console
 from connector.enquiries.entry import utc_iso
@@ -237,6 +238,7 @@ def make_console_app(console: Console) -> web.Application:
         default_helpers=False,
     )
     env.filters["utc"] = utc
+    env.globals["status_of"] = result_status
     env.policies["ext.i18n.trimmed"] = True
     # Replaced per request by the language's own (the render context's gettext).
     env.install_null_translations(newstyle=True)  # type: ignore[attr-defined]

@@ -113,6 +113,15 @@ async def test_an_approver_releases_and_denies_and_the_agency_receives_it(net: N
             assert result["status"] == "denied"
             assert "Jean Exemple" not in str(refused_release)
 
+        async with browser() as vic:
+            await login(vic, base, "vic")
+            # The decisions are rows of the log, shown by their verdict, and not checks.
+            listed = await (await vic.get(f"{base}/enquiries")).text()
+            assert '<span class="status approved">approved</span>' in listed
+            assert '<span class="status denied">denied</span>' in listed
+            overview = _text(await (await vic.get(f"{base}/")).text())
+            assert "Pending approvals 0" in overview
+
     decisions = [
         (e["action"], e["target"], e["actor"], e["details"]["reason"])
         for e in audit_entries(config)

@@ -46,8 +46,8 @@ def _rule(selector: str) -> dict[str, str]:
         ("body", None),
         (".top", None),
         (".status.hit, .status.error", None),
-        (".status.no_hit, .status.answered", None),
-        (".status.denied, .status.partial", None),
+        (".status.no_hit, .status.answered, .status.approved, .status.released", None),
+        (".status.denied, .status.partial, .status.expired, .status.pending", None),
         ("button", None),
     ],
 )
