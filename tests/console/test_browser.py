@@ -114,9 +114,13 @@ def _log_in(driver: Any, base: str, name: str) -> None:
 
 
 def _wait(driver: Any, condition: Callable[[Any], Any]) -> Any:
+    """Until `condition` holds; an element replaced by the next page meanwhile is looked
+    for again, not a failure."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, WAIT_S).until(condition)
+    wait = WebDriverWait(driver, WAIT_S, ignored_exceptions=(StaleElementReferenceException,))
+    return wait.until(condition)
 
 
 async def test_an_operators_session_in_chromium(net: Net, chromium: Any) -> None:
