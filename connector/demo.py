@@ -8,6 +8,7 @@ import contextlib
 import functools
 import io
 import random
+import secrets
 import tempfile
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
@@ -16,7 +17,9 @@ from pathlib import Path
 import aiohttp
 import orjson
 import pycountry
+import yaml
 
+from connector.console.accounts import Role, add_account
 from connector.crypto.jws import PublicKey
 from connector.enquiries.entry import LoggedEntry, VerifyReport
 from connector.errors import ConnectorError
@@ -134,6 +137,8 @@ COUNTRIES = [
 COUNTRIES += sorted(c.alpha_2 for c in pycountry.countries if c.alpha_2 not in COUNTRIES)
 STORY = COUNTRIES[:3]  # the nodes whose logs the demo prints in full
 SHOWN_ROWS = 12  # rows of a log printed; a fan-out to 195 peers logs 195
+CONSOLE_NODE = "DE"  # the node whose operator console the demo starts: most peers ask it
+CONSOLE_ACCOUNT = "demo"
 
 
 def demo_policy(node: str) -> str:
@@ -386,6 +391,31 @@ def _demo_configure(node_id: str, directory: Path) -> None:
     (directory / "policies" / "31-fingerprints.yaml").write_text(
         FINGERPRINT_POLICY, encoding="utf-8"
     )
+    if node_id == CONSOLE_NODE:
+        config = directory / "connector.yaml"
+        doc = yaml.safe_load(config.read_text(encoding="utf-8"))
+        doc["listen"]["console"] = {"host": "127.0.0.1", "port": 0}
+        config.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+
+
+def _demo_console(n: DemoNode) -> ConsoleUp:
+    """An admin account on the console's node, with a password made for this run."""
+    s = n.node.settings
+    password = secrets.token_urlsafe(12)
+    add_account(
+        s.state_path(s.console.users_file),
+        CONSOLE_ACCOUNT,
+        Role.ADMIN,
+        password,
+        totp=False,
+        now=n.node.clock(),
+    )
+    return ConsoleUp(
+        node=n.id,
+        url=f"http://127.0.0.1:{n.service.console_port}/",
+        account=CONSOLE_ACCOUNT,
+        password=password,
+    )
 
 
 def _demo_notifications(node_id: str, directory: Path) -> None:
@@ -419,6 +449,23 @@ class NodeUp:
     peer_port: int
     kid: str
     tls_fingerprint: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConsoleUp:
+    """One node's operator console, and the login the demo made for it."""
+
+    node: str
+    url: str
+    account: str
+    password: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Serving:
+    """The checks are done; the nodes and the console serve until the demo is stopped."""
+
+    nodes: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -505,6 +552,8 @@ class Finished:
 DemoEvent = (
     Starting
     | NodeUp
+    | ConsoleUp
+    | Serving
     | Section
     | Answered
     | Failed
@@ -517,8 +566,11 @@ DemoEvent = (
 )
 
 
-async def run_demo(*, nodes: int = 3, keep: Path | None = None) -> AsyncIterator[DemoEvent]:
-    """The demo as it happens, for the command line to show."""
+async def run_demo(
+    *, nodes: int = 3, keep: Path | None = None, serve: bool = False
+) -> AsyncIterator[DemoEvent]:
+    """The demo as it happens, for the command line to show. `serve`: after the checks,
+    the nodes (and the console) go on serving until the caller stops iterating."""
     ids = COUNTRIES[:nodes]
     with contextlib.ExitStack() as stack:
         root = keep or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ncb-demo-")))
@@ -533,6 +585,8 @@ async def run_demo(*, nodes: int = 3, keep: Path | None = None) -> AsyncIterator
                     kid=n.node.signer.kid,
                     tls_fingerprint=n.node.tls_fingerprint,
                 )
+            if CONSOLE_NODE in net:
+                yield _demo_console(net[CONSOLE_NODE])
             scenarios: list[tuple[str, str, str, Purpose, Mapping[str, Criterion], str]] = [
                 (
                     "FR asks DE about a stolen German passport (hit)",
@@ -664,6 +718,10 @@ async def run_demo(*, nodes: int = 3, keep: Path | None = None) -> AsyncIterator
             if quiet:
                 yield Section(title=f"The other {len(quiet)} nodes' enquiry logs")
                 yield QuietLogs(rows=tuple(quiet))
+            if serve:
+                yield Finished(failures=failures)
+                yield Serving(nodes=tuple(net))
+                await asyncio.Event().wait()  # until the caller stops (Ctrl-C)
         yield Finished(failures=failures)
 
 

@@ -276,6 +276,23 @@ class TooManyAttempts(ConnectorError):
     title = "Too many failed attempts"
 
 
+class NotAllowed(ConnectorError):
+    """An operator console account whose role does not allow the action (or no account)."""
+
+    status = 403
+    code = "not_allowed"
+    title = "Your role does not allow this"
+
+
+class FormExpired(ConnectorError):
+    """A console form sent without the token of the session that showed it: forged by
+    another site, or shown before the session it is sent with."""
+
+    status = 403
+    code = "form_expired"
+    title = "The form is not from this session"
+
+
 class TooManyCheckpoints(ProtocolError):
     """A peer sending its checkpoints faster than a witness keeps them (protocol §13.1)."""
 

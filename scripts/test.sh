@@ -12,8 +12,10 @@ if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null && ! command -v in
 fi
 # The Debian package's test (tests/packaging) builds it with debhelper around a venv of
 # Debian's python3.11, checks it with lintian and installs it into a debootstrapped root.
+# The console's browser test (tests/console/test_browser.py) drives Debian's chromium
+# through Debian's chromium-driver: never a downloaded browser.
 missing=()
-for pkg in debhelper python3.11-venv debootstrap lintian systemd; do
+for pkg in debhelper python3.11-venv debootstrap lintian systemd chromium chromium-driver; do
     dpkg-query -W -f='${Status}\n' "$pkg" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -27,8 +27,8 @@ COMMANDS: dict[str, Lazy | click.Command] = {
                 target="connector.cli.config:config_check",
                 help=(
                     "Validate connector.yaml, the key files, peers.yaml, sources.yaml, the "
-                    "agencies file and the policy directory, together, as a starting or "
-                    "reloading node loads them."
+                    "agencies file, the console's accounts and the policy directory, together, "
+                    "as a starting or reloading node loads them."
                 ),
             ),
         },
@@ -129,6 +129,28 @@ COMMANDS: dict[str, Lazy | click.Command] = {
             "rotate": Lazy(
                 target="connector.cli.agencies:agencies_rotate",
                 help="Give an agency a new token; the old one stops working at once.",
+            ),
+        },
+    ),
+    "users": LazyGroup(
+        name="users",
+        help="The operator console's accounts: roles, passwords, a second factor.",
+        lazy={
+            "add": Lazy(
+                target="connector.cli.users:users_add",
+                help="Make a console account with a role (asks for its password).",
+            ),
+            "disable": Lazy(
+                target="connector.cli.users:users_disable",
+                help="Refuse an account's logins and end its sessions.",
+            ),
+            "list": Lazy(
+                target="connector.cli.users:users_list",
+                help="Accounts, their roles and state (never a password or a secret).",
+            ),
+            "passwd": Lazy(
+                target="connector.cli.users:users_passwd",
+                help="Set an account's password (and enable it again); --totp, --no-totp.",
             ),
         },
     ),

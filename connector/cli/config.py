@@ -25,8 +25,9 @@ from connector.settings.config import load_settings
 @json_option
 @handles_errors
 def config_check(config_path: Path, as_json: bool) -> None:
-    """Validate connector.yaml, the key files, peers.yaml, sources.yaml, the agencies file
-    and the policy directory, together, as a starting or reloading node loads them."""
+    """Validate connector.yaml, the key files, peers.yaml, sources.yaml, the agencies file,
+    the console's accounts and the policy directory, together, as a starting or reloading
+    node loads them."""
     from connector.node.check import check_config
 
     configure_logging(fmt="auto", level="critical")  # the outcome is printed, not logged

@@ -14,6 +14,7 @@ from connector.cli.common import handles_errors, out
 from connector.cli.render import answer_table, enquiries_table, fanout_table
 from connector.demo import (
     Answered,
+    ConsoleUp,
     DemoEvent,
     Failed,
     FanoutAnswered,
@@ -24,6 +25,7 @@ from connector.demo import (
     Notified,
     QuietLogs,
     Section,
+    Serving,
     Starting,
     run_demo,
 )
@@ -44,9 +46,17 @@ from connector.logs import configure_logging
     default=None,
     help="Build the nodes here and leave them (default: a temporary directory).",
 )
+@click.option(
+    "--serve",
+    is_flag=True,
+    help="After the checks, keep the nodes and DE's operator console running until Ctrl-C.",
+)
 @handles_errors
-def demo(nodes: int, keep: Path | None) -> None:
-    """Start a small network on loopback, run cross-border checks, print answers and logs."""
+def demo(nodes: int, keep: Path | None, serve: bool) -> None:
+    """Start a small network on loopback, run cross-border checks, print answers and logs.
+
+    DE's operator console is started too; its address and a login made for this run are
+    printed (open it during the demo with --serve)."""
     configure_logging(fmt="console", level="warning")
     # Piped into a file or a pager, 80 columns would fold every ref in two.
     console = (
@@ -55,13 +65,17 @@ def demo(nodes: int, keep: Path | None) -> None:
 
     async def show() -> int:
         failures = 0
-        async for event in run_demo(nodes=nodes, keep=keep):
+        async for event in run_demo(nodes=nodes, keep=keep, serve=serve):
             _show(console, event)
             if isinstance(event, Finished):
                 failures = event.failures
         return 0 if not failures else 1
 
-    raise SystemExit(asyncio.run(show()))
+    try:
+        code = asyncio.run(show())
+    except KeyboardInterrupt:
+        code = 0  # --serve ends here; the nodes stopped on the way out
+    raise SystemExit(code)
 
 
 def _show(console: Console, event: DemoEvent) -> None:
@@ -79,6 +93,15 @@ def _show(console: Console, event: DemoEvent) -> None:
             console.print(
                 f"  {event.node}  https://127.0.0.1:{event.peer_port}  "
                 f"key {event.kid[:16]}…  tls {event.tls_fingerprint[:23]}…"
+            )
+        case ConsoleUp():
+            console.print(
+                f"  {event.node} operator console  {event.url}  "
+                f"login [bold]{event.account}[/] password [bold]{event.password}[/]"
+            )
+        case Serving(nodes=ids):
+            console.print(
+                f"serving: {', '.join(ids)} and DE's console keep running; Ctrl-C stops them"
             )
         case Section(title=title):
             console.rule(f"[bold]{title}")

@@ -69,10 +69,11 @@ PEERS = "config/peers.yaml"
 SOURCES = "config/sources.yaml"
 POLICIES = "config/policies/"
 AGENCIES = "state/agencies.json"
+USERS = "state/console-users.json"
 KEPT = "state/enquiry-log-state.json"
 TRAIL = "state/admin-audit.jsonl"
 
-SECRET = 0o600  # keys, agencies' token hashes, databases
+SECRET = 0o600  # keys, agencies' token hashes, console accounts, databases
 PLAIN = 0o644
 
 
@@ -280,6 +281,7 @@ def _files(settings: Settings, config_path: Path, stage: Path) -> list[Source]:
         (PEERS, settings.path(settings.peers_file), PLAIN, False),
         (SOURCES, settings.path(settings.sources_file), PLAIN, False),
         (AGENCIES, settings.state_path(settings.federation.agencies_file), SECRET, False),
+        (USERS, settings.state_path(settings.console.users_file), SECRET, False),
         (KEPT, settings.state_path(STATE_FILE), SECRET, False),
         (TRAIL, settings.state_path(TRAIL_FILE), SECRET, False),
     ]
@@ -571,6 +573,7 @@ def _restore(
         PEERS: settings.path(settings.peers_file),
         SOURCES: settings.path(settings.sources_file),
         AGENCIES: settings.state_path(settings.federation.agencies_file),
+        USERS: settings.state_path(settings.console.users_file),
         KEPT: settings.state_path(STATE_FILE),
         TRAIL: settings.state_path(TRAIL_FILE),
     }
@@ -624,6 +627,7 @@ _KNOWN = {
     PEERS,
     SOURCES,
     AGENCIES,
+    USERS,
     KEPT,
     TRAIL,
 }
@@ -714,6 +718,7 @@ def _write_config(
     for section, keys in (
         ("federation", ("agencies_file", "health_file")),
         ("discovery", ("discovered_file",)),
+        ("console", ("users_file",)),
     ):
         if isinstance(data.get(section), dict):
             for key in keys:

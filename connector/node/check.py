@@ -8,6 +8,7 @@ from pathlib import Path
 
 import aiohttp
 
+from connector.console.accounts import load_accounts
 from connector.enquiries.entry import new_enquiry_id
 from connector.errors import ConfigError, PolicyError
 from connector.node.live import policy_channels
@@ -54,6 +55,8 @@ def check_config(settings: Settings) -> ConfigCheck:
     sources = load_sources(settings.path(settings.sources_file)).sources
     agencies_file = settings.state_path(settings.federation.agencies_file)
     agencies = load_agencies(agencies_file) if agencies_file.exists() else {}
+    # The console's accounts: a file that does not load would refuse every login.
+    load_accounts(settings.state_path(settings.console.users_file))
     return ConfigCheck(
         node=settings.node,
         peers=len(node.live.trust.peers),

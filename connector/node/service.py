@@ -16,6 +16,7 @@ from pathlib import Path
 import structlog
 from aiohttp import web
 
+from connector.approvals.service import APPROVALS
 from connector.enquiries.archive import Archiver
 from connector.enquiries.checkpoints import Checkpoints
 from connector.enquiries.continuity import Admin
@@ -23,6 +24,7 @@ from connector.enquiries.log import EnquiryLog
 from connector.errors import ConfigError
 from connector.inbound.sharedlimits import RATE_LIMITS_FILE, SharedRateLimiter
 from connector.logs import configure_logging
+from connector.node.console_app import build_console_app, console_limits
 from connector.node.keyring import expiry
 from connector.node.local_app import build_local_app
 from connector.node.metrics import Backlogs, node_view
@@ -97,6 +99,7 @@ class Service:
         self._runners: list[web.AppRunner] = []
         self.peer_port = 0
         self.local_port = 0
+        self.console_port = 0  # 0 also when listen.console is absent
         self._warned_expiry = float("-inf")
 
     # Set before start() when an admin accepts a log that does not hold the kept checkpoint.
@@ -107,6 +110,7 @@ class Service:
     enquiry_log: EnquiryLog
     peer_app: web.Application
     local_app: web.Application
+    console_app: web.Application
     backlogs: Backlogs
     peer_tls: ssl.SSLContext
 
@@ -241,11 +245,14 @@ class Service:
             limits=local_limits,
         ).start()
         self.local_port = int(local_runner.addresses[0][1])
+        if s.listen.console is not None:
+            await self._start_console(s.listen.console.host, s.listen.console.port)
         log.info(
             "node_started",
             node=s.node,
             peer_port=self.peer_port,
             local_port=self.local_port,
+            console_port=self.console_port or None,
             policy=node.live.policy.digest,
             peers=sorted(node.live.trust.peers),
             workers=s.worker_count,
@@ -329,6 +336,23 @@ class Service:
     def take_settings(self, new: Settings) -> None:
         """The reloadable settings of `new` in force (a worker started after reloads)."""
         self._apply(new, settings_changes(self.settings, new))
+
+    async def _start_console(self, host: str, port: int) -> None:
+        """The operator console on its own listener, with the peer listener's TLS context
+        (and so its certificate over a rotation) whenever it listens beyond loopback."""
+        self.console_app = build_console_app(self.node, approvals=self.peer_app.get(APPROVALS))
+        runner = web.AppRunner(self.console_app, shutdown_timeout=5.0, access_log=None)
+        await runner.setup()
+        self._runners.append(runner)
+        await GuardedSite(
+            runner,
+            host,
+            port,
+            name="console",
+            limits=console_limits(self.node.settings.listen),
+            ssl_context=self.peer_tls if self.node.settings.console_tls else None,
+        ).start()
+        self.console_port = int(runner.addresses[0][1])
 
     async def _follow_keys(self) -> None:
         self.follow_keys()

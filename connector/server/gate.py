@@ -37,16 +37,16 @@ def host_allowed(host: str | None, names: frozenset[str]) -> bool:
     return name == "localhost" or name.endswith(".localhost") or name in names
 
 
-def host_middleware(names: Iterable[str]) -> Middleware:
-    """Refuses a request whose `Host` names another site (421), before any handler runs."""
+def host_middleware(names: Iterable[str], *, setting: str = "federation.local_hosts") -> Middleware:
+    """Refuses a request whose `Host` names another site (421), before any handler runs;
+    `setting`: where an admin lists the names, for the refusal to say."""
     allowed = frozenset(n.lower().rstrip(".") for n in names)
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         if not host_allowed(request.headers.get("Host"), allowed):
             raise MisdirectedRequest(
-                "this listener answers an IP address, localhost, or a name in"
-                " federation.local_hosts"
+                f"this listener answers an IP address, localhost, or a name in {setting}"
             )
         return await handler(request)
 

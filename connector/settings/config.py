@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from pathlib import Path
@@ -54,6 +55,9 @@ class Timeouts(_Model):
 class Listeners(_Model):
     peer: Listener
     local: Listener
+    # The operator console (docs/console.md); absent: no console. Served with the node's TLS
+    # certificate whenever its host is not a loopback address.
+    console: Listener | None = None
     timeouts: Timeouts = Timeouts()
 
 
@@ -229,6 +233,37 @@ class Federation(_Model):
     auth_failure_window_s: Annotated[int, Field(ge=1, le=86_400)] = 60
 
 
+def is_loopback(host: str) -> bool:
+    """`localhost`, or an address of this host's loopback interface."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class Console(_Model):
+    """The operator console's accounts and sessions (docs/console.md)."""
+
+    # Relative: in the state directory. Written by `ncb-connector users`, re-read by the
+    # running node when it changes.
+    users_file: Path = Path("console-users.json")
+    # A session unused this long is gone: the next request asks for the password again.
+    idle_timeout_s: Annotated[float, Field(ge=60, le=86_400)] = 900.0
+    # Failed logins within the window, per account and per address, after which logins are
+    # refused until the window moves on (right password or not).
+    login_failures: Annotated[int, Field(ge=1, le=1000)] = 5
+    login_window_s: Annotated[int, Field(ge=1, le=86_400)] = 300
+    # The console answers a Host that is an IP address, `localhost`, or one of these names
+    # (the name operators browse to, behind a proxy or not); any other is a browser led
+    # there by DNS rebinding.
+    hosts: tuple[Annotated[str, Field(min_length=1, max_length=253)], ...] = ()
+    # TLS on listen.console with the node's certificate. Unset: TLS unless the console
+    # listens on a loopback address; false is refused for any other address.
+    tls: bool | None = None
+
+
 class Discovery(_Model):
     """Opt-in LAN discovery (mDNS / DNS-SD): announce this node, notice others, trust none."""
 
@@ -338,6 +373,8 @@ class Settings(_Model):
     # Processes serving the peer API on its one port (SO_REUSEPORT): 1, today's single
     # process; `auto`, one per core this process may run on (docs/architecture.md §6).
     workers: Annotated[int, Field(ge=1, le=64)] | Literal["auto"] = 1
+
+    console: Console = Console()
     base_dir: Path = Path(".")
 
     @model_validator(mode="after")
@@ -359,6 +396,18 @@ class Settings(_Model):
         peer, local = self.listen.peer, self.listen.local
         if peer.port != 0 and (peer.host, peer.port) == (local.host, local.port):
             raise ValueError("listen.peer and listen.local must not share an address and port")
+        console = self.listen.console
+        if console is not None and self.console.tls is False and not is_loopback(console.host):
+            raise ValueError(
+                f"listen.console.host {console.host} is not a loopback address: the console "
+                "needs TLS there (remove console.tls: false)"
+            )
+        if console is not None and console.port != 0:
+            for name, other in (("peer", peer), ("local", local)):
+                if (console.host, console.port) == (other.host, other.port):
+                    raise ValueError(
+                        f"listen.console and listen.{name} must not share an address and port"
+                    )
         return self
 
     def path(self, p: Path) -> Path:
@@ -374,6 +423,15 @@ class Settings(_Model):
             return max(1, len(os.sched_getaffinity(0)))
         except (AttributeError, OSError):  # not Linux, or a sandbox that refuses the call
             return os.cpu_count() or 1
+
+    @property
+    def console_tls(self) -> bool:
+        """Whether the console is served over TLS: passwords and session cookies never
+        cross a network in the clear."""
+        console = self.listen.console
+        if self.console.tls is not None:
+            return self.console.tls
+        return console is not None and not is_loopback(console.host)
 
     def database_url(self, url: str) -> str:
         """SQLite URLs with a relative path are taken relative to the config directory."""

@@ -50,6 +50,12 @@ class Action(StrEnum):
     BACKUP_RESTORED = "backup.restored"
     ENQUIRY_LOG_REPLACED = "enquiry_log.replaced"
     TRAIL_REPAIRED = "trail.repaired"
+    USER_ADDED = "user.added"
+    USER_PASSWORD_CHANGED = "user.password_changed"
+    USER_DISABLED = "user.disabled"
+    CONSOLE_LOGIN = "console.login"
+    CONSOLE_LOGIN_REFUSED = "console.login_refused"
+    CONSOLE_LOGOUT = "console.logout"
     APPROVAL_APPROVED = "approval.approved"
     APPROVAL_DENIED = "approval.denied"
 

@@ -49,6 +49,9 @@ def test_the_demo_runs_its_scenarios_and_shows_them(tmp_path: Path) -> None:
         "demo complete",
     ):
         assert seen in out
+    assert re.search(
+        r"DE operator console +http://127\.0\.0\.1:\d+/ +login demo password \S{16}", out
+    )
     assert "expected" not in out
     assert "failed" not in out
     assert (tmp_path / "net" / "FR" / "connector.yaml").exists()
@@ -89,3 +92,47 @@ def test_the_demo_fits_the_terminal_it_runs_on(columns: int) -> None:
     assert "FR: enquiry log" in shown
     widest = max(cell_len(line) for line in shown.split("\n"))
     assert widest <= columns, widest
+
+
+def test_the_demo_serves_des_console_until_ctrl_c(tmp_path: Path) -> None:
+    """With --serve the nodes stay up after the checks: the console it printed logs in."""
+    import signal
+    import urllib.parse
+    import urllib.request
+    from http.cookiejar import CookieJar
+
+    proc = subprocess.Popen(
+        [*CLI, "demo", "--serve"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    try:
+        assert proc.stdout is not None
+        seen = ""
+        deadline = time.monotonic() + 120
+        while "serving:" not in seen and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            assert line, seen
+            seen += line
+        found = re.search(r"(http://127\.0\.0\.1:\d+/) +login (\S+) password (\S+)", seen)
+        assert found is not None, seen
+        url, account, password = found.groups()
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
+        page = opener.open(f"{url}login", timeout=10).read().decode()
+        token = re.search(r'name="login_token" value="([^"]+)"', page)
+        assert token is not None
+        form = {"login_token": token.group(1), "name": account, "password": password}
+        with opener.open(
+            f"{url}login", data=urllib.parse.urlencode(form).encode(), timeout=30
+        ) as resp:
+            overview = resp.read().decode()
+        assert "<h1>Overview</h1>" in overview
+        assert "Enquiries as they arrive" in overview
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -54,6 +54,10 @@ def _node(tmp: Path) -> tuple[Path, int, int, Signer]:
     data.write_text(RECORDS)
     cli("records", "import", str(data), "--category", "travel_documents", config=config)
     cli("agencies", "add", "border-1", "--kind", "border", config=config)
+    cli(
+        "users", "add", "ada", "--role", "admin", "--password-stdin",
+        config=config, input="a long passphrase\n",
+    )  # fmt: skip
     return config, peer, local, fr
 
 
@@ -147,6 +151,7 @@ def test_an_archive_verifies_and_a_changed_byte_or_another_signer_is_named(
     assert members[KEY].mode == 0o600
     assert members["config/tls/key.pem"].mode == 0o600
     assert members["state/agencies.json"].mode == 0o600
+    assert members["state/console-users.json"].mode == 0o600
     assert {"config/policies/10-test.yaml", "db/records.sqlite", "db/enquiries.sqlite"} <= set(
         members
     )

@@ -340,6 +340,13 @@ def test_the_package_installs_runs_and_upgrades_on_a_fresh_debian_12(
         monitoring = root.path / "usr" / "share" / "ncb-connector" / "monitoring"
         shipped = {p.name for p in (REPO / "packaging" / "monitoring").iterdir()}
         assert {p.name for p in monitoring.iterdir()} == shipped, list(monitoring.iterdir())
+        # The operator console's templates, styles and compiled catalogues (package data).
+        site = root.path / "opt" / "ncb-connector" / "lib" / "python3.11" / "site-packages"
+        console = site / "connector" / "console"
+        assert (console / "locale" / "fr" / "LC_MESSAGES" / "console.mo").is_file()
+        templates = {p.name for p in (REPO / "connector" / "console" / "templates").iterdir()}
+        assert {p.name for p in (console / "templates").iterdir()} == templates
+        assert {p.name for p in (console / "static").iterdir()} == {"console.css", "console.js"}
 
         with phases("set the node up (init, checks, systemd-analyze)"):
             peer_port, local_port = free_port(), free_port()
@@ -366,6 +373,8 @@ def test_the_package_installs_runs_and_upgrades_on_a_fresh_debian_12(
                 "ncb-connector", "peers", "add", "DE", "--url", "http://127.0.0.1:9",
                 "--insecure", "--key", json.dumps(de.public.jwk()),
             )  # fmt: skip
+            # Argon2 and TOTP load from the package's wheels: no account yet.
+            assert json.loads(root.user("ncb-connector", "users", "list", "--json")) == []
             checked = json.loads(root.user("ncb-connector", "config", "check", "--json"))
             assert checked["ok"] is True
             assert checked["node"] == "FR"

@@ -1,0 +1,1 @@
+"""The operator console: accounts, sessions, and the pages served on listen.console."""
