@@ -10,7 +10,7 @@ unless it was first found in one of those.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from time import perf_counter
 from typing import Generic, TypeVar
 
@@ -27,6 +27,13 @@ disable_created_metrics()  # type: ignore[no-untyped-call]
 View = Callable[[], Iterable[Metric]]
 """Families made at scrape time from what the node holds in memory (breakers, peer health,
 readiness, the figures last read from its databases): never a database read itself."""
+
+SampleKey = tuple[str, tuple[tuple[str, str], ...]]
+"""One sample of a family: its name (`…_total`, `…_bucket`) and its labels, sorted."""
+
+Others = Callable[[], Mapping[str, Mapping[SampleKey, float]]]
+"""The other processes' samples of the summed families, by family name: added to this
+process's at each scrape (`workers:` above 1)."""
 
 Refresh = Callable[[], Awaitable[None]]
 """Brings the figures a view reports from a database up to date before a scrape, with a
@@ -110,6 +117,7 @@ class Metrics:
             registry=r,
         )
         ProcessCollector(registry=r)
+        self._summed: _Summed | None = None
         self._views: dict[str, View] = {}
         self._refreshes: dict[str, Refresh] = {}
         r.register(_Views(self._views))
@@ -158,6 +166,42 @@ class Metrics:
 
     # --- what a scrape reads ------------------------------------------------------------
 
+    @property
+    def summed(self) -> tuple[Counter | Histogram, ...]:
+        """The families that count what each process of the node does, summed over them all
+        with `workers:` above 1. Reload failures are not: every process rereads the same
+        files, and the main process's count is the node's."""
+        return (
+            self.inbound_checks,
+            self.inbound_answer_seconds,
+            self.inbound_rate_limited,
+            self.rejections,
+            self.outbound_checks,
+            self.outbound_exchange_seconds,
+            self.log_commit_seconds,
+            self.log_commit_rows,
+            self.log_commit_failures,
+        )
+
+    def sum_with(self, others: Others) -> None:
+        """From now on each summed family is exposed as this process's samples plus those
+        `others` gives at the scrape. The counters themselves are untouched: the answering
+        path costs what it does with one process."""
+        if self._summed is None:
+            for family in self.summed:
+                self.registry.unregister(family)
+            self._summed = _Summed(self.summed, others)
+            self.registry.register(self._summed)
+        else:
+            self._summed.others = others  # a service restarted on the same node
+
+    def samples(self) -> Iterator[tuple[str, SampleKey, float]]:
+        """This process's samples of the summed families: what a worker process reports."""
+        for family in self.summed:
+            for metric in family.collect():
+                for sample in metric.samples:
+                    yield metric.name, sample_key(sample.name, sample.labels), sample.value
+
     def view(self, name: str, view: View, refresh: Refresh | None = None) -> None:
         """Families `view` makes at each scrape, after `refresh` (if any) has run; a later
         view of the same name replaces it (a service restarted on the same node)."""
@@ -195,6 +239,37 @@ class _Bound(Generic[_M]):
         if child is None:
             child = self._children[labels] = self._family.labels(*labels)
         return child
+
+
+def sample_key(name: str, labels: Mapping[str, str]) -> SampleKey:
+    return name, tuple(sorted(labels.items()))
+
+
+class _Summed:
+    """The summed families, each sample this process's value plus the other processes';
+    a label set only another process has seen is added after this process's own."""
+
+    def __init__(self, families: tuple[Counter | Histogram, ...], others: Others) -> None:
+        self._families = families
+        self.others = others
+
+    def describe(self) -> list[Metric]:
+        return [m for family in self._families for m in family.describe()]
+
+    def collect(self) -> Iterator[Metric]:
+        others = self.others()
+        for family in self._families:
+            for metric in family.collect():
+                extra = dict(others.get(metric.name, {}))
+                summed = Metric(metric.name, metric.documentation, metric.type, metric.unit)
+                for sample in metric.samples:
+                    key = sample_key(sample.name, sample.labels)
+                    summed.add_sample(
+                        sample.name, sample.labels, sample.value + extra.pop(key, 0.0)
+                    )
+                for (name, labels), value in extra.items():
+                    summed.add_sample(name, dict(labels), value)
+                yield summed
 
 
 class _Views:

@@ -33,6 +33,7 @@ from connector.node.peer_app import build_peer_app, reconfigure_notifications
 from connector.node.readiness import ReadinessChecks
 from connector.node.scheduler import Scheduler
 from connector.node.sdnotify import SystemdNotifier
+from connector.node.worker_metrics import sum_workers
 from connector.node.workers import Brief, Workers
 from connector.records.store import RecordStore
 from connector.server.connections import GuardedSite, listener_limits
@@ -227,6 +228,8 @@ class Service:
             # Before the local listener: /readyz never says ready while a worker starts.
             self.workers = Workers(count=s.worker_count, brief=self._brief, on_change=self._workers)
             await self.workers.start()
+            # /metrics counts what every process did, not only this one.
+            sum_workers(node.metrics, count=s.worker_count, ask=self.workers.ask)
         self.local_app = build_local_app(
             node,
             records=self.records,

@@ -9,7 +9,7 @@ import functools
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import structlog
@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict
 
 from connector.errors import ConfigError
 from connector.logs import configure_logging
+from connector.node.worker_metrics import report
 from connector.settings.config import Settings, load_settings
 
 log = structlog.get_logger(__name__)
@@ -74,6 +75,10 @@ class Workers:
         self._watchers: set[asyncio.Task[None]] = set()
         self._stopping = False
         self._down: set[int] = set()
+        # The main process's questions for the workers' figures (on their stdin), answered on
+        # their stdout as "<question> <length>\n" and that many bytes.
+        self._asked = 0
+        self._answers: dict[tuple[int, int], asyncio.Future[bytes]] = {}
 
     @property
     def pids(self) -> dict[int, int]:
@@ -119,6 +124,43 @@ class Workers:
                 "its reason is in the journal just before this"
             )
         log.info("worker_started", worker=index, pid=proc.pid)
+        reader = asyncio.get_running_loop().create_task(self._read_answers(index, proc))
+        self._watchers.add(reader)
+        reader.add_done_callback(self._watchers.discard)
+
+    async def _read_answers(self, index: int, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stdout is not None
+        with contextlib.suppress(ValueError, asyncio.IncompleteReadError):
+            while head := await proc.stdout.readline():
+                asked, size = (int(n) for n in head.split())
+                body = await proc.stdout.readexactly(size)
+                answer = self._answers.pop((index, asked), None)
+                if answer is not None and not answer.done():
+                    answer.set_result(body)
+
+    async def ask(self, timeout: float) -> Mapping[int, bytes]:
+        """Each running worker's figures (`worker_metrics.report`), by index; a worker that
+        does not answer within `timeout` is left out."""
+        self._asked += 1
+        asked = self._asked
+        loop = asyncio.get_running_loop()
+        waiting: dict[int, asyncio.Future[bytes]] = {}
+        for index, proc in self._procs.items():
+            stdin = proc.stdin
+            if index in self._down or proc.returncode is not None or stdin is None:
+                continue  # gone, or restarting: it counts with what it last reported
+            if stdin.is_closing():
+                continue
+            waiting[index] = self._answers[(index, asked)] = loop.create_future()
+            stdin.write(b"metrics %d\n" % asked)
+        if not waiting:
+            return {}
+        try:
+            await asyncio.wait(waiting.values(), timeout=timeout)
+        finally:
+            for index in waiting:
+                self._answers.pop((index, asked), None)
+        return {i: f.result() for i, f in waiting.items() if f.done() and not f.cancelled()}
 
     def _watch(self, index: int) -> None:
         task = asyncio.get_running_loop().create_task(self._keep(index))
@@ -212,10 +254,19 @@ class Workers:
 
 
 class _Orphaned(asyncio.Protocol):
-    """The worker's stdin: closed when the main process is gone, however it died."""
+    """The worker's stdin: closed when the main process is gone, however it died; meanwhile
+    each line on it is a question from the main process, given to `asked`."""
 
-    def __init__(self, gone: asyncio.Event) -> None:
+    def __init__(self, gone: asyncio.Event, asked: Callable[[bytes], None] | None = None) -> None:
         self._gone = gone
+        self._asked = asked
+        self._pending = b""
+
+    def data_received(self, data: bytes) -> None:
+        *lines, self._pending = (self._pending + data).split(b"\n")
+        if self._asked is not None:
+            for line in lines:
+                self._asked(line)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._gone.set()
@@ -245,12 +296,21 @@ async def serve_worker(brief: Brief) -> None:
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
     loop.add_signal_handler(signal.SIGHUP, service.reload)
-    await loop.connect_read_pipe(lambda: _Orphaned(stop), sys.stdin)
     try:
         sys.stdout.buffer.write(READY)
         sys.stdout.buffer.flush()
     except BrokenPipeError:
         stop.set()  # the main process is gone before this one was ready
+    # From here on stdout carries only answers, written without blocking the loop.
+    out, _ = await loop.connect_write_pipe(asyncio.Protocol, sys.stdout)
+
+    def answer(line: bytes) -> None:
+        what, _, asked = line.partition(b" ")
+        if what == b"metrics" and asked.isdigit() and not out.is_closing():
+            body = report(node.metrics)
+            out.write(b"%d %d\n" % (int(asked), len(body)) + body)
+
+    await loop.connect_read_pipe(lambda: _Orphaned(stop, answer), sys.stdin)
     try:
         await stop.wait()
     finally:

@@ -1,4 +1,5 @@
-"""`workers: 2`: two processes serve the peer API on one port, one log, one replay guard."""
+"""`workers: 2`: two processes serve the peer API on one port, one log, one replay guard, one
+/metrics counting them both."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import signal
 import ssl
 import subprocess
 import threading
+import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -16,6 +18,7 @@ from typing import Any
 
 import orjson
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from support.processes import (
     CLI,
     POLICY,
@@ -388,3 +391,71 @@ def test_workers_auto_is_the_cores_and_a_bad_count_is_named(tmp_path: Path) -> N
     assert "workers" in str(caught.value)
     # A change of `workers:` waits for a restart, as the listeners do.
     assert "workers" not in RELOADABLE
+
+
+# --- /metrics: the whole node ------------------------------------------------------------
+
+CHECKS = "ncb_inbound_checks_total"
+ANSWERED = "ncb_inbound_answer_seconds_count"
+
+
+def scrape(node: Node) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{node.local}/metrics", timeout=10) as resp:
+        text = resp.read().decode()
+    # The exposition parses, and names each series once.
+    samples = [s for f in text_string_to_metric_families(text) for s in f.samples]
+    found = {(s.name, frozenset(s.labels.items())): s.value for s in samples}
+    assert len(found) == len(samples)
+    return found
+
+
+def total(samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str) -> float:
+    return sum(v for (n, _), v in samples.items() if n == name)
+
+
+def send(node: Node, per_process: dict[int, int]) -> None:
+    """`per_process[pid]` checks answered by that process, each with a new token."""
+    conns = node.connections()
+    assert set(conns) == set(per_process)
+    for pid, n in per_process.items():
+        for _ in range(n):
+            assert _post(conns[pid], node.token())[0] == 200
+    for conn in conns.values():
+        conn.close()
+
+
+def test_metrics_count_the_checks_of_both_workers_across_a_restart(
+    tmp_path: Path, nodes: list[Node]
+) -> None:
+    node = Node(tmp_path)
+    nodes.append(node)
+    node.start()
+    assert node.proc is not None
+    main = node.proc.pid
+    (worker,) = node.worker_pids()
+    before = scrape(node)
+    assert before[("ncb_worker_up", frozenset({("worker", "1")}))] == 1.0
+    send(node, {main: 3, worker: 5})
+    after = scrape(node)
+    assert total(after, CHECKS) - total(before, CHECKS) == 8
+    assert total(after, ANSWERED) - total(before, ANSWERED) == 8
+    # Every check is one enquiry row, committed in one of the two processes' group commits.
+    rows = "ncb_enquiry_log_commit_rows_sum"
+    assert total(after, rows) - total(before, rows) == 8
+
+    # SIGKILL: the worker's own counters are gone with it and its successor starts at 0.
+    os.kill(worker, signal.SIGKILL)
+    wait_for(lambda: len(node.worker_pids()) == 1 and worker not in node.worker_pids())
+    wait_for(lambda: readyz(node.local, node.config)["status"] == "ready")
+    (worker,) = node.worker_pids()
+    restarted = scrape(node)
+    # Each series as it was: no reset for Prometheus to see, nothing counted twice.
+    for key in (k for k in after if k[0] in (CHECKS, ANSWERED)):
+        assert restarted[key] == after[key], key
+    assert restarted[("ncb_worker_up", frozenset({("worker", "1")}))] == 1.0
+    send(node, {main: 2, worker: 4})
+    again = scrape(node)
+    assert total(again, CHECKS) - total(restarted, CHECKS) == 6
+    assert total(again, ANSWERED) - total(before, ANSWERED) == 14
+    assert all(again[k] >= v for k, v in restarted.items() if k[0].startswith("ncb_inbound"))
+    assert node.stop() == 0
