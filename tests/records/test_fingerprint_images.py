@@ -1,0 +1,93 @@
+"""Fingerprint images made after SFinGe, extracted by mindtct on this node and compared by
+bozorth3: minutiae are found, NFIQ 2 scores the image, impressions of one finger match and
+different fingers do not; bad images are refused with their reason."""
+
+from __future__ import annotations
+
+import base64
+import itertools
+
+import pytest
+
+from bench._fingerprint_images import Pressing, impression, master, png
+from connector.records.fingerprints.extraction import (
+    MAX_IMAGE_BYTES,
+    Extracted,
+    ImageError,
+    Mindtct,
+    decode_image,
+)
+from connector.records.fingerprints.iso19794 import read_template
+from connector.records.fingerprints.matcher import Bozorth3
+
+FINGERS = 4
+IMAGE_THRESHOLD = 40
+"""NBIS's own guide to a likely match: image-extracted prints hold 80-120 minutiae, and
+impostor pairs of them score up to about 30 (docs/benchmarks.md)."""
+
+
+@pytest.fixture(scope="module")
+def extracted() -> dict[tuple[int, int], Extracted]:
+    mindtct = Mindtct()
+    out: dict[tuple[int, int], Extracted] = {}
+    for f in range(FINGERS):
+        finger = master(500 + f)
+        plain = impression(finger, Pressing(), seed=f)
+        rolled = impression(
+            finger,
+            Pressing(rotation=12.0, shift=(15.0, -10.0), elastic=4.0, dryness=0.4, noise=10.0),
+            seed=100 + f,
+        )
+        out[f, 0] = mindtct.extract(plain, finger=2)
+        out[f, 1] = mindtct.extract(rolled, finger=2)
+    return out
+
+
+def test_mindtct_finds_minutiae_and_nfiq2_scores_the_image(
+    extracted: dict[tuple[int, int], Extracted],
+) -> None:
+    for e in extracted.values():
+        assert len(e.view.minutiae) >= 30
+        assert e.nfiq2 is not None
+        assert 20 <= e.nfiq2 <= 100
+        # The record is the project's ISO/IEC 19794-2:2005, read back as written.
+        (view,) = read_template(e.record).views
+        assert view.finger == 2
+        assert view.minutiae == e.view.minutiae
+        assert view.quality == e.nfiq2
+
+
+def test_same_finger_matches_and_different_fingers_do_not(
+    extracted: dict[tuple[int, int], Extracted],
+) -> None:
+    bozorth3 = Bozorth3()
+    prepared = {k: bozorth3.prepare(e.view) for k, e in extracted.items()}
+    genuine = [bozorth3.score(prepared[f, 0], prepared[f, 1]) for f in range(FINGERS)]
+    impostor = [
+        bozorth3.score(prepared[f, 0], prepared[g, 1])
+        for f, g in itertools.permutations(range(FINGERS), 2)
+    ]
+    assert len(impostor) == 12
+    assert min(genuine) >= IMAGE_THRESHOLD, genuine
+    assert max(impostor) < IMAGE_THRESHOLD, impostor
+
+
+def test_images_that_give_no_template_are_refused_with_the_reason() -> None:
+    import numpy as np
+
+    mindtct = Mindtct()
+    with pytest.raises(ImageError, match="not a PNG"):
+        mindtct.extract(b"GIF89a" + bytes(100))
+    with pytest.raises(ImageError, match="width is 50 pixels"):
+        mindtct.extract(png(np.full((200, 50), 255, dtype=np.uint8)))
+    with pytest.raises(ImageError, match=f"at most {MAX_IMAGE_BYTES}"):
+        mindtct.extract(b"\x89PNG\r\n\x1a\n" + bytes(MAX_IMAGE_BYTES))
+    with pytest.raises(ImageError, match="0 minutiae found in the image: at least 12"):
+        mindtct.extract(png(np.full((300, 300), 255, dtype=np.uint8)))
+    header = b"\x00\x00\x00\x0dIHDR" + bytes.fromhex("0000012c0000012c0800000000")
+    with pytest.raises(ImageError, match="could not be read"):
+        mindtct.extract(b"\x89PNG\r\n\x1a\n" + header + b"not deflated" * 10)
+    with pytest.raises(ImageError, match="not base64"):
+        decode_image("not an image!")
+    text = base64.b64encode(b"\x89PNG").decode()
+    assert decode_image(text) == b"\x89PNG"
