@@ -5,9 +5,12 @@ different fingers do not; bad images are refused with their reason."""
 from __future__ import annotations
 
 import base64
+import io
 import itertools
 
+import orjson
 import pytest
+from support.databases import DatabaseUrl
 
 from bench._fingerprint_images import Pressing, impression, master, png
 from connector.records.fingerprints.extraction import (
@@ -19,6 +22,11 @@ from connector.records.fingerprints.extraction import (
 )
 from connector.records.fingerprints.iso19794 import read_template
 from connector.records.fingerprints.matcher import Bozorth3
+from connector.records.importer import import_stream
+from connector.records.kinds.biometrics import Fingerprints
+from connector.records.store import RecordStore
+from connector.settings.config import FingerprintMatching, Matching
+from connector.vocabulary import Category
 
 FINGERS = 4
 IMAGE_THRESHOLD = 40
@@ -27,20 +35,24 @@ impostor pairs of them score up to about 30 (docs/benchmarks.md)."""
 
 
 @pytest.fixture(scope="module")
-def extracted() -> dict[tuple[int, int], Extracted]:
-    mindtct = Mindtct()
-    out: dict[tuple[int, int], Extracted] = {}
+def images() -> dict[tuple[int, int], bytes]:
+    """Two impressions of each finger: a plain one, and one turned, moved, warped and dry."""
+    out: dict[tuple[int, int], bytes] = {}
     for f in range(FINGERS):
         finger = master(500 + f)
-        plain = impression(finger, Pressing(), seed=f)
-        rolled = impression(
+        out[f, 0] = impression(finger, Pressing(), seed=f)
+        out[f, 1] = impression(
             finger,
             Pressing(rotation=12.0, shift=(15.0, -10.0), elastic=4.0, dryness=0.4, noise=10.0),
             seed=100 + f,
         )
-        out[f, 0] = mindtct.extract(plain, finger=2)
-        out[f, 1] = mindtct.extract(rolled, finger=2)
     return out
+
+
+@pytest.fixture(scope="module")
+def extracted(images: dict[tuple[int, int], bytes]) -> dict[tuple[int, int], Extracted]:
+    mindtct = Mindtct()
+    return {k: mindtct.extract(png_bytes, finger=2) for k, png_bytes in images.items()}
 
 
 def test_mindtct_finds_minutiae_and_nfiq2_scores_the_image(
@@ -91,3 +103,46 @@ def test_images_that_give_no_template_are_refused_with_the_reason() -> None:
         decode_image("not an image!")
     text = base64.b64encode(b"\x89PNG").decode()
     assert decode_image(text) == b"\x89PNG"
+
+
+def test_import_extracts_images_keeps_nfiq2_and_refuses_by_line(
+    db_url: DatabaseUrl, images: dict[tuple[int, int], bytes]
+) -> None:
+    import numpy as np
+
+    def b64(data: bytes) -> str:
+        return base64.b64encode(data).decode("ascii")
+
+    blank = png(np.full((300, 300), 255, dtype=np.uint8))
+    rows = [
+        *({"id": f"F-{f}", "finger": 2, "image": b64(images[f, 0])} for f in range(FINGERS)),
+        {"id": "F-blank", "image": b64(blank)},
+        {"id": "F-text", "image": "not an image!"},
+        {"id": "F-none", "finger": 2},
+    ]
+    store = RecordStore.open(db_url("fp-images"))
+    try:
+        data = b"".join(orjson.dumps(r) + b"\n" for r in rows)
+        report = import_stream(
+            store, io.BytesIO(data), category=Category.FINGERPRINTS, fmt="ndjson"
+        )
+        assert (report.inserted, report.rejected) == (FINGERS, 3)
+        reasons = {e.line: e.reason for e in report.errors}
+        assert "image: 0 minutiae found in the image: at least 12" in reasons[FINGERS + 1]
+        assert "image: not base64" in reasons[FINGERS + 2]
+        assert "give a template or an image" in reasons[FINGERS + 3]
+        held = store.get(Category.FINGERPRINTS, "F-0")
+        assert held is not None
+        assert "image" not in held.fields
+        assert isinstance(held.fields["nfiq2"], int)
+        (view,) = read_template(base64.b64decode(held.fields["template"])).views
+        assert view.quality == held.fields["nfiq2"]
+        # Another impression of finger 1, extracted the same way, finds its mate first.
+        probe = Mindtct().extract(images[1, 1], finger=2)
+        kind = Fingerprints()
+        at_40 = Matching(fingerprints=FingerprintMatching(threshold=IMAGE_THRESHOLD))
+        criteria = kind.at_node(kind.parse_criteria({"template": probe.template}), at_40)
+        found = store.search_now(Category.FINGERPRINTS, criteria, 10)
+        assert [m.record.id for m in found] == ["F-1"]
+    finally:
+        store.close()
