@@ -19,8 +19,8 @@ from connector.records.fingerprints.iso19794 import (
 )
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-MAX_IMAGE_BYTES = 2_000_000
-"""An image's largest encoded size: a 500 ppi plain impression is 100-300 kB as PNG."""
+MAX_IMAGE_BYTES = 1_000_000
+"""An image's largest encoded size: a 500 ppi plain impression is about 100-300 kB as PNG."""
 MAX_IMAGE_SIDE = 2000
 """An image's largest width or height in pixels (4 inches at 500 ppi)."""
 MIN_IMAGE_SIDE = 100
