@@ -79,7 +79,7 @@ def decode_image(text: str) -> bytes:
 
 class Mindtct:
     """Minutiae and NFIQ 2 quality of a 500 ppi fingerprint image. Blocking and CPU-bound
-    (0.2-0.4 s an image): callers on an event loop run it in a worker thread."""
+    (0.3-0.7 s an image): callers on an event loop run it in a worker thread."""
 
     def __init__(self) -> None:
         self._made: dict[bool, Any] = {}
