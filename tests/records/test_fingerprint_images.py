@@ -146,3 +146,27 @@ def test_import_extracts_images_keeps_nfiq2_and_refuses_by_line(
         assert [m.record.id for m in found] == ["F-1"]
     finally:
         store.close()
+
+
+def test_an_image_row_near_the_size_limit_fits_an_import_line(db_url: DatabaseUrl) -> None:
+    """A 900 kB PNG (noise: it does not compress) is 1.2 MB of base64, over a mebibyte: the
+    line is read whole and the row judged on its image, not cut off as too long."""
+    import numpy as np
+
+    noise = np.random.default_rng(1).integers(0, 256, size=(950, 950), dtype=np.uint8)
+    image = png(noise)
+    assert 850_000 < len(image) < MAX_IMAGE_BYTES
+    row = {"id": "F-big", "image": base64.b64encode(image).decode("ascii")}
+    store = RecordStore.open(db_url("fp-big"))
+    try:
+        report = import_stream(
+            store,
+            io.BytesIO(orjson.dumps(row) + b"\n"),
+            category=Category.FINGERPRINTS,
+            fmt="ndjson",
+        )
+    finally:
+        store.close()
+    assert report.lines == 1
+    for error in report.errors:
+        assert error.reason.startswith("image:"), error.reason
