@@ -81,9 +81,12 @@ class Mindtct:
     """Minutiae and NFIQ 2 quality of a 500 ppi fingerprint image. Blocking and CPU-bound
     (0.3-0.7 s an image): callers on an event loop run it in a worker thread."""
 
+    # One image at a time in the process, however many instances: mindtct keeps its working
+    # state in the C library's static arrays, which every instance shares.
+    _lock = threading.Lock()
+
     def __init__(self) -> None:
         self._made: dict[bool, Any] = {}
-        self._lock = threading.Lock()
 
     def _extractor(self, *, nfiq2: bool) -> Any:
         # The binding loads NFIQ 2's model when made (about 0.3 s): once, on first use.
@@ -104,8 +107,7 @@ class Mindtct:
     def extract(self, image: bytes, *, finger: int = 0) -> Extracted:
         """The image's finger view (at least MIN_MINUTIAE minutiae) and its record."""
         width, height = png_size(image)
-        # One image at a time: mindtct keeps its working state in static arrays.
-        with self._lock:
+        with Mindtct._lock:
             nfiq2: int | None = None
             try:
                 found = self._extractor(nfiq2=True).extract_minutiae(image)
