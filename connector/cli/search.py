@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import time
 from pathlib import Path
@@ -26,6 +27,7 @@ from connector.cli.common import (
     out,
 )
 from connector.errors import OutboundDenied
+from connector.records.fingerprints.extraction import PNG_SIGNATURE
 from connector.vocabulary import AgencyKind, Purpose
 
 
@@ -34,6 +36,8 @@ def _subject_options(fn: F) -> F:
     from connector.outbound.subject import subject_fields
 
     for f in reversed(subject_fields()):
+        if f.option is None:
+            continue  # the local API's only: `search` takes an image as --fingerprint FILE
         path = (
             click.Path(exists=True, dir_okay=False, path_type=Path)
             if f.loci or f.template
@@ -72,15 +76,18 @@ def _dna_profile(path: Path) -> dict[str, str]:
     return {}
 
 
-def _fingerprint(path: Path) -> str:
+def _fingerprint(path: Path) -> str | bytes:
     """A fingerprint file's template, base64: an ISO/IEC 19794-2 record as bytes, its base64
     text, or an import row (a JSON object with `template`), alone or as the first line of
-    NDJSON. Checked like any check's criteria before anything is sent."""
+    NDJSON; or a PNG image's bytes, extracted before anything is sent. Checked like any
+    check's criteria before anything is sent."""
     import base64
 
     import orjson
 
     data = path.read_bytes()
+    if data.startswith(PNG_SIGNATURE):
+        return data
     if data.startswith(b"FMR\x00"):
         return base64.b64encode(data).decode("ascii")
     text = data.strip()
@@ -95,7 +102,7 @@ def _fingerprint(path: Path) -> str:
         return text.decode("ascii", errors="replace")
     _fail(
         f"{path}: not a fingerprint: give an ISO/IEC 19794-2 minutiae record (the file "
-        'itself, or its base64), or an import row with "template"',
+        'itself, or its base64), an import row with "template", or a PNG image',
         EXIT_BAD_INPUT,
     )
     return ""
@@ -142,7 +149,12 @@ def search(
     if subject.get("dna_loci") is not None:
         subject["dna_loci"] = _dna_profile(subject["dna_loci"])
     if subject.get("fingerprint") is not None:
-        subject["fingerprint"] = _fingerprint(subject["fingerprint"])
+        given = _fingerprint(subject["fingerprint"])
+        if isinstance(given, bytes):  # an image: its minutiae are extracted by search_peers
+            subject["fingerprint"] = None
+            subject["fingerprint_image"] = base64.b64encode(given).decode("ascii")
+        else:
+            subject["fingerprint"] = given
     node = Node.from_settings(_settings(config_path))
     node.load_live()
     live = (

@@ -13,12 +13,13 @@ from connector.errors import InvalidRequest
 from connector.outbound.fanout import FanOut, PeerOutcome
 from connector.outbound.prepare import Prepared, prepare
 from connector.outbound.request import Request
-from connector.outbound.subject import Subject, subject_checks
+from connector.outbound.subject import Subject, subject_checks, with_minutiae
 from connector.peers.client import Exchange
 from connector.peers.trust import TrustStore
 from connector.policy import Policy
 from connector.protocol import Check
 from connector.records.criteria import parse_criteria
+from connector.records.fingerprints.extraction import Mindtct
 from connector.records.store import RecordStore
 from connector.vocabulary import (
     DOCUMENT_COUNTRY,
@@ -168,9 +169,13 @@ async def search_peers(
     case: str | None,
     deadline_ms: int | None,
     on_update: Callable[[Prepared, Mapping[str, PeerOutcome]], None],
+    mindtct: Mindtct | None = None,
 ) -> tuple[Prepared, dict[str, PeerOutcome]]:
     """`ncb-connector search`: a subject split into its checks, against the national records
-    and every peer allowed (Desk.search)."""
+    and every peer allowed (Desk.search); a fingerprint image is extracted by `mindtct`
+    first."""
+    if subject.fingerprint_image is not None:
+        subject = await with_minutiae(subject, mindtct or Mindtct())
     checks = subject_checks(subject)
     if not checks:
         raise InvalidRequest(

@@ -3,11 +3,14 @@ checks."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from connector.errors import InvalidCriteria
 from connector.protocol import Check
+from connector.records.fingerprints.extraction import ImageError, Mindtct, decode_image
 from connector.records.identifiers.mrz import parse_mrz
 from connector.vocabulary import (
     DOCUMENT_COUNTRY,
@@ -24,14 +27,29 @@ FINGERPRINT = "fingerprint"
 
 
 def _typed(
-    help: str | None = None, *, old: str | None = None, loci: bool = False, template: bool = False
+    help: str | None = None,
+    *,
+    old: str | None = None,
+    typed: bool = True,
+    loci: bool = False,
+    template: bool = False,
+    image: bool = False,
 ) -> Any:
     """A field of the subject, None unless given; typed to `search` as `--` and its name with
-    dashes (`old`: the option's spelling before, still taken); `loci`: a DNA profile's loci,
-    an object (given to `search` as a file); `template`: a fingerprint's minutiae record,
-    base64 (given to `search` as a file)."""
+    dashes (`old`: the option's spelling before, still taken; `typed=False`: the local API's
+    only); `loci`: a DNA profile's loci, an object (given to `search` as a file); `template`:
+    a fingerprint's minutiae record, base64 (given to `search` as a file); `image`: a
+    fingerprint image, base64 PNG (`search` takes it as --fingerprint)."""
     return field(
-        default=None, metadata={"old": old, "help": help, "loci": loci, "template": template}
+        default=None,
+        metadata={
+            "old": old,
+            "typed": typed,
+            "help": help,
+            "loci": loci,
+            "template": template,
+            "image": image,
+        },
     )
 
 
@@ -62,9 +80,12 @@ class Subject:
     )
     fingerprint: str | None = _typed(
         "A fingerprint: an ISO/IEC 19794-2 minutiae record (2005 or 2011) of one or more "
-        "fingers, as a binary file, its base64, or an import row with `template`.",
+        "fingers, as a binary file, its base64, or an import row with `template`; or a PNG "
+        "image of one finger at 500 ppi, whose minutiae are extracted here (the image is "
+        "never sent).",
         template=True,
     )
+    fingerprint_image: str | None = _typed(typed=False, image=True)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -73,11 +94,12 @@ class SubjectField:
     command-line option that gives it and the option's old spelling, if it had another."""
 
     name: str
-    option: str
+    option: str | None
     help: str | None
     old: str | None = None
     loci: bool = False
     template: bool = False
+    image: bool = False
 
 
 def option_name(field_name: str) -> str:
@@ -90,11 +112,12 @@ def subject_fields() -> tuple[SubjectField, ...]:
     return tuple(
         SubjectField(
             name=f.name,
-            option=option_name(f.name),
+            option=option_name(f.name) if f.metadata["typed"] else None,
             help=f.metadata["help"],
             old=f.metadata["old"],
             loci=f.metadata["loci"],
             template=f.metadata["template"],
+            image=f.metadata["image"],
         )
         for f in fields(Subject)
     )
@@ -152,6 +175,12 @@ def subject_checks(subject: Subject) -> tuple[Check, ...]:
         checks.append(
             Check(id=DNA, category=Category.DNA_PROFILES, criteria={"loci": dict(subject.dna_loci)})
         )
+    if subject.fingerprint_image is not None:
+        # Only minutiae go on the wire: an image is extracted first (with_minutiae).
+        raise InvalidCriteria(
+            "a fingerprint image must be turned into minutiae before it is checked",
+            field="fingerprint_image",
+        )
     if subject.fingerprint:
         checks.append(
             Check(
@@ -161,3 +190,21 @@ def subject_checks(subject: Subject) -> tuple[Check, ...]:
             )
         )
     return tuple(checks)
+
+
+async def with_minutiae(subject: Subject, mindtct: Mindtct) -> Subject:
+    """The subject with its fingerprint image (if any) replaced by the minutiae this node
+    extracts from it, in a worker thread: mindtct takes a few hundred milliseconds."""
+    if subject.fingerprint_image is None:
+        return subject
+    if subject.fingerprint is not None:
+        raise InvalidCriteria(
+            "give a fingerprint template or a fingerprint image, not both",
+            field="fingerprint_image",
+        )
+    try:
+        image = decode_image(subject.fingerprint_image)
+        extracted = await asyncio.to_thread(mindtct.extract, image)
+    except ImageError as exc:
+        raise InvalidCriteria(f"fingerprint_image: {exc}", field="fingerprint_image") from None
+    return replace(subject, fingerprint=extracted.template, fingerprint_image=None)

@@ -57,9 +57,10 @@ def guess_format(name: str) -> Format:
     raise ImportFileError(f"cannot tell the format of {name!r}; give --format ndjson|csv|ftm")
 
 
-MAX_LINE = 1 << 20
-"""Bytes in one import line: no record comes near it, and a file without line breaks (a
-binary, a 2 GB blob through a pipe) must not be read into memory whole."""
+MAX_LINE = 1 << 21
+"""Bytes in one import line: room for a fingerprint row's image (at most 1,000,000 bytes,
+1,333,336 in base64); a file without line breaks (a binary, a 2 GB blob through a pipe)
+must not be read into memory whole."""
 
 
 def _lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes | RowError]]:

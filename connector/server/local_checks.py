@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -31,7 +31,7 @@ from connector.outbound.fanout import CheckOutcome, FanOut, PeerOutcome
 from connector.outbound.national import NationalResult
 from connector.outbound.prepare import Prepared, prepare
 from connector.outbound.request import Request
-from connector.outbound.subject import Subject, subject_checks, subject_fields
+from connector.outbound.subject import Subject, subject_checks, subject_fields, with_minutiae
 from connector.peers.trust import TrustStore
 from connector.policy import Policy
 from connector.protocol import (
@@ -43,13 +43,15 @@ from connector.protocol import (
     ShortText,
     objects_only_where_allowed,
 )
+from connector.records.fingerprints.extraction import MAX_IMAGE_CHARS, Mindtct
 from connector.records.store import RecordStore
 from connector.server.gate import AgencyGate
 from connector.vocabulary import Category, Purpose
 
 log = structlog.get_logger(__name__)
 
-MAX_BODY = 64 * 1024
+MAX_BODY = 64 * 1024 + MAX_IMAGE_CHARS
+"""64 KiB of checks, and room for one fingerprint image (base64)."""
 NDJSON = "application/x-ndjson"
 SSE = "text/event-stream"
 
@@ -63,6 +65,7 @@ class _Strict(BaseModel):
 
 Text = Annotated[str, StringConstraints(min_length=1, max_length=512)]
 TemplateText = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEMPLATE_CHARS)]
+ImageText = Annotated[str, StringConstraints(min_length=1, max_length=MAX_IMAGE_CHARS)]
 
 
 class CheckIn(_Strict):
@@ -80,9 +83,21 @@ class CheckIn(_Strict):
 def _subject_model() -> type[_Strict]:
     """The local API's `subject`: Subject's fields, each optional non-empty text (a DNA
     profile's loci: an object, a fingerprint's template: longer text, both bounded as on the
-    wire)."""
+    wire; a fingerprint image: base64 PNG, bounded by MAX_IMAGE_BYTES)."""
     definitions: dict[str, Any] = {
-        f.name: ((LociValue if f.loci else TemplateText if f.template else Text) | None, None)
+        f.name: (
+            (
+                LociValue
+                if f.loci
+                else TemplateText
+                if f.template
+                else ImageText
+                if f.image
+                else Text
+            )
+            | None,
+            None,
+        )
         for f in subject_fields()
     }
     return create_model("SubjectIn", __base__=_Strict, **definitions)
@@ -127,6 +142,8 @@ class LocalChecks:
     store: RecordStore
     fanout: FanOut
     default_deadline_ms: int
+    # Extracts a subject's fingerprint image before anything is sent.
+    mindtct: Mindtct = field(default_factory=Mindtct)
 
 
 LOCAL_CHECKS = web.AppKey("local_checks", LocalChecks)
@@ -160,7 +177,8 @@ async def _prepare(request: web.Request) -> Accepted:
         Check(id=c.id, category=c.category, criteria=c.criteria, limit=c.limit) for c in body.checks
     ]
     if body.subject is not None:
-        checks.extend(subject_checks(Subject(**body.subject.model_dump())))
+        subject = await with_minutiae(Subject(**body.subject.model_dump()), deps.mindtct)
+        checks.extend(subject_checks(subject))
     sub = body.sub if body.sub.startswith(f"{agency.id}/") else f"{agency.id}/{body.sub}"
     ask = Request(
         agency=agency.id,

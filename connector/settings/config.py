@@ -276,8 +276,11 @@ class Discovery(_Model):
 DEFAULT_HIT_THRESHOLD = 0.85
 """Where a ranked candidate (a person found by name) becomes a hit; see docs/records.md and
 docs/benchmarks.md for what it costs in missed persons and false hits."""
-DEFAULT_FINGERPRINT_THRESHOLD = 6
-"""The bozorth3 score of a fingerprint hit by default, chosen by bench.fingerprints."""
+DEFAULT_FINGERPRINT_THRESHOLD = 40
+"""The bozorth3 score of a fingerprint hit by default: NBIS's guide for a true match, and the
+lowest that separated every genuine from every impostor pair of minutiae extracted from
+images (bench.fingerprint_images); synthetic minutiae sets alone would choose 6, their
+impostors scoring far lower than real extractions do (docs/benchmarks.md)."""
 
 
 RefChecks = Literal["disclosed", "any"]
@@ -293,8 +296,8 @@ class DnaMatching(_Model):
 
 
 class FingerprintMatching(_Model):
-    # The bozorth3 score from which a fingerprint candidate is a hit, chosen from the
-    # evaluation (docs/benchmarks.md §bench.fingerprints: FNMR at FMR 0.1 %).
+    # The bozorth3 score from which a fingerprint candidate is a hit (docs/records.md: why
+    # 40, and why a node should set it from its own prints).
     threshold: Annotated[int, Field(ge=1, le=1000)] = DEFAULT_FINGERPRINT_THRESHOLD
 
 

@@ -18,6 +18,8 @@ from referencing.jsonschema import DRAFT202012
 from connector.demo import DemoNode, network
 from connector.outbound.agencies import add_agency
 from connector.peers.trust import fingerprint_bytes
+from connector.records.fingerprints.extraction import MAX_IMAGE_CHARS
+from connector.server.local_checks import MAX_BODY
 from connector.vocabulary import AgencyKind
 
 CHECK = {"id": "d", "category": "travel_documents", "criteria": {"number": "X1", "country": "DE"}}
@@ -69,9 +71,11 @@ def _problem_schema(openapi: dict[str, Any]) -> Draft202012Validator:
     )
 
 
-async def test_a_body_over_64_kib_is_413_chunked_or_not(local: Local) -> None:
+async def test_a_body_over_the_limit_is_413_chunked_or_not(local: Local) -> None:
+    """The limit: 64 KiB of checks and room for one fingerprint image."""
     _, openapi, _ = await local.get("/local/v1/openapi.json")
-    big = orjson.dumps({**BODY, "case": "x" * 900_000})
+    assert MAX_BODY == 64 * 1024 + MAX_IMAGE_CHARS
+    big = orjson.dumps({**BODY, "case": "x" * MAX_BODY})
 
     async def chunks() -> AsyncIterator[bytes]:
         for i in range(0, len(big), 16_384):

@@ -15,6 +15,7 @@ from pydantic import (
     StringConstraints,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from connector.errors import InvalidCriteria, field_problems
@@ -22,6 +23,12 @@ from connector.protocol import MAX_TEMPLATE_CHARS
 from connector.records.dna.keys import keys_shared_at_least, profile_keys
 from connector.records.dna.matching import compare
 from connector.records.dna.profile import FULL_MINIMUM, Profile, ProfileError, parse_profile
+from connector.records.fingerprints.extraction import (
+    MAX_IMAGE_CHARS,
+    ImageError,
+    Mindtct,
+    decode_image,
+)
 from connector.records.fingerprints.iso19794 import (
     FINGER_NAMES,
     FingerView,
@@ -191,7 +198,8 @@ def stored_profile(record: Record) -> Profile:
 
 
 class FingerprintRow(BaseModel):
-    """One finger's minutiae: an ISO/IEC 19794-2 record (2005 or 2011), base64, of one view."""
+    """One finger: its minutiae as an ISO/IEC 19794-2 record (2005 or 2011) of one view, or
+    its image (PNG), from which this node extracts them; either base64."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, coerce_numbers_to_str=True)
 
@@ -199,11 +207,20 @@ class FingerprintRow(BaseModel):
     # ISO/IEC 19794-2 finger position, 0 (unknown) to 10; taken from the record when absent.
     finger: Annotated[int, Field(ge=0, le=10)] | None = None
     template_format: Literal["iso19794-2"] = "iso19794-2"
-    template: Annotated[str, StringConstraints(max_length=MAX_TEMPLATE_CHARS)]
+    template: Annotated[str, StringConstraints(max_length=MAX_TEMPLATE_CHARS)] | None = None
+    image: Annotated[str, StringConstraints(max_length=MAX_IMAGE_CHARS)] | None = None
     case_reference: Annotated[str, StringConstraints(max_length=64)] | None = None
     contact: Annotated[str, StringConstraints(max_length=200)] | None = None
 
-    _empty = field_validator("finger", "case_reference", "contact", mode="before")(empty_is_none)
+    _empty = field_validator(
+        "finger", "template", "image", "case_reference", "contact", mode="before"
+    )(empty_is_none)
+
+    @model_validator(mode="after")
+    def _template_or_image(self) -> FingerprintRow:
+        if (self.template is None) == (self.image is None):
+            raise ValueError("give a template or an image (one of them)")
+        return self
 
 
 class FingerprintCriteriaModel(BaseModel):
@@ -255,6 +272,7 @@ class Fingerprints(Kind):
     def __init__(self) -> None:
         self.matcher = Bozorth3()
         self.prepared = PreparedCache(self.matcher)
+        self.mindtct = Mindtct()
 
     def warm(self) -> None:
         self.matcher.warm()
@@ -264,8 +282,18 @@ class Fingerprints(Kind):
             row = FingerprintRow.model_validate(raw)
         except ValidationError as exc:
             raise RowError(describe_validation(exc)) from exc
+        fields = row.model_dump(exclude={"id", "image"}, exclude_none=True)
+        if row.image is not None:
+            # An image is kept only as what it gives: minutiae, and NFIQ 2's quality.
+            try:
+                extracted = self.mindtct.extract(decode_image(row.image), finger=row.finger or 0)
+            except ImageError as exc:
+                raise RowError(f"image: {exc}") from None
+            fields["template"] = extracted.template
+            if extracted.nfiq2 is not None:
+                fields["nfiq2"] = extracted.nfiq2
         try:
-            template = usable(read_template(decode_template(row.template)))
+            template = usable(read_template(decode_template(fields["template"])))
         except (TemplateError, ValueError) as exc:
             raise RowError(f"template: {exc}") from None
         if len(template.views) != 1:
@@ -279,7 +307,6 @@ class Fingerprints(Kind):
                 f"finger: {finger} ({FINGER_NAMES[finger]}), but the template's view is "
                 f"finger {view.finger} ({FINGER_NAMES[view.finger]})"
             )
-        fields = row.model_dump(exclude={"id"}, exclude_none=True)
         fields["finger"] = finger
         return Record(id=row.id, category=self.category, keys={"ref_key": row.id}, fields=fields)
 
