@@ -24,6 +24,7 @@ from connector.peers.trust import fingerprint_bytes
 from connector.protocol import TYP_QUERY, new_jti
 from connector.records.fingerprints.iso19794 import read_template, write_2005
 from connector.records.fingerprints.synthetic import finger
+from connector.settings.config import DEFAULT_FINGERPRINT_THRESHOLD
 from connector.vocabulary import Category
 
 
@@ -86,8 +87,10 @@ async def test_a_candidate_through_the_peer_api(
         assert candidate.verification_required is True
         (reason,) = candidate.reasons
         assert reason["finger"] == DEMO_FINGER
-        assert reason["bozorth3"] >= 6
-        assert candidate.score == round(reason["bozorth3"] / (reason["bozorth3"] + 6), 4)
+        assert reason["bozorth3"] >= DEFAULT_FINGERPRINT_THRESHOLD
+        assert candidate.score == round(
+            reason["bozorth3"] / (reason["bozorth3"] + DEFAULT_FINGERPRINT_THRESHOLD), 4
+        )
         assert candidate.record["case_reference"] == "DE-K-2026-51"
         # At `hit` level (Prüm's first step): the reference, still for an examiner.
         gb = await ask(net, "GB", [(Category.FINGERPRINTS, {"template": demo_print(1)})])
