@@ -60,6 +60,34 @@ class Awaited:
             "results": list(self.results if self.results is not None else self.pending),
         }
 
+    def listed(self) -> dict[str, Any]:
+        """As `approvals awaited --json` shows it (docs/operations.md §17): what this node
+        waits for from a peer, never the records a release carries."""
+        return {
+            "peer": self.peer,
+            "approval": self.approval,
+            "state": self.state,
+            "agency": self.agency,
+            "check": self.request,
+            "checks": list(self.checks),
+            "since": utc_iso(self.created_at),
+            "expires_at": utc_iso(self.expires_at),
+            "next_poll_at": None if self.state != "pending" else utc_iso(self.next_poll_at),
+            "polls": self.polls,
+            "released_at": None if self.released_at is None else utc_iso(self.released_at),
+            "release_enquiry": self.release_enquiry,
+        }
+
+
+def awaited_releases(enquiry_log: EnquiryLog, *, state: str | None, limit: int) -> list[Awaited]:
+    """The releases this node waits for from peers (`state` pending) or has had, the first
+    to expire first; `state` None for every one."""
+    q = select(awaited).order_by(awaited.c.expires_at, awaited.c.created_at).limit(limit)
+    if state is not None:
+        q = q.where(awaited.c.state == state)
+    with enquiry_log.engine.connect() as conn, conn.begin():
+        return [_awaited(r._mapping) for r in conn.execute(q)]
+
 
 def awaiting_rows(
     *,
@@ -218,7 +246,7 @@ class Awaiting:
         except PeerRejected as exc:
             problem = exc.extra.get("peer_problem") or {}
             code = problem.get("code") if isinstance(problem, dict) else None
-            if code == "approval_pending":
+            if code in ("approval_pending", "release_polled_too_soon"):
                 retry = problem.get("retry_after")
                 wait = max(
                     self.poll_interval, float(retry) if isinstance(retry, int | float) else 0
