@@ -191,6 +191,7 @@ class Awaiting:
         clock: Callable[[], float],
         poll_interval: float,
         agency_channels: Mapping[str, str] | None = None,
+        agency_active: Callable[[str], bool] | None = None,
     ) -> None:
         self.node = node
         self.client = client
@@ -200,6 +201,8 @@ class Awaiting:
         self.poll_interval = poll_interval
         # Agency → the channel told when a release it waited for has come.
         self.agency_channels = dict(agency_channels or {})
+        # Whether the agency that made a check can still read it (in agencies.json, enabled).
+        self.agency_active = agency_active
         self.on_released: Callable[[Awaited], None] | None = None
 
     def for_request(self, request: str) -> list[Awaited]:
@@ -309,8 +312,22 @@ class Awaiting:
             ),
         )
         log.info(
-            "release_received", peer=a.peer, approval=a.approval, state=state, request=a.request
+            "release_received",
+            peer=a.peer,
+            approval=a.approval,
+            state=state,
+            request=a.request,
+            agency=a.agency,
         )
+        if self.agency_active is not None and not self.agency_active(a.agency):
+            # Kept all the same: the agency reads it once enabled again; its NCB is told.
+            log.warning(
+                "release_for_inactive_agency",
+                agency=a.agency,
+                request=a.request,
+                peer=a.peer,
+                approval=a.approval,
+            )
         if self.on_released is not None:
             self.on_released(done)
         return done

@@ -11,6 +11,7 @@ from typing import Any
 
 import aiohttp
 
+from connector.approvals.awaiting import Awaited, awaited_releases
 from connector.approvals.service import APPROVALS, Approvals
 from connector.demo import DemoNode, network
 from connector.enquiries.log import EnquiryLog
@@ -46,7 +47,9 @@ MISSING = {"number": "DE9999999", "country": "DE"}
 OPERATOR = Actor(kind="console", name="alice")
 
 
-def configure(expires: str) -> Callable[[str, Path], None]:
+def configure(expires: str, approvals: str = "") -> Callable[[str, Path], None]:
+    """`approvals`: more lines of connector.yaml's `approvals` section, indented."""
+
     def configure_node(node_id: str, directory: Path) -> None:
         policy = DE_POLICY.format(expires=expires) if node_id == "DE" else OTHERS_POLICY
         (directory / "policies" / "10-demo.yaml").write_text(policy)
@@ -58,6 +61,7 @@ def configure(expires: str) -> Callable[[str, Path], None]:
             # The border police are told through the duty desk's channel when a release
             # their check waited for has come.
             + "  agency_channels:\n    border-police: duty-desk\n"
+            + approvals
         )
 
     return configure_node
@@ -125,17 +129,22 @@ class Net:
         with closing(EnquiryLog.open(self.nodes[node].node.settings.enquiries_url)) as log:
             return [r.entry for r in log.list()]
 
+    def approvals_awaited(self, node: str, state: str) -> list[Awaited]:
+        """The releases `node` waits for, or had, from its peers."""
+        with closing(EnquiryLog.open(self.nodes[node].node.settings.enquiries_url)) as log:
+            return awaited_releases(log, state=state, limit=100)
+
     def outbox(self, node: str) -> list[Any]:
         with closing(Outbox.open(self.nodes[node].node.settings.enquiries_url)) as box:
             return box.list()
 
 
-def two_nodes(expires: str) -> Callable[[Path], AsyncIterator[Net]]:
-    """A fixture's body: FR, DE and GB as `configure(expires)` makes them."""
+def two_nodes(expires: str, approvals: str = "") -> Callable[[Path], AsyncIterator[Net]]:
+    """A fixture's body: FR, DE and GB as `configure(expires, approvals)` makes them."""
 
     async def fixture(tmp_path: Path) -> AsyncIterator[Net]:
         async with (
-            network(tmp_path, ["FR", "DE", "GB"], configure(expires)) as nodes,
+            network(tmp_path, ["FR", "DE", "GB"], configure(expires, approvals)) as nodes,
             aiohttp.ClientSession() as session,
         ):
             yield Net(tmp_path, nodes, session)
