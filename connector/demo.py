@@ -183,8 +183,8 @@ def sample_documents(node: str) -> list[dict[str, object]]:
         # The NCB's own record references: stable, and saying nothing of the record.
         {
             "id": f"{cc}-TD-26-0117",
-            "number": f"{cc}1234567",
-            "country": cc,
+            "document_number": f"{cc}1234567",
+            "document_country": cc,
             "document_type": "P",
             "status": "stolen",
             "reported_on": "2026-03-14",
@@ -193,16 +193,16 @@ def sample_documents(node: str) -> list[dict[str, object]]:
         },
         {
             "id": f"{cc}-TD-26-0342",
-            "number": f"{cc}7654321",
-            "country": cc,
+            "document_number": f"{cc}7654321",
+            "document_country": cc,
             "document_type": "I",
             "status": "lost",
             "reported_on": "2026-07-02",
         },
         {
             "id": f"{cc}-TD-26-0951",
-            "number": f"{cc}0000042",
-            "country": cc,
+            "document_number": f"{cc}0000042",
+            "document_country": cc,
             "document_type": "P",
             "status": "revoked",
             "reported_on": "2025-11-20",
@@ -539,7 +539,7 @@ async def run_demo(*, nodes: int = 3, keep: Path | None = None) -> AsyncIterator
                     "FR",
                     "DE",
                     Purpose.BORDER_CONTROL,
-                    {"number": "de 123-4567", "country": "DE"},
+                    {"document_number": "de 123-4567", "document_country": "DE"},
                     "hit",
                 ),
                 (
@@ -555,7 +555,7 @@ async def run_demo(*, nodes: int = 3, keep: Path | None = None) -> AsyncIterator
                     "GB",
                     "DE",
                     Purpose.BORDER_CONTROL,
-                    {"number": "DE1234567", "country": "DE"},
+                    {"document_number": "DE1234567", "document_country": "DE"},
                     "denied",
                 ),
                 (
@@ -563,7 +563,7 @@ async def run_demo(*, nodes: int = 3, keep: Path | None = None) -> AsyncIterator
                     "GB",
                     "DE",
                     Purpose.CRIMINAL_INVESTIGATION,
-                    {"number": "DE0000042", "country": "DE"},
+                    {"document_number": "DE0000042", "document_country": "DE"},
                     "hit",
                 ),
                 (
@@ -571,7 +571,7 @@ async def run_demo(*, nodes: int = 3, keep: Path | None = None) -> AsyncIterator
                     "DE",
                     "FR",
                     Purpose.BORDER_CONTROL,
-                    {"number": "fr-OOOO042", "country": "FR"},
+                    {"document_number": "fr-OOOO042", "document_country": "FR"},
                     "hit",
                 ),
                 (
@@ -687,7 +687,7 @@ async def _fanout_scenario(net: dict[str, DemoNode]) -> AsyncIterator[DemoEvent]
             {
                 "id": "doc",
                 "category": "travel_documents",
-                "criteria": {"number": "DE1234567", "country": "DE"},
+                "criteria": {"document_number": "DE1234567", "document_country": "DE"},
             }
         ],
     }

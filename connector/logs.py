@@ -45,9 +45,20 @@ def configure_logging(
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]
         ),
-        logger_factory=structlog.PrintLoggerFactory(stream),
+        logger_factory=_One(structlog.PrintLogger(stream)),
         cache_logger_on_first_use=False,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _One:
+    """A logger factory that hands out one PrintLogger: a PrintLogger holds only its stream,
+    and every event (a log call binds its logger anew) would otherwise build another."""
+
+    logger: structlog.PrintLogger
+
+    def __call__(self, *args: Any) -> structlog.PrintLogger:
+        return self.logger
 
 
 TOP_KEYS = 5

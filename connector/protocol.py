@@ -8,7 +8,7 @@ import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal, Self, TypeVar
+from typing import Annotated, Any, Literal, NotRequired, TypeVar
 
 import orjson
 from pydantic import (
@@ -19,9 +19,12 @@ from pydantic import (
     StrictInt,
     StrictStr,
     StringConstraints,
+    TypeAdapter,
     ValidationError,
-    model_validator,
+    with_config,
 )
+from pydantic.functional_validators import AfterValidator
+from typing_extensions import TypedDict
 
 from connector.crypto.jws import ParsedJws, PublicKey, Signer, b64url, parse_compact
 from connector.errors import (
@@ -134,19 +137,23 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class CheckClaims(_Strict):
+def _objects_only_for_loci(check: CheckClaims) -> CheckClaims:
+    objects_only_where_allowed(check["category"], check["criteria"])
+    return check
+
+
+# The query's claims are validated into plain dicts: pydantic-core checks the same types and
+# bounds as a model would, at half the cost, with no model instance made per query.
+@with_config(ConfigDict(extra="forbid"))
+class CheckClaims(TypedDict):
     id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     category: Category
     criteria: CriteriaClaims
-    limit: Annotated[StrictInt, Field(ge=1, le=100)] = 10
-
-    @model_validator(mode="after")
-    def _objects_only_for_loci(self) -> Self:
-        objects_only_where_allowed(self.category, self.criteria)
-        return self
+    limit: NotRequired[Annotated[StrictInt, Field(ge=1, le=100)]]  # 10 when left out
 
 
-class QueryClaims(_Strict):
+@with_config(ConfigDict(extra="forbid"))
+class QueryClaims(TypedDict):
     iss: NodeId
     aud: NodeId
     iat: StrictInt
@@ -155,8 +162,17 @@ class QueryClaims(_Strict):
     sub: ShortText
     agency_kind: AgencyKind
     purpose: Purpose
-    case: ShortText | None = None
-    checks: Annotated[list[CheckClaims], Field(min_length=1, max_length=32)]
+    case: NotRequired[ShortText | None]
+    checks: Annotated[
+        list[Annotated[CheckClaims, AfterValidator(_objects_only_for_loci)]],
+        Field(min_length=1, max_length=32),
+    ]
+
+
+CHECK_CLAIMS: TypeAdapter[CheckClaims] = TypeAdapter(
+    Annotated[CheckClaims, AfterValidator(_objects_only_for_loci)]
+)
+QUERY_CLAIMS: TypeAdapter[QueryClaims] = TypeAdapter(QueryClaims)
 
 
 class HitClaims(BaseModel):
@@ -444,27 +460,34 @@ def _schema_errors(exc: ValidationError) -> list[dict[str, str]]:
 def parse_query(envelope: Envelope) -> Query:
     """The claims schema, last of the checks."""
     try:
-        claims = QueryClaims.model_validate(envelope.payload)
+        claims = QUERY_CLAIMS.validate_python(envelope.payload)
     except ValidationError as exc:
         raise InvalidClaims(
             "the query claims do not match the schema", errors=_schema_errors(exc)
         ) from exc
-    ids = [c.id for c in claims.checks]
-    if len(set(ids)) != len(ids):
+    checks = claims["checks"]
+    if len(checks) > 1 and len({c["id"] for c in checks}) != len(checks):
         raise InvalidClaims("check ids must be unique within a query")
     return Query(
-        iss=claims.iss,
-        aud=claims.aud,
-        iat=claims.iat,
-        exp=claims.exp,
-        jti=claims.jti,
-        sub=claims.sub,
-        agency_kind=claims.agency_kind,
-        purpose=claims.purpose,
-        case=claims.case,
+        iss=claims["iss"],
+        aud=claims["aud"],
+        iat=claims["iat"],
+        exp=claims["exp"],
+        jti=claims["jti"],
+        sub=claims["sub"],
+        agency_kind=claims["agency_kind"],
+        purpose=claims["purpose"],
+        case=claims.get("case"),
         checks=tuple(
-            Check(id=c.id, category=c.category, criteria=c.criteria, limit=c.limit)
-            for c in claims.checks
+            [
+                Check(
+                    id=c["id"],
+                    category=c["category"],
+                    criteria=c["criteria"],
+                    limit=c.get("limit", 10),
+                )
+                for c in checks
+            ]
         ),
     )
 
@@ -512,7 +535,7 @@ def sign_answer(
     in_reply_to: str,
     query_digest: str,
     enquiry: str,
-    results: tuple[CheckResult, ...],
+    results: Sequence[CheckResult],
     now: float,
 ) -> bytes:
     claims = {

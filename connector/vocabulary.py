@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from enum import Enum, StrEnum
 from functools import total_ordering
+from typing import TypeVar
 
 import pycountry
 
@@ -118,3 +120,45 @@ def node_id_problem(value: str, *, groups_allowed: bool) -> str:
     if groups_allowed:
         what += ", 'group:NAME' or '*'"
     return f"{value!r} is not {what}"
+
+
+# One name for one thing on every surface: import rows, check criteria, the record's fields
+# (what `redact:` and `search:` name), the local API's subject and the command-line options
+# (`--` and the name with dashes). A name that could mean two things says whose it is
+# (`document_country`, `plate_country`); otherwise FollowTheMoney's property, in snake case
+# (`first_name` for firstName). docs/vocabulary.md is generated from these and the kinds.
+DOCUMENT_NUMBER = "document_number"
+DOCUMENT_COUNTRY = "document_country"
+DOCUMENT_TYPE = "document_type"
+PLATE_COUNTRY = "plate_country"
+
+V = TypeVar("V")
+
+_DOCUMENT_NUMBER_ONLY = {"document_numbers": DOCUMENT_NUMBER}
+OLD_SPELLINGS: dict[Category, dict[str, str]] = {
+    Category.TRAVEL_DOCUMENTS: {"number": DOCUMENT_NUMBER, "country": DOCUMENT_COUNTRY},
+    Category.VEHICLES: {"country": PLATE_COUNTRY},
+    Category.WANTED_PERSONS: _DOCUMENT_NUMBER_ONLY,
+    Category.TERRORISM_SUSPECTS: _DOCUMENT_NUMBER_ONLY,
+}
+"""Names a category's fields had before they took their one name, old → new: peers of wire
+v1, import files, stored records and policies written with them keep working."""
+
+
+def current_names(category: Category, given: Mapping[str, V]) -> Mapping[str, V]:
+    """`given` with every old spelling of a field of `category` read as its name today. The
+    name today wins when both are given. Unchanged (the same object) when none is old, so
+    that the usual case costs one dictionary lookup per old spelling."""
+    old = OLD_SPELLINGS.get(category)
+    if not old or not any(name in given for name in old):
+        return given
+    renamed = {old.get(name, name): value for name, value in given.items() if name not in old}
+    for name, value in given.items():
+        if name in old:
+            renamed.setdefault(old[name], value)
+    return renamed
+
+
+def current_name(category: Category, name: str) -> str:
+    """A field's name today, for one name written with its old spelling (policies)."""
+    return OLD_SPELLINGS.get(category, {}).get(name, name)

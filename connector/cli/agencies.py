@@ -17,7 +17,7 @@ from connector.cli.common import (
     out,
     record_change,
 )
-from connector.cli.render import utc_time
+from connector.cli.render import fit, utc_time
 from connector.enquiries.entry import utc_iso
 from connector.settings.config import Settings, load_settings
 from connector.trail.entry import Action
@@ -139,4 +139,4 @@ def agencies_list(config_path: Path, as_json: bool) -> None:
             when(a.created_at) or "-",
             when(a.rotated_at) or "-",
         )
-    out.print(table if rows else "no agencies")
+    out.print(fit(table, out) if rows else "no agencies")

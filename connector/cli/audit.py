@@ -18,7 +18,7 @@ from connector.cli.common import (
     out,
 )
 from connector.cli.enquiries import parse_since
-from connector.cli.render import folded, shown
+from connector.cli.render import fit, folded, shown
 from connector.settings.config import Settings, load_settings
 from connector.trail.entry import TRAIL_FILE, Action, TrailEntry
 from connector.trail.file import read_entries, verify_file
@@ -59,7 +59,7 @@ def audit_list(
     if as_json:
         _json([e.to_json() for e in entries])
         return
-    out.print(_table(entries) if entries else "no changes recorded")
+    out.print(fit(_table(entries), out) if entries else "no changes recorded")
 
 
 def _table(entries: list[TrailEntry]) -> Table:

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import click
 import orjson
 from rich.console import Console
+from rich.markup import escape
 from sqlalchemy.exc import SQLAlchemyError
 
 from connector.errors import AuditTrailError, ConnectorError
@@ -56,8 +57,43 @@ EXIT_HIT = 3
 EXIT_INCOMPLETE = 4
 
 
-def _fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
-    err.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+# The short code of a failure that is no ConnectorError (those carry their own), by exit status.
+_FAILURE_CODES = {EXIT_BAD_INPUT: "bad_input", EXIT_INCOMPLETE: "incomplete", 130: "interrupted"}
+
+
+def _wants_json() -> bool:
+    """True inside a command run with --json: its failures are JSON documents too."""
+    ctx = click.get_current_context(silent=True)
+    return ctx is not None and bool(ctx.params.get("as_json"))
+
+
+def error_document(
+    message: str, *, code: str, hint: str | None = None, details: list[str] | None = None
+) -> dict[str, Any]:
+    """What a command run with --json prints on stdout when it fails, whatever failed
+    (docs/operations.md §8): a short code a script can test, the message a person reads,
+    what to do when the message does not say it, and one line per problem of a file."""
+    return {"error": {"code": code, "message": message, "hint": hint, "details": details or []}}
+
+
+def _fail(
+    message: str,
+    code: int = EXIT_BAD_INPUT,
+    *,
+    hint: str | None = None,
+    error_code: str | None = None,
+    details: list[str] | None = None,
+) -> None:
+    """Say what failed (a JSON error document under --json) and exit with `code`."""
+    if _wants_json():
+        short = error_code or _FAILURE_CODES.get(code, "failed")
+        _json(error_document(message, code=short, hint=hint, details=details))
+        raise SystemExit(code)
+    lines = details or [message]
+    for line in lines[:-1]:
+        err.print(f"[bold red]error:[/] {escape(line)}", soft_wrap=True)
+    said = f"{lines[-1]} ({hint})" if hint else lines[-1]
+    err.print(f"[bold red]error:[/] {escape(said)}", soft_wrap=True)
     raise SystemExit(code)
 
 
@@ -76,20 +112,15 @@ def handles_errors(fn: F) -> F:
             # A file with several problems: one line each, as an editor jumps to them.
             lines = exc.extra.get("errors")
             if isinstance(lines, list) and lines and all(isinstance(x, str) for x in lines):
-                for line in lines[:-1]:
-                    err.print(f"[bold red]error:[/] {line}", soft_wrap=True)
-                _fail(lines[-1])
-            _fail(exc.detail)
+                _fail(exc.detail, error_code=exc.code, details=lines)
+            _fail(exc.detail, error_code=exc.code)
         except SQLAlchemyError as exc:
             # Busy or damaged databases: say which, without the driver's quoted rows.
             orig = getattr(exc, "orig", None)
             text = str(orig or type(exc).__name__)
-            hint = (
-                " (is another command or the node holding it?)"
-                if "locked" in text or "busy" in text.lower()
-                else ""
-            )
-            _fail(f"database error: {text}{hint}")
+            busy = "locked" in text or "busy" in text.lower()
+            hint = "is another command or the node holding it?" if busy else None
+            _fail(f"database error: {text}", error_code="database", hint=hint)
         except KeyboardInterrupt:
             _fail("interrupted", 130)
 
@@ -171,6 +202,48 @@ def asker_options(fn: F) -> F:
     ):
         fn = option(fn)
     return fn
+
+
+class OldSpelling(click.Option):
+    """A hidden option that is another option's name before it took its name today; `dest`
+    is that option's parameter (docs/vocabulary.md lists them)."""
+
+    def __init__(self, *args: Any, dest: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.dest = dest
+
+
+def old_spelling(old: str, dest: str, **settings: Any) -> Callable[[F], F]:
+    """`old`, an option's name before it took its name today, still taken for `dest` but not
+    shown in --help: scripts written with it keep working. The name today wins when both are
+    given. Put it among the command's options; `settings` are the option's (its type)."""
+    key = f"old_spelling:{dest}"
+
+    def keep(ctx: click.Context, _param: click.Parameter, value: Any) -> Any:
+        if value is not None and value != ():
+            ctx.meta[key] = value
+        return value
+
+    def decorate(fn: F) -> F:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            meta = click.get_current_context().meta
+            if kwargs.get(dest) in (None, ()) and key in meta:
+                kwargs[dest] = meta[key]
+            return fn(*args, **kwargs)
+
+        option = click.option(
+            old,
+            cls=OldSpelling,
+            dest=dest,
+            expose_value=False,
+            hidden=True,
+            callback=keep,
+            **settings,
+        )
+        return option(wrapper)  # type: ignore[return-value]
+
+    return decorate
 
 
 json_option = click.option(

@@ -10,6 +10,7 @@ from connector.cli.common import (
     EXIT_BAD_INPUT,
     _json,
     config_option,
+    error_document,
     handles_errors,
     json_option,
     out,
@@ -35,7 +36,9 @@ def config_check(config_path: Path, as_json: bool) -> None:
         if not as_json:
             raise
         lines = exc.extra.get("errors")
-        _json({"ok": False, "errors": lines if isinstance(lines, list) else [exc.detail]})
+        found = lines if isinstance(lines, list) else [exc.detail]
+        failed = error_document(exc.detail, code=exc.code, details=found)
+        _json({"ok": False, "errors": found, **failed})
         raise SystemExit(EXIT_BAD_INPUT) from exc
     if as_json:
         _json(

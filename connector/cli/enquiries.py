@@ -24,7 +24,7 @@ from connector.cli.common import (
     out,
     record_change,
 )
-from connector.cli.render import enquiries_table, entry_dict, utc_time
+from connector.cli.render import enquiries_table, entry_dict, fit, utc_time
 from connector.enquiries.entry import Direction, utc_iso
 from connector.settings.config import Settings, load_settings
 
@@ -91,7 +91,7 @@ def enquiries_list(
     if as_json:
         _json([entry_dict(r) for r in rows])
         return
-    out.print(enquiries_table(rows) if rows else "no enquiries")
+    out.print(fit(enquiries_table(rows), out) if rows else "no enquiries")
 
 
 @click.command("show")

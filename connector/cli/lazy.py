@@ -51,6 +51,26 @@ class LazyGroup(click.Group):
                 exc.command_name, possibilities=self.list_commands(ctx), ctx=ctx
             ) from None
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        # The whole command line, kept by the outermost group: whether --json was asked
+        # decides how a usage error is said, and click parses it after this.
+        ctx.meta.setdefault("argv", list(args))
+        return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.ClickException as exc:
+            # A command run with --json fails with a JSON document even when click refuses
+            # its options before it runs: a script reads stdout, whatever went wrong.
+            if "--json" not in ctx.meta.get("argv", ()):
+                raise
+            from connector.cli.common import _json, error_document
+
+            code = "usage" if isinstance(exc, click.UsageError) else "failed"
+            _json(error_document(exc.format_message(), code=code))
+            raise SystemExit(exc.exit_code) from exc
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """As click lists commands, from the registry's short help."""
         names = self.list_commands(ctx)

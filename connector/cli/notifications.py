@@ -21,7 +21,7 @@ from connector.cli.common import (
     out,
     record_change,
 )
-from connector.cli.render import folded, utc_time
+from connector.cli.render import fit, folded, utc_time
 from connector.enquiries.entry import utc_iso
 from connector.logs import configure_logging
 from connector.settings.config import load_settings
@@ -97,7 +97,7 @@ def notifications_list(state: State | None, limit: int, as_json: bool, config_pa
             str(r.attempts),
             detail,
         )
-    out.print(table if rows else "no notices")
+    out.print(fit(table, out) if rows else "no notices")
     out.print(", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "the outbox is empty")
 
 

@@ -21,7 +21,7 @@ from connector.cli.common import (
     out,
     record_change,
 )
-from connector.cli.render import folded, utc_time
+from connector.cli.render import fit, folded, utc_time
 from connector.enquiries.entry import utc_iso
 from connector.settings.config import Settings, load_settings
 from connector.trail.entry import Action
@@ -163,7 +163,7 @@ def peers_list(config_path: Path, as_json: bool) -> None:
             if fp
             else "[yellow]insecure (plain http)[/]",
         )
-    out.print(table if peers_sorted else "no peers")
+    out.print(fit(table, out) if peers_sorted else "no peers")
 
 
 @click.command("remove")
@@ -258,7 +258,7 @@ def peers_status(config_path: Path, as_json: bool, probe: bool) -> None:
             "-" if probe else r.breaker,  # the breakers are the node's, not this command's
             escape(r.error or ""),
         )
-    out.print(table if rows else "no peers")
+    out.print(fit(table, out) if rows else "no peers")
     if own is not None and own["certificate_expiring"]:
         out.print(
             f"[yellow]this node's TLS certificate ends {own['certificate_expires']}[/]: "
@@ -349,7 +349,7 @@ def peers_discovered(config_path: Path, as_json: bool) -> None:
             utc_time(s.seen_at),
             label[s.standing],
         )
-    out.print(table if rows else "nothing discovered")
+    out.print(fit(table, out) if rows else "nothing discovered")
     if any(s.standing == "unknown" for s in rows):
         out.print(
             "To trust one, confirm its key with its NCB, then: "

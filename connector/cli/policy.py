@@ -17,8 +17,10 @@ from connector.cli.common import (
     err,
     handles_errors,
     json_option,
+    old_spelling,
     out,
 )
+from connector.cli.render import fit
 from connector.settings.config import load_settings
 from connector.vocabulary import AgencyKind, Category, Purpose, is_node_id, node_id_problem
 
@@ -116,7 +118,8 @@ def _peer_id_or_fail(text: str) -> str:
 
 
 @click.command("explain")
-@click.option("--from", "peer", required=True, help="The asking node, e.g. DE.")
+@click.option("--peer", "peer", help="The asking node, e.g. DE.  [required]")
+@old_spelling("--from", "peer")
 @click.option("--agency-kind", required=True, type=click.Choice(enum_values(AgencyKind)))
 @click.option("--purpose", required=True, type=click.Choice(enum_values(Purpose)))
 @click.option("--category", required=True, type=click.Choice(enum_values(Category)))
@@ -126,7 +129,7 @@ def _peer_id_or_fail(text: str) -> str:
 @config_option
 @handles_errors
 def policy_explain(
-    peer: str,
+    peer: str | None,
     agency_kind: str,
     purpose: str,
     category: str,
@@ -138,6 +141,8 @@ def policy_explain(
     """Which rule decides a query, the level, the fields a peer receives and those redacted."""
     from connector.policy import explain
 
+    if not peer:  # not `required`: its old spelling, --from, gives it too
+        raise click.MissingParameter(param_hint="'--peer'", param_type="option")
     loaded = _load_policy_or_fail(_policy_dir(directory, config_path))
     peer = _peer_id_or_fail(peer)
     ex = explain(
@@ -173,11 +178,12 @@ def policy_explain(
 
 @click.command("matrix")
 @click.option(
-    "--from",
+    "--peer",
     "peers",
     multiple=True,
     help="Peers to show (default: every peer the policy names, and * for any other).",
 )
+@old_spelling("--from", "peers", multiple=True)
 @click.option("--dir", "directory", type=click.Path(path_type=Path), default=None)
 @click.option(
     "--format",
@@ -283,6 +289,6 @@ def policy_diff(old_dir: Path, new_dir: Path, as_json: bool) -> None:
             f"{c.new.level.value} ({c.new.rule or 'default deny'})",
             ", ".join(c.changed),
         )
-    out.print(table)
+    out.print(fit(table, out))
     out.print(f"{len(changes)} outcome(s) change")
     raise SystemExit(1)

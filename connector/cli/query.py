@@ -20,6 +20,7 @@ from connector.cli.common import (
     asking_exit,
     config_option,
     handles_errors,
+    old_spelling,
     out,
 )
 from connector.errors import OutboundDenied, PeerError
@@ -27,12 +28,15 @@ from connector.vocabulary import AgencyKind, Category, Purpose
 
 
 @click.command()
-@click.option("--peer", "peer_id", required=True)
+@click.option("--peer", "peer_id", required=True, help="The node asked, e.g. DE.")
 @click.option("--category", required=True, type=click.Choice(_HELD))
-@click.option("--number")
-@click.option("--country")
-@click.option("--type", "document_type")
+@click.option("--document-number", help="Travel document number.")
+@click.option("--document-country", help="The document's issuing country (alpha-2).")
+@click.option("--document-type", help="Document type (P, I, …).")
 @click.option("--mrz", help="ICAO 9303 MRZ, lines separated by newlines.")
+@old_spelling("--number", "document_number")
+@old_spelling("--country", "document_country")
+@old_spelling("--type", "document_type")
 @click.option(
     "--criteria",
     "criteria_json",
@@ -47,8 +51,8 @@ from connector.vocabulary import AgencyKind, Category, Purpose
 def query(
     peer_id: str,
     category: str,
-    number: str | None,
-    country: str | None,
+    document_number: str | None,
+    document_country: str | None,
     document_type: str | None,
     mrz: str | None,
     criteria_json: str | None,
@@ -93,8 +97,8 @@ def query(
                 category=Category(category),
                 criteria=criteria,
                 mrz=mrz,
-                number=number,
-                country=country,
+                document_number=document_number,
+                document_country=document_country,
                 document_type=document_type,
             )
         )

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from rich.console import Console, Group, RenderableType
 from rich.markup import escape
+from rich.measure import Measurement
 from rich.table import Table
 
 from connector.enquiries.entry import LoggedEntry, utc_iso
@@ -45,6 +47,34 @@ def folded(table: Table) -> Table:
     for column in table.columns:
         column.overflow = "fold"
     return table
+
+
+WIDE = 120
+"""Columns from which a table stays a table however long its cells: they wrap."""
+
+
+def fit(table: Table, console: Console) -> RenderableType:
+    """The table when each row fits the console on one line, or when the console is wide
+    (`WIDE` columns or more: long cells wrap within their column); else each row as a block
+    of `column  value` lines, one blank line between rows: on an 80-column terminal a
+    fingerprint or a reason stays whole on its line instead of folding into a sliver of a
+    column. Piped output (240 columns) keeps the table, a row per line, for grep."""
+    if console.width >= WIDE:
+        return table
+    unbounded = console.options.update_width(100_000)  # a row's width, unwrapped
+    if Measurement.get(console, unbounded, table).maximum <= console.width:
+        return table
+    cells = [list(column.cells) for column in table.columns]
+    blocks: list[RenderableType] = [table.title] if isinstance(table.title, str) else []
+    for index in range(table.row_count):
+        block = Table.grid(padding=(0, 2))
+        block.add_column(style="bold", no_wrap=True)
+        block.add_column(overflow="fold")
+        for column, values in zip(table.columns, cells, strict=True):
+            header = column.header if isinstance(column.header, str) else ""
+            block.add_row(header.replace("\n", " "), values[index])
+        blocks += [block, ""] if index < table.row_count - 1 else [block]
+    return Group(*blocks)
 
 
 _STATUS_STYLE = {"hit": "bold red", "no_hit": "green", "denied": "yellow", "error": "magenta"}

@@ -22,6 +22,7 @@ from connector.cli.common import (
     asking_exit,
     config_option,
     handles_errors,
+    old_spelling,
     out,
 )
 from connector.errors import OutboundDenied
@@ -33,8 +34,14 @@ def _subject_options(fn: F) -> F:
     from connector.outbound.subject import subject_fields
 
     for f in reversed(subject_fields()):
+        path = (
+            click.Path(exists=True, dir_okay=False, path_type=Path)
+            if f.loci or f.template
+            else None
+        )
+        if f.old is not None:
+            fn = old_spelling(f.old, f.name, type=path)(fn)
         if f.loci or f.template:
-            path = click.Path(exists=True, dir_okay=False, path_type=Path)
             fn = click.option(f.option, f.name, type=path, metavar="FILE", help=f.help)(fn)
         else:
             fn = click.option(f.option, f.name, help=f.help)(fn)

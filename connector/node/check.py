@@ -9,7 +9,7 @@ from pathlib import Path
 import aiohttp
 
 from connector.enquiries.entry import new_enquiry_id
-from connector.errors import ConfigError
+from connector.errors import ConfigError, PolicyError
 from connector.node.live import policy_channels
 from connector.node.node import Node
 from connector.notify.channels import build_senders, read_password
@@ -33,8 +33,15 @@ def check_config(settings: Settings) -> ConfigCheck:
     """Load what a starting (or reloading) node loads, together: key files, TLS certificate
     and key, peers.yaml, the policy against connector.yaml's channels, the channels' password
     files, sources.yaml and the agencies file; the first problem is raised as the node would
-    raise it."""
+    raise it, except that a policy's errors are raised all together, one line each, as
+    `policy check` shows them (a node reports the first)."""
     node = Node.from_settings(settings)
+    report = check_policy(settings.path(settings.policy_dir))
+    if report.errors:
+        raise PolicyError(
+            f"{len(report.errors)} error(s) in the policy",
+            errors=[d.located(severity=False) for d in report.errors],
+        )
     node.load_live()
     node.ssl_context()
     for name, channel in settings.notifications.channels.items():

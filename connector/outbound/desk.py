@@ -20,7 +20,14 @@ from connector.policy import Policy
 from connector.protocol import Check
 from connector.records.criteria import parse_criteria
 from connector.records.store import RecordStore
-from connector.vocabulary import AgencyKind, Category, Purpose
+from connector.vocabulary import (
+    DOCUMENT_COUNTRY,
+    DOCUMENT_NUMBER,
+    DOCUMENT_TYPE,
+    AgencyKind,
+    Category,
+    Purpose,
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -83,8 +90,8 @@ def typed_check(
     *,
     criteria: Mapping[str, Any] | None,
     mrz: str | None,
-    number: str | None,
-    country: str | None,
+    document_number: str | None,
+    document_country: str | None,
     document_type: str | None,
 ) -> Check:
     """The one check `query` sends: criteria as given (any category), or a travel document's
@@ -92,21 +99,21 @@ def typed_check(
     field): bad input is ours to refuse, not a peer's."""
     given: dict[str, str | int | bool]
     if criteria is not None:
-        if mrz or number:
+        if mrz or document_number:
             raise InvalidRequest(
-                "give --criteria, or --number/--mrz for a travel document, not both"
+                "give --criteria, or --document-number/--mrz for a travel document, not both"
             )
         given = dict(criteria)
     elif category is not Category.TRAVEL_DOCUMENTS:
         raise InvalidRequest(f"{category.value}: give --criteria JSON (see docs/protocol.md §6)")
     else:
-        if bool(mrz) == bool(number):
-            raise InvalidRequest("give either --number (with --country) or --mrz")
-        given = {"mrz": mrz} if mrz else {"number": number or ""}
-        if country:
-            given["country"] = country.upper()
+        if bool(mrz) == bool(document_number):
+            raise InvalidRequest("give either --document-number (with --document-country) or --mrz")
+        given = {"mrz": mrz} if mrz else {DOCUMENT_NUMBER: document_number or ""}
+        if document_country:
+            given[DOCUMENT_COUNTRY] = document_country.upper()
         if document_type:
-            given["document_type"] = document_type
+            given[DOCUMENT_TYPE] = document_type
     parse_criteria(category, given)
     return Check(id="1", category=category, criteria=given)
 
@@ -123,8 +130,8 @@ async def ask_peer(
     category: Category,
     criteria: Mapping[str, Any] | None,
     mrz: str | None = None,
-    number: str | None = None,
-    country: str | None = None,
+    document_number: str | None = None,
+    document_country: str | None = None,
     document_type: str | None = None,
 ) -> Exchange:
     """`ncb-connector query`: one check of one category to one peer. The check is made (and
@@ -133,8 +140,8 @@ async def ask_peer(
         category,
         criteria=criteria,
         mrz=mrz,
-        number=number,
-        country=country,
+        document_number=document_number,
+        document_country=document_country,
         document_type=document_type,
     )
     request = Request(
@@ -167,7 +174,7 @@ async def search_peers(
     checks = subject_checks(subject)
     if not checks:
         raise InvalidRequest(
-            "give something to check: --mrz, --number, --last-name, --plate or --vin"
+            "give something to check: --mrz, --document-number, --last-name, --plate or --vin"
         )
     request = Request(
         agency=agency,

@@ -9,7 +9,13 @@ from typing import Any
 
 from connector.protocol import Check
 from connector.records.identifiers.mrz import parse_mrz
-from connector.vocabulary import Category
+from connector.vocabulary import (
+    DOCUMENT_COUNTRY,
+    DOCUMENT_NUMBER,
+    DOCUMENT_TYPE,
+    PLATE_COUNTRY,
+    Category,
+)
 
 # The checks a subject becomes, by id: stable, so a client can find each in the answer.
 DOCUMENT, WANTED, TERRORISM, VEHICLE = "document", "wanted_person", "terrorism_suspect", "vehicle"
@@ -18,14 +24,14 @@ FINGERPRINT = "fingerprint"
 
 
 def _typed(
-    option: str, help: str | None = None, *, loci: bool = False, template: bool = False
+    help: str | None = None, *, old: str | None = None, loci: bool = False, template: bool = False
 ) -> Any:
-    """A field of the subject, None unless given; `option`: how a person types it (`search`);
-    `loci`: a DNA profile's loci, an object (given to `search` as a file); `template`: a
-    fingerprint's minutiae record, base64 (given to `search` as a file)."""
+    """A field of the subject, None unless given; typed to `search` as `--` and its name with
+    dashes (`old`: the option's spelling before, still taken); `loci`: a DNA profile's loci,
+    an object (given to `search` as a file); `template`: a fingerprint's minutiae record,
+    base64 (given to `search` as a file)."""
     return field(
-        default=None,
-        metadata={"option": option, "help": help, "loci": loci, "template": template},
+        default=None, metadata={"old": old, "help": help, "loci": loci, "template": template}
     )
 
 
@@ -35,25 +41,26 @@ class Subject:
     far as each is known. The one definition of the subject's fields: the local API's
     `subject` and the options of `ncb-connector search` are made from it."""
 
-    mrz: str | None = _typed("--mrz", "ICAO 9303 MRZ, lines separated by newlines.")
-    document_number: str | None = _typed("--number", "Travel document number.")
-    document_country: str | None = _typed("--country", "The document's issuing country (alpha-2).")
-    document_type: str | None = _typed("--type", "Document type (P, I, …).")
-    first_name: str | None = _typed("--first-name")
-    last_name: str | None = _typed("--last-name")
-    birth_date: str | None = _typed("--birth-date", "YYYY, YYYY-MM or YYYY-MM-DD.")
-    nationality: str | None = _typed("--nationality", "Alpha-2.")
-    plate: str | None = _typed("--plate", "Vehicle registration plate.")
-    plate_country: str | None = _typed("--plate-country", "The plate's country (alpha-2).")
-    vin: str | None = _typed("--vin", "Vehicle identification number.")
+    mrz: str | None = _typed("ICAO 9303 MRZ, lines separated by newlines.")
+    document_number: str | None = _typed("Travel document number.", old="--number")
+    document_country: str | None = _typed(
+        "The document's issuing country (alpha-2).", old="--country"
+    )
+    document_type: str | None = _typed("Document type (P, I, …).", old="--type")
+    first_name: str | None = _typed()
+    last_name: str | None = _typed()
+    birth_date: str | None = _typed("YYYY, YYYY-MM or YYYY-MM-DD.")
+    nationality: str | None = _typed("Alpha-2.")
+    plate: str | None = _typed("Vehicle registration plate.")
+    plate_country: str | None = _typed("The plate's country (alpha-2).")
+    vin: str | None = _typed("Vehicle identification number.")
     dna_loci: Mapping[str, str] | None = _typed(
-        "--dna",
         "A DNA profile: a JSON file (locus → alleles, or an import row with `loci`) or "
         "NDJSON (its first line).",
+        old="--dna",
         loci=True,
     )
     fingerprint: str | None = _typed(
-        "--fingerprint",
         "A fingerprint: an ISO/IEC 19794-2 minutiae record (2005 or 2011) of one or more "
         "fingers, as a binary file, its base64, or an import row with `template`.",
         template=True,
@@ -62,14 +69,20 @@ class Subject:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SubjectField:
-    """One field of the subject: its name (also its name in the local API's JSON) and the
-    command-line option that gives it."""
+    """One field of the subject: its name (also its name in the local API's JSON), the
+    command-line option that gives it and the option's old spelling, if it had another."""
 
     name: str
     option: str
     help: str | None
+    old: str | None = None
     loci: bool = False
     template: bool = False
+
+
+def option_name(field_name: str) -> str:
+    """The command-line option of a field: `--` and its name with dashes."""
+    return "--" + field_name.replace("_", "-")
 
 
 def subject_fields() -> tuple[SubjectField, ...]:
@@ -77,8 +90,9 @@ def subject_fields() -> tuple[SubjectField, ...]:
     return tuple(
         SubjectField(
             name=f.name,
-            option=f.metadata["option"],
+            option=option_name(f.name),
             help=f.metadata["help"],
+            old=f.metadata["old"],
             loci=f.metadata["loci"],
             template=f.metadata["template"],
         )
@@ -106,11 +120,11 @@ def subject_checks(subject: Subject) -> tuple[Check, ...]:
             Check(id=DOCUMENT, category=Category.TRAVEL_DOCUMENTS, criteria={"mrz": subject.mrz})
         )
     elif number is not None:
-        doc: dict[str, str | int | bool] = {"number": number}
+        doc: dict[str, str | int | bool] = {DOCUMENT_NUMBER: number}
         if subject.document_country:
-            doc["country"] = subject.document_country
+            doc[DOCUMENT_COUNTRY] = subject.document_country
         if subject.document_type:
-            doc["document_type"] = subject.document_type
+            doc[DOCUMENT_TYPE] = subject.document_type
         checks.append(Check(id=DOCUMENT, category=Category.TRAVEL_DOCUMENTS, criteria=doc))
     person: dict[str, str | int | bool] = {
         k: v
@@ -132,7 +146,7 @@ def subject_checks(subject: Subject) -> tuple[Check, ...]:
     }
     if vehicle:
         if subject.plate and subject.plate_country:
-            vehicle["country"] = subject.plate_country
+            vehicle[PLATE_COUNTRY] = subject.plate_country
         checks.append(Check(id=VEHICLE, category=Category.VEHICLES, criteria=vehicle))
     if subject.dna_loci:
         checks.append(

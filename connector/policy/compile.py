@@ -41,7 +41,7 @@ from connector.policy.schema import (
 from connector.records.categories import CATEGORIES
 from connector.records.kinds.registry import KINDS
 from connector.settings.yamlfile import Position, locate, position
-from connector.vocabulary import PERSON_CATEGORIES, AnswerLevel, Category
+from connector.vocabulary import PERSON_CATEGORIES, AnswerLevel, Category, current_name
 
 __all__ = ["check_policy", "check_sources", "load_policy"]
 
@@ -321,6 +321,29 @@ def _check_fields(
     return ok
 
 
+def _current_field_names(raw: dict[str, Any]) -> dict[str, Any]:
+    """The rule with each field under `redact` and `search` written with an old spelling
+    (`number` for `document_number`) read as its name today, for the rule's categories: a
+    policy written before the names were one keeps its meaning. Positions are kept (one name
+    for one name), so errors still point at what was written."""
+    values = {c.value for c in Category}
+    listed = [Category(c) for _, c in _strings(raw.get("categories")) if c in values]
+    categories = sorted(set(listed)) or list(Category)
+    renamed = dict(raw)
+    for key in ("redact", "search"):
+        names = raw.get(key)
+        if isinstance(names, list):
+            renamed[key] = [_current_field_name(categories, name) for name in names]
+    return renamed
+
+
+def _current_field_name(categories: Sequence[Category], name: object) -> object:
+    for category in categories:
+        if isinstance(name, str) and (today := current_name(category, name)) != name:
+            return today
+    return name
+
+
 def _expand(
     entries: list[str] | None, groups: Mapping[str, frozenset[str]]
 ) -> tuple[tuple[str, ...] | None, frozenset[str] | None]:
@@ -356,6 +379,7 @@ def _inbound(
             # Cross-references are checked on the raw rule too, so that one malformed key
             # does not hide an unknown group or field elsewhere in the same rule.
             if isinstance(raw, dict):
+                raw = _current_field_names(raw)
                 if label == raw.get("name"):
                     name_node = locate(file.root, (*prefix, "name"))
                     ok &= _claim_name(checker, names, label, file, name_node, "rule")

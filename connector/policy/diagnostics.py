@@ -41,9 +41,14 @@ class Diagnostic:
         }
 
     def __str__(self) -> str:
+        return self.located(severity=True)
+
+    def located(self, *, severity: bool) -> str:
+        """`file:line:column: [rule] message`, with the severity after the place if asked."""
         where = self.file if self.line == 0 else f"{self.file}:{self.line}:{self.column}"
         rule = "" if self.rule is None else f"[{self.rule}] "
-        return f"{where}: {self.severity}: {rule}{self.message}"
+        said = f"{self.severity}: " if severity else ""
+        return f"{where}: {said}{rule}{self.message}"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

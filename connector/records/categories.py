@@ -43,7 +43,7 @@ _PERSON_FIELDS = (
     "birth_place",
     "nationality",
     "sex",
-    "document_numbers",
+    "document_number",
     "address",
     "phone",
     "distinguishing_marks",
@@ -56,15 +56,15 @@ CATEGORIES: Mapping[Category, CategorySpec] = {
         _spec(
             Category.TRAVEL_DOCUMENTS,
             (
-                "number",
-                "country",
+                "document_number",
+                "document_country",
                 "document_type",
                 "status",
                 "reported_on",
                 "holder_name",
                 "remarks",
             ),
-            ("number", "country", "document_type", "status", "reported_on"),
+            ("document_number", "document_country", "document_type", "status", "reported_on"),
         ),
         _spec(
             Category.WANTED_PERSONS,

@@ -175,7 +175,7 @@ def _date(value: str | None) -> str | None:
 def _passport(props: _Properties, status: str) -> dict[str, Any]:
     number = props.first("number", "passportNumber")
     if number is None:
-        raise RowError("number: the Passport has no number (nor passportNumber)")
+        raise RowError("document_number: the Passport has no number (nor passportNumber)")
     # FtM's `type` is free text ("Passport", "Diplomatic passport"); only an ICAO document
     # code (P, PD, ...) is taken from it, anything else is a passport: P.
     kind = props.first("type")
@@ -183,8 +183,8 @@ def _passport(props: _Properties, status: str) -> dict[str, Any]:
     # givenName and surname are deprecated (the holder is a linked Person) but still found.
     holder = " ".join(n for n in (props.first("givenName"), props.first("surname")) if n)
     return {
-        "number": number,
-        "country": _country(props.first("country")),
+        "document_number": number,
+        "document_country": _country(props.first("country")),
         "document_type": code,
         "status": status,
         "holder_name": holder or None,
@@ -246,7 +246,7 @@ def _person(props: _Properties) -> dict[str, Any]:
         "birth_place": props.first("birthPlace"),
         "nationality": _countries(props.all("nationality", "citizenship")),
         "sex": _sex(props.first("gender")),
-        "document_numbers": props.all("passportNumber", "idNumber"),
+        "document_number": props.all("passportNumber", "idNumber"),
         "address": props.first("address"),
         "phone": props.first("phone"),
     }

@@ -14,7 +14,7 @@ from connector.errors import ImportFileError
 from connector.records.ftm import FTM_SCHEMATA, ftm_to_row
 from connector.records.kinds.base import Record, RowError
 from connector.records.store import RecordStore
-from connector.vocabulary import Category
+from connector.vocabulary import Category, current_name
 
 Format = Literal["ndjson", "csv", "ftm"]
 # Rows per transaction: each commit rewrites the index pages it touched, and with random
@@ -122,7 +122,7 @@ def _ftm_rows(
 
 
 def _csv_rows(
-    stream: IO[bytes], required: frozenset[str]
+    stream: IO[bytes], required: frozenset[str], category: Category
 ) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="strict", newline="")
     reader = csv.DictReader(text)
@@ -132,7 +132,7 @@ def _csv_rows(
         raise ImportFileError(f"line 1: not UTF-8 text: {exc.reason}") from exc
     if not header:
         raise ImportFileError("the CSV file is empty: line 1 must name the columns")
-    missing = required - set(header)
+    missing = required - {current_name(category, name) for name in header}
     if missing:
         raise ImportFileError(
             f"line 1: the CSV header lacks the column(s) {', '.join(sorted(missing))}",
@@ -216,7 +216,7 @@ def import_stream(
         if fmt == "ndjson"
         else _ftm_rows(stream, category, status, warrant_country)
         if fmt == "ftm"
-        else _csv_rows(stream, kind.csv_required)
+        else _csv_rows(stream, kind.csv_required, category)
     )
     batch: list[Record] = []
     seen: set[tuple[Any, ...]] = set()

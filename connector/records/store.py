@@ -42,7 +42,7 @@ from connector.records.provenance import Provenance, provenance_tables
 from connector.records.textindex import fold, for_dialect
 from connector.storage.sqlite import create_private, on_connect
 from connector.storage.urls import async_url, redacted, sqlite_file, sync_url
-from connector.vocabulary import Category
+from connector.vocabulary import Category, current_names
 
 
 def table_for(kind: Kind, metadata: MetaData) -> Table:
@@ -160,7 +160,8 @@ class RecordStore:
         # Lookup statements by (category, columns), built and compiled once: constructing a
         # statement costs more than the indexed lookup it runs.
         self._lookups: dict[
-            tuple[Category, tuple[str, ...]], tuple[Select[Any], str, dict[str, Any]]
+            tuple[Category, tuple[str, ...]],
+            tuple[Select[Any], str, dict[str, Any], tuple[str, ...]],
         ] = {}
 
     @classmethod
@@ -748,18 +749,19 @@ class RecordStore:
         limit: int,
     ) -> list[Record]:
         shape = tuple(sorted(lookup))
-        stmt, sql, fixed = self._statement(category, shape)
+        stmt, sql, fixed, names = self._statement(category, shape)
         params = {**lookup, "limit": limit}
         if conn is self._conn and self._raw is not None:
             rows = self._raw.execute(sql, {**fixed, **params}).fetchall()
         else:
             rows = [tuple(r) for r in conn.execute(stmt, params)]
-        names = [c.name for c in stmt.selected_columns]
         return [_record(category, kind, dict(zip(names, r, strict=True))) for r in rows]
 
     def _statement(
         self, category: Category, shape: tuple[str, ...]
-    ) -> tuple[Select[Any], str, dict[str, Any]]:
+    ) -> tuple[Select[Any], str, dict[str, Any], tuple[str, ...]]:
+        """The lookup's statement, its SQL for the raw driver, the parameters the dialect
+        adds, and the names of the columns it selects."""
         found = self._lookups.get((category, shape))
         if found is None:
             table = self.tables[category]
@@ -770,7 +772,8 @@ class RecordStore:
             )
             compiled = stmt.compile(dialect=self._named)
             # Values the dialect adds itself (SQLite's OFFSET 0) travel as parameters too.
-            found = (stmt, str(compiled), dict(compiled.params))
+            names = tuple(c.name for c in stmt.selected_columns)
+            found = (stmt, str(compiled), dict(compiled.params), names)
             self._lookups[(category, shape)] = found
         return found
 
@@ -867,7 +870,8 @@ def _record(category: Category, kind: Kind, row: dict[str, Any]) -> Record:
         id=row["id"],
         category=category,
         keys={c.name: row[c.name] for c in kind.key_columns},
-        fields=orjson.loads(row["data"]),
+        # Records stored before a field took its one name read as if imported today.
+        fields=current_names(category, orjson.loads(row["data"])),
     )
 
 

@@ -19,7 +19,7 @@ from pydantic import (
 from connector.records.kinds.registry import KINDS
 from connector.settings.yamlfile import load_yaml_model
 from connector.storage.urls import redacted
-from connector.vocabulary import Category
+from connector.vocabulary import Category, current_name
 
 _DURATION = re.compile(r"(\d+)\s*(s|m|h)")
 _UNITS = {"s": 1, "m": 60, "h": 3600}
@@ -82,7 +82,7 @@ class Source(_Model):
         kind = KINDS.get(self.category)
         if kind is None:
             raise ValueError(f"{self.category.value} cannot be imported")
-        given = set(self.columns) | set(self.constants)
+        given = {current_name(self.category, f) for f in (*self.columns, *self.constants)}
         unknown = sorted(f for f in given if not kind.accepts_field(f))
         if unknown:
             row = getattr(kind, "row_model", None)

@@ -48,8 +48,8 @@ MRZ = "P<D<<MUSTERMANN<<ERIKA<<<<<<<<<<<<<<<<<<<<<<\nC01X00T478D<<6408125F270228
 # DE's national record behind the hit, as DE's NCB imported it.
 DE_RECORD_ROW: dict[str, Any] = {
     "id": "DE-TD-26-0117",
-    "number": "DE1234567",
-    "country": "DE",
+    "document_number": "DE1234567",
+    "document_country": "DE",
     "document_type": "P",
     "status": "stolen",
     "reported_on": "2026-03-14",
@@ -183,7 +183,11 @@ def build() -> Example:
             {
                 "id": "a",
                 "category": "travel_documents",
-                "criteria": {"number": "de 123-4567", "country": "DE", "document_type": "P"},
+                "criteria": {
+                    "document_number": "de 123-4567",
+                    "document_country": "DE",
+                    "document_type": "P",
+                },
                 "limit": 10,
             },
             {"id": "b", "category": "travel_documents", "criteria": {"mrz": MRZ}, "limit": 10},

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.docs import example
 from support.processes import CLI, audit_entries, cli, init, pin_fresh_peer
 
 from connector.trail.entry import Action, os_actor
@@ -310,9 +311,7 @@ def test_a_restored_node_keeps_the_archived_trail_and_records_its_restore(tmp_pa
 def test_the_documented_entry_has_the_fields_a_recorded_one_has(tmp_path: Path) -> None:
     """docs/operations.md §13 shows one entry: a real one, recorded through sudo, has the
     same fields (the doc's hashes are cut short with …)."""
-    text = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text()
-    section = text.split("## 13. The admin audit trail", 1)[1]
-    documented = json.loads(section.split("```json\n", 1)[1].split("\n```", 1)[0])
+    documented = json.loads(example("operations.md", "audit-entry"))
     path = tmp_path / "admin-audit.jsonl"
     record(
         path,

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.docs import assert_shows
 from support.processes import (
     CLI,
     POLICY,
@@ -110,7 +111,7 @@ def test_import_reports_bad_lines_and_keeps_good_ones(tmp_path: Path) -> None:
     config, _, _ = init(tmp_path, "DE")
     csv = tmp_path / "docs.csv"
     csv.write_text(
-        "number,country,document_type,status,reported_on,holder_name\n"
+        "document_number,document_country,document_type,status,reported_on,holder_name\n"
         "C01X00T47,DE,P,stolen,2026-01-02,Erika Mustermann\n"
         "C01X00T48,XX,P,stolen,2026-01-02,\n"
         "C01X00T49,DE,P,misplaced,2026-01-02,\n"
@@ -122,7 +123,7 @@ def test_import_reports_bad_lines_and_keeps_good_ones(tmp_path: Path) -> None:
         "records", "import", str(csv), "--category", "travel_documents", config=config, check=False
     )
     assert proc.returncode == 1
-    assert "docs.csv:3: country" in proc.stderr
+    assert "docs.csv:3: document_country" in proc.stderr
     assert "docs.csv:4: status" in proc.stderr
     assert "docs.csv:5: reported_on" in proc.stderr
     assert (
@@ -141,12 +142,14 @@ def test_import_reports_bad_lines_and_keeps_good_ones(tmp_path: Path) -> None:
     assert "docs.ndjson:4: x: Extra inputs are not permitted" in proc.stderr
     assert "1 inserted, 0 updated, 0 unchanged, 0 removed, 3 rejected" in proc.stdout
     more = tmp_path / "more.csv"
-    more.write_text("number,country,document_type,status\nB1,FRA,P,lost\nB2,DE,Z,lost\n")
+    more.write_text(
+        "document_number,document_country,document_type,status\nB1,FRA,P,lost\nB2,DE,Z,lost\n"
+    )
     proc = cli(
         "records", "import", str(more), "--category", "travel_documents", config=config, check=False
     )
     assert (
-        "more.csv:2: country: 'FRA' is not an ISO 3166-1 alpha-2 country "
+        "more.csv:2: document_country: 'FRA' is not an ISO 3166-1 alpha-2 country "
         "code (did you mean FR?)" in proc.stderr
     )
     assert "more.csv:3: document_type" in proc.stderr
@@ -624,7 +627,7 @@ def test_records_show_remove_and_replace(tmp_path: Path) -> None:
     )
     cli("records", "import", str(first), "--category", "travel_documents", config=config)
     shown = json.loads(cli("records", "show", "DE:travel_documents:DE-P-A3", config=config).stdout)
-    assert shown["fields"]["number"] == "A3"
+    assert shown["fields"]["document_number"] == "A3"  # written `number`: read as today
     assert (
         "removed travel_documents/DE-P-A3"
         in cli("records", "remove", "travel_documents/DE-P-A3", config=config).stdout
@@ -784,6 +787,7 @@ def test_verify_names_disclosed_refs_and_notices_changed_beside_the_chain(
     assert "BROKEN: 1 disclosed ref(s) and 1 sealed row(s)" in words.stderr
     assert added["message"] in words.stderr
     assert gone["message"] in words.stderr
+    assert_shows("operations.md", "verify-refs-broken", words.stderr)
 
 
 def test_policy_check_refuses_channels_connector_yaml_does_not_define(tmp_path: Path) -> None:
@@ -951,11 +955,13 @@ def test_json_of_every_command_a_script_reads(tmp_path: Path) -> None:
     status = run("db", "status")
     assert [d["database"] for d in status["databases"]] == ["records", "enquiry log"]
     data = tmp_path / "docs.csv"
-    data.write_text("number,country,status\nC01X00T47,DE,stolen\nC01X00T48,XX,stolen\n")
+    data.write_text(
+        "document_number,document_country,status\nC01X00T47,DE,stolen\nC01X00T48,XX,stolen\n"
+    )
     imported = run("records", "import", str(data), "--category", "travel_documents", status=1)
     assert (imported["inserted"], imported["rejected"]) == (1, 1)
     assert imported["rejected_lines"][0]["line"] == 3
-    assert imported["rejected_lines"][0]["reason"].startswith("country:")
+    assert imported["rejected_lines"][0]["reason"].startswith("document_country:")
     assert run("records", "stats")["categories"]["travel_documents"] == 1
     verified = run("enquiries", "verify")
     assert (verified["ok"], verified["rows"], verified["broken_seq"]) == (True, 0, None)

@@ -90,7 +90,7 @@ def de(tmp_path: Path) -> Iterator[tuple[Node, int]]:
     config, peer, local = init(tmp_path, "DE")
     (config.parent / "policies" / "10-fr.yaml").write_text(DE_POLICY)
     data = tmp_path / "de.csv"
-    data.write_text(f"id,number,country,status\nBKA-0815,{NUMBER},DE,stolen\n")
+    data.write_text(f"id,document_number,document_country,status\nBKA-0815,{NUMBER},DE,stolen\n")
     cli("records", "import", str(data), "--category", "travel_documents", config=config)
     env = {**os.environ, "NCB_CONNECTOR_CONFIG": str(config)}
     node = start(config, local, tmp_path / "de.log", tmp_path, env)
@@ -256,7 +256,7 @@ def query(t: FirstHour, p: subprocess.CompletedProcess[str]) -> None:
     row = table_row(out, "1")
     assert "│ hit " in row
     assert DE_REF in row
-    assert f"number={NUMBER}, country=DE" in row
+    assert f"document_number={NUMBER}, document_country=DE" in row
 
 
 def agencies_add(t: FirstHour, p: subprocess.CompletedProcess[str]) -> None:
@@ -313,7 +313,11 @@ def enquiries_show(t: FirstHour, p: subprocess.CompletedProcess[str]) -> None:
     assert shown["rules"] == ["the NCB asks DE"]
     assert shown["policy_digest"] == t.seen["policy digest"]
     assert shown["checks"] == [
-        {"id": "1", "category": "travel_documents", "criteria": {"number": NUMBER, "country": "DE"}}
+        {
+            "id": "1",
+            "category": "travel_documents",
+            "criteria": {"document_number": NUMBER, "document_country": "DE"},
+        }
     ]
     assert shown["query_token"].count(".") == 2  # the signed query, as sent
 
@@ -368,7 +372,7 @@ def test_an_ncbs_first_hour(tmp_path: Path, de: tuple[Node, int]) -> None:
     work.mkdir()
     # The file the README imports, in the admin's working directory (docs/records.md).
     (work / "stolen.csv").write_text(
-        "number,country,document_type,status,reported_on,holder_name\n"
+        "document_number,document_country,document_type,status,reported_on,holder_name\n"
         f"{NUMBER},DE,P,stolen,2026-01-02,Erika Muster\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "NCB_CONNECTOR_CONFIG"}

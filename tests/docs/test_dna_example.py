@@ -11,7 +11,7 @@ import orjson
 from support.network import import_rows, ncb_request
 
 from connector.demo import network
-from connector.protocol import CheckClaims
+from connector.protocol import CHECK_CLAIMS
 from connector.vocabulary import Category
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,10 +40,10 @@ def _policy(node_id: str, directory: Path) -> None:
 
 async def test_the_worked_dna_example(tmp_path: Path) -> None:
     held, check, result = example("held"), example("check"), example("result")
-    claims = CheckClaims.model_validate(check)  # it is a valid §5.2 check object
+    claims = CHECK_CLAIMS.validate_python(check)  # it is a valid §5.2 check object
     async with network(tmp_path, ["FR", "DE"], _policy) as net:
         import_rows(net, Category.DNA_PROFILES, [held])
-        request = ncb_request((claims.category, claims.criteria))
+        request = ncb_request((claims["category"], claims["criteria"]))
         async with net["FR"].node.desk() as desk:
             ex = await desk.ask(request, "DE")
     (got,) = ex.answer.results

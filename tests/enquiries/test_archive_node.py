@@ -9,6 +9,7 @@ from pathlib import Path
 
 import yaml
 from support.databases import DatabaseUrl
+from support.docs import assert_shows
 from support.entries import entry
 from support.network import ask, configure, load, on_databases
 from support.processes import audit_entries, cli
@@ -76,6 +77,7 @@ async def test_archive_while_the_node_answers(tmp_path: Path, db_url: DatabaseUr
             "1 disclosed ref(s) first given by archived rows: not checked here",
             f"ok: 41 row(s), chain head {alone['head']}",
         ]
+        assert_shows("operations.md", "verify-archived", text)
 
         # With it: the whole chain, the ref backed by its archived answer.
         whole = await asyncio.to_thread(
@@ -123,6 +125,7 @@ def test_archive_from_the_command_line(tmp_path: Path) -> None:
         f"archived 10 row(s), 1..10, into {out}",
         f"the log now starts after row 10 (chains from {head['archived']['base_hash']})",
     ]
+    assert_shows("operations.md", "archive-run", done.stdout)
     # An admin's change, in the admin audit trail (operations.md §13); nothing archived is none.
     archived = [e for e in audit_entries(config) if e["action"] == "enquiries.archived"]
     assert [(e["target"], e["details"]) for e in archived] == [

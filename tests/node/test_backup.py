@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 import pytest
+from support.docs import assert_shows
 from support.entries import entry
 from support.processes import (
     CLI,
@@ -162,6 +163,8 @@ def test_an_archive_verifies_and_a_changed_byte_or_another_signer_is_named(
     assert (status, checked["archive_key"], checked["node_key"]) == (0, True, None)
     said = cli("backup", "verify", str(archive), config=tmp_path / "no-such.yaml").stdout
     assert "not checked with a node's key" in said
+    on_node = cli("backup", "verify", str(archive), config=config).stdout
+    assert_shows("operations.md", "backup-verify", on_node.replace("node DE", "node FR"))
 
     # One byte of one member, changed in place in the tar.
     tampered = tmp_path / "tampered.tar"

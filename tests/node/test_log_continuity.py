@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from support.databases import DatabaseUrl, run_sql
+from support.docs import assert_shows
 from support.entries import entry
 from support.processes import (
     CLI,
@@ -101,6 +102,7 @@ def test_a_node_that_logged_refuses_a_missing_log_until_an_admin_says_new_log(de
     (line,) = [x for x in refused.stderr.splitlines() if not x.startswith("{")]
     assert line.startswith("error: the enquiry log sqlite:///")
     assert "is missing, but this node had logged up to row 1" in line
+    assert_shows("operations.md", "log-missing", line)
     assert "ncb-connector run --new-log" in line
     # Nothing listens, and the refusal left no empty log for the next start to take.
     assert not de.db.exists()

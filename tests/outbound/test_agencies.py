@@ -109,7 +109,7 @@ def test_subject_becomes_one_check_per_category() -> None:
         "last_name": "EXEMPLE",
         "birth_date": "1985-03-12",
     }
-    assert dict(checks[3].criteria) == {"plate": "AB-123-CD", "country": "FR"}
+    assert dict(checks[3].criteria) == {"plate": "AB-123-CD", "plate_country": "FR"}
     by_name = subject_checks(
         Subject(first_name="Erika", last_name="Mustermann", birth_date="1964-08-12")
     )

@@ -89,28 +89,37 @@ def test_typed_check_makes_and_refuses_what_query_was_given() -> None:
         Category.TRAVEL_DOCUMENTS,
         criteria=None,
         mrz=None,
-        number="C01X00T47",
-        country="de",
+        document_number="C01X00T47",
+        document_country="de",
         document_type="P",
     )
-    assert dict(doc.criteria) == {"number": "C01X00T47", "country": "DE", "document_type": "P"}
+    assert dict(doc.criteria) == {
+        "document_number": "C01X00T47",
+        "document_country": "DE",
+        "document_type": "P",
+    }
     vin = {"vin": "1M8GDM9AXKP042788"}
     given = typed_check(
-        Category.VEHICLES, criteria=vin, mrz=None, number=None, country=None, document_type=None
+        Category.VEHICLES,
+        criteria=vin,
+        mrz=None,
+        document_number=None,
+        document_country=None,
+        document_type=None,
     )
     assert (given.id, dict(given.criteria)) == ("1", vin)
     for category, criteria, number, message in [
         (Category.TRAVEL_DOCUMENTS, vin, "X1", "not both"),
         (Category.VEHICLES, None, None, "vehicles: give --criteria JSON"),
-        (Category.TRAVEL_DOCUMENTS, None, None, "give either --number"),
+        (Category.TRAVEL_DOCUMENTS, None, None, "give either --document-number"),
     ]:
         with pytest.raises(InvalidRequest, match=message):
             typed_check(
                 category,
                 criteria=criteria,
                 mrz=None,
-                number=number,
-                country=None,
+                document_number=number,
+                document_country=None,
                 document_type=None,
             )
     with pytest.raises(InvalidCriteria) as bad:
@@ -118,8 +127,8 @@ def test_typed_check_makes_and_refuses_what_query_was_given() -> None:
             Category.VEHICLES,
             criteria={"vin": "1M8GDM9A1KP042788"},
             mrz=None,
-            number=None,
-            country=None,
+            document_number=None,
+            document_country=None,
             document_type=None,
         )
     assert bad.value.extra["field"] == "vin"
@@ -168,21 +177,11 @@ def test_the_subject_is_written_once() -> None:
     assert list(openapi["components"]["schemas"]["Subject"]["properties"]) == names
     options = {p.name: p.opts for p in search.params}
     assert [options[f.name] for f in subject_fields()] == [[f.option] for f in subject_fields()]
-    assert [f.option for f in subject_fields()] == [
-        "--mrz",
-        "--number",
-        "--country",
-        "--type",
-        "--first-name",
-        "--last-name",
-        "--birth-date",
-        "--nationality",
-        "--plate",
-        "--plate-country",
-        "--vin",
-        "--dna",
-        "--fingerprint",
-    ]
+    # One name on every surface: the option is the field's name with dashes.
+    assert [f.option for f in subject_fields()] == ["--" + n.replace("_", "-") for n in names]
+    # The options' old spellings are still taken, and not shown.
+    hidden = {p.opts[0] for p in search.params if getattr(p, "hidden", False)}
+    assert hidden == {"--number", "--country", "--type", "--dna"}
     body = ChecksIn.model_validate(
         {"purpose": "border_control", "sub": "1", "subject": {"plate": "AB-123-CD"}}
     )

@@ -85,7 +85,13 @@ async def test_summary_level_hides_holder(trio: dict[str, DemoNode]) -> None:
     )
     (hit,) = ex.answer.results[0].hits
     assert ex.answer.results[0].level.value == "summary"
-    assert set(hit.record) == {"number", "country", "document_type", "status", "reported_on"}
+    assert set(hit.record) == {
+        "document_number",
+        "document_country",
+        "document_type",
+        "status",
+        "reported_on",
+    }
 
 
 async def test_both_sides_log_the_enquiry(pair: dict[str, DemoNode]) -> None:

@@ -14,6 +14,7 @@ import pytest
 from joserfc import jwt
 from structlog.testing import capture_logs
 from support.databases import run_sql
+from support.docs import assert_shows
 from support.jose import joserfc_key
 from support.network import ncb_request
 from support.processes import cli
@@ -110,8 +111,9 @@ async def test_verify_with_witnesses_catches_a_cut_log_and_a_rewritten_one(
         assert "Rows were cut" in errors
         assert "checkpoint (keep it off this host" not in out  # nothing vouches for it now
 
-        code, _, errors = await _verify(de, "--witnesses")
+        code, out, errors = await _verify(de, "--witnesses")
         assert code == 1
+        assert_shows("operations.md", "verify-witnesses", out + errors)
         # As operations.md §10 shows it.
         assert re.search(
             r"^WITNESS FR: row 6 is not the row this node vouched for at [0-9: -]+ UTC: the "

@@ -535,12 +535,12 @@ def test_what_each_rule_searches_is_decided_when_the_policy_loads(tmp_path: Path
     person = decide("IT", C.WANTED_PERSONS)
     assert person.searched == frozenset(
         {"first_name", "middle_name", "last_name", "aliases", "name_original_script"}
-        | {"document_numbers"}
+        | {"document_number"}
     )
     assert person.restricted
     assert person.unused == {"birth_date", "birth_date_tolerance", "nationality", "sex"}
     document = decide("IT", C.TRAVEL_DOCUMENTS)
-    assert document.searched == {"number", "country"}
+    assert document.searched == {"document_number", "document_country"}
     assert document.unused == {"document_type"}  # an MRZ's type is left out, but it is used
     art = decide("IT", C.ARTWORKS)
     assert art.searched == {"title", "artist"}
@@ -548,12 +548,12 @@ def test_what_each_rule_searches_is_decided_when_the_policy_loads(tmp_path: Path
     # A rule's `search:` applies to each category as far as it has those fields.
     assert decide("ES", C.WANTED_PERSONS).searched == {"last_name"}
     assert decide("ES", C.VEHICLES).searched == {"vin"}
-    assert decide("ES", C.VEHICLES).unused == {"plate", "country"}
+    assert decide("ES", C.VEHICLES).unused == {"plate", "plate_country"}
     # At `full` everything is searched: nothing to narrow, nothing to pay per check.
     for category in Category:
         assert not decide("FR", category).restricted
     assert (
-        "fields searched: country, number"
+        "fields searched: document_country, document_number"
         in explain(
             loaded,
             peer="IT",
@@ -563,3 +563,36 @@ def test_what_each_rule_searches_is_decided_when_the_policy_loads(tmp_path: Path
             has_case=False,
         ).lines()
     )
+
+
+def test_a_policy_written_with_old_field_names_keeps_its_meaning(tmp_path: Path) -> None:
+    """`number`, `country` and `document_numbers` were a record's field names before each
+    thing had one name: a policy that redacts or searches by them does what it did."""
+    loaded = load_policy(
+        write(
+            tmp_path / "old",
+            {
+                "p.yaml": "inbound:\n"
+                "  - name: documents\n    from: [IT]\n    answer: summary\n"
+                "    categories: [travel_documents, wanted_persons]\n"
+                "    redact: [country]\n    search: [number, document_numbers, last_name]\n"
+            },
+        )
+    )
+    decision = loaded.decide_inbound(
+        peer="IT",
+        agency_kind=A.NCB,
+        purpose=P.CRIMINAL_INVESTIGATION,
+        category=C.TRAVEL_DOCUMENTS,
+        has_case=False,
+    )
+    assert "document_country" in decision.redacted
+    assert decision.searched == {"document_number"}
+    person = loaded.decide_inbound(
+        peer="IT",
+        agency_kind=A.NCB,
+        purpose=P.CRIMINAL_INVESTIGATION,
+        category=C.WANTED_PERSONS,
+        has_case=False,
+    )
+    assert person.searched == {"document_number", "last_name"}

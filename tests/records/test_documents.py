@@ -52,7 +52,7 @@ def test_normalise(raw: str, key: str | None) -> None:
     if key is None:
         with pytest.raises(InvalidCriteria) as caught:
             normalise_document_number(raw)
-        assert caught.value.field == "number"
+        assert caught.value.field == "document_number"
     else:
         assert normalise_document_number(raw) == key
 
@@ -95,7 +95,7 @@ def test_numbers_differing_only_in_tolerated_ways_share_a_key(a: str, b: str) ->
 def test_normalise_rejects(raw: str, reason: str) -> None:
     with pytest.raises(InvalidCriteria, match=reason) as caught:
         normalise_document_number(raw)
-    assert caught.value.field == "number"
+    assert caught.value.field == "document_number"
     assert caught.value.status == 422
 
 
@@ -103,7 +103,7 @@ def test_normalise_rejects(raw: str, reason: str) -> None:
     ("criteria", "expected"),
     [
         (
-            {"number": "l898 902-c3"},
+            {"document_number": "l898 902-c3"},
             DocumentCriteria(
                 number_key="L898902C3",
                 number="l898 902-c3",
@@ -113,7 +113,7 @@ def test_normalise_rejects(raw: str, reason: str) -> None:
             ),
         ),
         (
-            {"number": "C01XOOT47", "country": "DE", "document_type": "P"},
+            {"document_number": "C01XOOT47", "document_country": "DE", "document_type": "P"},
             DocumentCriteria(
                 number_key="C01X00T47",
                 number="C01XOOT47",
@@ -123,7 +123,7 @@ def test_normalise_rejects(raw: str, reason: str) -> None:
             ),
         ),
         (
-            {"number": "X1", "country": "fr", "document_type": "id"},
+            {"document_number": "X1", "document_country": "fr", "document_type": "id"},
             DocumentCriteria(
                 number_key="X1",
                 number="X1",
@@ -133,7 +133,7 @@ def test_normalise_rejects(raw: str, reason: str) -> None:
             ),
         ),
         (
-            {"number": "X1", "document_type": "AC"},
+            {"document_number": "X1", "document_type": "AC"},
             DocumentCriteria(
                 number_key="X1",
                 number="X1",
@@ -143,7 +143,7 @@ def test_normalise_rejects(raw: str, reason: str) -> None:
             ),
         ),
         (
-            {"number": "X1", "country": None, "document_type": None},
+            {"document_number": "X1", "document_country": None, "document_type": None},
             DocumentCriteria(
                 number_key="X1",
                 number="X1",
@@ -210,7 +210,7 @@ def test_document_criteria(criteria: dict[str, object], expected: DocumentCriter
 
 
 def test_typed_number_and_mrz_share_a_key() -> None:
-    typed = document_criteria({"number": "c01x-oot47", "country": "DE"})
+    typed = document_criteria({"document_number": "c01x-oot47", "document_country": "DE"})
     read = document_criteria({"mrz": DE_PASSPORT})
     assert (typed.number_key, typed.country) == (read.number_key, read.country)
 
@@ -218,35 +218,38 @@ def test_typed_number_and_mrz_share_a_key() -> None:
 @pytest.mark.parametrize(
     ("criteria", "field"),
     [
-        ({}, "number"),
-        ({"country": "FR"}, "number"),
-        ({"number": None}, "number"),
-        ({"number": 12345}, "number"),
-        ({"number": ""}, "number"),
-        ({"number": "ΑΒ123"}, "number"),
-        ({"number": "X1", "colour": "red"}, "colour"),
-        ({"number": "X1", "zeta": 1, "alpha": 2}, "alpha"),
+        ({}, "document_number"),
+        ({"document_country": "FR"}, "document_number"),
+        ({"document_number": None}, "document_number"),
+        ({"document_number": 12345}, "document_number"),
+        ({"document_number": ""}, "document_number"),
+        ({"document_number": "ΑΒ123"}, "document_number"),
+        ({"document_number": "X1", "colour": "red"}, "colour"),
+        ({"document_number": "X1", "zeta": 1, "alpha": 2}, "alpha"),
         ({"mrz": TD3, "surname": "ERIKSSON"}, "surname"),
-        ({"mrz": TD3, "number": "L898902C3"}, "mrz"),
-        ({"mrz": TD3, "country": "FR"}, "mrz"),
+        ({"mrz": TD3, "document_number": "L898902C3"}, "mrz"),
+        ({"mrz": TD3, "document_country": "FR"}, "mrz"),
         ({"mrz": TD3, "document_type": "P"}, "mrz"),
         ({"mrz": None}, "mrz"),
         ({"mrz": ["P<UTO"]}, "mrz"),
         ({"mrz": "P<UTO"}, "mrz"),
         ({"mrz": TD3[:-1] + "1"}, "mrz.composite_check_digit"),
         ({"mrz": TD3.replace("L898902C36", "L898902C37")}, "mrz.document_number_check_digit"),
-        ({"number": "X1", "country": "FRA"}, "country"),
-        ({"number": "X1", "country": "XX"}, "country"),
-        ({"number": "X1", "country": ""}, "country"),
-        ({"number": "X1", "country": "ＦＲ"}, "country"),
-        ({"number": "X1", "country": 33}, "country"),
-        ({"number": "X1", "country": "ıT"}, "country"),  # dotless i, would uppercase to IT
-        ({"number": "X1", "document_type": "Q"}, "document_type"),
-        ({"number": "X1", "document_type": "PPP"}, "document_type"),
-        ({"number": "X1", "document_type": ""}, "document_type"),
-        ({"number": "X1", "document_type": "1"}, "document_type"),
-        ({"number": "X1", "document_type": "ı"}, "document_type"),
-        ({"number": "X1", "document_type": ["P"]}, "document_type"),
+        ({"document_number": "X1", "document_country": "FRA"}, "document_country"),
+        ({"document_number": "X1", "document_country": "XX"}, "document_country"),
+        ({"document_number": "X1", "document_country": ""}, "document_country"),
+        ({"document_number": "X1", "document_country": "ＦＲ"}, "document_country"),
+        ({"document_number": "X1", "document_country": 33}, "document_country"),
+        (
+            {"document_number": "X1", "document_country": "ıT"},
+            "document_country",
+        ),  # dotless i, would uppercase to IT
+        ({"document_number": "X1", "document_type": "Q"}, "document_type"),
+        ({"document_number": "X1", "document_type": "PPP"}, "document_type"),
+        ({"document_number": "X1", "document_type": ""}, "document_type"),
+        ({"document_number": "X1", "document_type": "1"}, "document_type"),
+        ({"document_number": "X1", "document_type": "ı"}, "document_type"),
+        ({"document_number": "X1", "document_type": ["P"]}, "document_type"),
     ],
 )
 def test_document_criteria_rejects(criteria: dict[str, object], field: str) -> None:
@@ -258,4 +261,13 @@ def test_document_criteria_rejects(criteria: dict[str, object], field: str) -> N
 
 def test_unknown_key_is_named_in_the_detail() -> None:
     with pytest.raises(InvalidCriteria, match="'colour'"):
-        document_criteria({"number": "X1", "colour": "red"})
+        document_criteria({"document_number": "X1", "colour": "red"})
+
+
+def test_old_spellings_of_the_criteria_still_read() -> None:
+    """Peers of wire v1 sent `number` and `country`: they mean what they meant."""
+    old = document_criteria({"number": "C01X00T47", "country": "de"})
+    assert old == document_criteria({"document_number": "C01X00T47", "document_country": "DE"})
+    # Given both ways, the name today wins.
+    both = document_criteria({"number": "X1", "document_number": "C01X00T47"})
+    assert both.number == "C01X00T47"

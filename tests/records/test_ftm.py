@@ -104,8 +104,8 @@ CASES: list[tuple[str, Category, dict[str, Any], dict[str, Any], dict[str, Any]]
         {"status": "stolen"},
         {
             "id": "ua-nsdc-pass-a1b2c3d4e5f6",
-            "number": "FA123456",
-            "country": "UA",
+            "document_number": "FA123456",
+            "document_country": "UA",
             "document_type": "P",
             "status": "stolen",
         },
@@ -125,8 +125,8 @@ CASES: list[tuple[str, Category, dict[str, Any], dict[str, Any], dict[str, Any]]
         {"status": "lost"},
         {
             "id": "ua-nsdc-pass-a1b2c3d4e5f6",
-            "number": "C01X00T47",
-            "country": "DE",
+            "document_number": "C01X00T47",
+            "document_country": "DE",
             "document_type": "PD",
             "status": "lost",
             "holder_name": "Erika Mustermann",
@@ -144,8 +144,8 @@ CASES: list[tuple[str, Category, dict[str, Any], dict[str, Any], dict[str, Any]]
         {"status": "stolen"},
         {
             "id": "ua-nsdc-pass-a1b2c3d4e5f6",
-            "number": "FA123456",
-            "country": "UA",
+            "document_number": "FA123456",
+            "document_country": "UA",
             "document_type": "P",
             "status": "stolen",
         },
@@ -219,7 +219,7 @@ CASES: list[tuple[str, Category, dict[str, Any], dict[str, Any], dict[str, Any]]
             "birth_place": "Kharkiv",
             "nationality": ["RU", "UA"],
             "sex": "male",
-            "document_numbers": ["75 1234567", "4510 123456"],
+            "document_number": ["75 1234567", "4510 123456"],
         },
     ),
     (
@@ -238,7 +238,7 @@ CASES: list[tuple[str, Category, dict[str, Any], dict[str, Any], dict[str, Any]]
             "birth_place": "Kharkiv",
             "nationality": ["RU", "UA"],
             "sex": "male",
-            "document_numbers": ["75 1234567", "4510 123456"],
+            "document_number": ["75 1234567", "4510 123456"],
             "warrant_country": "FR",
         },
     ),
@@ -417,7 +417,7 @@ REFUSED: list[tuple[str, Category, Any, dict[str, Any], str]] = [
         DOCS,
         entity(PASSPORT_OS, number=None),
         {"status": "lost"},
-        "number: the Passport has no number (nor passportNumber)",
+        "document_number: the Passport has no number (nor passportNumber)",
     ),
     (
         "a vehicle built on no date",
@@ -547,16 +547,16 @@ def test_import_passports_with_good_and_bad_lines(store: RecordStore) -> None:
     assert reasons[6] == "a line must hold one JSON object"
 
     kind = store.kinds[DOCS]
-    (match,) = store.search_now(DOCS, kind.parse_criteria({"number": "FA 123456"}), 10)
+    (match,) = store.search_now(DOCS, kind.parse_criteria({"document_number": "FA 123456"}), 10)
     assert match.record.id == "ua-nsdc-pass-a1b2c3d4e5f6"
     assert match.record.fields == {
-        "number": "FA123456",
-        "country": "UA",
+        "document_number": "FA123456",
+        "document_country": "UA",
         "document_type": "P",
         "status": "stolen",
     }
     (match,) = store.search_now(
-        DOCS, kind.parse_criteria({"number": "EK987654", "country": "UA"}), 10
+        DOCS, kind.parse_criteria({"document_number": "EK987654", "document_country": "UA"}), 10
     )
     assert match.record.id == "ua-nsdc-pass-0002"
 
@@ -565,7 +565,7 @@ def test_import_passports_with_good_and_bad_lines(store: RecordStore) -> None:
         store, lines(PASSPORT_OS, second), category=DOCS, fmt="ftm", status="lost"
     )
     assert (again.inserted, again.updated, again.rejected) == (0, 2, 0)
-    (match,) = store.search_now(DOCS, kind.parse_criteria({"number": "FA123456"}), 10)
+    (match,) = store.search_now(DOCS, kind.parse_criteria({"document_number": "FA123456"}), 10)
     assert match.record.fields["status"] == "lost"
 
 
@@ -602,7 +602,7 @@ def test_import_vehicles_and_find_them_by_plate_and_vin(store: RecordStore) -> N
     assert (report.inserted, report.rejected) == (2, 0)
     kind = store.kinds[VEHICLES]
     (match,) = store.search_now(
-        VEHICLES, kind.parse_criteria({"plate": "A777AA77", "country": "RU"}), 10
+        VEHICLES, kind.parse_criteria({"plate": "A777AA77", "plate_country": "RU"}), 10
     )
     assert match.record.id == "ua-war-sanctions-vehicle-7f3c"
     assert match.record.fields["year"] == 2019

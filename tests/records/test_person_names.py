@@ -463,7 +463,7 @@ def test_a_held_document_number_decides() -> None:
     query = PersonQuery(tokens=tokens("Somebody"), document_keys=("19AB12345",))
     score, reasons = score_person(query, names_of(fields), fields, ("19AB12345",))
     assert score == 0.97
-    assert {"field": "document_numbers", "match": "exact"} in reasons
+    assert {"field": "document_number", "match": "exact"} in reasons
 
 
 def test_order_does_not_matter() -> None:

@@ -33,7 +33,7 @@ PEOPLE: list[dict[str, Any]] = [
         "birth_date": "1980-02-11",
         "nationality": ["RU"],
         "sex": "male",
-        "document_numbers": ["75 1234567"],
+        "document_number": ["75 1234567"],
         "warrant_country": "DE",
         "charges": ["fraud"],
     },
@@ -274,7 +274,7 @@ async def test_person_check_between_two_nodes(tmp_path: Path) -> None:
         assert hit.ref == "DE:wanted_persons:DE-1"
         assert 0.85 <= hit.score < 1.0
         assert hit.record["last_name"] == "Щербаков"
-        assert "document_numbers" not in hit.record
+        assert "document_number" not in hit.record
         assert "middle_name" not in hit.record
         reasons = list(hit.reasons or [])
         assert {

@@ -37,7 +37,7 @@ LATIN = {
     "birth_place": "Brno",
     "nationality": ["FR", "CZ"],
     "sex": "female",
-    "document_numbers": ["19AB12345", "CZ 123 456 78"],
+    "document_number": ["19AB12345", "CZ 123 456 78"],
     "warrant_country": "FR",
     "warrant_reference": "JIRS-PARIS-2025/77",
     "charges": ["fraud", "money laundering"],
@@ -55,7 +55,7 @@ CYRILLIC = {
     "birth_date": "1975",
     "nationality": ["RU"],
     "sex": "male",
-    "document_numbers": ["72 1234567"],
+    "document_number": ["72 1234567"],
     "warrant_country": "DE",
     "charges": ["armed robbery"],
     "dangerous": True,
@@ -80,7 +80,7 @@ CHINESE = {
     "birth_date": "1968-11-03",
     "nationality": ["CN"],
     "sex": "unknown",
-    "document_numbers": ["E12345678"],
+    "document_number": ["E12345678"],
     "warrant_country": "BE",
     "charges": ["拐卖人口"],
     "distinguishing_marks": "scar on the left hand",
@@ -95,7 +95,7 @@ SUSPECT = {
     "birth_date": "1985",
     "nationality": ["SY"],
     "sex": "male",
-    "document_numbers": ["N0123456"],
+    "document_number": ["N0123456"],
     "organisation": "Example Front",
     "listing_reference": "UN-QDi.999",
     "dangerous": True,
@@ -223,8 +223,8 @@ def test_this_year_is_not_the_future() -> None:
         ({"warrant_country": ""}, "warrant_country", "alpha-2"),
         ({"sex": "yes"}, "sex", "'male', 'female', 'other' or 'unknown'"),
         ({"notice_type": "pink"}, "notice_type", "'red'"),
-        ({"document_numbers": ["AB\u221212"]}, "document_numbers", "only letters A-Z"),
-        ({"document_numbers": ["A" * 21]}, "document_numbers", "at most 20"),
+        ({"document_number": ["AB\u221212"]}, "document_number", "only letters A-Z"),
+        ({"document_number": ["A" * 21]}, "document_number", "at most 20"),
         ({"id": "FR 2025 1"}, "id", "is not a record reference"),
         ({"id": "FR:wanted_persons:FR-1"}, "id", "is not a record reference"),
         ({"id": ""}, "id", "record reference is required"),
@@ -259,7 +259,7 @@ def test_a_person_needs_a_name_and_wanted_a_warrant_country(store: RecordStore) 
 
 def test_csv_lists_are_bar_separated_and_empty_cells_unknown(store: RecordStore) -> None:
     text = (
-        "id,first_name,last_name,aliases,birth_date,nationality,sex,document_numbers,"
+        "id,first_name,last_name,aliases,birth_date,nationality,sex,document_number,"
         "warrant_country,charges,notice_type,dangerous,contact\n"
         "FR-2025-000200,Иван,Петров,Ivan Petrov | Vanya,1975-03,RU|BY,M,"
         "72 1234567|AB-00-12,fr,armed robbery|kidnapping,Red,yes,\n"
@@ -282,7 +282,7 @@ def test_csv_lists_are_bar_separated_and_empty_cells_unknown(store: RecordStore)
         "birth_date": "1975-03",
         "nationality": ["RU", "BY"],
         "sex": "male",
-        "document_numbers": ["72 1234567", "AB-00-12"],
+        "document_number": ["72 1234567", "AB-00-12"],
         "warrant_country": "FR",
         "charges": ["armed robbery", "kidnapping"],
         "notice_type": "red",
@@ -305,7 +305,7 @@ def test_csv_without_the_required_columns_is_refused(store: RecordStore) -> None
 def test_exact_match_through_every_document_column(store: RecordStore) -> None:
     five = {
         **LATIN,
-        "document_numbers": [
+        "document_number": [
             "P-1000001",
             "ID 2000002",
             "X3000003",
@@ -325,7 +325,7 @@ def test_exact_match_through_every_document_column(store: RecordStore) -> None:
         "X3000003",
         "DL4000004",
     ]
-    assert record.fields["document_numbers"] == five["document_numbers"]
+    assert record.fields["document_number"] == five["document_number"]
     for number in ("p 1000001", "ID-2000-002", "x3000003", "DL.400.0004", "DL4OOOOO4"):
         assert hit_ids(store, {"document_number": number}) == [LATIN["id"]], number
     # Only the first four distinct numbers are searchable (see PersonKind).
@@ -400,7 +400,7 @@ def test_a_name_with_a_document_number_is_a_name_search_the_number_decides(
     (match,) = store.search_now(WANTED, parsed, 10)
     assert match.score == 0.97
     assert match.reasons is not None
-    assert {"field": "document_numbers", "match": "exact"} in match.reasons
+    assert {"field": "document_number", "match": "exact"} in match.reasons
     assert {r["match"] for r in match.reasons if r["field"] == "name"} == {"none"}
 
 
@@ -496,7 +496,7 @@ def test_criteria_parse() -> None:
 def test_update_and_removal(store: RecordStore) -> None:
     ndjson(store, [LATIN, CYRILLIC])
     # A re-import updates by record id: a number no longer held no longer finds the person.
-    report = ndjson(store, [{**LATIN, "document_numbers": ["NEW-1"]}])
+    report = ndjson(store, [{**LATIN, "document_number": ["NEW-1"]}])
     assert (report.inserted, report.updated) == (0, 1)
     assert hit_ids(store, {"document_number": "19AB12345"}) == []
     assert hit_ids(store, {"document_number": "NEW1"}) == [LATIN["id"]]
@@ -509,7 +509,7 @@ def test_update_and_removal(store: RecordStore) -> None:
 
 
 def test_terrorism_suspects_alongside_wanted_persons(store: RecordStore) -> None:
-    both = {**LATIN, "document_numbers": ["N0123456"]}
+    both = {**LATIN, "document_number": ["N0123456"]}
     assert ndjson(store, [both]).inserted == 1
     report = ndjson(store, [SUSPECT], SUSPECTS)
     assert (report.inserted, report.rejected) == (1, 0), report.errors
@@ -528,7 +528,7 @@ def test_terrorism_suspects_alongside_wanted_persons(store: RecordStore) -> None
     # Warrant fields belong to wanted persons only.
     assert "warrant_country" in rejection(store, {**SUSPECT, "warrant_country": "GB"}, SUSPECTS)
     text = (
-        "id,last_name,name_original_script,nationality,document_numbers,organisation\n"
+        "id,last_name,name_original_script,nationality,document_number,organisation\n"
         "GB-TS-0043,,阿卜杜勒,CN|af,G 123 456|H-7,Example Front\n"
     )
     assert csv(store, text, SUSPECTS).inserted == 1
@@ -536,3 +536,15 @@ def test_terrorism_suspects_alongside_wanted_persons(store: RecordStore) -> None
     assert store.remove(SUSPECTS, "GB-TS-0042")
     assert hit_ids(store, {"document_number": "N0123456"}, SUSPECTS) == []
     assert hit_ids(store, {"document_number": "N0123456"}) == [LATIN["id"]]
+
+
+def test_old_spelling_document_numbers_still_imports(store: RecordStore) -> None:
+    """Files written before the names were one give a person's documents as
+    `document_numbers`: they import as `document_number`, and are found by it."""
+    row = {"id": "FR-OLD", "last_name": "Petit", "warrant_country": "FR"}
+    report = ndjson(store, [{**row, "document_numbers": ["19AB12345"]}])
+    assert (report.inserted, report.rejected) == (1, 0), report.errors
+    record = store.get(WANTED, "FR-OLD")
+    assert record is not None
+    assert record.fields["document_number"] == ["19AB12345"]
+    assert "document_numbers" not in record.fields

@@ -434,7 +434,7 @@ def test_match_by_plate_and_country(store: RecordStore) -> None:
     assert find(store, plate="AB123CD", country="DE") == []
     assert find(store, plate="bmw1234", country="DE") == [(vid(store, f"VIN:{DE_MERCEDES}"), 0.9)]
     (match,) = store.search_now(
-        V, Vehicles().parse_criteria({"plate": "AB123CD", "country": "FR"}), 10
+        V, Vehicles().parse_criteria({"plate": "AB123CD", "plate_country": "FR"}), 10
     )
     assert match.reasons == (
         {"field": "plate", "match": "exact"},
@@ -458,7 +458,9 @@ def test_vin_and_plate_are_either_or_and_a_vin_outranks_a_plate(store: RecordSto
         (vid(store, "PLATE:FR:AB123CD"), 0.9),
     ]
     # Both keys of one record: one hit, with both reasons.
-    parsed = Vehicles().parse_criteria({"vin": DE_MERCEDES, "plate": "B MW 1234", "country": "DE"})
+    parsed = Vehicles().parse_criteria(
+        {"vin": DE_MERCEDES, "plate": "B MW 1234", "plate_country": "DE"}
+    )
     (match,) = store.search_now(V, parsed, 10)
     assert (match.record.id, match.score) == (vid(store, f"VIN:{DE_MERCEDES}"), 1.0)
     assert match.reasons == (
@@ -470,7 +472,7 @@ def test_vin_and_plate_are_either_or_and_a_vin_outranks_a_plate(store: RecordSto
 
 def test_same_plate_on_another_vin_scores_lower_and_says_so(store: RecordStore) -> None:
     load(store, GOLF)
-    parsed = Vehicles().parse_criteria({"vin": JP_HONDA, "plate": "BMW1234", "country": "DE"})
+    parsed = Vehicles().parse_criteria({"vin": JP_HONDA, "plate": "BMW1234", "plate_country": "DE"})
     (match,) = store.search_now(V, parsed, 10)
     assert match.score == 0.5
     assert match.reasons == (
@@ -526,7 +528,7 @@ def test_replace_makes_the_category_equal_to_the_file(store: RecordStore) -> Non
     [
         ({"vin": US_X, "make": "Ford"}, "make", "unknown vehicle criterion 'make'"),
         ({}, "vin", "a vehicle check needs a vin or a plate"),
-        ({"country": "FR"}, "vin", "a vehicle check needs a vin or a plate"),
+        ({"plate_country": "FR"}, "vin", "a vehicle check needs a vin or a plate"),
         ({"vin": 17}, "vin", "vin must be a string"),
         ({"vin": "1M8GDM9AXKP04278O"}, "vin", "VIN holds 'O' at position 17"),
         ({"vin": "1M8GDM9AXKP0427"}, "vin", "VIN has 15 characters"),
@@ -534,13 +536,17 @@ def test_replace_makes_the_category_equal_to_the_file(store: RecordStore) -> Non
         ({"plate": ["AB"]}, "plate", "plate must be a string"),
         ({"plate": "AB_12"}, "plate", "plate holds '_' at position 3"),
         (
-            {"plate": "AB12", "country": "FRA"},
-            "country",
-            "country 'FRA' is not an ISO 3166-1 alpha-2 code (did you mean 'FR'?)",
+            {"plate": "AB12", "plate_country": "FRA"},
+            "plate_country",
+            "plate_country 'FRA' is not an ISO 3166-1 alpha-2 code (did you mean 'FR'?)",
         ),
-        ({"plate": "AB12", "country": "ZZ"}, "country", "is not an ISO 3166-1 alpha-2 code"),
-        ({"plate": "AB12", "country": 33}, "country", "country must be a string"),
-        ({"vin": US_X, "country": "US"}, "country", "give a plate with it"),
+        (
+            {"plate": "AB12", "plate_country": "ZZ"},
+            "plate_country",
+            "is not an ISO 3166-1 alpha-2 code",
+        ),
+        ({"plate": "AB12", "plate_country": 33}, "plate_country", "plate_country must be a string"),
+        ({"vin": US_X, "plate_country": "US"}, "plate_country", "give a plate with it"),
     ],
 )
 def test_criteria_errors(criteria: dict[str, object], field: str, message: str) -> None:
@@ -555,7 +561,7 @@ def test_criteria_parsed() -> None:
     assert kind.parse_criteria({"vin": "wdb1240221a123456"}) == VehicleCriteria(
         vin="WDB1240221A123456", vin_check_digit_ok=False
     )  # advisory: searched all the same
-    parsed = kind.parse_criteria({"plate": " ab-123-cd", "country": "fr"})
+    parsed = kind.parse_criteria({"plate": " ab-123-cd", "plate_country": "fr"})
     assert parsed == VehicleCriteria(plate_key="AB123CD", plate=" ab-123-cd", country="FR")
     assert kind.lookups(parsed) == [{"plate_key": "AB123CD", "plate_country": "FR"}]
     both = kind.parse_criteria({"vin": US_X, "plate": "AB123CD"})
@@ -569,3 +575,10 @@ def test_criteria_parsed() -> None:
     # (an index also serves a lookup on its leading columns)
     served = {tuple(sorted(cols[:n])) for cols in kind.indexes for n in range(1, len(cols) + 1)}
     assert shapes <= served
+
+
+def test_old_spelling_of_the_plate_country_still_reads() -> None:
+    """Peers of wire v1 sent a plate's country as `country`."""
+    kind = Vehicles()
+    old = kind.parse_criteria({"plate": "AB123CD", "country": "fr"})
+    assert old == kind.parse_criteria({"plate": "AB123CD", "plate_country": "FR"})

@@ -9,6 +9,7 @@ import orjson
 import pytest
 import yaml
 from pydantic import BaseModel, ConfigDict
+from support.docs import assert_shows
 from support.processes import cli, init
 from yaml.nodes import MappingNode, Node, ScalarNode
 
@@ -168,3 +169,28 @@ def test_connector_yaml_errors_name_the_key_the_admin_meant(tmp_path: Path) -> N
     proc = cli("config", "check", config=config, check=False)
     assert proc.returncode == 2
     assert proc.stderr.count("error: ") == len(errors), proc.stderr
+    assert_shows("operations.md", "config-check-error", proc.stderr)
+
+
+def test_config_check_shows_every_error_of_a_policy_file(tmp_path: Path) -> None:
+    """As `policy check` does: each error at its line, with its rule, not only the first."""
+    config, _, _ = init(tmp_path, "FR")
+    (config.parent / "policies" / "20-bad.yaml").write_text(
+        "inbound:\n"
+        "  - name: one\n    from: [DEE]\n    answer: hit\n"
+        "  - name: two\n    from: [DE]\n    answer: fullish\n",
+        encoding="utf-8",
+    )
+    proc = cli("config", "check", config=config, check=False)
+    assert proc.returncode == 2
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 2, proc.stderr
+    assert lines[0].startswith("error: ")
+    assert "20-bad.yaml:3:12: [one] from: 'DEE' is not a node id" in lines[0]
+    assert "20-bad.yaml:7:13: [two] answer: unknown answer level 'fullish'" in lines[1]
+    assert "(did you mean 'full'?)" in lines[1]
+    doc = orjson.loads(cli("config", "check", "--json", config=config, check=False).stdout)
+    assert doc["ok"] is False
+    assert [e.split("20-bad.yaml:", 1)[1][:5] for e in doc["errors"]] == ["3:12:", "7:13:"]
+    assert doc["error"]["code"] == "policy_invalid"
+    assert doc["error"]["details"] == doc["errors"]

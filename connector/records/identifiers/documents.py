@@ -9,7 +9,14 @@ from dataclasses import dataclass
 
 from connector.errors import InvalidCriteria
 from connector.records.identifiers.mrz import parse_mrz
-from connector.vocabulary import is_country
+from connector.vocabulary import (
+    DOCUMENT_COUNTRY,
+    DOCUMENT_NUMBER,
+    DOCUMENT_TYPE,
+    Category,
+    current_names,
+    is_country,
+)
 
 MAX_KEY_LENGTH = 20
 # First letters of ICAO 9303 document codes: P passport, I/A/C identity cards, V visa.
@@ -20,7 +27,8 @@ _SEPARATORS = frozenset(".-/<")
 _KEY_RE = re.compile(r"[A-Z0-9]+")
 _DOCUMENT_TYPE_RE = re.compile(r"[A-Z]{1,2}")
 _MRZ_KEYS = frozenset({"mrz"})
-_NUMBER_KEYS = frozenset({"number", "country", "document_type"})
+_NUMBER_KEYS = frozenset({DOCUMENT_NUMBER, DOCUMENT_COUNTRY, DOCUMENT_TYPE})
+_KEYS = _MRZ_KEYS | _NUMBER_KEYS
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -43,36 +51,40 @@ def normalise_document_number(raw: str) -> str:
 
     NFKC, then drop whitespace, dashes, dots, slashes and '<' fillers, uppercase, and map the
     letter O to the digit 0: two numbers differing only in those share a key. Raises
-    InvalidCriteria(field="number") when nothing is left, more than 20 characters are, or
+    InvalidCriteria(field="document_number") when nothing is left, more than 20 characters are, or
     anything but A-Z and 0-9 remains.
     """
-    return _normalise(raw, field="number")
+    return _normalise(raw, field=DOCUMENT_NUMBER)
 
 
 def document_criteria(criteria: Mapping[str, object]) -> DocumentCriteria:
-    """Validate {"mrz": ...} or {"number": ..., "country"?: ..., "document_type"?: ...}.
+    """Validate {"mrz": ...} or {"document_number": ..., "document_country"?: ...,
+    "document_type"?: ...} (or the old spellings, `number` and `country`).
 
     From an MRZ, every check digit must verify; the number, issuing country and the first
     letter of the document code become the criteria.
     """
-    unknown = sorted(str(key) for key in criteria if key not in _MRZ_KEYS | _NUMBER_KEYS)
-    if unknown:
+    criteria = current_names(Category.TRAVEL_DOCUMENTS, criteria)
+    if not criteria.keys() <= _KEYS:  # one C comparison; the names only for the error
+        unknown = sorted(str(key) for key in criteria if key not in _KEYS)
         raise InvalidCriteria(
-            f"unknown document criterion {unknown[0]!r}: expected mrz, or number with optional "
-            "country and document_type",
+            f"unknown document criterion {unknown[0]!r}: expected mrz, or document_number "
+            "with optional document_country and document_type",
             field=unknown[0],
         )
     if "mrz" in criteria:
         return _from_mrz(criteria)
-    number = criteria.get("number")
+    number = criteria.get(DOCUMENT_NUMBER)
     if number is None:
-        raise InvalidCriteria("a document check needs a number or an mrz", field="number")
+        raise InvalidCriteria(
+            "a document check needs a document_number or an mrz", field=DOCUMENT_NUMBER
+        )
     if not isinstance(number, str):
-        raise InvalidCriteria("number must be a string", field="number")
+        raise InvalidCriteria("document_number must be a string", field=DOCUMENT_NUMBER)
     return DocumentCriteria(
-        number_key=_normalise(number, field="number"),
+        number_key=_normalise(number, field=DOCUMENT_NUMBER),
         number=number,
-        country=_country(criteria.get("country")),
+        country=_country(criteria.get(DOCUMENT_COUNTRY)),
         document_type=_document_type(criteria.get("document_type")),
         from_mrz=False,
     )
@@ -145,11 +157,12 @@ def _country(value: object) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise InvalidCriteria("country must be a string", field="country")
+        raise InvalidCriteria("document_country must be a string", field=DOCUMENT_COUNTRY)
     code = value.upper()
     if not (value.isascii() and is_country(code)):
         raise InvalidCriteria(
-            f"country {value[:8]!r} is not an ISO 3166-1 alpha-2 code", field="country"
+            f"document_country {value[:8]!r} is not an ISO 3166-1 alpha-2 code",
+            field=DOCUMENT_COUNTRY,
         )
     return code
 

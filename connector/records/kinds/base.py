@@ -9,7 +9,7 @@ from types import MappingProxyType
 from typing import Any
 
 from connector.settings.config import Matching
-from connector.vocabulary import Category
+from connector.vocabulary import Category, current_name
 
 
 class RowError(ValueError):
@@ -131,7 +131,7 @@ class Kind(ABC):
     def accepts_field(self, name: str) -> bool:
         """Whether an import row may carry this field (sources.yaml is checked against it)."""
         fields = getattr(self, "row_model", None)
-        return fields is None or name in fields.model_fields
+        return fields is None or current_name(self.category, name) in fields.model_fields
 
     def reference(self, criteria: Any) -> str | None:
         """The record id a check names directly (a follow-up by `ref`), if any."""

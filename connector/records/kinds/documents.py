@@ -19,7 +19,15 @@ from connector.records.identifiers.documents import (
 )
 from connector.records.kinds.base import KeyColumn, Kind, Lookup, Record, RowError
 from connector.records.rows import describe_validation, empty_is_none, not_in_future
-from connector.vocabulary import Category, country_from_alpha3, is_country
+from connector.vocabulary import (
+    DOCUMENT_COUNTRY,
+    DOCUMENT_NUMBER,
+    DOCUMENT_TYPE,
+    Category,
+    country_from_alpha3,
+    current_names,
+    is_country,
+)
 
 DocumentStatus = Literal["stolen", "lost", "revoked", "invalidated"]
 
@@ -30,8 +38,8 @@ class TravelDocumentRow(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, coerce_numbers_to_str=True)
 
     id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,64}$")] | None = None
-    number: Annotated[str, StringConstraints(min_length=1, max_length=40)]
-    country: Annotated[str, StringConstraints(max_length=8, to_upper=True)]
+    document_number: Annotated[str, StringConstraints(min_length=1, max_length=40)]
+    document_country: Annotated[str, StringConstraints(max_length=8, to_upper=True)]
     document_type: Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{1,2}$", to_upper=True)] = (
         "P"
     )
@@ -56,7 +64,7 @@ class TravelDocumentRow(BaseModel):
             )
         return v
 
-    @field_validator("country")
+    @field_validator("document_country")
     @classmethod
     def _country(cls, v: str) -> str:
         if not is_country(v):
@@ -76,41 +84,45 @@ class TravelDocuments(Kind):
     )
     natural_key = ("number_key", "country")
     indexes = (("number_key",),)
-    csv_required = frozenset({"number", "country", "status"})
+    csv_required = frozenset({DOCUMENT_NUMBER, DOCUMENT_COUNTRY, "status"})
     # An MRZ carries the number, the issuing state and the document code.
     compared = MappingProxyType(
         {
-            "number": frozenset({"number"}),
-            "country": frozenset({"country"}),
-            "document_type": frozenset({"document_type"}),
-            "mrz": frozenset({"number", "country", "document_type"}),
+            DOCUMENT_NUMBER: frozenset({DOCUMENT_NUMBER}),
+            DOCUMENT_COUNTRY: frozenset({DOCUMENT_COUNTRY}),
+            DOCUMENT_TYPE: frozenset({DOCUMENT_TYPE}),
+            "mrz": frozenset({DOCUMENT_NUMBER, DOCUMENT_COUNTRY, DOCUMENT_TYPE}),
         }
     )
-    identifying = frozenset({"number", "country"})
+    identifying = frozenset({DOCUMENT_NUMBER, DOCUMENT_COUNTRY})
 
     def parse_row(self, raw: Mapping[str, Any]) -> Record:
         try:
-            row = TravelDocumentRow.model_validate(raw)
+            row = TravelDocumentRow.model_validate(current_names(self.category, raw))
         except ValidationError as exc:
             raise RowError(describe_validation(exc)) from exc
         try:
-            key = normalise_document_number(row.number)
+            key = normalise_document_number(row.document_number)
         except InvalidCriteria as exc:
-            raise RowError(f"number: {exc.detail}") from exc
+            raise RowError(f"{DOCUMENT_NUMBER}: {exc.detail}") from exc
         fields = {
-            "number": row.number,
-            "country": row.country,
-            "document_type": row.document_type,
+            DOCUMENT_NUMBER: row.document_number,
+            DOCUMENT_COUNTRY: row.document_country,
+            DOCUMENT_TYPE: row.document_type,
             "status": row.status,
             "reported_on": row.reported_on.isoformat() if row.reported_on else None,
             "holder_name": row.holder_name,
             "remarks": row.remarks,
         }
         return Record(
-            id=row.id or f"{row.country}-{row.document_type}-{key}",
+            id=row.id or f"{row.document_country}-{row.document_type}-{key}",
             category=self.category,
             id_given=row.id is not None,
-            keys={"number_key": key, "country": row.country, "doc_class": row.document_type[0]},
+            keys={
+                "number_key": key,
+                "country": row.document_country,
+                "doc_class": row.document_type[0],
+            },
             fields={k: v for k, v in fields.items() if v is not None},
         )
 
@@ -120,12 +132,12 @@ class TravelDocuments(Kind):
     def restrict(
         self, criteria: DocumentCriteria, searched: frozenset[str]
     ) -> DocumentCriteria | None:
-        if "number" not in searched:
+        if DOCUMENT_NUMBER not in searched:
             return None
         return replace(
             criteria,
-            country=criteria.country if "country" in searched else None,
-            document_type=criteria.document_type if "document_type" in searched else None,
+            country=criteria.country if DOCUMENT_COUNTRY in searched else None,
+            document_type=criteria.document_type if DOCUMENT_TYPE in searched else None,
         )
 
     def subject(self, criteria: DocumentCriteria) -> str:

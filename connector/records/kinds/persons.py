@@ -35,7 +35,7 @@ from connector.records.names.keys import MAX_KEY, query_keys, record_keys
 from connector.records.names.normalise import names_of, tokens
 from connector.records.names.score import PersonQuery, score_person
 from connector.records.rows import describe_validation, empty_is_none
-from connector.vocabulary import Category, country_from_alpha3, is_country
+from connector.vocabulary import Category, country_from_alpha3, current_names, is_country
 
 Sex = Literal["male", "female", "other", "unknown"]
 NoticeType = Literal[
@@ -139,7 +139,7 @@ def _countries(codes: list[str], what: str) -> list[str]:
 class PersonRow(BaseModel):
     """What an import row of either person category holds (NDJSON object or CSV line).
 
-    Lists (aliases, nationality, document_numbers, charges) are JSON arrays in NDJSON and
+    Lists (aliases, nationality, document_number, charges) are JSON arrays in NDJSON and
     `|`-separated cells in CSV. Field names are those of `connector.records.categories`.
     """
 
@@ -155,7 +155,7 @@ class PersonRow(BaseModel):
     birth_place: Name | None = None
     nationality: list[Annotated[str, StringConstraints(max_length=8, to_upper=True)]] = []
     sex: Sex | None = None
-    document_numbers: list[Annotated[str, StringConstraints(min_length=1, max_length=100)]] = []
+    document_number: list[Annotated[str, StringConstraints(min_length=1, max_length=100)]] = []
     address: Text | None = None
     phone: Annotated[str, StringConstraints(max_length=100)] | None = None
     distinguishing_marks: Text | None = None
@@ -179,7 +179,7 @@ class PersonRow(BaseModel):
         "contact",
         mode="before",
     )(empty_is_none)
-    _lists = field_validator("aliases", "nationality", "document_numbers", mode="before")(_split)
+    _lists = field_validator("aliases", "nationality", "document_number", mode="before")(_split)
 
     @field_validator("id", mode="before")
     @classmethod
@@ -217,7 +217,7 @@ class PersonRow(BaseModel):
             return _SEX.get(lowered, lowered)
         return v
 
-    @field_validator("document_numbers")
+    @field_validator("document_number")
     @classmethod
     def _document_numbers(cls, v: list[str]) -> list[str]:
         for number in v:
@@ -459,7 +459,7 @@ class PersonKind(Kind):
     compared = MappingProxyType(
         {
             **dict.fromkeys(_NAMES, NAME_FIELDS),
-            "document_number": frozenset({"document_numbers"}),
+            "document_number": frozenset({"document_number"}),
             "ref": frozenset(),
             "birth_date": frozenset({"birth_date"}),
             "birth_date_tolerance": frozenset({"birth_date"}),
@@ -469,15 +469,15 @@ class PersonKind(Kind):
     )
     # A person is searched by every form of their name, as INTERPOL's searches do, and by
     # the documents they hold.
-    identifying = NAME_FIELDS | {"document_numbers"}
+    identifying = NAME_FIELDS | {"document_number"}
 
     def parse_row(self, raw: Mapping[str, Any]) -> Record:
         try:
-            row = self.row_model.model_validate(raw)
+            row = self.row_model.model_validate(current_names(self.category, raw))
         except ValidationError as exc:
             raise RowError(describe_validation(exc)) from exc
         keys: list[str] = []
-        for number in row.document_numbers:
+        for number in row.document_number:
             key = normalise_document_number(number)
             if key not in keys:
                 keys.append(key)
@@ -515,7 +515,7 @@ class PersonKind(Kind):
 
     def restrict(self, criteria: PersonCriteria, searched: frozenset[str]) -> PersonCriteria | None:
         names = NAME_FIELDS & searched
-        by_document = "document_numbers" in searched
+        by_document = "document_number" in searched
         by_birth = "birth_date" in searched
         restricted = replace(
             criteria,

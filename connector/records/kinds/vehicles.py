@@ -21,7 +21,13 @@ from connector.errors import InvalidCriteria
 from connector.records.identifiers.vin import normalise_plate, validate_vin
 from connector.records.kinds.base import KeyColumn, Kind, Lookup, Match, Record, RowError
 from connector.records.rows import describe_validation, empty_is_none, not_in_future
-from connector.vocabulary import Category, country_from_alpha3, is_country
+from connector.vocabulary import (
+    PLATE_COUNTRY,
+    Category,
+    country_from_alpha3,
+    current_names,
+    is_country,
+)
 
 VehicleStatus = Literal["stolen", "embezzled", "missing"]
 
@@ -30,7 +36,7 @@ VIN_SCORE = 1.0
 PLATE_SCORE = 0.9  # plates are reissued over time; a VIN is the vehicle's for life
 PLATE_OTHER_VIN_SCORE = 0.5  # same plate, another VIN: a reissued or a cloned plate
 
-_CRITERIA_KEYS = frozenset({"vin", "plate", "country"})
+_CRITERIA_KEYS = frozenset({"vin", "plate", PLATE_COUNTRY})
 _Text60 = Annotated[str, StringConstraints(max_length=60)]
 
 
@@ -119,20 +125,22 @@ class VehicleCriteria:
 
 
 def vehicle_criteria(raw: Mapping[str, object]) -> VehicleCriteria:
-    """Validate {"vin": ...} and/or {"plate": ..., "country"?: ...}.
+    """Validate {"vin": ...} and/or {"plate": ..., "plate_country"?: ...} (`country` is the
+    old spelling of `plate_country`).
 
     Raises InvalidCriteria naming the field: an unknown key, a VIN with characters or a length
     no VIN has or with a wrong mandatory check digit, a plate that is not one, a country that
     is not ISO 3166-1 alpha-2 or that comes without a plate.
     """
+    raw = current_names(Category.VEHICLES, raw)
     unknown = sorted(str(key) for key in raw if key not in _CRITERIA_KEYS)
     if unknown:
         raise InvalidCriteria(
             f"unknown vehicle criterion {unknown[0]!r}: expected vin and/or plate with "
-            "optional country",
+            "optional plate_country",
             field=unknown[0],
         )
-    vin_raw, plate_raw, country_raw = raw.get("vin"), raw.get("plate"), raw.get("country")
+    vin_raw, plate_raw, country_raw = raw.get("vin"), raw.get("plate"), raw.get(PLATE_COUNTRY)
     if vin_raw is None and plate_raw is None:
         raise InvalidCriteria("a vehicle check needs a vin or a plate", field="vin")
     vin: str | None = None
@@ -159,17 +167,18 @@ def vehicle_criteria(raw: Mapping[str, object]) -> VehicleCriteria:
     if country_raw is not None:
         if plate_raw is None:
             raise InvalidCriteria(
-                "country is the plate's country: give a plate with it", field="country"
+                "plate_country is the plate's country: give a plate with it",
+                field=PLATE_COUNTRY,
             )
         if not isinstance(country_raw, str):
-            raise InvalidCriteria("country must be a string", field="country")
+            raise InvalidCriteria("plate_country must be a string", field=PLATE_COUNTRY)
         country = country_raw.strip().upper()
         if not (country.isascii() and is_country(country)):
             alpha2 = country_from_alpha3(country) if len(country) == 3 else None
             hint = f" (did you mean {alpha2!r}?)" if alpha2 else ""
             raise InvalidCriteria(
-                f"country {country_raw[:8]!r} is not an ISO 3166-1 alpha-2 code{hint}",
-                field="country",
+                f"plate_country {country_raw[:8]!r} is not an ISO 3166-1 alpha-2 code{hint}",
+                field=PLATE_COUNTRY,
             )
     return VehicleCriteria(
         vin=vin, vin_check_digit_ok=vin_ok, plate_key=plate_key, plate=plate, country=country
@@ -196,14 +205,14 @@ class Vehicles(Kind):
         {
             "vin": frozenset({"vin"}),
             "plate": frozenset({"plate"}),
-            "country": frozenset({"plate_country"}),
+            PLATE_COUNTRY: frozenset({PLATE_COUNTRY}),
         }
     )
     identifying = frozenset({"vin", "plate", "plate_country"})
 
     def parse_row(self, raw: Mapping[str, Any]) -> Record:
         try:
-            row = VehicleRow.model_validate(raw)
+            row = VehicleRow.model_validate(current_names(self.category, raw))
         except ValidationError as exc:
             raise RowError(describe_validation(exc)) from exc
         plate_key = normalise_plate(row.plate) if row.plate is not None else None

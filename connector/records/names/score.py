@@ -438,5 +438,5 @@ def score_person(
         reasons.append({"field": "sex", "match": "exact" if same else "differs"})
     if query.document_keys and set(query.document_keys) & set(document_keys):
         score = max(score, DOCUMENT_SCORE)
-        reasons.append({"field": "document_numbers", "match": "exact"})
+        reasons.append({"field": "document_number", "match": "exact"})
     return round(min(1.0, score), 4), tuple(reasons)
