@@ -15,6 +15,7 @@ import yaml
 from jsonschema import Draft202012Validator
 from structlog.testing import capture_logs
 from support.approvals import HELD, OPERATOR, REF, Net, two_nodes
+from support.docs import abridged, example, keys_shown
 from support.openapi import schema
 from support.processes import cli
 
@@ -106,11 +107,12 @@ async def test_the_stream_shows_the_release_once_and_only_to_its_agency(net: Net
         await net.approvals.approve(
             first["releases"][0]["approval"], operator=OPERATOR, reason="match confirmed"
         )
-        seen = []
+        seen = [first]
         while (event := await stream.next())["event"] != "done":
             seen.append(event)
+        seen.append(event)
         releases = [e for e in seen if e["event"] == "release"]
-        assert {e["event"] for e in seen} <= {"release", "heartbeat"}
+        assert {e["event"] for e in seen[1:-1]} <= {"release", "heartbeat"}
         (release,) = releases  # once
         assert (release["check"], release["peer"], release["state"]) == (
             check_id,
@@ -123,6 +125,22 @@ async def test_the_stream_shows_the_release_once_and_only_to_its_agency(net: Net
         assert result["hits"][0]["record"]["holder_name"] == "Jean Exemple"
         assert (event["complete"], event["ended"]) == (True, "complete")
         assert await resp.content.read() == b""  # and the stream ends
+
+    # docs/local-api.md's examples, abridged there, show only members the real ones have,
+    # the stream's events in the real order.
+    status, after = await net.released(check_id)
+    assert status == 200
+    keys_shown(abridged(example("local-api.md", "check-releases")), after, "check")
+    shown = [abridged(line) for line in example("local-api.md", "release-stream").splitlines()]
+    real = {e["event"]: e for e in seen}
+    assert [e["event"] for e in shown] == ["check", "heartbeat", "release", "done"]
+    assert [e["event"] for e in seen if e["event"] in {"check", "release", "done"}] == [
+        "check",
+        "release",
+        "done",
+    ]
+    for e in shown:
+        keys_shown(e, real[e["event"]], e["event"])
 
     # Opened again once decided, as server-sent events: the check as it is, then done.
     headers = {**net.auth, "Accept": "text/event-stream"}
