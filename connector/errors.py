@@ -19,6 +19,9 @@ class ConnectorError(Exception):
     status: ClassVar[int] = 500
     code: ClassVar[str] = "internal"
     title: ClassVar[str] = "Internal error"
+    # False for the few problem documents that are a normal answer, not a refusal: they are
+    # neither logged as `request_rejected` nor counted in `ncb_rejections_total`.
+    refusal: ClassVar[bool] = True
 
     def __init__(self, detail: str, **extra: Any) -> None:
         super().__init__(detail)
@@ -319,6 +322,18 @@ class ApprovalPending(ProtocolError):
     status = 409
     code = "approval_pending"
     title = "The release still waits for an operator"
+    # The asking peer's own approval, still waiting: a poll answered, not a refusal (it is
+    # counted in `ncb_release_polls_total` instead).
+    refusal = False
+
+
+class ReleasePolledTooSoon(ProtocolError):
+    """A peer asking for a pending release again well before the `retry_after` it was
+    given: refused (and counted as a refusal) until that time has passed."""
+
+    status = 429
+    code = "release_polled_too_soon"
+    title = "The release was asked for again too soon"
 
 
 class ApprovalDecided(ConnectorError):

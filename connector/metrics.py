@@ -79,6 +79,13 @@ class Metrics:
             ("listener", "code"),
             registry=r,
         )
+        self.release_polls = Counter(
+            "ncb_release_polls_total",
+            "Peers' requests for a release still waiting for an operator (409"
+            " approval_pending: an answer, not a refusal), by peer.",
+            ("peer",),
+            registry=r,
+        )
         self.outbound_checks = Counter(
             "ncb_outbound_checks_total",
             "Agencies' checks sent (or not) to each peer, by agency, peer and outcome.",
@@ -125,6 +132,7 @@ class Metrics:
         self._limited = _Bound(self.inbound_rate_limited)
         self._rejected = _Bound(self.rejections)
         self._sent = _Bound(self.outbound_checks)
+        self._polled = _Bound(self.release_polls)
         self._exchange = _Bound(self.outbound_exchange_seconds)
         for file in ("policy", "peers", "config"):
             self.reload_failures.labels(file)  # zero from the start, so rate() sees the first
@@ -143,6 +151,9 @@ class Metrics:
     def rejections_of(self, listener: str) -> Callable[[str], None]:
         """What one listener's refusals are counted by (`server/rejectlog`)."""
         return lambda code: self.rejected(listener, code)
+
+    def release_polled(self, peer: str) -> None:
+        self._polled(peer).inc()
 
     def sent(self, agency: str, peer: str, status: str) -> None:
         self._sent(agency, peer, status).inc()

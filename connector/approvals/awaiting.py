@@ -60,6 +60,34 @@ class Awaited:
             "results": list(self.results if self.results is not None else self.pending),
         }
 
+    def listed(self) -> dict[str, Any]:
+        """As `approvals awaited --json` shows it (docs/operations.md §17): what this node
+        waits for from a peer, never the records a release carries."""
+        return {
+            "peer": self.peer,
+            "approval": self.approval,
+            "state": self.state,
+            "agency": self.agency,
+            "check": self.request,
+            "checks": list(self.checks),
+            "since": utc_iso(self.created_at),
+            "expires_at": utc_iso(self.expires_at),
+            "next_poll_at": None if self.state != "pending" else utc_iso(self.next_poll_at),
+            "polls": self.polls,
+            "released_at": None if self.released_at is None else utc_iso(self.released_at),
+            "release_enquiry": self.release_enquiry,
+        }
+
+
+def awaited_releases(enquiry_log: EnquiryLog, *, state: str | None, limit: int) -> list[Awaited]:
+    """The releases this node waits for from peers (`state` pending) or has had, the first
+    to expire first; `state` None for every one."""
+    q = select(awaited).order_by(awaited.c.expires_at, awaited.c.created_at).limit(limit)
+    if state is not None:
+        q = q.where(awaited.c.state == state)
+    with enquiry_log.engine.connect() as conn, conn.begin():
+        return [_awaited(r._mapping) for r in conn.execute(q)]
+
 
 def awaiting_rows(
     *,
@@ -163,6 +191,7 @@ class Awaiting:
         clock: Callable[[], float],
         poll_interval: float,
         agency_channels: Mapping[str, str] | None = None,
+        agency_active: Callable[[str], bool] | None = None,
     ) -> None:
         self.node = node
         self.client = client
@@ -172,6 +201,8 @@ class Awaiting:
         self.poll_interval = poll_interval
         # Agency → the channel told when a release it waited for has come.
         self.agency_channels = dict(agency_channels or {})
+        # Whether the agency that made a check can still read it (in agencies.json, enabled).
+        self.agency_active = agency_active
         self.on_released: Callable[[Awaited], None] | None = None
 
     def for_request(self, request: str) -> list[Awaited]:
@@ -218,7 +249,7 @@ class Awaiting:
         except PeerRejected as exc:
             problem = exc.extra.get("peer_problem") or {}
             code = problem.get("code") if isinstance(problem, dict) else None
-            if code == "approval_pending":
+            if code in ("approval_pending", "release_polled_too_soon"):
                 retry = problem.get("retry_after")
                 wait = max(
                     self.poll_interval, float(retry) if isinstance(retry, int | float) else 0
@@ -281,8 +312,22 @@ class Awaiting:
             ),
         )
         log.info(
-            "release_received", peer=a.peer, approval=a.approval, state=state, request=a.request
+            "release_received",
+            peer=a.peer,
+            approval=a.approval,
+            state=state,
+            request=a.request,
+            agency=a.agency,
         )
+        if self.agency_active is not None and not self.agency_active(a.agency):
+            # Kept all the same: the agency reads it once enabled again; its NCB is told.
+            log.warning(
+                "release_for_inactive_agency",
+                agency=a.agency,
+                request=a.request,
+                peer=a.peer,
+                approval=a.approval,
+            )
         if self.on_released is not None:
             self.on_released(done)
         return done

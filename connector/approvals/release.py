@@ -13,11 +13,14 @@ from connector.approvals.service import Approvals
 from connector.crypto.jws import Signer
 from connector.enquiries.entry import Entry, new_enquiry_id
 from connector.enquiries.log import EnquiryLog
-from connector.errors import ApprovalPending, Replay, UnknownApproval
+from connector.errors import ApprovalPending, ReleasePolledTooSoon, Replay, UnknownApproval
 from connector.peers.trust import TrustStore
 from connector.protocol import TYP_RELEASE, digest, open_envelope, parse_release, sign_released
 
 log = structlog.get_logger(__name__)
+
+# Pending approvals whose last poll is remembered; the oldest is forgotten beyond this.
+MAX_POLLS_KEPT = 10_000
 
 
 class Releaser:
@@ -36,6 +39,7 @@ class Releaser:
         trust: Callable[[], TrustStore],
         clock: Callable[[], float],
         retry_after: float = 15.0,
+        polled: Callable[[str], None] | None = None,
     ) -> None:
         self.node = node
         # How soon a querier is told to ask again while an approval waits (this node's own
@@ -46,6 +50,10 @@ class Releaser:
         self.log = enquiry_log
         self.trust = trust
         self.clock = clock
+        # Told the peer of each poll answered `approval_pending` (ncb_release_polls_total).
+        self.polled = polled
+        # (peer, approval) → when its last poll was answered pending, oldest first.
+        self._last_poll: dict[tuple[str, str], float] = {}
 
     async def release(self, token: bytes) -> bytes:
         now = self.clock()
@@ -63,11 +71,7 @@ class Releaser:
         claims = parse_release(envelope)
         approval = self._theirs(claims.approval, envelope.iss)
         if approval.state == "pending":
-            raise ApprovalPending(
-                "an operator has not decided yet; ask again later",
-                retry_after=min(self.retry_after, max(1.0, approval.expires_at - now)),
-                expires=int(approval.expires_at),
-            )
+            raise self._pending(approval, envelope.iss, now)
         results = released_results(approval)
         answer = sign_released(
             signer=self.signer,
@@ -115,6 +119,31 @@ class Releaser:
             enquiry=entry.id,
         )
         return answer
+
+    def _pending(self, approval: Approval, peer: str, now: float) -> Exception:
+        """The answer to a poll for an approval still waiting: `approval_pending`, or — for a
+        peer asking again before half the `retry_after` it was given has passed — a 429
+        refusal until it has (a peer's polls stay bounded, and only the refusals count as
+        such). Each process of the node remembers the polls it answered."""
+        retry = min(self.retry_after, max(1.0, approval.expires_at - now))
+        key = (peer, approval.id)
+        last = self._last_poll.get(key)
+        if last is not None and now - last < retry / 2:
+            return ReleasePolledTooSoon(
+                "asked again before the retry_after given; wait for it",
+                retry_after=max(1.0, last + retry - now),
+            )
+        self._last_poll.pop(key, None)
+        self._last_poll[key] = now
+        if len(self._last_poll) > MAX_POLLS_KEPT:
+            del self._last_poll[next(iter(self._last_poll))]
+        if self.polled is not None:
+            self.polled(peer)
+        return ApprovalPending(
+            "an operator has not decided yet; ask again later",
+            retry_after=retry,
+            expires=int(approval.expires_at),
+        )
 
     def _theirs(self, approval_id: str, peer: str) -> Approval:
         """The approval, if `peer` asked for it; otherwise the very refusal an unknown id

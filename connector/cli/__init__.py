@@ -320,7 +320,10 @@ COMMANDS: dict[str, Lazy | click.Command] = {
     ),
     "approvals": LazyGroup(
         name="approvals",
-        help="Releases that wait for an operator (release: approval): list, show, decide.",
+        help=(
+            "Releases that wait for an operator (release: approval): list, show, decide; "
+            "and those this node awaits from peers."
+        ),
         lazy={
             "list": Lazy(
                 target="connector.cli.approvals:approvals_list",
@@ -337,6 +340,11 @@ COMMANDS: dict[str, Lazy | click.Command] = {
             "deny": Lazy(
                 target="connector.cli.approvals:approvals_deny",
                 help="Refuse the release, saying why; the peer gets the checks denied.",
+            ),
+            "awaited": Lazy(
+                target="connector.cli.approvals:approvals_awaited",
+                help="Releases this node waits for from peers' operators: our agencies' checks"
+                " answered pending.",
             ),
         },
     ),

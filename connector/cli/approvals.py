@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import click
 
 from connector.cli.common import _fail, _json, _settings, config_option, handles_errors, out
-from connector.cli.render import approval_lines, approvals_table
+from connector.cli.render import approval_lines, approvals_table, awaited_table
 
 if TYPE_CHECKING:
     from connector.approvals.model import State
@@ -71,6 +71,37 @@ def approvals_show(approval_id: str, as_json: bool, config_path: Path) -> None:
         return
     for line in approval_lines(approval):
         out.print(line, soft_wrap=True)
+
+
+@click.command("awaited")
+@click.option(
+    "--state",
+    type=click.Choice(("pending", "released", "denied", "expired", "unknown", "all")),
+    default="pending",
+    show_default=True,
+    help="Which: still waited for, or ended one way (unknown: the peer no longer knows it, "
+    "or stopped answering a day after its deadline).",
+)
+@click.option("--limit", type=click.IntRange(1), default=200, show_default=True, help="At most N.")
+@click.option("--json", "as_json", is_flag=True, help="A JSON array (docs/operations.md §17).")
+@config_option
+@handles_errors
+def approvals_awaited(state: str, limit: int, as_json: bool, config_path: Path) -> None:
+    """Releases this node waits for from peers' operators: our agencies' checks answered
+    pending.
+
+    Each with the peer, its approval id, the agency and its check, since when, when it
+    expires, and its state; the first to expire first. Exit 0, also when none waits."""
+    from connector.approvals.awaiting import awaited_releases
+    from connector.enquiries.log import EnquiryLog
+
+    settings = _settings(config_path)
+    with closing(EnquiryLog.open(settings.enquiries_url)) as log:
+        rows = awaited_releases(log, state=None if state == "all" else state, limit=limit)
+    if as_json:
+        _json([a.listed() for a in rows])
+        return
+    out.print(awaited_table(rows) if rows else f"no releases awaited from peers ({state})")
 
 
 def _decide_command(verdict: str) -> click.Command:

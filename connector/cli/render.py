@@ -14,6 +14,7 @@ from connector.enquiries.entry import LoggedEntry, utc_iso
 from connector.records.fingerprints.iso19794 import FINGER_NAMES
 
 if TYPE_CHECKING:  # their modules bring aiohttp, which a command listing agencies need not load
+    from connector.approvals.awaiting import Awaited
     from connector.approvals.model import Approval
     from connector.outbound.fanout import PeerOutcome
     from connector.outbound.national import NationalResult
@@ -277,6 +278,29 @@ def approvals_table(rows: Sequence[Approval]) -> Table:
             escape(", ".join(a.rules)),
             utc_time(a.created_at),
             utc_time(when),
+        )
+    return table
+
+
+_AWAITED_STYLE = {"pending": "yellow", "released": "green", "denied": "red", "expired": "red"}
+
+
+def awaited_table(rows: Sequence[Awaited]) -> Table:
+    """Releases this node waits for from peers, one a line: which peer's approval, for
+    which agency's check, since when and until when."""
+    table = folded(
+        Table("peer", "approval", "state", "agency", "check", "since (UTC)", "expires (UTC)")
+    )
+    for a in rows:
+        style = _AWAITED_STYLE.get(a.state, "")
+        table.add_row(
+            a.peer,
+            a.approval,
+            f"[{style}]{a.state}[/]" if style else a.state,
+            escape(a.agency),
+            escape(a.request),
+            utc_time(a.created_at),
+            utc_time(a.expires_at),
         )
     return table
 

@@ -25,6 +25,7 @@ from connector.records.store import RecordStore
 from connector.server.gate import GATE, AgencyGate
 from connector.server.local_api import make_local_app
 from connector.server.local_checks import LOCAL_CHECKS, MAX_BODY, LocalChecks, add_routes
+from connector.server.local_releases import add_release_routes
 from connector.server.problems import REJECTIONS
 from connector.server.rejectlog import RejectionLog
 
@@ -74,6 +75,8 @@ def build_local_app(
     )
     app[TRUST] = node.live.current_trust
     add_routes(app)
+    add_release_routes(app)
+    app.on_shutdown.append(_end_streams)
     app.cleanup_ctx.extend([session_ctx, fanout_ctx, local_checks_ctx, health_ctx, releases_ctx])
     if s.discovery.mdns:
         discovered = Discovered(
@@ -109,6 +112,14 @@ async def fanout_ctx(app: web.Application) -> AsyncIterator[None]:
     await fanout.drain()  # queries in flight get their log rows before the log closes
 
 
+async def _end_streams(app: web.Application) -> None:
+    """Open release streams end (`done`, `ended` closing) before the listener waits for
+    its handlers, so a stopping node does not wait for them."""
+    checks = app.get(LOCAL_CHECKS)
+    if checks is not None:
+        checks.closing.set()
+
+
 async def local_checks_ctx(app: web.Application) -> AsyncIterator[None]:
     """What the agencies' API works with, once the fan-out exists."""
     s = app[NODE].settings
@@ -120,6 +131,8 @@ async def local_checks_ctx(app: web.Application) -> AsyncIterator[None]:
         store=app[RECORDS],
         fanout=app[FANOUT],
         default_deadline_ms=s.federation.deadline_ms,
+        heartbeat_s=s.approvals.stream_heartbeat_s,
+        stream_max_s=s.approvals.stream_max_s,
     )
     yield
 
@@ -143,6 +156,7 @@ async def releases_ctx(app: web.Application) -> AsyncIterator[None]:
         clock=node.clock,
         poll_interval=s.approvals.poll_interval_s,
         agency_channels=s.approvals.agency_channels,
+        agency_active=app[GATE].directory.active,
     )
     app[AWAITING] = awaiting
     app[SCHEDULER].every("releases", s.approvals.poll_interval_s, awaiting.run, at_once=True)

@@ -147,6 +147,7 @@ async def answerer_ctx(
         trust=node.live.current_trust,
         clock=node.clock,
         retry_after=node.settings.approvals.poll_interval_s,
+        polled=node.metrics.release_polled,
     )
     app[IDENTITY] = IdentityToken(
         signer=node.signer,

@@ -230,3 +230,8 @@ class AgencyDirectory:
 
     def authenticate(self, authorization: str | None) -> Agency:
         return authenticate(self.current(), authorization)
+
+    def active(self, agency_id: str) -> bool:
+        """Whether the agency is in the file and not disabled (a token of it is accepted)."""
+        agency = self.current().get(agency_id)
+        return agency is not None and agency.enabled

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -24,8 +25,7 @@ from pydantic import (
     model_validator,
 )
 
-from connector.approvals.awaiting import AWAITING
-from connector.errors import InvalidRequest, NotFound, PayloadTooLarge, field_problems
+from connector.errors import InvalidRequest, PayloadTooLarge, field_problems
 from connector.outbound.agencies import Agency
 from connector.outbound.fanout import CheckOutcome, FanOut, PeerOutcome
 from connector.outbound.national import NationalResult
@@ -45,6 +45,7 @@ from connector.protocol import (
 )
 from connector.records.fingerprints.extraction import MAX_IMAGE_CHARS, Mindtct
 from connector.records.store import RecordStore
+from connector.server.events import EventStream
 from connector.server.gate import AgencyGate
 from connector.vocabulary import Category, Purpose
 
@@ -52,8 +53,6 @@ log = structlog.get_logger(__name__)
 
 MAX_BODY = 64 * 1024 + MAX_IMAGE_CHARS
 """64 KiB of checks, and room for one fingerprint image (base64)."""
-NDJSON = "application/x-ndjson"
-SSE = "text/event-stream"
 
 
 # --- the request body, parsed once here -------------------------------------------------------
@@ -144,6 +143,11 @@ class LocalChecks:
     default_deadline_ms: int
     # Extracts a subject's fingerprint image before anything is sent.
     mindtct: Mindtct = field(default_factory=Mindtct)
+    # A release stream's keep-alive and its longest life (`approvals.stream_heartbeat_s`,
+    # `approvals.stream_max_s`); `closing` ends every stream when the node stops.
+    heartbeat_s: float = 15.0
+    stream_max_s: float = 3_600.0
+    closing: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 LOCAL_CHECKS = web.AppKey("local_checks", LocalChecks)
@@ -307,21 +311,8 @@ async def post_checks(request: web.Request) -> web.Response:
 async def post_checks_stream(request: web.Request) -> web.StreamResponse:
     a = await _prepare(request)
     p = a.check
-    sse = SSE in request.headers.get("Accept", "")
-    response = web.StreamResponse(
-        headers={"Content-Type": SSE if sse else NDJSON, "Cache-Control": "no-store"}
-    )
-    await response.prepare(request)
-
-    async def send(event: str, data: dict[str, Any]) -> None:
-        if sse:
-            await response.write(
-                b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
-            )
-        else:
-            await response.write(orjson.dumps({"event": event, **data}) + b"\n")
-
-    await send(
+    stream = await EventStream.open(request)
+    await stream.send(
         "accepted",
         {
             "id": p.id,
@@ -335,7 +326,7 @@ async def post_checks_stream(request: web.Request) -> web.StreamResponse:
             ],
         },
     )
-    await send(
+    await stream.send(
         "national",
         {
             "results": [
@@ -347,7 +338,7 @@ async def post_checks_stream(request: web.Request) -> web.StreamResponse:
     outcomes = []
     async for o in _outcomes(request, a):
         outcomes.append(o)
-        await send(
+        await stream.send(
             "peer",
             {
                 **_peer_json(o),
@@ -358,12 +349,15 @@ async def post_checks_stream(request: web.Request) -> web.StreamResponse:
             },
         )
     _log_done(a, outcomes)
-    await send(
-        "done",
-        {"complete": all(o.status != "timeout" for o in outcomes), "elapsed_ms": _elapsed_ms(a)},
-    )
-    await response.write_eof()
-    return response
+    done: dict[str, Any] = {
+        "complete": all(o.status != "timeout" for o in outcomes),
+        "elapsed_ms": _elapsed_ms(a),
+    }
+    if any(c.approval is not None for o in outcomes for c in o.checks):
+        # Where the releases the peers hold for their operators will show (release_stream).
+        done["releases"] = f"/local/v1/checks/{p.id}/stream"
+    await stream.send("done", done)
+    return await stream.close()
 
 
 @cache
@@ -380,27 +374,8 @@ async def get_openapi(request: web.Request) -> web.Response:
     return web.Response(body=openapi_document(), content_type="application/json")
 
 
-async def get_check(request: web.Request) -> web.Response:
-    """What became of a check's answers that waited for a peer's operator: each release,
-    pending or as fetched (docs/local-api.md). Only the agency that asked sees it; any
-    other, or an id with nothing awaited, gets the same 404."""
-    agency = request.app[LOCAL_CHECKS].agencies.authenticate(request)
-    check_id = request.match_info["id"]
-    releases = [a for a in request.app[AWAITING].for_request(check_id) if a.agency == agency.id]
-    if not releases:
-        raise NotFound("no check by that id awaits or received a release for this agency")
-    doc = {
-        "id": check_id,
-        "agency": agency.id,
-        "complete": all(a.state != "pending" for a in releases),
-        "releases": [a.to_json() for a in releases],
-    }
-    return web.Response(body=orjson.dumps(doc), content_type="application/json")
-
-
 def add_routes(app: web.Application) -> None:
     """The routes; their LocalChecks goes into app[LOCAL_CHECKS] before the app serves."""
     app.router.add_post("/local/v1/checks", post_checks)
-    app.router.add_get("/local/v1/checks/{id}", get_check)
     app.router.add_post("/local/v1/checks/stream", post_checks_stream)
     app.router.add_get("/local/v1/openapi.json", get_openapi)

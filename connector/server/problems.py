@@ -92,6 +92,8 @@ def problem_middleware(rejections: RejectionLog) -> Middleware:
         try:
             return await handler(request)
         except ConnectorError as exc:
+            if not exc.refusal:
+                return problem_response(exc, request.path)
             return refuse(request, exc)
         except web.HTTPException as exc:
             if exc.status < 400:

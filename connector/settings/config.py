@@ -169,6 +169,11 @@ class Approvals(_Model):
     # How often, as a querier, it asks a peer for a release still pending (protocol §15.2);
     # the peer's `retry_after` may make it wait longer.
     poll_interval_s: Annotated[float, Field(ge=1, le=3_600)] = 15.0
+    # An agency's release stream (`GET /local/v1/checks/{id}/stream`, local-api.md): a
+    # heartbeat this often while nothing happens, and closed after this long at most (the
+    # agency asks again), so no connection is held for an approval's 48 hours.
+    stream_heartbeat_s: Annotated[float, Field(ge=1, le=300)] = 15.0
+    stream_max_s: Annotated[float, Field(ge=1, le=86_400)] = 3_600.0
     # Agency id → a notification channel (a webhook the agency receives, usually): told
     # when a release its check waited for has come (docs/local-api.md).
     agency_channels: dict[

@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import closing
 from dataclasses import replace
 from importlib import resources
 from pathlib import Path
@@ -20,151 +18,27 @@ import orjson
 import pytest
 import yaml
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from support.approvals import HELD, MISSING, OPERATOR, REF, Net, configure, two_nodes
 from support.databases import DatabaseUrl
 from support.openapi import schema
 from support.processes import audit_entries, cli
 
-from connector.approvals.service import APPROVALS, Approvals, decision_jti
+from connector.approvals.service import Approvals, decision_jti
 from connector.demo import DemoNode, network
-from connector.enquiries.log import EnquiryLog
 from connector.errors import ApprovalDecided, PeerRejected
 from connector.node.node import Node
 from connector.node.service import Service
-from connector.notify.outbox import Outbox
 from connector.notify.render import notice_text
-from connector.outbound.agencies import add_agency
 from connector.outbound.request import Request
 from connector.peers.client import PeerClient, peer_session
 from connector.peers.trust import TrustStore, save_trust_store
 from connector.protocol import Check, digest, sign_release_request
 from connector.settings.config import load_settings
-from connector.trail.entry import TRAIL_FILE, Actor
+from connector.trail.entry import TRAIL_FILE
 from connector.vocabulary import AgencyKind, Category, Purpose
 
-DE_POLICY = """\
-inbound:
-  - name: documents once approved
-    from: [FR]
-    categories: [travel_documents]
-    answer: full
-    redact: [remarks]
-    release: approval
-    approval_expires: {expires}
-    channels: [duty-desk]
-outbound:
-  - agency: "*"
-    categories: [travel_documents]
-    to: "*"
-"""
-OTHERS_POLICY = """\
-outbound:
-  - agency: "*"
-    categories: [travel_documents]
-    to: "*"
-"""
-HELD = {"number": "DE1234567", "country": "DE"}  # DE-TD-26-0117 in DE's sample records
-REF = "DE:travel_documents:DE-TD-26-0117"
-MISSING = {"number": "DE9999999", "country": "DE"}
-OPERATOR = Actor(kind="console", name="alice")
-
-
-def configure(expires: str) -> Callable[[str, Path], None]:
-    def configure_node(node_id: str, directory: Path) -> None:
-        policy = DE_POLICY.format(expires=expires) if node_id == "DE" else OTHERS_POLICY
-        (directory / "policies" / "10-demo.yaml").write_text(policy)
-        config = directory / "connector.yaml"
-        config.write_text(
-            config.read_text()
-            + "notifications:\n  channels:\n    duty-desk:\n      type: log\n"
-            + "approvals:\n  check_interval_s: 1\n  poll_interval_s: 1\n"
-            # The border police are told through the duty desk's channel when a release
-            # their check waited for has come.
-            + "  agency_channels:\n    border-police: duty-desk\n"
-        )
-
-    return configure_node
-
-
-class Net:
-    def __init__(
-        self, root: Path, nodes: dict[str, DemoNode], session: aiohttp.ClientSession
-    ) -> None:
-        self.root = root
-        self.nodes = nodes
-        self.session = session
-        fr = nodes["FR"].node.settings
-        self.token = add_agency(
-            fr.state_path(fr.federation.agencies_file), "border-police", AgencyKind.BORDER, now=0
-        )[1]
-
-    def config(self, node: str) -> Path:
-        return self.root / node / "connector.yaml"
-
-    def local(self, node: str) -> str:
-        return f"http://127.0.0.1:{self.nodes[node].service.local_port}"
-
-    @property
-    def approvals(self) -> Approvals:
-        return self.nodes["DE"].service.peer_app[APPROVALS]
-
-    @property
-    def auth(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
-
-    async def check(self, criteria: dict[str, str]) -> dict[str, Any]:
-        """The border police's check at DE through FR's local API."""
-        body = {
-            "purpose": "border_control",
-            "sub": "4711",
-            "checks": [{"id": "doc", "category": "travel_documents", "criteria": criteria}],
-            "peers": ["DE"],
-            "deadline_ms": 5000,
-        }
-        async with self.session.post(
-            self.local("FR") + "/local/v1/checks", json=body, headers=self.auth
-        ) as resp:
-            assert resp.status == 200, await resp.text()
-            doc: dict[str, Any] = await resp.json()
-            return doc
-
-    async def released(self, check_id: str) -> tuple[int, dict[str, Any]]:
-        async with self.session.get(
-            self.local("FR") + f"/local/v1/checks/{check_id}", headers=self.auth
-        ) as resp:
-            return resp.status, await resp.json()
-
-    async def until_complete(self, check_id: str, seconds: float = 15) -> dict[str, Any]:
-        """The check once every release is in; FR's releases job asks every second."""
-        for _ in range(int(seconds * 10)):
-            status, doc = await self.released(check_id)
-            assert status == 200, doc
-            if doc["complete"]:
-                return doc
-            await asyncio.sleep(0.1)
-        raise AssertionError(f"check {check_id} never completed: {doc}")
-
-    def rows(self, node: str) -> list[Any]:
-        with closing(EnquiryLog.open(self.nodes[node].node.settings.enquiries_url)) as log:
-            return [r.entry for r in log.list()]
-
-    def outbox(self, node: str) -> list[Any]:
-        with closing(Outbox.open(self.nodes[node].node.settings.enquiries_url)) as box:
-            return box.list()
-
-
-def _net(expires: str) -> Callable[[Path], AsyncIterator[Net]]:
-    async def fixture(tmp_path: Path) -> AsyncIterator[Net]:
-        async with (
-            network(tmp_path, ["FR", "DE", "GB"], configure(expires)) as nodes,
-            aiohttp.ClientSession() as session,
-        ):
-            yield Net(tmp_path, nodes, session)
-
-    return fixture
-
-
-net = pytest.fixture(_net("1h"))
-quick = pytest.fixture(_net("2s"))
+net = pytest.fixture(two_nodes("1h"))
+quick = pytest.fixture(two_nodes("2s"))
 
 
 async def test_a_hit_waits_for_an_operator_then_reaches_the_agency(net: Net) -> None:

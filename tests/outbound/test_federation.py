@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,7 +13,7 @@ import aiohttp
 import orjson
 import pytest
 from aiohttp import web
-from support.docs import example
+from support.docs import abridged, example, keys_shown
 from support.openapi import schema
 
 from connector.crypto.jws import Signer, SigningKey
@@ -460,28 +459,6 @@ async def test_a_fan_out_shares_a_few_commits(
             assert {p["log_id"] for p in doc["peers"]} == {e.id for e in fed.out_rows()}
 
 
-def _abridged(text: str) -> Any:
-    """A doc's abridged JSON (`{…}`, `[…]`, `, …` for what is left out) as JSON."""
-    text = re.sub(r"\{…\}", "{}", text)
-    text = re.sub(r"\[…\]", "[]", text)
-    text = re.sub(r",\s*…\s*,", ",", text)
-    return orjson.loads(re.sub(r",\s*…\s*(?=[\]}])", "", text))
-
-
-def _keys_shown(shown: Any, real: Any, where: str) -> None:
-    """Every member the doc shows is one the real document has, all the way down."""
-    if isinstance(shown, dict):
-        assert isinstance(real, dict), where
-        assert set(shown) <= set(real), (where, set(shown) - set(real))
-        for key, value in shown.items():
-            _keys_shown(value, real[key], f"{where}.{key}")
-    elif isinstance(shown, list) and shown and isinstance(shown[0], dict):
-        assert isinstance(real, list), where
-        members = {k for item in real for k in item}
-        for item in shown:
-            assert set(item) <= members, (where, set(item) - members)
-
-
 async def test_the_documented_request_and_answers_are_what_the_api_gives(fed: Fed) -> None:
     """docs/local-api.md's request, sent as it is; its response and stream, abridged there,
     show only members the real ones have, events in the real order."""
@@ -490,7 +467,7 @@ async def test_the_documented_request_and_answers_are_what_the_api_gives(fed: Fe
     token = fed.add("border-police", AgencyKind.BORDER)
     status, doc = await fed.post(body, token)
     assert status == 200, doc
-    _keys_shown(_abridged(example("local-api.md", "checks-response")), doc, "response")
+    keys_shown(abridged(example("local-api.md", "checks-response")), doc, "response")
     assert [c["id"] for c in doc["checks"]] == [
         "document",
         "wanted_person",
@@ -500,7 +477,7 @@ async def test_the_documented_request_and_answers_are_what_the_api_gives(fed: Fe
     status, events = await fed.post(body, token, path="/checks/stream")
     assert status == 200
     shown = [
-        _abridged(line)
+        abridged(line)
         for line in example("local-api.md", "checks-stream").splitlines()
         if line != "…"
     ]
@@ -509,4 +486,4 @@ async def test_the_documented_request_and_answers_are_what_the_api_gives(fed: Fe
     assert [e["event"] for e in events][:2] == ["accepted", "national"]
     assert events[-1]["event"] == "done"
     for event in shown:
-        _keys_shown(event, real[event["event"]], event["event"])
+        keys_shown(event, real[event["event"]], event["event"])

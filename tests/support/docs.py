@@ -5,6 +5,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import orjson
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
@@ -84,3 +87,25 @@ def assert_shows(doc: str, name: str, real: str) -> None:
             f"docs/{doc} example {name!r} shows a line no real run gives:\n{line}\n"
             f"real output:\n{real}"
         )
+
+
+def abridged(text: str) -> Any:
+    """A doc's abridged JSON (`{…}`, `[…]`, `, …` for what is left out) as JSON."""
+    text = re.sub(r"\{…\}", "{}", text)
+    text = re.sub(r"\[…\]", "[]", text)
+    text = re.sub(r",\s*…\s*,", ",", text)
+    return orjson.loads(re.sub(r",\s*…\s*(?=[\]}])", "", text))
+
+
+def keys_shown(shown: Any, real: Any, where: str) -> None:
+    """Every member the doc shows is one the real document has, all the way down."""
+    if isinstance(shown, dict):
+        assert isinstance(real, dict), where
+        assert set(shown) <= set(real), (where, set(shown) - set(real))
+        for key, value in shown.items():
+            keys_shown(value, real[key], f"{where}.{key}")
+    elif isinstance(shown, list) and shown and isinstance(shown[0], dict):
+        assert isinstance(real, list), where
+        members = {k for item in real for k in item}
+        for item in shown:
+            assert set(item) <= members, (where, set(item) - members)
