@@ -393,8 +393,13 @@ class Answerer:
         try:
             return parse_criteria(check.category, check.criteria)
         except InvalidCriteria as exc:
+            # The member as the peer spelled it: a v1 peer sent `number`, not `document_number`.
+            field = exc.field
+            if field not in check.criteria:
+                spelled = (n for n in check.criteria if current_name(check.category, n) == field)
+                field = next(spelled, field)
             raise InvalidCriteria(
-                exc.detail, field=f"checks.{index}.criteria.{exc.field}", check=check.id
+                exc.detail, field=f"checks.{index}.criteria.{field}", check=check.id
             ) from exc
 
     async def _decide(
