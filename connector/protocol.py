@@ -628,7 +628,14 @@ def open_released(
         raise BadAnswer("the released answer's results do not match our checks one for one")
     if any(r.approval is not None for r in answer.results):
         raise BadAnswer("a released answer has no result still pending")
-    return answer
+    # The querier keeps no category per check here; a hit's ref names it (§7.3).
+    categories = {
+        r.check: Category(category)
+        for r in answer.results
+        for h in r.hits[:1]
+        if (category := h.ref.split(":", 2)[1]) in _CATEGORY_NAMES
+    }
+    return _records_in_current_names(answer, categories)
 
 
 _Claims = TypeVar("_Claims", bound=BaseModel)
@@ -705,6 +712,9 @@ def open_answer_pinned(
     return _records_in_current_names(answer, {c.id: c.category for c in query.checks})
 
 
+_CATEGORY_NAMES = frozenset(c.value for c in Category)
+
+
 def _records_in_current_names(
     answer: AnswerClaims, categories: Mapping[str, Category]
 ) -> AnswerClaims:
@@ -713,7 +723,10 @@ def _records_in_current_names(
     node knows only today's. The same object when no name is old, as is usual."""
     results: list[ResultClaims] = []
     for r in answer.results:
-        category = categories[r.check]
+        category = categories.get(r.check)
+        if category is None:
+            results.append(r)
+            continue
         hits = [_hit_in_current_names(category, h) for h in r.hits]
         unused = [current_name(category, name) for name in r.unused_criteria]
         if unused == r.unused_criteria and all(

@@ -28,7 +28,9 @@ from connector.protocol import (
     digest,
     make_query,
     new_jti,
+    open_released,
     sign_query,
+    sign_released,
 )
 from connector.records.criteria import parse_criteria
 from connector.vocabulary import (
@@ -316,3 +318,79 @@ async def test_a_peer_of_either_era_answers_and_is_read_by_todays_names(
     text = orjson.dumps(answered).decode()
     assert f'"document_number":"{nl.number}"' in text
     assert '"number"' not in text
+
+
+@pytest.mark.parametrize(("number", "field"), [("number", "number"), ("document_number", None)])
+async def test_a_refusal_names_the_criterion_as_the_peer_spelled_it(
+    pair: dict[str, DemoNode], session: aiohttp.ClientSession, number: str, field: str | None
+) -> None:
+    de, fr = pair["DE"], pair["FR"].node
+    now = int(time.time())
+    claims = {
+        "iss": "FR",
+        "aud": "DE",
+        "iat": now,
+        "exp": now + 60,
+        "jti": new_jti(),
+        "sub": "ncb/1",
+        "agency_kind": "ncb",
+        "purpose": "border_control",
+        "checks": [{"id": "a", "category": "travel_documents", "criteria": {number: "DE#1"}}],
+    }
+    token = fr.signer.sign_compact(orjson.dumps(claims), typ=TYP_QUERY)
+    async with session.post(
+        f"https://127.0.0.1:{de.service.peer_port}/v1/query",
+        data=token,
+        headers={"Content-Type": "application/jose"},
+        ssl=aiohttp.Fingerprint(fingerprint_bytes(de.node.tls_fingerprint)),
+    ) as resp:
+        problem = await resp.json(content_type=None)
+    assert resp.status == 422
+    assert problem["code"] == "invalid_criteria"
+    assert problem["field"] == f"checks.0.criteria.{field or number}"
+
+
+def test_a_released_answer_is_read_by_todays_names() -> None:
+    de = Signer(SigningKey.generate())
+    v1_hit = {"ref": "DE:travel_documents:DE-TD-26-0117", "score": 1.0}
+    results = [
+        {
+            "check": "a",
+            "status": "hit",
+            "level": "full",
+            "hits": [{**v1_hit, "record": {"number": "DE1234567", "country": "DE"}}],
+        },
+        {
+            "check": "b",
+            "status": "hit",
+            "level": "summary",
+            "hits": [{"ref": "DE:wanted_persons:r1", "score": 0.9, "record": {"last_name": "Doe"}}],
+        },
+    ]
+    now = time.time()
+    token = sign_released(
+        signer=de,
+        iss="DE",
+        aud="FR",
+        in_reply_to="q" * 22,
+        query_digest="d" * 43,
+        enquiry="01JDE0000000000000000000AB",
+        approval="ap1",
+        status="approved",
+        results=results,
+        now=now,
+    )
+    answer = open_released(
+        token,
+        keys=(de.public,),
+        peer="DE",
+        me="FR",
+        query_jti="q" * 22,
+        query_digest="d" * 43,
+        check_ids=("a", "b"),
+        approval="ap1",
+        now=now,
+    )
+    first, second = answer.results
+    assert first.hits[0].record == {"document_number": "DE1234567", "document_country": "DE"}
+    assert second.hits[0].record == {"last_name": "Doe"}
