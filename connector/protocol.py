@@ -38,7 +38,15 @@ from connector.errors import (
     WrongType,
     field_problems,
 )
-from connector.vocabulary import AgencyKind, AnswerLevel, Category, Purpose
+from connector.vocabulary import (
+    AgencyKind,
+    AnswerLevel,
+    Category,
+    Purpose,
+    current_name,
+    current_names,
+    wire_criteria,
+)
 
 PROTOCOL_VERSION = 1
 MAX_TOKEN_BYTES = 64 * 1024
@@ -306,8 +314,14 @@ class Query:
 
 
 def checks_claims(checks: tuple[Check, ...]) -> list[dict[str, Any]]:
+    """The `checks` claim, criteria under their v1 names: a v1 responder refuses others."""
     return [
-        {"id": c.id, "category": c.category.value, "criteria": dict(c.criteria), "limit": c.limit}
+        {
+            "id": c.id,
+            "category": c.category.value,
+            "criteria": dict(wire_criteria(c.category, c.criteria)),
+            "limit": c.limit,
+        }
         for c in checks
     ]
 
@@ -637,7 +651,14 @@ def open_released(
         raise BadAnswer("the released answer's results do not match our checks one for one")
     if any(r.approval is not None for r in answer.results):
         raise BadAnswer("a released answer has no result still pending")
-    return answer
+    # The querier keeps no category per check here; a hit's ref names it (§7.3).
+    categories = {
+        r.check: Category(category)
+        for r in answer.results
+        for h in r.hits[:1]
+        if (category := h.ref.split(":", 2)[1]) in _CATEGORY_NAMES
+    }
+    return _records_in_current_names(answer, categories)
 
 
 _Claims = TypeVar("_Claims", bound=BaseModel)
@@ -711,7 +732,40 @@ def open_answer_pinned(
         raise BadAnswer("the answer's iat is outside the window")
     if sorted(r.check for r in answer.results) != sorted(c.id for c in query.checks):
         raise BadAnswer("the answer's results do not match our checks one for one")
-    return answer
+    return _records_in_current_names(answer, {c.id: c.category for c in query.checks})
+
+
+_CATEGORY_NAMES = frozenset(c.value for c in Category)
+
+
+def _records_in_current_names(
+    answer: AnswerClaims, categories: Mapping[str, Category]
+) -> AnswerClaims:
+    """The answer with every hit's record and unused criterion under today's names: a v1
+    peer sends the first names (`number`), a newer one may send today's; the rest of the
+    node knows only today's. The same object when no name is old, as is usual."""
+    results: list[ResultClaims] = []
+    for r in answer.results:
+        category = categories.get(r.check)
+        if category is None:
+            results.append(r)
+            continue
+        hits = [_hit_in_current_names(category, h) for h in r.hits]
+        unused = [current_name(category, name) for name in r.unused_criteria]
+        if unused == r.unused_criteria and all(
+            new is old for new, old in zip(hits, r.hits, strict=True)
+        ):
+            results.append(r)
+        else:
+            results.append(r.model_copy(update={"hits": hits, "unused_criteria": unused}))
+    if all(new is old for new, old in zip(results, answer.results, strict=True)):
+        return answer
+    return answer.model_copy(update={"results": results})
+
+
+def _hit_in_current_names(category: Category, hit: HitClaims) -> HitClaims:
+    record = current_names(category, hit.record)
+    return hit if record is hit.record else hit.model_copy(update={"record": dict(record)})
 
 
 def sign_identity(

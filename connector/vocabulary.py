@@ -162,3 +162,38 @@ def current_names(category: Category, given: Mapping[str, V]) -> Mapping[str, V]
 def current_name(category: Category, name: str) -> str:
     """A field's name today, for one name written with its old spelling (policies)."""
     return OLD_SPELLINGS.get(category, {}).get(name, name)
+
+
+# Wire protocol v1 (docs/protocol.md §6, §7.4, §11) keeps the names its first peers know:
+# queries are closed, so a v1 responder refuses a criterion it does not know, and a v1
+# querier reads a record's members by their first names. Today's name → the v1 name, for
+# what a requester sends and what a responder puts in an answer's records; a responder
+# also reads today's names in criteria, and a querier reads either in records (current_names).
+WIRE_V1_CRITERIA: dict[Category, dict[str, str]] = {
+    Category.TRAVEL_DOCUMENTS: {DOCUMENT_NUMBER: "number", DOCUMENT_COUNTRY: "country"},
+    Category.VEHICLES: {PLATE_COUNTRY: "country"},
+}
+_PERSON_RECORD = {DOCUMENT_NUMBER: "document_numbers"}
+WIRE_V1_RECORD: dict[Category, dict[str, str]] = {
+    Category.TRAVEL_DOCUMENTS: {DOCUMENT_NUMBER: "number", DOCUMENT_COUNTRY: "country"},
+    Category.WANTED_PERSONS: _PERSON_RECORD,
+    Category.TERRORISM_SUSPECTS: _PERSON_RECORD,
+}
+
+
+def _renamed(names: Mapping[str, str] | None, given: Mapping[str, V]) -> Mapping[str, V]:
+    # The same object back when nothing is renamed: on the answering path most checks'
+    # categories have no v1 name, and then this costs one dictionary lookup.
+    if not names or not any(name in given for name in names):
+        return given
+    return {names.get(name, name): value for name, value in given.items()}
+
+
+def wire_criteria(category: Category, criteria: Mapping[str, V]) -> Mapping[str, V]:
+    """A check's criteria under the names wire v1 gives them, as a requester sends them."""
+    return _renamed(WIRE_V1_CRITERIA.get(category), criteria)
+
+
+def wire_record(category: Category, record: Mapping[str, V]) -> Mapping[str, V]:
+    """A record's fields under the names wire v1 gives them, as a responder answers them."""
+    return _renamed(WIRE_V1_RECORD.get(category), record)

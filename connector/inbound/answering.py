@@ -45,7 +45,7 @@ from connector.records.criteria import parse_criteria
 from connector.records.kinds.base import Kind, Match, make_ref
 from connector.records.store import RecordStore
 from connector.settings.config import Matching, RefChecks
-from connector.vocabulary import AnswerLevel, Category
+from connector.vocabulary import AnswerLevel, Category, current_name, wire_record
 
 log = structlog.get_logger(__name__)
 
@@ -407,8 +407,13 @@ class Answerer:
         try:
             return parse_criteria(check.category, check.criteria)
         except InvalidCriteria as exc:
+            # The member as the peer spelled it: a v1 peer sent `number`, not `document_number`.
+            field = exc.field
+            if field not in check.criteria:
+                spelled = (n for n in check.criteria if current_name(check.category, n) == field)
+                field = next(spelled, field)
             raise InvalidCriteria(
-                exc.detail, field=f"checks.{index}.criteria.{exc.field}", check=check.id
+                exc.detail, field=f"checks.{index}.criteria.{field}", check=check.id
             ) from exc
 
     async def _decide(
@@ -456,7 +461,12 @@ class Answerer:
             kind = self.store.kind(check.category)
             if kind is not None:
                 searched = kind.restrict(criteria, decision.searched)
-            unused = tuple(name for name in check.criteria if name in decision.unused)
+            # Named as the peer spelled them (a v1 peer's `number` is our `document_number`).
+            unused = tuple(
+                name
+                for name in check.criteria
+                if current_name(check.category, name) in decision.unused
+            )
         suspected = None
         if decision.hides and searched is not None and policy.probing.enabled:
             seen = self._observe(query.iss, check, searched, policy, now)
@@ -513,7 +523,7 @@ class Answerer:
             Hit(
                 ref=make_ref(self.node, check.category, m.record.id),
                 score=_visible_score(m.score, m.reasons, decision.level, hidden),
-                record=_visible(m.record.fields, decision),
+                record=wire_record(check.category, _visible(m.record.fields, decision)),
                 # Why a fuzzy match scored as it did is part of the record's detail: shown
                 # from `summary` on, never at `hit`.
                 reasons=_visible_reasons(m.reasons, decision.level, hidden),

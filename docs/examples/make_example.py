@@ -58,6 +58,11 @@ DE_RECORD_ROW: dict[str, Any] = {
 }
 
 
+# Wire v1 names a travel document's number and country as its first peers did (§6.1, §7.4);
+# written out here, not taken from the connector, so that the example checks the code.
+V1_RECORD_NAMES = {"document_number": "number", "document_country": "country"}
+
+
 def b64url(data: bytes) -> str:
     """RFC 4648 §5 base64url without padding (RFC 7515 §2)."""
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
@@ -184,8 +189,8 @@ def build() -> Example:
                 "id": "a",
                 "category": "travel_documents",
                 "criteria": {
-                    "document_number": "de 123-4567",
-                    "document_country": "DE",
+                    "number": "de 123-4567",
+                    "country": "DE",
                     "document_type": "P",
                 },
                 "limit": 10,
@@ -226,7 +231,11 @@ def build() -> Example:
                     {
                         "ref": make_ref("DE", Category.TRAVEL_DOCUMENTS, record.id),
                         "score": 1.0,
-                        "record": {k: v for k, v in record.fields.items() if k in full},
+                        "record": {
+                            V1_RECORD_NAMES.get(k, k): v
+                            for k, v in record.fields.items()
+                            if k in full
+                        },
                     }
                 ],
             },
@@ -330,7 +339,7 @@ def _level_table(ex: Example) -> list[str]:
     out = ["| level | `record` in the hit |", "|---|---|"]
     for level in (AnswerLevel.HIT, AnswerLevel.SUMMARY, AnswerLevel.FULL):
         shown = spec.visible_fields(level)
-        record = {k: v for k, v in ex.record_fields.items() if k in shown}
+        record = {V1_RECORD_NAMES.get(k, k): v for k, v in ex.record_fields.items() if k in shown}
         out.append(f"| `{level.value}` | `{compact_json(record).decode('utf-8')}` |")
     return [*out, ""]
 

@@ -19,7 +19,7 @@ from connector.outbound.subject import Subject, subject_checks, subject_fields
 from connector.records.categories import CATEGORIES
 from connector.records.ftm import FTM_SCHEMATA, ftm_to_row
 from connector.records.kinds.registry import KINDS
-from connector.vocabulary import OLD_SPELLINGS, Category
+from connector.vocabulary import OLD_SPELLINGS, Category, wire_criteria, wire_record
 
 BEGIN = "<!-- BEGIN GENERATED VOCABULARY (python docs/examples/make_vocabulary.py --write) -->"
 END = "<!-- END GENERATED VOCABULARY -->"
@@ -136,6 +136,17 @@ def _code(names: list[str] | tuple[str, ...] | frozenset[str]) -> str:
     return ", ".join(f"`{n}`" for n in names)
 
 
+def _wire(category: Category, name: str, *, criterion: bool, field: bool) -> str:
+    """The name on the wire (protocol.md §6, §7.4), as the codec gives it: a criterion's in
+    a query, a record field's in an answer's record; both when they differ."""
+    as_criterion = next(iter(wire_criteria(category, {name: None}))) if criterion else None
+    as_field = next(iter(wire_record(category, {name: None}))) if field else None
+    if as_criterion and as_field and as_criterion != as_field:
+        return f"criterion `{as_criterion}`, record `{as_field}`"
+    wire = as_criterion or as_field
+    return f"`{wire}`" if wire else ""
+
+
 def _category_table(category: Category) -> list[str]:
     kind = KINDS[category]
     spec = CATEGORIES[category]
@@ -151,8 +162,8 @@ def _category_table(category: Category) -> list[str]:
         f"### `{category.value}`",
         "",
         "| name | import row | criterion | record field | `summary` | `search:` | FtM "
-        "| old spelling |",
-        "|---|---|---|---|---|---|---|---|",
+        "| old spelling | wire v1 |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name in names:
         cells = [
@@ -164,6 +175,7 @@ def _category_table(category: Category) -> list[str]:
             "✓" if name in searchable else "",
             _code(ftm.get(name, [])),
             f"`{old[name]}`" if name in old else "",
+            _wire(category, name, criterion=name in criteria, field=name in spec.fields),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return [*lines, ""]
