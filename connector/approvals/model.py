@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from connector.enquiries.entry import utc_iso
 from connector.trail.entry import Actor
-from connector.vocabulary import AnswerLevel, Category
+from connector.vocabulary import AnswerLevel, Category, current_names
 
 State = Literal["pending", "approved", "denied", "expired"]
 Verdict = Literal["approved", "denied", "expired"]
@@ -34,6 +34,27 @@ class HeldCheck:
     @property
     def refs(self) -> tuple[str, ...]:
         return tuple(str(h["ref"]) for h in self.hits)
+
+    # Held as they leave (the wire's v1 names, protocol.md §6.1, §7.4); an operator reads
+    # them by the names every other surface uses.
+    @property
+    def shown_criteria(self) -> Mapping[str, Any]:
+        return current_names(self.category, self.criteria)
+
+    @property
+    def shown_hits(self) -> tuple[Mapping[str, Any], ...]:
+        return tuple(
+            {**h, "record": current_names(self.category, h["record"])} if h.get("record") else h
+            for h in self.hits
+        )
+
+    def shown(self) -> dict[str, Any]:
+        """The check as `approvals show --json` and the console give it."""
+        return {
+            **self.to_json(),
+            "criteria": dict(self.shown_criteria),
+            "hits": [dict(h) for h in self.shown_hits],
+        }
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -119,7 +140,7 @@ class Approval:
             },
             "rules": list(self.rules),
             "policy_digest": self.policy_digest,
-            "held": [h.to_json() for h in self.held],
+            "held": [h.shown() for h in self.held],
             "created_at": utc_iso(self.created_at),
             "expires_at": utc_iso(self.expires_at),
             "decision": None

@@ -327,9 +327,9 @@ def approval_lines(a: Approval) -> list[str]:
             "",
             f"check {escape(h.check)}: {h.category.value}, rule {escape(h.rule)!r} releases "
             f"level {h.level.value}",
-            "  asked:  " + escape(shown(dict(h.criteria))),
+            "  asked:  " + escape(shown(dict(h.shown_criteria))),
         ]
-        for hit in h.hits:
+        for hit in h.shown_hits:
             lines.append(f"  record {escape(str(hit.get('ref')))}")
             record = hit.get("record") or {}
             width = max((len(k) for k in record), default=0)

@@ -15,6 +15,7 @@ import click
 from connector.cli import COMMANDS
 from connector.cli.common import OldSpelling
 from connector.cli.lazy import Lazy, LazyGroup
+from connector.demo import demo_print
 from connector.outbound.subject import Subject, subject_checks, subject_fields
 from connector.records.categories import CATEGORIES
 from connector.records.ftm import FTM_SCHEMATA, ftm_to_row
@@ -74,6 +75,7 @@ _SUBJECT = Subject(
     plate_country="FR",
     vin="1M8GDM9AXKP042788",
     dna_loci={"D8S1179": "13,14"},
+    fingerprint=demo_print(0),
 )
 
 

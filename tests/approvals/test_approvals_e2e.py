@@ -77,6 +77,11 @@ async def test_a_hit_waits_for_an_operator_then_reaches_the_agency(net: Net) -> 
     assert "remarks" not in held.hits[0]["record"]
     shown = await asyncio.to_thread(cli, "approvals", "show", waiting.id, config=net.config("DE"))
     assert "Jean Exemple" in shown.stdout
+    # Held as they leave (wire v1 names), shown by the names every other surface uses.
+    assert held.shown_criteria == {"document_number": "DE1234567", "document_country": "DE"}
+    assert {"number", "country"}.isdisjoint(held.shown_hits[0]["record"])
+    assert "document_number" in held.shown_hits[0]["record"]
+    assert "document_number" in shown.stdout
     assert "documents once approved" in shown.stdout
     later = Approvals(
         node="DE",
@@ -200,6 +205,7 @@ async def test_a_denied_release_says_so_and_reveals_nothing(net: Net) -> None:
     }
     assert shown["asked_by"].keys() == {"node", "sub", "agency_kind", "purpose", "case"}
     assert shown["held"][0].keys() == {"check", "category", "criteria", "rule", "level", "hits"}
+    assert shown["held"][0]["criteria"].keys() == {"document_number", "document_country"}
     assert shown["decision"].keys() == {"verdict", "at", "operator", "reason", "enquiry"}
     assert shown["decision"]["reason"] == "not our traveller"
     assert shown["decision"]["operator"] == {"kind": "console", "name": "alice"}

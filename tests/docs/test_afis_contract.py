@@ -3,11 +3,11 @@ shape of the one DE sends the stand-in, and the response shown becomes the hit d
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 import orjson
+from support import docs
 from support.afis import StandIn, afis
 
 from connector.demo import DEMO_FINGER, demo_print
@@ -21,10 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def example(name: str) -> Any:
-    text = (ROOT / "docs" / "records.md").read_text(encoding="utf-8")
-    found = re.search(rf"<!-- afis-contract: {name} -->\n```json\n(.*?)```", text, flags=re.S)
-    assert found is not None, name
-    return orjson.loads(found[1])
+    return orjson.loads(docs.example("records.md", name))
 
 
 def _shape(value: Any) -> Any:
@@ -46,7 +43,7 @@ async def test_the_request_shown_is_what_the_node_sends() -> None:
         assert await Afis(link=link, session=session).candidates(check, 10) == []
     (asked,) = stand_in.asked
     sent: Any = asked
-    shown = example("request")
+    shown = example("afis-request")
     assert _shape(sent) == _shape(shown)
     assert sent["templates"][0]["finger"] == shown["templates"][0]["finger"] == DEMO_FINGER
     assert sent["limit"] == shown["limit"]
@@ -55,7 +52,7 @@ async def test_the_request_shown_is_what_the_node_sends() -> None:
 async def test_the_response_shown_becomes_a_hit_for_an_examiner() -> None:
     from aiohttp import web
 
-    shown = example("response")
+    shown = example("afis-response")
 
     async def answer(request: web.Request) -> web.Response:
         return web.json_response(shown)

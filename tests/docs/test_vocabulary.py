@@ -50,17 +50,23 @@ def test_one_name_for_one_thing_on_every_surface() -> None:
         for criterion, compared in kind.compared.items():
             if len(compared) == 1:
                 (field,) = compared
-                named = criterion == field or field in criterion.split("_", 1)[-1]
+                # `finger` narrows a print's search by the record field of its name.
+                named = criterion in (field, *fields) or field in criterion.split("_", 1)[-1]
                 assert named or criterion.startswith(field + "_"), (category, criterion)
         row = getattr(kind, "row_model", None)
         if row is not None:
             assert fields <= set(row.model_fields) | {"loci"}, category
     becomes = mv._subject_criteria()
     for f in subject_fields():
-        criteria = {where.split(".", 1)[1] for where in becomes[f.name]}
-        if f.name not in ("dna_loci",):  # a subject holds a profile's loci beside a person's
+        criteria = {where.split(".", 1)[1] for where in becomes.get(f.name, [])}
+        # A subject holds a profile's loci and a print (its template, or an image extracted
+        # to one) beside a person's fields: named for what they are, not as the criterion.
+        if f.name == "fingerprint":
+            assert criteria == {"template"}, criteria
+        elif f.name not in ("dna_loci", "fingerprint_image"):
             assert criteria == {f.name}, (f.name, criteria)
-        assert f.option == "--" + f.name.replace("_", "-")
+        if f.option is not None:
+            assert f.option == "--" + f.name.replace("_", "-")
 
 
 def test_no_old_spelling_is_a_name_today() -> None:
