@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import threading
 from collections.abc import Callable, Iterator, Mapping, MutableSequence, Sequence
@@ -11,6 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import asyncpg
 import orjson
 import structlog
 from sqlalchemy import (
@@ -43,6 +45,7 @@ from connector.enquiries.entry import (
     row_values,
     vouched_for,
 )
+from connector.enquiries.pgpath import PgPath
 from connector.enquiries.schema import (
     disclosed_refs,
     enquiries,
@@ -131,6 +134,27 @@ def _insert_companions(conn: Connection, companions: Sequence[Companion]) -> Non
         conn.execute(insert(table), [dict(c.values) for c in rows])
 
 
+def _chained(
+    items: Sequence[_Item], seq: int, prev: str, owed: Sequence[Companion] = ()
+) -> tuple[list[dict[str, Any]], dict[tuple[str, str], float]]:
+    """The batch's rows chained on from row `seq` (hash `prev`), and the (peer, ref) each
+    inbound answer disclosed, with when it was first given. `owed`: sealed rows committed
+    without an enquiry row, which the batch's first row seals."""
+    rows = []
+    for e, own in items:
+        seq += 1
+        companions, owed = ([*owed, *own], []) if owed else (own, owed)
+        # Nothing to seal, nothing to do: most answers cause no notice.
+        sealed = _seals(companions) if companions else None
+        values = row_values(seq, e, prev, sealed)
+        values["hash"] = prev = row_hash(values)
+        if sealed is None:
+            values["sealed"] = None  # after hashing: NULL is left out of the hash
+        rows.append(values)
+    given = {(e.peer, ref): e.at for e, _ in items if e.direction == "in" for ref in e.hit_refs}
+    return rows, given
+
+
 @dataclass(slots=True)
 class _Pending:
     entry: Entry
@@ -165,8 +189,11 @@ class EnquiryLog:
         writer_thread: bool = False,
         metrics: Metrics | None = None,
         turns: TurnLock | None = None,
+        pg: PgPath | None = None,
     ) -> None:
         self.engine = engine
+        # A serving node's replay checks and commits on PostgreSQL, straight on asyncpg.
+        self._pg = pg
         # Several processes committing to one SQLite log take turns on this lock before
         # BEGIN IMMEDIATE: woken as soon as the other's commit ends, not after SQLite's
         # sleep between tries (docs/architecture.md §6). None: one process, no lock.
@@ -230,11 +257,12 @@ class EnquiryLog:
         processes of a node (on SQLite, their commits take turns on a lock file)."""
         try:
             engine = make_log_engine(url)
-            aengine = None
+            aengine = pg = None
             if serving and engine.dialect.name == "postgresql":
                 aengine = create_async_engine(
                     async_url(url), hide_parameters=True, pool_size=4, max_overflow=4
                 )
+                pg = PgPath(async_url(url), chain_lock=_PG_CHAIN_LOCK)
             log_ = cls(
                 engine,
                 commit_delay=commit_delay,
@@ -243,6 +271,7 @@ class EnquiryLog:
                 writer_thread=serving and engine.dialect.name == "sqlite",
                 metrics=metrics,
                 turns=_turn_lock(url) if shared and serving else None,
+                pg=pg,
             )
             ensure_log_schema(log_._conn, what=f"enquiry log {redacted(url)}")
         except SQLAlchemyError as exc:
@@ -269,6 +298,8 @@ class EnquiryLog:
             self._flush()
         while self._flushing:
             await asyncio.gather(*self._flushing, return_exceptions=True)
+        if self._pg is not None:
+            await self._pg.close()
         if self._async is not None:
             await self._async.dispose()
         self.close()
@@ -309,6 +340,8 @@ class EnquiryLog:
     async def seen(self, iss: str, jti: str) -> bool:
         if self._async is None or (iss, jti) in self._pending_keys:
             return self.seen_now(iss, jti)
+        if self._pg is not None:
+            return await self._pg.seen(iss, jti)
         async with self._async.connect() as conn:
             row = (await conn.execute(self._seen_stmt, {"iss": iss, "jti": jti})).first()
         return row is not None
@@ -480,7 +513,7 @@ class EnquiryLog:
         started = self._started()
         try:
             seqs = list(await self._write_async(items))
-        except IntegrityError:
+        except (IntegrityError, asyncpg.IntegrityConstraintViolationError):
             seqs = []
             for item in items:
                 try:
@@ -494,6 +527,10 @@ class EnquiryLog:
 
     async def _write_async(self, items: Sequence[_Item]) -> list[int]:
         assert self._async is not None
+        if self._pg is not None and not self._unsealed and not any(c for _, c in items):
+            # Plain enquiry rows (most commits): no companion table to write through
+            # SQLAlchemy, nothing owed a seal.
+            return await self._pg.append(functools.partial(_chained, items))
         async with self._async.begin() as conn:
             seqs = await conn.run_sync(self._append_rows, items)
         self._announce(items)
@@ -501,7 +538,8 @@ class EnquiryLog:
 
     async def _failure(self, entry: Entry, exc: Exception) -> BaseException:
         # Only the (iss, jti) key makes a replay; another conflict is a failure.
-        if isinstance(exc, IntegrityError) and await self.seen(entry.iss, entry.jti):
+        conflict = (IntegrityError, asyncpg.IntegrityConstraintViolationError)
+        if isinstance(exc, conflict) and await self.seen(entry.iss, entry.jti):
             return Replay("this jti was already used by this issuer", jti=entry.jti)
         log.error("enquiry_log_commit_failed", error=error_kind(exc), rows=1)
         return EnquiryLogError("the enquiry log could not be written")
@@ -601,20 +639,9 @@ class EnquiryLog:
         if conn.dialect.name == "postgresql":
             conn.execute(select(func.pg_advisory_xact_lock(_PG_CHAIN_LOCK)))
         head = conn.execute(self._head_stmt).first()
-        seq, prev = (head.seq, head.hash) if head else (0, GENESIS)
-        rows = []
         owed = self._take_unsealed() if self._unsealed else []
-        for e, own in items:
-            seq += 1
-            # The batch's first row also seals what committed since the last row.
-            companions, owed = ([*owed, *own], []) if owed else (own, owed)
-            # Nothing to seal, nothing to do: most answers cause no notice.
-            sealed = _seals(companions) if companions else None
-            values = row_values(seq, e, prev, sealed)
-            values["hash"] = prev = row_hash(values)
-            if sealed is None:
-                values["sealed"] = None  # after hashing: NULL is left out of the hash
-            rows.append(values)
+        seq, prev = (head.seq, head.hash) if head else (0, GENESIS)
+        rows, given = _chained(items, seq, prev, owed)
         if conn.dialect.name == "sqlite":
             # The statement as the driver takes it, rows as they are: a compiled insert()
             # processes every parameter of every row again (a fan-out commits hundreds).
@@ -622,7 +649,6 @@ class EnquiryLog:
         else:
             conn.execute(insert(enquiries), rows)
         _insert_companions(conn, [c for _, companions in items for c in companions])
-        given = {(e.peer, ref): e.at for e, _ in items if e.direction == "in" for ref in e.hit_refs}
         if given:
             stmt = (
                 pg_insert(disclosed_refs)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import pytest
 from support.databases import DatabaseUrl, run_sql
@@ -104,6 +105,37 @@ async def test_two_writers_share_one_chain(db: str) -> None:
         report = a.verify()
         assert report.ok
         assert report.rows == 21
+    finally:
+        await a.aclose()
+        await b.aclose()
+
+
+async def test_two_serving_processes_commit_one_chain_and_refuse_each_others_jti(
+    db: str,
+) -> None:
+    """Two nodes' worth of serving logs on one database, committing at once: one chain, the
+    refs each answer disclosed recorded once, and a jti one committed refused by the other."""
+    a, b = serving(db), serving(db)
+    try:
+        hits = [
+            dataclasses.replace(entry(i), hit_refs=(f"DE:travel_documents:R{i % 7}",))
+            for i in range(120)
+        ]
+        seqs = await asyncio.gather(*((a if i % 2 else b).append(e) for i, e in enumerate(hits)))
+        assert sorted(seqs) == list(range(1, 121))
+        assert a.stats.flushes + b.stats.flushes < 120 / 5  # rows share commits
+        assert await b.seen("FR", hits[1].jti)  # committed by a
+        with pytest.raises(Replay):
+            await b.append(dataclasses.replace(entry(500), jti=hits[1].jti))
+        with pytest.raises(Replay):
+            await a.append(dataclasses.replace(entry(501), jti=hits[0].jti))
+        assert not await a.seen("FR", "never-used-jti-00000000")
+        report = a.verify()
+        assert report.ok, report.problem
+        assert report.rows == 120
+        assert sorted(await a.disclosed("FR", [f"DE:travel_documents:R{n}" for n in range(9)])) == [
+            f"DE:travel_documents:R{n}" for n in range(7)
+        ]
     finally:
         await a.aclose()
         await b.aclose()
