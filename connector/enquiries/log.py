@@ -348,6 +348,8 @@ class EnquiryLog:
 
     async def disclosed(self, peer: str, refs: Sequence[str]) -> set[str]:
         """Which of these refs this peer has been given in an answer."""
+        if self._pg is not None:
+            return await self._pg.disclosed(peer, refs)
         q = select(disclosed_refs.c.ref).where(
             disclosed_refs.c.peer == peer, disclosed_refs.c.ref.in_(list(refs))
         )

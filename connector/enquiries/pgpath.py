@@ -4,7 +4,7 @@ straight through asyncpg, in as few round trips as the chain allows."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import asyncpg
@@ -16,6 +16,7 @@ from connector.storage.pgpool import open_pool
 
 _COLUMNS = [c.name for c in enquiries.columns]
 _SEEN = "SELECT 1 FROM enquiries WHERE iss = $1 AND jti = $2 LIMIT 1"
+_DISCLOSED_OF = "SELECT ref FROM disclosed_refs WHERE peer = $1 AND ref = ANY($2::text[])"
 _HEAD = "SELECT seq, hash FROM enquiries ORDER BY seq DESC LIMIT 1"
 _INSERT = (
     f"INSERT INTO enquiries ({', '.join(_COLUMNS)}) "
@@ -54,6 +55,11 @@ class PgPath:
         """One indexed read outside any transaction: no BEGIN, no ROLLBACK."""
         pool = await self._ready()
         return await pool.fetchval(_SEEN, iss, jti) is not None
+
+    async def disclosed(self, peer: str, refs: Sequence[str]) -> set[str]:
+        """Which of these refs this peer has been given: one read, no transaction."""
+        pool = await self._ready()
+        return {r["ref"] for r in await pool.fetch(_DISCLOSED_OF, peer, list(refs))}
 
     async def append(self, chain: Chain) -> list[int]:
         """The batch `chain` builds from the head, committed in one transaction; asyncpg's
