@@ -433,9 +433,15 @@ class EnquiryLog:
         batch, self._pending = self._pending, []
         if not batch:
             return
-        if self._async is not None or self._writer is not None:
-            flush = self._flush_async if self._async is not None else self._flush_threaded
-            self._track(asyncio.get_running_loop().create_task(flush(batch)))
+        if self._async is not None:
+            # One commit at a time per process, as the writer thread does on SQLite: rows
+            # that arrive meanwhile join the next commit instead of each queueing a commit
+            # of its own on the chain's lock.
+            self._committing = True
+            self._track(asyncio.get_running_loop().create_task(self._flush_async(batch)))
+            return
+        if self._writer is not None:
+            self._track(asyncio.get_running_loop().create_task(self._flush_threaded(batch)))
             return
         items = [(p.entry, p.companions) for p in batch]
         started = self._started()
@@ -525,7 +531,11 @@ class EnquiryLog:
         except Exception as exc:
             log.error("enquiry_log_commit_failed", error=error_kind(exc), rows=len(batch))
             seqs = [EnquiryLogError("the enquiry log could not be written")] * len(batch)
+        finally:
+            self._committing = False
         self._settle(batch, seqs, started)
+        if self._pending and self._flush_handle is None:
+            self._flush()  # what gathered while this commit ran
 
     async def _write_async(self, items: Sequence[_Item]) -> list[int]:
         assert self._async is not None
