@@ -60,6 +60,24 @@ async def test_rows_wait_their_window_and_the_last_one_commits_them_all(db: str)
         await log.aclose()
 
 
+async def test_rows_that_arrive_while_a_commit_runs_join_the_next_one(db: str) -> None:
+    """One commit at a time per process: rows never each queue a commit of their own behind
+    the one running (on PostgreSQL, on the chain's lock)."""
+    log = serving(db)
+    try:
+        first = asyncio.ensure_future(log.append(entry(0), within=0.0))
+        for _ in range(2):  # the flush runs, then its commit starts
+            await asyncio.sleep(0)
+        assert not first.done()  # committing: a round trip or an fsync away
+        rest = [asyncio.ensure_future(log.append(entry(i), within=0.0)) for i in range(1, 51)]
+        assert await first == 1
+        assert sorted(await asyncio.gather(*rest)) == list(range(2, 52))
+        assert log.stats.batch_sizes == [1, 50]
+        assert log.verify().ok
+    finally:
+        await log.aclose()
+
+
 def test_enquiry_ids_are_ulids() -> None:
     """48 bits of milliseconds then 80 random bits, in Crockford's base32: sortable by time."""
     alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
