@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import threading
 from collections.abc import Callable, Iterator, Mapping, MutableSequence, Sequence
@@ -11,6 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import asyncpg
 import orjson
 import structlog
 from sqlalchemy import (
@@ -42,6 +44,7 @@ from connector.enquiries.entry import (
     row_values,
     vouched_for,
 )
+from connector.enquiries.pgpath import PgPath
 from connector.enquiries.schema import (
     disclosed_refs,
     enquiries,
@@ -135,6 +138,27 @@ def _insert_companions(conn: Connection, companions: Sequence[Companion]) -> Non
         conn.execute(insert(table), [dict(c.values) for c in rows])
 
 
+def _chained(
+    items: Sequence[_Item], seq: int, prev: str, owed: Sequence[Companion] = ()
+) -> tuple[list[dict[str, Any]], dict[tuple[str, str], float]]:
+    """The batch's rows chained on from row `seq` (hash `prev`), and the (peer, ref) each
+    inbound answer disclosed, with when it was first given. `owed`: sealed rows committed
+    without an enquiry row, which the batch's first row seals."""
+    rows = []
+    for e, own in items:
+        seq += 1
+        companions, owed = ([*owed, *own], []) if owed else (own, owed)
+        # Nothing to seal, nothing to do: most answers cause no notice.
+        sealed = _seals(companions) if companions else None
+        values = row_values(seq, e, prev, sealed)
+        values["hash"] = prev = row_hash(values)
+        if sealed is None:
+            values["sealed"] = None  # after hashing: NULL is left out of the hash
+        rows.append(values)
+    given = {(e.peer, ref): e.at for e, _ in items if e.direction == "in" for ref in e.hit_refs}
+    return rows, given
+
+
 @dataclass(slots=True)
 class _Pending:
     entry: Entry
@@ -169,8 +193,11 @@ class EnquiryLog:
         writer_thread: bool = False,
         metrics: Metrics | None = None,
         turns: TurnLock | None = None,
+        pg: PgPath | None = None,
     ) -> None:
         self.engine = engine
+        # A serving node's replay checks and commits on PostgreSQL, straight on asyncpg.
+        self._pg = pg
         # Several processes committing to one SQLite log take turns on this lock before
         # BEGIN IMMEDIATE: woken as soon as the other's commit ends, not after SQLite's
         # sleep between tries (docs/architecture.md §6). None: one process, no lock.
@@ -234,11 +261,12 @@ class EnquiryLog:
         processes of a node (on SQLite, their commits take turns on a lock file)."""
         try:
             engine = make_log_engine(url)
-            aengine = None
+            aengine = pg = None
             if serving and engine.dialect.name == "postgresql":
                 aengine = create_async_engine(
                     async_url(url), hide_parameters=True, pool_size=4, max_overflow=4
                 )
+                pg = PgPath(async_url(url), chain_lock=_PG_CHAIN_LOCK)
             log_ = cls(
                 engine,
                 commit_delay=commit_delay,
@@ -247,6 +275,7 @@ class EnquiryLog:
                 writer_thread=serving and engine.dialect.name == "sqlite",
                 metrics=metrics,
                 turns=_turn_lock(url) if shared and serving else None,
+                pg=pg,
             )
             ensure_log_schema(log_._conn, what=f"enquiry log {redacted(url)}")
         except SQLAlchemyError as exc:
@@ -273,6 +302,8 @@ class EnquiryLog:
             self._flush()
         while self._flushing:
             await asyncio.gather(*self._flushing, return_exceptions=True)
+        if self._pg is not None:
+            await self._pg.close()
         if self._async is not None:
             await self._async.dispose()
         self.close()
@@ -313,12 +344,16 @@ class EnquiryLog:
     async def seen(self, iss: str, jti: str) -> bool:
         if self._async is None or (iss, jti) in self._pending_keys:
             return self.seen_now(iss, jti)
+        if self._pg is not None:
+            return await self._pg.seen(iss, jti)
         async with self._async.connect() as conn:
             row = (await conn.execute(self._seen_stmt, {"iss": iss, "jti": jti})).first()
         return row is not None
 
     async def disclosed(self, peer: str, refs: Sequence[str]) -> set[str]:
         """Which of these refs this peer has been given in an answer."""
+        if self._pg is not None:
+            return await self._pg.disclosed(peer, refs)
         q = select(disclosed_refs.c.ref).where(
             disclosed_refs.c.peer == peer, disclosed_refs.c.ref.in_(list(refs))
         )
@@ -402,9 +437,15 @@ class EnquiryLog:
         batch, self._pending = self._pending, []
         if not batch:
             return
-        if self._async is not None or self._writer is not None:
-            flush = self._flush_async if self._async is not None else self._flush_threaded
-            self._track(asyncio.get_running_loop().create_task(flush(batch)))
+        if self._async is not None:
+            # One commit at a time per process, as the writer thread does on SQLite: rows
+            # that arrive meanwhile join the next commit instead of each queueing a commit
+            # of its own on the chain's lock.
+            self._committing = True
+            self._track(asyncio.get_running_loop().create_task(self._flush_async(batch)))
+            return
+        if self._writer is not None:
+            self._track(asyncio.get_running_loop().create_task(self._flush_threaded(batch)))
             return
         items = [(p.entry, p.companions) for p in batch]
         started = self._started()
@@ -484,7 +525,7 @@ class EnquiryLog:
         started = self._started()
         try:
             seqs = list(await self._write_async(items))
-        except IntegrityError:
+        except (IntegrityError, asyncpg.IntegrityConstraintViolationError):
             seqs = []
             for item in items:
                 try:
@@ -494,10 +535,18 @@ class EnquiryLog:
         except Exception as exc:
             log.error("enquiry_log_commit_failed", error=error_kind(exc), rows=len(batch))
             seqs = [EnquiryLogError("the enquiry log could not be written")] * len(batch)
+        finally:
+            self._committing = False
         self._settle(batch, seqs, started)
+        if self._pending and self._flush_handle is None:
+            self._flush()  # what gathered while this commit ran
 
     async def _write_async(self, items: Sequence[_Item]) -> list[int]:
         assert self._async is not None
+        if self._pg is not None and not self._unsealed and not any(c for _, c in items):
+            # Plain enquiry rows (most commits): no companion table to write through
+            # SQLAlchemy, nothing owed a seal.
+            return await self._pg.append(functools.partial(_chained, items))
         async with self._async.begin() as conn:
             seqs = await conn.run_sync(self._append_rows, items)
         self._announce(items)
@@ -505,7 +554,8 @@ class EnquiryLog:
 
     async def _failure(self, entry: Entry, exc: Exception) -> BaseException:
         # Only the (iss, jti) key makes a replay; another conflict is a failure.
-        if isinstance(exc, IntegrityError) and await self.seen(entry.iss, entry.jti):
+        conflict = (IntegrityError, asyncpg.IntegrityConstraintViolationError)
+        if isinstance(exc, conflict) and await self.seen(entry.iss, entry.jti):
             return Replay("this jti was already used by this issuer", jti=entry.jti)
         log.error("enquiry_log_commit_failed", error=error_kind(exc), rows=1)
         return EnquiryLogError("the enquiry log could not be written")
@@ -605,20 +655,9 @@ class EnquiryLog:
         if conn.dialect.name == "postgresql":
             conn.execute(select(func.pg_advisory_xact_lock(_PG_CHAIN_LOCK)))
         head = conn.execute(self._head_stmt).first()
-        seq, prev = (head.seq, head.hash) if head else (0, GENESIS)
-        rows = []
         owed = self._take_unsealed() if self._unsealed else []
-        for e, own in items:
-            seq += 1
-            # The batch's first row also seals what committed since the last row.
-            companions, owed = ([*owed, *own], []) if owed else (own, owed)
-            # Nothing to seal, nothing to do: most answers cause no notice.
-            sealed = _seals(companions) if companions else None
-            values = row_values(seq, e, prev, sealed)
-            values["hash"] = prev = row_hash(values)
-            if sealed is None:
-                values["sealed"] = None  # after hashing: NULL is left out of the hash
-            rows.append(values)
+        seq, prev = (head.seq, head.hash) if head else (0, GENESIS)
+        rows, given = _chained(items, seq, prev, owed)
         if conn.dialect.name == "sqlite":
             # The statement as the driver takes it, rows as they are: a compiled insert()
             # processes every parameter of every row again (a fan-out commits hundreds).
@@ -626,7 +665,6 @@ class EnquiryLog:
         else:
             conn.execute(insert(enquiries), rows)
         _insert_companions(conn, [c for _, companions in items for c in companions])
-        given = {(e.peer, ref): e.at for e, _ in items if e.direction == "in" for ref in e.hit_refs}
         if given:
             refs = [{"peer": p, "ref": r, "first_at": at} for (p, r), at in given.items()]
             if conn.dialect.name == "sqlite":

@@ -40,6 +40,7 @@ from connector.records.kinds.base import KeyClass, KeyQuery, Kind, Match, Record
 from connector.records.kinds.registry import KINDS
 from connector.records.provenance import Provenance, provenance_tables
 from connector.records.textindex import fold, for_dialect
+from connector.storage.pgpool import open_pool
 from connector.storage.sqlite import create_private, on_connect
 from connector.storage.urls import async_url, redacted, sqlite_file, sync_url
 from connector.vocabulary import Category, current_names
@@ -584,10 +585,7 @@ class RecordStore:
             async with self._pool_lock:  # the first checks arrive together
                 if self._pool is None:
                     assert self._async is not None
-                    url = self._async.url.set(drivername="postgresql")
-                    self._pool = await asyncpg.create_pool(
-                        url.render_as_string(hide_password=False), min_size=1, max_size=8
-                    )
+                    self._pool = await open_pool(self._async.url, max_size=8)
         shape = tuple(sorted(lookup))
         sql = self._pg_sql.get((category, shape))
         if sql is None:

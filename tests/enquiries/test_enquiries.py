@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import pytest
 from support.databases import DatabaseUrl, run_sql
@@ -59,6 +60,24 @@ async def test_rows_wait_their_window_and_the_last_one_commits_them_all(db: str)
         await log.aclose()
 
 
+async def test_rows_that_arrive_while_a_commit_runs_join_the_next_one(db: str) -> None:
+    """One commit at a time per process: rows never each queue a commit of their own behind
+    the one running (on PostgreSQL, on the chain's lock)."""
+    log = serving(db)
+    try:
+        first = asyncio.ensure_future(log.append(entry(0), within=0.0))
+        for _ in range(2):  # the flush runs, then its commit starts
+            await asyncio.sleep(0)
+        assert not first.done()  # committing: a round trip or an fsync away
+        rest = [asyncio.ensure_future(log.append(entry(i), within=0.0)) for i in range(1, 51)]
+        assert await first == 1
+        assert sorted(await asyncio.gather(*rest)) == list(range(2, 52))
+        assert log.stats.batch_sizes == [1, 50]
+        assert log.verify().ok
+    finally:
+        await log.aclose()
+
+
 def test_enquiry_ids_are_ulids() -> None:
     """48 bits of milliseconds then 80 random bits, in Crockford's base32: sortable by time."""
     alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -104,6 +123,37 @@ async def test_two_writers_share_one_chain(db: str) -> None:
         report = a.verify()
         assert report.ok
         assert report.rows == 21
+    finally:
+        await a.aclose()
+        await b.aclose()
+
+
+async def test_two_serving_processes_commit_one_chain_and_refuse_each_others_jti(
+    db: str,
+) -> None:
+    """Two nodes' worth of serving logs on one database, committing at once: one chain, the
+    refs each answer disclosed recorded once, and a jti one committed refused by the other."""
+    a, b = serving(db), serving(db)
+    try:
+        hits = [
+            dataclasses.replace(entry(i), hit_refs=(f"DE:travel_documents:R{i % 7}",))
+            for i in range(120)
+        ]
+        seqs = await asyncio.gather(*((a if i % 2 else b).append(e) for i, e in enumerate(hits)))
+        assert sorted(seqs) == list(range(1, 121))
+        assert a.stats.flushes + b.stats.flushes < 120 / 5  # rows share commits
+        assert await b.seen("FR", hits[1].jti)  # committed by a
+        with pytest.raises(Replay):
+            await b.append(dataclasses.replace(entry(500), jti=hits[1].jti))
+        with pytest.raises(Replay):
+            await a.append(dataclasses.replace(entry(501), jti=hits[0].jti))
+        assert not await a.seen("FR", "never-used-jti-00000000")
+        report = a.verify()
+        assert report.ok, report.problem
+        assert report.rows == 120
+        assert sorted(await a.disclosed("FR", [f"DE:travel_documents:R{n}" for n in range(9)])) == [
+            f"DE:travel_documents:R{n}" for n in range(7)
+        ]
     finally:
         await a.aclose()
         await b.aclose()
